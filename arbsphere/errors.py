@@ -1,0 +1,87 @@
+"""The one exception tree of ArbSphere Rig.
+
+Every error the rig raises on purpose derives from :class:`ArbSphereError`; errors from
+libraries (``zmq.ZMQError``, ``serial.SerialException``, ``OSError``) are wrapped at the
+boundary with ``raise ... from exc`` so the cause stays visible::
+
+    ArbSphereError
+    ├── ConfigError            campaign / registry file invalid (names file, key, value)
+    │   └── ContractVersionError   adapters declare incompatible schema versions
+    ├── LayoutError            a binary layout declaration is invalid (names file and key)
+    ├── DecodeError            bytes on a wire or in a file are malformed (names problem, offset)
+    │   ├── FrameError         serial framing: COBS or CRC-32C failure
+    │   └── DatagramError      UDP datagram header or message boundaries wrong
+    ├── LinkError              a device link (serial port, UDP socket) failed
+    ├── DeviceError            an emulated or real device stopped or misbehaved
+    ├── PipelineError          a ZeroMQ hop or a role process failed
+    ├── SolverError            a coordination kernel got inputs it cannot solve
+    └── ResultSetError         a result set is missing files or is inconsistent
+"""
+
+from __future__ import annotations
+
+
+class ArbSphereError(Exception):
+    """Base of every error the rig raises on purpose."""
+
+
+class ConfigError(ArbSphereError):
+    """A configuration file is invalid. The message names file, key and offending value."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
+        self.file = file
+        self.key = key
+        where = ""
+        if file is not None and key is not None:
+            where = f"{file}: key '{key}': "
+        elif file is not None:
+            where = f"{file}: "
+        elif key is not None:
+            where = f"key '{key}': "
+        super().__init__(f"{where}{message}")
+
+
+class ContractVersionError(ConfigError):
+    """Two parties of a contract graph declare schema versions that cannot talk."""
+
+
+class LayoutError(ArbSphereError):
+    """A binary layout declaration is invalid (misaligned field, unknown type, ...)."""
+
+
+class DecodeError(ArbSphereError):
+    """Malformed bytes. ``problem`` is a short machine-readable tag, ``offset`` a byte offset."""
+
+    def __init__(self, problem: str, offset: int, detail: str) -> None:
+        self.problem = problem
+        self.offset = offset
+        self.detail = detail
+        super().__init__(f"{problem} at offset {offset}: {detail}")
+
+
+class FrameError(DecodeError):
+    """A serial frame failed COBS decoding or its CRC-32C check."""
+
+
+class DatagramError(DecodeError):
+    """A UDP datagram's header or message boundaries are inconsistent."""
+
+
+class LinkError(ArbSphereError):
+    """A device link (serial port, UDP socket) could not be opened or failed."""
+
+
+class DeviceError(ArbSphereError):
+    """A device (emulated or real) stopped answering or sent something it must not."""
+
+
+class PipelineError(ArbSphereError):
+    """A pipeline role process or one of its ZeroMQ hops failed."""
+
+
+class SolverError(ArbSphereError):
+    """A coordination kernel was given inputs it cannot solve (e.g. infeasible limits)."""
+
+
+class ResultSetError(ArbSphereError):
+    """A result set is missing files or its contents are inconsistent."""

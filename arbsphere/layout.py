@@ -1,0 +1,186 @@
+"""Fixed little-endian binary layouts, declared once as data.
+
+A layout is a list of ``[name, type]`` or ``[name, type, count]`` entries read from a TOML
+file. From that one declaration this module derives:
+
+* a packed little-endian NumPy structured dtype (usable as a Numba record type), and
+* a C struct for firmware and C++ authors (:func:`c_header`), with ``_Static_assert`` checks
+  of its size and of every field offset.
+
+Every field must sit at its natural alignment and every layout's size must be a multiple of
+its largest alignment, so the packed dtype and the naturally aligned C struct agree byte for
+byte without compiler-specific packing pragmas. Padding is explicit (fields named ``_pad*``).
+Violations raise :class:`~arbsphere.errors.LayoutError` naming the file, the layout and the
+field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from arbsphere.errors import LayoutError
+
+#: Wire type name -> (numpy format, C type, size in bytes)
+SCALAR_TYPES: dict[str, tuple[str, str, int]] = {
+    "u8": ("<u1", "uint8_t", 1),
+    "i8": ("<i1", "int8_t", 1),
+    "u16": ("<u2", "uint16_t", 2),
+    "i16": ("<i2", "int16_t", 2),
+    "u32": ("<u4", "uint32_t", 4),
+    "i32": ("<i4", "int32_t", 4),
+    "u64": ("<u8", "uint64_t", 8),
+    "i64": ("<i8", "int64_t", 8),
+    "f32": ("<f4", "float", 4),
+    "f64": ("<f8", "double", 8),
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a layout: a scalar or a fixed-length array of scalars."""
+
+    name: str
+    type: str
+    count: int  # 1 for a scalar; >1 for a fixed array
+    offset: int
+
+    @property
+    def size(self) -> int:
+        return SCALAR_TYPES[self.type][2] * self.count
+
+    @property
+    def align(self) -> int:
+        return SCALAR_TYPES[self.type][2]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A named, fixed, little-endian record layout."""
+
+    name: str
+    fields: tuple[Field, ...]
+    size: int
+    dtype: np.dtype[Any]
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"layout {self.name} has no field {name!r}")
+
+    def c_struct(self, c_name: str) -> str:
+        """The C declaration of this layout (a ``typedef struct``) plus static asserts."""
+        lines = [f"typedef struct {c_name} {{"]
+        for f in self.fields:
+            ctype = SCALAR_TYPES[f.type][1]
+            suffix = f"[{f.count}]" if f.count > 1 else ""
+            lines.append(f"    {ctype} {f.name}{suffix}; /* offset {f.offset} */")
+        lines.append(f"}} {c_name};")
+        lines.append(f'_Static_assert(sizeof({c_name}) == {self.size}, "{c_name} size");')
+        for f in self.fields:
+            lines.append(
+                f"_Static_assert(offsetof({c_name}, {f.name}) == {f.offset}, "
+                f'"{c_name}.{f.name} offset");'
+            )
+        return "\n".join(lines)
+
+
+def build_layout(name: str, spec: Sequence[Any], *, source: str) -> Layout:
+    """Build a :class:`Layout` from its TOML declaration.
+
+    ``spec`` is a list of ``[name, type]`` / ``[name, type, count]``; ``source`` names the file
+    (and table) the declaration came from, for error messages.
+    """
+    if not isinstance(spec, list | tuple) or not spec:
+        raise LayoutError(f"{source}: layout '{name}' must be a non-empty list of fields")
+    fields: list[Field] = []
+    seen: set[str] = set()
+    offset = 0
+    max_align = 1
+    for index, entry in enumerate(spec):
+        where = f"{source}: layout '{name}' field #{index}"
+        if not isinstance(entry, list | tuple) or len(entry) not in (2, 3):
+            raise LayoutError(
+                f"{where}: expected [name, type] or [name, type, count], got {entry!r}"
+            )
+        fname, ftype = entry[0], entry[1]
+        count = entry[2] if len(entry) == 3 else 1
+        if not isinstance(fname, str) or not fname.isidentifier():
+            raise LayoutError(f"{where}: field name {fname!r} is not an identifier")
+        if fname in seen:
+            raise LayoutError(f"{where}: duplicate field name {fname!r}")
+        if ftype not in SCALAR_TYPES:
+            raise LayoutError(
+                f"{where} ({fname}): unknown type {ftype!r}; known: {', '.join(SCALAR_TYPES)}"
+            )
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise LayoutError(f"{where} ({fname}): count must be a positive integer, got {count!r}")
+        f = Field(fname, ftype, count, offset)
+        if offset % f.align != 0:
+            raise LayoutError(
+                f"{where} ({fname}): offset {offset} is not a multiple of its alignment "
+                f"{f.align}; add explicit _pad fields before it"
+            )
+        seen.add(fname)
+        fields.append(f)
+        offset += f.size
+        max_align = max(max_align, f.align)
+    if offset % max_align != 0:
+        raise LayoutError(
+            f"{source}: layout '{name}' size {offset} is not a multiple of its alignment "
+            f"{max_align}; add trailing _pad fields"
+        )
+    dtype = np.dtype(
+        [
+            (f.name, SCALAR_TYPES[f.type][0], (f.count,))
+            if f.count > 1
+            else (f.name, SCALAR_TYPES[f.type][0])
+            for f in fields
+        ]
+    )
+    if dtype.itemsize != offset:  # pragma: no cover - numpy packs sequential fields
+        raise LayoutError(f"{source}: layout '{name}': dtype size {dtype.itemsize} != {offset}")
+    return Layout(name=name, fields=tuple(fields), size=offset, dtype=dtype)
+
+
+def c_header(
+    guard: str,
+    title: str,
+    structs: Iterable[tuple[str, Layout]],
+    constants: Iterable[tuple[str, int, str]] = (),
+) -> str:
+    """Render a self-contained C11 header.
+
+    ``structs`` are ``(c_name, layout)`` pairs; ``constants`` are ``(NAME, value, comment)``.
+    """
+    out = [
+        f"/* {title}",
+        " *",
+        " * GENERATED from the ArbSphere layout declarations; do not edit by hand.",
+        " * All integers little-endian; every field naturally aligned, so no packing pragma",
+        " * is needed. Regenerate with `arbsphere headers`.",
+        " */",
+        f"#ifndef {guard}",
+        f"#define {guard}",
+        "",
+        "#include <stddef.h>",
+        "#include <stdint.h>",
+        "",
+    ]
+    for cname, value, comment in constants:
+        out.append(
+            f"#define {cname} {value}u /* {comment} */"
+            if value >= 0
+            else f"#define {cname} ({value}) /* {comment} */"
+        )
+    out.append("")
+    for c_name, layout in structs:
+        out.append(layout.c_struct(c_name))
+        out.append("")
+    out.append(f"#endif /* {guard} */")
+    out.append("")
+    return "\n".join(out)
