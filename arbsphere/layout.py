@@ -172,11 +172,13 @@ def c_header(
         "",
     ]
     for cname, value, comment in constants:
-        out.append(
-            f"#define {cname} {value}u /* {comment} */"
-            if value >= 0
-            else f"#define {cname} ({value}) /* {comment} */"
-        )
+        if value < 0:
+            literal = f"({value})"
+        elif value >= 256:
+            literal = f"0x{value:X}u"
+        else:
+            literal = f"{value}u"
+        out.append(f"#define {cname} {literal} /* {comment} */")
     out.append("")
     for c_name, layout in structs:
         out.append(layout.c_struct(c_name))

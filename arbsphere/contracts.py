@@ -1,0 +1,434 @@
+"""The canonical IR: schema registry, message envelope, encode/decode.
+
+The registry (``contracts.toml``, shipped with the package) declares every IR record once. This
+module turns it into :class:`Schema` objects with NumPy dtypes, encodes and decodes messages
+(envelope + payload) and checks that the parties of a contract graph speak compatible schema
+versions.
+
+Wire format of one message (all little-endian)::
+
+    envelope (32 B): magic u32 "ARBS" | schema_id u16 | schema_version u16 | sender_id u32 |
+                     payload_len u32 | nonce u64 | origin_ts_ns i64
+    payload:         header record [+ count_field x item record]
+
+Decoding never returns a silently wrong record: every inconsistency raises
+:class:`~arbsphere.errors.DecodeError` with a problem tag (``short``, ``bad_magic``,
+``unknown_schema``, ``bad_version``, ``bad_length``) and the byte offset of the offending field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from arbsphere.errors import ConfigError, ContractVersionError, DecodeError
+from arbsphere.layout import Layout, build_layout
+
+REGISTRY_FILE = "contracts.toml"
+
+
+@dataclass(frozen=True)
+class Schema:
+    """One version of one IR record type."""
+
+    name: str
+    id: int
+    version: int
+    doc: str
+    header: Layout
+    item: Layout | None
+    count_field: str | None
+
+    @property
+    def header_dtype(self) -> np.dtype[Any]:
+        return self.header.dtype
+
+    @property
+    def item_dtype(self) -> np.dtype[Any] | None:
+        return None if self.item is None else self.item.dtype
+
+    def payload_size(self, count: int) -> int:
+        return self.header.size + (count * self.item.size if self.item is not None else 0)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A decoded message. ``header`` is a 1-element array, ``items`` a (possibly empty) array."""
+
+    schema: Schema
+    sender_id: int
+    nonce: int
+    origin_ts_ns: int
+    header: np.ndarray
+    items: np.ndarray
+
+
+@dataclass(frozen=True)
+class GraphRole:
+    """A party of a contract graph and the schema versions it speaks."""
+
+    name: str
+    kind: str
+    speaks: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class ContractGraph:
+    """A deployment shape: the coordinator and the adapters that take part, with versions."""
+
+    name: str
+    doc: str
+    coordinator: Mapping[str, int]
+    adapters: Mapping[str, GraphRole]
+
+
+class Registry:
+    """The schema registry loaded from its TOML declaration."""
+
+    def __init__(self, data: Mapping[str, Any], source: str) -> None:
+        self.source = source
+        reg = _table(data, "registry", source)
+        self.magic: int = _int(reg, "magic", f"{source}: [registry]")
+        self.envelope = build_layout("Envelope", reg.get("envelope"), source=f"{source}: [registry]")
+        self.envelope_dtype = self.envelope.dtype
+        self._by_key: dict[tuple[int, int], Schema] = {}
+        self._by_name: dict[tuple[str, int], Schema] = {}
+        self._latest: dict[str, Schema] = {}
+        schemas = data.get("schemas")
+        if not isinstance(schemas, list) or not schemas:
+            raise ConfigError("no [[schemas]] declared", file=source, key="schemas")
+        for index, entry in enumerate(schemas):
+            schema = _parse_schema(entry, f"{source}: schemas[{index}]")
+            key = (schema.id, schema.version)
+            if key in self._by_key:
+                raise ConfigError(
+                    f"schema id {schema.id} version {schema.version} declared twice",
+                    file=source,
+                    key=f"schemas[{index}]",
+                )
+            other = self._latest.get(schema.name)
+            if other is not None and other.id != schema.id:
+                raise ConfigError(
+                    f"schema {schema.name} declared with ids {other.id} and {schema.id}",
+                    file=source,
+                    key=f"schemas[{index}].id",
+                )
+            self._by_key[key] = schema
+            self._by_name[(schema.name, schema.version)] = schema
+            if other is None or schema.version > other.version:
+                self._latest[schema.name] = schema
+        self.graphs: dict[str, ContractGraph] = {}
+        for gname, gdata in _table(data, "graphs", source).items():
+            self.graphs[gname] = self._parse_graph(gname, gdata)
+
+    # --- look-ups ---------------------------------------------------------------------------
+    def schema(self, name: str, version: int | None = None) -> Schema:
+        if version is None:
+            if name not in self._latest:
+                raise KeyError(f"unknown schema {name!r}; known: {sorted(self._latest)}")
+            return self._latest[name]
+        try:
+            return self._by_name[(name, version)]
+        except KeyError:
+            raise KeyError(f"schema {name!r} has no version {version}") from None
+
+    def schema_names(self) -> list[str]:
+        return sorted(self._latest)
+
+    def schemas(self) -> list[Schema]:
+        return [self._by_key[k] for k in sorted(self._by_key)]
+
+    def versions(self, name: str) -> list[int]:
+        return sorted(v for (n, v) in self._by_name if n == name)
+
+    def graph(self, name: str) -> ContractGraph:
+        if name not in self.graphs:
+            raise KeyError(f"unknown contract graph {name!r}; known: {sorted(self.graphs)}")
+        return self.graphs[name]
+
+    # --- encode / decode --------------------------------------------------------------------
+    def encode(
+        self,
+        schema: Schema,
+        header: np.ndarray | np.void,
+        items: np.ndarray | None = None,
+        *,
+        sender_id: int,
+        nonce: int,
+        origin_ts_ns: int,
+    ) -> bytes:
+        """Encode one message. ``header`` must have the schema's header dtype."""
+        hdr = np.asarray(header).reshape(-1)
+        if hdr.dtype != schema.header.dtype or hdr.shape[0] != 1:
+            raise ValueError(f"{schema.name}: header must be one record of the schema's dtype")
+        payload_parts = [hdr.tobytes()]
+        count = 0
+        if schema.item is not None:
+            arr = (
+                np.zeros(0, schema.item.dtype) if items is None else np.asarray(items).reshape(-1)
+            )
+            if arr.dtype != schema.item.dtype:
+                raise ValueError(f"{schema.name}: items must have the schema's item dtype")
+            count = arr.shape[0]
+            assert schema.count_field is not None
+            if int(hdr[0][schema.count_field]) != count:
+                raise ValueError(
+                    f"{schema.name}: header {schema.count_field}={int(hdr[0][schema.count_field])}"
+                    f" but {count} items given"
+                )
+            payload_parts.append(arr.tobytes())
+        elif items is not None and len(items):
+            raise ValueError(f"{schema.name} has no item records")
+        env = np.zeros(1, self.envelope_dtype)
+        env["magic"] = self.magic
+        env["schema_id"] = schema.id
+        env["schema_version"] = schema.version
+        env["sender_id"] = sender_id
+        env["payload_len"] = schema.payload_size(count)
+        env["nonce"] = nonce
+        env["origin_ts_ns"] = origin_ts_ns
+        return env.tobytes() + b"".join(payload_parts)
+
+    def decode(self, buf: bytes | bytearray | memoryview) -> Message:
+        """Decode one message; raises :class:`DecodeError` naming problem and offset."""
+        mv = memoryview(buf)
+        env_size = self.envelope.size
+        if len(mv) < env_size:
+            raise DecodeError(
+                "short", len(mv), f"need {env_size} bytes for the envelope, have {len(mv)}"
+            )
+        env = np.frombuffer(mv, self.envelope_dtype, count=1)[0]
+        magic = int(env["magic"])
+        if magic != self.magic:
+            raise DecodeError(
+                "bad_magic", self._off("magic"), f"expected 0x{self.magic:08x}, found 0x{magic:08x}"
+            )
+        sid, ver = int(env["schema_id"]), int(env["schema_version"])
+        candidates = [s for (i, _), s in self._by_key.items() if i == sid]
+        if not candidates:
+            known = sorted({i for i, _ in self._by_key})
+            raise DecodeError(
+                "unknown_schema", self._off("schema_id"), f"schema id {sid} (known ids {known})"
+            )
+        schema = self._by_key.get((sid, ver))
+        if schema is None:
+            name = candidates[0].name
+            raise DecodeError(
+                "bad_version",
+                self._off("schema_version"),
+                f"{name} (id {sid}) version {ver}; supported: {self.versions(name)}",
+            )
+        payload_len = int(env["payload_len"])
+        available = len(mv) - env_size
+        if payload_len != available:
+            raise DecodeError(
+                "bad_length",
+                self._off("payload_len"),
+                f"payload_len {payload_len} but {available} bytes follow the envelope",
+            )
+        if payload_len < schema.header.size:
+            raise DecodeError(
+                "bad_length",
+                self._off("payload_len"),
+                f"{schema.name} header needs {schema.header.size} bytes, payload_len {payload_len}",
+            )
+        header = np.frombuffer(mv, schema.header.dtype, count=1, offset=env_size)
+        if schema.item is None:
+            if payload_len != schema.header.size:
+                raise DecodeError(
+                    "bad_length",
+                    self._off("payload_len"),
+                    f"{schema.name} is {schema.header.size} bytes, payload_len {payload_len}",
+                )
+            items = np.zeros(0, np.uint8)
+        else:
+            assert schema.count_field is not None
+            count = int(header[0][schema.count_field])
+            expected = schema.payload_size(count)
+            if expected != payload_len:
+                field_off = env_size + schema.header.field(schema.count_field).offset
+                raise DecodeError(
+                    "bad_length",
+                    field_off,
+                    f"{schema.name} {schema.count_field}={count} implies payload {expected} "
+                    f"bytes, payload_len says {payload_len}",
+                )
+            items = np.frombuffer(
+                mv, schema.item.dtype, count=count, offset=env_size + schema.header.size
+            )
+        return Message(
+            schema=schema,
+            sender_id=int(env["sender_id"]),
+            nonce=int(env["nonce"]),
+            origin_ts_ns=int(env["origin_ts_ns"]),
+            header=header,
+            items=items,
+        )
+
+    def _off(self, field: str) -> int:
+        return self.envelope.field(field).offset
+
+    # --- graphs ----------------------------------------------------------------------------
+    def _parse_graph(self, name: str, data: Any) -> ContractGraph:
+        where = f"graphs.{name}"
+        if not isinstance(data, dict):
+            raise ConfigError("must be a table", file=self.source, key=where)
+        coordinator = self._parse_speaks(data.get("coordinator"), f"{where}.coordinator")
+        adapters: dict[str, GraphRole] = {}
+        for aname, adata in _table(data, "adapters", f"{self.source}: {where}").items():
+            akey = f"{where}.adapters.{aname}"
+            if not isinstance(adata, dict) or not isinstance(adata.get("kind"), str):
+                raise ConfigError("needs a string 'kind'", file=self.source, key=akey)
+            adapters[aname] = GraphRole(
+                aname, adata["kind"], self._parse_speaks(adata.get("speaks"), f"{akey}.speaks")
+            )
+        return ContractGraph(name, str(data.get("doc", "")), coordinator, adapters)
+
+    def _parse_speaks(self, data: Any, key: str) -> dict[str, int]:
+        if not isinstance(data, dict) or not data:
+            raise ConfigError("must be a table of schema = version", file=self.source, key=key)
+        out: dict[str, int] = {}
+        for sname, ver in data.items():
+            if sname not in self._latest:
+                raise ConfigError(
+                    f"unknown schema {sname!r}", file=self.source, key=f"{key}.{sname}"
+                )
+            if not isinstance(ver, int) or (sname, ver) not in self._by_name:
+                raise ConfigError(
+                    f"{sname} has no version {ver!r} (declared: {self.versions(sname)})",
+                    file=self.source,
+                    key=f"{key}.{sname}",
+                )
+            out[sname] = ver
+        return out
+
+
+def check_compatibility(
+    registry: Registry,
+    graph_name: str,
+    declared: Mapping[str, Mapping[str, int]],
+    *,
+    source: str,
+) -> None:
+    """Refuse a campaign whose adapters speak schema versions the graph does not accept.
+
+    ``declared`` maps adapter name -> {schema: version} as the campaign's adapters declare them
+    (an adapter absent from ``declared`` speaks the graph's versions). Raises
+    :class:`ContractVersionError` naming adapter, schema and both versions.
+    """
+    graph = registry.graph(graph_name)
+    for aname in declared:
+        if aname not in graph.adapters:
+            raise ContractVersionError(
+                f"adapter '{aname}' is not part of contract graph '{graph_name}' "
+                f"(its adapters: {sorted(graph.adapters)})",
+                file=source,
+                key=f"adapters.{aname}",
+            )
+    for aname, role in sorted(graph.adapters.items()):
+        speaks = declared.get(aname, role.speaks)
+        for sname, required in sorted(role.speaks.items()):
+            have = speaks.get(sname)
+            key = f"adapters.{aname}.schemas.{sname}"
+            if have is None:
+                raise ContractVersionError(
+                    f"adapter '{aname}' does not declare schema {sname}; graph '{graph_name}' "
+                    f"requires {sname} v{required}",
+                    file=source,
+                    key=key,
+                )
+            coord = graph.coordinator.get(sname)
+            if have != required or (coord is not None and coord != have):
+                raise ContractVersionError(
+                    f"adapter '{aname}' speaks {sname} v{have} but graph '{graph_name}' requires "
+                    f"v{required} (coordinator speaks v{coord})",
+                    file=source,
+                    key=key,
+                )
+
+
+@cache
+def default_registry() -> Registry:
+    """The registry shipped with the package (parsed once per process)."""
+    text = resources.files("arbsphere").joinpath(REGISTRY_FILE).read_text(encoding="utf-8")
+    return load_registry_text(text, source=REGISTRY_FILE)
+
+
+def load_registry_text(text: str, *, source: str) -> Registry:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=source) from exc
+    return Registry(data, source)
+
+
+# --- parsing helpers ---------------------------------------------------------------------------
+def _table(data: Mapping[str, Any], key: str, source: str) -> dict[str, Any]:
+    value = data.get(key)
+    if not isinstance(value, dict):
+        raise ConfigError(f"missing table [{key}]", file=source, key=key)
+    return value
+
+
+def _int(data: Mapping[str, Any], key: str, where: str) -> int:
+    value = data.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"must be an integer, got {value!r}", file=where, key=key)
+    return value
+
+
+def _parse_schema(entry: Any, where: str) -> Schema:
+    if not isinstance(entry, dict):
+        raise ConfigError("must be a table", file=where)
+    name = entry.get("name")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ConfigError(f"name must be an identifier, got {name!r}", file=where, key="name")
+    sid = _int(entry, "id", where)
+    version = _int(entry, "version", where)
+    if not 0 < sid < 2**16 or not 0 < version < 2**16:
+        raise ConfigError(f"id and version must be in 1..65535 ({sid}, {version})", file=where)
+    header = build_layout(f"{name}.header", entry.get("header"), source=where)
+    item_spec = entry.get("item")
+    count_field = entry.get("count_field")
+    item = None
+    if item_spec is not None:
+        item = build_layout(f"{name}.item", item_spec, source=where)
+        if not isinstance(count_field, str):
+            raise ConfigError("a schema with items needs count_field", file=where, key="count_field")
+        try:
+            f = header.field(count_field)
+        except KeyError:
+            raise ConfigError(
+                f"count_field {count_field!r} is not a header field", file=where, key="count_field"
+            ) from None
+        if f.type not in ("u8", "u16", "u32") or f.count != 1:
+            raise ConfigError(
+                f"count_field {count_field!r} must be an unsigned scalar", file=where, key="count_field"
+            )
+    elif count_field is not None:
+        raise ConfigError("count_field given but no item layout", file=where, key="count_field")
+    return Schema(
+        name=name,
+        id=sid,
+        version=version,
+        doc=str(entry.get("doc", "")),
+        header=header,
+        item=item,
+        count_field=count_field,
+    )
+
+
+def _default(name: str) -> Schema:
+    return default_registry().schema(name)
+
+
+#: The PlanLeg record (the PlanDelta item), the unit the delta-merge kernel works on.
+PLAN_LEG_DTYPE: np.dtype[Any] = _default("PlanDelta").item.dtype  # type: ignore[union-attr]
+#: The message envelope.
+ENVELOPE_DTYPE: np.dtype[Any] = default_registry().envelope_dtype

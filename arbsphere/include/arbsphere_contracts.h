@@ -1,0 +1,266 @@
+/* ArbSphere canonical IR: message envelope and schema records.
+ * A message is envelope + header record + count_field x item record.
+ *
+ * GENERATED from the ArbSphere layout declarations; do not edit by hand.
+ * All integers little-endian; every field naturally aligned, so no packing pragma
+ * is needed. Regenerate with `arbsphere headers`.
+ */
+#ifndef ARBSPHERE_CONTRACTS_H
+#define ARBSPHERE_CONTRACTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARBSPHERE_MAGIC 0x53425241u /* "ARBS" as a little-endian u32 */
+#define ARBSPHERE_LOCAL_ARB_PROBLEM_ID 1u /* schema id of LocalArbProblem */
+#define ARBSPHERE_LOCAL_ARB_PROBLEM_V1 1u /* LocalArbProblem version 1 */
+#define ARBSPHERE_SHARED_SIGNALS_ID 2u /* schema id of SharedSignals */
+#define ARBSPHERE_SHARED_SIGNALS_V1 1u /* SharedSignals version 1 */
+#define ARBSPHERE_PLAN_DELTA_ID 3u /* schema id of PlanDelta */
+#define ARBSPHERE_PLAN_DELTA_V1 1u /* PlanDelta version 1 */
+#define ARBSPHERE_DUAL_VARIABLES_ID 4u /* schema id of DualVariables */
+#define ARBSPHERE_DUAL_VARIABLES_V1 1u /* DualVariables version 1 */
+#define ARBSPHERE_PRIVACY_BUDGET_ID 5u /* schema id of PrivacyBudget */
+#define ARBSPHERE_PRIVACY_BUDGET_V1 1u /* PrivacyBudget version 1 */
+#define ARBSPHERE_AUDIT_LOG_EVENT_ID 6u /* schema id of AuditLogEvent */
+#define ARBSPHERE_AUDIT_LOG_EVENT_V1 1u /* AuditLogEvent version 1 */
+#define ARBSPHERE_EXECUTION_REPORT_ID 7u /* schema id of ExecutionReport */
+#define ARBSPHERE_EXECUTION_REPORT_V1 1u /* ExecutionReport version 1 */
+
+typedef struct arbsphere_envelope_t {
+    uint32_t magic; /* offset 0 */
+    uint16_t schema_id; /* offset 4 */
+    uint16_t schema_version; /* offset 6 */
+    uint32_t sender_id; /* offset 8 */
+    uint32_t payload_len; /* offset 12 */
+    uint64_t nonce; /* offset 16 */
+    int64_t origin_ts_ns; /* offset 24 */
+} arbsphere_envelope_t;
+_Static_assert(sizeof(arbsphere_envelope_t) == 32, "arbsphere_envelope_t size");
+_Static_assert(offsetof(arbsphere_envelope_t, magic) == 0, "arbsphere_envelope_t.magic offset");
+_Static_assert(offsetof(arbsphere_envelope_t, schema_id) == 4, "arbsphere_envelope_t.schema_id offset");
+_Static_assert(offsetof(arbsphere_envelope_t, schema_version) == 6, "arbsphere_envelope_t.schema_version offset");
+_Static_assert(offsetof(arbsphere_envelope_t, sender_id) == 8, "arbsphere_envelope_t.sender_id offset");
+_Static_assert(offsetof(arbsphere_envelope_t, payload_len) == 12, "arbsphere_envelope_t.payload_len offset");
+_Static_assert(offsetof(arbsphere_envelope_t, nonce) == 16, "arbsphere_envelope_t.nonce offset");
+_Static_assert(offsetof(arbsphere_envelope_t, origin_ts_ns) == 24, "arbsphere_envelope_t.origin_ts_ns offset");
+
+typedef struct arbsphere_local_arb_problem_v1_t {
+    uint16_t venue_id; /* offset 0 */
+    uint16_t n_assets; /* offset 2 */
+    uint32_t _pad0; /* offset 4 */
+    uint64_t tick_seq; /* offset 8 */
+    int64_t tick_intended_ns; /* offset 16 */
+    int64_t budget_ns; /* offset 24 */
+} arbsphere_local_arb_problem_v1_t;
+_Static_assert(sizeof(arbsphere_local_arb_problem_v1_t) == 32, "arbsphere_local_arb_problem_v1_t size");
+_Static_assert(offsetof(arbsphere_local_arb_problem_v1_t, venue_id) == 0, "arbsphere_local_arb_problem_v1_t.venue_id offset");
+_Static_assert(offsetof(arbsphere_local_arb_problem_v1_t, n_assets) == 2, "arbsphere_local_arb_problem_v1_t.n_assets offset");
+_Static_assert(offsetof(arbsphere_local_arb_problem_v1_t, _pad0) == 4, "arbsphere_local_arb_problem_v1_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_local_arb_problem_v1_t, tick_seq) == 8, "arbsphere_local_arb_problem_v1_t.tick_seq offset");
+_Static_assert(offsetof(arbsphere_local_arb_problem_v1_t, tick_intended_ns) == 16, "arbsphere_local_arb_problem_v1_t.tick_intended_ns offset");
+_Static_assert(offsetof(arbsphere_local_arb_problem_v1_t, budget_ns) == 24, "arbsphere_local_arb_problem_v1_t.budget_ns offset");
+
+typedef struct arbsphere_local_arb_problem_v1_item_t {
+    uint16_t asset_id; /* offset 0 */
+    uint16_t _pad0; /* offset 2 */
+    uint32_t _pad1; /* offset 4 */
+    double c; /* offset 8 */
+    double gamma; /* offset 16 */
+    double phi; /* offset 24 */
+    int64_t limit_lots; /* offset 32 */
+    int64_t bid_px; /* offset 40 */
+    int64_t ask_px; /* offset 48 */
+} arbsphere_local_arb_problem_v1_item_t;
+_Static_assert(sizeof(arbsphere_local_arb_problem_v1_item_t) == 56, "arbsphere_local_arb_problem_v1_item_t size");
+_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, asset_id) == 0, "arbsphere_local_arb_problem_v1_item_t.asset_id offset");
+_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, _pad0) == 2, "arbsphere_local_arb_problem_v1_item_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, _pad1) == 4, "arbsphere_local_arb_problem_v1_item_t._pad1 offset");
+_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, c) == 8, "arbsphere_local_arb_problem_v1_item_t.c offset");
+_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, gamma) == 16, "arbsphere_local_arb_problem_v1_item_t.gamma offset");
+_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, phi) == 24, "arbsphere_local_arb_problem_v1_item_t.phi offset");
+_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, limit_lots) == 32, "arbsphere_local_arb_problem_v1_item_t.limit_lots offset");
+_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, bid_px) == 40, "arbsphere_local_arb_problem_v1_item_t.bid_px offset");
+_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, ask_px) == 48, "arbsphere_local_arb_problem_v1_item_t.ask_px offset");
+
+typedef struct arbsphere_shared_signals_v1_t {
+    uint16_t venue_id; /* offset 0 */
+    uint16_t n_assets; /* offset 2 */
+    uint32_t _pad0; /* offset 4 */
+    uint64_t tick_seq; /* offset 8 */
+} arbsphere_shared_signals_v1_t;
+_Static_assert(sizeof(arbsphere_shared_signals_v1_t) == 16, "arbsphere_shared_signals_v1_t size");
+_Static_assert(offsetof(arbsphere_shared_signals_v1_t, venue_id) == 0, "arbsphere_shared_signals_v1_t.venue_id offset");
+_Static_assert(offsetof(arbsphere_shared_signals_v1_t, n_assets) == 2, "arbsphere_shared_signals_v1_t.n_assets offset");
+_Static_assert(offsetof(arbsphere_shared_signals_v1_t, _pad0) == 4, "arbsphere_shared_signals_v1_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_shared_signals_v1_t, tick_seq) == 8, "arbsphere_shared_signals_v1_t.tick_seq offset");
+
+typedef struct arbsphere_shared_signals_v1_item_t {
+    uint16_t asset_id; /* offset 0 */
+    uint16_t _pad0; /* offset 2 */
+    uint32_t _pad1; /* offset 4 */
+    double mid; /* offset 8 */
+    double price_delta; /* offset 16 */
+    double spread; /* offset 24 */
+    double correlation; /* offset 32 */
+    int64_t liquidity_lots; /* offset 40 */
+    int64_t latency_proxy_ns; /* offset 48 */
+} arbsphere_shared_signals_v1_item_t;
+_Static_assert(sizeof(arbsphere_shared_signals_v1_item_t) == 56, "arbsphere_shared_signals_v1_item_t size");
+_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, asset_id) == 0, "arbsphere_shared_signals_v1_item_t.asset_id offset");
+_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, _pad0) == 2, "arbsphere_shared_signals_v1_item_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, _pad1) == 4, "arbsphere_shared_signals_v1_item_t._pad1 offset");
+_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, mid) == 8, "arbsphere_shared_signals_v1_item_t.mid offset");
+_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, price_delta) == 16, "arbsphere_shared_signals_v1_item_t.price_delta offset");
+_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, spread) == 24, "arbsphere_shared_signals_v1_item_t.spread offset");
+_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, correlation) == 32, "arbsphere_shared_signals_v1_item_t.correlation offset");
+_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, liquidity_lots) == 40, "arbsphere_shared_signals_v1_item_t.liquidity_lots offset");
+_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, latency_proxy_ns) == 48, "arbsphere_shared_signals_v1_item_t.latency_proxy_ns offset");
+
+typedef struct arbsphere_plan_delta_v1_t {
+    uint64_t delta_id; /* offset 0 */
+    int64_t ts_ns; /* offset 8 */
+    uint32_t sender; /* offset 16 */
+    uint16_t n_legs; /* offset 20 */
+    uint16_t cause_venue; /* offset 22 */
+    uint64_t cause_seq; /* offset 24 */
+} arbsphere_plan_delta_v1_t;
+_Static_assert(sizeof(arbsphere_plan_delta_v1_t) == 32, "arbsphere_plan_delta_v1_t size");
+_Static_assert(offsetof(arbsphere_plan_delta_v1_t, delta_id) == 0, "arbsphere_plan_delta_v1_t.delta_id offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v1_t, ts_ns) == 8, "arbsphere_plan_delta_v1_t.ts_ns offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v1_t, sender) == 16, "arbsphere_plan_delta_v1_t.sender offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v1_t, n_legs) == 20, "arbsphere_plan_delta_v1_t.n_legs offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v1_t, cause_venue) == 22, "arbsphere_plan_delta_v1_t.cause_venue offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v1_t, cause_seq) == 24, "arbsphere_plan_delta_v1_t.cause_seq offset");
+
+typedef struct arbsphere_plan_delta_v1_item_t {
+    int64_t ts_ns; /* offset 0 */
+    uint64_t delta_id; /* offset 8 */
+    uint32_t sender; /* offset 16 */
+    uint16_t venue; /* offset 20 */
+    uint16_t asset; /* offset 22 */
+    int8_t side; /* offset 24 */
+    uint8_t _pad0[7]; /* offset 25 */
+    int64_t size_lots; /* offset 32 */
+    int64_t limit_px; /* offset 40 */
+} arbsphere_plan_delta_v1_item_t;
+_Static_assert(sizeof(arbsphere_plan_delta_v1_item_t) == 48, "arbsphere_plan_delta_v1_item_t size");
+_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, ts_ns) == 0, "arbsphere_plan_delta_v1_item_t.ts_ns offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, delta_id) == 8, "arbsphere_plan_delta_v1_item_t.delta_id offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, sender) == 16, "arbsphere_plan_delta_v1_item_t.sender offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, venue) == 20, "arbsphere_plan_delta_v1_item_t.venue offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, asset) == 22, "arbsphere_plan_delta_v1_item_t.asset offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, side) == 24, "arbsphere_plan_delta_v1_item_t.side offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, _pad0) == 25, "arbsphere_plan_delta_v1_item_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, size_lots) == 32, "arbsphere_plan_delta_v1_item_t.size_lots offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, limit_px) == 40, "arbsphere_plan_delta_v1_item_t.limit_px offset");
+
+typedef struct arbsphere_dual_variables_v1_t {
+    uint32_t round; /* offset 0 */
+    uint16_t n_assets; /* offset 4 */
+    uint16_t _pad0; /* offset 6 */
+    uint32_t iterations; /* offset 8 */
+    uint8_t converged; /* offset 12 */
+    uint8_t _pad1[3]; /* offset 13 */
+    double rho; /* offset 16 */
+    double primal_res; /* offset 24 */
+    double dual_res; /* offset 32 */
+} arbsphere_dual_variables_v1_t;
+_Static_assert(sizeof(arbsphere_dual_variables_v1_t) == 40, "arbsphere_dual_variables_v1_t size");
+_Static_assert(offsetof(arbsphere_dual_variables_v1_t, round) == 0, "arbsphere_dual_variables_v1_t.round offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v1_t, n_assets) == 4, "arbsphere_dual_variables_v1_t.n_assets offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v1_t, _pad0) == 6, "arbsphere_dual_variables_v1_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v1_t, iterations) == 8, "arbsphere_dual_variables_v1_t.iterations offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v1_t, converged) == 12, "arbsphere_dual_variables_v1_t.converged offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v1_t, _pad1) == 13, "arbsphere_dual_variables_v1_t._pad1 offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v1_t, rho) == 16, "arbsphere_dual_variables_v1_t.rho offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v1_t, primal_res) == 24, "arbsphere_dual_variables_v1_t.primal_res offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v1_t, dual_res) == 32, "arbsphere_dual_variables_v1_t.dual_res offset");
+
+typedef struct arbsphere_dual_variables_v1_item_t {
+    uint16_t asset_id; /* offset 0 */
+    uint16_t _pad0; /* offset 2 */
+    uint32_t _pad1; /* offset 4 */
+    double price; /* offset 8 */
+    double u; /* offset 16 */
+    double xbar; /* offset 24 */
+} arbsphere_dual_variables_v1_item_t;
+_Static_assert(sizeof(arbsphere_dual_variables_v1_item_t) == 32, "arbsphere_dual_variables_v1_item_t size");
+_Static_assert(offsetof(arbsphere_dual_variables_v1_item_t, asset_id) == 0, "arbsphere_dual_variables_v1_item_t.asset_id offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v1_item_t, _pad0) == 2, "arbsphere_dual_variables_v1_item_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v1_item_t, _pad1) == 4, "arbsphere_dual_variables_v1_item_t._pad1 offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v1_item_t, price) == 8, "arbsphere_dual_variables_v1_item_t.price offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v1_item_t, u) == 16, "arbsphere_dual_variables_v1_item_t.u offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v1_item_t, xbar) == 24, "arbsphere_dual_variables_v1_item_t.xbar offset");
+
+typedef struct arbsphere_privacy_budget_v1_t {
+    uint16_t venue_id; /* offset 0 */
+    uint16_t signal_kind; /* offset 2 */
+    uint8_t mechanism; /* offset 4 */
+    uint8_t _pad0[3]; /* offset 5 */
+    double epsilon_total; /* offset 8 */
+    double epsilon_spent; /* offset 16 */
+    double delta; /* offset 24 */
+    uint64_t releases; /* offset 32 */
+} arbsphere_privacy_budget_v1_t;
+_Static_assert(sizeof(arbsphere_privacy_budget_v1_t) == 40, "arbsphere_privacy_budget_v1_t size");
+_Static_assert(offsetof(arbsphere_privacy_budget_v1_t, venue_id) == 0, "arbsphere_privacy_budget_v1_t.venue_id offset");
+_Static_assert(offsetof(arbsphere_privacy_budget_v1_t, signal_kind) == 2, "arbsphere_privacy_budget_v1_t.signal_kind offset");
+_Static_assert(offsetof(arbsphere_privacy_budget_v1_t, mechanism) == 4, "arbsphere_privacy_budget_v1_t.mechanism offset");
+_Static_assert(offsetof(arbsphere_privacy_budget_v1_t, _pad0) == 5, "arbsphere_privacy_budget_v1_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_privacy_budget_v1_t, epsilon_total) == 8, "arbsphere_privacy_budget_v1_t.epsilon_total offset");
+_Static_assert(offsetof(arbsphere_privacy_budget_v1_t, epsilon_spent) == 16, "arbsphere_privacy_budget_v1_t.epsilon_spent offset");
+_Static_assert(offsetof(arbsphere_privacy_budget_v1_t, delta) == 24, "arbsphere_privacy_budget_v1_t.delta offset");
+_Static_assert(offsetof(arbsphere_privacy_budget_v1_t, releases) == 32, "arbsphere_privacy_budget_v1_t.releases offset");
+
+typedef struct arbsphere_audit_log_event_v1_t {
+    uint16_t event_kind; /* offset 0 */
+    uint16_t _pad0; /* offset 2 */
+    uint32_t actor; /* offset 4 */
+    uint32_t subject; /* offset 8 */
+    uint32_t _pad1; /* offset 12 */
+    uint64_t seq; /* offset 16 */
+    int64_t ts_ns; /* offset 24 */
+    uint8_t prev_hash[32]; /* offset 32 */
+    uint8_t payload_hash[32]; /* offset 64 */
+} arbsphere_audit_log_event_v1_t;
+_Static_assert(sizeof(arbsphere_audit_log_event_v1_t) == 96, "arbsphere_audit_log_event_v1_t size");
+_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, event_kind) == 0, "arbsphere_audit_log_event_v1_t.event_kind offset");
+_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, _pad0) == 2, "arbsphere_audit_log_event_v1_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, actor) == 4, "arbsphere_audit_log_event_v1_t.actor offset");
+_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, subject) == 8, "arbsphere_audit_log_event_v1_t.subject offset");
+_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, _pad1) == 12, "arbsphere_audit_log_event_v1_t._pad1 offset");
+_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, seq) == 16, "arbsphere_audit_log_event_v1_t.seq offset");
+_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, ts_ns) == 24, "arbsphere_audit_log_event_v1_t.ts_ns offset");
+_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, prev_hash) == 32, "arbsphere_audit_log_event_v1_t.prev_hash offset");
+_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, payload_hash) == 64, "arbsphere_audit_log_event_v1_t.payload_hash offset");
+
+typedef struct arbsphere_execution_report_v1_t {
+    uint64_t order_id; /* offset 0 */
+    uint64_t delta_id; /* offset 8 */
+    uint16_t venue; /* offset 16 */
+    uint16_t asset; /* offset 18 */
+    uint8_t status; /* offset 20 */
+    uint8_t _pad0[3]; /* offset 21 */
+    int64_t filled_lots; /* offset 24 */
+    int64_t fill_px; /* offset 32 */
+    int64_t device_rx_ns; /* offset 40 */
+    int64_t device_tx_ns; /* offset 48 */
+    int64_t rig_tx_ns; /* offset 56 */
+    int64_t rig_rx_ns; /* offset 64 */
+} arbsphere_execution_report_v1_t;
+_Static_assert(sizeof(arbsphere_execution_report_v1_t) == 72, "arbsphere_execution_report_v1_t size");
+_Static_assert(offsetof(arbsphere_execution_report_v1_t, order_id) == 0, "arbsphere_execution_report_v1_t.order_id offset");
+_Static_assert(offsetof(arbsphere_execution_report_v1_t, delta_id) == 8, "arbsphere_execution_report_v1_t.delta_id offset");
+_Static_assert(offsetof(arbsphere_execution_report_v1_t, venue) == 16, "arbsphere_execution_report_v1_t.venue offset");
+_Static_assert(offsetof(arbsphere_execution_report_v1_t, asset) == 18, "arbsphere_execution_report_v1_t.asset offset");
+_Static_assert(offsetof(arbsphere_execution_report_v1_t, status) == 20, "arbsphere_execution_report_v1_t.status offset");
+_Static_assert(offsetof(arbsphere_execution_report_v1_t, _pad0) == 21, "arbsphere_execution_report_v1_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_execution_report_v1_t, filled_lots) == 24, "arbsphere_execution_report_v1_t.filled_lots offset");
+_Static_assert(offsetof(arbsphere_execution_report_v1_t, fill_px) == 32, "arbsphere_execution_report_v1_t.fill_px offset");
+_Static_assert(offsetof(arbsphere_execution_report_v1_t, device_rx_ns) == 40, "arbsphere_execution_report_v1_t.device_rx_ns offset");
+_Static_assert(offsetof(arbsphere_execution_report_v1_t, device_tx_ns) == 48, "arbsphere_execution_report_v1_t.device_tx_ns offset");
+_Static_assert(offsetof(arbsphere_execution_report_v1_t, rig_tx_ns) == 56, "arbsphere_execution_report_v1_t.rig_tx_ns offset");
+_Static_assert(offsetof(arbsphere_execution_report_v1_t, rig_rx_ns) == 64, "arbsphere_execution_report_v1_t.rig_rx_ns offset");
+
+#endif /* ARBSPHERE_CONTRACTS_H */

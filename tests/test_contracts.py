@@ -1,0 +1,214 @@
+"""Contracts: registry, envelope codec, malformed input, version refusal, C header layout."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+
+from arbsphere.contracts import (
+    PLAN_LEG_DTYPE,
+    check_compatibility,
+    default_registry,
+    load_registry_text,
+)
+from arbsphere.contracts_header import header_structs, render_contracts_header
+from arbsphere.errors import ConfigError, ContractVersionError, DecodeError, LayoutError
+from arbsphere.layout import build_layout
+
+ROOT = Path(__file__).resolve().parents[1]
+REG = default_registry()
+
+
+def _plan_delta(n_legs: int = 2) -> bytes:
+    pd = REG.schema("PlanDelta")
+    hdr = np.zeros(1, pd.header_dtype)
+    hdr["delta_id"] = 77
+    hdr["n_legs"] = n_legs
+    legs = np.zeros(n_legs, PLAN_LEG_DTYPE)
+    legs["size_lots"] = np.arange(1, n_legs + 1)
+    legs["side"] = 1
+    return REG.encode(pd, hdr, legs, sender_id=3, nonce=11, origin_ts_ns=1_000)
+
+
+def test_envelope_fixed_vector() -> None:
+    # Fixed vector: a PlanDelta with no legs, fields chosen so every byte position is checked.
+    pd = REG.schema("PlanDelta")
+    hdr = np.zeros(1, pd.header_dtype)
+    hdr["delta_id"] = 0x0102030405060708
+    hdr["ts_ns"] = -2
+    hdr["sender"] = 0xA1B2C3D4
+    hdr["cause_venue"] = 0x0B0A
+    hdr["cause_seq"] = 9
+    out = REG.encode(pd, hdr, None, sender_id=0x11223344, nonce=0x55, origin_ts_ns=-1)
+    expected = bytes.fromhex(
+        "41524253"  # magic "ARBS"
+        "0300" "0100"  # schema id 3, version 1
+        "44332211"  # sender
+        "20000000"  # payload_len 32
+        "5500000000000000"  # nonce
+        "ffffffffffffffff"  # origin ts -1
+        "0807060504030201"  # delta_id
+        "feffffffffffffff"  # ts_ns -2
+        "d4c3b2a1"  # sender
+        "0000"  # n_legs
+        "0a0b"  # cause_venue
+        "0900000000000000"  # cause_seq
+    )
+    assert out == expected
+
+
+def test_round_trip_every_schema() -> None:
+    rng = np.random.default_rng(5)
+    for schema in REG.schemas():
+        hdr = np.zeros(1, schema.header_dtype)
+        items = None
+        if schema.item is not None:
+            assert schema.count_field is not None
+            items = np.frombuffer(
+                rng.bytes(3 * schema.item.size), dtype=schema.item.dtype
+            ).copy()
+            hdr[schema.count_field] = 3
+        raw = REG.encode(schema, hdr, items, sender_id=1, nonce=2, origin_ts_ns=3)
+        msg = REG.decode(raw)
+        assert msg.schema is schema
+        assert msg.header.tobytes() == hdr.tobytes()
+        if items is not None:
+            assert msg.items.tobytes() == items.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problem", "offset"),
+    [
+        (lambda b: b[:10], "short", 10),
+        (lambda b: b"XRBS" + b[4:], "bad_magic", 0),
+        (lambda b: b[:4] + (99).to_bytes(2, "little") + b[6:], "unknown_schema", 4),
+        (lambda b: b[:6] + (7).to_bytes(2, "little") + b[8:], "bad_version", 6),
+        (lambda b: b[:-1], "bad_length", 12),
+        (lambda b: b + b"\x00", "bad_length", 12),
+        # n_legs says 3 but payload holds 2 legs (payload_len consistent with the bytes)
+        (lambda b: b[:32 + 20] + (3).to_bytes(2, "little") + b[32 + 22 :], "bad_length", 52),
+    ],
+)
+def test_malformed_bytes_raise_specific_error(mutate, problem: str, offset: int) -> None:  # type: ignore[no-untyped-def]
+    raw = _plan_delta(2)
+    with pytest.raises(DecodeError) as info:
+        REG.decode(mutate(raw))
+    assert info.value.problem == problem
+    assert info.value.offset == offset
+
+
+def test_decode_random_garbage_never_crashes() -> None:
+    rng = np.random.default_rng(1)
+    good = _plan_delta(3)
+    for _ in range(2000):
+        buf = bytearray(good)
+        for _ in range(int(rng.integers(1, 4))):
+            buf[int(rng.integers(0, len(buf)))] = int(rng.integers(0, 256))
+        buf = buf[: int(rng.integers(0, len(buf) + 1))]
+        try:
+            msg = REG.decode(bytes(buf))
+        except DecodeError:
+            continue
+        # Accepted: then it is exactly consistent with its own lengths.
+        assert 32 + msg.schema.payload_size(len(msg.items)) == len(buf)
+
+
+def test_layout_rejects_misaligned_field() -> None:
+    with pytest.raises(LayoutError, match=r"f.toml: layout 'X' field #1 \(b\): offset 1"):
+        build_layout("X", [["a", "u8"], ["b", "u32"]], source="f.toml")
+    with pytest.raises(LayoutError, match="size 12 is not a multiple of its alignment 8"):
+        build_layout("Y", [["a", "u64"], ["b", "u32"]], source="f.toml")
+    with pytest.raises(LayoutError, match="unknown type 'u128'"):
+        build_layout("Z", [["a", "u128"]], source="f.toml")
+
+
+def test_registry_errors_name_file_and_key() -> None:
+    with pytest.raises(ConfigError, match=r"bad.toml: key 'registry'"):
+        load_registry_text("[x]\n", source="bad.toml")
+
+
+def test_toy_pair_graph_compatible_by_default() -> None:
+    graph = REG.graph("toyPair")
+    assert set(graph.adapters) == {"venue_a", "venue_b", "broker"}
+    check_compatibility(REG, "toyPair", {}, source="campaign.toml")
+
+
+def test_incompatible_adapter_version_refused() -> None:
+    # Add a v2 of LocalArbProblem to a private registry, then have venue_b declare it.
+    text = (ROOT / "arbsphere" / "contracts.toml").read_text()
+    text = text.replace(
+        "[[schemas]]\nname = \"SharedSignals\"",
+        "[[schemas]]\nname = \"LocalArbProblem\"\nid = 1\nversion = 2\ncount_field = \"n\"\n"
+        "header = [[\"n\", \"u32\"], [\"_pad\", \"u32\"]]\nitem = [[\"c\", \"f64\"]]\n\n"
+        "[[schemas]]\nname = \"SharedSignals\"",
+    )
+    reg = load_registry_text(text, source="contracts.toml")
+    declared = {"venue_b": {"LocalArbProblem": 2, "SharedSignals": 1}}
+    with pytest.raises(ContractVersionError) as info:
+        check_compatibility(reg, "toyPair", declared, source="campaigns/x.toml")
+    msg = str(info.value)
+    assert "campaigns/x.toml" in msg
+    assert "adapter 'venue_b' speaks LocalArbProblem v2" in msg
+    assert "requires v1" in msg
+
+
+def test_plan_leg_dtype_usable_in_numba() -> None:
+    @numba.njit(cache=False)
+    def net(legs):  # type: ignore[no-untyped-def]
+        s = 0
+        for i in range(legs.shape[0]):
+            s += legs[i].side * legs[i].size_lots
+        return s
+
+    legs = np.zeros(3, PLAN_LEG_DTYPE)
+    legs["side"] = [1, -1, 1]
+    legs["size_lots"] = [5, 7, 1]
+    assert net(legs) == -1
+
+
+def test_committed_header_is_current() -> None:
+    committed = (ROOT / "arbsphere" / "include" / "arbsphere_contracts.h").read_text()
+    assert committed == render_contracts_header(), "run `make headers` to regenerate"
+
+
+def test_header_compiles_and_matches_dtypes(tmp_path: Path) -> None:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler (cc/gcc) on PATH; install gcc to run the header layout check")
+    structs = header_structs(REG)
+    lines = [
+        "#include <stdio.h>",
+        '#include "arbsphere_contracts.h"',
+        "int main(void) {",
+        '  printf("{");',
+    ]
+    first = True
+    for cname, layout in structs:
+        sep = "" if first else ","
+        first = False
+        lines.append(f'  printf("{sep}\\"{cname}\\": {{\\"size\\": %zu", sizeof({cname}));')
+        for f in layout.fields:
+            lines.append(f'  printf(", \\"{f.name}\\": %zu", offsetof({cname}, {f.name}));')
+        lines.append('  printf("}");')
+    lines += ['  printf("}\\n");', "  return 0;", "}"]
+    src = tmp_path / "layout.c"
+    src.write_text("\n".join(lines))
+    exe = tmp_path / "layout"
+    subprocess.run(
+        [cc, "-std=c11", "-Wall", "-Werror", "-I", str(ROOT / "arbsphere" / "include"), str(src),
+         "-o", str(exe)],
+        check=True,
+    )
+    measured = json.loads(subprocess.run([str(exe)], check=True, capture_output=True,
+                                         text=True).stdout)
+    for cname, layout in structs:
+        got = measured[cname]
+        assert got["size"] == layout.dtype.itemsize, cname
+        for f in layout.fields:
+            assert got[f.name] == layout.dtype.fields[f.name][1], f"{cname}.{f.name}"
