@@ -18,6 +18,7 @@ Decoding never returns a silently wrong record: every inconsistency raises
 
 from __future__ import annotations
 
+import struct
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -269,6 +270,32 @@ class Registry:
             origin_ts_ns=int(env["origin_ts_ns"]),
             header=header,
             items=items,
+        )
+
+    def packer(self, schema: Schema, n_items: int = 0) -> struct.Struct:
+        """A precompiled ``struct.Struct`` for a whole message of ``schema`` with ``n_items``
+        items: pack it with (envelope values..., header values..., item values... per item),
+        in the declared field order without ``_pad*`` fields. For hot paths; the result is the
+        same bytes :meth:`encode` produces (tested)."""
+        if schema.item is None and n_items:
+            raise ValueError(f"{schema.name} has no item records")
+        fmt = "<" + self.envelope.struct_format + schema.header.struct_format
+        if schema.item is not None:
+            fmt += schema.item.struct_format * n_items
+        return struct.Struct(fmt)
+
+    def envelope_values(
+        self, schema: Schema, n_items: int, sender_id: int, nonce: int, origin_ts_ns: int
+    ) -> tuple[int, ...]:
+        """Envelope values for :meth:`packer` in declared order."""
+        return (
+            self.magic,
+            schema.id,
+            schema.version,
+            sender_id,
+            schema.payload_size(n_items),
+            nonce,
+            origin_ts_ns,
         )
 
     def _off(self, field: str) -> int:

@@ -39,6 +39,13 @@ SCALAR_TYPES: dict[str, tuple[str, str, int]] = {
 }
 
 
+#: Wire type name -> ``struct`` module code (always used with ``<``: little-endian, no padding)
+STRUCT_CODES: dict[str, str] = {
+    "u8": "B", "i8": "b", "u16": "H", "i16": "h", "u32": "I", "i32": "i",
+    "u64": "Q", "i64": "q", "f32": "f", "f64": "d",
+}
+
+
 @dataclass(frozen=True)
 class Field:
     """One field of a layout: a scalar or a fixed-length array of scalars."""
@@ -71,6 +78,28 @@ class Layout:
             if f.name == name:
                 return f
         raise KeyError(f"layout {self.name} has no field {name!r}")
+
+    @property
+    def struct_format(self) -> str:
+        """``struct`` format of this layout without the ``<`` prefix; ``_pad*`` fields become
+        pad bytes (they take no value), ``u8`` arrays become ``Ns`` bytes."""
+        parts = []
+        for f in self.fields:
+            code = STRUCT_CODES[f.type]
+            if f.name.startswith("_pad"):
+                parts.append(f"{f.size}x")
+            elif f.count == 1:
+                parts.append(code)
+            elif f.type == "u8":
+                parts.append(f"{f.count}s")
+            else:
+                parts.append(f"{f.count}{code}")
+        return "".join(parts)
+
+    @property
+    def value_fields(self) -> tuple[str, ...]:
+        """Names of the fields that take a value in :attr:`struct_format` (no padding)."""
+        return tuple(f.name for f in self.fields if not f.name.startswith("_pad"))
 
     def c_struct(self, c_name: str) -> str:
         """The C declaration of this layout (a ``typedef struct``) plus static asserts."""

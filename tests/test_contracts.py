@@ -212,3 +212,20 @@ def test_header_compiles_and_matches_dtypes(tmp_path: Path) -> None:
         assert got["size"] == layout.dtype.itemsize, cname
         for f in layout.fields:
             assert got[f.name] == layout.dtype.fields[f.name][1], f"{cname}.{f.name}"
+
+
+def test_packer_matches_encode() -> None:
+    pd = REG.schema("PlanDelta")
+    hdr = np.zeros(1, pd.header_dtype)
+    hdr["delta_id"], hdr["ts_ns"], hdr["sender"], hdr["n_legs"] = 5, 6, 7, 2
+    hdr["cause_venue"], hdr["cause_seq"] = 1, 99
+    legs = np.zeros(2, PLAN_LEG_DTYPE)
+    legs["ts_ns"], legs["delta_id"], legs["venue"], legs["side"] = 6, 5, [0, 1], [1, -1]
+    legs["size_lots"], legs["limit_px"] = [3, 3], [10_000, 10_001]
+    expected = REG.encode(pd, hdr, legs, sender_id=2, nonce=8, origin_ts_ns=123)
+    packer = REG.packer(pd, 2)
+    values = list(REG.envelope_values(pd, 2, 2, 8, 123))
+    values += [int(hdr[0][f]) for f in pd.header.value_fields]
+    for leg in legs:
+        values += [int(leg[f]) for f in pd.item.value_fields]  # type: ignore[union-attr]
+    assert packer.pack(*values) == expected

@@ -1,0 +1,219 @@
+"""Broker adapter: PlanDelta legs in over ZeroMQ, ORDER messages out to the broker device,
+ACK/FILLs back to the coordinator as ExecutionReports.
+
+One process. A ``zmq.Poller`` blocks on both the coordinator's PUSH stream and the broker
+link's socket (no busy polling). Every order and every acknowledgement leaves a trace row, so
+the orchestrator can attribute the coordinator->broker hop, the adapter's own encode time, the
+order's wire time (to the device's receive stamp) and the ack's way back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from arbsphere.adapters.links import BrokerLink
+from arbsphere.clock import Clock, RealtimeClock
+from arbsphere.contracts import default_registry
+from arbsphere.errors import ConfigError, DecodeError, PipelineError
+from arbsphere.firmware_interfaces import messages as dm
+from arbsphere.runtime import StopFlag, require, run_role, write_json_atomic
+from arbsphere.tracebuf import TraceBuffer
+
+BROKER_SENDER_ID = 2
+
+ORDER_TRACE_DTYPE = np.dtype(
+    [
+        ("delta_id", "<u8"),
+        ("order_id", "<u8"),
+        ("leg", "<u2"),
+        ("venue", "<u2"),
+        ("asset", "<u2"),
+        ("side", "i1"),
+        ("size_lots", "<i8"),
+        ("cause_venue", "<u2"),
+        ("cause_seq", "<u8"),
+        ("rx_ns", "<i8"),  # PlanDelta received from the coordinator
+        ("tx_ns", "<i8"),  # ORDER handed to the link
+    ]
+)
+
+ACK_TRACE_DTYPE = np.dtype(
+    [
+        ("order_id", "<u8"),
+        ("status", "u1"),
+        ("filled_lots", "<i8"),
+        ("device_rx_dev_ns", "<i8"),
+        ("device_tx_dev_ns", "<i8"),
+        ("rx_ns", "<i8"),
+    ]
+)
+
+
+def open_broker_link(cfg: dict[str, Any], source: str, clock: Clock) -> BrokerLink:
+    link = require(cfg, "link", str, source)
+    if link == "udp":
+        from arbsphere.adapters.udp_link import UdpBrokerLink, UdpBrokerLinkConfig
+
+        return UdpBrokerLink(
+            UdpBrokerLinkConfig(
+                device_host=require(cfg, "device_host", str, source),
+                device_port=require(cfg, "device_port", int, source),
+                bind_host="127.0.0.1",
+                bind_port=0,
+                session=b"BROKER    ",
+            ),
+            clock,
+        )
+    raise ConfigError(f"unknown broker link {link!r} (udp)", file=source, key="link")
+
+
+class OrderBook:
+    """Orders in flight: order_id -> (delta_id, venue, asset, side, tx_ns)."""
+
+    def __init__(self) -> None:
+        self.open: dict[int, tuple[int, int, int, int, int]] = {}
+        self.unknown_acks = 0
+
+
+def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
+    source = str(path)
+    clock = RealtimeClock()
+    name = require(cfg, "name", str, source)
+    out_dir = Path(require(cfg, "out_dir", str, source))
+    device_id = require(cfg, "device_id", int, source)
+    reg = default_registry()
+    plan_id = reg.schema("PlanDelta").id
+    report_schema = reg.schema("ExecutionReport")
+    link = open_broker_link(cfg, source, clock)
+    ctx = zmq.Context.instance()
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.RCVHWM, 1_000_000)
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 1_000_000)
+    push.setsockopt(zmq.LINGER, 2000)
+    try:
+        pull.connect(require(cfg, "plan_endpoint", str, source))
+        push.connect(require(cfg, "report_endpoint", str, source))
+    except zmq.ZMQError as exc:
+        raise PipelineError(f"{name}: cannot connect: {exc}") from exc
+    poller = zmq.Poller()
+    poller.register(pull, zmq.POLLIN)
+    poller.register(link.fileno(), zmq.POLLIN)
+
+    orders = TraceBuffer(ORDER_TRACE_DTYPE, 16_384)
+    acks = TraceBuffer(ACK_TRACE_DTYPE, 16_384)
+    book = OrderBook()
+    counts = {"deltas": 0, "orders": 0, "acks": 0, "fills": 0, "rejects": 0,
+              "decode_errors": 0, "unknown_acks": 0, "reports_sent": 0}
+    last_error = ""
+    nonce = 0
+    order = dm.new_record(dm.MSG_ORDER, device_id)
+    report = np.zeros(1, report_schema.header_dtype)
+    write_json_atomic(out_dir / f"{name}.ready.json", {"timestamp_source": link.timestamp_source})
+
+    try:
+        while not stop.is_set:
+            events = dict(poller.poll(100))
+            if pull in events:
+                raw = pull.recv(copy=True)
+                rx = clock.now_ns()
+                try:
+                    msg = reg.decode(raw)
+                except DecodeError as exc:
+                    counts["decode_errors"] += 1
+                    last_error = str(exc)
+                    msg = None
+                if msg is not None and msg.schema.id == plan_id:
+                    counts["deltas"] += 1
+                    h = msg.header[0]
+                    delta_id = int(h["delta_id"])
+                    for i, leg in enumerate(msg.items):
+                        order_id = (delta_id << 8) | i
+                        order["venue_id"] = leg["venue"]
+                        order["asset_id"] = leg["asset"]
+                        order["side"] = leg["side"]
+                        order["order_id"] = order_id
+                        order["delta_id"] = delta_id
+                        order["size_lots"] = leg["size_lots"]
+                        order["limit_px"] = leg["limit_px"]
+                        order["rig_send_ns"] = clock.now_ns()
+                        tx = link.send(dm.encode(order))
+                        book.open[order_id] = (
+                            delta_id, int(leg["venue"]), int(leg["asset"]), int(leg["side"]), tx
+                        )
+                        counts["orders"] += 1
+                        orders.append(
+                            (delta_id, order_id, i, int(leg["venue"]), int(leg["asset"]),
+                             int(leg["side"]), int(leg["size_lots"]), int(h["cause_venue"]),
+                             int(h["cause_seq"]), rx, tx)
+                        )  # fmt: skip
+            if link.fileno() in events:
+                for rec in link.receive(timeout_ms=0):
+                    try:
+                        mtype, arr = dm.decode(rec.payload)
+                    except DecodeError as exc:
+                        counts["decode_errors"] += 1
+                        last_error = str(exc)
+                        continue
+                    if mtype != dm.MSG_ACK:
+                        continue
+                    ack = arr[0]
+                    counts["acks"] += 1
+                    oid = int(ack["order_id"])
+                    status = int(ack["status"])
+                    acks.append(
+                        (oid, status, int(ack["filled_lots"]), int(ack["device_rx_ns"]),
+                         int(ack["device_tx_ns"]), rec.rx_ns)
+                    )  # fmt: skip
+                    info = book.open.pop(oid, None)
+                    if info is None:
+                        counts["unknown_acks"] += 1
+                        continue
+                    delta_id, venue, asset, side, tx = info
+                    if status == dm.ACK_STATUS_REJECT:
+                        counts["rejects"] += 1
+                    elif status in (dm.ACK_STATUS_FILL, dm.ACK_STATUS_PARTIAL):
+                        counts["fills"] += 1
+                    report["order_id"] = oid
+                    report["delta_id"] = delta_id
+                    report["venue"] = venue
+                    report["asset"] = asset
+                    report["status"] = status
+                    report["filled_lots"] = side * int(ack["filled_lots"])
+                    report["fill_px"] = ack["fill_px"]
+                    report["device_rx_ns"] = ack["device_rx_ns"]
+                    report["device_tx_ns"] = ack["device_tx_ns"]
+                    report["rig_tx_ns"] = tx
+                    report["rig_rx_ns"] = rec.rx_ns
+                    nonce += 1
+                    push.send(
+                        reg.encode(report_schema, report, sender_id=BROKER_SENDER_ID,
+                                   nonce=nonce, origin_ts_ns=rec.rx_ns)
+                    )  # fmt: skip
+                    counts["reports_sent"] += 1
+    finally:
+        orders.save(out_dir / f"{name}.orders.npy")
+        acks.save(out_dir / f"{name}.acks.npy")
+        counts["open_orders_at_stop"] = len(book.open)
+        write_json_atomic(
+            out_dir / f"{name}.stats.json",
+            {"role": "broker_adapter", "name": name, "link": link.counters(),
+             "adapter": counts, "last_error": last_error,
+             "timestamp_source": link.timestamp_source},
+        )  # fmt: skip
+        link.close()
+        pull.close(linger=0)
+        push.close()
+    return 0
+
+
+def main() -> None:
+    run_role(run)
+
+
+if __name__ == "__main__":
+    main()

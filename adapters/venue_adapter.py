@@ -1,0 +1,252 @@
+"""Venue feed adapter: device TICKs in, LocalArbProblem + SharedSignals out over ZeroMQ.
+
+One process per venue. It reads device messages from its :class:`FeedLink` (UDP datagrams with
+kernel receive stamps, or COBS/CRC-32C serial frames), validates them (transport counters come
+from the link; message-level problems — decode errors, device-sequence gaps, duplicates — are
+counted here), converts each TICK into the venue's local problem for the coordinator and the
+signals it is willing to share, and pushes both as one two-frame ZeroMQ message.
+
+Every tick leaves one trace row: device send/intended times, rig receive time, and the time the
+IR was ready to send ("adapter decoded").
+"""
+
+from __future__ import annotations
+
+import math
+import select
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from arbsphere.adapters.links import FeedLink
+from arbsphere.clock import Clock, RealtimeClock
+from arbsphere.contracts import default_registry
+from arbsphere.errors import ConfigError, DecodeError, LinkError, PipelineError
+from arbsphere.firmware_interfaces import messages as dm
+from arbsphere.runtime import StopFlag, require, run_role, write_json_atomic
+from arbsphere.tracebuf import TraceBuffer
+
+TICK_TRACE_DTYPE = np.dtype(
+    [
+        ("venue", "<u2"),
+        ("asset", "<u2"),
+        ("seq", "<u8"),
+        ("intended_dev_ns", "<i8"),
+        ("send_dev_ns", "<i8"),
+        ("rx_ns", "<i8"),
+        ("decoded_ns", "<i8"),
+        ("bid_px", "<i8"),
+        ("ask_px", "<i8"),
+    ]
+)
+
+
+class VenueCosts:
+    """How a venue prices a tick into its private local problem (per lot, price units)."""
+
+    def __init__(self, fee_bp: float, gamma: float, position_limit_lots: int) -> None:
+        self.fee_frac = fee_bp * 1e-4
+        self.gamma = gamma
+        self.position_limit_lots = position_limit_lots
+
+
+class TickTranslator:
+    """TICK record -> packed LocalArbProblem and SharedSignals messages (one asset per tick)."""
+
+    def __init__(self, venue_id: int, sender_id: int, costs: VenueCosts, budget_ns: int) -> None:
+        reg = default_registry()
+        self.reg = reg
+        self.venue_id = venue_id
+        self.sender_id = sender_id
+        self.costs = costs
+        self.budget_ns = budget_ns
+        self.problem_schema = reg.schema("LocalArbProblem")
+        self.signals_schema = reg.schema("SharedSignals")
+        self.problem_packer = reg.packer(self.problem_schema, 1)
+        self.signals_packer = reg.packer(self.signals_schema, 1)
+        self.nonce = 0
+        self.last_mid = math.nan
+
+    def translate(self, tick: np.void, now_ns: int, latency_ns: int) -> tuple[bytes, bytes]:
+        bid = int(tick["bid_px"])
+        ask = int(tick["ask_px"])
+        scale = dm.PRICE_SCALE
+        mid = (bid + ask) / (2 * scale)
+        half_spread = (ask - bid) / (2 * scale)
+        phi = half_spread + self.costs.fee_frac * mid
+        liquidity = int(min(int(tick["bid_size"]), int(tick["ask_size"])))
+        limit = min(self.costs.position_limit_lots, liquidity)
+        seq = int(tick["device_seq"])
+        asset = int(tick["asset_id"])
+        self.nonce += 1
+        problem = self.problem_packer.pack(
+            *self.reg.envelope_values(self.problem_schema, 1, self.sender_id, self.nonce, now_ns),
+            self.venue_id, 1, seq, int(tick["intended_send_ns"]), self.budget_ns,
+            asset, mid, self.costs.gamma, phi, limit, bid, ask,
+        )  # fmt: skip
+        delta = 0.0 if math.isnan(self.last_mid) else mid - self.last_mid
+        self.last_mid = mid
+        self.nonce += 1
+        signals = self.signals_packer.pack(
+            *self.reg.envelope_values(self.signals_schema, 1, self.sender_id, self.nonce, now_ns),
+            self.venue_id, 1, seq,
+            asset, mid, delta, 2 * half_spread, math.nan, liquidity, latency_ns,
+        )  # fmt: skip
+        return problem, signals
+
+
+class SequenceChecker:
+    """Device-sequence continuity per (device, venue): counts gaps, missing, duplicates."""
+
+    def __init__(self) -> None:
+        self.expected: int | None = None
+        self.gaps = 0
+        self.missing = 0
+        self.duplicates = 0
+
+    def observe(self, seq: int) -> bool:
+        """Returns False for a duplicate/stale tick (which must not be forwarded)."""
+        if self.expected is None or seq == self.expected:
+            self.expected = seq + 1
+            return True
+        if seq > self.expected:
+            self.gaps += 1
+            self.missing += seq - self.expected
+            self.expected = seq + 1
+            return True
+        self.duplicates += 1
+        return False
+
+
+def open_feed_link(cfg: dict[str, Any], source: str, clock: Clock) -> FeedLink:
+    """Build the configured rig-side link backend (the pipeline never asks "emulator?")."""
+    link = require(cfg, "link", str, source)
+    name = require(cfg, "name", str, source)
+    if link == "udp":
+        from arbsphere.adapters.udp_link import UdpFeedLink, UdpLinkConfig
+
+        return UdpFeedLink(
+            UdpLinkConfig(
+                bind_host=require(cfg, "bind_host", str, source),
+                bind_port=require(cfg, "bind_port", int, source),
+                name=name,
+            ),
+            clock,
+        )
+    if link == "serial":
+        from arbsphere.adapters.serial_link import SerialFeedLink, SerialLinkConfig
+
+        return SerialFeedLink(
+            SerialLinkConfig(
+                port=require(cfg, "port", str, source),
+                baudrate=require(cfg, "baudrate", int, source),
+                name=name,
+            ),
+            clock,
+        )
+    raise ConfigError(f"unknown link {link!r} (udp, serial)", file=source, key="link")
+
+
+def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
+    source = str(path)
+    clock = RealtimeClock()
+    name = require(cfg, "name", str, source)
+    venue_id = require(cfg, "venue_id", int, source)
+    out_dir = Path(require(cfg, "out_dir", str, source))
+    translator = TickTranslator(
+        venue_id=venue_id,
+        sender_id=require(cfg, "sender_id", int, source),
+        costs=VenueCosts(
+            fee_bp=require(cfg, "fee_bp", (int, float), source),
+            gamma=require(cfg, "gamma", (int, float), source),
+            position_limit_lots=require(cfg, "position_limit_lots", int, source),
+        ),
+        budget_ns=require(cfg, "budget_ns", int, source),
+    )
+    link = open_feed_link(cfg, source, clock)
+    ctx = zmq.Context.instance()
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 1_000_000)
+    push.setsockopt(zmq.LINGER, 2000)
+    push.setsockopt(zmq.IMMEDIATE, 1)
+    try:
+        push.connect(require(cfg, "coordinator_endpoint", str, source))
+    except zmq.ZMQError as exc:
+        raise PipelineError(f"{name}: cannot connect to coordinator: {exc}") from exc
+
+    trace = TraceBuffer(TICK_TRACE_DTYPE)
+    seqs = SequenceChecker()
+    counts = {"ticks": 0, "heartbeats": 0, "decode_errors": 0, "other_messages": 0,
+              "forwarded": 0, "stale_dropped": 0}
+    last_error = ""
+    ready: dict[str, Any] = {"timestamp_source": link.timestamp_source}
+    address = getattr(link, "address", None)
+    if address is not None:
+        ready["address"] = list(address)
+    write_json_atomic(out_dir / f"{name}.ready.json", ready)
+
+    try:
+        while not stop.is_set:
+            try:
+                batch = link.receive(timeout_ms=100)
+            except (OSError, select.error) as exc:
+                if stop.is_set:
+                    break
+                raise LinkError(f"{name}: link receive failed: {exc}") from exc
+            for rec in batch:
+                try:
+                    mtype, arr = dm.decode(rec.payload)
+                except DecodeError as exc:
+                    counts["decode_errors"] += 1
+                    last_error = str(exc)
+                    continue
+                if mtype == dm.MSG_HEARTBEAT:
+                    counts["heartbeats"] += 1
+                    continue
+                if mtype != dm.MSG_TICK:
+                    counts["other_messages"] += 1
+                    continue
+                tick = arr[0]
+                counts["ticks"] += 1
+                seq = int(tick["device_seq"])
+                if not seqs.observe(seq):
+                    counts["stale_dropped"] += 1
+                    continue
+                send_dev = int(tick["send_ns"])
+                # Device time -> rig time: identity clock model until clock alignment lands.
+                latency = clock.now_ns() - send_dev
+                problem, signals = translator.translate(tick, rec.rx_ns, latency)
+                decoded = clock.now_ns()
+                push.send_multipart((problem, signals), copy=True)
+                counts["forwarded"] += 1
+                trace.append(
+                    (venue_id, int(tick["asset_id"]), seq, int(tick["intended_send_ns"]), send_dev,
+                     rec.rx_ns, decoded, int(tick["bid_px"]), int(tick["ask_px"]))
+                )  # fmt: skip
+    finally:
+        trace.save(out_dir / f"{name}.trace.npy")
+        stats = {
+            "role": "venue_adapter",
+            "name": name,
+            "venue_id": venue_id,
+            "timestamp_source": link.timestamp_source,
+            "link": link.counters(),
+            "adapter": counts,
+            "sequence": {"gaps": seqs.gaps, "missing": seqs.missing,
+                         "duplicates": seqs.duplicates},
+            "last_error": last_error,
+        }
+        write_json_atomic(out_dir / f"{name}.stats.json", stats)
+        link.close()
+        push.close()
+    return 0
+
+
+def main() -> None:
+    run_role(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,343 @@
+"""The coordinator role: local problems in, exactly delta-neutral PlanDeltas out.
+
+One process. A PULL socket receives every venue adapter's LocalArbProblem + SharedSignals and
+the broker adapter's ExecutionReports (one socket: arrival order is the order of processing);
+a PUSH socket sends PlanDeltas to the broker adapter.
+
+For each tick (once every venue has quoted): exchange ADMM (warm-started, iterations capped by
+the tick's latency budget via a nominal per-iteration cost — never by wall time), integer
+neutralization to exactly delta-neutral lots, the legs that move the plan to the target, the
+delta-merge kernel applying them to the executed plan, and the PlanDelta sent. The exact
+centralized baseline is computed after the send, off the critical path, for the convergence KPI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from arbsphere.clock import RealtimeClock
+from arbsphere.contracts import PLAN_LEG_DTYPE, Message, default_registry
+from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
+from arbsphere.coordinator.baseline import centralized_solve, objective, relative_gap
+from arbsphere.coordinator.merge import DeltaMerger, legs_from_targets
+from arbsphere.coordinator.neutralize import neutralize_lots
+from arbsphere.errors import DecodeError, PipelineError
+from arbsphere.runtime import StopFlag, require, run_role, write_json_atomic
+from arbsphere.tracebuf import TraceBuffer
+
+COORDINATOR_SENDER_ID = 1
+
+SOLVE_TRACE_DTYPE = np.dtype(
+    [
+        ("venue", "<u2"),
+        ("asset", "<u2"),
+        ("seq", "<u8"),
+        ("rx_ns", "<i8"),
+        ("solve_done_ns", "<i8"),
+        ("merge_done_ns", "<i8"),
+        ("sent_ns", "<i8"),
+        ("delta_id", "<u8"),  # 0: this tick changed nothing
+        ("n_legs", "<u2"),
+        ("iterations", "<u4"),
+        ("converged", "u1"),
+        ("objective_gap", "<f8"),
+        ("max_abs_net_lots", "<i8"),
+    ]
+)
+
+FILL_TRACE_DTYPE = np.dtype(
+    [
+        ("order_id", "<u8"),
+        ("delta_id", "<u8"),
+        ("venue", "<u2"),
+        ("asset", "<u2"),
+        ("status", "u1"),
+        ("filled_lots", "<i8"),
+        ("device_rx_ns", "<i8"),
+        ("device_tx_ns", "<i8"),
+        ("rig_tx_ns", "<i8"),
+        ("rig_rx_ns", "<i8"),
+        ("coord_rx_ns", "<i8"),
+    ]
+)
+
+
+class Coordinator:
+    """The deterministic core: state and per-message handlers (no sockets, no clock reads)."""
+
+    def __init__(
+        self,
+        n_venues: int,
+        n_assets: int,
+        settings: AdmmSettings,
+        budget_iterations_cap: int,
+        min_delta_lots: int,
+        ns_per_iteration: float = 50.0,
+    ) -> None:
+        self.n_venues = n_venues
+        self.n_assets = n_assets
+        self.reg = default_registry()
+        self.admm = ExchangeADMM(n_venues, n_assets, settings)
+        self.settings = settings
+        self.iter_cap = budget_iterations_cap
+        self.ns_per_iteration = ns_per_iteration
+        self.min_delta_lots = min_delta_lots
+        shape = (n_venues, n_assets)
+        self.c = np.zeros(shape)
+        self.gamma = np.ones(shape)
+        self.phi = np.zeros(shape)
+        self.limit = np.zeros(shape)
+        self.limit_lots = np.zeros(shape, np.int64)
+        self.bid_px = np.zeros(shape, np.int64)
+        self.ask_px = np.zeros(shape, np.int64)
+        self.quoted = np.zeros(shape, np.bool_)
+        self.target = np.zeros(shape, np.int64)
+        self.x_star = np.zeros(shape)
+        self.lam_star = np.zeros(n_assets)
+        self.merger = DeltaMerger(n_venues, n_assets, n_senders=4)
+        self.legs = np.zeros(n_venues * n_assets, PLAN_LEG_DTYPE)
+        self.executed = np.zeros(shape, np.int64)
+        self.delta_id = 0
+        self.nonce = 0
+        self.plan_schema = self.reg.schema("PlanDelta")
+        self.counts = {
+            "problems": 0, "signals": 0, "solves": 0, "deltas": 0, "legs": 0,
+            "early_stops": 0, "reports": 0, "fills": 0, "rejects": 0, "unknown_messages": 0,
+            "decode_errors": 0, "stale_problems": 0, "neutralize_repairs": 0,
+        }  # fmt: skip
+        self.max_abs_net_lots = 0
+        self.last_nonce: dict[int, int] = {}
+
+    def warm_up(self) -> None:
+        """Run every kernel once so compilation / cache loading happens before timing."""
+        c = np.full((self.n_venues, self.n_assets), 100.0)
+        c[0] -= 1.0
+        g = np.ones_like(c)
+        phi = np.full_like(c, 0.01)
+        lim = np.full_like(c, 10.0)
+        res = self.admm.solve(c, g, phi, lim, 50)
+        out = np.zeros(c.shape, np.int64)
+        neutralize_lots(res.x, lim.astype(np.int64), out)
+        centralized_solve(c, g, phi, lim, self.x_star, self.lam_star)
+        objective(c, g, phi, lim, self.x_star)
+        scratch = DeltaMerger(self.n_venues, self.n_assets, n_senders=4)
+        legs = np.zeros(self.n_venues * self.n_assets, PLAN_LEG_DTYPE)
+        n = legs_from_targets(scratch.plan, out, 1, COORDINATOR_SENDER_ID, 1, self.bid_px, legs)
+        scratch.merge(legs[:n])
+        self.admm.reset()
+
+    def check_nonce(self, msg: Message) -> bool:
+        last = self.last_nonce.get(msg.sender_id, -1)
+        if msg.nonce <= last:
+            return False
+        self.last_nonce[msg.sender_id] = msg.nonce
+        return True
+
+    def on_problem(self, msg: Message) -> None:
+        h = msg.header[0]
+        v = int(h["venue_id"])
+        if v >= self.n_venues:
+            raise PipelineError(f"LocalArbProblem from venue {v}, campaign has {self.n_venues}")
+        for it in msg.items:
+            a = int(it["asset_id"])
+            self.c[v, a] = it["c"]
+            self.gamma[v, a] = it["gamma"]
+            self.phi[v, a] = it["phi"]
+            self.limit_lots[v, a] = it["limit_lots"]
+            self.limit[v, a] = float(it["limit_lots"])
+            self.bid_px[v, a] = it["bid_px"]
+            self.ask_px[v, a] = it["ask_px"]
+            self.quoted[v, a] = True
+        self.counts["problems"] += 1
+
+    def ready(self) -> bool:
+        return bool(self.quoted.all())
+
+    def solve(self, budget_ns: int) -> tuple[int, bool]:
+        """ADMM + neutralization into ``self.target``. Returns (iterations, converged)."""
+        max_iter = max(1, min(self.iter_cap, int(budget_ns // self.ns_per_iteration)))
+        res = self.admm.solve(self.c, self.gamma, self.phi, self.limit, max_iter)
+        self.counts["neutralize_repairs"] += int(
+            neutralize_lots(res.x, self.limit_lots, self.target)
+        )
+        self.counts["solves"] += 1
+        if not res.converged:
+            self.counts["early_stops"] += 1
+        return res.iterations, res.converged
+
+    def emit_delta(self, ts_ns: int, cause_venue: int, cause_seq: int) -> bytes | None:
+        """Legs moving the plan to the target, merged into the plan; the PlanDelta bytes."""
+        change = np.abs(self.target - self.merger.plan)
+        if int(change.max(initial=0)) < self.min_delta_lots:
+            return None
+        self.delta_id += 1
+        n = legs_from_targets(
+            self.merger.plan, self.target, ts_ns, COORDINATOR_SENDER_ID, self.delta_id,
+            self.bid_px, self.legs,
+        )  # fmt: skip
+        legs = self.legs[:n]
+        # Marketable limits: buy at the venue's ask, sell at its bid.
+        buy = legs["side"] > 0
+        legs["limit_px"] = np.where(
+            buy, self.ask_px[legs["venue"], legs["asset"]], self.bid_px[legs["venue"], legs["asset"]]
+        )
+        self.merger.merge(legs)
+        net = int(np.abs(self.merger.net_delta()).max(initial=0))
+        self.max_abs_net_lots = max(self.max_abs_net_lots, net)
+        hdr = np.zeros(1, self.plan_schema.header_dtype)
+        hdr["delta_id"] = self.delta_id
+        hdr["ts_ns"] = ts_ns
+        hdr["sender"] = COORDINATOR_SENDER_ID
+        hdr["n_legs"] = n
+        hdr["cause_venue"] = cause_venue
+        hdr["cause_seq"] = cause_seq
+        self.nonce += 1
+        self.counts["deltas"] += 1
+        self.counts["legs"] += n
+        return self.reg.encode(
+            self.plan_schema, hdr, legs, sender_id=COORDINATOR_SENDER_ID, nonce=self.nonce,
+            origin_ts_ns=ts_ns,
+        )  # fmt: skip
+
+    def baseline_gap(self) -> float:
+        """Relative objective gap of the ADMM iterate against the exact centralized optimum."""
+        centralized_solve(self.c, self.gamma, self.phi, self.limit, self.x_star, self.lam_star)
+        f_star = objective(self.c, self.gamma, self.phi, self.limit, self.x_star)
+        f_admm = objective(self.c, self.gamma, self.phi, self.limit, self.admm.x)
+        return abs(relative_gap(f_admm, f_star, 1.0))
+
+    def on_report(self, msg: Message) -> np.void:
+        h = msg.header[0]
+        self.counts["reports"] += 1
+        status = int(h["status"])
+        if status == 4:
+            self.counts["rejects"] += 1
+        elif status in (2, 3):
+            self.counts["fills"] += 1
+            self.executed[int(h["venue"]), int(h["asset"])] += int(h["filled_lots"])
+        return h
+
+
+def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
+    source = str(path)
+    clock = RealtimeClock()
+    out_dir = Path(require(cfg, "out_dir", str, source))
+    admm_cfg = require(cfg, "admm", dict, source)
+    settings = AdmmSettings(**admm_cfg)
+    core = Coordinator(
+        n_venues=require(cfg, "n_venues", int, source),
+        n_assets=require(cfg, "n_assets", int, source),
+        settings=settings,
+        budget_iterations_cap=settings.max_iter,
+        min_delta_lots=require(cfg, "min_delta_lots", int, source),
+        ns_per_iteration=float(require(cfg, "ns_per_iteration", (int, float), source)),
+    )
+    core.warm_up()
+
+    ctx = zmq.Context.instance()
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.RCVHWM, 1_000_000)
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 1_000_000)
+    push.setsockopt(zmq.LINGER, 2000)
+    try:
+        pull.bind(require(cfg, "inbound_endpoint", str, source))
+        push.bind(require(cfg, "outbound_endpoint", str, source))
+    except zmq.ZMQError as exc:
+        raise PipelineError(f"coordinator: cannot bind: {exc}") from exc
+    reg = core.reg
+    problem_id = reg.schema("LocalArbProblem").id
+    signals_id = reg.schema("SharedSignals").id
+    report_id = reg.schema("ExecutionReport").id
+    trace = TraceBuffer(SOLVE_TRACE_DTYPE)
+    fills = TraceBuffer(FILL_TRACE_DTYPE, 16_384)
+    last_error = ""
+    write_json_atomic(out_dir / "coordinator.ready.json", {"pid": "ok"})
+
+    try:
+        while not stop.is_set:
+            if not pull.poll(100):
+                continue
+            frames = pull.recv_multipart(copy=True)
+            rx = clock.now_ns()
+            try:
+                msg = reg.decode(frames[0])
+            except DecodeError as exc:
+                core.counts["decode_errors"] += 1
+                last_error = str(exc)
+                continue
+            if not core.check_nonce(msg):
+                core.counts["stale_problems"] += 1
+                continue
+            sid = msg.schema.id
+            if sid == problem_id:
+                core.on_problem(msg)
+                if len(frames) > 1:
+                    try:
+                        sig = reg.decode(frames[1])
+                        if sig.schema.id == signals_id:
+                            core.counts["signals"] += 1
+                    except DecodeError as exc:
+                        core.counts["decode_errors"] += 1
+                        last_error = str(exc)
+                if not core.ready():
+                    continue
+                h = msg.header[0]
+                venue, seq = int(h["venue_id"]), int(h["tick_seq"])
+                iterations, converged = core.solve(int(h["budget_ns"]))
+                solve_done = clock.now_ns()
+                delta = core.emit_delta(msg.origin_ts_ns, venue, seq)
+                merge_done = clock.now_ns()
+                sent = 0
+                if delta is not None:
+                    push.send(delta, copy=True)
+                    sent = clock.now_ns()
+                gap = core.baseline_gap()
+                trace.append(
+                    (venue, int(msg.items[0]["asset_id"]), seq, rx, solve_done, merge_done, sent,
+                     core.delta_id if delta is not None else 0,
+                     int(np.count_nonzero(core.legs["delta_id"] == core.delta_id))
+                     if delta is not None else 0,
+                     iterations, int(converged), gap, core.max_abs_net_lots)
+                )  # fmt: skip
+            elif sid == report_id:
+                h = core.on_report(msg)
+                fills.append(
+                    (int(h["order_id"]), int(h["delta_id"]), int(h["venue"]), int(h["asset"]),
+                     int(h["status"]), int(h["filled_lots"]), int(h["device_rx_ns"]),
+                     int(h["device_tx_ns"]), int(h["rig_tx_ns"]), int(h["rig_rx_ns"]), rx)
+                )  # fmt: skip
+            else:
+                core.counts["unknown_messages"] += 1
+    finally:
+        trace.save(out_dir / "coordinator.trace.npy")
+        fills.save(out_dir / "coordinator.fills.npy")
+        realized_net = core.executed.sum(axis=0)
+        write_json_atomic(
+            out_dir / "coordinator.stats.json",
+            {
+                "role": "coordinator",
+                "counts": core.counts,
+                "max_abs_net_delta_lots": core.max_abs_net_lots,
+                "final_plan": core.merger.plan.tolist(),
+                "final_executed": core.executed.tolist(),
+                "final_realized_net_lots": realized_net.tolist(),
+                "merge": core.merger.counters(),
+                "last_error": last_error,
+            },
+        )
+        pull.close(linger=0)
+        push.close()
+    return 0
+
+
+def main() -> None:
+    run_role(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""From role trace tables to the run's trace table, stage latencies, HDR interval log and KPIs.
+
+Each role saved what it saw (``proc/*.npy``); this module joins them on message keys —
+(venue, device sequence) for ticks, delta id for plan deltas, order id for orders and acks —
+into one row per tick (``trace.parquet``), computes every stage's latency as a difference of
+trace points on the rig timebase, records the latencies in batches into HDR counts per
+interval (``latency.hlog``, one tag per stage) and summarises them for ``kpi.json``.
+
+Trace points and stages (DESIGN §2): device tx -> [feed_wire] -> rig rx -> [adapter_decode] ->
+adapter decoded -> [adapter_to_coordinator] -> coordinator rx -> [solve] -> solve done ->
+[delta_merge] -> merge done -> [coordinator_to_broker] -> broker adapter rx -> [broker_encode]
+-> order tx -> [order_wire] -> broker device rx. ``tick_to_trade`` runs from the tick's
+*intended* send time (open-loop schedule: no coordinated omission) to the first order's arrival
+at the broker device; ``rig_tick_to_order`` from rig rx to order tx (the rig's own share).
+
+Device timestamps are converted to rig time by a per-device clock model. Until clock alignment
+estimates one, the model is the identity (loopback devices share the host clock); the manifest
+says so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from arbsphere.kpi.hdr import HdrSpec, Recorder
+from arbsphere.kpi.hlog import IntervalLogWriter
+from arbsphere.kpi.summary import latency_summary
+
+#: (stage, end column, start column) in pipeline order; columns are rig-time ns.
+STAGES: tuple[tuple[str, str, str], ...] = (
+    ("feed_wire", "rx_ns", "send_ns"),
+    ("adapter_decode", "decoded_ns", "rx_ns"),
+    ("adapter_to_coordinator", "coord_rx_ns", "decoded_ns"),
+    ("solve", "solve_done_ns", "coord_rx_ns"),
+    ("delta_merge", "merge_done_ns", "solve_done_ns"),
+    ("coordinator_to_broker", "broker_rx_ns", "merge_done_ns"),
+    ("broker_encode", "order_tx_ns", "broker_rx_ns"),
+    ("order_wire", "order_device_rx_ns", "order_tx_ns"),
+    ("ack_wire", "ack_rx_ns", "ack_device_tx_ns"),
+    ("rig_tick_to_order", "order_tx_ns", "rx_ns"),
+)
+HEADLINE = ("tick_to_trade", "order_device_rx_ns", "intended_ns")
+#: Stages that only exist for ticks that caused a PlanDelta.
+ORDER_STAGES = {"delta_merge", "coordinator_to_broker", "broker_encode", "order_wire", "ack_wire",
+                "rig_tick_to_order", "tick_to_trade"}
+
+
+@dataclass
+class Analysis:
+    ticks: pd.DataFrame
+    recorders: dict[str, Recorder]
+    interval_recorders: list[tuple[int, dict[str, Recorder]]]
+    negative: dict[str, int]
+    stats: dict[str, dict[str, Any]]
+    kpi: dict[str, Any] = field(default_factory=dict)
+
+
+def _load(path: Path) -> np.ndarray | None:
+    return np.load(path, allow_pickle=False) if path.exists() else None
+
+
+def load_stats(proc_dir: Path) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for p in sorted(proc_dir.glob("*.stats.json")):
+        try:
+            out[p.name.removesuffix(".stats.json")] = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            out[p.name.removesuffix(".stats.json")] = {"error": f"unreadable stats: {exc}"}
+    return out
+
+
+def identity_device_to_rig(dev_ns: pd.Series) -> pd.Series:
+    """Identity clock model (loopback devices share the host clock)."""
+    return dev_ns
+
+
+def join_traces(proc_dir: Path, venue_names: list[str], broker_name: str) -> pd.DataFrame:
+    """One row per tick received by a venue adapter, with every downstream trace point."""
+    frames = []
+    for name in venue_names:
+        arr = _load(proc_dir / f"{name}.trace.npy")
+        if arr is not None and len(arr):
+            frames.append(pd.DataFrame(arr))
+    if not frames:
+        return pd.DataFrame(columns=["venue", "seq"])
+    ticks = pd.concat(frames, ignore_index=True)
+    ticks["intended_ns"] = identity_device_to_rig(ticks.pop("intended_dev_ns"))
+    ticks["send_ns"] = identity_device_to_rig(ticks.pop("send_dev_ns"))
+
+    coord = _load(proc_dir / "coordinator.trace.npy")
+    if coord is not None and len(coord):
+        c = pd.DataFrame(coord).rename(columns={"rx_ns": "coord_rx_ns", "asset": "coord_asset"})
+        ticks = ticks.merge(c.drop(columns=["coord_asset"]), on=["venue", "seq"], how="left")
+    orders = _load(proc_dir / f"{broker_name}.orders.npy")
+    acks = _load(proc_dir / f"{broker_name}.acks.npy")
+    if orders is not None and len(orders) and "delta_id" in ticks:
+        o = pd.DataFrame(orders)
+        first = o[o["leg"] == 0][["delta_id", "order_id", "rx_ns", "tx_ns"]].rename(
+            columns={"rx_ns": "broker_rx_ns", "tx_ns": "order_tx_ns"}
+        )
+        legs = o.groupby("delta_id").size().rename("orders").reset_index()
+        first = first.merge(legs, on="delta_id", how="left")
+        if acks is not None and len(acks):
+            a = pd.DataFrame(acks).drop_duplicates("order_id")
+            a["order_device_rx_ns"] = identity_device_to_rig(a["device_rx_dev_ns"])
+            a["ack_device_tx_ns"] = identity_device_to_rig(a["device_tx_dev_ns"])
+            a = a.rename(columns={"rx_ns": "ack_rx_ns", "status": "ack_status"})
+            first = first.merge(
+                a[["order_id", "order_device_rx_ns", "ack_device_tx_ns", "ack_rx_ns",
+                   "ack_status"]],
+                on="order_id",
+                how="left",
+            )  # fmt: skip
+        with_delta = ticks["delta_id"].fillna(0).astype("uint64") > 0
+        ticks["delta_id"] = ticks["delta_id"].astype("Int64")
+        first["delta_id"] = first["delta_id"].astype("Int64")
+        ticks = ticks.merge(first, on="delta_id", how="left")
+        ticks.loc[~with_delta.to_numpy(), ["order_id", "broker_rx_ns", "order_tx_ns"]] = pd.NA
+    return ticks.sort_values(["intended_ns", "venue"], kind="mergesort").reset_index(drop=True)
+
+
+def stage_values(ticks: pd.DataFrame, end: str, start: str, only_orders: bool) -> np.ndarray:
+    if end not in ticks or start not in ticks:
+        return np.zeros(0, np.int64)
+    sel = ticks[[end, start]].dropna()
+    if only_orders and "delta_id" in ticks:
+        ids = ticks.loc[sel.index, "delta_id"]
+        sel = sel[(ids.fillna(0).astype("int64") > 0).to_numpy()]
+    sel = sel[(sel[end] > 0) & (sel[start] > 0)]
+    return (sel[end].astype("int64") - sel[start].astype("int64")).to_numpy(np.int64)
+
+
+def analyse(proc_dir: Path, venue_names: list[str], broker_name: str, start_at_ns: int,
+            interval_s: float, spec: HdrSpec | None = None) -> Analysis:
+    spec = spec or HdrSpec()
+    ticks = join_traces(proc_dir, venue_names, broker_name)
+    stats = load_stats(proc_dir)
+    recorders: dict[str, Recorder] = {}
+    negative: dict[str, int] = {}
+    interval_ns = int(interval_s * 1e9)
+    if len(ticks) and "intended_ns" in ticks:
+        iv = ((ticks["intended_ns"].astype("int64") - start_at_ns) // interval_ns).clip(lower=0)
+        ticks["interval"] = iv
+    else:
+        ticks["interval"] = pd.Series(dtype="int64")
+    n_intervals = int(ticks["interval"].max()) + 1 if len(ticks) else 0
+    per_interval: list[tuple[int, dict[str, Recorder]]] = [
+        (i, {}) for i in range(n_intervals)
+    ]
+    all_stages = [*STAGES, HEADLINE]
+    for stage, end, start in all_stages:
+        only_orders = stage in ORDER_STAGES
+        total = Recorder(spec)
+        negative[stage] = 0
+        for i, recs in per_interval:
+            part = ticks[ticks["interval"] == i]
+            vals = stage_values(part, end, start, only_orders)
+            negative[stage] += int((vals < 0).sum())
+            rec = Recorder(spec)
+            rec.record(vals)
+            total.record(vals)
+            recs[stage] = rec
+        recorders[stage] = total
+    return Analysis(ticks, recorders, per_interval, negative, stats)
+
+
+def write_hlog(analysis: Analysis, path: Path, start_at_ns: int, interval_s: float,
+               comment: str) -> None:
+    with IntervalLogWriter(path, start_at_ns / 1e9, comment=comment) as writer:
+        for i, recs in analysis.interval_recorders:
+            for stage, rec in recs.items():
+                if rec.total:
+                    writer.write_interval(stage, i * interval_s, interval_s, rec)
+
+
+def build_kpi(analysis: Analysis, *, duration_s: float, venue_names: list[str],
+              broker_name: str) -> dict[str, Any]:
+    rec = analysis.recorders
+    stats = analysis.stats
+    ticks = analysis.ticks
+    coord = stats.get("coordinator", {})
+    counts = coord.get("counts", {})
+    stages = {s: _summary(rec[s], analysis.negative[s]) for s, _, _ in STAGES}
+    gaps = crc = decode = 0
+    ticks_sent = 0
+    for name in venue_names:
+        s = stats.get(name, {})
+        link = s.get("link", {})
+        crc += int(link.get("crc_errors", 0)) + int(link.get("cobs_errors", 0))
+        gaps += int(link.get("gaps", 0)) + int(s.get("sequence", {}).get("gaps", 0))
+        decode += int(s.get("adapter", {}).get("decode_errors", 0))
+        ticks_sent += int(stats.get(f"{name}-device", {}).get("ticks_sent", 0))
+    ticks_in = int(len(ticks))
+    problems = int(counts.get("problems", 0))
+    broker = stats.get(broker_name, {}).get("adapter", {})
+    gap_values = ticks["objective_gap"].dropna() if "objective_gap" in ticks else pd.Series([])
+    max_abs_net = coord.get("max_abs_net_delta_lots")
+    kpi: dict[str, Any] = {
+        "tick_to_trade": _summary(rec["tick_to_trade"], analysis.negative["tick_to_trade"]),
+        "stages": stages,
+        "delta_merge": stages["delta_merge"],
+        "hedge": {
+            "ticks_solved": int(counts.get("solves", 0)),
+            "deltas": int(counts.get("deltas", 0)),
+            "early_stops": int(counts.get("early_stops", 0)),
+            "max_abs_net_delta": max_abs_net,
+            "final_realized_net_delta": coord.get("final_realized_net_lots"),
+            "objective_gap_vs_centralized": {
+                "p50": float(gap_values.median()) if len(gap_values) else None,
+                "max": float(gap_values.max()) if len(gap_values) else None,
+                "count": int(len(gap_values)),
+                "unit": "relative",
+            },
+        },
+        "throughput": {
+            "ticks_sent": ticks_sent,
+            "ticks_in": ticks_in,
+            "ticks_per_s": round(ticks_in / duration_s, 3) if duration_s > 0 else None,
+            "orders_out": int(broker.get("orders", 0)),
+            "acks_in": int(broker.get("acks", 0)),
+        },
+        "loss": {
+            "gaps": gaps,
+            "crc_errors": crc,
+            "decode_errors": decode + int(counts.get("decode_errors", 0)),
+            "dropped": max(0, ticks_sent - problems) if ticks_sent else max(0, ticks_in - problems),
+            "unacked_orders": int(broker.get("open_orders_at_stop", 0)),
+        },
+    }
+    return kpi
+
+
+def _summary(rec: Recorder, negative: int) -> dict[str, Any]:
+    out = latency_summary(rec, unit="us")
+    out["negative"] = negative
+    return out

@@ -1,0 +1,141 @@
+"""The ``arbsphere`` command line.
+
+``arbsphere run [CAMPAIGN]``  run a latency campaign (default ``campaigns/loopback.toml``) and
+                              write its result set; prints a headline table and the path.
+``arbsphere headers``         regenerate the committed C headers from the layout declarations.
+
+Exit codes: 0 complete run; 1 the run ended early (its result set is written and marked
+incomplete, with the reason); 2 configuration error (the message names file and key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from arbsphere.clock import RealtimeClock
+from arbsphere.errors import ArbSphereError, ConfigError
+from arbsphere.rig.campaign_run import execute_campaign
+from arbsphere.rig.config import DEFAULT_CAMPAIGN, load_campaign
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.1f}" if v >= 100 else f"{v:.2f}"
+    return str(v)
+
+
+def headline_table(kpi: dict[str, Any]) -> Table:
+    table = Table(title="Latency (µs)", title_justify="left")
+    for col in ("stage", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    rows = [("tick_to_trade", kpi["tick_to_trade"]), *kpi["stages"].items()]
+    for name, s in rows:
+        table.add_row(name, str(s["count"]), *(_fmt(s[k]) for k in
+                      ("p50", "p90", "p99", "p999", "p9999", "max")))
+    return table
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    path = Path(args.campaign) if args.campaign else DEFAULT_CAMPAIGN
+    campaign = load_campaign(path)
+    if args.duration is not None:
+        import dataclasses
+
+        campaign = dataclasses.replace(campaign, duration_s=float(args.duration))
+    console.print(
+        f"campaign [bold]{campaign.name}[/] ({path}): {len(campaign.venues)} venues x "
+        f"{campaign.rate_hz:g} ticks/s for {campaign.duration_s:g} s"
+    )
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("running", total=1.0)
+
+        def on_progress(frac: float) -> None:
+            progress.update(task, completed=frac)
+
+        result = execute_campaign(campaign, RealtimeClock(), on_progress=on_progress)
+    kpi = result.kpi
+    console.print(headline_table(kpi))
+    hedge = kpi["hedge"]
+    tp = kpi["throughput"]
+    loss = kpi["loss"]
+    gap = hedge["objective_gap_vs_centralized"]
+    console.print(
+        f"hedge: {hedge['ticks_solved']} ticks solved, {hedge['deltas']} deltas, max |net delta| "
+        f"{hedge['max_abs_net_delta']} lots, objective gap vs centralized p50 {_fmt(gap['p50'])} "
+        f"max {gap['max']!r}"
+    )
+    console.print(
+        f"throughput: {tp['ticks_in']} ticks in ({tp['ticks_per_s']}/s), {tp['orders_out']} "
+        f"orders out; loss: gaps {loss['gaps']}, crc errors {loss['crc_errors']}, "
+        f"dropped {loss['dropped']}"
+    )
+    if result.complete:
+        console.print(f"[green]complete[/]: result set {result.run_dir}")
+        console.print(f"report: {result.run_dir / 'report.html'}")
+        return 0
+    console.print(f"[red]INCOMPLETE[/]: {result.reason}")
+    console.print(f"result set (marked incomplete): {result.run_dir}")
+    return 1
+
+
+def cmd_headers(args: argparse.Namespace, console: Console) -> int:
+    from arbsphere.contracts_header import render_contracts_header
+    from arbsphere.firmware_interfaces.device_header import render_device_header
+
+    root = Path(__file__).resolve().parents[1]
+    targets = {
+        root / "arbsphere" / "include" / "arbsphere_contracts.h": render_contracts_header(),
+        root / "firmware_interfaces" / "include" / "arbsphere_device.h": render_device_header(),
+    }
+    for path, text in targets.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        console.print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="arbsphere", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a latency campaign and write its result set")
+    run.add_argument("campaign", nargs="?", help=f"campaign file (default {DEFAULT_CAMPAIGN})")
+    run.add_argument("--duration", type=float, help="override campaign.duration_s (seconds)")
+    run.set_defaults(func=cmd_run)
+    headers = sub.add_parser("headers", help="regenerate the C headers")
+    headers.set_defaults(func=cmd_headers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    console = Console()
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args, console)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error[/]: {exc}", highlight=False)
+        return 2
+    except ArbSphereError as exc:
+        console.print(f"[red]error[/]: {exc}", highlight=False)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,366 @@
+"""Campaign configuration: load a campaign TOML, validate every key, resolve defaults.
+
+Configuration describes the station (devices, links, rates, solver settings), never test flow,
+and is passed explicitly to whatever needs it. Every error is a
+:class:`~arbsphere.errors.ConfigError` naming the file, the dotted key and the offending value;
+unknown keys are errors too (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arbsphere.contracts import check_compatibility, default_registry
+from arbsphere.errors import ConfigError
+
+DEFAULT_CAMPAIGN = Path("campaigns/loopback.toml")
+
+
+@dataclass(frozen=True)
+class ClockConfig:
+    """An emulated device clock relative to the rig timebase."""
+
+    offset_ns: int = 0
+    drift_ppm: float = 0.0
+
+
+@dataclass(frozen=True)
+class VenueConfig:
+    name: str
+    venue_id: int
+    link: str  # "udp" | "serial"
+    device: str = "emulator"  # "emulator" | "hardware"
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 0  # udp: 0 = ephemeral
+    port: str = "pty"  # serial: device path, or "pty" for an emulator pty the rig allocates
+    baudrate: int = 921_600
+    fee_bp: float = 0.5
+    gamma: float = 1e-4  # impact per lot^2, in price units
+    position_limit_lots: int = 100
+    ticks_per_datagram: int = 1
+    clock: ClockConfig = ClockConfig()
+    schemas: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    name: str = "broker"
+    link: str = "udp"
+    device: str = "emulator"
+    device_host: str = "127.0.0.1"
+    device_port: int = 0  # emulator: 0 = the emulator picks and reports its port
+    fill_mode: str = "full"
+    clock: ClockConfig = ClockConfig()
+    schemas: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AdmmConfig:
+    rho0: float = 1.0
+    alpha: float = 1.6
+    eps_abs: float = 1e-10
+    eps_rel: float = 1e-10
+    max_iter: int = 500
+    adapt_every: int = 10
+    mu: float = 10.0
+    tau: float = 2.0
+
+
+@dataclass(frozen=True)
+class CoordinatorConfig:
+    budget_us: float = 200.0  # per-tick latency budget for coordination
+    ns_per_iteration: float = 50.0  # nominal cost used to turn the budget into max iterations
+    min_delta_lots: int = 1
+    admm: AdmmConfig = AdmmConfig()
+
+
+@dataclass(frozen=True)
+class MarketSettings:
+    """Overrides of the synthetic market (see firmware_interfaces.emulators.market)."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Campaign:
+    source: str
+    name: str
+    contract_graph: str
+    duration_s: float
+    rate_hz: float
+    seed: int
+    interval_s: float
+    results_dir: str
+    drain_s: float
+    venues: tuple[VenueConfig, ...]
+    broker: BrokerConfig
+    coordinator: CoordinatorConfig
+    market: MarketSettings
+
+    @property
+    def n_ticks(self) -> int:
+        return int(round(self.duration_s * self.rate_hz))
+
+    def resolved(self) -> dict[str, Any]:
+        """The fully resolved configuration as plain JSON-able data (for the manifest)."""
+        return _jsonable(dataclasses.asdict(self))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+# --- loading --------------------------------------------------------------------------------------
+def load_campaign(path: str | Path) -> Campaign:
+    """Load and validate a campaign file. Raises ConfigError naming file and key."""
+    p = Path(path)
+    source = str(p)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("campaign file not found", file=source) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read campaign file: {exc}", file=source) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=source) from exc
+    return parse_campaign(data, source)
+
+
+def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
+    r = _Reader(data, source, "")
+    r.only({"campaign", "market", "coordinator", "venues", "broker"})
+    c = r.table("campaign")
+    c.only(
+        {"name", "contract_graph", "duration_s", "rate_hz", "seed", "interval_s", "results_dir",
+         "drain_s"}
+    )
+    name = c.string("name")
+    if not name.replace("-", "").replace("_", "").isalnum():
+        c.fail("name", name, "must be letters, digits, '-' or '_' (it names a directory)")
+    graph = c.string("contract_graph", "toyPair")
+    registry = default_registry()
+    if graph not in registry.graphs:
+        c.fail("contract_graph", graph, f"unknown graph; registry has {sorted(registry.graphs)}")
+    duration = c.number("duration_s", 20.0, lo=0.1, hi=86_400)
+    rate = c.number("rate_hz", 2000.0, lo=1.0, hi=200_000)
+    seed = c.integer("seed", 7, lo=0)
+    interval = c.number("interval_s", 1.0, lo=0.01, hi=3600)
+    results_dir = c.string("results_dir", "results")
+    drain = c.number("drain_s", 0.5, lo=0.0, hi=60)
+
+    venues_t = r.table("venues")
+    venues: list[VenueConfig] = []
+    seen_ids: set[int] = set()
+    for vname in sorted(venues_t.data):
+        v = venues_t.table(vname)
+        venues.append(_venue(vname, v))
+        if venues[-1].venue_id in seen_ids:
+            v.fail("venue_id", venues[-1].venue_id, "duplicate venue_id")
+        seen_ids.add(venues[-1].venue_id)
+    if len(venues) < 2:
+        venues_t.fail("", len(venues), "a campaign needs at least two venues")
+    ids = sorted(seen_ids)
+    if ids != list(range(len(ids))):
+        venues_t.fail("venue_id", ids, "venue ids must be 0..N-1")
+    broker = _broker(r.table("broker", optional=True))
+    coordinator = _coordinator(r.table("coordinator", optional=True))
+    market = MarketSettings(dict(r.table("market", optional=True).data))
+    _check_market(market, r.table("market", optional=True))
+
+    declared: dict[str, Mapping[str, int]] = {}
+    for v in venues:
+        if v.schemas:
+            declared[v.name] = v.schemas
+    if broker.schemas:
+        declared[broker.name] = broker.schemas
+    check_compatibility(registry, graph, declared, source=source)
+    graph_adapters = registry.graph(graph).adapters
+    for v in venues:
+        if v.name not in graph_adapters:
+            venues_t.fail(v.name, v.name, f"not an adapter of graph '{graph}' ({sorted(graph_adapters)})")
+    return Campaign(
+        source=source,
+        name=name,
+        contract_graph=graph,
+        duration_s=duration,
+        rate_hz=rate,
+        seed=seed,
+        interval_s=interval,
+        results_dir=results_dir,
+        drain_s=drain,
+        venues=tuple(sorted(venues, key=lambda v: v.venue_id)),
+        broker=broker,
+        coordinator=coordinator,
+        market=market,
+    )
+
+
+def _clock(r: _Reader) -> ClockConfig:
+    r.only({"offset_ns", "drift_ppm"})
+    return ClockConfig(
+        offset_ns=r.integer("offset_ns", 0, lo=-1_000_000_000, hi=1_000_000_000),
+        drift_ppm=r.number("drift_ppm", 0.0, lo=-200.0, hi=200.0),
+    )
+
+
+def _schemas(r: _Reader) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for key in sorted(r.data):
+        out[key] = r.integer(key, lo=1)
+    return out
+
+
+def _venue(name: str, r: _Reader) -> VenueConfig:
+    r.only(
+        {"venue_id", "link", "device", "bind_host", "bind_port", "port", "baudrate", "fee_bp",
+         "gamma", "position_limit_lots", "ticks_per_datagram", "clock", "schemas"}
+    )
+    link = r.choice("link", ("udp", "serial"))
+    device = r.choice("device", ("emulator", "hardware"), "emulator")
+    return VenueConfig(
+        name=name,
+        venue_id=r.integer("venue_id", lo=0, hi=15),
+        link=link,
+        device=device,
+        bind_host=r.string("bind_host", "127.0.0.1"),
+        bind_port=r.integer("bind_port", 0, lo=0, hi=65535),
+        port=r.string("port", "pty"),
+        baudrate=r.integer("baudrate", 921_600, lo=1200),
+        fee_bp=r.number("fee_bp", 0.5, lo=0.0, hi=1000.0),
+        gamma=r.number("gamma", 1e-4, lo=1e-12, hi=1e6),
+        position_limit_lots=r.integer("position_limit_lots", 100, lo=0, hi=10**9),
+        ticks_per_datagram=r.integer("ticks_per_datagram", 1, lo=1, hi=64),
+        clock=_clock(r.table("clock", optional=True)),
+        schemas=_schemas(r.table("schemas", optional=True)),
+    )
+
+
+def _broker(r: _Reader) -> BrokerConfig:
+    r.only({"name", "link", "device", "device_host", "device_port", "fill_mode", "clock", "schemas"})
+    return BrokerConfig(
+        name=r.string("name", "broker"),
+        link=r.choice("link", ("udp",), "udp"),
+        device=r.choice("device", ("emulator", "hardware"), "emulator"),
+        device_host=r.string("device_host", "127.0.0.1"),
+        device_port=r.integer("device_port", 0, lo=0, hi=65535),
+        fill_mode=r.choice("fill_mode", ("full",), "full"),
+        clock=_clock(r.table("clock", optional=True)),
+        schemas=_schemas(r.table("schemas", optional=True)),
+    )
+
+
+def _coordinator(r: _Reader) -> CoordinatorConfig:
+    r.only({"budget_us", "ns_per_iteration", "min_delta_lots", "admm"})
+    a = r.table("admm", optional=True)
+    a.only({"rho0", "alpha", "eps_abs", "eps_rel", "max_iter", "adapt_every", "mu", "tau"})
+    admm = AdmmConfig(
+        rho0=a.number("rho0", 1.0, lo=1e-9, hi=1e9),
+        alpha=a.number("alpha", 1.6, lo=1.0, hi=1.8),
+        eps_abs=a.number("eps_abs", 1e-10, lo=0.0, hi=1.0),
+        eps_rel=a.number("eps_rel", 1e-10, lo=0.0, hi=1.0),
+        max_iter=a.integer("max_iter", 500, lo=1, hi=1_000_000),
+        adapt_every=a.integer("adapt_every", 10, lo=1, hi=1_000_000),
+        mu=a.number("mu", 10.0, lo=1.0, hi=1e6),
+        tau=a.number("tau", 2.0, lo=1.0, hi=1e6),
+    )
+    return CoordinatorConfig(
+        budget_us=r.number("budget_us", 200.0, lo=1.0, hi=1e7),
+        ns_per_iteration=r.number("ns_per_iteration", 50.0, lo=1.0, hi=1e9),
+        min_delta_lots=r.integer("min_delta_lots", 1, lo=1),
+        admm=admm,
+    )
+
+
+def _check_market(market: MarketSettings, r: _Reader) -> None:
+    from arbsphere.firmware_interfaces.emulators.market import MarketConfig
+
+    allowed = {f.name for f in dataclasses.fields(MarketConfig)} - {"seed", "rate_hz", "n_venues"}
+    r.only(allowed)
+    try:
+        MarketConfig(**dict(market.values))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid market settings: {exc}", file=r.source, key="market") from exc
+
+
+class _Reader:
+    """Typed, validating access to one TOML table; errors name file and dotted key."""
+
+    def __init__(self, data: Any, source: str, prefix: str) -> None:
+        self.source = source
+        self.prefix = prefix
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"must be a table, got {data!r}", file=source, key=prefix or "<root>")
+        self.data: Mapping[str, Any] = data
+
+    def key(self, k: str) -> str:
+        return f"{self.prefix}.{k}" if self.prefix and k else (k or self.prefix)
+
+    def fail(self, k: str, value: Any, why: str) -> None:
+        raise ConfigError(f"{why} (value {value!r})", file=self.source, key=self.key(k))
+
+    def only(self, allowed: set[str]) -> None:
+        for k in self.data:
+            if k not in allowed:
+                raise ConfigError(
+                    f"unknown key; allowed here: {', '.join(sorted(allowed))}",
+                    file=self.source,
+                    key=self.key(k),
+                )
+
+    def table(self, k: str, optional: bool = False) -> _Reader:
+        if k not in self.data:
+            if optional:
+                return _Reader({}, self.source, self.key(k))
+            raise ConfigError("missing table", file=self.source, key=self.key(k))
+        return _Reader(self.data[k], self.source, self.key(k))
+
+    def _get(self, k: str, default: Any) -> Any:
+        if k in self.data:
+            return self.data[k]
+        if default is _REQUIRED:
+            raise ConfigError("missing required key", file=self.source, key=self.key(k))
+        return default
+
+    def string(self, k: str, default: Any = None) -> str:
+        v = self._get(k, _REQUIRED if default is None else default)
+        if not isinstance(v, str) or not v:
+            self.fail(k, v, "must be a non-empty string")
+        return str(v)
+
+    def choice(self, k: str, options: tuple[str, ...], default: Any = None) -> str:
+        v = self.string(k, default)
+        if v not in options:
+            self.fail(k, v, f"must be one of {', '.join(options)}")
+        return v
+
+    def integer(self, k: str, default: Any = None, *, lo: int | None = None,
+                hi: int | None = None) -> int:
+        v = self._get(k, _REQUIRED if default is None else default)
+        if not isinstance(v, int) or isinstance(v, bool):
+            self.fail(k, v, "must be an integer")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            self.fail(k, v, f"must be in [{lo}, {hi}]")
+        return int(v)
+
+    def number(self, k: str, default: Any = None, *, lo: float | None = None,
+               hi: float | None = None) -> float:
+        v = self._get(k, _REQUIRED if default is None else default)
+        if not isinstance(v, int | float) or isinstance(v, bool) or v != v:
+            self.fail(k, v, "must be a number")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            self.fail(k, v, f"must be in [{lo}, {hi}]")
+        return float(v)
+
+
+_REQUIRED = object()

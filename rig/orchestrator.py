@@ -1,0 +1,299 @@
+"""Process orchestration of one campaign run.
+
+Starts every role as its own OS process (coordinator, broker device + broker adapter, venue
+adapters, feed devices) in dependency order, each with a resolved JSON config in
+``<run>/proc/``; waits for each role's ready file; lets the feed devices run their open-loop
+schedule; watches for roles that die; drains; stops everything with SIGTERM (SIGKILL after a
+grace period) and returns what happened. It never reads traces: that is the analysis's job.
+
+Devices configured as ``device = "hardware"`` are not started: their adapters open the
+configured port / address and the run lasts ``duration_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arbsphere.clock import Clock
+from arbsphere.errors import DeviceError, PipelineError
+from arbsphere.rig.config import Campaign, VenueConfig
+from arbsphere.runtime import write_json_atomic
+
+EMULATORS = "arbsphere.firmware_interfaces.emulators"
+READY_TIMEOUT_S = 60.0
+START_MARGIN_S = 1.5
+STOP_GRACE_S = 10.0
+VENUE_SENDER_BASE = 100
+
+
+@dataclass
+class Role:
+    name: str
+    kind: str  # "coordinator" | "venue_adapter" | "broker_adapter" | "feed_device" | "broker_device"
+    proc: subprocess.Popen[bytes]
+    config_path: Path
+    stderr_path: Path
+    essential: bool = True  # its death ends the run as incomplete
+
+
+@dataclass
+class RunOutcome:
+    complete: bool
+    reason: str
+    roles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timestamp_sources: dict[str, str] = field(default_factory=dict)
+    start_at_ns: int = 0
+    end_ns: int = 0
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class Orchestrator:
+    def __init__(self, campaign: Campaign, run_dir: Path, clock: Clock) -> None:
+        self.campaign = campaign
+        self.run_dir = run_dir
+        self.proc_dir = run_dir / "proc"
+        self.proc_dir.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self.roles: list[Role] = []
+        self._pty_fds: list[int] = []
+        port_in, port_out = free_tcp_port(), free_tcp_port()
+        self.inbound = f"tcp://127.0.0.1:{port_in}"
+        self.outbound = f"tcp://127.0.0.1:{port_out}"
+
+    # --- process plumbing --------------------------------------------------------------------
+    def _spawn(self, name: str, kind: str, module: str, cfg: dict[str, Any],
+               pass_fds: tuple[int, ...] = ()) -> Role:
+        cfg_path = self.proc_dir / f"{name}.config.json"
+        write_json_atomic(cfg_path, cfg)
+        err_path = self.proc_dir / f"{name}.stderr.log"
+        with err_path.open("wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", module, str(cfg_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=subprocess.STDOUT,
+                pass_fds=pass_fds,
+                start_new_session=True,  # a Ctrl-C at the terminal goes to us, not to roles
+            )
+        role = Role(name, kind, proc, cfg_path, err_path)
+        self.roles.append(role)
+        return role
+
+    def _wait_file(self, role: Role, path: Path) -> dict[str, Any]:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if path.exists():
+                data: dict[str, Any] = json.loads(path.read_text())
+                return data
+            code = role.proc.poll()
+            if code is not None:
+                raise PipelineError(
+                    f"{role.kind} '{role.name}' exited with code {code} before it was ready; "
+                    f"{self.stderr_tail(role)}"
+                )
+            time.sleep(0.02)
+        raise PipelineError(f"{role.kind} '{role.name}' not ready after {READY_TIMEOUT_S:.0f} s")
+
+    def stderr_tail(self, role: Role, lines: int = 5) -> str:
+        try:
+            text = role.stderr_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no output"
+        tail = " | ".join(text[-lines:])
+        return f"its last output: {tail}" if tail else "no output"
+
+    # --- start-up ----------------------------------------------------------------------------
+    def start(self) -> None:
+        c = self.campaign
+        coord = self._spawn(
+            "coordinator", "coordinator", "arbsphere.coordinator.service",
+            {
+                "out_dir": str(self.proc_dir),
+                "inbound_endpoint": self.inbound,
+                "outbound_endpoint": self.outbound,
+                "n_venues": len(c.venues),
+                "n_assets": 1,
+                "min_delta_lots": c.coordinator.min_delta_lots,
+                "ns_per_iteration": c.coordinator.ns_per_iteration,
+                "admm": _admm_settings(c),
+            },
+        )  # fmt: skip
+        self._wait_file(coord, self.proc_dir / "coordinator.ready.json")
+        self._start_broker()
+        for venue in c.venues:
+            self._start_venue_adapter(venue)
+
+    def _start_broker(self) -> None:
+        b = self.campaign.broker
+        host, port = b.device_host, b.device_port
+        if b.device == "emulator":
+            ready = self.proc_dir / f"{b.name}-device.port.json"
+            dev = self._spawn(
+                f"{b.name}-device", "broker_device", f"{EMULATORS}.broker_udp",
+                {"device_id": 200, "bind_host": host, "bind_port": port,
+                 "clock": {"offset_ns": b.clock.offset_ns, "drift_ppm": b.clock.drift_ppm},
+                 "stats_path": str(self.proc_dir / f"{b.name}-device.stats.json"),
+                 "fill_mode": b.fill_mode, "ready_path": str(ready)},
+            )  # fmt: skip
+            port = int(self._wait_file(dev, ready)["port"])
+        adapter = self._spawn(
+            b.name, "broker_adapter", "arbsphere.adapters.broker_adapter",
+            {"name": b.name, "out_dir": str(self.proc_dir), "device_id": 1,
+             "link": b.link, "device_host": host, "device_port": port,
+             "plan_endpoint": self.outbound, "report_endpoint": self.inbound},
+        )  # fmt: skip
+        self._wait_file(adapter, self.proc_dir / f"{b.name}.ready.json")
+
+    def _start_venue_adapter(self, v: VenueConfig) -> None:
+        cfg: dict[str, Any] = {
+            "name": v.name, "venue_id": v.venue_id, "sender_id": VENUE_SENDER_BASE + v.venue_id,
+            "out_dir": str(self.proc_dir), "link": v.link, "bind_host": v.bind_host,
+            "bind_port": v.bind_port, "port": v.port, "baudrate": v.baudrate,
+            "fee_bp": v.fee_bp, "gamma": v.gamma, "position_limit_lots": v.position_limit_lots,
+            "budget_ns": int(self.campaign.coordinator.budget_us * 1000),
+            "coordinator_endpoint": self.inbound,
+        }  # fmt: skip
+        if v.link == "serial" and v.device == "emulator" and v.port == "pty":
+            from arbsphere.adapters.pty import open_pty_pair
+
+            master_fd, slave_path = open_pty_pair()
+            self._pty_fds.append(master_fd)
+            cfg["port"] = slave_path
+        role = self._spawn(v.name, "venue_adapter", "arbsphere.adapters.venue_adapter", cfg)
+        ready = self._wait_file(role, self.proc_dir / f"{v.name}.ready.json")
+        self._venue_ready[v.name] = (cfg, ready)
+
+    _venue_ready: dict[str, tuple[dict[str, Any], dict[str, Any]]]
+
+    def start_feeds(self) -> int:
+        """Start the feed devices; returns the rig time at which tick 0 is due."""
+        c = self.campaign
+        start_at = self.clock.now_ns() + int(START_MARGIN_S * 1e9)
+        market = {**dict(c.market.values), "seed": c.seed, "n_venues": len(c.venues),
+                  "rate_hz": c.rate_hz}
+        for v in c.venues:
+            if v.device != "emulator":
+                continue
+            cfg, ready = self._venue_ready[v.name]
+            common = {
+                "device_id": 10 + v.venue_id, "venue_id": v.venue_id, "asset_id": 0,
+                "session": f"VENUE{v.venue_id:02d}", "market": market, "start_at_ns": start_at,
+                "n_ticks": c.n_ticks, "heartbeat_interval_ms": 100,
+                "clock": {"offset_ns": v.clock.offset_ns, "drift_ppm": v.clock.drift_ppm},
+                "stats_path": str(self.proc_dir / f"{v.name}-device.stats.json"),
+            }  # fmt: skip
+            if v.link == "udp":
+                host, port = ready["address"]
+                self._spawn(
+                    f"{v.name}-device", "feed_device", f"{EMULATORS}.feed_udp",
+                    {**common, "target_host": host, "target_port": int(port),
+                     "ticks_per_datagram": v.ticks_per_datagram},
+                )  # fmt: skip
+            else:
+                fd = self._pty_fds.pop(0)
+                self._spawn(
+                    f"{v.name}-device", "feed_device", f"{EMULATORS}.feed_serial",
+                    {**common, "master_fd": fd}, pass_fds=(fd,),
+                )
+                self._pty_fds.append(fd)
+        return start_at
+
+    # --- run ---------------------------------------------------------------------------------
+    def run(self, on_progress: Callable[[float], None] | None = None) -> RunOutcome:
+        self._venue_ready = {}
+        outcome = RunOutcome(complete=True, reason="")
+        try:
+            self.start()
+            start_at = self.start_feeds()
+            outcome.start_at_ns = start_at
+            self._watch(start_at, outcome, on_progress)
+            if outcome.complete:
+                time.sleep(self.campaign.drain_s)
+        except (PipelineError, DeviceError) as exc:
+            outcome.complete = False
+            outcome.reason = str(exc)
+        except KeyboardInterrupt:
+            outcome.complete = False
+            outcome.reason = "interrupted by the user (Ctrl-C)"
+        finally:
+            outcome.end_ns = self.clock.now_ns()
+            self.stop_all(outcome)
+            for fd in self._pty_fds:
+                os.close(fd)
+            self._pty_fds.clear()
+        return outcome
+
+    def _watch(self, start_at: int, outcome: RunOutcome,
+               on_progress: Callable[[float], None] | None) -> None:
+        c = self.campaign
+        feeds = [r for r in self.roles if r.kind == "feed_device"]
+        end_due = start_at + int(c.duration_s * 1e9)
+        while True:
+            now = self.clock.now_ns()
+            if on_progress is not None:
+                on_progress(min(1.0, max(0.0, (now - start_at) / max(1, end_due - start_at))))
+            for role in self.roles:
+                code = role.proc.poll()
+                if code is None:
+                    continue
+                if role.kind == "feed_device" and code == 0:
+                    continue
+                outcome.complete = False
+                what = "was killed by signal" if code < 0 else "exited with code"
+                outcome.reason = (
+                    f"{role.kind} '{role.name}' {what} {abs(code)} "
+                    f"{(now - start_at) / 1e9:.1f} s into the run; {self.stderr_tail(role)}"
+                )
+                return
+            if feeds and all(r.proc.poll() == 0 for r in feeds):
+                return
+            if not feeds and now >= end_due:
+                return
+            if now > end_due + int(30e9):
+                outcome.complete = False
+                outcome.reason = "feed devices did not finish within 30 s of the schedule's end"
+                return
+            time.sleep(0.1)
+
+    def stop_all(self, outcome: RunOutcome) -> None:
+        """SIGTERM every live role (pipeline order), SIGKILL after the grace period."""
+        order = ["feed_device", "venue_adapter", "coordinator", "broker_adapter", "broker_device"]
+        for kind in order:
+            for role in self.roles:
+                if role.kind == kind and role.proc.poll() is None:
+                    role.proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE_S
+            for role in self.roles:
+                if role.kind != kind:
+                    continue
+                try:
+                    role.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    role.proc.kill()
+                    role.proc.wait()
+                    if outcome.complete:
+                        outcome.complete = False
+                        outcome.reason = f"{role.kind} '{role.name}' did not stop on SIGTERM"
+        for role in self.roles:
+            outcome.roles[role.name] = {"kind": role.kind, "exit_code": role.proc.returncode}
+
+
+def _admm_settings(c: Campaign) -> dict[str, Any]:
+    a = c.coordinator.admm
+    return {"rho0": a.rho0, "alpha": a.alpha, "eps_abs": a.eps_abs, "eps_rel": a.eps_rel,
+            "max_iter": a.max_iter, "adapt_every": a.adapt_every, "mu": a.mu, "tau": a.tau}
