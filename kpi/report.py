@@ -1,0 +1,236 @@
+"""Self-contained ``report.html`` for one campaign run.
+
+One HTML file with inline CSS and the latency percentile plot inlined as a base64 PNG
+(matplotlib, Agg canvas, no pyplot state); no external URLs. Every text taken from the inputs
+is escaped with :func:`html.escape`.
+
+Inputs:
+
+* ``manifest``: ``campaign`` (str, or dict with ``name``), ``run_id``, ``status``
+  (``"complete"``/``"incomplete"``) and ``reason`` (why incomplete). Other scalar entries are
+  listed in the "Run" table.
+* ``kpi``: the ``kpi.json`` record. Every top-level entry shaped like a latency summary
+  (``unit``, ``count``, ``p50``...; see :mod:`arbsphere.kpi.summary`) -- ``tick_to_trade``,
+  ``delta_merge`` and each entry of ``stages`` -- goes in the headline latency table; every other
+  entry (``hedge``, ``throughput``, ``loss``, and whatever later issues add) becomes its own
+  section rendered generically as a key/value table (nested dicts flattened to dotted keys).
+* ``hlog_path``: the interval log; the plot shows one curve per tag (all intervals of the tag
+  summed), x = percentile on the HdrHistogram ``1/(1-p)`` log axis, y = latency in µs (log).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
+
+from .hdr import HdrSpec
+from .hlog import merge_by_tag, read_interval_log
+from .summary import UNIT_NS, percentile_curve
+
+__all__ = ["render_report"]
+
+_LATENCY_COLUMNS = (
+    ("count", "count"),
+    ("p50", "p50"),
+    ("p90", "p90"),
+    ("p99", "p99"),
+    ("p999", "p99.9"),
+    ("p9999", "p99.99"),
+    ("max", "max"),
+)
+_SECTION_ORDER = ("hedge", "throughput", "loss")
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:70em;
+color:#1b1f24;padding:0 1em}
+h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.6em;
+border-bottom:1px solid #d0d7de;padding-bottom:.2em}
+table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #d0d7de;padding:.25em .6em}
+th{background:#f6f8fa;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.status{display:inline-block;padding:.1em .6em;border-radius:.8em;font-weight:600}
+.complete{background:#dafbe1;color:#116329}.incomplete{background:#ffebe9;color:#82071e}
+.unknown{background:#fff8c5;color:#4d2d00}.note{color:#57606a}img{max-width:100%}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(value: object, float_format: str = ".6g") -> str:
+    """Latency cells use ``.3f`` (µs to the ns); other floats keep 6 significant digits."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:d}"
+    if isinstance(value, float):
+        return format(value, float_format)
+    if isinstance(value, list | tuple):
+        return ", ".join(_fmt(v, float_format) for v in value)
+    return str(value)
+
+
+def _is_latency(record: object) -> bool:
+    return isinstance(record, Mapping) and "count" in record and "p50" in record
+
+
+def _flatten(record: Mapping[str, object], prefix: str = "") -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = []
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            rows.extend(_flatten(value, name + "."))
+        else:
+            rows.append((name, value))
+    return rows
+
+
+def _kv_table(rows: Sequence[tuple[str, object]]) -> str:
+    body = "".join(f'<tr><th>{_e(k)}</th><td class="num">{_e(_fmt(v))}</td></tr>' for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def _latency_rows(kpi: Mapping[str, object]) -> list[tuple[str, Mapping[str, object]]]:
+    rows: list[tuple[str, Mapping[str, object]]] = []
+    tick = kpi.get("tick_to_trade")
+    if isinstance(tick, Mapping) and _is_latency(tick):
+        rows.append(("tick_to_trade", tick))
+    stages = kpi.get("stages")
+    if isinstance(stages, Mapping):
+        rows.extend((str(name), rec) for name, rec in stages.items() if _is_latency(rec))
+    for key, rec in kpi.items():
+        if key not in ("tick_to_trade", "stages") and isinstance(rec, Mapping) and _is_latency(rec):
+            rows.append((str(key), rec))
+    return rows
+
+
+def _latency_table(rows: list[tuple[str, Mapping[str, object]]]) -> str:
+    head = "".join(f"<th>{_e(label)}</th>" for _, label in _LATENCY_COLUMNS)
+    body = []
+    for name, rec in rows:
+        unit = rec.get("unit", "us")
+        cells = "".join(
+            f'<td class="num">{_e(_fmt(rec.get(key), ".3f"))}</td>' for key, _ in _LATENCY_COLUMNS
+        )
+        body.append(f"<tr><th>{_e(name)}</th><td>{_e(unit)}</td>{cells}</tr>")
+    return f"<table><tr><th>stage</th><th>unit</th>{head}</tr>{''.join(body)}</table>"
+
+
+def _plot_png(hlog_path: Path) -> bytes | None:
+    merged = merge_by_tag(read_interval_log(hlog_path))
+    fig = Figure(figsize=(9, 5), dpi=100)
+    ax = fig.add_subplot()
+    top = 1.0
+    plotted = 0
+    for tag in sorted(merged):
+        hist = merged[tag]
+        counts = np.ctypeslib.as_array(hist.counts).astype(np.int64)
+        xs, values = percentile_curve(counts, HdrSpec.of_histogram(hist))
+        if xs.size == 0:
+            continue
+        # a 0 ns bucket cannot sit on a log axis: drawn at 1 ns
+        ax.plot(xs, np.maximum(values, 1) / UNIT_NS["us"], label=tag or "(untagged)")
+        top = max(top, float(xs[-1]))
+        plotted += 1
+    if plotted == 0:
+        return None
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ticks = [10.0**k for k in range(int(np.floor(np.log10(top))) + 1)]
+    labels = [
+        "0%" if t == 1.0 else f"{100.0 * (1.0 - 1.0 / t):.{max(0, len(str(int(t))) - 3)}f}%"
+        for t in ticks
+    ]
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(ticks, labels)
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("latency (µs)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def render_report(
+    kpi: dict[str, object], hlog_path: Path | None, manifest: dict[str, object], out_path: Path
+) -> None:
+    """Write the self-contained HTML report of one run to ``out_path`` (atomically)."""
+    campaign = manifest.get("campaign", "unnamed campaign")
+    if isinstance(campaign, Mapping):
+        campaign = campaign.get("name", "unnamed campaign")
+    run_id = manifest.get("run_id", "unknown run")
+    status = str(manifest.get("status", "unknown"))
+    css_status = status if status in ("complete", "incomplete") else "unknown"
+    reason = manifest.get("reason")
+    title = f"{campaign} — run {run_id} — {status}"
+
+    parts = [
+        f"<h1>{_e(campaign)} <small>run {_e(run_id)}</small></h1>",
+        f'<p>status: <span class="status {css_status}">{_e(status)}</span>',
+    ]
+    if reason is not None:
+        parts.append(f" — reason: <strong>{_e(reason)}</strong>")
+    elif status == "incomplete":
+        parts.append(" — reason: <strong>not recorded in the manifest</strong>")
+    parts.append("</p>")
+
+    latency = _latency_rows(kpi)
+    parts.append("<h2>Latency</h2>")
+    if latency:
+        parts.append(_latency_table(latency))
+    else:
+        parts.append('<p class="note">no latency summaries in kpi.json</p>')
+
+    png = _plot_png(hlog_path) if hlog_path is not None else None
+    parts.append("<h2>Latency percentile distribution</h2>")
+    if png is not None:
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(
+            f'<img alt="latency by percentile, one curve per stage" '
+            f'src="data:image/png;base64,{data}">'
+        )
+    else:
+        parts.append('<p class="note">no interval log histograms to plot</p>')
+
+    latency_keys = {"tick_to_trade", "stages"} | {k for k, _ in latency}
+    others = [k for k in _SECTION_ORDER if k in kpi]
+    others += sorted(k for k in kpi if k not in latency_keys and k not in _SECTION_ORDER)
+    for key in others:
+        value = kpi[key]
+        parts.append(f"<h2>{_e(key.replace('_', ' ').capitalize())}</h2>")
+        if isinstance(value, Mapping):
+            parts.append(_kv_table(_flatten(value)))
+        else:
+            parts.append(_kv_table([(key, value)]))
+
+    run_rows = [
+        (str(k), v)
+        for k, v in manifest.items()
+        if k not in ("campaign", "run_id", "status", "reason")
+        and (v is None or isinstance(v, str | int | float | bool))
+    ]
+    if run_rows:
+        parts.append("<h2>Run</h2>")
+        parts.append(_kv_table(run_rows))
+
+    doc = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+        + "\n".join(parts)
+        + "</body></html>\n"
+    )
+    out = Path(out_path)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(doc, encoding="utf-8")
+    os.replace(tmp, out)

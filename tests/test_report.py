@@ -1,0 +1,96 @@
+"""Self-contained HTML report rendered from a synthetic kpi record and a small interval log."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import numpy as np
+from arbsphere.kpi.hdr import Recorder
+from arbsphere.kpi.hlog import IntervalLogWriter
+from arbsphere.kpi.report import render_report
+from arbsphere.kpi.summary import latency_summary
+
+STAGES = ("feed_wire", "adapter_decode", "coordinator_solve")
+
+
+def _fixture(tmp_path: Path) -> tuple[dict[str, object], Path]:
+    rng = np.random.default_rng(5)
+    hlog = tmp_path / "latency.hlog"
+    recorders = {name: Recorder() for name in ("tick_to_trade", *STAGES)}
+    with IntervalLogWriter(hlog, 1_700_000_000.0) as log:
+        for second in range(2):
+            for k, (name, total) in enumerate(recorders.items()):
+                values = rng.lognormal(10.0 + 0.3 * k, 0.8, 3_000).astype(np.int64)
+                rec = Recorder()
+                rec.record(values)
+                total.record(values)
+                log.write_interval(name, float(second), 1.0, rec)
+    kpi: dict[str, object] = {
+        "tick_to_trade": latency_summary(recorders["tick_to_trade"]),
+        "stages": {name: latency_summary(recorders[name]) for name in STAGES},
+        "delta_merge": latency_summary(Recorder()),
+        "hedge": {
+            "ticks_solved": 6000,
+            "max_abs_net_delta": 0,
+            "objective_gap_vs_centralized": {"p50": 1.25e-05, "max": 0.0031},
+        },
+        "throughput": {"ticks_in": 6000, "ticks_per_s": 2999.5, "orders_out": 412},
+        "loss": {"gaps": 2, "crc_errors": 1, "dropped": 0},
+        "clock_sync": {"feed_a": {"offset_bound_ns": 850}},
+    }
+    return kpi, hlog
+
+
+def test_report_is_self_contained_and_complete(tmp_path: Path) -> None:
+    kpi, hlog = _fixture(tmp_path)
+    manifest = {
+        "campaign": "loopback-smoke",
+        "run_id": "20240101T000000Z-1a2b",
+        "status": "complete",
+    }
+    out = tmp_path / "report.html"
+    render_report(kpi, hlog, manifest, out)
+    doc = out.read_text(encoding="utf-8")
+
+    assert doc.startswith("<!DOCTYPE html>")
+    assert doc.count("<html") == 1 and doc.rstrip().endswith("</html>")
+    assert "loopback-smoke" in doc and "20240101T000000Z-1a2b" in doc
+    assert 'class="status complete"' in doc
+    for name in ("tick_to_trade", *STAGES, "delta_merge"):
+        assert f"<th>{name}</th>" in doc
+    p99 = kpi["stages"]["adapter_decode"]["p99"]  # type: ignore[index]
+    assert f'<td class="num">{p99:.3f}</td>' in doc
+    assert "n/a" in doc  # delta_merge has no samples: null, not zero
+    for key in ("ticks_per_s", "2999.5", "objective_gap_vs_centralized.max", "crc_errors"):
+        assert key in doc
+    assert '<td class="num">1.25e-05</td>' in doc  # small floats keep their digits
+    assert "offset_bound_ns" in doc  # unknown sections rendered generically
+
+    match = re.search(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"', doc)
+    assert match is not None
+    assert base64.b64decode(match.group(1)).startswith(b"\x89PNG\r\n\x1a\n")
+    assert "http://" not in doc and "https://" not in doc
+    assert "<script" not in doc and "<link" not in doc
+
+
+def test_incomplete_run_shows_reason_and_escapes_text(tmp_path: Path) -> None:
+    kpi = {"tick_to_trade": latency_summary(Recorder()), "loss": {"dropped": 3}}
+    manifest = {
+        "campaign": {"name": "lab <A&B>"},
+        "run_id": "r1",
+        "status": "incomplete",
+        "reason": "broker device stopped answering <timeout>",
+        "host": "rig-01",
+    }
+    out = tmp_path / "report.html"
+    render_report(kpi, None, manifest, out)
+    doc = out.read_text(encoding="utf-8")
+    assert 'class="status incomplete"' in doc
+    assert "broker device stopped answering &lt;timeout&gt;" in doc
+    assert "lab &lt;A&amp;B&gt;" in doc
+    assert "<A&B>" not in doc
+    assert "no interval log histograms to plot" in doc
+    assert "rig-01" in doc
+    assert "http://" not in doc and "https://" not in doc
