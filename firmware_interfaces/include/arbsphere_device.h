@@ -1,0 +1,179 @@
+/* ArbSphere device wire formats: feed and broker device messages.
+ *
+ * A device message is ONE fixed-size record: the common 8-byte header
+ * (arbsphere_dev_header_t) followed by the body of its type; `length` is the whole message
+ * size in bytes. Prices are fixed point: integer = price * ARBSPHERE_PRICE_SCALE.
+ *
+ * Serial transport (one message per frame):
+ *     frame = COBS(message || CRC32C(message) as uint32 little-endian) || 0x00
+ *   CRC-32C is Castagnoli (reflected poly 0x82F63B78, init/xorout 0xFFFFFFFF; check value
+ *   of "123456789" is 0xE3069283). COBS removes every zero byte, so 0x00 only ends a frame;
+ *   a receiver resynchronises at the next 0x00. At most ARBSPHERE_SERIAL_MAX_PAYLOAD
+ *   message bytes per frame.
+ *
+ * UDP transport (MoldUDP64-like, little-endian):
+ *     datagram = arbsphere_datagram_header_t || `count` messages back to back
+ *   `sequence` is the device sequence of the first message; count 0 is a heartbeat that
+ *   announces the next sequence. The messages must exactly fill the datagram.
+ *
+ * Type codes ARBSPHERE_MSG_SYNC..ARBSPHERE_MSG_DELAY_RESP are reserved for the clock-sync
+ * exchange; receivers reject them until their layouts are published.
+ *
+ * GENERATED from the ArbSphere layout declarations; do not edit by hand.
+ * All integers little-endian; every field naturally aligned, so no packing pragma
+ * is needed. Regenerate with `arbsphere headers`.
+ */
+#ifndef ARBSPHERE_DEVICE_H
+#define ARBSPHERE_DEVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARBSPHERE_DEVICE_MESSAGE_VERSION 1u /* header `version` of every message */
+#define ARBSPHERE_PRICE_SCALE 0x5F5E100u /* fixed-point units per price unit */
+#define ARBSPHERE_DEV_HEADER_SIZE 8u /* bytes of the common message header */
+#define ARBSPHERE_MSG_TICK 1u /* Top-of-book quote from a feed device. (72 bytes) */
+#define ARBSPHERE_MSG_ORDER 2u /* Order from the rig to a broker device. (56 bytes) */
+#define ARBSPHERE_MSG_ACK 3u /* Acknowledgement or fill of an order from a broker device. (56 bytes) */
+#define ARBSPHERE_MSG_HEARTBEAT 4u /* Liveness and device time from any device. (24 bytes) */
+#define ARBSPHERE_MSG_SYNC 16u /* reserved: clock-sync exchange */
+#define ARBSPHERE_MSG_FOLLOW_UP 17u /* reserved: clock-sync exchange */
+#define ARBSPHERE_MSG_DELAY_REQ 18u /* reserved: clock-sync exchange */
+#define ARBSPHERE_MSG_DELAY_RESP 19u /* reserved: clock-sync exchange */
+#define ARBSPHERE_ACK_STATUS_ACK 1u /* arbsphere_ack_t.status */
+#define ARBSPHERE_ACK_STATUS_FILL 2u /* arbsphere_ack_t.status */
+#define ARBSPHERE_ACK_STATUS_PARTIAL 3u /* arbsphere_ack_t.status */
+#define ARBSPHERE_ACK_STATUS_REJECT 4u /* arbsphere_ack_t.status */
+#define ARBSPHERE_SERIAL_MAX_PAYLOAD 0x400u /* message bytes per frame */
+#define ARBSPHERE_DATAGRAM_HEADER_SIZE 24u /* UDP datagram header */
+#define ARBSPHERE_DATAGRAM_SESSION_SIZE 10u /* space-padded ASCII */
+
+typedef struct arbsphere_dev_header_t {
+    uint8_t msg_type; /* offset 0 */
+    uint8_t version; /* offset 1 */
+    uint16_t length; /* offset 2 */
+    uint32_t device_id; /* offset 4 */
+} arbsphere_dev_header_t;
+_Static_assert(sizeof(arbsphere_dev_header_t) == 8, "arbsphere_dev_header_t size");
+_Static_assert(offsetof(arbsphere_dev_header_t, msg_type) == 0, "arbsphere_dev_header_t.msg_type offset");
+_Static_assert(offsetof(arbsphere_dev_header_t, version) == 1, "arbsphere_dev_header_t.version offset");
+_Static_assert(offsetof(arbsphere_dev_header_t, length) == 2, "arbsphere_dev_header_t.length offset");
+_Static_assert(offsetof(arbsphere_dev_header_t, device_id) == 4, "arbsphere_dev_header_t.device_id offset");
+
+typedef struct arbsphere_tick_t {
+    uint8_t msg_type; /* offset 0 */
+    uint8_t version; /* offset 1 */
+    uint16_t length; /* offset 2 */
+    uint32_t device_id; /* offset 4 */
+    uint16_t venue_id; /* offset 8 */
+    uint16_t asset_id; /* offset 10 */
+    uint32_t _pad0; /* offset 12 */
+    uint64_t device_seq; /* offset 16 */
+    int64_t intended_send_ns; /* offset 24 */
+    int64_t send_ns; /* offset 32 */
+    int64_t bid_px; /* offset 40 */
+    int64_t ask_px; /* offset 48 */
+    int64_t bid_size; /* offset 56 */
+    int64_t ask_size; /* offset 64 */
+} arbsphere_tick_t;
+_Static_assert(sizeof(arbsphere_tick_t) == 72, "arbsphere_tick_t size");
+_Static_assert(offsetof(arbsphere_tick_t, msg_type) == 0, "arbsphere_tick_t.msg_type offset");
+_Static_assert(offsetof(arbsphere_tick_t, version) == 1, "arbsphere_tick_t.version offset");
+_Static_assert(offsetof(arbsphere_tick_t, length) == 2, "arbsphere_tick_t.length offset");
+_Static_assert(offsetof(arbsphere_tick_t, device_id) == 4, "arbsphere_tick_t.device_id offset");
+_Static_assert(offsetof(arbsphere_tick_t, venue_id) == 8, "arbsphere_tick_t.venue_id offset");
+_Static_assert(offsetof(arbsphere_tick_t, asset_id) == 10, "arbsphere_tick_t.asset_id offset");
+_Static_assert(offsetof(arbsphere_tick_t, _pad0) == 12, "arbsphere_tick_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_tick_t, device_seq) == 16, "arbsphere_tick_t.device_seq offset");
+_Static_assert(offsetof(arbsphere_tick_t, intended_send_ns) == 24, "arbsphere_tick_t.intended_send_ns offset");
+_Static_assert(offsetof(arbsphere_tick_t, send_ns) == 32, "arbsphere_tick_t.send_ns offset");
+_Static_assert(offsetof(arbsphere_tick_t, bid_px) == 40, "arbsphere_tick_t.bid_px offset");
+_Static_assert(offsetof(arbsphere_tick_t, ask_px) == 48, "arbsphere_tick_t.ask_px offset");
+_Static_assert(offsetof(arbsphere_tick_t, bid_size) == 56, "arbsphere_tick_t.bid_size offset");
+_Static_assert(offsetof(arbsphere_tick_t, ask_size) == 64, "arbsphere_tick_t.ask_size offset");
+
+typedef struct arbsphere_order_t {
+    uint8_t msg_type; /* offset 0 */
+    uint8_t version; /* offset 1 */
+    uint16_t length; /* offset 2 */
+    uint32_t device_id; /* offset 4 */
+    uint16_t venue_id; /* offset 8 */
+    uint16_t asset_id; /* offset 10 */
+    int8_t side; /* offset 12 */
+    uint8_t _pad[3]; /* offset 13 */
+    uint64_t order_id; /* offset 16 */
+    uint64_t delta_id; /* offset 24 */
+    int64_t size_lots; /* offset 32 */
+    int64_t limit_px; /* offset 40 */
+    int64_t rig_send_ns; /* offset 48 */
+} arbsphere_order_t;
+_Static_assert(sizeof(arbsphere_order_t) == 56, "arbsphere_order_t size");
+_Static_assert(offsetof(arbsphere_order_t, msg_type) == 0, "arbsphere_order_t.msg_type offset");
+_Static_assert(offsetof(arbsphere_order_t, version) == 1, "arbsphere_order_t.version offset");
+_Static_assert(offsetof(arbsphere_order_t, length) == 2, "arbsphere_order_t.length offset");
+_Static_assert(offsetof(arbsphere_order_t, device_id) == 4, "arbsphere_order_t.device_id offset");
+_Static_assert(offsetof(arbsphere_order_t, venue_id) == 8, "arbsphere_order_t.venue_id offset");
+_Static_assert(offsetof(arbsphere_order_t, asset_id) == 10, "arbsphere_order_t.asset_id offset");
+_Static_assert(offsetof(arbsphere_order_t, side) == 12, "arbsphere_order_t.side offset");
+_Static_assert(offsetof(arbsphere_order_t, _pad) == 13, "arbsphere_order_t._pad offset");
+_Static_assert(offsetof(arbsphere_order_t, order_id) == 16, "arbsphere_order_t.order_id offset");
+_Static_assert(offsetof(arbsphere_order_t, delta_id) == 24, "arbsphere_order_t.delta_id offset");
+_Static_assert(offsetof(arbsphere_order_t, size_lots) == 32, "arbsphere_order_t.size_lots offset");
+_Static_assert(offsetof(arbsphere_order_t, limit_px) == 40, "arbsphere_order_t.limit_px offset");
+_Static_assert(offsetof(arbsphere_order_t, rig_send_ns) == 48, "arbsphere_order_t.rig_send_ns offset");
+
+typedef struct arbsphere_ack_t {
+    uint8_t msg_type; /* offset 0 */
+    uint8_t version; /* offset 1 */
+    uint16_t length; /* offset 2 */
+    uint32_t device_id; /* offset 4 */
+    uint8_t status; /* offset 8 */
+    uint8_t _pad[7]; /* offset 9 */
+    uint64_t order_id; /* offset 16 */
+    int64_t filled_lots; /* offset 24 */
+    int64_t fill_px; /* offset 32 */
+    int64_t device_rx_ns; /* offset 40 */
+    int64_t device_tx_ns; /* offset 48 */
+} arbsphere_ack_t;
+_Static_assert(sizeof(arbsphere_ack_t) == 56, "arbsphere_ack_t size");
+_Static_assert(offsetof(arbsphere_ack_t, msg_type) == 0, "arbsphere_ack_t.msg_type offset");
+_Static_assert(offsetof(arbsphere_ack_t, version) == 1, "arbsphere_ack_t.version offset");
+_Static_assert(offsetof(arbsphere_ack_t, length) == 2, "arbsphere_ack_t.length offset");
+_Static_assert(offsetof(arbsphere_ack_t, device_id) == 4, "arbsphere_ack_t.device_id offset");
+_Static_assert(offsetof(arbsphere_ack_t, status) == 8, "arbsphere_ack_t.status offset");
+_Static_assert(offsetof(arbsphere_ack_t, _pad) == 9, "arbsphere_ack_t._pad offset");
+_Static_assert(offsetof(arbsphere_ack_t, order_id) == 16, "arbsphere_ack_t.order_id offset");
+_Static_assert(offsetof(arbsphere_ack_t, filled_lots) == 24, "arbsphere_ack_t.filled_lots offset");
+_Static_assert(offsetof(arbsphere_ack_t, fill_px) == 32, "arbsphere_ack_t.fill_px offset");
+_Static_assert(offsetof(arbsphere_ack_t, device_rx_ns) == 40, "arbsphere_ack_t.device_rx_ns offset");
+_Static_assert(offsetof(arbsphere_ack_t, device_tx_ns) == 48, "arbsphere_ack_t.device_tx_ns offset");
+
+typedef struct arbsphere_heartbeat_t {
+    uint8_t msg_type; /* offset 0 */
+    uint8_t version; /* offset 1 */
+    uint16_t length; /* offset 2 */
+    uint32_t device_id; /* offset 4 */
+    uint64_t device_seq; /* offset 8 */
+    int64_t device_time_ns; /* offset 16 */
+} arbsphere_heartbeat_t;
+_Static_assert(sizeof(arbsphere_heartbeat_t) == 24, "arbsphere_heartbeat_t size");
+_Static_assert(offsetof(arbsphere_heartbeat_t, msg_type) == 0, "arbsphere_heartbeat_t.msg_type offset");
+_Static_assert(offsetof(arbsphere_heartbeat_t, version) == 1, "arbsphere_heartbeat_t.version offset");
+_Static_assert(offsetof(arbsphere_heartbeat_t, length) == 2, "arbsphere_heartbeat_t.length offset");
+_Static_assert(offsetof(arbsphere_heartbeat_t, device_id) == 4, "arbsphere_heartbeat_t.device_id offset");
+_Static_assert(offsetof(arbsphere_heartbeat_t, device_seq) == 8, "arbsphere_heartbeat_t.device_seq offset");
+_Static_assert(offsetof(arbsphere_heartbeat_t, device_time_ns) == 16, "arbsphere_heartbeat_t.device_time_ns offset");
+
+typedef struct arbsphere_datagram_header_t {
+    uint8_t session[10]; /* offset 0 */
+    uint16_t count; /* offset 10 */
+    uint32_t _pad; /* offset 12 */
+    uint64_t sequence; /* offset 16 */
+} arbsphere_datagram_header_t;
+_Static_assert(sizeof(arbsphere_datagram_header_t) == 24, "arbsphere_datagram_header_t size");
+_Static_assert(offsetof(arbsphere_datagram_header_t, session) == 0, "arbsphere_datagram_header_t.session offset");
+_Static_assert(offsetof(arbsphere_datagram_header_t, count) == 10, "arbsphere_datagram_header_t.count offset");
+_Static_assert(offsetof(arbsphere_datagram_header_t, _pad) == 12, "arbsphere_datagram_header_t._pad offset");
+_Static_assert(offsetof(arbsphere_datagram_header_t, sequence) == 16, "arbsphere_datagram_header_t.sequence offset");
+
+#endif /* ARBSPHERE_DEVICE_H */
