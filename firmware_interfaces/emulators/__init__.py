@@ -1,1 +1,13 @@
-"""Placeholder docstring."""
+"""Loopback emulators of the feed and broker devices, each a real OS process.
+
+* :mod:`.feed_udp` — feed device sending TICK/HEARTBEAT datagrams to the rig over UDP.
+* :mod:`.feed_serial` — the same feed as COBS/CRC-32C frames on a pty master or serial port.
+* :mod:`.broker_udp` — broker device answering every ORDER datagram with a FILL ACK.
+* :mod:`.schedule` — the open-loop send schedule the feeds follow (no coordinated omission).
+* :mod:`.device_main` — process plumbing: config validation, signals, stats JSON.
+* :mod:`.market` — the synthetic market the feeds quote.
+
+Run one as ``python -m arbsphere.firmware_interfaces.emulators.feed_udp CONFIG.json``; exit code
+0 on a normal stop (SIGTERM/SIGINT or schedule done), 2 on a bad config (the message names the
+file and the key), 3 on a device or link failure.
+"""

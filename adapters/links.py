@@ -1,0 +1,69 @@
+"""Rig-side device link interfaces: what a venue or broker adapter needs from a device link.
+
+This module owns the interfaces and the records only; the backends live in
+:mod:`.udp_link` (UDP datagrams with kernel receive stamps) and :mod:`.serial_link` (COBS +
+CRC-32C frames over a serial port or a pty). Emulated and hardware devices sit behind the same
+backends, so the pipeline never asks "is this an emulator".
+
+A link delivers *device messages* (one :class:`Received` per message, transport framing already
+removed) stamped on the rig timebase (``CLOCK_REALTIME`` ns). Transport problems never raise out
+of ``receive()``: they are counted. Every backend's ``counters()`` has at least the keys in
+:data:`COMMON_COUNTERS`; backends add their own (``gaps``, ``missing``, ``crc_errors`` ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+#: Kernel ``SO_TIMESTAMPING`` software receive stamps (taken when the packet enters the stack).
+TIMESTAMP_KERNEL = "kernel-software"
+#: ``clock.now_ns()`` right after the read system call returned.
+TIMESTAMP_USER = "user-space"
+
+#: Keys every link's ``counters()`` has:
+#: ``messages`` delivered, ``units`` transport units accepted (datagrams or frames), ``bytes``
+#: read from the transport, ``malformed`` transport units rejected (each also counted under a
+#: backend-specific problem key).
+COMMON_COUNTERS = ("messages", "units", "bytes", "malformed")
+
+
+@dataclass(frozen=True)
+class Received:
+    """One device message as received: payload without transport framing, rig receive time."""
+
+    payload: bytes
+    rx_ns: int
+
+
+class FeedLink(Protocol):
+    """Rig side of a feed device link (device -> rig)."""
+
+    name: str
+    #: :data:`TIMESTAMP_KERNEL` or :data:`TIMESTAMP_USER`
+    timestamp_source: str
+
+    def fileno(self) -> int:
+        """File descriptor to block on in ``select()`` / ``zmq.Poller`` (readable = data)."""
+        ...
+
+    def receive(self, timeout_ms: int) -> list[Received]:
+        """Messages that arrived, blocking up to ``timeout_ms`` (0: poll, <0: forever) for the
+        first; ``[]`` on timeout. May return many (everything already pending, up to a cap)."""
+        ...
+
+    def counters(self) -> dict[str, int]:
+        """Transport-level counters (see :data:`COMMON_COUNTERS`)."""
+        ...
+
+    def close(self) -> None:
+        """Release the socket or port. Idempotent."""
+        ...
+
+
+class BrokerLink(FeedLink, Protocol):
+    """Rig side of a broker device link: receives acks like a feed, and sends orders."""
+
+    def send(self, message: bytes) -> int:
+        """Send one device message; returns tx_ns (rig clock, just before the send call)."""
+        ...

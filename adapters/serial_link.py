@@ -1,0 +1,165 @@
+"""Serial backend of the device links: COBS + CRC-32C frames over a serial port or a pty.
+
+The port is opened with pyserial (a USB serial adapter in the lab, the slave side of a pty for
+an emulated device). Bytes go through a :class:`~arbsphere.firmware_interfaces.serial_framing.
+FrameDecoder`; each valid frame is one device message. Receive stamps are user-space:
+``clock.now_ns()`` right after the read that completed the frame. ``receive()`` blocks in
+``select()`` on the port's fd, never spins.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from dataclasses import dataclass
+
+import serial
+
+from arbsphere.adapters.links import TIMESTAMP_USER, Received
+from arbsphere.clock import Clock
+from arbsphere.errors import FrameError, LinkError
+from arbsphere.firmware_interfaces.serial_framing import FrameDecoder, encode_frame
+
+READ_CHUNK = 65536
+#: a write that makes no progress for this long fails the link
+WRITE_STALL_S = 1.0
+
+
+@dataclass(frozen=True)
+class SerialLinkConfig:
+    """Rig side of a serial link: the port path (device node or pty slave) and its speed."""
+
+    port: str = "/dev/ttyUSB0"
+    baudrate: int = 921600
+    name: str = "serial-feed"
+    #: reads per receive() call at most once data is flowing (the rest stays in the port)
+    max_reads_per_call: int = 64
+
+
+class SerialFeedLink:
+    """Rig side of a serial feed device: one :class:`Received` per valid frame."""
+
+    timestamp_source = TIMESTAMP_USER
+
+    def __init__(self, config: SerialLinkConfig, clock: Clock) -> None:
+        if config.max_reads_per_call < 1:
+            raise ValueError(f"max_reads_per_call must be >= 1, got {config.max_reads_per_call}")
+        self.config = config
+        self.name = config.name
+        self.clock = clock
+        try:
+            self._port = serial.Serial(config.port, config.baudrate, timeout=0)
+        except (serial.SerialException, ValueError) as exc:
+            raise LinkError(
+                f"{config.name}: cannot open serial port {config.port!r} at "
+                f"{config.baudrate} baud: {exc}"
+            ) from exc
+        self._fd: int = self._port.fileno()
+        os.set_blocking(self._fd, False)
+        self.decoder = FrameDecoder()
+        self._poll = select.poll()
+        self._poll.register(self._fd, select.POLLIN)
+        self._messages = 0
+        self._closed = False
+
+    @property
+    def last_error(self) -> FrameError | None:
+        """The latest rejected frame (problem, absolute stream offset), or None."""
+        return self.decoder.last_error
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def receive(self, timeout_ms: int) -> list[Received]:
+        if self._closed:
+            raise LinkError(f"{self.name}: receive() on a closed link")
+        out: list[Received] = []
+        deadline = None if timeout_ms < 0 else self.clock.now_ns() + timeout_ms * 1_000_000
+        wait_ms: int | None = None if timeout_ms < 0 else timeout_ms
+        while True:
+            if not self._poll.poll(wait_ms):
+                return out
+            self._drain(out)
+            if out:
+                return out
+            # Only part of a frame so far: wait for the rest within the same timeout.
+            if deadline is not None:
+                left_ns = deadline - self.clock.now_ns()
+                if left_ns <= 0:
+                    return out
+                wait_ms = max(1, left_ns // 1_000_000)
+
+    def _drain(self, out: list[Received]) -> None:
+        for _ in range(self.config.max_reads_per_call):
+            try:
+                data = os.read(self._fd, READ_CHUNK)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                raise LinkError(
+                    f"{self.name}: read from serial port {self.config.port!r} failed "
+                    f"(device side closed?): {exc}"
+                ) from exc
+            if not data:
+                raise LinkError(f"{self.name}: serial port {self.config.port!r} reached EOF")
+            rx_ns = self.clock.now_ns()
+            for payload in self.decoder.feed(data):
+                out.append(Received(payload, rx_ns))
+                self._messages += 1
+            if len(data) < READ_CHUNK:
+                return
+
+    def counters(self) -> dict[str, int]:
+        c = self.decoder.counters()
+        malformed = c["crc_errors"] + c["cobs_errors"] + c["short_frames"] + c["oversize"]
+        return {
+            "messages": self._messages,
+            "units": c["frames_ok"],
+            "bytes": c["bytes_in"],
+            "malformed": malformed,
+            **c,
+        }
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._port.close()
+
+
+class SerialBrokerLink(SerialFeedLink):
+    """Rig side of a serial broker device: orders out as frames, acks in as frames."""
+
+    def __init__(self, config: SerialLinkConfig, clock: Clock) -> None:
+        super().__init__(config, clock)
+        self._sent = 0
+        self._bytes_sent = 0
+
+    def send(self, message: bytes) -> int:
+        try:
+            frame = encode_frame(message)
+        except ValueError as exc:
+            raise LinkError(f"{self.name}: cannot frame message: {exc}") from exc
+        tx_ns = self.clock.now_ns()
+        view = memoryview(frame)
+        try:
+            while view:
+                try:
+                    n = os.write(self._fd, view)
+                except BlockingIOError:
+                    if not select.select([], [self._fd], [], WRITE_STALL_S)[1]:
+                        raise LinkError(
+                            f"{self.name}: serial port {self.config.port!r} accepted no bytes "
+                            f"for {WRITE_STALL_S} s ({len(view)} of {len(frame)} unsent)"
+                        ) from None
+                    continue
+                view = view[n:]
+        except OSError as exc:
+            raise LinkError(
+                f"{self.name}: write to serial port {self.config.port!r} failed: {exc}"
+            ) from exc
+        self._sent += 1
+        self._bytes_sent += len(frame)
+        return tx_ns
+
+    def counters(self) -> dict[str, int]:
+        return {**super().counters(), "sent": self._sent, "bytes_sent": self._bytes_sent}

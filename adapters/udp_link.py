@@ -1,0 +1,291 @@
+"""UDP backend of the device links: datagrams in, kernel software receive stamps, gap counting.
+
+A feed device sends MoldUDP64-like datagrams (:mod:`arbsphere.firmware_interfaces.udp_datagram`)
+to the rig's socket. The socket asks the kernel for software receive timestamps
+(``SO_TIMESTAMPING`` with ``SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE``), stamped
+on ``CLOCK_REALTIME`` when the packet enters the network stack, and reads them from the
+``recvmsg`` ancillary data. Where that is unavailable it stamps in user space right after
+``recvmsg`` and says so (``timestamp_source``, ``rx_stamp_fallbacks``).
+
+:class:`UdpFeedLink` receives; :class:`UdpBrokerLink` also sends one message per datagram to the
+broker device and receives its acks the same way.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+from dataclasses import dataclass
+
+from arbsphere.adapters.links import TIMESTAMP_KERNEL, TIMESTAMP_USER, Received
+from arbsphere.clock import Clock
+from arbsphere.errors import DatagramError, LinkError
+from arbsphere.firmware_interfaces.udp_datagram import (
+    GapDetector,
+    pack_datagram,
+    session_id,
+    unpack_datagram,
+)
+
+# linux/net_tstamp.h and asm-generic/socket.h (Python's socket module lacks them).
+SO_TIMESTAMPING: int = getattr(socket, "SO_TIMESTAMPING", 37)
+SCM_TIMESTAMPING: int = SO_TIMESTAMPING
+SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3
+SOF_TIMESTAMPING_SOFTWARE = 1 << 4
+#: struct scm_timestamping: three struct timespec (native long tv_sec, long tv_nsec); the
+#: software stamp is the first, the other two are the (deprecated / raw) hardware stamps.
+_TIMESPEC = struct.Struct("@ll")
+_SCM_TIMESTAMPING_SIZE = 3 * _TIMESPEC.size
+
+MAX_DATAGRAM = 65536
+
+
+@dataclass(frozen=True)
+class UdpLinkConfig:
+    """Rig side of a UDP feed link: where the rig listens (port 0 = ephemeral)."""
+
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 0
+    name: str = "udp-feed"
+    #: ask the kernel for receive stamps (False: always user-space stamps from the clock)
+    kernel_timestamps: bool = True
+    #: datagrams read per receive() call at most (the rest stay queued in the socket)
+    max_datagrams_per_call: int = 256
+    #: SO_RCVBUF in bytes (0: leave the system default)
+    rcvbuf_bytes: int = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class UdpBrokerLinkConfig:
+    """Rig side of a UDP broker link: the device's address and the rig's own socket."""
+
+    device_host: str
+    device_port: int
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 0
+    #: session field of the rig's outgoing order datagrams (str or bytes, at most 10)
+    session: bytes | str = b"RIG"
+    name: str = "udp-broker"
+    kernel_timestamps: bool = True
+    max_datagrams_per_call: int = 256
+    rcvbuf_bytes: int = 0
+
+
+class _UdpReceiver:
+    """Shared receive path: stamped recvmsg, datagram unpacking, gap detection, counters."""
+
+    def __init__(
+        self,
+        name: str,
+        bind_host: str,
+        bind_port: int,
+        clock: Clock,
+        *,
+        kernel_timestamps: bool,
+        max_datagrams_per_call: int,
+        rcvbuf_bytes: int,
+    ) -> None:
+        if max_datagrams_per_call < 1:
+            raise ValueError(f"max_datagrams_per_call must be >= 1, got {max_datagrams_per_call}")
+        self.name = name
+        self.clock = clock
+        self.max_datagrams_per_call = max_datagrams_per_call
+        self.gaps = GapDetector()
+        self.last_error: DatagramError | None = None
+        self._counts = {
+            "units": 0,
+            "messages": 0,
+            "bytes": 0,
+            "malformed": 0,
+            "decode_errors": 0,
+            "truncated": 0,
+            "rx_stamp_fallbacks": 0,
+            "socket_errors": 0,
+        }
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            if rcvbuf_bytes > 0:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf_bytes)
+            sock.bind((bind_host, bind_port))
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise LinkError(f"{name}: cannot bind UDP {bind_host}:{bind_port}: {exc}") from exc
+        self._sock = sock
+        self.address: tuple[str, int] = sock.getsockname()[:2]
+        self._kernel_requested = kernel_timestamps
+        self._use_kernel = False
+        if kernel_timestamps:
+            try:
+                sock.setsockopt(
+                    socket.SOL_SOCKET,
+                    SO_TIMESTAMPING,
+                    SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE,
+                )
+                self._use_kernel = True
+            except OSError:
+                self._use_kernel = False
+        self.timestamp_source = TIMESTAMP_KERNEL if self._use_kernel else TIMESTAMP_USER
+        self._buf = bytearray(MAX_DATAGRAM)
+        self._view = memoryview(self._buf)
+        self._ancbufsize = socket.CMSG_SPACE(_SCM_TIMESTAMPING_SIZE)
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLIN)
+        self._closed = False
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def receive(self, timeout_ms: int) -> list[Received]:
+        if self._closed:
+            raise LinkError(f"{self.name}: receive() on a closed link")
+        if not self._poll.poll(None if timeout_ms < 0 else timeout_ms):
+            return []
+        out: list[Received] = []
+        for _ in range(self.max_datagrams_per_call):
+            try:
+                n, ancdata, flags, _addr = self._sock.recvmsg_into([self._buf], self._ancbufsize)
+            except BlockingIOError:
+                break
+            except ConnectionRefusedError:
+                # ICMP port unreachable from an earlier send; the socket stays usable.
+                self._counts["socket_errors"] += 1
+                continue
+            rx_ns = self.clock.now_ns()
+            if self._kernel_requested:
+                stamp = _kernel_stamp(ancdata) if self._use_kernel else None
+                if stamp is None:
+                    self._counts["rx_stamp_fallbacks"] += 1
+                    self._use_kernel = False
+                    self.timestamp_source = TIMESTAMP_USER
+                else:
+                    rx_ns = stamp
+            self._accept(n, flags, rx_ns, out)
+        return out
+
+    def _accept(self, n: int, flags: int, rx_ns: int, out: list[Received]) -> None:
+        self._counts["bytes"] += n
+        if flags & socket.MSG_TRUNC:
+            self._counts["truncated"] += 1
+            self._reject(
+                DatagramError("truncated", MAX_DATAGRAM, f"datagram longer than {MAX_DATAGRAM}")
+            )
+            return
+        try:
+            dgram = unpack_datagram(self._view[:n])
+        except DatagramError as exc:
+            self._counts["decode_errors"] += 1
+            self._reject(exc)
+            return
+        self._counts["units"] += 1
+        self.gaps.observe(dgram.session, dgram.sequence, dgram.count)
+        for msg in dgram.messages:
+            out.append(Received(bytes(msg), rx_ns))
+        self._counts["messages"] += dgram.count
+
+    def _reject(self, exc: DatagramError) -> None:
+        self._counts["malformed"] += 1
+        self.last_error = exc
+
+    def counters(self) -> dict[str, int]:
+        return {**self._counts, **self.gaps.counters()}
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._sock.close()
+
+
+def _kernel_stamp(ancdata: list[tuple[int, int, bytes]]) -> int | None:
+    """The software receive stamp (ns) from ``recvmsg`` ancillary data, or None."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPING:
+            if len(data) < _TIMESPEC.size:
+                return None
+            sec, nsec = _TIMESPEC.unpack_from(data, 0)
+            if sec == 0 and nsec == 0:
+                return None
+            return int(sec) * 1_000_000_000 + int(nsec)
+    return None
+
+
+class UdpFeedLink(_UdpReceiver):
+    """Rig side of a UDP feed device: one :class:`Received` per device message.
+
+    ``address`` is the bound ``(host, port)`` to give the device. All messages of one datagram
+    share its receive stamp. ``timestamp_source`` starts as ``"kernel-software"`` when the
+    kernel accepted ``SO_TIMESTAMPING``. If a datagram arrives without a stamp the link stamps
+    it, and every later one, in user space (never a mix), ``timestamp_source`` turns
+    ``"user-space"`` and ``rx_stamp_fallbacks`` counts the datagrams stamped in user space
+    although kernel stamps were requested.
+    """
+
+    def __init__(self, config: UdpLinkConfig, clock: Clock) -> None:
+        super().__init__(
+            config.name,
+            config.bind_host,
+            config.bind_port,
+            clock,
+            kernel_timestamps=config.kernel_timestamps,
+            max_datagrams_per_call=config.max_datagrams_per_call,
+            rcvbuf_bytes=config.rcvbuf_bytes,
+        )
+        self.config = config
+
+
+class UdpBrokerLink(_UdpReceiver):
+    """Rig side of a UDP broker device: orders out (one per datagram), acks in.
+
+    Outgoing datagrams carry the configured session and the link's own message sequence,
+    starting at 1, so the device can count gaps too.
+    """
+
+    def __init__(self, config: UdpBrokerLinkConfig, clock: Clock) -> None:
+        super().__init__(
+            config.name,
+            config.bind_host,
+            config.bind_port,
+            clock,
+            kernel_timestamps=config.kernel_timestamps,
+            max_datagrams_per_call=config.max_datagrams_per_call,
+            rcvbuf_bytes=config.rcvbuf_bytes,
+        )
+        self.config = config
+        try:
+            self._session = session_id(config.session)
+        except ValueError as exc:
+            self.close()
+            raise LinkError(f"{config.name}: bad session {config.session!r}: {exc}") from exc
+        try:
+            info = socket.getaddrinfo(
+                config.device_host, config.device_port, socket.AF_INET, socket.SOCK_DGRAM
+            )
+        except (OSError, UnicodeError) as exc:
+            self.close()
+            raise LinkError(
+                f"{config.name}: cannot resolve device {config.device_host}:"
+                f"{config.device_port}: {exc}"
+            ) from exc
+        host, port = info[0][4][:2]
+        self.device_address: tuple[str, int] = (str(host), int(port))
+        self._next_seq = 1
+        self._counts.update({"sent": 0, "bytes_sent": 0})
+
+    def send(self, message: bytes) -> int:
+        try:
+            dgram = pack_datagram(self._session, self._next_seq, [message])
+        except ValueError as exc:
+            raise LinkError(f"{self.name}: cannot send message: {exc}") from exc
+        tx_ns = self.clock.now_ns()
+        try:
+            self._sock.sendto(dgram, self.device_address)
+        except OSError as exc:
+            raise LinkError(
+                f"{self.name}: send to device {self.device_address[0]}:"
+                f"{self.device_address[1]} failed: {exc}"
+            ) from exc
+        self._next_seq += 1
+        self._counts["sent"] += 1
+        self._counts["bytes_sent"] += len(dgram)
+        return tx_ns

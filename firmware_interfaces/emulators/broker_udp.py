@@ -1,0 +1,187 @@
+"""Emulated UDP broker device: every valid ORDER is answered with a FILL ACK.
+
+``python -m arbsphere.firmware_interfaces.emulators.broker_udp CONFIG.json`` with::
+
+    {device_id, bind_host ("127.0.0.1"), bind_port (0 = ephemeral), ready_path (required with
+     port 0: receives {"port": N, "host": H} once bound), fill_mode ("full"), session
+     ("BROKER"), clock: {offset_ns, drift_ppm, steps}, stats_path}
+
+On each datagram: ``device_rx_ns`` = device clock right after the receive; one ACK per valid
+ORDER (status FILL, filled_lots = size_lots, fill_px = limit_px, order_id echoed), all ACKs of
+one datagram in one reply datagram to the sender, ``device_tx_ns`` = device clock just before
+the send. Malformed datagrams and orders are counted by problem and not answered. Runs until
+SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from arbsphere.clock import Clock, RealtimeClock
+from arbsphere.errors import DecodeError, LinkError
+from arbsphere.firmware_interfaces import messages as dm
+from arbsphere.firmware_interfaces.emulators.device_main import (
+    ConfigReader,
+    DeviceContext,
+    device_clock,
+    run_device,
+)
+from arbsphere.firmware_interfaces.udp_datagram import (
+    SESSION_SIZE,
+    GapDetector,
+    pack_datagram,
+    session_id,
+    unpack_datagram,
+)
+from arbsphere.runtime import write_json_atomic
+
+FILL_MODES = ("full",)
+MAX_DATAGRAM = 65536
+BROKER_KEYS = (
+    "device_id", "bind_host", "bind_port", "ready_path", "fill_mode", "session", "clock",
+    "stats_path",
+)  # fmt: skip
+
+
+class BrokerDevice:
+    """The broker's decision logic, independent of the socket: orders in, ACK records out."""
+
+    def __init__(self, device_id: int, session: bytes, clock: Clock) -> None:
+        self.device_id = device_id
+        self.session = session
+        self.clock = clock
+        self.gaps = GapDetector()
+        self.next_sequence = 1
+        self.last_error = ""
+        self.counts = {
+            "datagrams_received": 0, "orders_received": 0, "acks_sent": 0, "datagrams_sent": 0,
+            "malformed_datagrams": 0, "malformed_orders": 0, "unexpected_types": 0,
+        }  # fmt: skip
+        self._ack = dm.new_record(dm.MSG_ACK, device_id)
+
+    def answer(self, buf: memoryview, rx_ns: int) -> np.ndarray | None:
+        """ACK records for the valid ORDERs in datagram ``buf`` (device_tx_ns still unset)."""
+        self.counts["datagrams_received"] += 1
+        try:
+            dgram = unpack_datagram(buf)
+        except DecodeError as exc:
+            self._bad("malformed_datagrams", f"datagram: {exc}")
+            return None
+        self.gaps.observe(dgram.session, dgram.sequence, dgram.count)
+        acks: list[np.ndarray] = []
+        for i, msg in enumerate(dgram.messages):
+            try:
+                mtype, rec = dm.decode(msg)
+            except DecodeError as exc:
+                self._bad("malformed_orders", f"message {i}: {exc}")
+                continue
+            if mtype != dm.MSG_ORDER:
+                self._bad("unexpected_types", f"message {i}: {dm.NAMES[mtype]}, not ORDER")
+                continue
+            order = rec[0]
+            problem = _order_problem(order)
+            if problem:
+                self._bad("malformed_orders", f"message {i} order {int(order['order_id'])}: "
+                          f"{problem}")  # fmt: skip
+                continue
+            self.counts["orders_received"] += 1
+            ack = self._ack.copy()
+            ack["status"] = dm.ACK_STATUS_FILL
+            ack["order_id"] = order["order_id"]
+            ack["filled_lots"] = order["size_lots"]
+            ack["fill_px"] = order["limit_px"]
+            ack["device_rx_ns"] = rx_ns
+            acks.append(ack)
+        return np.concatenate(acks) if acks else None
+
+    def reply(self, acks: np.ndarray) -> bytes:
+        """The reply datagram; stamps ``device_tx_ns`` now (call right before sending)."""
+        acks["device_tx_ns"] = self.clock.now_ns()
+        raw = dm.encode_batch(acks)
+        size = dm.LAYOUTS[dm.MSG_ACK].size
+        dgram = pack_datagram(
+            self.session, self.next_sequence, [raw[k : k + size] for k in range(0, len(raw), size)]
+        )
+        self.next_sequence += len(acks)
+        self.counts["acks_sent"] += len(acks)
+        self.counts["datagrams_sent"] += 1
+        return dgram
+
+    def _bad(self, key: str, detail: str) -> None:
+        self.counts[key] += 1
+        self.last_error = detail
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.counts, "last_error": self.last_error,
+                "order_sequence": self.gaps.counters()}  # fmt: skip
+
+
+def _order_problem(order: np.void) -> str:
+    if int(order["side"]) not in (1, -1):
+        return f"side {int(order['side'])} is not +1 or -1"
+    if int(order["size_lots"]) <= 0:
+        return f"size_lots {int(order['size_lots'])} is not > 0"
+    return ""
+
+
+def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
+    cfg.only(BROKER_KEYS)
+    device_id = cfg.get_int("device_id", min_value=0, max_value=2**32 - 1)
+    host = cfg.get_str("bind_host", "127.0.0.1")
+    port = cfg.get_int("bind_port", 0, min_value=0, max_value=65535)
+    cfg.get_str("fill_mode", "full", choices=FILL_MODES)
+    session = cfg.get_str("session", "BROKER", max_len=SESSION_SIZE)
+    ready = Path(cfg.get_str("ready_path")) if cfg.has("ready_path") or port == 0 else None
+    rig = RealtimeClock()
+    dev = device_clock(cfg.get_table("clock"), rig, epoch_ns=rig.now_ns())
+    broker = BrokerDevice(device_id, session_id(session), dev)
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise LinkError(f"broker device: cannot bind UDP {host}:{port}: {exc}") from exc
+    sock.setblocking(False)
+    bound = sock.getsockname()
+    ctx.stats.update(device_id=device_id, address=[bound[0], bound[1]], first_rx_ns=None,
+                     last_rx_ns=None)  # fmt: skip
+    if ready is not None:
+        write_json_atomic(ready, {"port": bound[1], "host": bound[0]})
+    buf = bytearray(MAX_DATAGRAM)
+    view = memoryview(buf)
+    try:
+        while not ctx.stop.is_set:
+            readable = select.select([sock.fileno(), ctx.waker.fileno()], [], [], 1.0)[0]
+            if ctx.waker.fileno() in readable:
+                ctx.waker.drain()
+            if sock.fileno() not in readable:
+                continue
+            while True:
+                try:
+                    n, addr = sock.recvfrom_into(buf)
+                except BlockingIOError:
+                    break
+                rx_ns = dev.now_ns()
+                if ctx.stats["first_rx_ns"] is None:
+                    ctx.stats["first_rx_ns"] = rx_ns
+                ctx.stats["last_rx_ns"] = rx_ns
+                acks = broker.answer(view[:n], rx_ns)
+                if acks is not None:
+                    try:
+                        sock.sendto(broker.reply(acks), addr)
+                    except OSError as exc:
+                        raise LinkError(f"broker device: reply to {addr} failed: {exc}") from exc
+    finally:
+        sock.close()
+        ctx.stats.update(broker.stats())
+
+
+if __name__ == "__main__":
+    sys.exit(run_device(main, "broker_udp"))

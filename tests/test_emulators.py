@@ -1,0 +1,407 @@
+"""Emulated devices: the open-loop schedule on a fake clock, config validation, and the feed and
+broker emulators as real OS processes talking to the rig-side links."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conformance.links import receive_n
+
+from arbsphere.adapters.pty import open_pty_pair
+from arbsphere.adapters.serial_link import SerialFeedLink, SerialLinkConfig
+from arbsphere.adapters.udp_link import (
+    UdpBrokerLink,
+    UdpBrokerLinkConfig,
+    UdpFeedLink,
+    UdpLinkConfig,
+)
+from arbsphere.clock import DeviceClock, RealtimeClock
+from arbsphere.errors import ConfigError
+from arbsphere.firmware_interfaces import messages as dm
+from arbsphere.firmware_interfaces.emulators.broker_udp import BrokerDevice
+from arbsphere.firmware_interfaces.emulators.device_main import ConfigReader
+from arbsphere.firmware_interfaces.emulators.market import QUOTE_DTYPE
+from arbsphere.firmware_interfaces.emulators.schedule import (
+    FeedPlan,
+    OpenLoopSchedule,
+    read_feed_plan,
+    run_feed,
+)
+from arbsphere.firmware_interfaces.udp_datagram import pack_datagram, session_id
+
+EMULATORS = "arbsphere.firmware_interfaces.emulators"
+MS = 1_000_000
+
+# --- the schedule on a fake clock -----------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def now_ns(self) -> int:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0, "the schedule must never sleep 0 s (a spin)"
+        self.now += round(seconds * 1e9)
+
+
+class FakeQuotes:
+    """seq k at offset k * period_ns, prices encoding k."""
+
+    def __init__(self, period_ns: int = MS) -> None:
+        self.period_ns = period_ns
+        self.next = 0
+
+    def next_batch(self, n: int) -> np.ndarray:
+        q = np.zeros(n, QUOTE_DTYPE)
+        k = np.arange(self.next, self.next + n)
+        q["seq"] = k
+        q["offset_ns"] = k * self.period_ns
+        q["bid_px"] = 1000 + k
+        q["ask_px"] = 2000 + k
+        self.next += n
+        return q
+
+
+class FakeTx:
+    """Records (rig time, decoded messages) per send; can stall the clock inside a send."""
+
+    def __init__(self, clock: FakeClock, stall_at: int = -1, stall_ns: int = 0) -> None:
+        self.clock = clock
+        self.sends: list[tuple[int, list[tuple[int, np.ndarray]]]] = []
+        self.stall_at = stall_at
+        self.stall_ns = stall_ns
+
+    def send(self, messages: Sequence[bytes]) -> None:
+        self.sends.append((self.clock.now, [dm.decode(m, copy=True) for m in messages]))
+        if len(self.sends) - 1 == self.stall_at:
+            self.clock.now += self.stall_ns
+
+    def counters(self) -> dict[str, int]:
+        return {"fake_sends": len(self.sends)}
+
+    def close(self) -> None:
+        pass
+
+    def ticks(self) -> list[np.ndarray]:
+        return [r for _, msgs in self.sends for t, r in msgs if t == dm.MSG_TICK]
+
+    def kinds(self) -> str:
+        return "".join("T" if t == dm.MSG_TICK else "H" for _, msgs in self.sends for t, _ in msgs)
+
+
+START = 1_700_000_000_000_000_000
+
+
+def _run(
+    plan: FeedPlan,
+    tx_stall: tuple[int, int] = (-1, 0),
+    stop_after: int | None = None,
+    offset_ns: int = 0,
+    drift_ppm: float = 0.0,
+) -> tuple[FakeTx, dict[str, Any], FakeClock]:
+    clock = FakeClock(START - 50 * MS)
+    tx = FakeTx(clock, *tx_stall)
+    dev = DeviceClock(clock, offset_ns=offset_ns, drift_ppm=drift_ppm, epoch_ns=START)
+    stop = (lambda: False) if stop_after is None else (lambda: len(tx.sends) >= stop_after)
+    sched = OpenLoopSchedule(START, clock, clock.sleep, stop, late_tolerance_ns=200_000)
+    stats: dict[str, Any] = {}
+    run_feed(plan, FakeQuotes(), tx, sched, dev, stats, chunk=16)
+    return tx, stats, clock
+
+
+def _plan(**kw: Any) -> FeedPlan:
+    base: dict[str, Any] = dict(
+        device_id=11,
+        venue_id=1,
+        asset_id=0,
+        start_at_ns=START,
+        n_ticks=50,
+        duration_ns=None,
+        heartbeat_interval_ns=0,
+    )
+    return FeedPlan(**{**base, **kw})
+
+
+def test_schedule_sends_every_tick_at_its_due_time_with_device_stamps() -> None:
+    tx, stats, _ = _run(_plan(), offset_ns=7_000, drift_ppm=100.0)
+    ticks = tx.ticks()
+    assert len(ticks) == 50 == stats["ticks_sent"] and stats["late_sends"] == 0
+    seq = np.array([int(t["device_seq"][0]) for t in ticks])
+    assert (seq == np.arange(50)).all()
+    due = START + seq * MS
+    sent_at = np.array([at for at, _ in tx.sends])
+    assert (sent_at == due).all()  # the fake sleep lands exactly: no early, no late send
+    # device clock: due + 7 us offset + 100 ppm of the time since the start
+    want = due + 7_000 + (seq * MS * 100e-6).astype(np.int64)
+    assert [int(t["intended_send_ns"][0]) for t in ticks] == want.tolist()
+    assert [int(t["send_ns"][0]) for t in ticks] == want.tolist()
+    assert [int(t["bid_px"][0]) for t in ticks] == (1000 + seq).tolist()
+    assert {(int(t["venue_id"][0]), int(t["device_id"][0])) for t in ticks} == {(1, 11)}
+    assert stats["first_send_ns"] == START and stats["last_send_ns"] == START + 49 * MS
+
+
+def test_schedule_behind_sends_at_once_never_skips_never_moves_intended_times() -> None:
+    # The send of tick 10 stalls 3.5 ms: ticks 11-13 are 2.5, 1.5, 0.5 ms late, 14 on time.
+    tx, stats, _ = _run(_plan(), tx_stall=(10, 3_500_000))
+    ticks = tx.ticks()
+    assert [int(t["device_seq"][0]) for t in ticks] == list(range(50))
+    assert [int(t["intended_send_ns"][0]) for t in ticks] == [START + k * MS for k in range(50)]
+    sent = [at - START for at, _ in tx.sends]
+    assert sent[10:15] == [10 * MS, 13_500_000, 13_500_000, 13_500_000, 14 * MS]
+    assert [int(t["send_ns"][0]) - START for t in ticks[11:14]] == [13_500_000] * 3
+    assert stats["late_sends"] == 3
+    assert stats["max_late_us"] == 2500.0
+
+
+def test_schedule_heartbeats_interleave_deterministically() -> None:
+    tx, stats, _ = _run(_plan(n_ticks=20, heartbeat_interval_ns=5 * MS))
+    # heartbeats due at 5, 10, 15 ms go out before the tick due at the same time; a final one
+    # follows the last tick
+    assert tx.kinds() == "TTTTTHTTTTTHTTTTTHTTTTTH"
+    hbs = [r for _, msgs in tx.sends for t, r in msgs if t == dm.MSG_HEARTBEAT]
+    assert [int(h["device_seq"][0]) for h in hbs] == [5, 10, 15, 20]  # next tick's seq
+    assert stats["heartbeats_sent"] == 4
+    tx2, _, _ = _run(_plan(n_ticks=20, heartbeat_interval_ns=5 * MS), tx_stall=(2, 9 * MS))
+    assert tx2.kinds() == tx.kinds()  # the same order when the device falls behind
+
+
+def test_schedule_batches_ticks_and_stops_on_request() -> None:
+    tx, stats, _ = _run(_plan(n_ticks=10, ticks_per_send=4))
+    assert [len(m) for _, m in tx.sends] == [4, 4, 2]
+    assert [at - START for at, _ in tx.sends] == [3 * MS, 7 * MS, 9 * MS]  # last tick's due
+    assert stats["sends"] == 3 and stats["ticks_sent"] == 10
+    tx, _, _ = _run(_plan(n_ticks=40, ticks_per_send=3))  # chunk 16 is not a multiple of 3
+    assert [len(m) for _, m in tx.sends] == [3] * 13 + [1]
+    tx, stats, _ = _run(_plan(n_ticks=1000), stop_after=7)
+    assert stats["stopped_early"] is True and stats["ticks_sent"] == 7
+
+
+def test_schedule_duration_mode() -> None:
+    _, stats, _ = _run(_plan(n_ticks=None, duration_ns=40 * MS + 1))
+    assert stats["ticks_sent"] == 41 and not stats["stopped_early"]
+
+
+# --- config validation ----------------------------------------------------------------------
+
+
+def _feed_cfg(**over: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "device_id": 11, "venue_id": 0, "asset_id": 0, "session": "VENUE00",
+        "target_host": "127.0.0.1", "target_port": 9, "market": {"rate_hz": 1000.0},
+        "start_at_ns": START, "n_ticks": 10, "clock": {"offset_ns": 0, "drift_ppm": 0.0},
+        "stats_path": "/dev/null",
+    }  # fmt: skip
+    cfg.update(over)
+    return {k: v for k, v in cfg.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("over", "key", "text"),
+    [
+        ({"n_ticks": None}, "n_ticks", "exactly one of"),
+        ({"duration_s": 1.0}, "duration_s", "exactly one of"),
+        ({"device_id": "11"}, "device_id", "must be an integer"),
+        ({"ticks_per_datagram": 0}, "ticks_per_datagram", ">= 1"),
+        ({"market": {"rate_hz": 1000.0, "rate": 5}}, "market.rate", "unknown key"),
+        ({"market": {"rate_hz": -1.0}}, "market", "rate_hz"),
+        ({"clock": {"drift_ppm": 5000}}, "clock.drift_ppm", "<= 1000"),
+        ({"clock": {"ofset_ns": 5}}, "clock.ofset_ns", "unknown key"),
+        ({"tick_rate": 5}, "tick_rate", "unknown key"),
+    ],
+)
+def test_feed_plan_errors_name_the_key(over: dict[str, Any], key: str, text: str) -> None:
+    cfg = ConfigReader(_feed_cfg(**over), "feed.json")
+    with pytest.raises(ConfigError, match=text) as info:
+        read_feed_plan(cfg, batch_key="ticks_per_datagram",
+                       extra_keys=("target_host", "target_port"))  # fmt: skip
+    assert info.value.file == "feed.json" and info.value.key == key
+
+
+# --- broker logic ---------------------------------------------------------------------------
+
+
+def _order(order_id: int, size: int = 3, side: int = 1) -> bytes:
+    o = dm.new_record(dm.MSG_ORDER, 1)
+    o["order_id"], o["size_lots"], o["limit_px"], o["side"] = order_id, size, 12345, side
+    return dm.encode(o)
+
+
+def test_broker_device_fills_valid_orders_and_counts_bad_ones() -> None:
+    clock = FakeClock(5_000)
+    broker = BrokerDevice(200, session_id("B"), clock)
+    dgram = pack_datagram(session_id("RIG"), 1, [_order(1), _order(2, size=0), _order(3, side=0),
+                                                  dm.encode(dm.new_record(dm.MSG_HEARTBEAT, 1)),
+                                                  _order(4, size=7)])  # fmt: skip
+    acks = broker.answer(memoryview(dgram), rx_ns=4_000)
+    assert acks is not None
+    assert acks["order_id"].tolist() == [1, 4] and acks["filled_lots"].tolist() == [3, 7]
+    assert set(acks["status"].tolist()) == {dm.ACK_STATUS_FILL}
+    assert set(acks["fill_px"].tolist()) == {12345} and set(acks["device_rx_ns"]) == {4_000}
+    reply = broker.reply(acks)
+    assert set(acks["device_tx_ns"].tolist()) == {5_000}
+    assert dm.decode(reply, 24)[1]["order_id"][0] == 1
+    assert broker.answer(memoryview(dgram[:-5]), rx_ns=1) is None  # truncated: not answered
+    c = broker.stats()
+    assert (c["orders_received"], c["malformed_orders"], c["unexpected_types"],
+            c["malformed_datagrams"], c["acks_sent"]) == (2, 2, 1, 1, 2)  # fmt: skip
+    assert (
+        "truncat" in c["last_error"]
+        or "short" in c["last_error"]
+        or "bad_length" in c["last_error"]
+    )
+
+
+# --- real processes -------------------------------------------------------------------------
+
+
+def _spawn(module: str, cfg: dict[str, Any], path: Path, **kw: Any) -> subprocess.Popen[bytes]:
+    path.write_text(json.dumps(cfg))
+    return subprocess.Popen([sys.executable, "-m", f"{EMULATORS}.{module}", str(path)],
+                            stderr=subprocess.PIPE, **kw)  # fmt: skip
+
+
+def _wait_file(path: Path, proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> Any:
+    import time
+
+    end = time.monotonic() + timeout_s
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < end, f"{path} did not appear"
+        time.sleep(0.01)
+    return json.loads(path.read_text())
+
+
+def test_feed_udp_and_broker_udp_processes(tmp_path: Path) -> None:
+    clock = RealtimeClock()
+    feed_link = UdpFeedLink(UdpLinkConfig(name="venue0"), clock)
+    start = clock.now_ns() + 800 * MS
+    offset = 5 * MS
+    feed = _spawn("feed_udp", {
+        "device_id": 11, "venue_id": 0, "asset_id": 0, "session": "VENUE00",
+        "target_host": "127.0.0.1", "target_port": feed_link.address[1],
+        "market": {"rate_hz": 1000.0, "seed": 3}, "start_at_ns": start, "n_ticks": 300,
+        "heartbeat_interval_ms": 100, "clock": {"offset_ns": offset, "drift_ppm": 0.0},
+        "stats_path": str(tmp_path / "feed.stats.json"),
+    }, tmp_path / "feed.json")  # fmt: skip
+    broker = _spawn("broker_udp", {
+        "device_id": 200, "bind_host": "127.0.0.1", "bind_port": 0, "fill_mode": "full",
+        "ready_path": str(tmp_path / "broker.port.json"), "clock": {},
+        "stats_path": str(tmp_path / "broker.stats.json"),
+    }, tmp_path / "broker.json")  # fmt: skip
+    try:
+        port = _wait_file(tmp_path / "broker.port.json", broker)["port"]
+        blink = UdpBrokerLink(UdpBrokerLinkConfig("127.0.0.1", port, session="RIG"), clock)
+        orders = {}
+        for oid in range(1, 6):
+            orders[oid] = blink.send(_order(oid, size=oid))
+        acks = receive_n(blink, 5)
+        junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        junk.sendto(b"\x01" * 30, ("127.0.0.1", port))  # malformed: counted, not answered
+        junk.close()
+        assert blink.receive(timeout_ms=50) == []
+
+        got = []
+        while feed.poll() is None:
+            got += feed_link.receive(timeout_ms=100)
+        got += feed_link.receive(timeout_ms=50)
+        assert feed.returncode == 0, feed.stderr.read() if feed.stderr else ""
+        broker.send_signal(signal.SIGTERM)
+        assert broker.wait(timeout=5) == 0, broker.stderr.read() if broker.stderr else ""
+    finally:
+        for p in (feed, broker):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    fstats = json.loads((tmp_path / "feed.stats.json").read_text())
+    bstats = json.loads((tmp_path / "broker.stats.json").read_text())
+
+    ticks = [r for r in got if dm.decode(r.payload)[0] == dm.MSG_TICK]
+    hbs = [r for r in got if dm.decode(r.payload)[0] == dm.MSG_HEARTBEAT]
+    assert len(ticks) == fstats["ticks_sent"] == 300 and not fstats["stopped_early"]
+    assert len(hbs) == fstats["heartbeats_sent"] == 3  # at 100 and 200 ms, and the final one
+    recs = np.concatenate([dm.decode(r.payload)[1] for r in ticks])
+    assert (recs["device_seq"] == np.arange(300)).all()
+    assert (np.diff(recs["intended_send_ns"]) == MS).all()  # exactly 1/rate apart
+    assert recs["intended_send_ns"][0] == start + offset
+    assert (recs["send_ns"] >= recs["intended_send_ns"]).all()
+    rx = np.array([r.rx_ns for r in ticks])
+    assert (rx >= recs["send_ns"] - offset).all()  # sent on the rig timebase before received
+    c = feed_link.counters()
+    assert (c["gaps"], c["missing"], c["malformed"]) == (0, 0, 0)
+    assert c["units"] == fstats["datagrams_sent"] == 303
+    feed_link.close()
+
+    assert len(acks) == 5
+    for rec in acks:
+        mtype, ack = dm.decode(rec.payload)
+        assert mtype == dm.MSG_ACK and int(ack["status"][0]) == dm.ACK_STATUS_FILL
+        oid = int(ack["order_id"][0])
+        assert int(ack["filled_lots"][0]) == oid and int(ack["fill_px"][0]) == 12345
+        assert orders[oid] <= int(ack["device_rx_ns"][0]) <= int(ack["device_tx_ns"][0])
+        assert int(ack["device_tx_ns"][0]) <= rec.rx_ns
+    assert bstats["orders_received"] == bstats["acks_sent"] == 5
+    assert bstats["malformed_datagrams"] == 1 and bstats["exit_code"] == 0
+    blink.close()
+
+
+def test_feed_serial_process_over_pty_stops_on_sigterm(tmp_path: Path) -> None:
+    clock = RealtimeClock()
+    master, path = open_pty_pair()
+    link = SerialFeedLink(SerialLinkConfig(port=path, name="venue1"), clock)
+    start = clock.now_ns() + 600 * MS
+    feed = _spawn("feed_serial", {
+        "device_id": 12, "venue_id": 1, "asset_id": 0, "session": "VENUE01",
+        "master_fd": master, "market": {"rate_hz": 1000.0}, "start_at_ns": start,
+        "n_ticks": 100_000, "heartbeat_interval_ms": 50, "clock": {"offset_ns": 0},
+        "stats_path": str(tmp_path / "feed.stats.json"),
+    }, tmp_path / "feed.json", pass_fds=(master,))  # fmt: skip
+    try:
+        got = receive_n(link, 100)
+        feed.send_signal(signal.SIGTERM)
+        assert feed.wait(timeout=5) == 0, feed.stderr.read() if feed.stderr else ""
+        while True:
+            more = link.receive(timeout_ms=50)
+            if not more:
+                break
+            got += more
+    finally:
+        if feed.poll() is None:
+            feed.kill()
+            feed.wait()
+        link.close()
+        os.close(master)
+    stats = json.loads((tmp_path / "feed.stats.json").read_text())
+    assert stats["stopped_early"] is True and stats["stop_signal"] == signal.SIGTERM
+    decoded = [dm.decode(r.payload) for r in got]
+    ticks = [rec for t, rec in decoded if t == dm.MSG_TICK]
+    assert len(ticks) == stats["ticks_sent"] < 100_000
+    assert [int(t["device_seq"][0]) for t in ticks] == list(range(len(ticks)))
+    assert len(got) == stats["frames_sent"] == stats["ticks_sent"] + stats["heartbeats_sent"]
+    assert link.counters()["malformed"] == 0
+
+
+def test_bad_configs_exit_2_naming_the_key(tmp_path: Path) -> None:
+    cfg = _feed_cfg(target_port=None, stats_path=str(tmp_path / "f.stats.json"))
+    feed = _spawn("feed_udp", cfg, tmp_path / "feed.json")
+    broker = _spawn("broker_udp", {"device_id": 1, "fill_mode": "partial", "clock": {},
+                                   "stats_path": str(tmp_path / "b.stats.json"),
+                                   "ready_path": str(tmp_path / "b.port")},
+                    tmp_path / "broker.json")  # fmt: skip
+    _, ferr = feed.communicate(timeout=10)
+    _, berr = broker.communicate(timeout=10)
+    assert feed.returncode == 2 and b"target_port" in ferr and b"feed.json" in ferr
+    assert broker.returncode == 2 and b"fill_mode" in berr and b"partial" in berr
+    assert not (tmp_path / "b.port").exists()
