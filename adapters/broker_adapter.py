@@ -89,7 +89,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     plan_id = reg.schema("PlanDelta").id
     report_schema = reg.schema("ExecutionReport")
     link = open_broker_link(cfg, source, clock)
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     pull = ctx.socket(zmq.PULL)
     pull.setsockopt(zmq.RCVHWM, 1_000_000)
     push = ctx.socket(zmq.PUSH)
@@ -107,8 +107,16 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     orders = TraceBuffer(ORDER_TRACE_DTYPE, 16_384)
     acks = TraceBuffer(ACK_TRACE_DTYPE, 16_384)
     book = OrderBook()
-    counts = {"deltas": 0, "orders": 0, "acks": 0, "fills": 0, "rejects": 0,
-              "decode_errors": 0, "unknown_acks": 0, "reports_sent": 0}
+    counts = {
+        "deltas": 0,
+        "orders": 0,
+        "acks": 0,
+        "fills": 0,
+        "rejects": 0,
+        "decode_errors": 0,
+        "unknown_acks": 0,
+        "reports_sent": 0,
+    }
     last_error = ""
     nonce = 0
     order = dm.new_record(dm.MSG_ORDER, device_id)
@@ -143,7 +151,11 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                         order["rig_send_ns"] = clock.now_ns()
                         tx = link.send(dm.encode(order))
                         book.open[order_id] = (
-                            delta_id, int(leg["venue"]), int(leg["asset"]), int(leg["side"]), tx
+                            delta_id,
+                            int(leg["venue"]),
+                            int(leg["asset"]),
+                            int(leg["side"]),
+                            tx,
                         )
                         counts["orders"] += 1
                         orders.append(

@@ -13,7 +13,6 @@ IR was ready to send ("adapter decoded").
 from __future__ import annotations
 
 import math
-import select
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +165,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         budget_ns=require(cfg, "budget_ns", int, source),
     )
     link = open_feed_link(cfg, source, clock)
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 1_000_000)
     push.setsockopt(zmq.LINGER, 2000)
@@ -178,8 +177,14 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
 
     trace = TraceBuffer(TICK_TRACE_DTYPE)
     seqs = SequenceChecker()
-    counts = {"ticks": 0, "heartbeats": 0, "decode_errors": 0, "other_messages": 0,
-              "forwarded": 0, "stale_dropped": 0}
+    counts = {
+        "ticks": 0,
+        "heartbeats": 0,
+        "decode_errors": 0,
+        "other_messages": 0,
+        "forwarded": 0,
+        "stale_dropped": 0,
+    }
     last_error = ""
     ready: dict[str, Any] = {"timestamp_source": link.timestamp_source}
     address = getattr(link, "address", None)
@@ -191,7 +196,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         while not stop.is_set:
             try:
                 batch = link.receive(timeout_ms=100)
-            except (OSError, select.error) as exc:
+            except OSError as exc:
                 if stop.is_set:
                     break
                 raise LinkError(f"{name}: link receive failed: {exc}") from exc
@@ -234,8 +239,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             "timestamp_source": link.timestamp_source,
             "link": link.counters(),
             "adapter": counts,
-            "sequence": {"gaps": seqs.gaps, "missing": seqs.missing,
-                         "duplicates": seqs.duplicates},
+            "sequence": {"gaps": seqs.gaps, "missing": seqs.missing, "duplicates": seqs.duplicates},
             "last_error": last_error,
         }
         write_json_atomic(out_dir / f"{name}.stats.json", stats)

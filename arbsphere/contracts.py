@@ -96,7 +96,9 @@ class Registry:
         self.source = source
         reg = _table(data, "registry", source)
         self.magic: int = _int(reg, "magic", f"{source}: [registry]")
-        self.envelope = build_layout("Envelope", reg.get("envelope"), source=f"{source}: [registry]")
+        self.envelope = build_layout(
+            "Envelope", reg.get("envelope"), source=f"{source}: [registry]"
+        )
         self.envelope_dtype = self.envelope.dtype
         self._by_key: dict[tuple[int, int], Schema] = {}
         self._by_name: dict[tuple[str, int], Schema] = {}
@@ -171,9 +173,7 @@ class Registry:
         payload_parts = [hdr.tobytes()]
         count = 0
         if schema.item is not None:
-            arr = (
-                np.zeros(0, schema.item.dtype) if items is None else np.asarray(items).reshape(-1)
-            )
+            arr = np.zeros(0, schema.item.dtype) if items is None else np.asarray(items).reshape(-1)
             if arr.dtype != schema.item.dtype:
                 raise ValueError(f"{schema.name}: items must have the schema's item dtype")
             count = arr.shape[0]
@@ -427,7 +427,9 @@ def _parse_schema(entry: Any, where: str) -> Schema:
     if item_spec is not None:
         item = build_layout(f"{name}.item", item_spec, source=where)
         if not isinstance(count_field, str):
-            raise ConfigError("a schema with items needs count_field", file=where, key="count_field")
+            raise ConfigError(
+                "a schema with items needs count_field", file=where, key="count_field"
+            )
         try:
             f = header.field(count_field)
         except KeyError:
@@ -436,7 +438,9 @@ def _parse_schema(entry: Any, where: str) -> Schema:
             ) from None
         if f.type not in ("u8", "u16", "u32") or f.count != 1:
             raise ConfigError(
-                f"count_field {count_field!r} must be an unsigned scalar", file=where, key="count_field"
+                f"count_field {count_field!r} must be an unsigned scalar",
+                file=where,
+                key="count_field",
             )
     elif count_field is not None:
         raise ConfigError("count_field given but no item layout", file=where, key="count_field")

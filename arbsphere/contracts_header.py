@@ -39,7 +39,11 @@ def render_contracts_header(registry: Registry | None = None) -> str:
         macro = c_struct_name(schema.name).upper()
         constants.append((f"{macro}_ID", schema.id, f"schema id of {schema.name}"))
         constants.append(
-            (f"{macro}_V{schema.version}", schema.version, f"{schema.name} version {schema.version}")
+            (
+                f"{macro}_V{schema.version}",
+                schema.version,
+                f"{schema.name} version {schema.version}",
+            )
         )
     return c_header(
         "ARBSPHERE_CONTRACTS_H",

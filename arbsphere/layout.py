@@ -41,8 +41,16 @@ SCALAR_TYPES: dict[str, tuple[str, str, int]] = {
 
 #: Wire type name -> ``struct`` module code (always used with ``<``: little-endian, no padding)
 STRUCT_CODES: dict[str, str] = {
-    "u8": "B", "i8": "b", "u16": "H", "i16": "h", "u32": "I", "i32": "i",
-    "u64": "Q", "i64": "q", "f32": "f", "f64": "d",
+    "u8": "B",
+    "i8": "b",
+    "u16": "H",
+    "i16": "h",
+    "u32": "I",
+    "i32": "i",
+    "u64": "Q",
+    "i64": "q",
+    "f32": "f",
+    "f64": "d",
 }
 
 
@@ -118,7 +126,7 @@ class Layout:
         return "\n".join(lines)
 
 
-def build_layout(name: str, spec: Sequence[Any], *, source: str) -> Layout:
+def build_layout(name: str, spec: Sequence[Any] | None, *, source: str) -> Layout:
     """Build a :class:`Layout` from its TOML declaration.
 
     ``spec`` is a list of ``[name, type]`` / ``[name, type, count]``; ``source`` names the file

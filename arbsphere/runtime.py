@@ -81,9 +81,10 @@ def require(cfg: dict[str, Any], key: str, kind: type | tuple[type, ...], source
     if key not in cfg:
         raise ConfigError("missing required key", file=source, key=key)
     value = cfg[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise ConfigError(f"wrong type {type(value).__name__} (value {value!r})", file=source,
-                          key=key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ConfigError(
+            f"wrong type {type(value).__name__} (value {value!r})", file=source, key=key
+        )
     return value
 
 

@@ -183,7 +183,9 @@ class Coordinator:
         # Marketable limits: buy at the venue's ask, sell at its bid.
         buy = legs["side"] > 0
         legs["limit_px"] = np.where(
-            buy, self.ask_px[legs["venue"], legs["asset"]], self.bid_px[legs["venue"], legs["asset"]]
+            buy,
+            self.ask_px[legs["venue"], legs["asset"]],
+            self.bid_px[legs["venue"], legs["asset"]],
         )
         self.merger.merge(legs)
         net = int(np.abs(self.merger.net_delta()).max(initial=0))
@@ -238,7 +240,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     )
     core.warm_up()
 
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     pull = ctx.socket(zmq.PULL)
     pull.setsockopt(zmq.RCVHWM, 1_000_000)
     push = ctx.socket(zmq.PUSH)

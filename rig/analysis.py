@@ -47,8 +47,15 @@ STAGES: tuple[tuple[str, str, str], ...] = (
 )
 HEADLINE = ("tick_to_trade", "order_device_rx_ns", "intended_ns")
 #: Stages that only exist for ticks that caused a PlanDelta.
-ORDER_STAGES = {"delta_merge", "coordinator_to_broker", "broker_encode", "order_wire", "ack_wire",
-                "rig_tick_to_order", "tick_to_trade"}
+ORDER_STAGES = {
+    "delta_merge",
+    "coordinator_to_broker",
+    "broker_encode",
+    "order_wire",
+    "ack_wire",
+    "rig_tick_to_order",
+    "tick_to_trade",
+}
 
 
 @dataclass
@@ -136,8 +143,14 @@ def stage_values(ticks: pd.DataFrame, end: str, start: str, only_orders: bool) -
     return (sel[end].astype("int64") - sel[start].astype("int64")).to_numpy(np.int64)
 
 
-def analyse(proc_dir: Path, venue_names: list[str], broker_name: str, start_at_ns: int,
-            interval_s: float, spec: HdrSpec | None = None) -> Analysis:
+def analyse(
+    proc_dir: Path,
+    venue_names: list[str],
+    broker_name: str,
+    start_at_ns: int,
+    interval_s: float,
+    spec: HdrSpec | None = None,
+) -> Analysis:
     spec = spec or HdrSpec()
     ticks = join_traces(proc_dir, venue_names, broker_name)
     stats = load_stats(proc_dir)
@@ -150,9 +163,7 @@ def analyse(proc_dir: Path, venue_names: list[str], broker_name: str, start_at_n
     else:
         ticks["interval"] = pd.Series(dtype="int64")
     n_intervals = int(ticks["interval"].max()) + 1 if len(ticks) else 0
-    per_interval: list[tuple[int, dict[str, Recorder]]] = [
-        (i, {}) for i in range(n_intervals)
-    ]
+    per_interval: list[tuple[int, dict[str, Recorder]]] = [(i, {}) for i in range(n_intervals)]
     all_stages = [*STAGES, HEADLINE]
     for stage, end, start in all_stages:
         only_orders = stage in ORDER_STAGES
@@ -170,8 +181,9 @@ def analyse(proc_dir: Path, venue_names: list[str], broker_name: str, start_at_n
     return Analysis(ticks, recorders, per_interval, negative, stats)
 
 
-def write_hlog(analysis: Analysis, path: Path, start_at_ns: int, interval_s: float,
-               comment: str) -> None:
+def write_hlog(
+    analysis: Analysis, path: Path, start_at_ns: int, interval_s: float, comment: str
+) -> None:
     with IntervalLogWriter(path, start_at_ns / 1e9, comment=comment) as writer:
         for i, recs in analysis.interval_recorders:
             for stage, rec in recs.items():
@@ -179,8 +191,9 @@ def write_hlog(analysis: Analysis, path: Path, start_at_ns: int, interval_s: flo
                     writer.write_interval(stage, i * interval_s, interval_s, rec)
 
 
-def build_kpi(analysis: Analysis, *, duration_s: float, venue_names: list[str],
-              broker_name: str) -> dict[str, Any]:
+def build_kpi(
+    analysis: Analysis, *, duration_s: float, venue_names: list[str], broker_name: str
+) -> dict[str, Any]:
     rec = analysis.recorders
     stats = analysis.stats
     ticks = analysis.ticks
@@ -196,7 +209,7 @@ def build_kpi(analysis: Analysis, *, duration_s: float, venue_names: list[str],
         gaps += int(link.get("gaps", 0)) + int(s.get("sequence", {}).get("gaps", 0))
         decode += int(s.get("adapter", {}).get("decode_errors", 0))
         ticks_sent += int(stats.get(f"{name}-device", {}).get("ticks_sent", 0))
-    ticks_in = int(len(ticks))
+    ticks_in = len(ticks)
     problems = int(counts.get("problems", 0))
     broker = stats.get(broker_name, {}).get("adapter", {})
     gap_values = ticks["objective_gap"].dropna() if "objective_gap" in ticks else pd.Series([])
@@ -214,7 +227,7 @@ def build_kpi(analysis: Analysis, *, duration_s: float, venue_names: list[str],
             "objective_gap_vs_centralized": {
                 "p50": float(gap_values.median()) if len(gap_values) else None,
                 "max": float(gap_values.max()) if len(gap_values) else None,
-                "count": int(len(gap_values)),
+                "count": len(gap_values),
                 "unit": "relative",
             },
         },

@@ -88,8 +88,12 @@ def execute_campaign(
         "status": "complete" if outcome.complete else "incomplete",
         "incomplete_reason": None if outcome.complete else outcome.reason,
         "created_utc": created,
-        "schedule": {"start_at_ns": outcome.start_at_ns, "end_ns": outcome.end_ns,
-                     "duration_s": campaign.duration_s, "rate_hz": campaign.rate_hz},
+        "schedule": {
+            "start_at_ns": outcome.start_at_ns,
+            "end_ns": outcome.end_ns,
+            "duration_s": campaign.duration_s,
+            "rate_hz": campaign.rate_hz,
+        },
         "config_file": campaign.source,
         "config_sha256": _maybe_hash(Path(campaign.source)),
         "config": campaign.resolved(),
@@ -98,23 +102,32 @@ def execute_campaign(
         "host": host_fingerprint(),
         "timebase": "CLOCK_REALTIME ns (same clock as kernel SO_TIMESTAMPING software stamps)",
         "timestamp_source": timestamp_sources,
-        "clock_model": {
-            f"{v.name}-device" if v.device == "emulator" else v.name:
-            "identity: device clock taken as rig time (same host; no clock alignment yet)"
-            for v in campaign.venues
-        } | {f"{campaign.broker.name}-device": "identity (same host; no clock alignment yet)"},
+        "clock_model": _clock_models(campaign),
         "roles": outcome.roles,
         "method": {
             "latency": "HDR counts recorded in batches (Numba) from joined per-role trace "
             "tables; tick_to_trade from the tick's intended (open-loop) send time",
-            "hdr": {"lowest_ns": 1, "highest_ns": analysis.recorders["solve"].spec.highest,
-                    "significant_figures": analysis.recorders["solve"].spec.sig_figs},
+            "hdr": {
+                "lowest_ns": 1,
+                "highest_ns": analysis.recorders["solve"].spec.highest,
+                "significant_figures": analysis.recorders["solve"].spec.sig_figs,
+            },
         },
     }
     render_report(kpi, run_dir / "latency.hlog", manifest, run_dir / "report.html")
     manifest["files"] = file_hashes(run_dir)
     write_json_atomic(run_dir / "manifest.json", manifest)
     return CampaignResult(run_dir, outcome.complete, outcome.reason, kpi, manifest)
+
+
+IDENTITY_MODEL = "identity: device clock taken as rig time (same host; no clock alignment yet)"
+
+
+def _clock_models(campaign: Campaign) -> dict[str, str]:
+    """The clock model used for each device's timestamps (identity until clock sync lands)."""
+    names = [f"{v.name}-device" if v.device == "emulator" else v.name for v in campaign.venues]
+    names.append(f"{campaign.broker.name}-device")
+    return dict.fromkeys(names, IDENTITY_MODEL)
 
 
 def _maybe_hash(path: Path) -> str | None:

@@ -39,8 +39,11 @@ def headline_table(kpi: dict[str, Any]) -> Table:
         table.add_column(col, justify="left" if col == "stage" else "right")
     rows = [("tick_to_trade", kpi["tick_to_trade"]), *kpi["stages"].items()]
     for name, s in rows:
-        table.add_row(name, str(s["count"]), *(_fmt(s[k]) for k in
-                      ("p50", "p90", "p99", "p999", "p9999", "max")))
+        table.add_row(
+            name,
+            str(s["count"]),
+            *(_fmt(s[k]) for k in ("p50", "p90", "p99", "p999", "p9999", "max")),
+        )
     return table
 
 

@@ -104,7 +104,7 @@ class Campaign:
 
     @property
     def n_ticks(self) -> int:
-        return int(round(self.duration_s * self.rate_hz))
+        return round(self.duration_s * self.rate_hz)
 
     def resolved(self) -> dict[str, Any]:
         """The fully resolved configuration as plain JSON-able data (for the manifest)."""
@@ -142,8 +142,16 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     r.only({"campaign", "market", "coordinator", "venues", "broker"})
     c = r.table("campaign")
     c.only(
-        {"name", "contract_graph", "duration_s", "rate_hz", "seed", "interval_s", "results_dir",
-         "drain_s"}
+        {
+            "name",
+            "contract_graph",
+            "duration_s",
+            "rate_hz",
+            "seed",
+            "interval_s",
+            "results_dir",
+            "drain_s",
+        }
     )
     name = c.string("name")
     if not name.replace("-", "").replace("_", "").isalnum():
@@ -179,16 +187,18 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     _check_market(market, r.table("market", optional=True))
 
     declared: dict[str, Mapping[str, int]] = {}
-    for v in venues:
-        if v.schemas:
-            declared[v.name] = v.schemas
+    for venue in venues:
+        if venue.schemas:
+            declared[venue.name] = venue.schemas
     if broker.schemas:
         declared[broker.name] = broker.schemas
     check_compatibility(registry, graph, declared, source=source)
     graph_adapters = registry.graph(graph).adapters
-    for v in venues:
-        if v.name not in graph_adapters:
-            venues_t.fail(v.name, v.name, f"not an adapter of graph '{graph}' ({sorted(graph_adapters)})")
+    for venue in venues:
+        if venue.name not in graph_adapters:
+            venues_t.fail(
+                venue.name, venue.name, f"not an adapter of graph '{graph}' ({sorted(graph_adapters)})"
+            )
     return Campaign(
         source=source,
         name=name,
@@ -223,8 +233,21 @@ def _schemas(r: _Reader) -> dict[str, int]:
 
 def _venue(name: str, r: _Reader) -> VenueConfig:
     r.only(
-        {"venue_id", "link", "device", "bind_host", "bind_port", "port", "baudrate", "fee_bp",
-         "gamma", "position_limit_lots", "ticks_per_datagram", "clock", "schemas"}
+        {
+            "venue_id",
+            "link",
+            "device",
+            "bind_host",
+            "bind_port",
+            "port",
+            "baudrate",
+            "fee_bp",
+            "gamma",
+            "position_limit_lots",
+            "ticks_per_datagram",
+            "clock",
+            "schemas",
+        }
     )
     link = r.choice("link", ("udp", "serial"))
     device = r.choice("device", ("emulator", "hardware"), "emulator")
@@ -247,7 +270,9 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
 
 
 def _broker(r: _Reader) -> BrokerConfig:
-    r.only({"name", "link", "device", "device_host", "device_port", "fill_mode", "clock", "schemas"})
+    r.only(
+        {"name", "link", "device", "device_host", "device_port", "fill_mode", "clock", "schemas"}
+    )
     return BrokerConfig(
         name=r.string("name", "broker"),
         link=r.choice("link", ("udp",), "udp"),
@@ -344,8 +369,9 @@ class _Reader:
             self.fail(k, v, f"must be one of {', '.join(options)}")
         return v
 
-    def integer(self, k: str, default: Any = None, *, lo: int | None = None,
-                hi: int | None = None) -> int:
+    def integer(
+        self, k: str, default: Any = None, *, lo: int | None = None, hi: int | None = None
+    ) -> int:
         v = self._get(k, _REQUIRED if default is None else default)
         if not isinstance(v, int) or isinstance(v, bool):
             self.fail(k, v, "must be an integer")
@@ -353,8 +379,9 @@ class _Reader:
             self.fail(k, v, f"must be in [{lo}, {hi}]")
         return int(v)
 
-    def number(self, k: str, default: Any = None, *, lo: float | None = None,
-               hi: float | None = None) -> float:
+    def number(
+        self, k: str, default: Any = None, *, lo: float | None = None, hi: float | None = None
+    ) -> float:
         v = self._get(k, _REQUIRED if default is None else default)
         if not isinstance(v, int | float) or isinstance(v, bool) or v != v:
             self.fail(k, v, "must be a number")

@@ -39,7 +39,9 @@ VENUE_SENDER_BASE = 100
 @dataclass
 class Role:
     name: str
-    kind: str  # "coordinator" | "venue_adapter" | "broker_adapter" | "feed_device" | "broker_device"
+    kind: (
+        str  # "coordinator" | "venue_adapter" | "broker_adapter" | "feed_device" | "broker_device"
+    )
     proc: subprocess.Popen[bytes]
     config_path: Path
     stderr_path: Path
@@ -76,8 +78,9 @@ class Orchestrator:
         self.outbound = f"tcp://127.0.0.1:{port_out}"
 
     # --- process plumbing --------------------------------------------------------------------
-    def _spawn(self, name: str, kind: str, module: str, cfg: dict[str, Any],
-               pass_fds: tuple[int, ...] = ()) -> Role:
+    def _spawn(
+        self, name: str, kind: str, module: str, cfg: dict[str, Any], pass_fds: tuple[int, ...] = ()
+    ) -> Role:
         cfg_path = self.proc_dir / f"{name}.config.json"
         write_json_atomic(cfg_path, cfg)
         err_path = self.proc_dir / f"{name}.stderr.log"
@@ -184,12 +187,16 @@ class Orchestrator:
         """Start the feed devices; returns the rig time at which tick 0 is due."""
         c = self.campaign
         start_at = self.clock.now_ns() + int(START_MARGIN_S * 1e9)
-        market = {**dict(c.market.values), "seed": c.seed, "n_venues": len(c.venues),
-                  "rate_hz": c.rate_hz}
+        market = {
+            **dict(c.market.values),
+            "seed": c.seed,
+            "n_venues": len(c.venues),
+            "rate_hz": c.rate_hz,
+        }
         for v in c.venues:
             if v.device != "emulator":
                 continue
-            cfg, ready = self._venue_ready[v.name]
+            _cfg, ready = self._venue_ready[v.name]
             common = {
                 "device_id": 10 + v.venue_id, "venue_id": v.venue_id, "asset_id": 0,
                 "session": f"VENUE{v.venue_id:02d}", "market": market, "start_at_ns": start_at,
@@ -207,8 +214,11 @@ class Orchestrator:
             else:
                 fd = self._pty_fds.pop(0)
                 self._spawn(
-                    f"{v.name}-device", "feed_device", f"{EMULATORS}.feed_serial",
-                    {**common, "master_fd": fd}, pass_fds=(fd,),
+                    f"{v.name}-device",
+                    "feed_device",
+                    f"{EMULATORS}.feed_serial",
+                    {**common, "master_fd": fd},
+                    pass_fds=(fd,),
                 )
                 self._pty_fds.append(fd)
         return start_at
@@ -238,8 +248,9 @@ class Orchestrator:
             self._pty_fds.clear()
         return outcome
 
-    def _watch(self, start_at: int, outcome: RunOutcome,
-               on_progress: Callable[[float], None] | None) -> None:
+    def _watch(
+        self, start_at: int, outcome: RunOutcome, on_progress: Callable[[float], None] | None
+    ) -> None:
         c = self.campaign
         feeds = [r for r in self.roles if r.kind == "feed_device"]
         end_due = start_at + int(c.duration_s * 1e9)
@@ -295,5 +306,13 @@ class Orchestrator:
 
 def _admm_settings(c: Campaign) -> dict[str, Any]:
     a = c.coordinator.admm
-    return {"rho0": a.rho0, "alpha": a.alpha, "eps_abs": a.eps_abs, "eps_rel": a.eps_rel,
-            "max_iter": a.max_iter, "adapt_every": a.adapt_every, "mu": a.mu, "tau": a.tau}
+    return {
+        "rho0": a.rho0,
+        "alpha": a.alpha,
+        "eps_abs": a.eps_abs,
+        "eps_rel": a.eps_rel,
+        "max_iter": a.max_iter,
+        "adapt_every": a.adapt_every,
+        "mu": a.mu,
+        "tau": a.tau,
+    }

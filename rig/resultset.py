@@ -47,8 +47,11 @@ def sha256_file(path: Path) -> str:
 
 
 def versions() -> dict[str, str]:
-    out = {"arbsphere": arbsphere.__version__, "python": platform.python_version(),
-           "libzmq": zmq.zmq_version()}
+    out = {
+        "arbsphere": arbsphere.__version__,
+        "python": platform.python_version(),
+        "libzmq": zmq.zmq_version(),
+    }
     for dist in ("numpy", "numba", "pyzmq", "pandas", "pyarrow", "hdrhistogram", "pyserial"):
         try:
             out[dist] = importlib.metadata.version(dist)
@@ -59,11 +62,22 @@ def versions() -> dict[str, str]:
 
 def git_revision(repo: Path) -> dict[str, Any]:
     try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True,
-                                capture_output=True, text=True, timeout=5).stdout.strip()
-        dirty = bool(subprocess.run(["git", "-C", str(repo), "status", "--porcelain",
-                                     "--untracked-files=no"], check=True, capture_output=True,
-                                    text=True, timeout=5).stdout.strip())
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": dirty}

@@ -1,0 +1,47 @@
+"""`make bench`: every benchmark, printed and written as JSON under ``results/bench/``.
+
+Each figure is compared with a floor or a reference measured in the same run (a bare ZeroMQ
+relay over the same hops, hdrh's own ``record_value``, a NumPy implementation of the same
+algorithm) and reported as a ratio; absolute times are context only (2 noisy vCPUs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from arbsphere.runtime import write_json_atomic
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--only", choices=["kernels", "recording", "pipeline"], action="append")
+    parser.add_argument("--pipeline-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    wanted = args.only or ["kernels", "recording", "pipeline"]
+    results: dict[str, Any] = {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if "kernels" in wanted:
+        from benchmarks import bench_kernels
+
+        results["kernels"] = bench_kernels.run()
+        print("kernels:", json.dumps(results["kernels"], indent=2))
+    if "recording" in wanted:
+        from benchmarks import bench_recording
+
+        results["recording"] = bench_recording.run()
+        print("recording:", json.dumps(results["recording"], indent=2))
+    if "pipeline" in wanted:
+        from benchmarks import bench_pipeline
+
+        results["pipeline"] = bench_pipeline.run(args.pipeline_seconds)
+        print("pipeline:", json.dumps(results["pipeline"], indent=2))
+    out = Path("results/bench") / f"bench-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    write_json_atomic(out, results)
+    print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()

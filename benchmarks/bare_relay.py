@@ -1,0 +1,143 @@
+"""The floor for the pipeline benchmark: a bare ZeroMQ relay over the same hops.
+
+Same devices (the real feed and broker emulators), same rig-side links (UDP with kernel RX
+stamps, serial pty with COBS/CRC-32C deframing), same ZeroMQ hops and message sizes as the
+pipeline — but no decoding, no solving, no merging:
+
+    feed devices -> relay_in (link -> PUSH, 2 frames padded to the IR sizes)
+                 -> relay_mid (PULL -> PUSH, padded to a 2-leg PlanDelta)
+                 -> relay_out (PULL -> ORDER to the broker device, ACKs back)
+
+Every forwarded tick becomes one ORDER, so the relay's "tick to trade" (intended send time ->
+broker device receive) is measured on every tick. Run with
+``python -m benchmarks.bare_relay CONFIG.json`` (the config's ``_role``: in, mid, out); driven by
+``benchmarks.bench_pipeline``.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from arbsphere.adapters.venue_adapter import open_feed_link
+from arbsphere.clock import RealtimeClock
+from arbsphere.firmware_interfaces import messages as dm
+from arbsphere.runtime import StopFlag, load_role_config, write_json_atomic
+from arbsphere.tracebuf import TraceBuffer
+
+# Pipeline message sizes: LocalArbProblem + SharedSignals (1 asset), PlanDelta with 2 legs.
+PROBLEM_BYTES = 32 + 32 + 56
+SIGNALS_BYTES = 32 + 16 + 56
+PLAN_BYTES = 32 + 32 + 2 * 48
+TICK_INTENDED_OFFSET = dm.TICK_DTYPE.fields["intended_send_ns"][1]
+TICK_SEQ_OFFSET = dm.TICK_DTYPE.fields["device_seq"][1]
+TICK_VENUE_OFFSET = dm.TICK_DTYPE.fields["venue_id"][1]
+
+RELAY_TRACE_DTYPE = np.dtype(
+    [("venue", "<u2"), ("seq", "<u8"), ("intended_ns", "<i8"), ("rx_ns", "<i8"),
+     ("order_tx_ns", "<i8"), ("device_rx_ns", "<i8")]
+)  # fmt: skip
+
+
+def relay_in(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
+    clock = RealtimeClock()
+    link = open_feed_link(cfg, source, clock)
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 1_000_000)
+    push.connect(cfg["next"])
+    ready: dict[str, Any] = {}
+    if getattr(link, "address", None) is not None:
+        ready["address"] = list(link.address)  # type: ignore[attr-defined]
+    write_json_atomic(Path(cfg["out_dir"]) / f"{cfg['name']}.ready.json", ready)
+    pad_a = PROBLEM_BYTES
+    try:
+        while not stop.is_set:
+            for rec in link.receive(timeout_ms=100):
+                if rec.payload[0] != dm.MSG_TICK:
+                    continue
+                frame = rec.payload.ljust(pad_a, b"\0")[:pad_a]
+                push.send_multipart((frame, bytes(SIGNALS_BYTES)), copy=True)
+    finally:
+        link.close()
+        push.close(linger=1000)
+
+
+def relay_mid(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
+    ctx = zmq.Context.instance()
+    pull = ctx.socket(zmq.PULL)
+    pull.bind(cfg["bind"])
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 1_000_000)
+    push.bind(cfg["out"])
+    write_json_atomic(Path(cfg["out_dir"]) / f"{cfg['name']}.ready.json", {})
+    try:
+        while not stop.is_set:
+            if not pull.poll(100):
+                continue
+            frames = pull.recv_multipart(copy=True)
+            push.send(frames[0].ljust(PLAN_BYTES, b"\0"), copy=True)
+    finally:
+        pull.close(linger=0)
+        push.close(linger=1000)
+
+
+def relay_out(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
+    from arbsphere.adapters.broker_adapter import open_broker_link
+
+    clock = RealtimeClock()
+    link = open_broker_link(cfg, source, clock)
+    pull = zmq.Context.instance().socket(zmq.PULL)
+    pull.connect(cfg["prev"])
+    poller = zmq.Poller()
+    poller.register(pull, zmq.POLLIN)
+    poller.register(link.fileno(), zmq.POLLIN)
+    order = dm.new_record(dm.MSG_ORDER, 1)
+    order["side"] = 1
+    order["size_lots"] = 1
+    trace = TraceBuffer(RELAY_TRACE_DTYPE)
+    pending: dict[int, int] = {}
+    write_json_atomic(Path(cfg["out_dir"]) / f"{cfg['name']}.ready.json", {})
+    try:
+        while not stop.is_set:
+            events = dict(poller.poll(100))
+            if pull in events:
+                msg = pull.recv(copy=True)
+                (intended,) = struct.unpack_from("<q", msg, TICK_INTENDED_OFFSET)
+                (seq,) = struct.unpack_from("<Q", msg, TICK_SEQ_OFFSET)
+                (venue,) = struct.unpack_from("<H", msg, TICK_VENUE_OFFSET)
+                oid = (venue << 48) | seq
+                order["order_id"] = oid
+                tx = link.send(dm.encode(order))
+                pending[oid] = trace.n
+                trace.append((venue, seq, intended, 0, tx, 0))
+            if link.fileno() in events:
+                for rec in link.receive(timeout_ms=0):
+                    if rec.payload[0] != dm.MSG_ACK:
+                        continue
+                    _, arr = dm.decode(rec.payload)
+                    row = pending.pop(int(arr[0]["order_id"]), None)
+                    if row is not None:
+                        trace.view()[row]["device_rx_ns"] = int(arr[0]["device_rx_ns"])
+    finally:
+        trace.save(Path(cfg["out_dir"]) / f"{cfg['name']}.trace.npy")
+        link.close()
+        pull.close(linger=0)
+
+
+ROLES = {"in": relay_in, "mid": relay_mid, "out": relay_out}
+
+
+def main() -> None:
+    path = sys.argv[1]
+    stop = StopFlag().install()
+    cfg = load_role_config(path)
+    ROLES[cfg["_role"]](cfg, path, stop)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Pipeline latency against its floor, measured side by side in one run.
+
+1. The pipeline: the loopback campaign (shortened), its ``tick_to_trade`` percentiles.
+2. The floor: the same devices, links, ZeroMQ hops and message sizes with a bare relay in place
+   of the adapters and the coordinator (``benchmarks.bare_relay``), same rate and duration.
+
+Prints both and the p50 / p99 ratios (target for now: p50 ratio <= 1.3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from arbsphere.clock import RealtimeClock
+from arbsphere.kpi.hdr import Recorder
+from arbsphere.kpi.summary import latency_summary
+from arbsphere.rig.campaign_run import execute_campaign
+from arbsphere.rig.config import Campaign, VenueConfig, load_campaign
+from arbsphere.rig.orchestrator import Orchestrator
+
+
+class RelayOrchestrator(Orchestrator):
+    """Starts the bare relay roles in place of adapters and coordinator."""
+
+    def start(self) -> None:
+        c = self.campaign
+        mid_out = self.outbound
+        mid = self._spawn(
+            "relay-mid", "coordinator", "benchmarks.bare_relay",
+            {"name": "relay-mid", "out_dir": str(self.proc_dir), "bind": self.inbound,
+             "out": mid_out},
+        )  # fmt: skip
+        self._wait_file(mid, self.proc_dir / "relay-mid.ready.json")
+        b = c.broker
+        ready = self.proc_dir / "broker-device.port.json"
+        dev = self._spawn(
+            "broker-device", "broker_device", "arbsphere.firmware_interfaces.emulators.broker_udp",
+            {"device_id": 200, "bind_host": b.device_host, "bind_port": 0,
+             "clock": {"offset_ns": 0, "drift_ppm": 0.0},
+             "stats_path": str(self.proc_dir / "broker-device.stats.json"),
+             "fill_mode": "full", "ready_path": str(ready)},
+        )  # fmt: skip
+        port = int(self._wait_file(dev, ready)["port"])
+        out = self._spawn(
+            "relay-out", "broker_adapter", "benchmarks.bare_relay",
+            {"name": "relay-out", "out_dir": str(self.proc_dir), "link": "udp",
+             "device_host": b.device_host, "device_port": port, "prev": mid_out},
+        )  # fmt: skip
+        self._wait_file(out, self.proc_dir / "relay-out.ready.json")
+        for v in c.venues:
+            self._start_relay_in(v)
+
+    def _spawn(
+        self, name: str, kind: str, module: str, cfg: dict[str, Any], pass_fds: tuple[int, ...] = ()
+    ) -> Any:
+        if module == "benchmarks.bare_relay":
+            role_arg = {"relay-mid": "mid", "relay-out": "out"}.get(name, "in")
+            cfg = {**cfg, "_role": role_arg}
+        return super()._spawn(name, kind, module, cfg, pass_fds)
+
+    def _start_relay_in(self, v: VenueConfig) -> None:
+        cfg: dict[str, Any] = {
+            "name": v.name, "out_dir": str(self.proc_dir), "link": v.link,
+            "bind_host": v.bind_host, "bind_port": v.bind_port, "port": v.port,
+            "baudrate": v.baudrate, "next": self.inbound,
+        }  # fmt: skip
+        if v.link == "serial":
+            from arbsphere.adapters.pty import open_pty_pair
+
+            master_fd, slave_path = open_pty_pair()
+            self._pty_fds.append(master_fd)
+            cfg["port"] = slave_path
+        role = self._spawn(v.name, "venue_adapter", "benchmarks.bare_relay", cfg)
+        ready = self._wait_file(role, self.proc_dir / f"{v.name}.ready.json")
+        self._venue_ready[v.name] = (cfg, ready)
+
+
+def relay_tick_to_trade(proc_dir: Path) -> dict[str, Any]:
+    trace = np.load(proc_dir / "relay-out.trace.npy")
+    done = trace[trace["device_rx_ns"] > 0]
+    rec = Recorder()
+    rec.record((done["device_rx_ns"] - done["intended_ns"]).astype(np.int64))
+    out = latency_summary(rec, unit="us")
+    out["unanswered"] = int(len(trace) - len(done))
+    return out
+
+
+def run(duration_s: float = 10.0) -> dict[str, Any]:
+    base = load_campaign(Path("campaigns/loopback.toml"))
+    campaign: Campaign = dataclasses.replace(base, duration_s=duration_s, name="bench-pipeline")
+    clock = RealtimeClock()
+    with tempfile.TemporaryDirectory(prefix="arbsphere-bench-") as tmp:
+        result = execute_campaign(campaign, clock, results_dir=Path(tmp))
+        pipeline = result.kpi["tick_to_trade"]
+        relay_dir = Path(tmp) / "relay"
+        relay_dir.mkdir()
+        orch = RelayOrchestrator(campaign, relay_dir, clock)
+        outcome = orch.run()
+        floor = relay_tick_to_trade(relay_dir / "proc")
+    ratio = {
+        k: (round(pipeline[k] / floor[k], 3) if pipeline.get(k) and floor.get(k) else None)
+        for k in ("p50", "p99")
+    }
+    return {
+        "duration_s": duration_s,
+        "rate_hz_per_venue": campaign.rate_hz,
+        "pipeline_tick_to_trade_us": pipeline,
+        "bare_relay_tick_to_trade_us": floor,
+        "ratio_p50": ratio["p50"],
+        "ratio_p99": ratio["p99"],
+        "target_ratio_p50": 1.3,
+        "pipeline_complete": result.complete,
+        "relay_complete": outcome.complete,
+        "relay_reason": outcome.reason,
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2))

@@ -1,0 +1,164 @@
+"""End to end: short loopback campaigns through real processes, sockets, pty and kernels."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+
+from arbsphere.clock import RealtimeClock
+from arbsphere.rig.campaign_run import CampaignResult, execute_campaign
+from arbsphere.rig.config import load_campaign
+from arbsphere.rig.resultset import sha256_file
+
+ROOT = Path(__file__).resolve().parents[1]
+LOOPBACK = ROOT / "campaigns" / "loopback.toml"
+STAGES = (
+    "feed_wire", "adapter_decode", "adapter_to_coordinator", "solve", "delta_merge",
+    "coordinator_to_broker", "broker_encode", "order_wire", "ack_wire", "rig_tick_to_order",
+)  # fmt: skip
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> CampaignResult:
+    campaign = dataclasses.replace(load_campaign(LOOPBACK), duration_s=3.0, rate_hz=1000.0)
+    return execute_campaign(
+        campaign, RealtimeClock(), results_dir=tmp_path_factory.mktemp("results")
+    )
+
+
+def test_short_loopback_campaign_produces_result_set(short_run: CampaignResult) -> None:
+    assert short_run.complete, short_run.reason
+    run_dir = short_run.run_dir
+    for name in ("manifest.json", "kpi.json", "latency.hlog", "trace.parquet", "report.html"):
+        assert (run_dir / name).is_file(), name
+    kpi = json.loads((run_dir / "kpi.json").read_text())
+    # Every stage saw traffic, and nothing was negative (clocks are the same host clock).
+    assert kpi["tick_to_trade"]["count"] > 0
+    for stage in STAGES:
+        s = kpi["stages"][stage]
+        assert s["unit"] == "us"
+        assert s["count"] > 0, stage
+        assert s["negative"] == 0, stage
+        assert s["p50"] <= s["p99"] <= s["max"], stage
+    assert kpi["delta_merge"]["count"] == kpi["stages"]["delta_merge"]["count"]
+    # 2 venues x 1000/s x 3 s, all received, none lost on loopback.
+    assert kpi["throughput"]["ticks_sent"] == 6000
+    assert kpi["throughput"]["ticks_in"] == 6000
+    assert kpi["loss"] == {
+        "gaps": 0,
+        "crc_errors": 0,
+        "decode_errors": 0,
+        "dropped": 0,
+        "unacked_orders": 0,
+    }
+    hedge = kpi["hedge"]
+    assert hedge["ticks_solved"] > 5000
+    assert hedge["deltas"] > 0
+    assert hedge["max_abs_net_delta"] == 0
+    assert hedge["final_realized_net_delta"] == [0]
+    assert hedge["objective_gap_vs_centralized"]["max"] < 1e-6
+    assert kpi["throughput"]["orders_out"] == kpi["throughput"]["acks_in"]
+
+
+def test_manifest_hashes_and_timestamp_sources(short_run: CampaignResult) -> None:
+    manifest = json.loads((short_run.run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["timestamp_source"]["venue_a"] in ("kernel-software", "user-space")
+    assert manifest["timestamp_source"]["venue_b"] == "user-space"
+    if sys.platform == "linux":
+        assert manifest["timestamp_source"]["venue_a"] == "kernel-software"
+    for rel, digest in manifest["files"].items():
+        assert sha256_file(short_run.run_dir / rel) == digest, rel
+    assert manifest["config"]["name"] == "loopback"
+    assert manifest["versions"]["numba"]
+
+
+def test_hlog_readable_by_reference_reader(short_run: CampaignResult) -> None:
+    kpi = short_run.kpi
+    reader = HistogramLogReader(
+        str(short_run.run_dir / "latency.hlog"), HdrHistogram(1, 3_600_000_000_000, 3)
+    )
+    totals: dict[str, int] = {}
+    while True:
+        hist = reader.get_next_interval_histogram()
+        if hist is None:
+            break
+        totals[hist.get_tag()] = totals.get(hist.get_tag(), 0) + hist.get_total_count()
+    assert totals["tick_to_trade"] == kpi["tick_to_trade"]["count"]
+    for stage in STAGES:
+        assert totals[stage] == kpi["stages"][stage]["count"], stage
+
+
+def test_trace_table_one_row_per_tick(short_run: CampaignResult) -> None:
+    ticks = pd.read_parquet(short_run.run_dir / "trace.parquet")
+    assert len(ticks) == 6000
+    assert not ticks.duplicated(["venue", "seq"]).any()
+    ordered = ticks.dropna(subset=["order_tx_ns"])
+    assert (ordered["order_tx_ns"] >= ordered["rx_ns"]).all()
+    assert (ordered["order_device_rx_ns"] >= ordered["order_tx_ns"]).all()
+
+
+def test_emulator_death_gives_incomplete_result_set(tmp_path: Path) -> None:
+    campaign = dataclasses.replace(load_campaign(LOOPBACK), duration_s=6.0, rate_hz=500.0)
+    killed: list[int] = []
+
+    def kill_feed() -> None:
+        deadline = time.monotonic() + 60
+        proc_dir = None
+        while time.monotonic() < deadline and not killed:
+            runs = list((tmp_path / "loopback").glob("*/proc/venue_a-device.config.json"))
+            if runs:
+                proc_dir = runs[0].parent
+                time.sleep(2.5)
+                out = subprocess.run(
+                    ["pgrep", "-f", str(proc_dir / "venue_a-device.config")],
+                    capture_output=True,
+                    text=True,
+                )
+                for pid in out.stdout.split():
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed.append(int(pid))
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_feed)
+    killer.start()
+    result = execute_campaign(campaign, RealtimeClock(), results_dir=tmp_path)
+    killer.join()
+    assert killed, "the feed device process was never found"
+    assert not result.complete
+    assert "venue_a-device" in result.reason and "killed by signal 9" in result.reason
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "incomplete"
+    assert "venue_a-device" in manifest["incomplete_reason"]
+    kpi = json.loads((result.run_dir / "kpi.json").read_text())
+    assert kpi["throughput"]["ticks_in"] > 0  # what was accepted before the death is kept
+    assert (result.run_dir / "report.html").read_text().count("incomplete") >= 1
+
+
+def test_cli_config_error_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(LOOPBACK.read_text().replace("rate_hz = 2000", 'rate_hz = "fast"'))
+    proc = subprocess.run(
+        [sys.executable, "-m", "arbsphere.rig.cli", "run", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert f"{bad}: key 'campaign.rate_hz'" in proc.stdout.replace("\n", "")
+    assert "Traceback" not in proc.stdout + proc.stderr

@@ -1,0 +1,89 @@
+"""Campaign configuration: validation errors name file, key and value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from arbsphere.errors import ConfigError, ContractVersionError
+from arbsphere.rig.config import load_campaign
+
+ROOT = Path(__file__).resolve().parents[1]
+LOOPBACK = (ROOT / "campaigns" / "loopback.toml").read_text()
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    return p
+
+
+def test_default_campaign_loads() -> None:
+    c = load_campaign(ROOT / "campaigns" / "loopback.toml")
+    assert [v.name for v in c.venues] == ["venue_a", "venue_b"]
+    assert [v.link for v in c.venues] == ["udp", "serial"]
+    assert c.n_ticks == 40_000
+    assert c.resolved()["venues"][0]["name"] == "venue_a"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "fragment"),
+    [
+        ("rate_hz = 2000", "rate_hz = -5", "campaign.rate_hz", "must be in"),
+        ("rate_hz = 2000", 'rate_hz = "fast"', "campaign.rate_hz", "must be a number"),
+        ("seed = 7 ", "sede = 7 ", "campaign.sede", "unknown key"),
+        (
+            'link = "udp"                 #',
+            'link = "carrier-pigeon" #',
+            "venues.venue_a.link",
+            "must be one of",
+        ),
+        ("alpha = 1.6", "alpha = 2.5", "coordinator.admm.alpha", "must be in"),
+        ("half_spread_bp = 1.0", "half_spread_bp = -1.0", "market", "invalid market"),
+    ],
+)
+def test_bad_values_name_file_and_key(
+    tmp_path: Path, old: str, new: str, key: str, fragment: str
+) -> None:
+    assert old in LOOPBACK
+    path = _write(tmp_path, LOOPBACK.replace(old, new))
+    with pytest.raises(ConfigError) as info:
+        load_campaign(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: key '{key}'"), msg
+    assert fragment in msg
+
+
+def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="campaign file not found"):
+        load_campaign(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_campaign(_write(tmp_path, "[campaign\n"))
+
+
+def test_incompatible_schema_versions_refused(tmp_path: Path) -> None:
+    text = LOOPBACK.replace(
+        "[venues.venue_b]\n",
+        "[venues.venue_b.schemas]\nLocalArbProblem = 2\nSharedSignals = 1\n\n[venues.venue_b]\n",
+    )
+    path = _write(tmp_path, text)
+    with pytest.raises(ContractVersionError) as info:
+        load_campaign(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: key 'adapters.venue_b.schemas.LocalArbProblem'"), msg
+    assert "adapter 'venue_b' speaks LocalArbProblem v2 but graph 'toyPair' requires v1" in msg
+
+
+def test_declared_versions_checked_against_graph(tmp_path: Path) -> None:
+    partial = LOOPBACK.replace(
+        'fill_mode = "full"', 'fill_mode = "full"\n\n[broker.schemas]\nPlanDelta = 1\n'
+    )
+    with pytest.raises(
+        ContractVersionError, match="adapter 'broker' does not declare schema ExecutionReport"
+    ):
+        load_campaign(_write(tmp_path, partial))
+    wrong = partial.replace("PlanDelta = 1\n", "PlanDelta = 1\nExecutionReport = 3\n")
+    with pytest.raises(ContractVersionError) as info:
+        load_campaign(_write(tmp_path, wrong))
+    assert "adapter 'broker' speaks ExecutionReport v3" in str(info.value)
