@@ -48,7 +48,8 @@ def test_envelope_fixed_vector() -> None:
     out = REG.encode(pd, hdr, None, sender_id=0x11223344, nonce=0x55, origin_ts_ns=-1)
     expected = bytes.fromhex(
         "41524253"  # magic "ARBS"
-        "0300" "0100"  # schema id 3, version 1
+        "0300"
+        "0100"  # schema id 3, version 1
         "44332211"  # sender
         "20000000"  # payload_len 32
         "5500000000000000"  # nonce
@@ -70,9 +71,7 @@ def test_round_trip_every_schema() -> None:
         items = None
         if schema.item is not None:
             assert schema.count_field is not None
-            items = np.frombuffer(
-                rng.bytes(3 * schema.item.size), dtype=schema.item.dtype
-            ).copy()
+            items = np.frombuffer(rng.bytes(3 * schema.item.size), dtype=schema.item.dtype).copy()
             hdr[schema.count_field] = 3
         raw = REG.encode(schema, hdr, items, sender_id=1, nonce=2, origin_ts_ns=3)
         msg = REG.decode(raw)
@@ -92,7 +91,7 @@ def test_round_trip_every_schema() -> None:
         (lambda b: b[:-1], "bad_length", 12),
         (lambda b: b + b"\x00", "bad_length", 12),
         # n_legs says 3 but payload holds 2 legs (payload_len consistent with the bytes)
-        (lambda b: b[:32 + 20] + (3).to_bytes(2, "little") + b[32 + 22 :], "bad_length", 52),
+        (lambda b: b[: 32 + 20] + (3).to_bytes(2, "little") + b[32 + 22 :], "bad_length", 52),
     ],
 )
 def test_malformed_bytes_raise_specific_error(mutate, problem: str, offset: int) -> None:  # type: ignore[no-untyped-def]
@@ -143,10 +142,10 @@ def test_incompatible_adapter_version_refused() -> None:
     # Add a v2 of LocalArbProblem to a private registry, then have venue_b declare it.
     text = (ROOT / "arbsphere" / "contracts.toml").read_text()
     text = text.replace(
-        "[[schemas]]\nname = \"SharedSignals\"",
-        "[[schemas]]\nname = \"LocalArbProblem\"\nid = 1\nversion = 2\ncount_field = \"n\"\n"
-        "header = [[\"n\", \"u32\"], [\"_pad\", \"u32\"]]\nitem = [[\"c\", \"f64\"]]\n\n"
-        "[[schemas]]\nname = \"SharedSignals\"",
+        '[[schemas]]\nname = "SharedSignals"',
+        '[[schemas]]\nname = "LocalArbProblem"\nid = 1\nversion = 2\ncount_field = "n"\n'
+        'header = [["n", "u32"], ["_pad", "u32"]]\nitem = [["c", "f64"]]\n\n'
+        '[[schemas]]\nname = "SharedSignals"',
     )
     reg = load_registry_text(text, source="contracts.toml")
     declared = {"venue_b": {"LocalArbProblem": 2, "SharedSignals": 1}}
@@ -201,12 +200,22 @@ def test_header_compiles_and_matches_dtypes(tmp_path: Path) -> None:
     src.write_text("\n".join(lines))
     exe = tmp_path / "layout"
     subprocess.run(
-        [cc, "-std=c11", "-Wall", "-Werror", "-I", str(ROOT / "arbsphere" / "include"), str(src),
-         "-o", str(exe)],
+        [
+            cc,
+            "-std=c11",
+            "-Wall",
+            "-Werror",
+            "-I",
+            str(ROOT / "arbsphere" / "include"),
+            str(src),
+            "-o",
+            str(exe),
+        ],
         check=True,
     )
-    measured = json.loads(subprocess.run([str(exe)], check=True, capture_output=True,
-                                         text=True).stdout)
+    measured = json.loads(
+        subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
+    )
     for cname, layout in structs:
         got = measured[cname]
         assert got["size"] == layout.dtype.itemsize, cname
