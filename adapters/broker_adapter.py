@@ -20,7 +20,7 @@ from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import default_registry
 from arbsphere.errors import ConfigError, DecodeError, PipelineError
 from arbsphere.firmware_interfaces import messages as dm
-from arbsphere.runtime import StopFlag, require, run_role, write_json_atomic
+from arbsphere.runtime import StopFlag, quiesce_gc, require, run_role, write_json_atomic
 from arbsphere.tracebuf import TraceBuffer
 
 BROKER_SENDER_ID = 2
@@ -121,6 +121,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     nonce = 0
     order = dm.new_record(dm.MSG_ORDER, device_id)
     report = np.zeros(1, report_schema.header_dtype)
+    quiesce_gc()
     write_json_atomic(out_dir / f"{name}.ready.json", {"timestamp_source": link.timestamp_source})
 
     try:

@@ -24,7 +24,7 @@ from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import default_registry
 from arbsphere.errors import ConfigError, DecodeError, LinkError, PipelineError
 from arbsphere.firmware_interfaces import messages as dm
-from arbsphere.runtime import StopFlag, require, run_role, write_json_atomic
+from arbsphere.runtime import StopFlag, quiesce_gc, require, run_role, write_json_atomic
 from arbsphere.tracebuf import TraceBuffer
 
 TICK_TRACE_DTYPE = np.dtype(
@@ -190,6 +190,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     address = getattr(link, "address", None)
     if address is not None:
         ready["address"] = list(address)
+    quiesce_gc()
     write_json_atomic(out_dir / f"{name}.ready.json", ready)
 
     try:

@@ -126,6 +126,14 @@ class Registry:
             self._by_name[(schema.name, schema.version)] = schema
             if other is None or schema.version > other.version:
                 self._latest[schema.name] = schema
+        self._env_struct = struct.Struct("<" + self.envelope.struct_format)
+        self._unpackers: dict[tuple[int, int, int], struct.Struct] = {}
+        self._n_env_values = len(self.envelope.value_fields)
+        self._count_pos = {
+            key: s.header.value_fields.index(s.count_field)
+            for key, s in self._by_key.items()
+            if s.count_field is not None
+        }
         self.graphs: dict[str, ContractGraph] = {}
         for gname, gdata in _table(data, "graphs", source).items():
             self.graphs[gname] = self._parse_graph(gname, gdata)
@@ -297,6 +305,38 @@ class Registry:
             nonce,
             origin_ts_ns,
         )
+
+    def decode_values(self, buf: bytes | bytearray | memoryview) -> tuple[Schema, tuple[Any, ...]]:
+        """Hot-path decode: ``(schema, values)`` where values are the envelope, header and item
+        values in declared order without ``_pad*`` fields (as :meth:`packer` takes them).
+
+        Same validation as :meth:`decode` on the envelope and lengths; on any inconsistency it
+        defers to :meth:`decode`, which raises the specific :class:`DecodeError`."""
+        env_size = self.envelope.size
+        if len(buf) >= env_size:
+            magic, sid, ver, _sender, payload_len, _nonce, _ts = self._env_struct.unpack_from(buf)
+            schema = self._by_key.get((sid, ver))
+            if magic == self.magic and schema is not None and payload_len == len(buf) - env_size:
+                count = 0
+                if schema.item is not None:
+                    if payload_len < schema.header.size:
+                        self.decode(buf)
+                    count = (payload_len - schema.header.size) // schema.item.size
+                if schema.payload_size(count) == payload_len:
+                    unpacker = self._unpackers.get((sid, ver, count))
+                    if unpacker is None:
+                        unpacker = self.packer(schema, count)
+                        self._unpackers[(sid, ver, count)] = unpacker
+                    values = unpacker.unpack(buf)
+                    if (
+                        schema.count_field is None
+                        or values[self._n_env_values + self._count_pos[(sid, ver)]] == count
+                    ):
+                        return schema, values
+        self.decode(buf)  # raises the specific error
+        raise DecodeError(
+            "inconsistent", 0, "message failed the fast-path checks"
+        )  # pragma: no cover
 
     def _off(self, field: str) -> int:
         return self.envelope.field(field).offset

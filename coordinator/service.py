@@ -13,6 +13,7 @@ centralized baseline is computed after the send, off the critical path, for the 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,11 @@ import zmq
 from arbsphere.clock import RealtimeClock
 from arbsphere.contracts import PLAN_LEG_DTYPE, Message, default_registry
 from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
-from arbsphere.coordinator.baseline import centralized_solve, objective, relative_gap
+from arbsphere.coordinator.baseline import centralized_solve, gaps_batch, objective
 from arbsphere.coordinator.merge import DeltaMerger, legs_from_targets
 from arbsphere.coordinator.neutralize import neutralize_lots
 from arbsphere.errors import DecodeError, PipelineError
-from arbsphere.runtime import StopFlag, require, run_role, write_json_atomic
+from arbsphere.runtime import StopFlag, quiesce_gc, require, run_role, write_json_atomic
 from arbsphere.tracebuf import TraceBuffer
 
 COORDINATOR_SENDER_ID = 1
@@ -102,6 +103,7 @@ class Coordinator:
         self.legs = np.zeros(n_venues * n_assets, PLAN_LEG_DTYPE)
         self.executed = np.zeros(shape, np.int64)
         self.delta_id = 0
+        self.last_n_legs = 0
         self.nonce = 0
         self.plan_schema = self.reg.schema("PlanDelta")
         self.counts = {
@@ -111,6 +113,9 @@ class Coordinator:
         }  # fmt: skip
         self.max_abs_net_lots = 0
         self.last_nonce: dict[int, int] = {}
+        # Per-solve snapshots (c, gamma, phi, limit, z) for the baseline comparison at stop.
+        self._snap = np.zeros((4096, 5, n_venues, n_assets))
+        self.n_snap = 0
 
     def warm_up(self) -> None:
         """Run every kernel once so compilation / cache loading happens before timing."""
@@ -124,35 +129,44 @@ class Coordinator:
         neutralize_lots(res.x, lim.astype(np.int64), out)
         centralized_solve(c, g, phi, lim, self.x_star, self.lam_star)
         objective(c, g, phi, lim, self.x_star)
+        gaps_batch(c[None], g[None], phi[None], lim[None], c[None], 1.0, np.zeros(1))
         scratch = DeltaMerger(self.n_venues, self.n_assets, n_senders=4)
         legs = np.zeros(self.n_venues * self.n_assets, PLAN_LEG_DTYPE)
         n = legs_from_targets(scratch.plan, out, 1, COORDINATOR_SENDER_ID, 1, self.bid_px, legs)
         scratch.merge(legs[:n])
         self.admm.reset()
 
-    def check_nonce(self, msg: Message) -> bool:
-        last = self.last_nonce.get(msg.sender_id, -1)
-        if msg.nonce <= last:
+    def check_nonce(self, sender_id: int, nonce: int) -> bool:
+        """Per-sender strictly increasing nonce; a repeat or an older one is refused."""
+        if nonce <= self.last_nonce.get(sender_id, -1):
             return False
-        self.last_nonce[msg.sender_id] = msg.nonce
+        self.last_nonce[sender_id] = nonce
         return True
 
-    def on_problem(self, msg: Message) -> None:
-        h = msg.header[0]
-        v = int(h["venue_id"])
-        if v >= self.n_venues:
-            raise PipelineError(f"LocalArbProblem from venue {v}, campaign has {self.n_venues}")
-        for it in msg.items:
-            a = int(it["asset_id"])
-            self.c[v, a] = it["c"]
-            self.gamma[v, a] = it["gamma"]
-            self.phi[v, a] = it["phi"]
-            self.limit_lots[v, a] = it["limit_lots"]
-            self.limit[v, a] = float(it["limit_lots"])
-            self.bid_px[v, a] = it["bid_px"]
-            self.ask_px[v, a] = it["ask_px"]
-            self.quoted[v, a] = True
+    def on_problem(self, values: tuple[Any, ...]) -> tuple[int, int, int, int]:
+        """Apply a LocalArbProblem given as :meth:`Registry.decode_values` values.
+
+        Returns (venue, first asset, tick_seq, budget_ns)."""
+        venue, n_assets, seq, _intended, budget = values[7:12]
+        if venue >= self.n_venues:
+            raise PipelineError(f"LocalArbProblem from venue {venue}, campaign has {self.n_venues}")
+        first = -1
+        for k in range(n_assets):
+            a, c, gamma, phi, limit, bid, ask = values[12 + 7 * k : 19 + 7 * k]
+            if a >= self.n_assets:
+                raise PipelineError(f"LocalArbProblem asset {a}, campaign has {self.n_assets}")
+            if first < 0:
+                first = a
+            self.c[venue, a] = c
+            self.gamma[venue, a] = gamma
+            self.phi[venue, a] = phi
+            self.limit_lots[venue, a] = limit
+            self.limit[venue, a] = limit
+            self.bid_px[venue, a] = bid
+            self.ask_px[venue, a] = ask
+            self.quoted[venue, a] = True
         self.counts["problems"] += 1
+        return venue, first, seq, budget
 
     def ready(self) -> bool:
         return bool(self.quoted.all())
@@ -180,6 +194,7 @@ class Coordinator:
             self.bid_px, self.legs,
         )  # fmt: skip
         legs = self.legs[:n]
+        self.last_n_legs = n
         # Marketable limits: buy at the venue's ask, sell at its bid.
         buy = legs["side"] > 0
         legs["limit_px"] = np.where(
@@ -205,12 +220,33 @@ class Coordinator:
             origin_ts_ns=ts_ns,
         )  # fmt: skip
 
-    def baseline_gap(self) -> float:
-        """Relative objective gap of the ADMM iterate against the exact centralized optimum."""
-        centralized_solve(self.c, self.gamma, self.phi, self.limit, self.x_star, self.lam_star)
-        f_star = objective(self.c, self.gamma, self.phi, self.limit, self.x_star)
-        f_admm = objective(self.c, self.gamma, self.phi, self.limit, self.admm.x)
-        return abs(relative_gap(f_admm, f_star, 1.0))
+    def snapshot(self) -> None:
+        """Keep this solve's inputs and ADMM consensus iterate for the baseline comparison."""
+        if self.n_snap == self._snap.shape[0]:
+            grown = np.zeros((self._snap.shape[0] * 2, *self._snap.shape[1:]))
+            grown[: self.n_snap] = self._snap
+            self._snap = grown
+        s = self._snap[self.n_snap]
+        s[0] = self.c
+        s[1] = self.gamma
+        s[2] = self.phi
+        s[3] = self.limit
+        # The consensus iterate z: exactly neutral (Σz = 0), within limits up to the primal
+        # residual. The x iterate is off neutral by ~the residual, which at shadow prices ~100
+        # would dominate the gap with an infeasibility artefact.
+        s[4] = self.admm.z
+        self.n_snap += 1
+
+    def baseline_gaps(self, scale: float = 1.0) -> np.ndarray:
+        """Relative objective gap of every solve against the exact centralized optimum."""
+        snap = self._snap[: self.n_snap]
+        out = np.zeros(self.n_snap)
+        gaps_batch(
+            np.ascontiguousarray(snap[:, 0]), np.ascontiguousarray(snap[:, 1]),
+            np.ascontiguousarray(snap[:, 2]), np.ascontiguousarray(snap[:, 3]),
+            np.ascontiguousarray(snap[:, 4]), scale, out,
+        )  # fmt: skip
+        return out
 
     def on_report(self, msg: Message) -> np.void:
         h = msg.header[0]
@@ -258,7 +294,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     trace = TraceBuffer(SOLVE_TRACE_DTYPE)
     fills = TraceBuffer(FILL_TRACE_DTYPE, 16_384)
     last_error = ""
-    write_json_atomic(out_dir / "coordinator.ready.json", {"pid": "ok"})
+    quiesce_gc()
+    write_json_atomic(out_dir / "coordinator.ready.json", {"pid": os.getpid()})
 
     try:
         while not stop.is_set:
@@ -267,47 +304,46 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             frames = pull.recv_multipart(copy=True)
             rx = clock.now_ns()
             try:
-                msg = reg.decode(frames[0])
+                schema, values = reg.decode_values(frames[0])
             except DecodeError as exc:
                 core.counts["decode_errors"] += 1
                 last_error = str(exc)
                 continue
-            if not core.check_nonce(msg):
+            # envelope values: magic, schema_id, version, sender, payload_len, nonce, origin_ts
+            if not core.check_nonce(values[3], values[5]):
                 core.counts["stale_problems"] += 1
                 continue
-            sid = msg.schema.id
+            sid = schema.id
             if sid == problem_id:
-                core.on_problem(msg)
+                venue, asset, seq, budget = core.on_problem(values)
                 if len(frames) > 1:
                     try:
-                        sig = reg.decode(frames[1])
-                        if sig.schema.id == signals_id:
+                        sig_schema, _ = reg.decode_values(frames[1])
+                        if sig_schema.id == signals_id:
                             core.counts["signals"] += 1
                     except DecodeError as exc:
                         core.counts["decode_errors"] += 1
                         last_error = str(exc)
                 if not core.ready():
                     continue
-                h = msg.header[0]
-                venue, seq = int(h["venue_id"]), int(h["tick_seq"])
-                iterations, converged = core.solve(int(h["budget_ns"]))
+                iterations, converged = core.solve(budget)
                 solve_done = clock.now_ns()
-                delta = core.emit_delta(msg.origin_ts_ns, venue, seq)
+                delta = core.emit_delta(values[6], venue, seq)
                 merge_done = clock.now_ns()
                 sent = 0
+                n_legs = 0
                 if delta is not None:
                     push.send(delta, copy=True)
                     sent = clock.now_ns()
-                gap = core.baseline_gap()
+                    n_legs = core.last_n_legs
+                core.snapshot()
                 trace.append(
-                    (venue, int(msg.items[0]["asset_id"]), seq, rx, solve_done, merge_done, sent,
-                     core.delta_id if delta is not None else 0,
-                     int(np.count_nonzero(core.legs["delta_id"] == core.delta_id))
-                     if delta is not None else 0,
-                     iterations, int(converged), gap, core.max_abs_net_lots)
+                    (venue, asset, seq, rx, solve_done, merge_done, sent,
+                     core.delta_id if delta is not None else 0, n_legs, iterations,
+                     int(converged), np.nan, core.max_abs_net_lots)
                 )  # fmt: skip
             elif sid == report_id:
-                h = core.on_report(msg)
+                h = core.on_report(reg.decode(frames[0]))
                 fills.append(
                     (int(h["order_id"]), int(h["delta_id"]), int(h["venue"]), int(h["asset"]),
                      int(h["status"]), int(h["filled_lots"]), int(h["device_rx_ns"]),
@@ -316,6 +352,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             else:
                 core.counts["unknown_messages"] += 1
     finally:
+        trace.view()["objective_gap"][:] = core.baseline_gaps()
         trace.save(out_dir / "coordinator.trace.npy")
         fills.save(out_dir / "coordinator.fills.npy")
         realized_net = core.executed.sum(axis=0)

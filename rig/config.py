@@ -61,8 +61,8 @@ class BrokerConfig:
 
 @dataclass(frozen=True)
 class AdmmConfig:
-    rho0: float = 1.0
-    alpha: float = 1.6
+    rho0: float = 1e-3
+    alpha: float = 1.0
     eps_abs: float = 1e-10
     eps_rel: float = 1e-10
     max_iter: int = 500
@@ -290,8 +290,8 @@ def _coordinator(r: _Reader) -> CoordinatorConfig:
     a = r.table("admm", optional=True)
     a.only({"rho0", "alpha", "eps_abs", "eps_rel", "max_iter", "adapt_every", "mu", "tau"})
     admm = AdmmConfig(
-        rho0=a.number("rho0", 1.0, lo=1e-9, hi=1e9),
-        alpha=a.number("alpha", 1.6, lo=1.0, hi=1.8),
+        rho0=a.number("rho0", 1e-3, lo=1e-9, hi=1e9),
+        alpha=a.number("alpha", 1.0, lo=1.0, hi=1.8),
         eps_abs=a.number("eps_abs", 1e-10, lo=0.0, hi=1.0),
         eps_rel=a.number("eps_rel", 1e-10, lo=0.0, hi=1.0),
         max_iter=a.integer("max_iter", 500, lo=1, hi=1_000_000),

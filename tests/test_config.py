@@ -39,7 +39,7 @@ def test_default_campaign_loads() -> None:
             "venues.venue_a.link",
             "must be one of",
         ),
-        ("alpha = 1.6", "alpha = 2.5", "coordinator.admm.alpha", "must be in"),
+        ("alpha = 1.0 ", "alpha = 2.5 ", "coordinator.admm.alpha", "must be in"),
         ("half_spread_bp = 1.0", "half_spread_bp = -1.0", "market", "invalid market"),
     ],
 )

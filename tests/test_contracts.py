@@ -238,3 +238,30 @@ def test_packer_matches_encode() -> None:
     for leg in legs:
         values += [int(leg[f]) for f in pd.item.value_fields]  # type: ignore[union-attr]
     assert packer.pack(*values) == expected
+
+
+def test_decode_values_agrees_with_decode_and_rejects_the_same() -> None:
+    raw = _plan_delta(2)
+    schema, values = REG.decode_values(raw)
+    msg = REG.decode(raw)
+    assert schema is msg.schema
+    env = REG.envelope.value_fields
+    assert values[env.index("nonce")] == msg.nonce
+    hdr_fields = schema.header.value_fields
+    assert values[len(env) + hdr_fields.index("delta_id")] == 77
+    rng = np.random.default_rng(3)
+    for _ in range(3000):
+        buf = bytearray(raw)
+        for _ in range(int(rng.integers(1, 3))):
+            buf[int(rng.integers(0, len(buf)))] = int(rng.integers(0, 256))
+        buf = buf[: int(rng.integers(0, len(buf) + 1))]
+        try:
+            REG.decode(bytes(buf))
+            ok = True
+        except DecodeError as exc:
+            ok = False
+            with pytest.raises(DecodeError) as info:
+                REG.decode_values(bytes(buf))
+            assert (info.value.problem, info.value.offset) == (exc.problem, exc.offset)
+        if ok:
+            REG.decode_values(bytes(buf))

@@ -22,7 +22,7 @@ from typing import Any
 
 from arbsphere.clock import Clock, ClockStep, DeviceClock
 from arbsphere.errors import ArbSphereError, ConfigError
-from arbsphere.runtime import StopFlag, write_json_atomic
+from arbsphere.runtime import StopFlag, quiesce_gc, write_json_atomic
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -256,6 +256,7 @@ def run_device(main: DeviceMain, name: str, argv: Sequence[str] | None = None) -
     ctx.stats.update({"device": name, "config": args[1]})
     code = EXIT_FAILURE  # stays so if main raises something unexpected (traceback follows)
     try:
+        quiesce_gc()  # the device's own start-up is done; no GC pause on its send schedule
         main(cfg, ctx)
         code = EXIT_OK
     except ConfigError as exc:
