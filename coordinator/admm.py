@@ -241,7 +241,7 @@ class ExchangeADMM:
         if code:
             name, rule = _RULES[code]
             value = {"c": c, "gamma": gamma, "phi": phi, "limit": limit}[name][i, a]
-            raise SolverError(f"{name}[{i}, {a}] = {value!r}: must be {rule}")
+            raise SolverError(f"{name}[{i}, {a}] = {float(value)!r}: must be {rule}")
 
     def solve(
         self,
