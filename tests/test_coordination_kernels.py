@@ -126,7 +126,7 @@ def test_admm_rejects_invalid_inputs_naming_array_and_index() -> None:
         solver.solve(ok, bad, ok, ok)
     with pytest.raises(SolverError, match=r"c has shape \(3,\)"):
         solver.solve(np.ones(3), ok, ok, ok)
-    with pytest.raises(ValueError, match="AdmmSettings.alpha = 2.0"):
+    with pytest.raises(ValueError, match=r"AdmmSettings\.alpha = 2\.0"):
         AdmmSettings(alpha=2.0)
 
 
