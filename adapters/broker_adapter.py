@@ -119,8 +119,10 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     }
     last_error = ""
     nonce = 0
-    order = dm.new_record(dm.MSG_ORDER, device_id)
-    report = np.zeros(1, report_schema.header_dtype)
+    order_packer = dm.packer(dm.MSG_ORDER)
+    order_size = order_packer.size
+    report_packer = reg.packer(report_schema)
+    n_env = len(reg.envelope.value_fields)
     quiesce_gc()
     write_json_atomic(out_dir / f"{name}.ready.json", {"timestamp_source": link.timestamp_source})
 
@@ -131,57 +133,47 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 raw = pull.recv(copy=True)
                 rx = clock.now_ns()
                 try:
-                    msg = reg.decode(raw)
+                    schema, v = reg.decode_values(raw)
                 except DecodeError as exc:
                     counts["decode_errors"] += 1
                     last_error = str(exc)
-                    msg = None
-                if msg is not None and msg.schema.id == plan_id:
+                    schema = None
+                if schema is not None and schema.id == plan_id:
                     counts["deltas"] += 1
-                    h = msg.header[0]
-                    delta_id = int(h["delta_id"])
-                    for i, leg in enumerate(msg.items):
+                    # header: delta_id, ts_ns, sender, n_legs, cause_venue, cause_seq; then legs
+                    # of (ts_ns, delta_id, sender, venue, asset, side, size_lots, limit_px)
+                    delta_id, _ts, _sender, n_legs, cause_venue, cause_seq = v[n_env : n_env + 6]
+                    for i in range(n_legs):
+                        base = n_env + 6 + 8 * i
+                        venue, asset, side, size, limit_px = v[base + 3 : base + 8]
                         order_id = (delta_id << 8) | i
-                        order["venue_id"] = leg["venue"]
-                        order["asset_id"] = leg["asset"]
-                        order["side"] = leg["side"]
-                        order["order_id"] = order_id
-                        order["delta_id"] = delta_id
-                        order["size_lots"] = leg["size_lots"]
-                        order["limit_px"] = leg["limit_px"]
-                        order["rig_send_ns"] = clock.now_ns()
-                        tx = link.send(dm.encode(order))
-                        book.open[order_id] = (
-                            delta_id,
-                            int(leg["venue"]),
-                            int(leg["asset"]),
-                            int(leg["side"]),
-                            tx,
-                        )
+                        raw_order = order_packer.pack(
+                            dm.MSG_ORDER, dm.DEVICE_MESSAGE_VERSION, order_size, device_id,
+                            venue, asset, side, order_id, delta_id, size, limit_px,
+                            clock.now_ns(),
+                        )  # fmt: skip
+                        tx = link.send(raw_order)
+                        book.open[order_id] = (delta_id, venue, asset, side, tx)
                         counts["orders"] += 1
                         orders.append(
-                            (delta_id, order_id, i, int(leg["venue"]), int(leg["asset"]),
-                             int(leg["side"]), int(leg["size_lots"]), int(h["cause_venue"]),
-                             int(h["cause_seq"]), rx, tx)
+                            (delta_id, order_id, i, venue, asset, side, size, cause_venue,
+                             cause_seq, rx, tx)
                         )  # fmt: skip
             if link.fileno() in events:
                 for rec in link.receive(timeout_ms=0):
                     try:
-                        mtype, arr = dm.decode(rec.payload)
+                        mtype, ack = dm.decode_values(rec.payload)
                     except DecodeError as exc:
                         counts["decode_errors"] += 1
                         last_error = str(exc)
                         continue
                     if mtype != dm.MSG_ACK:
                         continue
-                    ack = arr[0]
+                    # ACK: type, version, length, device_id, status, order_id, filled_lots,
+                    # fill_px, device_rx_ns, device_tx_ns
+                    _t, _v, _l, _d, status, oid, filled, fill_px, dev_rx, dev_tx = ack
                     counts["acks"] += 1
-                    oid = int(ack["order_id"])
-                    status = int(ack["status"])
-                    acks.append(
-                        (oid, status, int(ack["filled_lots"]), int(ack["device_rx_ns"]),
-                         int(ack["device_tx_ns"]), rec.rx_ns)
-                    )  # fmt: skip
+                    acks.append((oid, status, filled, dev_rx, dev_tx, rec.rx_ns))
                     info = book.open.pop(oid, None)
                     if info is None:
                         counts["unknown_acks"] += 1
@@ -191,21 +183,14 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                         counts["rejects"] += 1
                     elif status in (dm.ACK_STATUS_FILL, dm.ACK_STATUS_PARTIAL):
                         counts["fills"] += 1
-                    report["order_id"] = oid
-                    report["delta_id"] = delta_id
-                    report["venue"] = venue
-                    report["asset"] = asset
-                    report["status"] = status
-                    report["filled_lots"] = side * int(ack["filled_lots"])
-                    report["fill_px"] = ack["fill_px"]
-                    report["device_rx_ns"] = ack["device_rx_ns"]
-                    report["device_tx_ns"] = ack["device_tx_ns"]
-                    report["rig_tx_ns"] = tx
-                    report["rig_rx_ns"] = rec.rx_ns
                     nonce += 1
                     push.send(
-                        reg.encode(report_schema, report, sender_id=BROKER_SENDER_ID,
-                                   nonce=nonce, origin_ts_ns=rec.rx_ns)
+                        report_packer.pack(
+                            *reg.envelope_values(report_schema, 0, BROKER_SENDER_ID, nonce,
+                                                 rec.rx_ns),
+                            oid, delta_id, venue, asset, status, side * filled, fill_px,
+                            dev_rx, dev_tx, tx, rec.rx_ns,
+                        )
                     )  # fmt: skip
                     counts["reports_sent"] += 1
     finally:

@@ -42,6 +42,19 @@ TICK_TRACE_DTYPE = np.dtype(
 )
 
 
+#: TICK values as ``messages.decode_values`` returns them; checked against the declaration.
+TICK_FIELDS = (
+    "msg_type", "version", "length", "device_id", "venue_id", "asset_id", "device_seq",
+    "intended_send_ns", "send_ns", "bid_px", "ask_px", "bid_size", "ask_size",
+)  # fmt: skip
+if dm.value_fields(dm.MSG_TICK) != TICK_FIELDS:  # pragma: no cover - layout drift guard
+    raise ImportError(f"TICK layout changed: {dm.value_fields(dm.MSG_TICK)}; update TICK_FIELDS")
+T_ASSET, T_SEQ, T_INTENDED, T_SEND, T_BID, T_ASK = (
+    TICK_FIELDS.index(f)
+    for f in ("asset_id", "device_seq", "intended_send_ns", "send_ns", "bid_px", "ask_px")
+)
+
+
 class VenueCosts:
     """How a venue prices a tick into its private local problem (per lot, price units)."""
 
@@ -68,21 +81,20 @@ class TickTranslator:
         self.nonce = 0
         self.last_mid = math.nan
 
-    def translate(self, tick: np.void, now_ns: int, latency_ns: int) -> tuple[bytes, bytes]:
-        bid = int(tick["bid_px"])
-        ask = int(tick["ask_px"])
+    def translate(self, tick: tuple[Any, ...], now_ns: int, latency_ns: int) -> tuple[bytes, bytes]:
+        """``tick``: TICK values in ``messages.value_fields(MSG_TICK)`` order."""
+        (_t, _v, _l, _dev, _venue, asset, seq, intended, _send, bid, ask, bid_size,
+         ask_size) = tick  # fmt: skip
         scale = dm.PRICE_SCALE
         mid = (bid + ask) / (2 * scale)
         half_spread = (ask - bid) / (2 * scale)
         phi = half_spread + self.costs.fee_frac * mid
-        liquidity = int(min(int(tick["bid_size"]), int(tick["ask_size"])))
+        liquidity = min(bid_size, ask_size)
         limit = min(self.costs.position_limit_lots, liquidity)
-        seq = int(tick["device_seq"])
-        asset = int(tick["asset_id"])
         self.nonce += 1
         problem = self.problem_packer.pack(
             *self.reg.envelope_values(self.problem_schema, 1, self.sender_id, self.nonce, now_ns),
-            self.venue_id, 1, seq, int(tick["intended_send_ns"]), self.budget_ns,
+            self.venue_id, 1, seq, intended, self.budget_ns,
             asset, mid, self.costs.gamma, phi, limit, bid, ask,
         )  # fmt: skip
         delta = 0.0 if math.isnan(self.last_mid) else mid - self.last_mid
@@ -203,7 +215,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 raise LinkError(f"{name}: link receive failed: {exc}") from exc
             for rec in batch:
                 try:
-                    mtype, arr = dm.decode(rec.payload)
+                    mtype, tick = dm.decode_values(rec.payload)
                 except DecodeError as exc:
                     counts["decode_errors"] += 1
                     last_error = str(exc)
@@ -214,22 +226,21 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 if mtype != dm.MSG_TICK:
                     counts["other_messages"] += 1
                     continue
-                tick = arr[0]
                 counts["ticks"] += 1
-                seq = int(tick["device_seq"])
+                seq = tick[T_SEQ]
                 if not seqs.observe(seq):
                     counts["stale_dropped"] += 1
                     continue
-                send_dev = int(tick["send_ns"])
+                send_dev = tick[T_SEND]
                 # Device time -> rig time: identity clock model until clock alignment lands.
-                latency = clock.now_ns() - send_dev
+                latency = rec.rx_ns - send_dev
                 problem, signals = translator.translate(tick, rec.rx_ns, latency)
                 decoded = clock.now_ns()
                 push.send_multipart((problem, signals), copy=True)
                 counts["forwarded"] += 1
                 trace.append(
-                    (venue_id, int(tick["asset_id"]), seq, int(tick["intended_send_ns"]), send_dev,
-                     rec.rx_ns, decoded, int(tick["bid_px"]), int(tick["ask_px"]))
+                    (venue_id, tick[T_ASSET], seq, tick[T_INTENDED], send_dev, rec.rx_ns, decoded,
+                     tick[T_BID], tick[T_ASK])
                 )  # fmt: skip
     finally:
         trace.save(out_dir / f"{name}.trace.npy")

@@ -21,7 +21,7 @@ import numpy as np
 import zmq
 
 from arbsphere.clock import RealtimeClock
-from arbsphere.contracts import PLAN_LEG_DTYPE, Message, default_registry
+from arbsphere.contracts import PLAN_LEG_DTYPE, default_registry
 from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
 from arbsphere.coordinator.baseline import centralized_solve, gaps_batch, objective
 from arbsphere.coordinator.merge import DeltaMerger, legs_from_targets
@@ -106,6 +106,7 @@ class Coordinator:
         self.last_n_legs = 0
         self.nonce = 0
         self.plan_schema = self.reg.schema("PlanDelta")
+        self._plan_head = self.reg.packer(self.plan_schema, 0)
         self.counts = {
             "problems": 0, "signals": 0, "solves": 0, "deltas": 0, "legs": 0,
             "early_stops": 0, "reports": 0, "fills": 0, "rejects": 0, "unknown_messages": 0,
@@ -205,20 +206,16 @@ class Coordinator:
         self.merger.merge(legs)
         net = int(np.abs(self.merger.net_delta()).max(initial=0))
         self.max_abs_net_lots = max(self.max_abs_net_lots, net)
-        hdr = np.zeros(1, self.plan_schema.header_dtype)
-        hdr["delta_id"] = self.delta_id
-        hdr["ts_ns"] = ts_ns
-        hdr["sender"] = COORDINATOR_SENDER_ID
-        hdr["n_legs"] = n
-        hdr["cause_venue"] = cause_venue
-        hdr["cause_seq"] = cause_seq
         self.nonce += 1
         self.counts["deltas"] += 1
         self.counts["legs"] += n
-        return self.reg.encode(
-            self.plan_schema, hdr, legs, sender_id=COORDINATOR_SENDER_ID, nonce=self.nonce,
-            origin_ts_ns=ts_ns,
+        # The legs are already in their wire layout: pack envelope + header, append their bytes.
+        head = self._plan_head.pack(
+            *self.reg.envelope_values(self.plan_schema, n, COORDINATOR_SENDER_ID, self.nonce,
+                                      ts_ns),
+            self.delta_id, ts_ns, COORDINATOR_SENDER_ID, n, cause_venue, cause_seq,
         )  # fmt: skip
+        return head + legs.tobytes()
 
     def snapshot(self) -> None:
         """Keep this solve's inputs and ADMM consensus iterate for the baseline comparison."""
@@ -248,15 +245,18 @@ class Coordinator:
         )  # fmt: skip
         return out
 
-    def on_report(self, msg: Message) -> np.void:
-        h = msg.header[0]
+    def on_report(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Apply an ExecutionReport given as decode values; returns its header values
+        (order_id, delta_id, venue, asset, status, filled_lots, fill_px, device_rx_ns,
+        device_tx_ns, rig_tx_ns, rig_rx_ns)."""
+        h = values[7:]
         self.counts["reports"] += 1
-        status = int(h["status"])
+        status = h[4]
         if status == 4:
             self.counts["rejects"] += 1
         elif status in (2, 3):
             self.counts["fills"] += 1
-            self.executed[int(h["venue"]), int(h["asset"])] += int(h["filled_lots"])
+            self.executed[h[2], h[3]] += h[5]
         return h
 
 
@@ -343,12 +343,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                      int(converged), np.nan, core.max_abs_net_lots)
                 )  # fmt: skip
             elif sid == report_id:
-                h = core.on_report(reg.decode(frames[0]))
-                fills.append(
-                    (int(h["order_id"]), int(h["delta_id"]), int(h["venue"]), int(h["asset"]),
-                     int(h["status"]), int(h["filled_lots"]), int(h["device_rx_ns"]),
-                     int(h["device_tx_ns"]), int(h["rig_tx_ns"]), int(h["rig_rx_ns"]), rx)
-                )  # fmt: skip
+                h = core.on_report(values)
+                fills.append((*h[:6], *h[7:], rx))
             else:
                 core.counts["unknown_messages"] += 1
     finally:

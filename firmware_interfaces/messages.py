@@ -379,3 +379,28 @@ def packer(msg_type: int) -> struct.Struct:
 def value_fields(msg_type: int) -> tuple[str, ...]:
     """Field names :func:`packer` takes, in order."""
     return _layout_for_encode(msg_type).value_fields
+
+
+_FAST: dict[int, tuple[struct.Struct, int]] = {}
+
+
+def decode_values(buf: bytes | bytearray | memoryview) -> tuple[int, tuple[Any, ...]]:
+    """Hot-path decode of one whole message: ``(msg_type, values)`` in :func:`value_fields`
+    order. Validates type, version and length exactly like :func:`decode`; on any problem it
+    defers to :func:`decode`, which raises the specific :class:`DecodeError`."""
+    if len(buf) >= 8:
+        msg_type = buf[0]
+        fast = _FAST.get(msg_type)
+        if fast is None and msg_type in LAYOUTS and msg_type not in RESERVED_TYPES:
+            st = packer(msg_type)
+            fast = _FAST[msg_type] = (st, st.size)
+        if fast is not None:
+            st, size = fast
+            if len(buf) == size and buf[1] == DEVICE_MESSAGE_VERSION and (
+                buf[2] | (buf[3] << 8)
+            ) == size:
+                return msg_type, st.unpack(buf)
+    decode(buf)  # raises the specific error
+    msg_type, arr = decode(buf)  # valid but not a whole message of one known size
+    st = packer(msg_type)
+    return msg_type, st.unpack(bytes(buf[: st.size]))

@@ -259,3 +259,30 @@ def test_declaration_errors_name_file_and_key() -> None:
         dm.load_declarations("[device", source="x.toml")
     decl = dm.load_declarations(text, source="x.toml")
     assert [m.name for m in decl.messages] == ["TICK", "ORDER", "ACK", "HEARTBEAT"]
+
+
+def test_decode_values_matches_decode_and_errors() -> None:
+    import numpy as np
+
+    from arbsphere.errors import DecodeError
+
+    rec = dm.new_record(dm.MSG_TICK, 7)
+    rec["device_seq"] = 42
+    rec["bid_px"] = 123
+    raw = dm.encode(rec)
+    mtype, values = dm.decode_values(raw)
+    assert mtype == dm.MSG_TICK
+    fields = dm.value_fields(dm.MSG_TICK)
+    assert values[fields.index("device_seq")] == 42
+    assert values[fields.index("bid_px")] == 123
+    rng = np.random.default_rng(9)
+    for _ in range(2000):
+        buf = bytearray(raw)
+        buf[int(rng.integers(0, 8))] = int(rng.integers(0, 256))
+        buf = buf[: int(rng.integers(0, len(buf) + 1))]
+        try:
+            dm.decode(bytes(buf))
+        except DecodeError as exc:
+            with pytest.raises(DecodeError) as info:
+                dm.decode_values(bytes(buf))
+            assert (info.value.problem, info.value.offset) == (exc.problem, exc.offset)
