@@ -15,28 +15,22 @@ from __future__ import annotations
 
 import select
 import socket
-import struct
 from dataclasses import dataclass
 
 from arbsphere.adapters.links import TIMESTAMP_KERNEL, TIMESTAMP_USER, Received
 from arbsphere.clock import Clock
 from arbsphere.errors import DatagramError, LinkError
+from arbsphere.firmware_interfaces.kernel_timestamps import (
+    ANCBUFSIZE,
+    enable_rx_software_timestamps,
+    kernel_rx_stamp,
+)
 from arbsphere.firmware_interfaces.udp_datagram import (
     GapDetector,
     pack_datagram,
     session_id,
     unpack_datagram,
 )
-
-# linux/net_tstamp.h and asm-generic/socket.h (Python's socket module lacks them).
-SO_TIMESTAMPING: int = getattr(socket, "SO_TIMESTAMPING", 37)
-SCM_TIMESTAMPING: int = SO_TIMESTAMPING
-SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3
-SOF_TIMESTAMPING_SOFTWARE = 1 << 4
-#: struct scm_timestamping: three struct timespec (native long tv_sec, long tv_nsec); the
-#: software stamp is the first, the other two are the (deprecated / raw) hardware stamps.
-_TIMESPEC = struct.Struct("@ll")
-_SCM_TIMESTAMPING_SIZE = 3 * _TIMESPEC.size
 
 MAX_DATAGRAM = 65536
 
@@ -117,19 +111,11 @@ class _UdpReceiver:
         self._kernel_requested = kernel_timestamps
         self._use_kernel = False
         if kernel_timestamps:
-            try:
-                sock.setsockopt(
-                    socket.SOL_SOCKET,
-                    SO_TIMESTAMPING,
-                    SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE,
-                )
-                self._use_kernel = True
-            except OSError:
-                self._use_kernel = False
+            self._use_kernel = enable_rx_software_timestamps(sock)
         self.timestamp_source = TIMESTAMP_KERNEL if self._use_kernel else TIMESTAMP_USER
         self._buf = bytearray(MAX_DATAGRAM)
         self._view = memoryview(self._buf)
-        self._ancbufsize = socket.CMSG_SPACE(_SCM_TIMESTAMPING_SIZE)
+        self._ancbufsize = ANCBUFSIZE
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN)
         self._closed = False
@@ -154,7 +140,7 @@ class _UdpReceiver:
                 continue
             rx_ns = self.clock.now_ns()
             if self._kernel_requested:
-                stamp = _kernel_stamp(ancdata) if self._use_kernel else None
+                stamp = kernel_rx_stamp(ancdata) if self._use_kernel else None
                 if stamp is None:
                     self._counts["rx_stamp_fallbacks"] += 1
                     self._use_kernel = False
@@ -195,19 +181,6 @@ class _UdpReceiver:
         if not self._closed:
             self._closed = True
             self._sock.close()
-
-
-def _kernel_stamp(ancdata: list[tuple[int, int, bytes]]) -> int | None:
-    """The software receive stamp (ns) from ``recvmsg`` ancillary data, or None."""
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPING:
-            if len(data) < _TIMESPEC.size:
-                return None
-            sec, nsec = _TIMESPEC.unpack_from(data, 0)
-            if sec == 0 and nsec == 0:
-                return None
-            return int(sec) * 1_000_000_000 + int(nsec)
-    return None
 
 
 class UdpFeedLink(_UdpReceiver):

@@ -396,9 +396,11 @@ def decode_values(buf: bytes | bytearray | memoryview) -> tuple[int, tuple[Any, 
             fast = _FAST[msg_type] = (st, st.size)
         if fast is not None:
             st, size = fast
-            if len(buf) == size and buf[1] == DEVICE_MESSAGE_VERSION and (
-                buf[2] | (buf[3] << 8)
-            ) == size:
+            if (
+                len(buf) == size
+                and buf[1] == DEVICE_MESSAGE_VERSION
+                and (buf[2] | (buf[3] << 8)) == size
+            ):
                 return msg_type, st.unpack(buf)
     decode(buf)  # raises the specific error
     msg_type, arr = decode(buf)  # valid but not a whole message of one known size

@@ -19,7 +19,6 @@ from conformance.links import (
     udp_pair,
 )
 
-from arbsphere.adapters import udp_link
 from arbsphere.adapters.links import TIMESTAMP_KERNEL, TIMESTAMP_USER
 from arbsphere.adapters.pty import open_pty_pair
 from arbsphere.adapters.serial_link import SerialBrokerLink, SerialFeedLink, SerialLinkConfig
@@ -31,6 +30,7 @@ from arbsphere.adapters.udp_link import (
 )
 from arbsphere.clock import RealtimeClock
 from arbsphere.errors import LinkError
+from arbsphere.firmware_interfaces import kernel_timestamps
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.firmware_interfaces.emulators.feed_udp import UdpDeviceTransmitter
 from arbsphere.firmware_interfaces.serial_framing import FrameDecoder, encode_frame
@@ -102,7 +102,7 @@ def test_udp_user_space_stamps_when_kernel_stamps_are_off() -> None:
 
 
 def test_udp_falls_back_when_setsockopt_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(udp_link, "SO_TIMESTAMPING", 0x7FFF)  # no such socket option
+    monkeypatch.setattr(kernel_timestamps, "SO_TIMESTAMPING", 0x7FFF)  # no such option
     clock = FixedClock(42)
     link = UdpFeedLink(UdpLinkConfig(), clock)
     tx = UdpDeviceTransmitter("F", link.address)

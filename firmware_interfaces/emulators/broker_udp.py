@@ -32,6 +32,11 @@ from arbsphere.firmware_interfaces.emulators.device_main import (
     device_clock,
     run_device,
 )
+from arbsphere.firmware_interfaces.kernel_timestamps import (
+    ANCBUFSIZE,
+    enable_rx_software_timestamps,
+    kernel_rx_stamp,
+)
 from arbsphere.firmware_interfaces.udp_datagram import (
     SESSION_SIZE,
     GapDetector,
@@ -149,6 +154,11 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
         sock.close()
         raise LinkError(f"broker device: cannot bind UDP {host}:{port}: {exc}") from exc
     sock.setblocking(False)
+    # The device's receive stamp is the packet's arrival (kernel software stamp, the loopback
+    # analogue of a MAC timestamp), converted to the device clock; user space if refused.
+    kernel_stamps = enable_rx_software_timestamps(sock)
+    ctx.stats["timestamp_source"] = "kernel-software" if kernel_stamps else "user-space"
+    ctx.stats["rx_stamp_fallbacks"] = 0
     bound = sock.getsockname()
     ctx.stats.update(device_id=device_id, address=[bound[0], bound[1]], first_rx_ns=None,
                      last_rx_ns=None)  # fmt: skip
@@ -165,10 +175,15 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
                 continue
             while True:
                 try:
-                    n, addr = sock.recvfrom_into(buf)
+                    n, ancdata, _flags, addr = sock.recvmsg_into([buf], ANCBUFSIZE)
                 except BlockingIOError:
                     break
-                rx_ns = dev.now_ns()
+                stamp = kernel_rx_stamp(ancdata) if kernel_stamps else None
+                if stamp is None:
+                    rx_ns = dev.now_ns()
+                    ctx.stats["rx_stamp_fallbacks"] += int(kernel_stamps)
+                else:
+                    rx_ns = dev.device_time(stamp)
                 if ctx.stats["first_rx_ns"] is None:
                     ctx.stats["first_rx_ns"] = rx_ns
                 ctx.stats["last_rx_ns"] = rx_ns
