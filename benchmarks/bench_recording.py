@@ -13,8 +13,9 @@ import statistics
 import time
 
 import numpy as np
-from arbsphere.kpi.hdr import HdrSpec, new_stats, record_batch, record_batch_stats
 from hdrh.histogram import HdrHistogram
+
+from arbsphere.kpi.hdr import HdrSpec, new_stats, record_batch, record_batch_stats
 
 BATCH = 4096
 ROUNDS = 5

@@ -41,8 +41,8 @@ STAT_CONVERGED = 4
 class AdmmSettings:
     rho0: float = 1e-3
     alpha: float = 1.0
-    eps_abs: float = 1e-10
-    eps_rel: float = 1e-10
+    eps_abs: float = 1e-12
+    eps_rel: float = 1e-12
     max_iter: int = 500
     adapt_every: int = 10
     mu: float = 10.0
@@ -82,7 +82,7 @@ class AdmmResult:
 
 
 @njit(cache=True)
-def admm_kernel(
+def admm_kernel(  # type: ignore[no-untyped-def]
     c,
     gamma,
     phi,
@@ -102,7 +102,7 @@ def admm_kernel(
     adapt_every,
     mu,
     tau,
-):  # type: ignore[no-untyped-def]
+):
     n, m = c.shape
     sqrt_nm = math.sqrt(n * m)
     sqrt_n = math.sqrt(n)

@@ -60,7 +60,7 @@ def merge_legs(legs, plan, high_water, seen, stats):  # type: ignore[no-untyped-
             stats[STAT_DUPLICATE] += 1
             continue
         if sender != group_sender or leg.delta_id != group_delta:
-            group_sender = sender
+            group_sender = int(sender)
             group_delta = leg.delta_id
             generation += 1
         cell = np.int64(leg.venue) * n_assets + np.int64(leg.asset)

@@ -30,7 +30,7 @@ def neutralize_lots(x, limit_lots, out):  # type: ignore[no-untyped-def]
             elif r < -lim:
                 r = -lim
             out[i, a] = r
-            s += r
+            s += int(r)
         if s != 0:
             repaired += 1
         while s != 0:

@@ -403,6 +403,6 @@ def decode_values(buf: bytes | bytearray | memoryview) -> tuple[int, tuple[Any, 
             ):
                 return msg_type, st.unpack(buf)
     decode(buf)  # raises the specific error
-    msg_type, arr = decode(buf)  # valid but not a whole message of one known size
+    msg_type, _ = decode(buf)  # valid, with trailing bytes (decode ignores them)
     st = packer(msg_type)
     return msg_type, st.unpack(bytes(buf[: st.size]))

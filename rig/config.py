@@ -63,8 +63,8 @@ class BrokerConfig:
 class AdmmConfig:
     rho0: float = 1e-3
     alpha: float = 1.0
-    eps_abs: float = 1e-10
-    eps_rel: float = 1e-10
+    eps_abs: float = 1e-12
+    eps_rel: float = 1e-12
     max_iter: int = 500
     adapt_every: int = 10
     mu: float = 10.0
@@ -197,7 +197,9 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     for venue in venues:
         if venue.name not in graph_adapters:
             venues_t.fail(
-                venue.name, venue.name, f"not an adapter of graph '{graph}' ({sorted(graph_adapters)})"
+                venue.name,
+                venue.name,
+                f"not an adapter of graph '{graph}' ({sorted(graph_adapters)})",
             )
     return Campaign(
         source=source,
@@ -292,8 +294,8 @@ def _coordinator(r: _Reader) -> CoordinatorConfig:
     admm = AdmmConfig(
         rho0=a.number("rho0", 1e-3, lo=1e-9, hi=1e9),
         alpha=a.number("alpha", 1.0, lo=1.0, hi=1.8),
-        eps_abs=a.number("eps_abs", 1e-10, lo=0.0, hi=1.0),
-        eps_rel=a.number("eps_rel", 1e-10, lo=0.0, hi=1.0),
+        eps_abs=a.number("eps_abs", 1e-12, lo=0.0, hi=1.0),
+        eps_rel=a.number("eps_rel", 1e-12, lo=0.0, hi=1.0),
         max_iter=a.integer("max_iter", 500, lo=1, hi=1_000_000),
         adapt_every=a.integer("adapt_every", 10, lo=1, hi=1_000_000),
         mu=a.number("mu", 10.0, lo=1.0, hi=1e6),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hdrh.histogram import HdrHistogram
+
+from arbsphere.errors import ConfigError
 from arbsphere.kpi.hdr import (
     STAT_MAX,
     STAT_MIN,
@@ -23,9 +26,6 @@ from arbsphere.kpi.summary import (
     value_at_percentile,
     values_at_percentiles,
 )
-from hdrh.histogram import HdrHistogram
-
-from arbsphere.errors import ConfigError
 
 QUERY_PERCENTILES = (0.0, 0.1, 25.0, 50.0, 75.0, 90.0, 99.0, 99.9, 99.99, 99.999, 100.0)
 

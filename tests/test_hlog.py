@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from arbsphere.kpi.hdr import HdrSpec, Recorder
-from arbsphere.kpi.hlog import IntervalLogWriter, merge_by_tag, read_interval_log
-from arbsphere.kpi.summary import value_at_percentile
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
 from arbsphere.errors import DecodeError
+from arbsphere.kpi.hdr import HdrSpec, Recorder
+from arbsphere.kpi.hlog import IntervalLogWriter, merge_by_tag, read_interval_log
+from arbsphere.kpi.summary import value_at_percentile
 
 START = 1_700_000_000.0
 JS_DIR = Path(__file__).parent / "js"

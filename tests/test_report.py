@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+
 from arbsphere.kpi.hdr import Recorder
 from arbsphere.kpi.hlog import IntervalLogWriter
 from arbsphere.kpi.report import render_report
