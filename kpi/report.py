@@ -138,7 +138,16 @@ def _plot_png(hlog_path: Path) -> bytes | None:
         if xs.size == 0:
             continue
         # a 0 ns bucket cannot sit on a log axis: drawn at 1 ns
-        ax.plot(xs, np.maximum(values, 1) / UNIT_NS["us"], label=tag or "(untagged)")
+        # tab10 has ten colours: past ten series, change the line style so none look alike
+        style = ("-", "--", ":")[(plotted // 10) % 3]
+        ax.plot(
+            xs,
+            np.maximum(values, 1) / UNIT_NS["us"],
+            style,
+            label=tag or "(untagged)",
+            color=f"C{plotted % 10}",
+            linewidth=2.2 if tag == "tick_to_trade" else 1.4,
+        )
         top = max(top, float(xs[-1]))
         plotted += 1
     if plotted == 0:

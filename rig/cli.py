@@ -28,21 +28,26 @@ from arbsphere.rig.config import DEFAULT_CAMPAIGN, load_campaign
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"
+    if isinstance(v, int | float) and v >= 1000:
+        return f"{v / 1000:.1f}k"  # compact for an 80-column terminal; kpi.json has it all
     if isinstance(v, float):
-        return f"{v:,.1f}" if v >= 100 else f"{v:.2f}"
+        return f"{v:.1f}" if v >= 100 else f"{v:.2f}"
     return str(v)
 
 
 def headline_table(kpi: dict[str, Any]) -> Table:
-    table = Table(title="Latency (µs)", title_justify="left")
-    for col in ("stage", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max"):
-        table.add_column(col, justify="left" if col == "stage" else "right")
+    table = Table(
+        title="Latency in µs (k = x1000; p99.99 and more in kpi.json)", title_justify="left"
+    )
+    table.add_column("stage", no_wrap=True)
+    for col in ("count", "p50", "p90", "p99", "p99.9", "max"):
+        table.add_column(col, justify="right", no_wrap=True)
     rows = [("tick_to_trade", kpi["tick_to_trade"]), *kpi["stages"].items()]
     for name, s in rows:
         table.add_row(
             name,
             str(s["count"]),
-            *(_fmt(s[k]) for k in ("p50", "p90", "p99", "p999", "p9999", "max")),
+            *(_fmt(s[k]) for k in ("p50", "p90", "p99", "p999", "max")),
         )
     return table
 
