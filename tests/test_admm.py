@@ -1,0 +1,160 @@
+"""Exchange ADMM against the exact baseline; warm start, residual balancing, caps, input errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
+from arbsphere.coordinator.baseline import centralized_solve, objective
+from arbsphere.errors import SolverError
+
+Problem = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _unit_scale(rng: np.random.Generator, n: int, m: int) -> Problem:
+    c = rng.normal(0, 1, (n, m))
+    gamma = rng.uniform(0.1, 10, (n, m))
+    phi = rng.uniform(0, 0.5, (n, m))
+    limit = rng.uniform(0, 3, (n, m))
+    return c, gamma, phi, limit
+
+
+def _price_path(rng: np.random.Generator, ticks: int, n: int, m: int) -> list[Problem]:
+    """Rig-like ticks: a slowly moving mid ~100, venue quotes around it, fee dead-bands."""
+    mid = 100.0 + np.cumsum(rng.normal(0, 0.002, (ticks, 1, m)), axis=0)
+    out = []
+    for k in range(ticks):
+        c = mid[k] + rng.normal(0, 0.015, (n, m))
+        out.append((c, np.full((n, m), 1e-4), np.full((n, m), 0.015),
+                    rng.integers(5, 50, (n, m)).astype(float)))  # fmt: skip
+    return out
+
+
+def _dual_value(c: np.ndarray, gamma: np.ndarray, phi: np.ndarray, limit: np.ndarray) -> float:
+    """The optimum as the baseline's Lagrangian value (insensitive to its float imbalance)."""
+    x = np.zeros(c.shape)
+    lam = np.zeros(c.shape[1])
+    centralized_solve(c, gamma, phi, limit, x, lam)
+    return objective(c, gamma, phi, limit, x) + float(lam @ x.sum(axis=0))
+
+
+def _gap(p: Problem, z: np.ndarray) -> float:
+    """Relative gap of the ADMM consensus iterate (Σz = 0), clipped into the limits."""
+    c, gamma, phi, limit = p
+    f_star = _dual_value(*p)
+    f = objective(c, gamma, phi, limit, np.clip(z, -limit, limit))
+    return abs(f - f_star) / max(abs(f_star), 1.0)
+
+
+def test_converges_to_the_baseline_on_random_instances() -> None:
+    rng = np.random.default_rng(21)
+    for _ in range(40):
+        n, m = int(rng.integers(2, 17)), int(rng.integers(1, 9))
+        p = _unit_scale(rng, n, m)
+        res = ExchangeADMM(n, m, AdmmSettings()).solve(*p)
+        assert res.converged and res.iterations < AdmmSettings().max_iter
+        assert _gap(p, res.z) <= 1e-9
+        assert np.abs(res.x.sum(axis=0)).max() <= 1e-9  # x itself is neutral to tolerance
+        np.testing.assert_allclose(res.xbar, res.x.mean(axis=0), rtol=0, atol=1e-15)
+        np.testing.assert_array_equal(res.y, res.rho * res.u)
+
+
+def test_warm_started_price_path_tracks_the_baseline() -> None:
+    ticks = _price_path(np.random.default_rng(4), 60, 2, 1)
+    solver = ExchangeADMM(2, 1, AdmmSettings(max_iter=20_000))
+    gaps = []
+    for p in ticks:
+        res = solver.solve(*p)
+        assert res.converged
+        gaps.append(_gap(p, res.z))
+    assert float(np.median(gaps)) <= 1e-9
+    assert max(gaps) <= 1e-7
+
+
+def test_warm_start_reduces_iterations_on_a_perturbed_instance() -> None:
+    rng = np.random.default_rng(8)
+    p = _unit_scale(rng, 6, 3)
+    perturbed = (p[0] + rng.normal(0, 1e-3, p[0].shape), *p[1:])
+    warm = ExchangeADMM(6, 3, AdmmSettings())
+    warm.solve(*p)
+    cold = ExchangeADMM(6, 3, AdmmSettings(warm_start=False))
+    cold.solve(*p)
+    w = warm.solve(*perturbed)
+    k = cold.solve(*perturbed)
+    assert w.converged and k.converged
+    assert w.iterations < k.iterations
+    # reset() forgets the warm start: the next solve repeats the cold one bit for bit.
+    warm.reset()
+    again = warm.solve(*perturbed)
+    assert again.iterations == k.iterations and np.array_equal(again.x, k.x)
+
+
+def test_residual_balancing_rescales_rho_and_keeps_y_continuous() -> None:
+    p = _unit_scale(np.random.default_rng(4), 3, 2)
+    exact = dict(rho0=1.0, eps_abs=0.0, eps_rel=0.0)
+    balanced = ExchangeADMM(3, 2, AdmmSettings(adapt_every=10, **exact))  # type: ignore[arg-type]
+    fixed = ExchangeADMM(3, 2, AdmmSettings(adapt_every=10**9, **exact))  # type: ignore[arg-type]
+    a = balanced.solve(*p, max_iter=10)  # rescale happens at the end of iteration 10
+    b = fixed.solve(*p, max_iter=10)
+    assert a.primal_res > 10.0 * a.dual_res  # the balancing rule fires: ρ ← τρ, u ← u/τ
+    assert a.rho == 2.0 and b.rho == 1.0
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_allclose(a.y, b.y, rtol=1e-15, atol=0)  # y = ρu unchanged by rescale
+    np.testing.assert_allclose(a.u, b.u / 2.0, rtol=1e-15, atol=0)
+    # Adaptation depends on iteration counts and residuals only: a rerun is bit-identical.
+    balanced.reset()
+    again = balanced.solve(*p, max_iter=10)
+    assert again.rho == a.rho and np.array_equal(again.u, a.u)
+
+
+def test_over_relaxation_converges_to_the_same_point() -> None:
+    p = _unit_scale(np.random.default_rng(13), 5, 4)
+    plain = ExchangeADMM(5, 4, AdmmSettings(alpha=1.0)).solve(*p)
+    x_plain = plain.x.copy()
+    relaxed = ExchangeADMM(5, 4, AdmmSettings(alpha=1.6)).solve(*p)
+    assert plain.converged and relaxed.converged
+    np.testing.assert_allclose(relaxed.x, x_plain, rtol=0, atol=1e-8)
+
+
+def test_max_iter_cap_is_respected() -> None:
+    p = _unit_scale(np.random.default_rng(2), 4, 2)
+    never = AdmmSettings(eps_abs=0.0, eps_rel=0.0, max_iter=25)
+    solver = ExchangeADMM(4, 2, never)
+    res = solver.solve(*p)
+    assert res.iterations == 25 and not res.converged
+    res = solver.solve(*p, max_iter=3)
+    assert res.iterations == 3 and not res.converged
+    with pytest.raises(SolverError, match="max_iter"):
+        solver.solve(*p, max_iter=0)
+
+
+@pytest.mark.parametrize(
+    "array,index,value,pattern",
+    [
+        (0, (1, 0), np.nan, r"c\[1, 0\] = nan"),
+        (1, (0, 1), 0.0, r"gamma\[0, 1\] = 0\.0"),
+        (1, (1, 1), np.inf, r"gamma\[1, 1\] = inf"),
+        (2, (1, 0), -0.5, r"phi\[1, 0\] = -0\.5"),
+        (3, (0, 0), -1.0, r"limit\[0, 0\] = -1\.0"),
+    ],
+)
+def test_invalid_inputs_are_rejected_naming_array_index_and_value(
+    array: int, index: tuple[int, int], value: float, pattern: str
+) -> None:
+    args = [np.ones((2, 2)) for _ in range(4)]
+    args[array][index] = value
+    solver = ExchangeADMM(2, 2, AdmmSettings())
+    with pytest.raises(SolverError, match=pattern):
+        solver.solve(args[0], args[1], args[2], args[3])
+
+
+def test_wrong_shapes_and_settings_are_rejected() -> None:
+    solver = ExchangeADMM(2, 2, AdmmSettings())
+    ok = np.ones((2, 2))
+    with pytest.raises(SolverError, match=r"limit.*\(2, 3\)"):
+        solver.solve(ok, ok, ok, np.ones((2, 3)))
+    for field, value in [("alpha", 1.9), ("alpha", 0.5), ("rho0", 0.0), ("max_iter", 0),
+                         ("tau", 1.0), ("eps_abs", -1.0)]:  # fmt: skip
+        with pytest.raises(ValueError, match=rf"{field}"):
+            AdmmSettings(**{field: value})  # type: ignore[arg-type]

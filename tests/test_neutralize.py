@@ -1,0 +1,101 @@
+"""Integer neutralization: exactly neutral, within limits, close to x, deterministic; checked
+against a brute-force search for the closest neutral integer point."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from arbsphere.coordinator.neutralize import neutralize_lots
+
+
+def _run(x: np.ndarray, limit: np.ndarray) -> tuple[np.ndarray, int]:
+    out = np.full(x.shape, 12345, np.int64)
+    repaired = int(neutralize_lots(x, limit, out))
+    return out, repaired
+
+
+def _brute_force_l2(x: np.ndarray, limit: np.ndarray) -> float:
+    """Smallest Σ (out − x)² over integer neutral points within the limits (one column)."""
+    ranges = [range(-int(lim), int(lim) + 1) for lim in limit]
+    return min(
+        float(((np.array(p) - x) ** 2).sum()) for p in itertools.product(*ranges) if sum(p) == 0
+    )
+
+
+def test_neutral_within_limits_and_deterministic_for_any_input() -> None:
+    rng = np.random.default_rng(17)
+    for _ in range(1500):
+        n, m = int(rng.integers(2, 17)), int(rng.integers(1, 9))
+        limit = rng.integers(0, 30, (n, m))
+        kind = rng.integers(0, 3)
+        if kind == 0:  # converged ADMM: neutral up to float noise
+            x = rng.uniform(-1, 1, (n, m)) * limit
+            x -= x.mean(axis=0)
+            x = np.clip(x, -limit, limit)
+        elif kind == 1:  # stopped early: within limits, far from neutral
+            x = rng.uniform(-1, 1, (n, m)) * limit
+        else:  # garbage in: beyond the limits
+            x = rng.normal(0, 100, (n, m))
+        out, repaired = _run(x, limit)
+        assert out.dtype == np.int64
+        assert np.all(out.sum(axis=0) == 0)
+        assert np.all(np.abs(out) <= limit)
+        again, repaired_again = _run(x.copy(), limit.copy())
+        assert np.array_equal(out, again) and repaired == repaired_again
+        # Repair count: exactly the assets whose clipped rounding was not already neutral.
+        rounded = np.clip(np.round(x), -limit, limit).astype(np.int64)
+        assert repaired == int(np.count_nonzero(rounded.sum(axis=0)))
+        np.testing.assert_array_equal(out[:, rounded.sum(axis=0) == 0],
+                                      rounded[:, rounded.sum(axis=0) == 0])  # fmt: skip
+        # Closeness to the input's clipped values: within one lot plus the imbalance to remove.
+        xc = np.clip(x, -limit, limit)
+        bound = 1.0 + np.abs(xc.sum(axis=0))[None, :] + 1e-9
+        assert np.all(np.abs(out - xc) <= bound)
+
+
+def test_neutral_input_moves_less_than_one_lot() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(500):
+        n = int(rng.integers(2, 17))
+        x = rng.uniform(-20, 20, (n, 1))
+        x -= x.mean()
+        limit = np.ceil(np.abs(x)).astype(np.int64) + rng.integers(0, 3, (n, 1))
+        out, _ = _run(x, limit)
+        assert np.abs(out - x).max() < 1.0 + 1e-9
+
+
+def test_closest_neutral_integer_point_by_brute_force() -> None:
+    rng = np.random.default_rng(29)
+    for _ in range(300):
+        n = int(rng.integers(2, 5))
+        limit = rng.integers(0, 4, (n, 1))
+        x = rng.uniform(-4, 4, (n, 1))
+        if rng.integers(0, 2):
+            x = np.clip(x - x.mean(), -limit, limit)
+        out, _ = _run(x, limit)
+        best = _brute_force_l2(x[:, 0], limit[:, 0])  # distance to x itself, even beyond L
+        assert float(((out[:, 0] - x[:, 0]) ** 2).sum()) <= best + 1e-9
+
+
+def test_no_nonzero_neutral_point_gives_all_zeros_and_is_counted() -> None:
+    x = np.array([[3.2, 0.4], [0.0, -2.6], [0.0, 0.0]])
+    limit = np.array([[5, 0], [0, 0], [0, 0]])  # asset 0: one venue can trade; asset 1: none
+    out, repaired = _run(x, limit)
+    assert out.tolist() == [[0, 0], [0, 0], [0, 0]]
+    assert repaired == 1  # asset 0 rounded to 3 and had to go flat; asset 1 clipped to 0
+
+
+def test_largest_remainder_and_venue_index_ties() -> None:
+    limit = np.full((3, 1), 10)
+    out, repaired = _run(np.array([[2.6], [-1.3], [-1.3]]), limit)  # rounds to +1 net
+    assert out.ravel().tolist() == [2, -1, -1] and repaired == 1  # venue 0 rounded up most
+    out, _ = _run(np.array([[1.4], [1.4], [-2.0]]), limit)  # rounds to 1 + 1 - 2 = 0
+    assert out.ravel().tolist() == [1, 1, -2]
+    out, _ = _run(np.array([[1.3], [1.3], [-1.6]]), limit)  # 1 + 1 - 2 = 0 after rounding
+    assert out.ravel().tolist() == [1, 1, -2]
+    out, _ = _run(np.array([[0.6], [0.6], [-1.2]]), limit)  # 1 + 1 - 1 = +1; tie: venue 0
+    assert out.ravel().tolist() == [0, 1, -1]
+    out, _ = _run(np.array([[-0.6], [-0.6], [1.2]]), limit)  # mirror image
+    assert out.ravel().tolist() == [0, -1, 1]
