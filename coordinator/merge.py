@@ -8,7 +8,10 @@ at the start of the batch was applied before and is skipped (counted as duplicat
 repeating the same (sender, delta_id, venue, asset) within one batch is applied once; so
 re-delivering a batch, or a batch with repeated deltas, yields the same plan. Legs with an
 out-of-range venue, asset or sender, a side other than ±1, or a size <= 0 are rejected
-(counted, never applied).
+(counted, never applied) together with every other leg of their delta: a delta applies whole or
+not at all, so a malformed delta cannot break neutrality. Notes: a re-sent delta with a
+different ``ts_ns`` is a separate delivery (the high-water rule then skips it as a duplicate); a
+lower delta id arriving after a higher one of the same sender counts as a duplicate.
 """
 
 from __future__ import annotations
@@ -41,19 +44,41 @@ def merge_legs(legs, plan, high_water, seen, stats):  # type: ignore[no-untyped-
     order = order[np.argsort(key2, kind="mergesort")]
     hw_before = high_water.copy()
     applied = 0
+    # A delta is all its legs or nothing: one invalid leg rejects every leg of its delta (legs
+    # of one delta share (ts_ns, sender, delta_id), so they are contiguous after the sort).
+    bad = np.zeros(n, np.bool_)
+    start = 0
+    for k in range(n + 1):
+        if k == n or (
+            k > start
+            and (
+                legs[order[k]].ts_ns != legs[order[start]].ts_ns
+                or legs[order[k]].sender != legs[order[start]].sender
+                or legs[order[k]].delta_id != legs[order[start]].delta_id
+            )
+        ):
+            invalid = False
+            for j in range(start, k):
+                leg = legs[order[j]]
+                if (
+                    np.int64(leg.sender) >= high_water.shape[0]
+                    or leg.venue >= n_venues
+                    or leg.asset >= n_assets
+                    or (leg.side != 1 and leg.side != -1)
+                    or leg.size_lots <= 0
+                ):
+                    invalid = True
+            if invalid:
+                for j in range(start, k):
+                    bad[j] = True
+            start = k
     group_sender = -1
     group_delta = np.uint64(0)
     generation = 0
     for k in range(n):
         leg = legs[order[k]]
         sender = np.int64(leg.sender)
-        if (
-            sender >= high_water.shape[0]
-            or leg.venue >= n_venues
-            or leg.asset >= n_assets
-            or (leg.side != 1 and leg.side != -1)
-            or leg.size_lots <= 0
-        ):
+        if bad[k]:
             stats[STAT_REJECTED] += 1
             continue
         if leg.delta_id <= hw_before[sender]:
@@ -89,6 +114,8 @@ def merge_legs(legs, plan, high_water, seen, stats):  # type: ignore[no-untyped-
 def legs_from_targets(plan, target, ts_ns, sender, delta_id, limit_px, out_legs):  # type: ignore[no-untyped-def]
     """Write the legs moving ``plan`` to ``target`` into ``out_legs``; returns their count."""
     n_venues, n_assets = plan.shape
+    if out_legs.shape[0] < n_venues * n_assets:
+        raise ValueError("out_legs must hold venues x assets legs")
     k = 0
     for v in range(n_venues):
         for a in range(n_assets):

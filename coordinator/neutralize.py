@@ -1,12 +1,19 @@
 """Exactly delta-neutral integer lots from a (possibly unconverged) float solution.
 
 The executed plan must be exactly delta-neutral even when ADMM stopped early, and exactness is
-only decidable in integers. Per asset: round every venue's exposure to the nearest lot (clipped
-to its limit), then repair the sum to exactly zero one lot at a time, each time moving the venue
-whose rounding error is largest in the needed direction and that still has room within its limit
-(ties: lowest venue index). Deterministic; each venue moves at most ⌈N/2⌉ lots from its rounded
-value in the worst case, usually none. If no neutral point exists within the limits the asset
-goes flat (all zeros, always neutral and feasible) and is counted.
+only decidable in integers. Per asset:
+
+1. shift to a neutral point within the limits: find t with Σ_i clip(x_i − t, −L_i, L_i) = 0
+   (the sum is continuous and non-increasing in t: bisection); a converged, neutral x has t ≈ 0
+   and is left as it is;
+2. round each venue to the nearest lot (within its limit);
+3. repair the rounding sum (at most ⌈N/2⌉ lots) one lot at a time, each time moving the venue
+   whose rounding error is largest in the needed direction and that still has room (ties:
+   lowest venue index).
+
+Deterministic; cost O(N·(60 + N)) per asset whatever the size of the imbalance (a one-lot-per-
+pass repair of a far-from-neutral x would cost O(N·|Σx|): milliseconds at large limits). If no
+neutral point exists within the limits but all zeros, the asset goes flat and is counted.
 """
 
 from __future__ import annotations
@@ -17,27 +24,51 @@ from numba import njit
 
 @njit(cache=True)
 def neutralize_lots(x, limit_lots, out):  # type: ignore[no-untyped-def]
-    """Fill ``out`` (int64, N x m); returns the number of assets that needed a repair."""
+    """Fill ``out`` (int64, N x m); returns the number of assets whose lots differ from plain
+    rounding of ``x`` (clipped to the limits)."""
     n, m = x.shape
     repaired = 0
     for a in range(m):
+        # 1. neutral shift t: S(t) = Σ clip(x − t) is non-increasing; S(lo) >= 0 >= S(hi).
+        lo = np.inf
+        hi = -np.inf
+        for i in range(n):
+            lo = min(lo, x[i, a] - limit_lots[i, a])
+            hi = max(hi, x[i, a] + limit_lots[i, a])
+        total = 0.0
+        for i in range(n):
+            total += min(max(x[i, a], -limit_lots[i, a]), limit_lots[i, a])
+        t = 0.0
+        if total != 0.0:
+            for _ in range(200):
+                mid = 0.5 * (lo + hi)
+                if mid <= lo or mid >= hi:
+                    break
+                s_mid = 0.0
+                for i in range(n):
+                    s_mid += min(max(x[i, a] - mid, -limit_lots[i, a]), limit_lots[i, a])
+                t = mid
+                if s_mid > 0.0:
+                    lo = mid
+                elif s_mid < 0.0:
+                    hi = mid
+                else:
+                    break
         s = 0
         for i in range(n):
             lim = limit_lots[i, a]
-            r = np.int64(np.round(x[i, a]))
+            r = np.int64(np.round(x[i, a] - t))
             if r > lim:
                 r = lim
             elif r < -lim:
                 r = -lim
             out[i, a] = r
             s += int(r)
-        if s != 0:
-            repaired += 1
         while s != 0:
             best = -1
             best_err = 0.0
             for i in range(n):
-                err = out[i, a] - x[i, a]  # > 0: rounded up
+                err = out[i, a] - (x[i, a] - t)  # > 0: rounded up
                 if s > 0:
                     if out[i, a] > -limit_lots[i, a] and (best < 0 or err > best_err):
                         best, best_err = i, err
@@ -54,4 +85,10 @@ def neutralize_lots(x, limit_lots, out):  # type: ignore[no-untyped-def]
             else:
                 out[best, a] += 1
                 s += 1
+        # Counted as repaired: the executed lots differ from plain rounding of the solver output.
+        for i in range(n):
+            plain = min(max(np.int64(np.round(x[i, a])), -limit_lots[i, a]), limit_lots[i, a])
+            if out[i, a] != plain:
+                repaired += 1
+                break
     return repaired

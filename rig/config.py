@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from arbsphere.contracts import check_compatibility, default_registry
+from arbsphere.coordinator.admm import AdmmSettings
 from arbsphere.errors import ConfigError
 
 DEFAULT_CAMPAIGN = Path("campaigns/loopback.toml")
@@ -60,23 +61,11 @@ class BrokerConfig:
 
 
 @dataclass(frozen=True)
-class AdmmConfig:
-    rho0: float = 1e-3
-    alpha: float = 1.0
-    eps_abs: float = 1e-12
-    eps_rel: float = 1e-12
-    max_iter: int = 500
-    adapt_every: int = 10
-    mu: float = 10.0
-    tau: float = 2.0
-
-
-@dataclass(frozen=True)
 class CoordinatorConfig:
     budget_us: float = 200.0  # per-tick latency budget for coordination
     ns_per_iteration: float = 50.0  # nominal cost used to turn the budget into max iterations
     min_delta_lots: int = 1
-    admm: AdmmConfig = AdmmConfig()
+    admm: AdmmSettings = field(default_factory=AdmmSettings)
 
 
 @dataclass(frozen=True)
@@ -291,7 +280,7 @@ def _coordinator(r: _Reader) -> CoordinatorConfig:
     r.only({"budget_us", "ns_per_iteration", "min_delta_lots", "admm"})
     a = r.table("admm", optional=True)
     a.only({"rho0", "alpha", "eps_abs", "eps_rel", "max_iter", "adapt_every", "mu", "tau"})
-    admm = AdmmConfig(
+    admm = AdmmSettings(
         rho0=a.number("rho0", 1e-3, lo=1e-9, hi=1e9),
         alpha=a.number("alpha", 1.0, lo=1.0, hi=1.8),
         eps_abs=a.number("eps_abs", 1e-12, lo=0.0, hi=1.0),

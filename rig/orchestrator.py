@@ -12,6 +12,7 @@ configured port / address and the run lasts ``duration_s``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -305,14 +306,4 @@ class Orchestrator:
 
 
 def _admm_settings(c: Campaign) -> dict[str, Any]:
-    a = c.coordinator.admm
-    return {
-        "rho0": a.rho0,
-        "alpha": a.alpha,
-        "eps_abs": a.eps_abs,
-        "eps_rel": a.eps_rel,
-        "max_iter": a.max_iter,
-        "adapt_every": a.adapt_every,
-        "mu": a.mu,
-        "tau": a.tau,
-    }
+    return dataclasses.asdict(c.coordinator.admm)

@@ -108,10 +108,12 @@ def test_admm_warm_start_and_iteration_cap() -> None:
     c, gamma, phi, limit = _instance(rng, 4, 2)
     cold = ExchangeADMM(4, 2, AdmmSettings(warm_start=False, max_iter=50_000))
     warm = ExchangeADMM(4, 2, AdmmSettings(max_iter=50_000))
-    warm.solve(c, gamma, phi, limit)
-    c2 = c + rng.normal(0, 1e-4, c.shape)
-    assert warm.solve(c2, gamma, phi, limit).iterations < cold.solve(
-        c2, gamma, phi, limit).iterations  # fmt: skip
+    first = warm.solve(c, gamma, phi, limit).iterations
+    # Warm state is kept: re-solving the instance it just solved converges at once ...
+    assert warm.solve(c, gamma, phi, limit).iterations <= 2 < first
+    # ... while warm_start=False starts over every time.
+    cold.solve(c, gamma, phi, limit)
+    assert cold.solve(c, gamma, phi, limit).iterations == first
     capped = ExchangeADMM(4, 2, AdmmSettings(eps_abs=0.0, eps_rel=0.0))
     res = capped.solve(c, gamma, phi, limit, max_iter=7)
     assert res.iterations == 7 and not res.converged

@@ -57,11 +57,23 @@ class Reference:
                        int(rows[i]["sender"]), int(rows[i]["delta_id"]), i))  # fmt: skip
         high_before = dict(self.high)
         seen: set[tuple[int, int, int, int]] = set()
+
+        def invalid(leg: np.void) -> bool:
+            s, v, a = int(leg["sender"]), int(leg["venue"]), int(leg["asset"])
+            side, size = int(leg["side"]), int(leg["size_lots"])
+            return s >= N_S or v >= N_V or a >= N_A or side not in (1, -1) or size <= 0
+
+        # A delta (legs sharing ts, sender, delta_id) applies whole or not at all.
+        bad_deltas = {
+            (int(leg["ts_ns"]), int(leg["sender"]), int(leg["delta_id"]))
+            for leg in rows
+            if invalid(leg)
+        }
         for i in order:
             leg = rows[i]
             s, d, v, a = (int(leg[k]) for k in ("sender", "delta_id", "venue", "asset"))
             side, size = int(leg["side"]), int(leg["size_lots"])
-            if s >= N_S or v >= N_V or a >= N_A or side not in (1, -1) or size <= 0:
+            if (int(leg["ts_ns"]), s, d) in bad_deltas:
                 self.rejected += 1
             elif d <= high_before.get(s, 0) or (s, d, v, a) in seen:
                 self.duplicates += 1
@@ -172,6 +184,15 @@ def test_invalid_legs_are_rejected_and_counted() -> None:
     assert merger.counters()["rejected"] == len(bad)
     assert not merger.plan.any()
     assert merger.counters()["applied"] == 0
+
+
+def test_one_bad_leg_rejects_its_whole_delta() -> None:
+    # A neutral two-leg delta whose second leg is malformed must not half-apply.
+    delta = _delta(0, 1, 10, [(0, 0, 1, 5), (1, 0, 0, 5)])
+    merger = DeltaMerger(N_V, N_A, N_S)
+    assert merger.merge(delta) == 0
+    assert merger.counters()["rejected"] == 2
+    assert not merger.plan.any()
 
 
 def test_neutral_deltas_keep_the_net_delta_at_zero() -> None:
