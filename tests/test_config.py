@@ -87,3 +87,16 @@ def test_declared_versions_checked_against_graph(tmp_path: Path) -> None:
     with pytest.raises(ContractVersionError) as info:
         load_campaign(_write(tmp_path, wrong))
     assert "adapter 'broker' speaks ExecutionReport v3" in str(info.value)
+
+
+def test_readme_error_example_matches_the_code(tmp_path: Path) -> None:
+    """The README quotes this refusal; keep the quote true."""
+    text = LOOPBACK.replace(
+        "[venues.venue_b]\n",
+        "[venues.venue_b.schemas]\nLocalArbProblem = 2\nSharedSignals = 1\n\n[venues.venue_b]\n",
+    )
+    with pytest.raises(ContractVersionError) as info:
+        load_campaign(_write(tmp_path, text))
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    tail = str(info.value).split(": key ", 1)[1]  # the part after the (temporary) file name
+    assert f"key {tail}" in readme
