@@ -143,16 +143,23 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                     # header: delta_id, ts_ns, sender, n_legs, cause_venue, cause_seq; then legs
                     # of (ts_ns, delta_id, sender, venue, asset, side, size_lots, limit_px)
                     delta_id, _ts, _sender, n_legs, cause_venue, cause_seq = v[n_env : n_env + 6]
+                    # All legs of a delta go to the device in one datagram.
+                    raw_orders = []
+                    legs = []
                     for i in range(n_legs):
                         base = n_env + 6 + 8 * i
                         venue, asset, side, size, limit_px = v[base + 3 : base + 8]
                         order_id = (delta_id << 8) | i
-                        raw_order = order_packer.pack(
-                            dm.MSG_ORDER, dm.DEVICE_MESSAGE_VERSION, order_size, device_id,
-                            venue, asset, side, order_id, delta_id, size, limit_px,
-                            clock.now_ns(),
+                        raw_orders.append(
+                            order_packer.pack(
+                                dm.MSG_ORDER, dm.DEVICE_MESSAGE_VERSION, order_size, device_id,
+                                venue, asset, side, order_id, delta_id, size, limit_px,
+                                clock.now_ns(),
+                            )
                         )  # fmt: skip
-                        tx = link.send(raw_order)
+                        legs.append((order_id, venue, asset, side, size))
+                    tx = link.send_many(raw_orders)
+                    for i, (order_id, venue, asset, side, size) in enumerate(legs):
                         book.open[order_id] = (delta_id, venue, asset, side, tx)
                         counts["orders"] += 1
                         orders.append(
@@ -160,6 +167,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                              cause_seq, rx, tx)
                         )  # fmt: skip
             if link.fileno() in events:
+                reports: list[bytes] = []
                 for rec in link.receive(timeout_ms=0):
                     try:
                         mtype, ack = dm.decode_values(rec.payload)
@@ -184,7 +192,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                     elif status in (dm.ACK_STATUS_FILL, dm.ACK_STATUS_PARTIAL):
                         counts["fills"] += 1
                     nonce += 1
-                    push.send(
+                    reports.append(
                         report_packer.pack(
                             *reg.envelope_values(report_schema, 0, BROKER_SENDER_ID, nonce,
                                                  rec.rx_ns),
@@ -193,6 +201,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                         )
                     )  # fmt: skip
                     counts["reports_sent"] += 1
+                if reports:  # the acks of one receive (one device datagram): one message
+                    push.send_multipart(reports)
     finally:
         orders.save(out_dir / f"{name}.orders.npy")
         acks.save(out_dir / f"{name}.acks.npy")

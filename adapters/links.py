@@ -13,6 +13,7 @@ of ``receive()``: they are counted. Every backend's ``counters()`` has at least 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,4 +67,9 @@ class BrokerLink(FeedLink, Protocol):
 
     def send(self, message: bytes) -> int:
         """Send one device message; returns tx_ns (rig clock, just before the send call)."""
+        ...
+
+    def send_many(self, messages: Sequence[bytes]) -> int:
+        """Send several device messages in one transport unit where the link allows it (one
+        datagram on UDP); returns the tx_ns they share."""
         ...

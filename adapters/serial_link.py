@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import select
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import serial
@@ -135,8 +136,12 @@ class SerialBrokerLink(SerialFeedLink):
         self._bytes_sent = 0
 
     def send(self, message: bytes) -> int:
+        return self.send_many((message,))
+
+    def send_many(self, messages: Sequence[bytes]) -> int:
+        """Frames back to back in one write; returns the tx stamp they share."""
         try:
-            frame = encode_frame(message)
+            frame = b"".join(encode_frame(m) for m in messages)
         except ValueError as exc:
             raise LinkError(f"{self.name}: cannot frame message: {exc}") from exc
         tx_ns = self.clock.now_ns()
@@ -157,7 +162,7 @@ class SerialBrokerLink(SerialFeedLink):
             raise LinkError(
                 f"{self.name}: write to serial port {self.config.port!r} failed: {exc}"
             ) from exc
-        self._sent += 1
+        self._sent += len(messages)
         self._bytes_sent += len(frame)
         return tx_ns
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import select
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from arbsphere.adapters.links import TIMESTAMP_KERNEL, TIMESTAMP_USER, Received
@@ -246,8 +247,12 @@ class UdpBrokerLink(_UdpReceiver):
         self._counts.update({"sent": 0, "bytes_sent": 0})
 
     def send(self, message: bytes) -> int:
+        return self.send_many((message,))
+
+    def send_many(self, messages: Sequence[bytes]) -> int:
+        """All ``messages`` in one datagram (MoldUDP64 style); returns the tx stamp."""
         try:
-            dgram = pack_datagram(self._session, self._next_seq, [message])
+            dgram = pack_datagram(self._session, self._next_seq, messages)
         except ValueError as exc:
             raise LinkError(f"{self.name}: cannot send message: {exc}") from exc
         tx_ns = self.clock.now_ns()
@@ -258,7 +263,7 @@ class UdpBrokerLink(_UdpReceiver):
                 f"{self.name}: send to device {self.device_address[0]}:"
                 f"{self.device_address[1]} failed: {exc}"
             ) from exc
-        self._next_seq += 1
-        self._counts["sent"] += 1
+        self._next_seq += len(messages)
+        self._counts["sent"] += len(messages)
         self._counts["bytes_sent"] += len(dgram)
         return tx_ns

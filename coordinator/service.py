@@ -110,7 +110,7 @@ class Coordinator:
         self.counts = {
             "problems": 0, "signals": 0, "solves": 0, "deltas": 0, "legs": 0,
             "early_stops": 0, "reports": 0, "fills": 0, "rejects": 0, "unknown_messages": 0,
-            "decode_errors": 0, "stale_problems": 0, "neutralize_repairs": 0,
+            "decode_errors": 0, "stale_messages": 0, "neutralize_repairs": 0,
         }  # fmt: skip
         self.max_abs_net_lots = 0
         self.last_nonce: dict[int, int] = {}
@@ -311,7 +311,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 continue
             # envelope values: magic, schema_id, version, sender, payload_len, nonce, origin_ts
             if not core.check_nonce(values[3], values[5]):
-                core.counts["stale_problems"] += 1
+                core.counts["stale_messages"] += 1
                 continue
             sid = schema.id
             if sid == problem_id:
@@ -345,6 +345,20 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             elif sid == report_id:
                 h = core.on_report(values)
                 fills.append((*h[:6], *h[7:], rx))
+                for frame in frames[1:]:  # further reports batched in the same message
+                    try:
+                        more_schema, more = reg.decode_values(frame)
+                    except DecodeError as exc:
+                        core.counts["decode_errors"] += 1
+                        last_error = str(exc)
+                        continue
+                    if more_schema.id != report_id or not core.check_nonce(more[3], more[5]):
+                        core.counts[
+                            "stale_messages" if more_schema.id == report_id else "unknown_messages"
+                        ] += 1
+                        continue
+                    h = core.on_report(more)
+                    fills.append((*h[:6], *h[7:], rx))
             else:
                 core.counts["unknown_messages"] += 1
     finally:
