@@ -20,7 +20,14 @@ from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import default_registry
 from arbsphere.errors import ConfigError, DecodeError, PipelineError
 from arbsphere.firmware_interfaces import messages as dm
-from arbsphere.runtime import StopFlag, quiesce_gc, require, run_role, write_json_atomic
+from arbsphere.runtime import (
+    StopFlag,
+    cpu_usage,
+    quiesce_gc,
+    require,
+    run_role,
+    write_json_atomic,
+)
 from arbsphere.tracebuf import TraceBuffer
 
 BROKER_SENDER_ID = 2
@@ -210,7 +217,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         write_json_atomic(
             out_dir / f"{name}.stats.json",
             {"role": "broker_adapter", "name": name, "link": link.counters(),
-             "adapter": counts, "last_error": last_error,
+             "adapter": counts, "last_error": last_error, "cpu": cpu_usage(),
              "timestamp_source": link.timestamp_source},
         )  # fmt: skip
         link.close()

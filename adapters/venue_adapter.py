@@ -24,7 +24,14 @@ from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import default_registry
 from arbsphere.errors import ConfigError, DecodeError, LinkError, PipelineError
 from arbsphere.firmware_interfaces import messages as dm
-from arbsphere.runtime import StopFlag, quiesce_gc, require, run_role, write_json_atomic
+from arbsphere.runtime import (
+    StopFlag,
+    cpu_usage,
+    quiesce_gc,
+    require,
+    run_role,
+    write_json_atomic,
+)
 from arbsphere.tracebuf import TraceBuffer
 
 TICK_TRACE_DTYPE = np.dtype(
@@ -253,6 +260,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             "adapter": counts,
             "sequence": {"gaps": seqs.gaps, "missing": seqs.missing, "duplicates": seqs.duplicates},
             "last_error": last_error,
+            "cpu": cpu_usage(),
         }
         write_json_atomic(out_dir / f"{name}.stats.json", stats)
         link.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import resource
 import signal
 import sys
 import tempfile
@@ -39,12 +40,14 @@ class StopFlag:
         self.signal = signum
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, *, sort_keys: bool = True) -> None:
+    """Write JSON via a temp file + rename. ``sort_keys=False`` keeps the (deterministic)
+    insertion order, e.g. stages in pipeline order."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True, default=_json_default)
+            json.dump(data, fh, indent=2, sort_keys=sort_keys, default=_json_default)
             fh.write("\n")
         os.replace(tmp, path)
     except BaseException:
@@ -62,6 +65,12 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def cpu_usage() -> dict[str, float]:
+    """CPU seconds this process has used (user, system), for the role's stats."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"user_s": round(ru.ru_utime, 3), "system_s": round(ru.ru_stime, 3)}
 
 
 def load_role_config(path: str | Path) -> dict[str, Any]:

@@ -27,7 +27,14 @@ from arbsphere.coordinator.baseline import centralized_solve, gaps_batch, object
 from arbsphere.coordinator.merge import DeltaMerger, legs_from_targets
 from arbsphere.coordinator.neutralize import neutralize_lots
 from arbsphere.errors import DecodeError, PipelineError
-from arbsphere.runtime import StopFlag, quiesce_gc, require, run_role, write_json_atomic
+from arbsphere.runtime import (
+    StopFlag,
+    cpu_usage,
+    quiesce_gc,
+    require,
+    run_role,
+    write_json_atomic,
+)
 from arbsphere.tracebuf import TraceBuffer
 
 COORDINATOR_SENDER_ID = 1
@@ -377,6 +384,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 "final_realized_net_lots": realized_net.tolist(),
                 "merge": core.merger.counters(),
                 "last_error": last_error,
+                "cpu": cpu_usage(),
             },
         )
         pull.close(linger=0)

@@ -9,6 +9,7 @@ the reason.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,7 +75,7 @@ def execute_campaign(
         comment=f"ArbSphere campaign {campaign.name} run {run_dir.name}; values in ns",
     )
     analysis.ticks.to_parquet(run_dir / "trace.parquet", index=False)
-    write_json_atomic(run_dir / "kpi.json", kpi)
+    write_json_atomic(run_dir / "kpi.json", kpi, sort_keys=False)  # stages in pipeline order
 
     timestamp_sources: dict[str, str] = {}
     for name, stats in analysis.stats.items():
@@ -104,6 +105,7 @@ def execute_campaign(
         "timestamp_source": timestamp_sources,
         "clock_model": _clock_models(campaign),
         "roles": outcome.roles,
+        "resources": _resources(analysis.stats, outcome),
         "method": {
             "latency": "HDR counts recorded in batches (Numba) from joined per-role trace "
             "tables; tick_to_trade from the tick's intended (open-loop) send time",
@@ -128,6 +130,26 @@ def _clock_models(campaign: Campaign) -> dict[str, str]:
     names = [f"{v.name}-device" if v.device == "emulator" else v.name for v in campaign.venues]
     names.append(f"{campaign.broker.name}-device")
     return dict.fromkeys(names, IDENTITY_MODEL)
+
+
+def _resources(stats: dict[str, dict[str, Any]], outcome: Any) -> dict[str, Any]:
+    """CPU seconds per role and in total, with the run's span: evidence for how loaded the
+    cores were (total_cpu_s / run_span_s against the number of cpus)."""
+    span_s = max(1e-9, (outcome.end_ns - outcome.start_at_ns) / 1e9) if outcome.start_at_ns else 0
+    out: dict[str, Any] = {"cpus": os.cpu_count(), "roles": {}}
+    total = 0.0
+    for name, s in sorted(stats.items()):
+        cpu = s.get("cpu")
+        if not isinstance(cpu, dict):
+            continue
+        used = float(cpu.get("user_s", 0.0)) + float(cpu.get("system_s", 0.0))
+        total += used
+        out["roles"][name] = {**cpu, "cpu_s": round(used, 3)}
+    out["total_cpu_s"] = round(total, 3)
+    out["note"] = "cpu_s includes each role's start-up (imports, JIT warm-up)"
+    if span_s:
+        out["run_span_s"] = round(span_s, 3)
+    return out
 
 
 def _maybe_hash(path: Path) -> str | None:

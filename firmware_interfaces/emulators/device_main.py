@@ -22,7 +22,7 @@ from typing import Any
 
 from arbsphere.clock import Clock, ClockStep, DeviceClock
 from arbsphere.errors import ArbSphereError, ConfigError
-from arbsphere.runtime import StopFlag, quiesce_gc, write_json_atomic
+from arbsphere.runtime import StopFlag, cpu_usage, quiesce_gc, write_json_atomic
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -271,6 +271,7 @@ def run_device(main: DeviceMain, name: str, argv: Sequence[str] | None = None) -
         ctx.stats["exit_code"] = code
         ctx.stats["stop_signal"] = stop.signal
         try:
+            ctx.stats["cpu"] = cpu_usage()
             write_json_atomic(stats_path, ctx.stats)
         except OSError as exc:
             print(f"error: cannot write stats {stats_path}: {exc}", file=sys.stderr)
