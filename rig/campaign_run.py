@@ -49,13 +49,15 @@ def execute_campaign(
     clock: Clock,
     *,
     results_dir: Path | None = None,
-    on_progress: Callable[[float], None] | None = None,
+    on_progress: Callable[[float, str], None] | None = None,
 ) -> CampaignResult:
     base = results_dir if results_dir is not None else Path(campaign.results_dir)
     run_dir = new_run_dir(base, campaign.name, clock.now_ns())
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock.now_ns() / 1e9))
     orch = Orchestrator(campaign, run_dir, clock)
     outcome = orch.run(on_progress=on_progress)
+    if on_progress is not None:
+        on_progress(1.0, "analysing traces, writing the result set")
     proc_dir = run_dir / "proc"
     venue_names = [v.name for v in campaign.venues]
     start_at = outcome.start_at_ns or clock.now_ns()

@@ -72,10 +72,10 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         transient=True,
         disable=not console.is_terminal,
     ) as progress:
-        task = progress.add_task("running", total=1.0)
+        task = progress.add_task("starting", total=1.0)
 
-        def on_progress(frac: float) -> None:
-            progress.update(task, completed=frac)
+        def on_progress(frac: float, phase: str) -> None:
+            progress.update(task, completed=frac, description=phase)
 
         result = execute_campaign(campaign, RealtimeClock(), on_progress=on_progress)
     kpi = result.kpi

@@ -225,15 +225,19 @@ class Orchestrator:
         return start_at
 
     # --- run ---------------------------------------------------------------------------------
-    def run(self, on_progress: Callable[[float], None] | None = None) -> RunOutcome:
+    def run(self, on_progress: Callable[[float, str], None] | None = None) -> RunOutcome:
         self._venue_ready = {}
         outcome = RunOutcome(complete=True, reason="")
         try:
+            if on_progress is not None:
+                on_progress(0.0, "starting roles (imports, kernel warm-up)")
             self.start()
             start_at = self.start_feeds()
             outcome.start_at_ns = start_at
             self._watch(start_at, outcome, on_progress)
             if outcome.complete:
+                if on_progress is not None:
+                    on_progress(1.0, "draining and stopping roles")
                 time.sleep(self.campaign.drain_s)
         except (PipelineError, DeviceError) as exc:
             outcome.complete = False
@@ -250,7 +254,7 @@ class Orchestrator:
         return outcome
 
     def _watch(
-        self, start_at: int, outcome: RunOutcome, on_progress: Callable[[float], None] | None
+        self, start_at: int, outcome: RunOutcome, on_progress: Callable[[float, str], None] | None
     ) -> None:
         c = self.campaign
         feeds = [r for r in self.roles if r.kind == "feed_device"]
@@ -258,7 +262,8 @@ class Orchestrator:
         while True:
             now = self.clock.now_ns()
             if on_progress is not None:
-                on_progress(min(1.0, max(0.0, (now - start_at) / max(1, end_due - start_at))))
+                frac = (now - start_at) / max(1, end_due - start_at)
+                on_progress(min(1.0, max(0.0, frac)), "traffic" if now >= start_at else "arming")
             for role in self.roles:
                 code = role.proc.poll()
                 if code is None:
