@@ -20,6 +20,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--only", choices=["kernels", "recording", "pipeline"], action="append")
     parser.add_argument("--pipeline-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--pipeline-pairs",
+        type=int,
+        default=3,
+        help="alternating pipeline/floor pairs; the median ratio is reported",
+    )
     args = parser.parse_args()
     wanted = args.only or ["kernels", "recording", "pipeline"]
     results: dict[str, Any] = {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -36,8 +42,9 @@ def main() -> None:
     if "pipeline" in wanted:
         from benchmarks import bench_pipeline
 
-        results["pipeline"] = bench_pipeline.run(args.pipeline_seconds)
-        print("pipeline:", json.dumps(results["pipeline"], indent=2))
+        results["pipeline"] = bench_pipeline.run(args.pipeline_seconds, args.pipeline_pairs)
+        summary = {k: v for k, v in results["pipeline"].items() if k != "runs"}
+        print("pipeline:", json.dumps(summary, indent=2))
     out = Path("results/bench") / f"bench-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     write_json_atomic(out, results)
     print(f"written: {out}")
