@@ -160,3 +160,27 @@ def test_wrong_shapes_and_settings_are_rejected() -> None:
                          ("tau", 1.0), ("eps_abs", -1.0)]:  # fmt: skip
         with pytest.raises(ValueError, match=rf"{field}"):
             AdmmSettings(**{field: value})  # type: ignore[arg-type]
+
+
+def _rig_scale_instance(rng: np.random.Generator, n: int, m: int) -> tuple[np.ndarray, ...]:
+    c = 100 + rng.normal(0, 0.05, (n, m))
+    gamma = rng.uniform(1e-4, 1e-2, (n, m))
+    phi = rng.uniform(0, 0.03, (n, m))
+    limit = rng.integers(0, 50, (n, m)).astype(float)
+    return c, gamma, phi, limit
+
+
+def test_admm_warm_start_and_iteration_cap() -> None:
+    rng = np.random.default_rng(3)
+    c, gamma, phi, limit = _rig_scale_instance(rng, 4, 2)
+    cold = ExchangeADMM(4, 2, AdmmSettings(warm_start=False, max_iter=50_000))
+    warm = ExchangeADMM(4, 2, AdmmSettings(max_iter=50_000))
+    first = warm.solve(c, gamma, phi, limit).iterations
+    # Warm state is kept: re-solving the instance it just solved converges at once ...
+    assert warm.solve(c, gamma, phi, limit).iterations <= 2 < first
+    # ... while warm_start=False starts over every time.
+    cold.solve(c, gamma, phi, limit)
+    assert cold.solve(c, gamma, phi, limit).iterations == first
+    capped = ExchangeADMM(4, 2, AdmmSettings(eps_abs=0.0, eps_rel=0.0))
+    res = capped.solve(c, gamma, phi, limit, max_iter=7)
+    assert res.iterations == 7 and not res.converged

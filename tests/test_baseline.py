@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from arbsphere.coordinator.baseline import centralized_solve, objective, relative_gap
+from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
+from arbsphere.coordinator.baseline import centralized_solve, gaps_batch, objective, relative_gap
 from arbsphere.errors import SolverError
 
 Problem = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -202,3 +203,26 @@ def test_bisection_is_deterministic_and_bounded() -> None:
     x2, lam2, s2 = _solve(c, gamma, phi, limit)
     assert s1 == s2 and np.array_equal(x1, x2) and np.array_equal(lam1, lam2)
     assert s1 <= 8 * 200  # floating-point bisection: well under 200 halvings per asset
+
+
+def _rig_scale_instance(rng: np.random.Generator, n: int, m: int) -> tuple[np.ndarray, ...]:
+    c = 100 + rng.normal(0, 0.05, (n, m))
+    gamma = rng.uniform(1e-4, 1e-2, (n, m))
+    phi = rng.uniform(0, 0.03, (n, m))
+    limit = rng.integers(0, 50, (n, m)).astype(float)
+    return c, gamma, phi, limit
+
+
+def test_admm_converges_to_baseline() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        n, m = int(rng.integers(2, 17)), int(rng.integers(1, 9))
+        c, gamma, phi, limit = _rig_scale_instance(rng, n, m)
+        solver = ExchangeADMM(n, m, AdmmSettings(max_iter=50_000))
+        res = solver.solve(c, gamma, phi, limit)
+        assert res.converged
+        snap = [a[None].copy() for a in (c, gamma, phi, limit, res.z)]
+        gap = np.zeros(1)
+        gaps_batch(*snap, 1.0, gap)
+        assert gap[0] < 1e-6
+        assert np.allclose(res.y, res.rho * res.u)
