@@ -135,19 +135,47 @@ def legs_from_targets(plan, target, ts_ns, sender, delta_id, limit_px, out_legs)
     return k
 
 
+@njit(cache=True)
+def emit_and_merge(  # type: ignore[no-untyped-def]
+    plan, target, min_delta_lots, ts_ns, sender, delta_id, bid_px, ask_px, out_legs,
+    high_water, seen, stats,
+):  # fmt: skip
+    """One coordinator decision in one kernel call: if some cell of ``target`` differs from
+    ``plan`` by at least ``min_delta_lots``, write the legs moving the plan to the target into
+    ``out_legs`` (marketable limits: a buy at the venue's ask, a sell at its bid), merge them
+    into the plan (:func:`merge_legs`) and return their count; else return 0 and change nothing.
+    """
+    n_venues, n_assets = plan.shape
+    worst = 0
+    for v in range(n_venues):
+        for a in range(n_assets):
+            d = abs(target[v, a] - plan[v, a])
+            if d > worst:
+                worst = d
+    if worst == 0 or worst < min_delta_lots:
+        return 0
+    n = legs_from_targets(plan, target, ts_ns, sender, delta_id, bid_px, out_legs)
+    for k in range(n):
+        leg = out_legs[k]
+        v, a = leg.venue, leg.asset
+        leg.limit_px = ask_px[v, a] if leg.side > 0 else bid_px[v, a]
+    merge_legs(out_legs[:n], plan, high_water, seen, stats)
+    return n
+
+
 class DeltaMerger:
     """Owns the plan state, per-sender high-water marks and scratch space."""
 
     def __init__(self, n_venues: int, n_assets: int, n_senders: int) -> None:
         self.plan = np.zeros((n_venues, n_assets), np.int64)
         self.high_water = np.zeros(n_senders, np.uint64)
-        self._seen = np.zeros(n_venues * n_assets, np.int64)
+        self.seen = np.zeros(n_venues * n_assets, np.int64)
         self.stats = np.zeros(N_STATS, np.int64)
 
     def merge(self, legs: np.ndarray) -> int:
         if legs.dtype != PLAN_LEG_DTYPE:
             raise TypeError(f"legs must have PLAN_LEG_DTYPE, got {legs.dtype}")
-        return int(merge_legs(legs, self.plan, self.high_water, self._seen, self.stats))
+        return int(merge_legs(legs, self.plan, self.high_water, self.seen, self.stats))
 
     def net_delta(self) -> np.ndarray:
         return self.plan.sum(axis=0)

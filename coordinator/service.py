@@ -24,7 +24,7 @@ from arbsphere.clock import RealtimeClock
 from arbsphere.contracts import PLAN_LEG_DTYPE, default_registry
 from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
 from arbsphere.coordinator.baseline import centralized_solve, gaps_batch, objective
-from arbsphere.coordinator.merge import DeltaMerger, legs_from_targets
+from arbsphere.coordinator.merge import STAT_MAX_ABS_NET, DeltaMerger, emit_and_merge
 from arbsphere.coordinator.neutralize import neutralize_lots
 from arbsphere.errors import DecodeError, PipelineError
 from arbsphere.runtime import (
@@ -48,12 +48,16 @@ SOLVE_TRACE_DTYPE = np.dtype(
         ("solve_done_ns", "<i8"),
         ("merge_done_ns", "<i8"),
         ("sent_ns", "<i8"),
-        ("delta_id", "<u8"),  # 0: this tick changed nothing
+        ("delta_id", "<u8"),  # 0: no PlanDelta (changed nothing, or never reached a solve)
         ("n_legs", "<u2"),
         ("iterations", "<u4"),
         ("converged", "u1"),
         ("objective_gap", "<f8"),
         ("max_abs_net_lots", "<i8"),
+        ("batch", "<u4"),  # receive batch (wake-up) number: replay needs the boundaries
+        ("solved", "u1"),  # the tick's quote was in the state a solve ran on
+        ("superseded", "u1"),  # a later tick of the batch overwrote this one's quote
+        ("trigger", "u1"),  # the batch's newest tick: the solve and any delta are its
     ]
 )
 
@@ -140,8 +144,10 @@ class Coordinator:
         gaps_batch(c[None], g[None], phi[None], lim[None], c[None], 1.0, np.zeros(1))
         scratch = DeltaMerger(self.n_venues, self.n_assets, n_senders=4)
         legs = np.zeros(self.n_venues * self.n_assets, PLAN_LEG_DTYPE)
-        n = legs_from_targets(scratch.plan, out, 1, COORDINATOR_SENDER_ID, 1, self.bid_px, legs)
-        scratch.merge(legs[:n])
+        emit_and_merge(
+            scratch.plan, out, 1, 1, COORDINATOR_SENDER_ID, 1, self.bid_px, self.ask_px, legs,
+            scratch.high_water, scratch.seen, scratch.stats,
+        )  # fmt: skip
         self.admm.reset()
 
     def check_nonce(self, sender_id: int, nonce: int) -> bool:
@@ -193,25 +199,20 @@ class Coordinator:
 
     def emit_delta(self, ts_ns: int, cause_venue: int, cause_seq: int) -> bytes | None:
         """Legs moving the plan to the target, merged into the plan; the PlanDelta bytes."""
-        change = np.abs(self.target - self.merger.plan)
-        if int(change.max(initial=0)) < self.min_delta_lots:
+        m = self.merger
+        n = int(
+            emit_and_merge(
+                m.plan, self.target, self.min_delta_lots, ts_ns, COORDINATOR_SENDER_ID,
+                self.delta_id + 1, self.bid_px, self.ask_px, self.legs, m.high_water, m.seen,
+                m.stats,
+            )
+        )  # fmt: skip
+        if n == 0:
             return None
         self.delta_id += 1
-        n = legs_from_targets(
-            self.merger.plan, self.target, ts_ns, COORDINATOR_SENDER_ID, self.delta_id,
-            self.bid_px, self.legs,
-        )  # fmt: skip
         legs = self.legs[:n]
         self.last_n_legs = n
-        # Marketable limits: buy at the venue's ask, sell at its bid.
-        buy = legs["side"] > 0
-        legs["limit_px"] = np.where(
-            buy,
-            self.ask_px[legs["venue"], legs["asset"]],
-            self.bid_px[legs["venue"], legs["asset"]],
-        )
-        self.merger.merge(legs)
-        net = int(np.abs(self.merger.net_delta()).max(initial=0))
+        net = int(m.stats[STAT_MAX_ABS_NET])
         self.max_abs_net_lots = max(self.max_abs_net_lots, net)
         self.nonce += 1
         self.counts["deltas"] += 1
@@ -273,6 +274,9 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     out_dir = Path(require(cfg, "out_dir", str, source))
     admm_cfg = require(cfg, "admm", dict, source)
     settings = AdmmSettings(**admm_cfg)
+    max_batch = require(cfg, "max_batch", int, source)
+    if max_batch < 1:
+        raise PipelineError(f"{source}: max_batch must be >= 1, got {max_batch}")
     core = Coordinator(
         n_venues=require(cfg, "n_venues", int, source),
         n_assets=require(cfg, "n_assets", int, source),
@@ -294,13 +298,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         push.bind(require(cfg, "outbound_endpoint", str, source))
     except zmq.ZMQError as exc:
         raise PipelineError(f"coordinator: cannot bind: {exc}") from exc
-    reg = core.reg
-    problem_id = reg.schema("LocalArbProblem").id
-    signals_id = reg.schema("SharedSignals").id
-    report_id = reg.schema("ExecutionReport").id
-    trace = TraceBuffer(SOLVE_TRACE_DTYPE)
-    fills = TraceBuffer(FILL_TRACE_DTYPE, 16_384)
-    last_error = ""
+    loop = _Loop(core, clock, push, max_batch)
     quiesce_gc()
     write_json_atomic(out_dir / "coordinator.ready.json", {"pid": os.getpid()})
 
@@ -308,88 +306,187 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         while not stop.is_set:
             if not pull.poll(100):
                 continue
-            frames = pull.recv_multipart(copy=True)
-            rx = clock.now_ns()
-            try:
-                schema, values = reg.decode_values(frames[0])
-            except DecodeError as exc:
-                core.counts["decode_errors"] += 1
-                last_error = str(exc)
-                continue
-            # envelope values: magic, schema_id, version, sender, payload_len, nonce, origin_ts
-            if not core.check_nonce(values[3], values[5]):
-                core.counts["stale_messages"] += 1
-                continue
-            sid = schema.id
-            if sid == problem_id:
-                venue, asset, seq, budget = core.on_problem(values)
-                if len(frames) > 1:
-                    try:
-                        sig_schema, _ = reg.decode_values(frames[1])
-                        if sig_schema.id == signals_id:
-                            core.counts["signals"] += 1
-                    except DecodeError as exc:
-                        core.counts["decode_errors"] += 1
-                        last_error = str(exc)
-                if not core.ready():
-                    continue
-                iterations, converged = core.solve(budget)
-                solve_done = clock.now_ns()
-                delta = core.emit_delta(values[6], venue, seq)
-                merge_done = clock.now_ns()
-                sent = 0
-                n_legs = 0
-                if delta is not None:
-                    push.send(delta, copy=True)
-                    sent = clock.now_ns()
-                    n_legs = core.last_n_legs
-                core.snapshot()
-                trace.append(
-                    (venue, asset, seq, rx, solve_done, merge_done, sent,
-                     core.delta_id if delta is not None else 0, n_legs, iterations,
-                     int(converged), np.nan, core.max_abs_net_lots)
-                )  # fmt: skip
-            elif sid == report_id:
-                h = core.on_report(values)
-                fills.append((*h[:6], *h[7:], rx))
-                for frame in frames[1:]:  # further reports batched in the same message
-                    try:
-                        more_schema, more = reg.decode_values(frame)
-                    except DecodeError as exc:
-                        core.counts["decode_errors"] += 1
-                        last_error = str(exc)
-                        continue
-                    if more_schema.id != report_id or not core.check_nonce(more[3], more[5]):
-                        core.counts[
-                            "stale_messages" if more_schema.id == report_id else "unknown_messages"
-                        ] += 1
-                        continue
-                    h = core.on_report(more)
-                    fills.append((*h[:6], *h[7:], rx))
-            else:
-                core.counts["unknown_messages"] += 1
+            loop.drain(pull)
     finally:
-        trace.view()["objective_gap"][:] = core.baseline_gaps()
+        trace = loop.trace
+        trace.view()["objective_gap"][:] = np.nan
+        gaps = core.baseline_gaps()
+        trace.view()["objective_gap"][loop.solve_rows[: core.n_snap]] = gaps
         trace.save(out_dir / "coordinator.trace.npy")
-        fills.save(out_dir / "coordinator.fills.npy")
+        loop.fills.save(out_dir / "coordinator.fills.npy")
         realized_net = core.executed.sum(axis=0)
         write_json_atomic(
             out_dir / "coordinator.stats.json",
             {
                 "role": "coordinator",
                 "counts": core.counts,
+                "batches": loop.batch_counters(),
                 "max_abs_net_delta_lots": core.max_abs_net_lots,
                 "final_plan": core.merger.plan.tolist(),
                 "final_executed": core.executed.tolist(),
                 "final_realized_net_lots": realized_net.tolist(),
                 "merge": core.merger.counters(),
-                "last_error": last_error,
+                "last_error": loop.last_error,
                 "cpu": cpu_usage(),
             },
         )
         pull.close(linger=0)
         push.close()
     return 0
+
+
+class _Loop:
+    """The receive loop: drain what is queued, apply it in arrival order, solve once.
+
+    A wake-up takes up to ``max_batch`` queued messages (never waiting for more), applies every
+    LocalArbProblem and ExecutionReport in arrival order, then solves once on the resulting
+    state and emits at most one PlanDelta, attributed to the newest tick of the batch (its
+    trigger). A tick whose (venue, asset) quote a later tick of the same batch overwrote never
+    reached a solve: it is *superseded* (counted, flagged in the trace, never silently lost).
+    The other ticks of the batch did reach the solve; their trace rows carry the batch's solve
+    times. With ``max_batch = 1`` every tick is solved on its own. Batch boundaries depend on
+    arrival timing, so they are recorded (``batch`` in the trace) for replay.
+    """
+
+    def __init__(self, core: Coordinator, clock: RealtimeClock, push: Any, max_batch: int) -> None:
+        self.core = core
+        self.clock = clock
+        self.push = push
+        self.max_batch = max_batch
+        reg = core.reg
+        self.reg = reg
+        self.problem_id = reg.schema("LocalArbProblem").id
+        self.signals_id = reg.schema("SharedSignals").id
+        self.report_id = reg.schema("ExecutionReport").id
+        self.trace = TraceBuffer(SOLVE_TRACE_DTYPE)
+        self.fills = TraceBuffer(FILL_TRACE_DTYPE, 16_384)
+        self.solve_rows = np.zeros(4096, np.int64)  # trace row of each solve's trigger tick
+        self.last_error = ""
+        self.batches = 0
+        self.max_seen_batch = 0
+        self.superseded = 0
+        self.batched_ticks = 0  # ticks solved together with a later trigger tick
+
+    def batch_counters(self) -> dict[str, int]:
+        return {
+            "batches": self.batches,
+            "max_batch": self.max_seen_batch,
+            "max_batch_limit": self.max_batch,
+            "superseded_ticks": self.superseded,
+            "ticks_solved_with_later_trigger": self.batched_ticks,
+        }
+
+    def _decode_error(self, exc: DecodeError) -> None:
+        self.core.counts["decode_errors"] += 1
+        self.last_error = str(exc)
+
+    def drain(self, pull: Any) -> None:
+        core = self.core
+        reg = self.reg
+        clock = self.clock
+        first_row = self.trace.n
+        latest: dict[tuple[int, int], int] = {}  # (venue, asset) -> newest row in this batch
+        trigger: tuple[Any, ...] | None = None
+        n = 0
+        while n < self.max_batch:
+            try:
+                frames = pull.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                break
+            n += 1
+            rx = clock.now_ns()
+            try:
+                schema, values = reg.decode_values(frames[0])
+            except DecodeError as exc:
+                self._decode_error(exc)
+                continue
+            # envelope values: magic, schema_id, version, sender, payload_len, nonce, origin_ts
+            if not core.check_nonce(values[3], values[5]):
+                core.counts["stale_messages"] += 1
+                continue
+            sid = schema.id
+            if sid == self.problem_id:
+                venue, asset, seq, budget = core.on_problem(values)
+                if len(frames) > 1:
+                    try:
+                        sig_schema, _ = reg.decode_values(frames[1])
+                        if sig_schema.id == self.signals_id:
+                            core.counts["signals"] += 1
+                    except DecodeError as exc:
+                        self._decode_error(exc)
+                row = self.trace.n
+                if values[8] == 1:  # single-asset problem: a later one for the cell replaces it
+                    prev = latest.get((venue, asset))
+                    if prev is not None:
+                        self.trace.view()[prev]["superseded"] = 1
+                        self.superseded += 1
+                    latest[(venue, asset)] = row
+                self.trace.append(
+                    (venue, asset, seq, rx, 0, 0, 0, 0, 0, 0, 0, np.nan, 0,
+                     self.batches, 0, 0, 0)
+                )  # fmt: skip
+                trigger = (row, venue, seq, budget, values[6])
+            elif sid == self.report_id:
+                self._reports(frames, values, rx)
+            else:
+                core.counts["unknown_messages"] += 1
+        if n == 0:
+            return
+        self.batches += 1
+        self.max_seen_batch = max(self.max_seen_batch, n)
+        if trigger is None or not core.ready():
+            return
+        self._solve(first_row, *trigger)
+
+    def _solve(self, first_row: int, row: int, venue: int, seq: int, budget: int, ts: int) -> None:
+        core = self.core
+        clock = self.clock
+        iterations, converged = core.solve(budget)
+        solve_done = clock.now_ns()
+        delta = core.emit_delta(ts, venue, seq)
+        merge_done = clock.now_ns()
+        sent = 0
+        n_legs = 0
+        if delta is not None:
+            self.push.send(delta, copy=True)
+            sent = clock.now_ns()
+            n_legs = core.last_n_legs
+        if core.n_snap == self.solve_rows.shape[0]:
+            self.solve_rows = np.concatenate([self.solve_rows, np.zeros_like(self.solve_rows)])
+        self.solve_rows[core.n_snap] = row
+        core.snapshot()
+        rows = self.trace.view()[first_row : row + 1]
+        live = rows["superseded"] == 0
+        rows["solve_done_ns"][live] = solve_done
+        rows["merge_done_ns"][live] = merge_done
+        rows["solved"][live] = 1
+        self.batched_ticks += int(live.sum()) - 1
+        r = self.trace.view()[row]
+        r["sent_ns"] = sent
+        r["delta_id"] = core.delta_id if delta is not None else 0
+        r["n_legs"] = n_legs
+        r["iterations"] = iterations
+        r["converged"] = int(converged)
+        r["max_abs_net_lots"] = core.max_abs_net_lots
+        r["trigger"] = 1
+
+    def _reports(self, frames: list[bytes], values: tuple[Any, ...], rx: int) -> None:
+        core = self.core
+        h = core.on_report(values)
+        self.fills.append((*h[:6], *h[7:], rx))
+        for frame in frames[1:]:  # further reports batched in the same message
+            try:
+                more_schema, more = self.reg.decode_values(frame)
+            except DecodeError as exc:
+                self._decode_error(exc)
+                continue
+            if more_schema.id != self.report_id or not core.check_nonce(more[3], more[5]):
+                core.counts[
+                    "stale_messages" if more_schema.id == self.report_id else "unknown_messages"
+                ] += 1
+                continue
+            h = core.on_report(more)
+            self.fills.append((*h[:6], *h[7:], rx))
 
 
 def main() -> None:

@@ -229,7 +229,10 @@ def build_kpi(
         "stages": stages,
         "delta_merge": stages["delta_merge"],
         "hedge": {
-            "ticks_solved": int(counts.get("solves", 0)),
+            "ticks_solved": _count_flag(ticks, "solved"),
+            "solves": int(counts.get("solves", 0)),
+            "superseded_ticks": _count_flag(ticks, "superseded"),
+            "max_batch": int(coord.get("batches", {}).get("max_batch", 0)),
             "deltas": int(counts.get("deltas", 0)),
             "early_stops": int(counts.get("early_stops", 0)),
             "max_abs_net_delta": max_abs_net,
@@ -257,6 +260,13 @@ def build_kpi(
         },
     }
     return kpi
+
+
+def _count_flag(ticks: pd.DataFrame, column: str) -> int:
+    """Ticks whose coordinator trace flag ``column`` is set (0 when there is no such column)."""
+    if column not in ticks:
+        return 0
+    return int((ticks[column].fillna(0).astype("int64") > 0).sum())
 
 
 def _summary(rec: Recorder, negative: int) -> dict[str, Any]:

@@ -65,6 +65,8 @@ class CoordinatorConfig:
     budget_us: float = 200.0  # per-tick latency budget for coordination
     ns_per_iteration: float = 50.0  # nominal cost used to turn the budget into max iterations
     min_delta_lots: int = 1
+    #: messages drained per wake-up before one solve on the newest state (1: solve every tick)
+    max_batch: int = 64
     admm: AdmmSettings = field(default_factory=AdmmSettings)
 
 
@@ -277,7 +279,7 @@ def _broker(r: _Reader) -> BrokerConfig:
 
 
 def _coordinator(r: _Reader) -> CoordinatorConfig:
-    r.only({"budget_us", "ns_per_iteration", "min_delta_lots", "admm"})
+    r.only({"budget_us", "ns_per_iteration", "min_delta_lots", "max_batch", "admm"})
     a = r.table("admm", optional=True)
     a.only({"rho0", "alpha", "eps_abs", "eps_rel", "max_iter", "adapt_every", "mu", "tau"})
     admm = AdmmSettings(
@@ -294,6 +296,7 @@ def _coordinator(r: _Reader) -> CoordinatorConfig:
         budget_us=r.number("budget_us", 200.0, lo=1.0, hi=1e7),
         ns_per_iteration=r.number("ns_per_iteration", 50.0, lo=1.0, hi=1e9),
         min_delta_lots=r.integer("min_delta_lots", 1, lo=1),
+        max_batch=r.integer("max_batch", 64, lo=1, hi=65_536),
         admm=admm,
     )
 

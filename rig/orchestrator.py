@@ -133,6 +133,7 @@ class Orchestrator:
                 "n_venues": len(c.venues),
                 "n_assets": 1,
                 "min_delta_lots": c.coordinator.min_delta_lots,
+                "max_batch": c.coordinator.max_batch,
                 "ns_per_iteration": c.coordinator.ns_per_iteration,
                 "admm": _admm_settings(c),
             },

@@ -40,6 +40,12 @@ def test_default_campaign_loads() -> None:
             "must be one of",
         ),
         ("alpha = 1.0 ", "alpha = 2.5 ", "coordinator.admm.alpha", "must be in"),
+        (
+            "min_delta_lots = 1",
+            "min_delta_lots = 1\nmax_batch = 0",
+            "coordinator.max_batch",
+            "must be",
+        ),
         ("half_spread_bp = 1.0", "half_spread_bp = -1.0", "market", "invalid market"),
     ],
 )

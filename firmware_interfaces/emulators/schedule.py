@@ -18,6 +18,7 @@ TICK will carry, so a receiver detects lost trailing ticks.
 from __future__ import annotations
 
 import dataclasses
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -177,7 +178,8 @@ def run_feed(
     *,
     chunk: int = 1024,
 ) -> None:
-    """Send the plan's ticks (and heartbeats) on schedule through ``tx``; fill ``stats`` live."""
+    """Send the plan's ticks (and heartbeats) on schedule through ``tx``; ``stats`` is brought up
+    to date after every chunk of ticks and on every exit (stop, error)."""
     rig = schedule.clock
     size = dm.LAYOUTS[dm.MSG_TICK].size
     chunk = max(plan.ticks_per_send, chunk - chunk % plan.ticks_per_send)  # whole sends only
@@ -205,10 +207,12 @@ def run_feed(
         stats["heartbeats_sent"] += 1
         return True
 
-    def record_send(base: int) -> None:
-        if stats["first_send_ns"] is None:
-            stats["first_send_ns"] = base
-        stats["last_send_ns"] = base
+    tick_fields = dm.TICK_DTYPE.fields
+    assert tick_fields is not None
+    send_offset = int(tick_fields["send_ns"][1])
+    pack_send_ns = struct.Struct("<q").pack_into
+    first_send: int | None = None
+    last_send: int | None = None
 
     sent = 0
     next_seq: int | None = None
@@ -227,30 +231,38 @@ def run_feed(
         recs["device_seq"] = q["seq"][:n]
         due = plan.start_at_ns + q["offset_ns"][:n].astype(np.int64)
         recs["intended_send_ns"] = [dev_clock.device_time(int(d)) for d in due]
-        for i in range(0, n, plan.ticks_per_send):
-            j = min(i + plan.ticks_per_send, n)
-            last_due = int(due[j - 1])
-            first_seq = int(recs["device_seq"][i])
-            while next_hb is not None and next_hb <= last_due:
-                if not send_heartbeat(next_hb, first_seq):
+        # Encoded (and header-checked) once per chunk; each send patches its send_ns in place.
+        raw = bytearray(dm.encode_batch(recs))
+        seqs = recs["device_seq"].tolist()
+        dues = due.tolist()
+        try:
+            for i in range(0, n, plan.ticks_per_send):
+                j = min(i + plan.ticks_per_send, n)
+                last_due = dues[j - 1]
+                while next_hb is not None and next_hb <= last_due:
+                    if not send_heartbeat(next_hb, seqs[i]):
+                        stats["stopped_early"] = True
+                        return
+                    next_hb += plan.heartbeat_interval_ns
+                if not schedule.wait_until(last_due):
                     stats["stopped_early"] = True
                     return
-                next_hb += plan.heartbeat_interval_ns
-            if not schedule.wait_until(last_due):
-                stats["stopped_early"] = True
-                return
-            base = rig.now_ns()
-            recs["send_ns"][i:j] = dev_clock.device_time(base)
-            raw = dm.encode_batch(recs[i:j])
-            tx.send([raw[k : k + size] for k in range(0, len(raw), size)])
-            schedule.lateness(last_due, base)
-            record_send(base)
-            sent += j - i
-            next_seq = int(recs["device_seq"][j - 1]) + 1
-            stats["ticks_sent"] = sent
-            stats["next_device_seq"] = next_seq
-            stats["sends"] = schedule.sends
-            stats["late_sends"] = schedule.late_sends
-            stats["max_late_us"] = round(schedule.max_late_ns / 1000.0, 3)
+                base = rig.now_ns()
+                dev_send = dev_clock.device_time(base)
+                for k in range(i, j):
+                    pack_send_ns(raw, k * size + send_offset, dev_send)
+                tx.send([bytes(raw[k * size : (k + 1) * size]) for k in range(i, j)])
+                schedule.lateness(last_due, base)
+                if first_send is None:
+                    first_send = base
+                last_send = base
+                sent += j - i
+                next_seq = seqs[j - 1] + 1
+        finally:
+            stats.update(
+                ticks_sent=sent, next_device_seq=next_seq, sends=schedule.sends,
+                late_sends=schedule.late_sends, max_late_us=round(schedule.max_late_ns / 1000.0, 3),
+                first_send_ns=first_send, last_send_ns=last_send,
+            )  # fmt: skip
     if next_hb is not None and next_seq is not None:
         send_heartbeat(rig.now_ns(), next_seq)

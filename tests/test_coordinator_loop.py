@@ -1,0 +1,114 @@
+"""The coordinator's receive loop: drain, apply in arrival order, one solve per batch."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+import zmq
+
+from arbsphere.adapters.venue_adapter import TickTranslator, VenueCosts
+from arbsphere.coordinator.admm import AdmmSettings
+from arbsphere.coordinator.service import Coordinator, _Loop
+
+
+class FakePull:
+    """Queued multipart messages; ``recv_multipart(NOBLOCK)`` raises ``zmq.Again`` when empty."""
+
+    def __init__(self) -> None:
+        self.queue: deque[list[bytes]] = deque()
+
+    def recv_multipart(self, flags: int = 0, copy: bool = True) -> list[bytes]:
+        assert flags == zmq.NOBLOCK
+        if not self.queue:
+            raise zmq.Again()
+        return self.queue.popleft()
+
+
+class FakePush:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes, copy: bool = True) -> None:
+        self.sent.append(data)
+
+
+class StepClock:
+    def __init__(self) -> None:
+        self.t = 1_000_000
+
+    def now_ns(self) -> int:
+        self.t += 1000
+        return self.t
+
+
+def _tick(venue: int, seq: int, mid: float) -> tuple[Any, ...]:
+    bid = int((mid - 0.01) * 1e8)
+    ask = int((mid + 0.01) * 1e8)
+    return (0, 0, 0, 0, venue, 0, seq, 1000 * seq, 1000 * seq, bid, ask, 50, 50)
+
+
+def _loop(max_batch: int) -> tuple[_Loop, FakePull, FakePush, list[TickTranslator]]:
+    core = Coordinator(2, 1, AdmmSettings(), 500, min_delta_lots=1)
+    core.warm_up()
+    push = FakePush()
+    loop = _Loop(core, StepClock(), push, max_batch)  # type: ignore[arg-type]
+    translators = [TickTranslator(v, 10 + v, VenueCosts(0.5, 1e-4, 100), 200_000) for v in (0, 1)]
+    return loop, FakePull(), push, translators
+
+
+def _queue(pull: FakePull, tr: list[TickTranslator], ticks: list[tuple[int, int, float]]) -> None:
+    for venue, seq, mid in ticks:
+        pull.queue.append(list(tr[venue].translate(_tick(venue, seq, mid), seq, 0)))
+
+
+def test_batch_solves_once_on_newest_state_and_flags_superseded() -> None:
+    loop, pull, push, tr = _loop(max_batch=64)
+    # venue 0 quotes three times, venue 1 once: all four queued before the wake-up.
+    _queue(pull, tr, [(0, 1, 100.0), (1, 1, 100.0), (0, 2, 100.5), (0, 3, 101.0)])
+    loop.drain(pull)
+    rows = loop.trace.view()
+    assert len(rows) == 4 and loop.core.counts["solves"] == 1 and loop.batches == 1
+    assert rows["superseded"].tolist() == [1, 0, 1, 0]
+    assert rows["solved"].tolist() == [0, 1, 0, 1]
+    assert rows["trigger"].tolist() == [0, 0, 0, 1]
+    assert rows["solve_done_ns"][0] == 0 and rows["solve_done_ns"][1] == rows["solve_done_ns"][3]
+    # The solve ran on the newest quote of venue 0 (mid 101.0): venue 0 is the dear venue and
+    # sells, venue 1 buys; the one delta is attributed to the trigger tick (venue 0, seq 3).
+    assert len(push.sent) == 1 and rows["delta_id"].tolist() == [0, 0, 0, 1]
+    assert loop.core.merger.plan[0, 0] < 0 < loop.core.merger.plan[1, 0]
+    assert int(np.abs(loop.core.merger.net_delta()).max()) == 0
+    assert loop.superseded == 2 and loop.batch_counters()["max_batch"] == 4
+
+
+def test_max_batch_one_solves_every_tick_in_order() -> None:
+    loop, pull, _, tr = _loop(max_batch=1)
+    _queue(pull, tr, [(0, 1, 100.0), (1, 1, 100.0), (0, 2, 100.5), (0, 3, 101.0)])
+    for _ in range(4):
+        loop.drain(pull)
+    rows = loop.trace.view()
+    # the first tick comes before venue 1 has quoted: not solved; every later tick is its own
+    # batch, solved on its own, never superseded.
+    assert rows["solved"].tolist() == [0, 1, 1, 1]
+    assert rows["superseded"].tolist() == [0, 0, 0, 0]
+    assert loop.core.counts["solves"] == 3 and loop.batches == 4
+
+
+def test_batches_cap_at_max_batch_and_leave_the_rest_queued() -> None:
+    loop, pull, _, tr = _loop(max_batch=3)
+    _queue(pull, tr, [(0, k, 100.0 + 0.1 * k) for k in range(1, 6)] + [(1, 1, 100.0)])
+    loop.drain(pull)
+    assert len(pull.queue) == 3 and loop.trace.n == 3
+    assert loop.core.counts["solves"] == 0  # venue 1 has not quoted yet
+    loop.drain(pull)
+    assert not pull.queue and loop.core.counts["solves"] == 1
+    rows = loop.trace.view()
+    assert rows["batch"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert rows["superseded"].tolist() == [1, 1, 0, 1, 0, 0]
+
+
+def test_empty_wake_up_is_not_a_batch() -> None:
+    loop, pull, _, _ = _loop(max_batch=8)
+    loop.drain(pull)
+    assert loop.batches == 0 and loop.trace.n == 0
