@@ -37,8 +37,12 @@ _FRAMING = """\
  *   `sequence` is the device sequence of the first message; count 0 is a heartbeat that
  *   announces the next sequence. The messages must exactly fill the datagram.
  *
- * Type codes ARBSPHERE_MSG_SYNC..ARBSPHERE_MSG_DELAY_RESP are reserved for the clock-sync
- * exchange; receivers reject them until their layouts are published."""
+ * Clock sync (IEEE 1588 style, two-step, the rig is the master): rig SYNC (t1 stamped on the
+ * rig just before the write) + FOLLOW_UP (precise t1); the device stamps t2 on SYNC arrival
+ * and answers DELAY_REQ (t2, t3 = its own send time); the rig answers DELAY_RESP (t4). All
+ * device times are on the device's own clock; the rig estimates offset and drift.
+ *
+ * Reserved type codes (ARBSPHERE_MSG_*_RESERVED_*) are rejected by receivers."""
 
 
 def device_structs() -> list[tuple[str, Layout]]:
@@ -60,7 +64,7 @@ def device_constants() -> list[tuple[str, int, str]]:
     for m in decl.messages:
         out.append((f"ARBSPHERE_MSG_{m.name}", m.code, f"{m.doc} ({m.layout.size} bytes)"))
     for name, code in decl.reserved.items():
-        out.append((f"ARBSPHERE_MSG_{name}", code, "reserved: clock-sync exchange"))
+        out.append((f"ARBSPHERE_MSG_{name}", code, "reserved"))
     for name, code in decl.ack_status.items():
         out.append((f"ARBSPHERE_ACK_STATUS_{name}", code, "arbsphere_ack_t.status"))
     out += [

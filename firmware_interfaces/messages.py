@@ -5,9 +5,11 @@ as package data) and their encode/decode. A device message is one fixed-size lit
 record, the common 8-byte header followed by the body of its type::
 
     header (8 B): msg_type u8 | version u8 | length u16 (whole message) | device_id u32
-    TICK 1 (72 B), ORDER 2 (56 B), ACK 3 (56 B), HEARTBEAT 4 (24 B)
+    TICK 1 (72 B), ORDER 2 (56 B), ACK 3 (56 B), HEARTBEAT 4 (24 B),
+    clock-sync exchange: SYNC 16 (24 B), FOLLOW_UP 17 (24 B), DELAY_REQ 18 (32 B),
+    DELAY_RESP 19 (24 B)
 
-Type codes 16-19 are reserved for the clock-sync exchange. Decoding never returns a silently
+Type code 20 is reserved. Decoding never returns a silently
 wrong record: :func:`decode` raises :class:`~arbsphere.errors.DecodeError` with a problem tag
 (``short``, ``unknown_type``, ``reserved_type``, ``bad_version``, ``bad_length``) and the
 absolute byte offset of the offending byte or field.
@@ -162,10 +164,12 @@ MSG_TICK: int = _BY_NAME["TICK"].code
 MSG_ORDER: int = _BY_NAME["ORDER"].code
 MSG_ACK: int = _BY_NAME["ACK"].code
 MSG_HEARTBEAT: int = _BY_NAME["HEARTBEAT"].code
-MSG_SYNC: int = DECLARATIONS.reserved["SYNC"]
-MSG_FOLLOW_UP: int = DECLARATIONS.reserved["FOLLOW_UP"]
-MSG_DELAY_REQ: int = DECLARATIONS.reserved["DELAY_REQ"]
-MSG_DELAY_RESP: int = DECLARATIONS.reserved["DELAY_RESP"]
+MSG_SYNC: int = _BY_NAME["SYNC"].code
+MSG_FOLLOW_UP: int = _BY_NAME["FOLLOW_UP"].code
+MSG_DELAY_REQ: int = _BY_NAME["DELAY_REQ"].code
+MSG_DELAY_RESP: int = _BY_NAME["DELAY_RESP"].code
+#: The clock-sync exchange's message types (never market or order traffic).
+SYNC_TYPES: frozenset[int] = frozenset((MSG_SYNC, MSG_FOLLOW_UP, MSG_DELAY_REQ, MSG_DELAY_RESP))
 RESERVED_TYPES: frozenset[int] = frozenset(DECLARATIONS.reserved.values())
 
 ACK_STATUS_ACK: int = DECLARATIONS.ack_status["ACK"]
@@ -338,8 +342,8 @@ def _check_header(buf: bytes | bytearray | memoryview, offset: int) -> tuple[int
             raise DecodeError(
                 "reserved_type",
                 offset + _OFF_TYPE,
-                f"type {msg_type} ({_RESERVED_NAMES[msg_type]}) is reserved for the clock-sync "
-                "exchange and has no layout in this version",
+                f"type {msg_type} ({_RESERVED_NAMES[msg_type]}) is reserved and has no layout "
+                "in this version",
             )
         raise DecodeError(
             "unknown_type",

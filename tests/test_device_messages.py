@@ -13,7 +13,10 @@ from arbsphere.errors import DecodeError, LayoutError
 from arbsphere.firmware_interfaces import messages as dm
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL_TYPES = (dm.MSG_TICK, dm.MSG_ORDER, dm.MSG_ACK, dm.MSG_HEARTBEAT)
+ALL_TYPES = (
+    dm.MSG_TICK, dm.MSG_ORDER, dm.MSG_ACK, dm.MSG_HEARTBEAT,
+    dm.MSG_SYNC, dm.MSG_FOLLOW_UP, dm.MSG_DELAY_REQ, dm.MSG_DELAY_RESP,
+)  # fmt: skip
 
 
 def _tick(seq: int = 9, device_id: int = 3) -> np.ndarray:
@@ -38,7 +41,7 @@ def test_declared_sizes_and_constants() -> None:
     )
     assert dm.HEADER_DTYPE.itemsize == 8
     sizes = {t: dm.LAYOUTS[t].size for t in ALL_TYPES}
-    assert sizes == {1: 72, 2: 56, 3: 56, 4: 24}
+    assert sizes == {1: 72, 2: 56, 3: 56, 4: 24, 16: 24, 17: 24, 18: 32, 19: 24}
     assert dm.TICK_DTYPE.itemsize == 72 and dm.ORDER_DTYPE.itemsize == 56
     assert dm.ACK_DTYPE.itemsize == 56 and dm.HEARTBEAT_DTYPE.itemsize == 24
     for t in ALL_TYPES:
@@ -69,8 +72,8 @@ def test_new_record_fills_header() -> None:
         assert int(rec["version"][0]) == 1
         assert int(rec["length"][0]) == dm.LAYOUTS[t].size
         assert int(rec["device_id"][0]) == 0xDEADBEEF
-    with pytest.raises(ValueError, match="msg_type 16 has no layout"):
-        dm.new_record(dm.MSG_SYNC, 1)
+    with pytest.raises(ValueError, match="msg_type 20 has no layout"):
+        dm.new_record(20, 1)
     with pytest.raises(ValueError, match="device_id -1"):
         dm.new_record(dm.MSG_TICK, -1)
 
@@ -118,10 +121,9 @@ def _set(pos: int, value: bytes) -> Callable[[bytes], bytes]:
         (lambda b: b[:71], "short", 71),
         (_set(0, b"\x63"), "unknown_type", 0),
         (_set(0, b"\x00"), "unknown_type", 0),
-        (_set(0, b"\x10"), "reserved_type", 0),
-        (_set(0, b"\x11"), "reserved_type", 0),
-        (_set(0, b"\x12"), "reserved_type", 0),
-        (_set(0, b"\x13"), "reserved_type", 0),
+        (_set(0, b"\x14"), "reserved_type", 0),
+        # a TICK header re-typed as SYNC: a SYNC's length is 24, not 72
+        (_set(0, b"\x10"), "bad_length", 2),
         (_set(1, b"\x02"), "bad_version", 1),
         (_set(2, (64).to_bytes(2, "little")), "bad_length", 2),
         (_set(2, (80).to_bytes(2, "little")), "bad_length", 2),
@@ -143,9 +145,9 @@ def test_decode_malformed(
     assert (again.value.problem, again.value.offset) == (problem, base + offset)
 
 
-def test_reserved_type_detail_names_the_exchange() -> None:
-    raw = _set(0, bytes([dm.MSG_DELAY_RESP]))(dm.encode(_tick()))
-    with pytest.raises(DecodeError, match="type 19 \\(DELAY_RESP\\) is reserved"):
+def test_reserved_type_detail_names_the_type() -> None:
+    raw = _set(0, bytes([20]))(dm.encode(_tick()))
+    with pytest.raises(DecodeError, match="type 20 \\(SYNC_RESERVED_20\\) is reserved"):
         dm.decode(raw)
 
 
@@ -245,8 +247,12 @@ def test_declaration_errors_name_file_and_key() -> None:
     text = (ROOT / "firmware_interfaces" / "device_messages.toml").read_text()
     with pytest.raises(LayoutError, match=r"x.toml: messages\[1\]: type 1 already used by TICK"):
         dm.load_declarations(text.replace("type = 2", "type = 1"), source="x.toml")
-    with pytest.raises(LayoutError, match=r"reserved_types\.SYNC = 4 collides with HEARTBEAT"):
-        dm.load_declarations(text.replace("SYNC = 16", "SYNC = 4"), source="x.toml")
+    with pytest.raises(
+        LayoutError, match=r"reserved_types\.SYNC_RESERVED_20 = 4 collides with HEARTBEAT"
+    ):
+        dm.load_declarations(
+            text.replace("SYNC_RESERVED_20 = 20", "SYNC_RESERVED_20 = 4"), source="x.toml"
+        )
     with pytest.raises(LayoutError, match=r"x.toml: messages\[3\].*offset 9"):
         dm.load_declarations(
             text.replace(
@@ -258,7 +264,45 @@ def test_declaration_errors_name_file_and_key() -> None:
     with pytest.raises(LayoutError, match=r"x\.toml: not valid TOML"):
         dm.load_declarations("[device", source="x.toml")
     decl = dm.load_declarations(text, source="x.toml")
-    assert [m.name for m in decl.messages] == ["TICK", "ORDER", "ACK", "HEARTBEAT"]
+    assert [m.name for m in decl.messages] == [
+        "TICK", "ORDER", "ACK", "HEARTBEAT", "SYNC", "FOLLOW_UP", "DELAY_REQ", "DELAY_RESP",
+    ]  # fmt: skip
+
+
+# Clock-sync messages as bytes, written out by hand from the declared layout (little-endian):
+# header msg_type u8 | version u8 | length u16 | device_id u32, then the body fields.
+SYNC_VECTORS = [
+    (
+        dm.MSG_SYNC, {"sync_seq": 7, "origin_ns": 0x0102030405060708},
+        "10 01 1800 2a000000 0700000000000000 0807060504030201",
+    ),
+    (
+        dm.MSG_FOLLOW_UP, {"sync_seq": 7, "t1_ns": -2},
+        "11 01 1800 2a000000 0700000000000000 feffffffffffffff",
+    ),
+    (
+        dm.MSG_DELAY_REQ, {"sync_seq": 2**64 - 1, "t2_ns": 1, "t3_ns": 2**62},
+        "12 01 2000 2a000000 ffffffffffffffff 0100000000000000 0000000000000040",
+    ),
+    (
+        dm.MSG_DELAY_RESP, {"sync_seq": 1, "t4_ns": 1_795_000_000_000_000_000},
+        "13 01 1800 2a000000 0100000000000000 0080d35bfd1ee918",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("msg_type", "fields", "hexbytes"), SYNC_VECTORS)
+def test_sync_messages_match_fixed_vectors(
+    msg_type: int, fields: dict[str, int], hexbytes: str
+) -> None:
+    rec = dm.new_record(msg_type, 42)
+    for name, value in fields.items():
+        rec[name] = value
+    raw = bytes.fromhex(hexbytes.replace(" ", ""))
+    assert dm.encode(rec) == raw
+    got_type, arr = dm.decode(raw)
+    assert got_type == msg_type
+    assert {k: int(arr[0][k]) for k in fields} == fields
 
 
 def test_decode_values_matches_decode_and_errors() -> None:

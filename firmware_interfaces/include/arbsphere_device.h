@@ -16,8 +16,12 @@
  *   `sequence` is the device sequence of the first message; count 0 is a heartbeat that
  *   announces the next sequence. The messages must exactly fill the datagram.
  *
- * Type codes ARBSPHERE_MSG_SYNC..ARBSPHERE_MSG_DELAY_RESP are reserved for the clock-sync
- * exchange; receivers reject them until their layouts are published.
+ * Clock sync (IEEE 1588 style, two-step, the rig is the master): rig SYNC (t1 stamped on the
+ * rig just before the write) + FOLLOW_UP (precise t1); the device stamps t2 on SYNC arrival
+ * and answers DELAY_REQ (t2, t3 = its own send time); the rig answers DELAY_RESP (t4). All
+ * device times are on the device's own clock; the rig estimates offset and drift.
+ *
+ * Reserved type codes (ARBSPHERE_MSG_*_RESERVED_*) are rejected by receivers.
  *
  * GENERATED from the ArbSphere layout declarations; do not edit by hand.
  * All integers little-endian; every field naturally aligned, so no packing pragma
@@ -36,10 +40,11 @@
 #define ARBSPHERE_MSG_ORDER 2u /* Order from the rig to a broker device. (56 bytes) */
 #define ARBSPHERE_MSG_ACK 3u /* Acknowledgement or fill of an order from a broker device. (56 bytes) */
 #define ARBSPHERE_MSG_HEARTBEAT 4u /* Liveness and device time from any device. (24 bytes) */
-#define ARBSPHERE_MSG_SYNC 16u /* reserved: clock-sync exchange */
-#define ARBSPHERE_MSG_FOLLOW_UP 17u /* reserved: clock-sync exchange */
-#define ARBSPHERE_MSG_DELAY_REQ 18u /* reserved: clock-sync exchange */
-#define ARBSPHERE_MSG_DELAY_RESP 19u /* reserved: clock-sync exchange */
+#define ARBSPHERE_MSG_SYNC 16u /* Rig -> device: start of a time-transfer exchange. (24 bytes) */
+#define ARBSPHERE_MSG_FOLLOW_UP 17u /* Rig -> device: the precise transmit time t1 of the SYNC with the same sync_seq. (24 bytes) */
+#define ARBSPHERE_MSG_DELAY_REQ 18u /* Device -> rig: answers SYNC sync_seq with its receive time t2 and its own send time t3. (32 bytes) */
+#define ARBSPHERE_MSG_DELAY_RESP 19u /* Rig -> device: the rig's receive time t4 of the DELAY_REQ with the same sync_seq. (24 bytes) */
+#define ARBSPHERE_MSG_SYNC_RESERVED_20 20u /* reserved */
 #define ARBSPHERE_ACK_STATUS_ACK 1u /* arbsphere_ack_t.status */
 #define ARBSPHERE_ACK_STATUS_FILL 2u /* arbsphere_ack_t.status */
 #define ARBSPHERE_ACK_STATUS_PARTIAL 3u /* arbsphere_ack_t.status */
@@ -163,6 +168,72 @@ _Static_assert(offsetof(arbsphere_heartbeat_t, length) == 2, "arbsphere_heartbea
 _Static_assert(offsetof(arbsphere_heartbeat_t, device_id) == 4, "arbsphere_heartbeat_t.device_id offset");
 _Static_assert(offsetof(arbsphere_heartbeat_t, device_seq) == 8, "arbsphere_heartbeat_t.device_seq offset");
 _Static_assert(offsetof(arbsphere_heartbeat_t, device_time_ns) == 16, "arbsphere_heartbeat_t.device_time_ns offset");
+
+typedef struct arbsphere_sync_t {
+    uint8_t msg_type; /* offset 0 */
+    uint8_t version; /* offset 1 */
+    uint16_t length; /* offset 2 */
+    uint32_t device_id; /* offset 4 */
+    uint64_t sync_seq; /* offset 8 */
+    int64_t origin_ns; /* offset 16 */
+} arbsphere_sync_t;
+_Static_assert(sizeof(arbsphere_sync_t) == 24, "arbsphere_sync_t size");
+_Static_assert(offsetof(arbsphere_sync_t, msg_type) == 0, "arbsphere_sync_t.msg_type offset");
+_Static_assert(offsetof(arbsphere_sync_t, version) == 1, "arbsphere_sync_t.version offset");
+_Static_assert(offsetof(arbsphere_sync_t, length) == 2, "arbsphere_sync_t.length offset");
+_Static_assert(offsetof(arbsphere_sync_t, device_id) == 4, "arbsphere_sync_t.device_id offset");
+_Static_assert(offsetof(arbsphere_sync_t, sync_seq) == 8, "arbsphere_sync_t.sync_seq offset");
+_Static_assert(offsetof(arbsphere_sync_t, origin_ns) == 16, "arbsphere_sync_t.origin_ns offset");
+
+typedef struct arbsphere_follow_up_t {
+    uint8_t msg_type; /* offset 0 */
+    uint8_t version; /* offset 1 */
+    uint16_t length; /* offset 2 */
+    uint32_t device_id; /* offset 4 */
+    uint64_t sync_seq; /* offset 8 */
+    int64_t t1_ns; /* offset 16 */
+} arbsphere_follow_up_t;
+_Static_assert(sizeof(arbsphere_follow_up_t) == 24, "arbsphere_follow_up_t size");
+_Static_assert(offsetof(arbsphere_follow_up_t, msg_type) == 0, "arbsphere_follow_up_t.msg_type offset");
+_Static_assert(offsetof(arbsphere_follow_up_t, version) == 1, "arbsphere_follow_up_t.version offset");
+_Static_assert(offsetof(arbsphere_follow_up_t, length) == 2, "arbsphere_follow_up_t.length offset");
+_Static_assert(offsetof(arbsphere_follow_up_t, device_id) == 4, "arbsphere_follow_up_t.device_id offset");
+_Static_assert(offsetof(arbsphere_follow_up_t, sync_seq) == 8, "arbsphere_follow_up_t.sync_seq offset");
+_Static_assert(offsetof(arbsphere_follow_up_t, t1_ns) == 16, "arbsphere_follow_up_t.t1_ns offset");
+
+typedef struct arbsphere_delay_req_t {
+    uint8_t msg_type; /* offset 0 */
+    uint8_t version; /* offset 1 */
+    uint16_t length; /* offset 2 */
+    uint32_t device_id; /* offset 4 */
+    uint64_t sync_seq; /* offset 8 */
+    int64_t t2_ns; /* offset 16 */
+    int64_t t3_ns; /* offset 24 */
+} arbsphere_delay_req_t;
+_Static_assert(sizeof(arbsphere_delay_req_t) == 32, "arbsphere_delay_req_t size");
+_Static_assert(offsetof(arbsphere_delay_req_t, msg_type) == 0, "arbsphere_delay_req_t.msg_type offset");
+_Static_assert(offsetof(arbsphere_delay_req_t, version) == 1, "arbsphere_delay_req_t.version offset");
+_Static_assert(offsetof(arbsphere_delay_req_t, length) == 2, "arbsphere_delay_req_t.length offset");
+_Static_assert(offsetof(arbsphere_delay_req_t, device_id) == 4, "arbsphere_delay_req_t.device_id offset");
+_Static_assert(offsetof(arbsphere_delay_req_t, sync_seq) == 8, "arbsphere_delay_req_t.sync_seq offset");
+_Static_assert(offsetof(arbsphere_delay_req_t, t2_ns) == 16, "arbsphere_delay_req_t.t2_ns offset");
+_Static_assert(offsetof(arbsphere_delay_req_t, t3_ns) == 24, "arbsphere_delay_req_t.t3_ns offset");
+
+typedef struct arbsphere_delay_resp_t {
+    uint8_t msg_type; /* offset 0 */
+    uint8_t version; /* offset 1 */
+    uint16_t length; /* offset 2 */
+    uint32_t device_id; /* offset 4 */
+    uint64_t sync_seq; /* offset 8 */
+    int64_t t4_ns; /* offset 16 */
+} arbsphere_delay_resp_t;
+_Static_assert(sizeof(arbsphere_delay_resp_t) == 24, "arbsphere_delay_resp_t size");
+_Static_assert(offsetof(arbsphere_delay_resp_t, msg_type) == 0, "arbsphere_delay_resp_t.msg_type offset");
+_Static_assert(offsetof(arbsphere_delay_resp_t, version) == 1, "arbsphere_delay_resp_t.version offset");
+_Static_assert(offsetof(arbsphere_delay_resp_t, length) == 2, "arbsphere_delay_resp_t.length offset");
+_Static_assert(offsetof(arbsphere_delay_resp_t, device_id) == 4, "arbsphere_delay_resp_t.device_id offset");
+_Static_assert(offsetof(arbsphere_delay_resp_t, sync_seq) == 8, "arbsphere_delay_resp_t.sync_seq offset");
+_Static_assert(offsetof(arbsphere_delay_resp_t, t4_ns) == 16, "arbsphere_delay_resp_t.t4_ns offset");
 
 typedef struct arbsphere_datagram_header_t {
     uint8_t session[10]; /* offset 0 */
