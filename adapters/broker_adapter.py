@@ -16,6 +16,7 @@ import numpy as np
 import zmq
 
 from arbsphere.adapters.links import BrokerLink
+from arbsphere.adapters.sync_master import open_sync_master
 from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import default_registry
 from arbsphere.errors import ConfigError, DecodeError, PipelineError
@@ -110,6 +111,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
     poller.register(link.fileno(), zmq.POLLIN)
+    sync = open_sync_master(cfg, source, link, clock)
 
     orders = TraceBuffer(ORDER_TRACE_DTYPE, 16_384)
     acks = TraceBuffer(ACK_TRACE_DTYPE, 16_384)
@@ -123,6 +125,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         "decode_errors": 0,
         "unknown_acks": 0,
         "reports_sent": 0,
+        "other_messages": 0,
     }
     last_error = ""
     nonce = 0
@@ -135,7 +138,10 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
 
     try:
         while not stop.is_set:
-            events = dict(poller.poll(100))
+            timeout = 100 if sync is None else sync.timeout_ms(clock.now_ns(), 100)
+            events = dict(poller.poll(timeout))
+            if sync is not None:
+                sync.poll(clock.now_ns())
             if pull in events:
                 raw = pull.recv(copy=True)
                 rx = clock.now_ns()
@@ -183,6 +189,10 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                         last_error = str(exc)
                         continue
                     if mtype != dm.MSG_ACK:
+                        if mtype == dm.MSG_DELAY_REQ and sync is not None:
+                            sync.on_delay_req(ack, rec.rx_ns)
+                        else:
+                            counts["other_messages"] += 1
                         continue
                     # ACK: type, version, length, device_id, status, order_id, filled_lots,
                     # fill_px, device_rx_ns, device_tx_ns
@@ -214,11 +224,14 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         orders.save(out_dir / f"{name}.orders.npy")
         acks.save(out_dir / f"{name}.acks.npy")
         counts["open_orders_at_stop"] = len(book.open)
+        if sync is not None:
+            sync.save(out_dir / f"{name}.sync.npy")
         write_json_atomic(
             out_dir / f"{name}.stats.json",
             {"role": "broker_adapter", "name": name, "link": link.counters(),
              "adapter": counts, "last_error": last_error, "cpu": cpu_usage(),
-             "timestamp_source": link.timestamp_source},
+             "timestamp_source": link.timestamp_source,
+             "sync": sync.counts if sync is not None else None},
         )  # fmt: skip
         link.close()
         pull.close(linger=0)

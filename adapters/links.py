@@ -53,6 +53,12 @@ class FeedLink(Protocol):
         first; ``[]`` on timeout. May return many (everything already pending, up to a cap)."""
         ...
 
+    def send_many(self, messages: Sequence[bytes]) -> int | None:
+        """Send rig -> device messages (the clock-sync exchange) in one transport unit where
+        the link allows it; returns tx_ns (rig clock, just before the send call), or None when
+        the device cannot be reached yet (a UDP feed before its first datagram; counted)."""
+        ...
+
     def counters(self) -> dict[str, int]:
         """Transport-level counters (see :data:`COMMON_COUNTERS`)."""
         ...

@@ -58,6 +58,8 @@ class SerialFeedLink:
         self._fd: int = self._port.fileno()
         os.set_blocking(self._fd, False)
         self.decoder = FrameDecoder()
+        self._sent = 0
+        self._bytes_sent = 0
         self._poll = select.poll()
         self._poll.register(self._fd, select.POLLIN)
         self._messages = 0
@@ -110,36 +112,9 @@ class SerialFeedLink:
             if len(data) < READ_CHUNK:
                 return
 
-    def counters(self) -> dict[str, int]:
-        c = self.decoder.counters()
-        malformed = c["crc_errors"] + c["cobs_errors"] + c["short_frames"] + c["oversize"]
-        return {
-            "messages": self._messages,
-            "units": c["frames_ok"],
-            "bytes": c["bytes_in"],
-            "malformed": malformed,
-            **c,
-        }
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._port.close()
-
-
-class SerialBrokerLink(SerialFeedLink):
-    """Rig side of a serial broker device: orders out as frames, acks in as frames."""
-
-    def __init__(self, config: SerialLinkConfig, clock: Clock) -> None:
-        super().__init__(config, clock)
-        self._sent = 0
-        self._bytes_sent = 0
-
-    def send(self, message: bytes) -> int:
-        return self.send_many((message,))
-
     def send_many(self, messages: Sequence[bytes]) -> int:
-        """Frames back to back in one write; returns the tx stamp they share."""
+        """Frames back to back in one write (rig -> device: clock sync on a feed, orders on a
+        broker); returns the tx stamp they share (rig clock just before the write)."""
         try:
             frame = b"".join(encode_frame(m) for m in messages)
         except ValueError as exc:
@@ -167,4 +142,26 @@ class SerialBrokerLink(SerialFeedLink):
         return tx_ns
 
     def counters(self) -> dict[str, int]:
-        return {**super().counters(), "sent": self._sent, "bytes_sent": self._bytes_sent}
+        c = self.decoder.counters()
+        malformed = c["crc_errors"] + c["cobs_errors"] + c["short_frames"] + c["oversize"]
+        return {
+            "messages": self._messages,
+            "units": c["frames_ok"],
+            "bytes": c["bytes_in"],
+            "malformed": malformed,
+            **c,
+            "sent": self._sent,
+            "bytes_sent": self._bytes_sent,
+        }
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._port.close()
+
+
+class SerialBrokerLink(SerialFeedLink):
+    """Rig side of a serial broker device: orders out as frames, acks in as frames."""
+
+    def send(self, message: bytes) -> int:
+        return self.send_many((message,))

@@ -7,8 +7,9 @@ on ``CLOCK_REALTIME`` when the packet enters the network stack, and reads them f
 ``recvmsg`` ancillary data. Where that is unavailable it stamps in user space right after
 ``recvmsg`` and says so (``timestamp_source``, ``rx_stamp_fallbacks``).
 
-:class:`UdpFeedLink` receives; :class:`UdpBrokerLink` also sends one message per datagram to the
-broker device and receives its acks the same way.
+:class:`UdpFeedLink` receives, and sends the rig's clock-sync messages back to the address the
+device sends from; :class:`UdpBrokerLink` sends orders to the configured broker device address
+and receives its acks the same way.
 """
 
 from __future__ import annotations
@@ -120,9 +121,39 @@ class _UdpReceiver:
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN)
         self._closed = False
+        #: where rig -> device datagrams go; a feed link learns it from the device's datagrams
+        self.peer: tuple[str, int] | None = None
+        self._learn_peer = True
+        self._session = session_id(b"RIG")
+        self._next_seq = 1
+        self._counts.update({"sent": 0, "bytes_sent": 0, "unsent_no_peer": 0})
 
     def fileno(self) -> int:
         return self._sock.fileno()
+
+    def send_many(self, messages: Sequence[bytes]) -> int | None:
+        """All ``messages`` in one datagram (MoldUDP64 style, the rig's own session and
+        sequence) to the device; returns the tx stamp (rig clock just before ``sendto``), or
+        None (counted ``unsent_no_peer``) while a feed device's address is not known yet."""
+        peer = self.peer
+        if peer is None:
+            self._counts["unsent_no_peer"] += len(messages)
+            return None
+        try:
+            dgram = pack_datagram(self._session, self._next_seq, messages)
+        except ValueError as exc:
+            raise LinkError(f"{self.name}: cannot send message: {exc}") from exc
+        tx_ns = self.clock.now_ns()
+        try:
+            self._sock.sendto(dgram, peer)
+        except OSError as exc:
+            raise LinkError(
+                f"{self.name}: send to device {peer[0]}:{peer[1]} failed: {exc}"
+            ) from exc
+        self._next_seq += len(messages)
+        self._counts["sent"] += len(messages)
+        self._counts["bytes_sent"] += len(dgram)
+        return tx_ns
 
     def receive(self, timeout_ms: int) -> list[Received]:
         if self._closed:
@@ -132,7 +163,7 @@ class _UdpReceiver:
         out: list[Received] = []
         for _ in range(self.max_datagrams_per_call):
             try:
-                n, ancdata, flags, _addr = self._sock.recvmsg_into([self._buf], self._ancbufsize)
+                n, ancdata, flags, addr = self._sock.recvmsg_into([self._buf], self._ancbufsize)
             except BlockingIOError:
                 break
             except ConnectionRefusedError:
@@ -148,6 +179,8 @@ class _UdpReceiver:
                     self.timestamp_source = TIMESTAMP_USER
                 else:
                     rx_ns = stamp
+            if self._learn_peer:
+                self.peer = addr[:2]
             self._accept(n, flags, rx_ns, out)
         return out
 
@@ -227,7 +260,7 @@ class UdpBrokerLink(_UdpReceiver):
         )
         self.config = config
         try:
-            self._session = session_id(config.session)
+            session_id(config.session)
         except ValueError as exc:
             self.close()
             raise LinkError(f"{config.name}: bad session {config.session!r}: {exc}") from exc
@@ -243,27 +276,15 @@ class UdpBrokerLink(_UdpReceiver):
             ) from exc
         host, port = info[0][4][:2]
         self.device_address: tuple[str, int] = (str(host), int(port))
-        self._next_seq = 1
-        self._counts.update({"sent": 0, "bytes_sent": 0})
+        self.peer = self.device_address
+        self._learn_peer = False
+        self._session = session_id(config.session)
 
     def send(self, message: bytes) -> int:
         return self.send_many((message,))
 
     def send_many(self, messages: Sequence[bytes]) -> int:
         """All ``messages`` in one datagram (MoldUDP64 style); returns the tx stamp."""
-        try:
-            dgram = pack_datagram(self._session, self._next_seq, messages)
-        except ValueError as exc:
-            raise LinkError(f"{self.name}: cannot send message: {exc}") from exc
-        tx_ns = self.clock.now_ns()
-        try:
-            self._sock.sendto(dgram, self.device_address)
-        except OSError as exc:
-            raise LinkError(
-                f"{self.name}: send to device {self.device_address[0]}:"
-                f"{self.device_address[1]} failed: {exc}"
-            ) from exc
-        self._next_seq += len(messages)
-        self._counts["sent"] += len(messages)
-        self._counts["bytes_sent"] += len(dgram)
+        tx_ns = super().send_many(messages)
+        assert tx_ns is not None  # the broker's address is configured, never learned
         return tx_ns

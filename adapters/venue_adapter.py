@@ -20,6 +20,7 @@ import numpy as np
 import zmq
 
 from arbsphere.adapters.links import FeedLink
+from arbsphere.adapters.sync_master import open_sync_master
 from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import default_registry
 from arbsphere.errors import ConfigError, DecodeError, LinkError, PipelineError
@@ -194,6 +195,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     except zmq.ZMQError as exc:
         raise PipelineError(f"{name}: cannot connect to coordinator: {exc}") from exc
 
+    sync = open_sync_master(cfg, source, link, clock)
     trace = TraceBuffer(TICK_TRACE_DTYPE)
     seqs = SequenceChecker()
     counts = {
@@ -215,7 +217,10 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     try:
         while not stop.is_set:
             try:
-                batch = link.receive(timeout_ms=100)
+                timeout = 100 if sync is None else sync.timeout_ms(clock.now_ns(), 100)
+                batch = link.receive(timeout_ms=timeout)
+                if sync is not None:
+                    sync.poll(clock.now_ns())
             except OSError as exc:
                 if stop.is_set:
                     break
@@ -231,7 +236,10 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                     counts["heartbeats"] += 1
                     continue
                 if mtype != dm.MSG_TICK:
-                    counts["other_messages"] += 1
+                    if mtype == dm.MSG_DELAY_REQ and sync is not None:
+                        sync.on_delay_req(tick, rec.rx_ns)
+                    else:
+                        counts["other_messages"] += 1
                     continue
                 counts["ticks"] += 1
                 seq = tick[T_SEQ]
@@ -251,6 +259,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 )  # fmt: skip
     finally:
         trace.save(out_dir / f"{name}.trace.npy")
+        if sync is not None:
+            sync.save(out_dir / f"{name}.sync.npy")
         stats = {
             "role": "venue_adapter",
             "name": name,
@@ -261,6 +271,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             "sequence": {"gaps": seqs.gaps, "missing": seqs.missing, "duplicates": seqs.duplicates},
             "last_error": last_error,
             "cpu": cpu_usage(),
+            "sync": sync.counts if sync is not None else None,
         }
         write_json_atomic(out_dir / f"{name}.stats.json", stats)
         link.close()

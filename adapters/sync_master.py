@@ -1,0 +1,134 @@
+"""Rig side of the clock-sync exchange: the rig is the time master of every device link.
+
+At a configured interval the master writes SYNC to the device (``t1`` = rig clock just before
+the write, as returned by the link) and FOLLOW_UP carrying that precise ``t1``; the device
+answers DELAY_REQ with ``t2`` (its receive time of SYNC) and ``t3`` (its send time), both on
+its own clock; the master stamps ``t4`` (the link's receive stamp of DELAY_REQ: the kernel's
+on UDP), answers DELAY_RESP and records the exchange.
+
+Every DELAY_REQ that arrives is recorded as received, with ``t1`` looked up by ``sync_seq``
+(0 when this master never sent that sequence): judging it — unknown device, duplicate, out of
+order, late, inconsistent — and estimating offset and drift happen afterwards, deterministically,
+over the saved table (:mod:`arbsphere.rig.clocksync`). The schedule is driven by the injected
+clock only; interleaving with normal traffic is the adapter loop's job (it calls
+:meth:`SyncMaster.poll` between receives and :meth:`SyncMaster.on_delay_req` for each DELAY_REQ).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from arbsphere.adapters.links import FeedLink
+from arbsphere.clock import Clock
+from arbsphere.errors import ConfigError
+from arbsphere.firmware_interfaces import messages as dm
+from arbsphere.tracebuf import TraceBuffer
+
+#: One row per DELAY_REQ received (``t1`` 0: no SYNC with that sequence was sent).
+SYNC_TRACE_DTYPE = np.dtype(
+    [
+        ("device_id", "<u4"),
+        ("sync_seq", "<u8"),
+        ("t1_ns", "<i8"),
+        ("t2_ns", "<i8"),
+        ("t3_ns", "<i8"),
+        ("t4_ns", "<i8"),
+    ]
+)
+#: DELAY_REQ values after the 4 header values (msg_type, version, length, device_id)
+_REQ_SEQ, _REQ_T2, _REQ_T3 = 4, 5, 6
+
+
+class SyncMaster:
+    """Sends SYNC + FOLLOW_UP every ``interval_ns`` over ``link``; records DELAY_REQ answers."""
+
+    def __init__(
+        self,
+        link: FeedLink,
+        clock: Clock,
+        *,
+        interval_ns: int,
+        rig_id: int = 0,
+        max_pending: int = 1024,
+    ) -> None:
+        if interval_ns <= 0:
+            raise ValueError(f"sync interval must be > 0 ns, got {interval_ns}")
+        self.link = link
+        self.clock = clock
+        self.interval_ns = interval_ns
+        self.max_pending = max_pending
+        self.next_due_ns = clock.now_ns()
+        self.next_seq = 1
+        self.pending: dict[int, int] = {}  # sync_seq -> t1
+        self.trace = TraceBuffer(SYNC_TRACE_DTYPE, 1024)
+        self._sync = dm.new_record(dm.MSG_SYNC, rig_id)
+        self._follow = dm.new_record(dm.MSG_FOLLOW_UP, rig_id)
+        self._resp = dm.new_record(dm.MSG_DELAY_RESP, rig_id)
+        self.counts = {
+            "syncs_sent": 0, "syncs_unsent": 0, "delay_reqs": 0, "delay_reqs_unmatched": 0,
+            "delay_resps_sent": 0, "pending_expired": 0,
+        }  # fmt: skip
+
+    def timeout_ms(self, now_ns: int, cap_ms: int) -> int:
+        """How long a receive may block before the next SYNC is due (at most ``cap_ms``)."""
+        left = self.next_due_ns - now_ns
+        return 0 if left <= 0 else min(cap_ms, -(-left // 1_000_000))
+
+    def poll(self, now_ns: int) -> bool:
+        """Send SYNC + FOLLOW_UP if one is due; True if sent. A missed interval is not made
+        up (the schedule moves on from now), so a stalled loop never bursts syncs."""
+        if now_ns < self.next_due_ns:
+            return False
+        self.next_due_ns += self.interval_ns
+        if self.next_due_ns <= now_ns:  # fell behind: the next one a full interval from now
+            self.next_due_ns = now_ns + self.interval_ns
+        seq = self.next_seq
+        self._sync["sync_seq"] = seq
+        self._sync["origin_ns"] = now_ns
+        t1 = self.link.send_many((dm.encode(self._sync),))
+        if t1 is None:
+            self.counts["syncs_unsent"] += 1
+            return False
+        self.next_seq += 1
+        self._follow["sync_seq"] = seq
+        self._follow["t1_ns"] = t1
+        self.link.send_many((dm.encode(self._follow),))
+        if len(self.pending) >= self.max_pending:
+            oldest = min(self.pending)
+            del self.pending[oldest]
+            self.counts["pending_expired"] += 1
+        self.pending[seq] = t1
+        self.counts["syncs_sent"] += 1
+        return True
+
+    def on_delay_req(self, values: tuple[Any, ...], rx_ns: int) -> None:
+        """Record a DELAY_REQ (``messages.decode_values`` values) received at ``rx_ns`` and
+        answer it with DELAY_RESP."""
+        self.counts["delay_reqs"] += 1
+        seq = int(values[_REQ_SEQ])
+        t1 = self.pending.pop(seq, 0)
+        if t1 == 0:
+            self.counts["delay_reqs_unmatched"] += 1
+        self.trace.append((values[3], seq, t1, values[_REQ_T2], values[_REQ_T3], rx_ns))
+        self._resp["sync_seq"] = seq
+        self._resp["t4_ns"] = rx_ns
+        if self.link.send_many((dm.encode(self._resp),)) is not None:
+            self.counts["delay_resps_sent"] += 1
+
+    def save(self, path: Path) -> None:
+        self.trace.save(path)
+
+
+def open_sync_master(
+    cfg: dict[str, Any], source: str, link: FeedLink, clock: Clock
+) -> SyncMaster | None:
+    """The role config's sync master: ``sync_interval_ns`` > 0 runs one, 0 or absent none."""
+    interval = cfg.get("sync_interval_ns", 0)
+    if not isinstance(interval, int) or isinstance(interval, bool) or interval < 0:
+        raise ConfigError(
+            f"must be an integer >= 0, got {interval!r}", file=source, key="sync_interval_ns"
+        )
+    return SyncMaster(link, clock, interval_ns=interval) if interval else None
