@@ -41,6 +41,9 @@ class SerialFeedLink:
     """Rig side of a serial feed device: one :class:`Received` per valid frame."""
 
     timestamp_source = TIMESTAMP_USER
+    #: how long a write may wait for the port to take more bytes; a feed link only sends
+    #: clock-sync messages, which must never hold up the receive path: 0 = fail at once
+    write_stall_s = 0.0
 
     def __init__(self, config: SerialLinkConfig, clock: Clock) -> None:
         if config.max_reads_per_call < 1:
@@ -126,10 +129,10 @@ class SerialFeedLink:
                 try:
                     n = os.write(self._fd, view)
                 except BlockingIOError:
-                    if not select.select([], [self._fd], [], WRITE_STALL_S)[1]:
+                    if not select.select([], [self._fd], [], self.write_stall_s)[1]:
                         raise LinkError(
                             f"{self.name}: serial port {self.config.port!r} accepted no bytes "
-                            f"for {WRITE_STALL_S} s ({len(view)} of {len(frame)} unsent)"
+                            f"for {self.write_stall_s} s ({len(view)} of {len(frame)} unsent)"
                         ) from None
                     continue
                 view = view[n:]
@@ -162,6 +165,8 @@ class SerialFeedLink:
 
 class SerialBrokerLink(SerialFeedLink):
     """Rig side of a serial broker device: orders out as frames, acks in as frames."""
+
+    write_stall_s = WRITE_STALL_S
 
     def send(self, message: bytes) -> int:
         return self.send_many((message,))

@@ -23,7 +23,7 @@ import numpy as np
 
 from arbsphere.adapters.links import FeedLink
 from arbsphere.clock import Clock
-from arbsphere.errors import ConfigError
+from arbsphere.errors import ConfigError, LinkError
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.tracebuf import TraceBuffer
 
@@ -69,8 +69,9 @@ class SyncMaster:
         self._resp = dm.new_record(dm.MSG_DELAY_RESP, rig_id)
         self.counts = {
             "syncs_sent": 0, "syncs_unsent": 0, "delay_reqs": 0, "delay_reqs_unmatched": 0,
-            "delay_resps_sent": 0, "pending_expired": 0,
+            "delay_resps_sent": 0, "pending_expired": 0, "send_errors": 0,
         }  # fmt: skip
+        self.last_error = ""
 
     def timeout_ms(self, now_ns: int, cap_ms: int) -> int:
         """How long a receive may block before the next SYNC is due (at most ``cap_ms``)."""
@@ -88,14 +89,14 @@ class SyncMaster:
         seq = self.next_seq
         self._sync["sync_seq"] = seq
         self._sync["origin_ns"] = now_ns
-        t1 = self.link.send_many((dm.encode(self._sync),))
+        t1 = self._send(self._sync)
         if t1 is None:
             self.counts["syncs_unsent"] += 1
             return False
         self.next_seq += 1
         self._follow["sync_seq"] = seq
         self._follow["t1_ns"] = t1
-        self.link.send_many((dm.encode(self._follow),))
+        self._send(self._follow)
         if len(self.pending) >= self.max_pending:
             oldest = min(self.pending)
             del self.pending[oldest]
@@ -115,8 +116,18 @@ class SyncMaster:
         self.trace.append((values[3], seq, t1, values[_REQ_T2], values[_REQ_T3], rx_ns))
         self._resp["sync_seq"] = seq
         self._resp["t4_ns"] = rx_ns
-        if self.link.send_many((dm.encode(self._resp),)) is not None:
+        if self._send(self._resp) is not None:
             self.counts["delay_resps_sent"] += 1
+
+    def _send(self, record: np.ndarray) -> int | None:
+        """Send one sync message; a link failure is counted, never fatal (a device that went
+        away — e.g. a feed device after its last tick — only stops answering)."""
+        try:
+            return self.link.send_many((dm.encode(record),))
+        except LinkError as exc:
+            self.counts["send_errors"] += 1
+            self.last_error = str(exc)
+            return None
 
     def save(self, path: Path) -> None:
         self.trace.save(path)

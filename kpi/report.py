@@ -31,6 +31,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
+from .extra_plots import clock_png, rate_png
 from .hdr import HdrSpec
 from .hlog import merge_by_tag, read_interval_log
 from .summary import UNIT_NS, percentile_curve
@@ -45,6 +46,7 @@ _LATENCY_COLUMNS = (
     ("p999", "p99.9"),
     ("p9999", "p99.99"),
     ("max", "max"),
+    ("uncertainty_us", "± (clock)"),
 )
 _SECTION_ORDER = ("hedge", "throughput", "loss")
 _CSS = """
@@ -171,10 +173,27 @@ def _plot_png(hlog_path: Path) -> bytes | None:
     return buf.getvalue()
 
 
+def _img(png: bytes | None, alt: str, missing: str) -> str:
+    if png is None:
+        return f'<p class="note">{_e(missing)}</p>'
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
 def render_report(
-    kpi: dict[str, object], hlog_path: Path | None, manifest: dict[str, object], out_path: Path
+    kpi: dict[str, object],
+    hlog_path: Path | None,
+    manifest: dict[str, object],
+    out_path: Path,
+    *,
+    clock_histories: Mapping[str, np.ndarray] | None = None,
+    rate_points: Sequence[tuple[float, Mapping[str, object]]] | None = None,
 ) -> None:
-    """Write the self-contained HTML report of one run to ``out_path`` (atomically)."""
+    """Write the self-contained HTML report of one run to ``out_path`` (atomically).
+
+    ``clock_histories`` (device -> clock estimator history) adds the offset/drift plot;
+    ``rate_points`` ((rate, tick_to_trade summary) per rate of a sweep) the latency-vs-rate
+    plot."""
     campaign = manifest.get("campaign", "unnamed campaign")
     if isinstance(campaign, Mapping):
         campaign = campaign.get("name", "unnamed campaign")
@@ -211,6 +230,25 @@ def render_report(
         )
     else:
         parts.append('<p class="note">no interval log histograms to plot</p>')
+
+    if rate_points:
+        parts.append("<h2>Latency against offered rate</h2>")
+        parts.append(
+            _img(
+                rate_png(rate_points),
+                "tick_to_trade percentiles by rate",
+                "no rate had tick_to_trade samples",
+            )
+        )
+    if clock_histories is not None:
+        parts.append("<h2>Clock alignment: offset and drift estimates</h2>")
+        parts.append(
+            _img(
+                clock_png(clock_histories),
+                "device clock offset and drift over the run",
+                "no device clock estimate (clock sync disabled or never answered)",
+            )
+        )
 
     latency_keys = {"tick_to_trade", "stages"} | {k for k, _ in latency}
     others = [k for k in _SECTION_ORDER if k in kpi]

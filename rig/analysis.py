@@ -13,9 +13,12 @@ adapter decoded -> [adapter_to_coordinator] -> coordinator rx -> [solve] -> solv
 *intended* send time (open-loop schedule: no coordinated omission) to the first order's arrival
 at the broker device; ``rig_tick_to_order`` from rig rx to order tx (the rig's own share).
 
-Device timestamps are converted to rig time by a per-device clock model. Until clock alignment
-estimates one, the model is the identity (loopback devices share the host clock); the manifest
-says so.
+Device timestamps are converted to rig time by each device's clock model
+(:mod:`.clock_alignment`), which also gives each conversion an uncertainty and says whether the
+device was locked then. A stage latency's uncertainty is the sum of its two end points'
+(rig-side stamps: 0); a sample with an end point on a device that was not locked is kept out of
+the percentiles and counted; a device with no clock model at all (sync disabled or never
+answered) leaves its stages marked ``synchronised: false``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import pandas as pd
 from arbsphere.kpi.hdr import HdrSpec, Recorder
 from arbsphere.kpi.hlog import IntervalLogWriter
 from arbsphere.kpi.summary import latency_summary
+from arbsphere.rig.clock_alignment import DeviceClockTrack
 
 #: (stage, end column, start column) in pipeline order; columns are rig-time ns.
 STAGES: tuple[tuple[str, str, str], ...] = (
@@ -58,6 +62,26 @@ ORDER_STAGES = {
 }
 
 
+#: Device-clock columns -> prefix of their companions ``<p>_unc_ns``, ``<p>_locked``,
+#: ``<p>_sync`` (conversion uncertainty in ns, device locked then, device has a clock model).
+DEVICE_COLUMNS = {
+    "intended_ns": "intended",
+    "send_ns": "send",
+    "order_device_rx_ns": "order_device_rx",
+    "ack_device_tx_ns": "ack_device_tx",
+}
+
+
+@dataclass
+class StageClock:
+    """Clock quality of one stage's samples."""
+
+    uncertainty_ns: float  # max over the samples in the percentiles (0: rig-side only)
+    synchronised: bool  # False: an end point is on a device with no clock model
+    excluded_unlocked: int  # samples kept out because a device was not locked
+    unlocked_intervals: list[int] = field(default_factory=list)
+
+
 @dataclass
 class Analysis:
     ticks: pd.DataFrame
@@ -66,6 +90,8 @@ class Analysis:
     negative: dict[str, int]
     stats: dict[str, dict[str, Any]]
     kpi: dict[str, Any] = field(default_factory=dict)
+    stage_clock: dict[str, StageClock] = field(default_factory=dict)
+    clocks: dict[str, DeviceClockTrack] = field(default_factory=dict)
 
 
 def _load(path: Path) -> np.ndarray | None:
@@ -95,23 +121,67 @@ def load_stats(proc_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def identity_device_to_rig(dev_ns: pd.Series) -> pd.Series:
-    """Identity clock model (loopback devices share the host clock)."""
-    return dev_ns
+def to_rig(
+    df: pd.DataFrame,
+    device_col: str,
+    out_col: str,
+    track: DeviceClockTrack | None,
+    hint_col: str | None,
+) -> None:
+    """Replace device-clock column ``device_col`` by rig-time ``out_col`` and its companions
+    (see :data:`DEVICE_COLUMNS`); rows without the value stay missing."""
+    prefix = DEVICE_COLUMNS[out_col]
+    raw = df.pop(device_col)
+    have = raw.notna() & (raw.fillna(0) != 0)
+    rig = pd.Series(pd.NA, index=df.index, dtype="Int64")
+    unc = pd.Series(np.nan, index=df.index, dtype="float64")
+    locked = pd.Series(False, index=df.index)
+    sync = pd.Series(False, index=df.index)
+    if have.any():
+        dev = raw[have].astype("int64").to_numpy()
+        hint = None
+        if hint_col is not None and hint_col in df:
+            h = df.loc[have, hint_col]
+            if h.notna().all():
+                hint = h.astype("int64").to_numpy()
+        if track is None:
+            rig[have] = dev
+            unc[have] = np.inf
+            locked[have] = True  # nothing to lock: the stage is marked unsynchronised instead
+        else:
+            conv = track.convert(dev, hint)
+            rig[have] = conv.rig_ns
+            unc[have] = conv.uncertainty_ns
+            sync[have] = conv.synchronised
+            # a device without any model is "unsynchronised", not "unlocked"
+            locked[have] = conv.locked if track.synchronised else True
+    df[out_col] = rig
+    df[f"{prefix}_unc_ns"] = unc
+    df[f"{prefix}_locked"] = locked
+    df[f"{prefix}_sync"] = sync
 
 
-def join_traces(proc_dir: Path, venue_names: list[str], broker_name: str) -> pd.DataFrame:
-    """One row per tick received by a venue adapter, with every downstream trace point."""
+def join_traces(
+    proc_dir: Path,
+    venue_names: list[str],
+    broker_name: str,
+    clocks: dict[str, DeviceClockTrack] | None = None,
+) -> pd.DataFrame:
+    """One row per tick received by a venue adapter, with every downstream trace point; device
+    timestamps converted to rig time with ``clocks`` (keyed by adapter name: the device behind
+    it). Adapters without a track keep device time, marked unsynchronised."""
+    clocks = clocks or {}
     frames = []
     for name in venue_names:
         arr = _load(proc_dir / f"{name}.trace.npy")
         if arr is not None and len(arr):
-            frames.append(_frame(arr))
+            f = _frame(arr)
+            to_rig(f, "intended_dev_ns", "intended_ns", clocks.get(name), "rx_ns")
+            to_rig(f, "send_dev_ns", "send_ns", clocks.get(name), "rx_ns")
+            frames.append(f)
     if not frames:
         return pd.DataFrame(columns=["venue", "seq"])
     ticks = pd.concat(frames, ignore_index=True)
-    ticks["intended_ns"] = identity_device_to_rig(ticks.pop("intended_dev_ns"))
-    ticks["send_ns"] = identity_device_to_rig(ticks.pop("send_dev_ns"))
 
     coord = _load(proc_dir / "coordinator.trace.npy")
     if coord is not None and len(coord):
@@ -128,29 +198,78 @@ def join_traces(proc_dir: Path, venue_names: list[str], broker_name: str) -> pd.
         first = first.merge(legs, on="delta_id", how="left")
         if acks is not None and len(acks):
             a = _frame(acks).drop_duplicates("order_id")
-            a["order_device_rx_ns"] = identity_device_to_rig(a["device_rx_dev_ns"])
-            a["ack_device_tx_ns"] = identity_device_to_rig(a["device_tx_dev_ns"])
             a = a.rename(columns={"rx_ns": "ack_rx_ns", "status": "ack_status"})
-            first = first.merge(
-                a[["order_id", "order_device_rx_ns", "ack_device_tx_ns", "ack_rx_ns",
-                   "ack_status"]],
-                on="order_id",
-                how="left",
-            )  # fmt: skip
+            broker = clocks.get(broker_name)
+            to_rig(a, "device_rx_dev_ns", "order_device_rx_ns", broker, "ack_rx_ns")
+            to_rig(a, "device_tx_dev_ns", "ack_device_tx_ns", broker, "ack_rx_ns")
+            keep = ["order_id", "ack_rx_ns", "ack_status"]
+            for col, prefix in DEVICE_COLUMNS.items():
+                if col in a:
+                    keep += [col, f"{prefix}_unc_ns", f"{prefix}_locked", f"{prefix}_sync"]
+            first = first.merge(a[keep], on="order_id", how="left")
         # delta_id 0 marks a tick that changed nothing; PlanDelta ids start at 1, so no match.
         ticks = ticks.merge(first, on="delta_id", how="left")
     return ticks.sort_values(["intended_ns", "venue"], kind="mergesort").reset_index(drop=True)
 
 
-def stage_values(ticks: pd.DataFrame, end: str, start: str, only_orders: bool) -> np.ndarray:
+@dataclass
+class StageSamples:
+    """One stage's latencies over the run (ns), with what clock alignment says of each."""
+
+    values: np.ndarray  # int64
+    interval: np.ndarray  # int64
+    uncertainty_ns: np.ndarray  # float64
+    locked: np.ndarray  # bool: every device end point was locked (or has no model at all)
+    synchronised: bool
+
+
+def _companion(ticks: pd.DataFrame, col: str, what: str, rows: pd.Index) -> np.ndarray | None:
+    prefix = DEVICE_COLUMNS.get(col)
+    if prefix is None or f"{prefix}_{what}" not in ticks:
+        return None
+    return ticks.loc[rows, f"{prefix}_{what}"].to_numpy()
+
+
+def stage_samples(ticks: pd.DataFrame, end: str, start: str, only_orders: bool) -> StageSamples:
+    empty = StageSamples(
+        np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool), True
+    )
     if end not in ticks or start not in ticks:
-        return np.zeros(0, np.int64)
+        return empty
     sel = ticks[[end, start]].dropna()
     if only_orders and "delta_id" in ticks:
         ids = ticks.loc[sel.index, "delta_id"]
         sel = sel[(ids.fillna(0).astype("int64") > 0).to_numpy()]
     sel = sel[(sel[end] > 0) & (sel[start] > 0)]
-    return (sel[end].astype("int64") - sel[start].astype("int64")).to_numpy(np.int64)
+    rows = sel.index
+    values = (sel[end].astype("int64") - sel[start].astype("int64")).to_numpy(np.int64)
+    interval = (
+        ticks.loc[rows, "interval"].astype("int64").to_numpy()
+        if "interval" in ticks
+        else np.zeros(len(rows), np.int64)
+    )
+    unc = np.zeros(len(rows))
+    locked = np.ones(len(rows), bool)
+    synchronised = True
+    for col in (end, start):
+        u = _companion(ticks, col, "unc_ns", rows)
+        if u is None:
+            continue  # a rig-side stamp: exact on the rig timebase
+        sync = _companion(ticks, col, "sync", rows)
+        lk = _companion(ticks, col, "locked", rows)
+        assert sync is not None and lk is not None
+        if len(rows) and not sync.astype(bool).any():
+            synchronised = False  # this device has no clock model: no bound to add
+        else:
+            unc = unc + np.where(sync.astype(bool), u.astype(np.float64), 0.0)
+        locked &= lk.astype(bool)
+    return StageSamples(values, interval, unc, locked, synchronised)
+
+
+def stage_values(ticks: pd.DataFrame, end: str, start: str, only_orders: bool) -> np.ndarray:
+    """The stage's latencies (ns) of the samples that go into its percentiles."""
+    s = stage_samples(ticks, end, start, only_orders)
+    return s.values[s.locked]
 
 
 def analyse(
@@ -160,12 +279,15 @@ def analyse(
     start_at_ns: int,
     interval_s: float,
     spec: HdrSpec | None = None,
+    clocks: dict[str, DeviceClockTrack] | None = None,
 ) -> Analysis:
+    """``clocks``: per adapter name, the clock track of the device behind it."""
     spec = spec or HdrSpec()
-    ticks = join_traces(proc_dir, venue_names, broker_name)
+    ticks = join_traces(proc_dir, venue_names, broker_name, clocks)
     stats = load_stats(proc_dir)
     recorders: dict[str, Recorder] = {}
     negative: dict[str, int] = {}
+    stage_clock: dict[str, StageClock] = {}
     interval_ns = int(interval_s * 1e9)
     if len(ticks) and "intended_ns" in ticks:
         iv = ((ticks["intended_ns"].astype("int64") - start_at_ns) // interval_ns).clip(lower=0)
@@ -176,19 +298,31 @@ def analyse(
     per_interval: list[tuple[int, dict[str, Recorder]]] = [(i, {}) for i in range(n_intervals)]
     all_stages = [*STAGES, HEADLINE]
     for stage, end, start in all_stages:
-        only_orders = stage in ORDER_STAGES
+        samples = stage_samples(ticks, end, start, stage in ORDER_STAGES)
+        keep = samples.locked
+        vals = samples.values[keep]
+        ivs = samples.interval[keep]
+        negative[stage] = int((vals < 0).sum())
+        kept_unc = samples.uncertainty_ns[keep]
+        stage_clock[stage] = StageClock(
+            uncertainty_ns=float(kept_unc.max()) if len(kept_unc) else 0.0,
+            synchronised=samples.synchronised,
+            excluded_unlocked=int((~keep).sum()),
+            unlocked_intervals=sorted({int(i) for i in samples.interval[~keep]}),
+        )
         total = Recorder(spec)
-        negative[stage] = 0
+        total.record(vals)
+        order = np.argsort(ivs, kind="stable")
+        bounds = np.searchsorted(ivs[order], np.arange(n_intervals + 1))
         for i, recs in per_interval:
-            part = ticks[ticks["interval"] == i]
-            vals = stage_values(part, end, start, only_orders)
-            negative[stage] += int((vals < 0).sum())
             rec = Recorder(spec)
-            rec.record(vals)
-            total.record(vals)
+            rec.record(vals[order[bounds[i] : bounds[i + 1]]])
             recs[stage] = rec
         recorders[stage] = total
-    return Analysis(ticks, recorders, per_interval, negative, stats)
+    return Analysis(
+        ticks, recorders, per_interval, negative, stats, stage_clock=stage_clock,
+        clocks=dict(clocks or {}),
+    )  # fmt: skip
 
 
 def write_hlog(
@@ -204,12 +338,11 @@ def write_hlog(
 def build_kpi(
     analysis: Analysis, *, duration_s: float, venue_names: list[str], broker_name: str
 ) -> dict[str, Any]:
-    rec = analysis.recorders
     stats = analysis.stats
     ticks = analysis.ticks
     coord = stats.get("coordinator", {})
     counts = coord.get("counts", {})
-    stages = {s: _summary(rec[s], analysis.negative[s]) for s, _, _ in STAGES}
+    stages = {s: _stage_summary(analysis, s) for s, _, _ in STAGES}
     gaps = crc = decode = 0
     ticks_sent = 0
     for name in venue_names:
@@ -225,7 +358,7 @@ def build_kpi(
     gap_values = ticks["objective_gap"].dropna() if "objective_gap" in ticks else pd.Series([])
     max_abs_net = coord.get("max_abs_net_delta_lots")
     kpi: dict[str, Any] = {
-        "tick_to_trade": _summary(rec["tick_to_trade"], analysis.negative["tick_to_trade"]),
+        "tick_to_trade": _stage_summary(analysis, "tick_to_trade"),
         "stages": stages,
         "delta_merge": stages["delta_merge"],
         "hedge": {
@@ -259,7 +392,38 @@ def build_kpi(
             "unacked_orders": int(broker.get("open_orders_at_stop", 0)),
         },
     }
+    kpi["clock"] = clock_kpi(analysis)
     return kpi
+
+
+def _stage_summary(analysis: Analysis, stage: str) -> dict[str, Any]:
+    out = _summary(analysis.recorders[stage], analysis.negative[stage])
+    sc = analysis.stage_clock.get(stage)
+    if sc is not None:
+        out["uncertainty_us"] = round(sc.uncertainty_ns / 1e3, 3) if sc.synchronised else None
+        out["synchronised"] = sc.synchronised
+        out["excluded_unlocked"] = sc.excluded_unlocked
+    return out
+
+
+def clock_kpi(analysis: Analysis) -> dict[str, Any]:
+    """``kpi.json`` ``clock``: per device the final estimate, and what was kept out."""
+    devices = {t.spec.device: t.summary() for t in analysis.clocks.values()}
+    devices = dict(sorted(devices.items()))
+    unlocked: set[int] = set()
+    excluded = 0
+    for sc in analysis.stage_clock.values():
+        unlocked.update(sc.unlocked_intervals)
+        excluded += sc.excluded_unlocked
+    return {
+        "devices": devices,
+        "unlocked_intervals": sorted(unlocked),
+        "excluded_samples": excluded,
+        "note": "uncertainty_us of a stage bounds every percentile of it: the largest sum of "
+        "its two end points' conversion uncertainties (half the round trip for unknown "
+        "asymmetry + k x the fit's prediction error); samples with an end point on a device "
+        "that was not locked are excluded and counted",
+    }
 
 
 def _count_flag(ticks: pd.DataFrame, column: str) -> int:

@@ -9,6 +9,7 @@ the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -16,11 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from arbsphere.clock import Clock
 from arbsphere.kpi.report import render_report
 from arbsphere.rig.analysis import analyse, build_kpi, write_hlog
+from arbsphere.rig.clock_alignment import DeviceClockTrack, align_devices
+from arbsphere.rig.clocksync import save_exchanges
 from arbsphere.rig.config import Campaign
-from arbsphere.rig.orchestrator import Orchestrator
+from arbsphere.rig.orchestrator import Orchestrator, synced_devices
 from arbsphere.rig.resultset import (
     RESULT_SET_FORMAT,
     file_hashes,
@@ -61,7 +66,18 @@ def execute_campaign(
     proc_dir = run_dir / "proc"
     venue_names = [v.name for v in campaign.venues]
     start_at = outcome.start_at_ns or clock.now_ns()
-    analysis = analyse(proc_dir, venue_names, campaign.broker.name, start_at, campaign.interval_s)
+    devices = synced_devices(campaign)
+    tracks = align_devices(proc_dir, devices, campaign.clock_sync.settings)
+    clocks = {d.adapter: tracks[d.device] for d in devices}
+    analysis = analyse(
+        proc_dir, venue_names, campaign.broker.name, start_at, campaign.interval_s,
+        clocks=clocks,
+    )  # fmt: skip
+    for d in devices:
+        save_exchanges(run_dir / f"clock-{d.device}.exchanges.npy", tracks[d.device].exchanges)
+        history = tracks[d.device].history
+        if history is not None:
+            np.save(run_dir / f"clock-{d.device}.history.npy", history, allow_pickle=False)
     duration = (
         min(campaign.duration_s, max(0.0, (outcome.end_ns - start_at) / 1e9))
         if outcome.start_at_ns
@@ -105,7 +121,7 @@ def execute_campaign(
         "host": host_fingerprint(),
         "timebase": "CLOCK_REALTIME ns (same clock as kernel SO_TIMESTAMPING software stamps)",
         "timestamp_source": timestamp_sources,
-        "clock_model": _clock_models(campaign),
+        "clock_model": _clock_models(campaign, tracks),
         "roles": outcome.roles,
         "resources": _resources(analysis.stats, outcome),
         "method": {
@@ -118,20 +134,34 @@ def execute_campaign(
             },
         },
     }
-    render_report(kpi, run_dir / "latency.hlog", manifest, run_dir / "report.html")
+    histories = {
+        name: t.history for name, t in tracks.items() if t.history is not None and len(t.history)
+    }
+    render_report(
+        kpi, run_dir / "latency.hlog", manifest, run_dir / "report.html",
+        clock_histories=histories,
+    )  # fmt: skip
     manifest["files"] = file_hashes(run_dir)
     write_json_atomic(run_dir / "manifest.json", manifest)
     return CampaignResult(run_dir, outcome.complete, outcome.reason, kpi, manifest)
 
 
-IDENTITY_MODEL = "identity: device clock taken as rig time (same host; no clock alignment yet)"
-
-
-def _clock_models(campaign: Campaign) -> dict[str, str]:
-    """The clock model used for each device's timestamps (identity until clock sync lands)."""
-    names = [f"{v.name}-device" if v.device == "emulator" else v.name for v in campaign.venues]
-    names.append(f"{campaign.broker.name}-device")
-    return dict.fromkeys(names, IDENTITY_MODEL)
+def _clock_models(campaign: Campaign, tracks: dict[str, DeviceClockTrack]) -> dict[str, Any]:
+    """How each device's timestamps reached the rig timebase."""
+    out: dict[str, Any] = {}
+    sync = campaign.clock_sync
+    for name, track in sorted(tracks.items()):
+        if track.synchronised:
+            model = (
+                "piecewise offset + drift from IEEE-1588-style two-way exchanges over the "
+                f"device's own link at {sync.rate_hz:g} Hz (lucky-packet robust fit, "
+                "step detection); each conversion uses the estimate valid at that time"
+            )
+        else:
+            model = "unsynchronised: device time used as is; " + "; ".join(track.notes)
+        out[name] = {"model": model, "exchanges": len(track.exchanges), "steps": track.steps}
+    out["settings"] = dataclasses.asdict(sync.settings)
+    return out
 
 
 def _resources(stats: dict[str, dict[str, Any]], outcome: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 from arbsphere.contracts import check_compatibility, default_registry
 from arbsphere.coordinator.admm import AdmmSettings
 from arbsphere.errors import ConfigError
+from arbsphere.rig.clocksync.settings import ClockSyncSettings
 
 DEFAULT_CAMPAIGN = Path("campaigns/loopback.toml")
 
@@ -28,6 +29,17 @@ class ClockConfig:
 
     offset_ns: int = 0
     drift_ppm: float = 0.0
+    #: (seconds after the schedule start, step in ns): the device clock jumps then
+    steps: tuple[tuple[float, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class ClockSyncConfig:
+    """The rig's clock-sync exchange with every device (``[clock_sync]``)."""
+
+    #: SYNC exchanges per second per device; 0 = none (device times then stay unsynchronised)
+    rate_hz: float = 16.0
+    settings: ClockSyncSettings = field(default_factory=ClockSyncSettings)
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,8 @@ class VenueConfig:
     ticks_per_datagram: int = 1
     clock: ClockConfig = ClockConfig()
     schemas: Mapping[str, int] = field(default_factory=dict)
+    #: emulated link impairment ``{to_rig: {...}, to_device: {...}}`` (validated), or None
+    impairment: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,7 @@ class Campaign:
     broker: BrokerConfig
     coordinator: CoordinatorConfig
     market: MarketSettings
+    clock_sync: ClockSyncConfig = ClockSyncConfig()
 
     @property
     def n_ticks(self) -> int:
@@ -130,7 +145,7 @@ def load_campaign(path: str | Path) -> Campaign:
 
 def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     r = _Reader(data, source, "")
-    r.only({"campaign", "market", "coordinator", "venues", "broker"})
+    r.only({"campaign", "market", "coordinator", "venues", "broker", "clock_sync"})
     c = r.table("campaign")
     c.only(
         {
@@ -174,6 +189,7 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
         venues_t.fail("venue_id", ids, "venue ids must be 0..N-1")
     broker = _broker(r.table("broker", optional=True))
     coordinator = _coordinator(r.table("coordinator", optional=True))
+    clock_sync = _clock_sync(r.table("clock_sync", optional=True))
     market = MarketSettings(dict(r.table("market", optional=True).data))
     _check_market(market, r.table("market", optional=True))
 
@@ -206,14 +222,43 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
         broker=broker,
         coordinator=coordinator,
         market=market,
+        clock_sync=clock_sync,
     )
 
 
+def _broker_clock(r: _Reader) -> ClockConfig:
+    clock = _clock(r)
+    if clock.steps:
+        r.fail("steps", [list(s) for s in clock.steps],
+               "clock steps are supported on feed devices only (the broker device starts "
+               "before the schedule time they are relative to)")  # fmt: skip
+    return clock
+
+
 def _clock(r: _Reader) -> ClockConfig:
-    r.only({"offset_ns", "drift_ppm"})
+    r.only({"offset_ns", "drift_ppm", "steps"})
+    raw_steps = r.data.get("steps", [])
+    steps: list[tuple[float, int]] = []
+    if not isinstance(raw_steps, list):
+        r.fail("steps", raw_steps, "must be a list of [at_s, delta_ns] pairs")
+    for i, item in enumerate(raw_steps):
+        ok = (
+            isinstance(item, list)
+            and len(item) == 2
+            and isinstance(item[0], int | float)
+            and not isinstance(item[0], bool)
+            and item[0] >= 0
+            and isinstance(item[1], int)
+            and not isinstance(item[1], bool)
+            and abs(item[1]) <= 1_000_000_000
+        )
+        if not ok:
+            r.fail(f"steps[{i}]", item, "must be [at_s >= 0, delta_ns integer within ±1 s]")
+        steps.append((float(item[0]), int(item[1])))
     return ClockConfig(
         offset_ns=r.integer("offset_ns", 0, lo=-1_000_000_000, hi=1_000_000_000),
         drift_ppm=r.number("drift_ppm", 0.0, lo=-200.0, hi=200.0),
+        steps=tuple(sorted(steps)),
     )
 
 
@@ -240,6 +285,7 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
             "ticks_per_datagram",
             "clock",
             "schemas",
+            "impairment",
         }
     )
     link = r.choice("link", ("udp", "serial"))
@@ -259,7 +305,33 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
         ticks_per_datagram=r.integer("ticks_per_datagram", 1, lo=1, hi=64),
         clock=_clock(r.table("clock", optional=True)),
         schemas=_schemas(r.table("schemas", optional=True)),
+        impairment=_impairment(r, "impairment"),
     )
+
+
+def _impairment(r: _Reader, key: str) -> dict[str, Any] | None:
+    """A link impairment table, validated by the emulators' own reader (errors name the key)."""
+    if key not in r.data:
+        return None
+    from arbsphere.firmware_interfaces.emulators.impairment import LinkImpairment
+
+    table = r.table(key)
+    LinkImpairment.from_table(dict(table.data), r.source, r.key(key))
+    return _jsonable(dict(table.data))
+
+
+def _clock_sync(r: _Reader) -> ClockSyncConfig:
+    names = {f.name for f in dataclasses.fields(ClockSyncSettings)}
+    r.only({"rate_hz", *names})
+    rate = r.number("rate_hz", 16.0, lo=0.0, hi=1000.0)
+    values = {k: r.data[k] for k in sorted(names) if k in r.data}
+    try:
+        settings = ClockSyncSettings(**values)
+    except ConfigError as exc:
+        raise ConfigError(
+            str(exc).removeprefix(f"key '{exc.key}': "), file=r.source, key=r.key(exc.key or "")
+        ) from exc
+    return ClockSyncConfig(rate_hz=rate, settings=settings)
 
 
 def _broker(r: _Reader) -> BrokerConfig:
@@ -273,7 +345,7 @@ def _broker(r: _Reader) -> BrokerConfig:
         device_host=r.string("device_host", "127.0.0.1"),
         device_port=r.integer("device_port", 0, lo=0, hi=65535),
         fill_mode=r.choice("fill_mode", ("full",), "full"),
-        clock=_clock(r.table("clock", optional=True)),
+        clock=_broker_clock(r.table("clock", optional=True)),
         schemas=_schemas(r.table("schemas", optional=True)),
     )
 

@@ -27,14 +27,20 @@ from typing import Any
 
 from arbsphere.clock import Clock
 from arbsphere.errors import DeviceError, PipelineError
+from arbsphere.rig.clock_alignment import SyncedDevice
 from arbsphere.rig.config import Campaign, VenueConfig
 from arbsphere.runtime import write_json_atomic
 
 EMULATORS = "arbsphere.firmware_interfaces.emulators"
 READY_TIMEOUT_S = 60.0
 START_MARGIN_S = 1.5
+#: beyond the estimator's minimum lock span: time for min_samples lucky exchanges to arrive
+LOCK_LEAD_EXTRA_S = 1.0
 STOP_GRACE_S = 10.0
 VENUE_SENDER_BASE = 100
+#: device ids of the emulated devices (message header ``device_id``)
+VENUE_DEVICE_ID_BASE = 10
+BROKER_DEVICE_ID = 200
 
 
 @dataclass
@@ -74,6 +80,13 @@ class Orchestrator:
         self.clock = clock
         self.roles: list[Role] = []
         self._pty_fds: list[int] = []
+        sync = campaign.clock_sync
+        #: SYNC interval of every adapter's sync master (0: no clock-sync exchange)
+        self.sync_interval_ns = round(1e9 / sync.rate_hz) if sync.rate_hz > 0 else 0
+        #: extra time before the schedule starts so every device clock can lock first
+        self.lock_lead_s = (
+            sync.settings.lock_min_span_ns / 1e9 + LOCK_LEAD_EXTRA_S if sync.rate_hz > 0 else 0.0
+        )
         port_in, port_out = free_tcp_port(), free_tcp_port()
         self.inbound = f"tcp://127.0.0.1:{port_in}"
         self.outbound = f"tcp://127.0.0.1:{port_out}"
@@ -150,7 +163,7 @@ class Orchestrator:
             ready = self.proc_dir / f"{b.name}-device.port.json"
             dev = self._spawn(
                 f"{b.name}-device", "broker_device", f"{EMULATORS}.broker_udp",
-                {"device_id": 200, "bind_host": host, "bind_port": port,
+                {"device_id": BROKER_DEVICE_ID, "bind_host": host, "bind_port": port,
                  "clock": {"offset_ns": b.clock.offset_ns, "drift_ppm": b.clock.drift_ppm},
                  "stats_path": str(self.proc_dir / f"{b.name}-device.stats.json"),
                  "fill_mode": b.fill_mode, "ready_path": str(ready)},
@@ -160,7 +173,8 @@ class Orchestrator:
             b.name, "broker_adapter", "arbsphere.adapters.broker_adapter",
             {"name": b.name, "out_dir": str(self.proc_dir), "device_id": 1,
              "link": b.link, "device_host": host, "device_port": port,
-             "plan_endpoint": self.outbound, "report_endpoint": self.inbound},
+             "plan_endpoint": self.outbound, "report_endpoint": self.inbound,
+             "sync_interval_ns": self.sync_interval_ns},
         )  # fmt: skip
         self._wait_file(adapter, self.proc_dir / f"{b.name}.ready.json")
 
@@ -171,7 +185,7 @@ class Orchestrator:
             "bind_port": v.bind_port, "port": v.port, "baudrate": v.baudrate,
             "fee_bp": v.fee_bp, "gamma": v.gamma, "position_limit_lots": v.position_limit_lots,
             "budget_ns": int(self.campaign.coordinator.budget_us * 1000),
-            "coordinator_endpoint": self.inbound,
+            "coordinator_endpoint": self.inbound, "sync_interval_ns": self.sync_interval_ns,
         }  # fmt: skip
         if v.link == "serial" and v.device == "emulator" and v.port == "pty":
             from arbsphere.adapters.pty import open_pty_pair
@@ -188,7 +202,7 @@ class Orchestrator:
     def start_feeds(self) -> int:
         """Start the feed devices; returns the rig time at which tick 0 is due."""
         c = self.campaign
-        start_at = self.clock.now_ns() + int(START_MARGIN_S * 1e9)
+        start_at = self.clock.now_ns() + int((START_MARGIN_S + self.lock_lead_s) * 1e9)
         market = {
             **dict(c.market.values),
             "seed": c.seed,
@@ -200,10 +214,13 @@ class Orchestrator:
                 continue
             _cfg, ready = self._venue_ready[v.name]
             common = {
-                "device_id": 10 + v.venue_id, "venue_id": v.venue_id, "asset_id": 0,
-                "session": f"VENUE{v.venue_id:02d}", "market": market, "start_at_ns": start_at,
-                "n_ticks": c.n_ticks, "heartbeat_interval_ms": 100,
-                "clock": {"offset_ns": v.clock.offset_ns, "drift_ppm": v.clock.drift_ppm},
+                "device_id": VENUE_DEVICE_ID_BASE + v.venue_id, "venue_id": v.venue_id,
+                "asset_id": 0, "session": f"VENUE{v.venue_id:02d}", "market": market,
+                "start_at_ns": start_at, "n_ticks": c.n_ticks, "heartbeat_interval_ms": 100,
+                "clock": {
+                    "offset_ns": v.clock.offset_ns, "drift_ppm": v.clock.drift_ppm,
+                    "steps": [[start_at + round(at_s * 1e9), d] for at_s, d in v.clock.steps],
+                },
                 "stats_path": str(self.proc_dir / f"{v.name}-device.stats.json"),
             }  # fmt: skip
             if v.link == "udp":
@@ -309,6 +326,21 @@ class Orchestrator:
                         outcome.reason = f"{role.kind} '{role.name}' did not stop on SIGTERM"
         for role in self.roles:
             outcome.roles[role.name] = {"kind": role.kind, "exit_code": role.proc.returncode}
+
+
+def synced_devices(c: Campaign) -> list[SyncedDevice]:
+    """Every device whose clock the rig aligns, with the adapter that exchanges with it."""
+    out = [
+        SyncedDevice(device_name(v.name), v.name, VENUE_DEVICE_ID_BASE + v.venue_id)
+        for v in c.venues
+    ]
+    out.append(SyncedDevice(device_name(c.broker.name), c.broker.name, BROKER_DEVICE_ID))
+    return out
+
+
+def device_name(adapter: str) -> str:
+    """Role name of the device behind adapter ``adapter``."""
+    return f"{adapter}-device"
 
 
 def _admm_settings(c: Campaign) -> dict[str, Any]:

@@ -123,7 +123,9 @@ def test_emulator_death_gives_incomplete_result_set(tmp_path: Path) -> None:
             runs = list((tmp_path / "loopback").glob("*/proc/venue_a-device.config.json"))
             if runs:
                 proc_dir = runs[0].parent
-                time.sleep(2.5)
+                start_at = json.loads(runs[0].read_text())["start_at_ns"]
+                # kill it 1.5 s into its schedule (after the clock-sync lock lead)
+                time.sleep(max(0.0, (start_at - time.time_ns()) / 1e9) + 1.5)
                 out = subprocess.run(
                     ["pgrep", "-f", str(proc_dir / "venue_a-device.config")],
                     capture_output=True,

@@ -23,7 +23,8 @@ The rig models each device clock as ``offset(t) = a + b·(t − t_ref)`` on the 
    (epoch ns do not fit float64 to the ns). With a held drift only the intercept is fitted.
    The fit's variances give the model's prediction error;
 5. **servo**: UNLOCKED without a fit (a previous fit is held over), LOCKED when a free-drift
-   fit has ``min_samples`` samples spanning ``lock_min_span_ns`` with robust residual scale
+   fit has ``min_samples`` samples spanning ``lock_min_span_ns`` (after a step, with the drift
+   held: ``min_samples`` samples of the new window) with robust residual scale
    <= ``lock_max_residual_ns`` (a LOCKED servo stays so up to ``unlock_residual_ns``) and no
    step candidate is pending, LOCKING otherwise.
 
@@ -292,11 +293,13 @@ class ClockEstimator:
         if fit is None:
             return ServoState.UNLOCKED
         limit = s.unlock_residual_ns if self._state is ServoState.LOCKED else s.lock_max_residual_ns
+        # After a step the drift is held at its pre-step estimate (a step moves the phase, not
+        # the frequency): the offset alone needs min_samples lucky samples to lock again, not a
+        # whole lock_min_span_ns of free-drift fitting.
         if (
             not self._pending  # an unexplained sample may be the start of a step
-            and not fit.held
             and fit.n >= s.min_samples
-            and fit.span_ns >= s.lock_min_span_ns
+            and (fit.held or fit.span_ns >= s.lock_min_span_ns)
             and fit.scale_ns <= limit
         ):
             return ServoState.LOCKED

@@ -1,0 +1,76 @@
+"""Report plots beyond the latency percentile curves: clock estimates over the run, and
+latency against offered rate for rate sweeps (as STAC reports latency against throughput).
+
+Both return PNG bytes (matplotlib Agg canvas, no pyplot state) or None when there is nothing
+to draw.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def _png(fig: Figure) -> bytes:
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def clock_png(histories: Mapping[str, np.ndarray]) -> bytes | None:
+    """Offset and drift estimates of every device over the run.
+
+    ``histories``: device name -> estimator history (``rig.clocksync.HISTORY_DTYPE``: columns
+    ``time_ns``, ``offset_ns``, ``drift_ppm``, ``state``). Offsets are drawn relative to each
+    device's first estimate (the legend gives it), so ±1 s offsets and µs wander share a plot.
+    """
+    rows = {k: h[np.isfinite(h["offset_ns"])] for k, h in histories.items() if len(h)}
+    rows = {k: h for k, h in rows.items() if len(h)}
+    if not rows:
+        return None
+    t0 = min(int(h["time_ns"][0]) for h in rows.values())
+    fig = Figure(figsize=(9, 6), dpi=100)
+    ax_off, ax_drift = fig.subplots(2, 1, sharex=True)
+    for i, (name, h) in enumerate(sorted(rows.items())):
+        t = (h["time_ns"].astype(np.int64) - t0) / 1e9
+        first = float(h["offset_ns"][0])
+        ax_off.plot(
+            t, (h["offset_ns"] - first) / 1e3, color=f"C{i % 10}",
+            label=f"{name} (offset at start {first / 1e3:,.1f} µs)",
+        )  # fmt: skip
+        ax_drift.plot(t, h["drift_ppm"], color=f"C{i % 10}", label=name)
+        locked = h["state"] == 2
+        if (~locked).any():
+            ax_off.plot(t[~locked], (h["offset_ns"][~locked] - first) / 1e3, "x",
+                        color=f"C{i % 10}", markersize=3)  # fmt: skip
+    ax_off.set_ylabel("offset − offset at start (µs)")
+    ax_off.legend(loc="best", fontsize="small")
+    ax_off.grid(True, alpha=0.3)
+    ax_drift.set_ylabel("drift (ppm)")
+    ax_drift.set_xlabel("rig time since the first estimate (s); x = not locked")
+    ax_drift.grid(True, alpha=0.3)
+    return _png(fig)
+
+
+def rate_png(points: Sequence[tuple[float, Mapping[str, object]]]) -> bytes | None:
+    """tick_to_trade percentiles against offered rate: ``points`` = (rate_hz, summary)."""
+    pts = [(r, s) for r, s in points if isinstance(s.get("p50"), int | float)]
+    if not pts:
+        return None
+    fig = Figure(figsize=(9, 5), dpi=100)
+    ax = fig.add_subplot()
+    rates = [r for r, _ in pts]
+    for i, (key, label) in enumerate((("p50", "p50"), ("p99", "p99"), ("p999", "p99.9"))):
+        ys = [float(s[key]) if isinstance(s.get(key), int | float) else np.nan for _, s in pts]  # type: ignore[arg-type]
+        ax.plot(rates, ys, "o-", color=f"C{i}", label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("offered rate per venue (ticks/s)")
+    ax.set_ylabel("tick_to_trade (µs)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+    return _png(fig)
