@@ -55,9 +55,15 @@ def execute_campaign(
     *,
     results_dir: Path | None = None,
     on_progress: Callable[[float, str], None] | None = None,
+    run_dir: Path | None = None,
 ) -> CampaignResult:
-    base = results_dir if results_dir is not None else Path(campaign.results_dir)
-    run_dir = new_run_dir(base, campaign.name, clock.now_ns())
+    """Run ``campaign`` at its ``rate_hz`` into a new run directory under ``results_dir``
+    (or into ``run_dir``, created, when given: a rate sweep's per-rate result sets)."""
+    if run_dir is None:
+        base = results_dir if results_dir is not None else Path(campaign.results_dir)
+        run_dir = new_run_dir(base, campaign.name, clock.now_ns())
+    else:
+        run_dir.mkdir(parents=True)
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock.now_ns() / 1e9))
     orch = Orchestrator(campaign, run_dir, clock)
     outcome = orch.run(on_progress=on_progress)

@@ -37,17 +37,24 @@ def _fmt(v: Any) -> str:
 
 def headline_table(kpi: dict[str, Any]) -> Table:
     table = Table(
-        title="Latency in µs (k = x1000; p99.99 and more in kpi.json)", title_justify="left"
+        title="Latency in µs (k = x1000; ±clk: clock-alignment bound; more in kpi.json)",
+        title_justify="left",
     )
     table.add_column("stage", no_wrap=True)
-    for col in ("count", "p50", "p90", "p99", "p99.9", "max"):
+    for col in ("count", "p50", "p90", "p99", "p99.9", "max", "±clk"):
         table.add_column(col, justify="right", no_wrap=True)
     rows = [("tick_to_trade", kpi["tick_to_trade"]), *kpi["stages"].items()]
     for name, s in rows:
+        if s.get("synchronised") is False:
+            unc = "unsync"
+        else:
+            u = s.get("uncertainty_us")
+            unc = "-" if u is None else ("0" if u == 0 else _fmt(u))
         table.add_row(
             name,
             str(s["count"]),
             *(_fmt(s[k]) for k in ("p50", "p90", "p99", "p999", "max")),
+            unc,
         )
     return table
 
@@ -59,9 +66,11 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         import dataclasses
 
         campaign = dataclasses.replace(campaign, duration_s=float(args.duration))
+    rates = campaign.rates_hz or (campaign.rate_hz,)
     console.print(
         f"campaign [bold]{campaign.name}[/] ({path}): {len(campaign.venues)} venues x "
-        f"{campaign.rate_hz:g} ticks/s for {campaign.duration_s:g} s"
+        f"{' / '.join(f'{r:g}' for r in rates)} ticks/s for {campaign.duration_s:g} s"
+        + (" each (rate sweep)" if len(rates) > 1 else "")
     )
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -77,7 +86,14 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         def on_progress(frac: float, phase: str) -> None:
             progress.update(task, completed=frac, description=phase)
 
-        result = execute_campaign(campaign, RealtimeClock(), on_progress=on_progress)
+        if campaign.rates_hz:
+            from arbsphere.rig.sweep import execute_sweep
+
+            sweep = execute_sweep(campaign, RealtimeClock(), on_progress=on_progress)
+        else:
+            result = execute_campaign(campaign, RealtimeClock(), on_progress=on_progress)
+    if campaign.rates_hz:
+        return _print_sweep(sweep, console)
     kpi = result.kpi
     console.print(headline_table(kpi))
     hedge = kpi["hedge"]
@@ -100,6 +116,29 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         return 0
     console.print(f"[red]INCOMPLETE[/]: {result.reason}")
     console.print(f"result set (marked incomplete): {result.run_dir}")
+    return 1
+
+
+def _print_sweep(sweep: Any, console: Console) -> int:
+    table = Table(title="tick_to_trade by offered rate (µs)", title_justify="left")
+    for col in ("rate/s", "ticks in", "count", "p50", "p99", "p99.9", "max", "±clk", "run"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for rate, res in sweep.runs:
+        t = res.kpi.get("tick_to_trade", {})
+        u = t.get("uncertainty_us")
+        table.add_row(
+            f"{rate:g}", str(res.kpi.get("throughput", {}).get("ticks_in")), str(t.get("count")),
+            *(_fmt(t.get(k)) for k in ("p50", "p99", "p999", "max")),
+            "unsync" if t.get("synchronised") is False else _fmt(u),
+            "ok" if res.complete else "[red]incomplete[/]",
+        )  # fmt: skip
+    console.print(table)
+    if sweep.complete:
+        console.print(f"[green]complete[/]: result set {sweep.run_dir}")
+        console.print(f"report: {sweep.run_dir / 'report.html'}")
+        return 0
+    console.print(f"[red]INCOMPLETE[/]: {sweep.reason}")
+    console.print(f"result set (marked incomplete): {sweep.run_dir}")
     return 1
 
 

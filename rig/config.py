@@ -107,6 +107,8 @@ class Campaign:
     coordinator: CoordinatorConfig
     market: MarketSettings
     clock_sync: ClockSyncConfig = ClockSyncConfig()
+    #: a rate sweep: every rate is run in turn (``rate_hz`` is the first); () = one rate
+    rates_hz: tuple[float, ...] = ()
 
     @property
     def n_ticks(self) -> int:
@@ -167,7 +169,18 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     if graph not in registry.graphs:
         c.fail("contract_graph", graph, f"unknown graph; registry has {sorted(registry.graphs)}")
     duration = c.number("duration_s", 20.0, lo=0.1, hi=86_400)
-    rate = c.number("rate_hz", 2000.0, lo=1.0, hi=200_000)
+    rates: tuple[float, ...] = ()
+    if isinstance(c.data.get("rate_hz"), list):
+        raw = c.data["rate_hz"]
+        if not 2 <= len(raw) <= 32:
+            c.fail("rate_hz", raw, "a rate sweep lists 2 to 32 rates")
+        sweep = _Reader({f"rate_hz[{i}]": v for i, v in enumerate(raw)}, source, c.prefix)
+        rates = tuple(sweep.number(f"rate_hz[{i}]", lo=1.0, hi=200_000) for i in range(len(raw)))
+        if len(set(rates)) != len(rates):
+            c.fail("rate_hz", raw, "rates of a sweep must be distinct")
+        rate = rates[0]
+    else:
+        rate = c.number("rate_hz", 2000.0, lo=1.0, hi=200_000)
     seed = c.integer("seed", 7, lo=0)
     interval = c.number("interval_s", 1.0, lo=0.01, hi=3600)
     results_dir = c.string("results_dir", "results")
@@ -223,6 +236,7 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
         coordinator=coordinator,
         market=market,
         clock_sync=clock_sync,
+        rates_hz=rates,
     )
 
 

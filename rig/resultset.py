@@ -97,6 +97,7 @@ def host_fingerprint() -> dict[str, Any]:
 def file_hashes(run_dir: Path) -> dict[str, str]:
     hashes = {}
     for p in sorted(run_dir.rglob("*")):
-        if p.is_file() and p.name != "manifest.json":
-            hashes[str(p.relative_to(run_dir))] = sha256_file(p)
+        rel = str(p.relative_to(run_dir))
+        if p.is_file() and rel != "manifest.json":  # a sweep's per-rate manifests are kept
+            hashes[rel] = sha256_file(p)
     return hashes

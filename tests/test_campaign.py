@@ -18,6 +18,7 @@ from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
 from arbsphere.clock import RealtimeClock
+from arbsphere.errors import ConfigError
 from arbsphere.rig.campaign_run import CampaignResult, execute_campaign
 from arbsphere.rig.config import load_campaign
 from arbsphere.rig.resultset import sha256_file
@@ -164,3 +165,39 @@ def test_cli_config_error_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert f"{bad}: key 'campaign.rate_hz'" in proc.stdout.replace("\n", "")
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_rate_sweep_result_set(tmp_path: Path) -> None:
+    text = LOOPBACK.read_text().replace("rate_hz = 2000", "rate_hz = [300, 900]")
+    text = text.replace("duration_s = 20.0", "duration_s = 1.5")
+    text = text.replace('results_dir = "results"', f'results_dir = "{tmp_path}"')
+    camp = tmp_path / "sweep.toml"
+    camp.write_text(text)
+    from arbsphere.rig.cli import main
+
+    assert main(["run", str(camp)]) == 0
+    (run_dir,) = (tmp_path / "loopback").iterdir()
+    kpi = json.loads((run_dir / "kpi.json").read_text())
+    rates = [e["rate_hz"] for e in kpi["sweep"]]
+    assert rates == [300.0, 900.0]
+    for e in kpi["sweep"]:
+        sub = run_dir / e["run"]
+        assert e["complete"] and (sub / "latency.hlog").exists()
+        assert (sub / "manifest.json").exists()
+        # each rate ran at its own rate: 2 venues x rate x 1.5 s ticks
+        assert e["kpi"]["throughput"]["ticks_in"] == round(2 * e["rate_hz"] * 1.5)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["kind"] == "rate-sweep" and manifest["status"] == "complete"
+    assert "rate-300hz/kpi.json" in manifest["files"]
+    assert "rate-900hz/manifest.json" in manifest["files"]
+    assert "Latency against offered rate" in (run_dir / "report.html").read_text()
+
+
+def test_rate_sweep_config_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(LOOPBACK.read_text().replace("rate_hz = 2000", "rate_hz = [300, -1]"))
+    with pytest.raises(ConfigError, match=r"campaign\.rate_hz\[1\]"):
+        load_campaign(bad)
+    bad.write_text(LOOPBACK.read_text().replace("rate_hz = 2000", "rate_hz = [300, 300]"))
+    with pytest.raises(ConfigError, match="distinct"):
+        load_campaign(bad)
