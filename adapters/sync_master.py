@@ -51,7 +51,7 @@ class SyncMaster:
         clock: Clock,
         *,
         interval_ns: int,
-        rig_id: int = 0,
+        device_id: int,
         max_pending: int = 1024,
     ) -> None:
         if interval_ns <= 0:
@@ -64,9 +64,10 @@ class SyncMaster:
         self.next_seq = 1
         self.pending: dict[int, int] = {}  # sync_seq -> t1
         self.trace = TraceBuffer(SYNC_TRACE_DTYPE, 1024)
-        self._sync = dm.new_record(dm.MSG_SYNC, rig_id)
-        self._follow = dm.new_record(dm.MSG_FOLLOW_UP, rig_id)
-        self._resp = dm.new_record(dm.MSG_DELAY_RESP, rig_id)
+        # rig -> device messages carry the id of the device they are addressed to
+        self._sync = dm.new_record(dm.MSG_SYNC, device_id)
+        self._follow = dm.new_record(dm.MSG_FOLLOW_UP, device_id)
+        self._resp = dm.new_record(dm.MSG_DELAY_RESP, device_id)
         self.counts = {
             "syncs_sent": 0, "syncs_unsent": 0, "delay_reqs": 0, "delay_reqs_unmatched": 0,
             "delay_resps_sent": 0, "pending_expired": 0, "send_errors": 0,
@@ -136,10 +137,19 @@ class SyncMaster:
 def open_sync_master(
     cfg: dict[str, Any], source: str, link: FeedLink, clock: Clock
 ) -> SyncMaster | None:
-    """The role config's sync master: ``sync_interval_ns`` > 0 runs one, 0 or absent none."""
+    """The role config's sync master: ``sync_interval_ns`` > 0 runs one with the device
+    ``sync_device_id``; 0 or absent, none."""
     interval = cfg.get("sync_interval_ns", 0)
     if not isinstance(interval, int) or isinstance(interval, bool) or interval < 0:
         raise ConfigError(
             f"must be an integer >= 0, got {interval!r}", file=source, key="sync_interval_ns"
         )
-    return SyncMaster(link, clock, interval_ns=interval) if interval else None
+    if not interval:
+        return None
+    device_id = cfg.get("sync_device_id")
+    if not isinstance(device_id, int) or isinstance(device_id, bool) or not 0 <= device_id < 2**32:
+        raise ConfigError(
+            f"must be a device id (0 .. 2^32-1), got {device_id!r}", file=source,
+            key="sync_device_id",
+        )  # fmt: skip
+    return SyncMaster(link, clock, interval_ns=interval, device_id=device_id)

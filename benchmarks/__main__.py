@@ -18,7 +18,9 @@ from arbsphere.runtime import write_json_atomic
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("--only", choices=["kernels", "recording", "pipeline"], action="append")
+    parser.add_argument(
+        "--only", choices=["kernels", "recording", "pipeline", "calibration"], action="append"
+    )
     parser.add_argument("--pipeline-seconds", type=float, default=10.0)
     parser.add_argument(
         "--pipeline-pairs",
@@ -27,7 +29,7 @@ def main() -> None:
         help="alternating pipeline/floor pairs; the median ratio is reported",
     )
     args = parser.parse_args()
-    wanted = args.only or ["kernels", "recording", "pipeline"]
+    wanted = args.only or ["kernels", "recording", "pipeline", "calibration"]
     results: dict[str, Any] = {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if "kernels" in wanted:
         from benchmarks import bench_kernels
@@ -45,6 +47,11 @@ def main() -> None:
         results["pipeline"] = bench_pipeline.run(args.pipeline_seconds, args.pipeline_pairs)
         summary = {k: v for k, v in results["pipeline"].items() if k != "runs"}
         print("pipeline:", json.dumps(summary, indent=2))
+    if "calibration" in wanted:
+        from benchmarks import bench_calibration
+
+        results["calibration"] = bench_calibration.run()
+        print("calibration:", json.dumps(results["calibration"], indent=2))
     out = Path("results/bench") / f"bench-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     write_json_atomic(out, results)
     print(f"written: {out}")

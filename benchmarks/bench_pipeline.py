@@ -80,8 +80,11 @@ class RelayOrchestrator(Orchestrator):
         self._venue_ready[v.name] = (cfg, ready)
 
 
-def relay_tick_to_trade(proc_dir: Path) -> dict[str, Any]:
+def relay_tick_to_trade(proc_dir: Path, measure_from_ns: int) -> dict[str, Any]:
+    """The relay's tick_to_trade over the measured window (warm-up ticks excluded, as in the
+    pipeline's KPIs)."""
     trace = np.load(proc_dir / "relay-out.trace.npy")
+    trace = trace[trace["intended_ns"] >= measure_from_ns]
     done = trace[trace["device_rx_ns"] > 0]
     rec = Recorder()
     rec.record((done["device_rx_ns"] - done["intended_ns"]).astype(np.int64))
@@ -95,7 +98,7 @@ def _one_pair(campaign: Campaign, clock: RealtimeClock, tmp: Path, k: int) -> di
     relay_dir = tmp / f"relay-{k}"
     relay_dir.mkdir()
     outcome = RelayOrchestrator(campaign, relay_dir, clock).run()
-    floor = relay_tick_to_trade(relay_dir / "proc")
+    floor = relay_tick_to_trade(relay_dir / "proc", outcome.measure_from_ns)
     pipeline = result.kpi["tick_to_trade"]
     return {
         "pipeline": pipeline,

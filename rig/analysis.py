@@ -237,6 +237,8 @@ def stage_samples(ticks: pd.DataFrame, end: str, start: str, only_orders: bool) 
     if end not in ticks or start not in ticks:
         return empty
     sel = ticks[[end, start]].dropna()
+    if "interval" in ticks:
+        sel = sel[(ticks.loc[sel.index, "interval"].astype("int64") >= 0).to_numpy()]
     if only_orders and "delta_id" in ticks:
         ids = ticks.loc[sel.index, "delta_id"]
         sel = sel[(ids.fillna(0).astype("int64") > 0).to_numpy()]
@@ -280,8 +282,10 @@ def analyse(
     interval_s: float,
     spec: HdrSpec | None = None,
     clocks: dict[str, DeviceClockTrack] | None = None,
+    warmup_ticks: int = 0,
 ) -> Analysis:
-    """``clocks``: per adapter name, the clock track of the device behind it."""
+    """``clocks``: per adapter name, the clock track of the device behind it;
+    ``warmup_ticks``: each venue's first ticks (by sequence) that were the warm-up."""
     spec = spec or HdrSpec()
     ticks = join_traces(proc_dir, venue_names, broker_name, clocks)
     stats = load_stats(proc_dir)
@@ -290,8 +294,12 @@ def analyse(
     stage_clock: dict[str, StageClock] = {}
     interval_ns = int(interval_s * 1e9)
     if len(ticks) and "intended_ns" in ticks:
-        iv = ((ticks["intended_ns"].astype("int64") - start_at_ns) // interval_ns).clip(lower=0)
-        ticks["interval"] = iv
+        # the warm-up's ticks (by their schedule sequence, not by a converted time) get
+        # interval -1: kept in the trace, kept out of every stage and KPI
+        rel = ticks["intended_ns"].astype("int64") - start_at_ns
+        iv = (rel // interval_ns).clip(lower=0)
+        warm = ticks["seq"].astype("int64") < warmup_ticks
+        ticks["interval"] = iv.where(~warm, -1).astype("int64")
     else:
         ticks["interval"] = pd.Series(dtype="int64")
     n_intervals = int(ticks["interval"].max()) + 1 if len(ticks) else 0
@@ -352,7 +360,10 @@ def build_kpi(
         gaps += int(link.get("gaps", 0)) + int(s.get("sequence", {}).get("gaps", 0))
         decode += int(s.get("adapter", {}).get("decode_errors", 0))
         ticks_sent += int(stats.get(f"{name}-device", {}).get("ticks_sent", 0))
-    ticks_in = len(ticks)
+    measured = ticks["interval"].astype("int64") >= 0 if "interval" in ticks else None
+    ticks_in = int(measured.sum()) if measured is not None else len(ticks)
+    warmup_ticks = len(ticks) - ticks_in
+    measured_ticks = ticks[measured] if measured is not None else ticks
     problems = int(counts.get("problems", 0))
     broker = stats.get(broker_name, {}).get("adapter", {})
     gap_values = ticks["objective_gap"].dropna() if "objective_gap" in ticks else pd.Series([])
@@ -362,9 +373,9 @@ def build_kpi(
         "stages": stages,
         "delta_merge": stages["delta_merge"],
         "hedge": {
-            "ticks_solved": _count_flag(ticks, "solved"),
+            "ticks_solved": _count_flag(measured_ticks, "solved"),
             "solves": int(counts.get("solves", 0)),
-            "superseded_ticks": _count_flag(ticks, "superseded"),
+            "superseded_ticks": _count_flag(measured_ticks, "superseded"),
             "max_batch": int(coord.get("batches", {}).get("max_batch", 0)),
             "deltas": int(counts.get("deltas", 0)),
             "early_stops": int(counts.get("early_stops", 0)),
@@ -380,6 +391,7 @@ def build_kpi(
         "throughput": {
             "ticks_sent": ticks_sent,
             "ticks_in": ticks_in,
+            "warmup_ticks": warmup_ticks,
             "ticks_per_s": round(ticks_in / duration_s, 3) if duration_s > 0 else None,
             "orders_out": int(broker.get("orders", 0)),
             "acks_in": int(broker.get("acks", 0)),

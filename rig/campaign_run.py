@@ -71,13 +71,13 @@ def execute_campaign(
         on_progress(1.0, "analysing traces, writing the result set")
     proc_dir = run_dir / "proc"
     venue_names = [v.name for v in campaign.venues]
-    start_at = outcome.start_at_ns or clock.now_ns()
+    start_at = outcome.measure_from_ns or clock.now_ns()  # the measured window (after warm-up)
     devices = synced_devices(campaign)
     tracks = align_devices(proc_dir, devices, campaign.clock_sync.settings)
     clocks = {d.adapter: tracks[d.device] for d in devices}
     analysis = analyse(
         proc_dir, venue_names, campaign.broker.name, start_at, campaign.interval_s,
-        clocks=clocks,
+        clocks=clocks, warmup_ticks=round(campaign.warmup_s * campaign.rate_hz),
     )  # fmt: skip
     for d in devices:
         save_exchanges(run_dir / f"clock-{d.device}.exchanges.npy", tracks[d.device].exchanges)
@@ -115,6 +115,8 @@ def execute_campaign(
         "created_utc": created,
         "schedule": {
             "start_at_ns": outcome.start_at_ns,
+            "warmup_s": campaign.warmup_s,
+            "measure_from_ns": outcome.measure_from_ns,
             "end_ns": outcome.end_ns,
             "duration_s": campaign.duration_s,
             "rate_hz": campaign.rate_hz,

@@ -2,6 +2,9 @@
 
 ``arbsphere run [CAMPAIGN]``  run a latency campaign (default ``campaigns/loopback.toml``) and
                               write its result set; prints a headline table and the path.
+``arbsphere calibrate [CAMPAIGN]``  inject known clock errors and link delays (default
+                              ``campaigns/calibration.toml``), recover them, print injected vs
+                              recovered; exit 1 when an error exceeds its limit.
 ``arbsphere headers``         regenerate the committed C headers from the layout declarations.
 
 Exit codes: 0 complete run; 1 the run ended early (its result set is written and marked
@@ -11,18 +14,22 @@ incomplete, with the reason); 2 configuration error (the message names file and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from arbsphere.clock import RealtimeClock
 from arbsphere.errors import ArbSphereError, ConfigError
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import DEFAULT_CAMPAIGN, load_campaign
+
+DEFAULT_CALIBRATION = Path("campaigns/calibration.toml")
 
 
 def _fmt(v: Any) -> str:
@@ -59,6 +66,20 @@ def headline_table(kpi: dict[str, Any]) -> Table:
     return table
 
 
+@contextlib.contextmanager
+def _progress(console: Console) -> Iterator[tuple[Progress, TaskID]]:
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        yield progress, progress.add_task("starting", total=1.0)
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     path = Path(args.campaign) if args.campaign else DEFAULT_CAMPAIGN
     campaign = load_campaign(path)
@@ -72,16 +93,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         f"{' / '.join(f'{r:g}' for r in rates)} ticks/s for {campaign.duration_s:g} s"
         + (" each (rate sweep)" if len(rates) > 1 else "")
     )
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
-        task = progress.add_task("starting", total=1.0)
+    with _progress(console) as (progress, task):
 
         def on_progress(frac: float, phase: str) -> None:
             progress.update(task, completed=frac, description=phase)
@@ -142,6 +154,49 @@ def _print_sweep(sweep: Any, console: Console) -> int:
     return 1
 
 
+def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
+    from arbsphere.rig.calibration import run_calibration
+
+    path = Path(args.campaign) if args.campaign else DEFAULT_CALIBRATION
+    campaign = load_campaign(path)
+    if args.duration is not None:
+        import dataclasses
+
+        campaign = dataclasses.replace(campaign, duration_s=float(args.duration))
+    console.print(
+        f"calibration [bold]{campaign.name}[/] ({path}): a baseline run without link "
+        f"impairment, then the injected run ({campaign.duration_s:g} s each)"
+    )
+    with _progress(console) as (progress, task):
+
+        def on_progress(frac: float, phase: str) -> None:
+            progress.update(task, completed=frac, description=phase)
+
+        result = run_calibration(campaign, RealtimeClock(), on_progress=on_progress)
+    table = Table(title="Injected vs recovered", title_justify="left")
+    for col in ("quantity", "device", "injected", "recovered", "error", "limit", "", "note"):
+        table.add_column(col, justify="left" if col in ("quantity", "device", "note") else "right")
+    for line in result.lines:
+        mark = {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "info"}[line.passed]
+        unit = f" {line.unit}" if line.unit else ""
+        table.add_row(
+            line.quantity, line.device,
+            *(("-" if v is None else f"{v:,.3f}{unit}")
+              for v in (line.injected, line.recovered, line.error, line.limit)),
+            mark, line.note,
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"result set: {result.run_dir} (calibration.json)")
+    if not result.complete:
+        console.print(f"[red]INCOMPLETE[/]: {result.reason}")
+        return 1
+    if not result.passed:
+        console.print("[red]calibration FAILED[/]: an error exceeds its limit")
+        return 1
+    console.print("[green]calibration passed[/]")
+    return 0
+
+
 def cmd_headers(args: argparse.Namespace, console: Console) -> int:
     from arbsphere.contracts_header import render_contracts_header
     from arbsphere.firmware_interfaces.device_header import render_device_header
@@ -165,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("campaign", nargs="?", help=f"campaign file (default {DEFAULT_CAMPAIGN})")
     run.add_argument("--duration", type=float, help="override campaign.duration_s (seconds)")
     run.set_defaults(func=cmd_run)
+    cal = sub.add_parser(
+        "calibrate", help="inject clock errors and link delays, recover them, compare"
+    )
+    cal.add_argument("campaign", nargs="?", help=f"campaign file (default {DEFAULT_CALIBRATION})")
+    cal.add_argument("--duration", type=float, help="override campaign.duration_s (seconds)")
+    cal.set_defaults(func=cmd_calibrate)
     headers = sub.add_parser("headers", help="regenerate the C headers")
     headers.set_defaults(func=cmd_headers)
     return parser

@@ -127,6 +127,7 @@ def align_device(
     rows = [] if raw is None else raw.tolist()
     judged = np.zeros(len(rows), dtype=EXCHANGE_DTYPE)
     unmatched = 0
+    failure: str | None = None
     seen: set[int] = set()
     for i, (device_id, seq, t1, t2, t3, t4) in enumerate(rows):
         ex = SyncExchange(int(device_id), int(seq), int(t1), int(t2), int(t3), int(t4))
@@ -138,8 +139,13 @@ def align_device(
             status = gate.offer(ex)
         seen.add(int(seq))
         judged[i] = (device_id, seq, t1, t2, t3, t4, int(status))
-        if status is ExchangeStatus.ADMITTED:
-            est.update(ex)
+        if status is ExchangeStatus.ADMITTED and failure is None:
+            try:
+                est.update(ex)
+            except (ValueError, ArithmeticError) as exc:
+                # the estimator refused this exchange sequence: the device stays unaligned
+                # from here on rather than the whole analysis failing
+                failure = f"estimation stopped at exchange seq {seq}: {exc}"
     counts = gate.totals()
     rejected = {k: v for k, v in counts.items() if k != "admitted"}
     rejected["unmatched"] = unmatched
@@ -148,7 +154,9 @@ def align_device(
     )
     history = est.history()
     track.history = history
-    if len(history) and np.isfinite(history["ref_offset_ns"]).any():
+    if failure is not None:
+        track.notes.append(failure)  # no model: the device's times stay marked unsynchronised
+    elif len(history) and np.isfinite(history["ref_offset_ns"]).any():
         track.model = PiecewiseClockModel(history, spec.device_id, settings.coverage_k)
     elif raw is None:
         track.notes.append("no clock-sync exchanges recorded (sync disabled or not run)")

@@ -34,11 +34,23 @@ class ClockConfig:
 
 
 @dataclass(frozen=True)
+class CalibrationLimits:
+    """``[calibration]``: the largest errors ``arbsphere calibrate`` accepts."""
+
+    offset_us: float = 10.0  # p99 |offset error| once locked
+    drift_ppm: float = 0.5
+    drift_window_s: float = 10.0  # the drift is judged after a window at least this long
+    delay_rel: float = 0.02  # one-way delay: relative limit ...
+    delay_abs_us: float = 10.0  # ... or this, whichever is larger
+    step_detect_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class ClockSyncConfig:
     """The rig's clock-sync exchange with every device (``[clock_sync]``)."""
 
     #: SYNC exchanges per second per device; 0 = none (device times then stay unsynchronised)
-    rate_hz: float = 16.0
+    rate_hz: float = 32.0
     settings: ClockSyncSettings = field(default_factory=ClockSyncSettings)
 
 
@@ -107,12 +119,17 @@ class Campaign:
     coordinator: CoordinatorConfig
     market: MarketSettings
     clock_sync: ClockSyncConfig = ClockSyncConfig()
+    #: traffic before the measured window: device clocks lock and caches warm under the same
+    #: load as the measurement; its ticks are excluded from the KPIs (and counted)
+    warmup_s: float = 5.0
     #: a rate sweep: every rate is run in turn (``rate_hz`` is the first); () = one rate
     rates_hz: tuple[float, ...] = ()
+    calibration: CalibrationLimits = CalibrationLimits()
 
     @property
     def n_ticks(self) -> int:
-        return round(self.duration_s * self.rate_hz)
+        """Ticks per venue the feeds send: warm-up and measured window."""
+        return round((self.warmup_s + self.duration_s) * self.rate_hz)
 
     def resolved(self) -> dict[str, Any]:
         """The fully resolved configuration as plain JSON-able data (for the manifest)."""
@@ -147,7 +164,7 @@ def load_campaign(path: str | Path) -> Campaign:
 
 def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     r = _Reader(data, source, "")
-    r.only({"campaign", "market", "coordinator", "venues", "broker", "clock_sync"})
+    r.only({"campaign", "market", "coordinator", "venues", "broker", "clock_sync", "calibration"})
     c = r.table("campaign")
     c.only(
         {
@@ -159,6 +176,7 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
             "interval_s",
             "results_dir",
             "drain_s",
+            "warmup_s",
         }
     )
     name = c.string("name")
@@ -185,6 +203,7 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     interval = c.number("interval_s", 1.0, lo=0.01, hi=3600)
     results_dir = c.string("results_dir", "results")
     drain = c.number("drain_s", 0.5, lo=0.0, hi=60)
+    warmup = c.number("warmup_s", 5.0, lo=0.0, hi=600)
 
     venues_t = r.table("venues")
     venues: list[VenueConfig] = []
@@ -231,12 +250,27 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
         interval_s=interval,
         results_dir=results_dir,
         drain_s=drain,
+        warmup_s=warmup,
         venues=tuple(sorted(venues, key=lambda v: v.venue_id)),
         broker=broker,
         coordinator=coordinator,
         market=market,
         clock_sync=clock_sync,
         rates_hz=rates,
+        calibration=_calibration(r.table("calibration", optional=True)),
+    )
+
+
+def _calibration(r: _Reader) -> CalibrationLimits:
+    r.only({f.name for f in dataclasses.fields(CalibrationLimits)})
+    d = CalibrationLimits()
+    return CalibrationLimits(
+        offset_us=r.number("offset_us", d.offset_us, lo=0.0, hi=1e6),
+        drift_ppm=r.number("drift_ppm", d.drift_ppm, lo=0.0, hi=1e3),
+        drift_window_s=r.number("drift_window_s", d.drift_window_s, lo=0.0, hi=3600),
+        delay_rel=r.number("delay_rel", d.delay_rel, lo=0.0, hi=1.0),
+        delay_abs_us=r.number("delay_abs_us", d.delay_abs_us, lo=0.0, hi=1e6),
+        step_detect_s=r.number("step_detect_s", d.step_detect_s, lo=0.0, hi=3600),
     )
 
 
@@ -337,7 +371,7 @@ def _impairment(r: _Reader, key: str) -> dict[str, Any] | None:
 def _clock_sync(r: _Reader) -> ClockSyncConfig:
     names = {f.name for f in dataclasses.fields(ClockSyncSettings)}
     r.only({"rate_hz", *names})
-    rate = r.number("rate_hz", 16.0, lo=0.0, hi=1000.0)
+    rate = r.number("rate_hz", 32.0, lo=0.0, hi=1000.0)
     values = {k: r.data[k] for k in sorted(names) if k in r.data}
     try:
         settings = ClockSyncSettings(**values)

@@ -34,8 +34,6 @@ from arbsphere.runtime import write_json_atomic
 EMULATORS = "arbsphere.firmware_interfaces.emulators"
 READY_TIMEOUT_S = 60.0
 START_MARGIN_S = 1.5
-#: beyond the estimator's minimum lock span: time for min_samples lucky exchanges to arrive
-LOCK_LEAD_EXTRA_S = 1.0
 STOP_GRACE_S = 10.0
 VENUE_SENDER_BASE = 100
 #: device ids of the emulated devices (message header ``device_id``)
@@ -61,7 +59,8 @@ class RunOutcome:
     reason: str
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)
     timestamp_sources: dict[str, str] = field(default_factory=dict)
-    start_at_ns: int = 0
+    start_at_ns: int = 0  # tick 0 due: the feed schedule (warm-up first)
+    measure_from_ns: int = 0  # end of the warm-up: the measured window starts
     end_ns: int = 0
 
 
@@ -83,10 +82,6 @@ class Orchestrator:
         sync = campaign.clock_sync
         #: SYNC interval of every adapter's sync master (0: no clock-sync exchange)
         self.sync_interval_ns = round(1e9 / sync.rate_hz) if sync.rate_hz > 0 else 0
-        #: extra time before the schedule starts so every device clock can lock first
-        self.lock_lead_s = (
-            sync.settings.lock_min_span_ns / 1e9 + LOCK_LEAD_EXTRA_S if sync.rate_hz > 0 else 0.0
-        )
         port_in, port_out = free_tcp_port(), free_tcp_port()
         self.inbound = f"tcp://127.0.0.1:{port_in}"
         self.outbound = f"tcp://127.0.0.1:{port_out}"
@@ -174,7 +169,7 @@ class Orchestrator:
             {"name": b.name, "out_dir": str(self.proc_dir), "device_id": 1,
              "link": b.link, "device_host": host, "device_port": port,
              "plan_endpoint": self.outbound, "report_endpoint": self.inbound,
-             "sync_interval_ns": self.sync_interval_ns},
+             "sync_interval_ns": self.sync_interval_ns, "sync_device_id": BROKER_DEVICE_ID},
         )  # fmt: skip
         self._wait_file(adapter, self.proc_dir / f"{b.name}.ready.json")
 
@@ -186,6 +181,7 @@ class Orchestrator:
             "fee_bp": v.fee_bp, "gamma": v.gamma, "position_limit_lots": v.position_limit_lots,
             "budget_ns": int(self.campaign.coordinator.budget_us * 1000),
             "coordinator_endpoint": self.inbound, "sync_interval_ns": self.sync_interval_ns,
+            "sync_device_id": VENUE_DEVICE_ID_BASE + v.venue_id,
         }  # fmt: skip
         if v.link == "serial" and v.device == "emulator" and v.port == "pty":
             from arbsphere.adapters.pty import open_pty_pair
@@ -202,7 +198,7 @@ class Orchestrator:
     def start_feeds(self) -> int:
         """Start the feed devices; returns the rig time at which tick 0 is due."""
         c = self.campaign
-        start_at = self.clock.now_ns() + int((START_MARGIN_S + self.lock_lead_s) * 1e9)
+        start_at = self.clock.now_ns() + int(START_MARGIN_S * 1e9)
         market = {
             **dict(c.market.values),
             "seed": c.seed,
@@ -223,6 +219,8 @@ class Orchestrator:
                 },
                 "stats_path": str(self.proc_dir / f"{v.name}-device.stats.json"),
             }  # fmt: skip
+            if v.impairment:
+                common["impairment"] = dict(v.impairment)
             if v.link == "udp":
                 host, port = ready["address"]
                 self._spawn(
@@ -252,6 +250,7 @@ class Orchestrator:
             self.start()
             start_at = self.start_feeds()
             outcome.start_at_ns = start_at
+            outcome.measure_from_ns = start_at + round(self.campaign.warmup_s * 1e9)
             self._watch(start_at, outcome, on_progress)
             if outcome.complete:
                 if on_progress is not None:
@@ -276,12 +275,18 @@ class Orchestrator:
     ) -> None:
         c = self.campaign
         feeds = [r for r in self.roles if r.kind == "feed_device"]
-        end_due = start_at + int(c.duration_s * 1e9)
+        measure_from = start_at + round(c.warmup_s * 1e9)
+        end_due = measure_from + int(c.duration_s * 1e9)
         while True:
             now = self.clock.now_ns()
             if on_progress is not None:
                 frac = (now - start_at) / max(1, end_due - start_at)
-                on_progress(min(1.0, max(0.0, frac)), "traffic" if now >= start_at else "arming")
+                phase = (
+                    "arming" if now < start_at
+                    else "warm-up (clocks lock, excluded)" if now < measure_from
+                    else "traffic (measured)"
+                )  # fmt: skip
+                on_progress(min(1.0, max(0.0, frac)), phase)
             for role in self.roles:
                 code = role.proc.poll()
                 if code is None:

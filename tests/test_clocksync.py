@@ -477,3 +477,21 @@ def test_piecewise_model_over_a_run_with_a_step() -> None:
     assert single.rig_ns == int(conv.rig_ns[-1]) and single.locked
     # rows rebuild the snapshot the estimator reported at the end
     assert pw.model_at(int(h["time_ns"][-1])) == est.model()
+
+
+def test_degenerate_windows_never_produce_an_impossible_drift() -> None:
+    """Exchanges close together in time with offsets jumping by ms (a window across a regime
+    change) would fit a 'drift' of parts per unit: such fits are discarded, never a model."""
+    from arbsphere.rig.clocksync import ClockEstimator, ClockSyncSettings, SyncExchange
+
+    est = ClockEstimator(ClockSyncSettings(min_samples=3))
+    rng = np.random.default_rng(3)
+    t = 1_700_000_000_000_000_000
+    for seq in range(1, 40):
+        t += int(rng.integers(200_000, 2_000_000))  # 0.2 .. 2 ms apart
+        offset = int(rng.choice([0, 5_000_000, -3_000_000]))
+        t2 = t + 20_000 + offset
+        est.update(SyncExchange(1, seq, t, t2, t2 + 5_000, t + 45_000))
+    h = est.history()
+    fitted = np.isfinite(h["drift_ppm"])
+    assert (np.abs(h["drift_ppm"][fitted]) <= 1000.0).all()

@@ -23,7 +23,8 @@ def test_default_campaign_loads() -> None:
     c = load_campaign(ROOT / "campaigns" / "loopback.toml")
     assert [v.name for v in c.venues] == ["venue_a", "venue_b"]
     assert [v.link for v in c.venues] == ["udp", "serial"]
-    assert c.n_ticks == 40_000
+    assert c.n_ticks == 50_000  # (5 s warm-up + 20 s) x 2000/s per venue
+    assert c.warmup_s == 5.0 and c.clock_sync.rate_hz == 32.0
     assert c.resolved()["venues"][0]["name"] == "venue_a"
 
 

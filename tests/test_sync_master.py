@@ -47,7 +47,7 @@ def _req(device_id: int, seq: int, t2: int, t3: int) -> tuple[object, ...]:
 def test_sync_schedule_and_messages() -> None:
     clock = FakeClock(1_000_000_000)
     link = FakeLink(clock)
-    m = SyncMaster(link, clock, interval_ns=62_500_000)  # type: ignore[arg-type]
+    m = SyncMaster(link, clock, interval_ns=62_500_000, device_id=42)  # type: ignore[arg-type]
     assert m.poll(clock.t)  # first one due at once
     assert not m.poll(clock.t + 62_499_999)
     assert m.timeout_ms(clock.t, 100) == 63  # rounds up, never spins early
@@ -68,7 +68,7 @@ def test_sync_schedule_and_messages() -> None:
 def test_delay_req_recorded_with_t1_and_answered_with_t4() -> None:
     clock = FakeClock(5_000)
     link = FakeLink(clock)
-    m = SyncMaster(link, clock, interval_ns=1_000)  # type: ignore[arg-type]
+    m = SyncMaster(link, clock, interval_ns=1_000, device_id=42)  # type: ignore[arg-type]
     m.poll(clock.t)
     m.on_delay_req(_req(42, 1, 123_456, 123_999), rx_ns=9_000)
     m.on_delay_req(_req(42, 1, 123_456, 123_999), rx_ns=9_500)  # duplicate: t1 unknown now
@@ -88,7 +88,7 @@ def test_unreachable_device_counts_unsent_syncs() -> None:
     clock = FakeClock(0)
     link = FakeLink(clock)
     link.reachable = False
-    m = SyncMaster(link, clock, interval_ns=10)  # type: ignore[arg-type]
+    m = SyncMaster(link, clock, interval_ns=10, device_id=42)  # type: ignore[arg-type]
     assert not m.poll(0)
     assert m.counts["syncs_unsent"] == 1 and m.next_seq == 1 and not m.pending
 
@@ -99,3 +99,5 @@ def test_open_sync_master_rejects_bad_interval(bad: object) -> None:
     with pytest.raises(ConfigError, match="sync_interval_ns"):
         open_sync_master({"sync_interval_ns": bad}, "x.json", FakeLink(clock), clock)  # type: ignore[arg-type]
     assert open_sync_master({}, "x.json", FakeLink(clock), clock) is None  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="sync_device_id"):
+        open_sync_master({"sync_interval_ns": 10}, "x.json", FakeLink(clock), clock)  # type: ignore[arg-type]

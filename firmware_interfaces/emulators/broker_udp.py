@@ -6,11 +6,17 @@
      port 0: receives {"port": N, "host": H} once bound), fill_mode ("full"), session
      ("BROKER"), clock: {offset_ns, drift_ppm, steps}, stats_path}
 
-On each datagram: ``device_rx_ns`` = device clock right after the receive; one ACK per valid
+On each datagram: ``device_rx_ns`` = the datagram's kernel software receive stamp on the device
+clock (a user-space stamp right after the receive where there is none); one ACK per valid
 ORDER (status FILL, filled_lots = size_lots, fill_px = limit_px, order_id echoed), all ACKs of
 one datagram in one reply datagram to the sender, ``device_tx_ns`` = device clock just before
 the send. Malformed datagrams and orders are counted by problem and not answered. Runs until
 SIGTERM/SIGINT.
+
+Clock sync on the same socket (:mod:`.sync_responder`): SYNC, FOLLOW_UP and DELAY_RESP from the
+rig may come in the order datagrams or in their own. Each accepted SYNC (``t2`` = that receive
+stamp) is answered with a DELAY_REQ in its own datagram to the sender, with the next device
+sequence, right after the datagram's ACK reply; ``t3`` = device clock just before its send.
 """
 
 from __future__ import annotations
@@ -29,9 +35,11 @@ from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.firmware_interfaces.emulators.device_main import (
     ConfigReader,
     DeviceContext,
+    clock_truth,
     device_clock,
     run_device,
 )
+from arbsphere.firmware_interfaces.emulators.sync_responder import PendingDelayReq, SyncResponder
 from arbsphere.firmware_interfaces.kernel_timestamps import (
     ANCBUFSIZE,
     enable_rx_software_timestamps,
@@ -55,12 +63,24 @@ BROKER_KEYS = (
 
 
 class BrokerDevice:
-    """The broker's decision logic, independent of the socket: orders in, ACK records out."""
+    """The broker's decision logic, independent of the socket: orders in, ACK records out.
 
-    def __init__(self, device_id: int, session: bytes, clock: Clock) -> None:
+    With a ``responder``, clock-sync messages go to it and its answers wait in
+    :meth:`take_delay_reqs`; without one they count as ``unexpected_types``.
+    """
+
+    def __init__(
+        self,
+        device_id: int,
+        session: bytes,
+        clock: Clock,
+        responder: SyncResponder | None = None,
+    ) -> None:
         self.device_id = device_id
         self.session = session
         self.clock = clock
+        self.responder = responder
+        self._delay_reqs: list[PendingDelayReq] = []
         self.gaps = GapDetector()
         self.next_sequence = 1
         self.last_error = ""
@@ -70,8 +90,19 @@ class BrokerDevice:
         }  # fmt: skip
         self._ack = dm.new_record(dm.MSG_ACK, device_id)
 
-    def answer(self, buf: memoryview, rx_ns: int) -> np.ndarray | None:
-        """ACK records for the valid ORDERs in datagram ``buf`` (device_tx_ns still unset)."""
+    def answer(
+        self,
+        buf: memoryview,
+        rx_ns: int,
+        *,
+        rx_rig_ns: int | None = None,
+        user_stamp: bool = False,
+    ) -> np.ndarray | None:
+        """ACK records for the valid ORDERs in datagram ``buf`` (device_tx_ns still unset).
+
+        ``rx_ns`` is the arrival on the device clock, ``rx_rig_ns`` the same on the rig clock
+        (what the sync responder takes; required when a responder is set).
+        """
         self.counts["datagrams_received"] += 1
         try:
             dgram = unpack_datagram(buf)
@@ -85,6 +116,13 @@ class BrokerDevice:
                 mtype, rec = dm.decode(msg)
             except DecodeError as exc:
                 self._bad("malformed_orders", f"message {i}: {exc}")
+                continue
+            if mtype in dm.SYNC_TYPES and self.responder is not None:
+                if rx_rig_ns is None:
+                    raise ValueError("answer() needs rx_rig_ns when a sync responder is set")
+                req = self.responder.on_message(msg, rx_rig_ns, user_stamp=user_stamp)
+                if req is not None:
+                    self._delay_reqs.append(req)
                 continue
             if mtype != dm.MSG_ORDER:
                 self._bad("unexpected_types", f"message {i}: {dm.NAMES[mtype]}, not ORDER")
@@ -118,13 +156,27 @@ class BrokerDevice:
         self.counts["datagrams_sent"] += 1
         return dgram
 
+    def take_delay_reqs(self) -> list[PendingDelayReq]:
+        """The DELAY_REQs owed for the SYNCs answered so far (then forgotten here)."""
+        out, self._delay_reqs = self._delay_reqs, []
+        return out
+
+    def delay_req_datagram(self, req: PendingDelayReq, now_rig_ns: int) -> bytes:
+        """``req`` stamped at rig time ``now_rig_ns`` (call right before sending) in its own
+        datagram with the next device sequence."""
+        dgram = pack_datagram(self.session, self.next_sequence, [req.stamp_and_encode(now_rig_ns)])
+        self.next_sequence += 1
+        self.counts["datagrams_sent"] += 1
+        return dgram
+
     def _bad(self, key: str, detail: str) -> None:
         self.counts[key] += 1
         self.last_error = detail
 
     def stats(self) -> dict[str, Any]:
+        sync = {} if self.responder is None else self.responder.counters()
         return {**self.counts, "last_error": self.last_error,
-                "order_sequence": self.gaps.counters()}  # fmt: skip
+                "order_sequence": self.gaps.counters(), **sync}  # fmt: skip
 
 
 def _order_problem(order: np.void) -> str:
@@ -145,7 +197,7 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
     ready = Path(cfg.get_str("ready_path")) if cfg.has("ready_path") or port == 0 else None
     rig = RealtimeClock()
     dev = device_clock(cfg.get_table("clock"), rig, epoch_ns=rig.now_ns())
-    broker = BrokerDevice(device_id, session_id(session), dev)
+    broker = BrokerDevice(device_id, session_id(session), dev, SyncResponder(device_id, dev))
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -161,7 +213,7 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
     ctx.stats["rx_stamp_fallbacks"] = 0
     bound = sock.getsockname()
     ctx.stats.update(device_id=device_id, address=[bound[0], bound[1]], first_rx_ns=None,
-                     last_rx_ns=None)  # fmt: skip
+                     last_rx_ns=None, clock_truth=clock_truth(dev))  # fmt: skip
     if ready is not None:
         write_json_atomic(ready, {"port": bound[1], "host": bound[0]})
     buf = bytearray(MAX_DATAGRAM)
@@ -180,19 +232,22 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
                     break
                 stamp = kernel_rx_stamp(ancdata) if kernel_stamps else None
                 if stamp is None:
-                    rx_ns = dev.now_ns()
+                    rx_rig = rig.now_ns()
                     ctx.stats["rx_stamp_fallbacks"] += int(kernel_stamps)
                 else:
-                    rx_ns = dev.device_time(stamp)
+                    rx_rig = stamp
+                rx_ns = dev.device_time(rx_rig)
                 if ctx.stats["first_rx_ns"] is None:
                     ctx.stats["first_rx_ns"] = rx_ns
                 ctx.stats["last_rx_ns"] = rx_ns
-                acks = broker.answer(view[:n], rx_ns)
-                if acks is not None:
-                    try:
+                acks = broker.answer(view[:n], rx_ns, rx_rig_ns=rx_rig, user_stamp=stamp is None)
+                try:
+                    if acks is not None:
                         sock.sendto(broker.reply(acks), addr)
-                    except OSError as exc:
-                        raise LinkError(f"broker device: reply to {addr} failed: {exc}") from exc
+                    for req in broker.take_delay_reqs():
+                        sock.sendto(broker.delay_req_datagram(req, rig.now_ns()), addr)
+                except OSError as exc:
+                    raise LinkError(f"broker device: reply to {addr} failed: {exc}") from exc
     finally:
         sock.close()
         ctx.stats.update(broker.stats())

@@ -186,6 +186,12 @@ def device_clock(cfg: ConfigReader, base: Clock, epoch_ns: int) -> DeviceClock:
     )
 
 
+def clock_truth(dev: DeviceClock) -> dict[str, Any]:
+    """The emulated oscillator's settings, for the stats (ground truth of clock-sync runs)."""
+    return {"offset_ns": dev.offset_ns, "drift_ppm": dev.drift_ppm, "epoch_ns": dev.epoch_ns,
+            "steps": [[s.at_ns, s.delta_ns] for s in dev.steps]}  # fmt: skip
+
+
 class Waker:
     """Blocking waits that a SIGTERM/SIGINT cuts short (``signal.set_wakeup_fd`` pipe).
 

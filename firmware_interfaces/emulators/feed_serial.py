@@ -1,39 +1,75 @@
 """Emulated serial feed device: quotes as COBS/CRC-32C frames on a pty master or serial port.
 
 ``python -m arbsphere.firmware_interfaces.emulators.feed_serial CONFIG.json`` with the feed keys
-of :mod:`.feed_udp` except the target: ``master_fd`` (a pty master inherited from the parent via
-``Popen(pass_fds=...)``) or ``port`` (a path opened with pyserial, ``baudrate`` default 921600).
+of :mod:`.feed_udp` except the addresses (``target_*``, ``bind_*``, ``ready_path``):
+``master_fd`` (a pty master inherited from the parent via ``Popen(pass_fds=...)``) or ``port``
+(a path opened with pyserial, ``baudrate`` default 921600).
 ``ticks_per_write`` (default 1) frames go out in one write; every message is its own frame.
 ``session`` is accepted for symmetry with the UDP feed and only reported in the stats.
+
+Clock sync: the rig writes SYNC, FOLLOW_UP and DELAY_RESP as COBS/CRC-32C frames (one message
+each) into the link; the feed reads the fd non-blocking while its schedule waits
+(:class:`~.schedule.ServicedSleep`), deframes with
+:class:`~arbsphere.firmware_interfaces.serial_framing.FrameDecoder` and answers each accepted
+SYNC with a DELAY_REQ in its own frame and write. ``t2`` is a user-space stamp right after the
+read that completed the SYNC frame. While nobody holds the pty slave open (before the rig opens
+it, after it closed it) the master reads EIO; the feed then looks again every
+:data:`HANGUP_RETRY_S` instead of waiting on the fd (counted in ``rig_hangups``).
+
+``impairment: {to_rig: {ImpairmentSpec fields}, to_device: {...}}`` (optional): ``to_rig``
+delays, drops, duplicates or reorders whole writes (an :class:`~.impairment.ImpairedTransmitter`
+released on time while waiting); ``to_device`` holds received rig frames and processes them at
+their release time, which then stands for their arrival (``t2``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import serial
 
-from arbsphere.clock import RealtimeClock
+from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.errors import LinkError
 from arbsphere.firmware_interfaces.emulators.device_main import (
     ConfigReader,
     DeviceContext,
+    clock_truth,
     device_clock,
     run_device,
 )
+from arbsphere.firmware_interfaces.emulators.impair_relay import set_timer_slack
+from arbsphere.firmware_interfaces.emulators.impairment import ImpairedTransmitter, ImpairmentSpec
 from arbsphere.firmware_interfaces.emulators.schedule import (
     OpenLoopSchedule,
+    ServicedSleep,
+    Transmitter,
     open_quotes,
     read_feed_plan,
     run_feed,
 )
-from arbsphere.firmware_interfaces.serial_framing import encode_frame
+from arbsphere.firmware_interfaces.emulators.sync_responder import (
+    RigInbound,
+    SyncResponder,
+    Unit,
+    read_impairment,
+)
+from arbsphere.firmware_interfaces.serial_framing import FrameDecoder, encode_frame
 
 #: a write that makes no progress for this long fails the device (the rig stopped reading)
 WRITE_STALL_S = 2.0
+#: bytes per read; reads per wake-up at most
+READ_CHUNK = 4096
+MAX_READS = 16
+#: while the rig end is closed (pty master reads EIO), look again this often
+HANGUP_RETRY_S = 0.02
+#: FrameDecoder counter -> reject reason
+_FRAME_REJECTS = (("crc_errors", "crc_error"), ("cobs_errors", "malformed_frame"),
+                  ("short_frames", "malformed_frame"), ("oversize", "malformed_frame"))  # fmt: skip
 
 
 class SerialDeviceTransmitter:
@@ -91,12 +127,88 @@ class SerialDeviceTransmitter:
         """Leaves the fd open: its owner (the caller or the serial port) closes it."""
 
 
+class SerialRigInbound(RigInbound):
+    """Rig frames read from the link fd; each valid frame is one message."""
+
+    def __init__(
+        self,
+        fd: int,
+        responder: SyncResponder,
+        answer: Transmitter,
+        clock: Clock,
+        *,
+        name: str = "serial",
+        to_device: ImpairmentSpec | None = None,
+        to_rig: ImpairedTransmitter | None = None,
+    ) -> None:
+        super().__init__(responder, answer, clock, to_device=to_device, to_rig=to_rig)
+        self.fd = fd
+        self.name = name
+        self.decoder = FrameDecoder()
+        self._errors = dict.fromkeys((k for k, _ in _FRAME_REJECTS), 0)
+        self._retry_ns: int | None = None  # set while the rig end is closed
+        self.hangups = 0
+        os.set_blocking(fd, False)
+
+    def fileno(self) -> int | None:
+        if self._retry_ns is not None:
+            if self.clock.now_ns() < self._retry_ns:
+                return None
+            self._retry_ns = None
+        return self.fd
+
+    def next_due_ns(self) -> int | None:
+        due = super().next_due_ns()
+        if self._retry_ns is not None and (due is None or self._retry_ns < due):
+            return self._retry_ns
+        return due
+
+    def read_units(self) -> list[Unit]:
+        out: list[Unit] = []
+        for _ in range(MAX_READS):
+            try:
+                data = os.read(self.fd, READ_CHUNK)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.EIO:
+                    raise LinkError(f"{self.name}: read failed: {exc}") from exc
+                data = b""
+            if not data:  # EIO or EOF: nobody at the rig end right now
+                self.hangups += self._retry_ns is None
+                self._retry_ns = self.clock.now_ns() + round(HANGUP_RETRY_S * 1e9)
+                break
+            rx = self.clock.now_ns()
+            out.extend((payload, rx, False) for payload in self.decoder.feed(data))
+            self._count_frame_errors()
+            if len(data) < READ_CHUNK:
+                break
+        return out
+
+    def _count_frame_errors(self) -> None:
+        dec = self.decoder
+        for key, reason in _FRAME_REJECTS:
+            n = getattr(dec, key) - self._errors[key]
+            if n:
+                self._errors[key] += n
+                err = dec.last_error
+                self.responder.reject(reason, str(err) if err else key, n)
+
+    def messages(self, unit: bytes) -> Iterable[bytes | memoryview]:
+        return (unit,)
+
+    def counters(self) -> dict[str, Any]:
+        return {**super().counters(), "rig_frames": self.decoder.counters(),
+                "rig_hangups": self.hangups}  # fmt: skip
+
+
 def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
     plan = read_feed_plan(
         cfg, batch_key="ticks_per_write", extra_keys=("master_fd", "port", "baudrate")
     )
     session = cfg.get_str("session", "serial", max_len=10)
     which = cfg.exactly_one("master_fd", "port")
+    to_rig, to_device = read_impairment(cfg)
     rig = RealtimeClock()
     dev = device_clock(cfg.get_table("clock"), rig, epoch_ns=plan.start_at_ns)
     quotes = open_quotes(plan, cfg)
@@ -119,17 +231,34 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
             raise LinkError(f"cannot open serial port {path!r} at {baud} baud: {exc}") from exc
         fd = port.fileno()
         where = f"serial port {path}"
+    if to_rig is not None or to_device is not None:  # releases on time need a fine timer
+        slack, slack_error = set_timer_slack(1)
+        ctx.stats.update(timer_slack_ns=slack, timer_slack_error=slack_error)
     stop = lambda: ctx.stop.is_set  # noqa: E731
-    tx = SerialDeviceTransmitter(fd, name=where, stop=stop)
+    wire = SerialDeviceTransmitter(fd, name=where, stop=stop)
+    impaired = None if to_rig is None else ImpairedTransmitter(wire, to_rig, rig)
+    tx: Transmitter = wire if impaired is None else impaired
+    inbound = SerialRigInbound(fd, SyncResponder(plan.device_id, dev), tx, rig, name=where,
+                               to_device=to_device, to_rig=impaired)  # fmt: skip
     schedule = OpenLoopSchedule(
-        plan.start_at_ns, rig, ctx.waker.sleep, stop, late_tolerance_ns=plan.late_tolerance_ns
+        plan.start_at_ns,
+        rig,
+        ServicedSleep(ctx.waker, rig, inbound),
+        stop,
+        late_tolerance_ns=plan.late_tolerance_ns,
     )
     ctx.stats.update(device_id=plan.device_id, venue_id=plan.venue_id, session=session,
-                     link=where)  # fmt: skip
+                     link=where, clock_truth=clock_truth(dev))  # fmt: skip
     try:
         run_feed(plan, quotes, tx, schedule, dev, ctx.stats)
+        if impaired is not None:
+            impaired.flush(schedule.wait_until)  # the rest stays pending on a stop
     finally:
-        ctx.stats.update(tx.counters())
+        tx.close()
+        ctx.stats.update(wire.counters())
+        ctx.stats.update(inbound.counters())
+        if to_rig is not None or to_device is not None:
+            ctx.stats["impairment"] = inbound.impairment_counters()
         if port is not None:
             port.close()
 

@@ -9,8 +9,16 @@ vanishing; ``late_sends`` and ``max_late_us`` say how far behind it fell.
 
 Heartbeats are due every ``heartbeat_interval`` from the start, are never skipped either, and go
 out before any tick send due at or after them, so the message order is the same on every run.
-A final heartbeat follows the last tick. ``HEARTBEAT.device_seq`` is the ``device_seq`` the next
-TICK will carry, so a receiver detects lost trailing ticks.
+A heartbeat also goes out at start-up, before the schedule starts (the rig learns of the device
+and can align its clock first), and a final one follows the last tick.
+``HEARTBEAT.device_seq`` is the ``device_seq`` the next TICK will carry, so a receiver detects
+lost trailing ticks.
+
+While it waits, a feed also serves the rig -> device direction of its link (clock-sync
+exchanges, impairment releases): :class:`ServicedSleep` is then the schedule's sleep, one
+``select()`` on the signal waker and the link fd, cut short to the link's next due release.
+Whatever arrives is handled at once and the wait resumes from the clock, so the schedule is
+undisturbed; a tick that falls due during the handling goes out late and is counted so.
 
 :func:`run_feed` is transport-agnostic: the UDP and serial feeds hand it a :class:`Transmitter`.
 """
@@ -18,6 +26,7 @@ TICK will carry, so a receiver detects lost trailing ticks.
 from __future__ import annotations
 
 import dataclasses
+import select
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,10 +37,15 @@ import numpy as np
 from arbsphere.clock import Clock, DeviceClock, RealtimeClock
 from arbsphere.errors import ConfigError
 from arbsphere.firmware_interfaces import messages as dm
-from arbsphere.firmware_interfaces.emulators.device_main import ConfigReader, device_clock
+from arbsphere.firmware_interfaces.emulators.device_main import ConfigReader, Waker, device_clock
 
 #: Longest single sleep; bounds the reaction time to a stop request without a wakeup fd.
 MAX_SLEEP_S = 0.05
+#: an impairment release is approached by waking this early and spinning (timer slack is 1 ns
+#: in an impaired device, but a wake-up still takes tens of µs on a loaded VM)
+RELEASE_SPIN_NS = 80_000
+#: idle time in which a link may draw its impairment random numbers (~0.5 ms a block)
+PREPARE_S = 0.002
 QUOTE_FIELDS = ("seq", "offset_ns", "bid_px", "ask_px", "bid_size", "ask_size")
 
 
@@ -49,6 +63,66 @@ class Transmitter(Protocol):
     def counters(self) -> dict[str, int]: ...
 
     def close(self) -> None: ...
+
+
+class LinkService(Protocol):
+    """What a feed serves while it waits (``sync_responder.RigInbound``)."""
+
+    def fileno(self) -> int | None:
+        """The fd to wait on for input, or None while there is none to wait for."""
+        ...
+
+    def on_readable(self) -> None: ...
+
+    def next_due_ns(self) -> int | None:
+        """Rig time of the link's next timed action (an impairment release), or None."""
+        ...
+
+    def on_due(self, now_ns: int) -> None: ...
+
+    def prepare(self) -> bool:
+        """Do deferrable work now (the feed is idle); True if it took time."""
+        ...
+
+
+class ServicedSleep:
+    """A sleep for :class:`OpenLoopSchedule` that serves ``link`` while blocked (see the module
+    docstring). It blocks in ``select()``; only an impairment release (a link with a delay
+    injected on purpose) is met by waking :data:`RELEASE_SPIN_NS` early and spinning to its
+    due time, because the injected delay must be exact: a wake-up alone is tens of µs late."""
+
+    def __init__(self, waker: Waker, clock: Clock, link: LinkService) -> None:
+        self.waker = waker
+        self.clock = clock
+        self.link = link
+        self._wake_fd = waker.fileno()
+
+    def __call__(self, seconds: float) -> None:
+        link = self.link
+        due = link.next_due_ns()
+        if due is not None:
+            left = due - self.clock.now_ns()
+            if left <= RELEASE_SPIN_NS:
+                while self.clock.now_ns() < due:
+                    pass
+                link.on_due(self.clock.now_ns())
+                return
+            seconds = min(seconds, (left - RELEASE_SPIN_NS) * 1e-9)
+        if seconds > PREPARE_S and link.prepare():
+            return  # that took a while: the caller looks at the clock again
+        fd = link.fileno()
+        fds = [self._wake_fd] if fd is None else [self._wake_fd, fd]
+        readable = select.select(fds, [], [], max(seconds, 0.0))[0]
+        if readable:
+            if self._wake_fd in readable:
+                self.waker.drain()
+            if fd is not None and fd in readable:
+                link.on_readable()
+        due = link.next_due_ns()
+        if due is not None:
+            now = self.clock.now_ns()
+            if due <= now:
+                link.on_due(now)
 
 
 class OpenLoopSchedule:
@@ -121,7 +195,8 @@ class FeedPlan:
 
 FEED_KEYS = (
     "device_id", "venue_id", "asset_id", "session", "market", "start_at_ns", "n_ticks",
-    "duration_s", "heartbeat_interval_ms", "late_tolerance_us", "clock", "stats_path",
+    "duration_s", "heartbeat_interval_ms", "late_tolerance_us", "clock", "impairment",
+    "stats_path",
 )  # fmt: skip
 
 
@@ -194,6 +269,7 @@ def run_feed(
         duration_ns_planned=plan.duration_ns, next_device_seq=None,
     )  # fmt: skip
     next_hb = plan.start_at_ns + plan.heartbeat_interval_ns if plan.heartbeat_interval_ns else None
+    hello = next_hb is not None
 
     def send_heartbeat(due: int, next_seq: int) -> bool:
         if not schedule.wait_until(due):
@@ -235,6 +311,13 @@ def run_feed(
         raw = bytearray(dm.encode_batch(recs))
         seqs = recs["device_seq"].tolist()
         dues = due.tolist()
+        if hello and seqs:
+            # announce the device at once: the rig learns where it is (a UDP feed's address)
+            # and can run the clock exchange before the schedule starts
+            hello = False
+            if not send_heartbeat(rig.now_ns(), seqs[0]):
+                stats["stopped_early"] = True
+                return
         try:
             for i in range(0, n, plan.ticks_per_send):
                 j = min(i + plan.ticks_per_send, n)

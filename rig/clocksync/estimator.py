@@ -45,6 +45,10 @@ from arbsphere.rig.clocksync.model import HISTORY_DTYPE, ClockModel, F64Array, S
 from arbsphere.rig.clocksync.settings import ClockSyncSettings
 
 MAD_TO_SIGMA = 1.4826
+#: the "short round trip" of a window that lucky_max_ratio scales
+LUCKY_BASE_QUANTILE = 0.05
+#: a fitted frequency error beyond this (1000 ppm) is not a clock: the fit is discarded
+MAX_DRIFT = 1e-3
 #: Points of the Theil–Sen start (pairs grow quadratically; the IRLS refines on all samples).
 THEIL_SEN_POINTS = 32
 #: IRLS stops when the fitted line moves less than this anywhere in the window (ns).
@@ -242,10 +246,16 @@ class ClockEstimator:
 
     def _threshold(self) -> tuple[int, float]:
         """(min rtt, lucky threshold) of the current window."""
+        s = self.settings
         rtts = self._rtt.view(self._start)
         min_rtt = int(rtts.min())
-        q = _quantile(rtts, self.settings.lucky_quantile)
-        return min_rtt, max(min_rtt + self.settings.lucky_floor_ns, q)
+        q = _quantile(rtts, s.lucky_quantile)
+        # ... and never more than lucky_max_ratio x the path's short round trips (a low
+        # quantile, robust to one odd sample): when the path gets faster (an idle device
+        # becomes busy and wakes faster), the slow-regime samples drop out of the fit at once
+        # instead of biasing it for a whole window
+        fast = s.lucky_max_ratio * _quantile(rtts, LUCKY_BASE_QUANTILE)
+        return min_rtt, max(min_rtt + s.lucky_floor_ns, min(q, fast))
 
     def _refit(self, threshold: float) -> _Fit | None:
         s = self.settings
@@ -272,6 +282,10 @@ class ClockEstimator:
         if res is None:
             return None
         xc, a_c, b, scale, sum_w, sxx = res
+        if not abs(b) <= MAX_DRIFT:
+            # no oscillator drifts that much: a degenerate window (few samples, close in time,
+            # across a regime change), not a clock; keep the previous fit
+            return None
         ref_ns = t0 + round(xc)
         offset = 0.5 * y20 + a_c + b * (float(ref_ns - t0) - xc)
         drift_var = held[1] if held is not None else scale * scale / sxx
@@ -296,11 +310,17 @@ class ClockEstimator:
         # After a step the drift is held at its pre-step estimate (a step moves the phase, not
         # the frequency): the offset alone needs min_samples lucky samples to lock again, not a
         # whole lock_min_span_ns of free-drift fitting.
+        # The fit must also *predict* well: its offset and drift errors propagated to the edge
+        # of the window (where the estimate is used) within lock_max_error_ns. A noisy link
+        # (a pty with user-space stamps) needs more samples for that than a quiet one.
+        half_span = 0.5 * fit.span_ns
+        predicted = s.coverage_k * math.sqrt(fit.offset_var + fit.drift_var * half_span**2)
         if (
             not self._pending  # an unexplained sample may be the start of a step
             and fit.n >= s.min_samples
             and (fit.held or fit.span_ns >= s.lock_min_span_ns)
             and fit.scale_ns <= limit
+            and predicted <= s.lock_max_error_ns
         ):
             return ServoState.LOCKED
         return ServoState.LOCKING

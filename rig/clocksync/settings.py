@@ -34,7 +34,9 @@ class ClockSyncSettings:
     Lucky packets
       An exchange is *lucky* when its round trip is at most
       ``max(min_rtt + lucky_floor_ns, quantile(rtt, lucky_quantile))`` over the window: the best
-      fraction, but never fewer than those within ``lucky_floor_ns`` of the minimum.
+      fraction, but never fewer than those within ``lucky_floor_ns`` of the minimum — and
+      never above ``lucky_max_ratio`` x the window's 5 % round-trip quantile (a path that got
+      faster drops its slow-regime samples at once).
     Fit
       Huber IRLS (``huber_k`` in robust-sigma units, at most ``irls_iterations``) of
       offset = a + b·(t − t_ref) over the lucky samples of the last ``window_ns``; at least
@@ -48,7 +50,9 @@ class ClockSyncSettings:
       spans ``drift_hold_span_ns``. A lucky sample within the threshold clears the candidates.
     Servo
       LOCKED needs a free-drift fit over ``min_samples`` samples spanning ``lock_min_span_ns``
-      with scale <= ``lock_max_residual_ns`` and no step candidate pending; a LOCKED servo
+      with scale <= ``lock_max_residual_ns``, a predicted offset error (``coverage_k`` x the
+      fit's prediction std at the window's edge) <= ``lock_max_error_ns`` and no step
+      candidate pending; a LOCKED servo
       drops to LOCKING when the scale exceeds ``unlock_residual_ns``.
     Uncertainty
       ``coverage_k`` multiplies the statistical part (fit and extrapolation) of a conversion's
@@ -60,6 +64,7 @@ class ClockSyncSettings:
     min_samples: int = 8
     lucky_quantile: float = 0.5
     lucky_floor_ns: int = 2_000
+    lucky_max_ratio: float = 1.5
     huber_k: float = 1.345
     irls_iterations: int = 10
     scale_floor_ns: float = 50.0
@@ -69,6 +74,7 @@ class ClockSyncSettings:
     drift_hold_span_ns: int = 2_000_000_000
     lock_min_span_ns: int = 2_000_000_000
     lock_max_residual_ns: float = 20_000.0
+    lock_max_error_ns: float = 10_000.0
     unlock_residual_ns: float = 40_000.0
     coverage_k: float = 3.0
 
@@ -88,6 +94,7 @@ class ClockSyncSettings:
             ("min_samples", self.min_samples >= 3, ">= 3"),
             ("lucky_quantile", 0.0 < self.lucky_quantile <= 1.0, "in (0, 1]"),
             ("lucky_floor_ns", self.lucky_floor_ns >= 0, ">= 0"),
+            ("lucky_max_ratio", self.lucky_max_ratio >= 1.0, ">= 1"),
             ("huber_k", self.huber_k > 0, "> 0"),
             ("irls_iterations", self.irls_iterations >= 1, ">= 1"),
             ("scale_floor_ns", self.scale_floor_ns > 0, "> 0"),
@@ -97,6 +104,7 @@ class ClockSyncSettings:
             ("drift_hold_span_ns", self.drift_hold_span_ns >= 0, ">= 0"),
             ("lock_min_span_ns", 0 <= self.lock_min_span_ns <= self.window_ns, "in [0, window_ns]"),
             ("lock_max_residual_ns", self.lock_max_residual_ns > 0, "> 0"),
+            ("lock_max_error_ns", self.lock_max_error_ns > 0, "> 0"),
             (
                 "unlock_residual_ns",
                 self.unlock_residual_ns >= self.lock_max_residual_ns,

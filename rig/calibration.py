@@ -1,0 +1,465 @@
+"""Self-calibration: inject known clock errors and link delays, recover them, compare.
+
+``arbsphere calibrate [CAMPAIGN]`` (default ``campaigns/calibration.toml``) runs the campaign
+twice: a *baseline* with every link impairment removed, then the campaign as written (device
+clocks with offsets, drifts and steps are the same in both). From the two result sets it
+recovers, per device:
+
+* **offset** — the estimate at every locked exchange against the injected device clock at
+  that rig time (``offset + drift·(t − epoch) + steps``): the p99 of the absolute error;
+* **drift** — the estimate at the end of the longest window without a step (at least
+  ``drift_window_s`` long) against the injected ppm;
+* **step** — each injected step: when it was detected after it happened, and its size;
+* **one-way delay** — for a link with an injected symmetric delay: the rise of its
+  ``feed_wire`` p50 and of the estimated path delay over the baseline run.
+
+Each line prints injected, recovered, error and limit; any error beyond its limit fails the
+calibration (exit 1). The limits come from the campaign's ``[calibration]`` table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from arbsphere.clock import Clock, ClockStep, DeviceClock, RealtimeClock
+from arbsphere.errors import ResultSetError
+from arbsphere.rig.campaign_run import execute_campaign
+from arbsphere.rig.clocksync import ServoState
+from arbsphere.rig.config import CalibrationLimits, Campaign, ClockConfig
+from arbsphere.rig.orchestrator import device_name
+from arbsphere.rig.resultset import RESULT_SET_FORMAT, file_hashes, new_run_dir
+from arbsphere.runtime import write_json_atomic
+
+
+@dataclass
+class CalibrationLine:
+    """One injected-vs-recovered comparison."""
+
+    quantity: str
+    device: str
+    injected: float | None
+    recovered: float | None
+    error: float | None
+    limit: float | None
+    unit: str
+    passed: bool | None  # None: informative only
+    note: str = ""
+
+    def __post_init__(self) -> None:  # NumPy scalars in, plain JSON-able values kept
+        for name in ("injected", "recovered", "error", "limit"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, float(value))
+        if self.passed is not None:
+            self.passed = bool(self.passed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _history(run_dir: Path, device: str) -> np.ndarray | None:
+    path = run_dir / f"clock-{device}.history.npy"
+    return np.load(path, allow_pickle=False) if path.exists() else None
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ResultSetError(f"{path}: cannot read: {exc}") from exc
+    return data
+
+
+def injected_clock(clock: ClockConfig, epoch_ns: int, start_at_ns: int) -> DeviceClock:
+    """The device clock as configured (steps are relative to the schedule start)."""
+    steps = [ClockStep(start_at_ns + round(at_s * 1e9), d) for at_s, d in clock.steps]
+    return DeviceClock(RealtimeClock(), clock.offset_ns, clock.drift_ppm, epoch_ns, steps)
+
+
+def _truth_offsets(dev: DeviceClock, t_ns: np.ndarray) -> np.ndarray:
+    return np.array([dev.device_time(int(t)) - int(t) for t in t_ns], dtype=np.float64)
+
+
+def clock_lines(
+    device: str,
+    clock: ClockConfig,
+    history: np.ndarray | None,
+    epoch_ns: int | None,
+    start_at_ns: int,
+    limits: CalibrationLimits,
+    end_ns: int | None = None,
+    measure_from_ns: int | None = None,
+) -> list[CalibrationLine]:
+    """Offset, drift and step lines of one device from its estimator history. The offset is
+    judged over the locked estimates in force during the measured window (``measure_from_ns``,
+    default ``start_at_ns``, .. ``end_ns``): the ones the KPIs' device timestamps were
+    converted with. Step times are relative to ``start_at_ns`` (the feed schedule's start)."""
+    lines: list[CalibrationLine] = []
+    if history is None or not np.isfinite(history["offset_ns"]).any():
+        lines.append(
+            CalibrationLine(
+                "offset",
+                device,
+                clock.offset_ns / 1e3,
+                None,
+                None,
+                limits.offset_us,
+                "us",
+                False,
+                "no clock estimate (the device never synchronised)",
+            )
+        )
+        return lines
+    if epoch_ns is None:
+        lines.append(
+            CalibrationLine(
+                "offset",
+                device,
+                clock.offset_ns / 1e3,
+                None,
+                None,
+                limits.offset_us,
+                "us",
+                None,
+                "the device did not report its clock epoch",
+            )
+        )
+        return lines
+    dev = injected_clock(clock, epoch_ns, start_at_ns)
+    t = history["time_ns"].astype(np.int64)
+    truth = _truth_offsets(dev, t)
+    err = history["offset_ns"] - truth
+    locked = (history["state"] == ServoState.LOCKED) & np.isfinite(err)
+    # rows in force during the schedule: the last one before it started, and every later one
+    in_run = np.zeros(len(t), bool)
+    window_start = start_at_ns if measure_from_ns is None else measure_from_ns
+    first = max(0, int(np.searchsorted(t, window_start, side="right")) - 1)
+    last = len(t) if end_ns is None else int(np.searchsorted(t, end_ns, side="right"))
+    in_run[first:last] = True
+    judged = locked & in_run
+    if judged.any():
+        p99 = float(np.percentile(np.abs(err[judged]), 99)) / 1e3
+        last_row = int(np.flatnonzero(judged)[-1])
+        lines.append(
+            CalibrationLine(
+                "offset (p99 |error| in the measured window)",
+                device,
+                truth[last_row] / 1e3,
+                float(history["offset_ns"][last_row]) / 1e3,
+                p99,
+                limits.offset_us,
+                "us",
+                p99 <= limits.offset_us,
+                f"{int(judged.sum())} locked exchanges",
+            )
+        )
+    else:
+        lines.append(
+            CalibrationLine(
+                "offset",
+                device,
+                clock.offset_ns / 1e3,
+                None,
+                None,
+                limits.offset_us,
+                "us",
+                False,
+                "never locked in the measured window",
+            )
+        )
+    # drift: at the end of the longest stretch without a step
+    step_rows = np.flatnonzero(history["step"])
+    bounds = [0, *step_rows.tolist(), len(history)]
+    best: tuple[float, int] | None = None
+    for a, b in itertools.pairwise(bounds):
+        seg = np.flatnonzero(locked[a:b])
+        if len(seg):
+            span = (t[a + seg[-1]] - t[a]) / 1e9
+            if best is None or span > best[0]:
+                best = (span, a + int(seg[-1]))
+    if best is None:
+        lines.append(
+            CalibrationLine(
+                "drift",
+                device,
+                clock.drift_ppm,
+                None,
+                None,
+                limits.drift_ppm,
+                "ppm",
+                False,
+                "never locked",
+            )
+        )
+    else:
+        span, row = best
+        got = float(history["drift_ppm"][row])
+        ok = abs(got - clock.drift_ppm) <= limits.drift_ppm and span >= limits.drift_window_s
+        note = f"window {span:.1f} s" + (
+            "" if span >= limits.drift_window_s else f" < {limits.drift_window_s:g} s required"
+        )
+        lines.append(
+            CalibrationLine(
+                "drift",
+                device,
+                clock.drift_ppm,
+                got,
+                abs(got - clock.drift_ppm),
+                limits.drift_ppm,
+                "ppm",
+                ok,
+                note,
+            )
+        )
+    # steps: each injected step against the first detection after it
+    detected = [(int(t[i]), float(history["step_ns"][i])) for i in step_rows]
+    for at_s, delta in clock.steps:
+        at = start_at_ns + round(at_s * 1e9)
+        after = [(ti, size) for ti, size in detected if ti >= at]
+        if not after:
+            lines.append(
+                CalibrationLine(
+                    f"step at {at_s:g} s: detection delay",
+                    device,
+                    0.0,
+                    None,
+                    None,
+                    limits.step_detect_s,
+                    "s",
+                    False,
+                    f"step of {delta / 1e3:g} us never detected",
+                )
+            )
+            continue
+        ti, size = after[0]
+        delay = (ti - at) / 1e9
+        lines.append(
+            CalibrationLine(
+                f"step at {at_s:g} s: detection delay",
+                device,
+                0.0,
+                delay,
+                delay,
+                limits.step_detect_s,
+                "s",
+                delay <= limits.step_detect_s,
+                f"size injected {delta / 1e3:g} us, estimated {size / 1e3:.1f} us",
+            )
+        )
+    extra = len(detected) - len(clock.steps)
+    if extra > 0:
+        lines.append(CalibrationLine("false steps", device, 0, extra, extra, 0, "", False))
+    return lines
+
+
+def _locked_median(history: np.ndarray | None, column: str) -> float | None:
+    if history is None:
+        return None
+    ok = (history["state"] == ServoState.LOCKED) & np.isfinite(history[column])
+    return float(np.median(history[column][ok])) if ok.any() else None
+
+
+def delay_lines(
+    device: str,
+    injected_us: float,
+    wire_us: float | None,
+    baseline_wire_us: float | None,
+    history: np.ndarray | None,
+    baseline_history: np.ndarray | None,
+    limits: CalibrationLimits,
+) -> list[CalibrationLine]:
+    """An injected one-way delay on ``device``'s link to the rig, recovered as the rise of its
+    feed_wire p50 over the unimpaired baseline and — for a symmetric injection, where the
+    offset estimate stays unbiased — as the rise of the estimated path delay."""
+    limit = max(limits.delay_rel * injected_us, limits.delay_abs_us)
+    name = "one-way delay to rig (feed_wire p50 rise)"
+    if wire_us is None or baseline_wire_us is None:
+        return [
+            CalibrationLine(
+                name,
+                device,
+                injected_us,
+                None,
+                None,
+                limit,
+                "us",
+                False,
+                "no locked feed_wire samples",
+            )
+        ]
+    got = wire_us - baseline_wire_us
+    lines = [
+        CalibrationLine(
+            name,
+            device,
+            injected_us,
+            got,
+            abs(got - injected_us),
+            limit,
+            "us",
+            abs(got - injected_us) <= limit,
+            f"feed_wire p50 {wire_us:.1f} us vs {baseline_wire_us:.1f} us unimpaired",
+        )
+    ]
+    p = _locked_median(history, "path_delay_ns")
+    b = _locked_median(baseline_history, "path_delay_ns")
+    if p is not None and b is not None:
+        got = (p - b) / 1e3
+        lines.append(
+            CalibrationLine(
+                "one-way delay (path delay rise, clock sync)",
+                device,
+                injected_us,
+                got,
+                abs(got - injected_us),
+                limit,
+                "us",
+                abs(got - injected_us) <= limit,
+                f"path delay {p / 1e3:.1f} us vs {b / 1e3:.1f} us unimpaired",
+            )
+        )
+    return lines
+
+
+def feed_wire_by_venue(run_dir: Path) -> dict[str, float]:
+    """feed_wire p50 (µs) per venue of a result set, over locked samples."""
+    import pandas as pd
+
+    t = pd.read_parquet(run_dir / "trace.parquet")
+    out: dict[str, float] = {}
+    ok = t["rx_ns"].notna() & t["send_ns"].notna()
+    if "send_locked" in t:
+        ok &= t["send_locked"].astype(bool)
+    for venue, part in t[ok].groupby("venue"):
+        vals = part["rx_ns"].astype("int64") - part["send_ns"].astype("int64")
+        out[str(venue)] = float(np.median(vals)) / 1e3
+    return out
+
+
+def device_epoch(run_dir: Path, device: str) -> int | None:
+    """The rig time from which the device's emulated drift accumulates (its stats say)."""
+    path = run_dir / "proc" / f"{device}.stats.json"
+    if not path.exists():
+        return None
+    epoch = _json(path).get("clock_truth", {}).get("epoch_ns")
+    return int(epoch) if isinstance(epoch, int) else None
+
+
+def calibrate(
+    campaign: Campaign, run_dir: Path, baseline_dir: Path, limits: CalibrationLimits
+) -> list[CalibrationLine]:
+    """Every calibration line from an impaired run and its unimpaired baseline."""
+    manifest = _json(run_dir / "manifest.json")
+    start_at = int(manifest["schedule"]["start_at_ns"])
+    measure_from = int(manifest["schedule"]["measure_from_ns"])
+    end_ns = measure_from + round(campaign.duration_s * 1e9)
+    lines: list[CalibrationLine] = []
+    devices = [(device_name(v.name), v.clock) for v in campaign.venues]
+    devices.append((device_name(campaign.broker.name), campaign.broker.clock))
+    for dev, clock in devices:
+        lines += clock_lines(
+            dev,
+            clock,
+            _history(run_dir, dev),
+            device_epoch(run_dir, dev),
+            start_at,
+            limits,
+            end_ns,
+        )
+    wire = feed_wire_by_venue(run_dir)
+    base_wire = feed_wire_by_venue(baseline_dir)
+    for v in campaign.venues:
+        if not v.impairment:
+            continue
+        to_rig = float(v.impairment.get("to_rig", {}).get("delay_us", 0.0))
+        to_dev = float(v.impairment.get("to_device", {}).get("delay_us", 0.0))
+        if to_rig <= 0:
+            continue
+        dev = device_name(v.name)
+        symmetric = to_rig == to_dev
+        lines += delay_lines(
+            dev,
+            to_rig,
+            wire.get(str(v.venue_id)),
+            base_wire.get(str(v.venue_id)),
+            _history(run_dir, dev) if symmetric else None,
+            _history(baseline_dir, dev) if symmetric else None,
+            limits,
+        )
+    return lines
+
+
+@dataclass
+class CalibrationResult:
+    run_dir: Path
+    lines: list[CalibrationLine]
+    complete: bool
+    reason: str
+
+    @property
+    def passed(self) -> bool:
+        return self.complete and all(line.passed is not False for line in self.lines)
+
+
+def run_calibration(
+    campaign: Campaign,
+    clock: Clock,
+    *,
+    results_dir: Path | None = None,
+    on_progress: Callable[[float, str], None] | None = None,
+) -> CalibrationResult:
+    """Baseline (impairments removed) then injected run, compared; ``calibration.json``."""
+    base = results_dir if results_dir is not None else Path(campaign.results_dir)
+    top = new_run_dir(base, campaign.name, clock.now_ns())
+    baseline = dataclasses.replace(
+        campaign, venues=tuple(dataclasses.replace(v, impairment=None) for v in campaign.venues)
+    )
+    results = []
+    for k, (label, camp) in enumerate((("baseline", baseline), ("injected", campaign))):
+
+        def step(frac: float, phase: str, k: int = k, label: str = label) -> None:
+            if on_progress is not None:
+                on_progress((k + frac) / 2, f"{label} run: {phase}")
+
+        results.append(execute_campaign(camp, clock, on_progress=step, run_dir=top / label))
+    base_res, res = results
+    incomplete = [
+        f"{lbl}: {r.reason}"
+        for lbl, r in zip(("baseline", "injected"), results, strict=True)
+        if not r.complete
+    ]
+    lines = calibrate(campaign, res.run_dir, base_res.run_dir, campaign.calibration)
+    out = CalibrationResult(top, lines, not incomplete, "; ".join(incomplete))
+    write_json_atomic(
+        top / "calibration.json",
+        {
+            "campaign": campaign.name,
+            "passed": out.passed,
+            "complete": out.complete,
+            "incomplete_reason": out.reason or None,
+            "limits": dataclasses.asdict(campaign.calibration),
+            "lines": [line.as_dict() for line in lines],
+            "runs": {"baseline": "baseline", "injected": "injected"},
+        },
+        sort_keys=False,
+    )
+    manifest = {
+        "format": RESULT_SET_FORMAT,
+        "kind": "calibration",
+        "campaign": campaign.name,
+        "run_id": top.name,
+        "status": "complete" if out.complete else "incomplete",
+        "incomplete_reason": out.reason or None,
+        "passed": out.passed,
+        "files": file_hashes(top),
+    }
+    write_json_atomic(top / "manifest.json", manifest)
+    return out
