@@ -315,12 +315,14 @@ class ClockEstimator:
         # (a pty with user-space stamps) needs more samples for that than a quiet one.
         half_span = 0.5 * fit.span_ns
         predicted = s.coverage_k * math.sqrt(fit.offset_var + fit.drift_var * half_span**2)
+        max_error = s.lock_max_error_ns * (2.0 if self._state is ServoState.LOCKED else 1.0)
         if (
             not self._pending  # an unexplained sample may be the start of a step
             and fit.n >= s.min_samples
             and (fit.held or fit.span_ns >= s.lock_min_span_ns)
             and fit.scale_ns <= limit
-            and predicted <= s.lock_max_error_ns
+            # hysteresis as for the residual: a LOCKED servo keeps its lock up to twice the limit
+            and predicted <= max_error
         ):
             return ServoState.LOCKED
         return ServoState.LOCKING

@@ -51,8 +51,8 @@ class ClockSyncSettings:
     Servo
       LOCKED needs a free-drift fit over ``min_samples`` samples spanning ``lock_min_span_ns``
       with scale <= ``lock_max_residual_ns``, a predicted offset error (``coverage_k`` x the
-      fit's prediction std at the window's edge) <= ``lock_max_error_ns`` and no step
-      candidate pending; a LOCKED servo
+      fit's prediction std at the window's edge) <= ``lock_max_error_ns`` (to keep a lock:
+      twice that) and no step candidate pending; a LOCKED servo
       drops to LOCKING when the scale exceeds ``unlock_residual_ns``.
     Uncertainty
       ``coverage_k`` multiplies the statistical part (fit and extrapolation) of a conversion's
@@ -74,7 +74,7 @@ class ClockSyncSettings:
     drift_hold_span_ns: int = 2_000_000_000
     lock_min_span_ns: int = 2_000_000_000
     lock_max_residual_ns: float = 20_000.0
-    lock_max_error_ns: float = 10_000.0
+    lock_max_error_ns: float = 15_000.0
     unlock_residual_ns: float = 40_000.0
     coverage_k: float = 3.0
 
