@@ -84,6 +84,8 @@ class BrokerConfig:
     fill_mode: str = "full"
     clock: ClockConfig = ClockConfig()
     schemas: Mapping[str, int] = field(default_factory=dict)
+    #: emulated link impairment (a loopback UDP impairment relay between adapter and device)
+    impairment: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -384,7 +386,17 @@ def _clock_sync(r: _Reader) -> ClockSyncConfig:
 
 def _broker(r: _Reader) -> BrokerConfig:
     r.only(
-        {"name", "link", "device", "device_host", "device_port", "fill_mode", "clock", "schemas"}
+        {
+            "name",
+            "link",
+            "device",
+            "device_host",
+            "device_port",
+            "fill_mode",
+            "clock",
+            "schemas",
+            "impairment",
+        }
     )
     return BrokerConfig(
         name=r.string("name", "broker"),
@@ -395,6 +407,7 @@ def _broker(r: _Reader) -> BrokerConfig:
         fill_mode=r.choice("fill_mode", ("full",), "full"),
         clock=_broker_clock(r.table("clock", optional=True)),
         schemas=_schemas(r.table("schemas", optional=True)),
+        impairment=_impairment(r, "impairment"),
     )
 
 

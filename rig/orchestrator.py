@@ -164,6 +164,8 @@ class Orchestrator:
                  "fill_mode": b.fill_mode, "ready_path": str(ready)},
             )  # fmt: skip
             port = int(self._wait_file(dev, ready)["port"])
+            if b.impairment:
+                host, port = self._start_impair_relay(f"{b.name}-link", host, port, b.impairment)
         adapter = self._spawn(
             b.name, "broker_adapter", "arbsphere.adapters.broker_adapter",
             {"name": b.name, "out_dir": str(self.proc_dir), "device_id": 1,
@@ -172,6 +174,23 @@ class Orchestrator:
              "sync_interval_ns": self.sync_interval_ns, "sync_device_id": BROKER_DEVICE_ID},
         )  # fmt: skip
         self._wait_file(adapter, self.proc_dir / f"{b.name}.ready.json")
+
+    def _start_impair_relay(
+        self, name: str, device_host: str, device_port: int, impairment: Any
+    ) -> tuple[str, int]:
+        """A loopback UDP impairment relay in front of a device; returns the (host, port) the
+        rig side sends to. The relay answers the rig at the address the rig sends from."""
+        ready = self.proc_dir / f"{name}.port.json"
+        relay = self._spawn(
+            name, "link_relay", f"{EMULATORS}.impair_relay",
+            {"rig_side_host": device_host, "rig_side_port": 0,
+             "device_side_host": device_host, "device_side_port": 0,
+             "device_host": device_host, "device_port": device_port,
+             **{k: dict(v) for k, v in dict(impairment).items()},
+             "ready_path": str(ready), "stats_path": str(self.proc_dir / f"{name}.stats.json")},
+        )  # fmt: skip
+        info = self._wait_file(relay, ready)
+        return str(info["host"]), int(info["rig_side_port"])
 
     def _start_venue_adapter(self, v: VenueConfig) -> None:
         cfg: dict[str, Any] = {
@@ -312,7 +331,10 @@ class Orchestrator:
 
     def stop_all(self, outcome: RunOutcome) -> None:
         """SIGTERM every live role (pipeline order), SIGKILL after the grace period."""
-        order = ["feed_device", "venue_adapter", "coordinator", "broker_adapter", "broker_device"]
+        order = [
+            "feed_device", "venue_adapter", "coordinator", "broker_adapter", "link_relay",
+            "broker_device",
+        ]  # fmt: skip
         for kind in order:
             for role in self.roles:
                 if role.kind == kind and role.proc.poll() is None:

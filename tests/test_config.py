@@ -48,6 +48,30 @@ def test_default_campaign_loads() -> None:
             "must be",
         ),
         ("half_spread_bp = 1.0", "half_spread_bp = -1.0", "market", "invalid market"),
+        (
+            'fill_mode = "full"',
+            'fill_mode = "full"\n[broker.impairment]\nto_rig = { loss = 1.5 }',
+            "broker.impairment.to_rig.loss",
+            "1.5",
+        ),
+        (
+            "baudrate = 921600",
+            "baudrate = 921600\nimpairment = { to_device = { delay_us = -3 } }",
+            "venues.venue_b.impairment.to_device.delay_us",
+            "-3",
+        ),
+        (
+            "[coordinator]",
+            "[clock_sync]\nwindow_ns = -1\n[coordinator]",
+            "clock_sync.window_ns",
+            ">",
+        ),
+        (
+            'port = "pty"',
+            'port = "pty"\nclock = { steps = [[1.0, 1.5]] }',
+            "venues.venue_b.clock.steps[0]",
+            "delta_ns",
+        ),
     ],
 )
 def test_bad_values_name_file_and_key(
