@@ -26,6 +26,7 @@ from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
 from arbsphere.coordinator.baseline import centralized_solve, gaps_batch, objective
 from arbsphere.coordinator.merge import STAT_MAX_ABS_NET, DeltaMerger, emit_and_merge
 from arbsphere.coordinator.neutralize import neutralize_lots
+from arbsphere.coordinator.recorder import Recorder
 from arbsphere.errors import DecodeError, PipelineError
 from arbsphere.runtime import (
     StopFlag,
@@ -366,6 +367,8 @@ class _Loop:
         self.max_seen_batch = 0
         self.superseded = 0
         self.batched_ticks = 0  # ticks solved together with a later trigger tick
+        #: journals every input, batch boundary and PlanDelta when set (see .recorder)
+        self.recorder: Recorder | None = None
 
     def batch_counters(self) -> dict[str, int]:
         return {
@@ -395,6 +398,8 @@ class _Loop:
                 break
             n += 1
             rx = clock.now_ns()
+            if self.recorder is not None:
+                self.recorder.input(frames, rx)
             try:
                 schema, values = reg.decode_values(frames[0])
             except DecodeError as exc:
@@ -434,9 +439,12 @@ class _Loop:
             return
         self.batches += 1
         self.max_seen_batch = max(self.max_seen_batch, n)
-        if trigger is None or not core.ready():
-            return
-        self._solve(first_row, *trigger)
+        if self.recorder is not None:
+            self.recorder.batch(n, clock.now_ns())
+        if trigger is not None and core.ready():
+            self._solve(first_row, *trigger)
+        if self.recorder is not None:
+            self.recorder.after_batch()  # the decision is out: now the journal's write/sync
 
     def _solve(self, first_row: int, row: int, venue: int, seq: int, budget: int, ts: int) -> None:
         core = self.core
@@ -451,6 +459,8 @@ class _Loop:
             self.push.send(delta, copy=True)
             sent = clock.now_ns()
             n_legs = core.last_n_legs
+            if self.recorder is not None:
+                self.recorder.delta(delta, sent)
         if core.n_snap == self.solve_rows.shape[0]:
             self.solve_rows = np.concatenate([self.solve_rows, np.zeros_like(self.solve_rows)])
         self.solve_rows[core.n_snap] = row

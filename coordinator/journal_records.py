@@ -1,0 +1,120 @@
+"""What the coordinator journals: its configuration, every input in arrival order, the batch
+boundaries (its decision points), every PlanDelta it emitted, and its final state digest.
+
+Record types (``type`` field of a journal record; payloads little-endian):
+
+==============  ===  ===================================================================
+CONFIG            1  UTF-8 JSON: everything that shapes decisions (sizes, ADMM settings,
+                     min_delta_lots, ns_per_iteration, max_batch); ts = start
+INPUT             2  u16 frame count, then per frame u32 length + bytes (the ZeroMQ
+                     multipart message exactly as received); ts = rig receive time
+BATCH             3  u32 number of INPUT records the wake-up drained; ts = its end
+DELTA             4  the PlanDelta bytes exactly as sent; ts = send time
+STATE             5  32-byte SHA-256 of the final decision state (:func:`state_digest`),
+                     then UTF-8 JSON of the counters; ts = stop
+==============  ===  ===================================================================
+
+Only CONFIG, INPUT and BATCH drive a replay; DELTA and STATE are what a replay must reproduce
+byte for byte. Timestamps are for the record only: no decision reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from arbsphere.errors import DecodeError
+
+REC_CONFIG = 1
+REC_INPUT = 2
+REC_BATCH = 3
+REC_DELTA = 4
+REC_STATE = 5
+RECORD_NAMES = {
+    REC_CONFIG: "CONFIG", REC_INPUT: "INPUT", REC_BATCH: "BATCH", REC_DELTA: "DELTA",
+    REC_STATE: "STATE",
+}  # fmt: skip
+
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+
+
+def encode_frames(frames: Sequence[bytes]) -> bytes:
+    parts = [_U16.pack(len(frames))]
+    for f in frames:
+        parts.append(_U32.pack(len(f)))
+        parts.append(bytes(f))
+    return b"".join(parts)
+
+
+def decode_frames(payload: bytes | memoryview) -> list[bytes]:
+    """Inverse of :func:`encode_frames`; a malformed payload raises :class:`DecodeError`."""
+    buf = memoryview(payload)
+    if len(buf) < 2:
+        raise DecodeError("short", len(buf), "INPUT payload shorter than its frame count")
+    (n,) = _U16.unpack_from(buf, 0)
+    off = 2
+    frames = []
+    for i in range(n):
+        if off + 4 > len(buf):
+            raise DecodeError("short", off, f"INPUT frame {i}: length field cut off")
+        (length,) = _U32.unpack_from(buf, off)
+        off += 4
+        if off + length > len(buf):
+            raise DecodeError("bad_length", off - 4, f"INPUT frame {i}: {length} bytes claimed")
+        frames.append(bytes(buf[off : off + length]))
+        off += length
+    if off != len(buf):
+        raise DecodeError("bad_length", off, f"INPUT payload has {len(buf) - off} trailing bytes")
+    return frames
+
+
+def encode_batch(n: int) -> bytes:
+    return _U32.pack(n)
+
+
+def decode_batch(payload: bytes | memoryview) -> int:
+    if len(payload) != 4:
+        raise DecodeError("bad_length", 0, f"BATCH payload of {len(payload)} bytes, expected 4")
+    return int(_U32.unpack_from(payload, 0)[0])
+
+
+def encode_config(config: dict[str, Any]) -> bytes:
+    return json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+
+
+def decode_config(payload: bytes | memoryview) -> dict[str, Any]:
+    try:
+        data = json.loads(bytes(payload).decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DecodeError("bad_config", 0, f"CONFIG payload is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DecodeError("bad_config", 0, "CONFIG payload is not a JSON object")
+    return data
+
+
+def state_digest(core: Any) -> bytes:
+    """SHA-256 over everything a later decision depends on: the latest local problems (costs,
+    curvatures, fees, limits, quotes), the plan and target, the merge high-water marks,
+    executed positions, the ADMM warm-start state (x, z, u, ρ, cold flag), the delta id and
+    nonce counters, and the last nonce per sender (sorted)."""
+    h = hashlib.sha256()
+    for arr in (core.c, core.gamma, core.phi, core.limit, core.limit_lots, core.bid_px,
+                core.ask_px, core.quoted, core.merger.plan, core.merger.high_water,
+                core.executed, core.admm.x, core.admm.z, core.admm.u, core.target):  # fmt: skip
+        a = np.ascontiguousarray(arr)
+        h.update(str(a.dtype).encode() + str(a.shape).encode())
+        h.update(a.tobytes())
+    h.update(struct.pack("<d?qq", float(core.admm.rho), bool(core.admm._cold), core.delta_id,
+                         core.nonce))  # fmt: skip
+    h.update(json.dumps(sorted(core.last_nonce.items())).encode())
+    return h.digest()
+
+
+def encode_state(core: Any) -> bytes:
+    return state_digest(core) + json.dumps(core.counts, sort_keys=True).encode()

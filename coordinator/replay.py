@@ -1,0 +1,220 @@
+"""Bit-exact re-execution of the coordinator from its journal.
+
+The coordinator is a deterministic state machine over its journaled inputs: the CONFIG record
+rebuilds it, INPUT records are queued exactly as received, and each BATCH record runs one
+wake-up over exactly the inputs the recording drained (batch boundaries depend on arrival
+timing, so they are recorded, never re-derived). Every PlanDelta the replay emits is compared
+byte for byte with the recorded DELTA records, and the final state digest with the STATE
+record. The first difference is reported with the record it belongs to and, for a PlanDelta,
+the first differing field with both values.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+
+from arbsphere.coordinator.admm import AdmmSettings
+from arbsphere.coordinator.journal_records import (
+    REC_BATCH,
+    REC_CONFIG,
+    REC_DELTA,
+    REC_INPUT,
+    REC_STATE,
+    RECORD_NAMES,
+    decode_batch,
+    decode_config,
+    decode_frames,
+    state_digest,
+)
+from arbsphere.errors import DecodeError
+
+
+@dataclass(frozen=True)
+class JournalRecord:
+    """One record as the replay needs it."""
+
+    index: int  # position in the journal (0-based)
+    seq: int
+    type: int
+    ts_ns: int
+    payload: bytes
+
+
+@dataclass
+class Divergence:
+    """Where a replay first differs from the recording."""
+
+    record_index: int
+    record_seq: int
+    record_type: str
+    field: str
+    recorded: Any
+    replayed: Any
+
+    def __str__(self) -> str:
+        return (
+            f"record {self.record_index} (seq {self.record_seq}, {self.record_type}): "
+            f"{self.field}: recorded {self.recorded!r}, replayed {self.replayed!r}"
+        )
+
+
+@dataclass
+class ReplayResult:
+    records: int = 0
+    inputs: int = 0
+    batches: int = 0
+    deltas_recorded: int = 0
+    deltas_replayed: int = 0
+    state_checked: bool = False
+    divergence: Divergence | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def identical(self) -> bool:
+        return self.divergence is None and self.state_checked
+
+
+class _QueuePull:
+    """Stands in for the PULL socket: the recorded inputs of one wake-up."""
+
+    def __init__(self) -> None:
+        self.queue: deque[list[bytes]] = deque()
+
+    def recv_multipart(self, flags: int = 0, copy: bool = True) -> list[bytes]:
+        if not self.queue:
+            raise zmq.Again()
+        return self.queue.popleft()
+
+
+class _CapturePush:
+    def __init__(self) -> None:
+        self.sent: deque[bytes] = deque()
+
+    def send(self, data: bytes, copy: bool = True) -> None:
+        self.sent.append(bytes(data))
+
+
+class _RecordClock:
+    """The replay's clock: the timestamp of the record being replayed (trace only)."""
+
+    def __init__(self) -> None:
+        self.t = 0
+
+    def now_ns(self) -> int:
+        return self.t
+
+
+def build_coordinator(config: dict[str, Any]) -> Any:
+    """The coordinator core exactly as the CONFIG record describes it."""
+    from arbsphere.coordinator.service import Coordinator
+
+    settings = AdmmSettings(**config["admm"])
+    core = Coordinator(
+        n_venues=int(config["n_venues"]), n_assets=int(config["n_assets"]), settings=settings,
+        budget_iterations_cap=settings.max_iter, min_delta_lots=int(config["min_delta_lots"]),
+        ns_per_iteration=float(config["ns_per_iteration"]),
+    )  # fmt: skip
+    core.warm_up()
+    return core
+
+
+def _field_diff(recorded: bytes, replayed: bytes) -> tuple[str, Any, Any]:
+    """The first differing PlanDelta field (name, recorded, replayed)."""
+    from arbsphere.contracts import default_registry
+
+    reg = default_registry()
+    names: list[str] = []
+    a: tuple[Any, ...] = ()
+    b: tuple[Any, ...] = ()
+    try:
+        schema, a = reg.decode_values(recorded)
+        _, b = reg.decode_values(replayed)
+        names = [f"envelope.{n}" for n in reg.envelope.value_fields]
+        names += list(schema.header.value_fields)
+        if schema.item is not None:
+            k = 0
+            while len(names) < len(a):
+                names += [f"legs[{k}].{n}" for n in schema.item.value_fields]
+                k += 1
+    except DecodeError:
+        names = []
+    if names and len(a) == len(b):
+        for name, x, y in zip(names, a, b, strict=True):
+            if x != y:
+                return name, x, y
+    for i, (x, y) in enumerate(zip(recorded, replayed, strict=False)):
+        if x != y:
+            return f"byte {i}", x, y
+    return "length", len(recorded), len(replayed)
+
+
+def replay_records(records: Iterable[JournalRecord]) -> ReplayResult:
+    """Re-execute the coordinator over ``records`` and compare with what was recorded."""
+    from arbsphere.coordinator.service import _Loop
+
+    result = ReplayResult()
+    pull = _QueuePull()
+    push = _CapturePush()
+    clock = _RecordClock()
+    loop: Any = None
+    pending_inputs = 0
+
+    def diverge(rec: JournalRecord, name: str, recorded: Any, replayed: Any) -> ReplayResult:
+        result.divergence = Divergence(
+            rec.index, rec.seq, RECORD_NAMES.get(rec.type, str(rec.type)), name, recorded,
+            replayed,
+        )  # fmt: skip
+        return result
+
+    for rec in records:
+        result.records += 1
+        clock.t = rec.ts_ns
+        if rec.type == REC_CONFIG:
+            if loop is not None:
+                return diverge(rec, "CONFIG", "once, first", "again")
+            config = decode_config(rec.payload)
+            loop = _Loop(build_coordinator(config), clock, push, int(config["max_batch"]))
+            continue
+        if loop is None:
+            return diverge(rec, "first record", "CONFIG", RECORD_NAMES.get(rec.type, rec.type))
+        if rec.type == REC_INPUT:
+            pull.queue.append(decode_frames(rec.payload))
+            pending_inputs += 1
+            result.inputs += 1
+        elif rec.type == REC_BATCH:
+            n = decode_batch(rec.payload)
+            if n != pending_inputs:
+                return diverge(rec, "inputs in batch", n, pending_inputs)
+            saved = loop.max_batch
+            loop.max_batch = max(n, 1)
+            loop.drain(pull)
+            loop.max_batch = saved
+            pending_inputs = 0
+            result.batches += 1
+        elif rec.type == REC_DELTA:
+            result.deltas_recorded += 1
+            if not push.sent:
+                return diverge(rec, "PlanDelta", f"{len(rec.payload)} bytes", "none emitted")
+            replayed = push.sent.popleft()
+            result.deltas_replayed += 1
+            if replayed != rec.payload:
+                name, a, b = _field_diff(rec.payload, replayed)
+                return diverge(rec, f"PlanDelta.{name}", a, b)
+        elif rec.type == REC_STATE:
+            if push.sent:
+                return diverge(rec, "PlanDeltas", "no more", f"{len(push.sent)} more emitted")
+            digest = state_digest(loop.core)
+            recorded = rec.payload[:32]
+            if digest != recorded:
+                return diverge(rec, "final state digest", recorded.hex(), digest.hex())
+            result.state_checked = True
+        else:
+            return diverge(rec, "record type", "one of 1..5", rec.type)
+    if not result.state_checked and result.divergence is None:
+        result.notes.append("the journal has no STATE record (the recording did not stop cleanly)")
+    return result
