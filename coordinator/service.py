@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from arbsphere.clock import RealtimeClock
+from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import PLAN_LEG_DTYPE, default_registry
 from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
 from arbsphere.coordinator.baseline import centralized_solve, gaps_batch, objective
@@ -349,7 +349,7 @@ class _Loop:
     arrival timing, so they are recorded (``batch`` in the trace) for replay.
     """
 
-    def __init__(self, core: Coordinator, clock: RealtimeClock, push: Any, max_batch: int) -> None:
+    def __init__(self, core: Coordinator, clock: Clock, push: Any, max_batch: int) -> None:
         self.core = core
         self.clock = clock
         self.push = push
