@@ -15,10 +15,14 @@ boundary with ``raise ... from exc`` so the cause stays visible::
     ├── DeviceError            an emulated or real device stopped or misbehaved
     ├── PipelineError          a ZeroMQ hop or a role process failed
     ├── SolverError            a coordination kernel got inputs it cannot solve
-    └── ResultSetError         a result set is missing files or is inconsistent
+    ├── ResultSetError         a result set is missing files or is inconsistent
+    └── JournalError           the replay journal cannot be opened or written (names the file)
+        └── JournalCorruptError    a journal failed verification (segment, offset, seq)
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class ArbSphereError(Exception):
@@ -85,3 +89,35 @@ class SolverError(ArbSphereError):
 
 class ResultSetError(ArbSphereError):
     """A result set is missing files or its contents are inconsistent."""
+
+
+class JournalError(ArbSphereError):
+    """The replay journal cannot be opened, written or synced, or a writer is used after it
+    closed or failed. ``path`` names the journal directory or segment file when known."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path is not None else message)
+
+
+class JournalCorruptError(JournalError):
+    """A journal failed verification. ``segment`` (index), ``offset`` (byte offset in that
+    segment file) and ``seq`` (the sequence expected there) locate the first problem, ``path``
+    is its segment file; ``problem`` is the reader's full description of it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        segment: int,
+        offset: int,
+        seq: int,
+        problem: Any = None,
+        path: str | None = None,
+    ) -> None:
+        self.segment = segment
+        self.offset = offset
+        self.seq = seq
+        self.problem = problem
+        super().__init__(message)
+        self.path = path

@@ -19,7 +19,9 @@ from arbsphere.runtime import write_json_atomic
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument(
-        "--only", choices=["kernels", "recording", "pipeline", "calibration"], action="append"
+        "--only",
+        choices=["kernels", "recording", "pipeline", "calibration", "journal", "recorder"],
+        action="append",
     )
     parser.add_argument("--pipeline-seconds", type=float, default=10.0)
     parser.add_argument(
@@ -29,7 +31,9 @@ def main() -> None:
         help="alternating pipeline/floor pairs; the median ratio is reported",
     )
     args = parser.parse_args()
-    wanted = args.only or ["kernels", "recording", "pipeline", "calibration"]
+    wanted = args.only or [
+        "kernels", "recording", "journal", "pipeline", "recorder", "calibration",
+    ]  # fmt: skip
     results: dict[str, Any] = {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if "kernels" in wanted:
         from benchmarks import bench_kernels
@@ -47,6 +51,17 @@ def main() -> None:
         results["pipeline"] = bench_pipeline.run(args.pipeline_seconds, args.pipeline_pairs)
         summary = {k: v for k, v in results["pipeline"].items() if k != "runs"}
         print("pipeline:", json.dumps(summary, indent=2))
+    if "journal" in wanted:
+        from benchmarks import bench_journal
+
+        results["journal"] = bench_journal.run()
+        print("journal:", json.dumps(results["journal"], indent=2))
+    if "recorder" in wanted:
+        from benchmarks import bench_recorder
+
+        results["recorder"] = bench_recorder.run(args.pipeline_seconds, args.pipeline_pairs)
+        summary = {k: v for k, v in results["recorder"].items() if k != "runs"}
+        print("recorder:", json.dumps(summary, indent=2))
     if "calibration" in wanted:
         from benchmarks import bench_calibration
 

@@ -12,7 +12,7 @@ the first differing field with both values.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,3 +218,13 @@ def replay_records(records: Iterable[JournalRecord]) -> ReplayResult:
     if not result.state_checked and result.divergence is None:
         result.notes.append("the journal has no STATE record (the recording did not stop cleanly)")
     return result
+
+
+def journal_records(directory: Any, expected_head: Any = None) -> Iterator[JournalRecord]:
+    """The records of a journal directory, verified as they are read (CRC, continuity, chain,
+    and ``expected_head`` — a :class:`~arbsphere.rig.journal.JournalHead` — at the end)."""
+    from arbsphere.rig.journal import JournalReader
+
+    reader = JournalReader(directory, expected_head=expected_head)
+    for i, rec in enumerate(reader.records()):
+        yield JournalRecord(i, rec.seq, rec.type, rec.ts_ns, bytes(rec.payload))

@@ -24,10 +24,12 @@ from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import PLAN_LEG_DTYPE, default_registry
 from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
 from arbsphere.coordinator.baseline import centralized_solve, gaps_batch, objective
+from arbsphere.coordinator.journal_thread import JournalThread
 from arbsphere.coordinator.merge import STAT_MAX_ABS_NET, DeltaMerger, emit_and_merge
 from arbsphere.coordinator.neutralize import neutralize_lots
 from arbsphere.coordinator.recorder import Recorder
-from arbsphere.errors import DecodeError, PipelineError
+from arbsphere.errors import ConfigError, DecodeError, PipelineError
+from arbsphere.rig.journal import JournalConfig
 from arbsphere.runtime import (
     StopFlag,
     cpu_usage,
@@ -300,6 +302,16 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     except zmq.ZMQError as exc:
         raise PipelineError(f"coordinator: cannot bind: {exc}") from exc
     loop = _Loop(core, clock, push, max_batch)
+    journal = _open_journal(cfg, source, clock)
+    if journal is not None:
+        loop.recorder = Recorder(journal)
+        loop.recorder.config(
+            {"n_venues": core.n_venues, "n_assets": core.n_assets,
+             "min_delta_lots": core.min_delta_lots, "ns_per_iteration": core.ns_per_iteration,
+             "max_batch": max_batch, "admm": admm_cfg},
+            clock.now_ns(),
+        )  # fmt: skip
+    journal_head: dict[str, Any] | None = None
     quiesce_gc()
     write_json_atomic(out_dir / "coordinator.ready.json", {"pid": os.getpid()})
 
@@ -309,6 +321,9 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 continue
             loop.drain(pull)
     finally:
+        if journal is not None and loop.recorder is not None:
+            loop.recorder.state(core, clock.now_ns())
+            journal_head = {**journal.close().to_dict(), "records": loop.recorder.records}
         trace = loop.trace
         trace.view()["objective_gap"][:] = np.nan
         gaps = core.baseline_gaps()
@@ -329,11 +344,32 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 "merge": core.merger.counters(),
                 "last_error": loop.last_error,
                 "cpu": cpu_usage(),
+                "journal": journal_head,
             },
         )
         pull.close(linger=0)
         push.close()
     return 0
+
+
+def _open_journal(cfg: dict[str, Any], source: str, clock: Clock) -> JournalThread | None:
+    """The role config's ``journal`` table ({dir, durability, segment_bytes, interval_ns,
+    interval_records}), or None when absent."""
+    table = cfg.get("journal")
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ConfigError("must be an object", file=source, key="journal")
+    try:
+        config = JournalConfig(
+            segment_size=int(table.get("segment_bytes", 64 << 20)),
+            durability=table.get("durability", "interval"),
+            interval_records=table.get("interval_records"),
+            interval_ns=table.get("interval_ns"),
+        )
+    except ConfigError as exc:
+        raise ConfigError(str(exc), file=source, key=f"journal.{exc.key}") from exc
+    return JournalThread(Path(require(table, "dir", str, source)), config, clock)
 
 
 class _Loop:

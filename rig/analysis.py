@@ -24,6 +24,7 @@ answered) leaves its stages marked ``synchronised: false``.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ import pandas as pd
 from arbsphere.kpi.hdr import HdrSpec, Recorder
 from arbsphere.kpi.hlog import IntervalLogWriter
 from arbsphere.kpi.summary import latency_summary
-from arbsphere.rig.clock_alignment import DeviceClockTrack
+from arbsphere.rig.clock_alignment import ClockTrack
 
 #: (stage, end column, start column) in pipeline order; columns are rig-time ns.
 STAGES: tuple[tuple[str, str, str], ...] = (
@@ -91,7 +92,7 @@ class Analysis:
     stats: dict[str, dict[str, Any]]
     kpi: dict[str, Any] = field(default_factory=dict)
     stage_clock: dict[str, StageClock] = field(default_factory=dict)
-    clocks: dict[str, DeviceClockTrack] = field(default_factory=dict)
+    clocks: dict[str, ClockTrack] = field(default_factory=dict)
 
 
 def _load(path: Path) -> np.ndarray | None:
@@ -125,7 +126,7 @@ def to_rig(
     df: pd.DataFrame,
     device_col: str,
     out_col: str,
-    track: DeviceClockTrack | None,
+    track: ClockTrack | None,
     hint_col: str | None,
 ) -> None:
     """Replace device-clock column ``device_col`` by rig-time ``out_col`` and its companions
@@ -165,7 +166,7 @@ def join_traces(
     proc_dir: Path,
     venue_names: list[str],
     broker_name: str,
-    clocks: dict[str, DeviceClockTrack] | None = None,
+    clocks: Mapping[str, ClockTrack] | None = None,
 ) -> pd.DataFrame:
     """One row per tick received by a venue adapter, with every downstream trace point; device
     timestamps converted to rig time with ``clocks`` (keyed by adapter name: the device behind
@@ -281,7 +282,7 @@ def analyse(
     start_at_ns: int,
     interval_s: float,
     spec: HdrSpec | None = None,
-    clocks: dict[str, DeviceClockTrack] | None = None,
+    clocks: Mapping[str, ClockTrack] | None = None,
     warmup_ticks: int = 0,
 ) -> Analysis:
     """``clocks``: per adapter name, the clock track of the device behind it;

@@ -22,7 +22,12 @@ import numpy as np
 from arbsphere.clock import Clock
 from arbsphere.kpi.report import render_report
 from arbsphere.rig.analysis import analyse, build_kpi, write_hlog
-from arbsphere.rig.clock_alignment import DeviceClockTrack, align_devices
+from arbsphere.rig.clock_alignment import (
+    ClockTrack,
+    DeviceClockTrack,
+    RigTimebaseTrack,
+    align_devices,
+)
 from arbsphere.rig.clocksync import save_exchanges
 from arbsphere.rig.config import Campaign
 from arbsphere.rig.orchestrator import Orchestrator, synced_devices
@@ -56,16 +61,26 @@ def execute_campaign(
     results_dir: Path | None = None,
     on_progress: Callable[[float, str], None] | None = None,
     run_dir: Path | None = None,
+    orchestrator: type[Orchestrator] = Orchestrator,
+    rig_timebase_adapters: frozenset[str] = frozenset(),
+    manifest_extra: dict[str, Any] | None = None,
 ) -> CampaignResult:
     """Run ``campaign`` at its ``rate_hz`` into a new run directory under ``results_dir``
-    (or into ``run_dir``, created, when given: a rate sweep's per-rate result sets)."""
+    (or into ``run_dir``, created, when given: a rate sweep's per-rate result sets).
+
+    ``orchestrator`` starts the roles (a replay's drives the coordinator from a journal);
+    ``rig_timebase_adapters`` are venues whose "device" stamps are already rig time (a journal
+    player); ``manifest_extra`` is merged into the manifest (e.g. what a replay came from)."""
     if run_dir is None:
         base = results_dir if results_dir is not None else Path(campaign.results_dir)
         run_dir = new_run_dir(base, campaign.name, clock.now_ns())
     else:
         run_dir.mkdir(parents=True)
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock.now_ns() / 1e9))
-    orch = Orchestrator(campaign, run_dir, clock)
+    orch = orchestrator(campaign, run_dir, clock)
+    source = Path(campaign.source)
+    if source.is_file():  # the campaign as run, for replays of this result set
+        (run_dir / "campaign.toml").write_bytes(source.read_bytes())
     outcome = orch.run(on_progress=on_progress)
     if on_progress is not None:
         on_progress(1.0, "analysing traces, writing the result set")
@@ -74,7 +89,10 @@ def execute_campaign(
     start_at = outcome.measure_from_ns or clock.now_ns()  # the measured window (after warm-up)
     devices = synced_devices(campaign)
     tracks = align_devices(proc_dir, devices, campaign.clock_sync.settings)
-    clocks = {d.adapter: tracks[d.device] for d in devices}
+    clocks: dict[str, ClockTrack] = {d.adapter: tracks[d.device] for d in devices}
+    for d in devices:
+        if d.adapter in rig_timebase_adapters:
+            clocks[d.adapter] = RigTimebaseTrack(d, "stamps taken on the rig timebase (replay)")
     analysis = analyse(
         proc_dir, venue_names, campaign.broker.name, start_at, campaign.interval_s,
         clocks=clocks, warmup_ticks=round(campaign.warmup_s * campaign.rate_hz),
@@ -131,6 +149,7 @@ def execute_campaign(
         "timestamp_source": timestamp_sources,
         "clock_model": _clock_models(campaign, tracks),
         "roles": outcome.roles,
+        "journal": _journal_entry(analysis.stats, campaign),
         "resources": _resources(analysis.stats, outcome),
         "method": {
             "latency": "HDR counts recorded in batches (Numba) from joined per-role trace "
@@ -145,6 +164,7 @@ def execute_campaign(
     histories = {
         name: t.history for name, t in tracks.items() if t.history is not None and len(t.history)
     }
+    manifest.update(manifest_extra or {})
     render_report(
         kpi, run_dir / "latency.hlog", manifest, run_dir / "report.html",
         clock_histories=histories,
@@ -190,6 +210,19 @@ def _resources(stats: dict[str, dict[str, Any]], outcome: Any) -> dict[str, Any]
     if span_s:
         out["run_span_s"] = round(span_s, 3)
     return out
+
+
+def _journal_entry(stats: dict[str, dict[str, Any]], campaign: Campaign) -> dict[str, Any] | None:
+    """Where the coordinator's replay journal is and its chain head (``arbsphere replay``)."""
+    if not campaign.journal.enabled:
+        return None
+    head = stats.get("coordinator", {}).get("journal")
+    return {
+        "dir": "journal",
+        "durability": campaign.journal.durability,
+        "head": head,
+        "note": None if head else "the coordinator did not close its journal (no head)",
+    }
 
 
 def _maybe_hash(path: Path) -> str | None:

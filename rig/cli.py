@@ -5,6 +5,9 @@
 ``arbsphere calibrate [CAMPAIGN]``  inject known clock errors and link delays (default
                               ``campaigns/calibration.toml``), recover them, print injected vs
                               recovered; exit 1 when an error exceeds its limit.
+``arbsphere replay RUN_DIR --verify``  re-execute the coordinator from the run's journal and
+                              compare every PlanDelta byte for byte (exit 1 names the record).
+``arbsphere replay RUN_DIR --speed 1|N|max``  drive the live pipeline from the journal.
 ``arbsphere headers``         regenerate the committed C headers from the layout declarations.
 
 Exit codes: 0 complete run; 1 the run ended early (its result set is written and marked
@@ -197,6 +200,35 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace, console: Console) -> int:
+    from arbsphere.rig.replay_cli import verify_run
+
+    run_dir = Path(args.run_dir)
+    if args.verify:
+        result, seconds = verify_run(run_dir)
+        rate = result.records / seconds if seconds > 0 else 0.0
+        console.print(
+            f"replayed {result.records} records ({result.inputs} inputs, {result.batches} "
+            f"batches, {result.deltas_replayed} PlanDeltas) in {seconds:.2f} s "
+            f"({rate:,.0f} records/s)"
+        )
+        for note in result.notes:
+            console.print(f"note: {note}")
+        if result.divergence is not None:
+            console.print(f"[red]DIVERGED[/] at {result.divergence}", highlight=False)
+            return 1
+        if not result.identical:
+            console.print("[red]NOT VERIFIED[/]: the journal ends before its STATE record")
+            return 1
+        console.print(
+            "[green]identical[/]: every PlanDelta byte for byte and the final state digest"
+        )
+        return 0
+    from arbsphere.rig.replay_run import run_replay
+
+    return run_replay(run_dir, args.speed, console)
+
+
 def cmd_headers(args: argparse.Namespace, console: Console) -> int:
     from arbsphere.contracts_header import render_contracts_header
     from arbsphere.firmware_interfaces.device_header import render_device_header
@@ -226,6 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("campaign", nargs="?", help=f"campaign file (default {DEFAULT_CALIBRATION})")
     cal.add_argument("--duration", type=float, help="override campaign.duration_s (seconds)")
     cal.set_defaults(func=cmd_calibrate)
+    rep = sub.add_parser("replay", help="re-execute a run's coordinator from its journal")
+    rep.add_argument("run_dir", help="a result set with a journal (results/<campaign>/<run>)")
+    rep.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare every PlanDelta and the final state with the recording",
+    )
+    rep.add_argument("--speed", default="1",
+                     help="drive the live pipeline from the journal: 1 (recorded pace), N "
+                     "(N times faster) or max")  # fmt: skip
+    rep.set_defaults(func=cmd_replay)
     headers = sub.add_parser("headers", help="regenerate the C headers")
     headers.set_defaults(func=cmd_headers)
     return parser

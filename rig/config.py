@@ -46,6 +46,18 @@ class CalibrationLimits:
 
 
 @dataclass(frozen=True)
+class JournalConfig:
+    """``[journal]``: the coordinator's replay journal (see rig/journal)."""
+
+    enabled: bool = True
+    #: "none" | "interval" | "every_record" (what each promises: rig/journal/writer.py)
+    durability: str = "interval"
+    sync_interval_ms: float = 100.0  # interval mode: fsync at least this often ...
+    sync_every_records: int = 10_000  # ... or after this many records, whichever first
+    segment_mb: float = 64.0
+
+
+@dataclass(frozen=True)
 class ClockSyncConfig:
     """The rig's clock-sync exchange with every device (``[clock_sync]``)."""
 
@@ -127,6 +139,7 @@ class Campaign:
     #: a rate sweep: every rate is run in turn (``rate_hz`` is the first); () = one rate
     rates_hz: tuple[float, ...] = ()
     calibration: CalibrationLimits = CalibrationLimits()
+    journal: JournalConfig = JournalConfig()
 
     @property
     def n_ticks(self) -> int:
@@ -166,7 +179,10 @@ def load_campaign(path: str | Path) -> Campaign:
 
 def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     r = _Reader(data, source, "")
-    r.only({"campaign", "market", "coordinator", "venues", "broker", "clock_sync", "calibration"})
+    r.only(
+        {"campaign", "market", "coordinator", "venues", "broker", "clock_sync", "calibration",
+         "journal"}
+    )  # fmt: skip
     c = r.table("campaign")
     c.only(
         {
@@ -260,6 +276,22 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
         clock_sync=clock_sync,
         rates_hz=rates,
         calibration=_calibration(r.table("calibration", optional=True)),
+        journal=_journal(r.table("journal", optional=True)),
+    )
+
+
+def _journal(r: _Reader) -> JournalConfig:
+    r.only({f.name for f in dataclasses.fields(JournalConfig)})
+    d = JournalConfig()
+    enabled = r.data.get("enabled", d.enabled)
+    if not isinstance(enabled, bool):
+        r.fail("enabled", enabled, "must be true or false")
+    return JournalConfig(
+        enabled=enabled,
+        durability=r.choice("durability", ("none", "interval", "every_record"), d.durability),
+        sync_interval_ms=r.number("sync_interval_ms", d.sync_interval_ms, lo=0.1, hi=3_600_000),
+        sync_every_records=r.integer("sync_every_records", d.sync_every_records, lo=1),
+        segment_mb=r.number("segment_mb", d.segment_mb, lo=0.01, hi=1024),  # 1 GiB max
     )
 
 

@@ -144,12 +144,27 @@ class Orchestrator:
                 "max_batch": c.coordinator.max_batch,
                 "ns_per_iteration": c.coordinator.ns_per_iteration,
                 "admm": _admm_settings(c),
+                **self._journal_cfg(),
             },
         )  # fmt: skip
         self._wait_file(coord, self.proc_dir / "coordinator.ready.json")
         self._start_broker()
         for venue in c.venues:
             self._start_venue_adapter(venue)
+
+    def _journal_cfg(self) -> dict[str, Any]:
+        j = self.campaign.journal
+        if not j.enabled:
+            return {}
+        interval = j.durability == "interval"
+        return {
+            "journal": {
+                "dir": str(self.run_dir / "journal"), "durability": j.durability,
+                "segment_bytes": round(j.segment_mb * (1 << 20)),
+                "interval_ns": round(j.sync_interval_ms * 1e6) if interval else None,
+                "interval_records": j.sync_every_records if interval else None,
+            }
+        }  # fmt: skip
 
     def _start_broker(self) -> None:
         b = self.campaign.broker

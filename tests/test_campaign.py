@@ -226,3 +226,102 @@ def test_rate_sweep_config_errors(tmp_path: Path) -> None:
     bad.write_text(LOOPBACK.read_text().replace("rate_hz = 2000", "rate_hz = [300, 300]"))
     with pytest.raises(ConfigError, match="distinct"):
         load_campaign(bad)
+
+
+def test_replay_verify_identical_then_altered_input_named(
+    short_run: CampaignResult, tmp_path: Path
+) -> None:
+    from arbsphere.contracts import default_registry
+    from arbsphere.coordinator.journal_records import (
+        REC_DELTA,
+        REC_INPUT,
+        decode_frames,
+        encode_frames,
+    )
+    from arbsphere.rig.cli import main
+    from arbsphere.rig.journal import JournalConfig, JournalReader, JournalWriter
+    from arbsphere.rig.replay_cli import verify_run
+
+    result, _ = verify_run(short_run.run_dir)
+    assert result.identical, result.divergence
+    assert result.deltas_replayed > 0 and result.batches > 100
+    assert main(["replay", str(short_run.run_dir), "--verify"]) == 0
+
+    # A copy whose journal is valid (CRCs, chain) but one triggering input was altered: the
+    # replay must diverge and name the record.
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(short_run.run_dir, copy)
+    records = list(JournalReader(copy / "journal").records())
+    delta_at = [i for i, r in enumerate(records) if r.type == REC_DELTA]
+    target = delta_at[len(delta_at) // 2]
+    reg = default_registry()
+    problem_id = reg.schema("LocalArbProblem").id
+
+    def is_problem(i: int) -> bool:
+        if records[i].type != REC_INPUT:
+            return False
+        return reg.decode_values(decode_frames(records[i].payload)[0])[0].id == problem_id
+
+    victim = max(i for i in range(target) if is_problem(i))
+    frames = decode_frames(records[victim].payload)
+    schema, values = reg.decode_values(frames[0])
+    c_index = len(reg.envelope.value_fields) + len(schema.header.value_fields) + 1
+    changed = list(values)
+    changed[c_index] += 5.0  # a 5 % dearer venue ...
+    changed[c_index + 3] = 1  # ... whose position limit drops to 1 lot: the target must move
+    shutil.rmtree(copy / "journal")
+    writer = JournalWriter.open(copy / "journal", JournalConfig())
+    for i, r in enumerate(records):
+        payload = bytes(r.payload)
+        if i == victim:
+            payload = encode_frames([reg.packer(schema, 1).pack(*changed), *frames[1:]])
+        writer.append(r.type, r.ts_ns, payload)
+    head = writer.close()
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["journal"]["head"] = head.to_dict()
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    altered, _ = verify_run(copy)
+    assert altered.divergence is not None
+    assert altered.divergence.record_index > victim
+    assert main(["replay", str(copy), "--verify"]) == 1
+
+    # A flipped byte in the journal file is reported as corruption, located.
+    seg = sorted((short_run.run_dir / "journal").glob("*.seg"))[0]
+    flipped = tmp_path / "flipped"
+    shutil.copytree(short_run.run_dir, flipped)
+    data = bytearray((flipped / "journal" / seg.name).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (flipped / "journal" / seg.name).write_bytes(bytes(data))
+    assert main(["replay", str(flipped), "--verify"]) == 1
+
+
+def test_replay_drives_the_live_pipeline_from_the_journal(
+    short_run: CampaignResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import shutil
+
+    from rich.console import Console
+
+    from arbsphere.rig.replay_run import run_replay
+
+    run = tmp_path / "recorded"
+    shutil.copytree(short_run.run_dir, run)
+    camp = run / "campaign.toml"  # the replay's result set goes under tmp_path
+    camp.write_text(
+        camp.read_text().replace('results_dir = "results"', f'results_dir = "{tmp_path}"')
+    )
+    assert run_replay(run, "max", Console(file=io.StringIO())) == 0
+    (replay_dir,) = (tmp_path / "loopback-replay").iterdir()
+    manifest = json.loads((replay_dir / "manifest.json").read_text())
+    assert manifest["replayed_from"]["run_dir"] == str(run)
+    assert manifest["replayed_from"]["speed"] == "max"
+    recorded = short_run.kpi
+    kpi = json.loads((replay_dir / "kpi.json").read_text())
+    # every recorded venue input of the measured window went through the live coordinator
+    assert kpi["throughput"]["ticks_in"] == recorded["throughput"]["ticks_in"]
+    assert kpi["hedge"]["max_abs_net_delta"] == 0 and kpi["hedge"]["deltas"] > 0
+    assert kpi["tick_to_trade"]["count"] > 0
+    assert kpi["clock"]["devices"]["venue_a-device"]["state"] == "rig-timebase"
