@@ -19,15 +19,16 @@ from arbsphere.coordinator.journal_records import (
     REC_STATE,
     encode_batch,
     encode_config,
-    encode_frames,
     encode_state,
 )
 
 
 class JournalSink(Protocol):
-    """The part of a journal writer the recorder uses."""
+    """The part of a journal writer the recorder uses. ``payload`` is the record's bytes, or
+    for an INPUT the list of frames as received, which the sink encodes with
+    :func:`~.journal_records.encode_frames` (on its own thread: off the receive loop)."""
 
-    def append(self, rtype: int, ts_ns: int, payload: bytes) -> int: ...
+    def append(self, rtype: int, ts_ns: int, payload: bytes | list[bytes]) -> int: ...
 
     def flush(self) -> None: ...
 
@@ -37,7 +38,7 @@ class Recorder:
         self.sink = sink
         self.records = 0
 
-    def _put(self, rtype: int, ts_ns: int, payload: bytes) -> None:
+    def _put(self, rtype: int, ts_ns: int, payload: bytes | list[bytes]) -> None:
         self.sink.append(rtype, ts_ns, payload)
         self.records += 1
 
@@ -45,7 +46,7 @@ class Recorder:
         self._put(REC_CONFIG, ts_ns, encode_config(config))
 
     def input(self, frames: Sequence[bytes], rx_ns: int) -> None:
-        self._put(REC_INPUT, rx_ns, encode_frames(frames))
+        self._put(REC_INPUT, rx_ns, list(frames))  # encoded by the sink
 
     def batch(self, n: int, ts_ns: int) -> None:
         self._put(REC_BATCH, ts_ns, encode_batch(n))

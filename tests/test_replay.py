@@ -22,9 +22,10 @@ class ListSink:
     def __init__(self) -> None:
         self.records: list[JournalRecord] = []
 
-    def append(self, rtype: int, ts_ns: int, payload: bytes) -> int:
+    def append(self, rtype: int, ts_ns: int, payload: bytes | list[bytes]) -> int:
         seq = len(self.records) + 1
-        self.records.append(JournalRecord(len(self.records), seq, rtype, ts_ns, bytes(payload)))
+        data = payload if isinstance(payload, bytes) else encode_frames(payload)
+        self.records.append(JournalRecord(len(self.records), seq, rtype, ts_ns, data))
         return seq
 
     def flush(self) -> None:
