@@ -88,6 +88,15 @@ def _truth_offsets(dev: DeviceClock, t_ns: np.ndarray) -> np.ndarray:
     return np.array([dev.device_time(int(t)) - int(t) for t in t_ns], dtype=np.float64)
 
 
+def _offset_missing(
+    device: str, clock: ClockConfig, limits: CalibrationLimits, note: str, passed: bool | None
+) -> CalibrationLine:
+    """The offset line of a device whose offset could not be judged, and why."""
+    return CalibrationLine(
+        "offset", device, clock.offset_ns / 1e3, None, None, limits.offset_us, "us", passed, note
+    )
+
+
 def clock_lines(
     device: str,
     clock: ClockConfig,
@@ -105,31 +114,19 @@ def clock_lines(
     lines: list[CalibrationLine] = []
     if history is None or not np.isfinite(history["offset_ns"]).any():
         lines.append(
-            CalibrationLine(
-                "offset",
+            _offset_missing(
                 device,
-                clock.offset_ns / 1e3,
-                None,
-                None,
-                limits.offset_us,
-                "us",
-                False,
+                clock,
+                limits,
                 "no clock estimate (the device never synchronised)",
+                passed=False,
             )
         )
         return lines
     if epoch_ns is None:
         lines.append(
-            CalibrationLine(
-                "offset",
-                device,
-                clock.offset_ns / 1e3,
-                None,
-                None,
-                limits.offset_us,
-                "us",
-                None,
-                "the device did not report its clock epoch",
+            _offset_missing(
+                device, clock, limits, "the device did not report its clock epoch", passed=None
             )
         )
         return lines
@@ -163,16 +160,8 @@ def clock_lines(
         )
     else:
         lines.append(
-            CalibrationLine(
-                "offset",
-                device,
-                clock.offset_ns / 1e3,
-                None,
-                None,
-                limits.offset_us,
-                "us",
-                False,
-                "never locked in the measured window",
+            _offset_missing(
+                device, clock, limits, "never locked in the measured window", passed=False
             )
         )
     # drift: at the end of the longest stretch without a step
