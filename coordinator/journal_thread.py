@@ -27,7 +27,7 @@ from arbsphere.rig.journal import JournalConfig, JournalHead, JournalWriter
 
 #: longest wait of the writer thread without a flush request (bounds the interval deadline)
 IDLE_POLL_S = 0.005
-GIL_SWITCH_INTERVAL_S = 0.0002
+GIL_SWITCH_INTERVAL_S = 0.00005
 #: records queued before the loop wakes the writer thread early
 WAKE_BACKLOG = 8192
 
@@ -35,7 +35,7 @@ WAKE_BACKLOG = 8192
 class JournalThread:
     def __init__(self, directory: Path, config: JournalConfig, clock: Clock) -> None:
         # With a second thread, a waiting receive loop gets the GIL back after at most the
-        # switch interval (default 5 ms: that would be a latency spike); 0.2 ms bounds it.
+        # switch interval (default 5 ms: that would be a latency spike); 50 µs bounds it.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self.writer = JournalWriter.open(directory, config, clock)
         self._queue: deque[tuple[int, int, bytes | list[bytes]]] = deque()
