@@ -40,8 +40,11 @@ RECORD_NAMES = {
     REC_STATE: "STATE",
 }  # fmt: skip
 
-_U16 = struct.Struct("<H")
-_U32 = struct.Struct("<I")
+#: the INPUT payload's frame count and per-frame length fields
+FRAME_COUNT = struct.Struct("<H")
+FRAME_LENGTH = struct.Struct("<I")
+_U16 = FRAME_COUNT
+_U32 = FRAME_LENGTH
 
 
 def encode_frames(frames: Sequence[bytes]) -> bytes:

@@ -21,13 +21,18 @@ from pathlib import Path
 import numpy as np
 
 from arbsphere.clock import Clock
-from arbsphere.coordinator.journal_records import encode_frames
+from arbsphere.coordinator.journal_records import FRAME_COUNT, FRAME_LENGTH
 from arbsphere.errors import JournalError
 from arbsphere.rig.journal import JournalConfig, JournalHead, JournalWriter
 
-#: longest wait of the writer thread without a flush request (bounds the interval deadline)
-IDLE_POLL_S = 0.005
+#: how often the writer thread drains the queue. Fewer, larger drains disturb the receive loop
+#: less (recorder on/off p99 1.13x at 5 ms, ~1.04-1.07x at 50 ms); records still queued are
+#: not written yet (lost in a crash) and were never acknowledged durable: the writer's
+#: ``durable_seq`` only covers what it has appended and written/synced
+IDLE_POLL_S = 0.05
 GIL_SWITCH_INTERVAL_S = 0.00005
+_U16 = FRAME_COUNT
+_U32 = FRAME_LENGTH
 #: records queued before the loop wakes the writer thread early
 WAKE_BACKLOG = 8192
 
@@ -61,16 +66,36 @@ class JournalThread:
     # -- the writer thread ------------------------------------------------------------------
     def _drain(self) -> None:
         """Everything handed over so far, in one vectorised ``append_many`` (its kernels run
-        without the GIL, so the receive loop is never held up for long)."""
+        without the GIL, so the receive loop is never held up for long). One pass builds the
+        flat payload buffer: INPUT frames are framed here (:func:`encode_frames`' layout)."""
         q = self._queue
         n = len(q)
         if not n:
             return
-        items = [q.popleft() for _ in range(n)]
-        types = np.fromiter((t for t, _, _ in items), np.uint16, n)
-        ts = np.fromiter((t for _, t, _ in items), np.int64, n)
-        payloads = [p if isinstance(p, bytes) else encode_frames(p) for _, _, p in items]
-        self.writer.append_many(types, ts, payloads)
+        types = np.empty(n, np.uint16)
+        ts = np.empty(n, np.int64)
+        sizes = np.empty(n, np.int64)
+        parts: list[bytes] = []
+        put = parts.append
+        u16 = _U16.pack
+        u32 = _U32.pack
+        for i in range(n):
+            rtype, t, payload = q.popleft()
+            types[i] = rtype
+            ts[i] = t
+            if isinstance(payload, bytes):
+                put(payload)
+                sizes[i] = len(payload)
+            else:
+                put(u16(len(payload)))
+                size = 2
+                for frame in payload:
+                    put(u32(len(frame)))
+                    put(frame)
+                    size += 4 + len(frame)
+                sizes[i] = size
+        flat = np.frombuffer(b"".join(parts), np.uint8)
+        self.writer.append_many(types, ts, flat, lengths=sizes)
         self.appended += n
 
     def _run(self) -> None:

@@ -8,7 +8,6 @@ wake-up's PlanDelta has been sent — off the critical path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Protocol
 
 from arbsphere.coordinator.journal_records import (
@@ -45,8 +44,11 @@ class Recorder:
     def config(self, config: dict[str, Any], ts_ns: int) -> None:
         self._put(REC_CONFIG, ts_ns, encode_config(config))
 
-    def input(self, frames: Sequence[bytes], rx_ns: int) -> None:
-        self._put(REC_INPUT, rx_ns, list(frames))  # encoded by the sink
+    def input(self, frames: list[bytes], rx_ns: int) -> None:
+        # the frames list as received (recv_multipart makes a new one each time): the sink
+        # encodes it, off the receive loop
+        self.sink.append(REC_INPUT, rx_ns, frames)
+        self.records += 1
 
     def batch(self, n: int, ts_ns: int) -> None:
         self._put(REC_BATCH, ts_ns, encode_batch(n))

@@ -426,6 +426,7 @@ class _Loop:
         first_row = self.trace.n
         latest: dict[tuple[int, int], int] = {}  # (venue, asset) -> newest row in this batch
         trigger: tuple[Any, ...] | None = None
+        record_input = self.recorder.input if self.recorder is not None else None
         n = 0
         while n < self.max_batch:
             try:
@@ -434,8 +435,8 @@ class _Loop:
                 break
             n += 1
             rx = clock.now_ns()
-            if self.recorder is not None:
-                self.recorder.input(frames, rx)
+            if record_input is not None:
+                record_input(frames, rx)
             try:
                 schema, values = reg.decode_values(frames[0])
             except DecodeError as exc:
