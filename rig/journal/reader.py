@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from arbsphere.errors import JournalCorruptError, JournalError
+from arbsphere.errors import JournalError
 
 from . import kernels as _k
 from .format import (
@@ -47,7 +47,7 @@ from .format import (
     segment_index_of,
     unpack_segment_header,
 )
-from .records import MAX_SEGMENT_SIZE, JournalHead, JournalProblem, VerifyReport
+from .records import MAX_SEGMENT_SIZE, JournalHead, JournalProblem, VerifyReport, corrupt
 
 __all__ = [
     "JournalReader",
@@ -496,25 +496,17 @@ def truncate_tail(scan: JournalScan, dir_fd: int, *, keep_seq: int = 0) -> Verif
         return report
     if not report.tail_only:
         first = next(p for p in report.problems if not p.tail)
-        raise JournalCorruptError(
+        raise corrupt(
             f"{report.directory}: recovery truncates only a torn tail, and this journal has "
             f"{sum(not p.tail for p in report.problems)} other problem(s); first: {first}",
-            segment=first.segment,
-            offset=first.offset,
-            seq=first.seq,
-            problem=first,
-            path=str(first.path),
+            first,
         )
     (tail,) = report.problems
     if tail.seq <= keep_seq:
-        raise JournalCorruptError(
+        raise corrupt(
             f"{report.directory}: recovery would drop seq {tail.seq}.. but seq {keep_seq} was "
             f"acknowledged durable: {tail}",
-            segment=tail.segment,
-            offset=tail.offset,
-            seq=tail.seq,
-            problem=tail,
-            path=str(tail.path),
+            tail,
         )
     state = scan.segments[-1]
     try:

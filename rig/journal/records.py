@@ -174,11 +174,16 @@ class VerifyReport:
         if self.problems:
             first = self.problems[0]
             more = f" (+{len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
-            raise JournalCorruptError(
-                f"{self.directory}: {first}{more}",
-                segment=first.segment,
-                offset=first.offset,
-                seq=first.seq,
-                problem=first,
-                path=str(first.path),
-            )
+            raise corrupt(f"{self.directory}: {first}{more}", first)
+
+
+def corrupt(message: str, problem: JournalProblem) -> JournalCorruptError:
+    """The error for ``problem``, located (segment, offset, seq, path) from it."""
+    return JournalCorruptError(
+        message,
+        segment=problem.segment,
+        offset=problem.offset,
+        seq=problem.seq,
+        problem=problem,
+        path=str(problem.path),
+    )
