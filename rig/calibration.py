@@ -32,7 +32,7 @@ import numpy as np
 from arbsphere.clock import Clock, ClockStep, DeviceClock, RealtimeClock
 from arbsphere.errors import ResultSetError
 from arbsphere.rig.campaign_run import execute_campaign
-from arbsphere.rig.clocksync import ServoState
+from arbsphere.rig.clocksync import ClockSyncSettings, ServoState
 from arbsphere.rig.config import CalibrationLimits, Campaign, ClockConfig
 from arbsphere.rig.orchestrator import device_name
 from arbsphere.rig.resultset import RESULT_SET_FORMAT, file_hashes, new_run_dir
@@ -52,9 +52,13 @@ class CalibrationLine:
     unit: str
     passed: bool | None  # None: informative only
     note: str = ""
+    #: the link's own share of the error, from the truth (offset and drift lines): what the
+    #: two-way exchange cannot observe — the asymmetry of its lucky exchanges (see
+    #: :func:`link_asymmetry`); same unit as the error
+    link_asymmetry: float | None = None
 
     def __post_init__(self) -> None:  # NumPy scalars in, plain JSON-able values kept
-        for name in ("injected", "recovered", "error", "limit"):
+        for name in ("injected", "recovered", "error", "limit", "link_asymmetry"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, float(value))
@@ -88,6 +92,56 @@ def _truth_offsets(dev: DeviceClock, t_ns: np.ndarray) -> np.ndarray:
     return np.array([dev.device_time(int(t)) - int(t) for t in t_ns], dtype=np.float64)
 
 
+#: the link asymmetry level of an exchange is the median of the lucky ones this far back
+LINK_LEVEL_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class LinkAsymmetry:
+    """The truth about a device link's asymmetry over a run (calibration only: it needs the
+    injected clock). A two-way exchange measures ``offset + (forward - backward) / 2``; the
+    second term is invisible to the rig. ``sample_ns`` is that half-asymmetry per exchange
+    (sample offset minus true offset), ``usable`` marks the exchanges an estimator may fit
+    (lucky, not pending, not a step), ``level_ns`` the median of the usable ones over the
+    last :data:`LINK_LEVEL_NS` at each exchange — the error a perfect estimator averaging
+    the last second would make."""
+
+    time_ns: np.ndarray
+    sample_ns: np.ndarray
+    usable: np.ndarray
+    level_ns: np.ndarray
+
+    def trend_ppm(self, row: int, window_ns: int) -> float | None:
+        """Slope (ppm) of the usable half-asymmetries over ``window_ns`` up to ``row`` (OLS):
+        the drift error a fit over that window inherits from the link."""
+        t = self.time_ns
+        sel = self.usable[: row + 1] & (t[: row + 1] > t[row] - window_ns)
+        if int(sel.sum()) < 3:
+            return None
+        x = (t[: row + 1][sel] - t[row]).astype(np.float64) / 1e9
+        y = self.sample_ns[: row + 1][sel]
+        if np.ptp(x) <= 0:
+            return None
+        return float(np.polyfit(x, y, 1)[0]) / 1e3
+
+
+def link_asymmetry(history: np.ndarray, truth_ns: np.ndarray) -> LinkAsymmetry:
+    """The link's half-asymmetry per exchange of an estimator history, from the true offsets
+    at the exchanges' times (see :class:`LinkAsymmetry`)."""
+    t = history["time_ns"].astype(np.int64)
+    sample = history["sample_offset_ns"] - truth_ns
+    usable = history["lucky"] & (history["pending"] == 0) & ~history["step"] & np.isfinite(sample)
+    level = np.full(len(t), np.nan)
+    idx = np.flatnonzero(usable)
+    ut = t[idx]
+    for i in range(len(t)):
+        lo = int(np.searchsorted(ut, t[i] - LINK_LEVEL_NS, side="right"))
+        hi = int(np.searchsorted(ut, t[i], side="right"))
+        if hi > lo:
+            level[i] = np.median(sample[idx[lo:hi]])
+    return LinkAsymmetry(t, sample, usable, level)
+
+
 def _offset_missing(
     device: str, clock: ClockConfig, limits: CalibrationLimits, note: str, passed: bool | None
 ) -> CalibrationLine:
@@ -106,6 +160,7 @@ def clock_lines(
     limits: CalibrationLimits,
     end_ns: int | None = None,
     measure_from_ns: int | None = None,
+    window_ns: int = ClockSyncSettings().window_ns,
 ) -> list[CalibrationLine]:
     """Offset, drift and step lines of one device from its estimator history. The offset is
     judged over the locked estimates in force during the measured window (``measure_from_ns``,
@@ -142,9 +197,14 @@ def clock_lines(
     last = len(t) if end_ns is None else int(np.searchsorted(t, end_ns, side="right"))
     in_run[first:last] = True
     judged = locked & in_run
+    asym = link_asymmetry(history, truth)
     if judged.any():
         p99 = float(np.percentile(np.abs(err[judged]), 99)) / 1e3
         last_row = int(np.flatnonzero(judged)[-1])
+        levels = asym.level_ns[judged]
+        levels = levels[np.isfinite(levels)]
+        link_p99 = float(np.percentile(np.abs(levels), 99)) / 1e3 if len(levels) else None
+        link_note = "" if link_p99 is None else f"; link asymmetry p99 {link_p99:.1f} us"
         lines.append(
             CalibrationLine(
                 "offset (p99 |error| in the measured window)",
@@ -155,7 +215,8 @@ def clock_lines(
                 limits.offset_us,
                 "us",
                 p99 <= limits.offset_us,
-                f"{int(judged.sum())} locked exchanges",
+                f"{int(judged.sum())} locked exchanges" + link_note,
+                link_p99,
             )
         )
     else:
@@ -192,9 +253,12 @@ def clock_lines(
         span, row = best
         got = float(history["drift_ppm"][row])
         ok = abs(got - clock.drift_ppm) <= limits.drift_ppm and span >= limits.drift_window_s
+        trend = asym.trend_ppm(row, window_ns)
         note = f"window {span:.1f} s" + (
             "" if span >= limits.drift_window_s else f" < {limits.drift_window_s:g} s required"
         )
+        if trend is not None:
+            note += f"; link asymmetry trend {trend:+.2f} ppm"
         lines.append(
             CalibrationLine(
                 "drift",
@@ -206,6 +270,7 @@ def clock_lines(
                 "ppm",
                 ok,
                 note,
+                None if trend is None else abs(trend),
             )
         )
     # steps: each injected step against the first detection after it
@@ -264,11 +329,23 @@ def delay_lines(
     history: np.ndarray | None,
     baseline_history: np.ndarray | None,
     limits: CalibrationLimits,
+    release_late_us: float = 0.0,
 ) -> list[CalibrationLine]:
     """An injected one-way delay on ``device``'s link to the rig, recovered as the rise of its
     feed_wire p50 over the unimpaired baseline and — for a symmetric injection, where the
-    offset estimate stays unbiased — as the rise of the estimated path delay."""
+    offset estimate stays unbiased — as the rise of the estimated path delay.
+
+    ``release_late_us`` is the emulator's own account of how late (median) its held packets
+    reached the wire after their release time: the delay applied towards the rig is
+    ``injected + release_late`` (the rise is judged against that; the path delay, an average
+    of both directions, against half of it on top of the injection)."""
     limit = max(limits.delay_rel * injected_us, limits.delay_abs_us)
+    applied = injected_us + release_late_us
+    applied_note = (
+        f"; applied {applied:.1f} us (release lateness {release_late_us:+.1f} us)"
+        if release_late_us
+        else ""
+    )
     name = "one-way delay to rig (feed_wire p50 rise)"
     if wire_us is None or baseline_wire_us is None:
         return [
@@ -291,28 +368,35 @@ def delay_lines(
             device,
             injected_us,
             got,
-            abs(got - injected_us),
+            abs(got - applied),
             limit,
             "us",
-            abs(got - injected_us) <= limit,
-            f"feed_wire p50 {wire_us:.1f} us vs {baseline_wire_us:.1f} us unimpaired",
+            abs(got - applied) <= limit,
+            f"feed_wire p50 {wire_us:.1f} us vs {baseline_wire_us:.1f} us unimpaired"
+            + applied_note,
         )
     ]
     p = _locked_median(history, "path_delay_ns")
     b = _locked_median(baseline_history, "path_delay_ns")
     if p is not None and b is not None:
         got = (p - b) / 1e3
+        path_applied = injected_us + release_late_us / 2
         lines.append(
             CalibrationLine(
                 "one-way delay (path delay rise, clock sync)",
                 device,
                 injected_us,
                 got,
-                abs(got - injected_us),
+                abs(got - path_applied),
                 limit,
                 "us",
-                abs(got - injected_us) <= limit,
-                f"path delay {p / 1e3:.1f} us vs {b / 1e3:.1f} us unimpaired",
+                abs(got - path_applied) <= limit,
+                f"path delay {p / 1e3:.1f} us vs {b / 1e3:.1f} us unimpaired"
+                + (
+                    f"; applied {path_applied:.1f} us (half the release lateness on top)"
+                    if release_late_us
+                    else ""
+                ),
             )
         )
     return lines
@@ -331,6 +415,17 @@ def feed_wire_by_venue(run_dir: Path) -> dict[str, float]:
         vals = part["rx_ns"].astype("int64") - part["send_ns"].astype("int64")
         out[str(venue)] = float(np.median(vals)) / 1e3
     return out
+
+
+def release_lateness_us(run_dir: Path, device: str) -> float:
+    """Median lateness (µs) of the device's impaired sends towards the rig (its stats say); 0
+    when the device reports none."""
+    path = run_dir / "proc" / f"{device}.stats.json"
+    if not path.exists():
+        return 0.0
+    to_rig = _json(path).get("impairment", {}).get("to_rig", {})
+    late = to_rig.get("median_late_us") if isinstance(to_rig, dict) else None
+    return float(late) if isinstance(late, int | float) else 0.0
 
 
 def device_epoch(run_dir: Path, device: str) -> int | None:
@@ -362,6 +457,7 @@ def calibrate(
             start_at,
             limits,
             end_ns,
+            window_ns=campaign.clock_sync.settings.window_ns,
         )
     wire = feed_wire_by_venue(run_dir)
     base_wire = feed_wire_by_venue(baseline_dir)
@@ -382,6 +478,7 @@ def calibrate(
             _history(run_dir, dev) if symmetric else None,
             _history(baseline_dir, dev) if symmetric else None,
             limits,
+            release_lateness_us(run_dir, dev),
         )
     return lines
 

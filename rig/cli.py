@@ -177,7 +177,9 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
 
         result = run_calibration(campaign, RealtimeClock(), on_progress=on_progress)
     table = Table(title="Injected vs recovered", title_justify="left")
-    for col in ("quantity", "device", "injected", "recovered", "error", "limit", "", "note"):
+    cols = ("quantity", "device", "injected", "recovered", "error", "of it: link", "limit", "",
+            "note")  # fmt: skip
+    for col in cols:
         table.add_column(col, justify="left" if col in ("quantity", "device", "note") else "right")
     for line in result.lines:
         mark = {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "info"}[line.passed]
@@ -185,10 +187,15 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
         table.add_row(
             line.quantity, line.device,
             *(("-" if v is None else f"{v:,.3f}{unit}")
-              for v in (line.injected, line.recovered, line.error, line.limit)),
+              for v in (line.injected, line.recovered, line.error, line.link_asymmetry,
+                        line.limit)),
             mark, line.note,
         )  # fmt: skip
     console.print(table)
+    console.print(
+        "[dim]of it: link = the link's own asymmetry over the same exchanges (from the injected "
+        "truth): a two-way exchange cannot see it, so no estimator removes it[/]"
+    )
     console.print(f"result set: {result.run_dir} (calibration.json)")
     if not result.complete:
         console.print(f"[red]INCOMPLETE[/]: {result.reason}")

@@ -22,6 +22,8 @@ from arbsphere.clock import RealtimeClock
 from arbsphere.errors import ConfigError
 from arbsphere.firmware_interfaces.emulators.impair_relay import Direction, LatenessHistogram
 from arbsphere.firmware_interfaces.emulators.impairment import (
+    LEAD_STEP_NS,
+    MAX_LEAD_NS,
     ImpairedTransmitter,
     Impairer,
     ImpairmentPlan,
@@ -253,7 +255,7 @@ class RecordingTx:
         self.sent: list[tuple[int, list[bytes]]] = []
         self.closed = False
 
-    def send(self, messages: Sequence[bytes]) -> None:
+    def send(self, messages: Sequence[bytes], at_ns: int | None = None) -> None:
         self.sent.append((self.clock.now, list(messages)))
 
     def counters(self) -> dict[str, int]:
@@ -304,6 +306,58 @@ def test_impaired_transmitter_releases_on_poll_and_flush() -> None:
     tx.send([b"late"])
     tx.close()
     assert inner.closed and tx.counters()["impair_discarded"] == 1
+
+
+def test_impaired_transmitter_holds_from_the_devices_transmit_time() -> None:
+    clock = FakeClock()
+    inner = RecordingTx(clock)
+    tx = ImpairedTransmitter(inner, ImpairmentSpec(delay_us=100), clock)
+    clock.now = 9 * US
+    tx.send([b"a"], at_ns=2 * US)  # stamped at 2 µs, handed over at 9 µs
+    tx.send([b"b"])  # no stamp: held from now
+    assert tx.impairer.next_release_ns() == 102 * US
+    clock.now = 200 * US
+    tx.poll()
+    assert [m for _, m in inner.sent] == [[b"a"], [b"b"]]
+    assert tx.counters()["impair_max_late_ns"] == 200 * US - 102 * US
+
+
+class CostlyTx(RecordingTx):
+    """Records when each packet was handed over; a poll wakes ``cost_ns`` late (the Python
+    between a due release and the socket)."""
+
+    def __init__(self, clock: FakeClock, cost_ns: int) -> None:
+        super().__init__(clock)
+        self.cost_ns = cost_ns
+
+
+def test_impaired_transmitter_learns_its_handover_cost_so_the_wire_delay_is_the_injected_one() -> (
+    None
+):
+    clock = FakeClock()
+    inner = CostlyTx(clock, 12 * US)
+    tx = ImpairedTransmitter(inner, ImpairmentSpec(delay_us=500), clock)
+    period = 1_000 * US
+    for k in range(200):
+        clock.now = k * period
+        tx.send([bytes([k])])
+        due = tx.next_release_ns()
+        assert due is not None
+        clock.now = due + inner.cost_ns  # a sleeper asked for `due` gets there this late
+        assert tx.poll() == 1
+    wire = [t - k * period for k, (t, _) in enumerate(inner.sent)]
+    assert wire[0] == 512 * US  # before it learned: injected + handover
+    assert all(abs(w - 500 * US) <= LEAD_STEP_NS for w in wire[-40:])
+    assert abs(tx.lead_ns - 12 * US) <= LEAD_STEP_NS
+    c = tx.counters()
+    assert c["impair_max_late_ns"] == 12 * US and abs(c["impair_median_late_ns"]) <= 1_000
+    # a stall (the loop busy far past the release) moves the lead one step, as any late packet
+    lead = tx.lead_ns
+    clock.now = 200 * period
+    tx.send([b"stalled"])
+    clock.now += 500 * US + 5 * MAX_LEAD_NS
+    tx.poll()
+    assert tx.lead_ns == lead + LEAD_STEP_NS and tx.counters()["impair_max_late_ns"] > MAX_LEAD_NS
 
 
 def test_lateness_histogram_percentiles() -> None:

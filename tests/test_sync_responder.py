@@ -175,7 +175,7 @@ class RecordingTx:
         self.clock = clock
         self.sent: list[tuple[int, list[bytes]]] = []
 
-    def send(self, messages: Sequence[bytes]) -> None:
+    def send(self, messages: Sequence[bytes], at_ns: int | None = None) -> None:
         self.sent.append((self.clock.now, [bytes(m) for m in messages]))
 
     def counters(self) -> dict[str, int]:

@@ -51,6 +51,7 @@ from arbsphere.firmware_interfaces.emulators.schedule import (
     open_quotes,
     read_feed_plan,
     run_feed,
+    stamp_messages,
 )
 from arbsphere.firmware_interfaces.emulators.sync_responder import (
     RigInbound,
@@ -92,10 +93,17 @@ class SerialDeviceTransmitter:
         self.bytes_sent = 0
         self.bytes_unsent = 0
 
-    def send(self, messages: Sequence[bytes]) -> None:
-        """Frame each message and write them all at once."""
+    def send(self, messages: Sequence[bytes], at_ns: int | None = None) -> None:
+        """Frame each message and write them all at once (now: ``at_ns`` is for a stage that
+        holds units)."""
         self.send_raw(b"".join(encode_frame(m) for m in messages))
         self.frames_sent += len(messages)
+
+    def send_stamped(
+        self, messages: Sequence[bytes | bytearray], stamp_offset: int, stamp: Callable[[], int]
+    ) -> None:
+        """Stamp, then frame and write (the framing depends on the stamped bytes)."""
+        self.send(stamp_messages(messages, stamp_offset, stamp()))
 
     def send_raw(self, data: bytes) -> None:
         """Write ``data`` as is (fault injection: corrupted frames, line noise)."""

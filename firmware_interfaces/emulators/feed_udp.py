@@ -31,8 +31,9 @@ time, which then stands for their arrival (``t2``).
 from __future__ import annotations
 
 import socket
+import struct
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ from arbsphere.firmware_interfaces.emulators.schedule import (
     open_quotes,
     read_feed_plan,
     run_feed,
+    stamp_messages,
 )
 from arbsphere.firmware_interfaces.emulators.sync_responder import (
     RigInbound,
@@ -66,6 +68,7 @@ from arbsphere.firmware_interfaces.kernel_timestamps import (
     kernel_rx_stamp,
 )
 from arbsphere.firmware_interfaces.udp_datagram import (
+    HEADER_SIZE,
     SESSION_SIZE,
     GapDetector,
     pack_datagram,
@@ -73,6 +76,8 @@ from arbsphere.firmware_interfaces.udp_datagram import (
     unpack_datagram,
 )
 from arbsphere.runtime import write_json_atomic
+
+_I64 = struct.Struct("<q")
 
 #: rig datagrams are small; a longer one is truncated and counted malformed
 MAX_RIG_DATAGRAM = 2048
@@ -114,7 +119,7 @@ class UdpDeviceTransmitter:
         self.impaired = ImpairedTransmitter(_Datagrams(self), spec, clock)
         return self.impaired
 
-    def send(self, messages: Sequence[bytes]) -> None:
+    def send(self, messages: Sequence[bytes], at_ns: int | None = None) -> None:
         """One datagram with ``messages``; the sequence advances by their count."""
         dgram = pack_datagram(self.session, self.next_sequence, messages)
         self.next_sequence += len(messages)
@@ -122,9 +127,28 @@ class UdpDeviceTransmitter:
         if self.impaired is None:
             self.send_raw(dgram)
         else:
-            self.impaired.send([dgram])
+            self.impaired.send([dgram], at_ns)
 
-    def send_raw(self, data: bytes) -> None:
+    def send_stamped(
+        self, messages: Sequence[bytes | bytearray], stamp_offset: int, stamp: Callable[[], int]
+    ) -> None:
+        """One datagram with ``messages``, built first and stamped last: ``stamp()`` is read
+        just before the datagram goes to the socket (or into the impairment stage)."""
+        dgram = bytearray(pack_datagram(self.session, self.next_sequence, messages))
+        at = None if self.impaired is None else self.impaired.clock.now_ns()
+        value = stamp()
+        pos = HEADER_SIZE + stamp_offset
+        for m in messages:
+            _I64.pack_into(dgram, pos, value)
+            pos += len(m)
+        self.next_sequence += len(messages)
+        self.messages_sent += len(messages)
+        if self.impaired is None:
+            self.send_raw(dgram)
+        else:
+            self.impaired.send([bytes(dgram)], at)
+
+    def send_raw(self, data: bytes | bytearray) -> None:
         """Put ``data`` on the wire as one datagram, as is (fault injection)."""
         try:
             self._sock.sendto(data, self.target)
@@ -153,9 +177,14 @@ class _Datagrams:
     def __init__(self, tx: UdpDeviceTransmitter) -> None:
         self.tx = tx
 
-    def send(self, messages: Sequence[bytes]) -> None:
+    def send(self, messages: Sequence[bytes], at_ns: int | None = None) -> None:
         for dgram in messages:
             self.tx.send_raw(dgram)
+
+    def send_stamped(
+        self, messages: Sequence[bytes | bytearray], stamp_offset: int, stamp: Callable[[], int]
+    ) -> None:
+        self.send(stamp_messages(messages, stamp_offset, stamp()))
 
     def counters(self) -> dict[str, int]:
         return {}

@@ -46,7 +46,7 @@ import numpy as np
 from arbsphere.clock import Clock
 from arbsphere.errors import ConfigError
 from arbsphere.firmware_interfaces.emulators.device_main import ConfigReader
-from arbsphere.firmware_interfaces.emulators.schedule import Transmitter
+from arbsphere.firmware_interfaces.emulators.schedule import Transmitter, stamp_messages
 
 JITTER_DISTS = ("uniform", "normal")
 SEED_MAX = 2**64 - 1
@@ -392,6 +392,16 @@ class Impairer(Generic[T]):
         return {**self.plan.counters(), **self.counts, "pending": self._pending}
 
 
+#: the handover lead of :class:`ImpairedTransmitter` moves by this per release (towards the
+#: median handover cost: up after a late packet, down after an early one) ...
+LEAD_STEP_NS = 200
+#: ... and stays within [0, this]
+MAX_LEAD_NS = 50_000
+#: release lateness histogram: 1 µs bins from -this (earlier ones land in the first bin)
+LATE_HIST_ORIGIN_NS = 64_000
+LATE_HIST_BINS = 4_096
+
+
 class ImpairedTransmitter:
     """A :class:`~.schedule.Transmitter` whose sends go through an :class:`Impairer`.
 
@@ -408,37 +418,84 @@ class ImpairedTransmitter:
         clock: Clock,
     ) -> None:
         self.inner = inner
+        #: packets are handed to ``inner`` this early: the mean cost of a handover (the Python
+        #: between "due" and the socket), learned from the lateness of past releases, so the
+        #: delay applied on the wire is the injected one, not injected + handover
+        self.lead_ns = 0
         self.impairer: Impairer[tuple[bytes, ...]] = (
             impairment if isinstance(impairment, Impairer) else Impairer(impairment)
         )
         self.clock = clock
         self.max_late_ns = 0
+        self.late_sum_ns = 0
+        self.released = 0
+        self._late_hist = np.zeros(LATE_HIST_BINS, dtype=np.int64)
         self.discarded = 0
 
-    def send(self, messages: Sequence[bytes]) -> None:
-        """Submit one packet (its messages copied: a caller may reuse a buffer), then poll."""
-        self.impairer.submit(tuple(bytes(m) for m in messages), self.clock.now_ns())
+    def send(self, messages: Sequence[bytes], at_ns: int | None = None) -> None:
+        """Submit one packet (its messages copied: a caller may reuse a buffer) as leaving the
+        device at ``at_ns`` (default now), then poll."""
+        at = self.clock.now_ns() if at_ns is None else at_ns
+        self.impairer.submit(tuple(bytes(m) for m in messages), at)
         self.poll()
+
+    def send_stamped(
+        self, messages: Sequence[bytes | bytearray], stamp_offset: int, stamp: Callable[[], int]
+    ) -> None:
+        """Stamped as the packet enters the impaired link (the device's transmit time), and
+        held from that moment."""
+        at = self.clock.now_ns()
+        self.send(stamp_messages(messages, stamp_offset, stamp()), at)
 
     def poll(self, now_ns: int | None = None) -> int:
         """Hand every due send to ``inner``; returns how many went out."""
         now = self.clock.now_ns() if now_ns is None else now_ns
         n = 0
-        while (item := self.impairer.pop_due(now)) is not None:
+        while (item := self.impairer.pop_due(now + self.lead_ns)) is not None:
             release, messages = item
+            # handed to the wire now: the send below is the wire's own cost, which an
+            # unimpaired link pays as well
+            late = self.clock.now_ns() - release
             self.inner.send(messages)
-            self.max_late_ns = max(self.max_late_ns, self.clock.now_ns() - release)
+            self.max_late_ns = max(self.max_late_ns, late)
+            self.late_sum_ns += late
+            self.released += 1
+            bin_ = (late + LATE_HIST_ORIGIN_NS) // 1_000
+            self._late_hist[min(max(bin_, 0), len(self._late_hist) - 1)] += 1
+            # track the median handover cost: a stall (the loop busy elsewhere when a release
+            # came due) moves the lead by one step like any other late packet, no more
+            if late > 0:
+                self.lead_ns = min(MAX_LEAD_NS, self.lead_ns + LEAD_STEP_NS)
+            elif late < 0:
+                self.lead_ns = max(0, self.lead_ns - LEAD_STEP_NS)
             n += 1
         return n
 
+    @property
+    def mean_late_ns(self) -> float:
+        """Mean lateness of the packets handed to the wire against their release times."""
+        return self.late_sum_ns / self.released if self.released else 0.0
+
+    @property
+    def median_late_ns(self) -> float:
+        """Median lateness (1 µs resolution) of the packets handed to the wire against their
+        release times: what the link added to the injected delay at p50 (the handover lead
+        keeps it near zero)."""
+        if not self.released:
+            return 0.0
+        k = int(np.searchsorted(np.cumsum(self._late_hist), (self.released + 1) // 2))
+        return (k * 1_000 + 500) - LATE_HIST_ORIGIN_NS
+
     def next_release_ns(self) -> int | None:
-        return self.impairer.next_release_ns()
+        """When :meth:`poll` should run next: the earliest release less the handover lead."""
+        t = self.impairer.next_release_ns()
+        return None if t is None else t - self.lead_ns
 
     def wrap_sleep(self, sleep: Callable[[float], None]) -> Callable[[float], None]:
         """A sleep for :class:`~.schedule.OpenLoopSchedule` that wakes for due releases."""
 
         def impaired_sleep(seconds: float) -> None:
-            nxt = self.impairer.next_release_ns()
+            nxt = self.next_release_ns()
             if nxt is not None:
                 seconds = min(seconds, (nxt - self.clock.now_ns()) * 1e-9)
             if seconds > 0:
@@ -463,6 +520,9 @@ class ImpairedTransmitter:
         out = dict(self.inner.counters())
         out.update({f"impair_{k}": v for k, v in self.impairer.counters().items()})
         out["impair_max_late_ns"] = self.max_late_ns
+        out["impair_mean_late_ns"] = round(self.mean_late_ns)
+        out["impair_median_late_ns"] = round(self.median_late_ns)
+        out["impair_lead_ns"] = self.lead_ns
         out["impair_discarded"] = self.discarded
         return out
 

@@ -58,11 +58,39 @@ class QuoteSource(Protocol):
 class Transmitter(Protocol):
     """Device side of a feed link: one call = one transport unit (datagram, or one write)."""
 
-    def send(self, messages: Sequence[bytes]) -> None: ...
+    def send(self, messages: Sequence[bytes], at_ns: int | None = None) -> None:
+        """``at_ns``: rig time the unit left the device (its transmit stamp, when it carries
+        one); an impairment stage holds it from then, not from when this call got to it."""
+        ...
+
+    def send_stamped(
+        self, messages: Sequence[bytes | bytearray], stamp_offset: int, stamp: Callable[[], int]
+    ) -> None:
+        """Send like :meth:`send` with the i64 at ``stamp_offset`` of every message set to one
+        ``stamp()`` value, called as late as the transport allows: after the unit is built,
+        just before it goes to the wire (a device stamps transmit time at its port)."""
+        ...
 
     def counters(self) -> dict[str, int]: ...
 
     def close(self) -> None: ...
+
+
+_I64 = struct.Struct("<q")
+
+
+def stamp_messages(
+    messages: Sequence[bytes | bytearray], stamp_offset: int, value: int
+) -> list[bytes]:
+    """Copies of ``messages`` with the i64 at ``stamp_offset`` of each set to ``value``."""
+    out = []
+    for m in messages:
+        if stamp_offset + 8 > len(m):
+            raise ValueError(f"stamp at offset {stamp_offset} does not fit a {len(m)}-byte message")
+        b = bytearray(m)
+        _I64.pack_into(b, stamp_offset, value)
+        out.append(bytes(b))
+    return out
 
 
 class LinkService(Protocol):
@@ -286,7 +314,14 @@ def run_feed(
     tick_fields = dm.TICK_DTYPE.fields
     assert tick_fields is not None
     send_offset = int(tick_fields["send_ns"][1])
-    pack_send_ns = struct.Struct("<q").pack_into
+    stamped = [0]  # rig time of the last send stamp
+
+    def stamp() -> int:
+        """send_ns of a send, read by the transmitter just before the wire."""
+        base = rig.now_ns()
+        stamped[0] = base
+        return dev_clock.device_time(base)
+
     first_send: int | None = None
     last_send: int | None = None
 
@@ -307,7 +342,7 @@ def run_feed(
         recs["device_seq"] = q["seq"][:n]
         due = plan.start_at_ns + q["offset_ns"][:n].astype(np.int64)
         recs["intended_send_ns"] = [dev_clock.device_time(int(d)) for d in due]
-        # Encoded (and header-checked) once per chunk; each send patches its send_ns in place.
+        # Encoded (and header-checked) once per chunk; each send stamps its send_ns last.
         raw = bytearray(dm.encode_batch(recs))
         seqs = recs["device_seq"].tolist()
         dues = due.tolist()
@@ -330,11 +365,10 @@ def run_feed(
                 if not schedule.wait_until(last_due):
                     stats["stopped_early"] = True
                     return
-                base = rig.now_ns()
-                dev_send = dev_clock.device_time(base)
-                for k in range(i, j):
-                    pack_send_ns(raw, k * size + send_offset, dev_send)
-                tx.send([bytes(raw[k * size : (k + 1) * size]) for k in range(i, j)])
+                tx.send_stamped(
+                    [raw[k * size : (k + 1) * size] for k in range(i, j)], send_offset, stamp
+                )
+                base = stamped[0]
                 schedule.lateness(last_due, base)
                 if first_send is None:
                     first_send = base

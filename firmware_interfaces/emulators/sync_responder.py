@@ -263,7 +263,8 @@ class RigInbound(ABC):
         for msg in self.messages(unit):
             req = self.responder.on_message(msg, rx_rig_ns, user_stamp=user_stamp)
             if req is not None:
-                self.answer.send([req.stamp_and_encode(self.clock.now_ns())])
+                t3 = self.clock.now_ns()
+                self.answer.send([req.stamp_and_encode(t3)], t3)
 
     def next_due_ns(self) -> int | None:
         """Earliest impairment release (either direction), or None."""
@@ -296,6 +297,9 @@ class RigInbound(ABC):
         if self.to_rig is not None:
             out["to_rig"] = {**self.to_rig.impairer.counters(),
                              "max_late_us": self.to_rig.max_late_ns / 1000.0,
+                             "mean_late_us": round(self.to_rig.mean_late_ns / 1000.0, 3),
+                             "median_late_us": self.to_rig.median_late_ns / 1000.0,
+                             "lead_us": self.to_rig.lead_ns / 1000.0,
                              "discarded": self.to_rig.discarded}  # fmt: skip
         if self.to_device is not None:
             out["to_device"] = {**self.to_device.counters(),

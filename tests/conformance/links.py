@@ -121,15 +121,19 @@ def heartbeat_fields(payload: bytes) -> tuple[int, int]:
     return int(rec["device_seq"][0]), int(rec["device_time_ns"][0])
 
 
-def receive_n(link: FeedLink, n: int, deadline_s: float = RECEIVE_DEADLINE_S) -> list:
-    """Receive until ``n`` messages arrived (fails after ``deadline_s``, never spins)."""
+def receive_n(
+    link: FeedLink, n: int, deadline_s: float = RECEIVE_DEADLINE_S, *, exact: bool = True
+) -> list:
+    """Receive until ``n`` messages arrived (fails after ``deadline_s``, never spins). With
+    ``exact`` false, more is fine: a device streaming on can fill one read with more than
+    ``n`` (a slow reader on a loaded machine)."""
     got: list = []
     end = time.monotonic() + deadline_s
     while len(got) < n:
         left = end - time.monotonic()
         assert left > 0, f"{link.name}: only {len(got)} of {n} messages within {deadline_s} s"
         got.extend(link.receive(timeout_ms=max(1, int(left * 1000))))
-    assert len(got) == n, f"{link.name}: {len(got)} messages, expected {n}"
+    assert len(got) == n or not exact, f"{link.name}: {len(got)} messages, expected {n}"
     return got
 
 
