@@ -65,8 +65,29 @@ class CalibrationLine:
         if self.passed is not None:
             self.passed = bool(self.passed)
 
+    @property
+    def link_limited(self) -> bool:
+        """Over its limit by no more than the link's own share: the rig's part is within the
+        limit; the rest is the link's asymmetry, which no two-way exchange can see."""
+        return (
+            self.passed is False
+            and self.link_asymmetry is not None
+            and self.error is not None
+            and self.limit is not None
+            and self.error <= self.limit + self.link_asymmetry
+        )
+
+    @property
+    def verdict(self) -> str:
+        """``pass``, ``link-limited`` (see :attr:`link_limited`), ``fail`` or ``info``."""
+        if self.passed is None:
+            return "info"
+        if self.passed:
+            return "pass"
+        return "link-limited" if self.link_limited else "fail"
+
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "verdict": self.verdict}
 
 
 def _history(run_dir: Path, device: str) -> np.ndarray | None:
@@ -492,7 +513,13 @@ class CalibrationResult:
 
     @property
     def passed(self) -> bool:
-        return self.complete and all(line.passed is not False for line in self.lines)
+        """Complete, and no line failed beyond its link's own share (``link-limited`` lines
+        pass, and are counted apart: :attr:`link_limited`)."""
+        return self.complete and all(line.verdict != "fail" for line in self.lines)
+
+    @property
+    def link_limited(self) -> int:
+        return sum(line.verdict == "link-limited" for line in self.lines)
 
 
 def run_calibration(
@@ -529,6 +556,7 @@ def run_calibration(
         {
             "campaign": campaign.name,
             "passed": out.passed,
+            "link_limited_lines": out.link_limited,
             "complete": out.complete,
             "incomplete_reason": out.reason or None,
             "limits": dataclasses.asdict(campaign.calibration),

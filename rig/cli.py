@@ -182,7 +182,8 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     for col in cols:
         table.add_column(col, justify="left" if col in ("quantity", "device", "note") else "right")
     for line in result.lines:
-        mark = {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "info"}[line.passed]
+        mark = {"pass": "[green]ok[/]", "fail": "[red]FAIL[/]", "info": "info",
+                "link-limited": "[yellow]ok (link)[/]"}[line.verdict]  # fmt: skip
         unit = f" {line.unit}" if line.unit else ""
         table.add_row(
             line.quantity, line.device,
@@ -203,6 +204,12 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     if not result.passed:
         console.print("[red]calibration FAILED[/]: an error exceeds its limit")
         return 1
+    if result.link_limited:
+        console.print(
+            f"[green]calibration passed[/] ([yellow]{result.link_limited} line(s) over the "
+            "limit by no more than the link's own asymmetry[/]: the rig's share is within it)"
+        )
+        return 0
     console.print("[green]calibration passed[/]")
     return 0
 

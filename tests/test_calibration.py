@@ -39,17 +39,7 @@ def test_calibration_recovers_injected_errors_within_limits(tmp_path: Path) -> N
     # cannot see that part, so no estimator can remove it. On this kind of VM a pty's
     # asymmetry wanders by several µs over seconds (a bare pty pair shows it with no rig), so
     # the serial device's offset and drift carry it; the rig's share must still be in limit.
-    failed = [
-        line
-        for line in result.lines
-        if line.passed is False
-        and not (
-            line.link_asymmetry is not None
-            and line.error is not None
-            and line.limit is not None
-            and line.error <= line.limit + line.link_asymmetry
-        )
-    ]
+    failed = [line for line in result.lines if line.verdict == "fail"]
     assert not failed, failed
     kinds = {(line.quantity.split(" ")[0], line.device) for line in result.lines}
     for dev in ("venue_a-device", "venue_b-device", "broker-device"):
@@ -57,6 +47,9 @@ def test_calibration_recovers_injected_errors_within_limits(tmp_path: Path) -> N
     assert ("step", "venue_b-device") in kinds and ("one-way", "venue_a-device") in kinds
     saved = json.loads((result.run_dir / "calibration.json").read_text())
     assert saved["passed"] is True and len(saved["lines"]) == len(result.lines)
+    assert saved["link_limited_lines"] == sum(
+        line.verdict == "link-limited" for line in result.lines
+    )
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     assert "injected/kpi.json" in manifest["files"] and "baseline/kpi.json" in manifest["files"]
 
@@ -112,6 +105,9 @@ def test_clock_lines_report_the_links_share_of_the_error() -> None:
     offset, drift = clock_lines("d", clock, h, 10**18, 10**18, limits)
     assert drift.passed is False and drift.error == pytest.approx(0.6, abs=1e-6)
     assert drift.link_asymmetry == pytest.approx(0.6, abs=1e-6)
+    assert drift.verdict == "link-limited"  # 0.6 ppm over 0.5, all of it the link's
+    assert dataclasses.replace(drift, link_asymmetry=0.05).verdict == "fail"
+    assert dataclasses.replace(drift, error=0.3, passed=True).verdict == "pass"
     assert "link asymmetry trend +0.60 ppm" in drift.note
     assert offset.link_asymmetry is not None and offset.link_asymmetry > 0
 
