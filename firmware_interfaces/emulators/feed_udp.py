@@ -31,7 +31,6 @@ time, which then stands for their arrival (``t2``).
 from __future__ import annotations
 
 import socket
-import struct
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -49,6 +48,7 @@ from arbsphere.firmware_interfaces.emulators.device_main import (
 from arbsphere.firmware_interfaces.emulators.impair_relay import set_timer_slack
 from arbsphere.firmware_interfaces.emulators.impairment import ImpairedTransmitter, ImpairmentSpec
 from arbsphere.firmware_interfaces.emulators.schedule import (
+    I64_FIELD,
     OpenLoopSchedule,
     ServicedSleep,
     open_quotes,
@@ -76,8 +76,6 @@ from arbsphere.firmware_interfaces.udp_datagram import (
     unpack_datagram,
 )
 from arbsphere.runtime import write_json_atomic
-
-_I64 = struct.Struct("<q")
 
 #: rig datagrams are small; a longer one is truncated and counted malformed
 MAX_RIG_DATAGRAM = 2048
@@ -139,7 +137,7 @@ class UdpDeviceTransmitter:
         value = stamp()
         pos = HEADER_SIZE + stamp_offset
         for m in messages:
-            _I64.pack_into(dgram, pos, value)
+            I64_FIELD.pack_into(dgram, pos, value)
             pos += len(m)
         self.next_sequence += len(messages)
         self.messages_sent += len(messages)

@@ -76,7 +76,8 @@ class Transmitter(Protocol):
     def close(self) -> None: ...
 
 
-_I64 = struct.Struct("<q")
+#: a message's i64 time field (``send_ns``, ``t3``), packed in place
+I64_FIELD = struct.Struct("<q")
 
 
 def stamp_messages(
@@ -88,7 +89,7 @@ def stamp_messages(
         if stamp_offset + 8 > len(m):
             raise ValueError(f"stamp at offset {stamp_offset} does not fit a {len(m)}-byte message")
         b = bytearray(m)
-        _I64.pack_into(b, stamp_offset, value)
+        I64_FIELD.pack_into(b, stamp_offset, value)
         out.append(bytes(b))
     return out
 
