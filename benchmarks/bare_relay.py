@@ -74,7 +74,11 @@ def relay_mid(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 1_000_000)
     push.bind(cfg["out"])
-    write_json_atomic(Path(cfg["out_dir"]) / f"{cfg['name']}.ready.json", {})
+    write_json_atomic(
+        Path(cfg["out_dir"]) / f"{cfg['name']}.ready.json",
+        {"inbound_endpoint": pull.getsockopt_string(zmq.LAST_ENDPOINT),
+         "outbound_endpoint": push.getsockopt_string(zmq.LAST_ENDPOINT)},
+    )  # fmt: skip
     try:
         while not stop.is_set:
             if not pull.poll(100):

@@ -21,7 +21,7 @@ from arbsphere.kpi.hdr import Recorder
 from arbsphere.kpi.summary import latency_summary
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import Campaign, VenueConfig, load_campaign
-from arbsphere.rig.orchestrator import Orchestrator
+from arbsphere.rig.orchestrator import EPHEMERAL_ENDPOINT, Orchestrator, bound_endpoints
 
 
 class RelayOrchestrator(Orchestrator):
@@ -29,13 +29,14 @@ class RelayOrchestrator(Orchestrator):
 
     def start(self) -> None:
         c = self.campaign
-        mid_out = self.outbound
         mid = self._spawn(
             "relay-mid", "coordinator", "benchmarks.bare_relay",
-            {"name": "relay-mid", "out_dir": str(self.proc_dir), "bind": self.inbound,
-             "out": mid_out},
+            {"name": "relay-mid", "out_dir": str(self.proc_dir), "bind": EPHEMERAL_ENDPOINT,
+             "out": EPHEMERAL_ENDPOINT},
         )  # fmt: skip
-        self._wait_file(mid, self.proc_dir / "relay-mid.ready.json")
+        ready = self._wait_file(mid, self.proc_dir / "relay-mid.ready.json")
+        self.inbound, mid_out = bound_endpoints(ready, "relay-mid")
+        self.outbound = mid_out
         b = c.broker
         ready = self.proc_dir / "broker-device.port.json"
         dev = self._spawn(

@@ -313,7 +313,12 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         )  # fmt: skip
     journal_head: dict[str, Any] | None = None
     quiesce_gc()
-    write_json_atomic(out_dir / "coordinator.ready.json", {"pid": os.getpid()})
+    write_json_atomic(
+        out_dir / "coordinator.ready.json",
+        {"pid": os.getpid(),
+         "inbound_endpoint": pull.getsockopt_string(zmq.LAST_ENDPOINT),
+         "outbound_endpoint": push.getsockopt_string(zmq.LAST_ENDPOINT)},
+    )  # fmt: skip
 
     try:
         while not stop.is_set:

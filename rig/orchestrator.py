@@ -16,7 +16,6 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -64,10 +63,18 @@ class RunOutcome:
     end_ns: int = 0
 
 
-def free_tcp_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+#: what the coordinator binds: an ephemeral loopback port, told back in its ready file (a port
+#: picked here and bound later can be taken meanwhile, e.g. as a connection's local port)
+EPHEMERAL_ENDPOINT = "tcp://127.0.0.1:*"
+
+
+def bound_endpoints(ready: dict[str, Any], role: str) -> tuple[str, str]:
+    """The (inbound, outbound) endpoints a coordinator-like role reports in its ready file."""
+    try:
+        inbound, outbound = ready["inbound_endpoint"], ready["outbound_endpoint"]
+    except KeyError as exc:
+        raise PipelineError(f"{role}: ready file lacks {exc.args[0]!r}") from exc
+    return str(inbound), str(outbound)
 
 
 class Orchestrator:
@@ -82,9 +89,9 @@ class Orchestrator:
         sync = campaign.clock_sync
         #: SYNC interval of every adapter's sync master (0: no clock-sync exchange)
         self.sync_interval_ns = round(1e9 / sync.rate_hz) if sync.rate_hz > 0 else 0
-        port_in, port_out = free_tcp_port(), free_tcp_port()
-        self.inbound = f"tcp://127.0.0.1:{port_in}"
-        self.outbound = f"tcp://127.0.0.1:{port_out}"
+        #: the coordinator's PULL / PUSH endpoints, known once it is ready (see start)
+        self.inbound = ""
+        self.outbound = ""
 
     # --- process plumbing --------------------------------------------------------------------
     def _spawn(
@@ -136,8 +143,8 @@ class Orchestrator:
             "coordinator", "coordinator", "arbsphere.coordinator.service",
             {
                 "out_dir": str(self.proc_dir),
-                "inbound_endpoint": self.inbound,
-                "outbound_endpoint": self.outbound,
+                "inbound_endpoint": EPHEMERAL_ENDPOINT,
+                "outbound_endpoint": EPHEMERAL_ENDPOINT,
                 "n_venues": len(c.venues),
                 "n_assets": 1,
                 "min_delta_lots": c.coordinator.min_delta_lots,
@@ -147,7 +154,8 @@ class Orchestrator:
                 **self._journal_cfg(),
             },
         )  # fmt: skip
-        self._wait_file(coord, self.proc_dir / "coordinator.ready.json")
+        ready = self._wait_file(coord, self.proc_dir / "coordinator.ready.json")
+        self.inbound, self.outbound = bound_endpoints(ready, "coordinator")
         self._start_broker()
         for venue in c.venues:
             self._start_venue_adapter(venue)

@@ -20,7 +20,12 @@ from arbsphere.errors import ResultSetError
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import Campaign, load_campaign
 from arbsphere.rig.journal_player import parse_speed
-from arbsphere.rig.orchestrator import START_MARGIN_S, Orchestrator
+from arbsphere.rig.orchestrator import (
+    EPHEMERAL_ENDPOINT,
+    START_MARGIN_S,
+    Orchestrator,
+    bound_endpoints,
+)
 from arbsphere.rig.replay_cli import journal_of
 
 #: stands in for "max" when scaling the schedule (only the watch deadline depends on it)
@@ -40,14 +45,15 @@ class ReplayOrchestrator(Orchestrator):
         c = self.campaign
         coord = self._spawn(
             "coordinator", "coordinator", "arbsphere.coordinator.service",
-            {"out_dir": str(self.proc_dir), "inbound_endpoint": self.inbound,
-             "outbound_endpoint": self.outbound, "n_venues": len(c.venues), "n_assets": 1,
+            {"out_dir": str(self.proc_dir), "inbound_endpoint": EPHEMERAL_ENDPOINT,
+             "outbound_endpoint": EPHEMERAL_ENDPOINT, "n_venues": len(c.venues), "n_assets": 1,
              "min_delta_lots": c.coordinator.min_delta_lots,
              "max_batch": c.coordinator.max_batch,
              "ns_per_iteration": c.coordinator.ns_per_iteration,
              "admm": dataclasses.asdict(c.coordinator.admm), **self._journal_cfg()},
         )  # fmt: skip
-        self._wait_file(coord, self.proc_dir / "coordinator.ready.json")
+        ready = self._wait_file(coord, self.proc_dir / "coordinator.ready.json")
+        self.inbound, self.outbound = bound_endpoints(ready, "coordinator")
         self._start_broker()
 
     def start_feeds(self) -> int:

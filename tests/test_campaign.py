@@ -313,7 +313,8 @@ def test_replay_drives_the_live_pipeline_from_the_journal(
     camp.write_text(
         camp.read_text().replace('results_dir = "results"', f'results_dir = "{tmp_path}"')
     )
-    assert run_replay(run, "max", Console(file=io.StringIO())) == 0
+    out = io.StringIO()
+    assert run_replay(run, "max", Console(file=out, width=160)) == 0, out.getvalue()
     (replay_dir,) = (tmp_path / "loopback-replay").iterdir()
     manifest = json.loads((replay_dir / "manifest.json").read_text())
     assert manifest["replayed_from"]["run_dir"] == str(run)
