@@ -82,6 +82,99 @@ class AdmmResult:
 
 
 @njit(cache=True)
+def prox_element(c, gamma, phi, limit, z, u, rho):  # type: ignore[no-untyped-def]
+    """One element of the x-update: clip(soft(ρ(z − u) − c, φ) / (γ + ρ), −L, L)."""
+    w = rho * (z - u) - c
+    if w > phi:
+        w -= phi
+    elif w < -phi:
+        w += phi
+    else:
+        w = 0.0
+    xv = w / (gamma + rho)
+    if xv > limit:
+        return limit
+    if xv < -limit:
+        return -limit
+    return xv
+
+
+@njit(cache=True)
+def venue_x_update(c, gamma, phi, limit, z, u, rho, x):  # type: ignore[no-untyped-def]
+    """One venue's x-update over its m assets (1-D arrays): all a venue computes per round."""
+    for a in range(c.shape[0]):
+        x[a] = prox_element(c[a], gamma[a], phi[a], limit[a], z[a], u[a], rho)
+
+
+@njit(cache=True)
+def venue_z_update(x, z, xhat_mean, alpha):  # type: ignore[no-untyped-def]
+    """One venue's consensus update after a round: z <- αx + (1 − α)z − mean(x̂)."""
+    for a in range(x.shape[0]):
+        z[a] = (alpha * x[a] + (1.0 - alpha) * z[a]) - xhat_mean[a]
+
+
+@njit(cache=True)
+def exchange_step(  # type: ignore[no-untyped-def]
+    x, z, u, xhat_mean, stats, it, rho, alpha, eps_abs, eps_rel, adapt_every, mu, tau
+):
+    """The coordinator's half of iteration ``it`` given every venue's x (N x m): mean of the
+    relaxed iterate, z and u updates, residuals, stopping test, residual balancing.
+
+    Writes stats[STAT_ITER..STAT_CONVERGED] (ρ after balancing in stats[STAT_RHO]); returns 1
+    when the stopping test passed (then ρ and u are left as they were)."""
+    n, m = x.shape
+    sqrt_nm = math.sqrt(n * m)
+    sqrt_n = math.sqrt(n)
+    for a in range(m):
+        xhat_mean[a] = 0.0
+    for i in range(n):
+        for a in range(m):
+            xhat_mean[a] += alpha * x[i, a] + (1.0 - alpha) * z[i, a]
+    for a in range(m):
+        xhat_mean[a] /= n
+    r2 = 0.0
+    s2 = 0.0
+    nx2 = 0.0
+    nz2 = 0.0
+    for i in range(n):
+        for a in range(m):
+            zn = (alpha * x[i, a] + (1.0 - alpha) * z[i, a]) - xhat_mean[a]
+            dz = zn - z[i, a]
+            s2 += dz * dz
+            z[i, a] = zn
+            d = x[i, a] - zn
+            r2 += d * d
+            nx2 += x[i, a] * x[i, a]
+            nz2 += zn * zn
+    nu2 = 0.0
+    for a in range(m):
+        u[a] += xhat_mean[a]
+        nu2 += u[a] * u[a]
+    r = math.sqrt(r2)
+    s = rho * math.sqrt(s2)
+    eps_pri = sqrt_nm * eps_abs + eps_rel * max(math.sqrt(nx2), math.sqrt(nz2))
+    eps_dual = sqrt_nm * eps_abs + eps_rel * rho * math.sqrt(nu2) * sqrt_n
+    converged = 0
+    if r <= eps_pri and s <= eps_dual:
+        converged = 1
+    elif it % adapt_every == 0:
+        if r > mu * s:
+            rho *= tau
+            for a in range(m):
+                u[a] /= tau
+        elif s > mu * r:
+            rho /= tau
+            for a in range(m):
+                u[a] *= tau
+    stats[STAT_ITER] = it
+    stats[STAT_PRIMAL] = r
+    stats[STAT_DUAL] = s
+    stats[STAT_RHO] = rho
+    stats[STAT_CONVERGED] = converged
+    return converged
+
+
+@njit(cache=True)
 def admm_kernel(  # type: ignore[no-untyped-def]
     c,
     gamma,
@@ -103,81 +196,27 @@ def admm_kernel(  # type: ignore[no-untyped-def]
     mu,
     tau,
 ):
+    """Iterations until the stopping test or ``max_iter``: every venue's x-update, then the
+    exchange step — the same two functions the federated rounds run in separate processes."""
     n, m = c.shape
-    sqrt_nm = math.sqrt(n * m)
-    sqrt_n = math.sqrt(n)
-    converged = 0
-    r = 0.0
-    s = 0.0
     it = 0
+    stats[STAT_RHO] = rho
     while it < max_iter:
         it += 1
-        for a in range(m):
-            xhat_mean[a] = 0.0
         for i in range(n):
             for a in range(m):
-                w = rho * (z[i, a] - u[a]) - c[i, a]
-                if w > phi[i, a]:
-                    w -= phi[i, a]
-                elif w < -phi[i, a]:
-                    w += phi[i, a]
-                else:
-                    w = 0.0
-                xv = w / (gamma[i, a] + rho)
-                if xv > limit[i, a]:
-                    xv = limit[i, a]
-                elif xv < -limit[i, a]:
-                    xv = -limit[i, a]
-                x[i, a] = xv
-                xhat_mean[a] += alpha * xv + (1.0 - alpha) * z[i, a]
-        for a in range(m):
-            xhat_mean[a] /= n
-        r2 = 0.0
-        s2 = 0.0
-        nx2 = 0.0
-        nz2 = 0.0
-        for i in range(n):
-            for a in range(m):
-                xh = alpha * x[i, a] + (1.0 - alpha) * z[i, a]
-                zn = xh - xhat_mean[a]
-                dz = zn - z[i, a]
-                s2 += dz * dz
-                z[i, a] = zn
-                d = x[i, a] - zn
-                r2 += d * d
-                nx2 += x[i, a] * x[i, a]
-                nz2 += zn * zn
-        nu2 = 0.0
-        for a in range(m):
-            u[a] += xhat_mean[a]
-            nu2 += u[a] * u[a]
-        r = math.sqrt(r2)
-        s = rho * math.sqrt(s2)
-        eps_pri = sqrt_nm * eps_abs + eps_rel * max(math.sqrt(nx2), math.sqrt(nz2))
-        eps_dual = sqrt_nm * eps_abs + eps_rel * rho * math.sqrt(nu2) * sqrt_n
-        if r <= eps_pri and s <= eps_dual:
-            converged = 1
+                x[i, a] = prox_element(c[i, a], gamma[i, a], phi[i, a], limit[i, a], z[i, a],
+                                       u[a], rho)  # fmt: skip
+        if exchange_step(x, z, u, xhat_mean, stats, it, rho, alpha, eps_abs, eps_rel,
+                         adapt_every, mu, tau):  # fmt: skip
             break
-        if it % adapt_every == 0:
-            if r > mu * s:
-                rho *= tau
-                for a in range(m):
-                    u[a] /= tau
-            elif s > mu * r:
-                rho /= tau
-                for a in range(m):
-                    u[a] *= tau
+        rho = stats[STAT_RHO]
     for a in range(m):
         y[a] = rho * u[a]
         acc = 0.0
         for i in range(n):
             acc += x[i, a]
         xbar[a] = acc / n
-    stats[STAT_ITER] = it
-    stats[STAT_PRIMAL] = r
-    stats[STAT_DUAL] = s
-    stats[STAT_RHO] = rho
-    stats[STAT_CONVERGED] = converged
     return it
 
 

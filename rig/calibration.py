@@ -11,7 +11,8 @@ recovers, per device:
   ``drift_window_s`` long) against the injected ppm;
 * **step** — each injected step: when it was detected after it happened, and its size;
 * **one-way delay** — for a link with an injected symmetric delay: the rise of its
-  ``feed_wire`` p50 and of the estimated path delay over the baseline run.
+  ``feed_wire`` lower tail (p5, see :data:`FEED_WIRE_PERCENTILE`) and of the estimated path
+  delay over the baseline run.
 
 Each line prints injected, recovered, error and limit; any error beyond its limit fails the
 calibration (exit 1). The limits come from the campaign's ``[calibration]`` table.
@@ -342,6 +343,14 @@ def _locked_median(history: np.ndarray | None, column: str) -> float | None:
     return float(np.median(history[column][ok])) if ok.any() else None
 
 
+#: The feed_wire percentile whose rise recovers an injected delay. Its median carries the
+#: sending host's contention (stamp -> wire), which differs between the baseline and the
+#: injected run: over 7 calibration pairs on this VM the p50 rise scattered 494-507 us for 500
+#: injected (a full-suite run here: 490, out of the 10 us limit), the p5 rise 498.6-502.0 us.
+#: The lower tail is the uncontended path, the same in both runs (PTP's lucky-packet idea).
+FEED_WIRE_PERCENTILE = 5.0
+
+
 def delay_lines(
     device: str,
     injected_us: float,
@@ -353,7 +362,7 @@ def delay_lines(
     release_late_us: float = 0.0,
 ) -> list[CalibrationLine]:
     """An injected one-way delay on ``device``'s link to the rig, recovered as the rise of its
-    feed_wire p50 over the unimpaired baseline and — for a symmetric injection, where the
+    feed_wire p5 over the unimpaired baseline and — for a symmetric injection, where the
     offset estimate stays unbiased — as the rise of the estimated path delay.
 
     ``release_late_us`` is the emulator's own account of how late (median) its held packets
@@ -367,7 +376,7 @@ def delay_lines(
         if release_late_us
         else ""
     )
-    name = "one-way delay to rig (feed_wire p50 rise)"
+    name = f"one-way delay to rig (feed_wire p{FEED_WIRE_PERCENTILE:g} rise)"
     if wire_us is None or baseline_wire_us is None:
         return [
             CalibrationLine(
@@ -393,8 +402,8 @@ def delay_lines(
             limit,
             "us",
             abs(got - applied) <= limit,
-            f"feed_wire p50 {wire_us:.1f} us vs {baseline_wire_us:.1f} us unimpaired"
-            + applied_note,
+            f"feed_wire p{FEED_WIRE_PERCENTILE:g} {wire_us:.1f} us vs {baseline_wire_us:.1f} us "
+            "unimpaired" + applied_note,
         )
     ]
     p = _locked_median(history, "path_delay_ns")
@@ -423,8 +432,8 @@ def delay_lines(
     return lines
 
 
-def feed_wire_by_venue(run_dir: Path) -> dict[str, float]:
-    """feed_wire p50 (µs) per venue of a result set, over locked samples."""
+def feed_wire_by_venue(run_dir: Path, percentile: float = 50.0) -> dict[str, float]:
+    """feed_wire percentile (µs) per venue of a result set, over locked samples."""
     import pandas as pd
 
     t = pd.read_parquet(run_dir / "trace.parquet")
@@ -434,7 +443,7 @@ def feed_wire_by_venue(run_dir: Path) -> dict[str, float]:
         ok &= t["send_locked"].astype(bool)
     for venue, part in t[ok].groupby("venue"):
         vals = part["rx_ns"].astype("int64") - part["send_ns"].astype("int64")
-        out[str(venue)] = float(np.median(vals)) / 1e3
+        out[str(venue)] = float(np.percentile(vals, percentile)) / 1e3
     return out
 
 
@@ -480,8 +489,8 @@ def calibrate(
             end_ns,
             window_ns=campaign.clock_sync.settings.window_ns,
         )
-    wire = feed_wire_by_venue(run_dir)
-    base_wire = feed_wire_by_venue(baseline_dir)
+    wire = feed_wire_by_venue(run_dir, FEED_WIRE_PERCENTILE)
+    base_wire = feed_wire_by_venue(baseline_dir, FEED_WIRE_PERCENTILE)
     for v in campaign.venues:
         if not v.impairment:
             continue

@@ -96,14 +96,15 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
 def test_incompatible_schema_versions_refused(tmp_path: Path) -> None:
     text = LOOPBACK.replace(
         "[venues.venue_b]\n",
-        "[venues.venue_b.schemas]\nLocalArbProblem = 2\nSharedSignals = 1\n\n[venues.venue_b]\n",
+        "[venues.venue_b.schemas]\nVenueQuote = 1\nSharedSignals = 1\nLocalSolution = 1\n"
+        "DualVariables = 1\n\n[venues.venue_b]\n",
     )
     path = _write(tmp_path, text)
     with pytest.raises(ContractVersionError) as info:
         load_campaign(path)
     msg = str(info.value)
-    assert msg.startswith(f"{path}: key 'adapters.venue_b.schemas.LocalArbProblem'"), msg
-    assert "adapter 'venue_b' speaks LocalArbProblem v2 but graph 'toyPair' requires v1" in msg
+    assert msg.startswith(f"{path}: key 'adapters.venue_b.schemas.DualVariables'"), msg
+    assert "adapter 'venue_b' speaks DualVariables v1 but graph 'toyPair' requires v2" in msg
 
 
 def test_declared_versions_checked_against_graph(tmp_path: Path) -> None:
@@ -124,7 +125,8 @@ def test_readme_error_example_matches_the_code(tmp_path: Path) -> None:
     """The README quotes this refusal; keep the quote true."""
     text = LOOPBACK.replace(
         "[venues.venue_b]\n",
-        "[venues.venue_b.schemas]\nLocalArbProblem = 2\nSharedSignals = 1\n\n[venues.venue_b]\n",
+        "[venues.venue_b.schemas]\nVenueQuote = 1\nSharedSignals = 1\nLocalSolution = 1\n"
+        "DualVariables = 1\n\n[venues.venue_b]\n",
     )
     with pytest.raises(ContractVersionError) as info:
         load_campaign(_write(tmp_path, text))

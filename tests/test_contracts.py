@@ -132,10 +132,11 @@ def test_registry_errors_name_file_and_key() -> None:
         load_registry_text("[x]\n", source="bad.toml")
 
 
-def test_toy_pair_graph_compatible_by_default() -> None:
-    graph = REG.graph("toyPair")
-    assert set(graph.adapters) == {"venue_a", "venue_b", "broker"}
-    check_compatibility(REG, "toyPair", {}, source="campaign.toml")
+def test_toy_pair_graphs_compatible_by_default() -> None:
+    for name in ("toyPair", "toyPairCentral"):
+        graph = REG.graph(name)
+        assert set(graph.adapters) == {"venue_a", "venue_b", "broker"}
+        check_compatibility(REG, name, {}, source="campaign.toml")
 
 
 def test_incompatible_adapter_version_refused() -> None:
@@ -150,7 +151,7 @@ def test_incompatible_adapter_version_refused() -> None:
     reg = load_registry_text(text, source="contracts.toml")
     declared = {"venue_b": {"LocalArbProblem": 2, "SharedSignals": 1}}
     with pytest.raises(ContractVersionError) as info:
-        check_compatibility(reg, "toyPair", declared, source="campaigns/x.toml")
+        check_compatibility(reg, "toyPairCentral", declared, source="campaigns/x.toml")
     msg = str(info.value)
     assert "campaigns/x.toml" in msg
     assert "adapter 'venue_b' speaks LocalArbProblem v2" in msg

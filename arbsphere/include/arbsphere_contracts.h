@@ -20,12 +20,18 @@
 #define ARBSPHERE_PLAN_DELTA_V1 1u /* PlanDelta version 1 */
 #define ARBSPHERE_DUAL_VARIABLES_ID 4u /* schema id of DualVariables */
 #define ARBSPHERE_DUAL_VARIABLES_V1 1u /* DualVariables version 1 */
+#define ARBSPHERE_DUAL_VARIABLES_ID 4u /* schema id of DualVariables */
+#define ARBSPHERE_DUAL_VARIABLES_V2 2u /* DualVariables version 2 */
 #define ARBSPHERE_PRIVACY_BUDGET_ID 5u /* schema id of PrivacyBudget */
 #define ARBSPHERE_PRIVACY_BUDGET_V1 1u /* PrivacyBudget version 1 */
 #define ARBSPHERE_AUDIT_LOG_EVENT_ID 6u /* schema id of AuditLogEvent */
 #define ARBSPHERE_AUDIT_LOG_EVENT_V1 1u /* AuditLogEvent version 1 */
 #define ARBSPHERE_EXECUTION_REPORT_ID 7u /* schema id of ExecutionReport */
 #define ARBSPHERE_EXECUTION_REPORT_V1 1u /* ExecutionReport version 1 */
+#define ARBSPHERE_LOCAL_SOLUTION_ID 8u /* schema id of LocalSolution */
+#define ARBSPHERE_LOCAL_SOLUTION_V1 1u /* LocalSolution version 1 */
+#define ARBSPHERE_VENUE_QUOTE_ID 9u /* schema id of VenueQuote */
+#define ARBSPHERE_VENUE_QUOTE_V1 1u /* VenueQuote version 1 */
 
 typedef struct arbsphere_envelope_t {
     uint32_t magic; /* offset 0 */
@@ -193,6 +199,50 @@ _Static_assert(offsetof(arbsphere_dual_variables_v1_item_t, price) == 8, "arbsph
 _Static_assert(offsetof(arbsphere_dual_variables_v1_item_t, u) == 16, "arbsphere_dual_variables_v1_item_t.u offset");
 _Static_assert(offsetof(arbsphere_dual_variables_v1_item_t, xbar) == 24, "arbsphere_dual_variables_v1_item_t.xbar offset");
 
+typedef struct arbsphere_dual_variables_v2_t {
+    uint64_t solve_id; /* offset 0 */
+    uint32_t round; /* offset 8 */
+    uint16_t n_assets; /* offset 12 */
+    uint8_t phase; /* offset 14 */
+    uint8_t flags; /* offset 15 */
+    uint32_t iterations; /* offset 16 */
+    uint8_t converged; /* offset 20 */
+    uint8_t _pad0[3]; /* offset 21 */
+    double rho; /* offset 24 */
+    double alpha; /* offset 32 */
+    double primal_res; /* offset 40 */
+    double dual_res; /* offset 48 */
+} arbsphere_dual_variables_v2_t;
+_Static_assert(sizeof(arbsphere_dual_variables_v2_t) == 56, "arbsphere_dual_variables_v2_t size");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_t, solve_id) == 0, "arbsphere_dual_variables_v2_t.solve_id offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_t, round) == 8, "arbsphere_dual_variables_v2_t.round offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_t, n_assets) == 12, "arbsphere_dual_variables_v2_t.n_assets offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_t, phase) == 14, "arbsphere_dual_variables_v2_t.phase offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_t, flags) == 15, "arbsphere_dual_variables_v2_t.flags offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_t, iterations) == 16, "arbsphere_dual_variables_v2_t.iterations offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_t, converged) == 20, "arbsphere_dual_variables_v2_t.converged offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_t, _pad0) == 21, "arbsphere_dual_variables_v2_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_t, rho) == 24, "arbsphere_dual_variables_v2_t.rho offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_t, alpha) == 32, "arbsphere_dual_variables_v2_t.alpha offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_t, primal_res) == 40, "arbsphere_dual_variables_v2_t.primal_res offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_t, dual_res) == 48, "arbsphere_dual_variables_v2_t.dual_res offset");
+
+typedef struct arbsphere_dual_variables_v2_item_t {
+    uint16_t asset_id; /* offset 0 */
+    uint16_t _pad0; /* offset 2 */
+    uint32_t _pad1; /* offset 4 */
+    double price; /* offset 8 */
+    double u; /* offset 16 */
+    double xbar; /* offset 24 */
+} arbsphere_dual_variables_v2_item_t;
+_Static_assert(sizeof(arbsphere_dual_variables_v2_item_t) == 32, "arbsphere_dual_variables_v2_item_t size");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_item_t, asset_id) == 0, "arbsphere_dual_variables_v2_item_t.asset_id offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_item_t, _pad0) == 2, "arbsphere_dual_variables_v2_item_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_item_t, _pad1) == 4, "arbsphere_dual_variables_v2_item_t._pad1 offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_item_t, price) == 8, "arbsphere_dual_variables_v2_item_t.price offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_item_t, u) == 16, "arbsphere_dual_variables_v2_item_t.u offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v2_item_t, xbar) == 24, "arbsphere_dual_variables_v2_item_t.xbar offset");
+
 typedef struct arbsphere_privacy_budget_v1_t {
     uint16_t venue_id; /* offset 0 */
     uint16_t signal_kind; /* offset 2 */
@@ -262,5 +312,61 @@ _Static_assert(offsetof(arbsphere_execution_report_v1_t, device_rx_ns) == 40, "a
 _Static_assert(offsetof(arbsphere_execution_report_v1_t, device_tx_ns) == 48, "arbsphere_execution_report_v1_t.device_tx_ns offset");
 _Static_assert(offsetof(arbsphere_execution_report_v1_t, rig_tx_ns) == 56, "arbsphere_execution_report_v1_t.rig_tx_ns offset");
 _Static_assert(offsetof(arbsphere_execution_report_v1_t, rig_rx_ns) == 64, "arbsphere_execution_report_v1_t.rig_rx_ns offset");
+
+typedef struct arbsphere_local_solution_v1_t {
+    uint64_t solve_id; /* offset 0 */
+    uint32_t round; /* offset 8 */
+    uint16_t venue_id; /* offset 12 */
+    uint16_t n_assets; /* offset 14 */
+    uint64_t problem_seq; /* offset 16 */
+} arbsphere_local_solution_v1_t;
+_Static_assert(sizeof(arbsphere_local_solution_v1_t) == 24, "arbsphere_local_solution_v1_t size");
+_Static_assert(offsetof(arbsphere_local_solution_v1_t, solve_id) == 0, "arbsphere_local_solution_v1_t.solve_id offset");
+_Static_assert(offsetof(arbsphere_local_solution_v1_t, round) == 8, "arbsphere_local_solution_v1_t.round offset");
+_Static_assert(offsetof(arbsphere_local_solution_v1_t, venue_id) == 12, "arbsphere_local_solution_v1_t.venue_id offset");
+_Static_assert(offsetof(arbsphere_local_solution_v1_t, n_assets) == 14, "arbsphere_local_solution_v1_t.n_assets offset");
+_Static_assert(offsetof(arbsphere_local_solution_v1_t, problem_seq) == 16, "arbsphere_local_solution_v1_t.problem_seq offset");
+
+typedef struct arbsphere_local_solution_v1_item_t {
+    uint16_t asset_id; /* offset 0 */
+    uint16_t _pad0; /* offset 2 */
+    uint32_t _pad1; /* offset 4 */
+    double x; /* offset 8 */
+} arbsphere_local_solution_v1_item_t;
+_Static_assert(sizeof(arbsphere_local_solution_v1_item_t) == 16, "arbsphere_local_solution_v1_item_t size");
+_Static_assert(offsetof(arbsphere_local_solution_v1_item_t, asset_id) == 0, "arbsphere_local_solution_v1_item_t.asset_id offset");
+_Static_assert(offsetof(arbsphere_local_solution_v1_item_t, _pad0) == 2, "arbsphere_local_solution_v1_item_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_local_solution_v1_item_t, _pad1) == 4, "arbsphere_local_solution_v1_item_t._pad1 offset");
+_Static_assert(offsetof(arbsphere_local_solution_v1_item_t, x) == 8, "arbsphere_local_solution_v1_item_t.x offset");
+
+typedef struct arbsphere_venue_quote_v1_t {
+    uint16_t venue_id; /* offset 0 */
+    uint16_t n_assets; /* offset 2 */
+    uint32_t _pad0; /* offset 4 */
+    uint64_t tick_seq; /* offset 8 */
+    int64_t tick_intended_ns; /* offset 16 */
+    int64_t budget_ns; /* offset 24 */
+} arbsphere_venue_quote_v1_t;
+_Static_assert(sizeof(arbsphere_venue_quote_v1_t) == 32, "arbsphere_venue_quote_v1_t size");
+_Static_assert(offsetof(arbsphere_venue_quote_v1_t, venue_id) == 0, "arbsphere_venue_quote_v1_t.venue_id offset");
+_Static_assert(offsetof(arbsphere_venue_quote_v1_t, n_assets) == 2, "arbsphere_venue_quote_v1_t.n_assets offset");
+_Static_assert(offsetof(arbsphere_venue_quote_v1_t, _pad0) == 4, "arbsphere_venue_quote_v1_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_venue_quote_v1_t, tick_seq) == 8, "arbsphere_venue_quote_v1_t.tick_seq offset");
+_Static_assert(offsetof(arbsphere_venue_quote_v1_t, tick_intended_ns) == 16, "arbsphere_venue_quote_v1_t.tick_intended_ns offset");
+_Static_assert(offsetof(arbsphere_venue_quote_v1_t, budget_ns) == 24, "arbsphere_venue_quote_v1_t.budget_ns offset");
+
+typedef struct arbsphere_venue_quote_v1_item_t {
+    uint16_t asset_id; /* offset 0 */
+    uint16_t _pad0; /* offset 2 */
+    uint32_t _pad1; /* offset 4 */
+    int64_t bid_px; /* offset 8 */
+    int64_t ask_px; /* offset 16 */
+} arbsphere_venue_quote_v1_item_t;
+_Static_assert(sizeof(arbsphere_venue_quote_v1_item_t) == 24, "arbsphere_venue_quote_v1_item_t size");
+_Static_assert(offsetof(arbsphere_venue_quote_v1_item_t, asset_id) == 0, "arbsphere_venue_quote_v1_item_t.asset_id offset");
+_Static_assert(offsetof(arbsphere_venue_quote_v1_item_t, _pad0) == 2, "arbsphere_venue_quote_v1_item_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_venue_quote_v1_item_t, _pad1) == 4, "arbsphere_venue_quote_v1_item_t._pad1 offset");
+_Static_assert(offsetof(arbsphere_venue_quote_v1_item_t, bid_px) == 8, "arbsphere_venue_quote_v1_item_t.bid_px offset");
+_Static_assert(offsetof(arbsphere_venue_quote_v1_item_t, ask_px) == 16, "arbsphere_venue_quote_v1_item_t.ask_px offset");
 
 #endif /* ARBSPHERE_CONTRACTS_H */

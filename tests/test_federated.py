@@ -1,0 +1,106 @@
+"""Federated exchange ADMM (venue x-updates + the coordinator's exchange step) against the
+in-process kernel: the same iterates, bit for bit, for the same inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from arbsphere.adapters.venue_solver import VenueSolver
+from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
+from arbsphere.coordinator.federated import FederatedExchange
+from arbsphere.errors import SolverError
+
+
+def _instance(rng: np.random.Generator, n: int, m: int) -> tuple[np.ndarray, ...]:
+    c = 100.0 + rng.normal(0, 0.05, (n, m))
+    gamma = rng.uniform(1e-4, 1e-2, (n, m))
+    phi = rng.uniform(0, 0.03, (n, m))
+    limit = rng.integers(0, 60, (n, m)).astype(float)
+    return c, gamma, phi, limit
+
+
+def _federated_solve(
+    coord: FederatedExchange,
+    venues: list[VenueSolver],
+    solve_id: int,
+    max_rounds: int,
+    c: np.ndarray,
+) -> int:
+    """One solve as the service runs it, with the venues called directly."""
+    cold = coord.begin(c)
+    for v in venues:
+        v.begin(solve_id, cold)
+    for _ in range(max_rounds):
+        u, rho, xbar = coord.u.copy(), coord.rho, coord.xhat_mean.copy()
+        for i, v in enumerate(venues):
+            v.settle(xbar, coord.settings.alpha)
+            coord.absorb(i, v.iterate(u, rho).copy())
+        if coord.step():
+            break
+    for v in venues:  # the final message: every venue settles its z
+        v.settle(coord.xhat_mean, coord.settings.alpha)
+    return coord.round
+
+
+@pytest.mark.parametrize(
+    "n,m,alpha",
+    [(2, 1, 1.0), (3, 4, 1.0), (16, 256, 1.0), (5, 7, 1.6), (2, 1, 1.5)],
+)
+def test_federated_rounds_reproduce_the_in_process_iterates(n: int, m: int, alpha: float) -> None:
+    rng = np.random.default_rng(n * 1000 + m)
+    settings = AdmmSettings(alpha=alpha, max_iter=400)
+    central = ExchangeADMM(n, m, settings)
+    coord = FederatedExchange(n, m, settings)
+    venues = [VenueSolver(m) for _ in range(n)]
+    for solve_id in range(1, 6):  # a warm-started sequence of perturbed instances
+        c, gamma, phi, limit = _instance(rng, n, m)
+        for i, v in enumerate(venues):
+            for a in range(m):
+                v.set_asset(a, c[i, a], gamma[i, a], phi[i, a], limit[i, a], seq=solve_id)
+        # cap the rounds on some solves: an early stop leaves the same state on both sides
+        cap = 400 if solve_id % 2 else 3
+        res = central.solve(c, gamma, phi, limit, max_iter=cap)
+        rounds = _federated_solve(coord, venues, solve_id, cap, c)
+        assert rounds == res.iterations
+        np.testing.assert_array_equal(coord.x, res.x)
+        np.testing.assert_array_equal(coord.z, res.z)
+        np.testing.assert_array_equal(coord.u, res.u)
+        assert coord.rho == res.rho
+        assert coord.converged == res.converged
+        for i, v in enumerate(venues):  # each venue's own z is the coordinator's row
+            np.testing.assert_array_equal(v.z, coord.z[i])
+
+
+def test_a_venue_answering_twice_or_a_missing_venue_is_refused() -> None:
+    coord = FederatedExchange(2, 1, AdmmSettings())
+    coord.begin(np.full((2, 1), 100.0))
+    coord.absorb(0, np.array([1.0]))
+    with pytest.raises(SolverError, match="venue 0 answered round 1 twice"):
+        coord.absorb(0, np.array([1.0]))
+    with pytest.raises(SolverError, match=r"no x yet from venues \[1\]"):
+        coord.step()
+    with pytest.raises(SolverError, match="x from venue 2"):
+        coord.absorb(2, np.array([1.0]))
+
+
+def test_venue_refuses_a_round_before_the_last_one_settled() -> None:
+    v = VenueSolver(1)
+    v.set_asset(0, 100.0, 1e-3, 0.01, 10, seq=1)
+    v.begin(1, cold=True)
+    v.iterate(np.array([-1e5]), 1e-3)
+    with pytest.raises(SolverError, match="round 2: the last round's"):
+        v.iterate(np.array([-1e5]), 1e-3)
+
+
+def test_a_tick_arriving_mid_solve_waits_for_the_next_solve() -> None:
+    v = VenueSolver(1)
+    v.set_asset(0, 100.0, 1e-3, 0.0, 10, seq=1)
+    frozen = v.begin(1, cold=True)
+    x1 = v.iterate(np.array([-100.0 / 1e-3]), 1e-3).copy()
+    v.set_asset(0, 90.0, 1e-3, 0.0, 10, seq=2)  # new tick mid-solve
+    v.settle(np.zeros(1), 1.0)
+    x2 = v.iterate(np.array([-100.0 / 1e-3]), 1e-3).copy()
+    assert frozen.problem_seq == 1 and frozen.c[0] == 100.0
+    assert x1[0] == 0.0 and x2[0] == 0.0  # still priced at 100, not 90
+    assert v.begin(2, cold=False).problem_seq == 2
