@@ -21,10 +21,13 @@ import zmq
 
 from arbsphere.adapters.links import FeedLink
 from arbsphere.adapters.sync_master import open_sync_master
+from arbsphere.adapters.venue_rounds import VenueRounds
+from arbsphere.adapters.venue_solver import VenueSolver
 from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import default_registry
 from arbsphere.errors import ConfigError, DecodeError, LinkError, PipelineError
 from arbsphere.firmware_interfaces import messages as dm
+from arbsphere.rounds_protocol import venue_identity
 from arbsphere.runtime import (
     StopFlag,
     cpu_usage,
@@ -75,8 +78,15 @@ class VenueCosts:
 class TickTranslator:
     """TICK record -> packed LocalArbProblem and SharedSignals messages (one asset per tick)."""
 
-    def __init__(self, venue_id: int, sender_id: int, costs: VenueCosts, budget_ns: int) -> None:
+    def __init__(
+        self, venue_id: int, sender_id: int, costs: VenueCosts, budget_ns: int,
+        solver: VenueSolver | None = None,
+    ) -> None:  # fmt: skip
         reg = default_registry()
+        #: federated mode: the local problem stays here and only the public quote goes out
+        self.solver = solver
+        self.quote_schema = reg.schema("VenueQuote")
+        self.quote_packer = reg.packer(self.quote_schema, 1)
         self.reg = reg
         self.venue_id = venue_id
         self.sender_id = sender_id
@@ -90,7 +100,9 @@ class TickTranslator:
         self.last_mid = math.nan
 
     def translate(self, tick: tuple[Any, ...], now_ns: int, latency_ns: int) -> tuple[bytes, bytes]:
-        """``tick``: TICK values in ``messages.value_fields(MSG_TICK)`` order."""
+        """``tick``: TICK values in ``messages.value_fields(MSG_TICK)`` order. Returns the
+        coordinator's message (LocalArbProblem, or VenueQuote in federated mode) and the
+        SharedSignals."""
         (_t, _v, _l, _dev, _venue, asset, seq, intended, _send, bid, ask, bid_size,
          ask_size) = tick  # fmt: skip
         scale = dm.PRICE_SCALE
@@ -100,11 +112,20 @@ class TickTranslator:
         liquidity = min(bid_size, ask_size)
         limit = min(self.costs.position_limit_lots, liquidity)
         self.nonce += 1
-        problem = self.problem_packer.pack(
-            *self.reg.envelope_values(self.problem_schema, 1, self.sender_id, self.nonce, now_ns),
-            self.venue_id, 1, seq, intended, self.budget_ns,
-            asset, mid, self.costs.gamma, phi, limit, bid, ask,
-        )  # fmt: skip
+        if self.solver is not None:
+            self.solver.set_asset(asset, mid, self.costs.gamma, phi, limit, seq)
+            problem = self.quote_packer.pack(
+                *self.reg.envelope_values(self.quote_schema, 1, self.sender_id, self.nonce,
+                                          now_ns),
+                self.venue_id, 1, seq, intended, self.budget_ns, asset, bid, ask,
+            )  # fmt: skip
+        else:
+            problem = self.problem_packer.pack(
+                *self.reg.envelope_values(self.problem_schema, 1, self.sender_id, self.nonce,
+                                          now_ns),
+                self.venue_id, 1, seq, intended, self.budget_ns,
+                asset, mid, self.costs.gamma, phi, limit, bid, ask,
+            )  # fmt: skip
         delta = 0.0 if math.isnan(self.last_mid) else mid - self.last_mid
         self.last_mid = mid
         self.nonce += 1
@@ -183,6 +204,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             position_limit_lots=require(cfg, "position_limit_lots", int, source),
         ),
         budget_ns=require(cfg, "budget_ns", int, source),
+        solver=VenueSolver(1) if cfg.get("rounds_endpoint") else None,
     )
     link = open_feed_link(cfg, source, clock)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
@@ -195,6 +217,22 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     except zmq.ZMQError as exc:
         raise PipelineError(f"{name}: cannot connect to coordinator: {exc}") from exc
 
+    rounds: VenueRounds | None = None
+    poller = zmq.Poller()
+    poller.register(link.fileno(), zmq.POLLIN)
+    if translator.solver is not None:
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.IDENTITY, venue_identity(venue_id))
+        dealer.setsockopt(zmq.LINGER, 0)
+        try:
+            dealer.connect(require(cfg, "rounds_endpoint", str, source))
+        except zmq.ZMQError as exc:
+            raise PipelineError(
+                f"{name}: cannot connect to the coordinator's rounds: {exc}"
+            ) from exc
+        rounds = VenueRounds(dealer, translator.reg, translator.solver, venue_id,
+                             translator.sender_id, clock)  # fmt: skip
+        poller.register(dealer, zmq.POLLIN)
     sync = open_sync_master(cfg, source, link, clock)
     trace = TraceBuffer(TICK_TRACE_DTYPE)
     seqs = SequenceChecker()
@@ -211,6 +249,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     address = getattr(link, "address", None)
     if address is not None:
         ready["address"] = list(address)
+    if rounds is not None:
+        VenueSolver.warm_up()
     quiesce_gc()
     write_json_atomic(out_dir / f"{name}.ready.json", ready)
 
@@ -218,7 +258,13 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         while not stop.is_set:
             try:
                 timeout = 100 if sync is None else sync.timeout_ms(clock.now_ns(), 100)
-                batch = link.receive(timeout_ms=timeout)
+                if rounds is None:
+                    batch = link.receive(timeout_ms=timeout)
+                else:  # a round waits on us: answer it before anything else
+                    ready = dict(poller.poll(timeout))
+                    if rounds.sock in ready:
+                        rounds.on_readable()
+                    batch = link.receive(timeout_ms=0) if link.fileno() in ready else []
                 if sync is not None:
                     sync.poll(clock.now_ns())
             except OSError as exc:
@@ -259,6 +305,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 )  # fmt: skip
     finally:
         trace.save(out_dir / f"{name}.trace.npy")
+        if rounds is not None:
+            rounds.solves.save(out_dir / f"{name}.solves.npy")
         if sync is not None:
             sync.save(out_dir / f"{name}.sync.npy")
         stats = {
@@ -272,10 +320,15 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             "last_error": last_error,
             "cpu": cpu_usage(),
             "sync": sync.counts if sync is not None else None,
+            "rounds": None
+            if rounds is None
+            else {**rounds.counts, "last_error": rounds.last_error},
         }
         write_json_atomic(out_dir / f"{name}.stats.json", stats)
         link.close()
         push.close()
+        if rounds is not None:
+            rounds.sock.close(linger=0)
     return 0
 
 

@@ -50,6 +50,15 @@ class VenueSolver:
         self.round = 0
         self.pending = False  # x of the last round awaits the coordinator's x̄ to update z
 
+    @staticmethod
+    def warm_up() -> None:
+        """Load / compile the x- and z-update kernels before any timing matters."""
+        scratch = VenueSolver(1)
+        scratch.set_asset(0, 100.0, 1e-3, 0.01, 10.0, seq=0)
+        scratch.begin(0, cold=True)
+        scratch.iterate(np.zeros(1), 1e-3)
+        scratch.settle(np.zeros(1), 1.0)
+
     def set_asset(
         self, asset: int, c: float, gamma: float, phi: float, limit: float, seq: int
     ) -> None:

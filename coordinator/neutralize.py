@@ -92,3 +92,66 @@ def neutralize_lots(x, limit_lots, out):  # type: ignore[no-untyped-def]
                 repaired += 1
                 break
     return repaired
+
+
+@njit(cache=True)
+def neutralize_within_magnitudes(x, out):  # type: ignore[no-untyped-def]
+    """Exactly delta-neutral integer lots from x without knowing the venues' limits.
+
+    For federated coordination, where the limits stay private: every venue's x already lies
+    within its limit (the venue's own x-update clips it), so any lot count between 0 and
+    round(x_i) is within the limit too. Per asset: shrink the heavier side proportionally until
+    Σ = 0 (only towards zero), round each venue to the nearest lot, then repair the rounding sum
+    one lot at a time on the venue with the largest rounding error whose lots still point the
+    needed way — always towards zero, so no venue ever exceeds |round(x_i)| (ties: lowest
+    venue). Fill ``out`` (int64, N x m); returns the number of assets whose lots differ from
+    plain rounding of x."""
+    n, m = x.shape
+    changed = 0
+    target = np.zeros(n)
+    for a in range(m):
+        pos = 0.0
+        neg = 0.0
+        for i in range(n):
+            if x[i, a] > 0.0:
+                pos += x[i, a]
+            else:
+                neg -= x[i, a]
+        keep_pos = 1.0
+        keep_neg = 1.0
+        if pos > neg:
+            keep_pos = neg / pos
+        elif neg > pos:
+            keep_neg = pos / neg
+        s = 0
+        for i in range(n):
+            xv = x[i, a]
+            target[i] = xv * (keep_pos if xv > 0.0 else keep_neg)
+            r = np.int64(np.round(target[i]))
+            out[i, a] = r
+            s += int(r)
+        while s != 0:
+            best = -1
+            best_err = 0.0
+            for i in range(n):
+                err = out[i, a] - target[i]  # > 0: rounded up
+                if s > 0:
+                    if out[i, a] > 0 and (best < 0 or err > best_err):
+                        best, best_err = i, err
+                elif out[i, a] < 0 and (best < 0 or -err > best_err):
+                    best, best_err = i, -err
+            if best < 0:  # cannot happen (a nonzero sum has a lot pointing its way); be safe
+                for i in range(n):
+                    out[i, a] = 0
+                break
+            if s > 0:
+                out[best, a] -= 1
+                s -= 1
+            else:
+                out[best, a] += 1
+                s += 1
+        for i in range(n):
+            if out[i, a] != np.int64(np.round(x[i, a])):
+                changed += 1
+                break
+    return changed

@@ -31,7 +31,7 @@ from arbsphere.coordinator.journal_records import (
     decode_frames,
     state_digest,
 )
-from arbsphere.errors import DecodeError
+from arbsphere.errors import DecodeError, JournalError
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,12 @@ def build_coordinator(config: dict[str, Any]) -> Any:
     """The coordinator core exactly as the CONFIG record describes it."""
     from arbsphere.coordinator.service import Coordinator
 
+    if config.get("coordination", "central") != "central":
+        raise JournalError(
+            f"the journal is of a {config['coordination']} run: its venues' round answers "
+            "(LocalSolution) are not journaled yet, so it cannot be replayed; replay covers "
+            "central coordination (e.g. campaigns/loopback-central.toml)"
+        )
     settings = AdmmSettings(**config["admm"])
     core = Coordinator(
         n_venues=int(config["n_venues"]), n_assets=int(config["n_assets"]), settings=settings,

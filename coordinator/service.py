@@ -24,11 +24,14 @@ from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import PLAN_LEG_DTYPE, default_registry
 from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
 from arbsphere.coordinator.baseline import centralized_solve, gaps_batch, objective
+from arbsphere.coordinator.federated import FederatedExchange
 from arbsphere.coordinator.journal_thread import JournalThread
 from arbsphere.coordinator.merge import STAT_MAX_ABS_NET, DeltaMerger, emit_and_merge
-from arbsphere.coordinator.neutralize import neutralize_lots
+from arbsphere.coordinator.neutralize import neutralize_lots, neutralize_within_magnitudes
 from arbsphere.coordinator.recorder import Recorder
+from arbsphere.coordinator.rounds import RoundDriver
 from arbsphere.errors import ConfigError, DecodeError, PipelineError
+from arbsphere.firmware_interfaces.messages import PRICE_SCALE
 from arbsphere.rig.journal import JournalConfig
 from arbsphere.runtime import (
     StopFlag,
@@ -81,6 +84,22 @@ FILL_TRACE_DTYPE = np.dtype(
 )
 
 
+FED_SOLVE_DTYPE = np.dtype(
+    [
+        ("solve_id", "<u8"),
+        ("row", "<i8"),  # trace row of the solve's trigger tick
+        ("rounds", "<u4"),
+        ("max_rounds", "<u4"),  # the budget's cap
+        ("converged", "u1"),
+        ("aborted", "u1"),
+        ("primal_res", "<f8"),
+        ("dual_res", "<f8"),
+        ("started_ns", "<i8"),  # first round sent
+        ("ended_ns", "<i8"),  # last round closed
+    ]
+)
+
+
 class Coordinator:
     """The deterministic core: state and per-message handlers (no sockets, no clock reads)."""
 
@@ -128,6 +147,11 @@ class Coordinator:
         }  # fmt: skip
         self.max_abs_net_lots = 0
         self.last_nonce: dict[int, int] = {}
+        #: federated mode (set by the service): the venues solve their x-updates in rounds
+        self.rounds: RoundDriver | None = None
+        self.mid = np.zeros(shape)  # public mid prices from the venues' quotes
+        self.fed_solves = TraceBuffer(FED_SOLVE_DTYPE, 16_384)
+        self._fed_z = np.zeros((4096, n_venues, n_assets))
         # Per-solve snapshots (c, gamma, phi, limit, z) for the baseline comparison at stop.
         self._snap = np.zeros((4096, 5, n_venues, n_assets))
         self.n_snap = 0
@@ -185,12 +209,35 @@ class Coordinator:
         self.counts["problems"] += 1
         return venue, first, seq, budget
 
+    def on_quote(self, values: tuple[Any, ...]) -> tuple[int, int, int, int]:
+        """Apply a VenueQuote (federated mode) given as decode values: public prices only.
+
+        Returns (venue, first asset, tick_seq, budget_ns)."""
+        venue, n_assets, seq, _intended, budget = values[7:12]
+        if venue >= self.n_venues:
+            raise PipelineError(f"VenueQuote from venue {venue}, campaign has {self.n_venues}")
+        first = -1
+        for k in range(n_assets):
+            a, bid, ask = values[12 + 3 * k : 15 + 3 * k]
+            if a >= self.n_assets:
+                raise PipelineError(f"VenueQuote asset {a}, campaign has {self.n_assets}")
+            if first < 0:
+                first = a
+            self.bid_px[venue, a] = bid
+            self.ask_px[venue, a] = ask
+            self.mid[venue, a] = (bid + ask) / (2 * PRICE_SCALE)  # as the venue prices c
+            self.quoted[venue, a] = True
+        self.counts["problems"] += 1
+        return venue, first, seq, budget
+
     def ready(self) -> bool:
         return bool(self.quoted.all())
 
     def solve(self, budget_ns: int) -> tuple[int, bool]:
         """ADMM + neutralization into ``self.target``. Returns (iterations, converged)."""
         max_iter = max(1, min(self.iter_cap, int(budget_ns // self.ns_per_iteration)))
+        if self.rounds is not None:
+            return self._solve_federated(max_iter)
         res = self.admm.solve(self.c, self.gamma, self.phi, self.limit, max_iter)
         self.counts["neutralize_repairs"] += int(
             neutralize_lots(res.x, self.limit_lots, self.target)
@@ -199,6 +246,40 @@ class Coordinator:
         if not res.converged:
             self.counts["early_stops"] += 1
         return res.iterations, res.converged
+
+    def _solve_federated(self, max_rounds: int) -> tuple[int, bool]:
+        """Rounds with the venues; the best iterate (lowest primal residual) neutralized
+        without the venues' limits. An aborted solve (a venue did not answer) keeps the plan."""
+        rounds = self.rounds
+        assert rounds is not None
+        out = rounds.solve(self.mid, max_rounds)
+        ex = rounds.ex
+        self.counts["solves"] += 1
+        if out.aborted:
+            self.counts["aborted_solves"] = self.counts.get("aborted_solves", 0) + 1
+            self.target[:] = self.merger.plan
+        else:
+            self.counts["neutralize_repairs"] += int(
+                neutralize_within_magnitudes(ex.best_x, self.target)
+            )
+            if not out.converged:
+                self.counts["early_stops"] += 1
+        k = self.fed_solves.n
+        if k == self._fed_z.shape[0]:
+            self._fed_z = np.concatenate([self._fed_z, np.zeros_like(self._fed_z)])
+        self._fed_z[k] = ex.z
+        self.fed_solves.append((rounds.solve_id, -1, out.rounds, max_rounds, int(out.converged),
+                                int(out.aborted), ex.primal_res if out.rounds else np.nan,
+                                ex.dual_res if out.rounds else np.nan, out.started_ns,
+                                out.ended_ns))  # fmt: skip
+        return out.rounds, out.converged
+
+    def save_federated(self, out_dir: Path) -> None:
+        """Per-solve records and consensus iterates z (K x N x m) for the rig's baseline."""
+        self.fed_solves.save(out_dir / "coordinator.solves.npy")
+        np.save(out_dir / "coordinator.solves_z.npy", self._fed_z[: self.fed_solves.n])
+        if self.rounds is not None:
+            self.rounds.rounds.save(out_dir / "coordinator.rounds.npy")
 
     def emit_delta(self, ts_ns: int, cause_venue: int, cause_seq: int) -> bytes | None:
         """Legs moving the plan to the target, merged into the plan; the PlanDelta bytes."""
@@ -229,7 +310,10 @@ class Coordinator:
         return head + legs.tobytes()
 
     def snapshot(self) -> None:
-        """Keep this solve's inputs and ADMM consensus iterate for the baseline comparison."""
+        """Keep this solve's inputs and ADMM consensus iterate for the baseline comparison
+        (central mode; in federated mode the inputs stay with the venues)."""
+        if self.rounds is not None:
+            return
         if self.n_snap == self._snap.shape[0]:
             grown = np.zeros((self._snap.shape[0] * 2, *self._snap.shape[1:]))
             grown[: self.n_snap] = self._snap
@@ -247,6 +331,8 @@ class Coordinator:
 
     def baseline_gaps(self, scale: float = 1.0) -> np.ndarray:
         """Relative objective gap of every solve against the exact centralized optimum."""
+        if self.rounds is not None:
+            return np.zeros(0)  # the rig computes it from the venues' records (rig.analysis)
         snap = self._snap[: self.n_snap]
         out = np.zeros(self.n_snap)
         gaps_batch(
@@ -301,6 +387,23 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         push.bind(require(cfg, "outbound_endpoint", str, source))
     except zmq.ZMQError as exc:
         raise PipelineError(f"coordinator: cannot bind: {exc}") from exc
+    rounds_sock = None
+    coordination = cfg.get("coordination", "central")
+    if coordination not in ("central", "federated"):
+        raise ConfigError("must be 'central' or 'federated'", file=source, key="coordination")
+    if coordination == "federated":
+        rounds_sock = ctx.socket(zmq.ROUTER)
+        rounds_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unknown venue is an error, not a drop
+        rounds_sock.setsockopt(zmq.LINGER, 0)
+        try:
+            rounds_sock.bind(require(cfg, "rounds_endpoint", str, source))
+        except zmq.ZMQError as exc:
+            raise PipelineError(f"coordinator: cannot bind the rounds socket: {exc}") from exc
+        core.rounds = RoundDriver(
+            rounds_sock, core.reg, FederatedExchange(core.n_venues, core.n_assets, settings),
+            clock, COORDINATOR_SENDER_ID, int(require(cfg, "round_timeout_ms", int, source)),
+        )  # fmt: skip
+        core.ns_per_iteration = float(require(cfg, "ns_per_round", (int, float), source))
     loop = _Loop(core, clock, push, max_batch)
     journal = _open_journal(cfg, source, clock)
     if journal is not None:
@@ -308,7 +411,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         loop.recorder.config(
             {"n_venues": core.n_venues, "n_assets": core.n_assets,
              "min_delta_lots": core.min_delta_lots, "ns_per_iteration": core.ns_per_iteration,
-             "max_batch": max_batch, "admm": admm_cfg},
+             "max_batch": max_batch, "admm": admm_cfg, "coordination": coordination},
             clock.now_ns(),
         )  # fmt: skip
     journal_head: dict[str, Any] | None = None
@@ -317,7 +420,9 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         out_dir / "coordinator.ready.json",
         {"pid": os.getpid(),
          "inbound_endpoint": pull.getsockopt_string(zmq.LAST_ENDPOINT),
-         "outbound_endpoint": push.getsockopt_string(zmq.LAST_ENDPOINT)},
+         "outbound_endpoint": push.getsockopt_string(zmq.LAST_ENDPOINT),
+         "rounds_endpoint": None if rounds_sock is None
+         else rounds_sock.getsockopt_string(zmq.LAST_ENDPOINT)},
     )  # fmt: skip
 
     try:
@@ -332,7 +437,11 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         trace = loop.trace
         trace.view()["objective_gap"][:] = np.nan
         gaps = core.baseline_gaps()
-        trace.view()["objective_gap"][loop.solve_rows[: core.n_snap]] = gaps
+        if core.rounds is None:
+            trace.view()["objective_gap"][loop.solve_rows[: core.n_snap]] = gaps
+        else:
+            core.fed_solves.view()["row"][:] = loop.solve_rows[: core.fed_solves.n]
+            core.save_federated(out_dir)
         trace.save(out_dir / "coordinator.trace.npy")
         loop.fills.save(out_dir / "coordinator.fills.npy")
         realized_net = core.executed.sum(axis=0)
@@ -350,10 +459,16 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 "last_error": loop.last_error,
                 "cpu": cpu_usage(),
                 "journal": journal_head,
+                "coordination": coordination,
+                "rounds": None
+                if core.rounds is None
+                else {**core.rounds.counts, "last_error": core.rounds.last_error},
             },
         )
         pull.close(linger=0)
         push.close()
+        if rounds_sock is not None:
+            rounds_sock.close(linger=0)
     return 0
 
 
@@ -398,6 +513,7 @@ class _Loop:
         reg = core.reg
         self.reg = reg
         self.problem_id = reg.schema("LocalArbProblem").id
+        self.quote_id = reg.schema("VenueQuote").id
         self.signals_id = reg.schema("SharedSignals").id
         self.report_id = reg.schema("ExecutionReport").id
         self.trace = TraceBuffer(SOLVE_TRACE_DTYPE)
@@ -452,8 +568,14 @@ class _Loop:
                 core.counts["stale_messages"] += 1
                 continue
             sid = schema.id
-            if sid == self.problem_id:
-                venue, asset, seq, budget = core.on_problem(values)
+            if sid == self.problem_id or sid == self.quote_id:
+                if (sid == self.quote_id) != (core.rounds is not None):
+                    core.counts["unknown_messages"] += 1  # the other coordination mode's input
+                    self.last_error = f"{schema.name} from sender {values[3]}: wrong mode"
+                    continue
+                venue, asset, seq, budget = (
+                    core.on_quote(values) if sid == self.quote_id else core.on_problem(values)
+                )
                 if len(frames) > 1:
                     try:
                         sig_schema, _ = reg.decode_values(frames[1])
@@ -503,9 +625,10 @@ class _Loop:
             n_legs = core.last_n_legs
             if self.recorder is not None:
                 self.recorder.delta(delta, sent)
-        if core.n_snap == self.solve_rows.shape[0]:
+        k = core.counts["solves"] - 1  # this solve's index
+        if k == self.solve_rows.shape[0]:
             self.solve_rows = np.concatenate([self.solve_rows, np.zeros_like(self.solve_rows)])
-        self.solve_rows[core.n_snap] = row
+        self.solve_rows[k] = row
         core.snapshot()
         rows = self.trace.view()[first_row : row + 1]
         live = rows["superseded"] == 0

@@ -36,6 +36,7 @@ from arbsphere.kpi.hdr import HdrSpec, Recorder
 from arbsphere.kpi.hlog import IntervalLogWriter
 from arbsphere.kpi.summary import latency_summary
 from arbsphere.rig.clock_alignment import ClockTrack
+from arbsphere.rig.federated_baseline import federated_solves
 
 #: (stage, end column, start column) in pipeline order; columns are rig-time ns.
 STAGES: tuple[tuple[str, str, str], ...] = (
@@ -93,6 +94,8 @@ class Analysis:
     kpi: dict[str, Any] = field(default_factory=dict)
     stage_clock: dict[str, StageClock] = field(default_factory=dict)
     clocks: dict[str, ClockTrack] = field(default_factory=dict)
+    #: federated runs: one row per solve (rig.federated_baseline); None for central runs
+    solves: pd.DataFrame | None = None
 
 
 def _load(path: Path) -> np.ndarray | None:
@@ -167,10 +170,12 @@ def join_traces(
     venue_names: list[str],
     broker_name: str,
     clocks: Mapping[str, ClockTrack] | None = None,
+    solves: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per tick received by a venue adapter, with every downstream trace point; device
     timestamps converted to rig time with ``clocks`` (keyed by adapter name: the device behind
-    it). Adapters without a track keep device time, marked unsynchronised."""
+    it). Adapters without a track keep device time, marked unsynchronised. ``solves``
+    (federated runs) supplies the objective gap of each solve's trigger tick."""
     clocks = clocks or {}
     frames = []
     for name in venue_names:
@@ -187,6 +192,10 @@ def join_traces(
     coord = _load(proc_dir / "coordinator.trace.npy")
     if coord is not None and len(coord):
         c = _frame(coord).rename(columns={"rx_ns": "coord_rx_ns", "asset": "coord_asset"})
+        if solves is not None and len(solves):
+            rows = solves["row"].to_numpy()
+            ok = (rows >= 0) & (rows < len(c))
+            c.loc[rows[ok], "objective_gap"] = solves["objective_gap"].to_numpy()[ok]
         ticks = ticks.merge(c.drop(columns=["coord_asset"]), on=["venue", "seq"], how="left")
     orders = _load(proc_dir / f"{broker_name}.orders.npy")
     acks = _load(proc_dir / f"{broker_name}.acks.npy")
@@ -288,7 +297,8 @@ def analyse(
     """``clocks``: per adapter name, the clock track of the device behind it;
     ``warmup_ticks``: each venue's first ticks (by sequence) that were the warm-up."""
     spec = spec or HdrSpec()
-    ticks = join_traces(proc_dir, venue_names, broker_name, clocks)
+    solves = federated_solves(proc_dir, venue_names)
+    ticks = join_traces(proc_dir, venue_names, broker_name, clocks, solves)
     stats = load_stats(proc_dir)
     recorders: dict[str, Recorder] = {}
     negative: dict[str, int] = {}
@@ -330,7 +340,7 @@ def analyse(
         recorders[stage] = total
     return Analysis(
         ticks, recorders, per_interval, negative, stats, stage_clock=stage_clock,
-        clocks=dict(clocks or {}),
+        clocks=dict(clocks or {}), solves=solves,
     )  # fmt: skip
 
 
@@ -383,11 +393,11 @@ def build_kpi(
             "max_abs_net_delta": max_abs_net,
             "final_realized_net_delta": coord.get("final_realized_net_lots"),
             "objective_gap_vs_centralized": {
-                "p50": float(gap_values.median()) if len(gap_values) else None,
-                "max": float(gap_values.max()) if len(gap_values) else None,
+                **_pcts(gap_values.to_numpy(dtype=float)),
                 "count": len(gap_values),
                 "unit": "relative",
             },
+            **convergence_kpi(analysis, measured_ticks),
         },
         "throughput": {
             "ticks_sent": ticks_sent,
@@ -407,6 +417,40 @@ def build_kpi(
     }
     kpi["clock"] = clock_kpi(analysis)
     return kpi
+
+
+def _pcts(values: np.ndarray, scale: float = 1.0) -> dict[str, float | None]:
+    """{p50, p99, max} of ``values`` / scale (None when empty)."""
+    if not len(values):
+        return {"p50": None, "p99": None, "max": None}
+    p50, p99 = np.percentile(values, [50, 99])
+    return {
+        "p50": float(p50) / scale,
+        "p99": float(p99) / scale,
+        "max": float(values.max()) / scale,
+    }
+
+
+def convergence_kpi(analysis: Analysis, measured_ticks: pd.DataFrame) -> dict[str, Any]:
+    """Rounds (federated) or iterations (central) per solved tick, and for federated runs the
+    final primal residual, time to tolerance and aborted solves."""
+    coord = analysis.stats.get("coordinator", {})
+    out: dict[str, Any] = {"coordination": coord.get("coordination", "central")}
+    if "trigger" in measured_ticks and "iterations" in measured_ticks:
+        trig = measured_ticks[measured_ticks["trigger"].fillna(0).astype(bool)]
+        out["rounds_per_tick"] = _pcts(trig["iterations"].dropna().to_numpy(dtype=float))
+    solves = analysis.solves
+    if solves is None:
+        return out
+    done = solves[~solves["aborted"]]
+    conv = done[done["converged"]]
+    out["final_primal_residual"] = _pcts(done["primal_res"].dropna().to_numpy(dtype=float))
+    out["time_to_tolerance_us"] = {
+        **_pcts(conv["elapsed_ns"].to_numpy(dtype=float), 1e3),
+        "count": len(conv),
+    }
+    out["aborted_solves"] = int(solves["aborted"].sum())
+    return out
 
 
 def _stage_summary(analysis: Analysis, stage: str) -> dict[str, Any]:

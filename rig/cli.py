@@ -35,6 +35,10 @@ from arbsphere.rig.config import DEFAULT_CAMPAIGN, load_campaign
 DEFAULT_CALIBRATION = Path("campaigns/calibration.toml")
 
 
+def _sci(v: Any) -> str:
+    return "-" if v is None else f"{float(v):.1e}"
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"
@@ -115,10 +119,14 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     tp = kpi["throughput"]
     loss = kpi["loss"]
     gap = hedge["objective_gap_vs_centralized"]
+    rounds = hedge.get("rounds_per_tick", {})
+    what = "rounds" if hedge.get("coordination") == "federated" else "iterations"
     console.print(
-        f"hedge: {hedge['ticks_solved']} ticks solved, {hedge['deltas']} deltas, max |net delta| "
-        f"{hedge['max_abs_net_delta']} lots, objective gap vs centralized p50 {_fmt(gap['p50'])} "
-        f"max {gap['max']!r}"
+        f"hedge ({hedge.get('coordination', 'central')}): {hedge['ticks_solved']} ticks solved, "
+        f"{hedge['deltas']} deltas, max |net delta| {hedge['max_abs_net_delta']} lots; "
+        f"{what} per solve p50 {_fmt(rounds.get('p50'))} p99 {_fmt(rounds.get('p99'))}, "
+        f"{hedge['early_stops']} early stops; objective gap vs centralized p50 "
+        f"{_sci(gap['p50'])} p99 {_sci(gap.get('p99'))} max {_sci(gap['max'])}"
     )
     console.print(
         f"throughput: {tp['ticks_in']} ticks in ({tp['ticks_per_s']}/s), {tp['orders_out']} "

@@ -104,6 +104,10 @@ class BrokerConfig:
 class CoordinatorConfig:
     budget_us: float = 200.0  # per-tick latency budget for coordination
     ns_per_iteration: float = 50.0  # nominal cost used to turn the budget into max iterations
+    #: "federated": venues keep their problems, rounds over ZeroMQ; "central": in process
+    coordination: str = "federated"
+    ns_per_round: float = 100_000.0  # nominal cost of a federated round (budget -> max rounds)
+    round_timeout_ms: int = 1000  # a venue silent this long aborts the solve
     min_delta_lots: int = 1
     #: messages drained per wake-up before one solve on the newest state (1: solve every tick)
     max_batch: int = 64
@@ -250,6 +254,13 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     if broker.schemas:
         declared[broker.name] = broker.schemas
     check_compatibility(registry, graph, declared, source=source)
+    needs = "LocalSolution" if coordinator.coordination == "federated" else "LocalArbProblem"
+    if needs not in registry.graph(graph).coordinator:
+        r.table("coordinator", optional=True).fail(
+            "coordination", coordinator.coordination,
+            f"graph '{graph}' has no {needs} for the coordinator (use a graph that has, e.g. "
+            f"{'toyPair' if needs == 'LocalSolution' else 'toyPairCentral'})",
+        )  # fmt: skip
     graph_adapters = registry.graph(graph).adapters
     for venue in venues:
         if venue.name not in graph_adapters:
@@ -444,7 +455,11 @@ def _broker(r: _Reader) -> BrokerConfig:
 
 
 def _coordinator(r: _Reader) -> CoordinatorConfig:
-    r.only({"budget_us", "ns_per_iteration", "min_delta_lots", "max_batch", "admm"})
+    r.only({"budget_us", "ns_per_iteration", "min_delta_lots", "max_batch", "admm",
+            "coordination", "ns_per_round", "round_timeout_ms"})  # fmt: skip
+    coordination = r.string("coordination", "federated")
+    if coordination not in ("federated", "central"):
+        r.fail("coordination", coordination, "must be 'federated' or 'central'")
     a = r.table("admm", optional=True)
     a.only({"rho0", "alpha", "eps_abs", "eps_rel", "max_iter", "adapt_every", "mu", "tau"})
     admm = AdmmSettings(
@@ -463,6 +478,9 @@ def _coordinator(r: _Reader) -> CoordinatorConfig:
         min_delta_lots=r.integer("min_delta_lots", 1, lo=1),
         max_batch=r.integer("max_batch", 64, lo=1, hi=65_536),
         admm=admm,
+        coordination=coordination,
+        ns_per_round=r.number("ns_per_round", 100_000.0, lo=1.0, hi=1e10),
+        round_timeout_ms=r.integer("round_timeout_ms", 1000, lo=1, hi=600_000),
     )
 
 

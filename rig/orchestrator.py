@@ -92,6 +92,8 @@ class Orchestrator:
         #: the coordinator's PULL / PUSH endpoints, known once it is ready (see start)
         self.inbound = ""
         self.outbound = ""
+        #: the coordinator's ROUTER for the federated rounds (None: central coordination)
+        self.rounds_endpoint: str | None = None
 
     # --- process plumbing --------------------------------------------------------------------
     def _spawn(
@@ -152,13 +154,24 @@ class Orchestrator:
                 "ns_per_iteration": c.coordinator.ns_per_iteration,
                 "admm": _admm_settings(c),
                 **self._journal_cfg(),
+                **self._coordination_cfg(),
             },
         )  # fmt: skip
         ready = self._wait_file(coord, self.proc_dir / "coordinator.ready.json")
         self.inbound, self.outbound = bound_endpoints(ready, "coordinator")
+        self.rounds_endpoint = ready.get("rounds_endpoint")
         self._start_broker()
         for venue in c.venues:
             self._start_venue_adapter(venue)
+
+    def _coordination_cfg(self) -> dict[str, Any]:
+        k = self.campaign.coordinator
+        if k.coordination == "central":
+            return {"coordination": "central"}
+        return {
+            "coordination": "federated", "rounds_endpoint": EPHEMERAL_ENDPOINT,
+            "ns_per_round": k.ns_per_round, "round_timeout_ms": k.round_timeout_ms,
+        }  # fmt: skip
 
     def _journal_cfg(self) -> dict[str, Any]:
         j = self.campaign.journal
@@ -225,6 +238,8 @@ class Orchestrator:
             "coordinator_endpoint": self.inbound, "sync_interval_ns": self.sync_interval_ns,
             "sync_device_id": VENUE_DEVICE_ID_BASE + v.venue_id,
         }  # fmt: skip
+        if self.rounds_endpoint:
+            cfg["rounds_endpoint"] = self.rounds_endpoint
         if v.link == "serial" and v.device == "emulator" and v.port == "pty":
             from arbsphere.adapters.pty import open_pty_pair
 

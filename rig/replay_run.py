@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from arbsphere.clock import RealtimeClock
-from arbsphere.errors import ResultSetError
+from arbsphere.errors import JournalError, ResultSetError
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import Campaign, load_campaign
 from arbsphere.rig.journal_player import parse_speed
@@ -104,6 +104,12 @@ def run_replay(run_dir: Path, speed_text: str, console: Console) -> int:
     speed = parse_speed(speed_text)
     journal_dir, head, manifest = journal_of(run_dir)
     recorded = replay_campaign(run_dir, manifest)
+    if recorded.coordinator.coordination != "central":
+        raise JournalError(
+            f"{run_dir}: a {recorded.coordinator.coordination} run; its venues' round answers "
+            "are not journaled yet, so it cannot drive a replay (replay covers central "
+            "coordination, e.g. campaigns/loopback-central.toml)"
+        )
     factor = MAX_SPEED_FACTOR if speed is None else speed
     campaign = dataclasses.replace(
         recorded,

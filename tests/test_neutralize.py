@@ -99,3 +99,41 @@ def test_largest_remainder_and_venue_index_ties() -> None:
     assert out.ravel().tolist() == [0, 1, -1]
     out, _ = _run(np.array([[-0.6], [-0.6], [1.2]]), limit)  # mirror image
     assert out.ravel().tolist() == [0, -1, 1]
+
+
+def test_limit_free_neutralization_is_neutral_and_never_exceeds_the_rounded_magnitude() -> None:
+    """Federated mode: the coordinator does not know the limits; every venue's lots stay
+    between 0 and round(x_i), so within whatever limit clipped x_i."""
+    from arbsphere.coordinator.neutralize import neutralize_within_magnitudes
+
+    rng = np.random.default_rng(5)
+    for _ in range(1500):
+        n, m = int(rng.integers(2, 17)), int(rng.integers(1, 9))
+        limit = rng.integers(0, 30, (n, m))
+        x = rng.uniform(-1, 1, (n, m)) * limit
+        if rng.integers(0, 2):  # converged: neutral up to float noise
+            x -= x.mean(axis=0)
+            x = np.clip(x, -limit, limit)
+        out = np.full(x.shape, 12345, np.int64)
+        neutralize_within_magnitudes(x, out)
+        assert (out.sum(axis=0) == 0).all()
+        rounded = np.round(x).astype(np.int64)
+        assert (np.abs(out) <= np.abs(rounded)).all()
+        assert (out * rounded >= 0).all()  # never flips a venue's side
+        again = np.zeros_like(out)
+        neutralize_within_magnitudes(x, again)
+        np.testing.assert_array_equal(out, again)
+
+
+def test_limit_free_neutralization_of_a_neutral_integer_point_is_the_identity() -> None:
+    from arbsphere.coordinator.neutralize import neutralize_within_magnitudes
+
+    x = np.array([[3.0, -2.0], [-1.0, 2.0], [-2.0, 0.0]])
+    out = np.zeros((3, 2), np.int64)
+    assert neutralize_within_magnitudes(x, out) == 0
+    np.testing.assert_array_equal(out, x.astype(np.int64))
+    # far from neutral: the heavy side shrinks, the light side is kept
+    x = np.array([[10.0], [-2.0]])
+    out = np.zeros((2, 1), np.int64)
+    assert neutralize_within_magnitudes(x, out) == 1
+    np.testing.assert_array_equal(out[:, 0], [2, -2])

@@ -1,0 +1,196 @@
+"""Federated rounds over ZeroMQ: the coordinator's ROUTER socket to the venue adapters.
+
+Per round the coordinator sends one DualVariables message (solve id, round, phase, x̄, u, ρ)
+to every venue (ROUTER -> each venue's DEALER, identity ``venue-<id>``) and waits for one
+LocalSolution (x_i) from each. A solve ends with a FINAL message (the last x̄, so every venue
+settles its z; no answer) — or ABORT when a venue did not answer within the round timeout
+(then both sides start the next solve cold). Replies from another solve or round are counted
+and dropped, never absorbed.
+
+The number of rounds a solve may take comes from the tick's latency budget through a nominal
+per-round cost (``ns_per_round``) — never from wall time, so a replay takes the same rounds;
+the wall time each solve took is measured and reported beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from arbsphere.clock import Clock
+from arbsphere.contracts import Registry
+from arbsphere.coordinator.federated import FederatedExchange
+from arbsphere.errors import DecodeError, PipelineError
+from arbsphere.rounds_protocol import (
+    FLAG_COLD,
+    PHASE_ABORT,
+    PHASE_BEGIN,
+    PHASE_FINAL,
+    PHASE_ITERATE,
+    venue_identity,
+)
+from arbsphere.tracebuf import TraceBuffer
+
+ROUND_TRACE_DTYPE = np.dtype(
+    [
+        ("solve_id", "<u8"),
+        ("round", "<u4"),
+        ("sent_ns", "<i8"),  # the round's DualVariables went out
+        ("closed_ns", "<i8"),  # the last venue's x arrived and the exchange step ran
+        ("primal_res", "<f8"),
+        ("dual_res", "<f8"),
+        ("rho", "<f8"),
+    ]
+)
+
+
+@dataclass
+class SolveOutcome:
+    rounds: int
+    converged: bool
+    aborted: bool
+    started_ns: int
+    ended_ns: int
+
+
+class RoundDriver:
+    """Runs the rounds of one solve at a time over a bound ROUTER socket."""
+
+    def __init__(
+        self,
+        sock: Any,
+        registry: Registry,
+        exchange: FederatedExchange,
+        clock: Clock,
+        sender_id: int,
+        round_timeout_ms: int,
+    ) -> None:
+        self.sock = sock
+        self.reg = registry
+        self.ex = exchange
+        self.clock = clock
+        self.sender_id = sender_id
+        self.round_timeout_ms = round_timeout_ms
+        self.dual_schema = registry.schema("DualVariables", 2)
+        self.solution_id = registry.schema("LocalSolution").id
+        self.nonce = 0
+        self.solve_id = 0
+        self.identities = [venue_identity(i) for i in range(exchange.n_venues)]
+        self.rounds = TraceBuffer(ROUND_TRACE_DTYPE, 65_536)
+        self.counts = {
+            "rounds": 0, "messages_out": 0, "solutions_in": 0, "stale_solutions": 0,
+            "bad_solutions": 0, "aborted_solves": 0,
+        }  # fmt: skip
+        self.last_error = ""
+        n = exchange.n_assets
+        self._packer = registry.packer(self.dual_schema, n)
+        self._x = np.zeros(n)
+
+    def _send_all(self, phase: int, flags: int, round_no: int) -> int:
+        ex = self.ex
+        n = ex.n_assets
+        rho = ex.rho
+        u = ex.u
+        xbar = ex.xhat_mean
+        items: list[float | int] = []
+        for a in range(n):
+            items += (a, rho * float(u[a]), float(u[a]), float(xbar[a]))
+        self.nonce += 1
+        now = self.clock.now_ns()
+        msg = self._packer.pack(
+            *self.reg.envelope_values(self.dual_schema, n, self.sender_id, self.nonce, now),
+            self.solve_id, round_no, n, phase, flags, ex.round, int(ex.converged), rho,
+            ex.settings.alpha, ex.primal_res if ex.round else 0.0,
+            ex.dual_res if ex.round else 0.0, *items,
+        )  # fmt: skip
+        for ident in self.identities:
+            self.sock.send_multipart((ident, msg), copy=True)
+        self.counts["messages_out"] += len(self.identities)
+        return now
+
+    def _gather(self, round_no: int) -> bool:
+        """Absorb one x from every venue for ``round_no``; False on timeout."""
+        ex = self.ex
+        deadline = self.clock.now_ns() + self.round_timeout_ms * 1_000_000
+        while ex.missing():
+            left_ms = (deadline - self.clock.now_ns()) // 1_000_000
+            if left_ms < 0 or not self.sock.poll(max(0, int(left_ms))):
+                if self.clock.now_ns() >= deadline:
+                    return False
+                continue
+            frames = self.sock.recv_multipart(copy=True)
+            self._absorb(frames, round_no)
+        return True
+
+    def _absorb(self, frames: list[bytes], round_no: int) -> None:
+        if len(frames) != 2:
+            self.counts["bad_solutions"] += 1
+            self.last_error = f"rounds socket: {len(frames)} frames, expected identity + message"
+            return
+        ident, data = frames
+        try:
+            schema, v = self.reg.decode_values(data)
+        except DecodeError as exc:
+            self.counts["bad_solutions"] += 1
+            self.last_error = str(exc)
+            return
+        # values: envelope (7), solve_id, round, venue_id, n_assets, problem_seq, items
+        venue = int(v[9]) if schema.id == self.solution_id else -1
+        if venue < 0 or venue >= self.ex.n_venues or self.identities[venue] != ident:
+            self.counts["bad_solutions"] += 1
+            self.last_error = f"rounds socket: {schema.name} from {ident!r} (venue {venue})"
+            return
+        if v[7] != self.solve_id or v[8] != round_no:
+            self.counts["stale_solutions"] += 1
+            return
+        n = self.ex.n_assets
+        x = self._x
+        x[:] = np.nan
+        if v[10] == n:
+            for k in range(n):
+                a = v[12 + 2 * k]
+                if a < n:
+                    x[a] = v[13 + 2 * k]
+        if v[10] != n or np.isnan(x).any():
+            self.counts["bad_solutions"] += 1
+            self.last_error = f"venue {venue} round {round_no}: not one x per asset 0..{n - 1}"
+            return
+        if venue not in self.ex.missing():
+            self.counts["bad_solutions"] += 1
+            self.last_error = f"venue {venue} answered round {round_no} twice"
+            return
+        self.counts["solutions_in"] += 1
+        self.ex.absorb(venue, x)
+
+    def solve(self, reference_price: np.ndarray, max_rounds: int) -> SolveOutcome:
+        """Rounds until the stopping test or ``max_rounds``; the FINAL (or ABORT) is sent."""
+        if max_rounds < 1:
+            raise PipelineError(f"max_rounds = {max_rounds}: must be >= 1")
+        ex = self.ex
+        self.solve_id += 1
+        cold = ex.begin(reference_price)
+        started = 0
+        for k in range(1, max_rounds + 1):
+            sent = self._send_all(PHASE_BEGIN if k == 1 else PHASE_ITERATE,
+                                  FLAG_COLD if cold and k == 1 else 0, k)  # fmt: skip
+            started = started or sent
+            if not self._gather(k):
+                self._send_all(PHASE_ABORT, 0, k)
+                ex.reset()
+                self.counts["aborted_solves"] += 1
+                self.last_error = (
+                    f"solve {self.solve_id} round {k}: no answer from venues {ex.missing()} "
+                    f"within {self.round_timeout_ms} ms"
+                )
+                return SolveOutcome(k - 1, False, True, started, self.clock.now_ns())
+            done = ex.step()
+            self.counts["rounds"] += 1
+            self.rounds.append((self.solve_id, k, sent, self.clock.now_ns(), ex.primal_res,
+                                ex.dual_res, ex.rho))  # fmt: skip
+            if done:
+                break
+        ended = self.clock.now_ns()
+        self._send_all(PHASE_FINAL, 0, ex.round)
+        return SolveOutcome(ex.round, ex.converged, False, started, ended)

@@ -1,0 +1,184 @@
+"""Federated rounds over real ZeroMQ sockets: the coordinator's RoundDriver (ROUTER) and two
+venues' VenueRounds (DEALER) in another thread. The iterates equal the in-process solver's;
+nothing but x_i leaves a venue (asserted on the captured bytes); a silent venue aborts."""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import zmq
+
+from arbsphere.adapters.venue_rounds import VenueRounds
+from arbsphere.adapters.venue_solver import VenueSolver
+from arbsphere.clock import RealtimeClock
+from arbsphere.contracts import default_registry
+from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
+from arbsphere.coordinator.federated import FederatedExchange
+from arbsphere.coordinator.rounds import RoundDriver
+from arbsphere.rounds_protocol import venue_identity
+
+REG = default_registry()
+
+
+class CapturingSocket:
+    """A DEALER that keeps a copy of everything the venue sends."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes, copy: bool = True) -> None:
+        self.sent.append(bytes(data))
+        self.sock.send(data, copy=copy)
+
+    def recv(self, flags: int = 0, copy: bool = True) -> bytes:
+        data: bytes = self.sock.recv(flags, copy=copy)
+        return data
+
+
+class Venues:
+    """n venues answering rounds in a background thread (``silent``: never answer)."""
+
+    def __init__(self, endpoint: str, n: int, m: int, silent: frozenset[int] = frozenset()):
+        self.ctx = zmq.Context.instance()
+        self.solvers = [VenueSolver(m) for _ in range(n)]
+        self.socks: list[CapturingSocket] = []
+        self.rounds: list[VenueRounds] = []
+        for i in range(n):
+            s = self.ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.IDENTITY, venue_identity(i))
+            s.setsockopt(zmq.LINGER, 0)
+            s.connect(endpoint)
+            cap = CapturingSocket(s)
+            self.socks.append(cap)
+            self.rounds.append(VenueRounds(cap, REG, self.solvers[i], i, 100 + i, RealtimeClock()))
+        self.silent = silent
+        self.stop = threading.Event()
+        self.lock = threading.Lock()  # held while the venues' problems are being changed
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        poller = zmq.Poller()
+        for cap in self.socks:
+            poller.register(cap.sock, zmq.POLLIN)
+        while not self.stop.is_set():
+            ready = dict(poller.poll(20))
+            with self.lock:
+                for i, cap in enumerate(self.socks):
+                    if cap.sock in ready:
+                        if i in self.silent:
+                            cap.sock.recv()
+                            continue
+                        self.rounds[i].on_readable()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        for cap in self.socks:
+            cap.sock.close(linger=0)
+
+
+@pytest.fixture
+def router() -> Iterator[tuple[Any, str]]:
+    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind("tcp://127.0.0.1:*")
+    yield sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    sock.close(linger=0)
+
+
+def _connect(driver: RoundDriver, venues: Venues) -> None:
+    """Wait until the ROUTER can route to every venue (a DEALER connects asynchronously)."""
+    import time
+
+    deadline = time.monotonic() + 5
+    for ident in driver.identities:
+        while True:
+            try:
+                driver.sock.send_multipart((ident, b"hello"))  # refused by the venue: counted
+                break
+            except zmq.ZMQError:
+                assert time.monotonic() < deadline, f"{ident!r} never connected"
+                time.sleep(0.01)
+
+
+def test_rounds_over_zeromq_reproduce_the_in_process_solver_and_leak_nothing(
+    router: tuple[Any, str],
+) -> None:
+    sock, endpoint = router
+    n, m = 3, 2
+    settings = AdmmSettings(max_iter=300)
+    venues = Venues(endpoint, n, m)
+    driver = RoundDriver(sock, REG, FederatedExchange(n, m, settings), RealtimeClock(), 1, 2000)
+    _connect(driver, venues)
+    venues.thread.start()
+    central = ExchangeADMM(n, m, settings)
+    rng = np.random.default_rng(3)
+    private: list[float] = []  # gamma and phi: must never appear
+    limits: list[float] = []  # may appear only as an x (a venue at its limit trades it)
+    try:
+        for k in range(1, 7):
+            c = 100.0 + rng.normal(0, 0.05, (n, m))
+            gamma = rng.uniform(1e-4, 1e-2, (n, m))
+            phi = rng.uniform(0.001, 0.03, (n, m))
+            limit = rng.integers(1, 60, (n, m)).astype(float) + 0.5
+            with venues.lock:
+                for i, v in enumerate(venues.solvers):
+                    for a in range(m):
+                        v.set_asset(a, c[i, a], gamma[i, a], phi[i, a], limit[i, a], seq=k)
+            private += [*gamma.ravel(), *phi.ravel()]
+            limits += [*limit.ravel()]
+            cap = 300 if k % 3 else 4
+            out = driver.solve(c, cap)
+            res = central.solve(c, gamma, phi, limit, max_iter=cap)
+            assert not out.aborted and out.rounds == res.iterations
+            np.testing.assert_array_equal(driver.ex.z, res.z)
+            np.testing.assert_array_equal(driver.ex.u, res.u)
+    finally:
+        venues.close()
+    assert driver.counts["aborted_solves"] == 0 and driver.counts["stale_solutions"] == 0
+    # Privacy: every message a venue sent is a LocalSolution carrying ids, the problem's tick
+    # sequence and x; no impact or fee parameter appears anywhere in the bytes, and a limit
+    # only as the x of a venue sitting at it (inherent: x_i itself is what the venue shares).
+    captured = [msg for cap in venues.socks for msg in cap.sent]
+    assert len(captured) == n * driver.counts["rounds"]
+    x_fields = {"asset_id", "_pad0", "_pad1", "x"}
+    for data in captured:
+        msg = REG.decode(data)
+        assert msg.schema.name == "LocalSolution"
+        assert set(msg.items.dtype.names or ()) == x_fields
+        for value in private:
+            assert struct.pack("<d", value) not in data
+        xs = set(np.abs(msg.items["x"]).tolist())
+        for value in limits:
+            assert struct.pack("<d", value) not in data or value in xs
+        assert msg.header["problem_seq"][0] >= 1
+
+
+def test_a_silent_venue_aborts_the_solve_and_the_next_one_starts_cold(
+    router: tuple[Any, str],
+) -> None:
+    sock, endpoint = router
+    venues = Venues(endpoint, 2, 1, silent=frozenset({1}))
+    driver = RoundDriver(sock, REG, FederatedExchange(2, 1, AdmmSettings()), RealtimeClock(), 1,
+                         round_timeout_ms=200)  # fmt: skip
+    _connect(driver, venues)
+    with venues.lock:
+        for i, v in enumerate(venues.solvers):
+            v.set_asset(0, 100.0 + i, 1e-3, 0.01, 10.0, seq=1)
+    venues.thread.start()
+    try:
+        out = driver.solve(np.array([[100.0], [101.0]]), 10)
+        assert out.aborted and out.rounds == 0
+        assert driver.counts["aborted_solves"] == 1
+        assert "no answer from venues [1] within 200 ms" in driver.last_error
+        assert driver.ex.cold  # both sides restart from z = 0
+    finally:
+        venues.close()
+    assert venues.rounds[0].counts["aborted"] == 1
