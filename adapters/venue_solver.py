@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arbsphere.coordinator.admm import venue_x_update, venue_z_update
+from arbsphere.admm_updates import venue_x_update, venue_z_update
 from arbsphere.errors import SolverError
 
 

@@ -20,7 +20,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument(
         "--only",
-        choices=["kernels", "recording", "pipeline", "calibration", "journal", "recorder"],
+        choices=[
+            "kernels",
+            "recording",
+            "pipeline",
+            "calibration",
+            "journal",
+            "recorder",
+            "rounds",
+        ],  # fmt: skip
         action="append",
     )
     parser.add_argument("--pipeline-seconds", type=float, default=10.0)
@@ -32,7 +40,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     wanted = args.only or [
-        "kernels", "recording", "journal", "pipeline", "recorder", "calibration",
+        "kernels", "recording", "journal", "rounds", "pipeline", "recorder", "calibration",
     ]  # fmt: skip
     results: dict[str, Any] = {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if "kernels" in wanted:
@@ -45,6 +53,11 @@ def main() -> None:
 
         results["recording"] = bench_recording.run()
         print("recording:", json.dumps(results["recording"], indent=2))
+    if "rounds" in wanted:
+        from benchmarks import bench_rounds
+
+        results["rounds"] = bench_rounds.run()
+        print("rounds:", json.dumps(results["rounds"], indent=2))
     if "pipeline" in wanted:
         from benchmarks import bench_pipeline
 

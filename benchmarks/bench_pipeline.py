@@ -1,6 +1,8 @@
 """Pipeline latency against its floor, measured side by side in one run.
 
-1. The pipeline: the loopback campaign (shortened), its ``tick_to_trade`` percentiles.
+1. The pipeline: the loopback campaign with central coordination (``loopback-central.toml``,
+   the hops the bare relay reproduces; federated rounds are benched in ``bench_rounds``),
+   shortened: its ``tick_to_trade`` percentiles.
 2. The floor: the same devices, links, ZeroMQ hops and message sizes with a bare relay in place
    of the adapters and the coordinator (``benchmarks.bare_relay``), same rate and duration.
 
@@ -119,7 +121,7 @@ def run(duration_s: float = 10.0, pairs: int = 3) -> dict[str, Any]:
     """Alternate pipeline and floor ``pairs`` times (A B A B ...): this machine's run-to-run
     noise is large (identical runs differ up to 2x at p50), so the median of the per-pair
     ratios is the figure to quote; each pair's figures are kept too."""
-    base = load_campaign(Path("campaigns/loopback.toml"))
+    base = load_campaign(Path("campaigns/loopback-central.toml"))
     campaign: Campaign = dataclasses.replace(base, duration_s=duration_s, name="bench-pipeline")
     clock = RealtimeClock()
     with tempfile.TemporaryDirectory(prefix="arbsphere-bench-") as tmp:

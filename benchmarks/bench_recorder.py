@@ -1,4 +1,5 @@
-"""Recorder on/off: the loopback pipeline with the coordinator's journal enabled and disabled,
+"""Recorder on/off: the loopback pipeline (central coordination, ``loopback-central.toml``: what
+journal replay covers) with the coordinator's journal enabled and disabled,
 alternated in the same session (A B A B ...), same seed and rate. The issue's limit: recording
 must not change ``tick_to_trade`` by more than 5 % at p99. Per-pair ratios and ratios of the
 pooled samples of each arm are reported (the pooled ones are the figure to quote). Also
@@ -55,7 +56,7 @@ def _pooled(on: list[dict[str, np.ndarray]], off: list[dict[str, np.ndarray]]) -
 
 
 def run(duration_s: float = 10.0, pairs: int = 3) -> dict[str, Any]:
-    base = load_campaign(Path("campaigns/loopback.toml"))
+    base = load_campaign(Path("campaigns/loopback-central.toml"))
     on = dataclasses.replace(base, duration_s=duration_s, name="bench-recorder")
     off = dataclasses.replace(on, journal=JournalConfig(enabled=False))
     clock = RealtimeClock()

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from arbsphere.admm_updates import prox_element
 from arbsphere.errors import SolverError
 
 STAT_ITER = 0
@@ -79,38 +80,6 @@ class AdmmResult:
     dual_res: float
     rho: float
     converged: bool
-
-
-@njit(cache=True)
-def prox_element(c, gamma, phi, limit, z, u, rho):  # type: ignore[no-untyped-def]
-    """One element of the x-update: clip(soft(ρ(z − u) − c, φ) / (γ + ρ), −L, L)."""
-    w = rho * (z - u) - c
-    if w > phi:
-        w -= phi
-    elif w < -phi:
-        w += phi
-    else:
-        w = 0.0
-    xv = w / (gamma + rho)
-    if xv > limit:
-        return limit
-    if xv < -limit:
-        return -limit
-    return xv
-
-
-@njit(cache=True)
-def venue_x_update(c, gamma, phi, limit, z, u, rho, x):  # type: ignore[no-untyped-def]
-    """One venue's x-update over its m assets (1-D arrays): all a venue computes per round."""
-    for a in range(c.shape[0]):
-        x[a] = prox_element(c[a], gamma[a], phi[a], limit[a], z[a], u[a], rho)
-
-
-@njit(cache=True)
-def venue_z_update(x, z, xhat_mean, alpha):  # type: ignore[no-untyped-def]
-    """One venue's consensus update after a round: z <- αx + (1 − α)z − mean(x̂)."""
-    for a in range(x.shape[0]):
-        z[a] = (alpha * x[a] + (1.0 - alpha) * z[a]) - xhat_mean[a]
 
 
 @njit(cache=True)

@@ -1,0 +1,68 @@
+"""The rig's baseline of federated solves: venues' frozen problems joined with the
+coordinator's z per solve, against the exact centralized optimum."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from arbsphere.adapters.venue_rounds import VENUE_SOLVE_DTYPE
+from arbsphere.coordinator.baseline import centralized_solve
+from arbsphere.coordinator.service import FED_SOLVE_DTYPE
+from arbsphere.rig.federated_baseline import federated_solves
+
+
+def _write(proc: Path, c: np.ndarray, gamma: np.ndarray, phi: np.ndarray, limit: np.ndarray,
+           z: np.ndarray, drop: tuple[int, int] | None = None) -> None:  # fmt: skip
+    k_total, n, m = c.shape
+    solves = np.zeros(k_total, FED_SOLVE_DTYPE)
+    solves["solve_id"] = np.arange(1, k_total + 1)
+    solves["row"] = np.arange(k_total) * 3
+    solves["rounds"] = 4
+    solves["converged"] = 1
+    solves["ended_ns"] = 1000
+    np.save(proc / "coordinator.solves.npy", solves)
+    np.save(proc / "coordinator.solves_z.npy", z)
+    for i in range(n):
+        rows = []
+        for k in range(k_total):
+            if drop == (i, k):
+                continue
+            for a in range(m):
+                rows.append((k + 1, a, 7, c[k, i, a], gamma[k, i, a], phi[k, i, a],
+                             limit[k, i, a], 0, 4, 1))  # fmt: skip
+        name = f"venue_{i}"
+        np.save(proc / f"{name}.solves.npy", np.array(rows, VENUE_SOLVE_DTYPE))
+        (proc / f"{name}.stats.json").write_text(json.dumps({"venue_id": i}))
+
+
+def test_gap_is_zero_at_the_optimum_positive_off_it_and_nan_without_a_venue_record(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(2)
+    k_total, n, m = 5, 3, 2
+    c = 100.0 + rng.normal(0, 0.05, (k_total, n, m))
+    gamma = np.full((k_total, n, m), 1e-3)
+    phi = np.full((k_total, n, m), 0.005)
+    limit = np.full((k_total, n, m), 30.0)
+    z = np.zeros((k_total, n, m))
+    lam = np.zeros(m)
+    for k in range(k_total):
+        centralized_solve(c[k], gamma[k], phi[k], limit[k], z[k], lam)
+        z[k] -= z[k].mean(axis=0)  # exactly neutral, as ADMM's z is
+    z[1, 0, 0] += 3.0  # a worse allocation (kept neutral) for solve 2
+    z[1, 1, 0] -= 3.0
+    _write(tmp_path, c, gamma, phi, limit, z, drop=(2, 3))
+    df = federated_solves(tmp_path, [f"venue_{i}" for i in range(n)])
+    assert df is not None
+    assert list(df["row"]) == [0, 3, 6, 9, 12]
+    gaps = df["objective_gap"].to_numpy()
+    assert np.all(gaps[[0, 2, 4]] <= 1e-9)
+    assert gaps[1] > 1e-6
+    assert np.isnan(gaps[3])  # venue 2 has no record of solve 4: no baseline, not a guess
+
+
+def test_a_central_run_has_no_federated_solves(tmp_path: Path) -> None:
+    assert federated_solves(tmp_path, ["venue_a"]) is None
