@@ -28,7 +28,7 @@ def main() -> None:
             "journal",
             "recorder",
             "rounds",
-        ],  # fmt: skip
+        ],
         action="append",
     )
     parser.add_argument("--pipeline-seconds", type=float, default=10.0)
