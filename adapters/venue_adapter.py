@@ -260,11 +260,14 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 timeout = 100 if sync is None else sync.timeout_ms(clock.now_ns(), 100)
                 if rounds is None:
                     batch = link.receive(timeout_ms=timeout)
-                else:  # a round waits on us: answer it before anything else
+                else:
+                    # Read (and so stamp) what the link has first — a serial link's stamps are
+                    # user-space, taken at the read — then answer a waiting round, then work
+                    # through the ticks.
                     ready = dict(poller.poll(timeout))
+                    batch = link.receive(timeout_ms=0) if link.fileno() in ready else []
                     if rounds.sock in ready:
                         rounds.on_readable()
-                    batch = link.receive(timeout_ms=0) if link.fileno() in ready else []
                 if sync is not None:
                     sync.poll(clock.now_ns())
             except OSError as exc:
