@@ -214,8 +214,10 @@ def _first_invalid(c, gamma, phi, limit):  # type: ignore[no-untyped-def]
     return 0, 0, 0
 
 
-class ExchangeADMM:
-    """Owns the warm-start state (z, u, ρ) and the preallocated arrays of one problem size."""
+class ExchangeState:
+    """What both exchange-ADMM solvers keep: sizes, x, z, u, the relaxed mean, stats, ρ and
+    whether the next solve starts cold (in process: :class:`ExchangeADMM`; federated:
+    :class:`~arbsphere.coordinator.federated.FederatedExchange`)."""
 
     def __init__(self, n_venues: int, n_assets: int, settings: AdmmSettings) -> None:
         if not 2 <= n_venues <= 1024 or not 1 <= n_assets <= 65_536:
@@ -226,20 +228,32 @@ class ExchangeADMM:
         self.x = np.zeros((n_venues, n_assets))
         self.z = np.zeros((n_venues, n_assets))
         self.u = np.zeros(n_assets)
-        self.y = np.zeros(n_assets)
-        self.xbar = np.zeros(n_assets)
-        self._xhat_mean = np.zeros(n_assets)
-        self._stats = np.zeros(5)
+        self.xhat_mean = np.zeros(n_assets)
+        self.stats = np.zeros(5)
         self.rho = settings.rho0
         self._cold = True
 
+    @property
+    def cold(self) -> bool:
+        """The next solve starts cold (dual near −mean price, z = 0)."""
+        return self._cold
+
     def reset(self) -> None:
-        """Forget the warm-start state; the next solve starts cold (see :meth:`solve`)."""
+        """Forget the warm-start state; the next solve starts cold."""
         self.x[:] = 0.0
         self.z[:] = 0.0
         self.u[:] = 0.0
         self.rho = self.settings.rho0
         self._cold = True
+
+
+class ExchangeADMM(ExchangeState):
+    """The in-process solver: owns the warm-start state and the arrays of one problem size."""
+
+    def __init__(self, n_venues: int, n_assets: int, settings: AdmmSettings) -> None:
+        super().__init__(n_venues, n_assets, settings)
+        self.y = np.zeros(n_assets)
+        self.xbar = np.zeros(n_assets)
 
     def _validate(
         self, c: np.ndarray, gamma: np.ndarray, phi: np.ndarray, limit: np.ndarray
@@ -277,13 +291,13 @@ class ExchangeADMM:
         if iters < 1:
             raise SolverError(f"max_iter = {iters}: must be >= 1")
         admm_kernel(c, gamma, phi, limit, self.x, self.z, self.u, self.y, self.xbar,
-                    self._xhat_mean, self._stats,
+                    self.xhat_mean, self.stats,
                     self.rho, st.alpha, st.eps_abs, st.eps_rel, iters, st.adapt_every, st.mu,
                     st.tau)  # fmt: skip
-        self.rho = float(self._stats[STAT_RHO])
+        self.rho = float(self.stats[STAT_RHO])
         return AdmmResult(
             x=self.x, z=self.z, y=self.y, u=self.u, xbar=self.xbar,
-            iterations=int(self._stats[STAT_ITER]), primal_res=float(self._stats[STAT_PRIMAL]),
-            dual_res=float(self._stats[STAT_DUAL]), rho=self.rho,
-            converged=bool(self._stats[STAT_CONVERGED]),
+            iterations=int(self.stats[STAT_ITER]), primal_res=float(self.stats[STAT_PRIMAL]),
+            dual_res=float(self.stats[STAT_DUAL]), rho=self.rho,
+            converged=bool(self.stats[STAT_CONVERGED]),
         )  # fmt: skip

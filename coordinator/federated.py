@@ -22,50 +22,32 @@ from arbsphere.coordinator.admm import (
     STAT_PRIMAL,
     STAT_RHO,
     AdmmSettings,
+    ExchangeState,
     exchange_step,
 )
 from arbsphere.errors import SolverError
 
 
-class FederatedExchange:
+class FederatedExchange(ExchangeState):
     """Exchange-ADMM state the coordinator may hold: x_i as returned, z, u, ρ, residuals."""
 
     def __init__(self, n_venues: int, n_assets: int, settings: AdmmSettings) -> None:
-        if not 2 <= n_venues <= 1024 or not 1 <= n_assets <= 65_536:
-            raise SolverError(f"unsupported size {n_venues} venues x {n_assets} assets")
-        self.n_venues = n_venues
-        self.n_assets = n_assets
-        self.settings = settings
-        self.x = np.zeros((n_venues, n_assets))
-        self.z = np.zeros((n_venues, n_assets))
-        self.u = np.zeros(n_assets)
-        self.xhat_mean = np.zeros(n_assets)
+        super().__init__(n_venues, n_assets, settings)
         self.best_x = np.zeros((n_venues, n_assets))
         self.best_primal = np.inf
-        self.stats = np.zeros(5)
-        self.rho = settings.rho0
         self.round = 0
         self.converged = False
-        self.cold = True
         self._got = np.zeros(n_venues, np.bool_)
-
-    def reset(self) -> None:
-        """Forget the warm-start state: the next solve starts cold (and tells the venues)."""
-        self.x[:] = 0.0
-        self.z[:] = 0.0
-        self.u[:] = 0.0
-        self.rho = self.settings.rho0
-        self.cold = True
 
     def begin(self, reference_price: np.ndarray) -> bool:
         """Start a solve; returns whether it starts cold. A cold start puts the dual near the
         optimum's shadow price, −mean of the venues' public mid prices (see
         :meth:`ExchangeADMM.solve`): ``reference_price`` is (N, m)."""
-        cold = self.cold or not self.settings.warm_start
+        cold = self._cold or not self.settings.warm_start
         if cold:
             self.reset()
             np.divide(-reference_price.mean(axis=0), self.rho, out=self.u)
-            self.cold = False
+            self._cold = False
         self.round = 0
         self.converged = False
         self.best_primal = np.inf
