@@ -16,11 +16,13 @@ import numpy as np
 import zmq
 
 from arbsphere.adapters.links import BrokerLink
+from arbsphere.adapters.plan_replica import PlanReplica
 from arbsphere.adapters.sync_master import open_sync_master
 from arbsphere.clock import Clock, RealtimeClock
-from arbsphere.contracts import default_registry
+from arbsphere.contracts import PLAN_LEG_DTYPE, default_registry
 from arbsphere.errors import ConfigError, DecodeError, PipelineError
 from arbsphere.firmware_interfaces import messages as dm
+from arbsphere.plan_hash import plan_hash
 from arbsphere.runtime import (
     StopFlag,
     cpu_usage,
@@ -32,6 +34,7 @@ from arbsphere.runtime import (
 from arbsphere.tracebuf import TraceBuffer
 
 BROKER_SENDER_ID = 2
+KIND_WRITE_OFF = 2
 
 ORDER_TRACE_DTYPE = np.dtype(
     [
@@ -94,8 +97,16 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     out_dir = Path(require(cfg, "out_dir", str, source))
     device_id = require(cfg, "device_id", int, source)
     reg = default_registry()
-    plan_id = reg.schema("PlanDelta").id
+    plan_schema = reg.schema("PlanDelta", 2)
+    plan_id = plan_schema.id
+    snapshot_id = reg.schema("PlanSnapshot").id
+    status_schema = reg.schema("ReplicaStatus")
+    legs_offset = reg.envelope.size + plan_schema.header.size
     report_schema = reg.schema("ExecutionReport")
+    replica = PlanReplica(
+        require(cfg, "n_venues", int, source), require(cfg, "n_assets", int, source),
+        fault_every=int(cfg.get("replica_fault_every", 0)),
+    )  # fmt: skip
     link = open_broker_link(cfg, source, clock)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     pull = ctx.socket(zmq.PULL)
@@ -151,16 +162,40 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                     counts["decode_errors"] += 1
                     last_error = str(exc)
                     schema = None
+                if schema is not None and schema.id == snapshot_id:
+                    snap = reg.decode(raw)
+                    hd = snap.header[0]
+                    replica.restore(int(hd["delta_id"]), snap.items["lots"],
+                                    int(hd["plan_hash"]))  # fmt: skip
+                    schema = None
+                if schema is not None and schema.id == plan_id and schema.version != 2:
+                    counts["decode_errors"] += 1
+                    last_error = f"PlanDelta v{schema.version}: this adapter speaks v2"
+                    schema = None
                 if schema is not None and schema.id == plan_id:
                     counts["deltas"] += 1
-                    # header: delta_id, ts_ns, sender, n_legs, cause_venue, cause_seq; then legs
-                    # of (ts_ns, delta_id, sender, venue, asset, side, size_lots, limit_px)
-                    delta_id, _ts, _sender, n_legs, cause_venue, cause_seq = v[n_env : n_env + 6]
+                    # header: delta_id, ts_ns, sender, n_legs, cause_venue, cause_seq, kind,
+                    # plan_hash; then legs of (ts_ns, delta_id, sender, venue, asset, side,
+                    # size_lots, limit_px)
+                    (delta_id, _ts, _sender, n_legs, cause_venue, cause_seq, kind,
+                     expected) = v[n_env : n_env + 8]  # fmt: skip
+                    legs_arr = np.frombuffer(raw, PLAN_LEG_DTYPE, n_legs, legs_offset)
+                    if replica.apply(delta_id, kind, legs_arr, expected):
+                        nonce += 1
+                        push.send(
+                            reg.packer(status_schema).pack(
+                                *reg.envelope_values(status_schema, 0, BROKER_SENDER_ID, nonce,
+                                                     rx),
+                                1, 1, delta_id, plan_hash(replica.plan), expected,
+                            )
+                        )  # fmt: skip
+                    if kind == KIND_WRITE_OFF:
+                        n_legs = 0  # taken off the plan, never ordered
                     # All legs of a delta go to the device in one datagram.
                     raw_orders = []
                     legs = []
                     for i in range(n_legs):
-                        base = n_env + 6 + 8 * i
+                        base = n_env + 8 + 8 * i
                         venue, asset, side, size, limit_px = v[base + 3 : base + 8]
                         order_id = (delta_id << 8) | i
                         raw_orders.append(
@@ -171,7 +206,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                             )
                         )  # fmt: skip
                         legs.append((order_id, venue, asset, side, size))
-                    tx = link.send_many(raw_orders)
+                    tx = link.send_many(raw_orders) if raw_orders else 0
                     for i, (order_id, venue, asset, side, size) in enumerate(legs):
                         book.open[order_id] = (delta_id, venue, asset, side, tx)
                         counts["orders"] += 1
@@ -230,6 +265,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             out_dir / f"{name}.stats.json",
             {"role": "broker_adapter", "name": name, "link": link.counters(),
              "adapter": counts, "last_error": last_error, "cpu": cpu_usage(),
+             "replica": replica.summary(),
              "timestamp_source": link.timestamp_source,
              "sync": sync.counts if sync is not None else None},
         )  # fmt: skip

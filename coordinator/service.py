@@ -32,6 +32,7 @@ from arbsphere.coordinator.recorder import Recorder
 from arbsphere.coordinator.rounds import RoundDriver
 from arbsphere.errors import ConfigError, DecodeError, PipelineError
 from arbsphere.firmware_interfaces.messages import PRICE_SCALE
+from arbsphere.plan_hash import plan_hash
 from arbsphere.rig.journal import JournalConfig
 from arbsphere.runtime import (
     StopFlag,
@@ -44,6 +45,11 @@ from arbsphere.runtime import (
 from arbsphere.tracebuf import TraceBuffer
 
 COORDINATOR_SENDER_ID = 1
+KIND_TRADE = 1
+KIND_WRITE_OFF = 2
+#: cause_venue of a delta caused by an execution report (a shortfall), not by a tick
+CAUSE_REPORT = 0xFFFF
+STATUS_FINAL = (2, 3, 4)  # FILL, PARTIAL, REJECT: immediate-or-cancel, nothing more will fill
 
 SOLVE_TRACE_DTYPE = np.dtype(
     [
@@ -100,6 +106,47 @@ FED_SOLVE_DTYPE = np.dtype(
 )
 
 
+class RealizedNet:
+    """|Σ_venues executed lots| per asset over time, from the execution reports as they arrive:
+    its maximum, its time integral (lot·s) and each episode away from zero (start -> back to
+    zero: the time to re-neutralize)."""
+
+    def __init__(self, n_assets: int) -> None:
+        self.max_abs = 0
+        self.integral_lot_ns = 0.0
+        self.episodes_ns: list[int] = []
+        self._since: int | None = None
+        self._last_ns: int | None = None
+        self._last_abs = 0
+
+    def observe(self, executed: np.ndarray, t_ns: int) -> None:
+        net = int(np.abs(executed.sum(axis=0)).max())
+        if self._last_ns is not None:
+            self.integral_lot_ns += self._last_abs * max(0, t_ns - self._last_ns)
+        self._last_ns, self._last_abs = t_ns, net
+        self.max_abs = max(self.max_abs, net)
+        if net and self._since is None:
+            self._since = t_ns
+        elif not net and self._since is not None:
+            self.episodes_ns.append(t_ns - self._since)
+            self._since = None
+
+    def summary(self) -> dict[str, Any]:
+        ep = np.asarray(self.episodes_ns, dtype=float) / 1e6
+        return {
+            "max_abs_lots": self.max_abs,
+            "integral_lot_s": self.integral_lot_ns / 1e9,
+            "episodes": len(ep),
+            "open_at_stop": self._since is not None,
+            "final_abs_lots": self._last_abs,
+            "time_to_reneutralize_ms": {
+                "p50": float(np.percentile(ep, 50)) if len(ep) else None,
+                "p99": float(np.percentile(ep, 99)) if len(ep) else None,
+                "max": float(ep.max()) if len(ep) else None,
+            },
+        }
+
+
 class Coordinator:
     """The deterministic core: state and per-message handlers (no sockets, no clock reads)."""
 
@@ -138,13 +185,23 @@ class Coordinator:
         self.delta_id = 0
         self.last_n_legs = 0
         self.nonce = 0
-        self.plan_schema = self.reg.schema("PlanDelta")
+        self.plan_schema = self.reg.schema("PlanDelta", 2)
+        self.snapshot_schema = self.reg.schema("PlanSnapshot")
         self._plan_head = self.reg.packer(self.plan_schema, 0)
         self.counts = {
             "problems": 0, "signals": 0, "solves": 0, "deltas": 0, "legs": 0,
             "early_stops": 0, "reports": 0, "fills": 0, "rejects": 0, "unknown_messages": 0,
             "decode_errors": 0, "stale_messages": 0, "neutralize_repairs": 0,
+            "shortfalls": 0, "write_offs": 0, "compensating_deltas": 0, "unknown_orders": 0,
+            "snapshots_sent": 0,
         }  # fmt: skip
+        #: legs sent and not yet finally acknowledged: order_id -> (venue, asset, signed lots)
+        self.open_legs: dict[int, tuple[int, int, int]] = {}
+        #: final reports that left lots unfilled, to write off: (order_id, venue, asset, lots)
+        self.shortfalls: list[tuple[int, int, int, int]] = []
+        self.last_budget_ns = 0
+        self.realized = RealizedNet(n_assets)
+        self._one_leg = np.zeros(1, PLAN_LEG_DTYPE)
         self.max_abs_net_lots = 0
         self.last_nonce: dict[int, int] = {}
         #: federated mode (set by the service): the venues solve their x-updates in rounds
@@ -235,6 +292,7 @@ class Coordinator:
 
     def solve(self, budget_ns: int) -> tuple[int, bool]:
         """ADMM + neutralization into ``self.target``. Returns (iterations, converged)."""
+        self.last_budget_ns = budget_ns
         max_iter = max(1, min(self.iter_cap, int(budget_ns // self.ns_per_iteration)))
         if self.rounds is not None:
             return self._solve_federated(max_iter)
@@ -298,16 +356,66 @@ class Coordinator:
         self.last_n_legs = n
         net = int(m.stats[STAT_MAX_ABS_NET])
         self.max_abs_net_lots = max(self.max_abs_net_lots, net)
-        self.nonce += 1
         self.counts["deltas"] += 1
         self.counts["legs"] += n
-        # The legs are already in their wire layout: pack envelope + header, append their bytes.
+        base = self.delta_id << 8  # the broker adapter's order ids: (delta_id << 8) | leg
+        for i in range(n):
+            leg = legs[i]
+            self.open_legs[base | i] = (
+                int(leg["venue"]),
+                int(leg["asset"]),
+                int(leg["side"]) * int(leg["size_lots"]),
+            )
+        return self._pack_delta(legs, ts_ns, cause_venue, cause_seq, KIND_TRADE)
+
+    def _pack_delta(
+        self, legs: np.ndarray, ts_ns: int, cause_venue: int, cause_seq: int, kind: int
+    ) -> bytes:
+        """Envelope + v2 header (with the plan's hash after the delta) + the legs' bytes (they
+        are already in their wire layout)."""
+        self.nonce += 1
+        n = len(legs)
         head = self._plan_head.pack(
             *self.reg.envelope_values(self.plan_schema, n, COORDINATOR_SENDER_ID, self.nonce,
                                       ts_ns),
-            self.delta_id, ts_ns, COORDINATOR_SENDER_ID, n, cause_venue, cause_seq,
+            self.delta_id, ts_ns, COORDINATOR_SENDER_ID, n, cause_venue, cause_seq, kind,
+            plan_hash(self.merger.plan),
         )  # fmt: skip
         return head + legs.tobytes()
+
+    def write_off(self, ts_ns: int, order_id: int, venue: int, asset: int, lots: int) -> bytes:
+        """A WRITE_OFF PlanDelta taking ``lots`` (signed, as ordered) that will never fill off
+        the plan; the plan is then as executed for that leg (and no longer neutral: the
+        compensating TRADE delta that follows restores it)."""
+        self.delta_id += 1
+        leg = self._one_leg
+        leg["ts_ns"] = ts_ns
+        leg["delta_id"] = self.delta_id
+        leg["sender"] = COORDINATOR_SENDER_ID
+        leg["venue"] = venue
+        leg["asset"] = asset
+        leg["side"] = -1 if lots > 0 else 1
+        leg["size_lots"] = abs(lots)
+        leg["limit_px"] = 0
+        if self.merger.merge(leg) != 1:
+            raise PipelineError(f"write-off of order {order_id} was not applied to the plan")
+        self.counts["write_offs"] += 1
+        return self._pack_delta(leg, ts_ns, CAUSE_REPORT, order_id, KIND_WRITE_OFF)
+
+    def plan_snapshot(self, ts_ns: int) -> bytes:
+        """The whole plan as a PlanSnapshot (for a replica that diverged)."""
+        plan = self.merger.plan
+        self.nonce += 1
+        self.counts["snapshots_sent"] += 1
+        h = np.zeros(1, self.snapshot_schema.header_dtype)
+        h["delta_id"] = self.delta_id
+        h["plan_hash"] = plan_hash(plan)
+        h["n_venues"], h["n_assets"] = plan.shape
+        h["n_cells"] = plan.size
+        items = np.zeros(plan.size, self.snapshot_schema.item_dtype)
+        items["lots"] = plan.ravel()
+        return self.reg.encode(self.snapshot_schema, h, items, sender_id=COORDINATOR_SENDER_ID,
+                               nonce=self.nonce, origin_ts_ns=ts_ns)  # fmt: skip
 
     def snapshot(self) -> None:
         """Keep this solve's inputs and ADMM consensus iterate for the baseline comparison
@@ -348,12 +456,21 @@ class Coordinator:
         device_tx_ns, rig_tx_ns, rig_rx_ns)."""
         h = values[7:]
         self.counts["reports"] += 1
-        status = h[4]
+        order_id, _delta, venue, asset, status, filled = h[:6]
         if status == 4:
             self.counts["rejects"] += 1
         elif status in (2, 3):
             self.counts["fills"] += 1
-            self.executed[h[2], h[3]] += h[5]
+            self.executed[venue, asset] += filled
+        if status in STATUS_FINAL:
+            leg = self.open_legs.pop(order_id, None)
+            if leg is None:
+                self.counts["unknown_orders"] += 1
+            else:
+                unfilled = leg[2] - filled
+                if unfilled:
+                    self.counts["shortfalls"] += 1
+                    self.shortfalls.append((order_id, leg[0], leg[1], unfilled))
         return h
 
 
@@ -438,7 +555,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         trace.view()["objective_gap"][:] = np.nan
         gaps = core.baseline_gaps()
         if core.rounds is None:
-            trace.view()["objective_gap"][loop.solve_rows[: core.n_snap]] = gaps
+            rows = loop.solve_rows[: core.n_snap]
+            trace.view()["objective_gap"][rows[rows >= 0]] = gaps[rows >= 0]
         else:
             core.fed_solves.view()["row"][:] = loop.solve_rows[: core.fed_solves.n]
             core.save_federated(out_dir)
@@ -459,6 +577,9 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 "last_error": loop.last_error,
                 "cpu": cpu_usage(),
                 "journal": journal_head,
+                "realized_net": core.realized.summary(),
+                "final_plan_hash": plan_hash(core.merger.plan),
+                "open_legs_at_stop": len(core.open_legs),
                 "coordination": coordination,
                 "rounds": None
                 if core.rounds is None
@@ -516,6 +637,7 @@ class _Loop:
         self.quote_id = reg.schema("VenueQuote").id
         self.signals_id = reg.schema("SharedSignals").id
         self.report_id = reg.schema("ExecutionReport").id
+        self.replica_status_id = reg.schema("ReplicaStatus").id
         self.trace = TraceBuffer(SOLVE_TRACE_DTYPE)
         self.fills = TraceBuffer(FILL_TRACE_DTYPE, 16_384)
         self.solve_rows = np.zeros(4096, np.int64)  # trace row of each solve's trigger tick
@@ -597,6 +719,8 @@ class _Loop:
                 trigger = (row, venue, seq, budget, values[6])
             elif sid == self.report_id:
                 self._reports(frames, values, rx)
+            elif sid == self.replica_status_id:
+                self.push.send(core.plan_snapshot(values[6]), copy=True)
             else:
                 core.counts["unknown_messages"] += 1
         if n == 0:
@@ -625,11 +749,7 @@ class _Loop:
             n_legs = core.last_n_legs
             if self.recorder is not None:
                 self.recorder.delta(delta, sent)
-        k = core.counts["solves"] - 1  # this solve's index
-        if k == self.solve_rows.shape[0]:
-            self.solve_rows = np.concatenate([self.solve_rows, np.zeros_like(self.solve_rows)])
-        self.solve_rows[k] = row
-        core.snapshot()
+        self._register_solve(row)
         rows = self.trace.view()[first_row : row + 1]
         live = rows["superseded"] == 0
         rows["solve_done_ns"][live] = solve_done
@@ -662,6 +782,41 @@ class _Loop:
                 continue
             h = core.on_report(more)
             self.fills.append((*h[:6], *h[7:], rx))
+        core.realized.observe(core.executed, rx)
+        if core.shortfalls:
+            self._compensate(values[6])
+
+    def _register_solve(self, row: int) -> None:
+        """The trace row of the solve just run (-1: a compensating solve, no tick) and its
+        snapshot for the baseline comparison."""
+        core = self.core
+        k = core.counts["solves"] - 1  # this solve's index
+        if k == self.solve_rows.shape[0]:
+            self.solve_rows = np.concatenate([self.solve_rows, np.zeros_like(self.solve_rows)])
+        self.solve_rows[k] = row
+        core.snapshot()
+
+    def _compensate(self, ts_ns: int) -> None:
+        """Write the shortfalls off the plan (a WRITE_OFF delta each), then solve and send the
+        compensating TRADE delta that makes the plan neutral again."""
+        core = self.core
+        for order_id, venue, asset, lots in core.shortfalls:
+            delta = core.write_off(ts_ns, order_id, venue, asset, lots)
+            self.push.send(delta, copy=True)
+            if self.recorder is not None:
+                self.recorder.delta(delta, self.clock.now_ns())
+        cause = core.shortfalls[-1][0]
+        core.shortfalls.clear()
+        if not core.ready():
+            return
+        core.solve(core.last_budget_ns)
+        self._register_solve(-1)
+        trade = core.emit_delta(ts_ns, CAUSE_REPORT, cause)
+        if trade is not None:
+            core.counts["compensating_deltas"] += 1
+            self.push.send(trade, copy=True)
+            if self.recorder is not None:
+                self.recorder.delta(trade, self.clock.now_ns())
 
 
 def main() -> None:

@@ -398,6 +398,7 @@ def build_kpi(
                 "unit": "relative",
             },
             **convergence_kpi(analysis, measured_ticks),
+            **completeness_kpi(stats, broker_name),
         },
         "throughput": {
             "ticks_sent": ticks_sent,
@@ -450,6 +451,32 @@ def convergence_kpi(analysis: Analysis, measured_ticks: pd.DataFrame) -> dict[st
         "count": len(conv),
     }
     out["aborted_solves"] = int(solves["aborted"].sum())
+    return out
+
+
+REPLICA_KEYS = ("divergences", "repaired", "injected_faults", "snapshots", "checked")
+
+
+def completeness_kpi(stats: dict[str, dict[str, Any]], broker_name: str) -> dict[str, Any]:
+    """Hedge completeness: shortfalls written off and compensated, the realized net delta over
+    time, and whether the broker adapter's plan replica agrees with the coordinator's plan."""
+    coord = stats.get("coordinator", {})
+    counts = coord.get("counts", {})
+    replica = stats.get(broker_name, {}).get("replica")
+    out: dict[str, Any] = {
+        "compensation": {
+            k: int(counts.get(k, 0)) for k in ("shortfalls", "write_offs", "compensating_deltas")
+        },
+        "realized_net_delta": coord.get("realized_net"),
+    }
+    if replica is not None:
+        final = coord.get("final_plan_hash")
+        out["replicas"] = {
+            broker_name: {
+                **{k: replica.get(k) for k in REPLICA_KEYS},
+                "consistent_at_stop": final is not None and replica.get("final_hash") == final,
+            }
+        }
     return out
 
 

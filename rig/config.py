@@ -94,6 +94,10 @@ class BrokerConfig:
     device_host: str = "127.0.0.1"
     device_port: int = 0  # emulator: 0 = the emulator picks and reports its port
     fill_mode: str = "full"
+    #: fill_mode "mixed": {reject, partial, late, late_ms, seed} (see emulators/fill_policy.py)
+    fills: Mapping[str, Any] = field(default_factory=dict)
+    #: test rigging: corrupt the broker adapter's plan replica every k-th TRADE delta (0: off)
+    replica_fault_every: int = 0
     clock: ClockConfig = ClockConfig()
     schemas: Mapping[str, int] = field(default_factory=dict)
     #: emulated link impairment (a loopback UDP impairment relay between adapter and device)
@@ -427,6 +431,26 @@ def _clock_sync(r: _Reader) -> ClockSyncConfig:
     return ClockSyncConfig(rate_hz=rate, settings=settings)
 
 
+def _fills(r: _Reader) -> dict[str, Any]:
+    """``[broker.fills]``: the emulated broker's fill policy, checked as the emulator will."""
+    from arbsphere.firmware_interfaces.emulators.fill_policy import FillPolicy
+
+    f = r.table("fills", optional=True)
+    f.only({"reject", "partial", "late", "late_ms", "seed"})
+    values: dict[str, Any] = {
+        "reject": f.number("reject", 0.0, lo=0.0, hi=1.0),
+        "partial": f.number("partial", 0.0, lo=0.0, hi=1.0),
+        "late": f.number("late", 0.0, lo=0.0, hi=1.0),
+        "late_ms": f.number("late_ms", 0.0, lo=0.0, hi=60_000.0),
+        "seed": f.integer("seed", 0, lo=0),
+    }
+    try:
+        FillPolicy(mode=str(r.data.get("fill_mode", "full")), **values)
+    except ValueError as exc:
+        f.fail("", dict(f.data), str(exc))
+    return values if f.data else {}
+
+
 def _broker(r: _Reader) -> BrokerConfig:
     r.only(
         {
@@ -436,6 +460,8 @@ def _broker(r: _Reader) -> BrokerConfig:
             "device_host",
             "device_port",
             "fill_mode",
+            "fills",
+            "replica_fault_every",
             "clock",
             "schemas",
             "impairment",
@@ -447,7 +473,9 @@ def _broker(r: _Reader) -> BrokerConfig:
         device=r.choice("device", ("emulator", "hardware"), "emulator"),
         device_host=r.string("device_host", "127.0.0.1"),
         device_port=r.integer("device_port", 0, lo=0, hi=65535),
-        fill_mode=r.choice("fill_mode", ("full",), "full"),
+        fill_mode=r.choice("fill_mode", ("full", "mixed"), "full"),
+        fills=_fills(r),
+        replica_fault_every=r.integer("replica_fault_every", 0, lo=0),
         clock=_broker_clock(r.table("clock", optional=True)),
         schemas=_schemas(r.table("schemas", optional=True)),
         impairment=_impairment(r, "impairment"),

@@ -197,7 +197,7 @@ class Orchestrator:
                 {"device_id": BROKER_DEVICE_ID, "bind_host": host, "bind_port": port,
                  "clock": {"offset_ns": b.clock.offset_ns, "drift_ppm": b.clock.drift_ppm},
                  "stats_path": str(self.proc_dir / f"{b.name}-device.stats.json"),
-                 "fill_mode": b.fill_mode, "ready_path": str(ready)},
+                 "fill_mode": b.fill_mode, "fills": dict(b.fills), "ready_path": str(ready)},
             )  # fmt: skip
             port = int(self._wait_file(dev, ready)["port"])
             if b.impairment:
@@ -207,7 +207,9 @@ class Orchestrator:
             {"name": b.name, "out_dir": str(self.proc_dir), "device_id": 1,
              "link": b.link, "device_host": host, "device_port": port,
              "plan_endpoint": self.outbound, "report_endpoint": self.inbound,
-             "sync_interval_ns": self.sync_interval_ns, "sync_device_id": BROKER_DEVICE_ID},
+             "sync_interval_ns": self.sync_interval_ns, "sync_device_id": BROKER_DEVICE_ID,
+             "n_venues": len(self.campaign.venues), "n_assets": 1,
+             "replica_fault_every": b.replica_fault_every},
         )  # fmt: skip
         self._wait_file(adapter, self.proc_dir / f"{b.name}.ready.json")
 

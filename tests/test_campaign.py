@@ -98,6 +98,12 @@ def test_short_loopback_campaign_produces_result_set(short_run: CampaignResult) 
     assert hedge["deltas"] > 0
     assert hedge["max_abs_net_delta"] == 0
     assert hedge["final_realized_net_delta"] == [0]
+    # the broker fills some orders partly, rejects some: every shortfall is written off
+    comp = hedge["compensation"]
+    assert comp["write_offs"] == comp["shortfalls"]
+    assert hedge["realized_net_delta"]["final_abs_lots"] == 0
+    assert not hedge["realized_net_delta"]["open_at_stop"]
+    assert hedge["replicas"]["broker"]["consistent_at_stop"]
     assert kpi["throughput"]["orders_out"] == kpi["throughput"]["acks_in"]
     # Every device clock was aligned over its own link and locked during the warm-up: the
     # cross-device stages carry a clock bound, the rig-side ones none.
@@ -401,3 +407,35 @@ def test_coordinator_sigkill_mid_run_leaves_a_recoverable_replayable_journal(
     assert replayed.deltas_replayed == replayed.deltas_recorded > 0
     assert not replayed.state_checked  # killed: no STATE record, and the replay says so
     assert replayed.notes
+
+
+def test_partial_fills_rejects_and_a_corrupted_replica_stay_neutral_and_get_repaired(
+    tmp_path: Path,
+) -> None:
+    """Many shortfalls (IOC partial fills and rejects, some acks late) and a replica corrupted
+    every 5th trade: each shortfall is written off and compensated, the realized net delta
+    returns to zero, every divergence is detected and repaired from a snapshot."""
+    base = load_campaign(LOOPBACK)
+    broker = dataclasses.replace(
+        base.broker,
+        fills={"reject": 0.15, "partial": 0.25, "late": 0.1, "late_ms": 20.0, "seed": 5},
+        replica_fault_every=5,
+    )
+    campaign = dataclasses.replace(
+        base, duration_s=4.0, rate_hz=1000.0, warmup_s=2.0, broker=broker
+    )
+    result = execute_campaign(campaign, RealtimeClock(), results_dir=tmp_path)
+    assert result.complete, result.reason
+    hedge = result.kpi["hedge"]
+    comp = hedge["compensation"]
+    assert comp["shortfalls"] > 0 and comp["write_offs"] == comp["shortfalls"]
+    assert comp["compensating_deltas"] > 0
+    assert hedge["max_abs_net_delta"] == 0  # every TRADE delta leaves the plan neutral
+    realized = hedge["realized_net_delta"]
+    assert realized["max_abs_lots"] > 0 and realized["episodes"] > 0  # imbalances happened ...
+    assert realized["final_abs_lots"] == 0 and not realized["open_at_stop"]  # ... and closed
+    assert hedge["final_realized_net_delta"] == [0]
+    replica = hedge["replicas"]["broker"]
+    assert replica["injected_faults"] > 0 and replica["divergences"] > 0
+    assert replica["repaired"] == replica["divergences"] and replica["consistent_at_stop"]
+    assert result.kpi["throughput"]["orders_out"] == result.kpi["throughput"]["acks_in"]

@@ -49,8 +49,8 @@ def test_default_campaign_loads() -> None:
         ),
         ("half_spread_bp = 1.0", "half_spread_bp = -1.0", "market", "invalid market"),
         (
-            'fill_mode = "full"',
-            'fill_mode = "full"\n[broker.impairment]\nto_rig = { loss = 1.5 }',
+            "[broker.fills]",
+            "[broker.impairment]\nto_rig = { loss = 1.5 }\n\n[broker.fills]",
             "broker.impairment.to_rig.loss",
             "1.5",
         ),
@@ -109,13 +109,16 @@ def test_incompatible_schema_versions_refused(tmp_path: Path) -> None:
 
 def test_declared_versions_checked_against_graph(tmp_path: Path) -> None:
     partial = LOOPBACK.replace(
-        'fill_mode = "full"', 'fill_mode = "full"\n\n[broker.schemas]\nPlanDelta = 1\n'
+        "[broker.fills]", "[broker.schemas]\nPlanDelta = 2\n\n[broker.fills]"
     )
     with pytest.raises(
         ContractVersionError, match="adapter 'broker' does not declare schema ExecutionReport"
     ):
         load_campaign(_write(tmp_path, partial))
-    wrong = partial.replace("PlanDelta = 1\n", "PlanDelta = 1\nExecutionReport = 3\n")
+    wrong = partial.replace(
+        "PlanDelta = 2\n",
+        "PlanDelta = 2\nExecutionReport = 3\nPlanSnapshot = 1\nReplicaStatus = 1\n",
+    )
     with pytest.raises(ContractVersionError) as info:
         load_campaign(_write(tmp_path, wrong))
     assert "adapter 'broker' speaks ExecutionReport v3" in str(info.value)

@@ -37,8 +37,9 @@ def _plan_delta(n_legs: int = 2) -> bytes:
 
 
 def test_envelope_fixed_vector() -> None:
-    # Fixed vector: a PlanDelta with no legs, fields chosen so every byte position is checked.
-    pd = REG.schema("PlanDelta")
+    # Fixed vector: a PlanDelta (v1) with no legs, fields chosen so every byte position is
+    # checked.
+    pd = REG.schema("PlanDelta", 1)
     hdr = np.zeros(1, pd.header_dtype)
     hdr["delta_id"] = 0x0102030405060708
     hdr["ts_ns"] = -2

@@ -18,6 +18,8 @@
 #define ARBSPHERE_SHARED_SIGNALS_V1 1u /* SharedSignals version 1 */
 #define ARBSPHERE_PLAN_DELTA_ID 3u /* schema id of PlanDelta */
 #define ARBSPHERE_PLAN_DELTA_V1 1u /* PlanDelta version 1 */
+#define ARBSPHERE_PLAN_DELTA_ID 3u /* schema id of PlanDelta */
+#define ARBSPHERE_PLAN_DELTA_V2 2u /* PlanDelta version 2 */
 #define ARBSPHERE_DUAL_VARIABLES_ID 4u /* schema id of DualVariables */
 #define ARBSPHERE_DUAL_VARIABLES_V1 1u /* DualVariables version 1 */
 #define ARBSPHERE_DUAL_VARIABLES_ID 4u /* schema id of DualVariables */
@@ -32,6 +34,10 @@
 #define ARBSPHERE_LOCAL_SOLUTION_V1 1u /* LocalSolution version 1 */
 #define ARBSPHERE_VENUE_QUOTE_ID 9u /* schema id of VenueQuote */
 #define ARBSPHERE_VENUE_QUOTE_V1 1u /* VenueQuote version 1 */
+#define ARBSPHERE_PLAN_SNAPSHOT_ID 10u /* schema id of PlanSnapshot */
+#define ARBSPHERE_PLAN_SNAPSHOT_V1 1u /* PlanSnapshot version 1 */
+#define ARBSPHERE_REPLICA_STATUS_ID 11u /* schema id of ReplicaStatus */
+#define ARBSPHERE_REPLICA_STATUS_V1 1u /* ReplicaStatus version 1 */
 
 typedef struct arbsphere_envelope_t {
     uint32_t magic; /* offset 0 */
@@ -160,6 +166,50 @@ _Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, side) == 24, "arbsphere_
 _Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, _pad0) == 25, "arbsphere_plan_delta_v1_item_t._pad0 offset");
 _Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, size_lots) == 32, "arbsphere_plan_delta_v1_item_t.size_lots offset");
 _Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, limit_px) == 40, "arbsphere_plan_delta_v1_item_t.limit_px offset");
+
+typedef struct arbsphere_plan_delta_v2_t {
+    uint64_t delta_id; /* offset 0 */
+    int64_t ts_ns; /* offset 8 */
+    uint32_t sender; /* offset 16 */
+    uint16_t n_legs; /* offset 20 */
+    uint16_t cause_venue; /* offset 22 */
+    uint64_t cause_seq; /* offset 24 */
+    uint8_t kind; /* offset 32 */
+    uint8_t _pad0[7]; /* offset 33 */
+    uint64_t plan_hash; /* offset 40 */
+} arbsphere_plan_delta_v2_t;
+_Static_assert(sizeof(arbsphere_plan_delta_v2_t) == 48, "arbsphere_plan_delta_v2_t size");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_t, delta_id) == 0, "arbsphere_plan_delta_v2_t.delta_id offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_t, ts_ns) == 8, "arbsphere_plan_delta_v2_t.ts_ns offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_t, sender) == 16, "arbsphere_plan_delta_v2_t.sender offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_t, n_legs) == 20, "arbsphere_plan_delta_v2_t.n_legs offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_t, cause_venue) == 22, "arbsphere_plan_delta_v2_t.cause_venue offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_t, cause_seq) == 24, "arbsphere_plan_delta_v2_t.cause_seq offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_t, kind) == 32, "arbsphere_plan_delta_v2_t.kind offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_t, _pad0) == 33, "arbsphere_plan_delta_v2_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_t, plan_hash) == 40, "arbsphere_plan_delta_v2_t.plan_hash offset");
+
+typedef struct arbsphere_plan_delta_v2_item_t {
+    int64_t ts_ns; /* offset 0 */
+    uint64_t delta_id; /* offset 8 */
+    uint32_t sender; /* offset 16 */
+    uint16_t venue; /* offset 20 */
+    uint16_t asset; /* offset 22 */
+    int8_t side; /* offset 24 */
+    uint8_t _pad0[7]; /* offset 25 */
+    int64_t size_lots; /* offset 32 */
+    int64_t limit_px; /* offset 40 */
+} arbsphere_plan_delta_v2_item_t;
+_Static_assert(sizeof(arbsphere_plan_delta_v2_item_t) == 48, "arbsphere_plan_delta_v2_item_t size");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, ts_ns) == 0, "arbsphere_plan_delta_v2_item_t.ts_ns offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, delta_id) == 8, "arbsphere_plan_delta_v2_item_t.delta_id offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, sender) == 16, "arbsphere_plan_delta_v2_item_t.sender offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, venue) == 20, "arbsphere_plan_delta_v2_item_t.venue offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, asset) == 22, "arbsphere_plan_delta_v2_item_t.asset offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, side) == 24, "arbsphere_plan_delta_v2_item_t.side offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, _pad0) == 25, "arbsphere_plan_delta_v2_item_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, size_lots) == 32, "arbsphere_plan_delta_v2_item_t.size_lots offset");
+_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, limit_px) == 40, "arbsphere_plan_delta_v2_item_t.limit_px offset");
 
 typedef struct arbsphere_dual_variables_v1_t {
     uint32_t round; /* offset 0 */
@@ -368,5 +418,41 @@ _Static_assert(offsetof(arbsphere_venue_quote_v1_item_t, _pad0) == 2, "arbsphere
 _Static_assert(offsetof(arbsphere_venue_quote_v1_item_t, _pad1) == 4, "arbsphere_venue_quote_v1_item_t._pad1 offset");
 _Static_assert(offsetof(arbsphere_venue_quote_v1_item_t, bid_px) == 8, "arbsphere_venue_quote_v1_item_t.bid_px offset");
 _Static_assert(offsetof(arbsphere_venue_quote_v1_item_t, ask_px) == 16, "arbsphere_venue_quote_v1_item_t.ask_px offset");
+
+typedef struct arbsphere_plan_snapshot_v1_t {
+    uint64_t delta_id; /* offset 0 */
+    uint64_t plan_hash; /* offset 8 */
+    uint16_t n_venues; /* offset 16 */
+    uint16_t n_assets; /* offset 18 */
+    uint32_t n_cells; /* offset 20 */
+} arbsphere_plan_snapshot_v1_t;
+_Static_assert(sizeof(arbsphere_plan_snapshot_v1_t) == 24, "arbsphere_plan_snapshot_v1_t size");
+_Static_assert(offsetof(arbsphere_plan_snapshot_v1_t, delta_id) == 0, "arbsphere_plan_snapshot_v1_t.delta_id offset");
+_Static_assert(offsetof(arbsphere_plan_snapshot_v1_t, plan_hash) == 8, "arbsphere_plan_snapshot_v1_t.plan_hash offset");
+_Static_assert(offsetof(arbsphere_plan_snapshot_v1_t, n_venues) == 16, "arbsphere_plan_snapshot_v1_t.n_venues offset");
+_Static_assert(offsetof(arbsphere_plan_snapshot_v1_t, n_assets) == 18, "arbsphere_plan_snapshot_v1_t.n_assets offset");
+_Static_assert(offsetof(arbsphere_plan_snapshot_v1_t, n_cells) == 20, "arbsphere_plan_snapshot_v1_t.n_cells offset");
+
+typedef struct arbsphere_plan_snapshot_v1_item_t {
+    int64_t lots; /* offset 0 */
+} arbsphere_plan_snapshot_v1_item_t;
+_Static_assert(sizeof(arbsphere_plan_snapshot_v1_item_t) == 8, "arbsphere_plan_snapshot_v1_item_t size");
+_Static_assert(offsetof(arbsphere_plan_snapshot_v1_item_t, lots) == 0, "arbsphere_plan_snapshot_v1_item_t.lots offset");
+
+typedef struct arbsphere_replica_status_v1_t {
+    uint32_t replica_id; /* offset 0 */
+    uint8_t status; /* offset 4 */
+    uint8_t _pad0[3]; /* offset 5 */
+    uint64_t delta_id; /* offset 8 */
+    uint64_t replica_hash; /* offset 16 */
+    uint64_t expected_hash; /* offset 24 */
+} arbsphere_replica_status_v1_t;
+_Static_assert(sizeof(arbsphere_replica_status_v1_t) == 32, "arbsphere_replica_status_v1_t size");
+_Static_assert(offsetof(arbsphere_replica_status_v1_t, replica_id) == 0, "arbsphere_replica_status_v1_t.replica_id offset");
+_Static_assert(offsetof(arbsphere_replica_status_v1_t, status) == 4, "arbsphere_replica_status_v1_t.status offset");
+_Static_assert(offsetof(arbsphere_replica_status_v1_t, _pad0) == 5, "arbsphere_replica_status_v1_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_replica_status_v1_t, delta_id) == 8, "arbsphere_replica_status_v1_t.delta_id offset");
+_Static_assert(offsetof(arbsphere_replica_status_v1_t, replica_hash) == 16, "arbsphere_replica_status_v1_t.replica_hash offset");
+_Static_assert(offsetof(arbsphere_replica_status_v1_t, expected_hash) == 24, "arbsphere_replica_status_v1_t.expected_hash offset");
 
 #endif /* ARBSPHERE_CONTRACTS_H */

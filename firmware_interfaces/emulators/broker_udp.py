@@ -1,16 +1,19 @@
-"""Emulated UDP broker device: every valid ORDER is answered with a FILL ACK.
+"""Emulated UDP broker device: every valid ORDER is answered with an ACK (FILL, PARTIAL or
+REJECT; now or late) as its :class:`~.fill_policy.FillPolicy` decides.
 
 ``python -m arbsphere.firmware_interfaces.emulators.broker_udp CONFIG.json`` with::
 
     {device_id, bind_host ("127.0.0.1"), bind_port (0 = ephemeral), ready_path (required with
-     port 0: receives {"port": N, "host": H} once bound), fill_mode ("full"), session
+     port 0: receives {"port": N, "host": H} once bound), fill_mode ("full" | "mixed"),
+     fills: {reject, partial, late, late_ms, seed} (mixed only), session
      ("BROKER"), clock: {offset_ns, drift_ppm, steps}, stats_path}
 
 On each datagram: ``device_rx_ns`` = the datagram's kernel software receive stamp on the device
 clock (a user-space stamp right after the receive where there is none); one ACK per valid
-ORDER (status FILL, filled_lots = size_lots, fill_px = limit_px, order_id echoed), all ACKs of
-one datagram in one reply datagram to the sender, ``device_tx_ns`` = device clock just before
-the send. Malformed datagrams and orders are counted by problem and not answered. Runs until
+ORDER (status and filled_lots from the fill policy, fill_px = limit_px, order_id echoed), the
+ACKs of one datagram that are not held late in one reply datagram to the sender; held ones
+are sent when due, each in its own datagram; ``device_tx_ns`` = device clock just before the
+send. Malformed datagrams and orders are counted by problem and not answered. Runs until
 SIGTERM/SIGINT.
 
 Clock sync on the same socket (:mod:`.sync_responder`): SYNC, FOLLOW_UP and DELAY_RESP from the
@@ -39,6 +42,7 @@ from arbsphere.firmware_interfaces.emulators.device_main import (
     device_clock,
     run_device,
 )
+from arbsphere.firmware_interfaces.emulators.fill_policy import FILL_MODES, FillPolicy
 from arbsphere.firmware_interfaces.emulators.sync_responder import PendingDelayReq, SyncResponder
 from arbsphere.firmware_interfaces.kernel_timestamps import (
     ANCBUFSIZE,
@@ -54,11 +58,10 @@ from arbsphere.firmware_interfaces.udp_datagram import (
 )
 from arbsphere.runtime import write_json_atomic
 
-FILL_MODES = ("full",)
 MAX_DATAGRAM = 65536
 BROKER_KEYS = (
-    "device_id", "bind_host", "bind_port", "ready_path", "fill_mode", "session", "clock",
-    "stats_path",
+    "device_id", "bind_host", "bind_port", "ready_path", "fill_mode", "fills", "session",
+    "clock", "stats_path",
 )  # fmt: skip
 
 
@@ -75,8 +78,12 @@ class BrokerDevice:
         session: bytes,
         clock: Clock,
         responder: SyncResponder | None = None,
+        policy: FillPolicy | None = None,
     ) -> None:
         self.device_id = device_id
+        self.policy = policy or FillPolicy()
+        #: ACKs held late: (due on the device clock, ACK record), in due order
+        self.held: list[tuple[int, np.ndarray]] = []
         self.session = session
         self.clock = clock
         self.responder = responder
@@ -87,6 +94,7 @@ class BrokerDevice:
         self.counts = {
             "datagrams_received": 0, "orders_received": 0, "acks_sent": 0, "datagrams_sent": 0,
             "malformed_datagrams": 0, "malformed_orders": 0, "unexpected_types": 0,
+            "fills": 0, "partials": 0, "rejects": 0, "held_late": 0,
         }  # fmt: skip
         self._ack = dm.new_record(dm.MSG_ACK, device_id)
 
@@ -135,11 +143,19 @@ class BrokerDevice:
                 continue
             self.counts["orders_received"] += 1
             ack = self._ack.copy()
-            ack["status"] = dm.ACK_STATUS_FILL
+            status, filled, hold = self.policy.decide(int(order["order_id"]),
+                                                      int(order["size_lots"]))  # fmt: skip
+            ack["status"] = status
             ack["order_id"] = order["order_id"]
-            ack["filled_lots"] = order["size_lots"]
+            ack["filled_lots"] = filled
             ack["fill_px"] = order["limit_px"]
             ack["device_rx_ns"] = rx_ns
+            self.counts[_STATUS_COUNT[status]] += 1
+            if hold:
+                self.counts["held_late"] += 1
+                self.held.append((rx_ns + hold, ack))
+                self.held.sort(key=lambda h: h[0])
+                continue
             acks.append(ack)
         return np.concatenate(acks) if acks else None
 
@@ -155,6 +171,17 @@ class BrokerDevice:
         self.counts["acks_sent"] += len(acks)
         self.counts["datagrams_sent"] += 1
         return dgram
+
+    def take_due(self, now_ns: int) -> np.ndarray | None:
+        """Held ACKs due by ``now_ns`` (device clock), in due order."""
+        due = [ack for t, ack in self.held if t <= now_ns]
+        if not due:
+            return None
+        self.held = self.held[len(due) :]
+        return np.concatenate(due)
+
+    def next_due_ns(self) -> int | None:
+        return self.held[0][0] if self.held else None
 
     def take_delay_reqs(self) -> list[PendingDelayReq]:
         """The DELAY_REQs owed for the SYNCs answered so far (then forgotten here)."""
@@ -179,6 +206,12 @@ class BrokerDevice:
                 "order_sequence": self.gaps.counters(), **sync}  # fmt: skip
 
 
+_STATUS_COUNT = {
+    dm.ACK_STATUS_FILL: "fills", dm.ACK_STATUS_PARTIAL: "partials",
+    dm.ACK_STATUS_REJECT: "rejects",
+}  # fmt: skip
+
+
 def _order_problem(order: np.void) -> str:
     if int(order["side"]) not in (1, -1):
         return f"side {int(order['side'])} is not +1 or -1"
@@ -192,12 +225,26 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
     device_id = cfg.get_int("device_id", min_value=0, max_value=2**32 - 1)
     host = cfg.get_str("bind_host", "127.0.0.1")
     port = cfg.get_int("bind_port", 0, min_value=0, max_value=65535)
-    cfg.get_str("fill_mode", "full", choices=FILL_MODES)
+    mode = cfg.get_str("fill_mode", "full", choices=FILL_MODES)
+    fills = cfg.get_table("fills")
+    fills.only(("reject", "partial", "late", "late_ms", "seed"))
+    try:
+        policy = FillPolicy(
+            mode=mode,
+            reject=fills.get_float("reject", 0.0, min_value=0.0, max_value=1.0),
+            partial=fills.get_float("partial", 0.0, min_value=0.0, max_value=1.0),
+            late=fills.get_float("late", 0.0, min_value=0.0, max_value=1.0),
+            late_ms=fills.get_float("late_ms", 0.0, min_value=0.0, max_value=60_000.0),
+            seed=fills.get_int("seed", 0, min_value=0, max_value=2**63 - 1),
+        )
+    except ValueError as exc:
+        raise cfg.error("fills", str(exc)) from exc
     session = cfg.get_str("session", "BROKER", max_len=SESSION_SIZE)
     ready = Path(cfg.get_str("ready_path")) if cfg.has("ready_path") or port == 0 else None
     rig = RealtimeClock()
     dev = device_clock(cfg.get_table("clock"), rig, epoch_ns=rig.now_ns())
-    broker = BrokerDevice(device_id, session_id(session), dev, SyncResponder(device_id, dev))
+    broker = BrokerDevice(device_id, session_id(session), dev, SyncResponder(device_id, dev),
+                          policy)  # fmt: skip
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -218,11 +265,22 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
         write_json_atomic(ready, {"port": bound[1], "host": bound[0]})
     buf = bytearray(MAX_DATAGRAM)
     view = memoryview(buf)
+    last_addr: Any = None  # where late ACKs go: the rig side that sent the last orders
     try:
         while not ctx.stop.is_set:
-            readable = select.select([sock.fileno(), ctx.waker.fileno()], [], [], 1.0)[0]
+            due = broker.next_due_ns()
+            wait = 1.0 if due is None else max(0.0, (due - dev.now_ns()) / 1e9)
+            readable = select.select([sock.fileno(), ctx.waker.fileno()], [], [], min(wait, 1.0))[0]
             if ctx.waker.fileno() in readable:
                 ctx.waker.drain()
+            late = broker.take_due(dev.now_ns())
+            if late is not None and last_addr is not None:
+                try:
+                    sock.sendto(broker.reply(late), last_addr)
+                except OSError as exc:
+                    raise LinkError(
+                        f"broker device: late reply to {last_addr} failed: {exc}"
+                    ) from exc
             if sock.fileno() not in readable:
                 continue
             while True:
@@ -241,6 +299,7 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
                     ctx.stats["first_rx_ns"] = rx_ns
                 ctx.stats["last_rx_ns"] = rx_ns
                 acks = broker.answer(view[:n], rx_ns, rx_rig_ns=rx_rig, user_stamp=stamp is None)
+                last_addr = addr
                 try:
                     if acks is not None:
                         sock.sendto(broker.reply(acks), addr)
