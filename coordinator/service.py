@@ -200,6 +200,8 @@ class Coordinator:
         #: final reports that left lots unfilled, to write off: (order_id, venue, asset, lots)
         self.shortfalls: list[tuple[int, int, int, int]] = []
         self.last_budget_ns = 0
+        self.shortfall_ts = 0
+        self.last_shortfall_order = 0
         self.realized = RealizedNet(n_assets)
         self._one_leg = np.zeros(1, PLAN_LEG_DTYPE)
         self.max_abs_net_lots = 0
@@ -471,6 +473,7 @@ class Coordinator:
                 if unfilled:
                     self.counts["shortfalls"] += 1
                     self.shortfalls.append((order_id, leg[0], leg[1], unfilled))
+                    self.shortfall_ts = values[6]  # the report's origin: the deltas' ts
         return h
 
 
@@ -729,12 +732,23 @@ class _Loop:
         self.max_seen_batch = max(self.max_seen_batch, n)
         if self.recorder is not None:
             self.recorder.batch(n, clock.now_ns())
+        # Shortfalls reported in this batch are written off first; the batch's solve (or, with
+        # no tick in the batch, a solve of its own) then sends the compensating TRADE delta.
+        had_shortfalls = bool(core.shortfalls)
+        if had_shortfalls:
+            self._write_offs()
         if trigger is not None and core.ready():
-            self._solve(first_row, *trigger)
+            row, venue, seq, budget, ts = trigger
+            self._solve(first_row, row, venue, seq, budget, ts, compensating=had_shortfalls)
+        elif had_shortfalls and core.ready():
+            self._compensating_solve()
         if self.recorder is not None:
             self.recorder.after_batch()  # the decision is out: now the journal's write/sync
 
-    def _solve(self, first_row: int, row: int, venue: int, seq: int, budget: int, ts: int) -> None:
+    def _solve(
+        self, first_row: int, row: int, venue: int, seq: int, budget: int, ts: int,
+        compensating: bool = False,
+    ) -> None:  # fmt: skip
         core = self.core
         clock = self.clock
         iterations, converged = core.solve(budget)
@@ -747,6 +761,8 @@ class _Loop:
             self.push.send(delta, copy=True)
             sent = clock.now_ns()
             n_legs = core.last_n_legs
+            if compensating:
+                core.counts["compensating_deltas"] += 1
             if self.recorder is not None:
                 self.recorder.delta(delta, sent)
         self._register_solve(row)
@@ -783,8 +799,6 @@ class _Loop:
             h = core.on_report(more)
             self.fills.append((*h[:6], *h[7:], rx))
         core.realized.observe(core.executed, rx)
-        if core.shortfalls:
-            self._compensate(values[6])
 
     def _register_solve(self, row: int) -> None:
         """The trace row of the solve just run (-1: a compensating solve, no tick) and its
@@ -796,22 +810,24 @@ class _Loop:
         self.solve_rows[k] = row
         core.snapshot()
 
-    def _compensate(self, ts_ns: int) -> None:
-        """Write the shortfalls off the plan (a WRITE_OFF delta each), then solve and send the
-        compensating TRADE delta that makes the plan neutral again."""
+    def _write_offs(self) -> None:
+        """A WRITE_OFF delta for every shortfall of the batch, in arrival order."""
         core = self.core
         for order_id, venue, asset, lots in core.shortfalls:
-            delta = core.write_off(ts_ns, order_id, venue, asset, lots)
+            delta = core.write_off(core.shortfall_ts, order_id, venue, asset, lots)
             self.push.send(delta, copy=True)
             if self.recorder is not None:
                 self.recorder.delta(delta, self.clock.now_ns())
-        cause = core.shortfalls[-1][0]
+        core.last_shortfall_order = core.shortfalls[-1][0]
         core.shortfalls.clear()
-        if not core.ready():
-            return
+
+    def _compensating_solve(self) -> None:
+        """A batch with shortfalls and no tick: solve on the current state for the compensating
+        TRADE delta (attributed to the last short order)."""
+        core = self.core
         core.solve(core.last_budget_ns)
         self._register_solve(-1)
-        trade = core.emit_delta(ts_ns, CAUSE_REPORT, cause)
+        trade = core.emit_delta(core.shortfall_ts, CAUSE_REPORT, core.last_shortfall_order)
         if trade is not None:
             core.counts["compensating_deltas"] += 1
             self.push.send(trade, copy=True)
