@@ -38,6 +38,26 @@ class FederatedExchange(ExchangeState):
         self.round = 0
         self.converged = False
         self._got = np.zeros(n_venues, np.bool_)
+        #: venues held at fixed lots (out of the market): their x is those lots every round
+        self.frozen = np.zeros(n_venues, np.bool_)
+        self.frozen_lots = np.zeros((n_venues, n_assets), np.int64)
+
+    def freeze(self, venue: int, lots: np.ndarray) -> None:
+        """Hold ``venue`` at ``lots`` (it cannot trade); the others balance around it."""
+        self.frozen[venue] = True
+        self.frozen_lots[venue] = lots
+
+    def thaw(self, venue: int) -> None:
+        """``venue`` trades again. Its own z did not follow the rounds it sat out, so the next
+        solve starts cold on every side."""
+        self.frozen[venue] = False
+        self.reset()
+
+    def _expect(self) -> None:
+        """A new round: frozen venues have 'answered' with their fixed lots."""
+        self._got[:] = self.frozen
+        for i in np.flatnonzero(self.frozen):
+            self.x[i] = self.frozen_lots[i]
 
     def begin(self, reference_price: np.ndarray) -> bool:
         """Start a solve; returns whether it starts cold. A cold start puts the dual near the
@@ -52,7 +72,7 @@ class FederatedExchange(ExchangeState):
         self.converged = False
         self.best_primal = np.inf
         self.xhat_mean[:] = 0.0
-        self._got[:] = False
+        self._expect()
         return cold
 
     def absorb(self, venue: int, x: np.ndarray) -> None:
@@ -83,7 +103,7 @@ class FederatedExchange(ExchangeState):
             self.best_x[:] = self.x
         self.rho = float(self.stats[STAT_RHO])
         self.converged = bool(self.stats[STAT_CONVERGED])
-        self._got[:] = False
+        self._expect()
         return self.converged
 
     @property

@@ -102,48 +102,81 @@ def neutralize_within_magnitudes(x, out):  # type: ignore[no-untyped-def]
     within its limit (the venue's own x-update clips it), so any lot count between 0 and
     round(x_i) is within the limit too. Per asset: shrink the heavier side proportionally until
     Σ = 0 (only towards zero), round each venue to the nearest lot, then repair the rounding sum
-    one lot at a time on the venue with the largest rounding error whose lots still point the
-    needed way — always towards zero, so no venue ever exceeds |round(x_i)| (ties: lowest
-    venue). Fill ``out`` (int64, N x m); returns the number of assets whose lots differ from
-    plain rounding of x."""
+    one lot at a time on the venue with the largest rounding error that can move the needed way
+    without leaving [0, round(x_i)] (so no venue ever exceeds |round(x_i)| or changes side;
+    ties: lowest venue). Fill ``out`` (int64, N x m); returns the number of assets whose lots
+    differ from plain rounding of x."""
+    n, m = x.shape
+    return neutralize_around_fixed(x, np.zeros(n, np.bool_), np.zeros((n, m), np.int64), out)
+
+
+@njit(cache=True)
+def neutralize_around_fixed(x, fixed, fixed_lots, out):  # type: ignore[no-untyped-def]
+    """:func:`neutralize_within_magnitudes` with some venues held at given lots (a venue that
+    cannot trade, e.g. out of the market): their rows of ``out`` are ``fixed_lots`` and the
+    other venues' lots sum to minus theirs, each still between 0 and its round(x_i). Returns
+    the number of assets whose live lots differ from plain rounding of x, or -1 when the other
+    venues cannot offset the fixed ones that way (possible only far from convergence; ``out``
+    is then unspecified and the caller keeps its plan). With no fixed venue it never fails."""
     n, m = x.shape
     changed = 0
     target = np.zeros(n)
     for a in range(m):
+        goal = 0
+        for i in range(n):
+            if fixed[i]:
+                goal -= fixed_lots[i, a]
         pos = 0.0
         neg = 0.0
         for i in range(n):
+            if fixed[i]:
+                continue
             if x[i, a] > 0.0:
                 pos += x[i, a]
             else:
                 neg -= x[i, a]
+        # scale the heavy side (towards zero only) so the live sum is the goal
         keep_pos = 1.0
         keep_neg = 1.0
-        if pos > neg:
-            keep_pos = neg / pos
-        elif neg > pos:
-            keep_neg = pos / neg
+        excess = pos - neg - goal
+        if excess > 0.0:
+            if pos < excess:
+                return -1
+            keep_pos = (pos - excess) / pos
+        elif excess < 0.0:
+            if neg < -excess:
+                return -1
+            keep_neg = (neg + excess) / neg
         s = 0
         for i in range(n):
+            if fixed[i]:
+                out[i, a] = fixed_lots[i, a]
+                continue
             xv = x[i, a]
             target[i] = xv * (keep_pos if xv > 0.0 else keep_neg)
             r = np.int64(np.round(target[i]))
             out[i, a] = r
             s += int(r)
+        s -= goal
         while s != 0:
             best = -1
             best_err = 0.0
             for i in range(n):
+                if fixed[i]:
+                    continue
                 err = out[i, a] - target[i]  # > 0: rounded up
+                # a lot may move either way while |lots| <= |round(x)| on x's side
+                cap = np.int64(np.round(x[i, a]))
                 if s > 0:
-                    if out[i, a] > 0 and (best < 0 or err > best_err):
+                    room = out[i, a] > 0 or out[i, a] > cap
+                    if room and (best < 0 or err > best_err):
                         best, best_err = i, err
-                elif out[i, a] < 0 and (best < 0 or -err > best_err):
-                    best, best_err = i, -err
-            if best < 0:  # cannot happen (a nonzero sum has a lot pointing its way); be safe
-                for i in range(n):
-                    out[i, a] = 0
-                break
+                else:
+                    room = out[i, a] < 0 or out[i, a] < cap
+                    if room and (best < 0 or -err > best_err):
+                        best, best_err = i, -err
+            if best < 0:
+                return -1
             if s > 0:
                 out[best, a] -= 1
                 s -= 1
@@ -151,7 +184,7 @@ def neutralize_within_magnitudes(x, out):  # type: ignore[no-untyped-def]
                 out[best, a] += 1
                 s += 1
         for i in range(n):
-            if out[i, a] != np.int64(np.round(x[i, a])):
+            if not fixed[i] and out[i, a] != np.int64(np.round(x[i, a])):
                 changed += 1
                 break
     return changed

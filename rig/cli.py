@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -267,6 +268,36 @@ def cmd_headers(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_sim(args: argparse.Namespace, console: Console) -> int:
+    from arbsphere.clock import RealtimeClock
+    from arbsphere.rig.sim import SCENARIOS, run_sim
+
+    if args.scenario is None:
+        for name, sc in SCENARIOS.items():
+            console.print(f"{name:14s} {sc.doc}", highlight=False)
+        return 0
+    run_dir = run_sim(args.scenario, RealtimeClock(), Path(args.results_dir), args.seconds)
+    kpi = json.loads((run_dir / "kpi.json").read_text())
+    h, sim = kpi["hedge"], kpi["sim"]
+    gap, rounds, real = (
+        h["objective_gap_vs_centralized"],
+        h["rounds_per_tick"],
+        h["realized_net_delta"],
+    )
+    console.print(
+        f"sim {sim['scenario']}: {sim['steps']} steps ({sim['venues']} venues x {sim['assets']} "
+        f"assets) in {sim['wall_s']} s; {h['deltas']} deltas, max |net delta| after trades "
+        f"{h['max_abs_net_delta']}, final plan net {h['final_plan_net']}; rounds p50 "
+        f"{_fmt(rounds['p50'])} p99 {_fmt(rounds['p99'])}, {h['early_stops']} early stops; gap "
+        f"p50 {_sci(gap['p50'])} p99 {_sci(gap['p99'])} max {_sci(gap['max'])}; shortfalls "
+        f"{h['compensation']['shortfalls']}, realized |net| max {real['max_abs_lots']}",
+        highlight=False,
+    )
+    console.print(f"[green]complete[/]: result set {run_dir}")
+    console.print(f"report: {run_dir / 'report.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arbsphere", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -291,6 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="drive the live pipeline from the journal: 1 (recorded pace), N "
                      "(N times faster) or max")  # fmt: skip
     rep.set_defaults(func=cmd_replay)
+    sim = sub.add_parser("sim", help="federated coordination in process on a scenario")
+    sim.add_argument("scenario", nargs="?", help="scenario name (none: list them)")
+    sim.add_argument("--seconds", type=float, help="override the scenario's length")
+    sim.add_argument("--results-dir", default="results", help="where result sets go")
+    sim.set_defaults(func=cmd_sim)
     headers = sub.add_parser("headers", help="regenerate the C headers")
     headers.set_defaults(func=cmd_headers)
     return parser

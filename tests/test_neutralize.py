@@ -137,3 +137,40 @@ def test_limit_free_neutralization_of_a_neutral_integer_point_is_the_identity() 
     out = np.zeros((2, 1), np.int64)
     assert neutralize_within_magnitudes(x, out) == 1
     np.testing.assert_array_equal(out[:, 0], [2, -2])
+
+
+def test_fixed_venues_keep_their_lots_and_the_others_offset_them() -> None:
+    from arbsphere.coordinator.neutralize import neutralize_around_fixed
+
+    rng = np.random.default_rng(9)
+    solved = failed = 0
+    for _ in range(1000):
+        n, m = int(rng.integers(3, 9)), int(rng.integers(1, 4))
+        fixed = np.zeros(n, np.bool_)
+        fixed[rng.integers(0, n)] = True
+        lots = rng.integers(-5, 6, (n, m))
+        x = rng.uniform(-30, 30, (n, m))
+        out = np.zeros((n, m), np.int64)
+        if neutralize_around_fixed(x, fixed, lots, out) < 0:
+            # refused only when the live venues' x cannot cover the fixed lots' offset
+            goal = -lots[fixed].sum(axis=0)
+            live_x = x[~fixed]
+            pos = np.where(live_x > 0, live_x, 0).sum(axis=0)
+            neg = np.where(live_x < 0, -live_x, 0).sum(axis=0)
+            assert ((goal > pos - 1) | (-goal > neg - 1)).any()
+            failed += 1
+            continue
+        solved += 1
+        assert (out.sum(axis=0) == 0).all()
+        np.testing.assert_array_equal(out[fixed], lots[fixed])
+        live = ~fixed
+        rounded = np.round(x[live]).astype(np.int64)
+        assert (np.abs(out[live]) <= np.abs(rounded)).all() and (out[live] * rounded >= 0).all()
+    assert solved > 700 and failed > 0
+    x = np.array([[0.0], [0.0], [0.0]])  # nobody live can offset venue 0's 3 lots
+    assert (
+        neutralize_around_fixed(
+            x, np.array([True, False, False]), np.array([[3], [0], [0]]), np.zeros((3, 1), np.int64)
+        )
+        == -1
+    )
