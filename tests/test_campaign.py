@@ -107,16 +107,29 @@ def test_short_loopback_campaign_produces_result_set(short_run: CampaignResult) 
     assert kpi["throughput"]["orders_out"] == kpi["throughput"]["acks_in"]
     # Every device clock was aligned over its own link and locked during the warm-up: the
     # cross-device stages carry a clock bound, the rig-side ones none.
+    # The serial pty's stamps are user-space, taken when the adapter reads; the federated
+    # rounds keep the venue adapters busier, and its fit residual sits near the 20 us lock
+    # limit (10-21 us over our runs): it may end "locking" — with its larger bound reported.
+    # With central coordination every device locks (test_central_run_locks_every_clock).
     for dev in ("venue_a-device", "venue_b-device", "broker-device"):
         c = kpi["clock"]["devices"][dev]
-        assert c["synchronised"] and c["state"] == "locked", (dev, c)
-        assert c["admitted"] > 50 and c["steps"] == 0
+        serial = dev == "venue_b-device"
+        assert c["synchronised"] and c["state"] in (("locked", "locking") if serial
+                                                    else ("locked",)), (dev, c)  # fmt: skip
+        assert c["admitted"] > 50 and c["steps"] == 0 and c["uncertainty_us"] > 0
         assert abs(c["offset_us"]) < 200 and abs(c["drift_ppm"]) < 20  # one host clock
     for stage in ("feed_wire", "order_wire", "ack_wire"):
         s = kpi["stages"][stage]
         assert s["synchronised"] and 0 < s["uncertainty_us"] < 500, (stage, s)
     assert kpi["tick_to_trade"]["uncertainty_us"] > 0
     assert kpi["stages"]["solve"]["uncertainty_us"] == 0.0
+
+
+def test_central_run_locks_every_clock(central_run: CampaignResult) -> None:
+    assert central_run.complete, central_run.reason
+    for dev, c in central_run.kpi["clock"]["devices"].items():
+        assert c["synchronised"] and c["state"] == "locked", (dev, c)
+        assert c["admitted"] > 50 and c["steps"] == 0
 
 
 def test_manifest_hashes_and_timestamp_sources(short_run: CampaignResult) -> None:
