@@ -15,6 +15,7 @@ the wall time each solve took is measured and reported beside it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,10 @@ from arbsphere.rounds_protocol import (
     venue_identity,
 )
 from arbsphere.tracebuf import TraceBuffer
+
+#: the first solves whose consensus iterate z is kept after every round (for the convergence
+#: plot: the rig computes each round's gap against the centralized baseline)
+CONVERGENCE_SOLVES = 256
 
 ROUND_TRACE_DTYPE = np.dtype(
     [
@@ -79,6 +84,9 @@ class RoundDriver:
         self.solve_id = 0
         self.identities = [venue_identity(i) for i in range(exchange.n_venues)]
         self.rounds = TraceBuffer(ROUND_TRACE_DTYPE, 65_536)
+        #: (solve_id, round) and z after that round, for the first CONVERGENCE_SOLVES solves
+        self.round_ids: list[tuple[int, int]] = []
+        self.round_z: list[np.ndarray] = []
         self.counts = {
             "rounds": 0, "messages_out": 0, "solutions_in": 0, "stale_solutions": 0,
             "bad_solutions": 0, "aborted_solves": 0,
@@ -164,6 +172,15 @@ class RoundDriver:
         self.counts["solutions_in"] += 1
         self.ex.absorb(venue, x)
 
+    def save_convergence(self, out_dir: Path) -> None:
+        """``coordinator.rounds_z.npy`` (K x N x m) and ``coordinator.rounds_z_ids.npy`` (K x 2:
+        solve id, round)."""
+        ex = self.ex
+        z = np.array(self.round_z) if self.round_z else np.zeros((0, ex.n_venues, ex.n_assets))
+        np.save(out_dir / "coordinator.rounds_z.npy", z)
+        np.save(out_dir / "coordinator.rounds_z_ids.npy",
+                np.array(self.round_ids, np.int64).reshape(-1, 2))  # fmt: skip
+
     def solve(self, reference_price: np.ndarray, max_rounds: int) -> SolveOutcome:
         """Rounds until the stopping test or ``max_rounds``; the FINAL (or ABORT) is sent."""
         if max_rounds < 1:
@@ -189,6 +206,9 @@ class RoundDriver:
             self.counts["rounds"] += 1
             self.rounds.append((self.solve_id, k, sent, self.clock.now_ns(), ex.primal_res,
                                 ex.dual_res, ex.rho))  # fmt: skip
+            if self.solve_id <= CONVERGENCE_SOLVES:
+                self.round_ids.append((self.solve_id, k))
+                self.round_z.append(ex.z.copy())
             if done:
                 break
         ended = self.clock.now_ns()

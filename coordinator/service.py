@@ -340,6 +340,7 @@ class Coordinator:
         np.save(out_dir / "coordinator.solves_z.npy", self._fed_z[: self.fed_solves.n])
         if self.rounds is not None:
             self.rounds.rounds.save(out_dir / "coordinator.rounds.npy")
+            self.rounds.save_convergence(out_dir)
 
     def emit_delta(self, ts_ns: int, cause_venue: int, cause_seq: int) -> bytes | None:
         """Legs moving the plan to the target, merged into the plan; the PlanDelta bytes."""

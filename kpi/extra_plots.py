@@ -74,3 +74,35 @@ def rate_png(points: Sequence[tuple[float, Mapping[str, object]]]) -> bytes | No
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="upper left", fontsize="small")
     return _png(fig)
+
+
+def convergence_png(rounds: Mapping[str, np.ndarray]) -> bytes | None:
+    """Objective gap against the centralized optimum and the residuals, by round.
+
+    ``rounds``: columns ``round`` (1-based), ``objective_gap`` (relative) and optionally
+    ``primal_res`` / ``dual_res``, one row per (solve, round). Drawn per round number: the
+    median and the 90th percentile over the solves that reached that round (log scale; zeros
+    are drawn at 1e-16, the bottom of the axis)."""
+    rnd = np.asarray(rounds.get("round", []), dtype=np.int64)
+    if not len(rnd):
+        return None
+    fig = Figure(figsize=(9, 6), dpi=100)
+    ax_gap, ax_res = fig.subplots(2, 1, sharex=True)
+    steps = np.unique(rnd)
+    floor = 1e-16
+    for ax, cols in ((ax_gap, ("objective_gap",)), (ax_res, ("primal_res", "dual_res"))):
+        for i, col in enumerate(cols):
+            if col not in rounds:
+                continue
+            vals = np.asarray(rounds[col], dtype=float)
+            p50 = np.array([np.nanmedian(vals[rnd == r]) for r in steps])
+            p90 = np.array([np.nanpercentile(vals[rnd == r], 90) for r in steps])
+            ax.plot(steps, np.maximum(p50, floor), color=f"C{i}", label=f"{col} median")
+            ax.plot(steps, np.maximum(p90, floor), color=f"C{i}", ls="--", label=f"{col} p90")
+        ax.set_yscale("log")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+    ax_gap.set_ylabel("relative gap vs centralized")
+    ax_res.set_ylabel("residual")
+    ax_res.set_xlabel("round of the solve (solves that reached it)")
+    return _png(fig)

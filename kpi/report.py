@@ -31,7 +31,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from .extra_plots import clock_png, rate_png
+from .extra_plots import clock_png, convergence_png, rate_png
 from .hdr import HdrSpec
 from .hlog import merge_by_tag, read_interval_log
 from .summary import UNIT_NS, percentile_curve
@@ -188,12 +188,14 @@ def render_report(
     *,
     clock_histories: Mapping[str, np.ndarray] | None = None,
     rate_points: Sequence[tuple[float, Mapping[str, object]]] | None = None,
+    convergence: Mapping[str, np.ndarray] | None = None,
 ) -> None:
     """Write the self-contained HTML report of one run to ``out_path`` (atomically).
 
     ``clock_histories`` (device -> clock estimator history) adds the offset/drift plot;
     ``rate_points`` ((rate, tick_to_trade summary) per rate of a sweep) the latency-vs-rate
-    plot."""
+    plot; ``convergence`` (per solve and round: round, objective_gap, residuals) the gap and
+    residuals against the round."""
     campaign = manifest.get("campaign", "unnamed campaign")
     if isinstance(campaign, Mapping):
         campaign = campaign.get("name", "unnamed campaign")
@@ -238,6 +240,15 @@ def render_report(
                 rate_png(rate_points),
                 "tick_to_trade percentiles by rate",
                 "no rate had tick_to_trade samples",
+            )
+        )
+    if convergence is not None:
+        parts.append("<h2>Convergence against the centralized baseline</h2>")
+        parts.append(
+            _img(
+                convergence_png(convergence),
+                "objective gap and residuals by round",
+                "no per-round iterates were kept",
             )
         )
     if clock_histories is not None:

@@ -30,6 +30,7 @@ from arbsphere.rig.clock_alignment import (
 )
 from arbsphere.rig.clocksync import save_exchanges
 from arbsphere.rig.config import Campaign
+from arbsphere.rig.federated_baseline import round_gaps
 from arbsphere.rig.orchestrator import Orchestrator, synced_devices
 from arbsphere.rig.resultset import (
     RESULT_SET_FORMAT,
@@ -165,9 +166,12 @@ def execute_campaign(
         name: t.history for name, t in tracks.items() if t.history is not None and len(t.history)
     }
     manifest.update(manifest_extra or {})
+    per_round = round_gaps(proc_dir, venue_names)
     render_report(
         kpi, run_dir / "latency.hlog", manifest, run_dir / "report.html",
         clock_histories=histories,
+        convergence=None if per_round is None
+        else {c: per_round[c].to_numpy() for c in per_round.columns},
     )  # fmt: skip
     manifest["files"] = file_hashes(run_dir)
     write_json_atomic(run_dir / "manifest.json", manifest)

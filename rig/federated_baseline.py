@@ -86,3 +86,72 @@ def federated_solves(proc_dir: Path, venue_names: list[str]) -> pd.DataFrame | N
             "objective_gap": gap,
         }
     )
+
+
+def _venue_problems(proc_dir: Path, venue_names: list[str]) -> dict[int, dict[int, np.ndarray]]:
+    """venue id -> solve id -> that venue's solve records (one per asset)."""
+    out: dict[int, dict[int, np.ndarray]] = {}
+    for name in venue_names:
+        rec_path = proc_dir / f"{name}.solves.npy"
+        stats_path = proc_dir / f"{name}.stats.json"
+        if not rec_path.exists() or not stats_path.exists():
+            continue
+        venue = int(json.loads(stats_path.read_text())["venue_id"])
+        rec = np.load(rec_path, allow_pickle=False)
+        ids = rec["solve_id"].astype(np.int64)
+        order = np.argsort(ids, kind="stable")
+        bounds = np.searchsorted(ids[order], np.unique(ids), side="left")
+        per: dict[int, np.ndarray] = {}
+        for k, sid in enumerate(np.unique(ids)):
+            end = bounds[k + 1] if k + 1 < len(bounds) else len(order)
+            per[int(sid)] = rec[order[bounds[k] : end]]
+        out[venue] = per
+    return out
+
+
+def round_gaps(proc_dir: Path, venue_names: list[str]) -> pd.DataFrame | None:
+    """Per round of the first solves whose z the coordinator kept after every round: solve id,
+    round, the gap of that round's z against the solve's centralized optimum, and the round's
+    residuals. None when the run kept none (central runs)."""
+    z_path = proc_dir / "coordinator.rounds_z.npy"
+    if not z_path.exists():
+        return None
+    z = np.load(z_path, allow_pickle=False)
+    ids = np.load(proc_dir / "coordinator.rounds_z_ids.npy", allow_pickle=False)
+    if not len(ids):
+        return None
+    _, n, m = z.shape
+    problems = _venue_problems(proc_dir, venue_names)
+    keep = []
+    shape = (len(ids), n, m)
+    c, gamma, phi, limit = (np.full(shape, np.nan) for _ in range(4))
+    for k, (sid, _rnd) in enumerate(ids):
+        ok = True
+        for venue in range(n):
+            rec = problems.get(venue, {}).get(int(sid))
+            if rec is None or len(rec) != m:
+                ok = False
+                break
+            a = rec["asset"].astype(np.int64)
+            c[k, venue, a], gamma[k, venue, a] = rec["c"], rec["gamma"]
+            phi[k, venue, a], limit[k, venue, a] = rec["phi"], rec["limit"]
+        if ok:
+            keep.append(k)
+    if not keep:
+        return None
+    sel = np.array(keep)
+    gaps = np.zeros(len(sel))
+    gaps_batch(
+        np.ascontiguousarray(c[sel]), np.ascontiguousarray(gamma[sel]),
+        np.ascontiguousarray(phi[sel]), np.ascontiguousarray(limit[sel]),
+        np.ascontiguousarray(z[sel]), 1.0, gaps,
+    )  # fmt: skip
+    out = pd.DataFrame({"solve_id": ids[sel, 0], "round": ids[sel, 1], "objective_gap": gaps})
+    rounds_path = proc_dir / "coordinator.rounds.npy"
+    if rounds_path.exists():
+        r = pd.DataFrame(np.load(rounds_path, allow_pickle=False))
+        r = r[["solve_id", "round", "primal_res", "dual_res"]].astype(
+            {"solve_id": "int64", "round": "int64"}
+        )
+        out = out.merge(r, on=["solve_id", "round"], how="left")
+    return out

@@ -98,6 +98,9 @@ SCENARIOS: dict[str, Scenario] = {
     )
 }  # fmt: skip
 
+#: the first steps whose every round's z is kept for the convergence plot
+CONVERGENCE_STEPS = 256
+
 STEP_DTYPE = np.dtype(
     [
         ("step", "<i8"),
@@ -169,6 +172,8 @@ def simulate(s: Scenario) -> tuple[np.ndarray, dict[str, Any]]:
     delta_id = 0
     pending_shortfall = False
     dt_ns = round(1e9 / s.rate_hz)
+    round_rows: list[tuple[int, int, float, float]] = []
+    round_z: list[np.ndarray] = []
     n_done = 0
     for k in range(steps + closing):
         if k >= steps and not pending_shortfall:
@@ -203,7 +208,11 @@ def simulate(s: Scenario) -> tuple[np.ndarray, dict[str, Any]]:
             for v in live:
                 venues[v].settle(ex.xhat_mean, s.admm.alpha)
                 ex.absorb(v, venues[v].iterate(ex.u, ex.rho))
-            if ex.step():
+            done = ex.step()
+            if k < CONVERGENCE_STEPS:
+                round_rows.append((k, ex.round, ex.primal_res, ex.dual_res))
+                round_z.append(ex.z.copy())
+            if done:
                 break
         for v in live:
             venues[v].settle(ex.xhat_mean, s.admm.alpha)
@@ -263,10 +272,32 @@ def simulate(s: Scenario) -> tuple[np.ndarray, dict[str, Any]]:
         gaps_batch(c, g, f, lim, z, 1.0, gaps)
         rows["objective_gap"][ok] = gaps
     counts["closing_steps"] = max(0, len(rows) - steps)
+    convergence = _round_gaps(snap, round_rows, round_z)
     counts["final_plan_net"] = int(np.abs(merger.plan.sum(axis=0)).max())
     counts["final_plan_hash"] = plan_hash(merger.plan)
     counts["max_plan_net_after_trades"] = int(merger.stats[STAT_MAX_ABS_NET])
-    return rows, {"counts": counts, "realized": realized.summary()}
+    return rows, {"counts": counts, "realized": realized.summary(), "convergence": convergence}
+
+
+def _round_gaps(
+    snap: np.ndarray, round_rows: list[tuple[int, int, float, float]], round_z: list[np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Per round of the first steps' solves: round, gap of that round's z, residuals."""
+    if not round_rows:
+        return {}
+    info = np.array(round_rows)
+    steps = info[:, 0].astype(np.int64)
+    ok = ~np.isnan(snap[steps, 0, 0, 0])  # steps with a frozen venue have no baseline
+    gaps = np.full(len(steps), np.nan)
+    if ok.any():
+        sel = steps[ok]
+        out = np.zeros(int(ok.sum()))
+        z = np.ascontiguousarray(np.array(round_z)[ok])
+        c, g, f, lim = (np.ascontiguousarray(snap[sel, i]) for i in range(4))
+        gaps_batch(c, g, f, lim, z, 1.0, out)
+        gaps[ok] = out
+    return {"round": info[:, 1].astype(np.int64), "objective_gap": gaps,
+            "primal_res": info[:, 2], "dual_res": info[:, 3]}  # fmt: skip
 
 
 def _pcts(values: np.ndarray) -> dict[str, float | None]:
@@ -342,7 +373,8 @@ def run_sim(name: str, clock: Clock, results_dir: Path, seconds: float | None = 
         "git": git_revision(REPO_ROOT),
         "host": host_fingerprint(),
     }
-    render_report(kpi, None, manifest, run_dir / "report.html")
+    render_report(kpi, None, manifest, run_dir / "report.html",
+                  convergence=info["convergence"] or None)  # fmt: skip
     manifest["files"] = file_hashes(run_dir)
     write_json_atomic(run_dir / "manifest.json", manifest)
     return run_dir

@@ -104,6 +104,9 @@ def test_short_loopback_campaign_produces_result_set(short_run: CampaignResult) 
     assert hedge["realized_net_delta"]["final_abs_lots"] == 0
     assert not hedge["realized_net_delta"]["open_at_stop"]
     assert hedge["replicas"]["broker"]["consistent_at_stop"]
+    report = (run_dir / "report.html").read_text()
+    conv = report.index("Convergence against the centralized baseline")
+    assert report[conv:].index("<img") < report[conv:].index("<h2", 5)  # a plot, not a note
     assert kpi["throughput"]["orders_out"] == kpi["throughput"]["acks_in"]
     # Every device clock was aligned over its own link and locked during the warm-up: the
     # cross-device stages carry a clock bound, the rig-side ones none.

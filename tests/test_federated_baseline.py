@@ -66,3 +66,29 @@ def test_gap_is_zero_at_the_optimum_positive_off_it_and_nan_without_a_venue_reco
 
 def test_a_central_run_has_no_federated_solves(tmp_path: Path) -> None:
     assert federated_solves(tmp_path, ["venue_a"]) is None
+
+
+def test_round_gaps_fall_to_zero_at_the_optimum(tmp_path: Path) -> None:
+    from arbsphere.rig.federated_baseline import round_gaps
+
+    rng = np.random.default_rng(4)
+    k_total, n, m = 2, 2, 1
+    c = 100.0 + rng.normal(0, 0.05, (k_total, n, m))
+    gamma = np.full((k_total, n, m), 1e-3)
+    phi = np.full((k_total, n, m), 0.005)
+    limit = np.full((k_total, n, m), 30.0)
+    z = np.zeros((k_total, n, m))
+    lam = np.zeros(m)
+    for k in range(k_total):
+        centralized_solve(c[k], gamma[k], phi[k], limit[k], z[k], lam)
+        z[k] -= z[k].mean(axis=0)  # exactly neutral, as ADMM's z is
+    _write(tmp_path, c, gamma, phi, limit, z)
+    # solve 1: round 1 far off (a neutral 5-lot swap), round 2 at the optimum; solve 2: one round
+    rz = np.stack([z[0] + np.array([[5.0], [-5.0]]), z[0], z[1]])
+    np.save(tmp_path / "coordinator.rounds_z.npy", rz)
+    np.save(tmp_path / "coordinator.rounds_z_ids.npy", np.array([[1, 1], [1, 2], [2, 1]]))
+    df = round_gaps(tmp_path, ["venue_0", "venue_1"])
+    assert df is not None
+    assert list(df["round"]) == [1, 2, 1]
+    gaps = df["objective_gap"].to_numpy()
+    assert gaps[0] > 1e-6 and gaps[1] <= 1e-9 and gaps[2] <= 1e-9

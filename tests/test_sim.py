@@ -62,7 +62,10 @@ def test_sim_writes_a_verifiable_result_set(tmp_path: Path) -> None:
     assert kpi["hedge"]["final_plan_net"] == 0 and kpi["sim"]["venues"] == 8
     trace = pd.read_parquet(run_dir / "trace.parquet")
     assert len(trace) == kpi["sim"]["steps"]
-    assert "Hedge" in (run_dir / "report.html").read_text()
+    report = (run_dir / "report.html").read_text()
+    assert "Hedge" in report
+    conv = report.index("Convergence against the centralized baseline")
+    assert report[conv:].index("<img") < report[conv:].index("<h2", 5)
 
 
 def test_cli_lists_scenarios_and_names_an_unknown_one(tmp_path: Path) -> None:
