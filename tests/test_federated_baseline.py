@@ -38,11 +38,9 @@ def _write(proc: Path, c: np.ndarray, gamma: np.ndarray, phi: np.ndarray, limit:
         (proc / f"{name}.stats.json").write_text(json.dumps({"venue_id": i}))
 
 
-def test_gap_is_zero_at_the_optimum_positive_off_it_and_nan_without_a_venue_record(
-    tmp_path: Path,
-) -> None:
-    rng = np.random.default_rng(2)
-    k_total, n, m = 5, 3, 2
+def _optimal_solves(seed: int, k_total: int, n: int, m: int) -> tuple[np.ndarray, ...]:
+    """Random problems and each one's exact optimum as an exactly neutral z (as ADMM's z is)."""
+    rng = np.random.default_rng(seed)
     c = 100.0 + rng.normal(0, 0.05, (k_total, n, m))
     gamma = np.full((k_total, n, m), 1e-3)
     phi = np.full((k_total, n, m), 0.005)
@@ -51,7 +49,15 @@ def test_gap_is_zero_at_the_optimum_positive_off_it_and_nan_without_a_venue_reco
     lam = np.zeros(m)
     for k in range(k_total):
         centralized_solve(c[k], gamma[k], phi[k], limit[k], z[k], lam)
-        z[k] -= z[k].mean(axis=0)  # exactly neutral, as ADMM's z is
+        z[k] -= z[k].mean(axis=0)
+    return c, gamma, phi, limit, z
+
+
+def test_gap_is_zero_at_the_optimum_positive_off_it_and_nan_without_a_venue_record(
+    tmp_path: Path,
+) -> None:
+    k_total, n, m = 5, 3, 2
+    c, gamma, phi, limit, z = _optimal_solves(2, k_total, n, m)
     z[1, 0, 0] += 3.0  # a worse allocation (kept neutral) for solve 2
     z[1, 1, 0] -= 3.0
     _write(tmp_path, c, gamma, phi, limit, z, drop=(2, 3))
@@ -71,17 +77,7 @@ def test_a_central_run_has_no_federated_solves(tmp_path: Path) -> None:
 def test_round_gaps_fall_to_zero_at_the_optimum(tmp_path: Path) -> None:
     from arbsphere.rig.federated_baseline import round_gaps
 
-    rng = np.random.default_rng(4)
-    k_total, n, m = 2, 2, 1
-    c = 100.0 + rng.normal(0, 0.05, (k_total, n, m))
-    gamma = np.full((k_total, n, m), 1e-3)
-    phi = np.full((k_total, n, m), 0.005)
-    limit = np.full((k_total, n, m), 30.0)
-    z = np.zeros((k_total, n, m))
-    lam = np.zeros(m)
-    for k in range(k_total):
-        centralized_solve(c[k], gamma[k], phi[k], limit[k], z[k], lam)
-        z[k] -= z[k].mean(axis=0)  # exactly neutral, as ADMM's z is
+    c, gamma, phi, limit, z = _optimal_solves(4, 2, 2, 1)
     _write(tmp_path, c, gamma, phi, limit, z)
     # solve 1: round 1 far off (a neutral 5-lot swap), round 2 at the optimum; solve 2: one round
     rz = np.stack([z[0] + np.array([[5.0], [-5.0]]), z[0], z[1]])
