@@ -113,9 +113,11 @@ class RoundDriver:
             ex.settings.alpha, ex.primal_res if ex.round else 0.0,
             ex.dual_res if ex.round else 0.0, *items,
         )  # fmt: skip
-        for ident in self.identities:
-            self.sock.send_multipart((ident, msg), copy=True)
-        self.counts["messages_out"] += len(self.identities)
+        frozen = ex.frozen
+        for i, ident in enumerate(self.identities):
+            if not frozen[i]:  # a venue out of the market sits the solve out
+                self.sock.send_multipart((ident, msg), copy=True)
+                self.counts["messages_out"] += 1
         return now
 
     def _gather(self, round_no: int) -> bool:

@@ -27,7 +27,7 @@ from arbsphere.coordinator.baseline import centralized_solve, gaps_batch, object
 from arbsphere.coordinator.federated import FederatedExchange
 from arbsphere.coordinator.journal_thread import JournalThread
 from arbsphere.coordinator.merge import STAT_MAX_ABS_NET, DeltaMerger, emit_and_merge
-from arbsphere.coordinator.neutralize import neutralize_lots, neutralize_within_magnitudes
+from arbsphere.coordinator.neutralize import neutralize_around_fixed, neutralize_lots
 from arbsphere.coordinator.recorder import Recorder
 from arbsphere.coordinator.rounds import RoundDriver
 from arbsphere.errors import ConfigError, DecodeError, PipelineError
@@ -193,8 +193,15 @@ class Coordinator:
             "early_stops": 0, "reports": 0, "fills": 0, "rejects": 0, "unknown_messages": 0,
             "decode_errors": 0, "stale_messages": 0, "neutralize_repairs": 0,
             "shortfalls": 0, "write_offs": 0, "compensating_deltas": 0, "unknown_orders": 0,
-            "snapshots_sent": 0,
+            "snapshots_sent": 0, "frozen_solves": 0, "freezes": 0, "neutralize_refused": 0,
         }  # fmt: skip
+        #: venue outage detection (federated): quotes' origin stamps, rig timebase
+        self.stale_after_ns = 50_000_000
+        self.last_quote_ts = np.zeros(n_venues, np.int64)
+        self.latest_quote_ts = 0
+        #: [venue, frozen from (quote ts), back at (quote ts) or None, last delta id before the
+        #: freeze, last delta id decided while frozen (or None)]
+        self.freeze_log: list[list[int | None]] = []
         #: legs sent and not yet finally acknowledged: order_id -> (venue, asset, signed lots)
         self.open_legs: dict[int, tuple[int, int, int]] = {}
         #: final reports that left lots unfilled, to write off: (order_id, venue, asset, lots)
@@ -286,6 +293,8 @@ class Coordinator:
             self.ask_px[venue, a] = ask
             self.mid[venue, a] = (bid + ask) / (2 * PRICE_SCALE)  # as the venue prices c
             self.quoted[venue, a] = True
+        self.last_quote_ts[venue] = values[6]
+        self.latest_quote_ts = max(self.latest_quote_ts, values[6])
         self.counts["problems"] += 1
         return venue, first, seq, budget
 
@@ -312,16 +321,21 @@ class Coordinator:
         without the venues' limits. An aborted solve (a venue did not answer) keeps the plan."""
         rounds = self.rounds
         assert rounds is not None
-        out = rounds.solve(self.mid, max_rounds)
         ex = rounds.ex
+        self._freeze_stale(ex)
+        out = rounds.solve(self.mid, max_rounds)
         self.counts["solves"] += 1
+        self.counts["frozen_solves"] += int(ex.frozen.any())
         if out.aborted:
             self.counts["aborted_solves"] = self.counts.get("aborted_solves", 0) + 1
             self.target[:] = self.merger.plan
         else:
-            self.counts["neutralize_repairs"] += int(
-                neutralize_within_magnitudes(ex.best_x, self.target)
-            )
+            got = int(neutralize_around_fixed(ex.best_x, ex.frozen, ex.frozen_lots, self.target))
+            if got < 0:  # the live venues cannot offset the frozen ones yet: keep the plan
+                self.counts["neutralize_refused"] += 1
+                self.target[:] = self.merger.plan
+            else:
+                self.counts["neutralize_repairs"] += got
             if not out.converged:
                 self.counts["early_stops"] += 1
         k = self.fed_solves.n
@@ -333,6 +347,25 @@ class Coordinator:
                                 ex.dual_res if out.rounds else np.nan, out.started_ns,
                                 out.ended_ns))  # fmt: skip
         return out.rounds, out.converged
+
+    def _freeze_stale(self, ex: FederatedExchange) -> None:
+        """A venue whose last quote is older than ``stale_after_ns`` (on the rig timebase of
+        the quotes' origin stamps, so replays decide alike) is out of the market: held at its
+        plan lots while the others hedge around it; it rejoins (cold start) when it quotes."""
+        for v in range(self.n_venues):
+            stale = self.latest_quote_ts - self.last_quote_ts[v] > self.stale_after_ns
+            if stale and not ex.frozen[v]:
+                ex.freeze(v, self.merger.plan[v])
+                self.counts["freezes"] += 1
+                self.freeze_log.append([v, self.latest_quote_ts, None, self.delta_id, None])
+            elif stale:
+                ex.frozen_lots[v] = self.merger.plan[v]  # write-offs may have moved it
+            elif ex.frozen[v]:
+                ex.thaw(v)
+                for entry in self.freeze_log:
+                    if entry[0] == v and entry[2] is None:
+                        entry[2] = self.latest_quote_ts
+                        entry[4] = self.delta_id
 
     def save_federated(self, out_dir: Path) -> None:
         """Per-solve records and consensus iterates z (K x N x m) for the rig's baseline."""
@@ -525,6 +558,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             clock, COORDINATOR_SENDER_ID, int(require(cfg, "round_timeout_ms", int, source)),
         )  # fmt: skip
         core.ns_per_iteration = float(require(cfg, "ns_per_round", (int, float), source))
+        core.stale_after_ns = int(require(cfg, "stale_after_ms", (int, float), source) * 1e6)
     loop = _Loop(core, clock, push, max_batch)
     journal = _open_journal(cfg, source, clock)
     if journal is not None:
@@ -583,6 +617,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 "journal": journal_head,
                 "realized_net": core.realized.summary(),
                 "final_plan_hash": plan_hash(core.merger.plan),
+                "freezes": core.freeze_log,
                 "open_legs_at_stop": len(core.open_legs),
                 "coordination": coordination,
                 "rounds": None

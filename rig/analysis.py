@@ -468,6 +468,12 @@ def completeness_kpi(stats: dict[str, dict[str, Any]], broker_name: str) -> dict
             k: int(counts.get(k, 0)) for k in ("shortfalls", "write_offs", "compensating_deltas")
         },
         "realized_net_delta": coord.get("realized_net"),
+        "venue_outages": {
+            "freezes": int(counts.get("freezes", 0)),
+            "frozen_solves": int(counts.get("frozen_solves", 0)),
+            "neutralize_refused": int(counts.get("neutralize_refused", 0)),
+            "episodes": coord.get("freezes", []),
+        },
     }
     if replica is not None:
         final = coord.get("final_plan_hash")

@@ -84,6 +84,8 @@ class VenueConfig:
     schemas: Mapping[str, int] = field(default_factory=dict)
     #: emulated link impairment ``{to_rig: {...}, to_device: {...}}`` (validated), or None
     impairment: Mapping[str, Any] | None = None
+    #: emulator only: (from, to) seconds after the schedule's start the venue stops quoting
+    outage_s: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,9 @@ class CoordinatorConfig:
     coordination: str = "federated"
     ns_per_round: float = 100_000.0  # nominal cost of a federated round (budget -> max rounds)
     round_timeout_ms: int = 1000  # a venue silent this long aborts the solve
+    #: federated: a venue without a quote for this long is out of the market (frozen at its
+    #: lots, the others hedge around it) until it quotes again
+    stale_after_ms: float = 50.0
     min_delta_lots: int = 1
     #: messages drained per wake-up before one solve on the newest state (1: solve every tick)
     max_batch: int = 64
@@ -383,9 +388,18 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
             "clock",
             "schemas",
             "impairment",
+            "outage_s",
         }
     )
     link = r.choice("link", ("udp", "serial"))
+    outage: tuple[float, float] | None = None
+    if "outage_s" in r.data:
+        raw = r.data["outage_s"]
+        ok = isinstance(raw, list) and len(raw) == 2
+        ok = ok and all(isinstance(x, int | float) and not isinstance(x, bool) for x in raw)
+        if not ok or not 0 <= raw[0] < raw[1]:
+            r.fail("outage_s", raw, "must be [from, to] seconds with 0 <= from < to")
+        outage = (float(raw[0]), float(raw[1]))
     device = r.choice("device", ("emulator", "hardware"), "emulator")
     return VenueConfig(
         name=name,
@@ -403,6 +417,7 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
         clock=_clock(r.table("clock", optional=True)),
         schemas=_schemas(r.table("schemas", optional=True)),
         impairment=_impairment(r, "impairment"),
+        outage_s=outage,
     )
 
 
@@ -484,7 +499,7 @@ def _broker(r: _Reader) -> BrokerConfig:
 
 def _coordinator(r: _Reader) -> CoordinatorConfig:
     r.only({"budget_us", "ns_per_iteration", "min_delta_lots", "max_batch", "admm",
-            "coordination", "ns_per_round", "round_timeout_ms"})  # fmt: skip
+            "coordination", "ns_per_round", "round_timeout_ms", "stale_after_ms"})  # fmt: skip
     coordination = r.string("coordination", "federated")
     if coordination not in ("federated", "central"):
         r.fail("coordination", coordination, "must be 'federated' or 'central'")
@@ -509,6 +524,7 @@ def _coordinator(r: _Reader) -> CoordinatorConfig:
         coordination=coordination,
         ns_per_round=r.number("ns_per_round", 100_000.0, lo=1.0, hi=1e10),
         round_timeout_ms=r.integer("round_timeout_ms", 1000, lo=1, hi=600_000),
+        stale_after_ms=r.number("stale_after_ms", 50.0, lo=0.001, hi=3_600_000),
     )
 
 

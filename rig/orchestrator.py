@@ -171,6 +171,7 @@ class Orchestrator:
         return {
             "coordination": "federated", "rounds_endpoint": EPHEMERAL_ENDPOINT,
             "ns_per_round": k.ns_per_round, "round_timeout_ms": k.round_timeout_ms,
+            "stale_after_ms": k.stale_after_ms,
         }  # fmt: skip
 
     def _journal_cfg(self) -> dict[str, Any]:
@@ -280,6 +281,8 @@ class Orchestrator:
             }  # fmt: skip
             if v.impairment:
                 common["impairment"] = dict(v.impairment)
+            if v.outage_s is not None:
+                common["outage_s"] = list(v.outage_s)
             if v.link == "udp":
                 host, port = ready["address"]
                 self._spawn(

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hdrh.histogram import HdrHistogram
@@ -455,3 +456,33 @@ def test_partial_fills_rejects_and_a_corrupted_replica_stay_neutral_and_get_repa
     assert replica["injected_faults"] > 0 and replica["divergences"] > 0
     assert replica["repaired"] == replica["divergences"] and replica["consistent_at_stop"]
     assert result.kpi["throughput"]["orders_out"] == result.kpi["throughput"]["acks_in"]
+
+
+def test_a_venue_outage_freezes_it_and_the_hedge_stays_neutral(tmp_path: Path) -> None:
+    """venue_b stops quoting for 1 s mid-run: after stale_after_ms the coordinator holds it at
+    its lots (no order goes to it) while the other venue hedges around it; it rejoins when it
+    quotes again; the sequence has no gap and nothing is lost."""
+    base = load_campaign(LOOPBACK)
+    venues = tuple(
+        dataclasses.replace(v, outage_s=(2.5, 3.5)) if v.name == "venue_b" else v
+        for v in base.venues
+    )
+    campaign = dataclasses.replace(
+        base, duration_s=3.0, rate_hz=1000.0, warmup_s=2.0, venues=venues
+    )
+    result = execute_campaign(campaign, RealtimeClock(), results_dir=tmp_path)
+    assert result.complete, result.reason
+    kpi = result.kpi
+    out = kpi["hedge"]["venue_outages"]
+    assert out["freezes"] == 1 and out["frozen_solves"] > 0
+    ((venue, frozen_at, back_at, before, last),) = out["episodes"]
+    assert venue == 1 and back_at is not None and 0.9e9 < back_at - frozen_at < 1.1e9
+    orders = np.load(result.run_dir / "proc" / "broker.orders.npy")
+    decided_frozen = (orders["delta_id"] > before) & (orders["delta_id"] <= last)
+    assert not (decided_frozen & (orders["venue"] == 1)).any()  # nothing ordered at venue_b
+    assert kpi["hedge"]["max_abs_net_delta"] == 0 and kpi["hedge"]["final_realized_net_delta"] == [
+        0
+    ]
+    assert kpi["loss"]["gaps"] == 0 and kpi["loss"]["dropped"] == 0
+    device = json.loads((result.run_dir / "proc" / "venue_b-device.stats.json").read_text())
+    assert device["outage_ticks"] == 1000  # 1 s at 1000 ticks/s never sent

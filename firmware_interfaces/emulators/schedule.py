@@ -216,6 +216,9 @@ class FeedPlan:
     heartbeat_interval_ns: int = 100_000_000  # 0: no heartbeats
     late_tolerance_ns: int = 200_000
     market: Any = None  # market.MarketConfig
+    #: (from, to) ns after start_at: the device goes silent (no ticks, no heartbeats) and, when
+    #: it resumes, its sequence continues without a gap; None: no outage
+    outage_ns: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if (self.n_ticks is None) == (self.duration_ns is None):
@@ -225,7 +228,7 @@ class FeedPlan:
 FEED_KEYS = (
     "device_id", "venue_id", "asset_id", "session", "market", "start_at_ns", "n_ticks",
     "duration_s", "heartbeat_interval_ms", "late_tolerance_us", "clock", "impairment",
-    "stats_path",
+    "stats_path", "outage_s",
 )  # fmt: skip
 
 
@@ -258,7 +261,19 @@ def read_feed_plan(cfg: ConfigReader, *, batch_key: str, extra_keys: Sequence[st
         heartbeat_interval_ns=cfg.get_int("heartbeat_interval_ms", 100, min_value=0) * 1_000_000,
         late_tolerance_ns=int(cfg.get_float("late_tolerance_us", 200.0, min_value=0.0) * 1000),
         market=market_cfg,
+        outage_ns=_outage(cfg),
     )
+
+
+def _outage(cfg: ConfigReader) -> tuple[int, int] | None:
+    """``outage_s = [from, to]`` (seconds after the schedule's start), or None."""
+    if not cfg.has("outage_s"):
+        return None
+    raw = cfg.get_list("outage_s")
+    ok = len(raw) == 2 and all(isinstance(x, int | float) and not isinstance(x, bool) for x in raw)
+    if not ok or not 0 <= raw[0] < raw[1]:
+        raise cfg.error("outage_s", f"must be [from, to] seconds with 0 <= from < to, got {raw!r}")
+    return round(raw[0] * 1e9), round(raw[1] * 1e9)
 
 
 def open_quotes(plan: FeedPlan, cfg: ConfigReader) -> QuoteSource:
@@ -292,7 +307,7 @@ def run_feed(
     ticks["asset_id"] = plan.asset_id
     hb = dm.new_record(dm.MSG_HEARTBEAT, plan.device_id)
     stats.update(
-        ticks_sent=0, heartbeats_sent=0, sends=0, late_sends=0, max_late_us=0.0,
+        ticks_sent=0, heartbeats_sent=0, sends=0, late_sends=0, max_late_us=0.0, outage_ticks=0,
         late_heartbeats=0, first_send_ns=None, last_send_ns=None, stopped_early=False,
         start_at_ns=plan.start_at_ns, n_ticks_planned=plan.n_ticks,
         duration_ns_planned=plan.duration_ns, next_device_seq=None,
@@ -330,13 +345,24 @@ def run_feed(
     next_seq: int | None = None
     done = False
     while not done:
-        want = chunk if plan.n_ticks is None else min(chunk, plan.n_ticks - sent)
+        planned = sent + stats["outage_ticks"]  # ticks of the plan already consumed
+        want = chunk if plan.n_ticks is None else min(chunk, plan.n_ticks - planned)
         q = quotes.next_batch(want)
         n = len(q)
         if plan.duration_ns is not None:
             n = int(np.searchsorted(q["offset_ns"], plan.duration_ns, side="left"))
-        if n < want or n == 0 or (plan.n_ticks is not None and sent + n >= plan.n_ticks):
+        if n < want or n == 0 or (plan.n_ticks is not None and planned + n >= plan.n_ticks):
             done = True
+        if plan.outage_ns is not None:  # the halt: those quotes are never sent
+            off = q["offset_ns"][:n]
+            halt = (off >= plan.outage_ns[0]) & (off < plan.outage_ns[1])
+            prior = stats["outage_ticks"]
+            if prior or halt.any():
+                q = q[:n].copy()
+                q["seq"] -= (prior + np.cumsum(halt)).astype(np.uint64)  # no gap on resuming
+                q = q[~halt]
+                stats["outage_ticks"] += int(halt.sum())
+                n = len(q)
         recs = ticks[:n]
         for name in ("bid_px", "ask_px", "bid_size", "ask_size"):
             recs[name] = q[name][:n]
@@ -359,6 +385,11 @@ def run_feed(
                 j = min(i + plan.ticks_per_send, n)
                 last_due = dues[j - 1]
                 while next_hb is not None and next_hb <= last_due:
+                    if plan.outage_ns is not None and (
+                        plan.outage_ns[0] <= next_hb - plan.start_at_ns < plan.outage_ns[1]
+                    ):  # silent
+                        next_hb += plan.heartbeat_interval_ns
+                        continue
                     if not send_heartbeat(next_hb, seqs[i]):
                         stats["stopped_early"] = True
                         return
