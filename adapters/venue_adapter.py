@@ -74,6 +74,19 @@ class VenueCosts:
         self.gamma = gamma
         self.position_limit_lots = position_limit_lots
 
+    def price(
+        self, bid_px: int, ask_px: int, bid_size: int, ask_size: int
+    ) -> tuple[float, float, float, int, int]:
+        """One quote as the local problem's terms: (mid = c, half spread, φ = half spread +
+        fee, liquidity = min size, limit = min(position limit, liquidity)); prices in price
+        units (the quote's are fixed point, PRICE_SCALE)."""
+        scale = dm.PRICE_SCALE
+        mid = (bid_px + ask_px) / (2 * scale)
+        half_spread = (ask_px - bid_px) / (2 * scale)
+        liquidity = min(bid_size, ask_size)
+        return (mid, half_spread, half_spread + self.fee_frac * mid, liquidity,
+                min(self.position_limit_lots, liquidity))  # fmt: skip
+
 
 class TickTranslator:
     """TICK record -> packed LocalArbProblem and SharedSignals messages (one asset per tick)."""
@@ -105,12 +118,7 @@ class TickTranslator:
         SharedSignals."""
         (_t, _v, _l, _dev, _venue, asset, seq, intended, _send, bid, ask, bid_size,
          ask_size) = tick  # fmt: skip
-        scale = dm.PRICE_SCALE
-        mid = (bid + ask) / (2 * scale)
-        half_spread = (ask - bid) / (2 * scale)
-        phi = half_spread + self.costs.fee_frac * mid
-        liquidity = min(bid_size, ask_size)
-        limit = min(self.costs.position_limit_lots, liquidity)
+        mid, half_spread, phi, liquidity, limit = self.costs.price(bid, ask, bid_size, ask_size)
         self.nonce += 1
         if self.solver is not None:
             self.solver.set_asset(asset, mid, self.costs.gamma, phi, limit, seq)

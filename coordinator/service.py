@@ -194,6 +194,7 @@ class Coordinator:
             "decode_errors": 0, "stale_messages": 0, "neutralize_repairs": 0,
             "shortfalls": 0, "write_offs": 0, "compensating_deltas": 0, "unknown_orders": 0,
             "snapshots_sent": 0, "frozen_solves": 0, "freezes": 0, "neutralize_refused": 0,
+            "aborted_solves": 0,
         }  # fmt: skip
         #: venue outage detection (federated): quotes' origin stamps, rig timebase
         self.stale_after_ns = 50_000_000
@@ -327,7 +328,7 @@ class Coordinator:
         self.counts["solves"] += 1
         self.counts["frozen_solves"] += int(ex.frozen.any())
         if out.aborted:
-            self.counts["aborted_solves"] = self.counts.get("aborted_solves", 0) + 1
+            self.counts["aborted_solves"] += 1
             self.target[:] = self.merger.plan
         else:
             got = int(neutralize_around_fixed(ex.best_x, ex.frozen, ex.frozen_lots, self.target))

@@ -393,7 +393,7 @@ def build_kpi(
             "max_abs_net_delta": max_abs_net,
             "final_realized_net_delta": coord.get("final_realized_net_lots"),
             "objective_gap_vs_centralized": {
-                **_pcts(gap_values.to_numpy(dtype=float)),
+                **pcts(gap_values.to_numpy(dtype=float)),
                 "count": len(gap_values),
                 "unit": "relative",
             },
@@ -420,8 +420,9 @@ def build_kpi(
     return kpi
 
 
-def _pcts(values: np.ndarray, scale: float = 1.0) -> dict[str, float | None]:
-    """{p50, p99, max} of ``values`` / scale (None when empty)."""
+def pcts(values: np.ndarray, scale: float = 1.0) -> dict[str, float | None]:
+    """{p50, p99, max} of ``values`` / scale, NaNs left out (None when nothing is left)."""
+    values = values[~np.isnan(values)]
     if not len(values):
         return {"p50": None, "p99": None, "max": None}
     p50, p99 = np.percentile(values, [50, 99])
@@ -439,15 +440,15 @@ def convergence_kpi(analysis: Analysis, measured_ticks: pd.DataFrame) -> dict[st
     out: dict[str, Any] = {"coordination": coord.get("coordination", "central")}
     if "trigger" in measured_ticks and "iterations" in measured_ticks:
         trig = measured_ticks[measured_ticks["trigger"].fillna(0).astype(bool)]
-        out["rounds_per_tick"] = _pcts(trig["iterations"].dropna().to_numpy(dtype=float))
+        out["rounds_per_tick"] = pcts(trig["iterations"].dropna().to_numpy(dtype=float))
     solves = analysis.solves
     if solves is None:
         return out
     done = solves[~solves["aborted"]]
     conv = done[done["converged"]]
-    out["final_primal_residual"] = _pcts(done["primal_res"].dropna().to_numpy(dtype=float))
+    out["final_primal_residual"] = pcts(done["primal_res"].dropna().to_numpy(dtype=float))
     out["time_to_tolerance_us"] = {
-        **_pcts(conv["elapsed_ns"].to_numpy(dtype=float), 1e3),
+        **pcts(conv["elapsed_ns"].to_numpy(dtype=float), 1e3),
         "count": len(conv),
     }
     out["aborted_solves"] = int(solves["aborted"].sum())

@@ -20,30 +20,13 @@ from arbsphere.coordinator.baseline import gaps_batch
 from arbsphere.errors import ResultSetError
 
 
-def federated_solves(proc_dir: Path, venue_names: list[str]) -> pd.DataFrame | None:
-    """One row per federated solve: trace row of its trigger tick, rounds, converged,
-    aborted, residuals, wall time (ns) and the gap against the centralized baseline (NaN when
-    a venue's record is missing or the solve was aborted). None for a central run."""
-    path = proc_dir / "coordinator.solves.npy"
-    if not path.exists():
-        return None
-    solves = np.load(path, allow_pickle=False)
-    z = np.load(proc_dir / "coordinator.solves_z.npy", allow_pickle=False)
-    if z.shape[0] != len(solves):
-        raise ResultSetError(
-            f"{proc_dir}: coordinator.solves_z.npy has {z.shape[0]} solves, "
-            f"coordinator.solves.npy {len(solves)}"
-        )
-    k_total = len(solves)
-    n = z.shape[1] if z.ndim == 3 else 0
-    m = z.shape[2] if z.ndim == 3 else 0
-    shape = (k_total, n, m)
-    c = np.full(shape, np.nan)
-    gamma = np.full(shape, np.nan)
-    phi = np.full(shape, np.nan)
-    limit = np.full(shape, np.nan)
-    ids = solves["solve_id"].astype(np.int64)
-    order = np.argsort(ids, kind="stable")
+def _problems(
+    proc_dir: Path, venue_names: list[str], solve_ids: np.ndarray, n: int, m: int
+) -> np.ndarray:
+    """(4, K, n, m): c, γ, φ, L of the solve of each of ``solve_ids`` (ids may repeat) as each
+    venue recorded it; NaN where a venue has no record of that solve."""
+    unique = np.unique(solve_ids)
+    per_solve = np.full((4, len(unique), n, m), np.nan)
     for name in venue_names:
         rec_path = proc_dir / f"{name}.solves.npy"
         stats_path = proc_dir / f"{name}.stats.json"
@@ -53,25 +36,46 @@ def federated_solves(proc_dir: Path, venue_names: list[str]) -> pd.DataFrame | N
         if not 0 <= venue < n:
             raise ResultSetError(f"{stats_path}: venue_id {venue}, the solves have {n} venues")
         rec = np.load(rec_path, allow_pickle=False)
-        pos = np.searchsorted(ids[order], rec["solve_id"].astype(np.int64))
-        pos = np.clip(pos, 0, max(k_total - 1, 0))
-        hit = (ids[order][pos] == rec["solve_id"]) & (rec["asset"] < m) if k_total else pos < 0
-        k = order[pos[hit]]
+        rec_ids = rec["solve_id"].astype(np.int64)
+        pos = np.clip(np.searchsorted(unique, rec_ids), 0, max(len(unique) - 1, 0))
+        hit = (unique[pos] == rec_ids) & (rec["asset"] < m) if len(unique) else rec_ids < 0
         a = rec["asset"][hit].astype(np.int64)
-        c[k, venue, a] = rec["c"][hit]
-        gamma[k, venue, a] = rec["gamma"][hit]
-        phi[k, venue, a] = rec["phi"][hit]
-        limit[k, venue, a] = rec["limit"][hit]
-    complete = ~np.isnan(c).reshape(k_total, -1).any(axis=1) & (solves["aborted"] == 0)
+        for i, field in enumerate(("c", "gamma", "phi", "limit")):
+            per_solve[i, pos[hit], venue, a] = rec[field][hit]
+    return per_solve[:, np.searchsorted(unique, solve_ids)]
+
+
+def _gaps(problems: np.ndarray, z: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Relative gap of each z (K, n, m) against its problem's centralized optimum; NaN where
+    ``valid`` is False or a venue's record is missing."""
+    k_total = z.shape[0]
+    complete = valid & ~np.isnan(problems[0]).reshape(k_total, -1).any(axis=1)
     gap = np.full(k_total, np.nan)
     if complete.any():
         out = np.zeros(int(complete.sum()))
-        gaps_batch(
-            np.ascontiguousarray(c[complete]), np.ascontiguousarray(gamma[complete]),
-            np.ascontiguousarray(phi[complete]), np.ascontiguousarray(limit[complete]),
-            np.ascontiguousarray(z[complete]), 1.0, out,
-        )  # fmt: skip
+        c, g, f, lim = (np.ascontiguousarray(problems[i, complete]) for i in range(4))
+        gaps_batch(c, g, f, lim, np.ascontiguousarray(z[complete]), 1.0, out)
         gap[complete] = out
+    return gap
+
+
+def federated_solves(proc_dir: Path, venue_names: list[str]) -> pd.DataFrame | None:
+    """One row per federated solve: trace row of its trigger tick, rounds, converged,
+    aborted, residuals, wall time (ns) and the gap against the centralized baseline (NaN when
+    a venue's record is missing or the solve was aborted). None for a central run."""
+    path = proc_dir / "coordinator.solves.npy"
+    if not path.exists():
+        return None
+    solves = np.load(path, allow_pickle=False)
+    z = np.load(proc_dir / "coordinator.solves_z.npy", allow_pickle=False)
+    if z.shape[0] != len(solves) or z.ndim != 3:
+        raise ResultSetError(
+            f"{proc_dir}: coordinator.solves_z.npy has shape {z.shape}, "
+            f"coordinator.solves.npy {len(solves)} solves"
+        )
+    ids = solves["solve_id"].astype(np.int64)
+    problems = _problems(proc_dir, venue_names, ids, z.shape[1], z.shape[2])
+    gap = _gaps(problems, z, solves["aborted"] == 0)
     return pd.DataFrame(
         {
             "solve_id": ids,
@@ -88,27 +92,6 @@ def federated_solves(proc_dir: Path, venue_names: list[str]) -> pd.DataFrame | N
     )
 
 
-def _venue_problems(proc_dir: Path, venue_names: list[str]) -> dict[int, dict[int, np.ndarray]]:
-    """venue id -> solve id -> that venue's solve records (one per asset)."""
-    out: dict[int, dict[int, np.ndarray]] = {}
-    for name in venue_names:
-        rec_path = proc_dir / f"{name}.solves.npy"
-        stats_path = proc_dir / f"{name}.stats.json"
-        if not rec_path.exists() or not stats_path.exists():
-            continue
-        venue = int(json.loads(stats_path.read_text())["venue_id"])
-        rec = np.load(rec_path, allow_pickle=False)
-        ids = rec["solve_id"].astype(np.int64)
-        order = np.argsort(ids, kind="stable")
-        bounds = np.searchsorted(ids[order], np.unique(ids), side="left")
-        per: dict[int, np.ndarray] = {}
-        for k, sid in enumerate(np.unique(ids)):
-            end = bounds[k + 1] if k + 1 < len(bounds) else len(order)
-            per[int(sid)] = rec[order[bounds[k] : end]]
-        out[venue] = per
-    return out
-
-
 def round_gaps(proc_dir: Path, venue_names: list[str]) -> pd.DataFrame | None:
     """Per round of the first solves whose z the coordinator kept after every round: solve id,
     round, the gap of that round's z against the solve's centralized optimum, and the round's
@@ -120,33 +103,14 @@ def round_gaps(proc_dir: Path, venue_names: list[str]) -> pd.DataFrame | None:
     ids = np.load(proc_dir / "coordinator.rounds_z_ids.npy", allow_pickle=False)
     if not len(ids):
         return None
-    _, n, m = z.shape
-    problems = _venue_problems(proc_dir, venue_names)
-    keep = []
-    shape = (len(ids), n, m)
-    c, gamma, phi, limit = (np.full(shape, np.nan) for _ in range(4))
-    for k, (sid, _rnd) in enumerate(ids):
-        ok = True
-        for venue in range(n):
-            rec = problems.get(venue, {}).get(int(sid))
-            if rec is None or len(rec) != m:
-                ok = False
-                break
-            a = rec["asset"].astype(np.int64)
-            c[k, venue, a], gamma[k, venue, a] = rec["c"], rec["gamma"]
-            phi[k, venue, a], limit[k, venue, a] = rec["phi"], rec["limit"]
-        if ok:
-            keep.append(k)
-    if not keep:
+    problems = _problems(proc_dir, venue_names, ids[:, 0], z.shape[1], z.shape[2])
+    gaps = _gaps(problems, z, np.ones(len(ids), np.bool_))
+    keep = ~np.isnan(gaps)
+    if not keep.any():
         return None
-    sel = np.array(keep)
-    gaps = np.zeros(len(sel))
-    gaps_batch(
-        np.ascontiguousarray(c[sel]), np.ascontiguousarray(gamma[sel]),
-        np.ascontiguousarray(phi[sel]), np.ascontiguousarray(limit[sel]),
-        np.ascontiguousarray(z[sel]), 1.0, gaps,
-    )  # fmt: skip
-    out = pd.DataFrame({"solve_id": ids[sel, 0], "round": ids[sel, 1], "objective_gap": gaps})
+    out = pd.DataFrame(
+        {"solve_id": ids[keep, 0], "round": ids[keep, 1], "objective_gap": gaps[keep]}
+    )
     rounds_path = proc_dir / "coordinator.rounds.npy"
     if rounds_path.exists():
         r = pd.DataFrame(np.load(rounds_path, allow_pickle=False))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from arbsphere.adapters.venue_adapter import VenueCosts
 from arbsphere.adapters.venue_solver import VenueSolver
 from arbsphere.clock import Clock
 from arbsphere.contracts import PLAN_LEG_DTYPE
@@ -41,6 +42,7 @@ from arbsphere.firmware_interfaces.emulators.fill_policy import FillPolicy
 from arbsphere.firmware_interfaces.emulators.market import MarketConfig, VenueQuoteStream
 from arbsphere.kpi.report import render_report
 from arbsphere.plan_hash import plan_hash
+from arbsphere.rig.analysis import pcts
 from arbsphere.rig.resultset import (
     RESULT_SET_FORMAT,
     file_hashes,
@@ -146,6 +148,7 @@ def simulate(s: Scenario) -> tuple[np.ndarray, dict[str, Any]]:
     _, quotes = _quotes(s)
     steps, n, m = quotes.shape
     venues = [VenueSolver(m) for _ in range(n)]
+    costs = VenueCosts(s.fee_bp, s.gamma, s.position_limit_lots)  # as the venue adapters price
     ex = FederatedExchange(n, m, s.admm)
     merger = DeltaMerger(n, m, n_senders=4)
     policy = FillPolicy(**s.fills) if s.fills else FillPolicy()
@@ -188,9 +191,9 @@ def simulate(s: Scenario) -> tuple[np.ndarray, dict[str, Any]]:
             for a in range(m):
                 qq = quotes[q_k, v, a]
                 b, x = int(qq["bid_px"]), int(qq["ask_px"])
-                mid = (b + x) / (2 * dm.PRICE_SCALE)
-                phi = (x - b) / (2 * dm.PRICE_SCALE) + s.fee_bp * 1e-4 * mid
-                limit = min(s.position_limit_lots, int(min(qq["bid_size"], qq["ask_size"])))
+                mid, _half, phi, _liq, limit = costs.price(
+                    b, x, int(qq["bid_size"]), int(qq["ask_size"])
+                )
                 venues[v].set_asset(a, mid, s.gamma, phi, float(limit), seq=k)
                 mids[v, a], bid[v, a], ask[v, a] = mid, b, x
         if out_venue >= 0:
@@ -300,14 +303,6 @@ def _round_gaps(
             "primal_res": info[:, 2], "dual_res": info[:, 3]}  # fmt: skip
 
 
-def _pcts(values: np.ndarray) -> dict[str, float | None]:
-    values = values[~np.isnan(values)]
-    if not len(values):
-        return {"p50": None, "p99": None, "max": None}
-    p50, p99 = np.percentile(values, [50, 99])
-    return {"p50": float(p50), "p99": float(p99), "max": float(values.max())}
-
-
 def sim_kpi(s: Scenario, rows: np.ndarray, info: dict[str, Any], wall_s: float) -> dict[str, Any]:
     c = info["counts"]
     trade_steps = rows["legs"] > 0
@@ -318,14 +313,14 @@ def sim_kpi(s: Scenario, rows: np.ndarray, info: dict[str, Any], wall_s: float) 
             "deltas": c["deltas"],
             "legs": c["legs"],
             "early_stops": c["early_stops"],
-            "rounds_per_tick": _pcts(rows["rounds"].astype(float)),
+            "rounds_per_tick": pcts(rows["rounds"].astype(float)),
             "objective_gap_vs_centralized": {
-                **_pcts(rows["objective_gap"]), "unit": "relative",
+                **pcts(rows["objective_gap"]), "unit": "relative",
                 "count": int((~np.isnan(rows["objective_gap"])).sum()),
                 "not_compared_frozen": int((rows["frozen"] > 0).sum()),
             },
-            "final_primal_residual": _pcts(rows["primal_res"]),
-            "time_to_tolerance_us": _pcts(rows["solve_us"][rows["converged"] == 1]),
+            "final_primal_residual": pcts(rows["primal_res"]),
+            "time_to_tolerance_us": pcts(rows["solve_us"][rows["converged"] == 1]),
             "max_abs_net_delta": int(rows["plan_net_max"][trade_steps].max())
             if trade_steps.any() else 0,
             "final_plan_net": c["final_plan_net"],
