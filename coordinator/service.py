@@ -197,7 +197,7 @@ class Coordinator:
             "aborted_solves": 0,
         }  # fmt: skip
         #: venue outage detection (federated): quotes' origin stamps, rig timebase
-        self.stale_after_ns = 50_000_000
+        self.stale_after_ns = 250_000_000
         self.last_quote_ts = np.zeros(n_venues, np.int64)
         self.latest_quote_ts = 0
         #: [venue, frozen from (quote ts), back at (quote ts) or None, last delta id before the

@@ -116,7 +116,7 @@ class CoordinatorConfig:
     round_timeout_ms: int = 1000  # a venue silent this long aborts the solve
     #: federated: a venue without a quote for this long is out of the market (frozen at its
     #: lots, the others hedge around it) until it quotes again
-    stale_after_ms: float = 50.0
+    stale_after_ms: float = 250.0
     min_delta_lots: int = 1
     #: messages drained per wake-up before one solve on the newest state (1: solve every tick)
     max_batch: int = 64
@@ -524,7 +524,7 @@ def _coordinator(r: _Reader) -> CoordinatorConfig:
         coordination=coordination,
         ns_per_round=r.number("ns_per_round", 100_000.0, lo=1.0, hi=1e10),
         round_timeout_ms=r.integer("round_timeout_ms", 1000, lo=1, hi=600_000),
-        stale_after_ms=r.number("stale_after_ms", 50.0, lo=0.001, hi=3_600_000),
+        stale_after_ms=r.number("stale_after_ms", 250.0, lo=0.001, hi=3_600_000),
     )
 
 

@@ -468,8 +468,9 @@ def test_a_venue_outage_freezes_it_and_the_hedge_stays_neutral(tmp_path: Path) -
         for v in base.venues
     )
     campaign = dataclasses.replace(
-        base, duration_s=3.0, rate_hz=1000.0, warmup_s=2.0, venues=venues
-    )
+        base, duration_s=3.0, rate_hz=1000.0, warmup_s=2.0, venues=venues,
+        coordinator=dataclasses.replace(base.coordinator, stale_after_ms=50.0),
+    )  # fmt: skip
     result = execute_campaign(campaign, RealtimeClock(), results_dir=tmp_path)
     assert result.complete, result.reason
     kpi = result.kpi
