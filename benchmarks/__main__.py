@@ -38,6 +38,11 @@ def main() -> None:
         default=3,
         help="alternating pipeline/floor pairs; the median ratio is reported",
     )
+    parser.add_argument(
+        "--every-tick-floor",
+        action="store_true",
+        help="pipeline floor: forward every tick to the broker (default: the traded ticks)",
+    )
     args = parser.parse_args()
     wanted = args.only or [
         "kernels", "recording", "journal", "rounds", "pipeline", "recorder", "calibration",
@@ -61,9 +66,12 @@ def main() -> None:
     if "pipeline" in wanted:
         from benchmarks import bench_pipeline
 
-        results["pipeline"] = bench_pipeline.run(args.pipeline_seconds, args.pipeline_pairs)
+        results["pipeline"] = bench_pipeline.run(
+            args.pipeline_seconds, args.pipeline_pairs, args.every_tick_floor
+        )
         summary = {k: v for k, v in results["pipeline"].items() if k != "runs"}
         print("pipeline:", json.dumps(summary, indent=2))
+        print("\n".join(bench_pipeline.stage_table(results["pipeline"]["runs"])))
     if "journal" in wanted:
         from benchmarks import bench_journal
 

@@ -6,10 +6,16 @@ pipeline — but no decoding, no solving, no merging:
 
     feed devices -> relay_in (link -> PUSH, 2 frames padded to the IR sizes)
                  -> relay_mid (PULL -> PUSH, padded to a 2-leg PlanDelta)
-                 -> relay_out (PULL -> ORDER to the broker device, ACKs back)
+                 -> relay_out (PULL -> one ORDER per leg to the broker device, ACKs back)
 
-Every forwarded tick becomes one ORDER, so the relay's "tick to trade" (intended send time ->
-broker device receive) is measured on every tick. Run with
+Which ticks go past relay_mid, and with how many legs, is the mid's ``forward`` file: the
+(venue, device sequence, legs) of every tick the pipeline traded on in the same run, so every
+hop carries the pipeline's own traffic. Without it every tick is forwarded with one leg (the
+"every tick" floor: 4000 orders/s through the broker side instead of the pipeline's ~100).
+The relay's "tick to trade" (intended send time -> broker device receive of the first order)
+is measured on every forwarded tick.
+Hop stamps (rig receive and send at relay_in, receive and send at relay_mid, receive and
+order send at relay_out) give the floor stage by stage. Run with
 ``python -m benchmarks.bare_relay CONFIG.json`` (the config's ``_role``: in, mid, out); driven by
 ``benchmarks.bench_pipeline``.
 """
@@ -37,10 +43,20 @@ PLAN_BYTES = 32 + 32 + 2 * 48
 TICK_INTENDED_OFFSET = dm.TICK_DTYPE.fields["intended_send_ns"][1]
 TICK_SEQ_OFFSET = dm.TICK_DTYPE.fields["device_seq"][1]
 TICK_VENUE_OFFSET = dm.TICK_DTYPE.fields["venue_id"][1]
+TICK_SEND_OFFSET = dm.TICK_DTYPE.fields["send_ns"][1]
+# Hop stamps ride in the padding (past the 72-byte TICK): relay_in's rig receive (the link's
+# stamp) and send, relay_mid's receive and send. Same bytes on the wire as without them.
+IN_STAMPS_OFFSET = PROBLEM_BYTES - 16
+MID_STAMPS_OFFSET = PROBLEM_BYTES
+LEGS_OFFSET = PROBLEM_BYTES + 16
+STAMPS = struct.Struct("<qq")
+#: ``forward`` file rows: the ticks to pass on and their PlanDelta's leg count
+FORWARD_DTYPE = np.dtype([("venue", "<u2"), ("seq", "<u8"), ("legs", "<u2")])
 
 RELAY_TRACE_DTYPE = np.dtype(
-    [("venue", "<u2"), ("seq", "<u8"), ("intended_ns", "<i8"), ("rx_ns", "<i8"),
-     ("order_tx_ns", "<i8"), ("device_rx_ns", "<i8")]
+    [("venue", "<u2"), ("seq", "<u8"), ("intended_ns", "<i8"), ("send_ns", "<i8"),
+     ("rx_ns", "<i8"), ("in_tx_ns", "<i8"), ("mid_rx_ns", "<i8"), ("mid_tx_ns", "<i8"),
+     ("out_rx_ns", "<i8"), ("order_tx_ns", "<i8"), ("device_rx_ns", "<i8")]
 )  # fmt: skip
 
 
@@ -60,14 +76,28 @@ def relay_in(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
             for rec in link.receive(timeout_ms=100):
                 if rec.payload[0] != dm.MSG_TICK:
                     continue
-                frame = rec.payload.ljust(pad_a, b"\0")[:pad_a]
+                frame = bytearray(rec.payload.ljust(pad_a, b"\0")[:pad_a])
+                STAMPS.pack_into(frame, IN_STAMPS_OFFSET, rec.rx_ns, clock.now_ns())
                 push.send_multipart((frame, bytes(SIGNALS_BYTES)), copy=True)
     finally:
         link.close()
         push.close(linger=1000)
 
 
+def forward_table(path: str | None) -> dict[int, int] | None:
+    """``(venue << 48) | seq`` -> legs, from a ``forward`` file (None: forward every tick)."""
+    if path is None:
+        return None
+    rows = np.load(path)
+    if rows.dtype != FORWARD_DTYPE:
+        raise ValueError(f"{path}: forward rows must be {FORWARD_DTYPE}, got {rows.dtype}")
+    keys = (rows["venue"].astype(np.uint64) << np.uint64(48)) | rows["seq"]
+    return dict(zip(keys.tolist(), rows["legs"].tolist(), strict=True))
+
+
 def relay_mid(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
+    clock = RealtimeClock()
+    forward = forward_table(cfg.get("forward"))
     ctx = zmq.Context.instance()
     pull = ctx.socket(zmq.PULL)
     pull.bind(cfg["bind"])
@@ -84,7 +114,19 @@ def relay_mid(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
             if not pull.poll(100):
                 continue
             frames = pull.recv_multipart(copy=True)
-            push.send(frames[0].ljust(PLAN_BYTES, b"\0"), copy=True)
+            rx = clock.now_ns()
+            tick = frames[0]
+            legs = 1
+            if forward is not None:
+                (seq,) = struct.unpack_from("<Q", tick, TICK_SEQ_OFFSET)
+                (venue,) = struct.unpack_from("<H", tick, TICK_VENUE_OFFSET)
+                legs = forward.get((venue << 48) | seq, 0)
+                if not legs:
+                    continue
+            plan = bytearray(tick.ljust(PLAN_BYTES, b"\0"))
+            struct.pack_into("<H", plan, LEGS_OFFSET, legs)
+            STAMPS.pack_into(plan, MID_STAMPS_OFFSET, rx, clock.now_ns())
+            push.send(plan, copy=True)
     finally:
         pull.close(linger=0)
         push.close(linger=1000)
@@ -100,9 +142,10 @@ def relay_out(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
     poller.register(link.fileno(), zmq.POLLIN)
-    order = dm.new_record(dm.MSG_ORDER, 1)
-    order["side"] = 1
-    order["size_lots"] = 1
+    orders = [dm.new_record(dm.MSG_ORDER, 1) for _ in range(8)]
+    for order in orders:
+        order["side"] = 1
+        order["size_lots"] = 1
     trace = TraceBuffer(RELAY_TRACE_DTYPE)
     pending: dict[int, int] = {}
     write_json_atomic(Path(cfg["out_dir"]) / f"{cfg['name']}.ready.json", {})
@@ -111,14 +154,22 @@ def relay_out(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
             events = dict(poller.poll(100))
             if pull in events:
                 msg = pull.recv(copy=True)
+                out_rx = clock.now_ns()
                 (intended,) = struct.unpack_from("<q", msg, TICK_INTENDED_OFFSET)
                 (seq,) = struct.unpack_from("<Q", msg, TICK_SEQ_OFFSET)
                 (venue,) = struct.unpack_from("<H", msg, TICK_VENUE_OFFSET)
-                oid = (venue << 48) | seq
-                order["order_id"] = oid
-                tx = link.send(dm.encode(order))
+                (send,) = struct.unpack_from("<q", msg, TICK_SEND_OFFSET)
+                rx, in_tx = STAMPS.unpack_from(msg, IN_STAMPS_OFFSET)
+                mid_rx, mid_tx = STAMPS.unpack_from(msg, MID_STAMPS_OFFSET)
+                (legs,) = struct.unpack_from("<H", msg, LEGS_OFFSET)
+                oid = (venue << 48) | (seq << 3)  # leg i: oid | i; the first leg is timed
+                raw = []
+                for i in range(min(legs, len(orders))):
+                    orders[i]["order_id"] = oid | i
+                    raw.append(dm.encode(orders[i]))
+                tx = link.send_many(raw)
                 pending[oid] = trace.n
-                trace.append((venue, seq, intended, 0, tx, 0))
+                trace.append((venue, seq, intended, send, rx, in_tx, mid_rx, mid_tx, out_rx, tx, 0))
             if link.fileno() in events:
                 for rec in link.receive(timeout_ms=0):
                     if rec.payload[0] != dm.MSG_ACK:

@@ -4,9 +4,15 @@
    the hops the bare relay reproduces; federated rounds are benched in ``bench_rounds``),
    shortened: its ``tick_to_trade`` percentiles.
 2. The floor: the same devices, links, ZeroMQ hops and message sizes with a bare relay in place
-   of the adapters and the coordinator (``benchmarks.bare_relay``), same rate and duration.
+   of the adapters and the coordinator (``benchmarks.bare_relay``), same rate and duration,
+   carrying the pipeline's own traffic: every tick reaches the relay's middle hop, and exactly
+   the ticks the pipeline traded on (same market seed, so the same device sequences) go on to
+   the broker side with the pipeline's leg count. ``--every-tick`` forwards every tick instead
+   (the older floor: 4000 orders/s through the broker side against the pipeline's ~100, which
+   loads the broker device and the last hops and moves the floor's tail, not its median).
 
-Prints both and the p50 / p99 ratios (target for now: p50 ratio <= 1.3).
+Prints both, the p50 / p99 ratios (target for now: p50 ratio <= 1.3) and both stage by stage
+(the floor's hop stamps against the pipeline's trace points).
 """
 
 from __future__ import annotations
@@ -24,18 +30,26 @@ from arbsphere.kpi.summary import latency_summary
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import Campaign, VenueConfig, load_campaign
 from arbsphere.rig.orchestrator import EPHEMERAL_ENDPOINT, Orchestrator, bound_endpoints
+from benchmarks.bare_relay import FORWARD_DTYPE
 
 
 class RelayOrchestrator(Orchestrator):
-    """Starts the bare relay roles in place of adapters and coordinator."""
+    """Starts the bare relay roles in place of adapters and coordinator; ``forward``: the
+    relay_mid's table of ticks to pass on (None: every tick)."""
+
+    forward: Path | None = None
 
     def start(self) -> None:
         c = self.campaign
-        mid = self._spawn(
-            "relay-mid", "coordinator", "benchmarks.bare_relay",
-            {"name": "relay-mid", "out_dir": str(self.proc_dir), "bind": EPHEMERAL_ENDPOINT,
-             "out": EPHEMERAL_ENDPOINT},
-        )  # fmt: skip
+        mid_cfg: dict[str, Any] = {
+            "name": "relay-mid",
+            "out_dir": str(self.proc_dir),
+            "bind": EPHEMERAL_ENDPOINT,
+            "out": EPHEMERAL_ENDPOINT,
+        }
+        if self.forward is not None:
+            mid_cfg["forward"] = str(self.forward)
+        mid = self._spawn("relay-mid", "coordinator", "benchmarks.bare_relay", mid_cfg)
         ready = self._wait_file(mid, self.proc_dir / "relay-mid.ready.json")
         self.inbound, mid_out = bound_endpoints(ready, "relay-mid")
         self.outbound = mid_out
@@ -83,9 +97,38 @@ class RelayOrchestrator(Orchestrator):
         self._venue_ready[v.name] = (cfg, ready)
 
 
+#: stage -> (pipeline trace later point, earlier point), (relay trace later, earlier)
+STAGES = {
+    "schedule_to_send": (("send_ns", "intended_ns"), ("send_ns", "intended_ns")),
+    "feed_wire": (("rx_ns", "send_ns"), ("rx_ns", "send_ns")),
+    "adapter": (("decoded_ns", "rx_ns"), ("in_tx_ns", "rx_ns")),
+    "to_coordinator": (("coord_rx_ns", "decoded_ns"), ("mid_rx_ns", "in_tx_ns")),
+    "coordinator": (("merge_done_ns", "coord_rx_ns"), ("mid_tx_ns", "mid_rx_ns")),
+    "to_broker": (("broker_rx_ns", "merge_done_ns"), ("out_rx_ns", "mid_tx_ns")),
+    "broker": (("order_tx_ns", "broker_rx_ns"), ("order_tx_ns", "out_rx_ns")),
+    "order_wire": (("order_device_rx_ns", "order_tx_ns"), ("device_rx_ns", "order_tx_ns")),
+}
+
+
+def forward_file(run_dir: Path, path: Path) -> int:
+    """The pipeline's traded ticks (venue, device sequence, legs) for the relay's middle hop;
+    returns how many."""
+    import pandas as pd
+
+    trace = pd.read_parquet(run_dir / "trace.parquet", columns=["venue", "seq", "n_legs",
+                                                                "order_tx_ns"])  # fmt: skip
+    traded = trace[trace["order_tx_ns"].fillna(0) > 0]
+    rows = np.zeros(len(traded), FORWARD_DTYPE)
+    rows["venue"] = traded["venue"].to_numpy()
+    rows["seq"] = traded["seq"].to_numpy()
+    rows["legs"] = traded["n_legs"].to_numpy()
+    np.save(path, rows)
+    return len(rows)
+
+
 def relay_tick_to_trade(proc_dir: Path, measure_from_ns: int) -> dict[str, Any]:
     """The relay's tick_to_trade over the measured window (warm-up ticks excluded, as in the
-    pipeline's KPIs)."""
+    pipeline's KPIs), with its stages' p50 / p99 (µs)."""
     trace = np.load(proc_dir / "relay-out.trace.npy")
     trace = trace[trace["intended_ns"] >= measure_from_ns]
     done = trace[trace["device_rx_ns"] > 0]
@@ -93,17 +136,55 @@ def relay_tick_to_trade(proc_dir: Path, measure_from_ns: int) -> dict[str, Any]:
     rec.record((done["device_rx_ns"] - done["intended_ns"]).astype(np.int64))
     out = latency_summary(rec, unit="us")
     out["unanswered"] = int(len(trace) - len(done))
+    out["stages"] = {
+        name: _p50_p99(done[later].astype(np.int64) - done[earlier].astype(np.int64))
+        for name, (_, (later, earlier)) in STAGES.items()
+    }
     return out
 
 
-def _one_pair(campaign: Campaign, clock: RealtimeClock, tmp: Path, k: int) -> dict[str, Any]:
+def pipeline_stages(run_dir: Path, measure_from_ns: int) -> dict[str, dict[str, float | None]]:
+    """The pipeline's traded ticks (those tick_to_trade counts), stage by stage as the relay's."""
+    import pandas as pd
+
+    t = pd.read_parquet(run_dir / "trace.parquet")
+    t = t[(t["intended_ns"] >= measure_from_ns) & (t["order_device_rx_ns"].fillna(0) > 0)]
+    return {
+        name: _p50_p99((t[later] - t[earlier]).to_numpy(np.float64))
+        for name, ((later, earlier), _) in STAGES.items()
+    }
+
+
+def outcome_measure_from(result: Any) -> int:
+    """The pipeline run's measured window start (its manifest's schedule)."""
+    return int(result.manifest["schedule"]["measure_from_ns"])
+
+
+def _p50_p99(ns: np.ndarray) -> dict[str, float | None]:
+    ns = ns[np.isfinite(ns)] if ns.dtype.kind == "f" else ns
+    if not len(ns):
+        return {"p50": None, "p99": None}
+    p50, p99 = np.percentile(ns, [50, 99]) / 1e3
+    return {"p50": round(float(p50), 1), "p99": round(float(p99), 1)}
+
+
+def _one_pair(
+    campaign: Campaign, clock: RealtimeClock, tmp: Path, k: int, every_tick: bool
+) -> dict[str, Any]:
     result = execute_campaign(campaign, clock, results_dir=tmp / f"pipeline-{k}")
     relay_dir = tmp / f"relay-{k}"
     relay_dir.mkdir()
-    outcome = RelayOrchestrator(campaign, relay_dir, clock).run()
+    relay = RelayOrchestrator(campaign, relay_dir, clock)
+    forwarded = None
+    if not every_tick:
+        relay.forward = relay_dir / "forward.npy"
+        forwarded = forward_file(result.run_dir, relay.forward)
+    outcome = relay.run()
     floor = relay_tick_to_trade(relay_dir / "proc", outcome.measure_from_ns)
-    pipeline = result.kpi["tick_to_trade"]
+    pipeline = dict(result.kpi["tick_to_trade"])
+    pipeline["stages"] = pipeline_stages(result.run_dir, outcome_measure_from(result))
     return {
+        "forwarded_ticks": forwarded,
         "pipeline": pipeline,
         "floor": floor,
         "ratio_p50": _ratio(pipeline, floor, "p50"),
@@ -117,7 +198,7 @@ def _ratio(a: dict[str, Any], b: dict[str, Any], key: str) -> float | None:
     return round(a[key] / b[key], 3) if a.get(key) and b.get(key) else None
 
 
-def run(duration_s: float = 10.0, pairs: int = 3) -> dict[str, Any]:
+def run(duration_s: float = 10.0, pairs: int = 3, every_tick: bool = False) -> dict[str, Any]:
     """Alternate pipeline and floor ``pairs`` times (A B A B ...): this machine's run-to-run
     noise is large (identical runs differ up to 2x at p50), so the median of the per-pair
     ratios is the figure to quote; each pair's figures are kept too."""
@@ -125,12 +206,13 @@ def run(duration_s: float = 10.0, pairs: int = 3) -> dict[str, Any]:
     campaign: Campaign = dataclasses.replace(base, duration_s=duration_s, name="bench-pipeline")
     clock = RealtimeClock()
     with tempfile.TemporaryDirectory(prefix="arbsphere-bench-") as tmp:
-        runs = [_one_pair(campaign, clock, Path(tmp), k) for k in range(pairs)]
+        runs = [_one_pair(campaign, clock, Path(tmp), k, every_tick) for k in range(pairs)]
     p50s = [r["ratio_p50"] for r in runs if r["ratio_p50"] is not None]
     p99s = [r["ratio_p99"] for r in runs if r["ratio_p99"] is not None]
     return {
         "duration_s": duration_s,
         "pairs": pairs,
+        "floor": "every tick" if every_tick else "the pipeline's traded ticks",
         "rate_hz_per_venue": campaign.rate_hz,
         "ratio_p50_median": float(np.median(p50s)) if p50s else None,
         "ratio_p99_median": float(np.median(p99s)) if p99s else None,
@@ -141,7 +223,24 @@ def run(duration_s: float = 10.0, pairs: int = 3) -> dict[str, Any]:
     }
 
 
+def stage_table(runs: list[dict[str, Any]]) -> list[str]:
+    """Median over pairs of each stage's p50, pipeline against floor (µs)."""
+    lines = [f"  {'stage':18s} {'pipeline':>9s} {'floor':>9s}"]
+    for name in STAGES:
+        a = [r["pipeline"]["stages"][name]["p50"] for r in runs]
+        b = [r["floor"]["stages"][name]["p50"] for r in runs]
+        a = [x for x in a if x is not None]
+        b = [x for x in b if x is not None]
+        med_a = f"{np.median(a):9.1f}" if a else f"{'-':>9s}"
+        med_b = f"{np.median(b):9.1f}" if b else f"{'-':>9s}"
+        lines.append(f"  {name:18s} {med_a} {med_b}")
+    return lines
+
+
 if __name__ == "__main__":
     import json
+    import sys
 
-    print(json.dumps(run(), indent=2))
+    out = run(every_tick="--every-tick" in sys.argv[1:])
+    print(json.dumps(out, indent=2))
+    print("\n".join(stage_table(out["runs"])))
