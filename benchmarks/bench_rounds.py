@@ -69,7 +69,7 @@ def run(seconds_per_phase: float = 3.0, pairs: int = 3) -> dict[str, Any]:
     from arbsphere.contracts import default_registry
     from arbsphere.coordinator.admm import AdmmSettings
     from arbsphere.coordinator.federated import FederatedExchange
-    from arbsphere.coordinator.rounds import RoundDriver
+    from arbsphere.coordinator.rounds import RoundDriver, ZmqRoundLink
     from arbsphere.rounds_protocol import venue_identity
 
     reg = default_registry()
@@ -90,7 +90,8 @@ def run(seconds_per_phase: float = 3.0, pairs: int = 3) -> dict[str, Any]:
     floor_msg = bytes(reg.schema("DualVariables", 2).payload_size(1) + reg.envelope.size)
     # eps 0: never converges, so every solve runs ROUNDS_PER_SOLVE rounds
     settings = AdmmSettings(eps_abs=0.0, eps_rel=0.0, max_iter=ROUNDS_PER_SOLVE)
-    driver = RoundDriver(sock, reg, FederatedExchange(N_VENUES, 1, settings), RealtimeClock(),
+    driver = RoundDriver(ZmqRoundLink(sock, RealtimeClock()), reg,
+                         FederatedExchange(N_VENUES, 1, settings), RealtimeClock(),
                          1, round_timeout_ms=5000)  # fmt: skip
     mids = np.array([[100.0], [100.05]])
     ratios_p50: list[float] = []

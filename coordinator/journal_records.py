@@ -12,10 +12,18 @@ BATCH             3  u32 number of INPUT records the wake-up drained; ts = its e
 DELTA             4  the PlanDelta bytes exactly as sent; ts = send time
 STATE             5  32-byte SHA-256 of the final decision state (:func:`state_digest`),
                      then UTF-8 JSON of the counters; ts = stop
+ROUND_INPUT       6  federated runs: a message received on the rounds socket (identity +
+                     LocalSolution), framed as INPUT; ts = rig receive time
+ROUND_TIMEOUT     7  federated runs: a round's wait for the venues' answers ran out:
+                     u64 solve id, u32 round; ts = when
 ==============  ===  ===================================================================
 
-Only CONFIG, INPUT and BATCH drive a replay; DELTA and STATE are what a replay must reproduce
-byte for byte. Timestamps are for the record only: no decision reads them.
+Only CONFIG, INPUT, BATCH and the ROUND records drive a replay; DELTA and STATE are what a
+replay must reproduce byte for byte. Timestamps are for the record only: no decision reads
+them. A federated solve runs inside its wake-up, so its ROUND records follow the wake-up's
+BATCH record (and precede the DELTA it emits): everything the venues answered, stale or bad
+answers included, and where the wait ran out — the decisions a round makes from the network,
+made again from the journal.
 """
 
 from __future__ import annotations
@@ -35,10 +43,14 @@ REC_INPUT = 2
 REC_BATCH = 3
 REC_DELTA = 4
 REC_STATE = 5
+REC_ROUND_INPUT = 6
+REC_ROUND_TIMEOUT = 7
 RECORD_NAMES = {
     REC_CONFIG: "CONFIG", REC_INPUT: "INPUT", REC_BATCH: "BATCH", REC_DELTA: "DELTA",
-    REC_STATE: "STATE",
+    REC_STATE: "STATE", REC_ROUND_INPUT: "ROUND_INPUT", REC_ROUND_TIMEOUT: "ROUND_TIMEOUT",
 }  # fmt: skip
+ROUND_RECORDS = (REC_ROUND_INPUT, REC_ROUND_TIMEOUT)
+_ROUND_TIMEOUT = struct.Struct("<QI")
 
 #: the INPUT payload's frame count and per-frame length fields
 FRAME_COUNT = struct.Struct("<H")
@@ -87,6 +99,21 @@ def decode_batch(payload: bytes | memoryview) -> int:
     return int(_U32.unpack_from(payload, 0)[0])
 
 
+def encode_round_timeout(solve_id: int, round_no: int) -> bytes:
+    return _ROUND_TIMEOUT.pack(solve_id, round_no)
+
+
+def decode_round_timeout(payload: bytes | memoryview) -> tuple[int, int]:
+    """(solve id, round) of a ROUND_TIMEOUT payload."""
+    if len(payload) != _ROUND_TIMEOUT.size:
+        raise DecodeError(
+            "bad_length", 0,
+            f"ROUND_TIMEOUT payload of {len(payload)} bytes, expected {_ROUND_TIMEOUT.size}",
+        )  # fmt: skip
+    solve_id, round_no = _ROUND_TIMEOUT.unpack_from(payload, 0)
+    return int(solve_id), int(round_no)
+
+
 def encode_config(config: dict[str, Any]) -> bytes:
     return json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
 
@@ -116,6 +143,16 @@ def state_digest(core: Any) -> bytes:
     h.update(struct.pack("<d?qq", float(core.admm.rho), bool(core.admm._cold), core.delta_id,
                          core.nonce))  # fmt: skip
     h.update(json.dumps(sorted(core.last_nonce.items())).encode())
+    rounds = core.rounds
+    if rounds is not None:  # federated: the public prices, outage clocks and exchange state
+        ex = rounds.ex
+        for arr in (core.mid, core.last_quote_ts, ex.x, ex.z, ex.u, ex.frozen,
+                    ex.frozen_lots):  # fmt: skip
+            a = np.ascontiguousarray(arr)
+            h.update(str(a.dtype).encode() + str(a.shape).encode())
+            h.update(a.tobytes())
+        h.update(struct.pack("<d?qq", float(ex.rho), bool(ex.cold), core.latest_quote_ts,
+                             rounds.solve_id))  # fmt: skip
     return h.digest()
 
 

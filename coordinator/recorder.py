@@ -15,9 +15,12 @@ from arbsphere.coordinator.journal_records import (
     REC_CONFIG,
     REC_DELTA,
     REC_INPUT,
+    REC_ROUND_INPUT,
+    REC_ROUND_TIMEOUT,
     REC_STATE,
     encode_batch,
     encode_config,
+    encode_round_timeout,
     encode_state,
 )
 
@@ -49,6 +52,14 @@ class Recorder:
         # encodes it, off the receive loop
         self.sink.append(REC_INPUT, rx_ns, frames)
         self.records += 1
+
+    def round_input(self, frames: list[bytes], rx_ns: int) -> None:
+        """A message received on the rounds socket (federated), framed like an INPUT."""
+        self.sink.append(REC_ROUND_INPUT, rx_ns, frames)
+        self.records += 1
+
+    def round_timeout(self, solve_id: int, round_no: int, ts_ns: int) -> None:
+        self._put(REC_ROUND_TIMEOUT, ts_ns, encode_round_timeout(solve_id, round_no))
 
     def batch(self, n: int, ts_ns: int) -> None:
         self._put(REC_BATCH, ts_ns, encode_batch(n))

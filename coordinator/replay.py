@@ -7,6 +7,12 @@ timing, so they are recorded, never re-derived). Every PlanDelta the replay emit
 byte for byte with the recorded DELTA records, and the final state digest with the STATE
 record. The first difference is reported with the record it belongs to and, for a PlanDelta,
 the first differing field with both values.
+
+A federated run's solves take rounds with the venues inside a wake-up: the ROUND records after
+its BATCH record (every message the rounds socket received, and every wait that ran out) are
+what the rounds receive in the replay (:class:`RecordedRoundLink`), so the exchange steps and
+their decisions are made again from exactly what the venues answered. A replay that asks for
+an answer the recording did not get, or leaves one unread, has diverged at that record.
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ from arbsphere.coordinator.journal_records import (
     REC_CONFIG,
     REC_DELTA,
     REC_INPUT,
+    REC_ROUND_INPUT,
     REC_STATE,
     RECORD_NAMES,
+    ROUND_RECORDS,
     decode_batch,
     decode_config,
     decode_frames,
+    decode_round_timeout,
     state_digest,
 )
 from arbsphere.errors import DecodeError, JournalError
@@ -70,6 +79,7 @@ class ReplayResult:
     batches: int = 0
     deltas_recorded: int = 0
     deltas_replayed: int = 0
+    round_records: int = 0
     state_checked: bool = False
     divergence: Divergence | None = None
     notes: list[str] = field(default_factory=list)
@@ -99,6 +109,45 @@ class _CapturePush:
         self.sent.append(bytes(data))
 
 
+class RoundMismatch(Exception):
+    """The replayed rounds asked for something other than what the journal recorded."""
+
+    def __init__(self, record: JournalRecord | None, name: str, recorded: Any, replayed: Any):
+        super().__init__(f"{name}: recorded {recorded!r}, replayed {replayed!r}")
+        self.record = record
+        self.name = name
+        self.recorded = recorded
+        self.replayed = replayed
+
+
+class RecordedRoundLink:
+    """The rounds' link in a replay: the ROUND records of the current wake-up, in order.
+    What the replayed coordinator sends to the venues is counted, not compared (DualVariables
+    carry wall-clock origin stamps; the decisions they lead to are what is compared)."""
+
+    def __init__(self) -> None:
+        self.queue: deque[JournalRecord] = deque()
+        self.sent = 0
+        self.last: JournalRecord | None = None
+
+    def send(self, frames: tuple[bytes, bytes]) -> None:
+        self.sent += 1
+
+    def receive(self, deadline_ns: int, solve_id: int, round_no: int) -> list[bytes] | None:
+        if not self.queue:
+            raise RoundMismatch(self.last, "round answers", "no more in this wake-up",
+                                f"a wait in solve {solve_id} round {round_no}")  # fmt: skip
+        rec = self.queue.popleft()
+        self.last = rec
+        if rec.type == REC_ROUND_INPUT:
+            return decode_frames(rec.payload)
+        recorded = decode_round_timeout(rec.payload)
+        if recorded != (solve_id, round_no):
+            raise RoundMismatch(rec, "round timeout (solve, round)", recorded,
+                                (solve_id, round_no))  # fmt: skip
+        return None
+
+
 class _RecordClock:
     """The replay's clock: the timestamp of the record being replayed (trace only)."""
 
@@ -109,15 +158,20 @@ class _RecordClock:
         return self.t
 
 
-def build_coordinator(config: dict[str, Any]) -> Any:
-    """The coordinator core exactly as the CONFIG record describes it."""
-    from arbsphere.coordinator.service import Coordinator
+def build_coordinator(config: dict[str, Any], clock: Any = None) -> Any:
+    """The coordinator core exactly as the CONFIG record describes it (a federated one with a
+    :class:`RecordedRoundLink` as its rounds' link)."""
+    from arbsphere.coordinator.federated import FederatedExchange
+    from arbsphere.coordinator.rounds import RoundDriver
+    from arbsphere.coordinator.service import COORDINATOR_SENDER_ID, Coordinator
 
-    if config.get("coordination", "central") != "central":
+    coordination = config.get("coordination", "central")
+    if coordination not in ("central", "federated"):
+        raise JournalError(f"CONFIG record: coordination {coordination!r} is not replayable")
+    if coordination == "federated" and "stale_after_ns" not in config:
         raise JournalError(
-            f"the journal is of a {config['coordination']} run: its venues' round answers "
-            "(LocalSolution) are not journaled yet, so it cannot be replayed; replay covers "
-            "central coordination (e.g. campaigns/loopback-central.toml)"
+            "the journal is of a federated run recorded before the venues' round answers were "
+            "journaled (its CONFIG has no stale_after_ns): it cannot be replayed"
         )
     settings = AdmmSettings(**config["admm"])
     core = Coordinator(
@@ -126,6 +180,14 @@ def build_coordinator(config: dict[str, Any]) -> Any:
         ns_per_iteration=float(config["ns_per_iteration"]),
     )  # fmt: skip
     core.warm_up()
+    if coordination == "federated":
+        core.rounds = RoundDriver(
+            RecordedRoundLink(), core.reg, FederatedExchange(core.n_venues, core.n_assets,
+                                                             settings),
+            clock if clock is not None else _RecordClock(), COORDINATOR_SENDER_ID,
+            int(config["round_timeout_ms"]),
+        )  # fmt: skip
+        core.stale_after_ns = int(config["stale_after_ns"])
     return core
 
 
@@ -177,14 +239,26 @@ def replay_records(records: Iterable[JournalRecord]) -> ReplayResult:
         )  # fmt: skip
         return result
 
-    for rec in records:
+    link: RecordedRoundLink | None = None
+    it = iter(records)
+    ahead: deque[JournalRecord] = deque()  # read ahead past a BATCH, not yet replayed
+    while True:
+        if ahead:
+            rec = ahead.popleft()
+        else:
+            nxt = next(it, None)
+            if nxt is None:
+                break
+            rec = nxt
         result.records += 1
         clock.t = rec.ts_ns
         if rec.type == REC_CONFIG:
             if loop is not None:
                 return diverge(rec, "CONFIG", "once, first", "again")
             config = decode_config(rec.payload)
-            loop = _Loop(build_coordinator(config), clock, push, int(config["max_batch"]))
+            loop = _Loop(build_coordinator(config, clock), clock, push, int(config["max_batch"]))
+            if loop.core.rounds is not None:
+                link = loop.core.rounds.link
             continue
         if loop is None:
             return diverge(rec, "first record", "CONFIG", RECORD_NAMES.get(rec.type, rec.type))
@@ -196,10 +270,34 @@ def replay_records(records: Iterable[JournalRecord]) -> ReplayResult:
             n = decode_batch(rec.payload)
             if n != pending_inputs:
                 return diverge(rec, "inputs in batch", n, pending_inputs)
+            batch_rec = rec
+            if link is not None:
+                # The wake-up's rounds: the ROUND records after its BATCH, among the DELTAs it
+                # sent (write-offs go out before the solve), up to the next INPUT or BATCH.
+                while (nxt := next(it, None)) is not None and nxt.type in (
+                    *ROUND_RECORDS,
+                    REC_DELTA,
+                ):
+                    if nxt.type == REC_DELTA:
+                        ahead.append(nxt)  # compared after the drain, in order
+                        continue
+                    result.records += 1
+                    result.round_records += 1
+                    link.queue.append(nxt)
+                if nxt is not None:
+                    ahead.append(nxt)
+                link.last = batch_rec
             saved = loop.max_batch
             loop.max_batch = max(n, 1)
-            loop.drain(pull)
+            try:
+                loop.drain(pull)
+            except RoundMismatch as exc:
+                return diverge(exc.record or batch_rec, exc.name, exc.recorded, exc.replayed)
             loop.max_batch = saved
+            if link is not None and link.queue:
+                left = link.queue[0]
+                return diverge(left, "round records", "read by this wake-up's solve",
+                               "left unread")  # fmt: skip
             pending_inputs = 0
             result.batches += 1
         elif rec.type == REC_DELTA:
@@ -219,8 +317,11 @@ def replay_records(records: Iterable[JournalRecord]) -> ReplayResult:
             if digest != recorded:
                 return diverge(rec, "final state digest", recorded.hex(), digest.hex())
             result.state_checked = True
+        elif rec.type in ROUND_RECORDS:
+            return diverge(rec, "round record", "right after a BATCH of a federated run",
+                           "elsewhere")  # fmt: skip
         else:
-            return diverge(rec, "record type", "one of 1..5", rec.type)
+            return diverge(rec, "record type", "one of 1..7", rec.type)
     if not result.state_checked and result.divergence is None:
         result.notes.append("the journal has no STATE record (the recording did not stop cleanly)")
     return result

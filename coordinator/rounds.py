@@ -10,13 +10,18 @@ and dropped, never absorbed.
 The number of rounds a solve may take comes from the tick's latency budget through a nominal
 per-round cost (``ns_per_round``) — never from wall time, so a replay takes the same rounds;
 the wall time each solve took is measured and reported beside it.
+
+What the rounds receive comes through a :class:`RoundLink`: live, :class:`ZmqRoundLink` over
+the ROUTER socket, which journals every message received and every wait that ran out (see
+:mod:`.journal_records`); in a replay, the journal's records in their place
+(:class:`arbsphere.coordinator.replay.RecordedRoundLink`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -51,6 +56,52 @@ ROUND_TRACE_DTYPE = np.dtype(
 )
 
 
+class RoundRecorder(Protocol):
+    """The journal's side of the rounds (:class:`~arbsphere.coordinator.recorder.Recorder`)."""
+
+    def round_input(self, frames: list[bytes], rx_ns: int) -> None: ...
+
+    def round_timeout(self, solve_id: int, round_no: int, ts_ns: int) -> None: ...
+
+
+class RoundLink(Protocol):
+    """How the rounds reach the venues and what comes back."""
+
+    def send(self, frames: tuple[bytes, bytes]) -> None: ...
+
+    def receive(self, deadline_ns: int, solve_id: int, round_no: int) -> list[bytes] | None:
+        """The next message received (identity + data), or None once ``deadline_ns`` passed."""
+        ...
+
+
+class ZmqRoundLink:
+    """The live link: the coordinator's bound ROUTER socket. With a ``recorder``, every
+    message received and every wait that ran out is journaled, in order."""
+
+    def __init__(self, sock: Any, clock: Clock) -> None:
+        self.sock = sock
+        self.clock = clock
+        self.recorder: RoundRecorder | None = None
+
+    def send(self, frames: tuple[bytes, bytes]) -> None:
+        self.sock.send_multipart(frames, copy=True)
+
+    def receive(self, deadline_ns: int, solve_id: int, round_no: int) -> list[bytes] | None:
+        clock = self.clock
+        while True:
+            left_ms = (deadline_ns - clock.now_ns()) // 1_000_000
+            if left_ms >= 0 and self.sock.poll(int(left_ms)):
+                frames: list[bytes] = self.sock.recv_multipart(copy=True)
+                if self.recorder is not None:
+                    self.recorder.round_input(frames, clock.now_ns())
+                return frames
+            now = clock.now_ns()
+            if now >= deadline_ns:
+                if self.recorder is not None:
+                    self.recorder.round_timeout(solve_id, round_no, now)
+                return None
+
+
 @dataclass
 class SolveOutcome:
     rounds: int
@@ -61,18 +112,18 @@ class SolveOutcome:
 
 
 class RoundDriver:
-    """Runs the rounds of one solve at a time over a bound ROUTER socket."""
+    """Runs the rounds of one solve at a time over a :class:`RoundLink`."""
 
     def __init__(
         self,
-        sock: Any,
+        link: RoundLink,
         registry: Registry,
         exchange: FederatedExchange,
         clock: Clock,
         sender_id: int,
         round_timeout_ms: int,
     ) -> None:
-        self.sock = sock
+        self.link = link
         self.reg = registry
         self.ex = exchange
         self.clock = clock
@@ -116,7 +167,7 @@ class RoundDriver:
         frozen = ex.frozen
         for i, ident in enumerate(self.identities):
             if not frozen[i]:  # a venue out of the market sits the solve out
-                self.sock.send_multipart((ident, msg), copy=True)
+                self.link.send((ident, msg))
                 self.counts["messages_out"] += 1
         return now
 
@@ -125,12 +176,9 @@ class RoundDriver:
         ex = self.ex
         deadline = self.clock.now_ns() + self.round_timeout_ms * 1_000_000
         while ex.missing():
-            left_ms = (deadline - self.clock.now_ns()) // 1_000_000
-            if left_ms < 0 or not self.sock.poll(max(0, int(left_ms))):
-                if self.clock.now_ns() >= deadline:
-                    return False
-                continue
-            frames = self.sock.recv_multipart(copy=True)
+            frames = self.link.receive(deadline, self.solve_id, round_no)
+            if frames is None:
+                return False
             self._absorb(frames, round_no)
         return True
 

@@ -29,7 +29,7 @@ from arbsphere.coordinator.journal_thread import JournalThread
 from arbsphere.coordinator.merge import STAT_MAX_ABS_NET, DeltaMerger, emit_and_merge
 from arbsphere.coordinator.neutralize import neutralize_around_fixed, neutralize_lots
 from arbsphere.coordinator.recorder import Recorder
-from arbsphere.coordinator.rounds import RoundDriver
+from arbsphere.coordinator.rounds import RoundDriver, ZmqRoundLink
 from arbsphere.errors import ConfigError, DecodeError, PipelineError
 from arbsphere.firmware_interfaces.messages import PRICE_SCALE
 from arbsphere.plan_hash import plan_hash
@@ -555,8 +555,9 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         except zmq.ZMQError as exc:
             raise PipelineError(f"coordinator: cannot bind the rounds socket: {exc}") from exc
         core.rounds = RoundDriver(
-            rounds_sock, core.reg, FederatedExchange(core.n_venues, core.n_assets, settings),
-            clock, COORDINATOR_SENDER_ID, int(require(cfg, "round_timeout_ms", int, source)),
+            ZmqRoundLink(rounds_sock, clock), core.reg,
+            FederatedExchange(core.n_venues, core.n_assets, settings), clock,
+            COORDINATOR_SENDER_ID, int(require(cfg, "round_timeout_ms", int, source)),
         )  # fmt: skip
         core.ns_per_iteration = float(require(cfg, "ns_per_round", (int, float), source))
         core.stale_after_ns = int(require(cfg, "stale_after_ms", (int, float), source) * 1e6)
@@ -564,12 +565,17 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     journal = _open_journal(cfg, source, clock)
     if journal is not None:
         loop.recorder = Recorder(journal)
-        loop.recorder.config(
-            {"n_venues": core.n_venues, "n_assets": core.n_assets,
-             "min_delta_lots": core.min_delta_lots, "ns_per_iteration": core.ns_per_iteration,
-             "max_batch": max_batch, "admm": admm_cfg, "coordination": coordination},
-            clock.now_ns(),
-        )  # fmt: skip
+        config: dict[str, Any] = {
+            "n_venues": core.n_venues, "n_assets": core.n_assets,
+            "min_delta_lots": core.min_delta_lots, "ns_per_iteration": core.ns_per_iteration,
+            "max_batch": max_batch, "admm": admm_cfg, "coordination": coordination,
+        }  # fmt: skip
+        if core.rounds is not None:
+            assert isinstance(core.rounds.link, ZmqRoundLink)
+            core.rounds.link.recorder = loop.recorder
+            config["stale_after_ns"] = core.stale_after_ns
+            config["round_timeout_ms"] = core.rounds.round_timeout_ms
+        loop.recorder.config(config, clock.now_ns())
     journal_head: dict[str, Any] | None = None
     quiesce_gc()
     write_json_atomic(

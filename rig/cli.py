@@ -230,9 +230,12 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     if args.verify:
         result, seconds = verify_run(run_dir)
         rate = result.records / seconds if seconds > 0 else 0.0
+        rounds = (
+            f", {result.round_records} round answers and timeouts" if result.round_records else ""
+        )
         console.print(
             f"replayed {result.records} records ({result.inputs} inputs, {result.batches} "
-            f"batches, {result.deltas_replayed} PlanDeltas) in {seconds:.2f} s "
+            f"batches{rounds}, {result.deltas_replayed} PlanDeltas) in {seconds:.2f} s "
             f"({rate:,.0f} records/s)"
         )
         for note in result.notes:

@@ -106,9 +106,11 @@ def run_replay(run_dir: Path, speed_text: str, console: Console) -> int:
     recorded = replay_campaign(run_dir, manifest)
     if recorded.coordinator.coordination != "central":
         raise JournalError(
-            f"{run_dir}: a {recorded.coordinator.coordination} run; its venues' round answers "
-            "are not journaled yet, so it cannot drive a replay (replay covers central "
-            "coordination, e.g. campaigns/loopback-central.toml)"
+            f"{run_dir}: a {recorded.coordinator.coordination} run: a live replay re-times the "
+            "ticks, so the solves' rounds differ from the recording and need the venues' "
+            "private problems, which the journal never saw. `arbsphere replay --verify` "
+            "re-executes it from its recorded round answers; --speed covers central "
+            "coordination (e.g. campaigns/loopback-central.toml)"
         )
     factor = MAX_SPEED_FACTOR if speed is None else speed
     campaign = dataclasses.replace(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -133,7 +135,7 @@ def test_central_run_locks_every_clock(central_run: CampaignResult) -> None:
     assert central_run.complete, central_run.reason
     for dev, c in central_run.kpi["clock"]["devices"].items():
         assert c["synchronised"] and c["state"] == "locked", (dev, c)
-        assert c["admitted"] > 50 and c["steps"] == 0
+        assert c["admitted"] > 50 and c["steps"] == 0, (dev, c)
 
 
 def test_manifest_hashes_and_timestamp_sources(short_run: CampaignResult) -> None:
@@ -270,12 +272,79 @@ def test_rate_sweep_config_errors(tmp_path: Path) -> None:
         load_campaign(bad)
 
 
-def test_replay_refuses_a_federated_run_naming_why(short_run: CampaignResult) -> None:
-    from arbsphere.errors import JournalError
+def _rewrite_journal(run_dir: Path, copy: Path, change: Any) -> int:
+    """Copy ``run_dir`` to ``copy`` with a journal whose CRCs, chain and manifest head are all
+    valid but one record's payload is ``change(records)`` -> (index, new payload); returns the
+    index."""
+    import shutil
+
+    from arbsphere.rig.journal import JournalConfig, JournalReader, JournalWriter
+
+    shutil.copytree(run_dir, copy)
+    records = list(JournalReader(copy / "journal").records())
+    victim, new_payload = change(records)
+    shutil.rmtree(copy / "journal")
+    writer = JournalWriter.open(copy / "journal", JournalConfig())
+    for i, r in enumerate(records):
+        writer.append(r.type, r.ts_ns, new_payload if i == victim else bytes(r.payload))
+    head = writer.close()
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["journal"]["head"] = head.to_dict()
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return int(victim)
+
+
+def test_replay_verifies_a_federated_run_from_its_recorded_round_answers(
+    short_run: CampaignResult, tmp_path: Path
+) -> None:
+    from arbsphere.contracts import default_registry
+    from arbsphere.coordinator.journal_records import (
+        REC_DELTA,
+        REC_ROUND_INPUT,
+        decode_frames,
+        encode_frames,
+    )
+    from arbsphere.rig.cli import main
     from arbsphere.rig.replay_cli import verify_run
 
-    with pytest.raises(JournalError, match=r"round answers .* not journaled yet"):
-        verify_run(short_run.run_dir)
+    result, _ = verify_run(short_run.run_dir)
+    assert result.identical, result.divergence
+    assert result.deltas_replayed > 0 and result.round_records > 100
+    assert main(["replay", str(short_run.run_dir), "--verify"]) == 0
+
+    # One venue's x in a round that led to a PlanDelta, moved by 3 lots: the exchange step
+    # after it differs, so the replay must diverge at or after that answer, never before.
+    reg = default_registry()
+
+    def alter(records: list[Any]) -> tuple[int, bytes]:
+        deltas = [i for i, r in enumerate(records) if r.type == REC_DELTA]
+        target = deltas[len(deltas) // 2]
+        victim = max(i for i in range(target) if records[i].type == REC_ROUND_INPUT)
+        ident, data = decode_frames(records[victim].payload)
+        schema, values = reg.decode_values(data)
+        changed = list(values)
+        changed[-1] += 3.0  # the last asset's x
+        n_items = values[10]
+        return victim, encode_frames([ident, reg.packer(schema, n_items).pack(*changed)])
+
+    copy = tmp_path / "fed"
+    victim = _rewrite_journal(short_run.run_dir, copy, alter)
+    altered, _ = verify_run(copy)
+    assert altered.divergence is not None
+    assert altered.divergence.record_index >= victim
+    assert main(["replay", str(copy), "--verify"]) == 1
+
+
+def test_live_replay_of_a_federated_run_is_refused_naming_why(
+    short_run: CampaignResult,
+) -> None:
+    from rich.console import Console
+
+    from arbsphere.errors import JournalError
+    from arbsphere.rig.replay_run import run_replay
+
+    with pytest.raises(JournalError, match=r"private problems.*--verify"):
+        run_replay(short_run.run_dir, "max", Console(file=io.StringIO()))
 
 
 def test_replay_verify_identical_then_altered_input_named(
@@ -289,7 +358,6 @@ def test_replay_verify_identical_then_altered_input_named(
         encode_frames,
     )
     from arbsphere.rig.cli import main
-    from arbsphere.rig.journal import JournalConfig, JournalReader, JournalWriter
     from arbsphere.rig.replay_cli import verify_run
 
     result, _ = verify_run(central_run.run_dir)
@@ -299,45 +367,36 @@ def test_replay_verify_identical_then_altered_input_named(
 
     # A copy whose journal is valid (CRCs, chain) but one triggering input was altered: the
     # replay must diverge and name the record.
-    import shutil
-
-    copy = tmp_path / "run"
-    shutil.copytree(central_run.run_dir, copy)
-    records = list(JournalReader(copy / "journal").records())
-    delta_at = [i for i, r in enumerate(records) if r.type == REC_DELTA]
-    target = delta_at[len(delta_at) // 2]
     reg = default_registry()
     problem_id = reg.schema("LocalArbProblem").id
 
-    def is_problem(i: int) -> bool:
-        if records[i].type != REC_INPUT:
-            return False
-        return reg.decode_values(decode_frames(records[i].payload)[0])[0].id == problem_id
+    def alter(records: list[Any]) -> tuple[int, bytes]:
+        def is_problem(i: int) -> bool:
+            if records[i].type != REC_INPUT:
+                return False
+            return reg.decode_values(decode_frames(records[i].payload)[0])[0].id == problem_id
 
-    victim = max(i for i in range(target) if is_problem(i))
-    frames = decode_frames(records[victim].payload)
-    schema, values = reg.decode_values(frames[0])
-    c_index = len(reg.envelope.value_fields) + len(schema.header.value_fields) + 1
-    changed = list(values)
-    changed[c_index] += 5.0  # a 5 % dearer venue ...
-    changed[c_index + 3] = 1  # ... whose position limit drops to 1 lot: the target must move
-    shutil.rmtree(copy / "journal")
-    writer = JournalWriter.open(copy / "journal", JournalConfig())
-    for i, r in enumerate(records):
-        payload = bytes(r.payload)
-        if i == victim:
-            payload = encode_frames([reg.packer(schema, 1).pack(*changed), *frames[1:]])
-        writer.append(r.type, r.ts_ns, payload)
-    head = writer.close()
-    manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["journal"]["head"] = head.to_dict()
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+        delta_at = [i for i, r in enumerate(records) if r.type == REC_DELTA]
+        target = delta_at[len(delta_at) // 2]
+        victim = max(i for i in range(target) if is_problem(i))
+        frames = decode_frames(records[victim].payload)
+        schema, values = reg.decode_values(frames[0])
+        c_index = len(reg.envelope.value_fields) + len(schema.header.value_fields) + 1
+        changed = list(values)
+        changed[c_index] += 5.0  # a 5 % dearer venue ...
+        changed[c_index + 3] = 1  # ... whose position limit drops to 1 lot: the target moves
+        return victim, encode_frames([reg.packer(schema, 1).pack(*changed), *frames[1:]])
+
+    copy = tmp_path / "run"
+    victim = _rewrite_journal(central_run.run_dir, copy, alter)
     altered, _ = verify_run(copy)
     assert altered.divergence is not None
     assert altered.divergence.record_index > victim
     assert main(["replay", str(copy), "--verify"]) == 1
 
     # A flipped byte in the journal file is reported as corruption, located.
+    import shutil
+
     seg = sorted((central_run.run_dir / "journal").glob("*.seg"))[0]
     flipped = tmp_path / "flipped"
     shutil.copytree(central_run.run_dir, flipped)

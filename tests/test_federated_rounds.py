@@ -18,7 +18,14 @@ from arbsphere.clock import RealtimeClock
 from arbsphere.contracts import default_registry
 from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
 from arbsphere.coordinator.federated import FederatedExchange
-from arbsphere.coordinator.rounds import RoundDriver
+from arbsphere.coordinator.journal_records import (
+    REC_ROUND_INPUT,
+    REC_ROUND_TIMEOUT,
+    encode_frames,
+    encode_round_timeout,
+)
+from arbsphere.coordinator.replay import JournalRecord, RecordedRoundLink, RoundMismatch
+from arbsphere.coordinator.rounds import RoundDriver, ZmqRoundLink
 from arbsphere.rounds_protocol import venue_identity
 
 REG = default_registry()
@@ -100,7 +107,7 @@ def _connect(driver: RoundDriver, venues: Venues) -> None:
     for ident in driver.identities:
         while True:
             try:
-                driver.sock.send_multipart((ident, b"hello"))  # refused by the venue: counted
+                driver.link.sock.send_multipart((ident, b"hello"))  # type: ignore[attr-defined]  # refused by the venue: counted
                 break
             except zmq.ZMQError:
                 assert time.monotonic() < deadline, f"{ident!r} never connected"
@@ -114,7 +121,8 @@ def test_rounds_over_zeromq_reproduce_the_in_process_solver_and_leak_nothing(
     n, m = 3, 2
     settings = AdmmSettings(max_iter=300)
     venues = Venues(endpoint, n, m)
-    driver = RoundDriver(sock, REG, FederatedExchange(n, m, settings), RealtimeClock(), 1, 2000)
+    driver = RoundDriver(ZmqRoundLink(sock, RealtimeClock()), REG,
+                         FederatedExchange(n, m, settings), RealtimeClock(), 1, 2000)  # fmt: skip
     _connect(driver, venues)
     venues.thread.start()
     central = ExchangeADMM(n, m, settings)
@@ -164,7 +172,8 @@ def test_a_silent_venue_aborts_the_solve_and_the_next_one_starts_cold(
 ) -> None:
     sock, endpoint = router
     venues = Venues(endpoint, 2, 1, silent=frozenset({1}))
-    driver = RoundDriver(sock, REG, FederatedExchange(2, 1, AdmmSettings()), RealtimeClock(), 1,
+    driver = RoundDriver(ZmqRoundLink(sock, RealtimeClock()), REG,
+                         FederatedExchange(2, 1, AdmmSettings()), RealtimeClock(), 1,
                          round_timeout_ms=200)  # fmt: skip
     _connect(driver, venues)
     with venues.lock:
@@ -180,3 +189,75 @@ def test_a_silent_venue_aborts_the_solve_and_the_next_one_starts_cold(
     finally:
         venues.close()
     assert venues.rounds[0].counts["aborted"] == 1
+
+
+class _RoundSink:
+    """Records what a live link journals, as journal records."""
+
+    def __init__(self) -> None:
+        self.records: list[JournalRecord] = []
+
+    def round_input(self, frames: list[bytes], rx_ns: int) -> None:
+        self.records.append(
+            JournalRecord(len(self.records), len(self.records) + 1, REC_ROUND_INPUT, rx_ns,
+                          encode_frames(frames))
+        )  # fmt: skip
+
+    def round_timeout(self, solve_id: int, round_no: int, ts_ns: int) -> None:
+        self.records.append(
+            JournalRecord(len(self.records), len(self.records) + 1, REC_ROUND_TIMEOUT, ts_ns,
+                          encode_round_timeout(solve_id, round_no))
+        )  # fmt: skip
+
+
+def test_recorded_round_answers_and_timeouts_replay_the_same_solves(
+    router: tuple[Any, str],
+) -> None:
+    """A live solve with a venue that answers and one that stays silent for the first solve:
+    the journaled answers and timeout, fed back through RecordedRoundLink, give the same
+    outcomes and the same exchange state; a timeout recorded for another round is refused."""
+    sock, endpoint = router
+    venues = Venues(endpoint, 2, 1, silent=frozenset({1}))
+    link = ZmqRoundLink(sock, RealtimeClock())
+    sink = _RoundSink()
+    link.recorder = sink
+    live = RoundDriver(link, REG, FederatedExchange(2, 1, AdmmSettings()), RealtimeClock(), 1,
+                       round_timeout_ms=200)  # fmt: skip
+    _connect(live, venues)
+    with venues.lock:
+        for i, v in enumerate(venues.solvers):
+            v.set_asset(0, 100.0 + 0.05 * i, 1e-3, 0.01, 10.0, seq=1)
+    venues.thread.start()
+    prices = np.array([[100.0], [100.05]])
+    try:
+        first = live.solve(prices, 10)
+        venues.silent = frozenset()
+        second = live.solve(prices, 50)
+    finally:
+        venues.close()
+    assert first.aborted and not second.aborted and second.rounds > 1
+    kinds = [r.type for r in sink.records]
+    assert kinds.count(REC_ROUND_TIMEOUT) == 1
+    assert kinds.count(REC_ROUND_INPUT) >= 1 + 2 * second.rounds
+
+    recorded = RecordedRoundLink()
+    recorded.queue.extend(sink.records)
+    replay = RoundDriver(recorded, REG, FederatedExchange(2, 1, AdmmSettings()),
+                         RealtimeClock(), 1, round_timeout_ms=200)  # fmt: skip
+    again = [replay.solve(prices, 10), replay.solve(prices, 50)]
+    assert [(o.rounds, o.converged, o.aborted) for o in again] == [
+        (o.rounds, o.converged, o.aborted) for o in (first, second)
+    ]
+    assert not recorded.queue
+    for name in ("x", "z", "u", "best_x"):
+        assert np.array_equal(getattr(replay.ex, name), getattr(live.ex, name)), name
+    assert replay.ex.rho == live.ex.rho
+    assert replay.counts == live.counts
+
+    # The timeout recorded for solve 1 round 1, asked for in solve 1 round 2: refused.
+    wrong = RecordedRoundLink()
+    wrong.queue.extend(r for r in sink.records if r.type == REC_ROUND_TIMEOUT)
+    with pytest.raises(RoundMismatch, match=r"\(1, 1\).*\(1, 2\)"):
+        wrong.receive(0, 1, 2)
+    with pytest.raises(RoundMismatch, match="no more"):
+        wrong.receive(0, 1, 2)
