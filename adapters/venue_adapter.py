@@ -22,6 +22,7 @@ import zmq
 from arbsphere.adapters.links import FeedLink
 from arbsphere.adapters.sync_master import open_sync_master
 from arbsphere.adapters.venue_rounds import VenueRounds
+from arbsphere.adapters.venue_signals import EwmaCorrelation
 from arbsphere.adapters.venue_solver import VenueSolver
 from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import default_registry
@@ -93,9 +94,11 @@ class TickTranslator:
 
     def __init__(
         self, venue_id: int, sender_id: int, costs: VenueCosts, budget_ns: int,
-        solver: VenueSolver | None = None,
+        solver: VenueSolver | None = None, correlation: EwmaCorrelation | None = None,
     ) -> None:  # fmt: skip
         reg = default_registry()
+        #: the cross-venue correlation estimate (federated: fed by the rounds); None: NaN
+        self.correlation = correlation
         #: federated mode: the local problem stays here and only the public quote goes out
         self.solver = solver
         self.quote_schema = reg.schema("VenueQuote")
@@ -140,7 +143,9 @@ class TickTranslator:
         signals = self.signals_packer.pack(
             *self.reg.envelope_values(self.signals_schema, 1, self.sender_id, self.nonce, now_ns),
             self.venue_id, 1, seq,
-            asset, mid, delta, 2 * half_spread, math.nan, liquidity, latency_ns,
+            asset, mid, delta, 2 * half_spread,
+            math.nan if self.correlation is None else self.correlation.correlation(asset),
+            liquidity, latency_ns,
         )  # fmt: skip
         return problem, signals
 
@@ -213,6 +218,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         ),
         budget_ns=require(cfg, "budget_ns", int, source),
         solver=VenueSolver(1) if cfg.get("rounds_endpoint") else None,
+        correlation=EwmaCorrelation(1) if cfg.get("rounds_endpoint") else None,
     )
     link = open_feed_link(cfg, source, clock)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
@@ -239,7 +245,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 f"{name}: cannot connect to the coordinator's rounds: {exc}"
             ) from exc
         rounds = VenueRounds(dealer, translator.reg, translator.solver, venue_id,
-                             translator.sender_id, clock)  # fmt: skip
+                             translator.sender_id, clock, translator.correlation)  # fmt: skip
         poller.register(dealer, zmq.POLLIN)
     sync = open_sync_master(cfg, source, link, clock)
     trace = TraceBuffer(TICK_TRACE_DTYPE)
@@ -331,6 +337,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             "last_error": last_error,
             "cpu": cpu_usage(),
             "sync": sync.counts if sync is not None else None,
+            "signals": None if translator.correlation is None else translator.correlation.summary(),
             "rounds": None
             if rounds is None
             else {**rounds.counts, "last_error": rounds.last_error},

@@ -3,9 +3,11 @@
 The adapter's DEALER socket (identity ``venue-<id>``) talks to the coordinator's ROUTER. Per
 message: BEGIN freezes the venue's current local problem for the solve (cold: z = 0) and
 answers round 1; ITERATE settles z with the coordinator's x̄ and answers the next round; FINAL
-settles z; ABORT drops the solve. Only x_i leaves the venue. Each solve's frozen problem is
-recorded in the venue's own solve trace (``<name>.solves.npy``): the rig — not the coordinator —
-uses it to compute the centralized baseline of every solve.
+settles z; ABORT drops the solve. Only x_i leaves the venue. A completed solve's consensus
+price (FINAL's −y) and the venue's own mid it solved with feed the venue's cross-venue
+correlation estimate (:mod:`.venue_signals`), which its SharedSignals carry. Each solve's
+frozen problem is recorded in the venue's own solve trace (``<name>.solves.npy``): the rig —
+not the coordinator — uses it to compute the centralized baseline of every solve.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from arbsphere.adapters.venue_signals import EwmaCorrelation
 from arbsphere.adapters.venue_solver import VenueSolver
 from arbsphere.clock import Clock
 from arbsphere.contracts import Registry
@@ -49,9 +52,11 @@ class VenueRounds:
 
     def __init__(
         self, sock: Any, registry: Registry, solver: VenueSolver, venue_id: int,
-        sender_id: int, clock: Clock,
+        sender_id: int, clock: Clock, correlation: EwmaCorrelation | None = None,
     ) -> None:  # fmt: skip
         self.sock = sock
+        self.correlation = correlation
+        self._mid = np.zeros(solver.n_assets)  # the venue's mid in the current solve
         self.reg = registry
         self.solver = solver
         self.venue_id = venue_id
@@ -63,6 +68,7 @@ class VenueRounds:
         self._packer = registry.packer(self.solution_schema, m)
         self._u = np.zeros(m)
         self._xbar = np.zeros(m)
+        self._price = np.zeros(m)  # y = rho u per asset, as the coordinator sent it
         self.nonce = 0
         self.solves = TraceBuffer(VENUE_SOLVE_DTYPE)
         self._rows: list[int] = []  # solve trace rows of the solve in progress
@@ -110,6 +116,7 @@ class VenueRounds:
             if a >= m:
                 self._bad(f"DualVariables asset {a}, venue solves {m}")
                 return None
+            self._price[a] = v[19 + 4 * k]
             self._u[a] = v[20 + 4 * k]
             self._xbar[a] = v[21 + 4 * k]
         solver = self.solver
@@ -121,6 +128,7 @@ class VenueRounds:
                 self._seq = frozen.problem_seq
                 self.counts["solves"] += 1
                 self._rows = []
+                self._mid[:] = frozen.c
                 for a in range(m):
                     self._rows.append(self.solves.n)
                     self.solves.append((solve_id, a, frozen.problem_seq, frozen.c[a],
@@ -141,6 +149,9 @@ class VenueRounds:
                 return None
             if phase == PHASE_FINAL:
                 self._close(1)
+                if self.correlation is not None:
+                    for a in range(m):  # consensus price = -y = -rho u
+                        self.correlation.observe(a, float(self._mid[a]), -float(self._price[a]))
                 return None
             x = solver.iterate(self._u, rho)
         except SolverError as exc:

@@ -417,6 +417,9 @@ def build_kpi(
         },
     }
     kpi["clock"] = clock_kpi(analysis)
+    kpi["signals"] = {
+        name: stats.get(name, {}).get("signals") for name in venue_names
+    }  # cross-venue correlation estimate per venue and asset (None: central mode)
     return kpi
 
 

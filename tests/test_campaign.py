@@ -138,6 +138,17 @@ def test_central_run_locks_every_clock(central_run: CampaignResult) -> None:
         assert c["admitted"] > 50 and c["steps"] == 0, (dev, c)
 
 
+def test_venues_share_a_cross_venue_correlation_estimate(
+    short_run: CampaignResult, central_run: CampaignResult
+) -> None:
+    """Federated: each venue's SharedSignals carry its correlation with the consensus price
+    (both venues quote one common price path: strongly positive); central: not estimated."""
+    for venue, sig in short_run.kpi["signals"].items():
+        assert sig is not None and sig["samples"][0] >= 30, (venue, sig)
+        assert 0.5 < sig["correlation"][0] <= 1.0, (venue, sig)
+    assert all(sig is None for sig in central_run.kpi["signals"].values())
+
+
 def test_manifest_hashes_and_timestamp_sources(short_run: CampaignResult) -> None:
     manifest = json.loads((short_run.run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete"
