@@ -146,8 +146,8 @@ def state_digest(core: Any) -> bytes:
     rounds = core.rounds
     if rounds is not None:  # federated: the public prices, outage clocks and exchange state
         ex = rounds.ex
-        for arr in (core.mid, core.last_quote_ts, ex.x, ex.z, ex.u, ex.frozen,
-                    ex.frozen_lots):  # fmt: skip
+        for arr in (core.mid, core.last_quote_ts, core.unresponsive_at, ex.x, ex.z, ex.u,
+                    ex.frozen, ex.frozen_lots):  # fmt: skip
             a = np.ascontiguousarray(arr)
             h.update(str(a.dtype).encode() + str(a.shape).encode())
             h.update(a.tobytes())

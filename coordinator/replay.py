@@ -188,6 +188,9 @@ def build_coordinator(config: dict[str, Any], clock: Any = None) -> Any:
             int(config["round_timeout_ms"]),
         )  # fmt: skip
         core.stale_after_ns = int(config["stale_after_ns"])
+        core.unresponsive_retry_ns = int(
+            config.get("unresponsive_retry_ns", core.unresponsive_retry_ns)
+        )
     return core
 
 

@@ -109,6 +109,8 @@ class SolveOutcome:
     aborted: bool
     started_ns: int
     ended_ns: int
+    #: an aborted solve: the venues whose answer had not come when the wait ran out
+    missing: tuple[int, ...] = ()
 
 
 class RoundDriver:
@@ -244,6 +246,7 @@ class RoundDriver:
                                   FLAG_COLD if cold and k == 1 else 0, k)  # fmt: skip
             started = started or sent
             if not self._gather(k):
+                missing = tuple(ex.missing())
                 self._send_all(PHASE_ABORT, 0, k)
                 ex.reset()
                 self.counts["aborted_solves"] += 1
@@ -251,7 +254,7 @@ class RoundDriver:
                     f"solve {self.solve_id} round {k}: no answer from venues {ex.missing()} "
                     f"within {self.round_timeout_ms} ms"
                 )
-                return SolveOutcome(k - 1, False, True, started, self.clock.now_ns())
+                return SolveOutcome(k - 1, False, True, started, self.clock.now_ns(), missing)
             done = ex.step()
             self.counts["rounds"] += 1
             self.rounds.append((self.solve_id, k, sent, self.clock.now_ns(), ex.primal_res,

@@ -194,15 +194,20 @@ class Coordinator:
             "decode_errors": 0, "stale_messages": 0, "neutralize_repairs": 0,
             "shortfalls": 0, "write_offs": 0, "compensating_deltas": 0, "unknown_orders": 0,
             "snapshots_sent": 0, "frozen_solves": 0, "freezes": 0, "neutralize_refused": 0,
-            "aborted_solves": 0,
+            "aborted_solves": 0, "unresponsive_venues": 0,
         }  # fmt: skip
         #: venue outage detection (federated): quotes' origin stamps, rig timebase
         self.stale_after_ns = 250_000_000
+        #: a venue that let a round time out is held out until this much quote time has passed
+        #: (then probed: it takes part in the next solve)
+        self.unresponsive_retry_ns = 5_000_000_000
+        self.unresponsive_at = np.full(n_venues, -1, np.int64)  # quote time it timed out; -1
         self.last_quote_ts = np.zeros(n_venues, np.int64)
         self.latest_quote_ts = 0
         #: [venue, frozen from (quote ts), back at (quote ts) or None, last delta id before the
-        #: freeze, last delta id decided while frozen (or None)]
-        self.freeze_log: list[list[int | None]] = []
+        #: freeze, last delta id decided while frozen (or None), why: "stale_quotes" (no quote
+        #: for stale_after) or "no_round_answers" (a round timed out waiting for it)]
+        self.freeze_log: list[list[int | str | None]] = []
         #: legs sent and not yet finally acknowledged: order_id -> (venue, asset, signed lots)
         self.open_legs: dict[int, tuple[int, int, int]] = {}
         #: final reports that left lots unfilled, to write off: (order_id, venue, asset, lots)
@@ -330,7 +335,11 @@ class Coordinator:
         if out.aborted:
             self.counts["aborted_solves"] += 1
             self.target[:] = self.merger.plan
+            for v in out.missing:  # held out from the next solve on (see _freeze_stale)
+                self.unresponsive_at[v] = self.latest_quote_ts
+                self.counts["unresponsive_venues"] += 1
         else:
+            self.unresponsive_at[~ex.frozen] = -1  # every venue in the solve answered
             got = int(neutralize_around_fixed(ex.best_x, ex.frozen, ex.frozen_lots, self.target))
             if got < 0:  # the live venues cannot offset the frozen ones yet: keep the plan
                 self.counts["neutralize_refused"] += 1
@@ -352,14 +361,30 @@ class Coordinator:
     def _freeze_stale(self, ex: FederatedExchange) -> None:
         """A venue whose last quote is older than ``stale_after_ns`` (on the rig timebase of
         the quotes' origin stamps, so replays decide alike) is out of the market: held at its
-        plan lots while the others hedge around it; it rejoins (cold start) when it quotes."""
+        plan lots while the others hedge around it; it rejoins (cold start) when it quotes. So
+        is a venue that let a round time out (its adapter quotes but does not answer): without
+        it every solve would wait ``round_timeout`` and abort; it is probed again (takes part
+        in a solve) once ``unresponsive_retry_ns`` of quote time has passed."""
         for v in range(self.n_venues):
             stale = self.latest_quote_ts - self.last_quote_ts[v] > self.stale_after_ns
-            if stale and not ex.frozen[v]:
+            mute = (
+                self.unresponsive_at[v] >= 0
+                and self.latest_quote_ts - self.unresponsive_at[v] < self.unresponsive_retry_ns
+            )
+            if (stale or mute) and not ex.frozen[v]:
                 ex.freeze(v, self.merger.plan[v])
                 self.counts["freezes"] += 1
-                self.freeze_log.append([v, self.latest_quote_ts, None, self.delta_id, None])
-            elif stale:
+                self.freeze_log.append(
+                    [
+                        v,
+                        self.latest_quote_ts,
+                        None,
+                        self.delta_id,
+                        None,
+                        "stale_quotes" if stale else "no_round_answers",
+                    ]
+                )
+            elif stale or mute:
                 ex.frozen_lots[v] = self.merger.plan[v]  # write-offs may have moved it
             elif ex.frozen[v]:
                 ex.thaw(v)
@@ -561,6 +586,9 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         )  # fmt: skip
         core.ns_per_iteration = float(require(cfg, "ns_per_round", (int, float), source))
         core.stale_after_ns = int(require(cfg, "stale_after_ms", (int, float), source) * 1e6)
+        core.unresponsive_retry_ns = int(
+            require(cfg, "unresponsive_retry_ms", (int, float), source) * 1e6
+        )
     loop = _Loop(core, clock, push, max_batch)
     journal = _open_journal(cfg, source, clock)
     if journal is not None:
@@ -574,6 +602,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             assert isinstance(core.rounds.link, ZmqRoundLink)
             core.rounds.link.recorder = loop.recorder
             config["stale_after_ns"] = core.stale_after_ns
+            config["unresponsive_retry_ns"] = core.unresponsive_retry_ns
             config["round_timeout_ms"] = core.rounds.round_timeout_ms
         loop.recorder.config(config, clock.now_ns())
     journal_head: dict[str, Any] | None = None

@@ -474,6 +474,7 @@ def completeness_kpi(stats: dict[str, dict[str, Any]], broker_name: str) -> dict
         "realized_net_delta": coord.get("realized_net"),
         "venue_outages": {
             "freezes": int(counts.get("freezes", 0)),
+            "unresponsive_venues": int(counts.get("unresponsive_venues", 0)),
             "frozen_solves": int(counts.get("frozen_solves", 0)),
             "neutralize_refused": int(counts.get("neutralize_refused", 0)),
             "episodes": coord.get("freezes", []),

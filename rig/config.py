@@ -117,6 +117,9 @@ class CoordinatorConfig:
     #: federated: a venue without a quote for this long is out of the market (frozen at its
     #: lots, the others hedge around it) until it quotes again
     stale_after_ms: float = 250.0
+    #: federated: a venue that let a round time out is held out like a stale one (no rounds:
+    #: a stall of round_timeout_ms per solve otherwise) and probed again after this long
+    unresponsive_retry_ms: float = 5000.0
     min_delta_lots: int = 1
     #: messages drained per wake-up before one solve on the newest state (1: solve every tick)
     max_batch: int = 64
@@ -499,7 +502,8 @@ def _broker(r: _Reader) -> BrokerConfig:
 
 def _coordinator(r: _Reader) -> CoordinatorConfig:
     r.only({"budget_us", "ns_per_iteration", "min_delta_lots", "max_batch", "admm",
-            "coordination", "ns_per_round", "round_timeout_ms", "stale_after_ms"})  # fmt: skip
+            "coordination", "ns_per_round", "round_timeout_ms", "stale_after_ms",
+            "unresponsive_retry_ms"})  # fmt: skip
     coordination = r.string("coordination", "federated")
     if coordination not in ("federated", "central"):
         r.fail("coordination", coordination, "must be 'federated' or 'central'")
@@ -525,6 +529,7 @@ def _coordinator(r: _Reader) -> CoordinatorConfig:
         ns_per_round=r.number("ns_per_round", 100_000.0, lo=1.0, hi=1e10),
         round_timeout_ms=r.integer("round_timeout_ms", 1000, lo=1, hi=600_000),
         stale_after_ms=r.number("stale_after_ms", 250.0, lo=0.001, hi=3_600_000),
+        unresponsive_retry_ms=r.number("unresponsive_retry_ms", 5000.0, lo=0.001, hi=3_600_000),
     )
 
 

@@ -172,6 +172,7 @@ class Orchestrator:
             "coordination": "federated", "rounds_endpoint": EPHEMERAL_ENDPOINT,
             "ns_per_round": k.ns_per_round, "round_timeout_ms": k.round_timeout_ms,
             "stale_after_ms": k.stale_after_ms,
+            "unresponsive_retry_ms": k.unresponsive_retry_ms,
         }  # fmt: skip
 
     def _journal_cfg(self) -> dict[str, Any]:

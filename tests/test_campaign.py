@@ -545,8 +545,9 @@ def test_a_venue_outage_freezes_it_and_the_hedge_stays_neutral(tmp_path: Path) -
     assert result.complete, result.reason
     kpi = result.kpi
     out = kpi["hedge"]["venue_outages"]
-    assert out["freezes"] == 1 and out["frozen_solves"] > 0
-    ((venue, frozen_at, back_at, before, last),) = out["episodes"]
+    assert out["freezes"] == 1 and out["frozen_solves"] > 0 and out["unresponsive_venues"] == 0
+    ((venue, frozen_at, back_at, before, last, why),) = out["episodes"]
+    assert why == "stale_quotes"
     assert venue == 1 and back_at is not None and 0.9e9 < back_at - frozen_at < 1.1e9
     orders = np.load(result.run_dir / "proc" / "broker.orders.npy")
     decided_frozen = (orders["delta_id"] > before) & (orders["delta_id"] <= last)

@@ -261,3 +261,69 @@ def test_recorded_round_answers_and_timeouts_replay_the_same_solves(
         wrong.receive(0, 1, 2)
     with pytest.raises(RoundMismatch, match="no more"):
         wrong.receive(0, 1, 2)
+
+
+def _quote(venue: int, seq: int, ts_ns: int, mid: float) -> tuple[Any, ...]:
+    """A VenueQuote as the coordinator's loop hands it to ``on_quote`` (decode values)."""
+    from arbsphere.firmware_interfaces.messages import PRICE_SCALE
+
+    schema = REG.schema("VenueQuote")
+    bid = round((mid - 0.01) * PRICE_SCALE)
+    ask = round((mid + 0.01) * PRICE_SCALE)
+    raw = REG.packer(schema, 1).pack(
+        *REG.envelope_values(schema, 1, 10 + venue, seq, ts_ns), venue, 1, seq, ts_ns,
+        10_000_000, 0, bid, ask,
+    )  # fmt: skip
+    return REG.decode_values(raw)[1]
+
+
+def test_a_venue_that_stops_answering_rounds_is_held_out_then_probed(
+    router: tuple[Any, str],
+) -> None:
+    """Its quotes keep coming but its rounds time out: one aborted solve, then the coordinator
+    holds it at its plan lots and solves with the others (no round sent to it, no wait) until
+    the retry time has passed in quote time; then it is probed, answers, and is back."""
+    from arbsphere.coordinator.service import Coordinator
+
+    sock, endpoint = router
+    venues = Venues(endpoint, 2, 1, silent=frozenset({1}))
+    core = Coordinator(2, 1, AdmmSettings(), 500, min_delta_lots=1)
+    core.rounds = RoundDriver(ZmqRoundLink(sock, RealtimeClock()), REG,
+                              FederatedExchange(2, 1, AdmmSettings()), RealtimeClock(), 1,
+                              round_timeout_ms=200)  # fmt: skip
+    core.stale_after_ns = 10**12  # quotes never go stale here
+    core.unresponsive_retry_ns = 50_000_000
+    _connect(core.rounds, venues)
+    with venues.lock:
+        for i, v in enumerate(venues.solvers):
+            v.set_asset(0, 100.0 + 0.05 * i, 1e-3, 0.01, 10.0, seq=1)
+    venues.thread.start()
+    counts = core.rounds.counts
+    try:
+        ts = 1_000_000_000
+        for v in (0, 1):
+            core.on_quote(_quote(v, 1, ts, 100.0 + 0.05 * v))
+        core.solve(10_000_000)  # venue 1 silent: the round times out
+        assert core.counts["aborted_solves"] == 1 and core.counts["unresponsive_venues"] == 1
+        sent = counts["messages_out"]
+        for k in range(2, 5):  # within the retry time: held out, venue 0 solves alone
+            ts += 10_000_000
+            for v in (0, 1):
+                core.on_quote(_quote(v, k, ts, 100.0 + 0.05 * v))
+            core.solve(10_000_000)
+        assert core.counts["aborted_solves"] == 1  # no more waits
+        assert core.counts["frozen_solves"] == 3
+        assert counts["messages_out"] - sent == counts["rounds"] * 1 + 3  # + 3 FINALs, venue 0
+        ((venue, frozen_at, back_at, _, _, why),) = core.freeze_log
+        assert (venue, frozen_at, back_at, why) == (1, 1_000_000_000 + 10_000_000, None,
+                                                    "no_round_answers")  # fmt: skip
+        venues.silent = frozenset()  # it answers again
+        ts += 60_000_000  # past the retry time (quote time): probed in the next solve
+        for v in (0, 1):
+            core.on_quote(_quote(v, 5, ts, 100.0 + 0.05 * v))
+        core.solve(10_000_000)
+    finally:
+        venues.close()
+    assert core.counts["aborted_solves"] == 1
+    assert core.freeze_log[0][2] == ts  # back
+    assert core.unresponsive_at[1] == -1 and not core.rounds.ex.frozen[1]
