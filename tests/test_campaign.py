@@ -142,7 +142,7 @@ def test_venues_share_a_cross_venue_correlation_estimate(
     short_run: CampaignResult, central_run: CampaignResult
 ) -> None:
     """Federated: each venue's SharedSignals carry its correlation with the consensus price
-    (both venues quote one common price path: clearly positive — 0.44-0.69 over our runs, the
+    (both venues quote one common price path: clearly positive — 0.44-0.76 over our runs, the
     consensus lags by the solves' warm-started rounds; ~0.04 standard error at this EWMA
     half-life, so 0.2 is far from chance); central: not estimated."""
     for venue, sig in short_run.kpi["signals"].items():
