@@ -7,7 +7,7 @@
    of the adapters and the coordinator (``benchmarks.bare_relay``), same rate and duration,
    carrying the pipeline's own traffic: every tick reaches the relay's middle hop, and exactly
    the ticks the pipeline traded on (same market seed, so the same device sequences) go on to
-   the broker side with the pipeline's leg count. ``--every-tick`` forwards every tick instead
+   the broker side with the pipeline's leg count. ``--every-tick-floor`` forwards every tick
    (the older floor: 4000 orders/s through the broker side against the pipeline's ~100, which
    loads the broker device and the last hops and moves the floor's tail, not its median).
 
@@ -27,6 +27,7 @@ import numpy as np
 from arbsphere.clock import RealtimeClock
 from arbsphere.kpi.hdr import Recorder
 from arbsphere.kpi.summary import latency_summary
+from arbsphere.rig.analysis import pcts
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import Campaign, VenueConfig, load_campaign
 from arbsphere.rig.orchestrator import EPHEMERAL_ENDPOINT, Orchestrator, bound_endpoints
@@ -137,7 +138,7 @@ def relay_tick_to_trade(proc_dir: Path, measure_from_ns: int) -> dict[str, Any]:
     out = latency_summary(rec, unit="us")
     out["unanswered"] = int(len(trace) - len(done))
     out["stages"] = {
-        name: _p50_p99(done[later].astype(np.int64) - done[earlier].astype(np.int64))
+        name: pcts((done[later] - done[earlier]).astype(np.float64), 1e3)
         for name, (_, (later, earlier)) in STAGES.items()
     }
     return out
@@ -150,22 +151,9 @@ def pipeline_stages(run_dir: Path, measure_from_ns: int) -> dict[str, dict[str, 
     t = pd.read_parquet(run_dir / "trace.parquet")
     t = t[(t["intended_ns"] >= measure_from_ns) & (t["order_device_rx_ns"].fillna(0) > 0)]
     return {
-        name: _p50_p99((t[later] - t[earlier]).to_numpy(np.float64))
+        name: pcts((t[later] - t[earlier]).to_numpy(np.float64, na_value=np.nan), 1e3)
         for name, ((later, earlier), _) in STAGES.items()
     }
-
-
-def outcome_measure_from(result: Any) -> int:
-    """The pipeline run's measured window start (its manifest's schedule)."""
-    return int(result.manifest["schedule"]["measure_from_ns"])
-
-
-def _p50_p99(ns: np.ndarray) -> dict[str, float | None]:
-    ns = ns[np.isfinite(ns)] if ns.dtype.kind == "f" else ns
-    if not len(ns):
-        return {"p50": None, "p99": None}
-    p50, p99 = np.percentile(ns, [50, 99]) / 1e3
-    return {"p50": round(float(p50), 1), "p99": round(float(p99), 1)}
 
 
 def _one_pair(
@@ -182,7 +170,8 @@ def _one_pair(
     outcome = relay.run()
     floor = relay_tick_to_trade(relay_dir / "proc", outcome.measure_from_ns)
     pipeline = dict(result.kpi["tick_to_trade"])
-    pipeline["stages"] = pipeline_stages(result.run_dir, outcome_measure_from(result))
+    measured_from = int(result.manifest["schedule"]["measure_from_ns"])
+    pipeline["stages"] = pipeline_stages(result.run_dir, measured_from)
     return {
         "forwarded_ticks": forwarded,
         "pipeline": pipeline,
@@ -241,6 +230,6 @@ if __name__ == "__main__":
     import json
     import sys
 
-    out = run(every_tick="--every-tick" in sys.argv[1:])
+    out = run(every_tick="--every-tick-floor" in sys.argv[1:])
     print(json.dumps(out, indent=2))
     print("\n".join(stage_table(out["runs"])))

@@ -134,23 +134,24 @@ def state_digest(core: Any) -> bytes:
     executed positions, the ADMM warm-start state (x, z, u, ρ, cold flag), the delta id and
     nonce counters, and the last nonce per sender (sorted)."""
     h = hashlib.sha256()
-    for arr in (core.c, core.gamma, core.phi, core.limit, core.limit_lots, core.bid_px,
-                core.ask_px, core.quoted, core.merger.plan, core.merger.high_water,
-                core.executed, core.admm.x, core.admm.z, core.admm.u, core.target):  # fmt: skip
-        a = np.ascontiguousarray(arr)
-        h.update(str(a.dtype).encode() + str(a.shape).encode())
-        h.update(a.tobytes())
+
+    def put(*arrays: np.ndarray) -> None:
+        for arr in arrays:
+            a = np.ascontiguousarray(arr)
+            h.update(str(a.dtype).encode() + str(a.shape).encode())
+            h.update(a.tobytes())
+
+    put(core.c, core.gamma, core.phi, core.limit, core.limit_lots, core.bid_px, core.ask_px,
+        core.quoted, core.merger.plan, core.merger.high_water, core.executed, core.admm.x,
+        core.admm.z, core.admm.u, core.target)  # fmt: skip
     h.update(struct.pack("<d?qq", float(core.admm.rho), bool(core.admm._cold), core.delta_id,
                          core.nonce))  # fmt: skip
     h.update(json.dumps(sorted(core.last_nonce.items())).encode())
     rounds = core.rounds
     if rounds is not None:  # federated: the public prices, outage clocks and exchange state
         ex = rounds.ex
-        for arr in (core.mid, core.last_quote_ts, core.unresponsive_at, ex.x, ex.z, ex.u,
-                    ex.frozen, ex.frozen_lots):  # fmt: skip
-            a = np.ascontiguousarray(arr)
-            h.update(str(a.dtype).encode() + str(a.shape).encode())
-            h.update(a.tobytes())
+        put(core.mid, core.last_quote_ts, core.unresponsive_at, ex.x, ex.z, ex.u, ex.frozen,
+            ex.frozen_lots)  # fmt: skip
         h.update(struct.pack("<d?qq", float(ex.rho), bool(ex.cold), core.latest_quote_ts,
                              rounds.solve_id))  # fmt: skip
     return h.digest()

@@ -568,6 +568,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     except zmq.ZMQError as exc:
         raise PipelineError(f"coordinator: cannot bind: {exc}") from exc
     rounds_sock = None
+    round_link: ZmqRoundLink | None = None
     coordination = cfg.get("coordination", "central")
     if coordination not in ("central", "federated"):
         raise ConfigError("must be 'central' or 'federated'", file=source, key="coordination")
@@ -579,8 +580,9 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             rounds_sock.bind(require(cfg, "rounds_endpoint", str, source))
         except zmq.ZMQError as exc:
             raise PipelineError(f"coordinator: cannot bind the rounds socket: {exc}") from exc
+        round_link = ZmqRoundLink(rounds_sock, clock)
         core.rounds = RoundDriver(
-            ZmqRoundLink(rounds_sock, clock), core.reg,
+            round_link, core.reg,
             FederatedExchange(core.n_venues, core.n_assets, settings), clock,
             COORDINATOR_SENDER_ID, int(require(cfg, "round_timeout_ms", int, source)),
         )  # fmt: skip
@@ -598,9 +600,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             "min_delta_lots": core.min_delta_lots, "ns_per_iteration": core.ns_per_iteration,
             "max_batch": max_batch, "admm": admm_cfg, "coordination": coordination,
         }  # fmt: skip
-        if core.rounds is not None:
-            assert isinstance(core.rounds.link, ZmqRoundLink)
-            core.rounds.link.recorder = loop.recorder
+        if core.rounds is not None and round_link is not None:
+            round_link.recorder = loop.recorder
             config["stale_after_ns"] = core.stale_after_ns
             config["unresponsive_retry_ns"] = core.unresponsive_retry_ns
             config["round_timeout_ms"] = core.rounds.round_timeout_ms
