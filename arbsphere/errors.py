@@ -16,8 +16,15 @@ boundary with ``raise ... from exc`` so the cause stays visible::
     ├── PipelineError          a ZeroMQ hop or a role process failed
     ├── SolverError            a coordination kernel got inputs it cannot solve
     ├── ResultSetError         a result set is missing files or is inconsistent
-    └── JournalError           the replay journal cannot be opened or written (names the file)
-        └── JournalCorruptError    a journal failed verification (segment, offset, seq)
+    ├── JournalError           the replay journal cannot be opened or written (names the file)
+    │   └── JournalCorruptError    a journal failed verification (segment, offset, seq)
+    └── SecurityError          identities, credentials, tags, ledger, aggregation, budgets
+        ├── CredentialError        a credential is unknown, expired, revoked, wrong-role or forged
+        ├── MessageRefused         a message failed its tag, replay or skew check (never processed)
+        ├── LedgerError            the governance ledger is malformed or fails verification
+        │   └── ProofError             a Merkle inclusion or consistency proof does not verify
+        ├── AggregationError       a secure-aggregation round cannot complete (dropout, headroom)
+        └── BudgetExhausted        a privacy budget refuses a release
 """
 
 from __future__ import annotations
@@ -121,3 +128,57 @@ class JournalCorruptError(JournalError):
         self.problem = problem
         super().__init__(message)
         self.path = path
+
+
+class SecurityError(ArbSphereError):
+    """An identity, credential, message-tag, ledger, aggregation or privacy-budget check failed.
+    ``reason`` is a short machine-readable tag (used as the refusal counter's key)."""
+
+    def __init__(self, message: str, *, reason: str = "refused") -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class CredentialError(SecurityError):
+    """A credential is unknown, expired, not yet valid, revoked, for another role, or its
+    signature does not verify. ``reason`` is one of those words."""
+
+
+class MessageRefused(SecurityError):
+    """A message was refused before processing: bad tag, replayed or too old nonce, timestamp
+    outside the skew window, unknown sender. ``reason`` names which."""
+
+
+class LedgerError(SecurityError):
+    """The governance ledger is malformed or fails verification. ``path`` and ``index`` (entry
+    number) locate the first problem when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "ledger",
+        path: str | None = None,
+        index: int | None = None,
+    ) -> None:
+        self.path = path
+        self.index = index
+        where = ""
+        if path is not None:
+            where += f"{path}: "
+        if index is not None:
+            where += f"entry {index}: "
+        super().__init__(f"{where}{message}", reason=reason)
+
+
+class ProofError(LedgerError):
+    """A Merkle inclusion or consistency proof does not verify against the claimed root."""
+
+
+class AggregationError(SecurityError):
+    """A secure-aggregation round cannot complete: a party dropped out, the fixed-point sum
+    would overflow its headroom, or masked shares are inconsistent."""
+
+
+class BudgetExhausted(SecurityError):
+    """A privacy budget has too little epsilon (or delta) left for the requested release."""
