@@ -58,6 +58,28 @@ class JournalConfig:
 
 
 @dataclass(frozen=True)
+class SecurityConfig:
+    """``[security]``: CurveZMQ transport, per-message tags, credentials and the governance
+    ledger (see arbsphere/security). Everything is on by default; ``transport = "plaintext"``
+    and ``tags = false`` are explicit opt-outs written into the manifest and the report."""
+
+    #: "curve": CurveZMQ + ZAP credential checks on every pipeline socket; "plaintext": neither
+    transport: str = "curve"
+    #: HMAC-SHA256 tags (per-link keys from X25519 + HKDF) with replay and skew windows
+    tags: bool = True
+    #: Ed25519 attestations on PlanDeltas, verified by the broker adapter before any order
+    attest_plan_deltas: bool = True
+    #: lifetime of a credential; roles renew at half-life
+    credential_validity_s: float = 900.0
+    #: per-sender replay window (nonces) and timestamp skew window
+    replay_window: int = 1024
+    max_past_ms: float = 2000.0
+    max_future_ms: float = 500.0
+    #: the registry asks the coordinator (and venues) to sign a ledger checkpoint this often
+    checkpoint_interval_s: float = 5.0
+
+
+@dataclass(frozen=True)
 class ClockSyncConfig:
     """The rig's clock-sync exchange with every device (``[clock_sync]``)."""
 
@@ -156,6 +178,7 @@ class Campaign:
     rates_hz: tuple[float, ...] = ()
     calibration: CalibrationLimits = CalibrationLimits()
     journal: JournalConfig = JournalConfig()
+    security: SecurityConfig = SecurityConfig()
 
     @property
     def n_ticks(self) -> int:
@@ -197,7 +220,7 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     r = _Reader(data, source, "")
     r.only(
         {"campaign", "market", "coordinator", "venues", "broker", "clock_sync", "calibration",
-         "journal"}
+         "journal", "security"}
     )  # fmt: skip
     c = r.table("campaign")
     c.only(
@@ -300,6 +323,7 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
         rates_hz=rates,
         calibration=_calibration(r.table("calibration", optional=True)),
         journal=_journal(r.table("journal", optional=True)),
+        security=_security(r.table("security", optional=True)),
     )
 
 
@@ -315,6 +339,32 @@ def _journal(r: _Reader) -> JournalConfig:
         sync_interval_ms=r.number("sync_interval_ms", d.sync_interval_ms, lo=0.1, hi=3_600_000),
         sync_every_records=r.integer("sync_every_records", d.sync_every_records, lo=1),
         segment_mb=r.number("segment_mb", d.segment_mb, lo=0.01, hi=1024),  # 1 GiB max
+    )
+
+
+def _security(r: _Reader) -> SecurityConfig:
+    r.only({f.name for f in dataclasses.fields(SecurityConfig)})
+    d = SecurityConfig()
+    flags = {}
+    for key in ("tags", "attest_plan_deltas"):
+        value = r.data.get(key, getattr(d, key))
+        if not isinstance(value, bool):
+            r.fail(key, value, "must be true or false")
+        flags[key] = value
+    transport = r.choice("transport", ("curve", "plaintext"), d.transport)
+    return SecurityConfig(
+        transport=transport,
+        tags=flags["tags"],
+        attest_plan_deltas=flags["attest_plan_deltas"],
+        credential_validity_s=r.number(
+            "credential_validity_s", d.credential_validity_s, lo=1.0, hi=86_400
+        ),
+        replay_window=r.integer("replay_window", d.replay_window, lo=1, hi=1 << 20),
+        max_past_ms=r.number("max_past_ms", d.max_past_ms, lo=0.001, hi=3_600_000),
+        max_future_ms=r.number("max_future_ms", d.max_future_ms, lo=0.001, hi=3_600_000),
+        checkpoint_interval_s=r.number(
+            "checkpoint_interval_s", d.checkpoint_interval_s, lo=0.1, hi=3600
+        ),
     )
 
 

@@ -38,6 +38,8 @@
 #define ARBSPHERE_PLAN_SNAPSHOT_V1 1u /* PlanSnapshot version 1 */
 #define ARBSPHERE_REPLICA_STATUS_ID 11u /* schema id of ReplicaStatus */
 #define ARBSPHERE_REPLICA_STATUS_V1 1u /* ReplicaStatus version 1 */
+#define ARBSPHERE_GOVERNANCE_FRAME_ID 12u /* schema id of GovernanceFrame */
+#define ARBSPHERE_GOVERNANCE_FRAME_V1 1u /* GovernanceFrame version 1 */
 
 typedef struct arbsphere_envelope_t {
     uint32_t magic; /* offset 0 */
@@ -454,5 +456,27 @@ _Static_assert(offsetof(arbsphere_replica_status_v1_t, _pad0) == 5, "arbsphere_r
 _Static_assert(offsetof(arbsphere_replica_status_v1_t, delta_id) == 8, "arbsphere_replica_status_v1_t.delta_id offset");
 _Static_assert(offsetof(arbsphere_replica_status_v1_t, replica_hash) == 16, "arbsphere_replica_status_v1_t.replica_hash offset");
 _Static_assert(offsetof(arbsphere_replica_status_v1_t, expected_hash) == 24, "arbsphere_replica_status_v1_t.expected_hash offset");
+
+typedef struct arbsphere_governance_frame_v1_t {
+    uint16_t kind; /* offset 0 */
+    uint16_t event_kind; /* offset 2 */
+    uint32_t subject; /* offset 4 */
+    uint64_t request_id; /* offset 8 */
+    uint32_t body_len; /* offset 16 */
+    uint32_t _pad0; /* offset 20 */
+} arbsphere_governance_frame_v1_t;
+_Static_assert(sizeof(arbsphere_governance_frame_v1_t) == 24, "arbsphere_governance_frame_v1_t size");
+_Static_assert(offsetof(arbsphere_governance_frame_v1_t, kind) == 0, "arbsphere_governance_frame_v1_t.kind offset");
+_Static_assert(offsetof(arbsphere_governance_frame_v1_t, event_kind) == 2, "arbsphere_governance_frame_v1_t.event_kind offset");
+_Static_assert(offsetof(arbsphere_governance_frame_v1_t, subject) == 4, "arbsphere_governance_frame_v1_t.subject offset");
+_Static_assert(offsetof(arbsphere_governance_frame_v1_t, request_id) == 8, "arbsphere_governance_frame_v1_t.request_id offset");
+_Static_assert(offsetof(arbsphere_governance_frame_v1_t, body_len) == 16, "arbsphere_governance_frame_v1_t.body_len offset");
+_Static_assert(offsetof(arbsphere_governance_frame_v1_t, _pad0) == 20, "arbsphere_governance_frame_v1_t._pad0 offset");
+
+typedef struct arbsphere_governance_frame_v1_item_t {
+    uint8_t byte; /* offset 0 */
+} arbsphere_governance_frame_v1_item_t;
+_Static_assert(sizeof(arbsphere_governance_frame_v1_item_t) == 1, "arbsphere_governance_frame_v1_item_t size");
+_Static_assert(offsetof(arbsphere_governance_frame_v1_item_t, byte) == 0, "arbsphere_governance_frame_v1_item_t.byte offset");
 
 #endif /* ARBSPHERE_CONTRACTS_H */
