@@ -567,6 +567,70 @@ class LedgerWriter:
             self._checkpoints.append(cp)
             return cp
 
+    def add_checkpoint(
+        self,
+        size: int,
+        signer: str,
+        signature: bytes,
+        cosignatures: Mapping[str, bytes],
+        public_keys: Mapping[str, Ed25519PublicKey],
+    ) -> Checkpoint:
+        """Append a checkpoint of the first ``size`` entries signed elsewhere (the coordinator
+        and the venues sign :func:`checkpoint_message` over the wire). Every signature is
+        verified against ``public_keys`` first; a size below the last checkpoint's is refused.
+        The entries are fsynced before the checkpoint line is written."""
+        names = [signer, *cosignatures]
+        if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
+            raise LedgerError(
+                f"signer names {names} must be distinct non-empty strings", reason="bad_signer"
+            )
+        with self._lock:
+            self._check_usable("add_checkpoint")
+            if not 0 <= size <= self._tree.size:
+                raise LedgerError(
+                    f"checkpoint size {size} outside 0..{self._tree.size}", reason="checkpoint_size"
+                )
+            if self._checkpoints and size < self._checkpoints[-1].size:
+                raise LedgerError(
+                    f"checkpoint size {size} below the last one's {self._checkpoints[-1].size}",
+                    reason="checkpoint_size",
+                )
+            root = self._tree.root(size)
+            message = checkpoint_message(size, root)
+            for name, sig in ((signer, signature), *cosignatures.items()):
+                key = public_keys.get(name)
+                if key is None:
+                    raise LedgerError(f"no public key for signer {name}", reason="unknown_signer")
+                try:
+                    key.verify(bytes(sig), message)
+                except InvalidSignature as exc:
+                    raise LedgerError(
+                        f"signature of {name} on checkpoint of size {size} does not verify",
+                        reason="bad_signature",
+                    ) from exc
+            self._sync(self._fd)
+            cp = Checkpoint(
+                size=size,
+                root=root,
+                ts_ns=self._clock.now_ns(),
+                signer=signer,
+                signature=bytes(signature),
+                cosignatures=tuple(Cosignature(n, bytes(sig)) for n, sig in cosignatures.items()),
+            )
+            self._append_checkpoint_line(cp)
+            self._checkpoints.append(cp)
+            return cp
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 6962 consistency proof between two sizes of this ledger's tree."""
+        with self._lock:
+            return self._tree.consistency_proof(old_size, new_size)
+
+    def root_at(self, size: int) -> bytes:
+        """Merkle root of the first ``size`` entries."""
+        with self._lock:
+            return self._tree.root(size)
+
     def add_cosignature(
         self,
         size: int,

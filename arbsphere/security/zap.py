@@ -72,13 +72,15 @@ class _CurveOnlyAuthenticator(ThreadAuthenticator):
     """pyzmq's thread authenticator, refusing NULL and PLAIN handshakes in our domain (pyzmq
     would let NULL through when no address policy is set)."""
 
-    def __init__(self, context: zmq.Context, domain: str, on_not_curve: Callable[[], None]):
+    def __init__(
+        self, context: zmq.Context, domains: Collection[str], on_not_curve: Callable[[], None]
+    ):
         super().__init__(context=context, log=log)
-        self._domain = domain
+        self._domains = domains  # the owner's live view: domains added later count too
         self._on_not_curve = on_not_curve
 
     async def handle_zap_message(self, msg: list[bytes]) -> None:
-        in_domain = len(msg) >= 6 and msg[2].decode("utf-8", "replace") == self._domain
+        in_domain = len(msg) >= 6 and msg[2].decode("utf-8", "replace") in self._domains
         if in_domain and msg[5] != b"CURVE":
             self._on_not_curve()
             self._send_zap_reply(msg[1], b"400", b"CURVE required")
@@ -93,7 +95,9 @@ class CredentialAuthenticator:
     Counts accepted handshakes (:attr:`accepted`) and refusals per reason (:attr:`refusals`;
     the verifier's own counts also include them). ``on_refusal(reason, client_key_z85)`` is
     called for each refusal, in the authenticator thread. One per context (libzmq has one
-    ZAP endpoint per context)."""
+    ZAP endpoint per context); sockets that admit different roles use different ZAP domains
+    (:meth:`allow`), e.g. a coordinator's inbound socket admits venues and the broker, its
+    outbound socket (plans) only the broker."""
 
     def __init__(
         self,
@@ -115,6 +119,8 @@ class CredentialAuthenticator:
         self.allowed_roles = frozenset(Role(r) for r in allowed_roles)
         self.on_refusal = on_refusal
         self.domain = domain
+        #: ZAP domain -> the roles its sockets admit
+        self.domains: dict[str, frozenset[Role]] = {domain: self.allowed_roles}
         self.refusals = RefusalCounts()
         self._accepted = 0
         self._lock = threading.Lock()
@@ -130,7 +136,7 @@ class CredentialAuthenticator:
         """Bind the context's ZAP endpoint and start the authenticator thread."""
         if self._auth is not None:
             raise PipelineError("CredentialAuthenticator already started")
-        auth = _CurveOnlyAuthenticator(self.ctx, self.domain, self._refuse_not_curve)
+        auth = _CurveOnlyAuthenticator(self.ctx, self.domains.keys(), self._refuse_not_curve)
         try:
             auth.start()
         except zmq.ZMQError as exc:
@@ -138,8 +144,17 @@ class CredentialAuthenticator:
             raise PipelineError(
                 f"cannot start the ZAP handler (another one on this context?): {exc}"
             ) from exc
-        auth.configure_curve_callback(self.domain, credentials_provider=self)
+        for domain in self.domains:
+            auth.configure_curve_callback(domain, credentials_provider=self)
         self._auth = auth
+
+    def allow(self, domain: str, roles: Collection[Role]) -> None:
+        """Admit ``roles`` on the sockets of ZAP ``domain`` (set with :func:`curve_server`)."""
+        if not roles:
+            raise ValueError(f"domain {domain!r}: no roles: every client would be refused")
+        self.domains[domain] = frozenset(Role(r) for r in roles)
+        if self._auth is not None:
+            self._auth.configure_curve_callback(domain, credentials_provider=self)
 
     def stop(self) -> None:
         """Stop the thread and close the ZAP socket (idempotent)."""
@@ -163,8 +178,12 @@ class CredentialAuthenticator:
 
         Never raises (an exception would stop the ZAP thread and hang every handshake):
         an unexpected error refuses the client with reason ``error``."""
+        roles = self.domains.get(domain)
+        if roles is None:
+            self._refused("unknown_domain", key)
+            return False
         try:
-            self.directory.authorize(key, self.allowed_roles)
+            self.directory.authorize(key, roles)
         except CredentialError as exc:
             self._refused(exc.reason, key)
             log.info("ZAP refused %s: %s", key, exc)
