@@ -31,9 +31,12 @@ from arbsphere.runtime import (
     run_role,
     write_json_atomic,
 )
+from arbsphere.security.identity import Role
+from arbsphere.security.role_security import PIPELINE, open_role_security
+from arbsphere.security.secure_socket import SecureSocket
+from arbsphere.sender_ids import BROKER_SENDER_ID
 from arbsphere.tracebuf import TraceBuffer
 
-BROKER_SENDER_ID = 2
 KIND_WRITE_OFF = 2
 
 ORDER_TRACE_DTYPE = np.dtype(
@@ -114,6 +117,18 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 1_000_000)
     push.setsockopt(zmq.LINGER, 2000)
+    sec = open_role_security(cfg, source, clock, ctx)
+    plans: Any = pull
+    reports_out: Any = push
+    if sec is not None:
+        coordinator = sec.names_of(Role.COORDINATOR)[0]
+        sec.client(pull, coordinator)
+        sec.client(push, coordinator)
+        attested_by = coordinator if sec.settings.attest_plan_deltas else None
+        plans = SecureSocket(
+            pull, guard=sec.guard(PIPELINE, [coordinator], attested_by=attested_by)
+        )
+        reports_out = SecureSocket(push, sealer=sec.sealer(PIPELINE, coordinator))
     try:
         pull.connect(require(cfg, "plan_endpoint", str, source))
         push.connect(require(cfg, "report_endpoint", str, source))
@@ -144,6 +159,9 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     order_size = order_packer.size
     report_packer = reg.packer(report_schema)
     n_env = len(reg.envelope.value_fields)
+    gov = sec.connect_registry() if sec is not None else None
+    if gov is not None:
+        poller.register(gov, zmq.POLLIN)
     quiesce_gc()
     write_json_atomic(out_dir / f"{name}.ready.json", {"timestamp_source": link.timestamp_source})
 
@@ -153,8 +171,15 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             events = dict(poller.poll(timeout))
             if sync is not None:
                 sync.poll(clock.now_ns())
+            if sec is not None:
+                if gov in events:
+                    sec.handle_governance()
+                sec.tick()
             if pull in events:
-                raw = pull.recv(copy=True)
+                try:
+                    raw = plans.recv(copy=True)
+                except zmq.Again:  # refused by the guard (counted there)
+                    continue
                 rx = clock.now_ns()
                 try:
                     schema, v = reg.decode_values(raw)
@@ -182,7 +207,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                     legs_arr = np.frombuffer(raw, PLAN_LEG_DTYPE, n_legs, legs_offset)
                     if replica.apply(delta_id, kind, legs_arr, expected):
                         nonce += 1
-                        push.send(
+                        reports_out.send(
                             reg.packer(status_schema).pack(
                                 *reg.envelope_values(status_schema, 0, BROKER_SENDER_ID, nonce,
                                                      rx),
@@ -254,7 +279,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                     )  # fmt: skip
                     counts["reports_sent"] += 1
                 if reports:  # the acks of one receive (one device datagram): one message
-                    push.send_multipart(reports)
+                    reports_out.send_multipart(reports)
     finally:
         orders.save(out_dir / f"{name}.orders.npy")
         acks.save(out_dir / f"{name}.acks.npy")
@@ -267,8 +292,11 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
              "adapter": counts, "last_error": last_error, "cpu": cpu_usage(),
              "replica": replica.summary(),
              "timestamp_source": link.timestamp_source,
-             "sync": sync.counts if sync is not None else None},
+             "sync": sync.counts if sync is not None else None,
+             "security": None if sec is None else sec.stats()},
         )  # fmt: skip
+        if sec is not None:
+            sec.close()
         link.close()
         pull.close(linger=0)
         push.close()

@@ -37,6 +37,9 @@ from arbsphere.runtime import (
     run_role,
     write_json_atomic,
 )
+from arbsphere.security.identity import Role
+from arbsphere.security.role_security import PIPELINE, ROUNDS, open_role_security
+from arbsphere.security.secure_socket import SecureSocket
 from arbsphere.tracebuf import TraceBuffer
 
 TICK_TRACE_DTYPE = np.dtype(
@@ -226,6 +229,14 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     push.setsockopt(zmq.SNDHWM, 1_000_000)
     push.setsockopt(zmq.LINGER, 2000)
     push.setsockopt(zmq.IMMEDIATE, 1)
+    sec = open_role_security(cfg, source, clock, ctx)
+    coordinator = "coordinator"
+    if sec is not None:
+        coordinator = sec.names_of(Role.COORDINATOR)[0]
+        sec.client(push, coordinator)
+    out: Any = push
+    if sec is not None:
+        out = SecureSocket(push, sealer=sec.sealer(PIPELINE, coordinator))
     try:
         push.connect(require(cfg, "coordinator_endpoint", str, source))
     except zmq.ZMQError as exc:
@@ -238,13 +249,20 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         dealer = ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.IDENTITY, venue_identity(venue_id))
         dealer.setsockopt(zmq.LINGER, 0)
+        rounds_sock: Any = dealer
+        if sec is not None:
+            sec.client(dealer, coordinator)
+            rounds_sock = SecureSocket(
+                dealer, sealer=sec.sealer(ROUNDS, coordinator),
+                guard=sec.guard(ROUNDS, [coordinator]),
+            )  # fmt: skip
         try:
             dealer.connect(require(cfg, "rounds_endpoint", str, source))
         except zmq.ZMQError as exc:
             raise PipelineError(
                 f"{name}: cannot connect to the coordinator's rounds: {exc}"
             ) from exc
-        rounds = VenueRounds(dealer, translator.reg, translator.solver, venue_id,
+        rounds = VenueRounds(rounds_sock, translator.reg, translator.solver, venue_id,
                              translator.sender_id, clock, translator.correlation)  # fmt: skip
         poller.register(dealer, zmq.POLLIN)
     sync = open_sync_master(cfg, source, link, clock)
@@ -265,6 +283,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         ready["address"] = list(address)
     if rounds is not None:
         VenueSolver.warm_up()
+    if sec is not None:
+        sec.connect_registry()
     quiesce_gc()
     write_json_atomic(out_dir / f"{name}.ready.json", ready)
 
@@ -280,10 +300,12 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                     # through the ticks.
                     ready = dict(poller.poll(timeout))
                     batch = link.receive(timeout_ms=0) if link.fileno() in ready else []
-                    if rounds.sock in ready:
+                    if dealer in ready:
                         rounds.on_readable()
                 if sync is not None:
                     sync.poll(clock.now_ns())
+                if sec is not None:
+                    sec.service()
             except OSError as exc:
                 if stop.is_set:
                     break
@@ -314,7 +336,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 latency = rec.rx_ns - send_dev
                 problem, signals = translator.translate(tick, rec.rx_ns, latency)
                 decoded = clock.now_ns()
-                push.send_multipart((problem, signals), copy=True)
+                out.send_multipart((problem, signals), copy=True)
                 counts["forwarded"] += 1
                 trace.append(
                     (venue_id, tick[T_ASSET], seq, tick[T_INTENDED], send_dev, rec.rx_ns, decoded,
@@ -341,12 +363,15 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             "rounds": None
             if rounds is None
             else {**rounds.counts, "last_error": rounds.last_error},
+            "security": None if sec is None else sec.stats(),
         }
         write_json_atomic(out_dir / f"{name}.stats.json", stats)
+        if sec is not None:
+            sec.close()
         link.close()
         push.close()
         if rounds is not None:
-            rounds.sock.close(linger=0)
+            dealer.close(linger=0)
     return 0
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import zmq
 
 from arbsphere.clock import Clock
 from arbsphere.contracts import Registry
@@ -91,7 +92,10 @@ class ZmqRoundLink:
         while True:
             left_ms = (deadline_ns - clock.now_ns()) // 1_000_000
             if left_ms >= 0 and self.sock.poll(int(left_ms)):
-                frames: list[bytes] = self.sock.recv_multipart(copy=True)
+                try:
+                    frames: list[bytes] = self.sock.recv_multipart(copy=True)
+                except zmq.Again:  # what was queued was refused by the link's guard
+                    continue
                 if self.recorder is not None:
                     self.recorder.round_input(frames, clock.now_ns())
                 return frames

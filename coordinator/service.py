@@ -14,6 +14,7 @@ centralized baseline is computed after the send, off the critical path, for the 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,14 @@ from arbsphere.coordinator.federated import FederatedExchange
 from arbsphere.coordinator.journal_thread import JournalThread
 from arbsphere.coordinator.merge import STAT_MAX_ABS_NET, DeltaMerger, emit_and_merge
 from arbsphere.coordinator.neutralize import neutralize_around_fixed, neutralize_lots
+from arbsphere.coordinator.plan_events import PlanEvents
 from arbsphere.coordinator.recorder import Recorder
 from arbsphere.coordinator.rounds import RoundDriver, ZmqRoundLink
 from arbsphere.errors import ConfigError, DecodeError, PipelineError
 from arbsphere.firmware_interfaces.messages import PRICE_SCALE
 from arbsphere.plan_hash import plan_hash
 from arbsphere.rig.journal import JournalConfig
+from arbsphere.rounds_protocol import venue_identity
 from arbsphere.runtime import (
     StopFlag,
     cpu_usage,
@@ -42,9 +45,12 @@ from arbsphere.runtime import (
     run_role,
     write_json_atomic,
 )
+from arbsphere.security.identity import Role
+from arbsphere.security.role_security import PIPELINE, ROUNDS, open_role_security
+from arbsphere.security.secure_socket import SecureSocket
+from arbsphere.sender_ids import COORDINATOR_SENDER_ID
 from arbsphere.tracebuf import TraceBuffer
 
-COORDINATOR_SENDER_ID = 1
 KIND_TRADE = 1
 KIND_WRITE_OFF = 2
 #: cause_venue of a delta caused by an execution report (a shortfall), not by a tick
@@ -562,6 +568,10 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 1_000_000)
     push.setsockopt(zmq.LINGER, 2000)
+    sec = open_role_security(cfg, source, clock, ctx)
+    if sec is not None:
+        sec.server(pull, "inbound", [Role.VENUE, Role.BROKER])
+        sec.server(push, "plans", [Role.BROKER])
     try:
         pull.bind(require(cfg, "inbound_endpoint", str, source))
         push.bind(require(cfg, "outbound_endpoint", str, source))
@@ -576,11 +586,13 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         rounds_sock = ctx.socket(zmq.ROUTER)
         rounds_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unknown venue is an error, not a drop
         rounds_sock.setsockopt(zmq.LINGER, 0)
+        if sec is not None:
+            sec.server(rounds_sock, "rounds", [Role.VENUE])
         try:
             rounds_sock.bind(require(cfg, "rounds_endpoint", str, source))
         except zmq.ZMQError as exc:
             raise PipelineError(f"coordinator: cannot bind the rounds socket: {exc}") from exc
-        round_link = ZmqRoundLink(rounds_sock, clock)
+        round_link = ZmqRoundLink(_secured_rounds(sec, rounds_sock, cfg, source), clock)
         core.rounds = RoundDriver(
             round_link, core.reg,
             FederatedExchange(core.n_venues, core.n_assets, settings), clock,
@@ -591,7 +603,20 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         core.unresponsive_retry_ns = int(
             require(cfg, "unresponsive_retry_ms", (int, float), source) * 1e6
         )
-    loop = _Loop(core, clock, push, max_batch)
+    inbound: Any = pull
+    outbound: Any = push
+    gov = None
+    if sec is not None:
+        broker = sec.names_of(Role.BROKER)[0]
+        inbound = SecureSocket(pull, guard=sec.guard(PIPELINE, [*sec.names_of(Role.VENUE), broker]))
+        outbound = SecureSocket(
+            push, sealer=sec.sealer(PIPELINE, broker),
+            attest=sec.sign_plan if sec.settings.attest_plan_deltas else None,
+        )  # fmt: skip
+        gov = sec.connect_registry()
+    loop = _Loop(core, clock, outbound, max_batch)
+    if sec is not None:
+        loop.on_delta = PlanEvents(sec, core.reg, sec.roster.entries[broker].sender_id)
     journal = _open_journal(cfg, source, clock)
     if journal is not None:
         loop.recorder = Recorder(journal)
@@ -617,11 +642,19 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
          else rounds_sock.getsockopt_string(zmq.LAST_ENDPOINT)},
     )  # fmt: skip
 
+    poller = zmq.Poller()
+    poller.register(pull, zmq.POLLIN)
+    if gov is not None:
+        poller.register(gov, zmq.POLLIN)
     try:
         while not stop.is_set:
-            if not pull.poll(100):
-                continue
-            loop.drain(pull)
+            events = dict(poller.poll(100))
+            if sec is not None:
+                if gov in events:
+                    sec.handle_governance()
+                sec.tick()
+            if pull in events:
+                loop.drain(inbound)
     finally:
         if journal is not None and loop.recorder is not None:
             loop.recorder.state(core, clock.now_ns())
@@ -660,13 +693,30 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 "rounds": None
                 if core.rounds is None
                 else {**core.rounds.counts, "last_error": core.rounds.last_error},
+                "security": None if sec is None else sec.stats(),
             },
         )
+        if sec is not None:
+            sec.close()
         pull.close(linger=0)
         push.close()
         if rounds_sock is not None:
             rounds_sock.close(linger=0)
     return 0
+
+
+def _secured_rounds(sec: Any, rounds_sock: Any, cfg: dict[str, Any], source: str) -> Any:
+    """The rounds ROUTER with tags per venue (the raw socket when the role has no security)."""
+    if sec is None:
+        return rounds_sock
+    venue_ids = require(cfg, "venue_ids", dict, source)
+    return SecureSocket(
+        rounds_sock, router=True, guard=sec.guard(ROUNDS, sec.names_of(Role.VENUE)),
+        sealers_by_peer={
+            venue_identity(int(venue_ids[name])): sec.sealer(ROUNDS, name)
+            for name in sec.names_of(Role.VENUE)
+        },
+    )  # fmt: skip
 
 
 def _open_journal(cfg: dict[str, Any], source: str, clock: Clock) -> JournalThread | None:
@@ -724,6 +774,8 @@ class _Loop:
         self.batched_ticks = 0  # ticks solved together with a later trigger tick
         #: journals every input, batch boundary and PlanDelta when set (see .recorder)
         self.recorder: Recorder | None = None
+        #: called with every PlanDelta sent (the governance ledger's PLAN_DELTA events)
+        self.on_delta: Callable[[bytes], None] | None = None
 
     def batch_counters(self) -> dict[str, int]:
         return {
@@ -838,6 +890,8 @@ class _Loop:
                 core.counts["compensating_deltas"] += 1
             if self.recorder is not None:
                 self.recorder.delta(delta, sent)
+            if self.on_delta is not None:
+                self.on_delta(delta)
         self._register_solve(row)
         rows = self.trace.view()[first_row : row + 1]
         live = rows["superseded"] == 0
@@ -891,6 +945,8 @@ class _Loop:
             self.push.send(delta, copy=True)
             if self.recorder is not None:
                 self.recorder.delta(delta, self.clock.now_ns())
+            if self.on_delta is not None:
+                self.on_delta(delta)
         core.last_shortfall_order = core.shortfalls[-1][0]
         core.shortfalls.clear()
 
@@ -906,6 +962,8 @@ class _Loop:
             self.push.send(trade, copy=True)
             if self.recorder is not None:
                 self.recorder.delta(trade, self.clock.now_ns())
+            if self.on_delta is not None:
+                self.on_delta(trade)
 
 
 def main() -> None:

@@ -13,7 +13,9 @@ Inputs:
   (``unit``, ``count``, ``p50``...; see :mod:`arbsphere.kpi.summary`) -- ``tick_to_trade``,
   ``delta_merge`` and each entry of ``stages`` -- goes in the headline latency table; every other
   entry (``hedge``, ``throughput``, ``loss``, and whatever later issues add) becomes its own
-  section rendered generically as a key/value table (nested dicts flattened to dotted keys).
+  section rendered generically as a key/value table (nested dicts flattened to dotted keys);
+  ``governance`` gets its own section (transport, ledger, events, refusals, with
+  ``manifest["security"]["aggregation"]["note"]``), see :func:`_governance_section`.
 * ``hlog_path``: the interval log; the plot shows one curve per tag (all intervals of the tag
   summed), x = percentile on the HdrHistogram ``1/(1-p)`` log axis, y = latency in µs (log).
 """
@@ -180,6 +182,65 @@ def _img(png: bytes | None, alt: str, missing: str) -> str:
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
 
 
+def _governance_section(gov: Mapping[str, object], manifest: Mapping[str, object]) -> str:
+    """The "Governance" section: transport (warning when plaintext or tags off), ledger
+    counts and root, events per kind (non-zero), refusals per category and reason, and the
+    secure-aggregation disclosure of the manifest."""
+    warn = '<p><span class="status incomplete">warning</span> '
+    transport = str(gov.get("transport", "not recorded"))
+    tags = gov.get("tags")
+    parts = ["<h2>Governance</h2>"]
+    if transport == "plaintext":
+        parts.append(
+            f"{warn}transport is <strong>plaintext</strong>: pipeline sockets were not "
+            "encrypted (CurveZMQ turned off by an explicit flag)</p>"
+        )
+    if tags is False:
+        parts.append(
+            f"{warn}per-message tags were <strong>off</strong>: messages were not "
+            "authenticated, replays and tampering not refused</p>"
+        )
+    root = gov.get("root")
+    verified = gov.get("verified")
+    rows: list[tuple[str, object]] = [
+        ("transport", transport),
+        ("message tags", "n/a" if tags is None else ("on" if tags else "off")),
+        ("ledger events", gov.get("events")),
+        ("checkpoints", gov.get("checkpoints")),
+        ("verified", verified if isinstance(verified, bool) else "n/a"),
+        ("verify ms", gov.get("verify_ms")),
+        ("root", f"{root[:16]}…" if isinstance(root, str) and len(root) > 16 else root),
+    ]
+    parts.append(_kv_table(rows))
+    kinds = gov.get("kinds")
+    if isinstance(kinds, Mapping):
+        counted = [(str(k), v) for k, v in kinds.items() if v]
+        parts.append("<h3>Ledger events by kind</h3>")
+        parts.append(_kv_table(counted) if counted else '<p class="note">none</p>')
+    refusals = gov.get("refusals")
+    body = []
+    for category, reasons in refusals.items() if isinstance(refusals, Mapping) else []:
+        items = reasons.items() if isinstance(reasons, Mapping) else []
+        counted = [(str(r), n) for r, n in items if n]
+        for reason, n in counted or [("none", "")]:
+            body.append(
+                f"<tr><th>{_e(category)}</th><td>{_e(reason)}</td>"
+                f'<td class="num">{_e(_fmt(n))}</td></tr>'
+            )
+    parts.append("<h3>Refusals</h3>")
+    parts.append(
+        f"<table><tr><th>category</th><th>reason</th><th>count</th></tr>{''.join(body)}</table>"
+        if body
+        else '<p class="note">none</p>'
+    )
+    security = manifest.get("security")
+    aggregation = security.get("aggregation") if isinstance(security, Mapping) else None
+    note = aggregation.get("note") if isinstance(aggregation, Mapping) else None
+    if note:
+        parts.append(f"<p><strong>Secure aggregation:</strong> {_e(note)}</p>")
+    return "\n".join(parts)
+
+
 def render_report(
     kpi: dict[str, object],
     hlog_path: Path | None,
@@ -266,6 +327,9 @@ def render_report(
     others += sorted(k for k in kpi if k not in latency_keys and k not in _SECTION_ORDER)
     for key in others:
         value = kpi[key]
+        if key == "governance" and isinstance(value, Mapping):
+            parts.append(_governance_section(value, manifest))
+            continue
         parts.append(f"<h2>{_e(key.replace('_', ' ').capitalize())}</h2>")
         if isinstance(value, Mapping):
             parts.append(_kv_table(_flatten(value)))

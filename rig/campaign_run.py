@@ -31,6 +31,7 @@ from arbsphere.rig.clock_alignment import (
 from arbsphere.rig.clocksync import save_exchanges
 from arbsphere.rig.config import Campaign
 from arbsphere.rig.federated_baseline import round_gaps
+from arbsphere.rig.governance_kpi import governance_kpi, security_section
 from arbsphere.rig.orchestrator import Orchestrator, synced_devices
 from arbsphere.rig.resultset import (
     RESULT_SET_FORMAT,
@@ -118,6 +119,13 @@ def execute_campaign(
         comment=f"ArbSphere campaign {campaign.name} run {run_dir.name}; values in ns",
     )
     analysis.ticks.to_parquet(run_dir / "trace.parquet", index=False)
+    security = None
+    if outcome.security is not None:
+        security = security_section(
+            outcome.security, campaign.security, len(campaign.venues),
+            campaign.coordinator.coordination,
+        )  # fmt: skip
+        kpi["governance"] = governance_kpi(run_dir, security)
     write_json_atomic(run_dir / "kpi.json", kpi, sort_keys=False)  # stages in pipeline order
 
     timestamp_sources: dict[str, str] = {}
@@ -151,6 +159,7 @@ def execute_campaign(
         "clock_model": _clock_models(campaign, tracks),
         "roles": outcome.roles,
         "journal": _journal_entry(analysis.stats, campaign),
+        "security": security,
         "resources": _resources(analysis.stats, outcome),
         "method": {
             "latency": "HDR counts recorded in batches (Numba) from joined per-role trace "

@@ -8,6 +8,7 @@
 ``arbsphere replay RUN_DIR --verify``  re-execute the coordinator from the run's journal and
                               compare every PlanDelta byte for byte (exit 1 names the record).
 ``arbsphere replay RUN_DIR --speed 1|N|max``  drive the live pipeline from the journal.
+``arbsphere verify RUN_DIR [--authority DID]``  check file hashes, credentials and the ledger.
 ``arbsphere headers``         regenerate the committed C headers from the layout declarations.
 
 Exit codes: 0 complete run; 1 the run ended early (its result set is written and marked
@@ -134,6 +135,25 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         f"orders out; loss: gaps {loss['gaps']}, crc errors {loss['crc_errors']}, "
         f"dropped {loss['dropped']}"
     )
+    gov = kpi.get("governance")
+    if gov is not None:
+        refused = {k: sum(v.values()) for k, v in gov["refusals"].items()}
+        security = result.manifest["security"]
+        console.print(
+            f"security: {gov['transport']}"
+            + ("" if gov["tags"] else " [red](message tags OFF)[/]")
+            + (" [red](PLAINTEXT)[/]" if gov["transport"] == "plaintext" else "")
+            + f"; ledger {gov['events']} events, {gov['checkpoints']} checkpoints, "
+            + ("[green]verified[/]" if gov["verified"] else "[red]NOT verified[/]")
+            + f"; refusals {refused}",
+            emoji=False,
+        )
+        console.print(
+            f"authority {security['authority_did']} (pin it: arbsphere verify RUN_DIR "
+            "--authority DID)",
+            emoji=False,
+            markup=False,
+        )
     if result.complete:
         console.print(f"[green]complete[/]: result set {result.run_dir}")
         console.print(f"report: {result.run_dir / 'report.html'}")
@@ -255,6 +275,40 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     return run_replay(run_dir, args.speed, console)
 
 
+def cmd_verify(args: argparse.Namespace, console: Console) -> int:
+    """Exit 0 verified, 1 naming the first failure, 2 not a result set or a malformed DID."""
+    from rich.markup import escape
+
+    from arbsphere.errors import ResultSetError, SecurityError
+    from arbsphere.rig.verify_run import MANIFEST, verify_result_set
+    from arbsphere.security.identity import public_from_did_key
+
+    def say(markup: str, style: str | None = None) -> None:
+        console.print(markup, style=style, highlight=False, emoji=False)  # did:key: is no emoji
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / MANIFEST).is_file():
+        what = "no such directory" if not run_dir.is_dir() else f"no {MANIFEST}"
+        say(f"[red]usage error[/]: {escape(str(run_dir))}: {what} (a result set is "
+            "results/<campaign>/<run-id>)")  # fmt: skip
+        return 2
+    if args.authority is not None:
+        try:
+            public_from_did_key(args.authority)
+        except SecurityError as exc:
+            say(f"[red]usage error[/]: --authority: {escape(str(exc))}")
+            return 2
+    try:
+        report = verify_result_set(run_dir, authority_did=args.authority)
+    except (ResultSetError, SecurityError) as exc:
+        say(f"[red]verification FAILED[/]: {escape(str(exc))}")
+        return 1
+    for line in report.lines():
+        say(escape(line), "yellow" if line.startswith(("warning", "unlisted", "note")) else None)
+    say("[green]verified[/]")
+    return 0
+
+
 def cmd_headers(args: argparse.Namespace, console: Console) -> int:
     from arbsphere.contracts_header import render_contracts_header
     from arbsphere.firmware_interfaces.device_header import render_device_header
@@ -330,6 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seconds", type=float, help="override the scenario's length")
     sim.add_argument("--results-dir", default="results", help="where result sets go")
     sim.set_defaults(func=cmd_sim)
+    ver = sub.add_parser(
+        "verify", help="check a result set's file hashes, credentials and governance ledger"
+    )
+    ver.add_argument("run_dir", help="a result set (results/<campaign>/<run-id>)")
+    ver.add_argument(
+        "--authority", metavar="DID", help="the campaign authority you trust (did:key:z...)"
+    )
+    ver.set_defaults(func=cmd_verify)
     headers = sub.add_parser("headers", help="regenerate the C headers")
     headers.set_defaults(func=cmd_headers)
     return parser

@@ -68,7 +68,7 @@ class SecurityConfig:
     #: HMAC-SHA256 tags (per-link keys from X25519 + HKDF) with replay and skew windows
     tags: bool = True
     #: Ed25519 attestations on PlanDeltas, verified by the broker adapter before any order
-    attest_plan_deltas: bool = True
+    attest_plan_deltas: bool = False
     #: lifetime of a credential; roles renew at half-life
     credential_validity_s: float = 900.0
     #: per-sender replay window (nonces) and timestamp skew window

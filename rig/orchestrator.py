@@ -13,6 +13,7 @@ configured port / address and the run lasts ``duration_s``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import signal
@@ -28,13 +29,22 @@ from arbsphere.clock import Clock
 from arbsphere.errors import DeviceError, PipelineError
 from arbsphere.rig.clock_alignment import SyncedDevice
 from arbsphere.rig.config import Campaign, VenueConfig
+from arbsphere.rig.registry import CampaignRegistry, make_members
 from arbsphere.runtime import write_json_atomic
+from arbsphere.security.governance_frames import canonical_json
+from arbsphere.security.ledger import EventKind
+from arbsphere.sender_ids import (
+    BROKER_SENDER_ID,
+    COORDINATOR_SENDER_ID,
+    VENUE_SENDER_BASE,
+)
 
 EMULATORS = "arbsphere.firmware_interfaces.emulators"
+#: the coordinator's role name (roster, ledger signer)
+COORDINATOR = "coordinator"
 READY_TIMEOUT_S = 60.0
 START_MARGIN_S = 1.5
 STOP_GRACE_S = 10.0
-VENUE_SENDER_BASE = 100
 #: device ids of the emulated devices (message header ``device_id``)
 VENUE_DEVICE_ID_BASE = 10
 BROKER_DEVICE_ID = 200
@@ -58,6 +68,8 @@ class RunOutcome:
     reason: str
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)
     timestamp_sources: dict[str, str] = field(default_factory=dict)
+    #: the campaign registry's ledger summary (None: the run never got as far as a registry)
+    security: dict[str, Any] | None = None
     start_at_ns: int = 0  # tick 0 due: the feed schedule (warm-up first)
     measure_from_ns: int = 0  # end of the warm-up: the measured window starts
     end_ns: int = 0
@@ -94,6 +106,8 @@ class Orchestrator:
         self.outbound = ""
         #: the coordinator's ROUTER for the federated rounds (None: central coordination)
         self.rounds_endpoint: str | None = None
+        #: the campaign registry (credential authority, ledger), from run()'s start
+        self.registry: CampaignRegistry | None = None
 
     # --- process plumbing --------------------------------------------------------------------
     def _spawn(
@@ -155,6 +169,8 @@ class Orchestrator:
                 "admm": _admm_settings(c),
                 **self._journal_cfg(),
                 **self._coordination_cfg(),
+                **self._security_cfg(COORDINATOR),
+                "venue_ids": {v.name: v.venue_id for v in c.venues},
             },
         )  # fmt: skip
         ready = self._wait_file(coord, self.proc_dir / "coordinator.ready.json")
@@ -174,6 +190,39 @@ class Orchestrator:
             "stale_after_ms": k.stale_after_ms,
             "unresponsive_retry_ms": k.unresponsive_retry_ms,
         }  # fmt: skip
+
+    def _security_cfg(self, name: str) -> dict[str, Any]:
+        if self.registry is None:
+            return {}
+        return {"security": self.registry.role_settings(name)}
+
+    def cosigners(self) -> list[str]:
+        """Roles that co-sign the ledger's checkpoints (the venues)."""
+        return [v.name for v in self.campaign.venues]
+
+    def open_registry(self) -> CampaignRegistry:
+        """The run's campaign registry: credentials for every role, the ledger, started."""
+        c = self.campaign
+        members = make_members(
+            COORDINATOR, COORDINATOR_SENDER_ID,
+            {v.name: VENUE_SENDER_BASE + v.venue_id for v in c.venues},
+            c.broker.name, BROKER_SENDER_ID,
+        )  # fmt: skip
+        registry = CampaignRegistry(
+            self.run_dir, c.security, members, self.clock, signer=COORDINATOR,
+            cosigners=self.cosigners(),
+            run_details={"campaign": c.name, "run_id": self.run_dir.name},
+        )  # fmt: skip
+        resolved = canonical_json(c.resolved())
+        source = Path(c.source)
+        registry.note(EventKind.CONFIG_HASH, 0, {
+            "resolved_config_sha256": hashlib.sha256(resolved).hexdigest(),
+            "config_file": c.source,
+            "config_file_sha256": hashlib.sha256(source.read_bytes()).hexdigest()
+            if source.is_file() else None,
+        })  # fmt: skip
+        registry.start()
+        return registry
 
     def _journal_cfg(self) -> dict[str, Any]:
         j = self.campaign.journal
@@ -211,7 +260,7 @@ class Orchestrator:
              "plan_endpoint": self.outbound, "report_endpoint": self.inbound,
              "sync_interval_ns": self.sync_interval_ns, "sync_device_id": BROKER_DEVICE_ID,
              "n_venues": len(self.campaign.venues), "n_assets": 1,
-             "replica_fault_every": b.replica_fault_every},
+             "replica_fault_every": b.replica_fault_every, **self._security_cfg(b.name)},
         )  # fmt: skip
         self._wait_file(adapter, self.proc_dir / f"{b.name}.ready.json")
 
@@ -240,7 +289,7 @@ class Orchestrator:
             "fee_bp": v.fee_bp, "gamma": v.gamma, "position_limit_lots": v.position_limit_lots,
             "budget_ns": int(self.campaign.coordinator.budget_us * 1000),
             "coordinator_endpoint": self.inbound, "sync_interval_ns": self.sync_interval_ns,
-            "sync_device_id": VENUE_DEVICE_ID_BASE + v.venue_id,
+            "sync_device_id": VENUE_DEVICE_ID_BASE + v.venue_id, **self._security_cfg(v.name),
         }  # fmt: skip
         if self.rounds_endpoint:
             cfg["rounds_endpoint"] = self.rounds_endpoint
@@ -310,6 +359,7 @@ class Orchestrator:
         try:
             if on_progress is not None:
                 on_progress(0.0, "starting roles (imports, kernel warm-up)")
+            self.registry = self.open_registry()
             self.start()
             start_at = self.start_feeds()
             outcome.start_at_ns = start_at
@@ -327,7 +377,13 @@ class Orchestrator:
             outcome.reason = "interrupted by the user (Ctrl-C)"
         finally:
             outcome.end_ns = self.clock.now_ns()
+            if self.registry is not None:
+                if not outcome.complete:
+                    self.registry.note(EventKind.ROLE_LEFT, 0, {"reason": outcome.reason})
+                outcome.security = self.registry.finish(outcome.complete, outcome.reason)
             self.stop_all(outcome)
+            if self.registry is not None:
+                self.registry.cleanup()
             for fd in self._pty_fds:
                 os.close(fd)
             self._pty_fds.clear()

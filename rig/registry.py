@@ -42,9 +42,9 @@ from arbsphere.security.identity import Role, RoleIdentity
 from arbsphere.security.ledger import EventKind, LedgerWriter
 from arbsphere.security.role_security import GOVERNANCE, RoleSecurity, SecuritySettings
 from arbsphere.security.roster import Roster
+from arbsphere.sender_ids import REGISTRY_SENDER_ID
 
 REGISTRY_NAME = "registry"
-REGISTRY_SENDER_ID = 3
 IDENTITIES_FILE = "identities.json"
 LEDGER_DIR = "ledger"
 #: how long a checkpoint round waits for signatures
@@ -227,6 +227,8 @@ class CampaignRegistry:
         cps = self.ledger.checkpoints
         last = cps[-1] if cps else None
         return {
+            "authority_did": self.authority.did,
+            "session": self.session.hex(),
             "dir": LEDGER_DIR,
             "size": self.ledger.size,
             "root": self.ledger.root_at(self.ledger.size).hex(),

@@ -21,6 +21,7 @@ from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import Campaign, load_campaign
 from arbsphere.rig.journal_player import parse_speed
 from arbsphere.rig.orchestrator import (
+    COORDINATOR,
     EPHEMERAL_ENDPOINT,
     START_MARGIN_S,
     Orchestrator,
@@ -50,11 +51,15 @@ class ReplayOrchestrator(Orchestrator):
              "min_delta_lots": c.coordinator.min_delta_lots,
              "max_batch": c.coordinator.max_batch,
              "ns_per_iteration": c.coordinator.ns_per_iteration,
-             "admm": dataclasses.asdict(c.coordinator.admm), **self._journal_cfg()},
+             "admm": dataclasses.asdict(c.coordinator.admm), **self._journal_cfg(),
+             **self._security_cfg(COORDINATOR)},
         )  # fmt: skip
         ready = self._wait_file(coord, self.proc_dir / "coordinator.ready.json")
         self.inbound, self.outbound = bound_endpoints(ready, "coordinator")
         self._start_broker()
+
+    def cosigners(self) -> list[str]:
+        return []  # the venues do not run: the journal player stands in for them
 
     def start_feeds(self) -> int:
         # the broker's clock exchange runs from the broker adapter's start: give it time to
@@ -120,6 +125,10 @@ def run_replay(run_dir: Path, speed_text: str, console: Console) -> int:
         duration_s=recorded.duration_s / factor,
         rate_hz=recorded.rate_hz * factor,  # warm-up ticks (rate x warm-up) stay the same
         rates_hz=(),
+        # the player sends the journaled inputs as recorded (untagged, under the venues' sender
+        # ids): the replay's own manifest and report show plaintext; the recorded run's
+        # security is in its own ledger
+        security=dataclasses.replace(recorded.security, transport="plaintext", tags=False),
     )
 
     class _Orch(ReplayOrchestrator):

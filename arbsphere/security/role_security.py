@@ -43,7 +43,7 @@ from arbsphere.errors import (
     PipelineError,
     ProofError,
 )
-from arbsphere.security.attest import attest
+from arbsphere.security.attest import AttestationVerifier, attest
 from arbsphere.security.credentials import (
     Credential,
     CredentialDirectory,
@@ -129,9 +129,15 @@ class MessageGuard:
     (counted in :attr:`refusals` by reason; never processed)."""
 
     def __init__(
-        self, owner: RoleSecurity, channel: bytes, opener: Opener | None, senders: Collection[int]
+        self,
+        owner: RoleSecurity,
+        channel: bytes,
+        opener: Opener | None,
+        senders: Collection[int],
+        attestation: AttestationVerifier | None = None,
     ) -> None:
         self.owner = owner
+        self.attestation = attestation
         self.channel = channel.decode()
         self.opener = opener
         self.senders = frozenset(senders)
@@ -153,6 +159,8 @@ class MessageGuard:
                     f"sender {sender} may not send on {self.channel}", reason="unknown_sender"
                 )
             self.owner.check_sender_now(sender)
+            if self.attestation is not None:
+                msg = bytes(self.attestation.verify(msg))
         except MessageRefused as exc:
             self.refusals[exc.reason] += 1
             self.last_refusal = str(exc)
@@ -276,8 +284,19 @@ class RoleSecurity:
         key = self._link_key(channel, self.me, self.roster.entries[receiver])
         return Sealer(key, sender_id=self.me.sender_id)
 
-    def guard(self, channel: bytes, senders: Collection[str]) -> MessageGuard:
-        """The receiving checks of ``channel`` for messages from ``senders``."""
+    def names_of(self, role: Role) -> list[str]:
+        """Names of the roster's roles of kind ``role``, by sender id."""
+        return [
+            e.name
+            for e in sorted(self.roster.entries.values(), key=lambda e: e.sender_id)
+            if e.role == role
+        ]
+
+    def guard(
+        self, channel: bytes, senders: Collection[str], *, attested_by: str | None = None
+    ) -> MessageGuard:
+        """The receiving checks of ``channel`` for messages from ``senders``; with
+        ``attested_by`` every message must also carry that role's Ed25519 attestation."""
         entries = [self.roster.entries[s] for s in senders]
         opener = None
         if self.settings.tags:
@@ -288,7 +307,10 @@ class RoleSecurity:
                 max_past_ns=self.settings.max_past_ns,
                 max_future_ns=self.settings.max_future_ns,
             )
-        g = MessageGuard(self, channel, opener, [e.sender_id for e in entries])
+        attestation = None
+        if attested_by is not None:
+            attestation = AttestationVerifier(self.public_key_of(attested_by))
+        g = MessageGuard(self, channel, opener, [e.sender_id for e in entries], attestation)
         self.guards.append(g)
         return g
 
@@ -429,6 +451,13 @@ class RoleSecurity:
         self._send(FrameKind.CHECKPOINT_SIGNATURE, signature, request_id=frame.request_id)
 
     # --- periodic ----------------------------------------------------------------------------
+    def service(self) -> None:
+        """For loops without the governance socket in their poller: handle what is queued
+        (without blocking), then :meth:`tick`."""
+        if self.gov is not None:
+            self.handle_governance()
+        self.tick()
+
     def tick(self) -> None:
         """Renew the credential at half-life; ledger ZAP refusals; summarise message refusals."""
         now = self.clock.now_ns()
@@ -509,3 +538,14 @@ class RoleSecurity:
         if self.gov is not None:
             self.gov.close(linger=500)
             self.gov = None
+
+
+def open_role_security(
+    cfg: Mapping[str, Any], source: str, clock: Clock, ctx: zmq.Context[Any]
+) -> RoleSecurity | None:
+    """The role's :class:`RoleSecurity` from its configuration's ``security`` table, or None
+    when the configuration has none (a role run on its own, e.g. in a unit test)."""
+    table = cfg.get("security")
+    if table is None:
+        return None
+    return RoleSecurity(SecuritySettings.from_cfg(table, source), clock, ctx, source=source)

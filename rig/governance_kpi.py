@@ -1,0 +1,103 @@
+"""A run's security and governance record: the manifest's ``security`` section and the
+``governance`` KPIs (ledger verified at the end of the run, refusals counted by every role)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from arbsphere.errors import ResultSetError, SecurityError
+from arbsphere.rig.config import SecurityConfig
+from arbsphere.rig.registry import IDENTITIES_FILE
+from arbsphere.rig.verify_run import verify_governance
+from arbsphere.security.secure_agg import reveals_individual_inputs
+
+
+def security_section(
+    summary: dict[str, Any], settings: SecurityConfig, n_venues: int, coordination: str
+) -> dict[str, Any]:
+    """The manifest's ``security`` section from the registry's summary."""
+    two_party = reveals_individual_inputs(n_venues)
+    note = (
+        "The federated rounds send each venue's x_i to the coordinator unmasked (pairwise-mask "
+        "secure aggregation, arbsphere.security.secure_agg, is not wired into the rounds yet): "
+        "the coordinator learns every x_i, never c, gamma, phi or the limit."
+        if coordination == "federated"
+        else "Central coordination: venues send their whole local problem to the coordinator."
+    )
+    if two_party:
+        note += (
+            f" With {n_venues} venues even a secure sum would reveal the other party's input "
+            "(sum minus one's own)."
+        )
+    ledger = {k: summary[k] for k in ("dir", "size", "root", "checkpoints", "signer", "cosigners")}
+    return {
+        "transport": settings.transport,
+        "plaintext": settings.transport == "plaintext",
+        "tags": settings.tags,
+        "attest_plan_deltas": settings.attest_plan_deltas,
+        "credential_validity_s": settings.credential_validity_s,
+        "replay_window": settings.replay_window,
+        "skew_window_ms": [settings.max_past_ms, settings.max_future_ms],
+        "authority_did": summary["authority_did"],
+        "session": summary["session"],
+        "identities": IDENTITIES_FILE,
+        "ledger": ledger,
+        "ledger_final_cosigners": summary["final_cosigners"],
+        "registry": summary["registry"],
+        "aggregation": {
+            "secure_aggregation": False,
+            "reveals_individual_inputs": two_party,
+            "note": note,
+        },
+    }
+
+
+def _add(into: dict[str, int], counts: dict[str, Any] | None) -> None:
+    for reason, n in (counts or {}).items():
+        if n:
+            into[reason] = into.get(reason, 0) + int(n)
+
+
+def refusals(proc_dir: Path) -> dict[str, dict[str, int]]:
+    """Every role's refusals (its stats file's ``security``), by category and reason."""
+    out: dict[str, dict[str, int]] = {"credential": {}, "message": {}, "budget": {}}
+    for path in sorted(proc_dir.glob("*.stats.json")):
+        try:
+            sec = json.loads(path.read_text()).get("security")
+        except (OSError, ValueError):
+            continue
+        if not isinstance(sec, dict):
+            continue
+        _add(out["credential"], sec.get("zap", {}).get("refusals"))
+        _add(out["credential"], sec.get("credential_refusals"))
+        for channel in (sec.get("messages") or {}).values():
+            _add(out["message"], channel.get("refused"))
+    return out
+
+
+def governance_kpi(run_dir: Path, security: dict[str, Any]) -> dict[str, Any]:
+    """``kpi.json``'s ``governance``: the ledger verified now (roster, chain, proofs,
+    signatures), how long that took, and the refusals every role counted."""
+    kpi: dict[str, Any] = {
+        "transport": security["transport"],
+        "tags": security["tags"],
+        "refusals": refusals(run_dir / "proc"),
+    }
+    try:
+        check = verify_governance(run_dir, security)
+    except (ResultSetError, SecurityError) as exc:
+        return {**kpi, "events": security["ledger"]["size"], "verified": False,
+                "verify_error": str(exc), "verify_ms": None,
+                "checkpoints": security["ledger"]["checkpoints"],
+                "root": security["ledger"]["root"]}  # fmt: skip
+    return {
+        **kpi,
+        "events": check.ledger.events,
+        "verified": True,
+        "verify_ms": round(check.verify_ms, 3),
+        "checkpoints": check.ledger.checkpoints,
+        "root": check.ledger.root_hex,
+        "kinds": {k: v for k, v in check.ledger.kinds.items() if v},
+    }
