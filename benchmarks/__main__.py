@@ -28,6 +28,8 @@ def main() -> None:
             "journal",
             "recorder",
             "rounds",
+            "security",
+            "transport",
         ],
         action="append",
     )
@@ -45,7 +47,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     wanted = args.only or [
-        "kernels", "recording", "journal", "rounds", "pipeline", "recorder", "calibration",
+        "kernels", "recording", "journal", "rounds", "security", "pipeline", "recorder",
+        "transport", "calibration",
     ]  # fmt: skip
     results: dict[str, Any] = {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if "kernels" in wanted:
@@ -83,6 +86,17 @@ def main() -> None:
         results["recorder"] = bench_recorder.run(args.pipeline_seconds, args.pipeline_pairs)
         summary = {k: v for k, v in results["recorder"].items() if k != "runs"}
         print("recorder:", json.dumps(summary, indent=2))
+    if "security" in wanted:
+        from benchmarks import bench_security
+
+        results["security"] = bench_security.run()  # prints its own table
+        print("ledger:", json.dumps(results["security"]["ledger"]))
+    if "transport" in wanted:
+        from benchmarks import bench_transport
+
+        results["transport"] = bench_transport.run(args.pipeline_seconds, args.pipeline_pairs)
+        summary = {k: v for k, v in results["transport"].items() if k != "runs"}
+        print("transport (secured / plaintext):", json.dumps(summary, indent=2))
     if "calibration" in wanted:
         from benchmarks import bench_calibration
 

@@ -21,7 +21,7 @@ from arbsphere.rig.config import JournalConfig, load_campaign
 from arbsphere.rig.replay_cli import verify_run
 
 
-def _samples(run_dir: Path) -> dict[str, np.ndarray]:
+def trace_samples(run_dir: Path) -> dict[str, np.ndarray]:
     """Per-sample latencies (ns) of a result set's measured window: tick_to_trade (ticks that
     traded) and coordinator_path (adapter decoded -> solve done, every solved tick)."""
     t = pd.read_parquet(run_dir / "trace.parquet")
@@ -39,7 +39,9 @@ def _samples(run_dir: Path) -> dict[str, np.ndarray]:
     }  # fmt: skip
 
 
-def _pooled(on: list[dict[str, np.ndarray]], off: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+def pooled_ratios(
+    on: list[dict[str, np.ndarray]], off: list[dict[str, np.ndarray]]
+) -> dict[str, Any]:
     """Percentiles over all samples of all runs of each arm, and their ratios (on / off):
     a 10 s run has only ~1,000 trades, so one run's p99 rests on ~10 samples."""
     out: dict[str, Any] = {}
@@ -68,7 +70,7 @@ def run(duration_s: float = 10.0, pairs: int = 3) -> dict[str, Any]:
             pair: dict[str, Any] = {}
             for label, campaign in (("on", on), ("off", off)):
                 res = execute_campaign(campaign, clock, results_dir=Path(tmp) / f"{label}-{k}")
-                samples[label].append(_samples(res.run_dir))
+                samples[label].append(trace_samples(res.run_dir))
                 t = res.kpi["tick_to_trade"]
                 pair[label] = {"p50": t["p50"], "p99": t["p99"], "count": t["count"],
                                "complete": res.complete}  # fmt: skip
@@ -84,7 +86,7 @@ def run(duration_s: float = 10.0, pairs: int = 3) -> dict[str, Any]:
                 a, b = pair["on"][q], pair["off"][q]
                 pair[f"ratio_{q}"] = round(a / b, 3) if a and b else None
             runs.append(pair)
-        pooled = _pooled(samples["on"], samples["off"])
+        pooled = pooled_ratios(samples["on"], samples["off"])
     r99 = [p["ratio_p99"] for p in runs if p["ratio_p99"] is not None]
     r50 = [p["ratio_p50"] for p in runs if p["ratio_p50"] is not None]
     return {
