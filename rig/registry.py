@@ -33,10 +33,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from arbsphere.clock import Clock
-from arbsphere.errors import CredentialError, DecodeError, LedgerError
+from arbsphere.errors import CredentialError, DecodeError, LedgerError, MessageRefused
 from arbsphere.rig.config import SecurityConfig
 from arbsphere.runtime import write_json_atomic
-from arbsphere.security.credentials import CampaignAuthority, Credential
+from arbsphere.security.credentials import CampaignAuthority, Credential, needs_rotation
 from arbsphere.security.governance_frames import FrameCodec, FrameKind, canonical_json
 from arbsphere.security.identity import Role, RoleIdentity
 from arbsphere.security.ledger import EventKind, LedgerWriter
@@ -192,6 +192,7 @@ class CampaignRegistry:
             "registry",
         )
         sec = RoleSecurity(settings, self.clock, ctx, source="registry")
+        sec.sink = self._own_event  # the registry's own refusals (ZAP, governance tags)
         sock: zmq.Socket[bytes] = ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sock.setsockopt(zmq.LINGER, 500)
@@ -211,6 +212,12 @@ class CampaignRegistry:
         """Ledger an event the rig itself observed (e.g. a role that died)."""
         with contextlib.suppress(LedgerError):
             self.ledger.append(kind, REGISTRY_SENDER_ID, subject, details)
+
+    def _own_event(self, kind: EventKind, subject: int, details: Mapping[str, Any]) -> None:
+        if self._closed:
+            self._count("events_after_close")
+        else:
+            self.note(kind, subject, details)
 
     def finish(self, complete: bool, reason: str, timeout_s: float = 5.0) -> dict[str, Any]:
         """End of run (roles still up): RUN_STOP, a final signed checkpoint covering every
@@ -355,9 +362,16 @@ class CampaignRegistry:
             raise CredentialError(
                 f"{m.name}: renewal of a credential it does not hold", reason="conflict"
             )
+        self._rotate(m, held)
+
+    def _rotate(self, m: Member, held: Credential) -> None:
+        """Rotate ``held``, ledger it, adopt it in the registry's own checks (its guard and
+        ZAP judge roles by it) and push it to every role that joined."""
         rotated = self.authority.rotate(held)
         self._add_credential(m, rotated, EventKind.CREDENTIAL_ROTATED)
         self.write_roster()
+        assert self._security is not None
+        self._security.learn_credential(rotated)
         body = rotated.to_bytes()
         for name in self._sealers:
             if name in self.joined:
@@ -379,11 +393,18 @@ class CampaignRegistry:
 
     def _periodic(self) -> None:
         now = self.clock.now_ns()
+        assert self._security is not None
+        own = self.roster.entries[REGISTRY_NAME].credential
+        if needs_rotation(own, now):  # the registry's credential too: roles judge its frames
+            self._rotate(self.members[REGISTRY_NAME], own)
         if self._revocations_due:
             self._revocations_due = False
-            body = self.authority.revocation_list().to_bytes()
+            signed = self.authority.revocation_list()
+            self._security.learn_revocations(signed)
+            body = signed.to_bytes()
             for name in self._sealers:
                 self._send(name, FrameKind.REVOCATIONS, body)
+        self._security.tick()  # ledgers the registry's own ZAP and message refusals
         r = self._round
         if r is not None and (not r.waiting or now >= r.deadline_ns):
             self._close_round()
@@ -393,7 +414,17 @@ class CampaignRegistry:
                 self._open_round(now)
 
     def _signers(self) -> list[str]:
-        return [n for n in [self.signer, *self.cosigners] if n in self.joined]
+        """Joined signers whose credential is good now (a revoked or expired one's answer
+        would be refused: no use waiting for it)."""
+        return [n for n in [self.signer, *self.cosigners] if n in self.joined and self._may_sign(n)]
+
+    def _may_sign(self, name: str) -> bool:
+        assert self._security is not None
+        try:
+            self._security.check_sender_now(self.members[name].sender_id)
+        except MessageRefused:
+            return False
+        return True
 
     def _open_round(self, now: int) -> None:
         size = self.ledger.size
@@ -478,6 +509,8 @@ class CampaignRegistry:
                     m.sender_id,
                     {"name": name, "at": "run end"},
                 )
+        assert self._security is not None
+        self._security.report_refusals()
         self.ledger.append(EventKind.RUN_STOP, REGISTRY_SENDER_ID, 0, dict(self._final))
         for _ in range(5):
             unsigned = self.counts.get("checkpoints_unsigned", 0)

@@ -26,7 +26,7 @@ import collections
 import contextlib
 import struct
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,6 +221,9 @@ class RoleSecurity:
         self._renewing = False
         self._last_signed: tuple[int, bytes] = (0, EMPTY_ROOT)
         self.counts: collections.Counter[str] = collections.Counter()
+        #: where :meth:`event` goes when set, instead of the governance socket (the registry's
+        #: own instance: it ledgers its refusals directly)
+        self.sink: Callable[[EventKind, int, Mapping[str, Any]], None] | None = None
 
     # --- identity ----------------------------------------------------------------------------
     @property
@@ -341,6 +344,28 @@ class RoleSecurity:
             else:
                 self._sender_state[entry.sender_id] = (0, "revoked")
 
+    def learn_credential(self, credential: Credential) -> bool:
+        """Adopt a new credential of a roster member (this role's renewal or a peer's
+        rotation): verified into the directory (ZAP) and the sender state (message-time
+        checks). True if it is this role's own."""
+        entry = self.roster.entries.get(credential.name)
+        if entry is None:
+            raise CredentialError(f"{credential.describe()}: not in roster", reason="unknown")
+        self.directory.replace(credential)
+        self.roster.add(credential.name, entry.sender_id, credential)
+        self._refresh_sender_state()
+        if credential.name != self.settings.name:
+            return False
+        self._renewing = False
+        return True
+
+    def learn_revocations(self, signed_list: SignedRevocationList) -> bool:
+        """Adopt a newer revocation list (verified); True if it changed anything."""
+        if not self.verifier.update_revocations(signed_list):
+            return False
+        self._refresh_sender_state()
+        return True
+
     # --- governance channel ------------------------------------------------------------------
     def connect_registry(self) -> zmq.Socket[bytes]:
         """Connect the governance DEALER, say HELLO; returns the socket (for the poller)."""
@@ -377,6 +402,9 @@ class RoleSecurity:
     def event(self, kind: EventKind, subject: int, details: Mapping[str, Any]) -> None:
         """Send one governance event to the registry's ledger."""
         self.counts["events_sent"] += 1
+        if self.sink is not None:
+            self.sink(kind, subject, details)
+            return
         self._send(
             FrameKind.EVENT, canonical_json(dict(details)), event_kind=int(kind), subject=subject
         )
@@ -404,21 +432,12 @@ class RoleSecurity:
 
     def _on_frame(self, frame: GovernanceFrame) -> None:
         if frame.kind == FrameKind.CREDENTIAL:
-            credential = Credential.from_bytes(frame.body)
-            entry = self.roster.entries.get(credential.name)
-            if entry is None:
-                raise CredentialError(f"{credential.describe()}: not in roster", reason="unknown")
-            self.directory.replace(credential)
-            self.roster.add(credential.name, entry.sender_id, credential)
-            self._refresh_sender_state()
-            if credential.name == self.settings.name:
-                self._renewing = False
+            if self.learn_credential(Credential.from_bytes(frame.body)):
                 self.counts["credential_renewed"] += 1
             else:
                 self.counts["peer_credentials"] += 1
         elif frame.kind == FrameKind.REVOCATIONS:
-            if self.verifier.update_revocations(SignedRevocationList.from_bytes(frame.body)):
-                self._refresh_sender_state()
+            if self.learn_revocations(SignedRevocationList.from_bytes(frame.body)):
                 self.counts["revocation_lists"] += 1
         elif frame.kind == FrameKind.SIGN_CHECKPOINT:
             self._sign_checkpoint(frame)
@@ -426,6 +445,10 @@ class RoleSecurity:
             raise DecodeError("unexpected_kind", 0, f"a role got {frame.kind.name}")
 
     def _sign_checkpoint(self, frame: GovernanceFrame) -> None:
+        # flush the refusal summaries first: the run's final checkpoint comes before the roles
+        # stop (their close() is too late for the ledger), and the registry signs again while
+        # events keep arriving
+        self.report_refusals()
         req = frame.json()
         try:
             size, root = int(req["size"]), bytes.fromhex(req["root"])
