@@ -20,8 +20,9 @@ import numpy as np
 import zmq
 
 from arbsphere.adapters.links import FeedLink
+from arbsphere.adapters.signal_privacy import SignalPrivacy
 from arbsphere.adapters.sync_master import open_sync_master
-from arbsphere.adapters.venue_rounds import VenueRounds
+from arbsphere.adapters.venue_rounds import VenueRounds, round_masking
 from arbsphere.adapters.venue_signals import EwmaCorrelation
 from arbsphere.adapters.venue_solver import VenueSolver
 from arbsphere.clock import Clock, RealtimeClock
@@ -98,8 +99,17 @@ class TickTranslator:
     def __init__(
         self, venue_id: int, sender_id: int, costs: VenueCosts, budget_ns: int,
         solver: VenueSolver | None = None, correlation: EwmaCorrelation | None = None,
+        privacy: SignalPrivacy | None = None,
     ) -> None:  # fmt: skip
         reg = default_registry()
+        if privacy is not None and solver is None:
+            raise ConfigError(
+                "privacy budgets apply to federated mode (a translator with a "
+                "solver): in central mode the coordinator gets the limit anyway"
+            )
+        #: federated: the liquidity (borrow proxy) and correlation signals are released through
+        #: their privacy budgets (see .signal_privacy); None: shared in the clear
+        self.privacy = privacy
         #: the cross-venue correlation estimate (federated: fed by the rounds); None: NaN
         self.correlation = correlation
         #: federated mode: the local problem stays here and only the public quote goes out
@@ -143,12 +153,18 @@ class TickTranslator:
         delta = 0.0 if math.isnan(self.last_mid) else mid - self.last_mid
         self.last_mid = mid
         self.nonce += 1
+        corr = math.nan if self.correlation is None else self.correlation.correlation(asset)
+        if self.privacy is not None:
+            # Federated: both derive from the venue's private state (the liquidity from its
+            # limit and book, the correlation from its solves): noisy, at the release interval
+            # of the tick's rig receive time, withheld once the budget is spent. Central mode
+            # has no budget: the coordinator receives the limit in every LocalArbProblem.
+            liquidity = self.privacy.liquidity(asset, limit, now_ns)
+            corr = self.privacy.correlation(asset, corr, now_ns)
         signals = self.signals_packer.pack(
             *self.reg.envelope_values(self.signals_schema, 1, self.sender_id, self.nonce, now_ns),
             self.venue_id, 1, seq,
-            asset, mid, delta, 2 * half_spread,
-            math.nan if self.correlation is None else self.correlation.correlation(asset),
-            liquidity, latency_ns,
+            asset, mid, delta, 2 * half_spread, corr, liquidity, latency_ns,
         )  # fmt: skip
         return problem, signals
 
@@ -211,17 +227,24 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     name = require(cfg, "name", str, source)
     venue_id = require(cfg, "venue_id", int, source)
     out_dir = Path(require(cfg, "out_dir", str, source))
+    position_limit = require(cfg, "position_limit_lots", int, source)
+    federated = bool(cfg.get("rounds_endpoint"))
+    privacy = None
+    if federated and cfg.get("privacy") is not None:
+        privacy = SignalPrivacy(venue_id, require(cfg, "privacy", dict, source), position_limit,
+                                source=source)  # fmt: skip
     translator = TickTranslator(
         venue_id=venue_id,
         sender_id=require(cfg, "sender_id", int, source),
         costs=VenueCosts(
             fee_bp=require(cfg, "fee_bp", (int, float), source),
             gamma=require(cfg, "gamma", (int, float), source),
-            position_limit_lots=require(cfg, "position_limit_lots", int, source),
+            position_limit_lots=position_limit,
         ),
         budget_ns=require(cfg, "budget_ns", int, source),
-        solver=VenueSolver(1) if cfg.get("rounds_endpoint") else None,
-        correlation=EwmaCorrelation(1) if cfg.get("rounds_endpoint") else None,
+        solver=VenueSolver(1) if federated else None,
+        correlation=EwmaCorrelation(1) if federated else None,
+        privacy=privacy,
     )
     link = open_feed_link(cfg, source, clock)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
@@ -230,6 +253,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     push.setsockopt(zmq.LINGER, 2000)
     push.setsockopt(zmq.IMMEDIATE, 1)
     sec = open_role_security(cfg, source, clock, ctx)
+    if privacy is not None and sec is not None:
+        privacy.emit_to(sec.event)  # BUDGET_SPENT / BUDGET_REFUSED into the run's ledger
     coordinator = "coordinator"
     if sec is not None:
         coordinator = sec.names_of(Role.COORDINATOR)[0]
@@ -263,7 +288,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 f"{name}: cannot connect to the coordinator's rounds: {exc}"
             ) from exc
         rounds = VenueRounds(rounds_sock, translator.reg, translator.solver, venue_id,
-                             translator.sender_id, clock, translator.correlation)  # fmt: skip
+                             translator.sender_id, clock, translator.correlation,
+                             masking=round_masking(sec, cfg, venue_id))  # fmt: skip
         poller.register(dealer, zmq.POLLIN)
     sync = open_sync_master(cfg, source, link, clock)
     trace = TraceBuffer(TICK_TRACE_DTYPE)
@@ -343,9 +369,13 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                      tick[T_BID], tick[T_ASK])
                 )  # fmt: skip
     finally:
+        if privacy is not None:
+            privacy.finish()  # the refusal summaries, before the ledger link closes
         trace.save(out_dir / f"{name}.trace.npy")
         if rounds is not None:
             rounds.solves.save(out_dir / f"{name}.solves.npy")
+            if rounds.masking is not None:
+                rounds.save_convergence(out_dir, name)
         if sync is not None:
             sync.save(out_dir / f"{name}.sync.npy")
         stats = {
@@ -364,6 +394,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             if rounds is None
             else {**rounds.counts, "last_error": rounds.last_error},
             "security": None if sec is None else sec.stats(),
+            "privacy": None if privacy is None else privacy.state(),
         }
         write_json_atomic(out_dir / f"{name}.stats.json", stats)
         if sec is not None:

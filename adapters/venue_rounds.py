@@ -8,10 +8,21 @@ price (FINAL's −y) and the venue's own mid it solved with feed the venue's cro
 correlation estimate (:mod:`.venue_signals`), which its SharedSignals carry. Each solve's
 frozen problem is recorded in the venue's own solve trace (``<name>.solves.npy``): the rig —
 not the coordinator — uses it to compute the centralized baseline of every solve.
+
+Under secure aggregation (a :class:`~arbsphere.security.secure_agg.MaskingParty` given, see
+:func:`round_masking`) the venue speaks DualVariables v3 / LocalSolution v2 and nothing else:
+each round's answer is a masked share (x in fixed point, ‖x‖², ‖x − z_old‖²; see
+:mod:`arbsphere.secure_rounds`), masked among the solve's participants; it keeps its x of every
+round of the solve, and REVEAL (which closes the solve like FINAL) is answered with the x of
+the round the coordinator names — the venue's trades. A clear DualVariables v2 is refused (no
+downgrade to clear x). The z after every round of the first solves is kept for the rig's
+convergence plot (``<name>.rounds_z.npy``: the coordinator no longer knows it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,14 +32,27 @@ from arbsphere.adapters.venue_signals import EwmaCorrelation
 from arbsphere.adapters.venue_solver import VenueSolver
 from arbsphere.clock import Clock
 from arbsphere.contracts import Registry
-from arbsphere.errors import DecodeError, SolverError
+from arbsphere.errors import AggregationError, DecodeError, SolverError
 from arbsphere.rounds_protocol import (
     FLAG_COLD,
     PHASE_ABORT,
     PHASE_BEGIN,
     PHASE_FINAL,
     PHASE_ITERATE,
+    PHASE_REVEAL,
 )
+from arbsphere.secure_rounds import (
+    KIND_REVEAL,
+    KIND_SHARE,
+    MASK_SESSION_SUFFIX,
+    X_FIXED,
+    members,
+    reveal_words,
+    share_length,
+    share_words,
+)
+from arbsphere.security.secure_agg import MaskingParty
+from arbsphere.sender_ids import VENUE_SENDER_BASE
 from arbsphere.tracebuf import TraceBuffer
 
 VENUE_SOLVE_DTYPE = np.dtype(
@@ -43,8 +67,32 @@ VENUE_SOLVE_DTYPE = np.dtype(
         ("begin_rx_ns", "<i8"),
         ("rounds", "<u4"),  # rounds the venue answered
         ("final", "u1"),  # 1 FINAL seen, 2 aborted
+        ("z_final", "<f8"),  # the venue's z after the solve's last round (NaN unless final 1)
     ]
 )
+
+
+#: the first solves whose z the venue keeps after every round (secure aggregation)
+CONVERGENCE_SOLVES = 256
+
+
+def round_masking(sec: Any, cfg: Mapping[str, Any], venue_id: int) -> MaskingParty | None:
+    """The venue's :class:`MaskingParty` for the rounds when its ``security`` table asks for
+    secure aggregation (None otherwise: the clear protocol): its own X25519 tag key, every
+    venue's tag public key from the roster (venue id = sender id − VENUE_SENDER_BASE) and the
+    run's session bytes with the masks' own suffix."""
+    table = cfg.get("security")
+    if sec is None or not isinstance(table, Mapping) or not table.get("secure_aggregation"):
+        return None
+    from arbsphere.security.identity import Role
+
+    peers = {
+        e.sender_id - VENUE_SENDER_BASE: e.credential.tag_public
+        for e in sec.roster.entries.values()
+        if e.role == Role.VENUE
+    }
+    return MaskingParty(venue_id, sec.identity.tag_key, peers, X_FIXED,
+                        sec.roster.session + MASK_SESSION_SUFFIX)  # fmt: skip
 
 
 class VenueRounds:
@@ -53,6 +101,7 @@ class VenueRounds:
     def __init__(
         self, sock: Any, registry: Registry, solver: VenueSolver, venue_id: int,
         sender_id: int, clock: Clock, correlation: EwmaCorrelation | None = None,
+        masking: MaskingParty | None = None,
     ) -> None:  # fmt: skip
         self.sock = sock
         self.correlation = correlation
@@ -62,10 +111,18 @@ class VenueRounds:
         self.venue_id = venue_id
         self.sender_id = sender_id
         self.clock = clock
-        self.dual_id = registry.schema("DualVariables", 2).id
-        self.solution_schema = registry.schema("LocalSolution")
+        self.masking = masking
+        self._dual_version = 3 if masking is not None else 2
+        self.dual_id = registry.schema("DualVariables", self._dual_version).id
+        self.solution_schema = registry.schema("LocalSolution", 2 if masking else 1)
         m = solver.n_assets
         self._packer = registry.packer(self.solution_schema, m)
+        self._share_packer = registry.packer(self.solution_schema, share_length(m))
+        self._iterates: list[np.ndarray] = []  # masked: x of every round of the solve
+        self._participants = 0
+        #: masked: (solve id, round) and z after that round, first CONVERGENCE_SOLVES solves
+        self.round_ids: list[tuple[int, int]] = []
+        self.round_z: list[np.ndarray] = []
         self._u = np.zeros(m)
         self._xbar = np.zeros(m)
         self._price = np.zeros(m)  # y = rho u per asset, as the coordinator sent it
@@ -75,7 +132,7 @@ class VenueRounds:
         self._seq = 0  # tick sequence of the problem the solve in progress runs on
         self.counts = {
             "round_messages": 0, "solutions_out": 0, "solves": 0, "aborted": 0,
-            "bad_messages": 0, "not_quoted": 0,
+            "bad_messages": 0, "not_quoted": 0, "reveals": 0,
         }  # fmt: skip
         self.last_error = ""
 
@@ -99,26 +156,32 @@ class VenueRounds:
         except DecodeError as exc:
             self._bad(str(exc))
             return None
-        if schema.id != self.dual_id or schema.version != 2:
+        if schema.id != self.dual_id or schema.version != self._dual_version:
             self._bad(f"rounds socket: {schema.name} v{schema.version} from coordinator")
             return None
         self.counts["round_messages"] += 1
         # values: envelope (7), solve_id, round, n_assets, phase, flags, iterations, converged,
         # rho, alpha, primal_res, dual_res, then (asset_id, price, u, xbar) per asset
+        # (v3: then participants, reveal_round)
         solve_id, round_no, n_assets, phase, flags = v[7:12]
         rho, alpha = v[14], v[15]
         m = self.solver.n_assets
         if n_assets != m:
             self._bad(f"DualVariables with {n_assets} assets, venue solves {m}")
             return None
+        base = 18
+        participants = reveal_round = 0
+        if self.masking is not None:
+            participants, reveal_round = v[18], v[19]
+            base = 20
         for k in range(m):
-            a = v[18 + 4 * k]
+            a = v[base + 4 * k]
             if a >= m:
                 self._bad(f"DualVariables asset {a}, venue solves {m}")
                 return None
-            self._price[a] = v[19 + 4 * k]
-            self._u[a] = v[20 + 4 * k]
-            self._xbar[a] = v[21 + 4 * k]
+            self._price[a] = v[base + 1 + 4 * k]
+            self._u[a] = v[base + 2 + 4 * k]
+            self._xbar[a] = v[base + 3 + 4 * k]
         solver = self.solver
         try:
             if phase == PHASE_BEGIN:
@@ -128,17 +191,21 @@ class VenueRounds:
                 self._seq = frozen.problem_seq
                 self.counts["solves"] += 1
                 self._rows = []
+                self._iterates = []
+                self._participants = participants
                 self._mid[:] = frozen.c
                 for a in range(m):
                     self._rows.append(self.solves.n)
                     self.solves.append((solve_id, a, frozen.problem_seq, frozen.c[a],
                                         frozen.gamma[a], frozen.phi[a], frozen.limit[a],
-                                        rx_ns, 0, 0))  # fmt: skip
+                                        rx_ns, 0, 0, np.nan))  # fmt: skip
             elif solve_id != solver.solve_id:
                 self._bad(f"DualVariables for solve {solve_id}, venue is in {solver.solve_id}")
                 return None
-            elif phase in (PHASE_ITERATE, PHASE_FINAL):
-                solver.settle(self._xbar, alpha)
+            elif phase in (PHASE_ITERATE, PHASE_FINAL) or (
+                phase == PHASE_REVEAL and self.masking is not None
+            ):
+                self._settle(alpha)
             elif phase == PHASE_ABORT:
                 solver.abort()
                 self.counts["aborted"] += 1
@@ -147,16 +214,21 @@ class VenueRounds:
             else:
                 self._bad(f"DualVariables phase {phase}")
                 return None
-            if phase == PHASE_FINAL:
+            if phase in (PHASE_FINAL, PHASE_REVEAL):
                 self._close(1)
                 if self.correlation is not None:
                     for a in range(m):  # consensus price = -y = -rho u
                         self.correlation.observe(a, float(self._mid[a]), -float(self._price[a]))
-                return None
+                if phase == PHASE_FINAL:
+                    return None
+                return self._reveal(solve_id, reveal_round)
+            z_old = solver.z.copy() if self.masking is not None else None
             x = solver.iterate(self._u, rho)
         except SolverError as exc:
             self._bad(str(exc))
             return None
+        if z_old is not None:
+            return self._share(solve_id, round_no, x, z_old)
         items: list[float | int] = []
         for a in range(m):
             items += (a, float(x[a]))
@@ -170,9 +242,83 @@ class VenueRounds:
         self.counts["solutions_out"] += 1
         return out
 
+    def _settle(self, alpha: float) -> None:
+        solver = self.solver
+        record = (
+            solver.pending and self.masking is not None and solver.solve_id <= CONVERGENCE_SOLVES
+        )
+        solver.settle(self._xbar, alpha)
+        if record:
+            self.round_ids.append((solver.solve_id, solver.round))
+            self.round_z.append(solver.z.copy())
+
+    def _send(self, out: bytes) -> bytes:
+        self.sock.send(out, copy=True)
+        self.counts["solutions_out"] += 1
+        return out
+
+    def _share(
+        self, solve_id: int, round_no: int, x: np.ndarray, z_old: np.ndarray
+    ) -> bytes | None:
+        """The masked share of this round's x (kept for the reveal)."""
+        assert self.masking is not None
+        self._iterates.append(x.copy())
+        d = x - z_old
+        ids = members(self._participants)
+        try:
+            if self.venue_id not in ids:
+                raise AggregationError(
+                    f"venue {self.venue_id} is not among the participants {ids}",
+                    reason="not_participant",
+                )
+            words = share_words(x, float(x @ x), float(d @ d))
+            if len(ids) > 1:  # a lone participant's sum is its input: nothing to mask
+                words = self.masking.mask_encoded(
+                    words, round_id=solve_id, iteration=round_no, participants=ids,
+                    epoch=self._participants,
+                )  # fmt: skip
+        except AggregationError as exc:
+            self._bad(f"solve {solve_id} round {round_no}: cannot mask: {exc}")
+            return None
+        self.nonce += 1
+        return self._send(self._share_packer.pack(
+            *self.reg.envelope_values(self.solution_schema, len(words), self.sender_id,
+                                      self.nonce, self.clock.now_ns()),
+            solve_id, round_no, self.venue_id, KIND_SHARE, self._seq, self._participants,
+            len(words), *words.tolist(),
+        ))  # fmt: skip
+
+    def _reveal(self, solve_id: int, reveal_round: int) -> bytes | None:
+        """The x of round ``reveal_round`` of this solve, in clear: the venue's trades."""
+        if not 1 <= reveal_round <= len(self._iterates):
+            self._bad(f"REVEAL of round {reveal_round}: solve {solve_id} ran "
+                      f"{len(self._iterates)} rounds")  # fmt: skip
+            return None
+        words = reveal_words(self._iterates[reveal_round - 1])
+        self._iterates = []
+        self.counts["reveals"] += 1
+        self.nonce += 1
+        return self._send(self._packer.pack(
+            *self.reg.envelope_values(self.solution_schema, len(words), self.sender_id,
+                                      self.nonce, self.clock.now_ns()),
+            solve_id, reveal_round, self.venue_id, KIND_REVEAL, self._seq, self._participants,
+            len(words), *words.tolist(),
+        ))  # fmt: skip
+
+    def save_convergence(self, out_dir: Path, name: str) -> None:
+        """``<name>.rounds_z.npy`` (K x m) and ``<name>.rounds_z_ids.npy`` (K x 2: solve id,
+        round): this venue's z after every round of the first solves (secure aggregation)."""
+        m = self.solver.n_assets
+        z = np.array(self.round_z) if self.round_z else np.zeros((0, m))
+        np.save(out_dir / f"{name}.rounds_z.npy", z)
+        np.save(out_dir / f"{name}.rounds_z_ids.npy",
+                np.array(self.round_ids, np.int64).reshape(-1, 2))  # fmt: skip
+
     def _close(self, how: int) -> None:
         view = self.solves.view()
-        for row in self._rows:
+        for a, row in enumerate(self._rows):
             view[row]["rounds"] = self.solver.round
             view[row]["final"] = how
+            if how == 1:
+                view[row]["z_final"] = self.solver.z[a]
         self._rows = []

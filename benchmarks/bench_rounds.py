@@ -42,7 +42,7 @@ def _venue(endpoint: str, venue_id: int, mode: Any, stop: Any) -> None:
     # a venue that wants to buy (venue 0) or sell (venue 1): the rounds have work to do
     solver.set_asset(0, 100.0 + 0.05 * venue_id, 1e-3, 0.01, 50.0, seq=1)
     rounds = VenueRounds(sock, reg, solver, venue_id, 10 + venue_id, RealtimeClock())
-    echo = bytes(reg.schema("LocalSolution").payload_size(1) + reg.envelope.size)
+    echo = bytes(reg.schema("LocalSolution", 1).payload_size(1) + reg.envelope.size)
     sock.send(b"ready")
     while not stop.is_set():
         if not sock.poll(50):

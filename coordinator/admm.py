@@ -144,6 +144,57 @@ def exchange_step(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
+def exchange_step_sums(  # type: ignore[no-untyped-def]
+    xsum, sq_x, sq_d, n, u, xhat_mean, stats, it, rho, eps_abs, eps_rel, adapt_every, mu, tau
+):
+    """:func:`exchange_step` at α = 1 from sums only (secure aggregation): ``xsum`` = Σ_i x_i
+    (m), ``sq_x`` = Σ_i ‖x_i‖², ``sq_d`` = Σ_i ‖x_i − z_i^old‖² over all ``n`` venues.
+
+    With z_i = x_i − x̄ after every step, Σ_i z_i = 0, so r² = N‖x̄‖², ‖z‖² = Σ‖x_i‖² − N‖x̄‖²
+    and s²/ρ² = Σ‖x_i − z_i^old − x̄‖² = Σ‖x_i − z_i^old‖² − N‖x̄‖² (both clamped at 0 against
+    rounding). The same stopping test and residual balancing as :func:`exchange_step`;
+    ``xhat_mean`` receives x̄. Returns 1 when the stopping test passed."""
+    m = xsum.shape[0]
+    sqrt_nm = math.sqrt(n * m)
+    sqrt_n = math.sqrt(n)
+    nxbar2 = 0.0
+    for a in range(m):
+        xhat_mean[a] = xsum[a] / n
+        nxbar2 += xhat_mean[a] * xhat_mean[a]
+    nxbar2 *= n
+    r2 = nxbar2
+    nx2 = sq_x
+    nz2 = max(sq_x - nxbar2, 0.0)
+    s2 = max(sq_d - nxbar2, 0.0)
+    nu2 = 0.0
+    for a in range(m):
+        u[a] += xhat_mean[a]
+        nu2 += u[a] * u[a]
+    r = math.sqrt(r2)
+    s = rho * math.sqrt(s2)
+    eps_pri = sqrt_nm * eps_abs + eps_rel * max(math.sqrt(nx2), math.sqrt(nz2))
+    eps_dual = sqrt_nm * eps_abs + eps_rel * rho * math.sqrt(nu2) * sqrt_n
+    converged = 0
+    if r <= eps_pri and s <= eps_dual:
+        converged = 1
+    elif it % adapt_every == 0:
+        if r > mu * s:
+            rho *= tau
+            for a in range(m):
+                u[a] /= tau
+        elif s > mu * r:
+            rho /= tau
+            for a in range(m):
+                u[a] *= tau
+    stats[STAT_ITER] = it
+    stats[STAT_PRIMAL] = r
+    stats[STAT_DUAL] = s
+    stats[STAT_RHO] = rho
+    stats[STAT_CONVERGED] = converged
+    return converged
+
+
+@njit(cache=True)
 def admm_kernel(  # type: ignore[no-untyped-def]
     c,
     gamma,

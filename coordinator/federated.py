@@ -106,6 +106,14 @@ class FederatedExchange(ExchangeState):
         self._expect()
         return self.converged
 
+    #: the exchange holds every venue's x in clear (:class:`MaskedExchange`: only sums)
+    masked = False
+
+    @property
+    def consensus_z(self) -> np.ndarray:
+        """The consensus iterate the rig compares with the centralized baseline per solve."""
+        return self.z
+
     @property
     def primal_res(self) -> float:
         return float(self.stats[STAT_PRIMAL])

@@ -132,7 +132,8 @@ def state_digest(core: Any) -> bytes:
     """SHA-256 over everything a later decision depends on: the latest local problems (costs,
     curvatures, fees, limits, quotes), the plan and target, the merge high-water marks,
     executed positions, the ADMM warm-start state (x, z, u, ρ, cold flag), the delta id and
-    nonce counters, and the last nonce per sender (sorted)."""
+    nonce counters, and the last nonce per sender (sorted); under secure aggregation also the
+    last round's sums, the participants and the last revealed x (clear runs: unchanged)."""
     h = hashlib.sha256()
 
     def put(*arrays: np.ndarray) -> None:
@@ -154,6 +155,9 @@ def state_digest(core: Any) -> bytes:
             ex.frozen_lots)  # fmt: skip
         h.update(struct.pack("<d?qq", float(ex.rho), bool(ex.cold), core.latest_quote_ts,
                              rounds.solve_id))  # fmt: skip
+        if ex.masked:  # secure aggregation: the last sums and the last revealed trades
+            put(ex.xsum, ex.best_x, ex.best_xq)
+            h.update(struct.pack("<ddQI", ex.sq_x, ex.sq_d, ex.participants, ex.best_round))
     return h.digest()
 
 

@@ -8,6 +8,9 @@ byte for byte with the recorded DELTA records, and the final state digest with t
 record. The first difference is reported with the record it belongs to and, for a PlanDelta,
 the first differing field with both values.
 
+Under secure aggregation (CONFIG ``secure_aggregation``) the recorded answers are the masked
+shares and the reveals: the replay adds the same words and gets the same sums bit for bit.
+
 A federated run's solves take rounds with the venues inside a wake-up: the ROUND records after
 its BATCH record (every message the rounds socket received, and every wait that ran out) are
 what the rounds receive in the replay (:class:`RecordedRoundLink`), so the exchange steps and
@@ -161,9 +164,8 @@ class _RecordClock:
 def build_coordinator(config: dict[str, Any], clock: Any = None) -> Any:
     """The coordinator core exactly as the CONFIG record describes it (a federated one with a
     :class:`RecordedRoundLink` as its rounds' link)."""
-    from arbsphere.coordinator.federated import FederatedExchange
     from arbsphere.coordinator.rounds import RoundDriver
-    from arbsphere.coordinator.service import COORDINATOR_SENDER_ID, Coordinator
+    from arbsphere.coordinator.service import COORDINATOR_SENDER_ID, Coordinator, exchange_for
 
     coordination = config.get("coordination", "central")
     if coordination not in ("central", "federated"):
@@ -181,9 +183,11 @@ def build_coordinator(config: dict[str, Any], clock: Any = None) -> Any:
     )  # fmt: skip
     core.warm_up()
     if coordination == "federated":
+        # secure aggregation: the recorded answers are masked shares and reveals, summed again
+        masked = bool(config.get("secure_aggregation", False))
         core.rounds = RoundDriver(
-            RecordedRoundLink(), core.reg, FederatedExchange(core.n_venues, core.n_assets,
-                                                             settings),
+            RecordedRoundLink(), core.reg,
+            exchange_for(core.n_venues, core.n_assets, settings, masked),
             clock if clock is not None else _RecordClock(), COORDINATOR_SENDER_ID,
             int(config["round_timeout_ms"]),
         )  # fmt: skip

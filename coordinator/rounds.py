@@ -11,6 +11,13 @@ The number of rounds a solve may take comes from the tick's latency budget throu
 per-round cost (``ns_per_round``) — never from wall time, so a replay takes the same rounds;
 the wall time each solve took is measured and reported beside it.
 
+Under secure aggregation (a :class:`~arbsphere.coordinator.masked_exchange.MaskedExchange`)
+the rounds speak DualVariables v3 / LocalSolution v2: each venue answers with a masked share,
+the coordinator only ever adds shares up; instead of FINAL the solve ends with REVEAL, which
+names the round of the lowest primal residual, and each venue answers with its x of that round
+(checked against that round's masked sum). A REVEAL that is not answered in time aborts the
+solve like an unanswered round; one that does not add up aborts it too (nobody held out).
+
 What the rounds receive comes through a :class:`RoundLink`: live, :class:`ZmqRoundLink` over
 the ROUTER socket, which journals every message received and every wait that ran out (see
 :mod:`.journal_records`); in a replay, the journal's records in their place
@@ -36,8 +43,10 @@ from arbsphere.rounds_protocol import (
     PHASE_BEGIN,
     PHASE_FINAL,
     PHASE_ITERATE,
+    PHASE_REVEAL,
     venue_identity,
 )
+from arbsphere.secure_rounds import KIND_REVEAL, KIND_SHARE, revealed_x
 from arbsphere.tracebuf import TraceBuffer
 
 #: the first solves whose consensus iterate z is kept after every round (for the convergence
@@ -135,8 +144,12 @@ class RoundDriver:
         self.clock = clock
         self.sender_id = sender_id
         self.round_timeout_ms = round_timeout_ms
-        self.dual_schema = registry.schema("DualVariables", 2)
-        self.solution_id = registry.schema("LocalSolution").id
+        #: secure aggregation: the exchange holds sums of masked shares, never a venue's x
+        self.masked = bool(exchange.masked)
+        self.dual_schema = registry.schema("DualVariables", 3 if self.masked else 2)
+        self.solution_schema = registry.schema("LocalSolution", 2 if self.masked else 1)
+        self.solution_id = self.solution_schema.id
+        self._kind = KIND_SHARE  # what the masked rounds wait for: shares, then the reveal
         self.nonce = 0
         self.solve_id = 0
         self.identities = [venue_identity(i) for i in range(exchange.n_venues)]
@@ -146,14 +159,14 @@ class RoundDriver:
         self.round_z: list[np.ndarray] = []
         self.counts = {
             "rounds": 0, "messages_out": 0, "solutions_in": 0, "stale_solutions": 0,
-            "bad_solutions": 0, "aborted_solves": 0,
+            "bad_solutions": 0, "aborted_solves": 0, "reveals": 0, "reveal_mismatches": 0,
         }  # fmt: skip
         self.last_error = ""
         n = exchange.n_assets
         self._packer = registry.packer(self.dual_schema, n)
         self._x = np.zeros(n)
 
-    def _send_all(self, phase: int, flags: int, round_no: int) -> int:
+    def _send_all(self, phase: int, flags: int, round_no: int, reveal_round: int = 0) -> int:
         ex = self.ex
         n = ex.n_assets
         rho = ex.rho
@@ -164,11 +177,14 @@ class RoundDriver:
             items += (a, rho * float(u[a]), float(u[a]), float(xbar[a]))
         self.nonce += 1
         now = self.clock.now_ns()
+        extra: tuple[int, ...] = ()
+        if self.masked:
+            extra = (getattr(ex, "participants"), reveal_round)  # noqa: B009 (MaskedExchange)
         msg = self._packer.pack(
             *self.reg.envelope_values(self.dual_schema, n, self.sender_id, self.nonce, now),
             self.solve_id, round_no, n, phase, flags, ex.round, int(ex.converged), rho,
             ex.settings.alpha, ex.primal_res if ex.round else 0.0,
-            ex.dual_res if ex.round else 0.0, *items,
+            ex.dual_res if ex.round else 0.0, *extra, *items,
         )  # fmt: skip
         frozen = ex.frozen
         for i, ident in enumerate(self.identities):
@@ -177,11 +193,16 @@ class RoundDriver:
                 self.counts["messages_out"] += 1
         return now
 
+    def _missing(self) -> list[int]:
+        if self.masked and self._kind == KIND_REVEAL:
+            return self.ex.reveal_missing()  # type: ignore[attr-defined]
+        return self.ex.missing()
+
     def _gather(self, round_no: int) -> bool:
-        """Absorb one x from every venue for ``round_no``; False on timeout."""
-        ex = self.ex
+        """Absorb one x (or share, or reveal) from every venue for ``round_no``; False on
+        timeout."""
         deadline = self.clock.now_ns() + self.round_timeout_ms * 1_000_000
-        while ex.missing():
+        while self._missing():
             frames = self.link.receive(deadline, self.solve_id, round_no)
             if frames is None:
                 return False
@@ -201,13 +222,17 @@ class RoundDriver:
             self.last_error = str(exc)
             return
         # values: envelope (7), solve_id, round, venue_id, n_assets, problem_seq, items
-        venue = int(v[9]) if schema.id == self.solution_id else -1
+        ours = schema.id == self.solution_id and schema.version == self.solution_schema.version
+        venue = int(v[9]) if ours else -1
         if venue < 0 or venue >= self.ex.n_venues or self.identities[venue] != ident:
             self.counts["bad_solutions"] += 1
             self.last_error = f"rounds socket: {schema.name} from {ident!r} (venue {venue})"
             return
         if v[7] != self.solve_id or v[8] != round_no:
             self.counts["stale_solutions"] += 1
+            return
+        if self.masked:
+            self._absorb_masked(venue, v, round_no)
             return
         n = self.ex.n_assets
         x = self._x
@@ -227,6 +252,67 @@ class RoundDriver:
             return
         self.counts["solutions_in"] += 1
         self.ex.absorb(venue, x)
+
+    def _absorb_masked(self, venue: int, v: tuple[Any, ...], round_no: int) -> None:
+        """A LocalSolution v2: values: envelope (7), solve_id, round, venue_id, kind,
+        problem_seq, participants, n_words, words."""
+        ex: Any = self.ex
+        kind, participants, n_words = v[10], v[12], v[13]
+        want = ex.share_len if self._kind == KIND_SHARE else ex.n_assets
+        why = ""
+        if kind != self._kind:
+            why = f"kind {kind}, expected {self._kind}"
+        elif participants != ex.participants:
+            why = f"masked among {participants:#x}, the solve's are {ex.participants:#x}"
+        elif n_words != want or len(v) != 14 + want:
+            why = f"{n_words} words, expected {want}"
+        elif venue not in self._missing():
+            why = "answered twice"
+        if why:
+            self.counts["bad_solutions"] += 1
+            self.last_error = f"venue {venue} round {round_no}: {why}"
+            return
+        words = np.array(v[14:], dtype=np.uint64)
+        self.counts["solutions_in"] += 1
+        if self._kind == KIND_SHARE:
+            ex.absorb_share(venue, words)
+        else:
+            self.counts["reveals"] += 1
+            ex.absorb_reveal(venue, revealed_x(words))
+
+    def _abort(self, round_no: int, why: str) -> int:
+        """Send ABORT, forget the warm start, count; returns when."""
+        self._kind = KIND_SHARE
+        self._send_all(PHASE_ABORT, 0, round_no)
+        self.ex.reset()
+        self.counts["aborted_solves"] += 1
+        self.last_error = f"solve {self.solve_id} round {round_no}: {why}"
+        return self.clock.now_ns()
+
+    def _reveal(self, started: int) -> SolveOutcome | None:
+        """Secure aggregation: ask every live venue for its x of the best round and check
+        them against that round's masked sum; None when the trades are in ``ex.best_x``,
+        else the aborted outcome."""
+        ex: Any = self.ex
+        k = ex.best_round
+        rounds = ex.round
+        if k == 0:  # no round gave a finite primal residual: nothing to reveal
+            return SolveOutcome(rounds, False, True, started, self._abort(rounds, "no round "
+                                "with a finite primal residual to reveal"))  # fmt: skip
+        ex.begin_reveal()
+        self._kind = KIND_REVEAL
+        self._send_all(PHASE_REVEAL, 0, rounds, reveal_round=k)
+        if not self._gather(k):
+            missing = tuple(ex.reveal_missing())
+            ended = self._abort(rounds, f"no reveal of round {k} from venues {list(missing)} "
+                                f"within {self.round_timeout_ms} ms")  # fmt: skip
+            return SolveOutcome(rounds, False, True, started, ended, missing)
+        self._kind = KIND_SHARE
+        why = ex.finish_reveal()
+        if why:
+            self.counts["reveal_mismatches"] += 1
+            return SolveOutcome(rounds, False, True, started, self._abort(rounds, why))
+        return None
 
     def save_convergence(self, out_dir: Path) -> None:
         """``coordinator.rounds_z.npy`` (K x N x m) and ``coordinator.rounds_z_ids.npy`` (K x 2:
@@ -263,11 +349,16 @@ class RoundDriver:
             self.counts["rounds"] += 1
             self.rounds.append((self.solve_id, k, sent, self.clock.now_ns(), ex.primal_res,
                                 ex.dual_res, ex.rho))  # fmt: skip
-            if self.solve_id <= CONVERGENCE_SOLVES:
+            if self.solve_id <= CONVERGENCE_SOLVES and not self.masked:  # masked: z unknown
                 self.round_ids.append((self.solve_id, k))
                 self.round_z.append(ex.z.copy())
             if done:
                 break
+        if self.masked:
+            aborted = self._reveal(started)
+            if aborted is not None:
+                return aborted
+            return SolveOutcome(ex.round, ex.converged, False, started, self.clock.now_ns())
         ended = self.clock.now_ns()
         self._send_all(PHASE_FINAL, 0, ex.round)
         return SolveOutcome(ex.round, ex.converged, False, started, ended)

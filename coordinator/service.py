@@ -27,6 +27,7 @@ from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
 from arbsphere.coordinator.baseline import centralized_solve, gaps_batch, objective
 from arbsphere.coordinator.federated import FederatedExchange
 from arbsphere.coordinator.journal_thread import JournalThread
+from arbsphere.coordinator.masked_exchange import MaskedExchange
 from arbsphere.coordinator.merge import STAT_MAX_ABS_NET, DeltaMerger, emit_and_merge
 from arbsphere.coordinator.neutralize import neutralize_around_fixed, neutralize_lots
 from arbsphere.coordinator.plan_events import PlanEvents
@@ -357,7 +358,7 @@ class Coordinator:
         k = self.fed_solves.n
         if k == self._fed_z.shape[0]:
             self._fed_z = np.concatenate([self._fed_z, np.zeros_like(self._fed_z)])
-        self._fed_z[k] = ex.z
+        self._fed_z[k] = ex.consensus_z  # masked: the revealed round's x - mean (z unknown)
         self.fed_solves.append((rounds.solve_id, -1, out.rounds, max_rounds, int(out.converged),
                                 int(out.aborted), ex.primal_res if out.rounds else np.nan,
                                 ex.dual_res if out.rounds else np.nan, out.started_ns,
@@ -593,10 +594,11 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         except zmq.ZMQError as exc:
             raise PipelineError(f"coordinator: cannot bind the rounds socket: {exc}") from exc
         round_link = ZmqRoundLink(_secured_rounds(sec, rounds_sock, cfg, source), clock)
+        masked = secure_aggregation(cfg)
         core.rounds = RoundDriver(
-            round_link, core.reg,
-            FederatedExchange(core.n_venues, core.n_assets, settings), clock,
-            COORDINATOR_SENDER_ID, int(require(cfg, "round_timeout_ms", int, source)),
+            round_link, core.reg, exchange_for(core.n_venues, core.n_assets, settings, masked,
+                                               source),
+            clock, COORDINATOR_SENDER_ID, int(require(cfg, "round_timeout_ms", int, source)),
         )  # fmt: skip
         core.ns_per_iteration = float(require(cfg, "ns_per_round", (int, float), source))
         core.stale_after_ns = int(require(cfg, "stale_after_ms", (int, float), source) * 1e6)
@@ -630,6 +632,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             config["stale_after_ns"] = core.stale_after_ns
             config["unresponsive_retry_ns"] = core.unresponsive_retry_ns
             config["round_timeout_ms"] = core.rounds.round_timeout_ms
+            if core.rounds.masked:  # absent: the clear protocol (older journals too)
+                config["secure_aggregation"] = True
         loop.recorder.config(config, clock.now_ns())
     journal_head: dict[str, Any] | None = None
     quiesce_gc()
@@ -703,6 +707,25 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         if rounds_sock is not None:
             rounds_sock.close(linger=0)
     return 0
+
+
+def secure_aggregation(cfg: dict[str, Any]) -> bool:
+    """Whether the role's ``security`` table asks for secure aggregation of the rounds (no
+    table — a role run on its own — means the clear protocol)."""
+    table = cfg.get("security")
+    return isinstance(table, dict) and bool(table.get("secure_aggregation", False))
+
+
+def exchange_for(
+    n_venues: int, n_assets: int, settings: AdmmSettings, masked: bool, source: str = ""
+) -> FederatedExchange:
+    """The rounds' exchange state: sums of masked shares, or every venue's x in clear."""
+    if not masked:
+        return FederatedExchange(n_venues, n_assets, settings)
+    try:
+        return MaskedExchange(n_venues, n_assets, settings)
+    except ConfigError as exc:
+        raise ConfigError(str(exc), file=source or None, key="security.secure_aggregation") from exc
 
 
 def _secured_rounds(sec: Any, rounds_sock: Any, cfg: dict[str, Any], source: str) -> Any:

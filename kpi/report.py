@@ -241,6 +241,43 @@ def _governance_section(gov: Mapping[str, object], manifest: Mapping[str, object
     return "\n".join(parts)
 
 
+_PRIVACY_COLUMNS = (
+    ("mechanism", "mechanism"), ("epsilon_spent", "ε spent"), ("epsilon_total", "ε total"),
+    ("delta_spent", "δ spent"), ("releases", "releases"), ("refusals", "refusals"),
+    ("withheld_ticks", "withheld ticks"), ("sensitivity", "sensitivity"),
+    ("noise_scale", "noise scale"),
+)  # fmt: skip
+
+
+def _privacy_section(privacy: Mapping[str, object]) -> str:
+    """The "Privacy budgets" section: one row per venue and signal kind (None: the venue had
+    no budgets — central coordination or budgets off)."""
+    parts = ["<h2>Privacy budgets</h2>"]
+    head = "".join(f"<th>{_e(label)}</th>" for _, label in _PRIVACY_COLUMNS)
+    body = []
+    composition = None
+    for venue, kinds in privacy.items():
+        if not isinstance(kinds, Mapping):
+            continue
+        for kind, state in kinds.items():
+            if not isinstance(state, Mapping):
+                continue
+            composition = state.get("composition", composition)
+            cells = "".join(
+                f'<td class="num">{_e(_fmt(state.get(key)))}</td>' for key, _ in _PRIVACY_COLUMNS
+            )
+            body.append(f"<tr><th>{_e(venue)}</th><td>{_e(kind)}</td>{cells}</tr>")
+    if not body:
+        parts.append('<p class="note">no privacy budgets (central coordination or off)</p>')
+        return "\n".join(parts)
+    parts.append(f"<table><tr><th>venue</th><th>signal</th>{head}</tr>{''.join(body)}</table>")
+    parts.append(
+        f'<p class="note">composition: {_e(composition)}; an exhausted signal is withheld '
+        "(liquidity_lots = -1, correlation = NaN)</p>"
+    )
+    return "\n".join(parts)
+
+
 def render_report(
     kpi: dict[str, object],
     hlog_path: Path | None,
@@ -329,6 +366,9 @@ def render_report(
         value = kpi[key]
         if key == "governance" and isinstance(value, Mapping):
             parts.append(_governance_section(value, manifest))
+            continue
+        if key == "privacy" and isinstance(value, Mapping):
+            parts.append(_privacy_section(value))
             continue
         parts.append(f"<h2>{_e(key.replace('_', ' ').capitalize())}</h2>")
         if isinstance(value, Mapping):

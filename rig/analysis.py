@@ -420,6 +420,9 @@ def build_kpi(
     kpi["signals"] = {
         name: stats.get(name, {}).get("signals") for name in venue_names
     }  # cross-venue correlation estimate per venue and asset (None: central mode)
+    kpi["privacy"] = {
+        name: stats.get(name, {}).get("privacy") for name in venue_names
+    }  # per venue {signal kind: budget state} (None: central mode or budgets off)
     return kpi
 
 

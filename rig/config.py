@@ -58,6 +58,49 @@ class JournalConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """``[security.privacy]``: differential-privacy budgets on the SharedSignals a venue derives
+    from its private state (federated mode; see arbsphere/adapters/signal_privacy.py).
+
+    One :class:`~arbsphere.security.privacy_budget.PrivacyBudget` per venue and signal kind
+    (1 liquidity — the borrow proxy, 2 correlation) for the whole run, under basic sequential
+    composition (k releases cost k·epsilon_per_release, and k·delta for Gaussian). A venue
+    releases a fresh noisy value of each kind at most every ``release_interval_ms`` of tick
+    time; the ticks between repeat the last released value (post-processing: free). Once a
+    budget cannot pay a release, the signal is withheld (liquidity_lots = -1, correlation = NaN)
+    for the rest of the run and the refusal is ledgered."""
+
+    enabled: bool = True
+    #: "laplace" (pure epsilon-DP) or "gaussian" (classical (epsilon, delta) calibration,
+    #: epsilon_per_release < 1)
+    mechanism: str = "laplace"
+    #: the run's budget per venue and signal kind; at the defaults 100 releases, 50 s of ticks
+    epsilon_total: float = 10.0
+    epsilon_per_release: float = 0.1
+    #: gaussian only: the run's delta per venue and signal kind (split evenly over the releases)
+    delta_total: float = 1e-5
+    release_interval_ms: float = 500.0
+    #: L1 sensitivity of the released liquidity (lots). The released value is the venue's
+    #: tradeable liquidity min(displayed size, position limit), so it lies in
+    #: [0, position_limit_lots]: any two private states (limits, books) move it by at most the
+    #: position limit — the default (None) uses each venue's ``position_limit_lots``, which
+    #: hides the whole limit (at a noise scale of limit/epsilon_per_release lots). A smaller
+    #: value, e.g. 1, is "lot-level" privacy: it only hides a change of the limit or the book
+    #: by that many lots (a change of k·sensitivity lots costs k times the epsilon).
+    liquidity_sensitivity_lots: float | None = None
+    #: L1 sensitivity of the released correlation: the EWMA estimate is clamped to [-1, 1] and
+    #: one changed increment pair can move it across that range (no bound on an increment,
+    #: and early on few pairs), so 2
+    correlation_sensitivity: float = 2.0
+    #: noise seed; None: the campaign seed. Each venue and kind draws from its own
+    #: numpy Generator seeded with (seed, venue_id, kind) — reproducible, never a global RNG.
+    #: Reproducible also means: whoever knows the seed can subtract the noise. The seed is in
+    #: the campaign file and the manifest, so the rig's noise is a measurement of the
+    #: mechanism's cost, not protection against a reader of the result set.
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
 class SecurityConfig:
     """``[security]``: CurveZMQ transport, per-message tags, credentials and the governance
     ledger (see arbsphere/security). Everything is on by default; ``transport = "plaintext"``
@@ -77,6 +120,11 @@ class SecurityConfig:
     max_future_ms: float = 500.0
     #: the registry asks the coordinator (and venues) to sign a ledger checkpoint this often
     checkpoint_interval_s: float = 5.0
+    #: ``[security.privacy]``: privacy budgets on the venues' shared signals
+    privacy: PrivacyConfig = PrivacyConfig()
+    #: federated rounds: venues send pairwise-masked shares, the coordinator learns sums only
+    #: (and each solve's revealed trades); needs admm.alpha = 1 and at most 8 venues
+    secure_aggregation: bool = True
 
 
 @dataclass(frozen=True)
@@ -304,6 +352,11 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
                 venue.name,
                 f"not an adapter of graph '{graph}' ({sorted(graph_adapters)})",
             )
+    security_t = r.table("security", optional=True)
+    security = _security(security_t)
+    if coordinator.coordination == "federated":
+        solution_v = registry.graph(graph).coordinator["LocalSolution"]
+        _check_secure_aggregation(security_t, security, coordinator, len(venues), solution_v, graph)
     return Campaign(
         source=source,
         name=name,
@@ -323,8 +376,30 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
         rates_hz=rates,
         calibration=_calibration(r.table("calibration", optional=True)),
         journal=_journal(r.table("journal", optional=True)),
-        security=_security(r.table("security", optional=True)),
+        security=security,
     )
+
+
+def _check_secure_aggregation(
+    r: _Reader, s: SecurityConfig, k: CoordinatorConfig, n_venues: int, solution_v: int,
+    graph: str,
+) -> None:  # fmt: skip
+    """Masked rounds need alpha = 1 (the exchange step from sums), at most
+    MAX_MASKED_VENUES venues (fixed-point headroom) and a graph speaking LocalSolution v2."""
+    from arbsphere.secure_rounds import MAX_MASKED_VENUES
+
+    on = s.secure_aggregation
+    if on and k.admm.alpha != 1.0:
+        r.fail("secure_aggregation", on, f"needs [coordinator.admm] alpha = 1 (got "
+               f"{k.admm.alpha!r}): with over-relaxation the exchange step needs every "
+               "venue's z, not only sums; set alpha = 1 or secure_aggregation = false")  # fmt: skip
+    if on and n_venues > MAX_MASKED_VENUES:
+        r.fail("secure_aggregation", on, f"sums at most {MAX_MASKED_VENUES} venues without "
+               f"wrapping its fixed point, the campaign has {n_venues}")  # fmt: skip
+    if solution_v != (2 if on else 1):
+        r.fail("secure_aggregation", on, f"graph '{graph}' speaks LocalSolution v{solution_v}"
+               f" ({'clear x' if solution_v == 1 else 'masked shares'}); use "
+               f"{'toyPair' if on else 'toyPairClear'}")  # fmt: skip
 
 
 def _journal(r: _Reader) -> JournalConfig:
@@ -346,7 +421,7 @@ def _security(r: _Reader) -> SecurityConfig:
     r.only({f.name for f in dataclasses.fields(SecurityConfig)})
     d = SecurityConfig()
     flags = {}
-    for key in ("tags", "attest_plan_deltas"):
+    for key in ("tags", "attest_plan_deltas", "secure_aggregation"):
         value = r.data.get(key, getattr(d, key))
         if not isinstance(value, bool):
             r.fail(key, value, "must be true or false")
@@ -365,6 +440,56 @@ def _security(r: _Reader) -> SecurityConfig:
         checkpoint_interval_s=r.number(
             "checkpoint_interval_s", d.checkpoint_interval_s, lo=0.1, hi=3600
         ),
+        privacy=_privacy(r.table("privacy", optional=True)),
+        secure_aggregation=flags["secure_aggregation"],
+    )
+
+
+def _privacy(r: _Reader) -> PrivacyConfig:
+    r.only({f.name for f in dataclasses.fields(PrivacyConfig)})
+    d = PrivacyConfig()
+    enabled = r.data.get("enabled", d.enabled)
+    if not isinstance(enabled, bool):
+        r.fail("enabled", enabled, "must be true or false")
+    mechanism = r.choice("mechanism", ("laplace", "gaussian"), d.mechanism)
+    eps_total = r.number("epsilon_total", d.epsilon_total, lo=0.0, hi=1e6)
+    eps_per = r.number("epsilon_per_release", d.epsilon_per_release, lo=0.0, hi=1e6)
+    for key, value in (("epsilon_total", eps_total), ("epsilon_per_release", eps_per)):
+        if not value > 0:
+            r.fail(key, value, "must be > 0")
+    if eps_per > eps_total:
+        r.fail("epsilon_per_release", eps_per, f"exceeds epsilon_total {eps_total!r}")
+    delta = r.number("delta_total", d.delta_total, lo=0.0, hi=1.0)
+    if not delta < 1.0:
+        r.fail("delta_total", delta, "must be < 1")
+    if mechanism == "gaussian":
+        if not eps_per < 1.0:
+            r.fail(
+                "epsilon_per_release", eps_per,
+                "the classical Gaussian calibration needs epsilon < 1 per release",
+            )  # fmt: skip
+        if not 0.0 < delta < 1.0:
+            r.fail("delta_total", delta, "the Gaussian mechanism needs 0 < delta_total < 1")
+    liquidity = None
+    if "liquidity_sensitivity_lots" in r.data:
+        liquidity = r.number("liquidity_sensitivity_lots", lo=0.0, hi=1e9)
+        if not liquidity > 0:
+            r.fail("liquidity_sensitivity_lots", liquidity, "must be > 0")
+    correlation = r.number("correlation_sensitivity", d.correlation_sensitivity, lo=0.0, hi=2.0)
+    if not correlation > 0:
+        r.fail("correlation_sensitivity", correlation, "must be > 0")
+    return PrivacyConfig(
+        enabled=enabled,
+        mechanism=mechanism,
+        epsilon_total=eps_total,
+        epsilon_per_release=eps_per,
+        delta_total=delta,
+        release_interval_ms=r.number(
+            "release_interval_ms", d.release_interval_ms, lo=0.001, hi=86_400_000
+        ),
+        liquidity_sensitivity_lots=liquidity,
+        correlation_sensitivity=correlation,
+        seed=r.integer("seed", lo=0) if "seed" in r.data else None,
     )
 
 

@@ -45,6 +45,34 @@ def _problems(
     return per_solve[:, np.searchsorted(unique, solve_ids)]
 
 
+def _venue_final_z(
+    proc_dir: Path, venue_names: list[str], solve_ids: np.ndarray, n: int, m: int
+) -> np.ndarray:
+    """(K, n, m): each venue's own z after the last round of each solve (``z_final`` of its
+    solve trace); NaN where a venue has none. Under secure aggregation this is the only
+    record of the consensus iterate (the coordinator holds sums)."""
+    out = np.full((len(solve_ids), n, m), np.nan)
+    unique, inverse = np.unique(solve_ids, return_inverse=True)
+    for name in venue_names:
+        rec_path = proc_dir / f"{name}.solves.npy"
+        stats_path = proc_dir / f"{name}.stats.json"
+        if not rec_path.exists() or not stats_path.exists():
+            continue
+        rec = np.load(rec_path, allow_pickle=False)
+        if rec.dtype.names is None or "z_final" not in rec.dtype.names:
+            continue
+        venue = int(json.loads(stats_path.read_text())["venue_id"])
+        if not 0 <= venue < n:
+            continue
+        per = np.full((len(unique), m), np.nan)
+        ids = rec["solve_id"].astype(np.int64)
+        pos = np.clip(np.searchsorted(unique, ids), 0, max(len(unique) - 1, 0))
+        hit = (unique[pos] == ids) & (rec["asset"] < m) if len(unique) else ids < 0
+        per[pos[hit], rec["asset"][hit].astype(np.int64)] = rec["z_final"][hit]
+        out[:, venue] = per[inverse]
+    return out
+
+
 def _gaps(problems: np.ndarray, z: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Relative gap of each z (K, n, m) against its problem's centralized optimum; NaN where
     ``valid`` is False or a venue's record is missing."""
@@ -75,6 +103,13 @@ def federated_solves(proc_dir: Path, venue_names: list[str]) -> pd.DataFrame | N
         )
     ids = solves["solve_id"].astype(np.int64)
     problems = _problems(proc_dir, venue_names, ids, z.shape[1], z.shape[2])
+    # the venues' own final z where every venue recorded one (secure aggregation: the
+    # coordinator's record is the revealed round's x - x-bar, not the last iterate)
+    venue_z = _venue_final_z(proc_dir, venue_names, ids, z.shape[1], z.shape[2])
+    whole = ~np.isnan(venue_z).reshape(len(ids), -1).any(axis=1)
+    if whole.any():
+        z = z.copy()
+        z[whole] = venue_z[whole]
     gap = _gaps(problems, z, solves["aborted"] == 0)
     return pd.DataFrame(
         {
@@ -92,17 +127,52 @@ def federated_solves(proc_dir: Path, venue_names: list[str]) -> pd.DataFrame | N
     )
 
 
+def _venue_rounds_z(
+    proc_dir: Path, venue_names: list[str], n: int, m: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Under secure aggregation the coordinator never knows z: each venue kept its own z after
+    every round of the first solves (``<venue>.rounds_z.npy``). Joined on (solve, round) where
+    every venue has one: (ids K x 2, z K x n x m), or None."""
+    per_venue: dict[int, dict[tuple[int, int], np.ndarray]] = {}
+    for name in venue_names:
+        z_path = proc_dir / f"{name}.rounds_z.npy"
+        stats_path = proc_dir / f"{name}.stats.json"
+        if not z_path.exists() or not stats_path.exists():
+            continue
+        venue = int(json.loads(stats_path.read_text())["venue_id"])
+        z = np.load(z_path, allow_pickle=False)
+        ids = np.load(proc_dir / f"{name}.rounds_z_ids.npy", allow_pickle=False)
+        if 0 <= venue < n and z.ndim == 2 and z.shape[1] == m and len(ids) == len(z):
+            per_venue[venue] = {(int(a), int(b)): z[k] for k, (a, b) in enumerate(ids)}
+    if len(per_venue) != n:
+        return None
+    keys = sorted(set.intersection(*(set(d) for d in per_venue.values())))
+    if not keys:
+        return None
+    z_all = np.array([[per_venue[v][key] for v in range(n)] for key in keys])
+    return np.array(keys, np.int64), z_all
+
+
 def round_gaps(proc_dir: Path, venue_names: list[str]) -> pd.DataFrame | None:
-    """Per round of the first solves whose z the coordinator kept after every round: solve id,
-    round, the gap of that round's z against the solve's centralized optimum, and the round's
-    residuals. None when the run kept none (central runs)."""
+    """Per round of the first solves whose z was kept after every round — by the coordinator,
+    or under secure aggregation (where the coordinator holds only sums) by each venue, joined
+    here by the rig: solve id, round, the gap of that round's z against the solve's
+    centralized optimum, and the round's residuals (the coordinator's, from the sums). None
+    when the run kept none (central runs)."""
     z_path = proc_dir / "coordinator.rounds_z.npy"
     if not z_path.exists():
         return None
     z = np.load(z_path, allow_pickle=False)
     ids = np.load(proc_dir / "coordinator.rounds_z_ids.npy", allow_pickle=False)
     if not len(ids):
-        return None
+        solves_z = proc_dir / "coordinator.solves_z.npy"
+        if not solves_z.exists():
+            return None
+        shape = np.load(solves_z, allow_pickle=False, mmap_mode="r").shape
+        joined = _venue_rounds_z(proc_dir, venue_names, shape[1], shape[2])
+        if joined is None:
+            return None
+        ids, z = joined
     problems = _problems(proc_dir, venue_names, ids[:, 0], z.shape[1], z.shape[2])
     gaps = _gaps(problems, z, np.ones(len(ids), np.bool_))
     keep = ~np.isnan(gaps)

@@ -19,17 +19,32 @@ def security_section(
 ) -> dict[str, Any]:
     """The manifest's ``security`` section from the registry's summary."""
     two_party = reveals_individual_inputs(n_venues)
-    note = (
-        "The federated rounds send each venue's x_i to the coordinator unmasked (pairwise-mask "
-        "secure aggregation, arbsphere.security.secure_agg, is not wired into the rounds yet): "
-        "the coordinator learns every x_i, never c, gamma, phi or the limit."
-        if coordination == "federated"
-        else "Central coordination: venues send their whole local problem to the coordinator."
-    )
-    if two_party:
+    masked = coordination == "federated" and settings.secure_aggregation
+    if masked:
+        note = (
+            "Federated rounds with secure aggregation (arbsphere.secure_rounds): every round, "
+            "each venue sends its x_i, |x_i|^2 and |x_i - z_i|^2 in fixed point under pairwise "
+            "masks (X25519 + HKDF seeds bound to the run's session, solve, round and the "
+            "participant set); the coordinator learns only their sums over the venues taking "
+            "part. At the end of each solve every venue reveals its x_i of one round (the best "
+            "primal residual), because those are its trades; the other rounds' x_i and every "
+            "z_i stay with the venues. A venue that drops out aborts the solve; the next one "
+            "masks among the survivors."
+        )
+    elif coordination == "federated":
+        note = (
+            "Federated rounds without secure aggregation (secure_aggregation = false): the "
+            "coordinator learns every venue's x_i of every round, never c, gamma, phi or the "
+            "limit."
+        )
+    else:
+        note = "Central coordination: venues send their whole local problem to the coordinator."
+    if two_party and coordination == "federated":
         note += (
-            f" With {n_venues} venues even a secure sum would reveal the other party's input "
-            "(sum minus one's own)."
+            f" With {n_venues} venues the sum itself reveals the other party's input (sum "
+            "minus one's own): a venue learns the other's x_i every round from x-bar, and "
+            "the coordinator learns each x_i whenever one venue is held out (its lots are "
+            "public)."
         )
     ledger = {k: summary[k] for k in ("dir", "size", "root", "checkpoints", "signer", "cosigners")}
     return {
@@ -47,7 +62,7 @@ def security_section(
         "ledger_final_cosigners": summary["final_cosigners"],
         "registry": summary["registry"],
         "aggregation": {
-            "secure_aggregation": False,
+            "secure_aggregation": masked,
             "reveals_individual_inputs": two_party,
             "note": note,
         },
@@ -61,13 +76,22 @@ def _add(into: dict[str, int], counts: dict[str, Any] | None) -> None:
 
 
 def refusals(proc_dir: Path) -> dict[str, dict[str, int]]:
-    """Every role's refusals (its stats file's ``security``), by category and reason."""
+    """Every role's refusals (its stats file's ``security``), by category and reason; the
+    ``budget`` category counts the venues' refused privacy releases (their stats'
+    ``privacy``), by signal kind ("liquidity_exhausted", "correlation_exhausted")."""
     out: dict[str, dict[str, int]] = {"credential": {}, "message": {}, "budget": {}}
     for path in sorted(proc_dir.glob("*.stats.json")):
         try:
-            sec = json.loads(path.read_text()).get("security")
+            stats = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
+        if not isinstance(stats, dict):
+            continue
+        privacy = stats.get("privacy")
+        for kind, state in privacy.items() if isinstance(privacy, dict) else []:
+            if isinstance(state, dict):
+                _add(out["budget"], {f"{kind}_exhausted": state.get("refusals")})
+        sec = stats.get("security")
         if not isinstance(sec, dict):
             continue
         _add(out["credential"], sec.get("zap", {}).get("refusals"))

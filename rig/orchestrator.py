@@ -293,6 +293,19 @@ class Orchestrator:
         }  # fmt: skip
         if self.rounds_endpoint:
             cfg["rounds_endpoint"] = self.rounds_endpoint
+            privacy = self.campaign.security.privacy
+            if privacy.enabled:  # federated only: central mode sends the limit anyway
+                cfg["privacy"] = {
+                    "mechanism": privacy.mechanism, "epsilon_total": privacy.epsilon_total,
+                    "epsilon_per_release": privacy.epsilon_per_release,
+                    "delta_total": privacy.delta_total,
+                    "release_interval_ms": privacy.release_interval_ms,
+                    "liquidity_sensitivity_lots": privacy.liquidity_sensitivity_lots
+                    if privacy.liquidity_sensitivity_lots is not None
+                    else v.position_limit_lots,
+                    "correlation_sensitivity": privacy.correlation_sensitivity,
+                    "seed": privacy.seed if privacy.seed is not None else self.campaign.seed,
+                }  # fmt: skip
         if v.link == "serial" and v.device == "emulator" and v.port == "pty":
             from arbsphere.adapters.pty import open_pty_pair
 

@@ -175,6 +175,8 @@ class CampaignRegistry:
             "max_past_ns": round(s.max_past_ms * 1e6),
             "max_future_ns": round(s.max_future_ms * 1e6),
             "credential_skew_ns": CREDENTIAL_SKEW_NS,
+            # the federated rounds' secure aggregation (coordinator and venues read it)
+            "secure_aggregation": s.secure_aggregation,
         }
 
     def public_keys(self) -> dict[str, Ed25519PublicKey]:

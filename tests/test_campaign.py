@@ -325,19 +325,29 @@ def test_replay_verifies_a_federated_run_from_its_recorded_round_answers(
     assert result.deltas_replayed > 0 and result.round_records > 100
     assert main(["replay", str(short_run.run_dir), "--verify"]) == 0
 
-    # One venue's x in a round that led to a PlanDelta, moved by 3 lots: the exchange step
-    # after it differs, so the replay must diverge at or after that answer, never before.
+    # One venue's masked share in a round that led to a PlanDelta, its x word moved by 3 lots
+    # (3·2^40 in the shares' fixed point, modulo 2^64): the sum, hence the exchange step after
+    # it (or the check of the reveal against it) differs, so the replay must diverge at or
+    # after that answer, never before.
+    from arbsphere.secure_rounds import KIND_SHARE, X_FRAC_BITS
+
     reg = default_registry()
 
     def alter(records: list[Any]) -> tuple[int, bytes]:
         deltas = [i for i, r in enumerate(records) if r.type == REC_DELTA]
         target = deltas[len(deltas) // 2]
-        victim = max(i for i in range(target) if records[i].type == REC_ROUND_INPUT)
+
+        def share(i: int) -> bool:
+            if records[i].type != REC_ROUND_INPUT:
+                return False
+            return reg.decode_values(decode_frames(records[i].payload)[1])[1][10] == KIND_SHARE
+
+        victim = max(i for i in range(target) if share(i))
         ident, data = decode_frames(records[victim].payload)
         schema, values = reg.decode_values(data)
         changed = list(values)
-        changed[-1] += 3.0  # the last asset's x
-        n_items = values[10]
+        changed[14] = (changed[14] + (3 << X_FRAC_BITS)) % (1 << 64)  # asset 0's x word
+        n_items = values[13]
         return victim, encode_frames([ident, reg.packer(schema, n_items).pack(*changed)])
 
     copy = tmp_path / "fed"

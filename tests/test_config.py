@@ -104,7 +104,7 @@ def test_incompatible_schema_versions_refused(tmp_path: Path) -> None:
         load_campaign(path)
     msg = str(info.value)
     assert msg.startswith(f"{path}: key 'adapters.venue_b.schemas.DualVariables'"), msg
-    assert "adapter 'venue_b' speaks DualVariables v1 but graph 'toyPair' requires v2" in msg
+    assert "adapter 'venue_b' speaks DualVariables v1 but graph 'toyPair' requires v3" in msg
 
 
 def test_declared_versions_checked_against_graph(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def _write(proc: Path, c: np.ndarray, gamma: np.ndarray, phi: np.ndarray, limit:
                 continue
             for a in range(m):
                 rows.append((k + 1, a, 7, c[k, i, a], gamma[k, i, a], phi[k, i, a],
-                             limit[k, i, a], 0, 4, 1))  # fmt: skip
+                             limit[k, i, a], 0, 4, 1, np.nan))  # fmt: skip
         name = f"venue_{i}"
         np.save(proc / f"{name}.solves.npy", np.array(rows, VENUE_SOLVE_DTYPE))
         (proc / f"{name}.stats.json").write_text(json.dumps({"venue_id": i}))

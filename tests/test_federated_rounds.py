@@ -154,7 +154,7 @@ def test_rounds_over_zeromq_reproduce_the_in_process_solver_and_leak_nothing(
     # itself is what the venue shares).
     captured = [msg for cap in venues.socks for msg in cap.sent]
     assert len(captured) == n * driver.counts["rounds"]
-    schema = REG.schema("LocalSolution")
+    schema = REG.schema("LocalSolution", 1)
     header_fields = {"solve_id", "round", "venue_id", "n_assets", "problem_seq"}
     secret = set(private)
     for data in captured:

@@ -24,6 +24,8 @@
 #define ARBSPHERE_DUAL_VARIABLES_V1 1u /* DualVariables version 1 */
 #define ARBSPHERE_DUAL_VARIABLES_ID 4u /* schema id of DualVariables */
 #define ARBSPHERE_DUAL_VARIABLES_V2 2u /* DualVariables version 2 */
+#define ARBSPHERE_DUAL_VARIABLES_ID 4u /* schema id of DualVariables */
+#define ARBSPHERE_DUAL_VARIABLES_V3 3u /* DualVariables version 3 */
 #define ARBSPHERE_PRIVACY_BUDGET_ID 5u /* schema id of PrivacyBudget */
 #define ARBSPHERE_PRIVACY_BUDGET_V1 1u /* PrivacyBudget version 1 */
 #define ARBSPHERE_AUDIT_LOG_EVENT_ID 6u /* schema id of AuditLogEvent */
@@ -32,6 +34,8 @@
 #define ARBSPHERE_EXECUTION_REPORT_V1 1u /* ExecutionReport version 1 */
 #define ARBSPHERE_LOCAL_SOLUTION_ID 8u /* schema id of LocalSolution */
 #define ARBSPHERE_LOCAL_SOLUTION_V1 1u /* LocalSolution version 1 */
+#define ARBSPHERE_LOCAL_SOLUTION_ID 8u /* schema id of LocalSolution */
+#define ARBSPHERE_LOCAL_SOLUTION_V2 2u /* LocalSolution version 2 */
 #define ARBSPHERE_VENUE_QUOTE_ID 9u /* schema id of VenueQuote */
 #define ARBSPHERE_VENUE_QUOTE_V1 1u /* VenueQuote version 1 */
 #define ARBSPHERE_PLAN_SNAPSHOT_ID 10u /* schema id of PlanSnapshot */
@@ -295,6 +299,56 @@ _Static_assert(offsetof(arbsphere_dual_variables_v2_item_t, price) == 8, "arbsph
 _Static_assert(offsetof(arbsphere_dual_variables_v2_item_t, u) == 16, "arbsphere_dual_variables_v2_item_t.u offset");
 _Static_assert(offsetof(arbsphere_dual_variables_v2_item_t, xbar) == 24, "arbsphere_dual_variables_v2_item_t.xbar offset");
 
+typedef struct arbsphere_dual_variables_v3_t {
+    uint64_t solve_id; /* offset 0 */
+    uint32_t round; /* offset 8 */
+    uint16_t n_assets; /* offset 12 */
+    uint8_t phase; /* offset 14 */
+    uint8_t flags; /* offset 15 */
+    uint32_t iterations; /* offset 16 */
+    uint8_t converged; /* offset 20 */
+    uint8_t _pad0[3]; /* offset 21 */
+    double rho; /* offset 24 */
+    double alpha; /* offset 32 */
+    double primal_res; /* offset 40 */
+    double dual_res; /* offset 48 */
+    uint64_t participants; /* offset 56 */
+    uint32_t reveal_round; /* offset 64 */
+    uint32_t _pad1; /* offset 68 */
+} arbsphere_dual_variables_v3_t;
+_Static_assert(sizeof(arbsphere_dual_variables_v3_t) == 72, "arbsphere_dual_variables_v3_t size");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_t, solve_id) == 0, "arbsphere_dual_variables_v3_t.solve_id offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_t, round) == 8, "arbsphere_dual_variables_v3_t.round offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_t, n_assets) == 12, "arbsphere_dual_variables_v3_t.n_assets offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_t, phase) == 14, "arbsphere_dual_variables_v3_t.phase offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_t, flags) == 15, "arbsphere_dual_variables_v3_t.flags offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_t, iterations) == 16, "arbsphere_dual_variables_v3_t.iterations offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_t, converged) == 20, "arbsphere_dual_variables_v3_t.converged offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_t, _pad0) == 21, "arbsphere_dual_variables_v3_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_t, rho) == 24, "arbsphere_dual_variables_v3_t.rho offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_t, alpha) == 32, "arbsphere_dual_variables_v3_t.alpha offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_t, primal_res) == 40, "arbsphere_dual_variables_v3_t.primal_res offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_t, dual_res) == 48, "arbsphere_dual_variables_v3_t.dual_res offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_t, participants) == 56, "arbsphere_dual_variables_v3_t.participants offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_t, reveal_round) == 64, "arbsphere_dual_variables_v3_t.reveal_round offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_t, _pad1) == 68, "arbsphere_dual_variables_v3_t._pad1 offset");
+
+typedef struct arbsphere_dual_variables_v3_item_t {
+    uint16_t asset_id; /* offset 0 */
+    uint16_t _pad0; /* offset 2 */
+    uint32_t _pad1; /* offset 4 */
+    double price; /* offset 8 */
+    double u; /* offset 16 */
+    double xbar; /* offset 24 */
+} arbsphere_dual_variables_v3_item_t;
+_Static_assert(sizeof(arbsphere_dual_variables_v3_item_t) == 32, "arbsphere_dual_variables_v3_item_t size");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_item_t, asset_id) == 0, "arbsphere_dual_variables_v3_item_t.asset_id offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_item_t, _pad0) == 2, "arbsphere_dual_variables_v3_item_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_item_t, _pad1) == 4, "arbsphere_dual_variables_v3_item_t._pad1 offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_item_t, price) == 8, "arbsphere_dual_variables_v3_item_t.price offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_item_t, u) == 16, "arbsphere_dual_variables_v3_item_t.u offset");
+_Static_assert(offsetof(arbsphere_dual_variables_v3_item_t, xbar) == 24, "arbsphere_dual_variables_v3_item_t.xbar offset");
+
 typedef struct arbsphere_privacy_budget_v1_t {
     uint16_t venue_id; /* offset 0 */
     uint16_t signal_kind; /* offset 2 */
@@ -390,6 +444,34 @@ _Static_assert(offsetof(arbsphere_local_solution_v1_item_t, asset_id) == 0, "arb
 _Static_assert(offsetof(arbsphere_local_solution_v1_item_t, _pad0) == 2, "arbsphere_local_solution_v1_item_t._pad0 offset");
 _Static_assert(offsetof(arbsphere_local_solution_v1_item_t, _pad1) == 4, "arbsphere_local_solution_v1_item_t._pad1 offset");
 _Static_assert(offsetof(arbsphere_local_solution_v1_item_t, x) == 8, "arbsphere_local_solution_v1_item_t.x offset");
+
+typedef struct arbsphere_local_solution_v2_t {
+    uint64_t solve_id; /* offset 0 */
+    uint32_t round; /* offset 8 */
+    uint16_t venue_id; /* offset 12 */
+    uint8_t kind; /* offset 14 */
+    uint8_t _pad0; /* offset 15 */
+    uint64_t problem_seq; /* offset 16 */
+    uint64_t participants; /* offset 24 */
+    uint32_t n_words; /* offset 32 */
+    uint32_t _pad1; /* offset 36 */
+} arbsphere_local_solution_v2_t;
+_Static_assert(sizeof(arbsphere_local_solution_v2_t) == 40, "arbsphere_local_solution_v2_t size");
+_Static_assert(offsetof(arbsphere_local_solution_v2_t, solve_id) == 0, "arbsphere_local_solution_v2_t.solve_id offset");
+_Static_assert(offsetof(arbsphere_local_solution_v2_t, round) == 8, "arbsphere_local_solution_v2_t.round offset");
+_Static_assert(offsetof(arbsphere_local_solution_v2_t, venue_id) == 12, "arbsphere_local_solution_v2_t.venue_id offset");
+_Static_assert(offsetof(arbsphere_local_solution_v2_t, kind) == 14, "arbsphere_local_solution_v2_t.kind offset");
+_Static_assert(offsetof(arbsphere_local_solution_v2_t, _pad0) == 15, "arbsphere_local_solution_v2_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_local_solution_v2_t, problem_seq) == 16, "arbsphere_local_solution_v2_t.problem_seq offset");
+_Static_assert(offsetof(arbsphere_local_solution_v2_t, participants) == 24, "arbsphere_local_solution_v2_t.participants offset");
+_Static_assert(offsetof(arbsphere_local_solution_v2_t, n_words) == 32, "arbsphere_local_solution_v2_t.n_words offset");
+_Static_assert(offsetof(arbsphere_local_solution_v2_t, _pad1) == 36, "arbsphere_local_solution_v2_t._pad1 offset");
+
+typedef struct arbsphere_local_solution_v2_item_t {
+    uint64_t word; /* offset 0 */
+} arbsphere_local_solution_v2_item_t;
+_Static_assert(sizeof(arbsphere_local_solution_v2_item_t) == 8, "arbsphere_local_solution_v2_item_t size");
+_Static_assert(offsetof(arbsphere_local_solution_v2_item_t, word) == 0, "arbsphere_local_solution_v2_item_t.word offset");
 
 typedef struct arbsphere_venue_quote_v1_t {
     uint16_t venue_id; /* offset 0 */

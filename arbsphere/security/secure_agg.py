@@ -330,6 +330,30 @@ class MaskingParty:
         epoch: int,
     ) -> np.ndarray:
         """The masked share (uint64, one word per value) of ``values`` for this round."""
+        return self.mask_encoded(
+            self.fixed.encode(values), round_id=round_id, iteration=iteration,
+            participants=participants, epoch=epoch,
+        )  # fmt: skip
+
+    def mask_encoded(
+        self,
+        words: np.ndarray,
+        *,
+        round_id: int,
+        iteration: int,
+        participants: Collection[int],
+        epoch: int,
+    ) -> np.ndarray:
+        """The masked share of words the caller already encoded (uint64, e.g. several
+        fixed-point scales in one vector, each with its own headroom): :meth:`mask` without
+        the encoding, with the same participant, headroom and mask-reuse checks. ``words`` is
+        not modified."""
+        arr = np.asarray(words)
+        if arr.dtype != np.uint64 or arr.ndim != 1:
+            raise AggregationError(
+                f"words must be a 1-D uint64 vector, got {arr.dtype} shape {arr.shape}",
+                reason="shape",
+            )
         ids = _check_participants(participants)
         if self.party_id not in ids:
             raise AggregationError(
@@ -359,7 +383,7 @@ class MaskingParty:
                 f"{self._last}; masks must never be reused",
                 reason="mask_reuse",
             )
-        share = self.fixed.encode(values).copy()
+        share = arr.copy()
         for peer in sorted(ids - {self.party_id}):
             seed = self.seed(peer, round_id=round_id, iteration=iteration, epoch=epoch)
             words = _shake_words(seed, share.shape[0])
