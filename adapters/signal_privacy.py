@@ -15,6 +15,10 @@ stamps: no clock reads here) and per asset; the ticks between repeat the last re
 which is post-processing of a release and costs nothing. Post-processing also rounds the
 liquidity to whole lots and clips it at 0, and clamps the correlation to [-1, 1].
 
+With secure aggregation of the signals (``aligned``, :mod:`arbsphere.secure_signals`) a release
+is due once per *release epoch* ``floor(t / release_interval)`` instead — the first tick of each
+epoch releases — so that every venue's share of an epoch carries that epoch's release.
+
 Once a budget cannot pay a release the signal is **withheld** for the rest of the run:
 ``liquidity_lots = -1`` (:data:`WITHHELD_LOTS`) and ``correlation = NaN``; each due release
 refused is a refusal (one per interval, counted), each tick sent with the sentinel a withheld
@@ -75,11 +79,15 @@ class BudgetedSignal:
         interval_ns: int,
         post: Callable[[float], float],
         emit: EventSink | None = None,
+        aligned: bool = False,
     ) -> None:
         if interval_ns <= 0:
             raise ConfigError(f"release interval {interval_ns!r} ns: must be > 0")
         self.budget = budget
         self.interval_ns = interval_ns
+        #: releases due per release epoch floor(t / interval) (the signal shares' epochs)
+        #: rather than one interval after the previous release
+        self.aligned = aligned
         self.post = post
         self.emit = emit
         self.name = KIND_NAMES.get(budget.signal_kind, str(budget.signal_kind))
@@ -94,7 +102,11 @@ class BudgetedSignal:
         """The value to share on a tick at rig time ``now_ns``; NaN when withheld (or, before
         exhaustion, when ``true_value`` itself is NaN: nothing to release, nothing spent)."""
         last = self._last.get(asset)
-        if last is not None and now_ns - last[0] < self.interval_ns:
+        if last is not None and (
+            now_ns // self.interval_ns == last[0] // self.interval_ns
+            if self.aligned
+            else now_ns - last[0] < self.interval_ns
+        ):
             if self.exhausted:
                 self.withheld_ticks += 1
                 return math.nan
@@ -191,6 +203,7 @@ class SignalPrivacy:
         position_limit_lots: int,
         emit: EventSink | None = None,
         source: str = "<privacy>",
+        aligned: bool = False,
     ) -> None:
         c = dict(cfg)
 
@@ -229,7 +242,8 @@ class SignalPrivacy:
                 )  # fmt: skip
             except ConfigError as exc:
                 raise ConfigError(str(exc), file=source, key="privacy") from None
-            self.signals[kind] = BudgetedSignal(budget, interval_ns, posts[kind], emit)
+            self.signals[kind] = BudgetedSignal(budget, interval_ns, posts[kind], emit, aligned)
+        self.interval_ns = interval_ns
 
     def emit_to(self, emit: EventSink | None) -> None:
         """Send the budget events to ``emit`` (the role's RoleSecurity.event) from now on."""

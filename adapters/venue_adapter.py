@@ -4,7 +4,9 @@ One process per venue. It reads device messages from its :class:`FeedLink` (UDP 
 kernel receive stamps, or COBS/CRC-32C serial frames), validates them (transport counters come
 from the link; message-level problems — decode errors, device-sequence gaps, duplicates — are
 counted here), converts each TICK into the venue's local problem for the coordinator and the
-signals it is willing to share, and pushes both as one two-frame ZeroMQ message.
+signals it is willing to share, and pushes both as one two-frame ZeroMQ message. Under secure
+aggregation (federated) the private-derived signals leave only in one masked SignalShare per
+release epoch, a single-frame message on the same socket (:mod:`.signal_shares`).
 
 Every tick leaves one trace row: device send/intended times, rig receive time, and the time the
 IR was ready to send ("adapter decoded").
@@ -20,7 +22,8 @@ import numpy as np
 import zmq
 
 from arbsphere.adapters.links import FeedLink
-from arbsphere.adapters.signal_privacy import SignalPrivacy
+from arbsphere.adapters.signal_privacy import WITHHELD_LOTS, SignalPrivacy
+from arbsphere.adapters.signal_shares import SignalSharer, signal_masking
 from arbsphere.adapters.sync_master import open_sync_master
 from arbsphere.adapters.venue_rounds import VenueRounds, round_masking
 from arbsphere.adapters.venue_signals import EwmaCorrelation
@@ -99,14 +102,19 @@ class TickTranslator:
     def __init__(
         self, venue_id: int, sender_id: int, costs: VenueCosts, budget_ns: int,
         solver: VenueSolver | None = None, correlation: EwmaCorrelation | None = None,
-        privacy: SignalPrivacy | None = None,
+        privacy: SignalPrivacy | None = None, sharer: SignalSharer | None = None,
     ) -> None:  # fmt: skip
         reg = default_registry()
-        if privacy is not None and solver is None:
+        if (privacy is not None or sharer is not None) and solver is None:
             raise ConfigError(
-                "privacy budgets apply to federated mode (a translator with a "
-                "solver): in central mode the coordinator gets the limit anyway"
+                "privacy budgets and signal shares apply to federated mode (a translator "
+                "with a solver): in central mode the coordinator gets the limit anyway"
             )
+        #: secure aggregation of the signals: the released liquidity and correlation leave
+        #: only in one masked SignalShare per release epoch (see .signal_shares); the per-tick
+        #: SharedSignals then carry liquidity_lots = -1 and correlation = NaN
+        self.sharer = sharer
+        self.pending_share: bytes | None = None
         #: federated: the liquidity (borrow proxy) and correlation signals are released through
         #: their privacy budgets (see .signal_privacy); None: shared in the clear
         self.privacy = privacy
@@ -154,6 +162,7 @@ class TickTranslator:
         self.last_mid = mid
         self.nonce += 1
         corr = math.nan if self.correlation is None else self.correlation.correlation(asset)
+        share_at: tuple[int, tuple[float, float]] | None = None
         if self.privacy is not None:
             # Federated: both derive from the venue's private state (the liquidity from its
             # limit and book, the correlation from its solves): noisy, at the release interval
@@ -161,12 +170,29 @@ class TickTranslator:
             # has no budget: the coordinator receives the limit in every LocalArbProblem.
             liquidity = self.privacy.liquidity(asset, limit, now_ns)
             corr = self.privacy.correlation(asset, corr, now_ns)
+        if self.sharer is not None:
+            # The released values leave only in the epoch's masked share (the first tick of a
+            # release epoch is the one that releases); the tick's signals carry neither.
+            epoch = self.sharer.due(now_ns)
+            if epoch is not None:
+                share_at = (epoch, (float(liquidity), corr))  # what the signals would carry
+            liquidity, corr = WITHHELD_LOTS, math.nan
         signals = self.signals_packer.pack(
             *self.reg.envelope_values(self.signals_schema, 1, self.sender_id, self.nonce, now_ns),
             self.venue_id, 1, seq,
             asset, mid, delta, 2 * half_spread, corr, liquidity, latency_ns,
         )  # fmt: skip
+        if share_at is not None:
+            assert self.sharer is not None
+            self.nonce += 1  # after the signals': the coordinator reads them in this order
+            epoch, (liq, cor) = share_at
+            self.pending_share = self.sharer.share(epoch, liq, cor, self.nonce, now_ns)
         return problem, signals
+
+    def take_share(self) -> bytes | None:
+        """The SignalShare the last :meth:`translate` packed (once), if any."""
+        share, self.pending_share = self.pending_share, None
+        return share
 
 
 class SequenceChecker:
@@ -229,10 +255,13 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     out_dir = Path(require(cfg, "out_dir", str, source))
     position_limit = require(cfg, "position_limit_lots", int, source)
     federated = bool(cfg.get("rounds_endpoint"))
+    table = cfg.get("security")
+    # federated + secure aggregation: the released signals leave only in masked shares
+    share_signals = federated and isinstance(table, dict) and bool(table.get("secure_aggregation"))
     privacy = None
     if federated and cfg.get("privacy") is not None:
         privacy = SignalPrivacy(venue_id, require(cfg, "privacy", dict, source), position_limit,
-                                source=source)  # fmt: skip
+                                source=source, aligned=share_signals)  # fmt: skip
     translator = TickTranslator(
         venue_id=venue_id,
         sender_id=require(cfg, "sender_id", int, source),
@@ -255,6 +284,19 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     sec = open_role_security(cfg, source, clock, ctx)
     if privacy is not None and sec is not None:
         privacy.emit_to(sec.event)  # BUDGET_SPENT / BUDGET_REFUSED into the run's ledger
+    rounds: VenueRounds | None = None
+    masking = signal_masking(sec, cfg, venue_id) if share_signals else None
+    if masking is not None:
+        assert sec is not None
+        interval_ms = require(cfg, "signal_release_interval_ms", (int, float), source)
+
+        def participants() -> int:
+            return 0 if rounds is None else rounds.latest_participants
+
+        translator.sharer = SignalSharer(
+            masking, translator.reg, venue_id, translator.sender_id,
+            len(sec.names_of(Role.VENUE)), round(interval_ms * 1e6), participants,
+        )  # fmt: skip
     coordinator = "coordinator"
     if sec is not None:
         coordinator = sec.names_of(Role.COORDINATOR)[0]
@@ -267,7 +309,6 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     except zmq.ZMQError as exc:
         raise PipelineError(f"{name}: cannot connect to coordinator: {exc}") from exc
 
-    rounds: VenueRounds | None = None
     poller = zmq.Poller()
     poller.register(link.fileno(), zmq.POLLIN)
     if translator.solver is not None:
@@ -363,6 +404,9 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 problem, signals = translator.translate(tick, rec.rx_ns, latency)
                 decoded = clock.now_ns()
                 out.send_multipart((problem, signals), copy=True)
+                share = translator.take_share()
+                if share is not None:  # once per release epoch: its own single-frame message
+                    out.send(share, copy=True)
                 counts["forwarded"] += 1
                 trace.append(
                     (venue_id, tick[T_ASSET], seq, tick[T_INTENDED], send_dev, rec.rx_ns, decoded,
@@ -395,6 +439,9 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             else {**rounds.counts, "last_error": rounds.last_error},
             "security": None if sec is None else sec.stats(),
             "privacy": None if privacy is None else privacy.state(),
+            "signal_shares": None
+            if translator.sharer is None
+            else {**translator.sharer.counts, "last_error": translator.sharer.last_error},
         }
         write_json_atomic(out_dir / f"{name}.stats.json", stats)
         if sec is not None:

@@ -120,6 +120,8 @@ class VenueRounds:
         self._share_packer = registry.packer(self.solution_schema, share_length(m))
         self._iterates: list[np.ndarray] = []  # masked: x of every round of the solve
         self._participants = 0
+        #: masked: the participants of the latest DualVariables received (0: none yet)
+        self.latest_participants = 0
         #: masked: (solve id, round) and z after that round, first CONVERGENCE_SOLVES solves
         self.round_ids: list[tuple[int, int]] = []
         self.round_z: list[np.ndarray] = []
@@ -174,6 +176,7 @@ class VenueRounds:
         if self.masking is not None:
             participants, reveal_round = v[18], v[19]
             base = 20
+            self.latest_participants = participants  # who is in: the signal shares mask so
         for k in range(m):
             a = v[base + 4 * k]
             if a >= m:

@@ -195,6 +195,11 @@ def build_coordinator(config: dict[str, Any], clock: Any = None) -> Any:
         core.unresponsive_retry_ns = int(
             config.get("unresponsive_retry_ns", core.unresponsive_retry_ns)
         )
+        interval = config.get("signal_release_interval_ns")
+        if interval is not None:  # the SignalShares are summed again (no ledger events)
+            from arbsphere.coordinator.signal_aggregate import SignalAggregator
+
+            core.signal_agg = SignalAggregator(core.n_venues, int(interval))
     return core
 
 

@@ -33,6 +33,7 @@ from arbsphere.coordinator.neutralize import neutralize_around_fixed, neutralize
 from arbsphere.coordinator.plan_events import PlanEvents
 from arbsphere.coordinator.recorder import Recorder
 from arbsphere.coordinator.rounds import RoundDriver, ZmqRoundLink
+from arbsphere.coordinator.signal_aggregate import SignalAggregator
 from arbsphere.errors import ConfigError, DecodeError, PipelineError
 from arbsphere.firmware_interfaces.messages import PRICE_SCALE
 from arbsphere.plan_hash import plan_hash
@@ -230,6 +231,9 @@ class Coordinator:
         self.rounds: RoundDriver | None = None
         self.mid = np.zeros(shape)  # public mid prices from the venues' quotes
         self.fed_solves = TraceBuffer(FED_SOLVE_DTYPE, 16_384)
+        #: federated + secure aggregation: the venues' SignalShares summed per release epoch
+        #: (off the decision path; not part of the decision state)
+        self.signal_agg: SignalAggregator | None = None
         self._fed_z = np.zeros((4096, n_venues, n_assets))
         # Per-solve snapshots (c, gamma, phi, limit, z) for the baseline comparison at stop.
         self._snap = np.zeros((4096, 5, n_venues, n_assets))
@@ -313,6 +317,22 @@ class Coordinator:
 
     def ready(self) -> bool:
         return bool(self.quoted.all())
+
+    def signal_participants(self) -> int:
+        """The participants the venues' signal shares must be masked among: the masked rounds'
+        current set (0: no solve yet — every venue)."""
+        ex = self.rounds.ex if self.rounds is not None else None
+        return int(getattr(ex, "participants", 0)) if ex is not None and ex.masked else 0
+
+    def on_shares(self, shares: list[tuple[Any, ...]], current: int) -> None:
+        """A wake-up's SignalShares (after its decision), judged against ``current``, the
+        participants when they arrived (before the wake-up's solve); then the epochs'
+        timeouts, judged on the latest quote's origin stamp."""
+        agg = self.signal_agg
+        assert agg is not None
+        for values in shares:
+            agg.on_share(values, current)
+        agg.expire(self.latest_quote_ts)
 
     def solve(self, budget_ns: int) -> tuple[int, bool]:
         """ADMM + neutralization into ``self.target``. Returns (iterations, converged)."""
@@ -605,6 +625,14 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         core.unresponsive_retry_ns = int(
             require(cfg, "unresponsive_retry_ms", (int, float), source) * 1e6
         )
+        if masked and cfg.get("signal_release_interval_ms") is not None:
+            venue_ids = require(cfg, "venue_ids", dict, source)
+            core.signal_agg = SignalAggregator(
+                core.n_venues,
+                round(require(cfg, "signal_release_interval_ms", (int, float), source) * 1e6),
+                names={int(i): str(n) for n, i in venue_ids.items()},
+                event=None if sec is None else sec.event,
+            )
     inbound: Any = pull
     outbound: Any = push
     gov = None
@@ -634,6 +662,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             config["round_timeout_ms"] = core.rounds.round_timeout_ms
             if core.rounds.masked:  # absent: the clear protocol (older journals too)
                 config["secure_aggregation"] = True
+            if core.signal_agg is not None:  # absent: no signal shares (older journals too)
+                config["signal_release_interval_ns"] = core.signal_agg.interval_ns
         loop.recorder.config(config, clock.now_ns())
     journal_head: dict[str, Any] | None = None
     quiesce_gc()
@@ -672,6 +702,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         else:
             core.fed_solves.view()["row"][:] = loop.solve_rows[: core.fed_solves.n]
             core.save_federated(out_dir)
+        if core.signal_agg is not None:
+            core.signal_agg.save(out_dir / "coordinator.signal_epochs.npy")
         trace.save(out_dir / "coordinator.trace.npy")
         loop.fills.save(out_dir / "coordinator.fills.npy")
         realized_net = core.executed.sum(axis=0)
@@ -698,6 +730,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 if core.rounds is None
                 else {**core.rounds.counts, "last_error": core.rounds.last_error},
                 "security": None if sec is None else sec.stats(),
+                "signals_aggregate": None if core.signal_agg is None else core.signal_agg.summary(),
             },
         )
         if sec is not None:
@@ -785,6 +818,7 @@ class _Loop:
         self.problem_id = reg.schema("LocalArbProblem").id
         self.quote_id = reg.schema("VenueQuote").id
         self.signals_id = reg.schema("SharedSignals").id
+        self.share_id = reg.schema("SignalShare").id
         self.report_id = reg.schema("ExecutionReport").id
         self.replica_status_id = reg.schema("ReplicaStatus").id
         self.trace = TraceBuffer(SOLVE_TRACE_DTYPE)
@@ -821,6 +855,8 @@ class _Loop:
         latest: dict[tuple[int, int], int] = {}  # (venue, asset) -> newest row in this batch
         trigger: tuple[Any, ...] | None = None
         record_input = self.recorder.input if self.recorder is not None else None
+        shares: list[tuple[Any, ...]] = []  # SignalShares: summed after the decision
+        share_bits = 0
         n = 0
         while n < self.max_batch:
             try:
@@ -872,6 +908,10 @@ class _Loop:
                 self._reports(frames, values, rx)
             elif sid == self.replica_status_id:
                 self.push.send(core.plan_snapshot(values[6]), copy=True)
+            elif sid == self.share_id and core.signal_agg is not None:
+                if not shares:  # the participants as the share arrived (a solve may change them)
+                    share_bits = core.signal_participants()
+                shares.append(values)
             else:
                 core.counts["unknown_messages"] += 1
         if n == 0:
@@ -892,6 +932,8 @@ class _Loop:
             self._compensating_solve()
         if self.recorder is not None:
             self.recorder.after_batch()  # the decision is out: now the journal's write/sync
+        if core.signal_agg is not None:
+            core.on_shares(shares, share_bits)  # per epoch, after the decision (else O(1))
 
     def _solve(
         self, first_row: int, row: int, venue: int, seq: int, budget: int, ts: int,

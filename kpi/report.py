@@ -249,10 +249,38 @@ _PRIVACY_COLUMNS = (
 )  # fmt: skip
 
 
-def _privacy_section(privacy: Mapping[str, object]) -> str:
+def _signals_aggregate(agg: object) -> str:
+    """The securely aggregated signals: epochs summed / aborted, refusals, the sums' spread."""
+    if not isinstance(agg, Mapping):
+        return ""
+
+    def spread(key: str) -> str:
+        v = agg.get(key)
+        if not isinstance(v, Mapping) or v.get("p50") is None:
+            return "—"
+        return f"{_fmt(v.get('p50'))} [{_fmt(v.get('min'))}, {_fmt(v.get('max'))}]"
+
+    rows = "".join(
+        f'<tr><th>{_e(label)}</th><td class="num">{_e(value)}</td></tr>'
+        for label, value in (
+            ("epochs summed", _fmt(agg.get("epochs_complete"))),
+            ("epochs aborted", _fmt(agg.get("epochs_aborted"))),
+            ("shares refused", _fmt(agg.get("shares_refused"))),
+            ("Σ liquidity per epoch, p50 [min, max]", spread("liquidity_sum")),
+            ("mean correlation per epoch, p50 [min, max]", spread("correlation_mean")),
+        )
+    )
+    note = agg.get("note")
+    return f"<h3>Securely aggregated signals</h3><table>{rows}</table>" + (
+        f'<p class="note">{_e(note)}</p>' if note else ""
+    )
+
+
+def _privacy_section(privacy: Mapping[str, object], aggregate: object = None) -> str:
     """The "Privacy budgets" section: one row per venue and signal kind (None: the venue had
-    no budgets — central coordination or budgets off)."""
+    no budgets — central coordination or budgets off), then the securely aggregated signals."""
     parts = ["<h2>Privacy budgets</h2>"]
+    tail = _signals_aggregate(aggregate)
     head = "".join(f"<th>{_e(label)}</th>" for _, label in _PRIVACY_COLUMNS)
     body = []
     composition = None
@@ -269,12 +297,14 @@ def _privacy_section(privacy: Mapping[str, object]) -> str:
             body.append(f"<tr><th>{_e(venue)}</th><td>{_e(kind)}</td>{cells}</tr>")
     if not body:
         parts.append('<p class="note">no privacy budgets (central coordination or off)</p>')
-        return "\n".join(parts)
+        return "\n".join([*parts, tail] if tail else parts)
     parts.append(f"<table><tr><th>venue</th><th>signal</th>{head}</tr>{''.join(body)}</table>")
     parts.append(
         f'<p class="note">composition: {_e(composition)}; an exhausted signal is withheld '
         "(liquidity_lots = -1, correlation = NaN)</p>"
     )
+    if tail:
+        parts.append(tail)
     return "\n".join(parts)
 
 
@@ -368,8 +398,10 @@ def render_report(
             parts.append(_governance_section(value, manifest))
             continue
         if key == "privacy" and isinstance(value, Mapping):
-            parts.append(_privacy_section(value))
+            parts.append(_privacy_section(value, kpi.get("signals_aggregate")))
             continue
+        if key == "signals_aggregate" and isinstance(kpi.get("privacy"), Mapping):
+            continue  # shown in the privacy section
         parts.append(f"<h2>{_e(key.replace('_', ' ').capitalize())}</h2>")
         if isinstance(value, Mapping):
             parts.append(_kv_table(_flatten(value)))

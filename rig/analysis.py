@@ -423,7 +423,33 @@ def build_kpi(
     kpi["privacy"] = {
         name: stats.get(name, {}).get("privacy") for name in venue_names
     }  # per venue {signal kind: budget state} (None: central mode or budgets off)
+    kpi["signals_aggregate"] = signals_aggregate_kpi(coord.get("signals_aggregate"))
     return kpi
+
+
+def signals_aggregate_kpi(agg: Any) -> dict[str, Any] | None:
+    """``kpi.json`` ``signals_aggregate`` from the coordinator's stats (None: no signal shares —
+    central mode or secure aggregation off)."""
+    if not isinstance(agg, dict):
+        return None
+    return {
+        "epochs_complete": int(agg.get("epochs_complete", 0)),
+        "epochs_aborted": int(agg.get("epochs_aborted", 0)),
+        "shares_refused": int(agg.get("shares_refused", 0)),
+        "refused": agg.get("refused", {}),
+        "pending_at_stop": int(agg.get("pending_at_stop", 0)),
+        "release_interval_ms": agg.get("release_interval_ms"),
+        "liquidity_sum": agg.get("liquidity_sum"),
+        "correlation_mean": agg.get("correlation_mean"),
+        "note": (
+            "Per release epoch the coordinator learns only the sums of the venues' released "
+            "(noisy) liquidity and correlation and how many venues contributed to each "
+            "(pairwise-masked SignalShares); liquidity_sum is over complete epochs, "
+            "correlation_mean = sum / contributors. With two venues the sum minus one venue's "
+            "value is the other's (and a venue alone in the set sends its values unmasked): "
+            "the privacy budget's noise is what protects them then."
+        ),
+    }
 
 
 def pcts(values: np.ndarray, scale: float = 1.0) -> dict[str, float | None]:

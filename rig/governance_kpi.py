@@ -29,7 +29,14 @@ def security_section(
             "part. At the end of each solve every venue reveals its x_i of one round (the best "
             "primal residual), because those are its trades; the other rounds' x_i and every "
             "z_i stay with the venues. A venue that drops out aborts the solve; the next one "
-            "masks among the survivors."
+            "masks among the survivors. The SharedSignals derived from a venue's private state "
+            "are aggregated too (arbsphere.secure_signals): the per-tick signals carry no "
+            "liquidity or correlation; once per release epoch each venue sends its released "
+            "(privacy-noised) liquidity and correlation with a presence word each, masked "
+            "among the same participants (own HKDF salt, bound to the epoch), and the "
+            "coordinator learns per epoch only the sums and the contributor counts; an epoch "
+            "a venue misses is aborted (ledgered as AGGREGATION_ABORTED) and later epochs "
+            "mask among the survivors."
         )
     elif coordination == "federated":
         note = (
@@ -46,6 +53,15 @@ def security_section(
             "the coordinator learns each x_i whenever one venue is held out (its lots are "
             "public)."
         )
+        if masked:
+            note += (
+                " Likewise a signal sum minus one venue's value is the other's noisy "
+                "liquidity and correlation: the coordinator keeps the sums (venues are not sent "
+                "them), but it colluding with one venue — or learning a venue's value otherwise, "
+                "e.g. alone in the set while the other is held out, when it receives the "
+                "survivor's values unmasked — learns the other's; the privacy budget's noise is "
+                "what protects them then."
+            )
     ledger = {k: summary[k] for k in ("dir", "size", "root", "checkpoints", "signer", "cosigners")}
     return {
         "transport": settings.transport,

@@ -189,6 +189,8 @@ class Orchestrator:
             "ns_per_round": k.ns_per_round, "round_timeout_ms": k.round_timeout_ms,
             "stale_after_ms": k.stale_after_ms,
             "unresponsive_retry_ms": k.unresponsive_retry_ms,
+            # secure aggregation of the venues' signals: one SignalShare per release epoch
+            "signal_release_interval_ms": self.campaign.security.privacy.release_interval_ms,
         }  # fmt: skip
 
     def _security_cfg(self, name: str) -> dict[str, Any]:
@@ -294,6 +296,8 @@ class Orchestrator:
         if self.rounds_endpoint:
             cfg["rounds_endpoint"] = self.rounds_endpoint
             privacy = self.campaign.security.privacy
+            # the signal shares' release epochs (secure aggregation; with or without budgets)
+            cfg["signal_release_interval_ms"] = privacy.release_interval_ms
             if privacy.enabled:  # federated only: central mode sends the limit anyway
                 cfg["privacy"] = {
                     "mechanism": privacy.mechanism, "epsilon_total": privacy.epsilon_total,

@@ -129,6 +129,9 @@ def test_short_loopback_campaign_produces_result_set(short_run: CampaignResult) 
         assert s["synchronised"] and 0 < s["uncertainty_us"] < 500, (stage, s)
     assert kpi["tick_to_trade"]["uncertainty_us"] > 0
     assert kpi["stages"]["solve"]["uncertainty_us"] == 0.0
+    # the venues' private-derived signals are summed per release epoch, masked
+    agg = kpi["signals_aggregate"]
+    assert agg["epochs_complete"] > 0 and agg["epochs_aborted"] == 0, agg
 
 
 def test_central_run_locks_every_clock(central_run: CampaignResult) -> None:

@@ -44,6 +44,8 @@
 #define ARBSPHERE_REPLICA_STATUS_V1 1u /* ReplicaStatus version 1 */
 #define ARBSPHERE_GOVERNANCE_FRAME_ID 12u /* schema id of GovernanceFrame */
 #define ARBSPHERE_GOVERNANCE_FRAME_V1 1u /* GovernanceFrame version 1 */
+#define ARBSPHERE_SIGNAL_SHARE_ID 13u /* schema id of SignalShare */
+#define ARBSPHERE_SIGNAL_SHARE_V1 1u /* SignalShare version 1 */
 
 typedef struct arbsphere_envelope_t {
     uint32_t magic; /* offset 0 */
@@ -560,5 +562,25 @@ typedef struct arbsphere_governance_frame_v1_item_t {
 } arbsphere_governance_frame_v1_item_t;
 _Static_assert(sizeof(arbsphere_governance_frame_v1_item_t) == 1, "arbsphere_governance_frame_v1_item_t size");
 _Static_assert(offsetof(arbsphere_governance_frame_v1_item_t, byte) == 0, "arbsphere_governance_frame_v1_item_t.byte offset");
+
+typedef struct arbsphere_signal_share_v1_t {
+    uint64_t epoch; /* offset 0 */
+    uint64_t participants; /* offset 8 */
+    uint16_t venue_id; /* offset 16 */
+    uint16_t _pad0; /* offset 18 */
+    uint32_t n_words; /* offset 20 */
+} arbsphere_signal_share_v1_t;
+_Static_assert(sizeof(arbsphere_signal_share_v1_t) == 24, "arbsphere_signal_share_v1_t size");
+_Static_assert(offsetof(arbsphere_signal_share_v1_t, epoch) == 0, "arbsphere_signal_share_v1_t.epoch offset");
+_Static_assert(offsetof(arbsphere_signal_share_v1_t, participants) == 8, "arbsphere_signal_share_v1_t.participants offset");
+_Static_assert(offsetof(arbsphere_signal_share_v1_t, venue_id) == 16, "arbsphere_signal_share_v1_t.venue_id offset");
+_Static_assert(offsetof(arbsphere_signal_share_v1_t, _pad0) == 18, "arbsphere_signal_share_v1_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_signal_share_v1_t, n_words) == 20, "arbsphere_signal_share_v1_t.n_words offset");
+
+typedef struct arbsphere_signal_share_v1_item_t {
+    uint64_t word; /* offset 0 */
+} arbsphere_signal_share_v1_item_t;
+_Static_assert(sizeof(arbsphere_signal_share_v1_item_t) == 8, "arbsphere_signal_share_v1_item_t size");
+_Static_assert(offsetof(arbsphere_signal_share_v1_item_t, word) == 0, "arbsphere_signal_share_v1_item_t.word offset");
 
 #endif /* ARBSPHERE_CONTRACTS_H */
