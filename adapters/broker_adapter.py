@@ -174,7 +174,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             if sec is not None:
                 if gov in events:
                     sec.handle_governance()
-                sec.tick()
+                sec.maybe_tick()
             if pull in events:
                 try:
                     raw = plans.recv(copy=True)

@@ -71,6 +71,8 @@ ROUNDS = b"rounds"
 GOVERNANCE = b"governance"
 #: how often refusal counts are summarised into the ledger (ns)
 REPORT_INTERVAL_NS = 1_000_000_000
+#: hot loops look at the governance channel and the credential's age this often (ns)
+SERVICE_INTERVAL_NS = 10_000_000
 _SENDER = struct.Struct("<I")
 _SENDER_OFFSET = 8  # envelope: magic u32, schema_id u16, schema_version u16, sender_id u32
 
@@ -212,6 +214,7 @@ class RoleSecurity:
         self.guards: list[MessageGuard] = []
         self._reported: dict[tuple[str, str], int] = {}
         self._next_report_ns = 0
+        self._next_service_ns = 0
         self._sender_state: dict[int, tuple[int, str]] = {}
         self._refresh_sender_state()
         self.codec = FrameCodec(self.me.sender_id)
@@ -475,11 +478,23 @@ class RoleSecurity:
 
     # --- periodic ----------------------------------------------------------------------------
     def service(self) -> None:
-        """For loops without the governance socket in their poller: handle what is queued
-        (without blocking), then :meth:`tick`."""
-        if self.gov is not None:
+        """For loops without the governance socket in their poller (a venue adapter's tick
+        loop): at most every :data:`SERVICE_INTERVAL_NS`, handle what is queued (without
+        blocking), then :meth:`tick`. Cheap to call on every iteration of a hot loop."""
+        now = self.clock.now_ns()
+        if now < self._next_service_ns:
+            return
+        self._next_service_ns = now + SERVICE_INTERVAL_NS
+        if self.gov is not None and int(self.gov.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
             self.handle_governance()
         self.tick()
+
+    def maybe_tick(self) -> None:
+        """:meth:`tick` at most every :data:`SERVICE_INTERVAL_NS` (for hot loops)."""
+        now = self.clock.now_ns()
+        if now >= self._next_service_ns:
+            self._next_service_ns = now + SERVICE_INTERVAL_NS
+            self.tick()
 
     def tick(self) -> None:
         """Renew the credential at half-life; ledger ZAP refusals; summarise message refusals."""
