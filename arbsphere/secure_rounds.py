@@ -11,16 +11,18 @@ trades.
 
 Share words (``m + 2·Q_LIMBS`` uint64, all summed modulo 2^64):
 
-- ``x`` (m words): signed fixed point, :data:`X_FRAC_BITS` = 40 fractional bits (resolution
-  2^-40 ≈ 9.1e-13 lots, below the ADMM's ε = 1e-12 tolerances), ``|x| <=`` :data:`X_MAX_LOTS`
-  = 2^20 − 1 lots. Headroom: :data:`MAX_MASKED_VENUES` (8) × (2^20 − 1) × 2^40 = 2^63 − 2^43
-  < 2^63 (asserted by :class:`~arbsphere.security.secure_agg.FixedPoint` at import).
+- ``x`` (m words): signed fixed point, :data:`X_FRAC_BITS` = 39 fractional bits (resolution
+  2^-39 ≈ 1.8e-12 lots, rounding error ≤ 9.1e-13 per venue: at the ADMM's ε = 1e-12 absolute
+  tolerances, whose relative part dominates once any venue trades a lot), ``|x| <=``
+  :data:`X_MAX_LOTS` = 2^20 − 1 lots. Headroom: :data:`MAX_MASKED_VENUES` (16) × (2^20 − 1) ×
+  2^39 = 2^63 − 2^43 < 2^63 (asserted by :class:`~arbsphere.security.secure_agg.FixedPoint` at
+  import): the 2–16 venues federated coordination supports.
 - ``‖x_i‖²`` and ``‖x_i − z_i^old‖²`` (:data:`Q_LIMBS` = 3 words each): unsigned fixed point
   with :data:`Q_FRAC_BITS` = 64 fractional bits (5.4e-20: the dual residual s = ρ√s² is tested
   against ε·ρ‖u‖√N, so s² needs far more resolution near 0 than x does) split into 32-bit
-  limbs ``[bits 0..31, bits 32..63, bits 64..123]``; values ``<`` :data:`Q_MAX` = 2^60 (9·m·
-  X_MAX² < 2^60 for every m ≤ 65,536). Each limb is summed separately: 8 × 2^60 < 2^63 and
-  8 × 2^32 never wrap, so the exact sum is Σlimb0 + 2^32·Σlimb1 + 2^64·Σlimb2.
+  limbs ``[bits 0..31, bits 32..63, bits 64..121]``; values ``<`` :data:`Q_MAX` = 2^58 (9·m·
+  X_MAX² < 2^58 for every m ≤ 16,384). Each limb is summed separately: 16 × 2^58 < 2^63 and
+  16 × 2^32 never wrap, so the exact sum is Σlimb0 + 2^32·Σlimb1 + 2^64·Σlimb2.
 
 Mask binding: ``session = roster session || MASK_SESSION_SUFFIX``, ``round_id`` = solve id,
 ``iteration`` = round, ``epoch`` = the participants' bitmap (bit i: venue i). Solve ids only
@@ -42,16 +44,16 @@ from arbsphere.errors import AggregationError, ConfigError
 from arbsphere.security.secure_agg import FixedPoint
 
 #: fixed point of the x words
-X_FRAC_BITS = 40
+X_FRAC_BITS = 39
 #: the largest |x| a venue may mask (lots); its position limit must not exceed it
 X_MAX_LOTS = (1 << 20) - 1
 #: the most venues whose words may be summed without wrapping (config refuses more)
-MAX_MASKED_VENUES = 8
+MAX_MASKED_VENUES = 16
 #: fixed point of the quadratic words
 Q_FRAC_BITS = 64
 Q_LIMBS = 3
-#: quadratic values must stay below this (their top limb then holds < 2^60)
-Q_MAX = float(2**60)
+#: quadratic values must stay below this (their top limb then holds < 2^58)
+Q_MAX = float(2**58)
 #: appended to the roster's session bytes: the masks' own HKDF salt
 MASK_SESSION_SUFFIX = b"/mask/rounds-v1"
 #: LocalSolution v2 ``kind``
@@ -62,7 +64,7 @@ KIND_REVEAL = 2
 X_FIXED = FixedPoint(X_FRAC_BITS, float(X_MAX_LOTS), MAX_MASKED_VENUES)
 _Q_SCALE = float(2**Q_FRAC_BITS)
 _M32 = (1 << 32) - 1
-assert MAX_MASKED_VENUES * ((1 << 60) - 1) < (1 << 63)  # top limbs (< 2^60) never wrap
+assert MAX_MASKED_VENUES * ((1 << 58) - 1) < (1 << 63)  # top limbs (< 2^58) never wrap
 
 
 def share_length(n_assets: int) -> int:
@@ -90,7 +92,7 @@ def check_venue_count(n_venues: int) -> None:
     if n_venues > MAX_MASKED_VENUES:
         raise ConfigError(
             f"secure aggregation sums at most {MAX_MASKED_VENUES} venues' words without "
-            f"wrapping (x: 40 fractional bits, |x| <= 2^20 - 1 lots), got {n_venues}"
+            f"wrapping (x: {X_FRAC_BITS} fractional bits, |x| <= 2^20 - 1 lots), got {n_venues}"
         )
 
 
@@ -98,7 +100,7 @@ def _limbs(value: float, out: np.ndarray) -> None:
     v = float(value)
     if not (0.0 <= v < Q_MAX):
         raise AggregationError(
-            f"quadratic value {v!r}: outside the fixed-point range [0, 2^60)", reason="range"
+            f"quadratic value {v!r}: outside the fixed-point range [0, 2^58)", reason="range"
         )
     q = int(np.rint(v * _Q_SCALE))
     out[0] = q & _M32

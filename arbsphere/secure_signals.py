@@ -16,9 +16,9 @@ Share words (:data:`SHARE_WORDS` = 4 uint64, each summed modulo 2^64):
 
 - ``liquidity``: :data:`LIQ_FRAC_BITS` = 16 fractional bits, values in [0, 2^20] lots (the
   venue clips its released value to that range first: post-processing of a DP release, free).
-  Headroom: 8 × 2^20 × 2^16 = 2^39 < 2^63.
+  Headroom: 16 × 2^20 × 2^16 = 2^40 < 2^63.
 - ``correlation``: :data:`CORR_FRAC_BITS` = 48 fractional bits (3.6e-15), values in [-1, 1]
-  (clamped by the privacy post-processing). Headroom: 8 × 2^48 = 2^51 < 2^63.
+  (clamped by the privacy post-processing). Headroom: 16 × 2^48 = 2^52 < 2^63.
 - two presence words (integers, 0 fractional bits): 1 if the signal was released this epoch,
   0 if withheld (budget exhausted) or not estimated yet — its value word is then 0.
 

@@ -123,7 +123,7 @@ class SecurityConfig:
     #: ``[security.privacy]``: privacy budgets on the venues' shared signals
     privacy: PrivacyConfig = PrivacyConfig()
     #: federated rounds: venues send pairwise-masked shares, the coordinator learns sums only
-    #: (and each solve's revealed trades); needs admm.alpha = 1 and at most 8 venues
+    #: (and each solve's revealed trades); needs admm.alpha = 1 and at most 16 venues
     secure_aggregation: bool = True
 
 
@@ -357,6 +357,16 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     if coordinator.coordination == "federated":
         solution_v = registry.graph(graph).coordinator["LocalSolution"]
         _check_secure_aggregation(security_t, security, coordinator, len(venues), solution_v, graph)
+        if security.secure_aggregation:
+            from arbsphere.secure_rounds import X_MAX_LOTS
+
+            for venue in venues:
+                if venue.position_limit_lots > X_MAX_LOTS:
+                    venues_t.table(venue.name).fail(
+                        "position_limit_lots", venue.position_limit_lots,
+                        f"secure aggregation masks |x| <= {X_MAX_LOTS} lots (its fixed point); "
+                        "lower the limit or set [security] secure_aggregation = false",
+                    )  # fmt: skip
     return Campaign(
         source=source,
         name=name,

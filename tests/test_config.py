@@ -136,3 +136,15 @@ def test_readme_error_example_matches_the_code(tmp_path: Path) -> None:
     readme = " ".join((ROOT / "README.md").read_text().split())
     tail = str(info.value).split(": key ", 1)[1]  # the part after the (temporary) file name
     assert f"key {tail}" in readme
+
+
+def test_secure_aggregation_refuses_a_limit_beyond_its_fixed_point(tmp_path: Path) -> None:
+    text = Path("campaigns/loopback.toml").read_text()
+    bad = text.replace("position_limit_lots = 100", "position_limit_lots = 2000000", 1)
+    path = tmp_path / "c.toml"
+    path.write_text(bad)
+    with pytest.raises(ConfigError, match=r"venues\.venue_a\.position_limit_lots"):
+        load_campaign(path)
+    clear = bad.replace('contract_graph = "toyPair"', 'contract_graph = "toyPairClear"', 1)
+    path.write_text(clear + "\n[security]\nsecure_aggregation = false\n")
+    assert load_campaign(path).venues[0].position_limit_lots == 2_000_000

@@ -6,7 +6,7 @@ What is shown: the masked solve reaches the clear protocol's plan; the coordinat
 only uint64 shares until the reveal; a silent venue aborts the solve and the next solve masks
 among the survivors with other masks; replay of the journaled shares is bit-identical; a
 flipped bit in a share moves the sum by exactly that bit and, in the revealed round, aborts
-the solve; configuration refuses alpha != 1 and more than 8 venues."""
+the solve; configuration refuses alpha != 1 and more than 16 venues."""
 
 from __future__ import annotations
 
@@ -296,7 +296,7 @@ def _flip(bit: int, word: int, kind: int, round_no: int | None = None) -> Any:
 def test_a_flipped_bit_in_a_share_moves_the_sum_and_a_tampered_revealed_round_aborts() -> None:
     n, m = 3, 1
     # (a) one round, every share delivered, venue 0's x word flipped at bit 45: Σx moves by
-    # exactly ±2^45 / 2^40 = 32 lots — the masks cancel, the flip does not
+    # exactly ±2^45 / 2^X_FRAC_BITS lots (64 at 39 bits) — the masks cancel, the flip does not
     sums = []
     for tamper in (None, _flip(45, 0, KIND_SHARE)):
         venues = _venues(n, m, True)
@@ -307,7 +307,7 @@ def test_a_flipped_bit_in_a_share_moves_the_sum_and_a_tampered_revealed_round_ab
         d.solve(np.full((n, m), 100.0), 1)
         sums.append(d.ex.xsum.copy())  # type: ignore[attr-defined]
     # (+ or -: the flipped bit of the masked word was 0 or 1, the masks are random)
-    assert abs(sums[1][0] - sums[0][0]) == pytest.approx(32.0, abs=1e-9)
+    assert abs(sums[1][0] - sums[0][0]) == pytest.approx(2.0 ** (45 - X_FRAC_BITS), abs=1e-9)
     # (b) a flip in a share of the round that ends up revealed (a one-round solve): the
     # reveal does not add up to that round's masked sum; the solve is dropped, plan kept
     venues = _venues(n, m, True)
@@ -320,7 +320,7 @@ def test_a_flipped_bit_in_a_share_moves_the_sum_and_a_tampered_revealed_round_ab
     assert "do not add up" in d.last_error
     # (c) a reveal altered in one bit of its float64 mantissa (bit 40: x changes by about
     # 2^-12 of itself): the same refusal. (The check compares the revealed x in the shares'
-    # fixed point: a change below 2^-41 lots — the last bits of a float64 — passes unseen,
+    # fixed point: a change below 2^-40 lots — the last bits of a float64 — passes unseen,
     # and changes no trade.)
     venues = _venues(n, m, True)
     link = InProcessLink(venues)
@@ -340,5 +340,6 @@ def test_masked_venue_refuses_clear_rounds_and_configuration_limits() -> None:
     assert "DualVariables v2" in venues[0].last_error
     with pytest.raises(ConfigError, match="alpha = 1"):
         MaskedExchange(2, 1, dataclasses.replace(AdmmSettings(), alpha=1.5))
-    with pytest.raises(ConfigError, match="at most 8 venues"):
-        MaskedExchange(9, 1, AdmmSettings())
+    with pytest.raises(ConfigError, match="at most 16 venues"):
+        MaskedExchange(17, 1, AdmmSettings())
+    MaskedExchange(16, 1, AdmmSettings())  # the most federated coordination supports

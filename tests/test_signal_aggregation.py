@@ -283,10 +283,10 @@ def test_the_coordinator_loop_sums_shares_after_its_decision() -> None:
     assert state_digest(core2) == digest
 
 
-@pytest.mark.parametrize("n", [2, 8])
-def test_headroom_holds_for_up_to_eight_venues(n: int) -> None:
+@pytest.mark.parametrize("n", [2, 8, 16])
+def test_headroom_holds_for_up_to_sixteen_venues(n: int) -> None:
     acc = np.zeros(4, np.uint64)
     for _ in range(n):
         acc += share_words(2.0**20, -1.0)
     assert read_sum(acc) == (n * 2.0**20, -float(n), n, n)
-    assert LIQ_FIXED.n_parties == CORR_FIXED.n_parties == 8
+    assert LIQ_FIXED.n_parties == CORR_FIXED.n_parties == 16
