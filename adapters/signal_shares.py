@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from arbsphere.adapters.venue_rounds import venue_masking
 from arbsphere.contracts import Registry
 from arbsphere.errors import AggregationError
 from arbsphere.secure_signals import (
@@ -33,24 +34,12 @@ from arbsphere.secure_signals import (
     share_words,
 )
 from arbsphere.security.secure_agg import MaskingParty
-from arbsphere.sender_ids import VENUE_SENDER_BASE
 
 
 def signal_masking(sec: Any, cfg: Mapping[str, Any], venue_id: int) -> MaskingParty | None:
     """The venue's :class:`MaskingParty` for its signal shares (its own HKDF salt, apart from
     the rounds'), when its ``security`` table asks for secure aggregation; None otherwise."""
-    table = cfg.get("security")
-    if sec is None or not isinstance(table, Mapping) or not table.get("secure_aggregation"):
-        return None
-    from arbsphere.security.identity import Role
-
-    peers = {
-        e.sender_id - VENUE_SENDER_BASE: e.credential.tag_public
-        for e in sec.roster.entries.values()
-        if e.role == Role.VENUE
-    }
-    return MaskingParty(venue_id, sec.identity.tag_key, peers, LIQ_FIXED,
-                        sec.roster.session + SIGNALS_SESSION_SUFFIX)  # fmt: skip
+    return venue_masking(sec, cfg, venue_id, LIQ_FIXED, SIGNALS_SESSION_SUFFIX)
 
 
 class SignalSharer:

@@ -51,7 +51,7 @@ from arbsphere.secure_rounds import (
     share_length,
     share_words,
 )
-from arbsphere.security.secure_agg import MaskingParty
+from arbsphere.security.secure_agg import FixedPoint, MaskingParty
 from arbsphere.sender_ids import VENUE_SENDER_BASE
 from arbsphere.tracebuf import TraceBuffer
 
@@ -77,10 +77,17 @@ CONVERGENCE_SOLVES = 256
 
 
 def round_masking(sec: Any, cfg: Mapping[str, Any], venue_id: int) -> MaskingParty | None:
-    """The venue's :class:`MaskingParty` for the rounds when its ``security`` table asks for
-    secure aggregation (None otherwise: the clear protocol): its own X25519 tag key, every
-    venue's tag public key from the roster (venue id = sender id − VENUE_SENDER_BASE) and the
-    run's session bytes with the masks' own suffix."""
+    """The venue's :class:`MaskingParty` for the rounds (None: the clear protocol)."""
+    return venue_masking(sec, cfg, venue_id, X_FIXED, MASK_SESSION_SUFFIX)
+
+
+def venue_masking(
+    sec: Any, cfg: Mapping[str, Any], venue_id: int, fixed: FixedPoint, suffix: bytes
+) -> MaskingParty | None:
+    """A venue's :class:`MaskingParty` when its ``security`` table asks for secure aggregation
+    (None otherwise): its own X25519 tag key, every venue's tag public key from the roster
+    (venue id = sender id − VENUE_SENDER_BASE), ``fixed``, and the run's session bytes with
+    ``suffix`` (each masked stream has its own HKDF salt)."""
     table = cfg.get("security")
     if sec is None or not isinstance(table, Mapping) or not table.get("secure_aggregation"):
         return None
@@ -91,8 +98,7 @@ def round_masking(sec: Any, cfg: Mapping[str, Any], venue_id: int) -> MaskingPar
         for e in sec.roster.entries.values()
         if e.role == Role.VENUE
     }
-    return MaskingParty(venue_id, sec.identity.tag_key, peers, X_FIXED,
-                        sec.roster.session + MASK_SESSION_SUFFIX)  # fmt: skip
+    return MaskingParty(venue_id, sec.identity.tag_key, peers, fixed, sec.roster.session + suffix)
 
 
 class VenueRounds:

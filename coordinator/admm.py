@@ -83,42 +83,15 @@ class AdmmResult:
 
 
 @njit(cache=True)
-def exchange_step(  # type: ignore[no-untyped-def]
-    x, z, u, xhat_mean, stats, it, rho, alpha, eps_abs, eps_rel, adapt_every, mu, tau
+def _stop_and_balance(  # type: ignore[no-untyped-def]
+    r2, s2, nx2, nz2, nu2, u, n, it, rho, eps_abs, eps_rel, adapt_every, mu, tau, stats
 ):
-    """The coordinator's half of iteration ``it`` given every venue's x (N x m): mean of the
-    relaxed iterate, z and u updates, residuals, stopping test, residual balancing.
-
-    Writes stats[STAT_ITER..STAT_CONVERGED] (ρ after balancing in stats[STAT_RHO]); returns 1
-    when the stopping test passed (then ρ and u are left as they were)."""
-    n, m = x.shape
+    """The end of an exchange step, shared by :func:`exchange_step` and
+    :func:`exchange_step_sums`: residuals from their squares, the stopping test, residual
+    balancing (u rescaled), the stats. Returns 1 when the stopping test passed."""
+    m = u.shape[0]
     sqrt_nm = math.sqrt(n * m)
     sqrt_n = math.sqrt(n)
-    for a in range(m):
-        xhat_mean[a] = 0.0
-    for i in range(n):
-        for a in range(m):
-            xhat_mean[a] += alpha * x[i, a] + (1.0 - alpha) * z[i, a]
-    for a in range(m):
-        xhat_mean[a] /= n
-    r2 = 0.0
-    s2 = 0.0
-    nx2 = 0.0
-    nz2 = 0.0
-    for i in range(n):
-        for a in range(m):
-            zn = (alpha * x[i, a] + (1.0 - alpha) * z[i, a]) - xhat_mean[a]
-            dz = zn - z[i, a]
-            s2 += dz * dz
-            z[i, a] = zn
-            d = x[i, a] - zn
-            r2 += d * d
-            nx2 += x[i, a] * x[i, a]
-            nz2 += zn * zn
-    nu2 = 0.0
-    for a in range(m):
-        u[a] += xhat_mean[a]
-        nu2 += u[a] * u[a]
     r = math.sqrt(r2)
     s = rho * math.sqrt(s2)
     eps_pri = sqrt_nm * eps_abs + eps_rel * max(math.sqrt(nx2), math.sqrt(nz2))
@@ -144,6 +117,45 @@ def exchange_step(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
+def exchange_step(  # type: ignore[no-untyped-def]
+    x, z, u, xhat_mean, stats, it, rho, alpha, eps_abs, eps_rel, adapt_every, mu, tau
+):
+    """The coordinator's half of iteration ``it`` given every venue's x (N x m): mean of the
+    relaxed iterate, z and u updates, residuals, stopping test, residual balancing.
+
+    Writes stats[STAT_ITER..STAT_CONVERGED] (ρ after balancing in stats[STAT_RHO]); returns 1
+    when the stopping test passed (then ρ and u are left as they were)."""
+    n, m = x.shape
+    for a in range(m):
+        xhat_mean[a] = 0.0
+    for i in range(n):
+        for a in range(m):
+            xhat_mean[a] += alpha * x[i, a] + (1.0 - alpha) * z[i, a]
+    for a in range(m):
+        xhat_mean[a] /= n
+    r2 = 0.0
+    s2 = 0.0
+    nx2 = 0.0
+    nz2 = 0.0
+    for i in range(n):
+        for a in range(m):
+            zn = (alpha * x[i, a] + (1.0 - alpha) * z[i, a]) - xhat_mean[a]
+            dz = zn - z[i, a]
+            s2 += dz * dz
+            z[i, a] = zn
+            d = x[i, a] - zn
+            r2 += d * d
+            nx2 += x[i, a] * x[i, a]
+            nz2 += zn * zn
+    nu2 = 0.0
+    for a in range(m):
+        u[a] += xhat_mean[a]
+        nu2 += u[a] * u[a]
+    return _stop_and_balance(r2, s2, nx2, nz2, nu2, u, n, it, rho, eps_abs, eps_rel, adapt_every,
+                             mu, tau, stats)  # fmt: skip
+
+
+@njit(cache=True)
 def exchange_step_sums(  # type: ignore[no-untyped-def]
     xsum, sq_x, sq_d, n, u, xhat_mean, stats, it, rho, eps_abs, eps_rel, adapt_every, mu, tau
 ):
@@ -155,8 +167,6 @@ def exchange_step_sums(  # type: ignore[no-untyped-def]
     rounding). The same stopping test and residual balancing as :func:`exchange_step`;
     ``xhat_mean`` receives x̄. Returns 1 when the stopping test passed."""
     m = xsum.shape[0]
-    sqrt_nm = math.sqrt(n * m)
-    sqrt_n = math.sqrt(n)
     nxbar2 = 0.0
     for a in range(m):
         xhat_mean[a] = xsum[a] / n
@@ -170,28 +180,8 @@ def exchange_step_sums(  # type: ignore[no-untyped-def]
     for a in range(m):
         u[a] += xhat_mean[a]
         nu2 += u[a] * u[a]
-    r = math.sqrt(r2)
-    s = rho * math.sqrt(s2)
-    eps_pri = sqrt_nm * eps_abs + eps_rel * max(math.sqrt(nx2), math.sqrt(nz2))
-    eps_dual = sqrt_nm * eps_abs + eps_rel * rho * math.sqrt(nu2) * sqrt_n
-    converged = 0
-    if r <= eps_pri and s <= eps_dual:
-        converged = 1
-    elif it % adapt_every == 0:
-        if r > mu * s:
-            rho *= tau
-            for a in range(m):
-                u[a] /= tau
-        elif s > mu * r:
-            rho /= tau
-            for a in range(m):
-                u[a] *= tau
-    stats[STAT_ITER] = it
-    stats[STAT_PRIMAL] = r
-    stats[STAT_DUAL] = s
-    stats[STAT_RHO] = rho
-    stats[STAT_CONVERGED] = converged
-    return converged
+    return _stop_and_balance(r2, s2, nx2, nz2, nu2, u, n, it, rho, eps_abs, eps_rel, adapt_every,
+                             mu, tau, stats)  # fmt: skip
 
 
 @njit(cache=True)
