@@ -575,14 +575,14 @@ def test_rotation_keeps_pipeline_flowing_and_expired_sender_is_refused(
     entries = c.finish(require_cosigners=("venue_a",))
     assert c.registry.summary()["final_cosigners"] == ["venue_a"]
     assert not events(entries, EventKind.PLAN_DELTA)
-    assert events(entries, EventKind.CREDENTIAL_REFUSED, at="registry", reason="credential_expired")
+    assert events(entries, EventKind.CREDENTIAL_EXPIRED, at="registry", reason="credential_expired")
     # the registry rotated its own credential as well (roles judge its frames by it)
     assert events(entries, EventKind.CREDENTIAL_ROTATED, name="registry")
     rotated = events(entries, EventKind.CREDENTIAL_ROTATED, name="venue_a")
     assert len(rotated) >= 2 and rotated[-1].details["serial"] == va.me.credential.serial
     assert not events(entries, EventKind.CREDENTIAL_ROTATED, name="venue_b")
     expired = events(
-        entries, EventKind.CREDENTIAL_REFUSED, at="coordinator", reason="credential_expired"
+        entries, EventKind.CREDENTIAL_EXPIRED, at="coordinator", reason="credential_expired"
     )
     assert sum(e.details["count"] for e in expired) == len(refused_b_at)
     # reported after the coordinator's first credential ran out: the registry judged its
@@ -670,3 +670,15 @@ def test_broker_refuses_unattested_and_wrongly_attested_plans(make_campaign: Any
     entries = c.finish()
     refused = events(entries, EventKind.MESSAGE_REFUSED, at="broker", reason="bad_attestation")
     assert len(refused) == 1 and refused[0].details["count"] == 2
+
+
+def test_refusals_map_to_the_ledger_kinds_the_issue_names() -> None:
+    from arbsphere.security.role_security import refusal_kind
+
+    assert refusal_kind("expired", handshake=True) == EventKind.CREDENTIAL_EXPIRED
+    assert refusal_kind("credential_expired") == EventKind.CREDENTIAL_EXPIRED
+    assert refusal_kind("revoked", handshake=True) == EventKind.CREDENTIAL_REFUSED
+    assert refusal_kind("unknown", handshake=True) == EventKind.CREDENTIAL_REFUSED
+    assert refusal_kind("credential_revoked") == EventKind.CREDENTIAL_REFUSED
+    for reason in ("bad_tag", "replayed", "too_old", "skew_past", "bad_attestation"):
+        assert refusal_kind(reason) == EventKind.MESSAGE_REFUSED

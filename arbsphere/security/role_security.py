@@ -125,6 +125,18 @@ class SecuritySettings:
         return s
 
 
+def refusal_kind(reason: str, *, handshake: bool = False) -> EventKind:
+    """The ledger event of a refusal: an expired credential (at the handshake, ``expired``; at
+    message time, ``credential_expired``) is CREDENTIAL_EXPIRED; any other handshake refusal
+    and any other ``credential_*`` reason CREDENTIAL_REFUSED; the rest (tag, replay, skew,
+    attestation) MESSAGE_REFUSED."""
+    if reason in ("expired", "credential_expired"):
+        return EventKind.CREDENTIAL_EXPIRED
+    if handshake or reason.startswith("credential_"):
+        return EventKind.CREDENTIAL_REFUSED
+    return EventKind.MESSAGE_REFUSED
+
+
 class MessageGuard:
     """The receiving end of one channel: opens (tag, replay, skew) and checks the sender's
     credential now. :meth:`open` returns the message without its tag, or None when refused
@@ -507,7 +519,7 @@ class RoleSecurity:
             self._zap_refusals.clear()
         for reason, key in zap:
             self.event(
-                EventKind.CREDENTIAL_REFUSED,
+                refusal_kind(reason, handshake=True),
                 0,
                 {
                     "at": self.settings.name,
@@ -529,13 +541,8 @@ class RoleSecurity:
                 new = total - self._reported.get(key, 0)
                 if new > 0:
                     self._reported[key] = total
-                    kind = (
-                        EventKind.CREDENTIAL_REFUSED
-                        if reason.startswith("credential_")
-                        else EventKind.MESSAGE_REFUSED
-                    )
                     self.event(
-                        kind,
+                        refusal_kind(reason),
                         0,
                         {
                             "at": self.settings.name,
