@@ -463,3 +463,28 @@ def test_window_state_stays_bounded_and_buffers_accepted() -> None:
     # the bitmap never holds more than the window (white-box: the memory bound)
     assert op._peers[7].bits.bit_length() <= 64
     assert op._peers[7].bits == (1 << 64) - 1
+
+
+def test_one_tag_over_a_multipart_message() -> None:
+    """seal_parts: one tag over every frame and their lengths (on the last frame); a single
+    frame is exactly seal(); the first frame's envelope is judged by the windows."""
+    f1 = msg(7, 5, payload=b"first" * 5)
+    f2 = msg(7, 6, payload=b"second frame")
+    assert Sealer(KEY_A, sender_id=7).seal_parts([f1]) == [Sealer(KEY_A).seal(f1)]
+    sealed = Sealer(KEY_A, sender_id=7).seal_parts([f1, f2])
+    assert sealed[0] == f1 and sealed[1][: len(f2)] == f2 and len(sealed[1]) == len(f2) + 16
+    op = opener()
+    assert [bytes(p) for p in op.open_parts(sealed)] == [f1, f2]
+    with pytest.raises(MessageRefused) as exc:
+        op.open_parts(sealed)
+    assert exc.value.reason == "replayed"
+    flipped_first = [f1[:-1] + bytes([f1[-1] ^ 1]), sealed[1]]
+    flipped_tag = [f1, sealed[1][:-1] + bytes([sealed[1][-1] ^ 1])]
+    moved_boundary = [f1 + sealed[1][:1], sealed[1][1:]]
+    dropped_frame = [sealed[1]]
+    other_sender = [msg(8, 5), sealed[1]]
+    for bad in (flipped_first, flipped_tag, moved_boundary, dropped_frame, other_sender):
+        fresh = opener()
+        with pytest.raises(MessageRefused):
+            fresh.open_parts(bad)
+        assert sum(fresh.refusals.values()) == 1 and fresh.accepted == 0

@@ -26,7 +26,7 @@ import collections
 import contextlib
 import struct
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,6 +181,37 @@ class MessageGuard:
             return None
         self.accepted += 1
         return msg
+
+    def open_parts(self, frames: Sequence[bytes]) -> list[bytes] | None:
+        """A multipart message under one tag (:meth:`Sealer.seal_parts`): its frames without
+        the tag, or None when refused (the whole message; counted)."""
+        if len(frames) == 1:
+            one = self.open(frames[0])
+            return None if one is None else [one]
+        try:
+            if not frames:
+                raise MessageRefused("a message without data frames", reason="short")
+            if self.opener is not None:
+                parts = [bytes(p) for p in self.opener.open_parts(frames)]
+            else:
+                parts = list(frames)
+            for part in parts:
+                if len(part) < _SENDER_OFFSET + 4:
+                    raise MessageRefused("a frame shorter than an envelope", reason="short")
+                (sender,) = _SENDER.unpack_from(part, _SENDER_OFFSET)
+                if sender not in self.senders:
+                    raise MessageRefused(
+                        f"sender {sender} may not send on {self.channel}", reason="unknown_sender"
+                    )
+            self.owner.check_sender_now(_SENDER.unpack_from(parts[0], _SENDER_OFFSET)[0])
+            if self.attestation is not None:
+                parts = [bytes(self.attestation.verify(p)) for p in parts]
+        except MessageRefused as exc:
+            self.refusals[exc.reason] += 1
+            self.last_refusal = str(exc)
+            return None
+        self.accepted += 1
+        return parts
 
 
 class RoleSecurity:

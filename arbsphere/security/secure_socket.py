@@ -1,8 +1,9 @@
 """A ZeroMQ socket with the message checks of one channel applied on the way in and out.
 
 :class:`SecureSocket` wraps a pipeline socket for the role's send / receive code: outgoing
-messages are attested (optional, PlanDeltas) and sealed with the link's tag; incoming ones go
-through a :class:`~arbsphere.security.role_security.MessageGuard` (tag, replay, skew, sender's
+messages are attested (optional, PlanDeltas) and sealed with the link's tag (one tag per
+message, over all its frames); incoming ones go through a
+:class:`~arbsphere.security.role_security.MessageGuard` (tag, replay, skew, sender's
 credential now, attestation) and a refused one is dropped — counted by the guard, never
 returned. On a ROUTER the first frame is the peer's routing id: outgoing data frames are
 sealed with that peer's key, incoming ones are guarded. Pollers keep the raw socket
@@ -52,13 +53,16 @@ class SecureSocket:
         self.sock.send(self._out(msg, self.sealer), flags, copy=copy)
 
     def send_multipart(self, frames: Sequence[bytes], flags: int = 0, copy: bool = True) -> None:
-        if self.router:
-            peer = bytes(frames[0])
-            sealer = self.sealers_by_peer.get(peer)
-            out = [peer, *(self._out(bytes(f), sealer) for f in frames[1:])]
-        else:
-            out = [self._out(bytes(f), self.sealer) for f in frames]
-        self.sock.send_multipart(out, flags, copy=copy)
+        """Every data frame attested (if set), then one tag for the whole message
+        (:meth:`~arbsphere.security.tags.Sealer.seal_parts`; a ROUTER's routing id frame is
+        not part of it)."""
+        head = [bytes(frames[0])] if self.router else []
+        body = frames[1:] if self.router else frames
+        sealer = self.sealers_by_peer.get(head[0]) if self.router else self.sealer
+        data = [self.attest(bytes(f)) if self.attest is not None else bytes(f) for f in body]
+        if sealer is not None:
+            data = sealer.seal_parts(data)
+        self.sock.send_multipart(head + data, flags, copy=copy)
 
     # --- receiving ---------------------------------------------------------------------------
     def recv(self, flags: int = 0, copy: bool = True) -> bytes:
@@ -75,17 +79,17 @@ class SecureSocket:
             flags |= zmq.NOBLOCK
 
     def recv_multipart(self, flags: int = 0, copy: bool = True) -> list[bytes]:
-        """The next multipart message with every data frame guarded; refused frames are
-        dropped (counted); a message left without data frames is skipped (then, as
-        :meth:`recv`, ``zmq.Again`` rather than blocking when nothing else is queued)."""
+        """The next multipart message whose data frames pass the guard together (one tag
+        over all of them); a refused message is dropped whole (counted) and, as with
+        :meth:`recv`, ``zmq.Again`` comes rather than blocking when nothing else is queued."""
         while True:
             frames: list[bytes] = self.sock.recv_multipart(flags, copy=True)
             if self.guard is None:
                 return frames
             head = frames[:1] if self.router else []
             body = frames[1:] if self.router else frames
-            opened = [m for m in (self.guard.open(f) for f in body) if m is not None]
-            if opened:
+            opened = self.guard.open_parts(body)
+            if opened is not None:
                 return head + opened
             flags |= zmq.NOBLOCK
 

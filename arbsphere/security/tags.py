@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import hmac
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NoReturn, Protocol
 
 from cryptography.hazmat.primitives import hashes
@@ -196,6 +196,12 @@ class Sealer:
 
     def seal(self, message: Buffer) -> bytes:
         """``message`` (envelope + payload) followed by its 16-byte tag."""
+        self._check(message)
+        h = self._mac.copy()
+        h.update(message)
+        return b"".join((message, h.finalize()[:TAG_BYTES]))
+
+    def _check(self, message: Buffer) -> None:
         if len(message) < ENVELOPE_BYTES:
             raise ValueError(
                 f"message is {len(message)} bytes, shorter than the {ENVELOPE_BYTES}-byte envelope"
@@ -212,9 +218,22 @@ class Sealer:
                     f"{self._last_nonce}"
                 )
             self._last_nonce = nonce
+
+    def seal_parts(self, frames: Sequence[Buffer]) -> list[bytes]:
+        """One tag for a multipart message: HMAC over every frame and then their lengths
+        (u32 LE each), appended to the last frame. One frame is exactly :meth:`seal`."""
+        if len(frames) == 1:
+            return [self.seal(frames[0])]
+        self._check(frames[0])
         h = self._mac.copy()
-        h.update(message)
-        return b"".join((message, h.finalize()[:TAG_BYTES]))
+        for frame in frames:
+            if len(frame) < ENVELOPE_BYTES:
+                raise ValueError(f"frame of {len(frame)} bytes is shorter than an envelope")
+            h.update(frame)
+        h.update(struct.pack(f"<{len(frames)}I", *(len(f) for f in frames)))
+        out = [bytes(f) for f in frames[:-1]]
+        out.append(b"".join((frames[-1], h.finalize()[:TAG_BYTES])))
+        return out
 
     def rekey(self, new_key: bytes) -> None:
         """Tag subsequent messages with ``new_key`` (nonce tracking continues)."""
@@ -308,17 +327,50 @@ class Opener:
                 f"sealed message is {n} bytes, need at least {ENVELOPE_BYTES + TAG_BYTES} "
                 f"(envelope {ENVELOPE_BYTES} + tag {TAG_BYTES})",
             )
-        sender, nonce, ts = _SENDER_NONCE_TS.unpack_from(sealed)
+        body = memoryview(sealed)[: n - TAG_BYTES]
+        self._verify(body, (body,), sealed[n - TAG_BYTES :], f"at offset {n - TAG_BYTES}")
+        return body
+
+    def open_parts(self, frames: Sequence[Buffer]) -> list[memoryview]:
+        """A multipart message sealed with :meth:`Sealer.seal_parts`: one tag (on the last
+        frame) over every frame and their lengths; the first frame's envelope is the one the
+        replay and skew windows judge, every frame must name the same sender. Returns the
+        frames without the tag; refuses (counted) like :meth:`open`."""
+        if len(frames) == 1:
+            return [self.open(frames[0])]
+        if not frames:
+            self._refuse("short", "a multipart message without frames")
+        last = frames[-1]
+        if len(last) < TAG_BYTES:
+            self._refuse("short", f"last frame is {len(last)} bytes, shorter than the tag")
+        parts = [memoryview(f) for f in frames[:-1]]
+        parts.append(memoryview(last)[: len(last) - TAG_BYTES])
+        for k, part in enumerate(parts):
+            if len(part) < ENVELOPE_BYTES:
+                self._refuse("short", f"frame {k} is {len(part)} bytes, shorter than an envelope")
+        first_sender = _SENDER_NONCE_TS.unpack_from(parts[0])[0]
+        for k, part in enumerate(parts[1:], 1):
+            if _SENDER_NONCE_TS.unpack_from(part)[0] != first_sender:
+                self._refuse("bad_tag", f"frame {k} names another sender than frame 0")
+        lengths = struct.pack(f"<{len(parts)}I", *(len(part) for part in parts))
+        where = f"at offset {len(last) - TAG_BYTES} of frame {len(parts) - 1}"
+        self._verify(parts[0], (*parts, lengths), memoryview(last)[len(last) - TAG_BYTES :], where)
+        return parts
+
+    def _verify(
+        self, first: memoryview, mac_input: Sequence[Buffer], tag_: Buffer, where: str
+    ) -> None:
+        """Tag over ``mac_input``, then replay window and skew on ``first``'s envelope;
+        the window moves only when everything passed."""
+        sender, nonce, ts = _SENDER_NONCE_TS.unpack_from(first)
         peer = self._peers.get(sender)
         if peer is None:
             self._refuse("unknown_sender", f"sender_id {sender} has no tag key here")
-        body = memoryview(sealed)[: n - TAG_BYTES]
         h = peer.mac.copy()
-        h.update(body)
-        if not hmac.compare_digest(h.finalize()[:TAG_BYTES], sealed[n - TAG_BYTES :]):
-            self._refuse(
-                "bad_tag", f"sender {sender} nonce {nonce}: tag at offset {n - TAG_BYTES} is wrong"
-            )
+        for part in mac_input:
+            h.update(part)
+        if not hmac.compare_digest(h.finalize()[:TAG_BYTES], tag_):
+            self._refuse("bad_tag", f"sender {sender} nonce {nonce}: tag {where} is wrong")
         top = peer.top
         diff = top - nonce
         if diff >= 0:
@@ -349,7 +401,6 @@ class Opener:
         else:
             peer.bits |= 1 << diff
         self.accepted += 1
-        return body
 
     def _refuse(self, reason: str, detail: str) -> NoReturn:
         self.refusals[reason] += 1
