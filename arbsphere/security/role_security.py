@@ -160,41 +160,21 @@ class MessageGuard:
         self.last_refusal = ""
 
     def open(self, raw: bytes) -> bytes | None:
-        try:
-            if self.opener is not None:
-                msg = bytes(self.opener.open(raw))
-            else:
-                msg = raw
-                if len(msg) < _SENDER_OFFSET + 4:
-                    raise MessageRefused("shorter than an envelope", reason="short")
-            (sender,) = _SENDER.unpack_from(msg, _SENDER_OFFSET)
-            if sender not in self.senders:
-                raise MessageRefused(
-                    f"sender {sender} may not send on {self.channel}", reason="unknown_sender"
-                )
-            self.owner.check_sender_now(sender)
-            if self.attestation is not None:
-                msg = bytes(self.attestation.verify(msg))
-        except MessageRefused as exc:
-            self.refusals[exc.reason] += 1
-            self.last_refusal = str(exc)
-            return None
-        self.accepted += 1
-        return msg
+        opened = self.open_parts((raw,))
+        return None if opened is None else opened[0]
 
     def open_parts(self, frames: Sequence[bytes]) -> list[bytes] | None:
-        """A multipart message under one tag (:meth:`Sealer.seal_parts`): its frames without
-        the tag, or None when refused (the whole message; counted)."""
-        if len(frames) == 1:
-            one = self.open(frames[0])
-            return None if one is None else [one]
+        """A message's frames (a multipart one under one tag, :meth:`Sealer.seal_parts`)
+        without the tag, or None when refused (the whole message; counted)."""
         try:
             if not frames:
                 raise MessageRefused("a message without data frames", reason="short")
-            if self.opener is not None:
-                parts = [bytes(p) for p in self.opener.open_parts(frames)]
-            else:
+            if self.opener is None:
                 parts = list(frames)
+            elif len(frames) == 1:
+                parts = [bytes(self.opener.open(frames[0]))]
+            else:
+                parts = [bytes(p) for p in self.opener.open_parts(frames)]
             for part in parts:
                 if len(part) < _SENDER_OFFSET + 4:
                     raise MessageRefused("a frame shorter than an envelope", reason="short")
