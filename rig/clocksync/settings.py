@@ -45,7 +45,8 @@ class ClockSyncSettings:
     Steps
       A sample whose residual exceeds ``max(step_floor_ns, step_n_mad · scale)`` plus half its
       round-trip excess over the minimum (what queueing could explain) is a step candidate;
-      ``step_confirm`` consecutive candidates of one sign make a step. The window restarts at
+      ``step_confirm`` lucky candidates of one sign (unlucky ones are kept out of the fit but
+      do not confirm) make a step. The window restarts at
       the first candidate and the drift is held at its pre-step value until the new window
       spans ``drift_hold_span_ns``. A lucky sample within the threshold clears the candidates.
     Servo
