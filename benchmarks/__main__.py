@@ -75,6 +75,7 @@ def main() -> None:
         summary = {k: v for k, v in results["pipeline"].items() if k != "runs"}
         print("pipeline:", json.dumps(summary, indent=2))
         print("\n".join(bench_pipeline.stage_table(results["pipeline"]["runs"])))
+        print("\n".join(bench_pipeline.load_table(results["pipeline"]["runs"])))
     if "journal" in wanted:
         from benchmarks import bench_journal
 

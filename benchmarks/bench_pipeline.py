@@ -172,10 +172,17 @@ def _one_pair(
     pipeline = dict(result.kpi["tick_to_trade"])
     measured_from = int(result.manifest["schedule"]["measure_from_ns"])
     pipeline["stages"] = pipeline_stages(result.run_dir, measured_from)
+    ticks = round(campaign.duration_s * campaign.rate_hz) * len(campaign.venues)
     return {
         "forwarded_ticks": forwarded,
         "pipeline": pipeline,
         "floor": floor,
+        # CPU in the measured window: the pipeline's extra work per tick is what loads the
+        # shared CPUs, and every hop that wakes a process then waits longer for one
+        "host_load": {
+            "pipeline": result.kpi.get("host_load"),
+            "floor": outcome.load.summary(ticks) if outcome.load is not None else None,
+        },
         "ratio_p50": _ratio(pipeline, floor, "p50"),
         "ratio_p99": _ratio(pipeline, floor, "p99"),
         "complete": result.complete and outcome.complete,
@@ -212,6 +219,39 @@ def run(duration_s: float = 10.0, pairs: int = 3, every_tick: bool = False) -> d
     }
 
 
+def load_table(runs: list[dict[str, Any]]) -> list[str]:
+    """Median over pairs of each role's CPU µs per tick and % of one CPU, both arms, and the
+    rig's share of all CPUs (the measured window)."""
+    lines = [f"  {'role (CPU µs/tick, % of one CPU)':34s} {'pipeline':>16s} {'floor':>16s}"]
+    arms = ("pipeline", "floor")
+    names = sorted(
+        {n for r in runs for a in arms for n in ((r["host_load"][a] or {}).get("roles") or {})}
+    )
+
+    def med(arm: str, name: str, key: str) -> float | None:
+        vals = [
+            ((r["host_load"][arm] or {}).get("roles") or {}).get(name, {}).get(key) for r in runs
+        ]
+        vals = [v for v in vals if v is not None]
+        return float(np.median(vals)) if vals else None
+
+    for name in names:
+        cells = []
+        for arm in arms:
+            us, pct = med(arm, name, "cpu_us_per_tick"), med(arm, name, "cpu_pct")
+            cells.append(
+                f"{us:7.1f} {pct:6.1f} %" if us is not None and pct is not None else f"{'-':>16s}"
+            )
+        lines.append(f"  {name:34s} {cells[0]:>16s} {cells[1]:>16s}")
+    busy = []
+    for arm in arms:
+        vals = [(r["host_load"][arm] or {}).get("rig_busy_pct") for r in runs]
+        vals = [v for v in vals if v is not None]
+        busy.append(f"{np.median(vals):14.1f} %" if vals else f"{'-':>16s}")
+    lines.append(f"  {'rig busy, % of all CPUs':34s} {busy[0]:>16s} {busy[1]:>16s}")
+    return lines
+
+
 def stage_table(runs: list[dict[str, Any]]) -> list[str]:
     """Median over pairs of each stage's p50, pipeline against floor (µs)."""
     lines = [f"  {'stage':18s} {'pipeline':>9s} {'floor':>9s}"]
@@ -233,3 +273,4 @@ if __name__ == "__main__":
     out = run(every_tick="--every-tick-floor" in sys.argv[1:])
     print(json.dumps(out, indent=2))
     print("\n".join(stage_table(out["runs"])))
+    print("\n".join(load_table(out["runs"])))

@@ -308,6 +308,40 @@ def _privacy_section(privacy: Mapping[str, object], aggregate: object = None) ->
     return "\n".join(parts)
 
 
+def _host_load_section(load: Mapping[str, object]) -> str:
+    """Per role CPU and context switches in the measured window, the host's busy share."""
+    parts = ["<h2>Host load in the measured window</h2>"]
+    roles = load.get("roles")
+    if not isinstance(roles, Mapping) or not roles:
+        parts.append(f'<p class="note">{_e(load.get("note", "not sampled"))}</p>')
+        return "".join(parts)
+    host = load.get("host_busy_pct")
+    host_text = (
+        f"host busy {_e(_fmt(host))} %, " if host is not None
+        else f"host busy not known ({_e(load.get('host_note', ''))}), "
+    )  # fmt: skip
+    parts.append(
+        f"<p>{host_text}the rig's roles {_e(_fmt(load.get('rig_busy_pct')))} % of "
+        f"{_e(load.get('cpus'))} CPUs over {_e(_fmt(load.get('span_s')))} s. Involuntary "
+        "context switches: the kernel took the CPU away (contention); a hop that wakes a "
+        "process waits for a free CPU.</p>"
+    )
+    head = ("role", "CPU % of one CPU", "µs CPU per tick", "voluntary cs/s", "involuntary cs/s")
+    rows = ["<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
+    for name, row in sorted(
+        roles.items(),
+        key=lambda kv: -float(kv[1].get("cpu_pct", 0.0)),  # busiest first
+    ):
+        cells = (row.get(k) for k in ("cpu_pct", "cpu_us_per_tick", "voluntary_cs_per_s",
+                                       "involuntary_cs_per_s"))  # fmt: skip
+        rows.append(
+            f"<tr><td>{_e(name)}</td>" + "".join(f"<td>{_e(_fmt(c))}</td>" for c in cells)
+            + "</tr>"
+        )  # fmt: skip
+    rows.append("</table>")
+    return "".join(parts + rows)
+
+
 def render_report(
     kpi: dict[str, object],
     hlog_path: Path | None,
@@ -399,6 +433,9 @@ def render_report(
             continue
         if key == "privacy" and isinstance(value, Mapping):
             parts.append(_privacy_section(value, kpi.get("signals_aggregate")))
+            continue
+        if key == "host_load" and isinstance(value, Mapping):
+            parts.append(_host_load_section(value))
             continue
         if key == "signals_aggregate" and isinstance(kpi.get("privacy"), Mapping):
             continue  # shown in the privacy section

@@ -126,6 +126,12 @@ def execute_campaign(
             campaign.coordinator.coordination,
         )  # fmt: skip
         kpi["governance"] = governance_kpi(run_dir, security)
+    host_load = (
+        outcome.load.summary(int(kpi["throughput"]["ticks_in"]))
+        if outcome.load is not None
+        else {"note": "the run never reached its measured window"}
+    )
+    kpi["host_load"] = host_load
     write_json_atomic(run_dir / "kpi.json", kpi, sort_keys=False)  # stages in pipeline order
 
     timestamp_sources: dict[str, str] = {}
@@ -160,7 +166,7 @@ def execute_campaign(
         "roles": outcome.roles,
         "journal": _journal_entry(analysis.stats, campaign),
         "security": security,
-        "resources": _resources(analysis.stats, outcome),
+        "resources": {**_resources(analysis.stats, outcome), "window": host_load},
         "method": {
             "latency": "HDR counts recorded in batches (Numba) from joined per-role trace "
             "tables; tick_to_trade from the tick's intended (open-loop) send time",

@@ -29,6 +29,7 @@ from arbsphere.clock import Clock
 from arbsphere.errors import DeviceError, PipelineError
 from arbsphere.rig.clock_alignment import SyncedDevice
 from arbsphere.rig.config import Campaign, VenueConfig
+from arbsphere.rig.host_load import LoadMonitor
 from arbsphere.rig.registry import CampaignRegistry, make_members
 from arbsphere.runtime import write_json_atomic
 from arbsphere.security.governance_frames import canonical_json
@@ -73,7 +74,12 @@ class RunOutcome:
     start_at_ns: int = 0  # tick 0 due: the feed schedule (warm-up first)
     measure_from_ns: int = 0  # end of the warm-up: the measured window starts
     end_ns: int = 0
+    #: the roles' and the host's CPU in the measured window (sampled from /proc)
+    load: LoadMonitor | None = None
 
+
+#: how often the host-load monitor reads /proc in the measured window (each read costs ~1 ms)
+LOAD_SAMPLE_NS = 1_000_000_000
 
 #: what the coordinator binds: an ephemeral loopback port, told back in its ready file (a port
 #: picked here and bound later can be taken meanwhile, e.g. as a connection's local port)
@@ -413,38 +419,56 @@ class Orchestrator:
         feeds = [r for r in self.roles if r.kind == "feed_device"]
         measure_from = start_at + round(c.warmup_s * 1e9)
         end_due = measure_from + int(c.duration_s * 1e9)
-        while True:
-            now = self.clock.now_ns()
-            if on_progress is not None:
-                frac = (now - start_at) / max(1, end_due - start_at)
-                phase = (
-                    "arming" if now < start_at
-                    else "warm-up (clocks lock, excluded)" if now < measure_from
-                    else "traffic (measured)"
-                )  # fmt: skip
-                on_progress(min(1.0, max(0.0, frac)), phase)
-            for role in self.roles:
-                code = role.proc.poll()
-                if code is None:
-                    continue
-                if role.kind == "feed_device" and code == 0:
-                    continue
-                outcome.complete = False
-                what = "was killed by signal" if code < 0 else "exited with code"
-                outcome.reason = (
-                    f"{role.kind} '{role.name}' {what} {abs(code)} "
-                    f"{(now - start_at) / 1e9:.1f} s into the run; {self.stderr_tail(role)}"
-                )
-                return
-            if feeds and all(r.proc.poll() == 0 for r in feeds):
-                return
-            if not feeds and now >= end_due:
-                return
-            if now > end_due + int(30e9):
-                outcome.complete = False
-                outcome.reason = "feed devices did not finish within 30 s of the schedule's end"
-                return
-            time.sleep(0.1)
+        pids = {r.name: r.proc.pid for r in self.roles}
+        pids["orchestrator"] = os.getpid()  # the registry thread lives here
+        load = outcome.load = LoadMonitor(pids, self.clock.now_ns)
+        next_sample: int | None = measure_from
+        try:
+            while True:
+                now = self.clock.now_ns()
+                if next_sample is not None and now >= next_sample:
+                    if now >= end_due:  # the window's last sample
+                        load.sample()
+                        next_sample = None
+                    else:
+                        if load.started:
+                            load.sample()
+                        else:
+                            load.start()
+                        next_sample = min(end_due, now + LOAD_SAMPLE_NS)
+                if on_progress is not None:
+                    frac = (now - start_at) / max(1, end_due - start_at)
+                    phase = (
+                        "arming" if now < start_at
+                        else "warm-up (clocks lock, excluded)" if now < measure_from
+                        else "traffic (measured)"
+                    )  # fmt: skip
+                    on_progress(min(1.0, max(0.0, frac)), phase)
+                for role in self.roles:
+                    code = role.proc.poll()
+                    if code is None:
+                        continue
+                    if role.kind == "feed_device" and code == 0:
+                        continue
+                    outcome.complete = False
+                    what = "was killed by signal" if code < 0 else "exited with code"
+                    outcome.reason = (
+                        f"{role.kind} '{role.name}' {what} {abs(code)} "
+                        f"{(now - start_at) / 1e9:.1f} s into the run; {self.stderr_tail(role)}"
+                    )
+                    return
+                if feeds and all(r.proc.poll() == 0 for r in feeds):
+                    return
+                if not feeds and now >= end_due:
+                    return
+                if now > end_due + int(30e9):
+                    outcome.complete = False
+                    outcome.reason = "feed devices did not finish within 30 s of the schedule's end"
+                    return
+                time.sleep(0.1)
+        finally:
+            if next_sample is not None and load.started:
+                load.sample()  # traffic ended (or the run failed) before the window's end
 
     def stop_all(self, outcome: RunOutcome) -> None:
         """SIGTERM every live role (pipeline order), SIGKILL after the grace period."""

@@ -76,6 +76,16 @@ def test_short_loopback_campaign_produces_result_set(short_run: CampaignResult) 
             assert s["negative"] <= 0.01 * s["count"], stage
         assert s["p50"] <= s["p99"] <= s["max"], stage
     assert kpi["delta_merge"]["count"] == kpi["stages"]["delta_merge"]["count"]
+    # how loaded the host was in the measured window: every role sampled, the busy ones busy
+    load = kpi["host_load"]
+    assert set(load["roles"]) == {
+        "orchestrator", "coordinator", "venue_a", "venue_b", "broker", "venue_a-device",
+        "venue_b-device", "broker-device",
+    }  # fmt: skip
+    for role in ("coordinator", "venue_a", "venue_b"):
+        assert load["roles"][role]["cpu_pct"] > 1 and load["roles"][role]["cpu_us_per_tick"] > 0
+    assert 2.5 <= load["span_s"] <= 3 + 1.5 and 0 < load["rig_busy_pct"] <= 100
+    assert "Host load in the measured window" in (run_dir / "report.html").read_text()
     # 2 venues x 1000/s x (3 s warm-up + 3 s measured), all received, none lost on loopback;
     # the warm-up's ticks are counted apart and kept out of the KPIs.
     assert kpi["throughput"]["ticks_sent"] == 12_000
