@@ -645,8 +645,10 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         )  # fmt: skip
         gov = sec.connect_registry()
     loop = _Loop(core, clock, outbound, max_batch)
+    plan_events: PlanEvents | None = None
     if sec is not None:
-        loop.on_delta = PlanEvents(sec, core.reg, sec.roster.entries[broker].sender_id)
+        plan_events = PlanEvents(sec, core.reg, sec.roster.entries[broker].sender_id)
+        loop.on_delta = plan_events
     journal = _open_journal(cfg, source, clock)
     if journal is not None:
         loop.recorder = Recorder(journal)
@@ -682,14 +684,22 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         poller.register(gov, zmq.POLLIN)
     try:
         while not stop.is_set:
-            events = dict(poller.poll(100))
+            timeout_ms = 100
+            if plan_events is not None and plan_events.pending:
+                due = plan_events.due_in_ns(clock.now_ns()) or 0
+                timeout_ms = min(timeout_ms, -(-due // 1_000_000))
+            events = dict(poller.poll(timeout_ms))
             if sec is not None:
                 if gov in events:
                     sec.handle_governance()
                 sec.maybe_tick()
             if pull in events:
                 loop.drain(inbound)
+            if plan_events is not None:
+                plan_events.maybe_flush(clock.now_ns())
     finally:
+        if plan_events is not None:
+            plan_events.flush()  # before the ledger link closes
         if journal is not None and loop.recorder is not None:
             loop.recorder.state(core, clock.now_ns())
             journal_head = {**journal.close().to_dict(), "records": loop.recorder.records}
@@ -730,6 +740,13 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 if core.rounds is None
                 else {**core.rounds.counts, "last_error": core.rounds.last_error},
                 "security": None if sec is None else sec.stats(),
+                "plan_events": None
+                if plan_events is None
+                else {
+                    "ledgered": plan_events.ledgered,
+                    "flushes": plan_events.flushes,
+                    "undecodable": plan_events.errors,
+                },
                 "signals_aggregate": None if core.signal_agg is None else core.signal_agg.summary(),
             },
         )
@@ -831,8 +848,9 @@ class _Loop:
         self.batched_ticks = 0  # ticks solved together with a later trigger tick
         #: journals every input, batch boundary and PlanDelta when set (see .recorder)
         self.recorder: Recorder | None = None
-        #: called with every PlanDelta sent (the governance ledger's PLAN_DELTA events)
-        self.on_delta: Callable[[bytes], None] | None = None
+        #: called with every PlanDelta sent and its send time (the governance ledger's
+        #: PLAN_DELTA events, queued: see coordinator/plan_events.py)
+        self.on_delta: Callable[[bytes, int], None] | None = None
 
     def batch_counters(self) -> dict[str, int]:
         return {
@@ -961,7 +979,7 @@ class _Loop:
             if self.recorder is not None:
                 self.recorder.delta(delta, sent)
             if self.on_delta is not None:
-                self.on_delta(delta)
+                self.on_delta(delta, sent)
         self._register_solve(row)
         rows = self.trace.view()[first_row : row + 1]
         live = rows["superseded"] == 0
@@ -1013,10 +1031,11 @@ class _Loop:
         for order_id, venue, asset, lots in core.shortfalls:
             delta = core.write_off(core.shortfall_ts, order_id, venue, asset, lots)
             self.push.send(delta, copy=True)
+            sent = self.clock.now_ns()
             if self.recorder is not None:
-                self.recorder.delta(delta, self.clock.now_ns())
+                self.recorder.delta(delta, sent)
             if self.on_delta is not None:
-                self.on_delta(delta)
+                self.on_delta(delta, sent)
         core.last_shortfall_order = core.shortfalls[-1][0]
         core.shortfalls.clear()
 
@@ -1030,10 +1049,11 @@ class _Loop:
         if trade is not None:
             core.counts["compensating_deltas"] += 1
             self.push.send(trade, copy=True)
+            sent = self.clock.now_ns()
             if self.recorder is not None:
-                self.recorder.delta(trade, self.clock.now_ns())
+                self.recorder.delta(trade, sent)
             if self.on_delta is not None:
-                self.on_delta(trade)
+                self.on_delta(trade, sent)
 
 
 def main() -> None:
