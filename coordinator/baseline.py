@@ -36,6 +36,17 @@ def _x_of_lambda(c, gamma, phi, limit, i, a, lam):  # type: ignore[no-untyped-de
 
 
 @njit(cache=True)
+def keep_inputs(snap, k, c, gamma, phi, limit, z):  # type: ignore[no-untyped-def]
+    """``snap[k] = (c, gamma, phi, limit, z)``: one solve's inputs and consensus iterate, kept
+    for the baseline comparison at the end of the run."""
+    snap[k, 0] = c
+    snap[k, 1] = gamma
+    snap[k, 2] = phi
+    snap[k, 3] = limit
+    snap[k, 4] = z
+
+
+@njit(cache=True)
 def centralized_solve(c, gamma, phi, limit, x_out, lam_out):  # type: ignore[no-untyped-def]
     """Exact optimum into ``x_out`` (N, m) and ``lam_out`` (m); returns total bisection steps."""
     n, m = c.shape

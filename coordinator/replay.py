@@ -103,6 +103,11 @@ class _QueuePull:
             raise zmq.Again()
         return self.queue.popleft()
 
+    def get(self, option: int) -> int:
+        """``ZMQ_EVENTS``: POLLIN while a recorded input of the wake-up is left."""
+        assert option == zmq.EVENTS
+        return zmq.POLLIN if self.queue else 0
+
 
 class _CapturePush:
     def __init__(self) -> None:

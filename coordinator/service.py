@@ -24,7 +24,7 @@ import zmq
 from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import PLAN_LEG_DTYPE, default_registry
 from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
-from arbsphere.coordinator.baseline import centralized_solve, gaps_batch, objective
+from arbsphere.coordinator.baseline import centralized_solve, gaps_batch, keep_inputs, objective
 from arbsphere.coordinator.federated import FederatedExchange
 from arbsphere.coordinator.journal_thread import JournalThread
 from arbsphere.coordinator.masked_exchange import MaskedExchange
@@ -34,6 +34,7 @@ from arbsphere.coordinator.plan_events import PlanEvents
 from arbsphere.coordinator.recorder import Recorder
 from arbsphere.coordinator.rounds import RoundDriver, ZmqRoundLink
 from arbsphere.coordinator.signal_aggregate import SignalAggregator
+from arbsphere.coordinator.solve_marks import mark_solved
 from arbsphere.errors import ConfigError, DecodeError, PipelineError
 from arbsphere.firmware_interfaces.messages import PRICE_SCALE
 from arbsphere.plan_hash import plan_hash
@@ -184,6 +185,7 @@ class Coordinator:
         self.bid_px = np.zeros(shape, np.int64)
         self.ask_px = np.zeros(shape, np.int64)
         self.quoted = np.zeros(shape, np.bool_)
+        self._all_quoted = False
         self.target = np.zeros(shape, np.int64)
         self.x_star = np.zeros(shape)
         self.lam_star = np.zeros(n_assets)
@@ -252,6 +254,8 @@ class Coordinator:
         centralized_solve(c, g, phi, lim, self.x_star, self.lam_star)
         objective(c, g, phi, lim, self.x_star)
         gaps_batch(c[None], g[None], phi[None], lim[None], c[None], 1.0, np.zeros(1))
+        keep_inputs(np.zeros((1, 5, *c.shape)), 0, c, g, phi, lim, c)
+        mark_solved(np.zeros(2, SOLVE_TRACE_DTYPE), 0, 1, 1, 1, 1, 0, 0, 1, 1, 0)
         scratch = DeltaMerger(self.n_venues, self.n_assets, n_senders=4)
         legs = np.zeros(self.n_venues * self.n_assets, PLAN_LEG_DTYPE)
         emit_and_merge(
@@ -316,7 +320,10 @@ class Coordinator:
         return venue, first, seq, budget
 
     def ready(self) -> bool:
-        return bool(self.quoted.all())
+        """Every (venue, asset) has quoted (once true, stays true: quotes are never unset)."""
+        if not self._all_quoted:
+            self._all_quoted = bool(self.quoted.all())
+        return self._all_quoted
 
     def signal_participants(self) -> int:
         """The participants the venues' signal shares must be masked among: the masked rounds'
@@ -515,15 +522,10 @@ class Coordinator:
             grown = np.zeros((self._snap.shape[0] * 2, *self._snap.shape[1:]))
             grown[: self.n_snap] = self._snap
             self._snap = grown
-        s = self._snap[self.n_snap]
-        s[0] = self.c
-        s[1] = self.gamma
-        s[2] = self.phi
-        s[3] = self.limit
         # The consensus iterate z: exactly neutral (Σz = 0), within limits up to the primal
         # residual. The x iterate is off neutral by ~the residual, which at shadow prices ~100
         # would dominate the gap with an infeasibility artefact.
-        s[4] = self.admm.z
+        keep_inputs(self._snap, self.n_snap, self.c, self.gamma, self.phi, self.limit, self.admm.z)
         self.n_snap += 1
 
     def baseline_gaps(self, scale: float = 1.0) -> np.ndarray:
@@ -877,6 +879,10 @@ class _Loop:
         share_bits = 0
         n = 0
         while n < self.max_batch:
+            # After the first message, ask whether another is queued (ZMQ_EVENTS) rather than
+            # let recv raise zmq.Again: constructing that exception is a few µs per wake-up.
+            if n and not pull.get(zmq.EVENTS) & zmq.POLLIN:
+                break
             try:
                 frames = pull.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
@@ -981,20 +987,12 @@ class _Loop:
             if self.on_delta is not None:
                 self.on_delta(delta, sent)
         self._register_solve(row)
-        rows = self.trace.view()[first_row : row + 1]
-        live = rows["superseded"] == 0
-        rows["solve_done_ns"][live] = solve_done
-        rows["merge_done_ns"][live] = merge_done
-        rows["solved"][live] = 1
-        self.batched_ticks += int(live.sum()) - 1
-        r = self.trace.view()[row]
-        r["sent_ns"] = sent
-        r["delta_id"] = core.delta_id if delta is not None else 0
-        r["n_legs"] = n_legs
-        r["iterations"] = iterations
-        r["converged"] = int(converged)
-        r["max_abs_net_lots"] = core.max_abs_net_lots
-        r["trigger"] = 1
+        live = mark_solved(
+            self.trace.view(), first_row, row, solve_done, merge_done, sent,
+            core.delta_id if delta is not None else 0, n_legs, iterations, int(converged),
+            core.max_abs_net_lots,
+        )  # fmt: skip
+        self.batched_ticks += live - 1
 
     def _reports(self, frames: list[bytes], values: tuple[Any, ...], rx: int) -> None:
         core = self.core

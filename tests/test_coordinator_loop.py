@@ -25,6 +25,10 @@ class FakePull:
             raise zmq.Again()
         return self.queue.popleft()
 
+    def get(self, option: int) -> int:
+        assert option == zmq.EVENTS
+        return zmq.POLLIN if self.queue else 0
+
 
 class FakePush:
     def __init__(self) -> None:

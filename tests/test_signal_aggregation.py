@@ -257,6 +257,11 @@ def test_the_coordinator_loop_sums_shares_after_its_decision() -> None:
                 raise zmq.Again()
             return self.msgs.pop(0)
 
+        def get(self, option: int) -> int:
+            import zmq
+
+            return zmq.POLLIN if self.msgs else 0
+
     class Clock:
         def now_ns(self) -> int:
             return 0
