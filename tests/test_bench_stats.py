@@ -43,3 +43,38 @@ def test_identical_arms_give_an_interval_around_one_and_more_samples_narrow_it()
         assert lo < 1.0 < hi, row
     width = [r["ratio_p99_ci90"][1] - r["ratio_p99_ci90"][0] for r in (few, many)]
     assert width[1] < 0.5 * width[0]
+
+
+def _drifting_runs(
+    rng: np.random.Generator, drift: list[float], n: int
+) -> list[dict[str, np.ndarray]]:
+    return [
+        {
+            "tick_to_trade": d * rng.lognormal(13.5, 0.6, n),
+            "coordinator_path": d * rng.lognormal(11.0, 0.5, 4 * n),
+        }
+        for d in drift
+    ]
+
+
+def test_drift_between_runs_widens_the_run_level_interval_only() -> None:
+    # The arms are identical but the host drifts between runs: each run is 6-12 % slower or
+    # faster than its pair's other run. The sample-level interval only says how well the
+    # pooled samples pin their own percentile, so it excludes the true ratio (1.0); the
+    # pair-level one contains it.
+    rng = np.random.default_rng(11)
+    on = _drifting_runs(rng, [1.10, 0.95, 1.12], 4000)
+    off = _drifting_runs(rng, [1.00, 1.05, 1.00], 4000)
+    row = pooled_ratios(on, off)["coordinator_path"]
+    lo, hi = row["ratio_p50_ci90"]
+    assert not lo <= 1.0 <= hi, row
+    lo_r, hi_r = row["ratio_p50_ci90_runs"]
+    assert lo_r <= 1.0 <= hi_r and lo_r <= lo and hi <= hi_r, row
+
+
+def test_the_run_level_interval_still_tells_a_real_slowdown_without_drift() -> None:
+    rng = np.random.default_rng(12)
+    out = pooled_ratios(_runs(rng, 1.2, 2000), _runs(rng, 1.0, 2000))
+    for key in ("tick_to_trade", "coordinator_path"):
+        lo, hi = out[key]["ratio_p50_ci90_runs"]
+        assert 1.05 < lo < 1.2 < hi < 1.35, (key, out[key])
