@@ -38,6 +38,8 @@ from arbsphere.sender_ids import BROKER_SENDER_ID
 from arbsphere.tracebuf import TraceBuffer
 
 KIND_WRITE_OFF = 2
+#: PlanDeltas handled per wake-up at most (then the device's acks get their turn)
+MAX_PLANS_PER_WAKEUP = 64
 
 ORDER_TRACE_DTYPE = np.dtype(
     [
@@ -175,10 +177,17 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 if gov in events:
                     sec.handle_governance()
                 sec.maybe_tick()
-            if pull in events:
+            # Every PlanDelta queued is handled in this wake-up (a burst of deltas comes faster
+            # than one poll per delta: each would pay the poll, the clock-sync and security
+            # checks), each delta's orders sent as soon as it is decoded.
+            handled = 0
+            while pull in events and handled < MAX_PLANS_PER_WAKEUP:
+                if handled and not int(pull.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                    break
+                handled += 1
                 try:
-                    raw = plans.recv(copy=True)
-                except zmq.Again:  # refused by the guard (counted there)
+                    raw = plans.recv(zmq.NOBLOCK, copy=True)
+                except zmq.Again:  # refused by the guard (counted there), or none left
                     continue
                 rx = clock.now_ns()
                 try:
