@@ -975,23 +975,10 @@ class _Loop:
         sent = 0
         n_legs = 0
         if delta is not None:
-            self.push.send(delta, copy=True)
-            sent = clock.now_ns()
-            # Hand the CPU to ZeroMQ's I/O thread, which the send just woke to put the delta on
-            # the wire: otherwise it may wait for this thread's slice (the journal and the next
-            # queued ticks follow). A short sleep rather than sched_yield: a yield lets every
-            # other runnable task on this CPU run first (p90 300 us lost here), a sleep is back
-            # after HANDOFF_S. Measured on the 2-vCPU loopback, 3 x 12 s runs each:
-            # tick_to_trade p99 2.4-3.5 ms against 2.9-9.8 ms with the yield, coordinator ->
-            # broker p99 1.0-2.3 against 1.6-3.0 ms; p50 within the noise (1.07-1.39 ms both).
-            time.sleep(HANDOFF_S)
+            sent = self._send_delta(delta, handoff=True)
             n_legs = core.last_n_legs
             if compensating:
                 core.counts["compensating_deltas"] += 1
-            if self.recorder is not None:
-                self.recorder.delta(delta, sent)
-            if self.on_delta is not None:
-                self.on_delta(delta, sent)
         self._register_solve(row)
         live = mark_solved(
             self.trace.view(), first_row, row, solve_done, merge_done, sent,
@@ -999,6 +986,26 @@ class _Loop:
             core.max_abs_net_lots,
         )  # fmt: skip
         self.batched_ticks += live - 1
+
+    def _send_delta(self, delta: bytes, handoff: bool = False) -> int:
+        """Send a PlanDelta, journal it and queue its ledger event; returns its send time.
+
+        ``handoff`` (a tick's delta): step aside right after the send, so ZeroMQ's I/O thread,
+        which the send just woke, puts the delta on the wire instead of waiting for this
+        thread's slice (the journal and the next queued ticks follow). A short sleep rather
+        than sched_yield: a yield lets every other runnable task on this CPU run first (p90
+        300 us lost here), a sleep is back after HANDOFF_S. Measured on the 2-vCPU loopback,
+        3 x 12 s runs each: tick_to_trade p99 2.4-3.5 ms against 2.9-9.8 ms with the yield,
+        coordinator -> broker p99 1.0-2.3 against 1.6-3.0 ms; p50 within the noise."""
+        self.push.send(delta, copy=True)
+        sent = self.clock.now_ns()
+        if handoff:
+            time.sleep(HANDOFF_S)
+        if self.recorder is not None:
+            self.recorder.delta(delta, sent)
+        if self.on_delta is not None:
+            self.on_delta(delta, sent)
+        return sent
 
     def _reports(self, frames: list[bytes], values: tuple[Any, ...], rx: int) -> None:
         core = self.core
@@ -1034,12 +1041,7 @@ class _Loop:
         core = self.core
         for order_id, venue, asset, lots in core.shortfalls:
             delta = core.write_off(core.shortfall_ts, order_id, venue, asset, lots)
-            self.push.send(delta, copy=True)
-            sent = self.clock.now_ns()
-            if self.recorder is not None:
-                self.recorder.delta(delta, sent)
-            if self.on_delta is not None:
-                self.on_delta(delta, sent)
+            self._send_delta(delta)
         core.last_shortfall_order = core.shortfalls[-1][0]
         core.shortfalls.clear()
 
@@ -1052,12 +1054,7 @@ class _Loop:
         trade = core.emit_delta(core.shortfall_ts, CAUSE_REPORT, core.last_shortfall_order)
         if trade is not None:
             core.counts["compensating_deltas"] += 1
-            self.push.send(trade, copy=True)
-            sent = self.clock.now_ns()
-            if self.recorder is not None:
-                self.recorder.delta(trade, sent)
-            if self.on_delta is not None:
-                self.on_delta(trade, sent)
+            self._send_delta(trade)
 
 
 def main() -> None:
