@@ -506,7 +506,16 @@ def test_replay_drives_the_live_pipeline_from_the_journal(
     # every recorded venue input of the measured window went through the live coordinator
     assert kpi["throughput"]["ticks_in"] == recorded["throughput"]["ticks_in"]
     assert kpi["hedge"]["max_abs_net_delta"] == 0 and kpi["hedge"]["deltas"] > 0
-    assert kpi["tick_to_trade"]["count"] > 0
+    if not kpi["tick_to_trade"]["count"]:  # seen once in a fresh-clone CI run: say why
+        t = pd.read_parquet(replay_dir / "trace.parquet")
+        traded = t[t["order_device_rx_ns"].fillna(0) > 0]
+        pytest.fail(
+            f"no trade counted: {len(traded)} traded rows, "
+            f"{int((traded['interval'] >= 0).sum())} in the measured window, "
+            f"{int(traded['order_device_rx_locked'].astype(bool).sum())} with the broker clock "
+            f"locked; deltas {kpi['hedge']['deltas']}, tick_to_trade {kpi['tick_to_trade']}, "
+            f"broker clock {kpi['clock']['devices'].get('broker-device')}"
+        )
     assert kpi["clock"]["devices"]["venue_a-device"]["state"] == "rig-timebase"
 
 
