@@ -263,12 +263,19 @@ def test_sealer_accepts_buffers_and_rekeys() -> None:
 
 
 # --- opening: acceptance and every refusal -----------------------------------------------------
-def test_open_returns_view_without_tag_and_counts() -> None:
+def test_open_returns_message_without_tag_and_counts() -> None:
     op = opener()
     sealed = Sealer(KEY_A).seal(msg(7, 1))
     out = op.open(sealed)
-    assert isinstance(out, memoryview)
-    assert bytes(out) == msg(7, 1)
+    assert isinstance(out, bytes)  # bytes in, bytes out (the fast path)
+    assert out == msg(7, 1)
+    assert (op.last_sender, op.last_now_ns) == (7, op._clock.now_ns())
+    view = op.open(bytearray(Sealer(KEY_A).seal(msg(7, 2))))  # other buffers: a view
+    assert isinstance(view, memoryview) and bytes(view) == msg(7, 2)
+    op.open(Sealer(KEY_A).seal(msg(7, 0)))  # below the highest, inside the window
+    assert op.accepted == 3
+    op = opener()
+    out = op.open(sealed)
     assert op.accepted == 1
     assert op.refusals == dict.fromkeys(REFUSAL_REASONS, 0)
     assert op.highest_nonce(7) == 1
@@ -488,3 +495,49 @@ def test_one_tag_over_a_multipart_message() -> None:
         with pytest.raises(MessageRefused):
             fresh.open_parts(bad)
         assert sum(fresh.refusals.values()) == 1 and fresh.accepted == 0
+
+
+def test_fast_path_agrees_with_the_general_path_on_every_message() -> None:
+    """bytes frames take the one-pass fast path, bytearrays the general one: over accepted,
+    replayed, reordered, forged, skewed and mis-sized one- and two-frame messages both
+    openers return the same frames, refuse with the same reasons and end in the same
+    state (a refusal on the fast path must leave nothing behind for the general one to
+    count twice)."""
+    rng = random.Random(5)
+    clock = FakeClock()
+    fast, general = opener(clock, window=64), opener(clock, window=64)
+    history: list[list[bytes]] = []
+    for k in range(3000):
+        sender = rng.choice((7, 8))
+        nonce = max(1, k + 1 - rng.choice((0, 0, 0, 3, 70)))  # mostly new; reordered; old
+        ts = NOW + rng.choice((0, 0, 0, -2 * SEC, SEC))
+        frames = [msg(sender, nonce, ts, bytes([k % 251]) * rng.choice((24, 40)))]
+        if rng.random() < 0.5:
+            frames.append(msg(sender if rng.random() < 0.95 else 15 - sender, nonce, ts))
+        sealed = [bytes(f) for f in Sealer(KEY_A if sender == 7 else KEY_B).seal_parts(frames)]
+        roll = rng.random()
+        if roll < 0.05:  # forged: one bit of the last frame
+            last = bytearray(sealed[-1])
+            last[rng.randrange(len(last))] ^= 1 << rng.randrange(8)
+            sealed[-1] = bytes(last)
+        elif roll < 0.08 and history:  # a replay of an earlier message
+            sealed = history[rng.randrange(len(history))]
+        elif roll < 0.09:  # too short
+            sealed[-1] = sealed[-1][: rng.randrange(ENVELOPE_BYTES + TAG_BYTES)]
+        history.append(sealed)
+        outcomes = []
+        for op, as_type in ((fast, bytes), (general, bytearray)):
+            try:
+                got = op.open_parts([as_type(f) for f in sealed])
+                outcomes.append(("ok", [bytes(f) for f in got], op.last_sender))
+            except MessageRefused as exc:
+                outcomes.append(("refused", exc.reason, None))
+        assert outcomes[0] == outcomes[1], k
+        assert fast.refusals == general.refusals and fast.accepted == general.accepted, k
+        for s_id in (7, 8):
+            assert fast.highest_nonce(s_id) == general.highest_nonce(s_id), k
+            assert fast._peers[s_id].bits == general._peers[s_id].bits, k
+    assert fast.accepted > 1000 and all(
+        fast.refusals[r] > 0 for r in ("short", "bad_tag", "too_old", "replayed", "skew_past",
+                                       "skew_future")
+    ), fast.refusals  # fmt: skip

