@@ -38,6 +38,9 @@ from arbsphere.sender_ids import BROKER_SENDER_ID
 from arbsphere.tracebuf import TraceBuffer
 
 KIND_WRITE_OFF = 2
+#: plain ints for the per-message readiness check (zmq's IntFlag ``&`` runs enum code in Python)
+_ZMQ_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 #: PlanDeltas handled per wake-up at most (then the device's acks get their turn)
 MAX_PLANS_PER_WAKEUP = 64
 
@@ -182,7 +185,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             # checks), each delta's orders sent as soon as it is decoded.
             handled = 0
             while pull in events and handled < MAX_PLANS_PER_WAKEUP:
-                if handled and not int(pull.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                if handled and not int(pull.getsockopt(_ZMQ_EVENTS)) & _POLLIN:
                     break
                 handled += 1
                 try:

@@ -56,6 +56,9 @@ from arbsphere.sender_ids import COORDINATOR_SENDER_ID
 from arbsphere.tracebuf import TraceBuffer
 
 #: how long the loop steps aside after sending a PlanDelta (see _Loop._solve)
+#: plain ints for the per-message readiness check (zmq's IntFlag ``&`` runs enum code in Python)
+_ZMQ_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 HANDOFF_S = 50e-6
 KIND_TRADE = 1
 KIND_WRITE_OFF = 2
@@ -884,7 +887,7 @@ class _Loop:
         while n < self.max_batch:
             # After the first message, ask whether another is queued (ZMQ_EVENTS) rather than
             # let recv raise zmq.Again: constructing that exception is a few µs per wake-up.
-            if n and not pull.get(zmq.EVENTS) & zmq.POLLIN:
+            if n and not pull.get(_ZMQ_EVENTS) & _POLLIN:
                 break
             try:
                 frames = pull.recv_multipart(zmq.NOBLOCK, copy=True)

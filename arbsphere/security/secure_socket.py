@@ -56,6 +56,11 @@ class SecureSocket:
         """Every data frame attested (if set), then one tag for the whole message
         (:meth:`~arbsphere.security.tags.Sealer.seal_parts`; a ROUTER's routing id frame is
         not part of it)."""
+        if not self.router and self.attest is None:  # the pipeline's PUSH sockets
+            sealer = self.sealer
+            out = frames if sealer is None else sealer.seal_parts(frames)
+            self.sock.send_multipart(out, flags, copy=copy)
+            return
         head = [bytes(frames[0])] if self.router else []
         body = frames[1:] if self.router else frames
         sealer = self.sealers_by_peer.get(head[0]) if self.router else self.sealer

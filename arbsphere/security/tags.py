@@ -200,7 +200,11 @@ class Sealer:
         self._check(message)
         h = self._mac.copy()
         h.update(message)
-        return b"".join((message, h.finalize()[:TAG_BYTES]))
+        return (
+            message + h.finalize()[:TAG_BYTES]
+            if type(message) is bytes
+            else b"".join((message, h.finalize()[:TAG_BYTES]))
+        )
 
     def _check(self, message: Buffer) -> None:
         if len(message) < ENVELOPE_BYTES:
