@@ -21,6 +21,14 @@ from arbsphere.rig.config import JournalConfig, load_campaign
 from arbsphere.rig.replay_cli import verify_run
 
 
+def host_figures(kpi: dict[str, Any]) -> dict[str, Any]:
+    """What a run competed with for the CPUs (``kpi.json``'s ``host_load``): the rig's own
+    share, the hypervisor's steal and other processes. A pair whose arms differ here was
+    disturbed from outside the code under test; say so next to its ratio."""
+    load = kpi.get("host_load") or {}
+    return {k: load.get(k) for k in ("rig_busy_pct", "steal_pct", "other_busy_pct")}
+
+
 def trace_samples(run_dir: Path) -> dict[str, np.ndarray]:
     """Per-sample latencies (ns) of a result set's measured window: tick_to_trade (ticks that
     traded) and coordinator_path (adapter decoded -> solve done, every solved tick)."""
@@ -126,7 +134,7 @@ def run(duration_s: float = 10.0, pairs: int = 3) -> dict[str, Any]:
                 samples[label].append(trace_samples(res.run_dir))
                 t = res.kpi["tick_to_trade"]
                 pair[label] = {"p50": t["p50"], "p99": t["p99"], "count": t["count"],
-                               "complete": res.complete}  # fmt: skip
+                               "complete": res.complete, "host": host_figures(res.kpi)}  # fmt: skip
                 if label == "on" and not replay:
                     result, seconds = verify_run(res.run_dir)
                     replay = {

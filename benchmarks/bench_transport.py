@@ -18,7 +18,7 @@ import numpy as np
 from arbsphere.clock import RealtimeClock
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import load_campaign
-from benchmarks.bench_recorder import pooled_ratios, trace_samples
+from benchmarks.bench_recorder import host_figures, pooled_ratios, trace_samples
 
 
 def run(duration_s: float = 10.0, pairs: int = 3) -> dict[str, Any]:
@@ -40,7 +40,8 @@ def run(duration_s: float = 10.0, pairs: int = 3) -> dict[str, Any]:
                 gov = res.kpi.get("governance", {})
                 pair[label] = {"p50": t["p50"], "p99": t["p99"], "count": t["count"],
                                "complete": res.complete, "verified": gov.get("verified"),
-                               "refusals": gov.get("refusals")}  # fmt: skip
+                               "refusals": gov.get("refusals"),
+                               "host": host_figures(res.kpi)}  # fmt: skip
             for q in ("p50", "p99"):
                 a, b = pair["on"][q], pair["off"][q]
                 pair[f"ratio_{q}"] = round(a / b, 3) if a and b else None

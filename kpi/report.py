@@ -317,7 +317,9 @@ def _host_load_section(load: Mapping[str, object]) -> str:
         return "".join(parts)
     host = load.get("host_busy_pct")
     host_text = (
-        f"host busy {_e(_fmt(host))} %, " if host is not None
+        f"host busy {_e(_fmt(host))} % (of which steal by the hypervisor "
+        f"{_e(_fmt(load.get('steal_pct')))} %, processes not the rig's "
+        f"{_e(_fmt(load.get('other_busy_pct')))} %), " if host is not None
         else f"host busy not known ({_e(load.get('host_note', ''))}), "
     )  # fmt: skip
     parts.append(

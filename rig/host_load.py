@@ -11,7 +11,10 @@ and ``kpi.json``'s ``host_load``:
   tick the feeds sent in the window;
 - the rig roles' CPU as a share of all CPUs' capacity (``rig_busy_pct``), and the host's busy
   share from ``/proc/stat`` (every process, the rig's and others'; left out with a note when
-  it reads below the rig's own share, as some virtual machines' accounting does).
+  it reads below the rig's own share, as some virtual machines' accounting does), split into
+  ``steal_pct`` (the hypervisor ran another guest while this one had work) and
+  ``other_busy_pct`` (processes that are not the rig's): a run whose latency jumped with
+  either was disturbed from outside, not by the code under test.
 
 A role that exits inside the window (a feed device at the schedule's end) is counted up to its
 last sample. Linux only; elsewhere the monitor records nothing and says so.
@@ -59,16 +62,17 @@ def sample_process(pid: int, proc: Path = PROC) -> ProcessSample | None:
     return ProcessSample(cpu, vol, inv)
 
 
-def sample_host(proc: Path = PROC) -> tuple[int, int] | None:
-    """(busy, total) clock ticks over all CPUs since boot, from the ``cpu`` line of /proc/stat
-    (idle and iowait are not busy; guest time is already inside user)."""
+def sample_host(proc: Path = PROC) -> tuple[int, int, int] | None:
+    """(busy, total, steal) clock ticks over all CPUs since boot, from the ``cpu`` line of
+    /proc/stat (idle and iowait are not busy; guest time is already inside user; steal, the
+    time the hypervisor ran someone else while this guest had work, is inside busy)."""
     try:
         first = (proc / "stat").read_text().splitlines()[0].split()
         values = [int(v) for v in first[1:9]]  # user nice system idle iowait irq softirq steal
     except (OSError, IndexError, ValueError):
         return None
     total = sum(values)
-    return total - values[3] - values[4], total
+    return total - values[3] - values[4], total, values[7]
 
 
 class LoadMonitor:
@@ -83,8 +87,8 @@ class LoadMonitor:
         self.proc = proc
         self._first: dict[str, tuple[int, ProcessSample]] = {}
         self._last: dict[str, tuple[int, ProcessSample]] = {}
-        self._host_first: tuple[int, tuple[int, int]] | None = None
-        self._host_last: tuple[int, tuple[int, int]] | None = None
+        self._host_first: tuple[int, tuple[int, int, int]] | None = None
+        self._host_last: tuple[int, tuple[int, int, int]] | None = None
         self.started = False
 
     def start(self) -> None:
@@ -139,10 +143,19 @@ class LoadMonitor:
             rig_busy = 100.0 * rig_ticks / _TICKS_PER_S / (span * cpus)
             out["rig_busy_pct"] = round(rig_busy, 1)
         if self._host_first is not None and self._host_last is not None and spans:
-            (_, (busy0, total0)), (_, (busy1, total1)) = self._host_first, self._host_last
+            (_, (busy0, total0, steal0)), (_, (busy1, total1, steal1)) = (
+                self._host_first,
+                self._host_last,
+            )
             host_busy = 100.0 * (busy1 - busy0) / max(1, total1 - total0)
             if total1 > total0 and host_busy >= out["rig_busy_pct"] - 2.0:
                 out["host_busy_pct"] = round(host_busy, 1)
+                # what the window's latency competed with besides the rig itself: other
+                # processes on this host, and the hypervisor running other guests (steal)
+                out["steal_pct"] = round(100.0 * (steal1 - steal0) / (total1 - total0), 2)
+                out["other_busy_pct"] = round(
+                    max(0.0, host_busy - out["rig_busy_pct"] - out["steal_pct"]), 1
+                )
             else:
                 # some virtual machines under-account /proc/stat (its counters advanced
                 # slower than the CPUs' capacity): the per-process figures stand, this not

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from arbsphere.rig.host_load import LoadMonitor, sample_host, sample_process
+from arbsphere.rig.host_load import _TICKS_PER_S, LoadMonitor, sample_host, sample_process
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
@@ -111,12 +112,42 @@ def test_proc_files_are_parsed_as_the_kernel_writes_them(tmp_path: Path) -> None
     s = sample_process(4242, tmp_path)
     assert s is not None and (s.cpu_ticks, s.voluntary, s.involuntary) == (290, 17, 4)
     (tmp_path / "stat").write_text(
-        "cpu  100 5 50 800 20 3 2 0 0 0\ncpu0 50 2 25 400 10 1 1 0 0 0\n"
+        "cpu  100 5 50 800 20 3 2 7 0 0\ncpu0 50 2 25 400 10 1 1 0 0 0\n"
     )
     # busy = user + nice + system + irq + softirq + steal; idle and iowait are not
-    assert sample_host(tmp_path) == (160, 980)
+    assert sample_host(tmp_path) == (167, 987, 7)
     zombie = tmp_path / "77"
     (zombie / "task").mkdir(parents=True)
     (zombie / "stat").write_text("77 (gone) Z 1 77 77 0 -1 0 0 0 0 0 5 1 0 0 20 0 1 0\n")
     assert sample_process(77, tmp_path) is None
     assert sample_process(78, tmp_path) is None
+
+
+def test_the_window_splits_host_load_into_rig_steal_and_other(tmp_path: Path) -> None:
+    """Two samples of a fake /proc 1 s apart: the rig's process used 0.6 s of CPU; the host's
+    CPUs (200 ticks of capacity in the window) were busy 130 ticks, 20 of them stolen by the
+    hypervisor: what remains beyond the rig went to processes that are not the rig's."""
+    pid = tmp_path / "4242"
+    (pid / "task" / "4242").mkdir(parents=True)
+    status = "Name:\tpython\nvoluntary_ctxt_switches:\t1\nnonvoluntary_ctxt_switches:\t1\n"
+    (pid / "task" / "4242" / "status").write_text(status)
+
+    def write(cpu_ticks: int, user: int, idle: int, steal: int) -> None:
+        fields = ["S"] + ["0"] * 10 + [str(cpu_ticks), "0"] + ["0"] * 20
+        (pid / "stat").write_text("4242 (python) " + " ".join(fields) + "\n")
+        (tmp_path / "stat").write_text(f"cpu  {user} 0 1000 {idle} 0 0 100 {steal} 0 0\n")
+
+    now = [0]
+    mon = LoadMonitor({"coordinator": 4242}, lambda: now[0], proc=tmp_path)
+    mon.start()
+    write(1000, 5000, 20000, 300)
+    mon.sample()
+    write(1000 + int(0.6 * _TICKS_PER_S), 5000 + 110, 20000 + 70, 300 + 20)
+    now[0] = 1_000_000_000
+    mon.sample()
+    out = mon.summary()
+    rig = 100 * 0.6 / (os.cpu_count() or 1)
+    assert out["rig_busy_pct"] == pytest.approx(rig, abs=0.1)
+    assert out["host_busy_pct"] == pytest.approx(65.0)
+    assert out["steal_pct"] == pytest.approx(10.0)
+    assert out["other_busy_pct"] == pytest.approx(max(0.0, 65.0 - rig - 10.0), abs=0.1)
