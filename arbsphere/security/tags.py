@@ -424,14 +424,7 @@ class Opener:
         now = self._clock.now_ns()
         if ts < now - self.max_past_ns or ts > now + self.max_future_ns:
             return None
-        if diff < 0:
-            peer.bits = ((peer.bits << -diff) | 1) & self._mask if -diff < self.window else 1
-            peer.top = nonce
-        else:
-            peer.bits |= 1 << diff
-        self.accepted += 1
-        self.last_sender = sender
-        self.last_now_ns = now
+        self._admit(peer, sender, nonce, diff, now)
         return opened
 
     def _verify(self, first: Buffer, mac_input: Sequence[Buffer], tag_: Buffer, where: str) -> None:
@@ -470,6 +463,11 @@ class Opener:
                 f"sender {sender} nonce {nonce}: origin_ts_ns {ts} is {ts - now} ns after now "
                 f"{now} (max_future_ns {self.max_future_ns})",
             )
+        self._admit(peer, sender, nonce, diff, now)
+
+    def _admit(self, peer: _Peer, sender: int, nonce: int, diff: int, now: int) -> None:
+        """Everything passed: mark ``nonce`` in the window (``diff``: highest - nonce) and
+        count the message."""
         if diff < 0:  # a new highest nonce: slide the window up by -diff
             peer.bits = ((peer.bits << -diff) | 1) & self._mask if -diff < self.window else 1
             peer.top = nonce
