@@ -41,6 +41,12 @@ def main() -> None:
         help="alternating pipeline/floor pairs; the median ratio is reported",
     )
     parser.add_argument(
+        "--recorder-interleaved-seconds",
+        type=float,
+        default=120.0,
+        help="the recorder bench's interleaved run (0: skip it)",
+    )
+    parser.add_argument(
         "--every-tick-floor",
         action="store_true",
         help="pipeline floor: forward every tick to the broker (default: the traded ticks)",
@@ -84,9 +90,15 @@ def main() -> None:
     if "recorder" in wanted:
         from benchmarks import bench_recorder
 
-        results["recorder"] = bench_recorder.run(args.pipeline_seconds, args.pipeline_pairs)
-        summary = {k: v for k, v in results["recorder"].items() if k != "runs"}
-        print("recorder:", json.dumps(summary, indent=2))
+        if args.recorder_interleaved_seconds > 0:
+            results["recorder_interleaved"] = bench_recorder.run_interleaved(
+                args.recorder_interleaved_seconds
+            )
+            print("recorder (interleaved):", json.dumps(results["recorder_interleaved"], indent=2))
+        if args.pipeline_pairs > 0:
+            results["recorder"] = bench_recorder.run(args.pipeline_seconds, args.pipeline_pairs)
+            summary = {k: v for k, v in results["recorder"].items() if k != "runs"}
+            print("recorder (separate runs):", json.dumps(summary, indent=2))
     if "security" in wanted:
         from benchmarks import bench_security
 

@@ -1,9 +1,11 @@
 """The coordinator's journal recorder: what :mod:`.journal_records` describes, appended to a
 journal writer from the receive loop without holding up a decision.
 
-Appends copy into the writer's buffer; the buffer goes to the file (and is synced, per the
-journal's durability mode) only in :meth:`Recorder.after_batch`, which the loop calls once a
-wake-up's PlanDelta has been sent — off the critical path.
+During a wake-up the recorder only notes what to journal (a tuple on a list: ~0.1 µs); it hands
+the records to the sink (which frames them, ~1 µs each) in :meth:`Recorder.after_batch`, which
+the loop calls once the wake-up's PlanDelta has been sent — off the critical path. Framing them
+as they arrived cost the coordinator path ~3 % at p50 (the recorder bench's interleaved run).
+The order of the records is the order of the calls, whatever the batching.
 """
 
 from __future__ import annotations
@@ -39,24 +41,34 @@ class Recorder:
     def __init__(self, sink: JournalSink) -> None:
         self.sink = sink
         self.records = 0
+        #: noted and not yet handed to the sink (see :meth:`commit`)
+        self._pending: list[tuple[int, int, bytes | list[bytes]]] = []
 
     def _put(self, rtype: int, ts_ns: int, payload: bytes | list[bytes]) -> None:
-        self.sink.append(rtype, ts_ns, payload)
-        self.records += 1
+        self._pending.append((rtype, ts_ns, payload))
+
+    def commit(self) -> None:
+        """Hand everything noted so far to the sink, in order."""
+        pending = self._pending
+        if pending:
+            self._pending = []
+            append = self.sink.append
+            for rtype, ts_ns, payload in pending:
+                append(rtype, ts_ns, payload)
+            self.records += len(pending)
 
     def config(self, config: dict[str, Any], ts_ns: int) -> None:
         self._put(REC_CONFIG, ts_ns, encode_config(config))
+        self.commit()
 
     def input(self, frames: list[bytes], rx_ns: int) -> None:
         # the frames list as received (recv_multipart makes a new one each time): the sink
-        # encodes it, off the receive loop
-        self.sink.append(REC_INPUT, rx_ns, frames)
-        self.records += 1
+        # frames it at commit, after the decision
+        self._pending.append((REC_INPUT, rx_ns, frames))
 
     def round_input(self, frames: list[bytes], rx_ns: int) -> None:
         """A message received on the rounds socket (federated), framed like an INPUT."""
-        self.sink.append(REC_ROUND_INPUT, rx_ns, frames)
-        self.records += 1
+        self._pending.append((REC_ROUND_INPUT, rx_ns, frames))
 
     def round_timeout(self, solve_id: int, round_no: int, ts_ns: int) -> None:
         self._put(REC_ROUND_TIMEOUT, ts_ns, encode_round_timeout(solve_id, round_no))
@@ -68,7 +80,10 @@ class Recorder:
         self._put(REC_DELTA, ts_ns, data)
 
     def state(self, core: Any, ts_ns: int) -> None:
+        """The final state digest: the last record (commits everything before it)."""
         self._put(REC_STATE, ts_ns, encode_state(core))
+        self.commit()
 
     def after_batch(self) -> None:
+        self.commit()
         self.sink.flush()

@@ -180,6 +180,12 @@ def build_coordinator(config: dict[str, Any], clock: Any = None) -> Any:
             "the journal is of a federated run recorded before the venues' round answers were "
             "journaled (its CONFIG has no stale_after_ns): it cannot be replayed"
         )
+    if config.get("interleave_ns"):
+        raise JournalError(
+            f"the journal was recorded with the recorder interleaved on and off every "
+            f"{config['interleave_ns'] / 1e6:g} ms (journal.interleave_ms, a benchmark mode): it "
+            "misses the inputs of the off periods and cannot be replayed"
+        )
     settings = AdmmSettings(**config["admm"])
     core = Coordinator(
         n_venues=int(config["n_venues"]), n_assets=int(config["n_assets"]), settings=settings,

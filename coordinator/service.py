@@ -659,14 +659,19 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         loop.on_delta = plan_events
     journal = _open_journal(cfg, source, clock)
     if journal is not None:
-        loop.recorder = Recorder(journal)
+        interleave_ns = int(cfg["journal"].get("interleave_ns") or 0)
+        if interleave_ns and core.rounds is not None:
+            raise ConfigError("recorder interleaving needs central coordination", file=source,
+                              key="journal.interleave_ns")  # fmt: skip
+        recorder = Recorder(journal)
+        loop.set_recorder(recorder, interleave_ns)
         config: dict[str, Any] = {
             "n_venues": core.n_venues, "n_assets": core.n_assets,
             "min_delta_lots": core.min_delta_lots, "ns_per_iteration": core.ns_per_iteration,
             "max_batch": max_batch, "admm": admm_cfg, "coordination": coordination,
         }  # fmt: skip
         if core.rounds is not None and round_link is not None:
-            round_link.recorder = loop.recorder
+            round_link.recorder = recorder
             config["stale_after_ns"] = core.stale_after_ns
             config["unresponsive_retry_ns"] = core.unresponsive_retry_ns
             config["round_timeout_ms"] = core.rounds.round_timeout_ms
@@ -674,7 +679,9 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 config["secure_aggregation"] = True
             if core.signal_agg is not None:  # absent: no signal shares (older journals too)
                 config["signal_release_interval_ns"] = core.signal_agg.interval_ns
-        loop.recorder.config(config, clock.now_ns())
+        if interleave_ns:  # replay refuses such a journal
+            config["interleave_ns"] = interleave_ns
+        recorder.config(config, clock.now_ns())
     journal_head: dict[str, Any] | None = None
     quiesce_gc()
     write_json_atomic(
@@ -708,9 +715,12 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     finally:
         if plan_events is not None:
             plan_events.flush()  # before the ledger link closes
-        if journal is not None and loop.recorder is not None:
-            loop.recorder.state(core, clock.now_ns())
-            journal_head = {**journal.close().to_dict(), "records": loop.recorder.records}
+        if journal is not None and loop.journal_recorder is not None:
+            loop.journal_recorder.state(core, clock.now_ns())
+            journal_head = {**journal.close().to_dict(), "records": loop.journal_recorder.records}
+            if loop.interleave_ns:
+                journal_head["interleave_ns"] = loop.interleave_ns
+                journal_head["batches_unrecorded"] = loop.batches_unrecorded
         trace = loop.trace
         trace.view()["objective_gap"][:] = np.nan
         gaps = core.baseline_gaps()
@@ -854,11 +864,20 @@ class _Loop:
         self.max_seen_batch = 0
         self.superseded = 0
         self.batched_ticks = 0  # ticks solved together with a later trigger tick
-        #: journals every input, batch boundary and PlanDelta when set (see .recorder)
+        #: journals every input, batch boundary and PlanDelta when set (see .recorder); with
+        #: ``interleave_ns`` (a benchmark mode) it is ``journal_recorder`` during even periods of
+        #: the clock and None during odd ones, switched at the start of a wake-up
         self.recorder: Recorder | None = None
+        self.journal_recorder: Recorder | None = None
+        self.interleave_ns = 0
+        self.batches_unrecorded = 0
         #: called with every PlanDelta sent and its send time (the governance ledger's
         #: PLAN_DELTA events, queued: see coordinator/plan_events.py)
         self.on_delta: Callable[[bytes, int], None] | None = None
+
+    def set_recorder(self, recorder: Recorder, interleave_ns: int = 0) -> None:
+        self.journal_recorder = self.recorder = recorder
+        self.interleave_ns = interleave_ns
 
     def batch_counters(self) -> dict[str, int]:
         return {
@@ -877,6 +896,9 @@ class _Loop:
         core = self.core
         reg = self.reg
         clock = self.clock
+        if self.interleave_ns:
+            on = (clock.now_ns() // self.interleave_ns) % 2 == 0
+            self.recorder = self.journal_recorder if on else None
         first_row = self.trace.n
         latest: dict[tuple[int, int], int] = {}  # (venue, asset) -> newest row in this batch
         trigger: tuple[Any, ...] | None = None
@@ -950,6 +972,8 @@ class _Loop:
         self.max_seen_batch = max(self.max_seen_batch, n)
         if self.recorder is not None:
             self.recorder.batch(n, clock.now_ns())
+        elif self.interleave_ns:
+            self.batches_unrecorded += 1
         # Shortfalls reported in this batch are written off first; the batch's solve (or, with
         # no tick in the batch, a solve of its own) then sends the compensating TRADE delta.
         had_shortfalls = bool(core.shortfalls)

@@ -236,11 +236,15 @@ def _journal_entry(stats: dict[str, dict[str, Any]], campaign: Campaign) -> dict
     if not campaign.journal.enabled:
         return None
     head = stats.get("coordinator", {}).get("journal")
+    notes = [] if head else ["the coordinator did not close its journal (no head)"]
+    if campaign.journal.interleave_ms:
+        notes.append("the recorder was interleaved on and off (a benchmark run): not replayable")
     return {
         "dir": "journal",
         "durability": campaign.journal.durability,
         "head": head,
-        "note": None if head else "the coordinator did not close its journal (no head)",
+        "interleave_ms": campaign.journal.interleave_ms,
+        "note": "; ".join(notes) or None,
     }
 
 

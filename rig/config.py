@@ -45,6 +45,10 @@ class CalibrationLimits:
     step_detect_s: float = 1.0
 
 
+#: the shortest recorder on/off period of ``journal.interleave_ms``
+MIN_INTERLEAVE_MS = 200.0
+
+
 @dataclass(frozen=True)
 class JournalConfig:
     """``[journal]``: the coordinator's replay journal (see rig/journal)."""
@@ -55,6 +59,11 @@ class JournalConfig:
     sync_interval_ms: float = 100.0  # interval mode: fsync at least this often ...
     sync_every_records: int = 10_000  # ... or after this many records, whichever first
     segment_mb: float = 64.0
+    #: benchmark mode, 0 = off: the recorder is on during even periods of this many ms of the
+    #: coordinator's clock and off during odd ones, so recorder on and off are measured side by
+    #: side in one run under the same host conditions (``benchmarks/bench_recorder.py``). Such a
+    #: journal misses the off periods' inputs: replay refuses it. Central coordination only.
+    interleave_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -385,7 +394,7 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
         clock_sync=clock_sync,
         rates_hz=rates,
         calibration=_calibration(r.table("calibration", optional=True)),
-        journal=_journal(r.table("journal", optional=True)),
+        journal=_journal(r.table("journal", optional=True), coordinator.coordination),
         security=security,
     )
 
@@ -412,13 +421,23 @@ def _check_secure_aggregation(
                f"{'toyPair' if on else 'toyPairClear'}")  # fmt: skip
 
 
-def _journal(r: _Reader) -> JournalConfig:
+def _journal(r: _Reader, coordination: str) -> JournalConfig:
     r.only({f.name for f in dataclasses.fields(JournalConfig)})
     d = JournalConfig()
     enabled = r.data.get("enabled", d.enabled)
     if not isinstance(enabled, bool):
         r.fail("enabled", enabled, "must be true or false")
+    interleave = r.number("interleave_ms", d.interleave_ms, lo=0, hi=3_600_000)
+    if 0 < interleave < MIN_INTERLEAVE_MS:
+        r.fail("interleave_ms", interleave, f"must be 0 (off) or at least {MIN_INTERLEAVE_MS}"
+               " (the writer drains every 50 ms: shorter periods blur on and off)")  # fmt: skip
+    if interleave and coordination != "central":
+        r.fail("interleave_ms", interleave, "needs coordinator.coordination = 'central' (the "
+               "federated rounds are journaled by another path)")  # fmt: skip
+    if interleave and not enabled:
+        r.fail("interleave_ms", interleave, "needs the journal enabled")
     return JournalConfig(
+        interleave_ms=interleave,
         enabled=enabled,
         durability=r.choice("durability", ("none", "interval", "every_record"), d.durability),
         sync_interval_ms=r.number("sync_interval_ms", d.sync_interval_ms, lo=0.1, hi=3_600_000),

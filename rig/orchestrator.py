@@ -243,6 +243,7 @@ class Orchestrator:
                 "segment_bytes": round(j.segment_mb * (1 << 20)),
                 "interval_ns": round(j.sync_interval_ms * 1e6) if interval else None,
                 "interval_records": j.sync_every_records if interval else None,
+                "interleave_ns": round(j.interleave_ms * 1e6),
             }
         }  # fmt: skip
 

@@ -148,3 +148,26 @@ def test_secure_aggregation_refuses_a_limit_beyond_its_fixed_point(tmp_path: Pat
     clear = bad.replace('contract_graph = "toyPair"', 'contract_graph = "toyPairClear"', 1)
     path.write_text(clear + "\n[security]\nsecure_aggregation = false\n")
     assert load_campaign(path).venues[0].position_limit_lots == 2_000_000
+
+
+@pytest.mark.parametrize(
+    ("journal", "fragment"),
+    [
+        ("interleave_ms = 50", "at least 200"),
+        ("interleave_ms = 1000\nenabled = false", "needs the journal enabled"),
+        ("interleave_ms = -1", "must be in"),
+    ],
+)
+def test_recorder_interleaving_is_validated(tmp_path: Path, journal: str, fragment: str) -> None:
+    central = (ROOT / "campaigns" / "loopback-central.toml").read_text()
+    path = _write(tmp_path, f"{central}\n[journal]\n{journal}\n")
+    with pytest.raises(ConfigError) as info:
+        load_campaign(path)
+    assert str(info.value).startswith(f"{path}: key 'journal.interleave_ms'")
+    assert fragment in str(info.value)
+    ok = load_campaign(_write(tmp_path, f"{central}\n[journal]\ninterleave_ms = 1000\n"))
+    assert ok.journal.interleave_ms == 1000.0
+    # federated rounds are journaled by another path: refused there
+    path = _write(tmp_path, f"{LOOPBACK}\n[journal]\ninterleave_ms = 1000\n")
+    with pytest.raises(ConfigError, match="coordination = 'central'"):
+        load_campaign(path)

@@ -15,6 +15,7 @@ from arbsphere.coordinator.journal_records import REC_DELTA, REC_INPUT, decode_f
 from arbsphere.coordinator.recorder import Recorder
 from arbsphere.coordinator.replay import JournalRecord, replay_records
 from arbsphere.coordinator.service import Coordinator, _Loop
+from arbsphere.errors import JournalError
 from tests.test_coordinator_loop import FakePull, FakePush, StepClock, _tick
 
 
@@ -109,3 +110,51 @@ def test_dropped_input_breaks_the_batch_count() -> None:
     result = replay_records([r for r in records if r is not first_input])
     assert result.divergence is not None
     assert result.divergence.field == "inputs in batch"
+
+
+class SetClock:
+    """A clock the test moves; each reading advances it by 1 ns (strictly increasing)."""
+
+    def __init__(self) -> None:
+        self.t = 0
+
+    def now_ns(self) -> int:
+        self.t += 1
+        return self.t
+
+
+def test_interleaved_recorder_journals_only_even_periods_and_replay_refuses_it() -> None:
+    """journal.interleave_ms (the recorder bench's mode): the pipeline runs the same in both
+    halves (every tick solved, every PlanDelta sent), the journal holds exactly the even
+    periods' wake-ups, and replay refuses such a journal by name."""
+    period = 1_000_000
+    core = Coordinator(2, 1, AdmmSettings(), 500, min_delta_lots=1)
+    core.warm_up()
+    clock = SetClock()
+    push = FakePush()
+    loop = _Loop(core, clock, push, 8)  # type: ignore[arg-type]
+    sink = ListSink()
+    loop.set_recorder(Recorder(sink), interleave_ns=period)
+    loop.recorder.config({**CONFIG, "interleave_ns": period}, 0)  # type: ignore[union-attr]
+    tr = [TickTranslator(v, 10 + v, VenueCosts(0.5, 1e-4, 100), 200_000) for v in (0, 1)]
+    pull = FakePull()
+    for k in range(12):
+        clock.t = k * period + 1000  # wake-up k lies in period k
+        mid = 100.0 + (0.3 if k % 4 < 2 else -0.3) * (k % 2)  # venue 1 swings: deltas both halves
+        pull.queue.append(list(tr[0].translate(_tick(0, k, 100.0), k, 0)))
+        pull.queue.append(list(tr[1].translate(_tick(1, k, mid), k, 0)))
+        loop.drain(pull)
+    assert loop.batches == 12 and loop.batches_unrecorded == 6
+    assert loop.core.counts["solves"] == 12
+    journaled = sink.records[1:]  # after the CONFIG
+    assert {r.ts_ns // period % 2 for r in journaled} == {0}  # only even periods
+    inputs = [r for r in journaled if r.type == REC_INPUT]
+    assert len(inputs) == 12  # 2 ticks in each of the 6 recorded wake-ups
+    deltas_sent_odd = [d for d in push.sent if d not in {r.payload for r in journaled}]
+    assert push.sent and deltas_sent_odd  # the unrecorded periods still traded
+    result_error = None
+    try:
+        replay_records(sink.records)
+    except JournalError as exc:
+        result_error = str(exc)
+    assert result_error is not None and "interleaved" in result_error and "1 ms" in result_error
