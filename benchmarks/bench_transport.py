@@ -2,7 +2,7 @@
 ``loopback-central.toml``) with the default security (CurveZMQ with ZAP on every pipeline
 socket, HMAC-SHA256 tags with replay and skew windows, the governance ledger) and with
 ``transport = "plaintext"``, ``tags = false`` (the ledger stays on: it is off the hot path),
-alternated in the same session (A B A B ...), same seed and rate. Issue 6's target: p50 of
+alternated in the same session (A B B A A B ...), same seed and rate. Issue 6's target: p50 of
 tick_to_trade secured / plaintext <= 1.10. Pooled samples of each arm are the figure to quote
 (as in the recorder bench)."""
 
@@ -18,7 +18,7 @@ import numpy as np
 from arbsphere.clock import RealtimeClock
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import load_campaign
-from benchmarks.bench_recorder import host_figures, pooled_ratios, trace_samples
+from benchmarks.bench_recorder import host_figures, pair_order, pooled_ratios, trace_samples
 
 
 def run(duration_s: float = 10.0, pairs: int = 3) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def run(duration_s: float = 10.0, pairs: int = 3) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="arbsphere-bench-transport-") as tmp:
         for k in range(pairs):
             pair: dict[str, Any] = {}
-            for label, campaign in (("on", secure), ("off", plain)):
+            for label, campaign in pair_order(k, secure, plain):
                 res = execute_campaign(campaign, clock, results_dir=Path(tmp) / f"{label}-{k}")
                 samples[label].append(trace_samples(res.run_dir))
                 t = res.kpi["tick_to_trade"]

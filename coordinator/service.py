@@ -830,6 +830,10 @@ def _open_journal(cfg: dict[str, Any], source: str, clock: Clock) -> JournalThre
     return JournalThread(Path(require(table, "dir", str, source)), config, clock)
 
 
+#: records the loop may hold noted but not framed while messages keep arriving (see drain)
+COMMIT_BACKLOG = 256
+
+
 class _Loop:
     """The receive loop: drain what is queued, apply it in arrival order, solve once.
 
@@ -984,8 +988,13 @@ class _Loop:
             self._solve(first_row, row, venue, seq, budget, ts, compensating=had_shortfalls)
         elif had_shortfalls and core.ready():
             self._compensating_solve()
-        if self.recorder is not None:
-            self.recorder.after_batch()  # the decision is out: now the journal's write/sync
+        recorder = self.recorder
+        if recorder is not None and (
+            recorder.pending >= COMMIT_BACKLOG or not pull.get(_ZMQ_EVENTS) & _POLLIN
+        ):
+            # the decision is out and nothing is waiting: frame the noted records now (with a
+            # message already queued, the next wake-up's end does it, up to COMMIT_BACKLOG)
+            recorder.after_batch()
         if core.signal_agg is not None:
             core.on_shares(shares, share_bits)  # per epoch, after the decision (else O(1))
 
