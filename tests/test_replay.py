@@ -112,17 +112,6 @@ def test_dropped_input_breaks_the_batch_count() -> None:
     assert result.divergence.field == "inputs in batch"
 
 
-class SetClock:
-    """A clock the test moves; each reading advances it by 1 ns (strictly increasing)."""
-
-    def __init__(self) -> None:
-        self.t = 0
-
-    def now_ns(self) -> int:
-        self.t += 1
-        return self.t
-
-
 def test_interleaved_recorder_journals_only_even_periods_and_replay_refuses_it() -> None:
     """journal.interleave_ms (the recorder bench's mode): the pipeline runs the same in both
     halves (every tick solved, every PlanDelta sent), the journal holds exactly the even
@@ -130,7 +119,7 @@ def test_interleaved_recorder_journals_only_even_periods_and_replay_refuses_it()
     period = 1_000_000
     core = Coordinator(2, 1, AdmmSettings(), 500, min_delta_lots=1)
     core.warm_up()
-    clock = SetClock()
+    clock = StepClock()  # +1 µs per reading: a wake-up stays inside its period
     push = FakePush()
     loop = _Loop(core, clock, push, 8)  # type: ignore[arg-type]
     sink = ListSink()
