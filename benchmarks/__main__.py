@@ -38,7 +38,14 @@ def main() -> None:
         "--pipeline-pairs",
         type=int,
         default=3,
-        help="alternating pipeline/floor pairs; the median ratio is reported",
+        help="alternating pairs of the pipeline (vs floor) and recorder (on vs off) benches, "
+        "rounds of the transport bench (three arms in rotation)",
+    )
+    parser.add_argument(
+        "--pipeline-rates",
+        default="250,500,1000",
+        help="the pipeline / floor pair again at these ticks/s per venue, one pair each "
+        "(comma-separated; empty: skip)",
     )
     parser.add_argument(
         "--recorder-interleaved-seconds",
@@ -82,6 +89,11 @@ def main() -> None:
         print("pipeline:", json.dumps(summary, indent=2))
         print("\n".join(bench_pipeline.stage_table(results["pipeline"]["runs"])))
         print("\n".join(bench_pipeline.load_table(results["pipeline"]["runs"])))
+        rates = [int(r) for r in args.pipeline_rates.split(",") if r.strip()]
+        if rates:
+            results["pipeline_rates"] = bench_pipeline.run_rates(rates, args.pipeline_seconds)
+            print("pipeline / floor by rate (one pair each):")
+            print("\n".join(bench_pipeline.rates_table(results["pipeline_rates"])))
     if "journal" in wanted:
         from benchmarks import bench_journal
 
@@ -108,8 +120,9 @@ def main() -> None:
         from benchmarks import bench_transport
 
         results["transport"] = bench_transport.run(args.pipeline_seconds, args.pipeline_pairs)
-        summary = {k: v for k, v in results["transport"].items() if k != "runs"}
-        print("transport (secured / plaintext):", json.dumps(summary, indent=2))
+        print("transport (CurveZMQ / plaintext, tags on / off):")
+        print("\n".join(bench_transport.summary_table(results["transport"])))
+        print("  target:", json.dumps(results["transport"]["target"]))
     if "calibration" in wanted:
         from benchmarks import bench_calibration
 

@@ -219,6 +219,54 @@ def run(duration_s: float = 10.0, pairs: int = 3, every_tick: bool = False) -> d
     }
 
 
+def run_rates(rates: list[int], duration_s: float = 10.0) -> dict[str, Any]:
+    """The same pipeline / floor pair at other tick rates (one pair per rate, lowest first):
+    where the ratio grows with the rate, the pipeline's extra CPU per tick is queueing on the
+    host's CPUs, not a longer path (at a low rate every hop finds a CPU free)."""
+    base = load_campaign(Path("campaigns/loopback-central.toml"))
+    clock = RealtimeClock()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="arbsphere-bench-rates-") as tmp:
+        for k, rate in enumerate(sorted(rates)):
+            campaign = dataclasses.replace(
+                base, duration_s=duration_s, rate_hz=rate, name="bench-pipeline"
+            )
+            r = _one_pair(campaign, clock, Path(tmp), k, every_tick=False)
+            load = r["host_load"]
+            rows.append(
+                {
+                    "rate_hz_per_venue": rate,
+                    "pipeline_p50_us": r["pipeline"]["p50"],
+                    "floor_p50_us": r["floor"]["p50"],
+                    "ratio_p50": r["ratio_p50"],
+                    "ratio_p99": r["ratio_p99"],
+                    "trades": r["pipeline"]["count"],
+                    "rig_busy_pct": {
+                        arm: (load[arm] or {}).get("rig_busy_pct") for arm in ("pipeline", "floor")
+                    },
+                    "complete": r["complete"],
+                }
+            )
+    return {"duration_s": duration_s, "rates": rows}
+
+
+def rates_table(out: dict[str, Any]) -> list[str]:
+    """One line per rate: both p50s, the p50 / p99 ratios, the rig's CPU share in each arm."""
+    lines = [
+        f"  {'ticks/s/venue':>13s} {'pipeline':>9s} {'floor':>9s} {'p50 ratio':>9s} "
+        f"{'p99 ratio':>9s} {'trades':>6s} {'rig busy pipeline / floor':>26s}"
+    ]
+    for r in out["rates"]:
+        busy = r["rig_busy_pct"]
+        cells = [f"{busy[a]:.0f} %" if busy[a] is not None else "-" for a in ("pipeline", "floor")]
+        lines.append(
+            f"  {r['rate_hz_per_venue']:13d} {r['pipeline_p50_us'] or 0:9.1f} "
+            f"{r['floor_p50_us'] or 0:9.1f} {r['ratio_p50'] or 0:9.3f} {r['ratio_p99'] or 0:9.3f} "
+            f"{r['trades']:6d} {cells[0] + ' / ' + cells[1]:>26s}"
+        )
+    return lines
+
+
 def load_table(runs: list[dict[str, Any]]) -> list[str]:
     """Median over pairs of each role's CPU µs per tick and % of one CPU, both arms, and the
     rig's share of all CPUs (the measured window)."""

@@ -1,10 +1,22 @@
-"""CurveZMQ + message tags against plaintext: the loopback pipeline (central coordination,
-``loopback-central.toml``) with the default security (CurveZMQ with ZAP on every pipeline
-socket, HMAC-SHA256 tags with replay and skew windows, the governance ledger) and with
-``transport = "plaintext"``, ``tags = false`` (the ledger stays on: it is off the hot path),
-alternated in the same session (A B B A A B ...), same seed and rate. Issue 6's target: p50 of
-tick_to_trade secured / plaintext <= 1.10. Pooled samples of each arm are the figure to quote
-(as in the recorder bench)."""
+"""CurveZMQ against plaintext, and message tags on and off: the loopback pipeline (central
+coordination, ``loopback-central.toml``) in three arms run in rotation in the same session, same
+seed and rate (the governance ledger is on in all three: it is off the hot path):
+
+``curve_tags``      the default: CurveZMQ with ZAP on every pipeline socket, HMAC-SHA256 tags
+                    with replay and skew windows
+``plaintext_tags``  ``transport = "plaintext"``, tags on
+``plaintext``       ``transport = "plaintext"``, ``tags = false``
+
+and three comparisons of ``tick_to_trade`` (and the coordinator path), samples pooled per arm:
+
+``curve``  curve_tags / plaintext_tags — what CurveZMQ costs, everything else equal: issue 6's
+           target (CurveZMQ against plaintext pipeline latency, p50 <= 1.10)
+``tags``   plaintext_tags / plaintext — what the per-message tags cost on the wire path
+``all``    curve_tags / plaintext — the whole transport security against none
+
+Round ``k`` runs the arms rotated by ``k`` (A B C, B C A, C A B, ...), so each arm runs first,
+second and third equally often and a host whose speed drifts across the bench (~20 % within
+minutes on this machine) does not favour one arm."""
 
 from __future__ import annotations
 
@@ -17,51 +29,115 @@ import numpy as np
 
 from arbsphere.clock import RealtimeClock
 from arbsphere.rig.campaign_run import execute_campaign
-from arbsphere.rig.config import load_campaign
-from benchmarks.bench_recorder import host_figures, pair_order, pooled_ratios, trace_samples
+from arbsphere.rig.config import Campaign, load_campaign
+from benchmarks.bench_recorder import host_figures, pooled_ratios, trace_samples
+
+#: arm -> what it runs
+ARMS = {
+    "curve_tags": "CurveZMQ + ZAP, tags, ledger (the default)",
+    "plaintext_tags": "plaintext transport, tags, ledger",
+    "plaintext": "plaintext transport, no tags, ledger",
+}
+#: comparison -> (arm on, arm off)
+COMPARISONS = {
+    "curve": ("curve_tags", "plaintext_tags"),
+    "tags": ("plaintext_tags", "plaintext"),
+    "all": ("curve_tags", "plaintext"),
+}
+#: issue 6's target: the ``curve`` comparison's p50 ratio
+TARGET = {"comparison": "curve", "ratio_p50": 1.10}
 
 
-def run(duration_s: float = 10.0, pairs: int = 3) -> dict[str, Any]:
-    base = load_campaign(Path("campaigns/loopback-central.toml"))
+def arm_campaigns(base: Campaign, duration_s: float) -> dict[str, Campaign]:
+    """The three arms' campaigns from ``base`` (shortened to ``duration_s``)."""
     secure = dataclasses.replace(base, duration_s=duration_s, name="bench-transport")
-    plain = dataclasses.replace(
-        secure, security=dataclasses.replace(base.security, transport="plaintext", tags=False)
-    )
+
+    def security(**changes: Any) -> Campaign:
+        return dataclasses.replace(secure, security=dataclasses.replace(base.security, **changes))
+
+    return {
+        "curve_tags": security(transport="curve", tags=True),
+        "plaintext_tags": security(transport="plaintext", tags=True),
+        "plaintext": security(transport="plaintext", tags=False),
+    }
+
+
+def rotation(k: int, arms: list[str]) -> list[str]:
+    """Round ``k``'s order of ``arms``: rotated left by ``k``."""
+    s = k % len(arms)
+    return arms[s:] + arms[:s]
+
+
+def run(duration_s: float = 10.0, rounds: int = 3) -> dict[str, Any]:
+    campaigns = arm_campaigns(load_campaign(Path("campaigns/loopback-central.toml")), duration_s)
     clock = RealtimeClock()
     runs: list[dict[str, Any]] = []
-    samples: dict[str, list[dict[str, np.ndarray]]] = {"on": [], "off": []}
+    samples: dict[str, list[dict[str, np.ndarray]]] = {arm: [] for arm in ARMS}
     with tempfile.TemporaryDirectory(prefix="arbsphere-bench-transport-") as tmp:
-        for k in range(pairs):
-            pair: dict[str, Any] = {}
-            for label, campaign in pair_order(k, secure, plain):
-                res = execute_campaign(campaign, clock, results_dir=Path(tmp) / f"{label}-{k}")
-                samples[label].append(trace_samples(res.run_dir))
+        for k in range(rounds):
+            this: dict[str, Any] = {"order": rotation(k, list(ARMS))}
+            for arm in this["order"]:
+                res = execute_campaign(campaigns[arm], clock, results_dir=Path(tmp) / f"{arm}-{k}")
+                samples[arm].append(trace_samples(res.run_dir))
                 t = res.kpi["tick_to_trade"]
                 gov = res.kpi.get("governance", {})
-                pair[label] = {"p50": t["p50"], "p99": t["p99"], "count": t["count"],
-                               "complete": res.complete, "verified": gov.get("verified"),
-                               "refusals": gov.get("refusals"),
-                               "host": host_figures(res.kpi)}  # fmt: skip
-            for q in ("p50", "p99"):
-                a, b = pair["on"][q], pair["off"][q]
-                pair[f"ratio_{q}"] = round(a / b, 3) if a and b else None
-            runs.append(pair)
-        pooled = pooled_ratios(samples["on"], samples["off"])
-    r50 = [p["ratio_p50"] for p in runs if p["ratio_p50"] is not None]
-    r99 = [p["ratio_p99"] for p in runs if p["ratio_p99"] is not None]
+                this[arm] = {"p50": t["p50"], "p99": t["p99"], "count": t["count"],
+                             "complete": res.complete, "verified": gov.get("verified"),
+                             "refusals": gov.get("refusals"),
+                             "host": host_figures(res.kpi)}  # fmt: skip
+            for name, (on, off) in COMPARISONS.items():
+                a, b = this[on]["p50"], this[off]["p50"]
+                this[f"{name}_ratio_p50"] = round(a / b, 3) if a and b else None
+            runs.append(this)
+    comparisons: dict[str, Any] = {}
+    for name, (on, off) in COMPARISONS.items():
+        per_round = [r[f"{name}_ratio_p50"] for r in runs if r[f"{name}_ratio_p50"] is not None]
+        comparisons[name] = {
+            "on": on,
+            "off": off,
+            "ratio_p50_per_round": per_round,
+            "ratio_p50_median": float(np.median(per_round)) if per_round else None,
+            "pooled": pooled_ratios(samples[on], samples[off]),
+        }
+    pooled = comparisons[TARGET["comparison"]]["pooled"]["tick_to_trade"]
     return {
-        "arms": {"on": "curve + tags + ledger (default)", "off": "plaintext, no tags, ledger"},
+        "arms": ARMS,
         "duration_s": duration_s,
-        "pairs": pairs,
-        "ratio_p50_median": float(np.median(r50)) if r50 else None,
-        "ratio_p99_median": float(np.median(r99)) if r99 else None,
-        "target_ratio_p50": 1.10,
-        "pooled": pooled,
+        "rounds": rounds,
+        "target": {
+            **TARGET,
+            "measured": pooled["ratio_p50"],
+            "ci90_runs": pooled["ratio_p50_ci90_runs"],
+            "met": pooled["ratio_p50"] <= TARGET["ratio_p50"],
+        },
+        "comparisons": comparisons,
         "runs": runs,
     }
+
+
+def summary_table(out: dict[str, Any]) -> list[str]:
+    """One line per comparison: pooled p50 / p99 ratios of tick_to_trade with the pair-level
+    90 % interval, the coordinator path's p50 ratio, the per-round p50 ratios."""
+    lines = [
+        f"  {'comparison':10s} {'t2t p50':>8s} {'[pair-level 90 %]':>18s} {'t2t p99':>8s} "
+        f"{'coord p50':>9s}  per round"
+    ]
+    for name, c in out["comparisons"].items():
+        t = c["pooled"]["tick_to_trade"]
+        ci = t["ratio_p50_ci90_runs"]
+        ci_s = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-"
+        coord = c["pooled"]["coordinator_path"]["ratio_p50"]
+        rounds = " ".join(f"{x:.3f}" for x in c["ratio_p50_per_round"])
+        lines.append(
+            f"  {name:10s} {t['ratio_p50']:8.3f} {ci_s:>18s} {t['ratio_p99']:8.3f} "
+            f"{coord:9.3f}  {rounds}"
+        )
+    return lines
 
 
 if __name__ == "__main__":
     import json
 
-    print(json.dumps(run(), indent=2))
+    result = run()
+    print(json.dumps(result, indent=2))
+    print("\n".join(summary_table(result)))

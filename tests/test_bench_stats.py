@@ -78,3 +78,51 @@ def test_the_run_level_interval_still_tells_a_real_slowdown_without_drift() -> N
     for key in ("tick_to_trade", "coordinator_path"):
         lo, hi = out[key]["ratio_p50_ci90_runs"]
         assert 1.05 < lo < 1.2 < hi < 1.35, (key, out[key])
+
+
+def test_transport_arms_differ_only_in_what_they_compare() -> None:
+    """The transport bench's three arms: the ``curve`` comparison changes the transport only,
+    ``tags`` the tags only; everything else (rate, seed, duration, ledger) is the same."""
+    import dataclasses
+    from pathlib import Path
+
+    from arbsphere.rig.config import load_campaign
+    from benchmarks.bench_transport import COMPARISONS, arm_campaigns
+
+    base = load_campaign(Path("campaigns/loopback-central.toml"))
+    arms = arm_campaigns(base, 3.0)
+    assert (arms["curve_tags"].security.transport, arms["curve_tags"].security.tags) == (
+        "curve",
+        True,
+    )
+    assert (arms["plaintext_tags"].security.transport, arms["plaintext_tags"].security.tags) == (
+        "plaintext",
+        True,
+    )
+    assert (arms["plaintext"].security.transport, arms["plaintext"].security.tags) == (
+        "plaintext",
+        False,
+    )
+    changed = {"curve": {"transport"}, "tags": {"tags"}, "all": {"transport", "tags"}}
+    for name, (on, off) in COMPARISONS.items():
+        a, b = arms[on], arms[off]
+        assert dataclasses.replace(a, security=b.security) == b, name
+        fields = {
+            f.name
+            for f in dataclasses.fields(a.security)
+            if getattr(a.security, f.name) != getattr(b.security, f.name)
+        }
+        assert fields == changed[name]
+    assert all(c.duration_s == 3.0 and c.seed == base.seed for c in arms.values())
+
+
+def test_transport_rotation_puts_each_arm_in_each_position_equally_often() -> None:
+    from benchmarks.bench_transport import ARMS, rotation
+
+    arms = list(ARMS)
+    orders = [rotation(k, arms) for k in range(2 * len(arms))]
+    assert all(sorted(o) == sorted(arms) for o in orders)
+    for pos in range(len(arms)):
+        counts = {arm: sum(o[pos] == arm for o in orders) for arm in arms}
+        assert set(counts.values()) == {2}, (pos, counts)
+    assert orders[0] == arms and orders[1] == arms[1:] + arms[:1]
