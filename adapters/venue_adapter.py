@@ -403,7 +403,9 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 latency = rec.rx_ns - send_dev
                 problem, signals = translator.translate(tick, rec.rx_ns, latency)
                 decoded = clock.now_ns()
-                out.send_multipart((problem, signals), copy=True)
+                # one frame: one tag, one CurveZMQ box, one ZeroMQ frame per tick (the
+                # coordinator cuts it by the envelopes' payload_len)
+                out.send(problem + signals, copy=True)
                 share = translator.take_share()
                 if share is not None:  # once per release epoch: its own single-frame message
                     out.send(share, copy=True)

@@ -306,6 +306,62 @@ class Registry:
             origin_ts_ns,
         )
 
+    def split_messages(self, frame: bytes) -> list[bytes]:
+        """The messages packed back to back in one frame (a tick's LocalArbProblem and
+        SharedSignals travel so: one ZeroMQ frame, one tag, one CurveZMQ box), cut where each
+        envelope's ``payload_len`` says; a frame of one message comes back as it is. Every
+        message must name the first's sender (one tag covers them all). Raises
+        :class:`DecodeError` with the offset in the frame: a truncated envelope, a wrong magic,
+        a length running past the end, a second sender. What each message holds is for
+        :meth:`decode_values` to check."""
+        env_size = self.envelope.size
+        n = len(frame)
+        if n >= env_size:
+            magic, _sid, _ver, sender, payload_len, _nonce, _ts = self._env_struct.unpack_from(
+                frame
+            )
+            if magic == self.magic and payload_len == n - env_size:
+                return [frame]  # the common case: one message
+        if n == 0:
+            raise DecodeError("short", 0, f"an empty frame: an envelope needs {env_size} bytes")
+        out: list[bytes] = []
+        first_sender = -1
+        at = 0
+        while at < n:
+            if n - at < env_size:
+                raise DecodeError(
+                    "short", at, f"{n - at} bytes left in the frame, an envelope needs {env_size}"
+                )
+            magic, _sid, _ver, sender, payload_len, _nonce, _ts = self._env_struct.unpack_from(
+                frame, at
+            )
+            if magic != self.magic:
+                raise DecodeError(
+                    "bad_magic",
+                    at + self._off("magic"),
+                    f"message {len(out)} of the frame: expected 0x{self.magic:08x}, "
+                    f"found 0x{magic:08x}",
+                )
+            end = at + env_size + payload_len
+            if end > n:
+                raise DecodeError(
+                    "bad_length",
+                    at + self._off("payload_len"),
+                    f"message {len(out)} of the frame: payload_len {payload_len} runs "
+                    f"{end - n} bytes past the frame's {n}",
+                )
+            if out and sender != first_sender:
+                raise DecodeError(
+                    "mixed_senders",
+                    at + self._off("sender_id"),
+                    f"message {len(out)} of the frame names sender {sender}, message 0 "
+                    f"sender {first_sender}",
+                )
+            first_sender = sender
+            out.append(frame[at:end])
+            at = end
+        return out
+
     def decode_values(self, buf: bytes | bytearray | memoryview) -> tuple[Schema, tuple[Any, ...]]:
         """Hot-path decode: ``(schema, values)`` where values are the envelope, header and item
         values in declared order without ``_pad*`` fields (as :meth:`packer` takes them).

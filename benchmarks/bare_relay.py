@@ -4,7 +4,7 @@ Same devices (the real feed and broker emulators), same rig-side links (UDP with
 stamps, serial pty with COBS/CRC-32C deframing), same ZeroMQ hops and message sizes as the
 pipeline — but no decoding, no solving, no merging:
 
-    feed devices -> relay_in (link -> PUSH, 2 frames padded to the IR sizes)
+    feed devices -> relay_in (link -> PUSH, one frame padded to the IR sizes)
                  -> relay_mid (PULL -> PUSH, padded to a 2-leg PlanDelta)
                  -> relay_out (PULL -> one ORDER per leg to the broker device, ACKs back)
 
@@ -70,7 +70,7 @@ def relay_in(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
     if getattr(link, "address", None) is not None:
         ready["address"] = list(link.address)  # type: ignore[attr-defined]
     write_json_atomic(Path(cfg["out_dir"]) / f"{cfg['name']}.ready.json", ready)
-    pad_a = PROBLEM_BYTES
+    pad_a = PROBLEM_BYTES  # then SIGNALS_BYTES of zeros: the pipeline's one frame per tick
     try:
         while not stop.is_set:
             for rec in link.receive(timeout_ms=100):
@@ -78,7 +78,7 @@ def relay_in(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
                     continue
                 frame = bytearray(rec.payload.ljust(pad_a, b"\0")[:pad_a])
                 STAMPS.pack_into(frame, IN_STAMPS_OFFSET, rec.rx_ns, clock.now_ns())
-                push.send_multipart((frame, bytes(SIGNALS_BYTES)), copy=True)
+                push.send(frame + bytes(SIGNALS_BYTES), copy=True)  # one frame, as the pipeline
     finally:
         link.close()
         push.close(linger=1000)
@@ -123,7 +123,7 @@ def relay_mid(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
                 legs = forward.get((venue << 48) | seq, 0)
                 if not legs:
                     continue
-            plan = bytearray(tick.ljust(PLAN_BYTES, b"\0"))
+            plan = bytearray(tick[:PROBLEM_BYTES].ljust(PLAN_BYTES, b"\0"))
             struct.pack_into("<H", plan, LEGS_OFFSET, legs)
             STAMPS.pack_into(plan, MID_STAMPS_OFFSET, rx, clock.now_ns())
             push.send(plan, copy=True)

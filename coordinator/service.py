@@ -924,7 +924,9 @@ class _Loop:
             if record_input is not None:
                 record_input(frames, rx)
             try:
-                schema, values = reg.decode_values(frames[0])
+                # a tick's problem and signals come in one frame (older journals: two frames)
+                msgs = frames if len(frames) > 1 else reg.split_messages(frames[0])
+                schema, values = reg.decode_values(msgs[0])
             except DecodeError as exc:
                 self._decode_error(exc)
                 continue
@@ -941,9 +943,9 @@ class _Loop:
                 venue, asset, seq, budget = (
                     core.on_quote(values) if sid == self.quote_id else core.on_problem(values)
                 )
-                if len(frames) > 1:
+                if len(msgs) > 1:
                     try:
-                        sig_schema, _ = reg.decode_values(frames[1])
+                        sig_schema, _ = reg.decode_values(msgs[1])
                         if sig_schema.id == self.signals_id:
                             core.counts["signals"] += 1
                     except DecodeError as exc:
@@ -961,7 +963,7 @@ class _Loop:
                 )  # fmt: skip
                 trigger = (row, venue, seq, budget, values[6])
             elif sid == self.report_id:
-                self._reports(frames, values, rx)
+                self._reports(msgs, values, rx)
             elif sid == self.replica_status_id:
                 self.push.send(core.plan_snapshot(values[6]), copy=True)
             elif sid == self.share_id and core.signal_agg is not None:

@@ -419,10 +419,15 @@ def test_replay_verify_identical_then_altered_input_named(
     campaign = load_campaign(LOOPBACK_CENTRAL)
 
     def alter(records: list[Any]) -> tuple[int, bytes]:
+        def messages(i: int) -> list[bytes]:
+            """An input's messages: one frame holds the problem and then the signals."""
+            frames = decode_frames(records[i].payload)
+            return frames if len(frames) > 1 else reg.split_messages(frames[0])
+
         def problem(i: int) -> tuple[Any, list[Any]] | None:
             if records[i].type != REC_INPUT:
                 return None
-            schema, values = reg.decode_values(decode_frames(records[i].payload)[0])
+            schema, values = reg.decode_values(messages(i)[0])
             return (schema, list(values)) if schema.id == problem_id else None
 
         n_env = len(reg.envelope.value_fields)
@@ -457,8 +462,8 @@ def test_replay_verify_identical_then_altered_input_named(
         schema, values = got
         limit_index = n_env + len(schema.header.value_fields) + 4  # asset, c, gamma, phi, limit
         values[limit_index] = 0
-        frames = decode_frames(records[victim].payload)
-        return victim, encode_frames([reg.packer(schema, 1).pack(*values), *frames[1:]])
+        rest = b"".join(messages(victim)[1:])
+        return victim, encode_frames([reg.packer(schema, 1).pack(*values) + rest])
 
     copy = tmp_path / "run"
     victim = _rewrite_journal(central_run.run_dir, copy, alter)

@@ -267,3 +267,47 @@ def test_decode_values_agrees_with_decode_and_rejects_the_same() -> None:
             assert (info.value.problem, info.value.offset) == (exc.problem, exc.offset)
         if ok:
             REG.decode_values(bytes(buf))
+
+
+def test_split_messages_cuts_a_frame_at_its_envelopes() -> None:
+    # Fixed vector: the v1 PlanDelta of test_envelope_fixed_vector (64 bytes) twice back to
+    # back, the second with nonce 0x56: cut at offset 64, each part as encoded.
+    pd = REG.schema("PlanDelta", 1)
+    hdr = np.zeros(1, pd.header_dtype)
+    hdr["delta_id"] = 0x0102030405060708
+    first = REG.encode(pd, hdr, None, sender_id=0x11223344, nonce=0x55, origin_ts_ns=-1)
+    second = REG.encode(pd, hdr, None, sender_id=0x11223344, nonce=0x56, origin_ts_ns=-1)
+    assert len(first) == 64 and first[:4] == b"ARBS"
+    assert REG.split_messages(first + second) == [first, second]
+    assert REG.split_messages(first) == [first]  # one message: the frame as it is
+    three = _plan_delta(2) + _plan_delta(0) + _plan_delta(1)  # sender 3 in all
+    parts = REG.split_messages(three)
+    assert [REG.decode(p).items.shape[0] for p in parts] == [2, 0, 1]
+    assert b"".join(parts) == three
+
+
+@pytest.mark.parametrize(
+    ("frame", "problem", "offset"),
+    [
+        (b"", "short", 0),
+        # 10 bytes after a whole message: too few for an envelope, named at their offset
+        (lambda a, b: a + b[:10], "short", 64),
+        # the second message's magic flipped: offset of its magic field
+        (lambda a, b: a + b"X" + b[1:], "bad_magic", 64),
+        # the second message cut short: its payload_len field is named
+        (lambda a, b: a + b[:-1], "bad_length", 64 + 12),
+        # the first message's payload_len too long for the frame
+        (lambda a, b: a[:12] + (1000).to_bytes(4, "little") + a[16:] + b, "bad_length", 12),
+        # a second sender inside one tag: refused, its sender_id field named
+        (lambda a, b: a + b[:8] + (7).to_bytes(4, "little") + b[12:], "mixed_senders", 64 + 8),
+    ],
+)
+def test_split_messages_names_what_is_wrong(frame, problem: str, offset: int) -> None:  # type: ignore[no-untyped-def]
+    pd = REG.schema("PlanDelta", 1)
+    hdr = np.zeros(1, pd.header_dtype)
+    a = REG.encode(pd, hdr, None, sender_id=3, nonce=1, origin_ts_ns=0)
+    b = REG.encode(pd, hdr, None, sender_id=3, nonce=2, origin_ts_ns=0)
+    raw = frame(a, b) if callable(frame) else frame
+    with pytest.raises(DecodeError) as info:
+        REG.split_messages(raw)
+    assert (info.value.problem, info.value.offset) == (problem, offset)

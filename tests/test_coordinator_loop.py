@@ -116,3 +116,31 @@ def test_empty_wake_up_is_not_a_batch() -> None:
     loop, pull, _, _ = _loop(max_batch=8)
     loop.drain(pull)
     assert loop.batches == 0 and loop.trace.n == 0
+
+
+def test_one_frame_and_two_frame_ticks_decide_alike() -> None:
+    """A tick's problem and signals in one frame (the venue adapters' form) and in two frames
+    (older journals): the same batches, solves, counts and PlanDelta bytes."""
+    ticks = [(0, 1, 100.0), (1, 1, 100.0), (0, 2, 100.5), (1, 2, 100.1), (0, 3, 101.0)]
+    out = []
+    for one_frame in (True, False):
+        loop, pull, push, tr = _loop(max_batch=2)
+        for venue, seq, mid in ticks:
+            problem, signals = tr[venue].translate(_tick(venue, seq, mid), seq, 0)
+            pull.queue.append([problem + signals] if one_frame else [problem, signals])
+        while pull.queue:
+            loop.drain(pull)
+        core = loop.core
+        assert core.counts["signals"] == len(ticks) and core.counts["decode_errors"] == 0
+        out.append((push.sent, core.counts["solves"], loop.trace.view()["solved"].tolist()))
+    assert out[0] == out[1] and out[0][1] > 0 and out[0][0]
+
+
+def test_a_frame_with_a_second_sender_inside_is_refused_and_counted() -> None:
+    loop, pull, _, tr = _loop(max_batch=8)
+    problem, _ = tr[0].translate(_tick(0, 1, 100.0), 1, 0)
+    _, other_signals = tr[1].translate(_tick(1, 1, 100.0), 1, 0)  # venue 1's sender id
+    pull.queue.append([problem + other_signals])
+    loop.drain(pull)
+    assert loop.core.counts["decode_errors"] == 1 and loop.trace.n == 0
+    assert "mixed_senders" in loop.last_error

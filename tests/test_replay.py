@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+import pytest
 
 from arbsphere.adapters.venue_adapter import TickTranslator, VenueCosts
 from arbsphere.contracts import default_registry
@@ -39,8 +40,12 @@ CONFIG: dict[str, Any] = {
 }  # fmt: skip
 
 
-def _record_run(seed: int = 3, n_ticks: int = 400) -> tuple[list[JournalRecord], list[bytes]]:
-    """A recorded coordinator run over a random walk with mispricings, random batching."""
+def _record_run(
+    seed: int = 3, n_ticks: int = 400, one_frame: bool = True
+) -> tuple[list[JournalRecord], list[bytes]]:
+    """A recorded coordinator run over a random walk with mispricings, random batching; each
+    tick's problem and signals in one frame as the venue adapters send them (``one_frame``
+    False: two frames, as journals recorded before session 11 hold them)."""
     rng = np.random.default_rng(seed)
     core = Coordinator(2, 1, AdmmSettings(), 500, min_delta_lots=1)
     core.warm_up()
@@ -56,7 +61,8 @@ def _record_run(seed: int = 3, n_ticks: int = 400) -> tuple[list[JournalRecord],
         mid += rng.normal(0, 0.01)
         venue = int(rng.integers(0, 2))
         dev = rng.normal(0, 0.05) * (1 if venue else -1)
-        pull.queue.append(list(tr[venue].translate(_tick(venue, k, mid + dev), k, 0)))
+        frames = list(tr[venue].translate(_tick(venue, k, mid + dev), k, 0))
+        pull.queue.append([b"".join(frames)] if one_frame else frames)
         if rng.random() < 0.4:  # a wake-up after a random number of arrivals
             loop.drain(pull)
     while pull.queue:
@@ -65,8 +71,11 @@ def _record_run(seed: int = 3, n_ticks: int = 400) -> tuple[list[JournalRecord],
     return sink.records, list(push.sent)
 
 
-def test_replay_reproduces_every_plan_delta_and_the_final_state() -> None:
-    records, sent = _record_run()
+@pytest.mark.parametrize("one_frame", [True, False])
+def test_replay_reproduces_every_plan_delta_and_the_final_state(one_frame: bool) -> None:
+    records, sent = _record_run(one_frame=one_frame)
+    inputs = [decode_frames(r.payload) for r in records if r.type == REC_INPUT]
+    assert {len(f) for f in inputs} == ({1} if one_frame else {2})
     deltas = [r for r in records if r.type == REC_DELTA]
     assert len(deltas) == len(sent) > 10  # the run re-hedged many times
     assert [r.payload for r in deltas] == sent
@@ -85,14 +94,16 @@ def test_altered_input_is_named_at_the_first_divergent_record() -> None:
     target = deltas[len(deltas) // 2]
     victim = next(r for r in reversed(records[: target.index]) if r.type == REC_INPUT)
     frames = decode_frames(victim.payload)
-    schema, values = reg.decode_values(frames[0])
+    # one frame carrying the problem and then the signals (two frames in older journals)
+    msgs = frames if len(frames) > 1 else reg.split_messages(frames[0])
+    schema, values = reg.decode_values(msgs[0])
     c_index = len(reg.envelope.value_fields) + len(schema.header.value_fields) + 1
     changed = list(values)
     changed[c_index] += 0.2
     problem = reg.packer(schema, 1).pack(*changed)
     altered = list(records)
     altered[victim.index] = dataclasses.replace(
-        victim, payload=encode_frames([problem, *frames[1:]])
+        victim, payload=encode_frames([problem + b"".join(msgs[1:])])
     )
     result = replay_records(altered)
     d = result.divergence

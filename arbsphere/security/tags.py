@@ -229,7 +229,7 @@ class Sealer:
         (u32 LE each), appended to the last frame. One frame is exactly :meth:`seal`."""
         if len(frames) == 1:
             return [self.seal(frames[0])]
-        if len(frames) == 2:  # the common case (a tick's problem + signals) in one pass
+        if len(frames) == 2:  # the common case (two execution reports) in one pass
             first, last = frames
             if len(first) >= ENVELOPE_BYTES and len(last) >= ENVELOPE_BYTES:
                 self._check(first)
