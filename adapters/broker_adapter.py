@@ -290,8 +290,9 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                         )
                     )  # fmt: skip
                     counts["reports_sent"] += 1
-                if reports:  # the acks of one receive (one device datagram): one message
-                    reports_out.send_multipart(reports)
+                if reports:  # the acks of one receive (one device datagram): one frame,
+                    # the reports back to back (the coordinator cuts it at the envelopes)
+                    reports_out.send(b"".join(reports))
     finally:
         orders.save(out_dir / f"{name}.orders.npy")
         acks.save(out_dir / f"{name}.acks.npy")

@@ -1049,7 +1049,7 @@ class _Loop:
         core = self.core
         h = core.on_report(values)
         self.fills.append((*h[:6], *h[7:], rx))
-        for frame in frames[1:]:  # further reports batched in the same message
+        for frame in frames[1:]:  # further reports of the same frame (or message)
             try:
                 more_schema, more = self.reg.decode_values(frame)
             except DecodeError as exc:
