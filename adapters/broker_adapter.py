@@ -167,6 +167,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     gov = sec.connect_registry() if sec is not None else None
     if gov is not None:
         poller.register(gov, zmq.POLLIN)
+    replica.warm_up()
     quiesce_gc()
     write_json_atomic(out_dir / f"{name}.ready.json", {"timestamp_source": link.timestamp_source})
 

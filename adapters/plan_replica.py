@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from arbsphere.contracts import PLAN_LEG_DTYPE
 from arbsphere.coordinator.merge import DeltaMerger
 from arbsphere.plan_hash import plan_hash
 
@@ -34,6 +35,17 @@ class PlanReplica:
             "snapshots": 0, "repaired": 0, "injected_faults": 0, "unrepaired_snapshots": 0,
         }  # fmt: skip
         self._trades = 0
+
+    def warm_up(self) -> None:
+        """Compile (or load from Numba's cache) the merge kernel for legs as they arrive — a
+        read-only view of a received message, its own specialization — on a scratch plan, so
+        the first PlanDelta does not wait for it: on a fresh clone that took seconds, long
+        enough for the deltas queued behind it to fall outside the skew window and be refused.
+        The replica itself is not touched."""
+        scratch = DeltaMerger(*self.merger.plan.shape, n_senders=4)
+        legs = np.frombuffer(np.zeros(1, PLAN_LEG_DTYPE).tobytes(), PLAN_LEG_DTYPE)
+        scratch.merge(legs)
+        plan_hash(scratch.plan)
 
     @property
     def plan(self) -> np.ndarray:

@@ -192,3 +192,31 @@ def test_replica_without_faults_never_diverges_and_applies_write_offs() -> None:
         assert not replica.apply(d, kind, legs, h)
     assert replica.counts["write_offs"] == 1 and replica.counts["divergences"] == 0
     np.testing.assert_array_equal(replica.plan, truth)
+
+
+def test_replica_warm_up_compiles_for_received_legs_and_leaves_the_replica_alone() -> None:
+    """The broker's legs are a read-only view of the received bytes: Numba compiles them apart
+    from writable arrays. warm_up must cover exactly that type (checked in a fresh interpreter,
+    where nothing else compiled it first), on a scratch plan."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numba, numpy as np\n"
+        "from arbsphere.adapters.plan_replica import PlanReplica\n"
+        "from arbsphere.contracts import PLAN_LEG_DTYPE\n"
+        "from arbsphere.coordinator.merge import merge_legs\n"
+        "legs = np.frombuffer(np.zeros(2, PLAN_LEG_DTYPE).tobytes(), PLAN_LEG_DTYPE)\n"
+        "want = numba.typeof(legs)\n"
+        "before = any(sig[0] == want for sig in merge_legs.signatures)\n"
+        "r = PlanReplica(2, 1)\n"
+        "r.warm_up()\n"
+        "after = any(sig[0] == want for sig in merge_legs.signatures)\n"
+        "untouched = r.counts['deltas'] == 0 and not r.plan.any()\n"
+        "untouched = untouched and not r.merger.high_water.any()\n"
+        "print(legs.flags.writeable, before, after, untouched)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.split() == ["False", "False", "True", "True"], out
