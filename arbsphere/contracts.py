@@ -362,6 +362,12 @@ class Registry:
             at = end
         return out
 
+    def messages_of(self, frames: list[bytes]) -> list[bytes]:
+        """The messages of a received ZeroMQ message: one frame is cut by
+        :meth:`split_messages` (a tick's problem and signals, a datagram's reports); several
+        frames are one message each (as journals recorded before session 11 hold ticks)."""
+        return frames if len(frames) > 1 else self.split_messages(frames[0])
+
     def decode_values(self, buf: bytes | bytearray | memoryview) -> tuple[Schema, tuple[Any, ...]]:
         """Hot-path decode: ``(schema, values)`` where values are the envelope, header and item
         values in declared order without ``_pad*`` fields (as :meth:`packer` takes them).

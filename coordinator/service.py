@@ -924,8 +924,7 @@ class _Loop:
             if record_input is not None:
                 record_input(frames, rx)
             try:
-                # a tick's problem and signals come in one frame (older journals: two frames)
-                msgs = frames if len(frames) > 1 else reg.split_messages(frames[0])
+                msgs = reg.messages_of(frames)  # a tick: its problem, then its signals
                 schema, values = reg.decode_values(msgs[0])
             except DecodeError as exc:
                 self._decode_error(exc)

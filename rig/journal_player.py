@@ -24,7 +24,7 @@ import zmq
 
 from arbsphere.adapters.venue_adapter import TICK_TRACE_DTYPE
 from arbsphere.clock import RealtimeClock
-from arbsphere.contracts import Registry, default_registry
+from arbsphere.contracts import default_registry
 from arbsphere.coordinator.journal_records import REC_INPUT, decode_frames
 from arbsphere.coordinator.replay import journal_records
 from arbsphere.errors import ConfigError, DecodeError, PipelineError
@@ -46,12 +46,6 @@ def parse_speed(text: str) -> float | None:
     return value
 
 
-def first_message(reg: Registry, frames: list[bytes]) -> bytes:
-    """The first message of a recorded input: frame 0, or its first message when the frame
-    carries several back to back (a tick's problem and signals since session 11)."""
-    return frames[0] if len(frames) > 1 else reg.split_messages(frames[0])[0]
-
-
 def load_inputs(directory: Path, head: JournalHead | None) -> list[tuple[int, list[bytes]]]:
     """(recorded rx_ns, frames) of every recorded LocalArbProblem input, in journal order."""
     reg = default_registry()
@@ -62,7 +56,7 @@ def load_inputs(directory: Path, head: JournalHead | None) -> list[tuple[int, li
             continue
         frames = decode_frames(rec.payload)
         try:
-            schema, _ = reg.decode_values(first_message(reg, frames))
+            schema, _ = reg.decode_values(reg.messages_of(frames)[0])
         except DecodeError:
             continue  # recorded as received; the coordinator counted it then
         if schema.id == problem_id:
@@ -109,7 +103,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 break
             now = clock.now_ns()
             push.send_multipart(frames, copy=True)
-            _, values = reg.decode_values(first_message(reg, frames))
+            _, values = reg.decode_values(reg.messages_of(frames)[0])
             venue, _n, seq = values[n_env : n_env + 3]
             asset = values[n_env + 5]
             bid, ask = values[n_env + 10], values[n_env + 11]

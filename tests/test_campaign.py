@@ -421,8 +421,7 @@ def test_replay_verify_identical_then_altered_input_named(
     def alter(records: list[Any]) -> tuple[int, bytes]:
         def messages(i: int) -> list[bytes]:
             """An input's messages: one frame holds the problem and then the signals."""
-            frames = decode_frames(records[i].payload)
-            return frames if len(frames) > 1 else reg.split_messages(frames[0])
+            return reg.messages_of(decode_frames(records[i].payload))
 
         def problem(i: int) -> tuple[Any, list[Any]] | None:
             if records[i].type != REC_INPUT:

@@ -95,7 +95,7 @@ def test_altered_input_is_named_at_the_first_divergent_record() -> None:
     victim = next(r for r in reversed(records[: target.index]) if r.type == REC_INPUT)
     frames = decode_frames(victim.payload)
     # one frame carrying the problem and then the signals (two frames in older journals)
-    msgs = frames if len(frames) > 1 else reg.split_messages(frames[0])
+    msgs = reg.messages_of(frames)
     schema, values = reg.decode_values(msgs[0])
     c_index = len(reg.envelope.value_fields) + len(schema.header.value_fields) + 1
     changed = list(values)
