@@ -220,9 +220,10 @@ def run(duration_s: float = 10.0, pairs: int = 3, every_tick: bool = False) -> d
 
 
 def run_rates(rates: list[int], duration_s: float = 10.0) -> dict[str, Any]:
-    """The same pipeline / floor pair at other tick rates (one pair per rate, lowest first):
-    where the ratio grows with the rate, the pipeline's extra CPU per tick is queueing on the
-    host's CPUs, not a longer path (at a low rate every hop finds a CPU free)."""
+    """The same pipeline / floor pair at other tick rates (one pair per rate, lowest first).
+    What the ratio gains with the rate is queueing on the host's CPUs (the pipeline's extra CPU
+    per tick); what it keeps at the lowest rate, where every hop finds a CPU free, is the
+    pipeline's longer path."""
     base = load_campaign(Path("campaigns/loopback-central.toml"))
     clock = RealtimeClock()
     rows = []
