@@ -98,6 +98,182 @@ class OrderBook:
         self.unknown_acks = 0
 
 
+class _BrokerLoop:
+    """The adapter's work on a wake-up: PlanDeltas to ORDERs (:meth:`plans`), device
+    datagrams to ExecutionReports (:meth:`acks`). A PlanDelta that arrives while acks are being
+    handled goes first: :meth:`acks` checks for one before each datagram."""
+
+    def __init__(
+        self, reg: Any, device_id: int, replica: PlanReplica, link: BrokerLink, pull: Any,
+        plans_in: Any, reports_out: Any, clock: Clock,
+    ) -> None:  # fmt: skip
+        self.reg = reg
+        self.device_id = device_id
+        self.replica = replica
+        self.link = link
+        self.pull = pull  # the raw socket: readiness checks
+        self.plans_in = plans_in  # the guarded one: receives
+        self.reports_out = reports_out
+        self.clock = clock
+        plan_schema = reg.schema("PlanDelta", 2)
+        self.plan_id = plan_schema.id
+        self.snapshot_id = reg.schema("PlanSnapshot").id
+        self.status_schema = reg.schema("ReplicaStatus")
+        self.status_packer = reg.packer(self.status_schema)
+        self.legs_offset = reg.envelope.size + plan_schema.header.size
+        self.report_schema = reg.schema("ExecutionReport")
+        self.report_packer = reg.packer(self.report_schema)
+        self.n_env = len(reg.envelope.value_fields)
+        self.order_packer = dm.packer(dm.MSG_ORDER)
+        self.orders = TraceBuffer(ORDER_TRACE_DTYPE, 16_384)
+        self.acks_trace = TraceBuffer(ACK_TRACE_DTYPE, 16_384)
+        self.book = OrderBook()
+        self.counts = {
+            "deltas": 0,
+            "orders": 0,
+            "acks": 0,
+            "fills": 0,
+            "rejects": 0,
+            "decode_errors": 0,
+            "unknown_acks": 0,
+            "reports_sent": 0,
+            "other_messages": 0,
+        }
+        self.last_error = ""
+        self.nonce = 0
+
+    def _plan_queued(self) -> bool:
+        return bool(int(self.pull.getsockopt(_ZMQ_EVENTS)) & _POLLIN)
+
+    def plans(self) -> None:
+        """Every PlanDelta queued (up to MAX_PLANS_PER_WAKEUP), each delta's orders sent as
+        soon as it is decoded (a burst of deltas comes faster than one poll per delta)."""
+        handled = 0
+        while handled < MAX_PLANS_PER_WAKEUP:
+            if handled and not self._plan_queued():
+                break
+            handled += 1
+            try:
+                raw = self.plans_in.recv(zmq.NOBLOCK, copy=True)
+            except zmq.Again:  # refused by the guard (counted there), or none left
+                continue
+            self._plan(raw, self.clock.now_ns())
+
+    def _plan(self, raw: bytes, rx: int) -> None:
+        reg = self.reg
+        counts = self.counts
+        try:
+            schema, v = reg.decode_values(raw)
+        except DecodeError as exc:
+            counts["decode_errors"] += 1
+            self.last_error = str(exc)
+            return
+        if schema.id == self.snapshot_id:
+            snap = reg.decode(raw)
+            hd = snap.header[0]
+            self.replica.restore(int(hd["delta_id"]), snap.items["lots"], int(hd["plan_hash"]))
+            return
+        if schema.id != self.plan_id:
+            counts["other_messages"] += 1
+            self.last_error = f"{schema.name} on the plan stream"
+            return
+        if schema.version != 2:
+            counts["decode_errors"] += 1
+            self.last_error = f"PlanDelta v{schema.version}: this adapter speaks v2"
+            return
+        counts["deltas"] += 1
+        n_env = self.n_env
+        # header: delta_id, ts_ns, sender, n_legs, cause_venue, cause_seq, kind, plan_hash;
+        # then legs of (ts_ns, delta_id, sender, venue, asset, side, size_lots, limit_px)
+        (delta_id, _ts, _sender, n_legs, cause_venue, cause_seq, kind,
+         expected) = v[n_env : n_env + 8]  # fmt: skip
+        legs_arr = np.frombuffer(raw, PLAN_LEG_DTYPE, n_legs, self.legs_offset)
+        if self.replica.apply(delta_id, kind, legs_arr, expected):
+            self.nonce += 1
+            st = self.status_schema
+            self.reports_out.send(
+                self.status_packer.pack(
+                    *reg.envelope_values(st, 0, BROKER_SENDER_ID, self.nonce, rx),
+                    1, 1, delta_id, plan_hash(self.replica.plan), expected,
+                )
+            )  # fmt: skip
+        if kind == KIND_WRITE_OFF:
+            return  # taken off the plan, never ordered
+        # All legs of a delta go to the device in one datagram.
+        pack = self.order_packer.pack
+        size = self.order_packer.size
+        now = self.clock.now_ns
+        raw_orders = []
+        legs = []
+        for i in range(n_legs):
+            base = n_env + 8 + 8 * i
+            venue, asset, side, lots, limit_px = v[base + 3 : base + 8]
+            order_id = (delta_id << 8) | i
+            raw_orders.append(
+                pack(dm.MSG_ORDER, dm.DEVICE_MESSAGE_VERSION, size, self.device_id, venue,
+                     asset, side, order_id, delta_id, lots, limit_px, now())
+            )  # fmt: skip
+            legs.append((order_id, venue, asset, side, lots))
+        tx = self.link.send_many(raw_orders) if raw_orders else 0
+        for i, (order_id, venue, asset, side, lots) in enumerate(legs):
+            self.book.open[order_id] = (delta_id, venue, asset, side, tx)
+            counts["orders"] += 1
+            self.orders.append(
+                (delta_id, order_id, i, venue, asset, side, lots, cause_venue, cause_seq, rx, tx)
+            )
+
+    def acks(self, sync: Any) -> None:
+        """The device's datagrams read now: ACKs to ExecutionReports (one frame for them all,
+        the reports back to back: the coordinator cuts it at the envelopes), clock-sync
+        requests to ``sync``. A PlanDelta queued meanwhile is handled before the next
+        datagram (its orders do not wait for the reports)."""
+        reg = self.reg
+        counts = self.counts
+        book = self.book
+        reports: list[bytes] = []
+        for k, rec in enumerate(self.link.receive(timeout_ms=0)):
+            if k and self._plan_queued():
+                self.plans()
+            try:
+                mtype, ack = dm.decode_values(rec.payload)
+            except DecodeError as exc:
+                counts["decode_errors"] += 1
+                self.last_error = str(exc)
+                continue
+            if mtype != dm.MSG_ACK:
+                if mtype == dm.MSG_DELAY_REQ and sync is not None:
+                    sync.on_delay_req(ack, rec.rx_ns)
+                else:
+                    counts["other_messages"] += 1
+                continue
+            # ACK: type, version, length, device_id, status, order_id, filled_lots, fill_px,
+            # device_rx_ns, device_tx_ns
+            _t, _v, _l, _d, status, oid, filled, fill_px, dev_rx, dev_tx = ack
+            counts["acks"] += 1
+            self.acks_trace.append((oid, status, filled, dev_rx, dev_tx, rec.rx_ns))
+            info = book.open.pop(oid, None)
+            if info is None:
+                counts["unknown_acks"] += 1
+                continue
+            delta_id, venue, asset, side, tx = info
+            if status == dm.ACK_STATUS_REJECT:
+                counts["rejects"] += 1
+            elif status in (dm.ACK_STATUS_FILL, dm.ACK_STATUS_PARTIAL):
+                counts["fills"] += 1
+            self.nonce += 1
+            reports.append(
+                self.report_packer.pack(
+                    *reg.envelope_values(self.report_schema, 0, BROKER_SENDER_ID, self.nonce,
+                                         rec.rx_ns),
+                    oid, delta_id, venue, asset, status, side * filled, fill_px, dev_rx, dev_tx,
+                    tx, rec.rx_ns,
+                )
+            )  # fmt: skip
+            counts["reports_sent"] += 1
+        if reports:
+            self.reports_out.send(b"".join(reports))
+
+
 def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     source = str(path)
     clock = RealtimeClock()
@@ -105,12 +281,6 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     out_dir = Path(require(cfg, "out_dir", str, source))
     device_id = require(cfg, "device_id", int, source)
     reg = default_registry()
-    plan_schema = reg.schema("PlanDelta", 2)
-    plan_id = plan_schema.id
-    snapshot_id = reg.schema("PlanSnapshot").id
-    status_schema = reg.schema("ReplicaStatus")
-    legs_offset = reg.envelope.size + plan_schema.header.size
-    report_schema = reg.schema("ExecutionReport")
     replica = PlanReplica(
         require(cfg, "n_venues", int, source), require(cfg, "n_assets", int, source),
         fault_every=int(cfg.get("replica_fault_every", 0)),
@@ -144,29 +314,10 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     poller.register(link.fileno(), zmq.POLLIN)
     sync = open_sync_master(cfg, source, link, clock)
 
-    orders = TraceBuffer(ORDER_TRACE_DTYPE, 16_384)
-    acks = TraceBuffer(ACK_TRACE_DTYPE, 16_384)
-    book = OrderBook()
-    counts = {
-        "deltas": 0,
-        "orders": 0,
-        "acks": 0,
-        "fills": 0,
-        "rejects": 0,
-        "decode_errors": 0,
-        "unknown_acks": 0,
-        "reports_sent": 0,
-        "other_messages": 0,
-    }
-    last_error = ""
-    nonce = 0
-    order_packer = dm.packer(dm.MSG_ORDER)
-    order_size = order_packer.size
-    report_packer = reg.packer(report_schema)
-    n_env = len(reg.envelope.value_fields)
     gov = sec.connect_registry() if sec is not None else None
     if gov is not None:
         poller.register(gov, zmq.POLLIN)
+    loop = _BrokerLoop(reg, device_id, replica, link, pull, plans, reports_out, clock)
     replica.warm_up()
     quiesce_gc()
     write_json_atomic(out_dir / f"{name}.ready.json", {"timestamp_source": link.timestamp_source})
@@ -175,135 +326,28 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         while not stop.is_set:
             timeout = 100 if sync is None else sync.timeout_ms(clock.now_ns(), 100)
             events = dict(poller.poll(timeout))
+            # The trade's path first: every queued PlanDelta's orders go out before the clock
+            # sync, the security timers and the device's acks get this wake-up.
+            if pull in events:
+                loop.plans()
+            if link.fileno() in events:
+                loop.acks(sync)
             if sync is not None:
                 sync.poll(clock.now_ns())
             if sec is not None:
                 if gov in events:
                     sec.handle_governance()
                 sec.maybe_tick()
-            # Every PlanDelta queued is handled in this wake-up (a burst of deltas comes faster
-            # than one poll per delta: each would pay the poll, the clock-sync and security
-            # checks), each delta's orders sent as soon as it is decoded.
-            handled = 0
-            while pull in events and handled < MAX_PLANS_PER_WAKEUP:
-                if handled and not int(pull.getsockopt(_ZMQ_EVENTS)) & _POLLIN:
-                    break
-                handled += 1
-                try:
-                    raw = plans.recv(zmq.NOBLOCK, copy=True)
-                except zmq.Again:  # refused by the guard (counted there), or none left
-                    continue
-                rx = clock.now_ns()
-                try:
-                    schema, v = reg.decode_values(raw)
-                except DecodeError as exc:
-                    counts["decode_errors"] += 1
-                    last_error = str(exc)
-                    schema = None
-                if schema is not None and schema.id == snapshot_id:
-                    snap = reg.decode(raw)
-                    hd = snap.header[0]
-                    replica.restore(int(hd["delta_id"]), snap.items["lots"],
-                                    int(hd["plan_hash"]))  # fmt: skip
-                    schema = None
-                if schema is not None and schema.id == plan_id and schema.version != 2:
-                    counts["decode_errors"] += 1
-                    last_error = f"PlanDelta v{schema.version}: this adapter speaks v2"
-                    schema = None
-                if schema is not None and schema.id == plan_id:
-                    counts["deltas"] += 1
-                    # header: delta_id, ts_ns, sender, n_legs, cause_venue, cause_seq, kind,
-                    # plan_hash; then legs of (ts_ns, delta_id, sender, venue, asset, side,
-                    # size_lots, limit_px)
-                    (delta_id, _ts, _sender, n_legs, cause_venue, cause_seq, kind,
-                     expected) = v[n_env : n_env + 8]  # fmt: skip
-                    legs_arr = np.frombuffer(raw, PLAN_LEG_DTYPE, n_legs, legs_offset)
-                    if replica.apply(delta_id, kind, legs_arr, expected):
-                        nonce += 1
-                        reports_out.send(
-                            reg.packer(status_schema).pack(
-                                *reg.envelope_values(status_schema, 0, BROKER_SENDER_ID, nonce,
-                                                     rx),
-                                1, 1, delta_id, plan_hash(replica.plan), expected,
-                            )
-                        )  # fmt: skip
-                    if kind == KIND_WRITE_OFF:
-                        n_legs = 0  # taken off the plan, never ordered
-                    # All legs of a delta go to the device in one datagram.
-                    raw_orders = []
-                    legs = []
-                    for i in range(n_legs):
-                        base = n_env + 8 + 8 * i
-                        venue, asset, side, size, limit_px = v[base + 3 : base + 8]
-                        order_id = (delta_id << 8) | i
-                        raw_orders.append(
-                            order_packer.pack(
-                                dm.MSG_ORDER, dm.DEVICE_MESSAGE_VERSION, order_size, device_id,
-                                venue, asset, side, order_id, delta_id, size, limit_px,
-                                clock.now_ns(),
-                            )
-                        )  # fmt: skip
-                        legs.append((order_id, venue, asset, side, size))
-                    tx = link.send_many(raw_orders) if raw_orders else 0
-                    for i, (order_id, venue, asset, side, size) in enumerate(legs):
-                        book.open[order_id] = (delta_id, venue, asset, side, tx)
-                        counts["orders"] += 1
-                        orders.append(
-                            (delta_id, order_id, i, venue, asset, side, size, cause_venue,
-                             cause_seq, rx, tx)
-                        )  # fmt: skip
-            if link.fileno() in events:
-                reports: list[bytes] = []
-                for rec in link.receive(timeout_ms=0):
-                    try:
-                        mtype, ack = dm.decode_values(rec.payload)
-                    except DecodeError as exc:
-                        counts["decode_errors"] += 1
-                        last_error = str(exc)
-                        continue
-                    if mtype != dm.MSG_ACK:
-                        if mtype == dm.MSG_DELAY_REQ and sync is not None:
-                            sync.on_delay_req(ack, rec.rx_ns)
-                        else:
-                            counts["other_messages"] += 1
-                        continue
-                    # ACK: type, version, length, device_id, status, order_id, filled_lots,
-                    # fill_px, device_rx_ns, device_tx_ns
-                    _t, _v, _l, _d, status, oid, filled, fill_px, dev_rx, dev_tx = ack
-                    counts["acks"] += 1
-                    acks.append((oid, status, filled, dev_rx, dev_tx, rec.rx_ns))
-                    info = book.open.pop(oid, None)
-                    if info is None:
-                        counts["unknown_acks"] += 1
-                        continue
-                    delta_id, venue, asset, side, tx = info
-                    if status == dm.ACK_STATUS_REJECT:
-                        counts["rejects"] += 1
-                    elif status in (dm.ACK_STATUS_FILL, dm.ACK_STATUS_PARTIAL):
-                        counts["fills"] += 1
-                    nonce += 1
-                    reports.append(
-                        report_packer.pack(
-                            *reg.envelope_values(report_schema, 0, BROKER_SENDER_ID, nonce,
-                                                 rec.rx_ns),
-                            oid, delta_id, venue, asset, status, side * filled, fill_px,
-                            dev_rx, dev_tx, tx, rec.rx_ns,
-                        )
-                    )  # fmt: skip
-                    counts["reports_sent"] += 1
-                if reports:  # the acks of one receive (one device datagram): one frame,
-                    # the reports back to back (the coordinator cuts it at the envelopes)
-                    reports_out.send(b"".join(reports))
     finally:
-        orders.save(out_dir / f"{name}.orders.npy")
-        acks.save(out_dir / f"{name}.acks.npy")
-        counts["open_orders_at_stop"] = len(book.open)
+        loop.orders.save(out_dir / f"{name}.orders.npy")
+        loop.acks_trace.save(out_dir / f"{name}.acks.npy")
+        counts = {**loop.counts, "open_orders_at_stop": len(loop.book.open)}
         if sync is not None:
             sync.save(out_dir / f"{name}.sync.npy")
         write_json_atomic(
             out_dir / f"{name}.stats.json",
             {"role": "broker_adapter", "name": name, "link": link.counters(),
-             "adapter": counts, "last_error": last_error, "cpu": cpu_usage(),
+             "adapter": counts, "last_error": loop.last_error, "cpu": cpu_usage(),
              "replica": replica.summary(),
              "timestamp_source": link.timestamp_source,
              "sync": sync.counts if sync is not None else None,

@@ -14,7 +14,6 @@ centralized baseline is computed after the send, off the critical path, for the 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,11 +54,9 @@ from arbsphere.security.secure_socket import SecureSocket
 from arbsphere.sender_ids import COORDINATOR_SENDER_ID
 from arbsphere.tracebuf import TraceBuffer
 
-#: how long the loop steps aside after sending a PlanDelta (see _Loop._solve)
 #: plain ints for the per-message readiness check (zmq's IntFlag ``&`` runs enum code in Python)
 _ZMQ_EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
-HANDOFF_S = 50e-6
 KIND_TRADE = 1
 KIND_WRITE_OFF = 2
 #: cause_venue of a delta caused by an execution report (a shortfall), not by a tick
@@ -1012,7 +1009,7 @@ class _Loop:
         sent = 0
         n_legs = 0
         if delta is not None:
-            sent = self._send_delta(delta, handoff=True)
+            sent = self._send_delta(delta)
             n_legs = core.last_n_legs
             if compensating:
                 core.counts["compensating_deltas"] += 1
@@ -1024,20 +1021,18 @@ class _Loop:
         )  # fmt: skip
         self.batched_ticks += live - 1
 
-    def _send_delta(self, delta: bytes, handoff: bool = False) -> int:
+    def _send_delta(self, delta: bytes) -> int:
         """Send a PlanDelta, journal it and queue its ledger event; returns its send time.
 
-        ``handoff`` (a tick's delta): step aside right after the send, so ZeroMQ's I/O thread,
-        which the send just woke, puts the delta on the wire instead of waiting for this
-        thread's slice (the journal and the next queued ticks follow). A short sleep rather
-        than sched_yield: a yield lets every other runnable task on this CPU run first (p90
-        300 us lost here), a sleep is back after HANDOFF_S. Measured on the 2-vCPU loopback,
-        3 x 12 s runs each: tick_to_trade p99 2.4-3.5 ms against 2.9-9.8 ms with the yield,
-        coordinator -> broker p99 1.0-2.3 against 1.6-3.0 ms; p50 within the noise."""
+        No hand-off sleep after the send (sessions 6-11 slept 50 us here so that ZeroMQ's I/O
+        thread got this CPU): a 50 us sleep takes ~150 us on this host (timer slack, wake-up),
+        and in a burst of trades the next tick waited for it — per-wake-up event logs of the
+        coordinator put 88 us of the traded ticks' mean adapter -> coordinator time (336 us) in
+        that sleep. Without it, 2 x 12 s runs each: adapter -> coordinator p50 of traded ticks
+        253-259 against 312-319 us, tick_to_trade p50 1018-1032 against 1041-1117 us, p99
+        2.2 against 2.3 ms."""
         self.push.send(delta, copy=True)
         sent = self.clock.now_ns()
-        if handoff:
-            time.sleep(HANDOFF_S)
         if self.recorder is not None:
             self.recorder.delta(delta, sent)
         if self.on_delta is not None:
