@@ -32,6 +32,8 @@ from arbsphere.errors import ConfigError, ContractVersionError, DecodeError
 from arbsphere.layout import Layout, build_layout
 
 REGISTRY_FILE = "contracts.toml"
+#: distinct (schema, version, payload length) shapes the decode fast path remembers
+_MAX_DECODED_SHAPES = 4096
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,12 @@ class Registry:
                 self._latest[schema.name] = schema
         self._env_struct = struct.Struct("<" + self.envelope.struct_format)
         self._unpackers: dict[tuple[int, int, int], struct.Struct] = {}
+        #: (schema id, version, payload_len) seen decoded -> (schema, unpacker, position of the
+        #: item count in the values or -1, the count that length implies): the hot path's one
+        #: lookup (bounded: a length is cached only once a message of it decoded whole)
+        self._decoded_shapes: dict[
+            tuple[int, int, int], tuple[Schema, struct.Struct, int, int]
+        ] = {}
         self._n_env_values = len(self.envelope.value_fields)
         self._count_pos = {
             key: s.header.value_fields.index(s.count_field)
@@ -317,11 +325,20 @@ class Registry:
         env_size = self.envelope.size
         n = len(frame)
         if n >= env_size:
-            magic, _sid, _ver, sender, payload_len, _nonce, _ts = self._env_struct.unpack_from(
-                frame
-            )
-            if magic == self.magic and payload_len == n - env_size:
-                return [frame]  # the common case: one message
+            unpack = self._env_struct.unpack_from
+            magic, _sid, _ver, sender, payload_len, _nonce, _ts = unpack(frame)
+            if magic == self.magic:
+                end = env_size + payload_len
+                if end == n:
+                    return [frame]  # the common case: one message
+                if end + env_size <= n:  # a tick: its problem, then its signals
+                    magic2, _sid, _ver, sender2, payload_len2, _nonce, _ts = unpack(frame, end)
+                    if (
+                        magic2 == self.magic
+                        and sender2 == sender
+                        and end + env_size + payload_len2 == n
+                    ):
+                        return [frame[:end], frame[end:]]
         if n == 0:
             raise DecodeError("short", 0, f"an empty frame: an envelope needs {env_size} bytes")
         out: list[bytes] = []
@@ -377,6 +394,11 @@ class Registry:
         env_size = self.envelope.size
         if len(buf) >= env_size:
             magic, sid, ver, _sender, payload_len, _nonce, _ts = self._env_struct.unpack_from(buf)
+            known = self._decoded_shapes.get((sid, ver, payload_len))
+            if known is not None and magic == self.magic and payload_len == len(buf) - env_size:
+                values = known[1].unpack(buf)
+                if known[2] < 0 or values[known[2]] == known[3]:
+                    return known[0], values
             schema = self._by_key.get((sid, ver))
             if magic == self.magic and schema is not None and payload_len == len(buf) - env_size:
                 count = 0
@@ -390,10 +412,16 @@ class Registry:
                         unpacker = self.packer(schema, count)
                         self._unpackers[(sid, ver, count)] = unpacker
                     values = unpacker.unpack(buf)
-                    if (
-                        schema.count_field is None
-                        or values[self._n_env_values + self._count_pos[(sid, ver)]] == count
-                    ):
+                    count_at = (
+                        -1
+                        if schema.count_field is None
+                        else self._n_env_values + self._count_pos[(sid, ver)]
+                    )
+                    if count_at < 0 or values[count_at] == count:
+                        if len(self._decoded_shapes) < _MAX_DECODED_SHAPES:
+                            self._decoded_shapes[(sid, ver, payload_len)] = (
+                                schema, unpacker, count_at, count,
+                            )  # fmt: skip
                         return schema, values
         self.decode(buf)  # raises the specific error
         raise DecodeError(

@@ -296,28 +296,23 @@ class ExchangeADMM(ExchangeState):
         self.y = np.zeros(n_assets)
         self.xbar = np.zeros(n_assets)
 
-    def _validate(
-        self, c: np.ndarray, gamma: np.ndarray, phi: np.ndarray, limit: np.ndarray
-    ) -> None:
-        shape = (self.n_venues, self.n_assets)
-        for name, arr in (("c", c), ("gamma", gamma), ("phi", phi), ("limit", limit)):
-            if arr.shape != shape:
-                raise SolverError(f"{name} has shape {arr.shape}, expected {shape}")
-        code, i, a = _first_invalid(c, gamma, phi, limit)
-        if code:
-            name, rule = _RULES[code]
-            value = {"c": c, "gamma": gamma, "phi": phi, "limit": limit}[name][i, a]
-            raise SolverError(f"{name}[{i}, {a}] = {float(value)!r}: must be {rule}")
-
-    def solve(
+    def solve_in_place(
         self,
         c: np.ndarray,
         gamma: np.ndarray,
         phi: np.ndarray,
         limit: np.ndarray,
         max_iter: int | None = None,
-    ) -> AdmmResult:
-        self._validate(c, gamma, phi, limit)
+    ) -> tuple[int, bool]:
+        """:meth:`solve` for a caller whose arrays have this solver's shape by construction
+        (the coordinator's own state): the same value checks and iterations, the iterate left
+        in ``x``, ``z``, ``y``, ``u``, ``xbar``; returns (iterations, converged) and builds no
+        result object (the per-tick path)."""
+        code, i, a = _first_invalid(c, gamma, phi, limit)
+        if code:
+            name, rule = _RULES[code]
+            value = {"c": c, "gamma": gamma, "phi": phi, "limit": limit}[name][i, a]
+            raise SolverError(f"{name}[{i}, {a}] = {float(value)!r}: must be {rule}")
         st = self.settings
         if not st.warm_start:
             self.reset()
@@ -331,11 +326,27 @@ class ExchangeADMM(ExchangeState):
         iters = st.max_iter if max_iter is None else max_iter
         if iters < 1:
             raise SolverError(f"max_iter = {iters}: must be >= 1")
+        stats = self.stats
         admm_kernel(c, gamma, phi, limit, self.x, self.z, self.u, self.y, self.xbar,
-                    self.xhat_mean, self.stats,
+                    self.xhat_mean, stats,
                     self.rho, st.alpha, st.eps_abs, st.eps_rel, iters, st.adapt_every, st.mu,
                     st.tau)  # fmt: skip
-        self.rho = float(self.stats[STAT_RHO])
+        self.rho = float(stats[STAT_RHO])
+        return int(stats[STAT_ITER]), bool(stats[STAT_CONVERGED])
+
+    def solve(
+        self,
+        c: np.ndarray,
+        gamma: np.ndarray,
+        phi: np.ndarray,
+        limit: np.ndarray,
+        max_iter: int | None = None,
+    ) -> AdmmResult:
+        shape = (self.n_venues, self.n_assets)
+        for name, arr in (("c", c), ("gamma", gamma), ("phi", phi), ("limit", limit)):
+            if arr.shape != shape:
+                raise SolverError(f"{name} has shape {arr.shape}, expected {shape}")
+        self.solve_in_place(c, gamma, phi, limit, max_iter)
         return AdmmResult(
             x=self.x, z=self.z, y=self.y, u=self.u, xbar=self.xbar,
             iterations=int(self.stats[STAT_ITER]), primal_res=float(self.stats[STAT_PRIMAL]),

@@ -103,7 +103,7 @@ class _QueuePull:
             raise zmq.Again()
         return self.queue.popleft()
 
-    def get(self, option: int) -> int:
+    def getsockopt(self, option: int) -> int:
         """``ZMQ_EVENTS``: POLLIN while a recorded input of the wake-up is left."""
         assert option == zmq.EVENTS
         return zmq.POLLIN if self.queue else 0

@@ -57,6 +57,10 @@ from arbsphere.tracebuf import TraceBuffer
 #: plain ints for the per-message readiness check (zmq's IntFlag ``&`` runs enum code in Python)
 _ZMQ_EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
+#: field positions in a PlanDelta leg row (``ndarray.tolist`` tuples)
+_LEG_VENUE, _LEG_ASSET, _LEG_SIDE, _LEG_LOTS = (
+    (PLAN_LEG_DTYPE.names or ()).index(f) for f in ("venue", "asset", "side", "size_lots")
+)
 KIND_TRADE = 1
 KIND_WRITE_OFF = 2
 #: cause_venue of a delta caused by an execution report (a shortfall), not by a tick
@@ -350,14 +354,16 @@ class Coordinator:
         max_iter = max(1, min(self.iter_cap, int(budget_ns // self.ns_per_iteration)))
         if self.rounds is not None:
             return self._solve_federated(max_iter)
-        res = self.admm.solve(self.c, self.gamma, self.phi, self.limit, max_iter)
-        self.counts["neutralize_repairs"] += int(
-            neutralize_lots(res.x, self.limit_lots, self.target)
+        admm = self.admm
+        iterations, converged = admm.solve_in_place(
+            self.c, self.gamma, self.phi, self.limit, max_iter
         )
-        self.counts["solves"] += 1
-        if not res.converged:
-            self.counts["early_stops"] += 1
-        return res.iterations, res.converged
+        counts = self.counts
+        counts["neutralize_repairs"] += int(neutralize_lots(admm.x, self.limit_lots, self.target))
+        counts["solves"] += 1
+        if not converged:
+            counts["early_stops"] += 1
+        return iterations, converged
 
     def _solve_federated(self, max_rounds: int) -> tuple[int, bool]:
         """Rounds with the venues; the best iterate (lowest primal residual) neutralized
@@ -458,13 +464,10 @@ class Coordinator:
         self.counts["deltas"] += 1
         self.counts["legs"] += n
         base = self.delta_id << 8  # the broker adapter's order ids: (delta_id << 8) | leg
-        for i in range(n):
-            leg = legs[i]
-            self.open_legs[base | i] = (
-                int(leg["venue"]),
-                int(leg["asset"]),
-                int(leg["side"]) * int(leg["size_lots"]),
-            )
+        # rows as Python tuples in one call (a field read per leg is ~1 us each)
+        for i, row in enumerate(legs.tolist()):
+            self.open_legs[base | i] = (row[_LEG_VENUE], row[_LEG_ASSET],
+                                        row[_LEG_SIDE] * row[_LEG_LOTS])  # fmt: skip
         return self._pack_delta(legs, ts_ns, cause_venue, cause_seq, KIND_TRADE)
 
     def _pack_delta(
@@ -900,6 +903,9 @@ class _Loop:
         if self.interleave_ns:
             on = (clock.now_ns() // self.interleave_ns) % 2 == 0
             self.recorder = self.journal_recorder if on else None
+        # the socket's own getsockopt (int result; not the SecureSocket delegation nor pyzmq's
+        # ``get``, which wraps it in Python: 1.6 against 0.9 us a call)
+        queued = getattr(pull, "sock", pull).getsockopt
         first_row = self.trace.n
         latest: dict[tuple[int, int], int] = {}  # (venue, asset) -> newest row in this batch
         trigger: tuple[Any, ...] | None = None
@@ -910,7 +916,7 @@ class _Loop:
         while n < self.max_batch:
             # After the first message, ask whether another is queued (ZMQ_EVENTS) rather than
             # let recv raise zmq.Again: constructing that exception is a few µs per wake-up.
-            if n and not pull.get(_ZMQ_EVENTS) & _POLLIN:
+            if n and not queued(_ZMQ_EVENTS) & _POLLIN:
                 break
             try:
                 frames = pull.recv_multipart(zmq.NOBLOCK, copy=True)
@@ -988,7 +994,7 @@ class _Loop:
             self._compensating_solve()
         recorder = self.recorder
         if recorder is not None and (
-            recorder.pending >= COMMIT_BACKLOG or not pull.get(_ZMQ_EVENTS) & _POLLIN
+            recorder.pending >= COMMIT_BACKLOG or not queued(_ZMQ_EVENTS) & _POLLIN
         ):
             # the decision is out and nothing is waiting: frame the noted records now (with a
             # message already queued, the next wake-up's end does it, up to COMMIT_BACKLOG)

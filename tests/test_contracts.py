@@ -269,6 +269,26 @@ def test_decode_values_agrees_with_decode_and_rejects_the_same() -> None:
             REG.decode_values(bytes(buf))
 
 
+def test_decode_values_remembered_shape_still_checks_the_item_count() -> None:
+    """A length decoded once is remembered (the hot path's one lookup); a message of that
+    length whose count field disagrees with it is still refused as :meth:`decode` refuses it."""
+    raw = _plan_delta(2)
+    REG.decode_values(raw)  # the shape (PlanDelta v2, 2 legs' length) is now remembered
+    schema = REG.schema("PlanDelta", 2)
+    at = REG.envelope.size + schema.header.field("n_legs").offset
+    bad = bytearray(raw)
+    bad[at : at + 2] = (3).to_bytes(2, "little")
+    with pytest.raises(DecodeError) as expected:
+        REG.decode(bytes(bad))
+    with pytest.raises(DecodeError) as info:
+        REG.decode_values(bytes(bad))
+    assert (info.value.problem, info.value.offset) == (
+        expected.value.problem,
+        expected.value.offset,
+    )
+    assert REG.decode_values(raw)[1] == REG.decode_values(raw)[1]  # and the good one still passes
+
+
 def test_split_messages_cuts_a_frame_at_its_envelopes() -> None:
     # Fixed vector: the v1 PlanDelta of test_envelope_fixed_vector (64 bytes) twice back to
     # back, the second with nonce 0x56: cut at offset 64, each part as encoded.

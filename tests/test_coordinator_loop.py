@@ -25,7 +25,7 @@ class FakePull:
             raise zmq.Again()
         return self.queue.popleft()
 
-    def get(self, option: int) -> int:
+    def getsockopt(self, option: int) -> int:
         assert option == zmq.EVENTS
         return zmq.POLLIN if self.queue else 0
 

@@ -257,7 +257,7 @@ def test_the_coordinator_loop_sums_shares_after_its_decision() -> None:
                 raise zmq.Again()
             return self.msgs.pop(0)
 
-        def get(self, option: int) -> int:
+        def getsockopt(self, option: int) -> int:
             import zmq
 
             return zmq.POLLIN if self.msgs else 0
