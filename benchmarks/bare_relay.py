@@ -6,7 +6,9 @@ pipeline — but no decoding, no solving, no merging:
 
     feed devices -> relay_in (link -> PUSH, one frame padded to the IR sizes)
                  -> relay_mid (PULL -> PUSH, padded to a 2-leg PlanDelta)
-                 -> relay_out (PULL -> one ORDER per leg to the broker device, ACKs back)
+                 -> relay_out (PULL -> one ORDER per leg to the broker device, ACKs back,
+                               and one ExecutionReport-sized message per ACK back to relay_mid,
+                               the ACKs of one datagram in one frame, as the broker adapter does)
 
 Which ticks go past relay_mid, and with how many legs, is the mid's ``forward`` file: the
 (venue, device sequence, legs) of every tick the pipeline traded on in the same run, so every
@@ -40,6 +42,10 @@ from arbsphere.tracebuf import TraceBuffer
 PROBLEM_BYTES = 32 + 32 + 56
 SIGNALS_BYTES = 32 + 16 + 56
 PLAN_BYTES = 32 + 32 + 2 * 48
+REPORT_BYTES = 32 + 72  # an ExecutionReport: envelope + payload
+#: first byte of a report frame on relay_mid's inbound socket (a tick frame starts with the
+#: TICK's message type, relay_in's payload)
+REPORT_MARK = 0
 TICK_INTENDED_OFFSET = dm.TICK_DTYPE.fields["intended_send_ns"][1]
 TICK_SEQ_OFFSET = dm.TICK_DTYPE.fields["device_seq"][1]
 TICK_VENUE_OFFSET = dm.TICK_DTYPE.fields["venue_id"][1]
@@ -109,6 +115,7 @@ def relay_mid(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
         {"inbound_endpoint": pull.getsockopt_string(zmq.LAST_ENDPOINT),
          "outbound_endpoint": push.getsockopt_string(zmq.LAST_ENDPOINT)},
     )  # fmt: skip
+    reports = 0
     try:
         while not stop.is_set:
             if not pull.poll(100):
@@ -116,6 +123,9 @@ def relay_mid(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
             frames = pull.recv_multipart(copy=True)
             rx = clock.now_ns()
             tick = frames[0]
+            if tick[0] == REPORT_MARK:  # relay_out's reports: received, as the coordinator
+                reports += len(tick) // REPORT_BYTES  # receives the broker's, then dropped
+                continue
             legs = 1
             if forward is not None:
                 (seq,) = struct.unpack_from("<Q", tick, TICK_SEQ_OFFSET)
@@ -128,6 +138,7 @@ def relay_mid(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
             STAMPS.pack_into(plan, MID_STAMPS_OFFSET, rx, clock.now_ns())
             push.send(plan, copy=True)
     finally:
+        write_json_atomic(Path(cfg["out_dir"]) / f"{cfg['name']}.stats.json", {"reports": reports})
         pull.close(linger=0)
         push.close(linger=1000)
 
@@ -137,8 +148,13 @@ def relay_out(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
 
     clock = RealtimeClock()
     link = open_broker_link(cfg, source, clock)
-    pull = zmq.Context.instance().socket(zmq.PULL)
+    ctx = zmq.Context.instance()
+    pull = ctx.socket(zmq.PULL)
     pull.connect(cfg["prev"])
+    reports_out = ctx.socket(zmq.PUSH)
+    reports_out.setsockopt(zmq.SNDHWM, 1_000_000)
+    reports_out.connect(cfg["reports_to"])
+    report = bytearray(REPORT_BYTES)  # REPORT_MARK first; the order id rides at offset 8
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
     poller.register(link.fileno(), zmq.POLLIN)
@@ -171,17 +187,24 @@ def relay_out(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
                 pending[oid] = trace.n
                 trace.append((venue, seq, intended, send, rx, in_tx, mid_rx, mid_tx, out_rx, tx, 0))
             if link.fileno() in events:
+                reports = []
                 for rec in link.receive(timeout_ms=0):
                     if rec.payload[0] != dm.MSG_ACK:
                         continue
                     _, arr = dm.decode(rec.payload)
-                    row = pending.pop(int(arr[0]["order_id"]), None)
+                    oid = int(arr[0]["order_id"])
+                    row = pending.pop(oid, None)
                     if row is not None:
                         trace.view()[row]["device_rx_ns"] = int(arr[0]["device_rx_ns"])
+                    struct.pack_into("<Q", report, 8, oid)
+                    reports.append(bytes(report))
+                if reports:
+                    reports_out.send(b"".join(reports), copy=True)
     finally:
         trace.save(Path(cfg["out_dir"]) / f"{cfg['name']}.trace.npy")
         link.close()
         pull.close(linger=0)
+        reports_out.close(linger=1000)
 
 
 ROLES = {"in": relay_in, "mid": relay_mid, "out": relay_out}

@@ -7,7 +7,9 @@
    of the adapters and the coordinator (``benchmarks.bare_relay``), same rate and duration,
    carrying the pipeline's own traffic: every tick reaches the relay's middle hop, and exactly
    the ticks the pipeline traded on (same market seed, so the same device sequences) go on to
-   the broker side with the pipeline's leg count. ``--every-tick-floor`` forwards every tick
+   the broker side with the pipeline's leg count, and every ACK comes back to the middle hop as
+   an ExecutionReport-sized message (the pipeline's broker -> coordinator hop; before session 12
+   the floor had no such hop). ``--every-tick-floor`` forwards every tick
    (the older floor: 4000 orders/s through the broker side against the pipeline's ~100, which
    loads the broker device and the last hops and moves the floor's tail, not its median).
 
@@ -18,6 +20,7 @@ Prints both, the p50 / p99 ratios (target for now: p50 ratio <= 1.3) and both st
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -67,7 +70,8 @@ class RelayOrchestrator(Orchestrator):
         out = self._spawn(
             "relay-out", "broker_adapter", "benchmarks.bare_relay",
             {"name": "relay-out", "out_dir": str(self.proc_dir), "link": "udp",
-             "device_host": b.device_host, "device_port": port, "prev": mid_out},
+             "device_host": b.device_host, "device_port": port, "prev": mid_out,
+             "reports_to": self.inbound},
         )  # fmt: skip
         self._wait_file(out, self.proc_dir / "relay-out.ready.json")
         for v in c.venues:
@@ -137,6 +141,8 @@ def relay_tick_to_trade(proc_dir: Path, measure_from_ns: int) -> dict[str, Any]:
     rec.record((done["device_rx_ns"] - done["intended_ns"]).astype(np.int64))
     out = latency_summary(rec, unit="us")
     out["unanswered"] = int(len(trace) - len(done))
+    stats = proc_dir / "relay-mid.stats.json"  # the reports relay_out sent back (every ACK's)
+    out["reports_received"] = json.loads(stats.read_text())["reports"] if stats.exists() else None
     out["stages"] = {
         name: pcts((done[later] - done[earlier]).astype(np.float64), 1e3)
         for name, (_, (later, earlier)) in STAGES.items()
@@ -316,7 +322,6 @@ def stage_table(runs: list[dict[str, Any]]) -> list[str]:
 
 
 if __name__ == "__main__":
-    import json
     import sys
 
     out = run(every_tick="--every-tick-floor" in sys.argv[1:])

@@ -20,6 +20,7 @@ from benchmarks.bare_relay import (
     MID_STAMPS_OFFSET,
     PLAN_BYTES,
     PROBLEM_BYTES,
+    REPORT_BYTES,
     SIGNALS_BYTES,
     STAMPS,
     forward_table,
@@ -48,7 +49,7 @@ def test_forward_table_keys_venue_and_sequence(tmp_path: Path) -> None:
         forward_table(str(tmp_path / "bad.npy"))
 
 
-def test_relay_mid_forwards_only_the_traded_ticks(tmp_path: Path) -> None:
+def test_relay_mid_forwards_only_the_traded_ticks_and_takes_reports(tmp_path: Path) -> None:
     rows = np.zeros(2, FORWARD_DTYPE)
     rows["venue"] = [1, 0]
     rows["seq"] = [11, 12]
@@ -74,6 +75,8 @@ def test_relay_mid_forwards_only_the_traded_ticks(tmp_path: Path) -> None:
         # (venue 0, seq 11) and (venue 1, seq 12) are not in the table: same numbers, other venue
         for venue, seq in [(0, 11), (1, 11), (1, 12), (0, 12), (0, 13)]:
             push.send_multipart((_tick(venue, seq), bytes(SIGNALS_BYTES)))
+            if seq == 12 and venue == 1:  # relay_out's reports of one datagram, between ticks
+                push.send(bytes(2 * REPORT_BYTES))
         got = []
         while pull.poll(1000):
             got.append(pull.recv())
@@ -82,7 +85,8 @@ def test_relay_mid_forwards_only_the_traded_ticks(tmp_path: Path) -> None:
         worker.join(2)
         push.close(0)
         pull.close(0)
-    assert [len(m) for m in got] == [PLAN_BYTES, PLAN_BYTES]
+    assert [len(m) for m in got] == [PLAN_BYTES, PLAN_BYTES]  # reports are not relayed on
+    assert json.loads((tmp_path / "relay-mid.stats.json").read_text()) == {"reports": 2}
     seen = [(struct.unpack_from("<H", m, dm.TICK_DTYPE.fields["venue_id"][1])[0],
              struct.unpack_from("<Q", m, dm.TICK_DTYPE.fields["device_seq"][1])[0],
              struct.unpack_from("<H", m, LEGS_OFFSET)[0]) for m in got]  # fmt: skip
