@@ -226,13 +226,17 @@ class _BrokerLoop:
         """The device's datagrams read now: ACKs to ExecutionReports (one frame for them all,
         the reports back to back: the coordinator cuts it at the envelopes), clock-sync
         requests to ``sync``. A PlanDelta queued meanwhile is handled before the next
-        datagram (its orders do not wait for the reports)."""
+        datagram (its orders do not wait for the reports); the reports built by then are sent
+        first, so that every message leaves in nonce order."""
         reg = self.reg
         counts = self.counts
         book = self.book
         reports: list[bytes] = []
         for k, rec in enumerate(self.link.receive(timeout_ms=0)):
             if k and self._plan_queued():
+                if reports:  # sent first: nonces leave in order (a delta may send a status)
+                    self.reports_out.send(b"".join(reports))
+                    reports = []
                 self.plans()
             try:
                 mtype, ack = dm.decode_values(rec.payload)

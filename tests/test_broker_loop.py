@@ -86,13 +86,20 @@ def _ack(order_id: int) -> Received:
     return Received(payload=dm.encode(rec), rx_ns=2_000)
 
 
-def _loop() -> tuple[_BrokerLoop, FakeLink, FakePlans, FakeOut, Coordinator]:
+def _loop(fault_every: int = 0) -> tuple[_BrokerLoop, FakeLink, FakePlans, FakeOut, Coordinator]:
     ref: list[_BrokerLoop] = []
     link = FakeLink(ref)
     plans = FakePlans()
     out = FakeOut()
     loop = _BrokerLoop(
-        default_registry(), 200, PlanReplica(2, 1), link, plans, plans, out, StepClock()
+        default_registry(),
+        200,
+        PlanReplica(2, 1, fault_every=fault_every),
+        link,
+        plans,
+        plans,
+        out,
+        StepClock(),
     )  # type: ignore[arg-type]
     ref.append(loop)
     core = Coordinator(2, 1, AdmmSettings(), 500, 1)
@@ -100,7 +107,8 @@ def _loop() -> tuple[_BrokerLoop, FakeLink, FakePlans, FakeOut, Coordinator]:
 
 
 def test_a_delta_queued_during_acks_goes_out_before_the_next_datagram() -> None:
-    loop, link, plans, out, core = _loop()
+    # the replica is made to diverge on the second trade: that delta also sends a ReplicaStatus
+    loop, link, plans, out, core = _loop(fault_every=2)
     plans.queue.append(_delta(core, 2))
     loop.plans()
     assert link.sent == [(2, 0)]  # two legs, no ack yet
@@ -112,10 +120,14 @@ def test_a_delta_queued_during_acks_goes_out_before_the_next_datagram() -> None:
     # the second delta's orders left after the first datagram and before the second
     assert link.sent == [(2, 0), (2, 1)]
     assert loop.counts["deltas"] == 2 and loop.counts["acks"] == 2
-    # both acks reported, in one frame, once the datagrams are done
+    # what went to the coordinator: the first ack's report, the status, the second's report —
+    # in nonce order (a sealer refuses a nonce that does not increase)
     reg = default_registry()
-    assert len(out.frames) == 1
-    assert len(reg.split_messages(out.frames[0])) == 2
+    sent = [reg.decode_values(m) for f in out.frames for m in reg.split_messages(f)]
+    assert [schema.name for schema, _ in sent] == ["ExecutionReport", "ReplicaStatus",
+                                                   "ExecutionReport"]  # fmt: skip
+    nonces = [values[5] for _, values in sent]
+    assert nonces == sorted(nonces) and len(set(nonces)) == 3
 
 
 def test_no_delta_queued_means_acks_in_one_pass() -> None:
