@@ -38,6 +38,7 @@ class FederatedExchange(ExchangeState):
         self.round = 0
         self.converged = False
         self._got = np.zeros(n_venues, np.bool_)
+        self.restart_to = 0.0
         #: venues held at fixed lots (out of the market): their x is those lots every round
         self.frozen = np.zeros(n_venues, np.bool_)
         self.frozen_lots = np.zeros((n_venues, n_assets), np.int64)
@@ -68,6 +69,8 @@ class FederatedExchange(ExchangeState):
             self.reset()
             np.divide(-reference_price.mean(axis=0), self.rho, out=self.u)
             self._cold = False
+        #: the ρ this solve goes on from after a failed first round (0: cold, keep ρ)
+        self.restart_to = 0.0 if cold else self.rho_restart
         self.round = 0
         self.converged = False
         self.best_primal = np.inf
@@ -96,7 +99,7 @@ class FederatedExchange(ExchangeState):
         self.round += 1
         exchange_step(self.x, self.z, self.u, self.xhat_mean, self.stats, self.round, self.rho,
                       st.alpha, st.eps_abs, st.eps_rel, st.adapt_every, st.mu,
-                      st.tau)  # fmt: skip
+                      st.tau, self.restart_to)  # fmt: skip
         primal = float(self.stats[STAT_PRIMAL])
         if primal < self.best_primal:
             self.best_primal = primal

@@ -130,7 +130,7 @@ class MaskedExchange(FederatedExchange):
         self.sq_x, self.sq_d = sq_x, sq_d
         exchange_step_sums(xsum, sq_x, sq_d, self.n_venues, self.u, self.xhat_mean, self.stats,
                            self.round, self.rho, st.eps_abs, st.eps_rel, st.adapt_every, st.mu,
-                           st.tau)  # fmt: skip
+                           st.tau, self.restart_to)  # fmt: skip
         for i in np.flatnonzero(self.frozen):
             self.z[i] = self.x[i] - self.xhat_mean
         primal = float(self.stats[STAT_PRIMAL])

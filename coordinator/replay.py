@@ -186,7 +186,8 @@ def build_coordinator(config: dict[str, Any], clock: Any = None) -> Any:
             f"{config['interleave_ns'] / 1e6:g} ms (journal.interleave_ms, a benchmark mode): it "
             "misses the inputs of the off periods and cannot be replayed"
         )
-    settings = AdmmSettings(**config["admm"])
+    # journals written before ``keep_rho`` existed kept the last solve's ρ on a warm start
+    settings = AdmmSettings(**{"keep_rho": True, **config["admm"]})
     core = Coordinator(
         n_venues=int(config["n_venues"]), n_assets=int(config["n_assets"]), settings=settings,
         budget_iterations_cap=settings.max_iter, min_delta_lots=int(config["min_delta_lots"]),

@@ -712,7 +712,9 @@ def _coordinator(r: _Reader) -> CoordinatorConfig:
     if coordination not in ("federated", "central"):
         r.fail("coordination", coordination, "must be 'federated' or 'central'")
     a = r.table("admm", optional=True)
-    a.only({"rho0", "alpha", "eps_abs", "eps_rel", "max_iter", "adapt_every", "mu", "tau"})
+    a.only(
+        {"rho0", "alpha", "eps_abs", "eps_rel", "max_iter", "adapt_every", "mu", "tau", "keep_rho"}
+    )
     admm = AdmmSettings(
         rho0=a.number("rho0", 1e-3, lo=1e-9, hi=1e9),
         alpha=a.number("alpha", 1.0, lo=1.0, hi=1.8),
@@ -722,6 +724,7 @@ def _coordinator(r: _Reader) -> CoordinatorConfig:
         adapt_every=a.integer("adapt_every", 10, lo=1, hi=1_000_000),
         mu=a.number("mu", 10.0, lo=1.0, hi=1e6),
         tau=a.number("tau", 2.0, lo=1.0, hi=1e6),
+        keep_rho=a.boolean("keep_rho", False),
     )
     return CoordinatorConfig(
         budget_us=r.number("budget_us", 200.0, lo=1.0, hi=1e7),
@@ -798,6 +801,12 @@ class _Reader:
         if v not in options:
             self.fail(k, v, f"must be one of {', '.join(options)}")
         return v
+
+    def boolean(self, k: str, default: bool) -> bool:
+        v = self._get(k, default)
+        if not isinstance(v, bool):
+            self.fail(k, v, "must be true or false")
+        return bool(v)
 
     def integer(
         self, k: str, default: Any = None, *, lo: int | None = None, hi: int | None = None

@@ -90,6 +90,49 @@ def test_warm_start_reduces_iterations_on_a_perturbed_instance() -> None:
     assert again.iterations == k.iterations and np.array_equal(again.x, k.x)
 
 
+def _pinned_then_interior() -> tuple[Problem, Problem]:
+    """A 2x1 solve whose optimum sits at venue 0's limit of 7 lots (balancing ends with ρ
+    64x rho0), then an interior one (20 lots each way, limits 30): the rig's pattern after a
+    mispricing episode."""
+    g, phi = np.full((2, 1), 1e-4), np.full((2, 1), 0.015)
+    pinned = (np.array([[100.0], [100.08]]), g, phi, np.array([[7.0], [30.0]]))
+    interior = (np.array([[100.0], [100.034]]), g, phi, np.full((2, 1), 30.0))
+    return pinned, interior
+
+
+def test_a_warm_solve_whose_problem_moved_goes_on_from_rho0() -> None:
+    pinned, interior = _pinned_then_interior()
+    solved = {}
+    for keep in (False, True):
+        solver = ExchangeADMM(2, 1, AdmmSettings(max_iter=5_000, keep_rho=keep))
+        first = solver.solve(*pinned)
+        assert first.converged and first.rho >= 32 * solver.settings.rho0
+        solved[keep] = solver.solve(*interior)
+        assert solved[keep].converged and _gap(interior, solved[keep].z) <= 1e-9
+    # ρ balanced for the pinned optimum makes the interior one creep (rate ρ/(γ+ρ) per
+    # iteration) until balancing brings ρ down a factor 2 per 10 iterations
+    assert 2 * solved[False].iterations < solved[True].iterations
+
+
+def test_the_rho_restart_keeps_the_shadow_price_and_spares_an_unchanged_problem() -> None:
+    pinned, interior = _pinned_then_interior()
+    after_one = {}
+    for keep in (False, True):
+        solver = ExchangeADMM(2, 1, AdmmSettings(max_iter=5_000, keep_rho=keep))
+        solver.solve(*pinned)
+        after_one[keep] = solver.solve(*interior, max_iter=1)
+    restarted, kept = after_one[False], after_one[True]
+    # the same first iteration; then ρ back at rho0 with u rescaled: y = ρu unchanged
+    np.testing.assert_array_equal(restarted.x, kept.x)
+    assert restarted.rho == 1e-3 and kept.rho >= 32e-3
+    np.testing.assert_allclose(restarted.y, kept.y, rtol=1e-14)
+    # an unchanged problem passes the stopping test in iteration 1: ρ is left alone
+    solver = ExchangeADMM(2, 1, AdmmSettings(max_iter=5_000))
+    rho = solver.solve(*pinned).rho
+    again = solver.solve(*pinned)
+    assert again.iterations == 1 and again.rho == rho
+
+
 def test_residual_balancing_rescales_rho_and_keeps_y_continuous() -> None:
     p = _unit_scale(np.random.default_rng(4), 3, 2)
     # μ just above 1: at iteration 10 the rule fires one way or the other (r > μs: ρ ← τρ,

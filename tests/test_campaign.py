@@ -105,9 +105,11 @@ def test_short_loopback_campaign_produces_result_set(short_run: CampaignResult) 
     assert hedge["ticks_solved"] > 500
     assert hedge["ticks_solved"] + hedge["superseded_ticks"] <= 6000
     assert hedge["aborted_solves"] == 0
-    assert 1 <= hedge["rounds_per_tick"]["p50"] <= hedge["rounds_per_tick"]["max"] <= 50
+    # the campaign's budget: 10 ms at a nominal 0.1 ms per round
+    assert 1 <= hedge["rounds_per_tick"]["p50"] <= hedge["rounds_per_tick"]["max"] <= 100
     assert hedge["time_to_tolerance_us"]["count"] > 0
-    assert hedge["objective_gap_vs_centralized"]["p99"] <= 1e-6
+    # every solve within 1e-6 of the centralized optimum (a warm solve that moved restarts ρ)
+    assert hedge["objective_gap_vs_centralized"]["max"] <= 1e-6
     assert hedge["deltas"] > 0
     assert hedge["max_abs_net_delta"] == 0
     assert hedge["final_realized_net_delta"] == [0]

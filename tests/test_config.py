@@ -42,6 +42,12 @@ def test_default_campaign_loads() -> None:
         ),
         ("alpha = 1.0 ", "alpha = 2.5 ", "coordinator.admm.alpha", "must be in"),
         (
+            "alpha = 1.0 ",
+            "keep_rho = 1\nalpha = 1.0 ",
+            "coordinator.admm.keep_rho",
+            "must be true or false",
+        ),
+        (
             "min_delta_lots = 1",
             "min_delta_lots = 1\nmax_batch = 0",
             "coordinator.max_batch",

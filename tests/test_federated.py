@@ -72,6 +72,29 @@ def test_federated_rounds_reproduce_the_in_process_iterates(n: int, m: int, alph
             np.testing.assert_array_equal(v.z, coord.z[i])
 
 
+@pytest.mark.parametrize("keep_rho", [False, True])
+def test_the_warm_rho_restart_happens_alike_in_rounds_and_in_process(keep_rho: bool) -> None:
+    # an optimum pinned at a limit (ρ balanced up to 64x rho0), then an interior one: the
+    # coordinator sends ρ0 and the rescaled u from round 2 on; the venues follow
+    g, phi = np.full((2, 1), 1e-4), np.full((2, 1), 0.015)
+    problems = [
+        (np.array([[100.0], [100.08]]), g, phi, np.array([[7.0], [30.0]])),
+        (np.array([[100.0], [100.034]]), g, phi, np.full((2, 1), 30.0)),
+    ]
+    settings = AdmmSettings(max_iter=500, keep_rho=keep_rho)
+    central = ExchangeADMM(2, 1, settings)
+    coord = FederatedExchange(2, 1, settings)
+    venues = [VenueSolver(1) for _ in range(2)]
+    for solve_id, (c, gamma, phi_, limit) in enumerate(problems, start=1):
+        for i, v in enumerate(venues):
+            v.set_asset(0, c[i, 0], gamma[i, 0], phi_[i, 0], limit[i, 0], seq=solve_id)
+        res = central.solve(c, gamma, phi_, limit)
+        assert _federated_solve(coord, venues, solve_id, 500, c) == res.iterations
+        np.testing.assert_array_equal(coord.z, res.z)
+        assert coord.rho == res.rho and coord.converged and res.converged
+    assert (res.iterations > 90) == keep_rho  # restarted: 45 rounds, kept: 104
+
+
 def test_a_venue_answering_twice_or_a_missing_venue_is_refused() -> None:
     coord = FederatedExchange(2, 1, AdmmSettings())
     coord.begin(np.full((2, 1), 100.0))
