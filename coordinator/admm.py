@@ -310,11 +310,16 @@ class ExchangeState:
         self.stats = np.zeros(5)
         self.rho = settings.rho0
         self._cold = True
+        #: the last solve stopped unconverged: no warm start from it. On an infeasible exchange
+        #: (held-out lots the live venues' limits cannot offset) balancing drives ρ and
+        #: y = ρu without bound; a budget-stopped iterate is no better than the price-implied
+        #: dual either
+        self._unfinished = False
 
     @property
     def cold(self) -> bool:
         """The next solve starts cold (dual near −mean price, z = 0)."""
-        return self._cold
+        return self._cold or self._unfinished
 
     @property
     def rho_restart(self) -> float:
@@ -329,6 +334,7 @@ class ExchangeState:
         self.u[:] = 0.0
         self.rho = self.settings.rho0
         self._cold = True
+        self._unfinished = False
 
 
 class ExchangeADMM(ExchangeState):
@@ -357,7 +363,7 @@ class ExchangeADMM(ExchangeState):
             value = {"c": c, "gamma": gamma, "phi": phi, "limit": limit}[name][i, a]
             raise SolverError(f"{name}[{i}, {a}] = {float(value)!r}: must be {rule}")
         st = self.settings
-        if not st.warm_start:
+        if not st.warm_start or self._unfinished:
             self.reset()
         if self._cold:
             # Cold start: the shadow price y = ρu is near −c at the optimum (stationarity
@@ -378,7 +384,10 @@ class ExchangeADMM(ExchangeState):
                     self.rho, st.alpha, st.eps_abs, st.eps_rel, iters, st.adapt_every, st.mu,
                     st.tau, restart)  # fmt: skip
         self.rho = float(stats[STAT_RHO])
-        return int(stats[STAT_ITER]), bool(stats[STAT_CONVERGED])
+        converged = bool(stats[STAT_CONVERGED])
+        # an unconverged solve is no warm start (its iterate stays readable until the next)
+        self._unfinished = not converged
+        return int(stats[STAT_ITER]), converged
 
     def solve(
         self,

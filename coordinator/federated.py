@@ -64,7 +64,9 @@ class FederatedExchange(ExchangeState):
         """Start a solve; returns whether it starts cold. A cold start puts the dual near the
         optimum's shadow price, −mean of the venues' public mid prices (see
         :meth:`ExchangeADMM.solve`): ``reference_price`` is (N, m)."""
-        cold = self._cold or not self.settings.warm_start
+        # warm only from a converged solve (see ExchangeState._unfinished)
+        self._unfinished = self.round > 0 and not self.converged
+        cold = self.cold or not self.settings.warm_start
         if cold:
             self.reset()
             np.divide(-reference_price.mean(axis=0), self.rho, out=self.u)

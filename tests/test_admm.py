@@ -133,6 +133,17 @@ def test_the_rho_restart_keeps_the_shadow_price_and_spares_an_unchanged_problem(
     assert again.iterations == 1 and again.rho == rho
 
 
+def test_a_solve_stopped_by_its_cap_is_no_warm_start() -> None:
+    pinned, interior = _pinned_then_interior()
+    solver = ExchangeADMM(2, 1, AdmmSettings(max_iter=5_000))
+    assert not solver.solve(*pinned, max_iter=5).converged
+    assert solver.cold  # the next solve starts from the price-implied dual, like a fresh one
+    fresh = ExchangeADMM(2, 1, AdmmSettings(max_iter=5_000))
+    again, first = solver.solve(*interior), fresh.solve(*interior)
+    assert again.iterations == first.iterations and np.array_equal(again.x, first.x)
+    assert not solver.cold  # converged: the next one is warm
+
+
 def test_residual_balancing_rescales_rho_and_keeps_y_continuous() -> None:
     p = _unit_scale(np.random.default_rng(4), 3, 2)
     # μ just above 1: at iteration 10 the rule fires one way or the other (r > μs: ρ ← τρ,

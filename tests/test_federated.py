@@ -95,6 +95,55 @@ def test_the_warm_rho_restart_happens_alike_in_rounds_and_in_process(keep_rho: b
     assert (res.iterations > 90) == keep_rho  # restarted: 45 rounds, kept: 104
 
 
+def _solve_live(
+    coord: FederatedExchange, venues: list[VenueSolver], solve_id: int, rounds: int, c: np.ndarray
+) -> bool:
+    """One solve with the held-out venues skipped (they 'answer' with their lots)."""
+    cold = coord.begin(c)
+    live = [i for i in range(len(venues)) if not coord.frozen[i]]
+    for i in live:
+        venues[i].begin(solve_id, cold)
+    for _ in range(rounds):
+        for i in live:
+            venues[i].settle(coord.xhat_mean, coord.settings.alpha)
+            coord.absorb(i, venues[i].iterate(coord.u, coord.rho).copy())
+        if coord.step():
+            break
+    for i in live:
+        venues[i].settle(coord.xhat_mean, coord.settings.alpha)
+    return cold
+
+
+def test_an_infeasible_exchange_does_not_poison_the_next_solve() -> None:
+    # venue 2 is held out at 28 lots; the live venues can sell 6 + 14: no Σx = 0 exists, and
+    # balancing drives ρ and y = ρu up without bound. The next solve (limits 20 + 20: feasible)
+    # must start cold — the same solve, bit for bit, as on a fresh exchange
+    g, phi = np.full(3, 1e-4), np.full(3, 0.015)
+    c = np.array([[100.0], [100.01], [100.0]])
+
+    def run(coord: FederatedExchange, venues: list[VenueSolver], limits: list[float],
+            solve_id: int) -> bool:  # fmt: skip
+        for i, v in enumerate(venues):
+            v.set_asset(0, c[i, 0], g[i], phi[i], limits[i], seq=solve_id)
+        return _solve_live(coord, venues, solve_id, 300, c)
+
+    settings = AdmmSettings(max_iter=300)
+    coord = FederatedExchange(3, 1, settings)
+    venues = [VenueSolver(1) for _ in range(3)]
+    coord.freeze(2, np.array([28]))
+    run(coord, venues, [6.0, 14.0, 30.0], 1)
+    assert not coord.converged and coord.rho > 1e6 * settings.rho0
+    fresh = FederatedExchange(3, 1, settings)
+    fresh_venues = [VenueSolver(1) for _ in range(3)]
+    fresh.freeze(2, np.array([28]))
+    assert run(coord, venues, [20.0, 20.0, 30.0], 2)  # cold
+    assert run(fresh, fresh_venues, [20.0, 20.0, 30.0], 2)
+    assert coord.converged and coord.round == fresh.round
+    np.testing.assert_array_equal(coord.x, fresh.x)
+    np.testing.assert_array_equal(coord.u, fresh.u)
+    np.testing.assert_allclose(coord.x[:2].sum(), -28.0, atol=1e-9)
+
+
 def test_a_venue_answering_twice_or_a_missing_venue_is_refused() -> None:
     coord = FederatedExchange(2, 1, AdmmSettings())
     coord.begin(np.full((2, 1), 100.0))
