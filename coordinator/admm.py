@@ -62,6 +62,9 @@ class AdmmSettings:
     #: gap > 1e-6 27 -> 14 (max gap 4.5 -> 3.5e-3); at 100, early stops 6 -> 1, max gap
     #: 2.7e-5 -> 1.9e-9; mean iterations 4.29 -> 4.04.
     keep_rho: bool = False
+    #: warm-start from a solve that stopped unconverged too (before session 13; only for
+    #: replaying journals written then — see :attr:`ExchangeState._unfinished`)
+    warm_from_unconverged: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -386,7 +389,7 @@ class ExchangeADMM(ExchangeState):
         self.rho = float(stats[STAT_RHO])
         converged = bool(stats[STAT_CONVERGED])
         # an unconverged solve is no warm start (its iterate stays readable until the next)
-        self._unfinished = not converged
+        self._unfinished = not converged and not st.warm_from_unconverged
         return int(stats[STAT_ITER]), converged
 
     def solve(

@@ -65,7 +65,8 @@ class FederatedExchange(ExchangeState):
         optimum's shadow price, −mean of the venues' public mid prices (see
         :meth:`ExchangeADMM.solve`): ``reference_price`` is (N, m)."""
         # warm only from a converged solve (see ExchangeState._unfinished)
-        self._unfinished = self.round > 0 and not self.converged
+        self._unfinished = (self.round > 0 and not self.converged
+                            and not self.settings.warm_from_unconverged)  # fmt: skip
         cold = self.cold or not self.settings.warm_start
         if cold:
             self.reset()

@@ -186,8 +186,11 @@ def build_coordinator(config: dict[str, Any], clock: Any = None) -> Any:
             f"{config['interleave_ns'] / 1e6:g} ms (journal.interleave_ms, a benchmark mode): it "
             "misses the inputs of the off periods and cannot be replayed"
         )
-    # journals written before ``keep_rho`` existed kept the last solve's ρ on a warm start
-    settings = AdmmSettings(**{"keep_rho": True, **config["admm"]})
+    # journals written before session 13 (no ``keep_rho`` in their CONFIG) kept the last
+    # solve's ρ on a warm start and warm-started from unconverged solves too
+    legacy = {"keep_rho": True, "warm_from_unconverged": True}
+    settings = AdmmSettings(**({} if "keep_rho" in config["admm"] else legacy),
+                            **config["admm"])  # fmt: skip
     core = Coordinator(
         n_venues=int(config["n_venues"]), n_assets=int(config["n_assets"]), settings=settings,
         budget_iterations_cap=settings.max_iter, min_delta_lots=int(config["min_delta_lots"]),

@@ -41,19 +41,23 @@ CONFIG: dict[str, Any] = {
 
 
 def _record_run(
-    seed: int = 3, n_ticks: int = 400, one_frame: bool = True
+    seed: int = 3,
+    n_ticks: int = 400,
+    one_frame: bool = True,
+    settings: AdmmSettings | None = None,
+    config: dict[str, Any] | None = None,
 ) -> tuple[list[JournalRecord], list[bytes]]:
     """A recorded coordinator run over a random walk with mispricings, random batching; each
     tick's problem and signals in one frame as the venue adapters send them (``one_frame``
     False: two frames, as journals recorded before session 11 hold them)."""
     rng = np.random.default_rng(seed)
-    core = Coordinator(2, 1, AdmmSettings(), 500, min_delta_lots=1)
+    core = Coordinator(2, 1, settings or AdmmSettings(), 500, min_delta_lots=1)
     core.warm_up()
     push = FakePush()
     sink = ListSink()
     loop = _Loop(core, StepClock(), push, CONFIG["max_batch"])  # type: ignore[arg-type]
     loop.recorder = Recorder(sink)
-    loop.recorder.config(CONFIG, 0)
+    loop.recorder.config(config or CONFIG, 0)
     tr = [TickTranslator(v, 10 + v, VenueCosts(0.5, 1e-4, 100), 200_000) for v in (0, 1)]
     pull = FakePull()
     mid = 100.0
@@ -82,6 +86,20 @@ def test_replay_reproduces_every_plan_delta_and_the_final_state(one_frame: bool)
     result = replay_records(records)
     assert result.identical, result.divergence
     assert result.deltas_replayed == len(sent) and result.batches > 50
+
+
+def test_a_journal_from_before_the_rho_restart_replays_with_the_old_warm_start() -> None:
+    # session 12's coordinator: ρ kept across warm solves, warm start from unconverged ones;
+    # its CONFIG has neither key. Replayed with the current rules it would diverge
+    old = AdmmSettings(keep_rho=True, warm_from_unconverged=True)
+    admm = {k: v for k, v in dataclasses.asdict(AdmmSettings()).items()
+            if k not in ("keep_rho", "warm_from_unconverged")}  # fmt: skip
+    records, sent = _record_run(settings=old, config={**CONFIG, "admm": admm})
+    result = replay_records(records)
+    assert result.identical, result.divergence
+    assert result.deltas_replayed == len(sent) > 10
+    records, _ = _record_run(settings=old, config=CONFIG)  # claims the current rules
+    assert not replay_records(records).identical
 
 
 def test_altered_input_is_named_at_the_first_divergent_record() -> None:
