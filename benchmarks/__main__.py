@@ -87,6 +87,14 @@ def main() -> None:
         )
         summary = {k: v for k, v in results["pipeline"].items() if k != "runs"}
         print("pipeline:", json.dumps(summary, indent=2))
+        pooled = results["pipeline"]["pooled"]
+        if pooled:
+            print(
+                f"pipeline / floor, every trade of the {args.pipeline_pairs} pairs pooled: p50 "
+                f"{pooled['p50_on_us']} vs {pooled['p50_off_us']} us, ratio "
+                f"{pooled['ratio_p50']} (pair-level 90 % interval "
+                f"{pooled['ratio_p50_ci90_runs']}), p99 ratio {pooled['ratio_p99']}"
+            )
         print("\n".join(bench_pipeline.stage_table(results["pipeline"]["runs"])))
         print("\n".join(bench_pipeline.load_table(results["pipeline"]["runs"])))
         rates = [int(r) for r in args.pipeline_rates.split(",") if r.strip()]

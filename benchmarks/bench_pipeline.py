@@ -35,6 +35,7 @@ from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import Campaign, VenueConfig, load_campaign
 from arbsphere.rig.orchestrator import EPHEMERAL_ENDPOINT, Orchestrator, bound_endpoints
 from benchmarks.bare_relay import FORWARD_DTYPE
+from benchmarks.bench_recorder import pooled_ratios, trace_samples
 
 
 class RelayOrchestrator(Orchestrator):
@@ -131,14 +132,22 @@ def forward_file(run_dir: Path, path: Path) -> int:
     return len(rows)
 
 
-def relay_tick_to_trade(proc_dir: Path, measure_from_ns: int) -> dict[str, Any]:
-    """The relay's tick_to_trade over the measured window (warm-up ticks excluded, as in the
-    pipeline's KPIs), with its stages' p50 / p99 (µs)."""
+def relay_samples(proc_dir: Path, measure_from_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """The relay's trace rows in the measured window, and its tick_to_trade samples (ns) of
+    the answered ones."""
     trace = np.load(proc_dir / "relay-out.trace.npy")
     trace = trace[trace["intended_ns"] >= measure_from_ns]
     done = trace[trace["device_rx_ns"] > 0]
+    return trace, (done["device_rx_ns"] - done["intended_ns"]).astype(np.int64)
+
+
+def relay_tick_to_trade(proc_dir: Path, measure_from_ns: int) -> dict[str, Any]:
+    """The relay's tick_to_trade over the measured window (warm-up ticks excluded, as in the
+    pipeline's KPIs), with its stages' p50 / p99 (µs)."""
+    trace, samples = relay_samples(proc_dir, measure_from_ns)
+    done = trace[trace["device_rx_ns"] > 0]
     rec = Recorder()
-    rec.record((done["device_rx_ns"] - done["intended_ns"]).astype(np.int64))
+    rec.record(samples)
     out = latency_summary(rec, unit="us")
     out["unanswered"] = int(len(trace) - len(done))
     stats = proc_dir / "relay-mid.stats.json"  # the reports relay_out sent back (every ACK's)
@@ -163,8 +172,15 @@ def pipeline_stages(run_dir: Path, measure_from_ns: int) -> dict[str, dict[str, 
 
 
 def _one_pair(
-    campaign: Campaign, clock: RealtimeClock, tmp: Path, k: int, every_tick: bool
+    campaign: Campaign,
+    clock: RealtimeClock,
+    tmp: Path,
+    k: int,
+    every_tick: bool,
+    samples: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
+    """One pipeline run, then the floor over the ticks it traded; ``samples`` (if given)
+    receives both arms' tick_to_trade samples (ns) for the pooled ratio."""
     result = execute_campaign(campaign, clock, results_dir=tmp / f"pipeline-{k}")
     relay_dir = tmp / f"relay-{k}"
     relay_dir.mkdir()
@@ -175,6 +191,11 @@ def _one_pair(
         forwarded = forward_file(result.run_dir, relay.forward)
     outcome = relay.run()
     floor = relay_tick_to_trade(relay_dir / "proc", outcome.measure_from_ns)
+    if samples is not None:
+        samples.append((
+            trace_samples(result.run_dir)["tick_to_trade"],
+            relay_samples(relay_dir / "proc", outcome.measure_from_ns)[1],
+        ))  # fmt: skip
     pipeline = dict(result.kpi["tick_to_trade"])
     measured_from = int(result.manifest["schedule"]["measure_from_ns"])
     pipeline["stages"] = pipeline_stages(result.run_dir, measured_from)
@@ -207,8 +228,17 @@ def run(duration_s: float = 10.0, pairs: int = 3, every_tick: bool = False) -> d
     base = load_campaign(Path("campaigns/loopback-central.toml"))
     campaign: Campaign = dataclasses.replace(base, duration_s=duration_s, name="bench-pipeline")
     clock = RealtimeClock()
+    samples: list[tuple[np.ndarray, np.ndarray]] = []
     with tempfile.TemporaryDirectory(prefix="arbsphere-bench-") as tmp:
-        runs = [_one_pair(campaign, clock, Path(tmp), k, every_tick) for k in range(pairs)]
+        runs = [_one_pair(campaign, clock, Path(tmp), k, every_tick, samples) for k in range(pairs)]
+    # every trade of every pair pooled per arm, with the pair-level 90 % interval (pairs
+    # resampled, then trades within them): the host's drift between pairs is in it
+    usable = [(a, b) for a, b in samples if len(a) and len(b)]
+    pooled = (
+        pooled_ratios([{"tick_to_trade": a} for a, _ in usable],
+                      [{"tick_to_trade": b} for _, b in usable], keys=("tick_to_trade",))
+        ["tick_to_trade"] if usable else None
+    )  # fmt: skip
     p50s = [r["ratio_p50"] for r in runs if r["ratio_p50"] is not None]
     p99s = [r["ratio_p99"] for r in runs if r["ratio_p99"] is not None]
     return {
@@ -218,6 +248,7 @@ def run(duration_s: float = 10.0, pairs: int = 3, every_tick: bool = False) -> d
         "rate_hz_per_venue": campaign.rate_hz,
         "ratio_p50_median": float(np.median(p50s)) if p50s else None,
         "ratio_p99_median": float(np.median(p99s)) if p99s else None,
+        "pooled": pooled,
         "pipeline_tick_to_trade_p50_us": [r["pipeline"]["p50"] for r in runs],
         "bare_relay_tick_to_trade_p50_us": [r["floor"]["p50"] for r in runs],
         "target_ratio_p50": 1.3,

@@ -174,7 +174,9 @@ BOOTSTRAP_RESAMPLES = 400
 
 
 def pooled_ratios(
-    on: list[dict[str, np.ndarray]], off: list[dict[str, np.ndarray]]
+    on: list[dict[str, np.ndarray]],
+    off: list[dict[str, np.ndarray]],
+    keys: tuple[str, ...] = ("tick_to_trade", "coordinator_path"),
 ) -> dict[str, Any]:
     """Percentiles over all samples of all runs of each arm, and their ratios (on / off):
     a 10 s run has only ~1,000 trades, so one run's p99 rests on ~10 samples. Each ratio has
@@ -189,7 +191,7 @@ def pooled_ratios(
       target by."""
     out: dict[str, Any] = {}
     rng = np.random.default_rng(20261125)
-    for key in ("tick_to_trade", "coordinator_path"):
+    for key in keys:
         a = np.concatenate([r[key] for r in on])
         b = np.concatenate([r[key] for r in off])
         row: dict[str, Any] = {"samples_on": len(a), "samples_off": len(b)}

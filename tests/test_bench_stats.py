@@ -3,6 +3,8 @@ whose true ratio is known."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from benchmarks.bench_recorder import pooled_ratios
@@ -126,3 +128,26 @@ def test_transport_rotation_puts_each_arm_in_each_position_equally_often() -> No
         counts = {arm: sum(o[pos] == arm for o in orders) for arm in arms}
         assert set(counts.values()) == {2}, (pos, counts)
     assert orders[0] == arms and orders[1] == arms[1:] + arms[:1]
+
+
+def test_pipeline_bench_pools_only_answered_ticks_of_the_measured_window(tmp_path: Path) -> None:
+    from benchmarks.bench_pipeline import relay_samples
+
+    rows = np.zeros(6, [("intended_ns", "<i8"), ("device_rx_ns", "<i8")])
+    rows["intended_ns"] = [100, 900, 1_000, 2_000, 3_000, 4_000]  # the window starts at 1,000
+    rows["device_rx_ns"] = [600, 1_500, 1_400, 0, 3_700, 4_250]  # 2,000: never answered
+    np.save(tmp_path / "relay-out.trace.npy", rows)
+    trace, samples = relay_samples(tmp_path, 1_000)
+    assert len(trace) == 4 and samples.tolist() == [400, 700, 250]
+    # a pipeline 2x the floor in every pair is recovered, its pair-level interval around 2
+    rng = np.random.default_rng(5)
+    floors = [rng.lognormal(np.log(500e3), 0.3, 900) for _ in range(3)]
+    pooled = pooled_ratios(
+        [{"tick_to_trade": 2 * f} for f in floors],
+        [{"tick_to_trade": f} for f in floors],
+        keys=("tick_to_trade",),
+    )
+    t = pooled["tick_to_trade"]
+    assert set(pooled) == {"tick_to_trade"} and t["ratio_p50"] == 2.0
+    lo, hi = t["ratio_p50_ci90_runs"]
+    assert 1.9 < lo <= 2.0 <= hi < 2.1
