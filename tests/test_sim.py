@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -73,3 +74,24 @@ def test_cli_lists_scenarios_and_names_an_unknown_one(tmp_path: Path) -> None:
     assert main(["sim", "stormy", "--results-dir", str(tmp_path)]) == 2
     with pytest.raises(ConfigError, match="unknown scenario 'stormy'; scenarios: calm"):
         run_sim("stormy", RealtimeClock(), tmp_path)
+
+
+def test_steps_per_s_counts_the_stepping_not_the_gap_analysis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    import arbsphere.rig.sim as sim_module
+
+    real = sim_module._round_gaps
+
+    def slow_round_gaps(*args: Any) -> Any:  # the per-round baselines, made slow on purpose
+        time.sleep(0.5)
+        return real(*args)
+
+    monkeypatch.setattr(sim_module, "_round_gaps", slow_round_gaps)
+    run_dir = run_sim("calm", RealtimeClock(), tmp_path, seconds=0.5)
+    s = json.loads((run_dir / "kpi.json").read_text())["sim"]
+    assert s["analysis_s"] >= 0.5 and s["wall_s"] >= s["stepping_s"] + 0.5
+    # (stepping_s is rounded to the ms in the JSON)
+    assert s["steps_per_s"] == pytest.approx(s["steps"] / s["stepping_s"], rel=0.05)
