@@ -338,7 +338,7 @@ def sim_kpi(s: Scenario, rows: np.ndarray, info: dict[str, Any], wall_s: float) 
         "sim": {
             "scenario": s.name, "steps": len(rows), "venues": s.n_venues, "assets": s.n_assets,
             "frozen_steps": c["frozen_steps"], "wall_s": round(wall_s, 3),
-            "stepping_s": round(stepping_s, 3),
+            "stepping_s": round(stepping_s, 6),
             "analysis_s": round(max(wall_s - stepping_s, 0.0), 3),
             "steps_per_s": round(len(rows) / stepping_s, 1) if stepping_s > 0 else None,
         },
