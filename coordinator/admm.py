@@ -330,6 +330,26 @@ class ExchangeState:
         (0: keep ρ; see :attr:`AdmmSettings.keep_rho`)."""
         return 0.0 if self.settings.keep_rho else self.settings.rho0
 
+    def start_solve(self, reference_price: np.ndarray) -> tuple[bool, float]:
+        """Warm or cold start of a solve, the one rule of both solvers: cold when asked, after
+        :meth:`reset`, or after an unconverged solve; a cold start puts the dual near the
+        optimum's shadow price y = ρu ≈ −mean reference price (stationarity
+        c + γx + φ∂|x| + y = 0; from 0 every venue would sit at its limit until balancing
+        raised ρ — h2's finding: 2x1 cold solves 127 -> 1 iteration median). Returns (cold,
+        the ρ a failed first iteration restarts from: 0 when cold)."""
+        if not self.settings.warm_start or self._unfinished:
+            self.reset()
+        if not self._cold:
+            return False, self.rho_restart
+        np.divide(-reference_price.mean(axis=0), self.rho, out=self.u)
+        self._cold = False
+        return True, 0.0
+
+    def end_solve(self, converged: bool) -> None:
+        """An unconverged solve is no warm start (its iterate stays readable until the next
+        solve starts)."""
+        self._unfinished = not converged and not self.settings.warm_from_unconverged
+
     def reset(self) -> None:
         """Forget the warm-start state; the next solve starts cold."""
         self.x[:] = 0.0
@@ -366,18 +386,7 @@ class ExchangeADMM(ExchangeState):
             value = {"c": c, "gamma": gamma, "phi": phi, "limit": limit}[name][i, a]
             raise SolverError(f"{name}[{i}, {a}] = {float(value)!r}: must be {rule}")
         st = self.settings
-        if not st.warm_start or self._unfinished:
-            self.reset()
-        if self._cold:
-            # Cold start: the shadow price y = ρu is near −c at the optimum (stationarity
-            # c + γx + φ∂|x| + y = 0), so start the dual there instead of at 0, where every
-            # venue would sit at its limit until residual balancing raised ρ (h2's finding:
-            # 2x1 cold solves 127 -> 1 iteration median).
-            np.divide(-c.mean(axis=0), self.rho, out=self.u)
-            self._cold = False
-            restart = 0.0
-        else:
-            restart = self.rho_restart
+        _, restart = self.start_solve(c)
         iters = st.max_iter if max_iter is None else max_iter
         if iters < 1:
             raise SolverError(f"max_iter = {iters}: must be >= 1")
@@ -388,8 +397,7 @@ class ExchangeADMM(ExchangeState):
                     st.tau, restart)  # fmt: skip
         self.rho = float(stats[STAT_RHO])
         converged = bool(stats[STAT_CONVERGED])
-        # an unconverged solve is no warm start (its iterate stays readable until the next)
-        self._unfinished = not converged and not st.warm_from_unconverged
+        self.end_solve(converged)
         return int(stats[STAT_ITER]), converged
 
     def solve(

@@ -64,16 +64,10 @@ class FederatedExchange(ExchangeState):
         """Start a solve; returns whether it starts cold. A cold start puts the dual near the
         optimum's shadow price, −mean of the venues' public mid prices (see
         :meth:`ExchangeADMM.solve`): ``reference_price`` is (N, m)."""
-        # warm only from a converged solve (see ExchangeState._unfinished)
-        self._unfinished = (self.round > 0 and not self.converged
-                            and not self.settings.warm_from_unconverged)  # fmt: skip
-        cold = self.cold or not self.settings.warm_start
-        if cold:
-            self.reset()
-            np.divide(-reference_price.mean(axis=0), self.rho, out=self.u)
-            self._cold = False
+        if self.round > 0:  # the last solve's rounds ended here (converged or not)
+            self.end_solve(self.converged)
         #: the ρ this solve goes on from after a failed first round (0: cold, keep ρ)
-        self.restart_to = 0.0 if cold else self.rho_restart
+        cold, self.restart_to = self.start_solve(reference_price)
         self.round = 0
         self.converged = False
         self.best_primal = np.inf
