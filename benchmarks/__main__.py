@@ -43,9 +43,15 @@ def main() -> None:
     )
     parser.add_argument(
         "--pipeline-rates",
-        default="250,500,1000",
-        help="the pipeline / floor pair again at these ticks/s per venue, one pair each "
-        "(comma-separated; empty: skip)",
+        default="250,500,1000,2000",
+        help="the pipeline / floor pair again at these ticks/s per venue, one pair per rate "
+        "and arm (comma-separated; empty: skip)",
+    )
+    parser.add_argument(
+        "--pipeline-rate-arms",
+        default="default,unsecured",
+        help="the by-rate pairs' pipeline arms (comma-separated): default = the campaign as "
+        "configured, unsecured = plaintext, no tags, no journal",
     )
     parser.add_argument(
         "--recorder-interleaved-seconds",
@@ -59,6 +65,13 @@ def main() -> None:
         help="pipeline floor: forward every tick to the broker (default: the traded ticks)",
     )
     args = parser.parse_args()
+    from benchmarks.bench_pipeline import RATE_ARMS
+
+    rate_arms = tuple(a.strip() for a in args.pipeline_rate_arms.split(",") if a.strip())
+    if not rate_arms or any(a not in RATE_ARMS for a in rate_arms):
+        parser.error(
+            f"--pipeline-rate-arms {args.pipeline_rate_arms!r}: choose from {', '.join(RATE_ARMS)}"
+        )
     wanted = args.only or [
         "kernels", "recording", "journal", "rounds", "security", "pipeline", "recorder",
         "transport", "calibration",
@@ -99,8 +112,10 @@ def main() -> None:
         print("\n".join(bench_pipeline.load_table(results["pipeline"]["runs"])))
         rates = [int(r) for r in args.pipeline_rates.split(",") if r.strip()]
         if rates:
-            results["pipeline_rates"] = bench_pipeline.run_rates(rates, args.pipeline_seconds)
-            print("pipeline / floor by rate (one pair each):")
+            results["pipeline_rates"] = bench_pipeline.run_rates(
+                rates, args.pipeline_seconds, rate_arms
+            )
+            print("pipeline / floor by rate (one pair per rate and arm):")
             print("\n".join(bench_pipeline.rates_table(results["pipeline_rates"])))
     if "journal" in wanted:
         from benchmarks import bench_journal

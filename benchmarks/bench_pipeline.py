@@ -256,52 +256,99 @@ def run(duration_s: float = 10.0, pairs: int = 3, every_tick: bool = False) -> d
     }
 
 
-def run_rates(rates: list[int], duration_s: float = 10.0) -> dict[str, Any]:
-    """The same pipeline / floor pair at other tick rates (one pair per rate, lowest first).
+#: the by-rate section's arms: what the pipeline runs with (the floor is the same bare relay)
+RATE_ARMS = {
+    "default": "the campaign as configured: CurveZMQ + ZAP, per-message tags, replay journal",
+    "unsecured": "plaintext transport, no tags, no journal: the pipeline as issue 2 specified "
+    "it, before the journal (issue 4) and security (issue 6) joined the hot path",
+}
+
+
+def arm_campaign(base: Campaign, arm: str) -> Campaign:
+    """``base`` as the by-rate arm ``arm`` runs it (see :data:`RATE_ARMS`)."""
+    if arm == "default":
+        return base
+    if arm == "unsecured":
+        return dataclasses.replace(
+            base,
+            security=dataclasses.replace(base.security, transport="plaintext", tags=False),
+            journal=dataclasses.replace(base.journal, enabled=False),
+        )
+    raise ValueError(f"unknown by-rate arm {arm!r} (known: {', '.join(RATE_ARMS)})")
+
+
+def rate_duration(duration_s: float, rate_hz: int, reference_hz: int = 500) -> float:
+    """A pair's length at ``rate_hz``: ``duration_s``, longer below ``reference_hz`` so the
+    low rates trade about as often as the reference (trades scale with ticks: at 250/s a
+    10 s pair traded ~200 times, and its p50 moved +-15 % between identical pairs)."""
+    return duration_s * max(1.0, reference_hz / rate_hz)
+
+
+def run_rates(
+    rates: list[int], duration_s: float = 10.0, arms: tuple[str, ...] = ("default",)
+) -> dict[str, Any]:
+    """The same pipeline / floor pair at other tick rates (one pair per rate and arm, lowest
+    rate first; at each rate the arms' order is rotated so none always runs first).
     What the ratio gains with the rate is queueing on the host's CPUs (the pipeline's extra CPU
     per tick); what it keeps at the lowest rate, where every hop finds a CPU free, is the
-    pipeline's longer path."""
+    pipeline's longer path; the ``unsecured`` arm tells how much of either is the transport
+    security and the journal."""
+    unknown = [a for a in arms if a not in RATE_ARMS]
+    if unknown or not arms:
+        raise ValueError(f"by-rate arms {list(arms)}: known are {', '.join(RATE_ARMS)}")
     base = load_campaign(Path("campaigns/loopback-central.toml"))
     clock = RealtimeClock()
     rows = []
     with tempfile.TemporaryDirectory(prefix="arbsphere-bench-rates-") as tmp:
-        for k, rate in enumerate(sorted(rates)):
-            campaign = dataclasses.replace(
-                base, duration_s=duration_s, rate_hz=rate, name="bench-pipeline"
-            )
-            r = _one_pair(campaign, clock, Path(tmp), k, every_tick=False)
-            load = r["host_load"]
-            rows.append(
-                {
-                    "rate_hz_per_venue": rate,
-                    "pipeline_p50_us": r["pipeline"]["p50"],
-                    "floor_p50_us": r["floor"]["p50"],
-                    "ratio_p50": r["ratio_p50"],
-                    "ratio_p99": r["ratio_p99"],
-                    "trades": r["pipeline"]["count"],
-                    "rig_busy_pct": {
-                        arm: (load[arm] or {}).get("rig_busy_pct") for arm in ("pipeline", "floor")
-                    },
-                    "complete": r["complete"],
-                }
-            )
-    return {"duration_s": duration_s, "rates": rows}
+        k = 0
+        for i, rate in enumerate(sorted(rates)):
+            seconds = rate_duration(duration_s, rate)
+            for arm in arms[i % len(arms) :] + arms[: i % len(arms)]:
+                campaign = dataclasses.replace(
+                    arm_campaign(base, arm), duration_s=seconds, rate_hz=rate,
+                    name="bench-pipeline",
+                )  # fmt: skip
+                r = _one_pair(campaign, clock, Path(tmp), k, every_tick=False)
+                k += 1
+                load = r["host_load"]
+                rows.append(
+                    {
+                        "rate_hz_per_venue": rate,
+                        "arm": arm,
+                        "duration_s": seconds,
+                        "pipeline_p50_us": r["pipeline"]["p50"],
+                        "floor_p50_us": r["floor"]["p50"],
+                        "ratio_p50": r["ratio_p50"],
+                        "ratio_p99": r["ratio_p99"],
+                        "trades": r["pipeline"]["count"],
+                        "rig_busy_pct": {
+                            a: (load[a] or {}).get("rig_busy_pct") for a in ("pipeline", "floor")
+                        },
+                        "complete": r["complete"],
+                    }
+                )
+    rows.sort(key=lambda row: (row["rate_hz_per_venue"], arms.index(row["arm"])))
+    return {"duration_s": duration_s, "arms": {a: RATE_ARMS[a] for a in arms}, "rates": rows}
 
 
 def rates_table(out: dict[str, Any]) -> list[str]:
-    """One line per rate: both p50s, the p50 / p99 ratios, the rig's CPU share in each arm."""
+    """One line per rate and arm: both p50s, the p50 / p99 ratios, the rig's CPU share in
+    each arm."""
     lines = [
-        f"  {'ticks/s/venue':>13s} {'pipeline':>9s} {'floor':>9s} {'p50 ratio':>9s} "
+        f"  {'ticks/s/venue':>13s} {'arm':>9s} {'pipeline':>9s} {'floor':>9s} {'p50 ratio':>9s} "
         f"{'p99 ratio':>9s} {'trades':>6s} {'rig busy pipeline / floor':>26s}"
     ]
     for r in out["rates"]:
         busy = r["rig_busy_pct"]
         cells = [f"{busy[a]:.0f} %" if busy[a] is not None else "-" for a in ("pipeline", "floor")]
         lines.append(
-            f"  {r['rate_hz_per_venue']:13d} {r['pipeline_p50_us'] or 0:9.1f} "
-            f"{r['floor_p50_us'] or 0:9.1f} {r['ratio_p50'] or 0:9.3f} {r['ratio_p99'] or 0:9.3f} "
+            f"  {r['rate_hz_per_venue']:13d} {r.get('arm', 'default'):>9s} "
+            f"{r['pipeline_p50_us'] or 0:9.1f} {r['floor_p50_us'] or 0:9.1f} "
+            f"{r['ratio_p50'] or 0:9.3f} {r['ratio_p99'] or 0:9.3f} "
             f"{r['trades']:6d} {cells[0] + ' / ' + cells[1]:>26s}"
         )
+    for arm, what in (out.get("arms") or {}).items():
+        lines.append(f"  {arm}: {what}")
     return lines
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from benchmarks.bench_recorder import pooled_ratios
 
@@ -151,3 +152,47 @@ def test_pipeline_bench_pools_only_answered_ticks_of_the_measured_window(tmp_pat
     assert set(pooled) == {"tick_to_trade"} and t["ratio_p50"] == 2.0
     lo, hi = t["ratio_p50_ci90_runs"]
     assert 1.9 < lo <= 2.0 <= hi < 2.1
+
+
+def test_unsecured_rate_arm_turns_off_exactly_security_and_journal() -> None:
+    import dataclasses
+
+    from arbsphere.rig.config import load_campaign
+    from benchmarks.bench_pipeline import arm_campaign, rate_duration
+
+    base = load_campaign(Path("campaigns/loopback-central.toml"))
+    assert base.security.transport == "curve" and base.security.tags and base.journal.enabled
+    assert arm_campaign(base, "default") == base
+    arm = arm_campaign(base, "unsecured")
+    assert arm.security.transport == "plaintext" and not arm.security.tags
+    assert not arm.journal.enabled
+    # nothing else differs: the same market, rate, venues, broker and coordinator
+    changed = {
+        f.name for f in dataclasses.fields(base) if getattr(base, f.name) != getattr(arm, f.name)
+    }
+    assert changed == {"security", "journal"}
+    assert dataclasses.replace(arm.security, transport="curve", tags=True) == base.security
+    assert dataclasses.replace(arm.journal, enabled=True) == base.journal
+    with pytest.raises(ValueError, match="unknown by-rate arm 'bogus'"):
+        arm_campaign(base, "bogus")
+    # low rates run longer (about as many trades as the reference rate), high ones do not
+    assert rate_duration(10.0, 250) == 20.0
+    assert rate_duration(10.0, 500) == rate_duration(10.0, 2000) == 10.0
+
+
+def test_rates_table_names_each_arm_and_what_it_runs() -> None:
+    from benchmarks.bench_pipeline import RATE_ARMS, rates_table
+
+    row = {
+        "rate_hz_per_venue": 250, "pipeline_p50_us": 900.0, "floor_p50_us": 600.0,
+        "ratio_p50": 1.5, "ratio_p99": 1.2, "trades": 400,
+        "rig_busy_pct": {"pipeline": 19.0, "floor": None},
+    }  # fmt: skip
+    out = {
+        "rates": [{**row, "arm": "default"}, {**row, "arm": "unsecured", "ratio_p50": 1.25}],
+        "arms": dict(RATE_ARMS),
+    }
+    lines = rates_table(out)
+    assert "default" in lines[1] and "1.500" in lines[1] and "19 % / -" in lines[1]
+    assert "unsecured" in lines[2] and "1.250" in lines[2]
+    assert any(line.strip().startswith("unsecured: plaintext") for line in lines)
