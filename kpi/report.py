@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from .extra_plots import clock_png, convergence_png, rate_png
+from .extra_plots import clock_png, convergence_png, figure_png, legend_outside, rate_png
 from .hdr import HdrSpec
 from .hlog import merge_by_tag, read_interval_log
 from .summary import UNIT_NS, percentile_curve
@@ -129,9 +128,11 @@ def _latency_table(rows: list[tuple[str, Mapping[str, object]]]) -> str:
     return f"<table><tr><th>stage</th><th>unit</th>{head}</tr>{''.join(body)}</table>"
 
 
-def _plot_png(hlog_path: Path) -> bytes | None:
+def percentile_figure(hlog_path: Path) -> Figure | None:
+    """Every tag's latency against percentile (log axes, the legend beside the plot); None
+    when the log holds no samples."""
     merged = merge_by_tag(read_interval_log(hlog_path))
-    fig = Figure(figsize=(9, 5), dpi=100)
+    fig = Figure(figsize=(10.5, 5), dpi=100)
     ax = fig.add_subplot()
     top = 1.0
     plotted = 0
@@ -168,11 +169,13 @@ def _plot_png(hlog_path: Path) -> bytes | None:
     ax.set_xlabel("percentile")
     ax.set_ylabel("latency (µs)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="upper left", fontsize="small")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
+    legend_outside(ax)
+    return fig
+
+
+def _plot_png(hlog_path: Path) -> bytes | None:
+    fig = percentile_figure(hlog_path)
+    return None if fig is None else figure_png(fig)
 
 
 def _img(png: bytes | None, alt: str, missing: str) -> str:

@@ -95,3 +95,35 @@ def test_incomplete_run_shows_reason_and_escapes_text(tmp_path: Path) -> None:
     assert "no interval log histograms to plot" in doc
     assert "rig-01" in doc
     assert "http://" not in doc and "https://" not in doc
+
+
+def test_latency_legend_sits_beside_the_curves_not_on_them(tmp_path: Path) -> None:
+    """A real run's report hid the low percentiles of its curves under the legend (placed in
+    the upper left, where a log-latency plot's slowest stages start): the legend now sits to
+    the right of the plotting area, inside the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from arbsphere.kpi.report import percentile_figure
+
+    rng = np.random.default_rng(3)
+    hlog = tmp_path / "latency.hlog"
+    tags = [f"stage_{k:02d}" for k in range(11)] + ["tick_to_trade"]
+    with IntervalLogWriter(hlog, 1_700_000_000.0) as log:
+        for k, name in enumerate(tags):
+            rec = Recorder()
+            rec.record(rng.lognormal(8.0 + 0.5 * k, 1.0, 2_000).astype(np.int64))
+            log.write_interval(name, 0.0, 1.0, rec)
+    fig = percentile_figure(hlog)
+    assert fig is not None
+    canvas = FigureCanvasAgg(fig)
+    fig.tight_layout()
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (ax,) = fig.axes
+    legend = ax.get_legend()
+    assert legend is not None and len(legend.get_texts()) == len(tags)
+    axes_box = ax.get_window_extent(renderer)
+    legend_box = legend.get_window_extent(renderer)
+    assert legend_box.x0 >= axes_box.x1  # beside the plotting area, not over it
+    assert legend_box.x1 <= fig.bbox.x1 + 0.5  # and not cut off at the figure's edge
+    assert not axes_box.overlaps(legend_box)
