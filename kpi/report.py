@@ -60,6 +60,7 @@ th{background:#f6f8fa;text-align:left}td.num{text-align:right;font-variant-numer
 .status{display:inline-block;padding:.1em .6em;border-radius:.8em;font-weight:600}
 .complete{background:#dafbe1;color:#116329}.incomplete{background:#ffebe9;color:#82071e}
 .unknown{background:#fff8c5;color:#4d2d00}.note{color:#57606a}img{max-width:100%}
+.wide{overflow-x:auto}.wide th,.wide td{padding:.25em .45em}small{color:#57606a;font-weight:normal}
 """
 
 
@@ -110,8 +111,17 @@ def _latency_rows(kpi: Mapping[str, object]) -> list[tuple[str, Mapping[str, obj
     stages = kpi.get("stages")
     if isinstance(stages, Mapping):
         rows.extend((str(name), rec) for name, rec in stages.items() if _is_latency(rec))
+    listed = dict(rows)
     for key, rec in kpi.items():
-        if key not in ("tick_to_trade", "stages") and isinstance(rec, Mapping) and _is_latency(rec):
+        if key in ("tick_to_trade", "stages") or not isinstance(rec, Mapping):
+            continue
+        if not _is_latency(rec):
+            continue
+        if key in listed:
+            if listed[key] == rec:  # e.g. delta_merge: a stage and a headline key, one record
+                continue
+            rows.append((f"{key} (kpi.{key})", rec))  # same name, other figures: both, told apart
+        else:
             rows.append((str(key), rec))
     return rows
 
@@ -347,6 +357,84 @@ def _host_load_section(load: Mapping[str, object]) -> str:
     return "".join(parts + rows)
 
 
+#: the clock table's columns: (kpi key, header); keys a device has beyond these get columns of
+#: their own after them (nothing in kpi.json is left out of the report)
+_CLOCK_COLUMNS = (
+    ("state", "state"),
+    ("synchronised", "sync"),
+    ("offset_us", "offset µs"),
+    ("drift_ppm", "drift ppm"),
+    ("path_delay_us", "path delay µs"),
+    ("min_rtt_us", "min RTT µs"),
+    ("residual_us", "fit residual µs"),
+    ("uncertainty_us", "± µs"),
+    ("locked_fraction", "locked"),
+    ("admitted", "admitted / exchanges"),
+    ("rejected", "rejected"),
+    ("steps", "steps"),
+)
+#: shown under the device's name rather than in columns of their own ("exchanges" goes with
+#: "admitted": one cell "admitted / exchanges")
+_CLOCK_IDENTITY = ("device_id", "exchanged_by")
+_CLOCK_MERGED = ("exchanges",)
+
+
+def _rejected_cell(value: object) -> str:
+    """A device's rejected exchanges: the total, then each non-zero reason."""
+    if not isinstance(value, Mapping):
+        return _fmt(value)
+    counts = {str(k): v for k, v in value.items() if isinstance(v, int | float)}
+    total = sum(counts.values())
+    reasons = ", ".join(f"{k} {_fmt(v)}" for k, v in counts.items() if v)
+    return f"{_fmt(total)} ({reasons})" if reasons else _fmt(total)
+
+
+def _clock_section(clock: Mapping[str, object]) -> str:
+    """One row per device (state, offset, drift, path delay, uncertainty, exchanges, rejections)
+    instead of ~20 flattened rows each; the section's other keys as a key/value table."""
+    parts = ["<h2>Clock</h2>"]
+    devices = clock.get("devices")
+    if isinstance(devices, Mapping) and devices:
+        known = [k for k, _ in _CLOCK_COLUMNS] + list(_CLOCK_IDENTITY) + list(_CLOCK_MERGED)
+        extra: list[str] = []
+        for dev in devices.values():
+            if isinstance(dev, Mapping):
+                extra += [str(k) for k in dev if k not in known and str(k) not in extra]
+        columns = [*_CLOCK_COLUMNS, *((k, k) for k in extra)]
+        used = [
+            (key, head)
+            for key, head in columns
+            if any(isinstance(d, Mapping) and key in d for d in devices.values())
+        ]
+        rows = ['<div class="wide"><table><tr><th>device</th>']
+        rows += [f"<th>{_e(head)}</th>" for _, head in used]
+        rows.append("</tr>")
+        for name, dev in devices.items():
+            dev = dev if isinstance(dev, Mapping) else {}
+            texts = (
+                _rejected_cell(dev.get(key))
+                if key == "rejected"
+                else f"{_fmt(dev.get(key))} / {_fmt(dev.get('exchanges'))}"
+                if key == "admitted"
+                else _fmt(dev.get(key))
+                for key, _ in used
+            )
+            cells = "".join(f'<td class="num">{_e(t)}</td>' for t in texts)
+            ident = " · ".join(
+                f"{'id' if key == 'device_id' else 'via'} {_e(_fmt(dev[key]))}"
+                for key in _CLOCK_IDENTITY
+                if key in dev
+            )
+            label = f"{_e(name)}<br><small>{ident}</small>" if ident else _e(name)
+            rows.append(f'<tr><th style="white-space:nowrap">{label}</th>{cells}</tr>')
+        rows.append("</table></div>")
+        parts.append("".join(rows))
+    rest = [(k, v) for k, v in _flatten(clock) if not k.startswith("devices.") and k != "devices"]
+    if rest:
+        parts.append(_kv_table(rest))
+    return "".join(parts)
+
+
 def render_report(
     kpi: dict[str, object],
     hlog_path: Path | None,
@@ -441,6 +529,9 @@ def render_report(
             continue
         if key == "host_load" and isinstance(value, Mapping):
             parts.append(_host_load_section(value))
+            continue
+        if key == "clock" and isinstance(value, Mapping):
+            parts.append(_clock_section(value))
             continue
         if key == "signals_aggregate" and isinstance(kpi.get("privacy"), Mapping):
             continue  # shown in the privacy section

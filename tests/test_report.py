@@ -127,3 +127,53 @@ def test_latency_legend_sits_beside_the_curves_not_on_them(tmp_path: Path) -> No
     assert legend_box.x0 >= axes_box.x1  # beside the plotting area, not over it
     assert legend_box.x1 <= fig.bbox.x1 + 0.5  # and not cut off at the figure's edge
     assert not axes_box.overlaps(legend_box)
+
+
+def test_a_stage_that_is_also_a_headline_key_is_listed_once(tmp_path: Path) -> None:
+    """kpi.json carries delta_merge twice (a stage, and the headline key the issue asks for):
+    the latency table showed it twice. Same record: one row; different figures: both rows,
+    told apart."""
+    from arbsphere.kpi.report import _latency_rows
+
+    kpi, _ = _fixture(tmp_path)
+    stages = kpi["stages"]
+    assert isinstance(stages, dict)
+    stages["delta_merge"] = kpi["delta_merge"] = {"count": 40, "p50": 36.9, "unit": "us"}
+    names = [name for name, _ in _latency_rows(kpi)]
+    assert names.count("delta_merge") == 1 and len(names) == len(set(names))
+    assert names == ["tick_to_trade", *STAGES, "delta_merge"]
+    kpi["delta_merge"] = {"count": 41, "p50": 99.0, "unit": "us"}
+    names = [name for name, _ in _latency_rows(kpi)]
+    assert names[-2:] == ["delta_merge", "delta_merge (kpi.delta_merge)"]
+
+
+def test_clock_section_is_one_row_per_device_and_keeps_every_figure(tmp_path: Path) -> None:
+    """The clock KPIs were ~20 flattened rows per device ("devices.venue_a-device.offset_us"):
+    now one row per device with a column per figure, rejections summed with their non-zero
+    reasons, a key no column names still shown, and the section's other keys kept."""
+    kpi, hlog = _fixture(tmp_path)
+    dev = {
+        "device_id": 10, "exchanged_by": "venue_a", "exchanges": 439, "admitted": 435,
+        "rejected": {"duplicate": 0, "late": 3, "unmatched": 1}, "steps": 0,
+        "synchronised": True, "offset_us": -2.539, "drift_ppm": 0.0234,
+        "path_delay_us": 9.208, "min_rtt_us": 14.872, "residual_us": 0.591,
+        "uncertainty_us": 9.52, "state": "locked", "locked_fraction": 0.7995,
+    }  # fmt: skip
+    kpi["clock"] = {
+        "devices": {"venue_a-device": dev, "broker-device": {**dev, "temperature_c": 41.5}},
+        "excluded_samples": 7,
+        "note": "uncertainty bounds every percentile",
+    }
+    out = tmp_path / "report.html"
+    render_report(kpi, hlog, {"campaign": "c", "run_id": "r", "status": "complete"}, out)
+    doc = out.read_text(encoding="utf-8")
+    section = doc[doc.index("<h2>Clock</h2>") :]
+    section = section[: section.index("<h2>", 5)] if "<h2>" in section[5:] else section
+    assert "devices.venue_a-device" not in section
+    assert section.count(">venue_a-device<br><small>id 10 · via venue_a</small>") == 1
+    assert section.count(">broker-device<br>") == 1
+    assert ">435 / 439<" in section  # admitted / exchanges
+    assert "<th>offset µs</th>" in section and "-2.539" in section and "0.7995" in section
+    assert "4 (late 3, unmatched 1)" in section  # the total and each non-zero reason
+    assert "<th>temperature_c</th>" in section and "41.5" in section  # no figure dropped
+    assert "excluded_samples" in section and "uncertainty bounds every percentile" in section
