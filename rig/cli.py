@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -52,26 +53,35 @@ def _fmt(v: Any) -> str:
 
 
 def headline_table(kpi: dict[str, Any]) -> Table:
-    table = Table(
-        title="Latency in µs (k = x1000; ±clk: clock-alignment bound; more in kpi.json)",
-        title_justify="left",
-    )
-    table.add_column("stage", no_wrap=True)
-    for col in ("count", "p50", "p90", "p99", "p99.9", "max", "±clk"):
-        table.add_column(col, justify="right", no_wrap=True)
-    rows = [("tick_to_trade", kpi["tick_to_trade"]), *kpi["stages"].items()]
-    for name, s in rows:
+    """The stages' latency percentiles for the terminal. The figures are never cut: each
+    numeric column is as wide as its widest cell, and on a narrow terminal (80 columns, or a
+    pipe / CI log, which rich treats as 80) the stage names fold onto a second line instead
+    (rich had been eliding figures: "93.…" for 93.8k)."""
+    rows: list[tuple[str, ...]] = []
+    for name, s in [("tick_to_trade", kpi["tick_to_trade"]), *kpi["stages"].items()]:
         if s.get("synchronised") is False:
             unc = "unsync"
         else:
             u = s.get("uncertainty_us")
             unc = "-" if u is None else ("0" if u == 0 else _fmt(u))
-        table.add_row(
-            name,
-            str(s["count"]),
-            *(_fmt(s[k]) for k in ("p50", "p90", "p99", "p999", "max")),
-            unc,
-        )
+        rows.append(
+            (name, str(s["count"]), *(_fmt(s[k]) for k in ("p50", "p90", "p99", "p999", "max")),
+             unc)
+        )  # fmt: skip
+    table = Table(
+        title="Latency in µs (k = x1000; ±clk: clock-alignment bound; more in kpi.json)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,  # no vertical rules and one space between columns: every stage
+        padding=(0, 1, 0, 0),  # name and figure fits in 80 columns
+        pad_edge=False,
+    )
+    table.add_column("stage", overflow="fold")
+    heads = ("count", "p50", "p90", "p99", "p99.9", "max", "±clk")
+    for i, col in enumerate(heads, start=1):
+        width = max(len(col), *(len(r[i]) for r in rows))
+        table.add_column(col, justify="right", no_wrap=True, min_width=width)
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
