@@ -395,7 +395,9 @@ def _clock_section(clock: Mapping[str, object]) -> str:
     parts = ["<h2>Clock</h2>"]
     devices = clock.get("devices")
     if isinstance(devices, Mapping) and devices:
-        known = [k for k, _ in _CLOCK_COLUMNS] + list(_CLOCK_IDENTITY) + list(_CLOCK_MERGED)
+        has_admitted = any(isinstance(d, Mapping) and "admitted" in d for d in devices.values())
+        merged = list(_CLOCK_MERGED) if has_admitted else []  # else "exchanges" gets a column
+        known = [k for k, _ in _CLOCK_COLUMNS] + list(_CLOCK_IDENTITY) + merged
         extra: list[str] = []
         for dev in devices.values():
             if isinstance(dev, Mapping):

@@ -177,3 +177,9 @@ def test_clock_section_is_one_row_per_device_and_keeps_every_figure(tmp_path: Pa
     assert "4 (late 3, unmatched 1)" in section  # the total and each non-zero reason
     assert "<th>temperature_c</th>" in section and "41.5" in section  # no figure dropped
     assert "excluded_samples" in section and "uncertainty bounds every percentile" in section
+    # a device table without "admitted": its exchanges get a column of their own
+    del dev["admitted"]
+    kpi["clock"] = {"devices": {"venue_a-device": dev}}
+    render_report(kpi, hlog, {"campaign": "c", "run_id": "r", "status": "complete"}, out)
+    section = out.read_text(encoding="utf-8").split("<h2>Clock</h2>")[1]
+    assert "<th>exchanges</th>" in section and ">439<" in section
