@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	@sh tools/typeview.sh $(TYPEVIEW)
-	cd $(TYPEVIEW) && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml -p arbsphere
+	cd $(TYPEVIEW) && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml -p arbsphere -p benchmarks
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

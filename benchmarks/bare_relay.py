@@ -46,10 +46,12 @@ REPORT_BYTES = 32 + 72  # an ExecutionReport: envelope + payload
 #: first byte of a report frame on relay_mid's inbound socket (a tick frame starts with the
 #: TICK's message type, relay_in's payload)
 REPORT_MARK = 0
-TICK_INTENDED_OFFSET = dm.TICK_DTYPE.fields["intended_send_ns"][1]
-TICK_SEQ_OFFSET = dm.TICK_DTYPE.fields["device_seq"][1]
-TICK_VENUE_OFFSET = dm.TICK_DTYPE.fields["venue_id"][1]
-TICK_SEND_OFFSET = dm.TICK_DTYPE.fields["send_ns"][1]
+_TICK_FIELDS = dm.TICK_DTYPE.fields
+assert _TICK_FIELDS is not None  # a structured dtype
+TICK_INTENDED_OFFSET = _TICK_FIELDS["intended_send_ns"][1]
+TICK_SEQ_OFFSET = _TICK_FIELDS["device_seq"][1]
+TICK_VENUE_OFFSET = _TICK_FIELDS["venue_id"][1]
+TICK_SEND_OFFSET = _TICK_FIELDS["send_ns"][1]
 # Hop stamps ride in the padding (past the 72-byte TICK): relay_in's rig receive (the link's
 # stamp) and send, relay_mid's receive and send. Same bytes on the wire as without them.
 IN_STAMPS_OFFSET = PROBLEM_BYTES - 16
@@ -69,7 +71,8 @@ RELAY_TRACE_DTYPE = np.dtype(
 def relay_in(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
     clock = RealtimeClock()
     link = open_feed_link(cfg, source, clock)
-    push = zmq.Context.instance().socket(zmq.PUSH)
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 1_000_000)
     push.connect(cfg["next"])
     ready: dict[str, Any] = {}
@@ -104,7 +107,7 @@ def forward_table(path: str | None) -> dict[int, int] | None:
 def relay_mid(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
     clock = RealtimeClock()
     forward = forward_table(cfg.get("forward"))
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     pull = ctx.socket(zmq.PULL)
     pull.bind(cfg["bind"])
     push = ctx.socket(zmq.PUSH)
@@ -148,7 +151,7 @@ def relay_out(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
 
     clock = RealtimeClock()
     link = open_broker_link(cfg, source, clock)
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     pull = ctx.socket(zmq.PULL)
     pull.connect(cfg["prev"])
     reports_out = ctx.socket(zmq.PUSH)

@@ -30,7 +30,7 @@ def _path(n_ticks: int, n: int, m: int, seed: int) -> tuple[np.ndarray, ...]:
     return c, gamma, phi, limit
 
 
-def _interior(n: int, m: int, seed: int) -> tuple[np.ndarray, ...]:
+def _interior(n: int, m: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One instance whose optimum is interior in most cells (deviations well past the fee
     dead-band, limits far away): the iterates approach it without ever reaching it exactly,
     so a fixed iteration count is really run (at an exact fixed point with zero tolerance the
@@ -40,7 +40,10 @@ def _interior(n: int, m: int, seed: int) -> tuple[np.ndarray, ...]:
     return c, np.full((n, m), 1e-3), np.full((n, m), 0.015), np.full((n, m), 1000.0)
 
 
-def numpy_admm(c, gamma, phi, limit, rho, max_iter, eps):  # type: ignore[no-untyped-def]
+def numpy_admm(
+    c: np.ndarray, gamma: np.ndarray, phi: np.ndarray, limit: np.ndarray, rho: float,
+    max_iter: int, eps: float,
+) -> tuple[np.ndarray, int]:  # fmt: skip
     """The same scaled exchange ADMM (α = 1, fixed ρ), vectorised with NumPy per iteration."""
     n, m = c.shape
     z = np.zeros((n, m))

@@ -59,15 +59,15 @@ class RelayOrchestrator(Orchestrator):
         self.inbound, mid_out = bound_endpoints(ready, "relay-mid")
         self.outbound = mid_out
         b = c.broker
-        ready = self.proc_dir / "broker-device.port.json"
+        port_file = self.proc_dir / "broker-device.port.json"
         dev = self._spawn(
             "broker-device", "broker_device", "arbsphere.firmware_interfaces.emulators.broker_udp",
             {"device_id": 200, "bind_host": b.device_host, "bind_port": 0,
              "clock": {"offset_ns": 0, "drift_ppm": 0.0},
              "stats_path": str(self.proc_dir / "broker-device.stats.json"),
-             "fill_mode": "full", "ready_path": str(ready)},
+             "fill_mode": "full", "ready_path": str(port_file)},
         )  # fmt: skip
-        port = int(self._wait_file(dev, ready)["port"])
+        port = int(self._wait_file(dev, port_file)["port"])
         out = self._spawn(
             "relay-out", "broker_adapter", "benchmarks.bare_relay",
             {"name": "relay-out", "out_dir": str(self.proc_dir), "link": "udp",
@@ -378,8 +378,11 @@ def load_table(runs: list[dict[str, Any]]) -> list[str]:
         lines.append(f"  {name:34s} {cells[0]:>16s} {cells[1]:>16s}")
     busy = []
     for arm in arms:
-        vals = [(r["host_load"][arm] or {}).get("rig_busy_pct") for r in runs]
-        vals = [v for v in vals if v is not None]
+        vals = [
+            float(v)
+            for r in runs
+            if (v := (r["host_load"][arm] or {}).get("rig_busy_pct")) is not None
+        ]
         busy.append(f"{np.median(vals):14.1f} %" if vals else f"{'-':>16s}")
     lines.append(f"  {'rig busy, % of all CPUs':34s} {busy[0]:>16s} {busy[1]:>16s}")
     return lines

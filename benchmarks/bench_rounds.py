@@ -33,7 +33,8 @@ def _venue(endpoint: str, venue_id: int, mode: Any, stop: Any) -> None:
     from arbsphere.rounds_protocol import venue_identity
 
     reg = default_registry()
-    sock = zmq.Context.instance().socket(zmq.DEALER)
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.IDENTITY, venue_identity(venue_id))
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(endpoint)
@@ -73,7 +74,7 @@ def run(seconds_per_phase: float = 3.0, pairs: int = 3) -> dict[str, Any]:
     from arbsphere.rounds_protocol import venue_identity
 
     reg = default_registry()
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.bind("tcp://127.0.0.1:*")

@@ -14,3 +14,5 @@ done
 for pkg in rig firmware_interfaces adapters coordinator kpi; do
     ln -s "$top/$pkg" "$view/arbsphere/$pkg"
 done
+# the benchmarks are checked too (they import the arbsphere namespace above)
+ln -s "$top/benchmarks" "$view/benchmarks"
