@@ -31,6 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	@sh tools/typeview.sh $(TYPEVIEW)
 	cd $(TYPEVIEW) && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml -p arbsphere -p benchmarks
+	cd tests && MYPYPATH=$(CURDIR)/$(TYPEVIEW) ../$(VENV)/bin/mypy --config-file ../pyproject.toml *.py conformance
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -61,7 +61,7 @@ def test_relay_mid_forwards_only_the_traded_ticks_and_takes_reports(tmp_path: Pa
     worker = threading.Thread(target=relay_mid, args=(cfg, "test", stop), daemon=True)
     worker.start()
     ready_path = tmp_path / "relay-mid.ready.json"
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     push = ctx.socket(zmq.PUSH)
     pull = ctx.socket(zmq.PULL)
     try:
@@ -87,8 +87,10 @@ def test_relay_mid_forwards_only_the_traded_ticks_and_takes_reports(tmp_path: Pa
         pull.close(0)
     assert [len(m) for m in got] == [PLAN_BYTES, PLAN_BYTES]  # reports are not relayed on
     assert json.loads((tmp_path / "relay-mid.stats.json").read_text()) == {"reports": 2}
-    seen = [(struct.unpack_from("<H", m, dm.TICK_DTYPE.fields["venue_id"][1])[0],
-             struct.unpack_from("<Q", m, dm.TICK_DTYPE.fields["device_seq"][1])[0],
+    fields = dm.TICK_DTYPE.fields
+    assert fields is not None
+    seen = [(struct.unpack_from("<H", m, fields["venue_id"][1])[0],
+             struct.unpack_from("<Q", m, fields["device_seq"][1])[0],
              struct.unpack_from("<H", m, LEGS_OFFSET)[0]) for m in got]  # fmt: skip
     assert seen == [(1, 11, 2), (0, 12, 3)]
     for m in got:

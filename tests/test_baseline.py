@@ -223,6 +223,6 @@ def test_admm_converges_to_baseline() -> None:
         assert res.converged
         snap = [a[None].copy() for a in (c, gamma, phi, limit, res.z)]
         gap = np.zeros(1)
-        gaps_batch(*snap, 1.0, gap)
+        gaps_batch(snap[0], snap[1], snap[2], snap[3], snap[4], 1.0, gap)
         assert gap[0] < 1e-6
         assert np.allclose(res.y, res.rho * res.u)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 import zmq
 
@@ -18,18 +19,33 @@ from arbsphere.firmware_interfaces import messages as dm
 class FakeLink:
     """Hands out queued datagrams; records every ORDER batch with the acks handled by then."""
 
+    name = "fake-broker-link"
+    timestamp_source = "user"
+
     def __init__(self, loop_ref: list[_BrokerLoop]) -> None:
         self.datagrams: list[Received] = []
         self.sent: list[tuple[int, int]] = []  # (orders in the batch, acks handled before it)
         self.loop_ref = loop_ref
 
+    def fileno(self) -> int:
+        return -1  # never polled: the test calls the loop's handlers itself
+
     def receive(self, timeout_ms: int) -> list[Received]:
         out, self.datagrams = self.datagrams, []
         return out
 
-    def send_many(self, payloads: list[bytes]) -> int:
-        self.sent.append((len(payloads), self.loop_ref[0].acks_trace.n))
+    def send(self, message: bytes) -> int:
+        return self.send_many([message])
+
+    def send_many(self, messages: Sequence[bytes]) -> int:
+        self.sent.append((len(messages), self.loop_ref[0].acks_trace.n))
         return 1_000 + len(self.sent)
+
+    def counters(self) -> dict[str, int]:
+        return {"batches": len(self.sent)}
+
+    def close(self) -> None:
+        pass
 
 
 class FakePlans:
@@ -100,7 +116,7 @@ def _loop(fault_every: int = 0) -> tuple[_BrokerLoop, FakeLink, FakePlans, FakeO
         plans,
         out,
         StepClock(),
-    )  # type: ignore[arg-type]
+    )
     ref.append(loop)
     core = Coordinator(2, 1, AdmmSettings(), 500, 1)
     return loop, link, plans, out, core

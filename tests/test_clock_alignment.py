@@ -4,16 +4,11 @@ stage latencies against the injected ones, uncertainty bounds, unlocked samples 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-
-from arbsphere.adapters.sync_master import SYNC_TRACE_DTYPE
-from arbsphere.clock import ClockStep, DeviceClock, RealtimeClock
-from arbsphere.rig.analysis import analyse, build_kpi
-from arbsphere.rig.clock_alignment import SyncedDevice, align_device, align_devices
-from arbsphere.rig.clocksync import ClockSyncSettings, ExchangeStatus
-from tests.test_analysis import (
+from test_analysis import (
     ACK,
     DECODE,
     ENCODE,
@@ -26,6 +21,12 @@ from tests.test_analysis import (
     WIRE,
     _write_traces,
 )
+
+from arbsphere.adapters.sync_master import SYNC_TRACE_DTYPE
+from arbsphere.clock import ClockStep, DeviceClock, RealtimeClock
+from arbsphere.rig.analysis import analyse, build_kpi
+from arbsphere.rig.clock_alignment import SyncedDevice, align_device, align_devices
+from arbsphere.rig.clocksync import ClockSyncSettings, ExchangeStatus
 
 LEAD_NS = 4_000_000_000  # sync runs this long before the traffic (the orchestrator's lock lead)
 FWD, BACK = 40_000, 40_000  # symmetric link delay of the exchange (ns)
@@ -77,7 +78,7 @@ DEVICES = [
 ]
 
 
-def _run(tmp_path: Path, clocks: dict[str, DeviceClock], n: int = 8000) -> dict:  # type: ignore[type-arg]
+def _run(tmp_path: Path, clocks: dict[str, DeviceClock], n: int = 8000) -> dict[str, Any]:
     _write_traces(tmp_path, n, 10)
     _to_device_stamps(tmp_path, clocks)
     end = T0 + n * 250_000 + 1_000_000_000

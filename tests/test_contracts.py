@@ -221,8 +221,10 @@ def test_header_compiles_and_matches_dtypes(tmp_path: Path) -> None:
     for cname, layout in structs:
         got = measured[cname]
         assert got["size"] == layout.dtype.itemsize, cname
+        fields = layout.dtype.fields
+        assert fields is not None
         for f in layout.fields:
-            assert got[f.name] == layout.dtype.fields[f.name][1], f"{cname}.{f.name}"
+            assert got[f.name] == fields[f.name][1], f"{cname}.{f.name}"
 
 
 def test_packer_matches_encode() -> None:

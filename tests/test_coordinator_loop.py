@@ -57,7 +57,7 @@ def _loop(max_batch: int) -> tuple[_Loop, FakePull, FakePush, list[TickTranslato
     core = Coordinator(2, 1, AdmmSettings(), 500, min_delta_lots=1)
     core.warm_up()
     push = FakePush()
-    loop = _Loop(core, StepClock(), push, max_batch)  # type: ignore[arg-type]
+    loop = _Loop(core, StepClock(), push, max_batch)
     translators = [TickTranslator(v, 10 + v, VenueCosts(0.5, 1e-4, 100), 200_000) for v in (0, 1)]
     return loop, FakePull(), push, translators
 

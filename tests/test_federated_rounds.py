@@ -52,7 +52,7 @@ class Venues:
     """n venues answering rounds in a background thread (``silent``: never answer)."""
 
     def __init__(self, endpoint: str, n: int, m: int, silent: frozenset[int] = frozenset()):
-        self.ctx = zmq.Context.instance()
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.solvers = [VenueSolver(m) for _ in range(n)]
         self.socks: list[CapturingSocket] = []
         self.rounds: list[VenueRounds] = []
@@ -92,7 +92,8 @@ class Venues:
 
 @pytest.fixture
 def router() -> Iterator[tuple[Any, str]]:
-    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     sock.setsockopt(zmq.LINGER, 0)
     sock.bind("tcp://127.0.0.1:*")
@@ -229,8 +230,8 @@ def test_recorded_round_answers_and_timeouts_replay_the_same_solves(
                        round_timeout_ms=200)  # fmt: skip
     _connect(live, venues)
     with venues.lock:
-        for i, v in enumerate(venues.solvers):
-            v.set_asset(0, 100.0 + 0.05 * i, 1e-3, 0.01, 10.0, seq=1)
+        for i, solver in enumerate(venues.solvers):
+            solver.set_asset(0, 100.0 + 0.05 * i, 1e-3, 0.01, 10.0, seq=1)
     venues.thread.start()
     prices = np.array([[100.0], [100.05]])
     try:
@@ -299,8 +300,8 @@ def test_a_venue_that_stops_answering_rounds_is_held_out_then_probed(
     core.unresponsive_retry_ns = 50_000_000
     _connect(core.rounds, venues)
     with venues.lock:
-        for i, v in enumerate(venues.solvers):
-            v.set_asset(0, 100.0 + 0.05 * i, 1e-3, 0.01, 10.0, seq=1)
+        for i, solver in enumerate(venues.solvers):
+            solver.set_asset(0, 100.0 + 0.05 * i, 1e-3, 0.01, 10.0, seq=1)
     venues.thread.start()
     counts = core.rounds.counts
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_coordinator_loop import _loop, _tick
 
 from arbsphere.adapters.plan_replica import PlanReplica
 from arbsphere.contracts import PLAN_LEG_DTYPE, default_registry
@@ -17,7 +18,6 @@ from arbsphere.coordinator.service import (
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.firmware_interfaces.emulators.fill_policy import FillPolicy
 from arbsphere.plan_hash import plan_hash
-from tests.test_coordinator_loop import _loop, _tick
 
 REG = default_registry()
 PLAN = REG.schema("PlanDelta", 2)

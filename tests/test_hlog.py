@@ -86,7 +86,7 @@ def test_round_trip_our_reader(tmp_path: Path) -> None:
     merged = merge_by_tag(read)
     assert set(merged) == {*TAGS, "delta_merge"}
     for tag in TAGS:
-        expected = sum(r.counts for t, _, _, r in written if t == tag)
+        expected = np.sum([r.counts for t, _, _, r in written if t == tag], axis=0)
         assert np.array_equal(_counts(merged[tag]), expected)
         assert merged[tag].get_total_count() == int(expected.sum())
     assert merged["delta_merge"].get_total_count() == 0
@@ -172,7 +172,7 @@ def test_writer_rejects_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="length_s"):
         log.write_interval("ok", 0.0, float("nan"), rec)
     with pytest.raises(TypeError, match="ndarray"):
-        log.write_interval("ok", 0.0, 1.0, rec.counts)  # type: ignore[arg-type]
+        log.write_interval("ok", 0.0, 1.0, rec.counts)
     log.close()
     with pytest.raises(ValueError, match="closed"):
         log.write_interval("ok", 0.0, 1.0, rec)

@@ -12,7 +12,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from arbsphere.firmware_interfaces.emulators.impairment import (
     ImpairmentSpec,
     LinkImpairment,
 )
+from arbsphere.firmware_interfaces.emulators.schedule import stamp_messages
 from arbsphere.firmware_interfaces.kernel_timestamps import (
     ANCBUFSIZE,
     enable_rx_software_timestamps,
@@ -257,6 +258,11 @@ class RecordingTx:
 
     def send(self, messages: Sequence[bytes], at_ns: int | None = None) -> None:
         self.sent.append((self.clock.now, list(messages)))
+
+    def send_stamped(
+        self, messages: Sequence[bytes | bytearray], stamp_offset: int, stamp: Callable[[], int]
+    ) -> None:
+        self.send(stamp_messages(messages, stamp_offset, stamp()))
 
     def counters(self) -> dict[str, int]:
         return {"sends": len(self.sent)}

@@ -8,6 +8,8 @@ import select
 import socket
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from conformance.links import (
@@ -41,7 +43,7 @@ PAIRS = {"udp": udp_pair, "serial-pty": serial_pty_pair}
 
 @pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("backend", sorted(PAIRS))
-def test_conformance(backend: str, check) -> None:
+def test_conformance(backend: str, check: Callable[[Any], None]) -> None:
     check(PAIRS[backend])
 
 

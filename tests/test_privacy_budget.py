@@ -93,7 +93,8 @@ def test_noise_is_reproducible_from_the_seeded_generator() -> None:
     assert np.array_equal(ra, expected)  # exactly the generator's draws, scale Δ/ε = 10
     scalar = a.release(0.5)
     assert isinstance(scalar, float)
-    assert laplace_budget(rng=np.random.default_rng(43)).release(x).tolist() != ra.tolist()
+    other = np.asarray(laplace_budget(rng=np.random.default_rng(43)).release(x))
+    assert other.tolist() != np.asarray(ra).tolist()
 
 
 # --- accounting and refusal ----------------------------------------------------------------

@@ -46,7 +46,7 @@ def _fixture(tmp_path: Path) -> tuple[dict[str, object], Path]:
 
 def test_report_is_self_contained_and_complete(tmp_path: Path) -> None:
     kpi, hlog = _fixture(tmp_path)
-    manifest = {
+    manifest: dict[str, object] = {
         "campaign": "loopback-smoke",
         "run_id": "20240101T000000Z-1a2b",
         "status": "complete",
@@ -78,7 +78,7 @@ def test_report_is_self_contained_and_complete(tmp_path: Path) -> None:
 
 def test_incomplete_run_shows_reason_and_escapes_text(tmp_path: Path) -> None:
     kpi = {"tick_to_trade": latency_summary(Recorder()), "loss": {"dropped": 3}}
-    manifest = {
+    manifest: dict[str, object] = {
         "campaign": {"name": "lab <A&B>"},
         "run_id": "r1",
         "status": "incomplete",

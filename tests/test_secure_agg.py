@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
@@ -85,7 +86,7 @@ def test_pair_seed_known_answer_from_rfc7748_keys() -> None:
         + bytes.fromhex("00000000000000030000000000000001")
     )
     expected = hkdf_sha256_reference(RFC7748_SHARED, SESSION, info, 32)
-    args = {"session": SESSION, "round_id": 5, "iteration": 3, "epoch": 1}
+    args: dict[str, Any] = {"session": SESSION, "round_id": 5, "iteration": 3, "epoch": 1}
     assert pair_seed(alice, BOB_PUB, **args, a=4, b=9) == expected
     assert pair_seed(bob, ALICE_PUB, **args, a=9, b=4) == expected
 
@@ -93,7 +94,14 @@ def test_pair_seed_known_answer_from_rfc7748_keys() -> None:
 def test_both_parties_derive_the_same_seed_and_strangers_do_not() -> None:
     k = keys(3)
     pub = {pid: public_raw(p) for pid, p in k.items()}
-    args = {"session": SESSION, "round_id": 1, "iteration": 0, "epoch": 0, "a": 1, "b": 2}
+    args: dict[str, Any] = {
+        "session": SESSION,
+        "round_id": 1,
+        "iteration": 0,
+        "epoch": 0,
+        "a": 1,
+        "b": 2,
+    }
     s12 = pair_seed(k[1], pub[2], **args)
     assert s12 == pair_seed(k[2], pub[1], **args)
     assert len(s12) == 32
@@ -110,16 +118,17 @@ def test_both_parties_derive_the_same_seed_and_strangers_do_not() -> None:
         {"a": 1, "b": 3},
     ],
 )
-def test_seeds_differ_across_session_round_iteration_epoch_and_pair(change: dict) -> None:
+def test_seeds_differ_across_session_round_iteration_epoch_and_pair(change: dict[str, Any]) -> None:
     k = keys(2)
-    base = {"session": SESSION, "round_id": 1, "iteration": 0, "epoch": 0, "a": 1, "b": 2}
+    base: dict[str, Any] = {"session": SESSION, "round_id": 1, "iteration": 0, "epoch": 0,
+                            "a": 1, "b": 2}  # fmt: skip
     s0 = pair_seed(k[1], public_raw(k[2]), **base)
     assert pair_seed(k[1], public_raw(k[2]), **{**base, **change}) != s0
 
 
 def test_pair_seed_refusals() -> None:
     k = keys(2)
-    args = {"session": SESSION, "round_id": 1, "iteration": 0, "epoch": 0}
+    args: dict[str, Any] = {"session": SESSION, "round_id": 1, "iteration": 0, "epoch": 0}
     with pytest.raises(AggregationError, match="two distinct party ids") as e:
         pair_seed(k[1], public_raw(k[2]), **args, a=3, b=3)
     assert e.value.reason == "pair"
@@ -364,7 +373,7 @@ def test_masking_party_refusals() -> None:
     fixed = FixedPoint(16, 10.0, 3)
     ps = parties(3, fixed)
     p1 = ps[1]
-    args = {"round_id": 3, "iteration": 1, "epoch": 0}
+    args: dict[str, Any] = {"round_id": 3, "iteration": 1, "epoch": 0}
     with pytest.raises(AggregationError, match=r"party 1 is not among .*\[2, 3\]") as e:
         p1.mask(np.ones(2), participants=[2, 3], **args)
     assert e.value.reason == "not_participant"
@@ -402,7 +411,7 @@ def test_masking_party_seed_matches_pair_seed() -> None:
     fixed = FixedPoint(16, 10.0, 3)
     ps = parties(3, fixed)
     k = keys(3)
-    args = {"round_id": 11, "iteration": 4, "epoch": 2}
+    args: dict[str, Any] = {"round_id": 11, "iteration": 4, "epoch": 2}
     s = ps[3].seed(1, **args)
     assert s == pair_seed(k[1], public_raw(k[3]), session=SESSION, a=1, b=3, **args)
     assert s == ps[1].seed(3, **args)

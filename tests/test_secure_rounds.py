@@ -184,7 +184,7 @@ def test_masked_solves_reach_the_clear_plan_and_the_coordinator_holds_only_sums(
         assert not xs & set(words[:m].tolist())
     # and what went over the "wire" from the venues: LocalSolution v2, SHARE or REVEAL only
     for v in masked_venues:
-        for data in v.sock.sent:  # type: ignore[attr-defined]
+        for data in v.sock.sent:
             msg = REG.decode(data)
             assert (msg.schema.name, msg.schema.version) == ("LocalSolution", 2)
             assert int(msg.header["kind"][0]) in (KIND_SHARE, KIND_REVEAL)
@@ -229,14 +229,14 @@ def test_a_silent_venue_aborts_and_the_next_solve_masks_among_the_survivors() ->
     link.silent = {2}
     out = driver.solve(np.full((n, m), 100.0), 10)
     assert out.aborted and out.missing == (2,) and driver.ex.cold
-    first = [v.sock.sent[0] for v in venues[:2]]  # type: ignore[attr-defined]
+    first = [v.sock.sent[0] for v in venues[:2]]
     # the service holds venue 2 out (frozen at its lots); the next solve runs among 0 and 1
     driver.ex.freeze(2, np.zeros(m, np.int64))
     out = driver.solve(np.full((n, m), 100.0), 10)
     assert not out.aborted
     assert driver.ex.participants == 0b011  # type: ignore[attr-defined]
     for v, old in zip(venues[:2], first, strict=True):
-        new = REG.decode(v.sock.sent[1])  # type: ignore[attr-defined]
+        new = REG.decode(v.sock.sent[1])
         before = REG.decode(old)
         assert int(new.header["participants"][0]) == 0b011
         assert int(before.header["participants"][0]) == 0b111

@@ -11,6 +11,7 @@ among the survivors completes; the coordinator's drain loop sums shares after it
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,10 @@ class Venues:
     """``n`` venues' translators (privacy budgets, epoch-aligned, and a sharer each); the
     participants they mask among are set by the test (the DualVariables' stand-in)."""
 
+    def _participants(self, i: int) -> Callable[[], int]:
+        """Venue ``i``'s participants, read at each call (the test changes them)."""
+        return lambda: self.bits[i]
+
     def __init__(self, n: int, seed: int = 7) -> None:
         keys = [X25519PrivateKey.generate() for _ in range(n)]
         peers = {i: public_raw(k) for i, k in enumerate(keys)}
@@ -75,7 +80,7 @@ class Venues:
             }, LIMIT, aligned=True)  # fmt: skip
             sharer = SignalSharer(
                 MaskingParty(i, keys[i], peers, LIQ_FIXED, SESSION), REG, i,
-                VENUE_SENDER_BASE + i, n, INTERVAL, participants=lambda i=i: self.bits[i],
+                VENUE_SENDER_BASE + i, n, INTERVAL, participants=self._participants(i),
             )  # fmt: skip
             corr = EwmaCorrelation(1, min_samples=2)
             for k in range(5):  # an estimate from the start: both signals are released

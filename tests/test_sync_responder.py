@@ -7,7 +7,7 @@ import signal
 import socket
 import struct
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pytest
@@ -18,7 +18,11 @@ from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.firmware_interfaces.emulators.broker_udp import BrokerDevice
 from arbsphere.firmware_interfaces.emulators.device_main import ConfigReader, Waker
 from arbsphere.firmware_interfaces.emulators.impairment import ImpairedTransmitter, ImpairmentSpec
-from arbsphere.firmware_interfaces.emulators.schedule import ServicedSleep, Transmitter
+from arbsphere.firmware_interfaces.emulators.schedule import (
+    ServicedSleep,
+    Transmitter,
+    stamp_messages,
+)
 from arbsphere.firmware_interfaces.emulators.sync_responder import (
     REJECT_REASONS,
     RigInbound,
@@ -177,6 +181,11 @@ class RecordingTx:
 
     def send(self, messages: Sequence[bytes], at_ns: int | None = None) -> None:
         self.sent.append((self.clock.now, [bytes(m) for m in messages]))
+
+    def send_stamped(
+        self, messages: Sequence[bytes | bytearray], stamp_offset: int, stamp: Callable[[], int]
+    ) -> None:
+        self.send(stamp_messages(messages, stamp_offset, stamp()))
 
     def counters(self) -> dict[str, int]:
         return {"sends": len(self.sent)}

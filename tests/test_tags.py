@@ -525,7 +525,7 @@ def test_fast_path_agrees_with_the_general_path_on_every_message() -> None:
         elif roll < 0.09:  # too short
             sealed[-1] = sealed[-1][: rng.randrange(ENVELOPE_BYTES + TAG_BYTES)]
         history.append(sealed)
-        outcomes = []
+        outcomes: list[tuple[str, object, int | None]] = []
         for op, as_type in ((fast, bytes), (general, bytearray)):
             try:
                 got = op.open_parts([as_type(f) for f in sealed])

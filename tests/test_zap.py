@@ -189,7 +189,9 @@ def test_expired_refused(rig: Rig) -> None:
 
 def test_revoked_refused(rig: Rig) -> None:
     venue = _venue(rig)
-    serial = rig.directory.by_curve_key(venue.curve_public).serial
+    cred = rig.directory.by_curve_key(venue.curve_public)
+    assert cred is not None
+    serial = cred.serial
     rig.authority.revoke(serial)
     assert rig.verifier.update_revocations(rig.authority.revocation_list())
     _assert_refused(rig, venue, "revoked")
@@ -278,6 +280,7 @@ def test_hook_failure_does_not_stop_authentication(rig: Rig) -> None:
 def test_rotation_at_half_life_keeps_pipeline(rig: Rig) -> None:
     venue = _venue(rig)
     old = rig.directory.by_curve_key(venue.curve_public)
+    assert old is not None
     push, outcome = rig.client(venue)
     assert outcome == SUCCEEDED
     push.send(b"before")
