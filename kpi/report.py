@@ -375,7 +375,7 @@ _CLOCK_COLUMNS = (
 )
 #: shown under the device's name rather than in columns of their own ("exchanges" goes with
 #: "admitted": one cell "admitted / exchanges")
-_CLOCK_IDENTITY = ("device_id", "exchanged_by")
+_CLOCK_IDENTITY = (("device_id", "id"), ("exchanged_by", "via"))
 _CLOCK_MERGED = ("exchanges",)
 
 
@@ -389,6 +389,15 @@ def _rejected_cell(value: object) -> str:
     return f"{_fmt(total)} ({reasons})" if reasons else _fmt(total)
 
 
+def _clock_cell(dev: Mapping[str, object], key: str) -> str:
+    """One figure of a device's clock row ("admitted" carries the exchanges beside it)."""
+    if key == "rejected":
+        return _rejected_cell(dev.get(key))
+    if key == "admitted":
+        return f"{_fmt(dev.get(key))} / {_fmt(dev.get('exchanges'))}"
+    return _fmt(dev.get(key))
+
+
 def _clock_section(clock: Mapping[str, object]) -> str:
     """One row per device (state, offset, drift, path delay, uncertainty, exchanges, rejections)
     instead of ~20 flattened rows each; the section's other keys as a key/value table."""
@@ -397,7 +406,7 @@ def _clock_section(clock: Mapping[str, object]) -> str:
     if isinstance(devices, Mapping) and devices:
         has_admitted = any(isinstance(d, Mapping) and "admitted" in d for d in devices.values())
         merged = list(_CLOCK_MERGED) if has_admitted else []  # else "exchanges" gets a column
-        known = [k for k, _ in _CLOCK_COLUMNS] + list(_CLOCK_IDENTITY) + merged
+        known = [k for k, _ in (*_CLOCK_COLUMNS, *_CLOCK_IDENTITY)] + merged
         extra: list[str] = []
         for dev in devices.values():
             if isinstance(dev, Mapping):
@@ -413,19 +422,9 @@ def _clock_section(clock: Mapping[str, object]) -> str:
         rows.append("</tr>")
         for name, dev in devices.items():
             dev = dev if isinstance(dev, Mapping) else {}
-            texts = (
-                _rejected_cell(dev.get(key))
-                if key == "rejected"
-                else f"{_fmt(dev.get(key))} / {_fmt(dev.get('exchanges'))}"
-                if key == "admitted"
-                else _fmt(dev.get(key))
-                for key, _ in used
-            )
-            cells = "".join(f'<td class="num">{_e(t)}</td>' for t in texts)
+            cells = "".join(f'<td class="num">{_e(_clock_cell(dev, key))}</td>' for key, _ in used)
             ident = " · ".join(
-                f"{'id' if key == 'device_id' else 'via'} {_e(_fmt(dev[key]))}"
-                for key in _CLOCK_IDENTITY
-                if key in dev
+                f"{label} {_e(_fmt(dev[key]))}" for key, label in _CLOCK_IDENTITY if key in dev
             )
             label = f"{_e(name)}<br><small>{ident}</small>" if ident else _e(name)
             rows.append(f'<tr><th style="white-space:nowrap">{label}</th>{cells}</tr>')
