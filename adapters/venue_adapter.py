@@ -25,13 +25,15 @@ from arbsphere.adapters.links import FeedLink
 from arbsphere.adapters.signal_privacy import WITHHELD_LOTS, SignalPrivacy
 from arbsphere.adapters.signal_shares import SignalSharer, signal_masking
 from arbsphere.adapters.sync_master import open_sync_master
-from arbsphere.adapters.venue_rounds import VenueRounds, round_masking
+from arbsphere.adapters.venue_prices import VenuePrices
+from arbsphere.adapters.venue_rounds import VenueRounds, round_masking, venue_masking
 from arbsphere.adapters.venue_signals import EwmaCorrelation
 from arbsphere.adapters.venue_solver import VenueSolver
 from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import default_registry
 from arbsphere.errors import ConfigError, DecodeError, LinkError, PipelineError
 from arbsphere.firmware_interfaces import messages as dm
+from arbsphere.price_protocol import PRICE_MASK_SUFFIX
 from arbsphere.rounds_protocol import venue_identity
 from arbsphere.runtime import (
     StopFlag,
@@ -41,6 +43,7 @@ from arbsphere.runtime import (
     run_role,
     write_json_atomic,
 )
+from arbsphere.secure_rounds import X_FIXED
 from arbsphere.security.identity import Role
 from arbsphere.security.role_security import PIPELINE, ROUNDS, open_role_security
 from arbsphere.security.secure_socket import SecureSocket
@@ -134,7 +137,7 @@ class TickTranslator:
         self.problem_packer = reg.packer(self.problem_schema, 1)
         self.signals_packer = reg.packer(self.signals_schema, 1)
         self.nonce = 0
-        self.last_mid = math.nan
+        self.last_mid: dict[int, float] = {}  # asset -> mid of the venue's previous tick of it
 
     def translate(self, tick: tuple[Any, ...], now_ns: int, latency_ns: int) -> tuple[bytes, bytes]:
         """``tick``: TICK values in ``messages.value_fields(MSG_TICK)`` order. Returns the
@@ -158,22 +161,27 @@ class TickTranslator:
                 self.venue_id, 1, seq, intended, self.budget_ns,
                 asset, mid, self.costs.gamma, phi, limit, bid, ask,
             )  # fmt: skip
-        delta = 0.0 if math.isnan(self.last_mid) else mid - self.last_mid
-        self.last_mid = mid
+        last = self.last_mid.get(asset)
+        delta = 0.0 if last is None else mid - last
+        self.last_mid[asset] = mid
         self.nonce += 1
         corr = math.nan if self.correlation is None else self.correlation.correlation(asset)
         share_at: tuple[int, tuple[float, float]] | None = None
-        if self.privacy is not None:
+        # the share's epoch, if this tick is the first of a release epoch (secure aggregation)
+        epoch = None if self.sharer is None else self.sharer.due(now_ns)
+        if self.privacy is not None and (self.sharer is None or epoch is not None):
             # Federated: both derive from the venue's private state (the liquidity from its
             # limit and book, the correlation from its solves): noisy, at the release interval
             # of the tick's rig receive time, withheld once the budget is spent. Central mode
             # has no budget: the coordinator receives the limit in every LocalArbProblem.
+            # Under secure aggregation only the tick that sends the epoch's share releases:
+            # with several assets the other assets' first ticks of the epoch would each pay a
+            # release (and ledger it) that nothing ever carries.
             liquidity = self.privacy.liquidity(asset, limit, now_ns)
             corr = self.privacy.correlation(asset, corr, now_ns)
         if self.sharer is not None:
             # The released values leave only in the epoch's masked share (the first tick of a
             # release epoch is the one that releases); the tick's signals carry neither.
-            epoch = self.sharer.due(now_ns)
             if epoch is not None:
                 share_at = (epoch, (float(liquidity), corr))  # what the signals would carry
             liquidity, corr = WITHHELD_LOTS, math.nan
@@ -247,6 +255,33 @@ def open_feed_link(cfg: dict[str, Any], source: str, clock: Clock) -> FeedLink:
     raise ConfigError(f"unknown link {link!r} (udp, serial)", file=source, key="link")
 
 
+def venue_rounds_for(
+    cfg: dict[str, Any], source: str, sec: Any, sock: Any, translator: TickTranslator,
+    venue_id: int, clock: Clock,
+) -> VenueRounds | VenuePrices:  # fmt: skip
+    """The venue's side of the federated protocol the campaign speaks (``protocol``: "price"
+    or "admm"; absent: "admm", as roles configured before the price protocol)."""
+    protocol = cfg.get("protocol", "admm")
+    solver = translator.solver
+    assert solver is not None
+    if protocol == "price":
+        masking = venue_masking(sec, cfg, venue_id, X_FIXED, PRICE_MASK_SUFFIX)
+        return VenuePrices(sock, translator.reg, solver, venue_id, translator.sender_id, clock,
+                           translator.correlation, masking=masking)  # fmt: skip
+    if protocol != "admm":
+        raise ConfigError("must be 'price' or 'admm'", file=source, key="protocol")
+    return VenueRounds(
+        sock,
+        translator.reg,
+        solver,
+        venue_id,
+        translator.sender_id,
+        clock,
+        translator.correlation,
+        masking=round_masking(sec, cfg, venue_id),
+    )
+
+
 def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     source = str(path)
     clock = RealtimeClock()
@@ -254,6 +289,11 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     venue_id = require(cfg, "venue_id", int, source)
     out_dir = Path(require(cfg, "out_dir", str, source))
     position_limit = require(cfg, "position_limit_lots", int, source)
+    # the assets the venue quotes (a tick quotes one of them: its problem keeps one row each)
+    n_assets = cfg.get("n_assets", 1)
+    if not isinstance(n_assets, int) or isinstance(n_assets, bool) or not n_assets >= 1:
+        raise ConfigError(f"must be an integer >= 1 (value {n_assets!r})", file=source,
+                          key="n_assets")  # fmt: skip
     federated = bool(cfg.get("rounds_endpoint"))
     table = cfg.get("security")
     # federated + secure aggregation: the released signals leave only in masked shares
@@ -271,8 +311,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             position_limit_lots=position_limit,
         ),
         budget_ns=require(cfg, "budget_ns", int, source),
-        solver=VenueSolver(1) if federated else None,
-        correlation=EwmaCorrelation(1) if federated else None,
+        solver=VenueSolver(n_assets) if federated else None,
+        correlation=EwmaCorrelation(n_assets) if federated else None,
         privacy=privacy,
     )
     link = open_feed_link(cfg, source, clock)
@@ -284,7 +324,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     sec = open_role_security(cfg, source, clock, ctx)
     if privacy is not None and sec is not None:
         privacy.emit_to(sec.event)  # BUDGET_SPENT / BUDGET_REFUSED into the run's ledger
-    rounds: VenueRounds | None = None
+    rounds: VenueRounds | VenuePrices | None = None
     masking = signal_masking(sec, cfg, venue_id) if share_signals else None
     if masking is not None:
         assert sec is not None
@@ -328,9 +368,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             raise PipelineError(
                 f"{name}: cannot connect to the coordinator's rounds: {exc}"
             ) from exc
-        rounds = VenueRounds(rounds_sock, translator.reg, translator.solver, venue_id,
-                             translator.sender_id, clock, translator.correlation,
-                             masking=round_masking(sec, cfg, venue_id))  # fmt: skip
+        rounds = venue_rounds_for(cfg, source, sec, rounds_sock, translator, venue_id, clock)
         poller.register(dealer, zmq.POLLIN)
     sync = open_sync_master(cfg, source, link, clock)
     trace = TraceBuffer(TICK_TRACE_DTYPE)
@@ -341,6 +379,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         "decode_errors": 0,
         "other_messages": 0,
         "forwarded": 0,
+        "frames": 0,  # ZeroMQ messages the forwarded ticks left in
         "stale_dropped": 0,
     }
     last_error = ""
@@ -377,6 +416,12 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 if stop.is_set:
                     break
                 raise LinkError(f"{name}: link receive failed: {exc}") from exc
+            # The ticks the link delivered together leave in one frame: one tag, one CurveZMQ
+            # box, one ZeroMQ send (the coordinator cuts it by the envelopes' payload_len).
+            # Keeping up, that is one tick; behind, the per-send cost (the I/O thread's wake-up,
+            # ~20-100 us here) is paid once per batch instead of per tick, so the adapter
+            # catches up instead of queueing.
+            frame: list[bytes] = []
             for rec in batch:
                 try:
                     mtype, tick = dm.decode_values(rec.payload)
@@ -403,24 +448,28 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 latency = rec.rx_ns - send_dev
                 problem, signals = translator.translate(tick, rec.rx_ns, latency)
                 decoded = clock.now_ns()
-                # one frame: one tag, one CurveZMQ box, one ZeroMQ frame per tick (the
-                # coordinator cuts it by the envelopes' payload_len)
-                out.send(problem + signals, copy=True)
+                frame += (problem, signals)
                 share = translator.take_share()
-                if share is not None:  # once per release epoch: its own single-frame message
+                if share is not None:  # once per release epoch: its own single-frame message,
+                    out.send(b"".join(frame), copy=True)  # after its tick (nonce order)
                     out.send(share, copy=True)
+                    counts["frames"] += 1
+                    frame.clear()
                 counts["forwarded"] += 1
                 trace.append(
                     (venue_id, tick[T_ASSET], seq, tick[T_INTENDED], send_dev, rec.rx_ns, decoded,
                      tick[T_BID], tick[T_ASK])
                 )  # fmt: skip
+            if frame:
+                out.send(b"".join(frame), copy=True)
+                counts["frames"] += 1
     finally:
         if privacy is not None:
             privacy.finish()  # the refusal summaries, before the ledger link closes
         trace.save(out_dir / f"{name}.trace.npy")
         if rounds is not None:
             rounds.solves.save(out_dir / f"{name}.solves.npy")
-            if rounds.masking is not None:
+            if isinstance(rounds, VenueRounds) and rounds.masking is not None:
                 rounds.save_convergence(out_dir, name)
         if sync is not None:
             sync.save(out_dir / f"{name}.sync.npy")

@@ -87,6 +87,23 @@ class VenueSolver:
         return FrozenProblem(solve_id, self.problem_seq, self._c.copy(), self._gamma.copy(),
                              self._phi.copy(), self._limit.copy())  # fmt: skip
 
+    @property
+    def frozen_c(self) -> np.ndarray:
+        """The solve's frozen problem (read-only views): c, γ, φ, L."""
+        return self._c
+
+    @property
+    def frozen_gamma(self) -> np.ndarray:
+        return self._gamma
+
+    @property
+    def frozen_phi(self) -> np.ndarray:
+        return self._phi
+
+    @property
+    def frozen_limit(self) -> np.ndarray:
+        return self._limit
+
     def settle(self, xhat_mean: np.ndarray, alpha: float) -> None:
         """Apply the coordinator's x̄ of the last round to z (no-op if nothing is pending)."""
         if self.pending:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import struct
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -82,13 +82,39 @@ class GraphRole:
 
 
 @dataclass(frozen=True)
+class VenueRole:
+    """The role every venue adapter of a deployment takes, whatever its name (a graph's
+    ``venues`` table), and how many venue adapters may take part."""
+
+    kind: str
+    speaks: Mapping[str, int]
+    min_count: int
+    max_count: int
+
+
+@dataclass(frozen=True)
 class ContractGraph:
-    """A deployment shape: the coordinator and the adapters that take part, with versions."""
+    """A deployment shape: the coordinator and the adapters that take part, with versions.
+
+    ``adapters`` are parties by name (e.g. the broker); ``venues``, when declared, is the role
+    of any number (``min_count``..``max_count``) of venue adapters of any name — a campaign's
+    ``[venues.*]`` tables. A named adapter keeps its own role."""
 
     name: str
     doc: str
     coordinator: Mapping[str, int]
     adapters: Mapping[str, GraphRole]
+    venues: VenueRole | None = None
+
+    def roles(self, venue_names: Collection[str] = ()) -> dict[str, GraphRole]:
+        """Every party of a deployment with these venue adapters: the named adapters, and
+        each venue not named here in the graph's venue role."""
+        out = dict(self.adapters)
+        if self.venues is not None:
+            for name in venue_names:
+                if name not in out:
+                    out[name] = GraphRole(name, self.venues.kind, self.venues.speaks)
+        return out
 
 
 class Registry:
@@ -438,6 +464,9 @@ class Registry:
             raise ConfigError("must be a table", file=self.source, key=where)
         coordinator = self._parse_speaks(data.get("coordinator"), f"{where}.coordinator")
         adapters: dict[str, GraphRole] = {}
+        venues: VenueRole | None = None
+        if "venues" in data:
+            venues = self._parse_venue_role(data["venues"], f"{where}.venues")
         for aname, adata in _table(data, "adapters", f"{self.source}: {where}").items():
             akey = f"{where}.adapters.{aname}"
             if not isinstance(adata, dict) or not isinstance(adata.get("kind"), str):
@@ -445,7 +474,28 @@ class Registry:
             adapters[aname] = GraphRole(
                 aname, adata["kind"], self._parse_speaks(adata.get("speaks"), f"{akey}.speaks")
             )
-        return ContractGraph(name, str(data.get("doc", "")), coordinator, adapters)
+        return ContractGraph(name, str(data.get("doc", "")), coordinator, adapters, venues)
+
+    def _parse_venue_role(self, data: Any, key: str) -> VenueRole:
+        if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
+            raise ConfigError("needs a string 'kind'", file=self.source, key=key)
+        count = data.get("count")
+        bounds = (
+            [int(c) for c in count]
+            if isinstance(count, list)
+            and all(isinstance(c, int) and not isinstance(c, bool) for c in count)
+            else []
+        )
+        if len(bounds) != 2 or not 1 <= bounds[0] <= bounds[1]:
+            raise ConfigError(
+                f"must be [min, max] venue adapters with 1 <= min <= max, got {count!r}",
+                file=self.source, key=f"{key}.count",
+            )  # fmt: skip
+        unknown = sorted(set(data) - {"kind", "count", "speaks", "doc"})
+        if unknown:
+            raise ConfigError("unknown key", file=self.source, key=f"{key}.{unknown[0]}")
+        speaks = self._parse_speaks(data.get("speaks"), f"{key}.speaks")
+        return VenueRole(data["kind"], speaks, bounds[0], bounds[1])
 
     def _parse_speaks(self, data: Any, key: str) -> dict[str, int]:
         if not isinstance(data, dict) or not data:
@@ -472,23 +522,36 @@ def check_compatibility(
     declared: Mapping[str, Mapping[str, int]],
     *,
     source: str,
+    venues: Collection[str] = (),
 ) -> None:
     """Refuse a campaign whose adapters speak schema versions the graph does not accept.
 
     ``declared`` maps adapter name -> {schema: version} as the campaign's adapters declare them
-    (an adapter absent from ``declared`` speaks the graph's versions). Raises
-    :class:`ContractVersionError` naming adapter, schema and both versions.
+    (an adapter absent from ``declared`` speaks the graph's versions); ``venues`` names the
+    campaign's venue adapters, which take the graph's venue role (when it has one: then their
+    number must be within its count). Raises :class:`ContractVersionError` naming adapter,
+    schema and both versions.
     """
     graph = registry.graph(graph_name)
+    if graph.venues is not None and venues:
+        lo, hi = graph.venues.min_count, graph.venues.max_count
+        if not lo <= len(venues) <= hi:
+            raise ContractVersionError(
+                f"graph '{graph_name}' takes {lo} to {hi} venue adapters, the campaign has "
+                f"{len(venues)}",
+                file=source,
+                key="venues",
+            )
+    roles = graph.roles(venues)
     for aname in declared:
-        if aname not in graph.adapters:
+        if aname not in roles:
             raise ContractVersionError(
                 f"adapter '{aname}' is not part of contract graph '{graph_name}' "
-                f"(its adapters: {sorted(graph.adapters)})",
+                f"(its adapters: {sorted(roles)})",
                 file=source,
                 key=f"adapters.{aname}",
             )
-    for aname, role in sorted(graph.adapters.items()):
+    for aname, role in sorted(roles.items()):
         speaks = declared.get(aname, role.speaks)
         for sname, required in sorted(role.speaks.items()):
             have = speaks.get(sname)

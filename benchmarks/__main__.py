@@ -2,7 +2,9 @@
 
 Each figure is compared with a floor or a reference measured in the same run (a bare ZeroMQ
 relay over the same hops, hdrh's own ``record_value``, a NumPy implementation of the same
-algorithm) and reported as a ratio; absolute times are context only (2 noisy vCPUs).
+algorithm, central coordination) and reported as a ratio; absolute times are context only (2
+noisy vCPUs). Every figure that has a target is printed in its section and again at the end
+(``targets`` in the JSON): measured, interval, reference, target, PASS / FAIL.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from arbsphere.runtime import write_json_atomic
+from benchmarks.targets import target, target_line
 
 
 def main() -> None:
@@ -30,10 +33,19 @@ def main() -> None:
             "rounds",
             "security",
             "transport",
+            "federated",
+            "scale",
+            "overload",
         ],
         action="append",
     )
     parser.add_argument("--pipeline-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--pipeline-rate",
+        type=float,
+        default=500.0,
+        help="ticks/s per venue of the headline pipeline / floor pairs (issue 20: 500)",
+    )
     parser.add_argument(
         "--pipeline-pairs",
         type=int,
@@ -43,13 +55,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--pipeline-rates",
-        default="250,500,1000,2000",
-        help="the pipeline / floor pair again at these ticks/s per venue, one pair per rate "
-        "and arm (comma-separated; empty: skip)",
+        default="2000",
+        help="context: the pipeline / floor pair again at these ticks/s per venue, one pair per "
+        "rate and arm (comma-separated; empty: skip; before issue 20: 250,500,1000,2000)",
     )
     parser.add_argument(
         "--pipeline-rate-arms",
-        default="default,unsecured",
+        default="default",
         help="the by-rate pairs' pipeline arms (comma-separated): default = the campaign as "
         "configured, unsecured = plaintext, no tags, no journal",
     )
@@ -58,6 +70,54 @@ def main() -> None:
         type=float,
         default=120.0,
         help="the recorder bench's interleaved run (0: skip it)",
+    )
+    parser.add_argument(
+        "--transport-rate",
+        type=float,
+        default=500.0,
+        help="ticks/s per venue of the transport comparison (issue 20: 500)",
+    )
+    parser.add_argument(
+        "--rounds-seconds", type=float, default=3.0, help="rounds bench: seconds per phase"
+    )
+    parser.add_argument(
+        "--rounds-pairs", type=int, default=3, help="rounds bench: alternating pairs"
+    )
+    parser.add_argument(
+        "--federated-seconds",
+        type=float,
+        default=10.0,
+        help="federated vs central: measured seconds per run (plus the campaigns' warm-up)",
+    )
+    parser.add_argument(
+        "--federated-pairs", type=int, default=3, help="federated vs central: interleaved pairs"
+    )
+    parser.add_argument(
+        "--scale-cells",
+        default="all",
+        help="scale: the NxM cells to run (venues x assets, comma-separated, e.g. 2x1,8x16; "
+        "all: 2,4,8 x 1,4,16)",
+    )
+    parser.add_argument(
+        "--scale-seconds", type=float, default=6.0, help="scale: measured seconds per cell"
+    )
+    parser.add_argument(
+        "--scale-total-rate",
+        type=float,
+        default=4000.0,
+        help="scale: ticks/s in total (each of N venues at total / N)",
+    )
+    parser.add_argument(
+        "--overload-seconds", type=float, default=8.0, help="overload: measured seconds per arm"
+    )
+    parser.add_argument(
+        "--overload-factors",
+        default="1,2,4",
+        help="overload: multiples of the default rate, one run each (1: the reference); "
+        "the busy-core run follows",
+    )
+    parser.add_argument(
+        "--no-busy-core", action="store_true", help="overload: skip the busy-core run"
     )
     parser.add_argument(
         "--every-tick-floor",
@@ -72,11 +132,27 @@ def main() -> None:
         parser.error(
             f"--pipeline-rate-arms {args.pipeline_rate_arms!r}: choose from {', '.join(RATE_ARMS)}"
         )
+    from benchmarks.bench_scale import parse_cells
+
+    try:
+        scale_cells = parse_cells(args.scale_cells)
+        factors = tuple(float(f) for f in args.overload_factors.split(",") if f.strip())
+    except ValueError as exc:
+        parser.error(str(exc))
     wanted = args.only or [
-        "kernels", "recording", "journal", "rounds", "security", "pipeline", "recorder",
-        "transport", "calibration",
+        "kernels", "recording", "journal", "rounds", "security", "pipeline", "federated",
+        "scale", "overload", "recorder", "transport", "calibration",
     ]  # fmt: skip
     results: dict[str, Any] = {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    targets: list[dict[str, Any]] = []
+    started = time.monotonic()
+
+    def judged(found: list[dict[str, Any]]) -> None:
+        """Print a section's targets and keep them for the summary."""
+        targets.extend(found)
+        if found:
+            print("\n".join(target_line(t) for t in found))
+
     if "kernels" in wanted:
         from benchmarks import bench_kernels
 
@@ -90,33 +166,72 @@ def main() -> None:
     if "rounds" in wanted:
         from benchmarks import bench_rounds
 
-        results["rounds"] = bench_rounds.run()
-        print("rounds:", json.dumps(results["rounds"], indent=2))
+        results["rounds"] = bench_rounds.run(args.rounds_seconds, args.rounds_pairs)
+        print(
+            f"rounds (one federated round vs the bare ROUTER/DEALER round trip, same sockets "
+            f"and processes, {args.rounds_pairs} alternating pairs of {args.rounds_seconds:g} s "
+            "per phase):"
+        )
+        print("\n".join(bench_rounds.summary_lines(results["rounds"])))
+        judged(results["rounds"]["targets"])
     if "pipeline" in wanted:
         from benchmarks import bench_pipeline
 
         results["pipeline"] = bench_pipeline.run(
-            args.pipeline_seconds, args.pipeline_pairs, args.every_tick_floor
+            args.pipeline_seconds, args.pipeline_pairs, args.every_tick_floor, args.pipeline_rate
         )
-        summary = {k: v for k, v in results["pipeline"].items() if k != "runs"}
+        summary = {k: v for k, v in results["pipeline"].items() if k not in ("runs", "targets")}
         print("pipeline:", json.dumps(summary, indent=2))
         pooled = results["pipeline"]["pooled"]
         if pooled:
             print(
-                f"pipeline / floor, every trade of the {args.pipeline_pairs} pairs pooled: p50 "
-                f"{pooled['p50_on_us']} vs {pooled['p50_off_us']} us, ratio "
-                f"{pooled['ratio_p50']} (pair-level 90 % interval "
-                f"{pooled['ratio_p50_ci90_runs']}), p99 ratio {pooled['ratio_p99']}"
+                f"pipeline / floor at {args.pipeline_rate:g} ticks/s per venue, every trade of "
+                f"the {args.pipeline_pairs} pairs pooled: p50 {pooled['p50_on_us']} vs "
+                f"{pooled['p50_off_us']} us, ratio {pooled['ratio_p50']} (pair-level 90 % "
+                f"interval {pooled['ratio_p50_ci90_runs']}), p99 ratio {pooled['ratio_p99']}"
             )
         print("\n".join(bench_pipeline.stage_table(results["pipeline"]["runs"])))
         print("\n".join(bench_pipeline.load_table(results["pipeline"]["runs"])))
+        print("CPU per tick, each role against the floor relay at its hop (mean over pairs):")
+        print("\n".join(bench_pipeline.cpu_table(results["pipeline"]["cpu_per_tick"])))
+        judged(results["pipeline"]["targets"])
         rates = [int(r) for r in args.pipeline_rates.split(",") if r.strip()]
         if rates:
             results["pipeline_rates"] = bench_pipeline.run_rates(
                 rates, args.pipeline_seconds, rate_arms
             )
-            print("pipeline / floor by rate (one pair per rate and arm):")
+            print("pipeline / floor by rate, context (one pair per rate and arm):")
             print("\n".join(bench_pipeline.rates_table(results["pipeline_rates"])))
+    if "federated" in wanted:
+        from benchmarks import bench_federated
+
+        results["federated"] = bench_federated.run(args.federated_seconds, args.federated_pairs)
+        fed = results["federated"]
+        print(
+            f"federated ({bench_federated.FEDERATED.name}, protocol {fed['protocol']}) vs central "
+            f"({bench_federated.CENTRAL.name}) at {fed['rate_hz_per_venue']:g} ticks/s per venue, "
+            f"{fed['pairs']} interleaved pairs of {fed['duration_s']:g} s measured:"
+        )
+        print("\n".join(bench_federated.summary_lines(fed)))
+        judged(fed["targets"])
+    if "scale" in wanted:
+        from benchmarks import bench_scale
+
+        results["scale"] = bench_scale.run(scale_cells, args.scale_seconds, args.scale_total_rate)
+        print(f"scale (venues N x assets M, campaigns built from {bench_scale.BASE}; context):")
+        print("\n".join(bench_scale.scale_table(results["scale"])))
+    if "overload" in wanted:
+        from benchmarks import bench_overload
+
+        results["overload"] = bench_overload.run(
+            args.overload_seconds, factors, busy=not args.no_busy_core
+        )
+        print(
+            f"overload and a busy core ({bench_overload.CAMPAIGN.name}, "
+            f"{args.overload_seconds:g} s measured per run):"
+        )
+        print("\n".join(bench_overload.summary_table(results["overload"])))
+        judged(results["overload"]["targets"])
     if "journal" in wanted:
         from benchmarks import bench_journal
 
@@ -130,6 +245,12 @@ def main() -> None:
                 args.recorder_interleaved_seconds
             )
             print("recorder (interleaved):", json.dumps(results["recorder_interleaved"], indent=2))
+            row = results["recorder_interleaved"].get("tick_to_solve") or {}
+            judged([target(
+                "recorder", "recorder on / off tick_to_solve p99 (interleaved)",
+                row.get("ratio_p99"), results["recorder_interleaved"]["target_ratio_p99"],
+                interval=row.get("ratio_p99_ci90"), reference="same run, on/off periods",
+            )])  # fmt: skip
         if args.pipeline_pairs > 0:
             results["recorder"] = bench_recorder.run(args.pipeline_seconds, args.pipeline_pairs)
             summary = {k: v for k, v in results["recorder"].items() if k != "runs"}
@@ -142,18 +263,29 @@ def main() -> None:
     if "transport" in wanted:
         from benchmarks import bench_transport
 
-        results["transport"] = bench_transport.run(args.pipeline_seconds, args.pipeline_pairs)
-        print("transport (CurveZMQ / plaintext, tags on / off):")
+        results["transport"] = bench_transport.run(
+            args.pipeline_seconds, args.pipeline_pairs, args.transport_rate
+        )
+        print(
+            f"transport (CurveZMQ / plaintext, tags on / off) at {args.transport_rate:g} "
+            "ticks/s per venue:"
+        )
         print("\n".join(bench_transport.summary_table(results["transport"])))
-        print("  target:", json.dumps(results["transport"]["target"]))
+        judged(results["transport"]["targets"])
     if "calibration" in wanted:
         from benchmarks import bench_calibration
 
         results["calibration"] = bench_calibration.run()
         print("calibration:", json.dumps(results["calibration"], indent=2))
+    results["targets"] = targets
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    if targets:
+        met = sum(t["met"] is True for t in targets)
+        print(f"targets ({met} of {len(targets)} met; each against its reference in this run):")
+        print("\n".join(f"  [{t['section']}]" + target_line(t)[1:] for t in targets))
     out = Path("results/bench") / f"bench-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     write_json_atomic(out, results)
-    print(f"written: {out}")
+    print(f"written: {out} ({results['elapsed_s'] / 60:.1f} min)")
 
 
 if __name__ == "__main__":

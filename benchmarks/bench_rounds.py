@@ -1,15 +1,28 @@
-"""One federated ADMM round against the bare ZeroMQ round trip, measured side by side.
+"""One federated round against the bare ZeroMQ round trip, measured side by side.
 
-Two venue processes (DEALER) and the coordinator (ROUTER, this process), loopback tcp.
+Two venue processes (DEALER) and the coordinator (ROUTER, this process), loopback tcp; the
+same sockets and processes carry every phase:
 
-1. The floor: the coordinator sends a message of a DualVariables' size to both venues, each
-   echoes a message of a LocalSolution's size back; one round = until both answers are in.
-2. Federated rounds: the same sockets and processes running :class:`RoundDriver` and
-   :class:`VenueRounds` (decode, x-update, encode, exchange step) on a 2 x 1 problem whose
-   tolerance is tight enough that every solve runs its full round cap.
+1. **Price rounds** (the default protocol, the headline): :class:`PriceRoundDriver` and
+   :class:`VenuePrices` — the venue encodes its best response, slopes and breakpoint ladder,
+   pairwise-masked as under the campaign's secure aggregation (X25519 keys, the price stream's
+   HKDF salt); the coordinator sums the shares, takes the certified Newton / bracket step and
+   ends every solve with the REVEAL. The venues' problems follow the default campaign's market
+   (:func:`problem_stream`: the synthetic market's quotes for 2 venues x 1 asset at 2,000
+   ticks/s, priced as the venue adapters price them, :data:`TICKS_PER_SOLVE` ticks per venue
+   between solves); the coordinator proposes from the same public mids; the round cap is the
+   campaign's (``budget_us / ns_per_round`` = 100).
+2. **Its floor**: the coordinator sends a message of a PriceProposal's size to both venues,
+   each echoes one of a PriceResponse share's size; one round = until both answers are in.
+3. **Exchange-ADMM rounds** (``protocol = "admm"``, context): :class:`RoundDriver` and
+   :class:`VenueRounds` (decode, x-update, encode, exchange step; clear, unmasked) on a 2 x 1
+   problem whose tolerance is tight enough that every solve runs its full 20-round cap, against
+   its own floor (DualVariables / LocalSolution sizes).
 
-Pairs alternate (floor, rounds, floor, rounds ...) and the median of the per-pair p50 / p99
-ratios is reported with both distributions.
+Per pair the floor and the rounds of each protocol alternate which goes first; every round of
+every pair is pooled per arm and the ratio of the pooled p50 / p99 given with the pair-level
+90 % interval (:func:`benchmarks.bench_recorder.pooled_ratios`). The price protocol's round
+trips per solve (query rounds + the REVEAL) are counted over every measured solve.
 """
 
 from __future__ import annotations
@@ -21,38 +34,145 @@ from typing import Any
 import numpy as np
 import zmq
 
+from benchmarks.bench_recorder import pooled_ratios
+from benchmarks.targets import target
+
 N_VENUES = 2
-ROUNDS_PER_SOLVE = 20
+N_ASSETS = 1
+ROUNDS_PER_SOLVE = 20  # ADMM: every solve runs the cap (eps 0)
+#: the default campaign's round cap: budget_us 10,000 / ns_per_round 100,000 ns
+PRICE_MAX_ROUNDS = 100
+#: ticks per venue between two solves: the default campaign's 80,000 measured ticks over its
+#: ~3,600 solves in a 20 s run are ~11 per venue
+TICKS_PER_SOLVE = 10
+#: solves in the problem stream (cycled)
+STREAM_SOLVES = 4096
+#: venue modes
+FLOOR_ADMM, ADMM, FLOOR_PRICE, PRICE = 0, 1, 2, 3
+#: targets (issue 20): a price round within 1.3x the bare round trip; round trips per solve
+TARGET_ROUND_RATIO_P50 = 1.3
+TARGET_ROUND_TRIPS_P50 = 2
+TARGET_ROUND_TRIPS_P99 = 4
 
 
-def _venue(endpoint: str, venue_id: int, mode: Any, stop: Any) -> None:
+def problem_stream(
+    n_venues: int,
+    n_assets: int,
+    solves: int,
+    ticks_per_solve: int = TICKS_PER_SOLVE,
+    *,
+    seed: int = 7,
+    rate_hz: float = 2000.0,
+    fee_bp: float = 0.5,
+    gamma: float = 1e-4,
+    position_limit_lots: int = 100,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The venues' local problems (c, gamma, phi, limit), each ``(solves, n_venues,
+    n_assets)``, as the campaign's venue adapters hold them: the synthetic market's quotes
+    (:class:`RoundRobinQuotes`, the campaign's defaults), each venue's latest quote of each
+    asset priced by :class:`VenueCosts`, sampled every ``ticks_per_solve`` ticks (from the
+    first tick at which every asset has been quoted)."""
+    from arbsphere.adapters.venue_adapter import VenueCosts
+    from arbsphere.firmware_interfaces.emulators.market import MarketConfig, RoundRobinQuotes
+
+    if solves < 1 or ticks_per_solve < 1:
+        raise ValueError(f"solves {solves}, ticks_per_solve {ticks_per_solve}: must be >= 1")
+    cfg = MarketConfig(seed=seed, n_venues=n_venues, n_assets=n_assets, rate_hz=rate_hz,
+                       base_price=100.0, half_spread_bp=1.0)  # fmt: skip
+    costs = VenueCosts(fee_bp, gamma, position_limit_lots)
+    first = max(ticks_per_solve, n_assets) - 1  # the tick after which the first solve runs
+    ends = first + ticks_per_solve * np.arange(solves)
+    shape = (solves, n_venues, n_assets)
+    c, g, phi, lim = np.zeros(shape), np.full(shape, gamma), np.zeros(shape), np.zeros(shape)
+    for v in range(n_venues):
+        q = RoundRobinQuotes(cfg, v).next_batch(int(ends[-1]) + 1)
+        for a in range(n_assets):
+            last = ends - (ends - a) % n_assets  # the latest tick quoting asset a
+            for s, k in enumerate(last.tolist()):
+                mid, _half, p, _liq, limit = costs.price(
+                    int(q["bid_px"][k]), int(q["ask_px"][k]),
+                    int(q["bid_size"][k]), int(q["ask_size"][k]),
+                )  # fmt: skip
+                c[s, v, a], phi[s, v, a], lim[s, v, a] = mid, p, float(limit)
+    return c, g, phi, lim
+
+
+def _venue(
+    endpoint: str,
+    venue_id: int,
+    mode: Any,
+    stop: Any,
+    private_raw: bytes,
+    publics: dict[int, bytes],
+    session: bytes,
+    stream: tuple[np.ndarray, ...],
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from arbsphere.adapters.venue_prices import VenuePrices
     from arbsphere.adapters.venue_rounds import VenueRounds
     from arbsphere.adapters.venue_solver import VenueSolver
     from arbsphere.clock import RealtimeClock
     from arbsphere.contracts import default_registry
+    from arbsphere.price_protocol import share_length
     from arbsphere.rounds_protocol import venue_identity
+    from arbsphere.secure_rounds import X_FIXED
+    from arbsphere.security.secure_agg import MaskingParty
 
     reg = default_registry()
+    clock = RealtimeClock()
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.IDENTITY, venue_identity(venue_id))
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(endpoint)
-    solver = VenueSolver(1)
     VenueSolver.warm_up()
-    # a venue that wants to buy (venue 0) or sell (venue 1): the rounds have work to do
-    solver.set_asset(0, 100.0 + 0.05 * venue_id, 1e-3, 0.01, 50.0, seq=1)
-    rounds = VenueRounds(sock, reg, solver, venue_id, 10 + venue_id, RealtimeClock())
-    echo = bytes(reg.schema("LocalSolution", 1).payload_size(1) + reg.envelope.size)
+    # ADMM: a venue that wants to buy (venue 0) or sell (venue 1): the rounds have work to do
+    admm_solver = VenueSolver(1)
+    admm_solver.set_asset(0, 100.0 + 0.05 * venue_id, 1e-3, 0.01, 50.0, seq=1)
+    rounds = VenueRounds(sock, reg, admm_solver, venue_id, 10 + venue_id, clock)
+    # price: the campaign's problem stream, masked as under secure aggregation
+    c, g, phi, lim = stream
+    m = c.shape[1]
+    price_solver = VenueSolver(m)
+    masking = MaskingParty(venue_id, X25519PrivateKey.from_private_bytes(private_raw), publics,
+                           X_FIXED, session)  # fmt: skip
+    prices = VenuePrices(sock, reg, price_solver, venue_id, 10 + venue_id, clock,
+                         masking=masking)  # fmt: skip
+
+    def load(k: int) -> None:
+        s = k % len(c)
+        for a in range(m):
+            price_solver.set_asset(a, c[s, a], g[s, a], phi[s, a], lim[s, a], seq=k)
+
+    load(0)
+    closed = 0
+    echo = {
+        FLOOR_ADMM: bytes(reg.schema("LocalSolution", 1).payload_size(1) + reg.envelope.size),
+        FLOOR_PRICE: bytes(reg.schema("PriceResponse").payload_size(share_length(m))
+                           + reg.envelope.size),
+    }  # fmt: skip
     sock.send(b"ready")
     while not stop.is_set():
         if not sock.poll(50):
             continue
-        if mode.value == 0:
+        now = mode.value
+        if now in echo:
             sock.recv()
-            sock.send(echo)
-        else:
+            sock.send(echo[now])
+        elif now == ADMM:
             rounds.on_readable()
+        else:
+            while True:  # one message at a time: the next problem is in before a BEGIN
+                try:
+                    data = sock.recv(zmq.NOBLOCK, copy=True)
+                except zmq.Again:
+                    break
+                prices.handle(data, clock.now_ns())
+                done = prices.counts["reveals"] + prices.counts["aborted"]
+                if done != closed:  # solve `done` closed: the venue's next ticks are in
+                    closed = done
+                    load(closed)
     sock.close(linger=0)
 
 
@@ -65,98 +185,226 @@ def _floor_round(sock: Any, idents: list[bytes], msg: bytes) -> int:
     return time.perf_counter_ns() - t0
 
 
+def _pcts_us(x: np.ndarray) -> dict[str, float | int]:
+    return {
+        "p50": round(float(np.percentile(x, 50)) / 1e3, 1),
+        "p99": round(float(np.percentile(x, 99)) / 1e3, 1),
+        "count": len(x),
+    }
+
+
+def _compare(rounds: list[np.ndarray], floors: list[np.ndarray]) -> dict[str, Any]:
+    """Pooled p50 / p99 of the rounds against the floor, ratios with the pair-level 90 %
+    interval, and the per-pair p50 ratios."""
+    pooled = pooled_ratios([{"round": r} for r in rounds], [{"round": f} for f in floors],
+                           keys=("round",))["round"]  # fmt: skip
+    per_pair = [
+        round(float(np.percentile(r, 50) / np.percentile(f, 50)), 3)
+        for r, f in zip(rounds, floors, strict=True)
+    ]
+    return {
+        "round_us": _pcts_us(np.concatenate(rounds)),
+        "floor_round_trip_us": _pcts_us(np.concatenate(floors)),
+        "ratio_p50": pooled["ratio_p50"],
+        "ratio_p50_ci90_runs": pooled["ratio_p50_ci90_runs"],
+        "ratio_p99": pooled["ratio_p99"],
+        "ratio_p99_ci90_runs": pooled["ratio_p99_ci90_runs"],
+        "ratio_p50_per_pair": per_pair,
+    }
+
+
 def run(seconds_per_phase: float = 3.0, pairs: int = 3) -> dict[str, Any]:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
     from arbsphere.clock import RealtimeClock
     from arbsphere.contracts import default_registry
     from arbsphere.coordinator.admm import AdmmSettings
     from arbsphere.coordinator.federated import FederatedExchange
+    from arbsphere.coordinator.price_rounds import PriceRoundDriver
+    from arbsphere.coordinator.price_search import PriceSearch
     from arbsphere.coordinator.rounds import RoundDriver, ZmqRoundLink
+    from arbsphere.price_protocol import PRICE_MASK_SUFFIX, share_length
     from arbsphere.rounds_protocol import venue_identity
+    from arbsphere.security.secure_agg import public_raw
 
     reg = default_registry()
+    clock = RealtimeClock()
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.bind("tcp://127.0.0.1:*")
     endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    keys = [X25519PrivateKey.generate() for _ in range(N_VENUES)]
+    publics = {i: public_raw(k) for i, k in enumerate(keys)}
+    session = np.random.default_rng().bytes(32) + PRICE_MASK_SUFFIX
+    stream = problem_stream(N_VENUES, N_ASSETS, STREAM_SOLVES)
     mp_ctx = mp.get_context("spawn")
-    mode = mp_ctx.Value("i", 0)
+    mode = mp_ctx.Value("i", ADMM)
     stop = mp_ctx.Event()
-    procs = [mp_ctx.Process(target=_venue, args=(endpoint, i, mode, stop)) for i in range(2)]
+    procs = []
+    for i in range(N_VENUES):
+        raw = keys[i].private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        own = tuple(p[:, i, :] for p in stream)  # this venue's problems only
+        args = (endpoint, i, mode, stop, raw, publics, session, own)
+        procs.append(mp_ctx.Process(target=_venue, args=args))
     for p in procs:
         p.start()
     for _ in procs:
         sock.recv_multipart()  # "ready"
     idents = [venue_identity(i) for i in range(N_VENUES)]
-    floor_msg = bytes(reg.schema("DualVariables", 2).payload_size(1) + reg.envelope.size)
+    floor_msgs = {
+        FLOOR_ADMM: bytes(reg.schema("DualVariables", 2).payload_size(1) + reg.envelope.size),
+        FLOOR_PRICE: bytes(reg.schema("PriceProposal").payload_size(N_ASSETS)
+                           + reg.envelope.size),
+    }  # fmt: skip
+    link = ZmqRoundLink(sock, clock)
     # eps 0: never converges, so every solve runs ROUNDS_PER_SOLVE rounds
     settings = AdmmSettings(eps_abs=0.0, eps_rel=0.0, max_iter=ROUNDS_PER_SOLVE)
-    driver = RoundDriver(ZmqRoundLink(sock, RealtimeClock()), reg,
-                         FederatedExchange(N_VENUES, 1, settings), RealtimeClock(),
-                         1, round_timeout_ms=5000)  # fmt: skip
-    mids = np.array([[100.0], [100.05]])
-    ratios_p50: list[float] = []
-    ratios_p99: list[float] = []
-    floors: list[np.ndarray] = []
-    rounds_all: list[np.ndarray] = []
-    try:
-        mode.value = 1
+    admm = RoundDriver(link, reg, FederatedExchange(N_VENUES, 1, settings), clock, 1,
+                       round_timeout_ms=5000)  # fmt: skip
+    price = PriceRoundDriver(link, reg, PriceSearch(N_VENUES, N_ASSETS, masked=True), clock, 1,
+                             round_timeout_ms=5000)  # fmt: skip
+    admm_mids = np.array([[100.0], [100.05]])
+    trips: list[int] = []
+    solve_ns: list[int] = []
+
+    def price_solve(record: bool) -> None:
+        k = price.solve_id  # the venues load problem k once solve k - 1 closed
+        out = price.solve(stream[0][k % STREAM_SOLVES], PRICE_MAX_ROUNDS)
+        if record and not out.aborted:
+            trips.append(out.rounds + 1)  # + the REVEAL's round trip
+            solve_ns.append(out.ended_ns - out.started_ns)
+
+    def set_mode(m: int) -> None:
+        time.sleep(0.1)  # the last solve's closing message is handled in the old mode
+        mode.value = m
         time.sleep(0.1)
-        for _ in range(5):  # warm-up: kernel cache loads, first connections
-            driver.solve(mids, ROUNDS_PER_SOLVE)
-        for _ in range(pairs):
-            time.sleep(0.1)  # the last solve's FINAL (no answer) is handled in rounds mode
-            mode.value = 0
-            time.sleep(0.1)
+
+    def phase(m: int) -> np.ndarray:
+        set_mode(m)
+        end = time.monotonic() + seconds_per_phase
+        if m in floor_msgs:
             floor = []
-            end = time.monotonic() + seconds_per_phase
             while time.monotonic() < end:
-                floor.append(_floor_round(sock, idents, floor_msg))
-            mode.value = 1
-            time.sleep(0.1)
-            first = driver.rounds.n
-            end = time.monotonic() + seconds_per_phase
-            while time.monotonic() < end:
-                driver.solve(mids, ROUNDS_PER_SOLVE)
-            r = driver.rounds.view()[first:]
-            if not len(r) or not floor:
-                raise RuntimeError(
-                    f"bench_rounds: {len(r)} rounds, {len(floor)} floor round trips in a phase; "
-                    f"driver counts {driver.counts}, last error {driver.last_error!r}"
-                )
-            per_round = (r["closed_ns"] - r["sent_ns"]).astype(np.int64)
-            f = np.asarray(floor, np.int64)
-            floors.append(f)
-            rounds_all.append(per_round)
-            ratios_p50.append(float(np.percentile(per_round, 50) / np.percentile(f, 50)))
-            ratios_p99.append(float(np.percentile(per_round, 99) / np.percentile(f, 99)))
+                floor.append(_floor_round(sock, idents, floor_msgs[m]))
+            return np.asarray(floor, np.int64)
+        driver: Any = admm if m == ADMM else price
+        first = driver.rounds.n
+        while time.monotonic() < end:
+            if m == ADMM:
+                admm.solve(admm_mids, ROUNDS_PER_SOLVE)
+            else:
+                price_solve(record=True)
+        r = driver.rounds.view()[first:]
+        if not len(r):
+            raise RuntimeError(
+                f"bench_rounds: no {driver.protocol} rounds in a phase; driver counts "
+                f"{driver.counts}, last error {driver.last_error!r}"
+            )
+        return (r["closed_ns"] - r["sent_ns"]).astype(np.int64)
+
+    samples: dict[int, list[np.ndarray]] = {m: [] for m in (FLOOR_ADMM, ADMM, FLOOR_PRICE, PRICE)}
+    try:
+        for _ in range(5):  # warm-up: kernel cache loads, first connections
+            admm.solve(admm_mids, ROUNDS_PER_SOLVE)
+        set_mode(PRICE)
+        warm_end = time.monotonic() + 1.0
+        while time.monotonic() < warm_end:
+            price_solve(record=False)
+        for k in range(pairs):
+            for floor_mode, rounds_mode in ((FLOOR_PRICE, PRICE), (FLOOR_ADMM, ADMM)):
+                order = (floor_mode, rounds_mode) if k % 2 == 0 else (rounds_mode, floor_mode)
+                for m in order:
+                    samples[m].append(phase(m))
     finally:
         stop.set()
         for p in procs:
             p.join(5)
         sock.close(linger=0)
-    f_all = np.concatenate(floors)
-    r_all = np.concatenate(rounds_all)
+    price_cmp = _compare(samples[PRICE], samples[FLOOR_PRICE])
+    admm_cmp = _compare(samples[ADMM], samples[FLOOR_ADMM])
+    rt = np.asarray(trips, np.int64)
+    round_trips = {
+        "p50": float(np.percentile(rt, 50)),
+        "p99": float(np.percentile(rt, 99)),
+        "max": int(rt.max()),
+        "solves": len(rt),
+        "histogram": dict(
+            zip(*(x.tolist() for x in np.unique(rt, return_counts=True)), strict=True)
+        ),
+        "ticks_per_solve": TICKS_PER_SOLVE,
+    }
+    floor_ref = (
+        f"vs the bare round trip, {price_cmp['round_us']['p50']:.0f} vs "
+        f"{price_cmp['floor_round_trip_us']['p50']:.0f} us"
+    )
+    targets = [
+        target("rounds", "price round / bare round trip, p50", price_cmp["ratio_p50"],
+               TARGET_ROUND_RATIO_P50, interval=price_cmp["ratio_p50_ci90_runs"],
+               reference=floor_ref),
+        target("rounds", "price round trips per solve (reveal included), p50", round_trips["p50"],
+               TARGET_ROUND_TRIPS_P50, reference=f"{len(rt)} solves"),
+        target("rounds", "price round trips per solve (reveal included), p99", round_trips["p99"],
+               TARGET_ROUND_TRIPS_P99, reference=f"{len(rt)} solves"),
+    ]  # fmt: skip
     return {
         "venues": N_VENUES,
-        "floor_round_trip_us": {
-            "p50": float(np.percentile(f_all, 50)) / 1e3,
-            "p99": float(np.percentile(f_all, 99)) / 1e3,
-            "count": len(f_all),
-        },
-        "federated_round_us": {
-            "p50": float(np.percentile(r_all, 50)) / 1e3,
-            "p99": float(np.percentile(r_all, 99)) / 1e3,
-            "count": len(r_all),
-        },
-        "ratio_p50": float(np.median(ratios_p50)),
-        "ratio_p99": float(np.median(ratios_p99)),
+        "assets": N_ASSETS,
         "pairs": pairs,
-        "aborted_solves": driver.counts["aborted_solves"],
+        "seconds_per_phase": seconds_per_phase,
+        "price": {
+            **price_cmp,
+            "masked": True,
+            "share_words": share_length(N_ASSETS),
+            "max_rounds": PRICE_MAX_ROUNDS,
+            "solve_us": _pcts_us(np.asarray(solve_ns, np.int64)),
+            "round_trips_per_solve": round_trips,
+            "counts": dict(price.counts),
+        },
+        "admm": {
+            **admm_cmp,
+            "masked": False,
+            "rounds_per_solve": ROUNDS_PER_SOLVE,
+            "aborted_solves": admm.counts["aborted_solves"],
+        },
+        "targets": targets,
     }
+
+
+def summary_lines(out: dict[str, Any]) -> list[str]:
+    """The section's lines: each protocol's round against its floor, the round trips."""
+    lines = []
+    for name, what in (("price", "price round (masked, the headline)"),
+                       ("admm", "ADMM round (clear, context)")):  # fmt: skip
+        c = out[name]
+        ci = c["ratio_p50_ci90_runs"]
+        ci_s = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+        lines.append(
+            f"  {what:34s} p50 {c['round_us']['p50']:7.1f} vs floor "
+            f"{c['floor_round_trip_us']['p50']:7.1f} us: ratio {c['ratio_p50']:.3f}{ci_s}; "
+            f"p99 {c['round_us']['p99']:.0f} vs {c['floor_round_trip_us']['p99']:.0f} us: "
+            f"{c['ratio_p99']:.3f}"
+        )
+    rt = out["price"]["round_trips_per_solve"]
+    lines.append(
+        f"  price round trips per solve (reveal included, {rt['solves']} solves, "
+        f"{rt['ticks_per_solve']} ticks per venue between solves): p50 {rt['p50']:.0f}, "
+        f"p99 {rt['p99']:.0f}, max {rt['max']}; histogram {rt['histogram']}"
+    )
+    return lines
 
 
 if __name__ == "__main__":
     import json
 
-    print(json.dumps(run(), indent=2))
+    from benchmarks.targets import target_line
+
+    result = run()
+    print(json.dumps(result, indent=2))
+    print("\n".join(summary_lines(result)))
+    print("\n".join(target_line(t) for t in result["targets"]))

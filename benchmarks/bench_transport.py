@@ -31,6 +31,7 @@ from arbsphere.clock import RealtimeClock
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import Campaign, load_campaign
 from benchmarks.bench_recorder import host_figures, pooled_ratios, trace_samples
+from benchmarks.targets import target
 
 #: arm -> what it runs
 ARMS = {
@@ -48,9 +49,18 @@ COMPARISONS = {
 TARGET: dict[str, Any] = {"comparison": "curve", "ratio_p50": 1.10}
 
 
-def arm_campaigns(base: Campaign, duration_s: float) -> dict[str, Campaign]:
-    """The three arms' campaigns from ``base`` (shortened to ``duration_s``)."""
+#: issue 20: the comparison runs at this rate (ticks/s per venue; None: the campaign's)
+RATE_HZ = 500
+
+
+def arm_campaigns(
+    base: Campaign, duration_s: float, rate_hz: float | None = None
+) -> dict[str, Campaign]:
+    """The three arms' campaigns from ``base`` (shortened to ``duration_s``, at ``rate_hz``
+    ticks/s per venue when given)."""
     secure = dataclasses.replace(base, duration_s=duration_s, name="bench-transport")
+    if rate_hz is not None:
+        secure = dataclasses.replace(secure, rate_hz=rate_hz)
 
     def security(**changes: Any) -> Campaign:
         return dataclasses.replace(secure, security=dataclasses.replace(base.security, **changes))
@@ -68,8 +78,12 @@ def rotation(k: int, arms: list[str]) -> list[str]:
     return arms[s:] + arms[:s]
 
 
-def run(duration_s: float = 10.0, rounds: int = 3) -> dict[str, Any]:
-    campaigns = arm_campaigns(load_campaign(Path("campaigns/loopback-central.toml")), duration_s)
+def run(
+    duration_s: float = 10.0, rounds: int = 3, rate_hz: float | None = RATE_HZ
+) -> dict[str, Any]:
+    campaigns = arm_campaigns(
+        load_campaign(Path("campaigns/loopback-central.toml")), duration_s, rate_hz
+    )
     clock = RealtimeClock()
     runs: list[dict[str, Any]] = []
     samples: dict[str, list[dict[str, np.ndarray]]] = {arm: [] for arm in ARMS}
@@ -100,16 +114,29 @@ def run(duration_s: float = 10.0, rounds: int = 3) -> dict[str, Any]:
             "pooled": pooled_ratios(samples[on], samples[off]),
         }
     pooled = comparisons[TARGET["comparison"]]["pooled"]["tick_to_trade"]
+    rate = campaigns["curve_tags"].rate_hz
     return {
         "arms": ARMS,
         "duration_s": duration_s,
         "rounds": rounds,
+        "rate_hz_per_venue": rate,
         "target": {
             **TARGET,
             "measured": pooled["ratio_p50"],
             "ci90_runs": pooled["ratio_p50_ci90_runs"],
             "met": pooled["ratio_p50"] <= TARGET["ratio_p50"],
         },
+        "targets": [
+            target(
+                "transport",
+                f"CurveZMQ / plaintext tick_to_trade p50 at {rate:g}/s per venue",
+                pooled["ratio_p50"],
+                TARGET["ratio_p50"],
+                interval=pooled["ratio_p50_ci90_runs"],
+                reference=f"{pooled['p50_on_us']:.0f} vs {pooled['p50_off_us']:.0f} us, "
+                f"{rounds} rounds pooled",
+            )
+        ],
         "comparisons": comparisons,
         "runs": runs,
     }

@@ -1,5 +1,6 @@
 """What the coordinator journals: its configuration, every input in arrival order, the batch
-boundaries (its decision points), every PlanDelta it emitted, and its final state digest.
+boundaries (its decision points), every PlanDelta and PlanSnapshot it sent, and its final state
+digest.
 
 Record types (``type`` field of a journal record; payloads little-endian):
 
@@ -16,11 +17,20 @@ ROUND_INPUT       6  federated runs: a message received on the rounds socket (id
                      LocalSolution), framed as INPUT; ts = rig receive time
 ROUND_TIMEOUT     7  federated runs: a round's wait for the venues' answers ran out:
                      u64 solve id, u32 round; ts = when
+SNAPSHOT          8  the PlanSnapshot bytes exactly as sent (the answer to a ReplicaStatus
+                     input of the wake-up, sent right after its BATCH record and before its
+                     PlanDeltas); ts = send time. CONFIG ``journal_snapshots`` says the
+                     journal has them (older journals: the snapshots went unrecorded)
 ==============  ===  ===================================================================
 
-Only CONFIG, INPUT, BATCH and the ROUND records drive a replay; DELTA and STATE are what a
-replay must reproduce byte for byte. Timestamps are for the record only: no decision reads
-them. A federated solve runs inside its wake-up, so its ROUND records follow the wake-up's
+Only CONFIG, INPUT, BATCH and the ROUND records drive a replay; DELTA, SNAPSHOT and STATE are
+what a replay must reproduce byte for byte. Timestamps are for the record only: no decision
+reads them. One is on the wire: with CONFIG ``stamp = "wakeup"`` the envelope origin stamp of
+every PlanDelta and PlanSnapshot is its wake-up's time, the BATCH record's ts (the receivers'
+skew windows judge how old a message is by it; the PlanDelta header keeps the causing input's
+stamp). Older journals (no ``stamp``) stamped the envelope with the causing input's origin
+stamp: a tick that had queued for most of the skew window gave a PlanDelta the broker
+refused. A federated solve runs inside its wake-up, so its ROUND records follow the wake-up's
 BATCH record (and precede the DELTA it emits): everything the venues answered, stale or bad
 answers included, and where the wait ran out — the decisions a round makes from the network,
 made again from the journal.
@@ -45,10 +55,18 @@ REC_DELTA = 4
 REC_STATE = 5
 REC_ROUND_INPUT = 6
 REC_ROUND_TIMEOUT = 7
+REC_SNAPSHOT = 8
 RECORD_NAMES = {
     REC_CONFIG: "CONFIG", REC_INPUT: "INPUT", REC_BATCH: "BATCH", REC_DELTA: "DELTA",
     REC_STATE: "STATE", REC_ROUND_INPUT: "ROUND_INPUT", REC_ROUND_TIMEOUT: "ROUND_TIMEOUT",
+    REC_SNAPSHOT: "SNAPSHOT",
 }  # fmt: skip
+#: what the coordinator sent: a replay reproduces them in this order, byte for byte
+OUTPUT_RECORDS = (REC_DELTA, REC_SNAPSHOT)
+#: the CONFIG keys of a journal recorded by the current receive loop (see the module doc):
+#: outputs stamped with their wake-up's time, PlanSnapshots journaled. A CONFIG without them
+#: is replayed with the earlier rules
+CONFIG_OUTPUT_RULES: dict[str, Any] = {"stamp": "wakeup", "journal_snapshots": True}
 ROUND_RECORDS = (REC_ROUND_INPUT, REC_ROUND_TIMEOUT)
 _ROUND_TIMEOUT = struct.Struct("<QI")
 
@@ -149,7 +167,12 @@ def state_digest(core: Any) -> bytes:
                          core.nonce))  # fmt: skip
     h.update(json.dumps(sorted(core.last_nonce.items())).encode())
     rounds = core.rounds
-    if rounds is not None:  # federated: the public prices, outage clocks and exchange state
+    if rounds is not None and rounds.protocol == "price":  # prices, outage clocks, search
+        put(core.mid, core.last_quote_ts, core.unresponsive_at)
+        arrays, scalars = rounds.ex.digest_parts()
+        put(*arrays)
+        h.update(scalars + struct.pack("<qq", core.latest_quote_ts, rounds.solve_id))
+    elif rounds is not None:  # federated: the public prices, outage clocks and exchange state
         ex = rounds.ex
         put(core.mid, core.last_quote_ts, core.unresponsive_at, ex.x, ex.z, ex.u, ex.frozen,
             ex.frozen_lots)  # fmt: skip

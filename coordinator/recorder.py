@@ -20,6 +20,7 @@ from arbsphere.coordinator.journal_records import (
     REC_INPUT,
     REC_ROUND_INPUT,
     REC_ROUND_TIMEOUT,
+    REC_SNAPSHOT,
     REC_STATE,
     encode_batch,
     encode_config,
@@ -84,6 +85,10 @@ class Recorder:
 
     def delta(self, data: bytes, ts_ns: int) -> None:
         self._put(REC_DELTA, ts_ns, data)
+
+    def snapshot(self, data: bytes, ts_ns: int) -> None:
+        """A PlanSnapshot as sent (an output, like a PlanDelta: replay reproduces it)."""
+        self._put(REC_SNAPSHOT, ts_ns, data)
 
     def state(self, core: Any, ts_ns: int) -> None:
         """The final state digest: the last record (commits everything before it)."""

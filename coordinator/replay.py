@@ -3,10 +3,13 @@
 The coordinator is a deterministic state machine over its journaled inputs: the CONFIG record
 rebuilds it, INPUT records are queued exactly as received, and each BATCH record runs one
 wake-up over exactly the inputs the recording drained (batch boundaries depend on arrival
-timing, so they are recorded, never re-derived). Every PlanDelta the replay emits is compared
-byte for byte with the recorded DELTA records, and the final state digest with the STATE
-record. The first difference is reported with the record it belongs to and, for a PlanDelta,
-the first differing field with both values.
+timing, so they are recorded, never re-derived). Every PlanDelta and PlanSnapshot the replay
+sends is compared byte for byte, in order, with the recorded DELTA and SNAPSHOT records, and the
+final state digest with the STATE record. A journal recorded before the snapshots were journaled
+(no CONFIG ``journal_snapshots``) replays its PlanSnapshots unchecked (counted), and one recorded
+before the wake-up stamp (no CONFIG ``stamp``) stamps its outputs with their cause's stamp.
+The first difference is reported with the record it belongs to and, for a PlanDelta or
+PlanSnapshot, the first differing field with both values.
 
 Under secure aggregation (CONFIG ``secure_aggregation``) the recorded answers are the masked
 shares and the reveals: the replay adds the same words and gets the same sums bit for bit.
@@ -20,6 +23,7 @@ an answer the recording did not get, or leaves one unread, has diverged at that 
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +33,7 @@ import zmq
 
 from arbsphere.coordinator.admm import AdmmSettings
 from arbsphere.coordinator.journal_records import (
+    OUTPUT_RECORDS,
     REC_BATCH,
     REC_CONFIG,
     REC_DELTA,
@@ -82,6 +87,10 @@ class ReplayResult:
     batches: int = 0
     deltas_recorded: int = 0
     deltas_replayed: int = 0
+    snapshots_recorded: int = 0
+    snapshots_replayed: int = 0
+    #: PlanSnapshots replayed from a journal that did not record them (not compared)
+    snapshots_unjournaled: int = 0
     round_records: int = 0
     state_checked: bool = False
     divergence: Divergence | None = None
@@ -109,11 +118,36 @@ class _QueuePull:
         return zmq.POLLIN if self.queue else 0
 
 
+#: the envelope's schema_id (u16 after the u32 magic)
+_SCHEMA_ID = struct.Struct("<H")
+#: the schemas the coordinator sends (DELTA and SNAPSHOT records)
+_OUTPUT_SCHEMAS = ("PlanDelta", "PlanSnapshot")
+
+
+def _output_schema(data: bytes) -> str:
+    """The name of an output message's schema, by its envelope's schema id."""
+    from arbsphere.contracts import default_registry
+
+    sid = _SCHEMA_ID.unpack_from(data, 4)[0] if len(data) >= 6 else -1
+    for name in _OUTPUT_SCHEMAS:
+        if default_registry().schema(name).id == sid:
+            return name
+    return f"schema {sid}"
+
+
 class _CapturePush:
+    """What the replayed coordinator sends, in order. ``drop_snapshots``: a journal that did not
+    record its PlanSnapshots; they are counted, not kept for comparison."""
+
     def __init__(self) -> None:
         self.sent: deque[bytes] = deque()
+        self.drop_snapshots = False
+        self.dropped = 0
 
     def send(self, data: bytes, copy: bool = True) -> None:
+        if self.drop_snapshots and _output_schema(data) == "PlanSnapshot":
+            self.dropped += 1
+            return
         self.sent.append(bytes(data))
 
 
@@ -169,8 +203,7 @@ class _RecordClock:
 def build_coordinator(config: dict[str, Any], clock: Any = None) -> Any:
     """The coordinator core exactly as the CONFIG record describes it (a federated one with a
     :class:`RecordedRoundLink` as its rounds' link)."""
-    from arbsphere.coordinator.rounds import RoundDriver
-    from arbsphere.coordinator.service import COORDINATOR_SENDER_ID, Coordinator, exchange_for
+    from arbsphere.coordinator.service import Coordinator, federated_driver
 
     coordination = config.get("coordination", "central")
     if coordination not in ("central", "federated"):
@@ -200,11 +233,12 @@ def build_coordinator(config: dict[str, Any], clock: Any = None) -> Any:
     if coordination == "federated":
         # secure aggregation: the recorded answers are masked shares and reveals, summed again
         masked = bool(config.get("secure_aggregation", False))
-        core.rounds = RoundDriver(
-            RecordedRoundLink(), core.reg,
-            exchange_for(core.n_venues, core.n_assets, settings, masked),
-            clock if clock is not None else _RecordClock(), COORDINATOR_SENDER_ID,
-            int(config["round_timeout_ms"]),
+        protocol = config.get("protocol", "admm")  # absent: exchange ADMM (older journals)
+        if protocol not in ("price", "admm"):
+            raise JournalError(f"CONFIG record: protocol {protocol!r} is not replayable")
+        core.rounds = federated_driver(
+            protocol, RecordedRoundLink(), core, settings, masked,
+            clock if clock is not None else _RecordClock(), int(config["round_timeout_ms"]),
         )  # fmt: skip
         core.stale_after_ns = int(config["stale_after_ns"])
         core.unresponsive_retry_ns = int(
@@ -219,7 +253,7 @@ def build_coordinator(config: dict[str, Any], clock: Any = None) -> Any:
 
 
 def _field_diff(recorded: bytes, replayed: bytes) -> tuple[str, Any, Any]:
-    """The first differing PlanDelta field (name, recorded, replayed)."""
+    """The first differing field of a PlanDelta or PlanSnapshot (name, recorded, replayed)."""
     from arbsphere.contracts import default_registry
 
     reg = default_registry()
@@ -233,8 +267,9 @@ def _field_diff(recorded: bytes, replayed: bytes) -> tuple[str, Any, Any]:
         names += list(schema.header.value_fields)
         if schema.item is not None:
             k = 0
+            items = "cells" if schema.name == "PlanSnapshot" else "legs"
             while len(names) < len(a):
-                names += [f"legs[{k}].{n}" for n in schema.item.value_fields]
+                names += [f"{items}[{k}].{n}" for n in schema.item.value_fields]
                 k += 1
     except DecodeError:
         names = []
@@ -283,7 +318,14 @@ def replay_records(records: Iterable[JournalRecord]) -> ReplayResult:
             if loop is not None:
                 return diverge(rec, "CONFIG", "once, first", "again")
             config = decode_config(rec.payload)
+            stamp = config.get("stamp", "cause")
+            if stamp not in ("cause", "wakeup"):
+                raise JournalError(f"CONFIG record: stamp {stamp!r} is not replayable")
             loop = _Loop(build_coordinator(config, clock), clock, push, int(config["max_batch"]))
+            # journals from before: outputs stamped with their cause's origin stamp, and the
+            # PlanSnapshots (answers to ReplicaStatus inputs) sent but not journaled
+            loop.stamp_wakeup = stamp == "wakeup"
+            push.drop_snapshots = not config.get("journal_snapshots", False)
             if loop.core.rounds is not None:
                 link = loop.core.rounds.link
             continue
@@ -299,13 +341,14 @@ def replay_records(records: Iterable[JournalRecord]) -> ReplayResult:
                 return diverge(rec, "inputs in batch", n, pending_inputs)
             batch_rec = rec
             if link is not None:
-                # The wake-up's rounds: the ROUND records after its BATCH, among the DELTAs it
-                # sent (write-offs go out before the solve), up to the next INPUT or BATCH.
+                # The wake-up's rounds: the ROUND records after its BATCH, among the outputs it
+                # sent (snapshots and write-offs go out before the solve), up to the next INPUT
+                # or BATCH.
                 while (nxt := next(it, None)) is not None and nxt.type in (
                     *ROUND_RECORDS,
-                    REC_DELTA,
+                    *OUTPUT_RECORDS,
                 ):
-                    if nxt.type == REC_DELTA:
+                    if nxt.type in OUTPUT_RECORDS:
                         ahead.append(nxt)  # compared after the drain, in order
                         continue
                     result.records += 1
@@ -327,18 +370,29 @@ def replay_records(records: Iterable[JournalRecord]) -> ReplayResult:
                                "left unread")  # fmt: skip
             pending_inputs = 0
             result.batches += 1
-        elif rec.type == REC_DELTA:
-            result.deltas_recorded += 1
+        elif rec.type in OUTPUT_RECORDS:
+            kind = "PlanDelta" if rec.type == REC_DELTA else "PlanSnapshot"
+            if rec.type == REC_DELTA:
+                result.deltas_recorded += 1
+            else:
+                result.snapshots_recorded += 1
             if not push.sent:
-                return diverge(rec, "PlanDelta", f"{len(rec.payload)} bytes", "none emitted")
+                return diverge(rec, kind, f"{len(rec.payload)} bytes", "none emitted")
             replayed = push.sent.popleft()
-            result.deltas_replayed += 1
+            sent_kind = _output_schema(replayed)
+            if sent_kind == "PlanDelta":
+                result.deltas_replayed += 1
+            elif sent_kind == "PlanSnapshot":
+                result.snapshots_replayed += 1
+            if sent_kind != kind:  # e.g. a snapshot the recording did not journal
+                return diverge(rec, "output", kind, sent_kind)
             if replayed != rec.payload:
                 name, a, b = _field_diff(rec.payload, replayed)
-                return diverge(rec, f"PlanDelta.{name}", a, b)
+                return diverge(rec, f"{kind}.{name}", a, b)
         elif rec.type == REC_STATE:
             if push.sent:
-                return diverge(rec, "PlanDeltas", "no more", f"{len(push.sent)} more emitted")
+                more = ", ".join(_output_schema(d) for d in push.sent)
+                return diverge(rec, "outputs", "no more", f"{len(push.sent)} more sent: {more}")
             digest = state_digest(loop.core)
             recorded = rec.payload[:32]
             if digest != recorded:
@@ -348,7 +402,13 @@ def replay_records(records: Iterable[JournalRecord]) -> ReplayResult:
             return diverge(rec, "round record", "right after a BATCH of a federated run",
                            "elsewhere")  # fmt: skip
         else:
-            return diverge(rec, "record type", "one of 1..7", rec.type)
+            return diverge(rec, "record type", "one of 1..8", rec.type)
+    result.snapshots_unjournaled = push.dropped
+    if push.dropped:
+        result.notes.append(
+            f"{push.dropped} PlanSnapshots (answers to a diverged replica) were sent but not "
+            "journaled by this recording: replayed, not compared"
+        )
     if not result.state_checked and result.divergence is None:
         result.notes.append("the journal has no STATE record (the recording did not stop cleanly)")
     return result

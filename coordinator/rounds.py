@@ -129,6 +129,8 @@ class SolveOutcome:
 class RoundDriver:
     """Runs the rounds of one solve at a time over a :class:`RoundLink`."""
 
+    protocol = "admm"
+
     def __init__(
         self,
         link: RoundLink,

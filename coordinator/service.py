@@ -26,13 +26,16 @@ from arbsphere.contracts import PLAN_LEG_DTYPE, default_registry
 from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
 from arbsphere.coordinator.baseline import centralized_solve, gaps_batch, keep_inputs, objective
 from arbsphere.coordinator.federated import FederatedExchange
+from arbsphere.coordinator.journal_records import CONFIG_OUTPUT_RULES
 from arbsphere.coordinator.journal_thread import JournalThread
 from arbsphere.coordinator.masked_exchange import MaskedExchange
 from arbsphere.coordinator.merge import STAT_MAX_ABS_NET, DeltaMerger, emit_and_merge
 from arbsphere.coordinator.neutralize import neutralize_around_fixed, neutralize_lots
 from arbsphere.coordinator.plan_events import PlanEvents
+from arbsphere.coordinator.price_rounds import PriceRoundDriver
+from arbsphere.coordinator.price_search import PriceSearch
 from arbsphere.coordinator.recorder import Recorder
-from arbsphere.coordinator.rounds import RoundDriver, ZmqRoundLink
+from arbsphere.coordinator.rounds import RoundDriver, RoundLink, ZmqRoundLink
 from arbsphere.coordinator.signal_aggregate import SignalAggregator
 from arbsphere.coordinator.solve_marks import mark_solved
 from arbsphere.errors import ConfigError, DecodeError, PipelineError
@@ -55,6 +58,9 @@ from arbsphere.sender_ids import COORDINATOR_SENDER_ID
 from arbsphere.tracebuf import TraceBuffer
 
 #: plain ints for the per-message readiness check (zmq's IntFlag ``&`` runs enum code in Python)
+#: the federated rounds' driver: exchange ADMM or the price protocol
+FederatedRounds = RoundDriver | PriceRoundDriver
+
 _ZMQ_EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 #: field positions in a PlanDelta leg row (``ndarray.tolist`` tuples)
@@ -202,6 +208,11 @@ class Coordinator:
         self.delta_id = 0
         self.last_n_legs = 0
         self.nonce = 0
+        #: the envelope origin stamp of the PlanDeltas and PlanSnapshots packed now: the
+        #: receive loop sets it to each wake-up's time (journaled: the BATCH record's ts), so the
+        #: broker's skew window judges the message, not how long its tick queued here. None:
+        #: the causing input's stamp (journals without CONFIG ``stamp``)
+        self.send_ts_ns: int | None = None
         self.plan_schema = self.reg.schema("PlanDelta", 2)
         self.snapshot_schema = self.reg.schema("PlanSnapshot")
         self._plan_head = self.reg.packer(self.plan_schema, 0)
@@ -237,7 +248,7 @@ class Coordinator:
         self.max_abs_net_lots = 0
         self.last_nonce: dict[int, int] = {}
         #: federated mode (set by the service): the venues solve their x-updates in rounds
-        self.rounds: RoundDriver | None = None
+        self.rounds: FederatedRounds | None = None
         self.mid = np.zeros(shape)  # public mid prices from the venues' quotes
         self.fed_solves = TraceBuffer(FED_SOLVE_DTYPE, 16_384)
         #: federated + secure aggregation: the venues' SignalShares summed per release epoch
@@ -401,7 +412,7 @@ class Coordinator:
                                 out.ended_ns))  # fmt: skip
         return out.rounds, out.converged
 
-    def _freeze_stale(self, ex: FederatedExchange) -> None:
+    def _freeze_stale(self, ex: FederatedExchange | PriceSearch) -> None:
         """A venue whose last quote is older than ``stale_after_ns`` (on the rig timebase of
         the quotes' origin stamps, so replays decide alike) is out of the market: held at its
         plan lots while the others hedge around it; it rejoins (cold start) when it quotes. So
@@ -477,9 +488,10 @@ class Coordinator:
         are already in their wire layout)."""
         self.nonce += 1
         n = len(legs)
+        stamp = ts_ns if self.send_ts_ns is None else self.send_ts_ns
         head = self._plan_head.pack(
             *self.reg.envelope_values(self.plan_schema, n, COORDINATOR_SENDER_ID, self.nonce,
-                                      ts_ns),
+                                      stamp),
             self.delta_id, ts_ns, COORDINATOR_SENDER_ID, n, cause_venue, cause_seq, kind,
             plan_hash(self.merger.plan),
         )  # fmt: skip
@@ -505,7 +517,10 @@ class Coordinator:
         return self._pack_delta(leg, ts_ns, CAUSE_REPORT, order_id, KIND_WRITE_OFF)
 
     def plan_snapshot(self, ts_ns: int) -> bytes:
-        """The whole plan as a PlanSnapshot (for a replica that diverged)."""
+        """The whole plan as a PlanSnapshot (for a replica that diverged); stamped like a
+        PlanDelta (``ts_ns``: the ReplicaStatus's origin stamp)."""
+        if self.send_ts_ns is not None:
+            ts_ns = self.send_ts_ns
         plan = self.merger.plan
         self.nonce += 1
         self.counts["snapshots_sent"] += 1
@@ -608,6 +623,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         raise PipelineError(f"coordinator: cannot bind: {exc}") from exc
     rounds_sock = None
     round_link: ZmqRoundLink | None = None
+    departed: _DepartedVenues | None = None
     coordination = cfg.get("coordination", "central")
     if coordination not in ("central", "federated"):
         raise ConfigError("must be 'central' or 'federated'", file=source, key="coordination")
@@ -621,12 +637,15 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             rounds_sock.bind(require(cfg, "rounds_endpoint", str, source))
         except zmq.ZMQError as exc:
             raise PipelineError(f"coordinator: cannot bind the rounds socket: {exc}") from exc
-        round_link = ZmqRoundLink(_secured_rounds(sec, rounds_sock, cfg, source), clock)
+        departed = _DepartedVenues(_secured_rounds(sec, rounds_sock, cfg, source))
+        round_link = ZmqRoundLink(departed, clock)
         masked = secure_aggregation(cfg)
-        core.rounds = RoundDriver(
-            round_link, core.reg, exchange_for(core.n_venues, core.n_assets, settings, masked,
-                                               source),
-            clock, COORDINATOR_SENDER_ID, int(require(cfg, "round_timeout_ms", int, source)),
+        protocol = cfg.get("protocol", "admm")
+        if protocol not in ("price", "admm"):
+            raise ConfigError("must be 'price' or 'admm'", file=source, key="protocol")
+        core.rounds = federated_driver(
+            protocol, round_link, core, settings, masked, clock,
+            int(require(cfg, "round_timeout_ms", int, source)), source,
         )  # fmt: skip
         core.ns_per_iteration = float(require(cfg, "ns_per_round", (int, float), source))
         core.stale_after_ns = int(require(cfg, "stale_after_ms", (int, float), source) * 1e6)
@@ -669,6 +688,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             "n_venues": core.n_venues, "n_assets": core.n_assets,
             "min_delta_lots": core.min_delta_lots, "ns_per_iteration": core.ns_per_iteration,
             "max_batch": max_batch, "admm": admm_cfg, "coordination": coordination,
+            **CONFIG_OUTPUT_RULES,  # outputs stamped with their wake-up's time; snapshots too
         }  # fmt: skip
         if core.rounds is not None and round_link is not None:
             round_link.recorder = recorder
@@ -677,6 +697,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             config["round_timeout_ms"] = core.rounds.round_timeout_ms
             if core.rounds.masked:  # absent: the clear protocol (older journals too)
                 config["secure_aggregation"] = True
+            if core.rounds.protocol != "admm":  # absent: exchange ADMM (older journals too)
+                config["protocol"] = core.rounds.protocol
             if core.signal_agg is not None:  # absent: no signal shares (older journals too)
                 config["signal_release_interval_ns"] = core.signal_agg.interval_ns
         if interleave_ns:  # replay refuses such a journal
@@ -756,7 +778,11 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 "coordination": coordination,
                 "rounds": None
                 if core.rounds is None
-                else {**core.rounds.counts, "last_error": core.rounds.last_error},
+                else {
+                    **core.rounds.counts,
+                    "last_error": core.rounds.last_error,
+                    "sends_to_departed_venues": departed.dropped if departed else 0,
+                },
                 "security": None if sec is None else sec.stats(),
                 "plan_events": None
                 if plan_events is None
@@ -784,6 +810,24 @@ def secure_aggregation(cfg: dict[str, Any]) -> bool:
     return isinstance(table, dict) and bool(table.get("secure_aggregation", False))
 
 
+def federated_driver(
+    protocol: str, link: RoundLink, core: Coordinator, settings: AdmmSettings, masked: bool,
+    clock: Clock, round_timeout_ms: int, source: str = "",
+) -> FederatedRounds:  # fmt: skip
+    """The federated rounds' driver of ``protocol`` ("price" or "admm") over ``link``."""
+    if protocol == "price":
+        try:
+            search = PriceSearch(core.n_venues, core.n_assets, masked)
+        except ConfigError as exc:
+            raise ConfigError(str(exc), file=source or None, key="n_venues") from exc
+        return PriceRoundDriver(link, core.reg, search, clock, COORDINATOR_SENDER_ID,
+                                round_timeout_ms)  # fmt: skip
+    return RoundDriver(
+        link, core.reg, exchange_for(core.n_venues, core.n_assets, settings, masked, source),
+        clock, COORDINATOR_SENDER_ID, round_timeout_ms,
+    )  # fmt: skip
+
+
 def exchange_for(
     n_venues: int, n_assets: int, settings: AdmmSettings, masked: bool, source: str = ""
 ) -> FederatedExchange:
@@ -808,6 +852,35 @@ def _secured_rounds(sec: Any, rounds_sock: Any, cfg: dict[str, Any], source: str
             for name in sec.names_of(Role.VENUE)
         },
     )  # fmt: skip
+
+
+class _DepartedVenues:
+    """The rounds socket as :class:`ZmqRoundLink` uses it, except that a message to a venue
+    that was reached before and has disconnected since (ROUTER_MANDATORY: EHOSTUNREACH — at
+    the end of a run the venue adapters stop before the coordinator, which may still be
+    working off its queue) is dropped and counted instead of ending the coordinator in the
+    middle of a wake-up, its journal cut there: the venue's answer does not come, the round's
+    wait runs out (journaled as ROUND_TIMEOUT) and the solve aborts as for any silent venue,
+    so a replay makes the same decisions. An identity never reached is still an error."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.reached: set[bytes] = set()
+        self.dropped = 0
+
+    def send_multipart(self, frames: Any, flags: int = 0, copy: bool = True) -> None:
+        ident = bytes(frames[0])
+        try:
+            self.sock.send_multipart(frames, flags, copy=copy)
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH or ident not in self.reached:
+                raise
+            self.dropped += 1
+            return
+        self.reached.add(ident)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
 
 
 def _open_journal(cfg: dict[str, Any], source: str, clock: Clock) -> JournalThread | None:
@@ -875,6 +948,12 @@ class _Loop:
         self.journal_recorder: Recorder | None = None
         self.interleave_ns = 0
         self.batches_unrecorded = 0
+        #: stamp each wake-up's PlanDeltas and PlanSnapshots with its time (Coordinator
+        #: .send_ts_ns); False only to replay a journal recorded before (no CONFIG ``stamp``)
+        self.stamp_wakeup = True
+        #: the origin stamps of this wake-up's ReplicaStatus inputs: each is answered with a
+        #: PlanSnapshot once the receive loop is done (journaled after the BATCH record)
+        self._snapshot_asks: list[int] = []
         #: called with every PlanDelta sent and its send time (the governance ledger's
         #: PLAN_DELTA events, queued: see coordinator/plan_events.py)
         self.on_delta: Callable[[bytes, int], None] | None = None
@@ -932,42 +1011,18 @@ class _Loop:
             except DecodeError as exc:
                 self._decode_error(exc)
                 continue
+            sid = schema.id
+            if sid == self.problem_id or sid == self.quote_id:  # nonces checked per tick
+                trigger = self._ticks(msgs, schema, values, rx, latest) or trigger
+                continue
             # envelope values: magic, schema_id, version, sender, payload_len, nonce, origin_ts
             if not core.check_nonce(values[3], values[5]):
                 core.counts["stale_messages"] += 1
                 continue
-            sid = schema.id
-            if sid == self.problem_id or sid == self.quote_id:
-                if (sid == self.quote_id) != (core.rounds is not None):
-                    core.counts["unknown_messages"] += 1  # the other coordination mode's input
-                    self.last_error = f"{schema.name} from sender {values[3]}: wrong mode"
-                    continue
-                venue, asset, seq, budget = (
-                    core.on_quote(values) if sid == self.quote_id else core.on_problem(values)
-                )
-                if len(msgs) > 1:
-                    try:
-                        sig_schema, _ = reg.decode_values(msgs[1])
-                        if sig_schema.id == self.signals_id:
-                            core.counts["signals"] += 1
-                    except DecodeError as exc:
-                        self._decode_error(exc)
-                row = self.trace.n
-                if values[8] == 1:  # single-asset problem: a later one for the cell replaces it
-                    prev = latest.get((venue, asset))
-                    if prev is not None:
-                        self.trace.view()[prev]["superseded"] = 1
-                        self.superseded += 1
-                    latest[(venue, asset)] = row
-                self.trace.append(
-                    (venue, asset, seq, rx, 0, 0, 0, 0, 0, 0, 0, np.nan, 0,
-                     self.batches, 0, 0, 0)
-                )  # fmt: skip
-                trigger = (row, venue, seq, budget, values[6])
-            elif sid == self.report_id:
+            if sid == self.report_id:
                 self._reports(msgs, values, rx)
             elif sid == self.replica_status_id:
-                self.push.send(core.plan_snapshot(values[6]), copy=True)
+                self._snapshot_asks.append(values[6])  # answered after the loop (see below)
             elif sid == self.share_id and core.signal_agg is not None:
                 if not shares:  # the participants as the share arrived (a solve may change them)
                     share_bits = core.signal_participants()
@@ -978,10 +1033,20 @@ class _Loop:
             return
         self.batches += 1
         self.max_seen_batch = max(self.max_seen_batch, n)
+        now = clock.now_ns()  # the wake-up's time (a replay's clock reads the BATCH record's)
         if self.recorder is not None:
-            self.recorder.batch(n, clock.now_ns())
+            self.recorder.batch(n, now)
         elif self.interleave_ns:
             self.batches_unrecorded += 1
+        if self.stamp_wakeup:
+            core.send_ts_ns = now
+        if self._snapshot_asks:
+            # A diverged replica's ReplicaStatus: the whole plan (the receive loop changed no
+            # plan cell, so it is the plan as the status arrived), sent and journaled as an
+            # output, ahead of this wake-up's PlanDeltas on the same ordered stream.
+            for ts in self._snapshot_asks:
+                self._send_snapshot(ts)
+            self._snapshot_asks.clear()
         # Shortfalls reported in this batch are written off first; the batch's solve (or, with
         # no tick in the batch, a solve of its own) then sends the compensating TRADE delta.
         had_shortfalls = bool(core.shortfalls)
@@ -1001,6 +1066,54 @@ class _Loop:
             recorder.after_batch()
         if core.signal_agg is not None:
             core.on_shares(shares, share_bits)  # per epoch, after the decision (else O(1))
+
+    def _ticks(
+        self, msgs: list[bytes], schema: Any, values: tuple[Any, ...], rx: int,
+        latest: dict[tuple[int, int], int],
+    ) -> tuple[Any, ...] | None:  # fmt: skip
+        """Apply the ticks of one received message — each a LocalArbProblem or VenueQuote,
+        optionally followed by its SharedSignals; a venue adapter that fell behind sends the
+        ticks its link delivered together in one frame — and return the newest as the
+        trigger (None when none applied). The first message is decoded by the caller; every
+        message is counted whatever becomes of it (a stale nonce skips that tick only)."""
+        core = self.core
+        trigger = None
+        for k, msg in enumerate(msgs):
+            if k:
+                try:
+                    schema, values = self.reg.decode_values(msg)
+                except DecodeError as exc:
+                    self._decode_error(exc)
+                    continue
+                if schema.id == self.signals_id:
+                    core.counts["signals"] += 1
+                    continue
+                if schema.id != self.problem_id and schema.id != self.quote_id:
+                    core.counts["unknown_messages"] += 1
+                    self.last_error = f"{schema.name} in a tick frame from sender {values[3]}"
+                    continue
+            if not core.check_nonce(values[3], values[5]):
+                core.counts["stale_messages"] += 1
+                continue
+            if (schema.id == self.quote_id) != (core.rounds is not None):
+                core.counts["unknown_messages"] += 1  # the other coordination mode's input
+                self.last_error = f"{schema.name} from sender {values[3]}: wrong mode"
+                continue
+            venue, asset, seq, budget = (
+                core.on_quote(values) if schema.id == self.quote_id else core.on_problem(values)
+            )
+            row = self.trace.n
+            if values[8] == 1:  # single-asset problem: a later one for the cell replaces it
+                prev = latest.get((venue, asset))
+                if prev is not None:
+                    self.trace.view()[prev]["superseded"] = 1
+                    self.superseded += 1
+                latest[(venue, asset)] = row
+            self.trace.append(
+                (venue, asset, seq, rx, 0, 0, 0, 0, 0, 0, 0, np.nan, 0, self.batches, 0, 0, 0)
+            )
+            trigger = (row, venue, seq, budget, values[6])
+        return trigger
 
     def _solve(
         self, first_row: int, row: int, venue: int, seq: int, budget: int, ts: int,
@@ -1044,6 +1157,14 @@ class _Loop:
         if self.on_delta is not None:
             self.on_delta(delta, sent)
         return sent
+
+    def _send_snapshot(self, status_ts: int) -> None:
+        """Answer a ReplicaStatus (origin stamp ``status_ts``) with a PlanSnapshot, journaled
+        (a replay reproduces it byte for byte, in order with the PlanDeltas)."""
+        snapshot = self.core.plan_snapshot(status_ts)
+        self.push.send(snapshot, copy=True)
+        if self.recorder is not None:
+            self.recorder.snapshot(snapshot, self.clock.now_ns())
 
     def _reports(self, frames: list[bytes], values: tuple[Any, ...], rx: int) -> None:
         core = self.core

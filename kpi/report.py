@@ -15,7 +15,10 @@ Inputs:
   entry (``hedge``, ``throughput``, ``loss``, and whatever later issues add) becomes its own
   section rendered generically as a key/value table (nested dicts flattened to dotted keys);
   ``governance`` gets its own section (transport, ledger, events, refusals, with
-  ``manifest["security"]["aggregation"]["note"]``), see :func:`_governance_section`.
+  ``manifest["security"]["aggregation"]["note"]``), see :func:`_governance_section`;
+  ``health`` (the run's verdict: did the pipeline keep up, ``arbsphere.rig.health``) goes near
+  the top, under the status, as a verdict, its one-line summary and the findings table, see
+  :func:`_health_section`.
 * ``hlog_path``: the interval log; the plot shows one curve per tag (all intervals of the tag
   summed), x = percentile on the HdrHistogram ``1/(1-p)`` log axis, y = latency in µs (log).
 """
@@ -59,7 +62,8 @@ table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #d0d7de;padd
 th{background:#f6f8fa;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .status{display:inline-block;padding:.1em .6em;border-radius:.8em;font-weight:600}
 .complete{background:#dafbe1;color:#116329}.incomplete{background:#ffebe9;color:#82071e}
-.unknown{background:#fff8c5;color:#4d2d00}.note{color:#57606a}img{max-width:100%}
+.unknown{background:#fff8c5;color:#4d2d00}.healthy{background:#dafbe1;color:#116329}
+.degraded{background:#fff8c5;color:#4d2d00}.fell_behind{background:#ffebe9;color:#82071e}.note{color:#57606a}img{max-width:100%}
 .wide{overflow-x:auto}.wide th,.wide td{padding:.25em .45em}small{color:#57606a;font-weight:normal}
 """
 
@@ -321,6 +325,59 @@ def _privacy_section(privacy: Mapping[str, object], aggregate: object = None) ->
     return "\n".join(parts)
 
 
+def _big(value: object) -> str:
+    """Like :func:`_fmt`, but a float of 1000 or more with thousands separators and one decimal
+    (a queueing delay of 1,987,051.5 µs, not 1.98705e+06)."""
+    if isinstance(value, float) and abs(value) >= 1000:
+        return f"{value:,.1f}"
+    return _fmt(value)
+
+
+_HEALTH_WORDS = {"healthy": "healthy", "degraded": "degraded", "fell_behind": "fell behind"}
+
+
+def _health_section(health: Mapping[str, object]) -> str:
+    """The verdict (healthy / degraded / fell behind), its summary line and one row per finding:
+    measured value, the limit, whether it held, what it means."""
+    verdict = str(health.get("verdict", "unknown"))
+    css = verdict if verdict in _HEALTH_WORDS else "unknown"
+    summary = str(health.get("summary", ""))
+    summary = summary.split(" — ", 1)[1] if " — " in summary else summary  # the badge says it
+    parts = [
+        "<h2>Health</h2>",
+        f'<p>verdict: <span class="status {css}">{_e(_HEALTH_WORDS.get(verdict, verdict))}'
+        f"</span> — {_e(summary)}</p>",
+    ]
+    findings = health.get("findings")
+    if isinstance(findings, Sequence) and not isinstance(findings, str):
+        head = ("finding", "value", "limit", "unit", "", "what", "detail")
+        rows = ["<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
+        for f in findings:
+            if not isinstance(f, Mapping):
+                continue
+            severity = str(f.get("severity", ""))
+            if severity == "info":
+                mark = "info"
+            elif f.get("ok"):
+                mark = "ok"
+            else:
+                mark = f"<strong>{_e(_HEALTH_WORDS.get(severity, severity))}</strong>"
+            detail = f.get("detail")
+            flat = _flatten(detail) if isinstance(detail, Mapping) else []
+            rows.append(
+                f"<tr><th>{_e(f.get('name'))}</th>"
+                f'<td class="num">{_e(_big(f.get("value")))}</td>'
+                f'<td class="num">{_e(_big(f.get("limit")))}</td><td>{_e(f.get("unit", ""))}</td>'
+                f"<td>{mark}</td><td>{_e(f.get('text', ''))}</td>"
+                f"<td>{_e('; '.join(f'{k} {_big(v)}' for k, v in flat))}</td></tr>"
+            )
+        rows.append("</table>")
+        parts.extend(rows)
+    if health.get("rules"):
+        parts.append(f'<p class="note">{_e(health["rules"])}</p>')
+    return "".join(parts)
+
+
 def _host_load_section(load: Mapping[str, object]) -> str:
     """Per role CPU and context switches in the measured window, the host's busy share."""
     parts = ["<h2>Host load in the measured window</h2>"]
@@ -470,6 +527,9 @@ def render_report(
     elif status == "incomplete":
         parts.append(" — reason: <strong>not recorded in the manifest</strong>")
     parts.append("</p>")
+    health = kpi.get("health")
+    if isinstance(health, Mapping):
+        parts.append(_health_section(health))
 
     latency = _latency_rows(kpi)
     parts.append("<h2>Latency</h2>")
@@ -517,7 +577,7 @@ def render_report(
             )
         )
 
-    latency_keys = {"tick_to_trade", "stages"} | {k for k, _ in latency}
+    latency_keys = {"tick_to_trade", "stages", "health"} | {k for k, _ in latency}
     others = [k for k in _SECTION_ORDER if k in kpi]
     others += sorted(k for k in kpi if k not in latency_keys and k not in _SECTION_ORDER)
     for key in others:

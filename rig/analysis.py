@@ -355,8 +355,9 @@ def write_hlog(
 
 
 def build_kpi(
-    analysis: Analysis, *, duration_s: float, venue_names: list[str], broker_name: str
-) -> dict[str, Any]:
+    analysis: Analysis, *, duration_s: float, venue_names: list[str], broker_name: str,
+    n_assets: int = 1,
+) -> dict[str, Any]:  # fmt: skip
     stats = analysis.stats
     ticks = analysis.ticks
     coord = stats.get("coordinator", {})
@@ -416,6 +417,7 @@ def build_kpi(
             "unacked_orders": int(broker.get("open_orders_at_stop", 0)),
         },
     }
+    kpi["coverage"] = coverage_kpi(measured_ticks, venue_names, stats, n_assets)
     kpi["clock"] = clock_kpi(analysis)
     kpi["signals"] = {
         name: stats.get(name, {}).get("signals") for name in venue_names
@@ -425,6 +427,42 @@ def build_kpi(
     }  # per venue {signal kind: budget state} (None: central mode or budgets off)
     kpi["signals_aggregate"] = signals_aggregate_kpi(coord.get("signals_aggregate"))
     return kpi
+
+
+def coverage_kpi(
+    measured: pd.DataFrame, venue_names: list[str], stats: dict[str, dict[str, Any]],
+    n_assets: int,
+) -> dict[str, Any]:  # fmt: skip
+    """``kpi.json`` ``coverage``: per venue and per asset, the measured window's ticks in, ticks
+    solved (the tick's quote was in the state a solve ran on) and PlanDeltas attributed to
+    them (a batch's delta goes to its newest tick), and how many assets each venue quoted and
+    venues each asset was quoted by. Assets 0..n_assets-1 are listed even when unquoted."""
+
+    def column(name: str) -> np.ndarray:
+        if name not in measured or not len(measured):
+            return np.zeros(len(measured), np.int64)
+        return measured[name].fillna(0).astype("int64").to_numpy()
+
+    venue, asset = column("venue"), column("asset")
+    solved, delta = column("solved") > 0, column("delta_id") > 0
+
+    def counts(sel: np.ndarray) -> dict[str, int]:
+        return {
+            "ticks_in": int(sel.sum()),
+            "ticks_solved": int((sel & solved).sum()),
+            "deltas": int((sel & delta).sum()),
+        }
+
+    m = max(n_assets, int(asset.max()) + 1 if len(asset) else 0)
+    venues: dict[str, dict[str, int]] = {}
+    for i, name in enumerate(venue_names):
+        sel = venue == int(stats.get(name, {}).get("venue_id", i))
+        venues[name] = {**counts(sel), "assets_quoted": len(np.unique(asset[sel]))}
+    assets = {
+        str(a): {**counts(asset == a), "venues_quoted": len(np.unique(venue[asset == a]))}
+        for a in range(m)
+    }
+    return {"n_venues": len(venue_names), "n_assets": m, "venues": venues, "assets": assets}
 
 
 def signals_aggregate_kpi(agg: Any) -> dict[str, Any] | None:

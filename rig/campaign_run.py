@@ -32,6 +32,7 @@ from arbsphere.rig.clocksync import save_exchanges
 from arbsphere.rig.config import Campaign
 from arbsphere.rig.federated_baseline import round_gaps
 from arbsphere.rig.governance_kpi import governance_kpi, security_section
+from arbsphere.rig.health import health_kpi
 from arbsphere.rig.orchestrator import Orchestrator, synced_devices
 from arbsphere.rig.resultset import (
     RESULT_SET_FORMAT,
@@ -110,7 +111,7 @@ def execute_campaign(
         else 0.0
     )
     kpi = build_kpi(analysis, duration_s=duration, venue_names=venue_names,
-                    broker_name=campaign.broker.name)  # fmt: skip
+                    broker_name=campaign.broker.name, n_assets=campaign.n_assets)  # fmt: skip
     write_hlog(
         analysis,
         run_dir / "latency.hlog",
@@ -123,7 +124,7 @@ def execute_campaign(
     if outcome.security is not None:
         security = security_section(
             outcome.security, campaign.security, len(campaign.venues),
-            campaign.coordinator.coordination,
+            campaign.coordinator.coordination, campaign.coordinator.protocol,
         )  # fmt: skip
         kpi["governance"] = governance_kpi(run_dir, security)
     host_load = (
@@ -132,6 +133,10 @@ def execute_campaign(
         else {"note": "the run never reached its measured window"}
     )
     kpi["host_load"] = host_load
+    kpi["health"] = health_kpi(
+        kpi, analysis.stats, budget_us=campaign.coordinator.budget_us,
+        max_past_ms=campaign.security.max_past_ms,
+    )  # fmt: skip
     write_json_atomic(run_dir / "kpi.json", kpi, sort_keys=False)  # stages in pipeline order
 
     timestamp_sources: dict[str, str] = {}

@@ -27,6 +27,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -85,6 +86,35 @@ def headline_table(kpi: dict[str, Any]) -> Table:
     return table
 
 
+_HEALTH_STYLE = {"healthy": "green", "degraded": "yellow", "fell_behind": "red"}
+_HEALTH_WORD = {"healthy": "ok", "degraded": "degraded", "fell_behind": "FELL BEHIND"}
+
+
+def health_line(kpi: dict[str, Any]) -> str | None:
+    """The run's health verdict as one line of rich markup (``kpi.json`` ``health``, see
+    :mod:`arbsphere.rig.health`): green "health: ok (...)", yellow "health: DEGRADED — ...",
+    red "health: FELL BEHIND — ..."; None when the kpi has no health section."""
+    health = kpi.get("health")
+    if not isinstance(health, dict) or health.get("verdict") not in _HEALTH_STYLE:
+        return None
+    style = _HEALTH_STYLE[health["verdict"]]
+    return f"[{style}]health: {escape(str(health.get('summary', health['verdict'])))}[/]"
+
+
+def complete_line(kpi: dict[str, Any], run_dir: Path) -> str:
+    """The line naming the result set ("complete: result set DIR"), green only when the run was
+    healthy too: the result set is complete either way, but a run that fell behind must not
+    end on an all-green line."""
+    health = kpi.get("health")
+    verdict = health.get("verdict") if isinstance(health, dict) else None
+    path = escape(str(run_dir))
+    if verdict is None or verdict == "healthy":
+        return f"[green]complete[/]: result set {path}"
+    style = _HEALTH_STYLE.get(verdict, "yellow")
+    word = _HEALTH_WORD.get(verdict, str(verdict)).upper()
+    return f"[yellow]complete[/]: result set {path} [{style}](health: {escape(word)})[/]"
+
+
 @contextlib.contextmanager
 def _progress(console: Console) -> Iterator[tuple[Progress, TaskID]]:
     with Progress(
@@ -127,6 +157,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         return _print_sweep(sweep, console)
     kpi = result.kpi
     console.print(headline_table(kpi))
+    health = health_line(kpi)
+    if health is not None:
+        console.print(health, highlight=False, emoji=False)
     hedge = kpi["hedge"]
     tp = kpi["throughput"]
     loss = kpi["loss"]
@@ -165,7 +198,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             markup=False,
         )
     if result.complete:
-        console.print(f"[green]complete[/]: result set {result.run_dir}")
+        console.print(complete_line(kpi, result.run_dir), highlight=False)
         console.print(f"report: {result.run_dir / 'report.html'}")
         return 0
     console.print(f"[red]INCOMPLETE[/]: {result.reason}")
@@ -175,20 +208,27 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 def _print_sweep(sweep: Any, console: Console) -> int:
     table = Table(title="tick_to_trade by offered rate (µs)", title_justify="left")
-    for col in ("rate/s", "ticks in", "count", "p50", "p99", "p99.9", "max", "±clk", "run"):
+    for col in ("rate/s", "ticks in", "count", "p50", "p99", "p99.9", "max", "±clk", "run",
+                "health"):  # fmt: skip
         table.add_column(col, justify="right", no_wrap=True)
+    worst: dict[str, Any] = {}
     for rate, res in sweep.runs:
         t = res.kpi.get("tick_to_trade", {})
         u = t.get("uncertainty_us")
+        verdict = (res.kpi.get("health") or {}).get("verdict")
+        if verdict in ("degraded", "fell_behind") and worst.get("verdict") != "fell_behind":
+            worst = {"verdict": verdict}
         table.add_row(
             f"{rate:g}", str(res.kpi.get("throughput", {}).get("ticks_in")), str(t.get("count")),
             *(_fmt(t.get(k)) for k in ("p50", "p99", "p999", "max")),
             "unsync" if t.get("synchronised") is False else _fmt(u),
             "ok" if res.complete else "[red]incomplete[/]",
+            "-" if verdict not in _HEALTH_STYLE
+            else f"[{_HEALTH_STYLE[verdict]}]{_HEALTH_WORD[verdict]}[/]",
         )  # fmt: skip
     console.print(table)
     if sweep.complete:
-        console.print(f"[green]complete[/]: result set {sweep.run_dir}")
+        console.print(complete_line({"health": worst or None}, sweep.run_dir), highlight=False)
         console.print(f"report: {sweep.run_dir / 'report.html'}")
         return 0
     console.print(f"[red]INCOMPLETE[/]: {sweep.reason}")
@@ -263,11 +303,16 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
         rounds = (
             f", {result.round_records} round answers and timeouts" if result.round_records else ""
         )
+        snapshots = (
+            f", {result.snapshots_replayed} PlanSnapshots" if result.snapshots_recorded else ""
+        )
         console.print(
             f"replayed {result.records} records ({result.inputs} inputs, {result.batches} "
-            f"batches{rounds}, {result.deltas_replayed} PlanDeltas) in {seconds:.2f} s "
-            f"({rate:,.0f} records/s)"
+            f"batches{rounds}, {result.deltas_replayed} PlanDeltas{snapshots}) in "
+            f"{seconds:.2f} s ({rate:,.0f} records/s)"
         )
+        if result.divergence is not None:  # the replay stops there: not the journal's length
+            console.print("(stopped at the first divergence)")
         for note in result.notes:
             console.print(f"note: {note}")
         if result.divergence is not None:
@@ -277,7 +322,8 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
             console.print("[red]NOT VERIFIED[/]: the journal ends before its STATE record")
             return 1
         console.print(
-            "[green]identical[/]: every PlanDelta byte for byte and the final state digest"
+            "[green]identical[/]: every PlanDelta (and PlanSnapshot) byte for byte and the "
+            "final state digest"
         )
         return 0
     from arbsphere.rig.replay_run import run_replay
@@ -287,8 +333,6 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_verify(args: argparse.Namespace, console: Console) -> int:
     """Exit 0 verified, 1 naming the first failure, 2 not a result set or a malformed DID."""
-    from rich.markup import escape
-
     from arbsphere.errors import ResultSetError, SecurityError
     from arbsphere.rig.verify_run import MANIFEST, verify_result_set
     from arbsphere.security.identity import public_from_did_key

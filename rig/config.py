@@ -21,6 +21,12 @@ from arbsphere.errors import ConfigError
 from arbsphere.rig.clocksync.settings import ClockSyncSettings
 
 DEFAULT_CAMPAIGN = Path("campaigns/loopback.toml")
+#: venue ids 0..MAX_VENUES-1: a feed device's id (10 + venue id) stays below the broker
+#: device's 200 and a u64 participants bitmap holds every venue. Secure aggregation allows
+#: fewer (``arbsphere.secure_rounds.MAX_MASKED_VENUES``), checked at load.
+MAX_VENUES = 64
+#: ``[market] n_assets``: the assets every venue quotes (one per tick, in round-robin)
+MAX_ASSETS = 256
 
 
 @dataclass(frozen=True)
@@ -191,6 +197,9 @@ class CoordinatorConfig:
     ns_per_iteration: float = 50.0  # nominal cost used to turn the budget into max iterations
     #: "federated": venues keep their problems, rounds over ZeroMQ; "central": in process
     coordination: str = "federated"
+    #: federated: "price" (the coordinator proposes prices, venues answer their summed best
+    #: responses; arbsphere/price_protocol.py) or "admm" (exchange-ADMM rounds)
+    protocol: str = "price"
     ns_per_round: float = 100_000.0  # nominal cost of a federated round (budget -> max rounds)
     round_timeout_ms: int = 1000  # a venue silent this long aborts the solve
     #: federated: a venue without a quote for this long is out of the market (frozen at its
@@ -241,6 +250,12 @@ class Campaign:
     def n_ticks(self) -> int:
         """Ticks per venue the feeds send: warm-up and measured window."""
         return round((self.warmup_s + self.duration_s) * self.rate_hz)
+
+    @property
+    def n_assets(self) -> int:
+        """Assets every venue quotes (``[market] n_assets``, default 1): each tick of a venue
+        quotes one of them, in round-robin, so ``rate_hz`` stays ticks/s per venue."""
+        return int(self.market.values.get("n_assets", 1))
 
     def resolved(self) -> dict[str, Any]:
         """The fully resolved configuration as plain JSON-able data (for the manifest)."""
@@ -337,7 +352,21 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     coordinator = _coordinator(r.table("coordinator", optional=True))
     clock_sync = _clock_sync(r.table("clock_sync", optional=True))
     market = MarketSettings(dict(r.table("market", optional=True).data))
-    _check_market(market, r.table("market", optional=True))
+    _check_market(market, r.table("market", optional=True), rates or (rate,), len(venues))
+    security_t = r.table("security", optional=True)
+    security = _security(security_t)
+    if coordinator.coordination == "federated" and security.secure_aggregation:
+        from arbsphere.secure_rounds import MAX_MASKED_VENUES
+
+        if len(venues) > MAX_MASKED_VENUES:
+            venues_t.fail(
+                "", sorted(v.name for v in venues),
+                f"{len(venues)} venues, but secure aggregation ([security] secure_aggregation,"
+                f" on by default) sums at most {MAX_MASKED_VENUES} venues' masked shares "
+                "without wrapping its fixed point (arbsphere/secure_rounds.py "
+                "MAX_MASKED_VENUES); use fewer venues, or set [security] secure_aggregation = "
+                "false with contract_graph = \"toyPairClear\"",
+            )  # fmt: skip
 
     declared: dict[str, Mapping[str, int]] = {}
     for venue in venues:
@@ -345,7 +374,8 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
             declared[venue.name] = venue.schemas
     if broker.schemas:
         declared[broker.name] = broker.schemas
-    check_compatibility(registry, graph, declared, source=source)
+    names = [v.name for v in venues]
+    check_compatibility(registry, graph, declared, source=source, venues=names)
     needs = "LocalSolution" if coordinator.coordination == "federated" else "LocalArbProblem"
     if needs not in registry.graph(graph).coordinator:
         r.table("coordinator", optional=True).fail(
@@ -353,16 +383,15 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
             f"graph '{graph}' has no {needs} for the coordinator (use a graph that has, e.g. "
             f"{'toyPair' if needs == 'LocalSolution' else 'toyPairCentral'})",
         )  # fmt: skip
-    graph_adapters = registry.graph(graph).adapters
+    graph_roles = registry.graph(graph).roles(names)
     for venue in venues:
-        if venue.name not in graph_adapters:
+        role = graph_roles.get(venue.name)
+        if role is None or role.kind != "venue_feed":
             venues_t.fail(
                 venue.name,
                 venue.name,
-                f"not an adapter of graph '{graph}' ({sorted(graph_adapters)})",
+                f"not a venue adapter of graph '{graph}' ({sorted(graph_roles)})",
             )
-    security_t = r.table("security", optional=True)
-    security = _security(security_t)
     if coordinator.coordination == "federated":
         solution_v = registry.graph(graph).coordinator["LocalSolution"]
         _check_secure_aggregation(security_t, security, coordinator, len(venues), solution_v, graph)
@@ -610,7 +639,7 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
     device = r.choice("device", ("emulator", "hardware"), "emulator")
     return VenueConfig(
         name=name,
-        venue_id=r.integer("venue_id", lo=0, hi=15),
+        venue_id=r.integer("venue_id", lo=0, hi=MAX_VENUES - 1),
         link=link,
         device=device,
         bind_host=r.string("bind_host", "127.0.0.1"),
@@ -706,7 +735,7 @@ def _broker(r: _Reader) -> BrokerConfig:
 
 def _coordinator(r: _Reader) -> CoordinatorConfig:
     r.only({"budget_us", "ns_per_iteration", "min_delta_lots", "max_batch", "admm",
-            "coordination", "ns_per_round", "round_timeout_ms", "stale_after_ms",
+            "coordination", "protocol", "ns_per_round", "round_timeout_ms", "stale_after_ms",
             "unresponsive_retry_ms"})  # fmt: skip
     coordination = r.string("coordination", "federated")
     if coordination not in ("federated", "central"):
@@ -733,6 +762,7 @@ def _coordinator(r: _Reader) -> CoordinatorConfig:
         max_batch=r.integer("max_batch", 64, lo=1, hi=65_536),
         admm=admm,
         coordination=coordination,
+        protocol=r.choice("protocol", ("price", "admm"), "price"),
         ns_per_round=r.number("ns_per_round", 100_000.0, lo=1.0, hi=1e10),
         round_timeout_ms=r.integer("round_timeout_ms", 1000, lo=1, hi=600_000),
         stale_after_ms=r.number("stale_after_ms", 250.0, lo=0.001, hi=3_600_000),
@@ -740,15 +770,25 @@ def _coordinator(r: _Reader) -> CoordinatorConfig:
     )
 
 
-def _check_market(market: MarketSettings, r: _Reader) -> None:
-    from arbsphere.firmware_interfaces.emulators.market import MarketConfig
+def _check_market(
+    market: MarketSettings, r: _Reader, rates: tuple[float, ...], n_venues: int
+) -> None:
+    """The ``[market]`` table as the feed devices will build it: at every rate of the
+    campaign, and per asset (``n_assets`` > 1: each asset quoted at ``rate_hz / n_assets``)."""
+    from arbsphere.firmware_interfaces.emulators.market import MarketConfig, per_asset_config
 
     allowed = {f.name for f in dataclasses.fields(MarketConfig)} - {"seed", "rate_hz", "n_venues"}
     r.only(allowed)
-    try:
-        MarketConfig(**dict(market.values))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid market settings: {exc}", file=r.source, key="market") from exc
+    if "n_assets" in r.data:
+        r.integer("n_assets", lo=1, hi=MAX_ASSETS)
+    for rate in rates:
+        try:
+            per_asset_config(
+                MarketConfig(**{**dict(market.values), "rate_hz": rate, "n_venues": n_venues})
+            )
+        except (TypeError, ValueError) as exc:
+            key = "market.n_assets" if str(exc).startswith("with n_assets") else "market"
+            raise ConfigError(f"invalid market settings: {exc}", file=r.source, key=key) from exc
 
 
 class _Reader:

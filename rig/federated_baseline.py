@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from arbsphere.coordinator.baseline import gaps_batch
 from arbsphere.errors import ResultSetError
+from arbsphere.price_protocol import best_response
 
 
 def _problems(
@@ -153,18 +155,44 @@ def _venue_rounds_z(
     return np.array(keys, np.int64), z_all
 
 
+@njit(cache=True)
+def responses(c, gamma, phi, limit, prices, out):  # type: ignore[no-untyped-def]
+    """Every venue's best response (K x n x m) to each round's prices (K x m); NaN where
+    its problem is unknown."""
+    k_total, n, m = c.shape
+    for k in range(k_total):
+        for i in range(n):
+            for a in range(m):
+                if not np.isnan(c[k, i, a]):
+                    out[k, i, a] = best_response(c[k, i, a], gamma[k, i, a], phi[k, i, a],
+                                                 limit[k, i, a], prices[k, a])  # fmt: skip
+
+
 def round_gaps(proc_dir: Path, venue_names: list[str]) -> pd.DataFrame | None:
     """Per round of the first solves whose z was kept after every round — by the coordinator,
     or under secure aggregation (where the coordinator holds only sums) by each venue, joined
-    here by the rig: solve id, round, the gap of that round's z against the solve's
-    centralized optimum, and the round's residuals (the coordinator's, from the sums). None
-    when the run kept none (central runs)."""
+    here by the rig; in the price protocol, every venue's response to the round's prices
+    (computed here from its recorded problem) minus their mean: solve id, round, the gap of
+    that round's z against the solve's centralized optimum, and the round's residuals (the
+    coordinator's, from the sums). None when the run kept none (central runs)."""
     z_path = proc_dir / "coordinator.rounds_z.npy"
     if not z_path.exists():
         return None
     z = np.load(z_path, allow_pickle=False)
     ids = np.load(proc_dir / "coordinator.rounds_z_ids.npy", allow_pickle=False)
-    if not len(ids):
+    price_path = proc_dir / "coordinator.rounds_price.npy"
+    if not len(ids) and price_path.exists():  # the price protocol: responses to the prices
+        ids = np.load(proc_dir / "coordinator.rounds_price_ids.npy", allow_pickle=False)
+        prices = np.load(price_path, allow_pickle=False)
+        if not len(ids):
+            return None
+        shape = np.load(proc_dir / "coordinator.solves_z.npy", allow_pickle=False,
+                        mmap_mode="r").shape  # fmt: skip
+        problems = _problems(proc_dir, venue_names, ids[:, 0], shape[1], shape[2])
+        z = np.full((len(ids), shape[1], shape[2]), np.nan)
+        responses(problems[0], problems[1], problems[2], problems[3], prices, z)
+        z -= np.nanmean(z, axis=1, keepdims=True)
+    elif not len(ids):
         solves_z = proc_dir / "coordinator.solves_z.npy"
         if not solves_z.exists():
             return None

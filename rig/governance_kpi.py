@@ -13,14 +13,49 @@ from arbsphere.rig.registry import IDENTITIES_FILE
 from arbsphere.rig.verify_run import verify_governance
 from arbsphere.security.secure_agg import reveals_individual_inputs
 
+_SIGNALS_NOTE = (
+    " The SharedSignals derived from a venue's private state are aggregated too "
+    "(arbsphere.secure_signals): the per-tick signals carry no liquidity or correlation; once "
+    "per release epoch each venue sends its released (privacy-noised) liquidity and "
+    "correlation with a presence word each, masked among the same participants (own HKDF "
+    "salt, bound to the epoch), and the coordinator learns per epoch only the sums and the "
+    "contributor counts; an epoch a venue misses is aborted (ledgered as AGGREGATION_ABORTED) "
+    "and later epochs mask among the survivors."
+)
+
+
+def _price_note(masked: bool) -> str:
+    """What the price protocol (arbsphere.price_protocol) reveals."""
+    answers = (
+        "in fixed point under pairwise masks (X25519 + HKDF seeds bound to the run's session, "
+        "solve, round and the participant set), so the coordinator learns only their sums"
+        if masked
+        else "in clear (secure_aggregation = false): the coordinator learns each venue's"
+    )
+    return (
+        "Federated price protocol (arbsphere.price_protocol): per round the coordinator "
+        "proposes one price per asset; each venue answers, per asset, with its best response "
+        "x_i(price), its left and right slopes (0 or -1/gamma_i) and a histogram of the "
+        "distances from the price to its breakpoints (where its response changes slope: "
+        "-c -/+ phi and -c -/+ (phi + gamma L)), " + answers + " — before the reveal the "
+        "coordinator learns the aggregate response curve at the proposed prices (its value, "
+        "slopes and breakpoint distances), never c, gamma, phi or the limit. At the end of "
+        "each solve every venue reveals its best response at the clearing price in clear, "
+        "because those are its trades."
+    )
+
 
 def security_section(
-    summary: dict[str, Any], settings: SecurityConfig, n_venues: int, coordination: str
-) -> dict[str, Any]:
-    """The manifest's ``security`` section from the registry's summary."""
+    summary: dict[str, Any], settings: SecurityConfig, n_venues: int, coordination: str,
+    protocol: str = "admm",
+) -> dict[str, Any]:  # fmt: skip
+    """The manifest's ``security`` section from the registry's summary (``protocol``: the
+    federated protocol, "price" or "admm")."""
     two_party = reveals_individual_inputs(n_venues)
     masked = coordination == "federated" and settings.secure_aggregation
-    if masked:
+    if coordination == "federated" and protocol == "price":
+        note = _price_note(masked) + (_SIGNALS_NOTE if masked else "")
+    elif masked:
         note = (
             "Federated rounds with secure aggregation (arbsphere.secure_rounds): every round, "
             "each venue sends its x_i, |x_i|^2 and |x_i - z_i|^2 in fixed point under pairwise "
@@ -29,14 +64,7 @@ def security_section(
             "part. At the end of each solve every venue reveals its x_i of one round (the best "
             "primal residual), because those are its trades; the other rounds' x_i and every "
             "z_i stay with the venues. A venue that drops out aborts the solve; the next one "
-            "masks among the survivors. The SharedSignals derived from a venue's private state "
-            "are aggregated too (arbsphere.secure_signals): the per-tick signals carry no "
-            "liquidity or correlation; once per release epoch each venue sends its released "
-            "(privacy-noised) liquidity and correlation with a presence word each, masked "
-            "among the same participants (own HKDF salt, bound to the epoch), and the "
-            "coordinator learns per epoch only the sums and the contributor counts; an epoch "
-            "a venue misses is aborted (ledgered as AGGREGATION_ABORTED) and later epochs "
-            "mask among the survivors."
+            "masks among the survivors." + _SIGNALS_NOTE
         )
     elif coordination == "federated":
         note = (
@@ -78,6 +106,7 @@ def security_section(
         "ledger_final_cosigners": summary["final_cosigners"],
         "registry": summary["registry"],
         "aggregation": {
+            "protocol": protocol if coordination == "federated" else None,
             "secure_aggregation": masked,
             "reveals_individual_inputs": two_party,
             "note": note,

@@ -76,6 +76,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     venues = {int(k): v for k, v in require(cfg, "venues", dict, source).items()}
     start_at = require(cfg, "start_at_ns", int, source)
     reg = default_registry()
+    problem_id = reg.schema("LocalArbProblem").id
     n_env = len(reg.envelope.value_fields)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     push = ctx.socket(zmq.PUSH)
@@ -103,16 +104,20 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 break
             now = clock.now_ns()
             push.send_multipart(frames, copy=True)
-            _, values = reg.decode_values(reg.messages_of(frames)[0])
-            venue, _n, seq = values[n_env : n_env + 3]
-            asset = values[n_env + 5]
-            bid, ask = values[n_env + 10], values[n_env + 11]
-            trace = traces.get(venue)
-            if trace is None:
-                unknown_venue += 1
-            else:
-                intended = due if speed is not None else now
-                trace.append((venue, asset, seq, intended, now, now, now, bid, ask))
+            # every tick of the frame (an adapter that fell behind sent several in one)
+            for msg in reg.messages_of(frames):
+                schema, values = reg.decode_values(msg)
+                if schema.id != problem_id:
+                    continue  # the tick's signals
+                venue, _n, seq = values[n_env : n_env + 3]
+                asset = values[n_env + 5]
+                bid, ask = values[n_env + 10], values[n_env + 11]
+                trace = traces.get(venue)
+                if trace is None:
+                    unknown_venue += 1
+                else:
+                    intended = due if speed is not None else now
+                    trace.append((venue, asset, seq, intended, now, now, now, bid, ask))
             sent += 1
             max_late = max(max_late, now - due)
     finally:

@@ -45,6 +45,10 @@ EMULATORS = "arbsphere.firmware_interfaces.emulators"
 COORDINATOR = "coordinator"
 READY_TIMEOUT_S = 60.0
 START_MARGIN_S = 1.5
+#: ... plus this per emulated feed device beyond two: they start at once on the same cores,
+#: each ~1 s of CPU (imports, Numba cache loads): 8 feeds took ~3 s to all be ready on an idle
+#: 2-vCPU host here (two: 0.5 s), and a loaded one fell 5 s behind a 1.5 s margin
+FEED_START_S = 0.75
 STOP_GRACE_S = 10.0
 #: device ids of the emulated devices (message header ``device_id``)
 VENUE_DEVICE_ID_BASE = 10
@@ -168,7 +172,7 @@ class Orchestrator:
                 "inbound_endpoint": EPHEMERAL_ENDPOINT,
                 "outbound_endpoint": EPHEMERAL_ENDPOINT,
                 "n_venues": len(c.venues),
-                "n_assets": 1,
+                "n_assets": c.n_assets,
                 "min_delta_lots": c.coordinator.min_delta_lots,
                 "max_batch": c.coordinator.max_batch,
                 "ns_per_iteration": c.coordinator.ns_per_iteration,
@@ -192,7 +196,8 @@ class Orchestrator:
             return {"coordination": "central"}
         return {
             "coordination": "federated", "rounds_endpoint": EPHEMERAL_ENDPOINT,
-            "ns_per_round": k.ns_per_round, "round_timeout_ms": k.round_timeout_ms,
+            "protocol": k.protocol, "ns_per_round": k.ns_per_round,
+            "round_timeout_ms": k.round_timeout_ms,
             "stale_after_ms": k.stale_after_ms,
             "unresponsive_retry_ms": k.unresponsive_retry_ms,
             # secure aggregation of the venues' signals: one SignalShare per release epoch
@@ -268,7 +273,7 @@ class Orchestrator:
              "link": b.link, "device_host": host, "device_port": port,
              "plan_endpoint": self.outbound, "report_endpoint": self.inbound,
              "sync_interval_ns": self.sync_interval_ns, "sync_device_id": BROKER_DEVICE_ID,
-             "n_venues": len(self.campaign.venues), "n_assets": 1,
+             "n_venues": len(self.campaign.venues), "n_assets": self.campaign.n_assets,
              "replica_fault_every": b.replica_fault_every, **self._security_cfg(b.name)},
         )  # fmt: skip
         self._wait_file(adapter, self.proc_dir / f"{b.name}.ready.json")
@@ -299,9 +304,11 @@ class Orchestrator:
             "budget_ns": int(self.campaign.coordinator.budget_us * 1000),
             "coordinator_endpoint": self.inbound, "sync_interval_ns": self.sync_interval_ns,
             "sync_device_id": VENUE_DEVICE_ID_BASE + v.venue_id, **self._security_cfg(v.name),
+            "n_venues": len(self.campaign.venues), "n_assets": self.campaign.n_assets,
         }  # fmt: skip
         if self.rounds_endpoint:
             cfg["rounds_endpoint"] = self.rounds_endpoint
+            cfg["protocol"] = self.campaign.coordinator.protocol
             privacy = self.campaign.security.privacy
             # the signal shares' release epochs (secure aggregation; with or without budgets)
             cfg["signal_release_interval_ms"] = privacy.release_interval_ms
@@ -328,15 +335,52 @@ class Orchestrator:
         self._venue_ready[v.name] = (cfg, ready)
 
     _venue_ready: dict[str, tuple[dict[str, Any], dict[str, Any]]]
+    #: (role name, ready file) of every emulated feed device started
+    _feed_ready: list[tuple[str, Path]]
+
+    def _await_feeds(self, start_at: int, measure_from: int) -> None:
+        """Wait until every emulated feed device is up (its ready file, written before its
+        first send). One that is late sends its overdue ticks at once (it never skips one): the
+        warm-up absorbs that burst, but a device not up when the measured window begins would
+        put it into the measurements, so the run ends incomplete, naming the device."""
+        pending = dict(self._feed_ready)
+        roles = {r.name: r for r in self.roles}
+        while pending:
+            now = self.clock.now_ns()
+            for name, path in list(pending.items()):
+                if path.exists():
+                    del pending[name]
+                    continue
+                role = roles[name]
+                code = role.proc.poll()
+                if code is not None:
+                    raise PipelineError(
+                        f"{role.kind} '{name}' exited with code {code} before it was ready; "
+                        f"{self.stderr_tail(role)}"
+                    )
+            if pending and now > measure_from:
+                raise PipelineError(
+                    f"feed device(s) {', '.join(sorted(pending))} not up "
+                    f"{(now - start_at) / 1e9:.1f} s after the schedule's start, past the "
+                    f"{self.campaign.warmup_s:g} s warm-up: their overdue ticks would burst into "
+                    "the measured window (start-up of "
+                    f"{len(self._feed_ready)} devices on a loaded host); raise campaign.warmup_s"
+                )
+            if pending:
+                time.sleep(0.02)
 
     def start_feeds(self) -> int:
         """Start the feed devices; returns the rig time at which tick 0 is due."""
         c = self.campaign
-        start_at = self.clock.now_ns() + int(START_MARGIN_S * 1e9)
+        n_feeds = sum(v.device == "emulator" for v in c.venues)
+        margin_s = START_MARGIN_S + FEED_START_S * max(0, n_feeds - 2)
+        start_at = self.clock.now_ns() + int(margin_s * 1e9)
+        self._feed_ready = []
         market = {
             **dict(c.market.values),
             "seed": c.seed,
             "n_venues": len(c.venues),
+            "n_assets": c.n_assets,
             "rate_hz": c.rate_hz,
         }
         for v in c.venues:
@@ -345,14 +389,20 @@ class Orchestrator:
             _cfg, ready = self._venue_ready[v.name]
             common = {
                 "device_id": VENUE_DEVICE_ID_BASE + v.venue_id, "venue_id": v.venue_id,
-                "asset_id": 0, "session": f"VENUE{v.venue_id:02d}", "market": market,
+                # every venue quotes every asset, one per tick: tick k quotes asset
+                # k mod n_assets (rate_hz stays ticks/s per venue, see market.RoundRobinQuotes)
+                "asset_order": "round_robin", "session": f"VENUE{v.venue_id:02d}",
+                "market": market,
                 "start_at_ns": start_at, "n_ticks": c.n_ticks, "heartbeat_interval_ms": 100,
                 "clock": {
                     "offset_ns": v.clock.offset_ns, "drift_ppm": v.clock.drift_ppm,
                     "steps": [[start_at + round(at_s * 1e9), d] for at_s, d in v.clock.steps],
                 },
                 "stats_path": str(self.proc_dir / f"{v.name}-device.stats.json"),
+                # written once the device is up, before its first send (see _await_feeds)
+                "ready_path": str(self.proc_dir / f"{v.name}-device.ready.json"),
             }  # fmt: skip
+            self._feed_ready.append((f"{v.name}-device", Path(str(common["ready_path"]))))
             if v.impairment:
                 common["impairment"] = dict(v.impairment)
             if v.outage_s is not None:
@@ -379,6 +429,7 @@ class Orchestrator:
     # --- run ---------------------------------------------------------------------------------
     def run(self, on_progress: Callable[[float, str], None] | None = None) -> RunOutcome:
         self._venue_ready = {}
+        self._feed_ready = []
         outcome = RunOutcome(complete=True, reason="")
         try:
             if on_progress is not None:
@@ -388,6 +439,7 @@ class Orchestrator:
             start_at = self.start_feeds()
             outcome.start_at_ns = start_at
             outcome.measure_from_ns = start_at + round(self.campaign.warmup_s * 1e9)
+            self._await_feeds(start_at, outcome.measure_from_ns)
             self._watch(start_at, outcome, on_progress)
             if outcome.complete:
                 if on_progress is not None:

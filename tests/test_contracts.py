@@ -134,10 +134,37 @@ def test_registry_errors_name_file_and_key() -> None:
 
 
 def test_toy_pair_graphs_compatible_by_default() -> None:
-    for name in ("toyPair", "toyPairCentral"):
+    for name in ("toyPair", "toyPairClear", "toyPairCentral"):
         graph = REG.graph(name)
-        assert set(graph.adapters) == {"venue_a", "venue_b", "broker"}
+        assert set(graph.adapters) == {"broker"}  # the venues: any names, in the venue role
+        assert graph.venues is not None and graph.venues.kind == "venue_feed"
         check_compatibility(REG, name, {}, source="campaign.toml")
+        check_compatibility(REG, name, {}, source="campaign.toml", venues=["venue_a", "venue_b"])
+        roles = graph.roles(["venue_a", "v7"])
+        assert set(roles) == {"broker", "venue_a", "v7"}
+        assert roles["v7"].kind == "venue_feed" and roles["v7"].speaks == graph.venues.speaks
+
+
+def test_graphs_take_any_number_of_venues_within_their_count() -> None:
+    """toyPair (secure aggregation) takes 2..16 venue adapters, the clear and central graphs
+    2..64; a campaign outside the count is refused naming the key."""
+    assert REG.graph("toyPair").venues.max_count == 16  # type: ignore[union-attr]
+    for name, most in (("toyPair", 16), ("toyPairClear", 64), ("toyPairCentral", 64)):
+        check_compatibility(REG, name, {}, source="c.toml", venues=[f"v{i}" for i in range(most)])
+        for n in (1, most + 1):
+            with pytest.raises(ContractVersionError, match=f"takes 2 to {most} venue") as info:
+                check_compatibility(REG, name, {}, source="c.toml",
+                                    venues=[f"v{i}" for i in range(n)])  # fmt: skip
+            assert info.value.key == "venues"
+    # a venue of any name declares its versions like a named adapter did
+    speaks = dict(REG.graph("toyPair").venues.speaks)  # type: ignore[union-attr]
+    with pytest.raises(ContractVersionError, match="adapter 'venue_h' speaks DualVariables v2"):
+        check_compatibility(
+            REG, "toyPair", {"venue_h": {**speaks, "DualVariables": 2}}, source="c.toml",
+            venues=[f"venue_{c}" for c in "abcdefgh"],
+        )  # fmt: skip
+    with pytest.raises(ContractVersionError, match="'venue_h' is not part of contract graph"):
+        check_compatibility(REG, "toyPair", {"venue_h": speaks}, source="c.toml")
 
 
 def test_incompatible_adapter_version_refused() -> None:
@@ -152,7 +179,8 @@ def test_incompatible_adapter_version_refused() -> None:
     reg = load_registry_text(text, source="contracts.toml")
     declared = {"venue_b": {"LocalArbProblem": 2, "SharedSignals": 1}}
     with pytest.raises(ContractVersionError) as info:
-        check_compatibility(reg, "toyPairCentral", declared, source="campaigns/x.toml")
+        check_compatibility(reg, "toyPairCentral", declared, source="campaigns/x.toml",
+                            venues=["venue_a", "venue_b"])  # fmt: skip
     msg = str(info.value)
     assert "campaigns/x.toml" in msg
     assert "adapter 'venue_b' speaks LocalArbProblem v2" in msg

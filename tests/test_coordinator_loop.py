@@ -144,3 +144,46 @@ def test_a_frame_with_a_second_sender_inside_is_refused_and_counted() -> None:
     loop.drain(pull)
     assert loop.core.counts["decode_errors"] == 1 and loop.trace.n == 0
     assert "mixed_senders" in loop.last_error
+
+
+def test_ticks_a_venue_sent_together_in_one_frame_decide_as_separate_messages() -> None:
+    """A venue adapter that fell behind sends the ticks its link delivered together in one
+    frame (one tag, one send): the coordinator gives every tick its trace row, supersedes
+    the same ticks and sends the same PlanDeltas as when each came in a message of its own."""
+    ticks = [(0, 1, 100.0), (0, 2, 100.2), (1, 1, 100.0), (1, 2, 100.1), (0, 3, 101.0)]
+    out = []
+    for coalesced in (False, True):
+        loop, pull, push, tr = _loop(max_batch=64)
+        frames: dict[int, list[bytes]] = {0: [], 1: []}
+        for venue, seq, mid in ticks:
+            problem, signals = tr[venue].translate(_tick(venue, seq, mid), seq, 0)
+            if coalesced:
+                frames[venue] += (problem, signals)
+            else:
+                pull.queue.append([problem + signals])
+        if coalesced:  # venue 0's first two ticks, venue 1's two, venue 0's third
+            pull.queue.append([b"".join(frames[0][:4])])
+            pull.queue.append([b"".join(frames[1])])
+            pull.queue.append([b"".join(frames[0][4:])])
+        loop.drain(pull)
+        rows = loop.trace.view()
+        assert len(rows) == len(ticks) and loop.core.counts["signals"] == len(ticks)
+        # the PlanDeltas but their envelope's send stamp (the wake-up's clock reading)
+        deltas = [d[:24] + d[32:] for d in push.sent]
+        out.append((deltas, rows["superseded"].tolist(), rows["seq"].tolist(),
+                    loop.core.counts["solves"]))  # fmt: skip
+    assert out[0] == out[1] and out[0][0] and out[0][1] == [1, 1, 1, 0, 0]
+
+
+def test_a_stale_tick_inside_a_frame_is_counted_and_the_others_applied() -> None:
+    loop, pull, _, tr = _loop(max_batch=8)
+    first = b"".join(tr[0].translate(_tick(0, 1, 100.0), 1, 0))
+    second = b"".join(tr[0].translate(_tick(0, 2, 100.1), 2, 0))
+    third = b"".join(tr[0].translate(_tick(0, 3, 100.2), 3, 0))
+    pull.queue.append([second])
+    pull.queue.append([first + third])  # the first's nonce is older than the second's
+    loop.drain(pull)
+    core = loop.core
+    assert core.counts["stale_messages"] == 1
+    assert loop.trace.view()["seq"].tolist() == [2, 3]
+    assert core.counts["signals"] == 3  # every signals message counted, the stale tick's too

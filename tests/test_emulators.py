@@ -33,10 +33,16 @@ from arbsphere.errors import ConfigError
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.firmware_interfaces.emulators.broker_udp import BrokerDevice
 from arbsphere.firmware_interfaces.emulators.device_main import ConfigReader
-from arbsphere.firmware_interfaces.emulators.market import QUOTE_DTYPE
+from arbsphere.firmware_interfaces.emulators.market import (
+    QUOTE_DTYPE,
+    MarketConfig,
+    RoundRobinQuotes,
+)
 from arbsphere.firmware_interfaces.emulators.schedule import (
     FeedPlan,
     OpenLoopSchedule,
+    QuoteSource,
+    open_quotes,
     read_feed_plan,
     run_feed,
     stamp_messages,
@@ -121,6 +127,7 @@ def _run(
     stop_after: int | None = None,
     offset_ns: int = 0,
     drift_ppm: float = 0.0,
+    quotes: QuoteSource | None = None,
 ) -> tuple[FakeTx, dict[str, Any], FakeClock]:
     clock = FakeClock(START - 50 * MS)
     tx = FakeTx(clock, *tx_stall)
@@ -128,7 +135,7 @@ def _run(
     stop = (lambda: False) if stop_after is None else (lambda: len(tx.sends) >= stop_after)
     sched = OpenLoopSchedule(START, clock, clock.sleep, stop, late_tolerance_ns=200_000)
     stats: dict[str, Any] = {}
-    run_feed(plan, FakeQuotes(), tx, sched, dev, stats, chunk=16)
+    run_feed(plan, quotes or FakeQuotes(), tx, sched, dev, stats, chunk=16)
     return tx, stats, clock
 
 
@@ -204,6 +211,25 @@ def test_schedule_duration_mode() -> None:
     assert stats["ticks_sent"] == 41 and not stats["stopped_early"]
 
 
+def test_schedule_quotes_every_asset_in_round_robin_at_the_venue_rate() -> None:
+    """Several assets: each tick quotes one, asset k mod n_assets; the venue's rate and its
+    one device sequence do not change with the number of assets."""
+    cfg = MarketConfig(n_venues=2, n_assets=4, rate_hz=1000.0)
+    tx, stats, _ = _run(_plan(), quotes=RoundRobinQuotes(cfg, 1))
+    ticks = tx.ticks()
+    seq = [int(t["device_seq"][0]) for t in ticks]
+    assert seq == list(range(50))
+    assert [int(t["asset_id"][0]) for t in ticks] == [k % 4 for k in range(50)]
+    assert [at - START for at, _ in tx.sends] == [k * MS for k in range(50)]  # 1000/s, any M
+    assert stats["ticks_per_asset"] == {"0": 13, "1": 13, "2": 12, "3": 12}
+    # a stop mid-chunk counts what went out
+    _, stats, _ = _run(_plan(n_ticks=1000), stop_after=23, quotes=RoundRobinQuotes(cfg, 1))
+    assert stats["ticks_sent"] == 23 == sum(stats["ticks_per_asset"].values())
+    # a single-asset source keeps the plan's asset
+    _, stats, _ = _run(_plan(asset_id=3))
+    assert stats["ticks_per_asset"] == {"3": 50}
+
+
 # --- config validation ----------------------------------------------------------------------
 
 
@@ -230,6 +256,8 @@ def _feed_cfg(**over: Any) -> dict[str, Any]:
         ({"clock": {"drift_ppm": 5000}}, "clock.drift_ppm", "<= 1000"),
         ({"clock": {"ofset_ns": 5}}, "clock.ofset_ns", "unknown key"),
         ({"tick_rate": 5}, "tick_rate", "unknown key"),
+        ({"asset_order": "random"}, "asset_order", "must be one of fixed, round_robin"),
+        ({"asset_order": "round_robin"}, "asset_id", "only with asset_order 'fixed'"),
     ],
 )
 def test_feed_plan_errors_name_the_key(over: dict[str, Any], key: str, text: str) -> None:
@@ -238,6 +266,30 @@ def test_feed_plan_errors_name_the_key(over: dict[str, Any], key: str, text: str
         read_feed_plan(cfg, batch_key="ticks_per_datagram",
                        extra_keys=("target_host", "target_port"))  # fmt: skip
     assert info.value.file == "feed.json" and info.value.key == key
+
+
+def test_feed_plan_round_robin_opens_every_asset() -> None:
+    cfg = ConfigReader(
+        _feed_cfg(asset_id=None, asset_order="round_robin",
+                  market={"rate_hz": 500.0, "n_venues": 8, "n_assets": 16}),
+        "feed.json",
+    )  # fmt: skip
+    plan = read_feed_plan(cfg, batch_key="ticks_per_datagram",
+                          extra_keys=("target_host", "target_port"))  # fmt: skip
+    assert plan.asset_order == "round_robin"
+    quotes = open_quotes(plan, cfg)
+    assert isinstance(quotes, RoundRobinQuotes)
+    assert quotes.next_batch(32)["asset_id"].tolist() == list(range(16)) * 2
+    too_many = ConfigReader(
+        _feed_cfg(asset_id=None, asset_order="round_robin",
+                  market={"rate_hz": 100.0, "n_assets": 200}),
+        "feed.json",
+    )  # fmt: skip
+    plan = read_feed_plan(too_many, batch_key="ticks_per_datagram",
+                          extra_keys=("target_host", "target_port"))  # fmt: skip
+    with pytest.raises(ConfigError, match="rate_hz / n_assets") as info:
+        open_quotes(plan, too_many)
+    assert info.value.key == "market"
 
 
 # --- broker logic ---------------------------------------------------------------------------

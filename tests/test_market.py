@@ -11,9 +11,12 @@ import pytest
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.firmware_interfaces.emulators.market import (
     BLOCK,
+    QUOTE_DTYPE,
     MarketConfig,
+    RoundRobinQuotes,
     VenueQuoteStream,
     config_from_mapping,
+    per_asset_config,
     quotes_to_ticks,
 )
 
@@ -163,3 +166,49 @@ def test_stream_argument_validation() -> None:
     with pytest.raises(ValueError, match="unknown market setting"):
         config_from_mapping({"volatility": 3})
     assert config_from_mapping({"seed": 3}).seed == 3
+
+
+# --- several assets: one asset per tick, round-robin ------------------------------------------
+
+
+def test_round_robin_with_one_asset_is_the_single_asset_stream() -> None:
+    cfg = MarketConfig(seed=5)
+    rr = RoundRobinQuotes(cfg, 1).next_batch(9000)
+    single = VenueQuoteStream(cfg, 1).next_batch(9000)
+    for name in QUOTE_DTYPE.names or ():
+        assert np.array_equal(rr[name], single[name]), name
+    assert (rr["asset_id"] == 0).all()
+
+
+def test_round_robin_quotes_every_asset_at_the_venue_rate() -> None:
+    cfg = MarketConfig(seed=5, n_venues=8, n_assets=16, rate_hz=500.0)
+    q = RoundRobinQuotes(cfg, 3).next_batch(5000)
+    k = np.arange(5000)
+    assert q["seq"].tolist() == k.tolist()  # one device sequence across the assets
+    assert q["asset_id"].tolist() == (k % 16).tolist()
+    assert np.array_equal(q["offset_ns"], k * 2_000_000)  # 500 ticks/s per venue, any M
+    # each asset's quotes are its own stream, stepping at rate_hz / n_assets
+    sub = per_asset_config(cfg)
+    assert sub.rate_hz == 500.0 / 16 and sub.n_assets == 16
+    for a in (0, 7, 15):
+        want = VenueQuoteStream(sub, 3, a).next_batch(len(q[q["asset_id"] == a]))
+        assert np.array_equal(q["bid_px"][q["asset_id"] == a], want["bid_px"]), a
+        assert np.array_equal(q["ask_size"][q["asset_id"] == a], want["ask_size"]), a
+    # every venue quotes the same asset at the same tick, around the asset's common path
+    other = RoundRobinQuotes(cfg, 6).next_batch(5000)
+    assert np.array_equal(other["asset_id"], q["asset_id"])
+    assert np.abs(_diff_bp(q, other)).max() < 50
+    assert not np.array_equal(other["bid_px"], q["bid_px"])
+
+
+@pytest.mark.parametrize(("a", "b"), [(1, 1), (17, 4000), (BLOCK * 16 + 3, 5)])
+def test_round_robin_batch_split_invariance(a: int, b: int) -> None:
+    cfg = MarketConfig(seed=3, n_assets=16, rate_hz=2000.0)
+    whole = RoundRobinQuotes(cfg, 0).next_batch(a + b)
+    split = RoundRobinQuotes(cfg, 0)
+    assert np.concatenate([split.next_batch(a), split.next_batch(b)]).tobytes() == whole.tobytes()
+
+
+def test_per_asset_rate_must_stay_above_the_episode_rate() -> None:
+    with pytest.raises(ValueError, match=r"rate_hz / n_assets = 0\.5/s.*episode_rate_per_s"):
+        RoundRobinQuotes(MarketConfig(n_assets=200, rate_hz=100.0), 0)

@@ -13,7 +13,13 @@ from test_coordinator_loop import FakePull, FakePush, StepClock, _tick
 from arbsphere.adapters.venue_adapter import TickTranslator, VenueCosts
 from arbsphere.contracts import default_registry
 from arbsphere.coordinator.admm import AdmmSettings
-from arbsphere.coordinator.journal_records import REC_DELTA, REC_INPUT, decode_frames, encode_frames
+from arbsphere.coordinator.journal_records import (
+    CONFIG_OUTPUT_RULES,
+    REC_DELTA,
+    REC_INPUT,
+    decode_frames,
+    encode_frames,
+)
 from arbsphere.coordinator.recorder import Recorder
 from arbsphere.coordinator.replay import JournalRecord, replay_records
 from arbsphere.coordinator.service import Coordinator, _Loop
@@ -36,7 +42,7 @@ class ListSink:
 
 CONFIG: dict[str, Any] = {
     "n_venues": 2, "n_assets": 1, "min_delta_lots": 1, "ns_per_iteration": 50.0,
-    "max_batch": 8, "admm": dataclasses.asdict(AdmmSettings()),
+    "max_batch": 8, "admm": dataclasses.asdict(AdmmSettings()), **CONFIG_OUTPUT_RULES,
 }  # fmt: skip
 
 

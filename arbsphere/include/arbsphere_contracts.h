@@ -46,6 +46,10 @@
 #define ARBSPHERE_GOVERNANCE_FRAME_V1 1u /* GovernanceFrame version 1 */
 #define ARBSPHERE_SIGNAL_SHARE_ID 13u /* schema id of SignalShare */
 #define ARBSPHERE_SIGNAL_SHARE_V1 1u /* SignalShare version 1 */
+#define ARBSPHERE_PRICE_PROPOSAL_ID 14u /* schema id of PriceProposal */
+#define ARBSPHERE_PRICE_PROPOSAL_V1 1u /* PriceProposal version 1 */
+#define ARBSPHERE_PRICE_RESPONSE_ID 15u /* schema id of PriceResponse */
+#define ARBSPHERE_PRICE_RESPONSE_V1 1u /* PriceResponse version 1 */
 
 typedef struct arbsphere_envelope_t {
     uint32_t magic; /* offset 0 */
@@ -582,5 +586,61 @@ typedef struct arbsphere_signal_share_v1_item_t {
 } arbsphere_signal_share_v1_item_t;
 _Static_assert(sizeof(arbsphere_signal_share_v1_item_t) == 8, "arbsphere_signal_share_v1_item_t size");
 _Static_assert(offsetof(arbsphere_signal_share_v1_item_t, word) == 0, "arbsphere_signal_share_v1_item_t.word offset");
+
+typedef struct arbsphere_price_proposal_v1_t {
+    uint64_t solve_id; /* offset 0 */
+    uint32_t round; /* offset 8 */
+    uint16_t n_assets; /* offset 12 */
+    uint8_t phase; /* offset 14 */
+    uint8_t flags; /* offset 15 */
+    uint64_t participants; /* offset 16 */
+} arbsphere_price_proposal_v1_t;
+_Static_assert(sizeof(arbsphere_price_proposal_v1_t) == 24, "arbsphere_price_proposal_v1_t size");
+_Static_assert(offsetof(arbsphere_price_proposal_v1_t, solve_id) == 0, "arbsphere_price_proposal_v1_t.solve_id offset");
+_Static_assert(offsetof(arbsphere_price_proposal_v1_t, round) == 8, "arbsphere_price_proposal_v1_t.round offset");
+_Static_assert(offsetof(arbsphere_price_proposal_v1_t, n_assets) == 12, "arbsphere_price_proposal_v1_t.n_assets offset");
+_Static_assert(offsetof(arbsphere_price_proposal_v1_t, phase) == 14, "arbsphere_price_proposal_v1_t.phase offset");
+_Static_assert(offsetof(arbsphere_price_proposal_v1_t, flags) == 15, "arbsphere_price_proposal_v1_t.flags offset");
+_Static_assert(offsetof(arbsphere_price_proposal_v1_t, participants) == 16, "arbsphere_price_proposal_v1_t.participants offset");
+
+typedef struct arbsphere_price_proposal_v1_item_t {
+    uint16_t asset_id; /* offset 0 */
+    uint16_t _pad0; /* offset 2 */
+    uint32_t _pad1; /* offset 4 */
+    double price; /* offset 8 */
+} arbsphere_price_proposal_v1_item_t;
+_Static_assert(sizeof(arbsphere_price_proposal_v1_item_t) == 16, "arbsphere_price_proposal_v1_item_t size");
+_Static_assert(offsetof(arbsphere_price_proposal_v1_item_t, asset_id) == 0, "arbsphere_price_proposal_v1_item_t.asset_id offset");
+_Static_assert(offsetof(arbsphere_price_proposal_v1_item_t, _pad0) == 2, "arbsphere_price_proposal_v1_item_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_price_proposal_v1_item_t, _pad1) == 4, "arbsphere_price_proposal_v1_item_t._pad1 offset");
+_Static_assert(offsetof(arbsphere_price_proposal_v1_item_t, price) == 8, "arbsphere_price_proposal_v1_item_t.price offset");
+
+typedef struct arbsphere_price_response_v1_t {
+    uint64_t solve_id; /* offset 0 */
+    uint32_t round; /* offset 8 */
+    uint16_t venue_id; /* offset 12 */
+    uint8_t kind; /* offset 14 */
+    uint8_t _pad0; /* offset 15 */
+    uint64_t problem_seq; /* offset 16 */
+    uint64_t participants; /* offset 24 */
+    uint32_t n_words; /* offset 32 */
+    uint32_t _pad1; /* offset 36 */
+} arbsphere_price_response_v1_t;
+_Static_assert(sizeof(arbsphere_price_response_v1_t) == 40, "arbsphere_price_response_v1_t size");
+_Static_assert(offsetof(arbsphere_price_response_v1_t, solve_id) == 0, "arbsphere_price_response_v1_t.solve_id offset");
+_Static_assert(offsetof(arbsphere_price_response_v1_t, round) == 8, "arbsphere_price_response_v1_t.round offset");
+_Static_assert(offsetof(arbsphere_price_response_v1_t, venue_id) == 12, "arbsphere_price_response_v1_t.venue_id offset");
+_Static_assert(offsetof(arbsphere_price_response_v1_t, kind) == 14, "arbsphere_price_response_v1_t.kind offset");
+_Static_assert(offsetof(arbsphere_price_response_v1_t, _pad0) == 15, "arbsphere_price_response_v1_t._pad0 offset");
+_Static_assert(offsetof(arbsphere_price_response_v1_t, problem_seq) == 16, "arbsphere_price_response_v1_t.problem_seq offset");
+_Static_assert(offsetof(arbsphere_price_response_v1_t, participants) == 24, "arbsphere_price_response_v1_t.participants offset");
+_Static_assert(offsetof(arbsphere_price_response_v1_t, n_words) == 32, "arbsphere_price_response_v1_t.n_words offset");
+_Static_assert(offsetof(arbsphere_price_response_v1_t, _pad1) == 36, "arbsphere_price_response_v1_t._pad1 offset");
+
+typedef struct arbsphere_price_response_v1_item_t {
+    uint64_t word; /* offset 0 */
+} arbsphere_price_response_v1_item_t;
+_Static_assert(sizeof(arbsphere_price_response_v1_item_t) == 8, "arbsphere_price_response_v1_item_t size");
+_Static_assert(offsetof(arbsphere_price_response_v1_item_t, word) == 0, "arbsphere_price_response_v1_item_t.word offset");
 
 #endif /* ARBSPHERE_CONTRACTS_H */

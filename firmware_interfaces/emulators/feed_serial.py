@@ -1,7 +1,8 @@
 """Emulated serial feed device: quotes as COBS/CRC-32C frames on a pty master or serial port.
 
 ``python -m arbsphere.firmware_interfaces.emulators.feed_serial CONFIG.json`` with the feed keys
-of :mod:`.feed_udp` except the addresses (``target_*``, ``bind_*``, ``ready_path``):
+of :mod:`.feed_udp` except the addresses (``target_*``, ``bind_*``; ``ready_path`` receives
+``{}`` before the first send):
 ``master_fd`` (a pty master inherited from the parent via ``Popen(pass_fds=...)``) or ``port``
 (a path opened with pyserial, ``baudrate`` default 921600).
 ``ticks_per_write`` (default 1) frames go out in one write; every message is its own frame.
@@ -29,6 +30,7 @@ import os
 import select
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import serial
@@ -60,6 +62,7 @@ from arbsphere.firmware_interfaces.emulators.sync_responder import (
     read_impairment,
 )
 from arbsphere.firmware_interfaces.serial_framing import FrameDecoder, encode_frame
+from arbsphere.runtime import write_json_atomic
 
 #: a write that makes no progress for this long fails the device (the rig stopped reading)
 WRITE_STALL_S = 2.0
@@ -212,8 +215,10 @@ class SerialRigInbound(RigInbound):
 
 def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
     plan = read_feed_plan(
-        cfg, batch_key="ticks_per_write", extra_keys=("master_fd", "port", "baudrate")
-    )
+        cfg, batch_key="ticks_per_write",
+        extra_keys=("master_fd", "port", "baudrate", "ready_path"),
+    )  # fmt: skip
+    ready = Path(cfg.get_str("ready_path")) if cfg.has("ready_path") else None
     session = cfg.get_str("session", "serial", max_len=10)
     which = cfg.exactly_one("master_fd", "port")
     to_rig, to_device = read_impairment(cfg)
@@ -258,6 +263,8 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
     ctx.stats.update(device_id=plan.device_id, venue_id=plan.venue_id, session=session,
                      link=where, clock_truth=clock_truth(dev))  # fmt: skip
     try:
+        if ready is not None:
+            write_json_atomic(ready, {})
         run_feed(plan, quotes, tx, schedule, dev, ctx.stats)
         if impaired is not None:
             impaired.flush(schedule.wait_until)  # the rest stays pending on a stop

@@ -3,7 +3,8 @@ device side of the clock-sync exchange on the same socket.
 
 ``python -m arbsphere.firmware_interfaces.emulators.feed_udp CONFIG.json`` with::
 
-    {device_id, venue_id, asset_id, session (<= 10 chars), target_host, target_port,
+    {device_id, venue_id, asset_id (0) | asset_order ("fixed" | "round_robin": tick k quotes
+     asset k mod market.n_assets), session (<= 10 chars), target_host, target_port,
      bind_host ("0.0.0.0"), bind_port (0 = ephemeral), ready_path (optional: receives
      {"host": H, "port": N} of the bound socket before the first send),
      market: {MarketConfig fields}, start_at_ns, n_ticks | duration_s,

@@ -16,6 +16,11 @@ per feed device) produce the same common path from the same seed, adding a venue
 other venue's quotes, and batches of any size concatenate to the same sequence. No wall clock
 is read: ``offset_ns`` is the intended send time relative to the stream start.
 
+Several assets (``n_assets`` > 1): a feed device quotes one asset per tick, in round-robin
+(:class:`RoundRobinQuotes`: tick ``k`` quotes asset ``k mod n_assets``), so a venue's message
+rate is ``rate_hz`` whatever the number of assets and each asset's process steps at
+``rate_hz / n_assets``.
+
 Defaults: two venues at 1 bp half-spread and ~0.5 bp fee each have a ~3 bp dead-band; episodes
 (~1/s per venue, ~8 bp, decaying within tens of ms) push the mid difference beyond it in a few
 percent of ticks, and the OU noise (0.7 bp std of the difference) almost never does.
@@ -24,7 +29,7 @@ percent of ticks, and the OU noise (0.7 bp std of the difference) almost never d
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -224,6 +229,65 @@ class VenueQuoteStream:
         self._next_seq += BLOCK
         self._block += 1
         return q
+
+
+#: One synthetic quote of one venue for one of several assets (:class:`RoundRobinQuotes`).
+ASSET_QUOTE_DTYPE = np.dtype([*QUOTE_DTYPE.descr, ("asset_id", "<u2")])
+
+
+def per_asset_config(cfg: MarketConfig) -> MarketConfig:
+    """The market one asset's stream runs on when a venue quotes ``n_assets`` assets in
+    round-robin: each asset is quoted every ``n_assets``-th tick, so its price process steps
+    at ``rate_hz / n_assets`` (``cfg`` itself for one asset). Raises ``ValueError`` when that
+    per-asset rate breaks a rule of the market (e.g. episodes no rarer than quotes)."""
+    if cfg.n_assets == 1:
+        return cfg
+    try:
+        return replace(cfg, rate_hz=cfg.rate_hz / cfg.n_assets)
+    except ValueError as exc:
+        raise ValueError(
+            f"with n_assets = {cfg.n_assets} each asset is quoted at rate_hz / n_assets = "
+            f"{cfg.rate_hz / cfg.n_assets:g}/s: {exc}"
+        ) from exc
+
+
+class RoundRobinQuotes:
+    """Quotes of one venue for every asset, one asset per tick: tick ``k`` quotes asset
+    ``k mod n_assets``. The venue's message rate stays ``rate_hz`` whatever the number of
+    assets (each asset is quoted at ``rate_hz / n_assets``); every venue quotes the same asset
+    at the same tick index, so at any moment the venues' quotes of an asset are equally fresh.
+
+    Tick ``k`` carries ``seq = k`` (one device sequence per venue, across assets) and
+    ``offset_ns = k / rate_hz``; its prices are the next quote of its asset's
+    :class:`VenueQuoteStream` on :func:`per_asset_config` — the same stream, whatever the
+    batching. With one asset this is exactly ``VenueQuoteStream(cfg, venue_id, 0)``."""
+
+    def __init__(self, cfg: MarketConfig, venue_id: int) -> None:
+        sub = per_asset_config(cfg)
+        self.cfg = cfg
+        self.venue_id = venue_id
+        self.streams = [VenueQuoteStream(sub, venue_id, a) for a in range(cfg.n_assets)]
+        self._next_seq = 0
+
+    def next_batch(self, n: int) -> np.ndarray:
+        """The next ``n`` ticks' quotes (a new array of :data:`ASSET_QUOTE_DTYPE`)."""
+        if n < 0:
+            raise ValueError(f"batch size must be >= 0, got {n}")
+        m = self.cfg.n_assets
+        seq = np.arange(self._next_seq, self._next_seq + n, dtype=np.uint64)
+        assets = (seq % np.uint64(m)).astype(np.int64)
+        out = np.empty(n, ASSET_QUOTE_DTYPE)
+        for a, stream in enumerate(self.streams):
+            rows = np.flatnonzero(assets == a)
+            if len(rows):
+                sub = stream.next_batch(len(rows))
+                for name in ("bid_px", "ask_px", "bid_size", "ask_size"):
+                    out[name][rows] = sub[name]
+        out["seq"] = seq
+        out["offset_ns"] = np.rint(seq.astype(np.float64) * (1e9 / self.cfg.rate_hz))
+        out["asset_id"] = assets
+        self._next_seq += n
+        return out
 
 
 def quotes_to_ticks(

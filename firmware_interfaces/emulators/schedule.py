@@ -50,7 +50,8 @@ QUOTE_FIELDS = ("seq", "offset_ns", "bid_px", "ask_px", "bid_size", "ask_size")
 
 
 class QuoteSource(Protocol):
-    """A venue's quote stream (``market.VenueQuoteStream``): fields :data:`QUOTE_FIELDS`."""
+    """A venue's quote stream (``market.VenueQuoteStream``): fields :data:`QUOTE_FIELDS`, plus
+    ``asset_id`` when it quotes several assets (``market.RoundRobinQuotes``)."""
 
     def next_batch(self, n: int) -> np.ndarray: ...
 
@@ -219,16 +220,24 @@ class FeedPlan:
     #: (from, to) ns after start_at: the device goes silent (no ticks, no heartbeats) and, when
     #: it resumes, its sequence continues without a gap; None: no outage
     outage_ns: tuple[int, int] | None = None
+    #: "fixed": every tick quotes ``asset_id``; "round_robin": tick k quotes asset
+    #: k mod market.n_assets (one device sequence across assets; the rate stays per venue)
+    asset_order: str = "fixed"
 
     def __post_init__(self) -> None:
         if (self.n_ticks is None) == (self.duration_ns is None):
             raise ValueError("exactly one of n_ticks and duration_ns must be set")
+        if self.asset_order not in ASSET_ORDERS:
+            raise ValueError(f"asset_order {self.asset_order!r}: one of {ASSET_ORDERS}")
 
+
+#: how a feed picks the asset of each tick (see :class:`FeedPlan`)
+ASSET_ORDERS = ("fixed", "round_robin")
 
 FEED_KEYS = (
-    "device_id", "venue_id", "asset_id", "session", "market", "start_at_ns", "n_ticks",
-    "duration_s", "heartbeat_interval_ms", "late_tolerance_us", "clock", "impairment",
-    "stats_path", "outage_s",
+    "device_id", "venue_id", "asset_id", "asset_order", "session", "market", "start_at_ns",
+    "n_ticks", "duration_s", "heartbeat_interval_ms", "late_tolerance_us", "clock",
+    "impairment", "stats_path", "outage_s",
 )  # fmt: skip
 
 
@@ -250,6 +259,11 @@ def read_feed_plan(cfg: ConfigReader, *, batch_key: str, extra_keys: Sequence[st
     except (TypeError, ValueError, ConfigError) as exc:
         raise ConfigError(f"invalid market settings: {exc}", file=cfg.file, key="market") from exc
     device_clock(cfg.get_table("clock"), RealtimeClock(), 0)  # validates the clock table
+    asset_order = cfg.get_str("asset_order", "fixed")
+    if asset_order not in ASSET_ORDERS:
+        raise cfg.error("asset_order", f"{asset_order!r}: must be one of {', '.join(ASSET_ORDERS)}")
+    if asset_order == "round_robin" and cfg.has("asset_id"):
+        raise cfg.error("asset_id", "only with asset_order 'fixed' (round_robin quotes all)")
     return FeedPlan(
         device_id=cfg.get_int("device_id", min_value=0, max_value=2**32 - 1),
         venue_id=cfg.get_int("venue_id", min_value=0, max_value=2**16 - 1),
@@ -262,6 +276,7 @@ def read_feed_plan(cfg: ConfigReader, *, batch_key: str, extra_keys: Sequence[st
         late_tolerance_ns=int(cfg.get_float("late_tolerance_us", 200.0, min_value=0.0) * 1000),
         market=market_cfg,
         outage_ns=_outage(cfg),
+        asset_order=asset_order,
     )
 
 
@@ -278,12 +293,17 @@ def _outage(cfg: ConfigReader) -> tuple[int, int] | None:
 
 def open_quotes(plan: FeedPlan, cfg: ConfigReader) -> QuoteSource:
     """The plan's market stream; a venue or asset outside the market is a config error."""
-    from arbsphere.firmware_interfaces.emulators.market import VenueQuoteStream
+    from arbsphere.firmware_interfaces.emulators.market import RoundRobinQuotes, VenueQuoteStream
 
     try:
+        if plan.asset_order == "round_robin":
+            return RoundRobinQuotes(plan.market, plan.venue_id)
         return VenueQuoteStream(plan.market, plan.venue_id, plan.asset_id)
     except ValueError as exc:
-        key = "asset_id" if str(exc).startswith("asset_id") else "venue_id"
+        text = str(exc)
+        key = "asset_id" if text.startswith("asset_id") else "venue_id"
+        if text.startswith("with n_assets"):
+            key = "market"
         raise cfg.error(key, str(exc)) from exc
 
 
@@ -310,8 +330,10 @@ def run_feed(
         ticks_sent=0, heartbeats_sent=0, sends=0, late_sends=0, max_late_us=0.0, outage_ticks=0,
         late_heartbeats=0, first_send_ns=None, last_send_ns=None, stopped_early=False,
         start_at_ns=plan.start_at_ns, n_ticks_planned=plan.n_ticks,
-        duration_ns_planned=plan.duration_ns, next_device_seq=None,
+        duration_ns_planned=plan.duration_ns, next_device_seq=None, ticks_per_asset={},
     )  # fmt: skip
+    # ticks sent per asset (a quote source with an ``asset_id`` field quotes several)
+    per_asset: dict[int, int] = {}
     next_hb = plan.start_at_ns + plan.heartbeat_interval_ns if plan.heartbeat_interval_ns else None
     hello = next_hb is not None
 
@@ -348,6 +370,7 @@ def run_feed(
         planned = sent + stats["outage_ticks"]  # ticks of the plan already consumed
         want = chunk if plan.n_ticks is None else min(chunk, plan.n_ticks - planned)
         q = quotes.next_batch(want)
+        multi = "asset_id" in (q.dtype.names or ())
         n = len(q)
         if plan.duration_ns is not None:
             n = int(np.searchsorted(q["offset_ns"], plan.duration_ns, side="left"))
@@ -367,12 +390,15 @@ def run_feed(
         for name in ("bid_px", "ask_px", "bid_size", "ask_size"):
             recs[name] = q[name][:n]
         recs["device_seq"] = q["seq"][:n]
+        if multi:
+            recs["asset_id"] = q["asset_id"][:n]
         due = plan.start_at_ns + q["offset_ns"][:n].astype(np.int64)
         recs["intended_send_ns"] = [dev_clock.device_time(int(d)) for d in due]
         # Encoded (and header-checked) once per chunk; each send stamps its send_ns last.
         raw = bytearray(dm.encode_batch(recs))
         seqs = recs["device_seq"].tolist()
         dues = due.tolist()
+        chunk_start = sent
         if hello and seqs:
             # announce the device at once: the rig learns where it is (a UDP feed's address)
             # and can run the clock exchange before the schedule starts
@@ -408,8 +434,12 @@ def run_feed(
                 sent += j - i
                 next_seq = seqs[j - 1] + 1
         finally:
+            done_assets = np.bincount(recs["asset_id"][: sent - chunk_start].astype(np.int64))
+            for a in np.flatnonzero(done_assets).tolist():
+                per_asset[a] = per_asset.get(a, 0) + int(done_assets[a])
             stats.update(
                 ticks_sent=sent, next_device_seq=next_seq, sends=schedule.sends,
+                ticks_per_asset={str(a): per_asset[a] for a in sorted(per_asset)},
                 late_sends=schedule.late_sends, max_late_us=round(schedule.max_late_ns / 1000.0, 3),
                 first_send_ns=first_send, last_send_ns=last_send,
             )  # fmt: skip
