@@ -116,15 +116,15 @@ def run(duration_s: float = 10.0, pairs: int = 3, rate_hz: float | None = None) 
 def summary_lines(out: dict[str, Any]) -> list[str]:
     """Per pair: both arms' p50 / p99 and health; then the pooled figures."""
     lines = [
-        f"  {'pair':4s} {'order':18s} {'federated p50/p99 us':>22s} {'central p50/p99 us':>20s} "
+        f"  {'pair':4s} {'order':25s} {'federated p50/p99 us':>20s} {'central p50/p99 us':>20s} "
         f"{'p50 ratio':>9s}  health (federated / central)"
     ]
     for k, r in enumerate(out["runs"]):
         f, c = r["federated"], r["central"]
+        ratio = f"{r['ratio_p50']:9.3f}" if r["ratio_p50"] is not None else f"{'-':>9s}"
         lines.append(
-            f"  {k:4d} {' then '.join(r['order']):18s} "
-            f"{_us(f['p50'])}/{_us(f['p99']):>10s} {_us(c['p50'])}/{_us(c['p99']):>9s} "
-            f"{r['ratio_p50'] or 0:9.3f}  {f['verdict']} / {c['verdict']}"
+            f"  {k:4d} {' then '.join(r['order']):25s} {_us(f['p50']) + '/' + _us(f['p99']):>20s} "
+            f"{_us(c['p50']) + '/' + _us(c['p99']):>20s} {ratio}  {f['verdict']} / {c['verdict']}"
         )
     p = out["pooled"]
     if p:
@@ -143,4 +143,4 @@ def summary_lines(out: dict[str, Any]) -> list[str]:
 
 
 def _us(x: float | None) -> str:
-    return f"{x:10.0f}" if x is not None else f"{'-':>10s}"
+    return f"{x:.0f}" if x is not None else "-"

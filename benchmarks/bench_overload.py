@@ -49,11 +49,12 @@ def arm_targets(arm: str, fig: dict[str, Any]) -> list[dict[str, Any]]:
             target("overload", "busy core: dropped ticks", fig["dropped"], 0, op="=="),
         ]
     bound = fig.get("queueing_bound_us")
+    q99 = fig["queueing_us"].get("p99")
     return [
         target("overload", f"{arm}: queueing delay p99",
-               fig["queueing_us"].get("p99") if bound is not None else None,
-               bound if bound is not None else 0.0, unit="us",
-               reference="adapter_to_coordinator, bound: kpi.json health"),
+               round(q99 / 1e3, 1) if bound is not None and q99 is not None else None,
+               bound / 1e3 if bound is not None else 0.0, unit="ms",
+               reference="adapter_to_coordinator; bound: kpi.json health"),
         # counted: the figure is there (n/a when the run's kpi.json lacks it)
         target("overload", f"{arm}: dropped ticks (counted)", fig["dropped"], 0, op=">=",
                reference=f"{fig['stale_refusals']} stale refusals"),

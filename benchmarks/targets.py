@@ -66,9 +66,9 @@ def mark(met: bool | None) -> str:
 def _num(x: float | None) -> str:
     if x is None:
         return "-"
-    if float(x).is_integer() and abs(x) >= 1:
-        return f"{x:.0f}"
-    return f"{x:.3g}" if abs(x) >= 100 else f"{x:.3f}"
+    if float(x).is_integer() or abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.3f}"
 
 
 def target_line(t: Mapping[str, Any]) -> str:
@@ -79,7 +79,7 @@ def target_line(t: Mapping[str, Any]) -> str:
     ref = f" ({t['reference']})" if t.get("reference") else ""
     return (
         f"  {t['figure']}: {_num(t['measured'])}{ci_s}{unit}{ref} — target "
-        f"{t['op']} {t['limit']:g}{unit}  {mark(t['met'])}"
+        f"{t['op']} {t['limit']:,g}{unit}  {mark(t['met'])}"
     )
 
 

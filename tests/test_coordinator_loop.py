@@ -187,3 +187,34 @@ def test_a_stale_tick_inside_a_frame_is_counted_and_the_others_applied() -> None
     assert core.counts["stale_messages"] == 1
     assert loop.trace.view()["seq"].tolist() == [2, 3]
     assert core.counts["signals"] == 3  # every signals message counted, the stale tick's too
+
+
+def test_a_burst_is_shed_by_superseding_within_a_bounded_number_of_wake_ups() -> None:
+    """Overload: two venues that fell behind each queue 2,000 ticks as 200 frames of 10 (their
+    adapters coalesce what their links delivered together). The coordinator takes them in
+    ceil(400 / max_batch) wake-ups — its queueing delay is bounded by that many solves, not by
+    the burst's length in ticks — solves once per wake-up on the newest quotes, and accounts
+    for every tick: solved or superseded (counted), none lost."""
+    max_batch = 64
+    loop, pull, _, tr = _loop(max_batch=max_batch)
+    frames: dict[int, list[bytes]] = {0: [], 1: []}
+    for seq in range(1, 2001):
+        for venue in (0, 1):
+            mid = 100.0 + 0.3 * venue * (seq % 7 == 0) + 0.001 * seq
+            frames[venue].append(b"".join(tr[venue].translate(_tick(venue, seq, mid), seq, 0)))
+    for k in range(0, 2000, 10):
+        for venue in (0, 1):
+            pull.queue.append([b"".join(frames[venue][k : k + 10])])
+    wakeups = 0
+    while pull.queue:
+        loop.drain(pull)
+        wakeups += 1
+    assert wakeups == -(-400 // max_batch)
+    rows = loop.trace.view()
+    core = loop.core
+    assert len(rows) == 4000 and core.counts["solves"] == wakeups
+    assert int(rows["solved"].sum()) + int(rows["superseded"].sum()) == 4000
+    assert int(rows["superseded"].sum()) == loop.superseded == 4000 - 2 * wakeups
+    assert int(rows["batch"].max()) == wakeups - 1
+    assert core.counts["stale_messages"] == 0 and core.counts["decode_errors"] == 0
+    assert int(np.abs(core.merger.net_delta()).max()) == 0
