@@ -60,6 +60,9 @@ TICK_TRACE_DTYPE = np.dtype(
         ("decoded_ns", "<i8"),
         ("bid_px", "<i8"),
         ("ask_px", "<i8"),
+        # 1: not forwarded, a newer tick of its asset came in the same link batch (the
+        # coordinator would have superseded it in the same wake-up); decoded_ns = rx_ns
+        ("shed", "u1"),
     ]
 )
 
@@ -379,6 +382,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         "decode_errors": 0,
         "other_messages": 0,
         "forwarded": 0,
+        "superseded": 0,  # not forwarded: a newer tick of the asset in the same link batch
         "frames": 0,  # ZeroMQ messages the forwarded ticks left in
         "stale_dropped": 0,
     }
@@ -422,6 +426,14 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             # ~20-100 us here) is paid once per batch instead of per tick, so the adapter
             # catches up instead of queueing.
             frame: list[bytes] = []
+            # First the batch's messages in order (sync, heartbeats, sequence); then its ticks:
+            # of several ticks of one asset that the link delivered together only the newest is
+            # forwarded — the coordinator would supersede the others in the same wake-up (one
+            # frame is one batch), so no decision changes; they are flagged ``shed`` in the
+            # trace and counted (``superseded``). Keeping up, a batch holds one tick; behind,
+            # this is where the load is shed before the per-tick work.
+            ticks: list[tuple[Any, tuple[Any, ...]]] = []
+            newest: dict[int, int] = {}  # asset -> index in ticks of its newest
             for rec in batch:
                 try:
                     mtype, tick = dm.decode_values(rec.payload)
@@ -439,12 +451,21 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                         counts["other_messages"] += 1
                     continue
                 counts["ticks"] += 1
-                seq = tick[T_SEQ]
-                if not seqs.observe(seq):
+                if not seqs.observe(tick[T_SEQ]):
                     counts["stale_dropped"] += 1
                     continue
+                newest[tick[T_ASSET]] = len(ticks)
+                ticks.append((rec, tick))
+            for k, (rec, tick) in enumerate(ticks):
+                seq = tick[T_SEQ]
                 send_dev = tick[T_SEND]
-                # Device time -> rig time: identity clock model until clock alignment lands.
+                if newest[tick[T_ASSET]] != k:
+                    counts["superseded"] += 1
+                    trace.append(
+                        (venue_id, tick[T_ASSET], seq, tick[T_INTENDED], send_dev, rec.rx_ns,
+                         rec.rx_ns, tick[T_BID], tick[T_ASK], 1)
+                    )  # fmt: skip
+                    continue
                 latency = rec.rx_ns - send_dev
                 problem, signals = translator.translate(tick, rec.rx_ns, latency)
                 decoded = clock.now_ns()
@@ -458,7 +479,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 counts["forwarded"] += 1
                 trace.append(
                     (venue_id, tick[T_ASSET], seq, tick[T_INTENDED], send_dev, rec.rx_ns, decoded,
-                     tick[T_BID], tick[T_ASK])
+                     tick[T_BID], tick[T_ASK], 0)
                 )  # fmt: skip
             if frame:
                 out.send(b"".join(frame), copy=True)

@@ -66,7 +66,7 @@ class VenuePrices:
         m = solver.n_assets
         self.encoder = PriceShareEncoder(m)
         self._share_packer = registry.packer(self.response_schema, self.encoder.words.size)
-        self._reveal_packer = registry.packer(self.response_schema, m)
+        self._reveal_packer = registry.packer(self.response_schema, 2 * m)
         self._lam = np.zeros(m)
         self._mid = np.zeros(m)
         self._x = np.zeros(m)
@@ -196,7 +196,8 @@ class VenuePrices:
         for a in range(s.n_assets):
             self._x[a] = best_response(s.frozen_c[a], s.frozen_gamma[a], s.frozen_phi[a],
                                        s.frozen_limit[a], self._lam[a])  # fmt: skip
-        words = reveal_words(self._x)
+        # x, then the prices it answers (echoed bit for bit: the coordinator checks them)
+        words = np.concatenate([reveal_words(self._x), reveal_words(self._lam)])
         self.counts["reveals"] += 1
         self._close(1)
         if self.correlation is not None:

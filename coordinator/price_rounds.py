@@ -140,7 +140,7 @@ class PriceRoundDriver:
             self.counts["stale_solutions"] += 1
             return
         kind, participants, n_words = v[_KIND], v[_PARTICIPANTS], v[_N_WORDS]
-        want = ex.share_len if self._kind == KIND_PRICE_SHARE else ex.n_assets
+        want = ex.share_len if self._kind == KIND_PRICE_SHARE else 2 * ex.n_assets
         why = ""
         if kind != self._kind:
             why = f"kind {kind}, expected {self._kind}"
@@ -154,12 +154,22 @@ class PriceRoundDriver:
             self._bad(f"venue {venue} round {round_no}: {why}")
             return
         words = np.array(v[_WORDS:], dtype=np.uint64)
-        self.counts["solutions_in"] += 1
-        if self._kind == KIND_PRICE_SHARE:
-            ex.absorb_share(venue, words)
-        else:
+        if self._kind == KIND_PRICE_REVEAL:
+            m = ex.n_assets
+            echoed = revealed_x(words[m:])
+            if not np.array_equal(echoed.view(np.uint64), ex.root.view(np.uint64)):
+                # a venue that revealed at other prices (or, in a replay, a journal whose
+                # earlier answers were altered: the replayed search chose other prices)
+                self.counts["reveal_mismatches"] += 1
+                self._bad(f"venue {venue} revealed at prices {echoed.tolist()}, the solve's "
+                          f"are {ex.root.tolist()}")  # fmt: skip
+                return
+            self.counts["solutions_in"] += 1
             self.counts["reveals"] += 1
-            ex.absorb_reveal(venue, revealed_x(words))
+            ex.absorb_reveal(venue, revealed_x(words[:m]))
+            return
+        self.counts["solutions_in"] += 1
+        ex.absorb_share(venue, words)
 
     def _bad(self, why: str) -> None:
         self.counts["bad_solutions"] += 1

@@ -104,10 +104,15 @@ def convergence_png(rounds: Mapping[str, np.ndarray]) -> bytes | None:
             if col not in rounds:
                 continue
             vals = np.asarray(rounds[col], dtype=float)
-            p50 = np.array([np.nanmedian(vals[rnd == r]) for r in steps])
-            p90 = np.array([np.nanpercentile(vals[rnd == r], 90) for r in steps])
-            ax.plot(steps, np.maximum(p50, floor), color=f"C{i}", label=f"{col} median")
-            ax.plot(steps, np.maximum(p90, floor), color=f"C{i}", ls="--", label=f"{col} p90")
+            # rounds with no finite value (e.g. a round's gap unknown) are left out
+            ok = np.array([np.isfinite(vals[rnd == r]).any() for r in steps], np.bool_)
+            if not ok.any():
+                continue
+            p50 = np.array([np.nanmedian(vals[rnd == r]) for r in steps[ok]])
+            p90 = np.array([np.nanpercentile(vals[rnd == r], 90) for r in steps[ok]])
+            ax.plot(steps[ok], np.maximum(p50, floor), color=f"C{i}", label=f"{col} median")
+            ax.plot(steps[ok], np.maximum(p90, floor), color=f"C{i}", ls="--",
+                    label=f"{col} p90")  # fmt: skip
         ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
         legend_outside(ax)

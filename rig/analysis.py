@@ -197,6 +197,11 @@ def join_traces(
             ok = (rows >= 0) & (rows < len(c))
             c.loc[rows[ok], "objective_gap"] = solves["objective_gap"].to_numpy()[ok]
         ticks = ticks.merge(c.drop(columns=["coord_asset"]), on=["venue", "seq"], how="left")
+    if "shed" in ticks:  # superseded by the venue adapter (never reached the coordinator)
+        shed = ticks["shed"].fillna(0).astype("int64") > 0
+        if "superseded" not in ticks:
+            ticks["superseded"] = 0
+        ticks.loc[shed, "superseded"] = 1
     orders = _load(proc_dir / f"{broker_name}.orders.npy")
     acks = _load(proc_dir / f"{broker_name}.acks.npy")
     if orders is not None and len(orders) and "delta_id" in ticks:
@@ -377,6 +382,9 @@ def build_kpi(
     warmup_ticks = len(ticks) - ticks_in
     measured_ticks = ticks[measured] if measured is not None else ticks
     problems = int(counts.get("problems", 0))
+    # ticks the venue adapters superseded (a newer tick of the asset in the same link batch):
+    # never sent to the coordinator, not lost
+    shed = sum(int(stats.get(n, {}).get("adapter", {}).get("superseded", 0)) for n in venue_names)
     broker = stats.get(broker_name, {}).get("adapter", {})
     gap_values = ticks["objective_gap"].dropna() if "objective_gap" in ticks else pd.Series([])
     max_abs_net = coord.get("max_abs_net_delta_lots")
@@ -413,7 +421,9 @@ def build_kpi(
             "gaps": gaps,
             "crc_errors": crc,
             "decode_errors": decode + int(counts.get("decode_errors", 0)),
-            "dropped": max(0, ticks_sent - problems) if ticks_sent else max(0, ticks_in - problems),
+            "dropped": max(0, ticks_sent - problems - shed)
+            if ticks_sent
+            else max(0, ticks_in - problems - shed),
             "unacked_orders": int(broker.get("open_orders_at_stop", 0)),
         },
     }

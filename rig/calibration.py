@@ -365,10 +365,11 @@ def delay_lines(
     feed_wire p5 over the unimpaired baseline and — for a symmetric injection, where the
     offset estimate stays unbiased — as the rise of the estimated path delay.
 
-    ``release_late_us`` is the emulator's own account of how late (median) its held packets
-    reached the wire after their release time: the delay applied towards the rig is
-    ``injected + release_late`` (the rise is judged against that; the path delay, an average
-    of both directions, against half of it on top of the injection)."""
+    ``release_late_us`` is the emulator's own account of how late (p5, see
+    :func:`release_lateness_us`) its held packets reached the wire after their release time:
+    the delay applied towards the rig is ``injected + release_late`` (the rise is judged
+    against that; the path delay, an average of both directions, against half of it on top of
+    the injection)."""
     limit = max(limits.delay_rel * injected_us, limits.delay_abs_us)
     applied = injected_us + release_late_us
     applied_note = (
@@ -448,13 +449,19 @@ def feed_wire_by_venue(run_dir: Path, percentile: float = 50.0) -> dict[str, flo
 
 
 def release_lateness_us(run_dir: Path, device: str) -> float:
-    """Median lateness (µs) of the device's impaired sends towards the rig (its stats say); 0
-    when the device reports none."""
+    """Lateness (µs) of the device's on-time impaired sends towards the rig (its stats say: the
+    p5, the releases a low feed_wire percentile and the lucky exchanges are made of; the median
+    from an emulator that reports no p5); 0 when the device reports none.
+
+    Not the median: on a busy host a share of the releases is stalled (the device loop busy
+    or woken late), which moves the median but not the lower tail the delay is judged on."""
     path = run_dir / "proc" / f"{device}.stats.json"
     if not path.exists():
         return 0.0
     to_rig = _json(path).get("impairment", {}).get("to_rig", {})
-    late = to_rig.get("median_late_us") if isinstance(to_rig, dict) else None
+    if not isinstance(to_rig, dict):
+        return 0.0
+    late = to_rig.get("p5_late_us", to_rig.get("median_late_us"))
     return float(late) if isinstance(late, int | float) else 0.0
 
 

@@ -79,7 +79,7 @@ def _gaps(problems: np.ndarray, z: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Relative gap of each z (K, n, m) against its problem's centralized optimum; NaN where
     ``valid`` is False or a venue's record is missing."""
     k_total = z.shape[0]
-    complete = valid & ~np.isnan(problems[0]).reshape(k_total, -1).any(axis=1)
+    complete = valid & ~np.isnan(problems[0]).reshape(k_total, z.shape[1] * z.shape[2]).any(axis=1)
     gap = np.full(k_total, np.nan)
     if complete.any():
         out = np.zeros(int(complete.sum()))
@@ -108,7 +108,7 @@ def federated_solves(proc_dir: Path, venue_names: list[str]) -> pd.DataFrame | N
     # the venues' own final z where every venue recorded one (secure aggregation: the
     # coordinator's record is the revealed round's x - x-bar, not the last iterate)
     venue_z = _venue_final_z(proc_dir, venue_names, ids, z.shape[1], z.shape[2])
-    whole = ~np.isnan(venue_z).reshape(len(ids), -1).any(axis=1)
+    whole = ~np.isnan(venue_z.reshape(len(ids), z.shape[1] * z.shape[2])).any(axis=1)
     if whole.any():
         z = z.copy()
         z[whole] = venue_z[whole]

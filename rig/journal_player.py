@@ -117,7 +117,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                     unknown_venue += 1
                 else:
                     intended = due if speed is not None else now
-                    trace.append((venue, asset, seq, intended, now, now, now, bid, ask))
+                    trace.append((venue, asset, seq, intended, now, now, now, bid, ask, 0))
             sent += 1
             max_late = max(max_late, now - due)
     finally:

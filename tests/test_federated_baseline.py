@@ -88,3 +88,13 @@ def test_round_gaps_fall_to_zero_at_the_optimum(tmp_path: Path) -> None:
     assert list(df["round"]) == [1, 2, 1]
     gaps = df["objective_gap"].to_numpy()
     assert gaps[0] > 1e-6 and gaps[1] <= 1e-9 and gaps[2] <= 1e-9
+
+
+def test_a_run_without_a_solve_gives_an_empty_table(tmp_path: Path) -> None:
+    """A scale cell that fell so far behind that no solve completed (seen in `make bench`)."""
+    from arbsphere.coordinator.service import FED_SOLVE_DTYPE
+
+    np.save(tmp_path / "coordinator.solves.npy", np.zeros(0, FED_SOLVE_DTYPE))
+    np.save(tmp_path / "coordinator.solves_z.npy", np.zeros((0, 2, 1)))
+    table = federated_solves(tmp_path, ["venue_a", "venue_b"])
+    assert table is not None and len(table) == 0

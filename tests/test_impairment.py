@@ -328,42 +328,79 @@ def test_impaired_transmitter_holds_from_the_devices_transmit_time() -> None:
     assert tx.counters()["impair_max_late_ns"] == 200 * US - 102 * US
 
 
-class CostlyTx(RecordingTx):
-    """Records when each packet was handed over; a poll wakes ``cost_ns`` late (the Python
-    between a due release and the socket)."""
+class HandoverClock(FakeClock):
+    """Each read is ``cost_ns`` after the previous one: a poll's start, then its lateness stamp
+    right before the hand-over (the Python between a due release and the socket)."""
 
-    def __init__(self, clock: FakeClock, cost_ns: int) -> None:
-        super().__init__(clock)
+    def __init__(self, cost_ns: int) -> None:
+        super().__init__()
         self.cost_ns = cost_ns
+
+    def now_ns(self) -> int:
+        t = self.now
+        self.now += self.cost_ns
+        return t
 
 
 def test_impaired_transmitter_learns_its_handover_cost_so_the_wire_delay_is_the_injected_one() -> (
     None
 ):
-    clock = FakeClock()
-    inner = CostlyTx(clock, 12 * US)
+    clock = HandoverClock(12 * US)
+    inner = RecordingTx(clock)
     tx = ImpairedTransmitter(inner, ImpairmentSpec(delay_us=500), clock)
     period = 1_000 * US
+    lates = []
     for k in range(200):
         clock.now = k * period
-        tx.send([bytes([k])])
+        tx.send([bytes([k])], k * period)
         due = tx.next_release_ns()
         assert due is not None
-        clock.now = due + inner.cost_ns  # a sleeper asked for `due` gets there this late
+        clock.now = due  # a sleeper asked for `due` (it spins there) and polls
         assert tx.poll() == 1
-    wire = [t - k * period for k, (t, _) in enumerate(inner.sent)]
-    assert wire[0] == 512 * US  # before it learned: injected + handover
-    assert all(abs(w - 500 * US) <= LEAD_STEP_NS for w in wire[-40:])
+        lates.append(tx.late_sum_ns)
+    per_packet = [b - a for a, b in zip([0, *lates], lates, strict=False)]
+    assert per_packet[0] == 12 * US  # before it learned: injected + handover
+    assert all(abs(x) <= LEAD_STEP_NS for x in per_packet[-40:])
     assert abs(tx.lead_ns - 12 * US) <= LEAD_STEP_NS
     c = tx.counters()
     assert c["impair_max_late_ns"] == 12 * US and abs(c["impair_median_late_ns"]) <= 1_000
-    # a stall (the loop busy far past the release) moves the lead one step, as any late packet
+    assert c["impair_stalls"] == 0
+    # a stall (the poll began far past the release) is late, counted, and leaves the lead be
     lead = tx.lead_ns
     clock.now = 200 * period
-    tx.send([b"stalled"])
+    tx.send([b"stalled"], 200 * period)
     clock.now += 500 * US + 5 * MAX_LEAD_NS
     tx.poll()
-    assert tx.lead_ns == lead + LEAD_STEP_NS and tx.counters()["impair_max_late_ns"] > MAX_LEAD_NS
+    assert tx.lead_ns == lead and tx.stalls == 1
+    assert tx.counters()["impair_max_late_ns"] > MAX_LEAD_NS
+
+
+def test_stalls_do_not_make_the_on_time_releases_early() -> None:
+    """On a busy host most releases may be met late (the loop busy, a wake-up late). Those must
+    not teach the stage to hand the on-time ones over early: a min-RTT filter and a low
+    feed_wire percentile pick exactly those, and an early tail biases offset and delay."""
+    clock = HandoverClock(1 * US)
+    inner = RecordingTx(clock)
+    tx = ImpairedTransmitter(inner, ImpairmentSpec(delay_us=500), clock)
+    period = 1_000 * US
+    on_time: list[int] = []
+    for k in range(600):
+        clock.now = k * period
+        tx.send([bytes([k % 256])], k * period)
+        due = tx.next_release_ns()
+        assert due is not None
+        stalled = k % 5 < 3  # 60 % of the releases met 30 us late
+        clock.now = due + (30 * US if stalled else 0)
+        before = tx.late_sum_ns
+        assert tx.poll() == 1
+        if not stalled:
+            on_time.append(tx.late_sum_ns - before)
+    assert tx.stalls == 360
+    assert tx.lead_ns <= 2 * US  # the handover cost (1 us), not the stalls
+    assert all(late >= -2 * US for late in on_time[-50:])  # never handed over early
+    c = tx.counters()
+    assert abs(c["impair_p5_late_ns"]) <= 2_000  # the on-time releases: the low tail
+    assert c["impair_median_late_ns"] >= 25_000  # the stalls dominate the median
 
 
 def test_lateness_histogram_percentiles() -> None:

@@ -322,13 +322,36 @@ def test_a_venue_revealing_another_x_than_it_answered_aborts_the_solve() -> None
         _, v = REG.decode_values(frames[1])
         if v[10] == KIND_PRICE_SHARE:
             return frames
-        x = np.frombuffer(frames[1][-8:], "<f8")[0] + 0.5  # the last word: x of asset 0
-        return [frames[0], frames[1][:-8] + np.float64(x).tobytes()]
+        # the reveal's words: x per asset, then the prices echoed; asset 0's x moved
+        x = np.frombuffer(frames[1][-16:-8], "<f8")[0] + 0.5
+        return [frames[0], frames[1][:-16] + np.float64(x).tobytes() + frames[1][-8:]]
 
     link.tamper = lie
     out = driver.solve(problem[0], 50)
     assert out.aborted and driver.counts["reveal_mismatches"] == 1
     assert "add up to" in driver.last_error
+
+
+def test_a_venue_revealing_at_other_prices_is_refused_and_counted() -> None:
+    n, m = 2, 1
+    venues = _venues(n, m, masked=False)
+    link = InProcessLink(venues)
+    driver = _driver(link, n, m, masked=False)
+    problem = _problem(np.random.default_rng(6), np.full(m, 100.0), n)
+    _set(venues, problem, 1)
+
+    def other_price(frames: list[bytes]) -> list[bytes]:
+        _, v = REG.decode_values(frames[1])
+        if v[10] == KIND_PRICE_SHARE or v[9] != 1:
+            return frames
+        price = np.frombuffer(frames[1][-8:], "<f8")[0]
+        return [frames[0], frames[1][:-8] + np.nextafter(price, 0.0).tobytes()]
+
+    link.tamper = other_price
+    out = driver.solve(problem[0], 50)
+    assert out.aborted and out.missing == (1,)  # its reveal never counted: the wait ran out
+    assert driver.counts["reveal_mismatches"] == 1 and driver.counts["bad_solutions"] == 1
+    assert "no reveal from venues [1]" in driver.last_error
 
 
 def test_the_coordinator_sees_only_masked_words_until_the_reveal() -> None:

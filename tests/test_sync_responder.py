@@ -233,6 +233,37 @@ def test_inbound_answers_at_once_without_impairment() -> None:
     assert inbound.counters()["follow_ups"] == 1
 
 
+class BuildingTx(RecordingTx):
+    """A transport whose unit takes ``build_ns`` to build before it can stamp and write it
+    (a UDP datagram header, a serial frame)."""
+
+    def __init__(self, clock: FakeClock, build_ns: int) -> None:
+        super().__init__(clock)
+        self.build_ns = build_ns
+
+    def send_stamped(
+        self, messages: Sequence[bytes | bytearray], stamp_offset: int, stamp: Callable[[], int]
+    ) -> None:
+        self.clock.now += self.build_ns
+        super().send_stamped(messages, stamp_offset, stamp)
+
+
+def test_inbound_stamps_t3_after_the_transport_built_the_unit() -> None:
+    """t3 is read as the last thing before the wire, like the rig's t1 (after its datagram or
+    frame is built): a build cost stamped on one side only is a one-way delay the two-way
+    exchange reads as offset (on this VM ~8 us of UDP round trip, a -4 us bias)."""
+    clock = FakeClock(RX + 80_000)
+    dev = _clock(clock)
+    tx = BuildingTx(clock, 9_000)
+    inbound = QueueInbound(SyncResponder(DEV, dev), tx, clock)
+    inbound.queue = [(sync(7), RX, False)]
+    inbound.on_readable()
+    [(at, [raw])] = tx.sent
+    assert at == RX + 89_000
+    assert _req_fields(raw) == (7, T2, dev.device_time(RX + 89_000))
+    assert inbound.responder.counts["delay_reqs_sent"] == 1
+
+
 def test_inbound_impairment_holds_rig_input_and_delays_answers() -> None:
     clock = FakeClock(RX)
     dev = _clock(clock)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import select
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,19 @@ from arbsphere.firmware_interfaces.emulators.device_main import (
     run_device,
 )
 from arbsphere.firmware_interfaces.emulators.fill_policy import FILL_MODES, FillPolicy
-from arbsphere.firmware_interfaces.emulators.sync_responder import PendingDelayReq, SyncResponder
+from arbsphere.firmware_interfaces.emulators.schedule import I64_FIELD
+from arbsphere.firmware_interfaces.emulators.sync_responder import (
+    T3_OFFSET,
+    PendingDelayReq,
+    SyncResponder,
+)
 from arbsphere.firmware_interfaces.kernel_timestamps import (
     ANCBUFSIZE,
     enable_rx_software_timestamps,
     kernel_rx_stamp,
 )
 from arbsphere.firmware_interfaces.udp_datagram import (
+    HEADER_SIZE,
     SESSION_SIZE,
     GapDetector,
     pack_datagram,
@@ -188,13 +195,18 @@ class BrokerDevice:
         out, self._delay_reqs = self._delay_reqs, []
         return out
 
-    def delay_req_datagram(self, req: PendingDelayReq, now_rig_ns: int) -> bytes:
-        """``req`` stamped at rig time ``now_rig_ns`` (call right before sending) in its own
-        datagram with the next device sequence."""
-        dgram = pack_datagram(self.session, self.next_sequence, [req.stamp_and_encode(now_rig_ns)])
+    def delay_req_datagram(
+        self, req: PendingDelayReq, now_rig_ns: int | Callable[[], int]
+    ) -> bytes:
+        """``req`` in its own datagram with the next device sequence, stamped at rig time
+        ``now_rig_ns`` — or, given a clock read (``rig.now_ns``), once the datagram is built:
+        the last thing before the ``sendto`` (as the rig stamps its t1)."""
+        dgram = bytearray(pack_datagram(self.session, self.next_sequence, [req.template()]))
+        now = now_rig_ns if isinstance(now_rig_ns, int) else now_rig_ns()
+        I64_FIELD.pack_into(dgram, HEADER_SIZE + T3_OFFSET, req.stamp(now))
         self.next_sequence += 1
         self.counts["datagrams_sent"] += 1
-        return dgram
+        return bytes(dgram)
 
     def _bad(self, key: str, detail: str) -> None:
         self.counts[key] += 1
@@ -304,7 +316,7 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
                     if acks is not None:
                         sock.sendto(broker.reply(acks), addr)
                     for req in broker.take_delay_reqs():
-                        sock.sendto(broker.delay_req_datagram(req, rig.now_ns()), addr)
+                        sock.sendto(broker.delay_req_datagram(req, rig.now_ns), addr)
                 except OSError as exc:
                     raise LinkError(f"broker device: reply to {addr} failed: {exc}") from exc
     finally:

@@ -2,15 +2,17 @@
 
 The rig sends SYNC (``sync_seq``) and FOLLOW_UP (the precise rig send time ``t1``); the device
 stamps ``t2`` (its clock) when SYNC arrived and answers at once with DELAY_REQ carrying ``t2``
-and ``t3`` (its clock, just before the write); the rig answers DELAY_RESP with its receive time
-``t4``. Devices never step their clocks; they only report ``offset = ((t2-t1)-(t4-t3))/2`` of
-the latest and of the shortest-round-trip complete exchange in their stats.
+and ``t3`` (its clock, read as the last thing before the write, once the unit is built); the
+rig answers DELAY_RESP with its receive time ``t4``. Devices never step their clocks; they only
+report ``offset = ((t2-t1)-(t4-t3))/2`` of the latest and of the shortest-round-trip complete
+exchange in their stats.
 
 * :class:`SyncResponder` — transport-agnostic and clock-free: rig -> device messages in, each
   with its arrival stamp on the RIG clock (converted to device time with
-  :meth:`DeviceClock.device_time`), :class:`PendingDelayReq` out; the transport calls
-  :meth:`PendingDelayReq.stamp_and_encode` with the rig time right before its write, which
-  fills ``t3``. Bad input is never answered, each case counted under one of
+  :meth:`DeviceClock.device_time`), :class:`PendingDelayReq` out; the transport sends its
+  :meth:`~PendingDelayReq.template` through ``Transmitter.send_stamped`` with
+  :meth:`PendingDelayReq.stamp` as the stamp, which fills ``t3`` right before the write. Bad
+  input is never answered, each case counted under one of
   :data:`REJECT_REASONS` (transports report their own framing errors with
   :meth:`SyncResponder.reject`).
 * :class:`RigInbound` — the rig -> device direction of a feed link while the feed waits for its
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from arbsphere.clock import Clock, DeviceClock
@@ -60,10 +62,16 @@ HISTORY = 64
 
 _DELAY_REQ = dm.packer(dm.MSG_DELAY_REQ)
 _DELAY_REQ_SIZE = dm.LAYOUTS[dm.MSG_DELAY_REQ].size
+#: byte offset of ``t3_ns`` in a DELAY_REQ (stamped in place as the last thing before the write)
+T3_OFFSET = next(f.offset for f in dm.LAYOUTS[dm.MSG_DELAY_REQ].fields if f.name == "t3_ns")
 
 
 class PendingDelayReq:
-    """The answer to one SYNC, waiting for its transmit stamp ``t3``."""
+    """The answer to one SYNC, waiting for its transmit stamp ``t3``.
+
+    Either :meth:`stamp_and_encode` (stamp, then build the bytes) or — closer to the wire —
+    :meth:`template` (the bytes with ``t3`` 0, at :data:`T3_OFFSET`) then :meth:`stamp` as the
+    last thing before the write (``Transmitter.send_stamped``)."""
 
     __slots__ = ("_responder", "sync_seq", "t2_ns", "t3_ns")
 
@@ -73,12 +81,21 @@ class PendingDelayReq:
         self.t2_ns = t2_ns
         self.t3_ns: int | None = None
 
-    def stamp_and_encode(self, now_rig_ns: int) -> bytes:
+    def template(self) -> bytes:
+        """The DELAY_REQ wire bytes with ``t3`` still 0 (at :data:`T3_OFFSET`)."""
+        return self._responder._pack(self, 0)
+
+    def stamp(self, now_rig_ns: int) -> int:
         """Fill ``t3`` = device time at rig time ``now_rig_ns`` (take it right before the write)
-        and return the DELAY_REQ wire bytes; counts it as sent. Only once per answer."""
+        and return it; counts the DELAY_REQ as sent. Only once per answer."""
         if self.t3_ns is not None:
             raise RuntimeError(f"DELAY_REQ for sync_seq {self.sync_seq} was already stamped")
-        return self._responder._emit(self, now_rig_ns)
+        return self._responder._stamp(self, now_rig_ns)
+
+    def stamp_and_encode(self, now_rig_ns: int) -> bytes:
+        """:meth:`stamp` then the DELAY_REQ wire bytes."""
+        t3 = self.stamp(now_rig_ns)
+        return self._responder._pack(self, t3)
 
 
 class SyncResponder:
@@ -163,7 +180,7 @@ class SyncResponder:
             self._exchanges.popitem(last=False)
         return PendingDelayReq(self, seq, t2)
 
-    def _emit(self, req: PendingDelayReq, now_rig_ns: int) -> bytes:
+    def _stamp(self, req: PendingDelayReq, now_rig_ns: int) -> int:
         t3 = self.dev_clock.device_time(now_rig_ns)
         req.t3_ns = t3
         self.counts["delay_reqs_sent"] += 1
@@ -171,6 +188,9 @@ class SyncResponder:
         if entry is not None:
             entry[2] = t3
             self._complete(req.sync_seq, entry)
+        return t3
+
+    def _pack(self, req: PendingDelayReq, t3: int) -> bytes:
         return _DELAY_REQ.pack(dm.MSG_DELAY_REQ, dm.DEVICE_MESSAGE_VERSION, _DELAY_REQ_SIZE,
                                self.device_id, req.sync_seq, req.t2_ns, t3)  # fmt: skip
 
@@ -263,8 +283,13 @@ class RigInbound(ABC):
         for msg in self.messages(unit):
             req = self.responder.on_message(msg, rx_rig_ns, user_stamp=user_stamp)
             if req is not None:
-                t3 = self.clock.now_ns()
-                self.answer.send([req.stamp_and_encode(t3)], t3)
+                # t3 is read as the last thing before the wire (after the unit is built, as
+                # the rig's t1), so the build cost is not counted as link delay one way only
+                self.answer.send_stamped([req.template()], T3_OFFSET, self._stamper(req))
+
+    def _stamper(self, req: PendingDelayReq) -> Callable[[], int]:
+        """``req``'s t3 stamp, read when the transmitter calls it (just before the wire)."""
+        return lambda: req.stamp(self.clock.now_ns())
 
     def next_due_ns(self) -> int | None:
         """Earliest impairment release (either direction), or None."""
@@ -299,6 +324,8 @@ class RigInbound(ABC):
                              "max_late_us": self.to_rig.max_late_ns / 1000.0,
                              "mean_late_us": round(self.to_rig.mean_late_ns / 1000.0, 3),
                              "median_late_us": self.to_rig.median_late_ns / 1000.0,
+                             "p5_late_us": self.to_rig.late_percentile_ns(5.0) / 1000.0,
+                             "stalls": self.to_rig.stalls,
                              "lead_us": self.to_rig.lead_ns / 1000.0,
                              "discarded": self.to_rig.discarded}  # fmt: skip
         if self.to_device is not None:
