@@ -22,6 +22,7 @@ import numpy as np
 import zmq
 
 from arbsphere.adapters.links import FeedLink
+from arbsphere.adapters.outbox import Outbox
 from arbsphere.adapters.signal_privacy import WITHHELD_LOTS, SignalPrivacy
 from arbsphere.adapters.signal_shares import SignalSharer, signal_masking
 from arbsphere.adapters.sync_master import open_sync_master
@@ -48,6 +49,11 @@ from arbsphere.security.identity import Role
 from arbsphere.security.role_security import PIPELINE, ROUNDS, open_role_security
 from arbsphere.security.secure_socket import SecureSocket
 from arbsphere.tracebuf import TraceBuffer
+
+#: messages the PUSH to the coordinator queues before it stops taking more (the outbox keeps
+#: the newest tick per asset meanwhile), and the kernel send buffer's size (bytes)
+OUT_HWM = 8
+OUT_SOCKET_BUFFER = 8_192
 
 TICK_TRACE_DTYPE = np.dtype(
     [
@@ -321,7 +327,10 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     link = open_feed_link(cfg, source, clock)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     push = ctx.socket(zmq.PUSH)
-    push.setsockopt(zmq.SNDHWM, 1_000_000)
+    # a short queue: when the coordinator falls behind the outbox keeps the newest tick per
+    # asset instead (see adapters/outbox.py); bytes in the kernel's buffers are bounded too
+    push.setsockopt(zmq.SNDHWM, OUT_HWM)
+    push.setsockopt(zmq.SNDBUF, OUT_SOCKET_BUFFER)
     push.setsockopt(zmq.LINGER, 2000)
     push.setsockopt(zmq.IMMEDIATE, 1)
     sec = open_role_security(cfg, source, clock, ctx)
@@ -354,6 +363,10 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
 
     poller = zmq.Poller()
     poller.register(link.fileno(), zmq.POLLIN)
+    push_events = getattr(push, "getsockopt")  # noqa: B009 (the raw socket's, not SecureSocket)
+    outbox = Outbox(lambda msg: out.send(msg, copy=True),
+                    lambda: bool(push_events(zmq.EVENTS) & zmq.POLLOUT))  # fmt: skip
+    waiting_out = False
     if translator.solver is not None:
         dealer = ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.IDENTITY, venue_identity(venue_id))
@@ -382,7 +395,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         "decode_errors": 0,
         "other_messages": 0,
         "forwarded": 0,
-        "superseded": 0,  # not forwarded: a newer tick of the asset in the same link batch
+        "superseded": 0,  # not forwarded: a newer tick of the asset came before it could go
         "frames": 0,  # ZeroMQ messages the forwarded ticks left in
         "stale_dropped": 0,
     }
@@ -402,8 +415,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         while not stop.is_set:
             try:
                 timeout = 100 if sync is None else sync.timeout_ms(clock.now_ns(), 100)
-                if rounds is None:
-                    batch = link.receive(timeout_ms=timeout)
+                if rounds is None:  # (with messages waiting for the socket: look again soon)
+                    batch = link.receive(timeout_ms=1 if outbox.pending else timeout)
                 else:
                     # Read (and so stamp) what the link has first — a serial link's stamps are
                     # user-space, taken at the read — then answer a waiting round, then work
@@ -424,8 +437,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             # box, one ZeroMQ send (the coordinator cuts it by the envelopes' payload_len).
             # Keeping up, that is one tick; behind, the per-send cost (the I/O thread's wake-up,
             # ~20-100 us here) is paid once per batch instead of per tick, so the adapter
-            # catches up instead of queueing.
-            frame: list[bytes] = []
+            # catches up instead of queueing; and while the coordinator is behind (the socket
+            # at its high-water mark) the ticks wait in the outbox, the newest per asset.
             # First the batch's messages in order (sync, heartbeats, sequence); then its ticks:
             # of several ticks of one asset that the link delivered together only the newest is
             # forwarded — the coordinator would supersede the others in the same wake-up (one
@@ -469,22 +482,30 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 latency = rec.rx_ns - send_dev
                 problem, signals = translator.translate(tick, rec.rx_ns, latency)
                 decoded = clock.now_ns()
-                frame += (problem, signals)
+                gone = outbox.add_tick(tick[T_ASSET], problem + signals, trace.n)
+                if gone is not None:  # its older tick never left: superseded here
+                    trace.view()[gone]["shed"] = 1
+                    counts["superseded"] += 1
+                    counts["forwarded"] -= 1
                 share = translator.take_share()
-                if share is not None:  # once per release epoch: its own single-frame message,
-                    out.send(b"".join(frame), copy=True)  # after its tick (nonce order)
-                    out.send(share, copy=True)
-                    counts["frames"] += 1
-                    frame.clear()
+                if share is not None:  # once per release epoch: its own message, in order
+                    outbox.add_other(share)
                 counts["forwarded"] += 1
                 trace.append(
                     (venue_id, tick[T_ASSET], seq, tick[T_INTENDED], send_dev, rec.rx_ns, decoded,
                      tick[T_BID], tick[T_ASK], 0)
                 )  # fmt: skip
-            if frame:
-                out.send(b"".join(frame), copy=True)
-                counts["frames"] += 1
+            outbox.flush()
+            if outbox.pending != waiting_out:  # wake when the socket takes more
+                waiting_out = outbox.pending
+                if waiting_out:
+                    poller.register(push, zmq.POLLIN | zmq.POLLOUT)
+                else:
+                    poller.unregister(push)
     finally:
+        outbox.flush()
+        counts["frames"] = outbox.frames
+        counts["unsent_at_stop"] = len(outbox.items)  # the socket took no more before the stop
         if privacy is not None:
             privacy.finish()  # the refusal summaries, before the ledger link closes
         trace.save(out_dir / f"{name}.trace.npy")

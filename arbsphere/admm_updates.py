@@ -12,21 +12,28 @@ from numba import njit
 
 
 @njit(cache=True)
-def prox_element(c, gamma, phi, limit, z, u, rho):  # type: ignore[no-untyped-def]
-    """One element of the x-update: clip(soft(ρ(z − u) − c, φ) / (γ + ρ), −L, L)."""
-    w = rho * (z - u) - c
+def soft_clip(w, phi, curvature, limit):  # type: ignore[no-untyped-def]
+    """clip(soft(w, φ) / curvature, −L, L): the minimiser of ½·curvature·x² − w·x + φ|x|
+    on [−L, L], the closed form of every venue-side update (ADMM's prox, the price
+    protocol's best response, the centralized baseline's x(λ))."""
     if w > phi:
         w -= phi
     elif w < -phi:
         w += phi
     else:
-        w = 0.0
-    xv = w / (gamma + rho)
+        return 0.0
+    xv = w / curvature
     if xv > limit:
         return limit
     if xv < -limit:
         return -limit
     return xv
+
+
+@njit(cache=True)
+def prox_element(c, gamma, phi, limit, z, u, rho):  # type: ignore[no-untyped-def]
+    """One element of the x-update: clip(soft(ρ(z − u) − c, φ) / (γ + ρ), −L, L)."""
+    return soft_clip(rho * (z - u) - c, phi, gamma + rho, limit)
 
 
 @njit(cache=True)

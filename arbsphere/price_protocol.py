@@ -41,6 +41,7 @@ import math
 import numpy as np
 from numba import njit
 
+from arbsphere.admm_updates import soft_clip
 from arbsphere.errors import AggregationError, ConfigError
 from arbsphere.secure_rounds import X_FIXED, X_MAX_LOTS
 
@@ -111,19 +112,7 @@ def ladder_edge(j):  # type: ignore[no-untyped-def]
 def best_response(c, gamma, phi, limit, lam):  # type: ignore[no-untyped-def]
     """x(λ) = clip(soft(−(c + λ), φ) / γ, −L, L): the same arithmetic as the centralized
     baseline's (:func:`arbsphere.coordinator.baseline.centralized_solve`)."""
-    w = -(c + lam)
-    if w > phi:
-        w -= phi
-    elif w < -phi:
-        w += phi
-    else:
-        return 0.0
-    xv = w / gamma
-    if xv > limit:
-        return limit
-    if xv < -limit:
-        return -limit
-    return xv
+    return soft_clip(-(c + lam), phi, gamma, limit)
 
 
 @njit(cache=True)

@@ -17,22 +17,12 @@ import math
 import numpy as np
 from numba import njit
 
+from arbsphere.admm_updates import soft_clip
+
 
 @njit(cache=True)
 def _x_of_lambda(c, gamma, phi, limit, i, a, lam):  # type: ignore[no-untyped-def]
-    w = -(c[i, a] + lam)
-    if w > phi[i, a]:
-        w -= phi[i, a]
-    elif w < -phi[i, a]:
-        w += phi[i, a]
-    else:
-        return 0.0
-    xv = w / gamma[i, a]
-    if xv > limit[i, a]:
-        return limit[i, a]
-    if xv < -limit[i, a]:
-        return -limit[i, a]
-    return xv
+    return soft_clip(-(c[i, a] + lam), phi[i, a], gamma[i, a], limit[i, a])
 
 
 @njit(cache=True)

@@ -40,6 +40,25 @@ from arbsphere.secure_rounds import (
 )
 
 
+def add_share(
+    acc: np.ndarray, got: np.ndarray, venue: int, words: np.ndarray, round_no: int
+) -> None:
+    """Add venue ``venue``'s share (uint64 words) of round ``round_no`` to ``acc`` (modulo
+    2^64) and mark it in ``got``; a venue out of range, a second answer or a share of the
+    wrong shape is refused."""
+    if not 0 <= venue < got.shape[0]:
+        raise SolverError(f"share from venue {venue}: the round has {got.shape[0]} venues")
+    if got[venue]:
+        raise SolverError(f"venue {venue} answered round {round_no} twice")
+    if words.dtype != np.uint64 or words.shape != acc.shape:
+        raise SolverError(
+            f"share of venue {venue}: {words.dtype} shape {words.shape}, expected "
+            f"{acc.shape[0]} uint64 words"
+        )
+    acc += words  # modulo 2^64
+    got[venue] = True
+
+
 class MaskedExchange(FederatedExchange):
     """Exchange-ADMM state under secure aggregation: sums of the live venues' shares, u, ρ,
     residuals; per venue only what is public (held-out venues) or revealed (best round)."""
@@ -99,17 +118,7 @@ class MaskedExchange(FederatedExchange):
 
     def absorb_share(self, venue: int, words: np.ndarray) -> None:
         """Venue ``venue``'s masked share of the current round (uint64 words)."""
-        if not 0 <= venue < self.n_venues:
-            raise SolverError(f"share from venue {venue}: the exchange has {self.n_venues} venues")
-        if self._got[venue]:
-            raise SolverError(f"venue {venue} answered round {self.round + 1} twice")
-        if words.dtype != np.uint64 or words.shape != (self.share_len,):
-            raise SolverError(
-                f"share of venue {venue}: {words.dtype} shape {words.shape}, expected "
-                f"{self.share_len} uint64 words"
-            )
-        self._acc += words  # modulo 2^64
-        self._got[venue] = True
+        add_share(self._acc, self._got, venue, words, self.round + 1)
 
     def step(self) -> bool:
         """Close the round once every live venue's share is in; returns whether the solve

@@ -35,6 +35,7 @@ import struct
 import numpy as np
 from numba import njit
 
+from arbsphere.coordinator.masked_exchange import add_share
 from arbsphere.errors import SolverError
 from arbsphere.price_protocol import (
     LADDER_BUCKETS,
@@ -330,17 +331,7 @@ class PriceSearch:
         return [int(i) for i in np.flatnonzero(~self._got)]
 
     def absorb_share(self, venue: int, words: np.ndarray) -> None:
-        if not 0 <= venue < self.n_venues:
-            raise SolverError(f"share from venue {venue}: the search has {self.n_venues} venues")
-        if self._got[venue]:
-            raise SolverError(f"venue {venue} answered round {self.round + 1} twice")
-        if words.dtype != np.uint64 or words.shape != (self.share_len,):
-            raise SolverError(
-                f"price share of venue {venue}: {words.dtype} shape {words.shape}, expected "
-                f"{self.share_len} uint64 words"
-            )
-        self._acc += words  # modulo 2^64
-        self._got[venue] = True
+        add_share(self._acc, self._got, venue, words, self.round + 1)
 
     def step(self) -> bool:
         """Close the round once every live venue answered; returns whether the search is over

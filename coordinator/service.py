@@ -608,7 +608,10 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
 
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     pull = ctx.socket(zmq.PULL)
-    pull.setsockopt(zmq.RCVHWM, 1_000_000)
+    # a short queue per sender: a venue adapter whose messages are not taken keeps only its
+    # newest tick per asset (adapters/outbox.py), so what waits here is bounded
+    pull.setsockopt(zmq.RCVHWM, INBOUND_HWM)
+    pull.setsockopt(zmq.RCVBUF, 8_192)
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 1_000_000)
     push.setsockopt(zmq.LINGER, 2000)
@@ -902,6 +905,9 @@ def _open_journal(cfg: dict[str, Any], source: str, clock: Clock) -> JournalThre
         raise ConfigError(str(exc), file=source, key=f"journal.{exc.key}") from exc
     return JournalThread(Path(require(table, "dir", str, source)), config, clock)
 
+
+#: messages queued per sender on the coordinator's inbound socket before ZeroMQ stops reading
+INBOUND_HWM = 16
 
 #: records the loop may hold noted but not framed while messages keep arriving (see drain)
 COMMIT_BACKLOG = 256
