@@ -59,7 +59,30 @@ def add_share(
     got[venue] = True
 
 
-class MaskedExchange(FederatedExchange):
+class RevealCollector:
+    """The end of a masked solve: every live venue's revealed x, once each (held-out venues'
+    rows are their public lots, filled in by the owner's ``finish_reveal``)."""
+
+    n_venues: int
+    frozen: np.ndarray
+    best_x: np.ndarray
+    _revealed: np.ndarray
+
+    def begin_reveal(self) -> None:
+        """Expect a reveal from every live venue."""
+        self._revealed[:] = self.frozen
+
+    def reveal_missing(self) -> list[int]:
+        return [int(i) for i in np.flatnonzero(~self._revealed)]
+
+    def absorb_reveal(self, venue: int, x: np.ndarray) -> None:
+        if not 0 <= venue < self.n_venues or self._revealed[venue]:
+            raise SolverError(f"venue {venue}: unexpected or repeated reveal")
+        self.best_x[venue] = x
+        self._revealed[venue] = True
+
+
+class MaskedExchange(FederatedExchange, RevealCollector):
     """Exchange-ADMM state under secure aggregation: sums of the live venues' shares, u, ρ,
     residuals; per venue only what is public (held-out venues) or revealed (best round)."""
 
@@ -152,20 +175,7 @@ class MaskedExchange(FederatedExchange):
         self._expect()
         return self.converged
 
-    # --- the reveal ------------------------------------------------------------------------
-    def begin_reveal(self) -> None:
-        """Expect the x of :attr:`best_round` from every live venue."""
-        self._revealed[:] = self.frozen
-
-    def reveal_missing(self) -> list[int]:
-        return [int(i) for i in np.flatnonzero(~self._revealed)]
-
-    def absorb_reveal(self, venue: int, x: np.ndarray) -> None:
-        if not 0 <= venue < self.n_venues or self._revealed[venue]:
-            raise SolverError(f"venue {venue}: unexpected or repeated reveal")
-        self.best_x[venue] = x
-        self._revealed[venue] = True
-
+    # --- the reveal (RevealCollector), checked against the best round's sum ----------------
     def finish_reveal(self) -> str:
         """Check the revealed x against the best round's masked sum; '' when they agree (then
         ``best_x`` holds the trades, frozen rows at their lots), else why not."""

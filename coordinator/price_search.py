@@ -35,7 +35,7 @@ import struct
 import numpy as np
 from numba import njit
 
-from arbsphere.coordinator.masked_exchange import add_share
+from arbsphere.coordinator.masked_exchange import RevealCollector, add_share
 from arbsphere.errors import SolverError
 from arbsphere.price_protocol import (
     LADDER_BUCKETS,
@@ -232,7 +232,7 @@ def open_solve(reference_price, frozen, lam, lo, hi, state, root):  # type: igno
     return bits
 
 
-class PriceSearch:
+class PriceSearch(RevealCollector):
     """The coordinator's state of the price protocol: sums of the live venues' shares, the
     per-asset bracket and proposal, per venue only what is public (held-out venues' lots) or
     revealed (x at the roots)."""
@@ -358,19 +358,7 @@ class PriceSearch:
                 guess = lo + self.s_lo[a] * (hi - lo) / (self.s_lo[a] - self.s_hi[a])
             self.root[a] = guess
 
-    # --- the reveal ------------------------------------------------------------------------
-    def begin_reveal(self) -> None:
-        self._revealed[:] = self.frozen
-
-    def reveal_missing(self) -> list[int]:
-        return [int(i) for i in np.flatnonzero(~self._revealed)]
-
-    def absorb_reveal(self, venue: int, x: np.ndarray) -> None:
-        if not 0 <= venue < self.n_venues or self._revealed[venue]:
-            raise SolverError(f"venue {venue}: unexpected or repeated reveal")
-        self.best_x[venue] = x
-        self._revealed[venue] = True
-
+    # --- the reveal (RevealCollector), checked against the certified prices ---------------
     def finish_reveal(self) -> str:
         """Check the revealed x: finite, and (when every asset was certified) adding up to
         zero within :data:`REVEAL_TOL_LOTS`; '' when they pass (then ``best_x`` holds the

@@ -12,24 +12,18 @@ same decisions."""
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from test_secure_rounds import InProcessLink
 
 from arbsphere.adapters.venue_prices import VenuePrices
 from arbsphere.adapters.venue_solver import VenueSolver
 from arbsphere.clock import RealtimeClock
 from arbsphere.contracts import default_registry
 from arbsphere.coordinator.baseline import centralized_solve, gaps_batch
-from arbsphere.coordinator.journal_records import (
-    REC_ROUND_INPUT,
-    REC_ROUND_TIMEOUT,
-    encode_frames,
-    encode_round_timeout,
-)
 from arbsphere.coordinator.price_rounds import PriceRoundDriver
 from arbsphere.coordinator.price_search import CERTIFIED, PriceSearch, price_step
 from arbsphere.coordinator.replay import JournalRecord, RecordedRoundLink
@@ -144,49 +138,6 @@ def test_share_words_sum_to_the_venues_sums_also_masked() -> None:
 class _Sock:
     def send(self, data: bytes, copy: bool = True) -> None:
         pass
-
-
-class InProcessLink:
-    """Proposals go (as bytes) to each venue's ``handle``; answers are queued as (identity,
-    bytes). A venue in ``silent`` never answers; ``tamper`` may alter an answer; every answer
-    and timeout is journaled when ``records`` is a list; ``sent`` keeps every byte a venue
-    sent."""
-
-    def __init__(self, venues: list[VenuePrices], records: list[JournalRecord] | None = None):
-        self.venues = venues
-        self.silent: set[int] = set()
-        self.queue: deque[list[bytes]] = deque()
-        self.records = records
-        self.tamper: Any = None
-        self.sent: list[bytes] = []
-
-    def send(self, frames: tuple[bytes, bytes]) -> None:
-        ident, msg = frames
-        i = int(ident.decode().split("-")[1])
-        if i in self.silent:
-            return
-        out = self.venues[i].handle(msg, 0)
-        if out is not None:
-            self.sent.append(out)
-            answer = [ident, out]
-            if self.tamper is not None:
-                answer = self.tamper(answer)
-            self.queue.append(answer)
-
-    def receive(self, deadline_ns: int, solve_id: int, round_no: int) -> list[bytes] | None:
-        if not self.queue:
-            if self.records is not None:
-                self._record(REC_ROUND_TIMEOUT, encode_round_timeout(solve_id, round_no))
-            return None
-        frames = self.queue.popleft()
-        if self.records is not None:
-            self._record(REC_ROUND_INPUT, encode_frames(frames))
-        return frames
-
-    def _record(self, rtype: int, payload: bytes) -> None:
-        assert self.records is not None
-        k = len(self.records)
-        self.records.append(JournalRecord(k, k + 1, rtype, 0, payload))
 
 
 def _parties(n: int) -> list[MaskingParty]:

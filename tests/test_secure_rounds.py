@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -60,17 +61,18 @@ class _Sock:
 
 
 class InProcessLink:
-    """The rounds' link with the venues called directly: every DualVariables goes (as bytes)
-    to the venue's ``handle``, every answer is queued as (identity, bytes). A venue in
-    ``silent`` reads but never answers: the wait then runs out (``receive`` returns None).
-    Journals like the live link when ``records`` is a list."""
+    """The rounds' link with the venues called directly: every DualVariables (or
+    PriceProposal) goes (as bytes) to the venue's ``handle``, every answer is queued as
+    (identity, bytes). A venue in ``silent`` reads but never answers: the wait then runs out
+    (``receive`` returns None). Journals like the live link when ``records`` is a list."""
 
-    def __init__(self, venues: list[VenueRounds], records: list[JournalRecord] | None = None):
-        self.venues = venues
+    def __init__(self, venues: Sequence[Any], records: list[JournalRecord] | None = None):
+        self.venues = venues  # VenueRounds or VenuePrices: anything with ``handle``
         self.silent: set[int] = set()
         self.queue: deque[list[bytes]] = deque()
         self.records = records
         self.tamper: Any = None  # (frames) -> frames, applied to answers before delivery
+        self.sent: list[bytes] = []  # every answer a venue sent, as it sent it
 
     def send(self, frames: tuple[bytes, bytes]) -> None:
         ident, msg = frames
@@ -79,6 +81,7 @@ class InProcessLink:
             return
         out = self.venues[i].handle(msg, 0)
         if out is not None:
+            self.sent.append(out)
             answer = [ident, out]
             if self.tamper is not None:
                 answer = self.tamper(answer)
