@@ -5,7 +5,8 @@ S(λ) = Σ_i x_i(λ) cross zero (:mod:`arbsphere.price_protocol`). A round propo
 per asset and gets back, summed over the venues, S, its left and right slopes and the
 histogram of the venues' breakpoint distances. From those (:func:`price_step`):
 
-- S = 0 (or, where S is flat, within the answers' fixed-point rounding): λ is the root;
+- S = 0 (or, where S is flat on the root's side, within the answers' fixed-point rounding
+  and the float error a steep other side leaves at a breakpoint): λ is the root;
 - else the Newton point λ − S/S' on the side of the root; if the ladder says no breakpoint
   lies between λ and it, S is linear there and the Newton point is the root (certified: no
   round needed to confirm it);
@@ -190,7 +191,8 @@ def close_round(  # type: ignore[no-untyped-def]
     root,
 ):
     """Read the round's summed words, add the held-out venues' lots, set the zero tolerance
-    of a flat S (the live answers' fixed-point rounding) and take
+    of a flat S (the live answers' fixed-point rounding, and the float error a steep other
+    side leaves at a breakpoint) and take
     :func:`price_step`; returns how many assets are still searching."""
     m = lam.shape[0]
     read_sums(acc, m, scale, s_sum, slope_lo, slope_hi, counts)
@@ -202,7 +204,10 @@ def close_round(  # type: ignore[no-untyped-def]
         else:
             n_live += 1
     for a in range(m):
-        tol[a] = n_live * 2.0**-38
+        # a λ that a Newton step put on a breakpoint (flat beyond it) carries S's float error
+        # from the steep side: |slope| x a few ulps of λ
+        steep = max(abs(slope_lo[a]), abs(slope_hi[a]))
+        tol[a] = n_live * 2.0**-38 + 4.0 * steep * np.spacing(abs(lam[a]))
     return price_step(lam, s_sum, slope_lo, slope_hi, counts, tol, lo, hi, s_lo, s_hi, state,
                       root)  # fmt: skip
 

@@ -383,3 +383,20 @@ def test_a_newton_step_below_one_float_spacing_certifies_the_price() -> None:
                       np.array([1e-11]), np.array([-np.inf]), np.array([np.inf]), np.zeros(1),
                       np.zeros(1), state, root)  # fmt: skip
     assert left == 1 and lam[0] > -100.270911714
+
+
+def test_a_price_on_a_breakpoint_with_float_noise_is_the_root() -> None:
+    """Seen live: a Newton step lands λ on a venue's breakpoint; beyond it S is flat and S
+    reads 5e-11 lots (float noise of −(c + λ) − φ), more than the answers' fixed-point
+    rounding. Within what the steep side's slope times a few ulps of λ explains, λ is the
+    root: certified, not a jump to the next breakpoint (which cost 2-5 more rounds)."""
+    search = PriceSearch(2, 1, masked=False)
+    search.freeze(1, np.zeros(1, np.int64))  # the other venue holds 0 lots
+    search.begin(np.array([[100.0], [100.0]]))
+    search.lam[:] = -(100.0 + 0.01)  # venue 0's breakpoint -c - φ, in floating point
+    enc = PriceShareEncoder(1)
+    c, g, f, lim = (np.array([v]) for v in (100.0, 1e-4, 0.01, 50.0))
+    search.absorb_share(0, enc.encode(c, g, f, lim, search.lam).copy())
+    assert 0 < enc.x[0] < 1e-9 and enc.slope_hi[0] == 0 and enc.slope_lo[0] == -1e4
+    assert search.step() and search.converged
+    assert search.root[0] == -(100.0 + 0.01)
