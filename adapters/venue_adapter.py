@@ -406,6 +406,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         ready["address"] = list(address)
     if rounds is not None:
         VenueSolver.warm_up()
+        if isinstance(rounds, VenuePrices):
+            VenuePrices.warm_up()
     if sec is not None:
         sec.connect_registry()
     quiesce_gc()

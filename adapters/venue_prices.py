@@ -85,6 +85,15 @@ class VenuePrices:
         }  # fmt: skip
         self.last_error = ""
 
+    @staticmethod
+    def warm_up() -> None:
+        """Compile (or load from Numba's cache) the answer's kernels before any timing
+        matters: on a fresh clone the first proposal would otherwise stall the adapter for
+        seconds (its serial feed device then gives up writing)."""
+        one = np.ones(1)
+        PriceShareEncoder(1).encode(one * 100.0, one * 1e-3, one * 0.01, one * 10.0, -one * 100.0)
+        best_response(100.0, 1e-3, 0.01, 10.0, -100.0)
+
     def on_readable(self) -> None:
         """Handle every queued coordinator message."""
         while True:

@@ -40,6 +40,7 @@ from arbsphere.coordinator.masked_exchange import RevealCollector, add_share
 from arbsphere.errors import SolverError
 from arbsphere.price_protocol import (
     LADDER_BUCKETS,
+    PriceShareEncoder,
     check_price_venues,
     ladder_bucket,
     ladder_edge,
@@ -279,6 +280,19 @@ class PriceSearch(RevealCollector):
         self.z_best = np.zeros((n, m))
         self._scale = float(2**X_FIXED.frac_bits)
         self._counts = np.zeros((m, 2 * LADDER_BUCKETS), np.int64)
+
+    @staticmethod
+    def warm_up() -> None:
+        """Compile (or load from Numba's cache) the search's kernels on a scratch instance
+        before any timing matters (a fresh clone's first solve would stall for seconds)."""
+        scratch = PriceSearch(2, 1, masked=False)
+        scratch.begin(np.full((2, 1), 100.0))
+        enc = PriceShareEncoder(1)
+        one = np.ones(1)
+        for i in range(2):
+            words = enc.encode(one * (100.0 + i), one * 1e-3, one * 0.01, one * 10.0, scratch.lam)
+            scratch.absorb_share(i, words.copy())
+        scratch.step()
 
     # --- the interface the service shares with the exchange-ADMM state -------------------
     def freeze(self, venue: int, lots: np.ndarray) -> None:

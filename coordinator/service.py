@@ -823,6 +823,7 @@ def federated_driver(
             search = PriceSearch(core.n_venues, core.n_assets, masked)
         except ConfigError as exc:
             raise ConfigError(str(exc), file=source or None, key="n_venues") from exc
+        PriceSearch.warm_up()
         return PriceRoundDriver(link, core.reg, search, clock, COORDINATOR_SENDER_ID,
                                 round_timeout_ms)  # fmt: skip
     return RoundDriver(
