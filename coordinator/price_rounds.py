@@ -175,11 +175,12 @@ class PriceRoundDriver:
         self.counts["bad_solutions"] += 1
         self.last_error = why
 
-    def _abort(self, round_no: int, why: str) -> int:
+    def _abort(self, round_no: int, why: str, counter: str = "aborted_solves") -> int:
+        """Send ABORT, count it under ``counter``, note why; returns when."""
         self._kind = KIND_PRICE_SHARE
         self._send_all(PRICE_ABORT, 0, round_no, self.ex.lam)
         self.ex.reset()
-        self.counts["aborted_solves"] += 1
+        self.counts[counter] += 1
         self.last_error = f"solve {self.solve_id} round {round_no}: {why}"
         return self.clock.now_ns()
 
@@ -211,10 +212,9 @@ class PriceRoundDriver:
                                 ex.dual_res, 0.0))  # fmt: skip
             if done:
                 break
-        if ex.infeasible:
-            self.counts["infeasible_solves"] += 1
-            ended = self._abort(ex.round, "the live venues cannot offset the held-out ones")
-            self.counts["aborted_solves"] -= 1  # not an abort of the venues' making
+        if ex.infeasible:  # not an abort of the venues' making: counted apart
+            ended = self._abort(ex.round, "the live venues cannot offset the held-out ones",
+                                "infeasible_solves")  # fmt: skip
             return SolveOutcome(ex.round, False, True, started, ended)
         if not done:
             ex.settle_unfinished()
