@@ -266,6 +266,7 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
         if ready is not None:
             write_json_atomic(ready, {})
         run_feed(plan, quotes, tx, schedule, dev, ctx.stats)
+        inbound.drain()
         if impaired is not None:
             impaired.flush(schedule.wait_until)  # the rest stays pending on a stop
     finally:

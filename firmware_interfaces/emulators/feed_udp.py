@@ -289,6 +289,7 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
         if ready is not None:
             write_json_atomic(ready, {"host": host, "port": port})
         run_feed(plan, quotes, tx, schedule, dev, ctx.stats)
+        inbound.drain()
         if tx.impaired is not None:
             tx.impaired.flush(schedule.wait_until)  # the rest stays pending on a stop
     finally:

@@ -278,6 +278,12 @@ class RigInbound(ABC):
             self.to_device.submit((unit, user), rx)
         self.on_due(self.clock.now_ns())  # a zero delay is due at once
 
+    def drain(self) -> None:
+        """Take in what had already arrived when the feed stopped, so every input the device
+        received is handled and counted (answers still go out; impaired ones stay pending)."""
+        if self.fileno() is not None:
+            self.on_readable()
+
     def process(self, unit: bytes, rx_rig_ns: int, user_stamp: bool) -> None:
         """Hand the unit's messages to the responder and send each answer at once."""
         for msg in self.messages(unit):
