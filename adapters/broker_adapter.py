@@ -22,7 +22,7 @@ from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import PLAN_LEG_DTYPE, default_registry
 from arbsphere.errors import ConfigError, DecodeError, PipelineError
 from arbsphere.firmware_interfaces import messages as dm
-from arbsphere.plan_hash import plan_hash
+from arbsphere.plan.digest import plan_hash
 from arbsphere.runtime import (
     StopFlag,
     cpu_usage,

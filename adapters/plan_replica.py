@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from arbsphere.contracts import PLAN_LEG_DTYPE
-from arbsphere.coordinator.merge import DeltaMerger
-from arbsphere.plan_hash import plan_hash
+from arbsphere.plan.digest import plan_hash
+from arbsphere.plan.merge import DeltaMerger
 
 COORDINATOR_SENDER = 1
 

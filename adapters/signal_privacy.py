@@ -8,14 +8,15 @@ the signals the venue shares are functions of that private state:
 * kind 2, **correlation**: the EWMA correlation of the venue's mid with the consensus price,
   computed from the venue's own solves.
 
-Each goes through its own :class:`~arbsphere.security.privacy_budget.PrivacyBudget` (Laplace or
+Each goes through its own :class:`~arbsphere.privacy.budget.PrivacyBudget` (Laplace or
 Gaussian noise, basic sequential composition over the run). A venue releases a fresh noisy value
 of a kind at most once per ``release_interval_ms`` of *tick* time (the ticks' rig receive
 stamps: no clock reads here) and per asset; the ticks between repeat the last released value,
 which is post-processing of a release and costs nothing. Post-processing also rounds the
 liquidity to whole lots and clips it at 0, and clamps the correlation to [-1, 1].
 
-With secure aggregation of the signals (``aligned``, :mod:`arbsphere.secure_signals`) a release
+With secure aggregation of the signals (``aligned``,
+:mod:`arbsphere.privacy.secure_signals`) a release
 is due once per *release epoch* ``floor(t / release_interval)`` instead — the first tick of each
 epoch releases — so that every venue's share of an epoch carries that epoch's release.
 
@@ -45,8 +46,8 @@ from typing import Any
 import numpy as np
 
 from arbsphere.errors import BudgetExhausted, ConfigError
+from arbsphere.privacy.budget import PrivacyBudget
 from arbsphere.security.ledger import EventKind
-from arbsphere.security.privacy_budget import PrivacyBudget
 
 LIQUIDITY = 1
 CORRELATION = 2

@@ -1,7 +1,8 @@
 """A venue adapter's side of the SharedSignals' secure aggregation: one SignalShare per epoch.
 
 In federated mode with secure aggregation the venue's released (noisy) liquidity and
-correlation leave the venue only inside masked SignalShares (:mod:`arbsphere.secure_signals`):
+correlation leave the venue only inside masked SignalShares
+(:mod:`arbsphere.privacy.secure_signals`):
 the per-tick SharedSignals carry ``liquidity_lots = -1`` and ``correlation = NaN``. The
 :class:`~arbsphere.adapters.venue_adapter.TickTranslator` asks :meth:`SignalSharer.due` on every
 tick; at the first tick of a new release epoch (the tick whose privacy release it is) it packs
@@ -24,7 +25,8 @@ import numpy as np
 from arbsphere.adapters.venue_rounds import venue_masking
 from arbsphere.contracts import Registry
 from arbsphere.errors import AggregationError
-from arbsphere.secure_signals import (
+from arbsphere.privacy.secure_agg import MaskingParty
+from arbsphere.privacy.secure_signals import (
     LIQ_FIXED,
     SHARE_WORDS,
     SIGNALS_SESSION_SUFFIX,
@@ -33,7 +35,6 @@ from arbsphere.secure_signals import (
     release_epoch,
     share_words,
 )
-from arbsphere.security.secure_agg import MaskingParty
 
 
 def signal_masking(sec: Any, cfg: Mapping[str, Any], venue_id: int) -> MaskingParty | None:

@@ -9,7 +9,7 @@ on UDP), answers DELAY_RESP and records the exchange.
 Every DELAY_REQ that arrives is recorded as received, with ``t1`` looked up by ``sync_seq``
 (0 when this master never sent that sequence): judging it — unknown device, duplicate, out of
 order, late, inconsistent — and estimating offset and drift happen afterwards, deterministically,
-over the saved table (:mod:`arbsphere.rig.clocksync`). The schedule is driven by the injected
+over the saved table (:mod:`arbsphere.clocksync`). The schedule is driven by the injected
 clock only; interleaving with normal traffic is the adapter loop's job (it calls
 :meth:`SyncMaster.poll` between receives and :meth:`SyncMaster.on_delay_req` for each DELAY_REQ).
 """

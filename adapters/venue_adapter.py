@@ -35,6 +35,7 @@ from arbsphere.contracts import default_registry
 from arbsphere.errors import ConfigError, DecodeError, LinkError, PipelineError
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.price_protocol import PRICE_MASK_SUFFIX
+from arbsphere.privacy.secure_rounds import X_FIXED
 from arbsphere.rounds_protocol import venue_identity
 from arbsphere.runtime import (
     StopFlag,
@@ -44,7 +45,6 @@ from arbsphere.runtime import (
     run_role,
     write_json_atomic,
 )
-from arbsphere.secure_rounds import X_FIXED
 from arbsphere.security.identity import Role
 from arbsphere.security.role_security import PIPELINE, ROUNDS, open_role_security
 from arbsphere.security.secure_socket import SecureSocket

@@ -34,8 +34,8 @@ from arbsphere.price_protocol import (
     PriceShareEncoder,
     best_response,
 )
-from arbsphere.secure_rounds import members, reveal_words
-from arbsphere.security.secure_agg import MaskingParty
+from arbsphere.privacy.secure_agg import MaskingParty
+from arbsphere.privacy.secure_rounds import members, reveal_words
 from arbsphere.tracebuf import TraceBuffer
 
 # PriceProposal values: envelope (7), solve_id, round, n_assets, phase, flags, participants,

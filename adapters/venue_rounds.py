@@ -9,10 +9,11 @@ correlation estimate (:mod:`.venue_signals`), which its SharedSignals carry. Eac
 frozen problem is recorded in the venue's own solve trace (``<name>.solves.npy``): the rig —
 not the coordinator — uses it to compute the centralized baseline of every solve.
 
-Under secure aggregation (a :class:`~arbsphere.security.secure_agg.MaskingParty` given, see
+Under secure aggregation (a :class:`~arbsphere.privacy.secure_agg.MaskingParty` given, see
 :func:`round_masking`) the venue speaks DualVariables v3 / LocalSolution v2 and nothing else:
 each round's answer is a masked share (x in fixed point, ‖x‖², ‖x − z_old‖²; see
-:mod:`arbsphere.secure_rounds`), masked among the solve's participants; it keeps its x of every
+:mod:`arbsphere.privacy.secure_rounds`), masked among the solve's participants; it keeps its
+x of every
 round of the solve, and REVEAL (which closes the solve like FINAL) is answered with the x of
 the round the coordinator names — the venue's trades. A clear DualVariables v2 is refused (no
 downgrade to clear x). The z after every round of the first solves is kept for the rig's
@@ -33,15 +34,8 @@ from arbsphere.adapters.venue_solver import VenueSolver
 from arbsphere.clock import Clock
 from arbsphere.contracts import Registry
 from arbsphere.errors import AggregationError, DecodeError, SolverError
-from arbsphere.rounds_protocol import (
-    FLAG_COLD,
-    PHASE_ABORT,
-    PHASE_BEGIN,
-    PHASE_FINAL,
-    PHASE_ITERATE,
-    PHASE_REVEAL,
-)
-from arbsphere.secure_rounds import (
+from arbsphere.privacy.secure_agg import FixedPoint, MaskingParty
+from arbsphere.privacy.secure_rounds import (
     KIND_REVEAL,
     KIND_SHARE,
     MASK_SESSION_SUFFIX,
@@ -51,7 +45,14 @@ from arbsphere.secure_rounds import (
     share_length,
     share_words,
 )
-from arbsphere.security.secure_agg import FixedPoint, MaskingParty
+from arbsphere.rounds_protocol import (
+    FLAG_COLD,
+    PHASE_ABORT,
+    PHASE_BEGIN,
+    PHASE_FINAL,
+    PHASE_ITERATE,
+    PHASE_REVEAL,
+)
 from arbsphere.sender_ids import VENUE_SENDER_BASE
 from arbsphere.tracebuf import TraceBuffer
 

@@ -1,6 +1,7 @@
 """The federated price protocol: what a venue answers to a proposed price, and how it is read.
 
-With separable costs the only coupling between venues is one price per asset (DESIGN §4):
+With separable costs the only coupling between venues is one price per asset (README,
+"Federated coordination"):
 venue i's best response to a price λ is x_i(λ) = argmin f_i(x) + λx =
 clip(soft(−(c_i + λ), φ_i) / γ_i, −L_i, L_i), continuous, piecewise linear and non-increasing
 in λ, with (at most) four breakpoints where its slope changes::
@@ -11,10 +12,10 @@ in λ, with (at most) four breakpoints where its slope changes::
 The coordinator looks for λ* with S(λ*) = Σ_i x_i(λ*) = 0 (the exact optimum, as the
 centralized baseline's bisection finds it) by proposing prices. Per proposed price each venue
 answers, per asset, with words that are *summed* over the venues (pairwise-masked under secure
-aggregation, exactly like the ADMM shares; :mod:`arbsphere.secure_rounds`):
+aggregation, exactly like the ADMM shares; :mod:`arbsphere.privacy.secure_rounds`):
 
 - its response x_i(λ) and its left and right slopes (fixed point,
-  :data:`~arbsphere.secure_rounds.X_FIXED`);
+  :data:`~arbsphere.privacy.secure_rounds.X_FIXED`);
 - a *breakpoint ladder*: how many of its own breakpoints lie at each distance from λ, below and
   above, in geometric buckets (:func:`ladder_bucket`), as 8-bit counts packed eight to a word.
 
@@ -43,7 +44,7 @@ from numba import njit
 
 from arbsphere.admm_updates import soft_clip
 from arbsphere.errors import AggregationError, ConfigError
-from arbsphere.secure_rounds import X_FIXED, X_MAX_LOTS
+from arbsphere.privacy.secure_rounds import X_FIXED, X_MAX_LOTS
 
 #: PriceProposal ``phase``
 PRICE_QUERY = 1  # answer with the share of the proposed prices (flags: FLAG_BEGIN freezes)

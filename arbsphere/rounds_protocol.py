@@ -1,7 +1,8 @@
 """The federated rounds' protocol constants, shared by the coordinator and the venue adapters.
 
 A DualVariables v2 message carries a ``phase`` and ``flags`` (see ``contracts.toml``); v3 (secure
-aggregation, :mod:`arbsphere.secure_rounds`) adds the participants and the REVEAL phase. Venue
+aggregation, :mod:`arbsphere.privacy.secure_rounds`) adds the participants and the REVEAL
+phase. Venue
 adapters connect a DEALER with :func:`venue_identity` to the coordinator's ROUTER.
 """
 

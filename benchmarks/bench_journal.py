@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from arbsphere.rig.journal import JournalConfig, JournalReader, JournalWriter, verify
+from arbsphere.journal import JournalConfig, JournalReader, JournalWriter, verify
 
 PAYLOAD = 72
 RECORD = PAYLOAD + 28

@@ -17,7 +17,7 @@ import numpy as np
 from arbsphere.contracts import PLAN_LEG_DTYPE
 from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
 from arbsphere.coordinator.baseline import centralized_solve, gaps_batch
-from arbsphere.coordinator.merge import DeltaMerger
+from arbsphere.plan.merge import DeltaMerger
 
 
 def _path(n_ticks: int, n: int, m: int, seed: int) -> tuple[np.ndarray, ...]:

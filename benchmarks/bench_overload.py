@@ -8,8 +8,8 @@ Arms, one run each, in this order:
               (``adapter_to_coordinator``) p99 within the health bound (``kpi.json``
               ``health.queueing_bound_us``), and whatever was dropped counted;
 ``busy core`` the default rate with an unrelated process spinning ``while True: pass`` for the
-              whole run (started before the campaign, killed after it; DESIGN §6: "a campaign
-              must hold its rate with one core busy") — targets: 0 stale refusals, 0 drops.
+              whole run (started before the campaign, killed after it: a campaign
+              must hold its rate with one core busy) — targets: 0 stale refusals, 0 drops.
 
 Per arm: ``tick_to_trade`` p50 / p99, the queueing delay p50 / p99 / max, superseded ticks,
 stale refusals, other refusals (tag checks, security), drops, the health verdict and summary,

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from arbsphere.clock import RealtimeClock
+from arbsphere.kpi.analysis import pcts
 from arbsphere.kpi.hdr import Recorder
 from arbsphere.kpi.summary import latency_summary
-from arbsphere.rig.analysis import pcts
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import Campaign, VenueConfig, load_campaign
 from arbsphere.rig.orchestrator import EPHEMERAL_ENDPOINT, Orchestrator, bound_endpoints

@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 
 from arbsphere.clock import RealtimeClock
+from arbsphere.replay.check import verify_run
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import JournalConfig, load_campaign
-from arbsphere.rig.replay_cli import verify_run
 
 
 def host_figures(kpi: dict[str, Any]) -> dict[str, Any]:

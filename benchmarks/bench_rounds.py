@@ -115,9 +115,9 @@ def _venue(
     from arbsphere.clock import RealtimeClock
     from arbsphere.contracts import default_registry
     from arbsphere.price_protocol import share_length
+    from arbsphere.privacy.secure_agg import MaskingParty
+    from arbsphere.privacy.secure_rounds import X_FIXED
     from arbsphere.rounds_protocol import venue_identity
-    from arbsphere.secure_rounds import X_FIXED
-    from arbsphere.security.secure_agg import MaskingParty
 
     reg = default_registry()
     clock = RealtimeClock()
@@ -229,8 +229,8 @@ def run(seconds_per_phase: float = 3.0, pairs: int = 3) -> dict[str, Any]:
     from arbsphere.coordinator.price_search import PriceSearch
     from arbsphere.coordinator.rounds import RoundDriver, ZmqRoundLink
     from arbsphere.price_protocol import PRICE_MASK_SUFFIX, share_length
+    from arbsphere.privacy.secure_agg import public_raw
     from arbsphere.rounds_protocol import venue_identity
-    from arbsphere.security.secure_agg import public_raw
 
     reg = default_registry()
     clock = RealtimeClock()

@@ -4,7 +4,7 @@ decision.
 The receive loop frames each record as it hands it over (a few C-level appends to a byte
 buffer and three arrays, under a lock held for nothing else); the writer thread swaps the
 buffers out every ``IDLE_POLL_S`` (or at once when :meth:`JournalThread.flush` sees a large
-backlog) and appends them to the :class:`~arbsphere.rig.journal.JournalWriter` in one vectorised
+backlog) and appends them to the :class:`~arbsphere.journal.JournalWriter` in one vectorised
 call, in exactly the order they were handed over — the journal's content never depends on
 thread timing — applying the writer's durability mode (``poll`` for the interval deadline).
 The writer thread runs no Python per record: an earlier version framed the records there, a
@@ -26,7 +26,7 @@ import numpy as np
 from arbsphere.clock import Clock
 from arbsphere.coordinator.journal_records import FRAME_COUNT, FRAME_LENGTH
 from arbsphere.errors import JournalError
-from arbsphere.rig.journal import JournalConfig, JournalHead, JournalWriter
+from arbsphere.journal import JournalConfig, JournalHead, JournalWriter
 
 #: how often the writer thread drains the queue. Fewer, larger drains disturb the receive loop
 #: less (recorder on/off p99 1.13x at 5 ms, ~1.04-1.07x at 50 ms); records still queued are

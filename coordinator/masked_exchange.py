@@ -1,7 +1,7 @@
 """The coordinator's half of federated exchange ADMM under secure aggregation: sums only.
 
 Per round every live venue sends a *share* — its x_i, ‖x_i‖² and ‖x_i − z_i^old‖² in fixed
-point, masked with pairwise masks (:mod:`arbsphere.secure_rounds`). The shares are added
+point, masked with pairwise masks (:mod:`arbsphere.privacy.secure_rounds`). The shares are added
 modulo 2^64 as they arrive; once all are in, the masks have cancelled and the exchange step
 runs on the three sums (:func:`~arbsphere.coordinator.admm.exchange_step_sums`, α = 1 only).
 The coordinator never holds a live venue's x_i or z_i: ``x`` and ``z`` carry only the rows
@@ -30,7 +30,7 @@ from arbsphere.coordinator.admm import (
 )
 from arbsphere.coordinator.federated import FederatedExchange
 from arbsphere.errors import AggregationError, ConfigError, SolverError
-from arbsphere.secure_rounds import (
+from arbsphere.privacy.secure_rounds import (
     X_FIXED,
     X_FRAC_BITS,
     bitmap,

@@ -37,8 +37,8 @@ from arbsphere.price_protocol import (
     PRICE_QUERY,
     PRICE_REVEAL,
 )
+from arbsphere.privacy.secure_rounds import revealed_x
 from arbsphere.rounds_protocol import venue_identity
-from arbsphere.secure_rounds import revealed_x
 from arbsphere.tracebuf import TraceBuffer
 
 # PriceResponse values: envelope (7), solve_id, round, venue_id, kind, problem_seq,

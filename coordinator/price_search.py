@@ -47,7 +47,7 @@ from arbsphere.price_protocol import (
     read_sums,
     share_length,
 )
-from arbsphere.secure_rounds import X_FIXED
+from arbsphere.privacy.secure_rounds import X_FIXED
 
 #: |Σ x_i(λ*)| the revealed trades may miss zero by, per asset (lots): the certified root is
 #: exact to the floating point (~1e-10 lots at γ = 1e-4); more means a venue answered

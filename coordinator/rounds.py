@@ -21,7 +21,7 @@ solve like an unanswered round; one that does not add up aborts it too (nobody h
 What the rounds receive comes through a :class:`RoundLink`: live, :class:`ZmqRoundLink` over
 the ROUTER socket, which journals every message received and every wait that ran out (see
 :mod:`.journal_records`); in a replay, the journal's records in their place
-(:class:`arbsphere.coordinator.replay.RecordedRoundLink`).
+(:class:`arbsphere.replay.engine.RecordedRoundLink`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from arbsphere.clock import Clock
 from arbsphere.contracts import Registry
 from arbsphere.coordinator.federated import FederatedExchange
 from arbsphere.errors import DecodeError, PipelineError
+from arbsphere.privacy.secure_rounds import KIND_REVEAL, KIND_SHARE, revealed_x
 from arbsphere.rounds_protocol import (
     FLAG_COLD,
     PHASE_ABORT,
@@ -46,7 +47,6 @@ from arbsphere.rounds_protocol import (
     PHASE_REVEAL,
     venue_identity,
 )
-from arbsphere.secure_rounds import KIND_REVEAL, KIND_SHARE, revealed_x
 from arbsphere.tracebuf import TraceBuffer
 
 #: the first solves whose consensus iterate z is kept after every round (for the convergence

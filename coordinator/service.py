@@ -29,7 +29,6 @@ from arbsphere.coordinator.federated import FederatedExchange
 from arbsphere.coordinator.journal_records import CONFIG_OUTPUT_RULES
 from arbsphere.coordinator.journal_thread import JournalThread
 from arbsphere.coordinator.masked_exchange import MaskedExchange
-from arbsphere.coordinator.merge import STAT_MAX_ABS_NET, DeltaMerger, emit_and_merge
 from arbsphere.coordinator.neutralize import neutralize_around_fixed, neutralize_lots
 from arbsphere.coordinator.plan_events import PlanEvents
 from arbsphere.coordinator.price_rounds import PriceRoundDriver
@@ -40,8 +39,9 @@ from arbsphere.coordinator.signal_aggregate import SignalAggregator
 from arbsphere.coordinator.solve_marks import mark_solved
 from arbsphere.errors import ConfigError, DecodeError, PipelineError
 from arbsphere.firmware_interfaces.messages import PRICE_SCALE
-from arbsphere.plan_hash import plan_hash
-from arbsphere.rig.journal import JournalConfig
+from arbsphere.journal import JournalConfig
+from arbsphere.plan.digest import plan_hash
+from arbsphere.plan.merge import STAT_MAX_ABS_NET, DeltaMerger, emit_and_merge
 from arbsphere.rounds_protocol import venue_identity
 from arbsphere.runtime import (
     StopFlag,

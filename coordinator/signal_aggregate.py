@@ -1,9 +1,9 @@
 """The coordinator's side of the SharedSignals' secure aggregation: sums per release epoch.
 
-Each venue sends one SignalShare per release epoch (:mod:`arbsphere.secure_signals`): its
+Each venue sends one SignalShare per release epoch (:mod:`arbsphere.privacy.secure_signals`): its
 released liquidity and correlation plus presence words, pairwise-masked among the participants
 it last heard of. :class:`SignalAggregator` collects the shares of each epoch in a
-:class:`~arbsphere.security.secure_agg.MaskedSum` and, once every participant's share is in,
+:class:`~arbsphere.privacy.secure_agg.MaskedSum` and, once every participant's share is in,
 appends the epoch's sums — Σ liquidity, Σ correlation and the contributors per signal — to the
 aggregate table (``coordinator.signal_epochs.npy``). It never sees a venue's value.
 
@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from arbsphere.errors import AggregationError
-from arbsphere.secure_signals import (
+from arbsphere.privacy.secure_agg import MaskedSum
+from arbsphere.privacy.secure_signals import (
     COUNT_FIXED,
     EPOCH_TIMEOUT_INTERVALS,
     SHARE_WORDS,
@@ -40,7 +41,6 @@ from arbsphere.secure_signals import (
     read_sum,
 )
 from arbsphere.security.ledger import EventKind
-from arbsphere.security.secure_agg import MaskedSum
 from arbsphere.sender_ids import VENUE_SENDER_BASE
 from arbsphere.tracebuf import TraceBuffer
 

@@ -16,7 +16,7 @@ Inputs:
   section rendered generically as a key/value table (nested dicts flattened to dotted keys);
   ``governance`` gets its own section (transport, ledger, events, refusals, with
   ``manifest["security"]["aggregation"]["note"]``), see :func:`_governance_section`;
-  ``health`` (the run's verdict: did the pipeline keep up, ``arbsphere.rig.health``) goes near
+  ``health`` (the run's verdict: did the pipeline keep up, ``arbsphere.kpi.health``) goes near
   the top, under the status, as a verdict, its one-line summary and the findings table, see
   :func:`_health_section`.
 * ``hlog_path``: the interval log; the plot shows one curve per tag (all intervals of the tag

@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 
 from arbsphere.clock import Clock, ClockStep, DeviceClock, RealtimeClock
+from arbsphere.clocksync import ClockSyncSettings, ServoState
 from arbsphere.errors import ResultSetError
+from arbsphere.kpi.resultset import RESULT_SET_FORMAT, file_hashes, new_run_dir
 from arbsphere.rig.campaign_run import execute_campaign
-from arbsphere.rig.clocksync import ClockSyncSettings, ServoState
 from arbsphere.rig.config import CalibrationLimits, Campaign, ClockConfig
 from arbsphere.rig.orchestrator import device_name
-from arbsphere.rig.resultset import RESULT_SET_FORMAT, file_hashes, new_run_dir
 from arbsphere.runtime import write_json_atomic
 
 

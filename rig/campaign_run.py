@@ -20,21 +20,19 @@ from typing import Any
 import numpy as np
 
 from arbsphere.clock import Clock
-from arbsphere.kpi.report import render_report
-from arbsphere.rig.analysis import analyse, build_kpi, write_hlog
-from arbsphere.rig.clock_alignment import (
+from arbsphere.clocksync import save_exchanges
+from arbsphere.clocksync.alignment import (
     ClockTrack,
     DeviceClockTrack,
     RigTimebaseTrack,
     align_devices,
 )
-from arbsphere.rig.clocksync import save_exchanges
-from arbsphere.rig.config import Campaign
-from arbsphere.rig.federated_baseline import round_gaps
-from arbsphere.rig.governance_kpi import governance_kpi, security_section
-from arbsphere.rig.health import health_kpi
-from arbsphere.rig.orchestrator import Orchestrator, synced_devices
-from arbsphere.rig.resultset import (
+from arbsphere.kpi.analysis import analyse, build_kpi, write_hlog
+from arbsphere.kpi.federated_baseline import round_gaps
+from arbsphere.kpi.governance import governance_kpi, security_section
+from arbsphere.kpi.health import health_kpi
+from arbsphere.kpi.report import render_report
+from arbsphere.kpi.resultset import (
     RESULT_SET_FORMAT,
     file_hashes,
     git_revision,
@@ -43,6 +41,8 @@ from arbsphere.rig.resultset import (
     sha256_file,
     versions,
 )
+from arbsphere.rig.config import Campaign
+from arbsphere.rig.orchestrator import Orchestrator, synced_devices
 from arbsphere.runtime import write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

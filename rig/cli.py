@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
@@ -35,84 +34,17 @@ from arbsphere.clock import RealtimeClock
 from arbsphere.errors import ArbSphereError, ConfigError
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import DEFAULT_CAMPAIGN, load_campaign
+from arbsphere.rig.console import (
+    HEALTH_STYLE,
+    HEALTH_WORD,
+    complete_line,
+    fmt,
+    headline_table,
+    health_line,
+    sci,
+)
 
 DEFAULT_CALIBRATION = Path("campaigns/calibration.toml")
-
-
-def _sci(v: Any) -> str:
-    return "-" if v is None else f"{float(v):.1e}"
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, int | float) and v >= 1000:
-        return f"{v / 1000:.1f}k"  # compact for an 80-column terminal; kpi.json has it all
-    if isinstance(v, float):
-        return f"{v:.1f}" if v >= 100 else f"{v:.2f}"
-    return str(v)
-
-
-def headline_table(kpi: dict[str, Any]) -> Table:
-    """The stages' latency percentiles for the terminal. The figures are never cut: each
-    numeric column is as wide as its widest cell, and on a narrow terminal (80 columns, or a
-    pipe / CI log, which rich treats as 80) the stage names fold onto a second line instead
-    (rich had been eliding figures: "93.…" for 93.4k)."""
-    rows: list[tuple[str, ...]] = []
-    for name, s in [("tick_to_trade", kpi["tick_to_trade"]), *kpi["stages"].items()]:
-        if s.get("synchronised") is False:
-            unc = "unsync"
-        else:
-            u = s.get("uncertainty_us")
-            unc = "-" if u is None else ("0" if u == 0 else _fmt(u))
-        rows.append(
-            (name, str(s["count"]), *(_fmt(s[k]) for k in ("p50", "p90", "p99", "p999", "max")),
-             unc)
-        )  # fmt: skip
-    table = Table(
-        title="Latency in µs (k = x1000; ±clk: clock-alignment bound; more in kpi.json)",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,  # no vertical rules and one space between columns: every stage
-        padding=(0, 1, 0, 0),  # name and figure fits in 80 columns
-        pad_edge=False,
-    )
-    table.add_column("stage", overflow="fold")
-    heads = ("count", "p50", "p90", "p99", "p99.9", "max", "±clk")
-    for i, col in enumerate(heads, start=1):
-        width = max(len(col), *(len(r[i]) for r in rows))
-        table.add_column(col, justify="right", no_wrap=True, min_width=width)
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
-_HEALTH_STYLE = {"healthy": "green", "degraded": "yellow", "fell_behind": "red"}
-_HEALTH_WORD = {"healthy": "ok", "degraded": "degraded", "fell_behind": "FELL BEHIND"}
-
-
-def health_line(kpi: dict[str, Any]) -> str | None:
-    """The run's health verdict as one line of rich markup (``kpi.json`` ``health``, see
-    :mod:`arbsphere.rig.health`): green "health: ok (...)", yellow "health: DEGRADED — ...",
-    red "health: FELL BEHIND — ..."; None when the kpi has no health section."""
-    health = kpi.get("health")
-    if not isinstance(health, dict) or health.get("verdict") not in _HEALTH_STYLE:
-        return None
-    style = _HEALTH_STYLE[health["verdict"]]
-    return f"[{style}]health: {escape(str(health.get('summary', health['verdict'])))}[/]"
-
-
-def complete_line(kpi: dict[str, Any], run_dir: Path) -> str:
-    """The line naming the result set ("complete: result set DIR"), green only when the run was
-    healthy too: the result set is complete either way, but a run that fell behind must not
-    end on an all-green line."""
-    health = kpi.get("health")
-    verdict = health.get("verdict") if isinstance(health, dict) else None
-    path = escape(str(run_dir))
-    if verdict is None or verdict == "healthy":
-        return f"[green]complete[/]: result set {path}"
-    style = _HEALTH_STYLE.get(verdict, "yellow")
-    word = _HEALTH_WORD.get(verdict, str(verdict)).upper()
-    return f"[yellow]complete[/]: result set {path} [{style}](health: {escape(word)})[/]"
 
 
 @contextlib.contextmanager
@@ -169,9 +101,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     console.print(
         f"hedge ({hedge.get('coordination', 'central')}): {hedge['ticks_solved']} ticks solved, "
         f"{hedge['deltas']} deltas, max |net delta| {hedge['max_abs_net_delta']} lots; "
-        f"{what} per solve p50 {_fmt(rounds.get('p50'))} p99 {_fmt(rounds.get('p99'))}, "
+        f"{what} per solve p50 {fmt(rounds.get('p50'))} p99 {fmt(rounds.get('p99'))}, "
         f"{hedge['early_stops']} early stops; objective gap vs centralized p50 "
-        f"{_sci(gap['p50'])} p99 {_sci(gap.get('p99'))} max {_sci(gap['max'])}"
+        f"{sci(gap['p50'])} p99 {sci(gap.get('p99'))} max {sci(gap['max'])}"
     )
     console.print(
         f"throughput: {tp['ticks_in']} ticks in ({tp['ticks_per_s']}/s), {tp['orders_out']} "
@@ -220,11 +152,11 @@ def _print_sweep(sweep: Any, console: Console) -> int:
             worst = {"verdict": verdict}
         table.add_row(
             f"{rate:g}", str(res.kpi.get("throughput", {}).get("ticks_in")), str(t.get("count")),
-            *(_fmt(t.get(k)) for k in ("p50", "p99", "p999", "max")),
-            "unsync" if t.get("synchronised") is False else _fmt(u),
+            *(fmt(t.get(k)) for k in ("p50", "p99", "p999", "max")),
+            "unsync" if t.get("synchronised") is False else fmt(u),
             "ok" if res.complete else "[red]incomplete[/]",
-            "-" if verdict not in _HEALTH_STYLE
-            else f"[{_HEALTH_STYLE[verdict]}]{_HEALTH_WORD[verdict]}[/]",
+            "-" if verdict not in HEALTH_STYLE
+            else f"[{HEALTH_STYLE[verdict]}]{HEALTH_WORD[verdict]}[/]",
         )  # fmt: skip
     console.print(table)
     if sweep.complete:
@@ -294,7 +226,7 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, console: Console) -> int:
-    from arbsphere.rig.replay_cli import verify_run
+    from arbsphere.replay.check import verify_run
 
     run_dir = Path(args.run_dir)
     if args.verify:
@@ -334,7 +266,7 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
 def cmd_verify(args: argparse.Namespace, console: Console) -> int:
     """Exit 0 verified, 1 naming the first failure, 2 not a result set or a malformed DID."""
     from arbsphere.errors import ResultSetError, SecurityError
-    from arbsphere.rig.verify_run import MANIFEST, verify_result_set
+    from arbsphere.kpi.verify import MANIFEST, verify_result_set
     from arbsphere.security.identity import public_from_did_key
 
     def say(markup: str, style: str | None = None) -> None:
@@ -399,8 +331,8 @@ def cmd_sim(args: argparse.Namespace, console: Console) -> int:
         f"sim {sim['scenario']}: {sim['steps']} steps ({sim['venues']} venues x {sim['assets']} "
         f"assets) in {sim['wall_s']} s; {h['deltas']} deltas, max |net delta| after trades "
         f"{h['max_abs_net_delta']}, final plan net {h['final_plan_net']}; rounds p50 "
-        f"{_fmt(rounds['p50'])} p99 {_fmt(rounds['p99'])}, {h['early_stops']} early stops; gap "
-        f"p50 {_sci(gap['p50'])} p99 {_sci(gap['p99'])} max {_sci(gap['max'])}; shortfalls "
+        f"{fmt(rounds['p50'])} p99 {fmt(rounds['p99'])}, {h['early_stops']} early stops; gap "
+        f"p50 {sci(gap['p50'])} p99 {sci(gap['p99'])} max {sci(gap['max'])}; shortfalls "
         f"{h['compensation']['shortfalls']}, realized |net| max {real['max_abs_lots']}",
         highlight=False,
     )

@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arbsphere.clocksync.settings import ClockSyncSettings
 from arbsphere.contracts import check_compatibility, default_registry
 from arbsphere.coordinator.admm import AdmmSettings
 from arbsphere.errors import ConfigError
-from arbsphere.rig.clocksync.settings import ClockSyncSettings
+from arbsphere.privacy.settings import PrivacyConfig
+from arbsphere.security.settings import SecurityConfig
 
 DEFAULT_CAMPAIGN = Path("campaigns/loopback.toml")
 #: venue ids 0..MAX_VENUES-1: a feed device's id (10 + venue id) stays below the broker
 #: device's 200 and a u64 participants bitmap holds every venue. Secure aggregation allows
-#: fewer (``arbsphere.secure_rounds.MAX_MASKED_VENUES``), checked at load.
+#: fewer (``arbsphere.privacy.secure_rounds.MAX_MASKED_VENUES``), checked at load.
 MAX_VENUES = 64
 #: ``[market] n_assets``: the assets every venue quotes (one per tick, in round-robin)
 MAX_ASSETS = 256
@@ -57,10 +59,10 @@ MIN_INTERLEAVE_MS = 200.0
 
 @dataclass(frozen=True)
 class JournalConfig:
-    """``[journal]``: the coordinator's replay journal (see rig/journal)."""
+    """``[journal]``: the coordinator's replay journal (see arbsphere/journal)."""
 
     enabled: bool = True
-    #: "none" | "interval" | "every_record" (what each promises: rig/journal/writer.py)
+    #: "none" | "interval" | "every_record" (what each promises: arbsphere/journal/writer.py)
     durability: str = "interval"
     sync_interval_ms: float = 100.0  # interval mode: fsync at least this often ...
     sync_every_records: int = 10_000  # ... or after this many records, whichever first
@@ -70,76 +72,6 @@ class JournalConfig:
     #: side in one run under the same host conditions (``benchmarks/bench_recorder.py``). Such a
     #: journal misses the off periods' inputs: replay refuses it. Central coordination only.
     interleave_ms: float = 0.0
-
-
-@dataclass(frozen=True)
-class PrivacyConfig:
-    """``[security.privacy]``: differential-privacy budgets on the SharedSignals a venue derives
-    from its private state (federated mode; see arbsphere/adapters/signal_privacy.py).
-
-    One :class:`~arbsphere.security.privacy_budget.PrivacyBudget` per venue and signal kind
-    (1 liquidity — the borrow proxy, 2 correlation) for the whole run, under basic sequential
-    composition (k releases cost k·epsilon_per_release, and k·delta for Gaussian). A venue
-    releases a fresh noisy value of each kind at most every ``release_interval_ms`` of tick
-    time; the ticks between repeat the last released value (post-processing: free). Once a
-    budget cannot pay a release, the signal is withheld (liquidity_lots = -1, correlation = NaN)
-    for the rest of the run and the refusal is ledgered."""
-
-    enabled: bool = True
-    #: "laplace" (pure epsilon-DP) or "gaussian" (classical (epsilon, delta) calibration,
-    #: epsilon_per_release < 1)
-    mechanism: str = "laplace"
-    #: the run's budget per venue and signal kind; at the defaults 100 releases, 50 s of ticks
-    epsilon_total: float = 10.0
-    epsilon_per_release: float = 0.1
-    #: gaussian only: the run's delta per venue and signal kind (split evenly over the releases)
-    delta_total: float = 1e-5
-    release_interval_ms: float = 500.0
-    #: L1 sensitivity of the released liquidity (lots). The released value is the venue's
-    #: tradeable liquidity min(displayed size, position limit), so it lies in
-    #: [0, position_limit_lots]: any two private states (limits, books) move it by at most the
-    #: position limit — the default (None) uses each venue's ``position_limit_lots``, which
-    #: hides the whole limit (at a noise scale of limit/epsilon_per_release lots). A smaller
-    #: value, e.g. 1, is "lot-level" privacy: it only hides a change of the limit or the book
-    #: by that many lots (a change of k·sensitivity lots costs k times the epsilon).
-    liquidity_sensitivity_lots: float | None = None
-    #: L1 sensitivity of the released correlation: the EWMA estimate is clamped to [-1, 1] and
-    #: one changed increment pair can move it across that range (no bound on an increment,
-    #: and early on few pairs), so 2
-    correlation_sensitivity: float = 2.0
-    #: noise seed; None: the campaign seed. Each venue and kind draws from its own
-    #: numpy Generator seeded with (seed, venue_id, kind) — reproducible, never a global RNG.
-    #: Reproducible also means: whoever knows the seed can subtract the noise. The seed is in
-    #: the campaign file and the manifest, so the rig's noise is a measurement of the
-    #: mechanism's cost, not protection against a reader of the result set.
-    seed: int | None = None
-
-
-@dataclass(frozen=True)
-class SecurityConfig:
-    """``[security]``: CurveZMQ transport, per-message tags, credentials and the governance
-    ledger (see arbsphere/security). Everything is on by default; ``transport = "plaintext"``
-    and ``tags = false`` are explicit opt-outs written into the manifest and the report."""
-
-    #: "curve": CurveZMQ + ZAP credential checks on every pipeline socket; "plaintext": neither
-    transport: str = "curve"
-    #: HMAC-SHA256 tags (per-link keys from X25519 + HKDF) with replay and skew windows
-    tags: bool = True
-    #: Ed25519 attestations on PlanDeltas, verified by the broker adapter before any order
-    attest_plan_deltas: bool = False
-    #: lifetime of a credential; roles renew at half-life
-    credential_validity_s: float = 900.0
-    #: per-sender replay window (nonces) and timestamp skew window
-    replay_window: int = 1024
-    max_past_ms: float = 2000.0
-    max_future_ms: float = 500.0
-    #: the registry asks the coordinator (and venues) to sign a ledger checkpoint this often
-    checkpoint_interval_s: float = 5.0
-    #: ``[security.privacy]``: privacy budgets on the venues' shared signals
-    privacy: PrivacyConfig = PrivacyConfig()
-    #: federated rounds: venues send pairwise-masked shares, the coordinator learns sums only
-    #: (and each solve's revealed trades); needs admm.alpha = 1 and at most 16 venues
-    secure_aggregation: bool = True
 
 
 @dataclass(frozen=True)
@@ -244,7 +176,7 @@ class Campaign:
     rates_hz: tuple[float, ...] = ()
     calibration: CalibrationLimits = CalibrationLimits()
     journal: JournalConfig = JournalConfig()
-    security: SecurityConfig = SecurityConfig()
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     @property
     def n_ticks(self) -> int:
@@ -356,14 +288,14 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     security_t = r.table("security", optional=True)
     security = _security(security_t)
     if coordinator.coordination == "federated" and security.secure_aggregation:
-        from arbsphere.secure_rounds import MAX_MASKED_VENUES
+        from arbsphere.privacy.secure_rounds import MAX_MASKED_VENUES
 
         if len(venues) > MAX_MASKED_VENUES:
             venues_t.fail(
                 "", sorted(v.name for v in venues),
                 f"{len(venues)} venues, but secure aggregation ([security] secure_aggregation,"
                 f" on by default) sums at most {MAX_MASKED_VENUES} venues' masked shares "
-                "without wrapping its fixed point (arbsphere/secure_rounds.py "
+                "without wrapping its fixed point (arbsphere/privacy/secure_rounds.py "
                 "MAX_MASKED_VENUES); use fewer venues, or set [security] secure_aggregation = "
                 "false with contract_graph = \"toyPairClear\"",
             )  # fmt: skip
@@ -396,7 +328,7 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
         solution_v = registry.graph(graph).coordinator["LocalSolution"]
         _check_secure_aggregation(security_t, security, coordinator, len(venues), solution_v, graph)
         if security.secure_aggregation:
-            from arbsphere.secure_rounds import X_MAX_LOTS
+            from arbsphere.privacy.secure_rounds import X_MAX_LOTS
 
             for venue in venues:
                 if venue.position_limit_lots > X_MAX_LOTS:
@@ -434,7 +366,7 @@ def _check_secure_aggregation(
 ) -> None:  # fmt: skip
     """Masked rounds need alpha = 1 (the exchange step from sums), at most
     MAX_MASKED_VENUES venues (fixed-point headroom) and a graph speaking LocalSolution v2."""
-    from arbsphere.secure_rounds import MAX_MASKED_VENUES
+    from arbsphere.privacy.secure_rounds import MAX_MASKED_VENUES
 
     on = s.secure_aggregation
     if on and k.admm.alpha != 1.0:

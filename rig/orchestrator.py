@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from arbsphere.clock import Clock
+from arbsphere.clocksync.alignment import SyncedDevice
 from arbsphere.errors import DeviceError, PipelineError
-from arbsphere.rig.clock_alignment import SyncedDevice
 from arbsphere.rig.config import Campaign, VenueConfig
 from arbsphere.rig.host_load import LoadMonitor
-from arbsphere.rig.registry import CampaignRegistry, make_members
 from arbsphere.runtime import write_json_atomic
+from arbsphere.security.campaign_registry import CampaignRegistry, make_members
 from arbsphere.security.governance_frames import canonical_json
 from arbsphere.security.ledger import EventKind
 from arbsphere.sender_ids import (

@@ -17,9 +17,10 @@ from rich.console import Console
 
 from arbsphere.clock import RealtimeClock
 from arbsphere.errors import JournalError, ResultSetError
+from arbsphere.replay.check import journal_of
+from arbsphere.replay.player import parse_speed
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import Campaign, load_campaign
-from arbsphere.rig.journal_player import parse_speed
 from arbsphere.rig.orchestrator import (
     COORDINATOR,
     EPHEMERAL_ENDPOINT,
@@ -27,7 +28,6 @@ from arbsphere.rig.orchestrator import (
     Orchestrator,
     bound_endpoints,
 )
-from arbsphere.rig.replay_cli import journal_of
 
 #: stands in for "max" when scaling the schedule (only the watch deadline depends on it)
 MAX_SPEED_FACTOR = 1000.0
@@ -68,7 +68,7 @@ class ReplayOrchestrator(Orchestrator):
         start_at = self.clock.now_ns() + int((START_MARGIN_S + lead) * 1e9)
         c = self.campaign
         player = self._spawn(
-            "journal-player", "feed_device", "arbsphere.rig.journal_player",
+            "journal-player", "feed_device", "arbsphere.replay.player",
             {"name": "journal-player", "out_dir": str(self.proc_dir),
              "journal_dir": str(self.journal_dir), "journal_head": self.journal_head,
              "speed": self.speed, "start_at_ns": start_at,
@@ -149,7 +149,7 @@ def run_replay(run_dir: Path, speed_text: str, console: Console) -> int:
             "journal_head": _Orch.journal_head, "speed": speed_text,
         }},
     )  # fmt: skip
-    from arbsphere.rig.cli import headline_table
+    from arbsphere.rig.console import headline_table
 
     console.print(headline_table(result.kpi))
     if result.complete:

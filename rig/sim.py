@@ -33,17 +33,15 @@ from arbsphere.contracts import PLAN_LEG_DTYPE
 from arbsphere.coordinator.admm import AdmmSettings
 from arbsphere.coordinator.baseline import gaps_batch
 from arbsphere.coordinator.federated import FederatedExchange
-from arbsphere.coordinator.merge import STAT_MAX_ABS_NET, DeltaMerger, emit_and_merge
 from arbsphere.coordinator.neutralize import neutralize_around_fixed
 from arbsphere.coordinator.service import RealizedNet
 from arbsphere.errors import ConfigError
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.firmware_interfaces.emulators.fill_policy import FillPolicy
 from arbsphere.firmware_interfaces.emulators.market import MarketConfig, VenueQuoteStream
+from arbsphere.kpi.analysis import pcts
 from arbsphere.kpi.report import render_report
-from arbsphere.plan_hash import plan_hash
-from arbsphere.rig.analysis import pcts
-from arbsphere.rig.resultset import (
+from arbsphere.kpi.resultset import (
     RESULT_SET_FORMAT,
     file_hashes,
     git_revision,
@@ -51,6 +49,8 @@ from arbsphere.rig.resultset import (
     new_run_dir,
     versions,
 )
+from arbsphere.plan.digest import plan_hash
+from arbsphere.plan.merge import STAT_MAX_ABS_NET, DeltaMerger, emit_and_merge
 from arbsphere.runtime import write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -18,9 +18,7 @@ from typing import Any
 
 from arbsphere.clock import Clock
 from arbsphere.kpi.report import render_report
-from arbsphere.rig.campaign_run import CampaignResult, execute_campaign
-from arbsphere.rig.config import Campaign
-from arbsphere.rig.resultset import (
+from arbsphere.kpi.resultset import (
     RESULT_SET_FORMAT,
     file_hashes,
     git_revision,
@@ -28,6 +26,8 @@ from arbsphere.rig.resultset import (
     new_run_dir,
     versions,
 )
+from arbsphere.rig.campaign_run import CampaignResult, execute_campaign
+from arbsphere.rig.config import Campaign
 from arbsphere.runtime import write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

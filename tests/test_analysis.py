@@ -10,8 +10,8 @@ import numpy as np
 from arbsphere.adapters.broker_adapter import ACK_TRACE_DTYPE, ORDER_TRACE_DTYPE
 from arbsphere.adapters.venue_adapter import TICK_TRACE_DTYPE
 from arbsphere.coordinator.service import SOLVE_TRACE_DTYPE
+from arbsphere.kpi.analysis import analyse, build_kpi, write_hlog
 from arbsphere.kpi.hlog import read_interval_log
-from arbsphere.rig.analysis import analyse, build_kpi, write_hlog
 
 T0 = 1_700_000_000_000_000_000
 # Injected per-stage delays (ns); HDR with 3 significant figures records them exactly enough.

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from arbsphere.clock import RealtimeClock
+from arbsphere.clocksync import HISTORY_DTYPE
 from arbsphere.rig.calibration import (
     CalibrationLine,
     clock_lines,
@@ -18,7 +19,6 @@ from arbsphere.rig.calibration import (
     link_asymmetry,
     run_calibration,
 )
-from arbsphere.rig.clocksync import HISTORY_DTYPE
 from arbsphere.rig.config import CalibrationLimits, ClockConfig, load_campaign
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,11 +22,11 @@ from hdrh.log import HistogramLogReader
 
 from arbsphere.clock import RealtimeClock
 from arbsphere.errors import ConfigError
-from arbsphere.rig.analysis import ORDER_STAGES, stage_samples
-from arbsphere.rig.analysis import STAGES as STAGE_COLUMNS
+from arbsphere.kpi.analysis import ORDER_STAGES, stage_samples
+from arbsphere.kpi.analysis import STAGES as STAGE_COLUMNS
+from arbsphere.kpi.resultset import sha256_file
 from arbsphere.rig.campaign_run import CampaignResult, execute_campaign
 from arbsphere.rig.config import load_campaign
-from arbsphere.rig.resultset import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = ROOT / "campaigns" / "loopback.toml"
@@ -357,7 +357,7 @@ def _rewrite_journal(run_dir: Path, copy: Path, change: Any) -> int:
     index."""
     import shutil
 
-    from arbsphere.rig.journal import JournalConfig, JournalReader, JournalWriter
+    from arbsphere.journal import JournalConfig, JournalReader, JournalWriter
 
     shutil.copytree(run_dir, copy)
     records = list(JournalReader(copy / "journal").records())
@@ -383,8 +383,8 @@ def test_replay_verifies_a_federated_run_from_its_recorded_round_answers(
         decode_frames,
         encode_frames,
     )
+    from arbsphere.replay.check import verify_run
     from arbsphere.rig.cli import main
-    from arbsphere.rig.replay_cli import verify_run
 
     result, _ = verify_run(short_run.run_dir)
     assert result.identical, result.divergence
@@ -395,7 +395,7 @@ def test_replay_verifies_a_federated_run_from_its_recorded_round_answers(
     # (3·2^40 in the shares' fixed point, modulo 2^64): the sum, hence the exchange step after
     # it (or the check of the reveal against it) differs, so the replay must diverge at or
     # after that answer, never before.
-    from arbsphere.secure_rounds import KIND_SHARE, X_FRAC_BITS
+    from arbsphere.privacy.secure_rounds import KIND_SHARE, X_FRAC_BITS
 
     reg = default_registry()
 
@@ -447,9 +447,9 @@ def test_replay_verify_identical_then_altered_input_named(
         decode_frames,
         encode_frames,
     )
-    from arbsphere.plan_hash import plan_hash
+    from arbsphere.plan.digest import plan_hash
+    from arbsphere.replay.check import verify_run
     from arbsphere.rig.cli import main
-    from arbsphere.rig.replay_cli import verify_run
 
     result, _ = verify_run(central_run.run_dir)
     assert result.identical, result.divergence
@@ -580,8 +580,8 @@ def test_coordinator_sigkill_mid_run_leaves_a_recoverable_replayable_journal(
     """SIGKILL the recording coordinator mid-traffic (no clean close, no STATE record): the
     journal recovers to its last whole record, the chain verifies, and the recovered prefix
     replays identically (every PlanDelta recorded before the kill is reproduced)."""
-    from arbsphere.coordinator.replay import journal_records, replay_records
-    from arbsphere.rig.journal import recover, verify
+    from arbsphere.journal import recover, verify
+    from arbsphere.replay.engine import journal_records, replay_records
 
     campaign = dataclasses.replace(
         load_campaign(LOOPBACK_CENTRAL), duration_s=6.0, rate_hz=1000.0, warmup_s=0.5

@@ -24,9 +24,9 @@ from test_analysis import (
 
 from arbsphere.adapters.sync_master import SYNC_TRACE_DTYPE
 from arbsphere.clock import ClockStep, DeviceClock, RealtimeClock
-from arbsphere.rig.analysis import analyse, build_kpi
-from arbsphere.rig.clock_alignment import SyncedDevice, align_device, align_devices
-from arbsphere.rig.clocksync import ClockSyncSettings, ExchangeStatus
+from arbsphere.clocksync import ClockSyncSettings, ExchangeStatus
+from arbsphere.clocksync.alignment import SyncedDevice, align_device, align_devices
+from arbsphere.kpi.analysis import analyse, build_kpi
 
 LEAD_NS = 4_000_000_000  # sync runs this long before the traffic (the orchestrator's lock lead)
 FWD, BACK = 40_000, 40_000  # symmetric link delay of the exchange (ns)

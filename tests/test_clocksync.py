@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 
 from arbsphere.clock import ClockStep, DeviceClock, RealtimeClock
-from arbsphere.errors import ConfigError, ResultSetError
-from arbsphere.rig.clocksync import (
+from arbsphere.clocksync import (
     EXCHANGE_DTYPE,
     ClockEstimator,
     ClockModel,
@@ -33,6 +32,7 @@ from arbsphere.rig.clocksync import (
     iter_exchanges,
     load_exchanges,
 )
+from arbsphere.errors import ConfigError, ResultSetError
 
 START = 1_780_000_000_000_000_000  # rig epoch ns (2026)
 SEC = 1_000_000_000
@@ -482,7 +482,7 @@ def test_piecewise_model_over_a_run_with_a_step() -> None:
 def test_degenerate_windows_never_produce_an_impossible_drift() -> None:
     """Exchanges close together in time with offsets jumping by ms (a window across a regime
     change) would fit a 'drift' of parts per unit: such fits are discarded, never a model."""
-    from arbsphere.rig.clocksync import ClockEstimator, ClockSyncSettings, SyncExchange
+    from arbsphere.clocksync import ClockEstimator, ClockSyncSettings, SyncExchange
 
     est = ClockEstimator(ClockSyncSettings(min_samples=3))
     rng = np.random.default_rng(3)

@@ -11,7 +11,7 @@ import numpy as np
 from arbsphere.adapters.venue_rounds import VENUE_SOLVE_DTYPE
 from arbsphere.coordinator.baseline import centralized_solve
 from arbsphere.coordinator.service import FED_SOLVE_DTYPE
-from arbsphere.rig.federated_baseline import federated_solves
+from arbsphere.kpi.federated_baseline import federated_solves
 
 
 def _write(proc: Path, c: np.ndarray, gamma: np.ndarray, phi: np.ndarray, limit: np.ndarray,
@@ -75,7 +75,7 @@ def test_a_central_run_has_no_federated_solves(tmp_path: Path) -> None:
 
 
 def test_round_gaps_fall_to_zero_at_the_optimum(tmp_path: Path) -> None:
-    from arbsphere.rig.federated_baseline import round_gaps
+    from arbsphere.kpi.federated_baseline import round_gaps
 
     c, gamma, phi, limit, z = _optimal_solves(4, 2, 2, 1)
     _write(tmp_path, c, gamma, phi, limit, z)

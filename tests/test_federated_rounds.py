@@ -25,8 +25,8 @@ from arbsphere.coordinator.journal_records import (
     encode_frames,
     encode_round_timeout,
 )
-from arbsphere.coordinator.replay import JournalRecord, RecordedRoundLink, RoundMismatch
 from arbsphere.coordinator.rounds import RoundDriver, ZmqRoundLink
+from arbsphere.replay.engine import JournalRecord, RecordedRoundLink, RoundMismatch
 from arbsphere.rounds_protocol import venue_identity
 
 REG = default_registry()

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from arbsphere.rig.cli import headline_table
+from arbsphere.rig.console import headline_table
 
 
 def _stage(count: int, base: float, unc: float | None = 0.0, sync: bool = True) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The run's health verdict (rig/health.py): did the pipeline keep up? From synthetic stats and
+"""The run's health verdict (kpi/health.py): did the pipeline keep up? From synthetic stats and
 KPIs — healthy, degraded, fell behind — to the terminal's line and report.html's section."""
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import pytest
 from rich.console import Console
 from test_report import _fixture
 
-from arbsphere.kpi.report import render_report
-from arbsphere.rig import cli
-from arbsphere.rig.campaign_run import CampaignResult
-from arbsphere.rig.health import (
+from arbsphere.kpi.health import (
     health_kpi,
     health_of_result_set,
     queueing_bound_us,
 )
+from arbsphere.kpi.report import render_report
+from arbsphere.rig import cli, console
+from arbsphere.rig.campaign_run import CampaignResult
 
 LOOPBACK = Path(__file__).resolve().parents[1] / "campaigns" / "loopback.toml"
 FINDINGS = [
@@ -199,13 +199,13 @@ RED, YELLOW, GREEN = "\x1b[31m", "\x1b[33m", "\x1b[32m"
 def test_terminal_line_says_fell_behind_in_red_and_complete_is_not_green() -> None:
     kpi, stats = _fell_behind()
     kpi["health"] = health_kpi(kpi, stats, budget_us=10_000.0)
-    text, raw = _printed(cli.health_line(kpi))
+    text, raw = _printed(console.health_line(kpi))
     assert text == (
         "health: FELL BEHIND — 34,495 messages refused as stale (skew_past), 34,404 ticks "
         "dropped, queueing delay p50 1.99 s (bound 100 ms), 3 signal epochs aborted"
     )
     assert RED in raw and GREEN not in raw
-    text, raw = _printed(cli.complete_line(kpi, Path("results/loopback/x")))
+    text, raw = _printed(console.complete_line(kpi, Path("results/loopback/x")))
     assert text == "complete: result set results/loopback/x (health: FELL BEHIND)"
     assert GREEN not in raw and RED in raw
 
@@ -213,18 +213,18 @@ def test_terminal_line_says_fell_behind_in_red_and_complete_is_not_green() -> No
 def test_terminal_line_for_healthy_and_degraded_runs() -> None:
     kpi, stats = _healthy()
     kpi["health"] = health_kpi(kpi, stats, budget_us=200.0)
-    text, raw = _printed(cli.health_line(kpi))
+    text, raw = _printed(console.health_line(kpi))
     assert text == "health: ok (0 stale, 0 dropped, queueing p99 3.1 ms <= 50 ms)"
     assert GREEN in raw and RED not in raw
-    text, raw = _printed(cli.complete_line(kpi, Path("r")))
+    text, raw = _printed(console.complete_line(kpi, Path("r")))
     assert text == "complete: result set r" and GREEN in raw
     kpi["loss"]["dropped"] = 12
     kpi["health"] = health_kpi(kpi, stats, budget_us=200.0)
-    text, raw = _printed(cli.health_line(kpi))
+    text, raw = _printed(console.health_line(kpi))
     assert text == "health: DEGRADED — 12 ticks dropped" and YELLOW in raw and GREEN not in raw
-    text, raw = _printed(cli.complete_line(kpi, Path("r")))
+    text, raw = _printed(console.complete_line(kpi, Path("r")))
     assert text == "complete: result set r (health: DEGRADED)" and GREEN not in raw
-    assert cli.health_line({}) is None  # a kpi from before health: no line
+    assert console.health_line({}) is None  # a kpi from before health: no line
 
 
 def test_run_command_prints_the_health_line_after_the_table(

@@ -17,7 +17,7 @@ from arbsphere.coordinator.service import (
 )
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.firmware_interfaces.emulators.fill_policy import FillPolicy
-from arbsphere.plan_hash import plan_hash
+from arbsphere.plan.digest import plan_hash
 
 REG = default_registry()
 PLAN = REG.schema("PlanDelta", 2)
@@ -205,7 +205,7 @@ def test_replica_warm_up_compiles_for_received_legs_and_leaves_the_replica_alone
         "import numba, numpy as np\n"
         "from arbsphere.adapters.plan_replica import PlanReplica\n"
         "from arbsphere.contracts import PLAN_LEG_DTYPE\n"
-        "from arbsphere.coordinator.merge import merge_legs\n"
+        "from arbsphere.plan.merge import merge_legs\n"
         "legs = np.frombuffer(np.zeros(2, PLAN_LEG_DTYPE).tobytes(), PLAN_LEG_DTYPE)\n"
         "want = numba.typeof(legs)\n"
         "before = any(sig[0] == want for sig in merge_legs.signatures)\n"

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from arbsphere.errors import ConfigError, JournalCorruptError, JournalError
-from arbsphere.rig.journal import (
+from arbsphere.journal import (
     JournalConfig,
     JournalHead,
     JournalReader,
@@ -29,8 +29,8 @@ from arbsphere.rig.journal import (
     segment_name,
     verify,
 )
-from arbsphere.rig.journal import kernels as jk
-from arbsphere.rig.journal import writer as writer_module
+from arbsphere.journal import kernels as jk
+from arbsphere.journal import writer as writer_module
 
 HDR = 72
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arbsphere.rig.journal import JournalConfig, JournalReader, JournalWriter, recover
+from arbsphere.journal import JournalConfig, JournalReader, JournalWriter, recover
 
 MODES = {
     "none": JournalConfig(segment_size=16 << 10, batch_bytes=2048, interval_records=37),

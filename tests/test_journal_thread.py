@@ -9,8 +9,8 @@ from pathlib import Path
 from arbsphere.clock import RealtimeClock
 from arbsphere.coordinator.journal_records import REC_BATCH, REC_DELTA, REC_INPUT, encode_frames
 from arbsphere.coordinator.journal_thread import JournalThread
-from arbsphere.coordinator.replay import journal_records
-from arbsphere.rig.journal import JournalConfig
+from arbsphere.journal import JournalConfig
+from arbsphere.replay.engine import journal_records
 
 
 def test_records_come_out_framed_and_in_order_across_concurrent_drains(tmp_path: Path) -> None:

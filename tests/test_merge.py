@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from arbsphere.contracts import PLAN_LEG_DTYPE
-from arbsphere.coordinator.merge import (
+from arbsphere.plan.merge import (
     STAT_APPLIED,
     STAT_DUPLICATE,
     STAT_MAX_ABS_NET,

@@ -26,7 +26,6 @@ from arbsphere.contracts import default_registry
 from arbsphere.coordinator.baseline import centralized_solve, gaps_batch
 from arbsphere.coordinator.price_rounds import PriceRoundDriver
 from arbsphere.coordinator.price_search import CERTIFIED, PriceSearch, price_step
-from arbsphere.coordinator.replay import JournalRecord, RecordedRoundLink
 from arbsphere.errors import ConfigError
 from arbsphere.price_protocol import (
     KIND_PRICE_SHARE,
@@ -40,8 +39,9 @@ from arbsphere.price_protocol import (
     price_response,
     read_sums,
 )
-from arbsphere.secure_rounds import X_FIXED
-from arbsphere.security.secure_agg import MaskingParty, public_raw
+from arbsphere.privacy.secure_agg import MaskingParty, public_raw
+from arbsphere.privacy.secure_rounds import X_FIXED
+from arbsphere.replay.engine import JournalRecord, RecordedRoundLink
 
 REG = default_registry()
 SESSION = b"test-session-0123456789abcdef" + PRICE_MASK_SUFFIX

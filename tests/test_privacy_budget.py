@@ -11,7 +11,7 @@ from scipy import stats
 
 from arbsphere.contracts import default_registry
 from arbsphere.errors import BudgetExhausted, ConfigError
-from arbsphere.security.privacy_budget import (
+from arbsphere.privacy.budget import (
     COMPOSITION,
     Mechanism,
     PrivacyBudget,

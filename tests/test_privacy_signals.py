@@ -23,9 +23,10 @@ from arbsphere.adapters.venue_signals import EwmaCorrelation
 from arbsphere.adapters.venue_solver import VenueSolver
 from arbsphere.contracts import default_registry
 from arbsphere.errors import ConfigError
+from arbsphere.kpi.governance import refusals
 from arbsphere.kpi.report import render_report
-from arbsphere.rig.config import PrivacyConfig, load_campaign
-from arbsphere.rig.governance_kpi import refusals
+from arbsphere.privacy.settings import PrivacyConfig
+from arbsphere.rig.config import load_campaign
 from arbsphere.security.ledger import EventKind
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,9 +21,9 @@ from arbsphere.coordinator.journal_records import (
     encode_frames,
 )
 from arbsphere.coordinator.recorder import Recorder
-from arbsphere.coordinator.replay import JournalRecord, replay_records
 from arbsphere.coordinator.service import Coordinator, _Loop
 from arbsphere.errors import JournalError
+from arbsphere.replay.engine import JournalRecord, replay_records
 
 
 class ListSink:

@@ -39,10 +39,10 @@ from arbsphere.coordinator.journal_records import (
     encode_config,
 )
 from arbsphere.coordinator.recorder import Recorder
-from arbsphere.coordinator.replay import JournalRecord, replay_records
 from arbsphere.coordinator.service import Coordinator, _Loop
 from arbsphere.errors import MessageRefused
-from arbsphere.plan_hash import plan_hash
+from arbsphere.plan.digest import plan_hash
+from arbsphere.replay.engine import JournalRecord, replay_records
 from arbsphere.security.tags import Opener, Sealer
 from arbsphere.sender_ids import COORDINATOR_SENDER_ID
 
@@ -240,9 +240,9 @@ def test_a_venue_gone_before_the_coordinator_stops_times_out_its_round_and_repla
     ``round answers: recorded 'no more in this wake-up'``). Now the send is dropped and
     counted, the wait runs out (journaled) and the solve aborts; the replay agrees."""
     from arbsphere.coordinator.federated import FederatedExchange
-    from arbsphere.coordinator.replay import RecordedRoundLink
     from arbsphere.coordinator.rounds import RoundDriver, ZmqRoundLink
     from arbsphere.coordinator.service import _DepartedVenues
+    from arbsphere.replay.engine import RecordedRoundLink
 
     sock, endpoint = rounds_router
     venues = Venues(endpoint, 2, 1)

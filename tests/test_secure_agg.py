@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from arbsphere.errors import AggregationError, ConfigError
-from arbsphere.security.secure_agg import (
+from arbsphere.privacy.secure_agg import (
     MASK_INFO,
     FixedPoint,
     MaskedSum,

@@ -32,11 +32,10 @@ from arbsphere.coordinator.journal_records import (
     encode_round_timeout,
 )
 from arbsphere.coordinator.masked_exchange import MaskedExchange
-from arbsphere.coordinator.replay import JournalRecord, RecordedRoundLink
 from arbsphere.coordinator.rounds import RoundDriver
 from arbsphere.errors import ConfigError
-from arbsphere.rounds_protocol import venue_identity
-from arbsphere.secure_rounds import (
+from arbsphere.privacy.secure_agg import MaskingParty, public_raw
+from arbsphere.privacy.secure_rounds import (
     KIND_REVEAL,
     KIND_SHARE,
     MASK_SESSION_SUFFIX,
@@ -46,7 +45,8 @@ from arbsphere.secure_rounds import (
     share_length,
     share_words,
 )
-from arbsphere.security.secure_agg import MaskingParty, public_raw
+from arbsphere.replay.engine import JournalRecord, RecordedRoundLink
+from arbsphere.rounds_protocol import venue_identity
 
 REG = default_registry()
 SESSION = b"test-session-0123456789abcdef" + MASK_SESSION_SUFFIX

@@ -30,14 +30,19 @@ import zmq
 
 from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import default_registry
-from arbsphere.rig.config import SecurityConfig
-from arbsphere.rig.registry import CREDENTIAL_SKEW_NS, LEDGER_DIR, CampaignRegistry, make_members
 from arbsphere.security.attest import attest
+from arbsphere.security.campaign_registry import (
+    CREDENTIAL_SKEW_NS,
+    LEDGER_DIR,
+    CampaignRegistry,
+    make_members,
+)
 from arbsphere.security.identity import Role, RoleIdentity
 from arbsphere.security.ledger import EventKind, LedgerEntry, read_entries, verify_ledger
 from arbsphere.security.merkle import MerkleTree, leaf_hash
 from arbsphere.security.role_security import PIPELINE, RoleSecurity, SecuritySettings
 from arbsphere.security.secure_socket import SecureSocket
+from arbsphere.security.settings import SecurityConfig
 from arbsphere.security.tags import Sealer
 from arbsphere.security.zap import curve_client
 

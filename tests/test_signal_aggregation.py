@@ -29,7 +29,8 @@ from arbsphere.coordinator.signal_aggregate import (
     STATUS_COMPLETE,
     SignalAggregator,
 )
-from arbsphere.secure_signals import (
+from arbsphere.privacy.secure_agg import MaskingParty, public_raw
+from arbsphere.privacy.secure_signals import (
     CORR_FIXED,
     LIQ_FIXED,
     SIGNALS_SESSION_SUFFIX,
@@ -39,7 +40,6 @@ from arbsphere.secure_signals import (
     share_words,
 )
 from arbsphere.security.ledger import EventKind
-from arbsphere.security.secure_agg import MaskingParty, public_raw
 from arbsphere.sender_ids import VENUE_SENDER_BASE
 
 REG = default_registry()

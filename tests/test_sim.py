@@ -15,8 +15,8 @@ import pytest
 
 from arbsphere.clock import RealtimeClock
 from arbsphere.errors import ConfigError
+from arbsphere.kpi.resultset import sha256_file
 from arbsphere.rig.cli import main
-from arbsphere.rig.resultset import sha256_file
 from arbsphere.rig.sim import SCENARIOS, run_sim, simulate
 
 

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from arbsphere.errors import CredentialError, LedgerError, ResultSetError, SecurityError
 from arbsphere.kpi.report import render_report
+from arbsphere.kpi.resultset import file_hashes
+from arbsphere.kpi.verify import IDENTITIES_FORMAT, verify_result_set
 from arbsphere.rig.cli import main
-from arbsphere.rig.resultset import file_hashes
-from arbsphere.rig.verify_run import IDENTITIES_FORMAT, verify_result_set
 from arbsphere.security.credentials import CampaignAuthority
 from arbsphere.security.identity import Role, RoleIdentity
 from arbsphere.security.ledger import CHECKPOINTS_FILE, LEDGER_FILE, EventKind, LedgerWriter

@@ -1,10 +1,10 @@
 """Secure aggregation of the federated rounds: what a venue masks and how the sum is read.
 
 With over-relaxation α = 1 the coordinator's exchange step needs only sums over the venues
-(DESIGN §4; :func:`~arbsphere.coordinator.admm.exchange_step_sums`): Σx_i (m values) gives
+(:func:`~arbsphere.coordinator.admm.exchange_step_sums`): Σx_i (m values) gives
 x̄; since Σz_i = 0, r² = N‖x̄‖², ‖z‖² = Σ‖x_i‖² − N‖x̄‖² and the dual residual
 s² = Σ‖x_i − z_i^old‖² − N‖x̄‖². So each venue sends one *share* per round — its words
-masked with pairwise masks (:class:`~arbsphere.security.secure_agg.MaskingParty`) — and the
+masked with pairwise masks (:class:`~arbsphere.privacy.secure_agg.MaskingParty`) — and the
 coordinator learns the three sums and nothing else. At the end of a solve the venues reveal
 the x of one round, the one the coordinator names (its best primal residual): those are the
 trades.
@@ -15,7 +15,7 @@ Share words (``m + 2·Q_LIMBS`` uint64, all summed modulo 2^64):
   2^-39 ≈ 1.8e-12 lots, rounding error ≤ 9.1e-13 per venue: at the ADMM's ε = 1e-12 absolute
   tolerances, whose relative part dominates once any venue trades a lot), ``|x| <=``
   :data:`X_MAX_LOTS` = 2^20 − 1 lots. Headroom: :data:`MAX_MASKED_VENUES` (16) × (2^20 − 1) ×
-  2^39 = 2^63 − 2^43 < 2^63 (asserted by :class:`~arbsphere.security.secure_agg.FixedPoint` at
+  2^39 = 2^63 − 2^43 < 2^63 (asserted by :class:`~arbsphere.privacy.secure_agg.FixedPoint` at
   import): the 2–16 venues federated coordination supports.
 - ``‖x_i‖²`` and ``‖x_i − z_i^old‖²`` (:data:`Q_LIMBS` = 3 words each): unsigned fixed point
   with :data:`Q_FRAC_BITS` = 64 fractional bits (5.4e-20: the dual residual s = ρ√s² is tested
@@ -41,7 +41,7 @@ from collections.abc import Collection
 import numpy as np
 
 from arbsphere.errors import AggregationError, ConfigError
-from arbsphere.security.secure_agg import FixedPoint
+from arbsphere.privacy.secure_agg import FixedPoint
 
 #: fixed point of the x words
 X_FRAC_BITS = 39

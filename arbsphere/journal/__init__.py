@@ -14,6 +14,9 @@ Typical use::
     seq = journal.append(TYPE_TICK, rx_ns, payload)   # journal.durable_seq tells when it is safe
     head = journal.close()                            # goes into the run's manifest
     verify(path, expected_head=head).raise_for_problems()
+
+Layer: a subsystem. It may import the wire formats (CRC-32C) and contracts below it; it must
+not import security, clocksync, the roles, replay, kpi or rig.
 """
 
 from __future__ import annotations

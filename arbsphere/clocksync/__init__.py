@@ -5,10 +5,13 @@ Modules: :mod:`.exchange` (the two-way exchange record, admission gate, stored b
 :mod:`.model` (clock models converting device timestamps to rig time with an uncertainty),
 :mod:`.settings` (the validated settings of all three). Pure: no I/O but ``.npy`` files, no
 clock reads, no randomness.
+
+Layer: a subsystem. It imports only the error tree; it must not import journal, security,
+the roles, replay, kpi or rig.
 """
 
-from arbsphere.rig.clocksync.estimator import ClockEstimator, EstimateUpdate, estimate_offline
-from arbsphere.rig.clocksync.exchange import (
+from arbsphere.clocksync.estimator import ClockEstimator, EstimateUpdate, estimate_offline
+from arbsphere.clocksync.exchange import (
     EXCHANGE_DTYPE,
     ExchangeGate,
     ExchangeLog,
@@ -18,7 +21,7 @@ from arbsphere.rig.clocksync.exchange import (
     load_exchanges,
     save_exchanges,
 )
-from arbsphere.rig.clocksync.model import (
+from arbsphere.clocksync.model import (
     HISTORY_DTYPE,
     ClockModel,
     Conversion,
@@ -26,7 +29,7 @@ from arbsphere.rig.clocksync.model import (
     PiecewiseClockModel,
     ServoState,
 )
-from arbsphere.rig.clocksync.settings import ClockSyncSettings
+from arbsphere.clocksync.settings import ClockSyncSettings
 
 __all__ = [
     "EXCHANGE_DTYPE",

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from arbsphere.rig.clocksync import (
+from arbsphere.clocksync import (
     EXCHANGE_DTYPE,
     ClockEstimator,
     ClockSyncSettings,

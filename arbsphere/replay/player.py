@@ -1,6 +1,6 @@
 """The journal player role: a recorded run's venue inputs, re-sent to a live coordinator.
 
-``python -m arbsphere.rig.journal_player CONFIG.json`` with ``{journal_dir, journal_head
+``python -m arbsphere.replay.player CONFIG.json`` with ``{journal_dir, journal_head
 (optional), speed ("1", "N" or "max"), start_at_ns, coordinator_endpoint, out_dir,
 venues: {venue_id: name}, name}``. It reads the journal (verified as it is read), keeps the
 INPUT records that carry a LocalArbProblem (the venue adapters' messages; ExecutionReports come
@@ -26,9 +26,9 @@ from arbsphere.adapters.venue_adapter import TICK_TRACE_DTYPE
 from arbsphere.clock import RealtimeClock
 from arbsphere.contracts import default_registry
 from arbsphere.coordinator.journal_records import REC_INPUT, decode_frames
-from arbsphere.coordinator.replay import journal_records
 from arbsphere.errors import ConfigError, DecodeError, PipelineError
-from arbsphere.rig.journal import JournalHead
+from arbsphere.journal import JournalHead
+from arbsphere.replay.engine import journal_records
 from arbsphere.runtime import StopFlag, cpu_usage, require, run_role, write_json_atomic
 from arbsphere.tracebuf import TraceBuffer
 

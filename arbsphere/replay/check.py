@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from arbsphere.coordinator.replay import ReplayResult, journal_records, replay_records
 from arbsphere.errors import ResultSetError
-from arbsphere.rig.journal import JournalHead
+from arbsphere.journal import JournalHead
+from arbsphere.replay.engine import ReplayResult, journal_records, replay_records
 
 
 def journal_of(run_dir: Path) -> tuple[Path, JournalHead | None, dict[str, Any]]:

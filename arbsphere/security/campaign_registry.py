@@ -34,7 +34,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from arbsphere.clock import Clock
 from arbsphere.errors import CredentialError, DecodeError, LedgerError, MessageRefused
-from arbsphere.rig.config import SecurityConfig
 from arbsphere.runtime import write_json_atomic
 from arbsphere.security.credentials import CampaignAuthority, Credential, needs_rotation
 from arbsphere.security.governance_frames import FrameCodec, FrameKind, canonical_json
@@ -42,6 +41,7 @@ from arbsphere.security.identity import Role, RoleIdentity
 from arbsphere.security.ledger import EventKind, LedgerWriter
 from arbsphere.security.role_security import GOVERNANCE, RoleSecurity, SecuritySettings
 from arbsphere.security.roster import Roster
+from arbsphere.security.settings import SecurityConfig
 from arbsphere.sender_ids import REGISTRY_SENDER_ID
 
 REGISTRY_NAME = "registry"

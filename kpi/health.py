@@ -301,7 +301,7 @@ def verdict_of(findings: list[dict[str, Any]], bound_us: float) -> dict[str, Any
 def health_of_result_set(run_dir: Path) -> dict[str, Any]:
     """Recompute the health of an existing result set from its ``kpi.json``, the roles' stats
     in ``proc/`` and the campaign in ``manifest.json`` (written files are left as they are)."""
-    from arbsphere.rig.analysis import load_stats
+    from arbsphere.kpi.analysis import load_stats
 
     kpi = json.loads((run_dir / "kpi.json").read_text())
     manifest = json.loads((run_dir / "manifest.json").read_text())

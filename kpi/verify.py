@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from arbsphere.errors import CredentialError, LedgerError, ResultSetError
-from arbsphere.rig.resultset import sha256_file
+from arbsphere.kpi.resultset import sha256_file
 from arbsphere.security.credentials import Credential
 from arbsphere.security.identity import Role, did_key_from_public, public_from_did_key
 from arbsphere.security.ledger import (

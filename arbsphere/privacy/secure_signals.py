@@ -23,9 +23,9 @@ Share words (:data:`SHARE_WORDS` = 4 uint64, each summed modulo 2^64):
   0 if withheld (budget exhausted) or not estimated yet — its value word is then 0.
 
 Headroom for :data:`MAX_SIGNAL_VENUES` (8, as the rounds) is asserted at import by
-:class:`~arbsphere.security.secure_agg.FixedPoint`.
+:class:`~arbsphere.privacy.secure_agg.FixedPoint`.
 
-Mask binding: a :class:`~arbsphere.security.secure_agg.MaskingParty` of its own (not the
+Mask binding: a :class:`~arbsphere.privacy.secure_agg.MaskingParty` of its own (not the
 rounds'): ``session = roster session || SIGNALS_SESSION_SUFFIX`` (another HKDF salt, so no seed
 is ever shared with the rounds), ``round_id`` = the release epoch, ``iteration`` = 0,
 ``epoch`` = the participants' bitmap. Release epochs only grow, so masks never repeat; an epoch
@@ -42,8 +42,8 @@ from collections.abc import Collection
 import numpy as np
 
 from arbsphere.errors import AggregationError
-from arbsphere.secure_rounds import MAX_MASKED_VENUES, bitmap
-from arbsphere.security.secure_agg import FixedPoint
+from arbsphere.privacy.secure_agg import FixedPoint
+from arbsphere.privacy.secure_rounds import MAX_MASKED_VENUES, bitmap
 
 #: the most venues whose signal words may be summed without wrapping (as the rounds)
 MAX_SIGNAL_VENUES = MAX_MASKED_VENUES

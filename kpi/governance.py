@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from arbsphere.errors import ResultSetError, SecurityError
-from arbsphere.rig.config import SecurityConfig
-from arbsphere.rig.registry import IDENTITIES_FILE
-from arbsphere.rig.verify_run import verify_governance
-from arbsphere.security.secure_agg import reveals_individual_inputs
+from arbsphere.kpi.verify import verify_governance
+from arbsphere.privacy.secure_agg import reveals_individual_inputs
+from arbsphere.security.campaign_registry import IDENTITIES_FILE
+from arbsphere.security.settings import SecurityConfig
 
 _SIGNALS_NOTE = (
     " The SharedSignals derived from a venue's private state are aggregated too "
-    "(arbsphere.secure_signals): the per-tick signals carry no liquidity or correlation; once "
+    "(arbsphere.privacy.secure_signals): the per-tick signals carry no liquidity or "
+    "correlation; once "
     "per release epoch each venue sends its released (privacy-noised) liquidity and "
     "correlation with a presence word each, masked among the same participants (own HKDF "
     "salt, bound to the epoch), and the coordinator learns per epoch only the sums and the "
@@ -57,7 +58,8 @@ def security_section(
         note = _price_note(masked) + (_SIGNALS_NOTE if masked else "")
     elif masked:
         note = (
-            "Federated rounds with secure aggregation (arbsphere.secure_rounds): every round, "
+            "Federated rounds with secure aggregation (arbsphere.privacy.secure_rounds): every "
+            "round, "
             "each venue sends its x_i, |x_i|^2 and |x_i - z_i|^2 in fixed point under pairwise "
             "masks (X25519 + HKDF seeds bound to the run's session, solve, round and the "
             "participant set); the coordinator learns only their sums over the venues taking "

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from arbsphere.clocksync.settings import ClockSyncSettings
 from arbsphere.errors import ConfigError, ResultSetError
-from arbsphere.rig.clocksync.settings import ClockSyncSettings
 
 _I64_MIN = -(2**63)
 _I64_MAX = 2**63 - 1

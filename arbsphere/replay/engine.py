@@ -416,8 +416,8 @@ def replay_records(records: Iterable[JournalRecord]) -> ReplayResult:
 
 def journal_records(directory: Any, expected_head: Any = None) -> Iterator[JournalRecord]:
     """The records of a journal directory, verified as they are read (CRC, continuity, chain,
-    and ``expected_head`` — a :class:`~arbsphere.rig.journal.JournalHead` — at the end)."""
-    from arbsphere.rig.journal import JournalReader
+    and ``expected_head`` — a :class:`~arbsphere.journal.JournalHead` — at the end)."""
+    from arbsphere.journal import JournalReader
 
     reader = JournalReader(directory, expected_head=expected_head)
     for i, rec in enumerate(reader.records()):

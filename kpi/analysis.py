@@ -6,7 +6,7 @@ into one row per tick (``trace.parquet``), computes every stage's latency as a d
 trace points on the rig timebase, records the latencies in batches into HDR counts per
 interval (``latency.hlog``, one tag per stage) and summarises them for ``kpi.json``.
 
-Trace points and stages (DESIGN §2): device tx -> [feed_wire] -> rig rx -> [adapter_decode] ->
+Trace points and stages: device tx -> [feed_wire] -> rig rx -> [adapter_decode] ->
 adapter decoded -> [adapter_to_coordinator] -> coordinator rx -> [solve] -> solve done ->
 [delta_merge] -> merge done -> [coordinator_to_broker] -> broker adapter rx -> [broker_encode]
 -> order tx -> [order_wire] -> broker device rx. ``tick_to_trade`` runs from the tick's
@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from arbsphere.clocksync.alignment import ClockTrack
+from arbsphere.kpi.federated_baseline import federated_solves
 from arbsphere.kpi.hdr import HdrSpec, Recorder
 from arbsphere.kpi.hlog import IntervalLogWriter
 from arbsphere.kpi.summary import latency_summary
-from arbsphere.rig.clock_alignment import ClockTrack
-from arbsphere.rig.federated_baseline import federated_solves
 
 #: (stage, end column, start column) in pipeline order; columns are rig-time ns.
 STAGES: tuple[tuple[str, str, str], ...] = (

@@ -32,8 +32,8 @@ The rig models each device clock as ``offset(t) = a + b·(t − t_ref)`` on the 
    <= ``lock_max_residual_ns`` (a LOCKED servo stays so up to ``unlock_residual_ns``) and no
    step candidate is pending, LOCKING otherwise.
 
-Every update appends a :data:`~arbsphere.rig.clocksync.model.HISTORY_DTYPE` row; the history
-replays into a :class:`~arbsphere.rig.clocksync.model.PiecewiseClockModel`.
+Every update appends a :data:`~arbsphere.clocksync.model.HISTORY_DTYPE` row; the history
+replays into a :class:`~arbsphere.clocksync.model.PiecewiseClockModel`.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arbsphere.rig.clocksync.exchange import ExchangeStatus, SyncExchange, iter_exchanges
-from arbsphere.rig.clocksync.model import HISTORY_DTYPE, ClockModel, F64Array, ServoState
-from arbsphere.rig.clocksync.settings import ClockSyncSettings
+from arbsphere.clocksync.exchange import ExchangeStatus, SyncExchange, iter_exchanges
+from arbsphere.clocksync.model import HISTORY_DTYPE, ClockModel, F64Array, ServoState
+from arbsphere.clocksync.settings import ClockSyncSettings
 
 MAD_TO_SIGMA = 1.4826
 #: the "short round trip" of a window that lucky_max_ratio scales
