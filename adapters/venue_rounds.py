@@ -17,7 +17,8 @@ x of every
 round of the solve, and REVEAL (which closes the solve like FINAL) is answered with the x of
 the round the coordinator names — the venue's trades. A clear DualVariables v2 is refused (no
 downgrade to clear x). The z after every round of the first solves is kept for the rig's
-convergence plot (``<name>.rounds_z.npy``: the coordinator no longer knows it).
+convergence plot (``<name>.rounds_z.npy``: under secure aggregation the coordinator never
+learns it).
 """
 
 from __future__ import annotations

@@ -408,7 +408,8 @@ class Registry:
     def messages_of(self, frames: list[bytes]) -> list[bytes]:
         """The messages of a received ZeroMQ message: one frame is cut by
         :meth:`split_messages` (a tick's problem and signals, a datagram's reports); several
-        frames are one message each (as journals recorded before session 11 hold ticks)."""
+        frames are one message each (journals whose venue adapters sent a tick's problem and
+        signals as two frames hold ticks so)."""
         return frames if len(frames) > 1 else self.split_messages(frames[0])
 
     def decode_values(self, buf: bytes | bytearray | memoryview) -> tuple[Schema, tuple[Any, ...]]:

@@ -62,8 +62,8 @@ class AdmmSettings:
     #: gap > 1e-6 27 -> 14 (max gap 4.5 -> 3.5e-3); at 100, early stops 6 -> 1, max gap
     #: 2.7e-5 -> 1.9e-9; mean iterations 4.29 -> 4.04.
     keep_rho: bool = False
-    #: warm-start from a solve that stopped unconverged too (before session 13; only for
-    #: replaying journals written then — see :attr:`ExchangeState._unfinished`)
+    #: warm-start from a solve that stopped unconverged too (only for replaying journals whose
+    #: CONFIG has no ``keep_rho`` — see :attr:`ExchangeState._unfinished`)
     warm_from_unconverged: bool = False
 
     def __post_init__(self) -> None:

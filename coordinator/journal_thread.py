@@ -7,9 +7,9 @@ buffers out every ``IDLE_POLL_S`` (or at once when :meth:`JournalThread.flush` s
 backlog) and appends them to the :class:`~arbsphere.journal.JournalWriter` in one vectorised
 call, in exactly the order they were handed over — the journal's content never depends on
 thread timing — applying the writer's durability mode (``poll`` for the interval deadline).
-The writer thread runs no Python per record: an earlier version framed the records there, a
-Python loop of ~0.5 ms per drain holding the GIL, and the recorder bench's interleaved on/off
-run showed it at the coordinator path's p99 (1.13x). ``close`` drains everything, closes the
+The writer thread runs no Python per record (framing records there in a Python loop costs
+~0.5 ms per drain holding the GIL, which the recorder bench's interleaved on/off run shows at the
+coordinator path's p99). ``close`` drains everything, closes the
 writer and returns the chain head for the manifest. A writer failure is kept and re-raised by
 ``close`` (and ends the thread): records are never silently dropped.
 """

@@ -29,7 +29,7 @@ def headline_table(kpi: dict[str, Any]) -> Table:
     """The stages' latency percentiles for the terminal. The figures are never cut: each
     numeric column is as wide as its widest cell, and on a narrow terminal (80 columns, or a
     pipe / CI log, which rich treats as 80) the stage names fold onto a second line instead
-    (rich had been eliding figures: "93.…" for 93.4k)."""
+    (left to itself rich elides figures: "93.…" for 93.4k)."""
     rows: list[tuple[str, ...]] = []
     for name, s in [("tick_to_trade", kpi["tick_to_trade"]), *kpi["stages"].items()]:
         if s.get("synchronised") is False:

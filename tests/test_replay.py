@@ -55,7 +55,7 @@ def _record_run(
 ) -> tuple[list[JournalRecord], list[bytes]]:
     """A recorded coordinator run over a random walk with mispricings, random batching; each
     tick's problem and signals in one frame as the venue adapters send them (``one_frame``
-    False: two frames, as journals recorded before session 11 hold them)."""
+    False: two frames, as journals of adapters that sent them apart hold them)."""
     rng = np.random.default_rng(seed)
     core = Coordinator(2, 1, settings or AdmmSettings(), 500, min_delta_lots=1)
     core.warm_up()
@@ -95,7 +95,7 @@ def test_replay_reproduces_every_plan_delta_and_the_final_state(one_frame: bool)
 
 
 def test_a_journal_from_before_the_rho_restart_replays_with_the_old_warm_start() -> None:
-    # session 12's coordinator: ρ kept across warm solves, warm start from unconverged ones;
+    # a coordinator that kept ρ across warm solves and warm-started from unconverged ones;
     # its CONFIG has neither key. Replayed with the current rules it would diverge
     old = AdmmSettings(keep_rho=True, warm_from_unconverged=True)
     admm = {k: v for k, v in dataclasses.asdict(AdmmSettings()).items()

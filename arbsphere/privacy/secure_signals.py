@@ -2,7 +2,7 @@
 
 In federated mode with secure aggregation the two private-derived signals — ``liquidity_lots``
 (the borrow proxy) and ``correlation``, already noised by the venue's privacy budgets
-(:mod:`arbsphere.adapters.signal_privacy`) — no longer travel in the per-tick SharedSignals
+(:mod:`arbsphere.adapters.signal_privacy`) — do not travel in the per-tick SharedSignals
 (which then carry ``liquidity_lots = -1`` and ``correlation = NaN``). Once per *release epoch*
 ``e = floor(tick rig receive ns / release_interval_ns)`` — at the tick that triggers the
 epoch's release — each venue sends a SignalShare: its released values in fixed point plus one

@@ -219,10 +219,10 @@ def build_coordinator(config: dict[str, Any], clock: Any = None) -> Any:
             f"{config['interleave_ns'] / 1e6:g} ms (journal.interleave_ms, a benchmark mode): it "
             "misses the inputs of the off periods and cannot be replayed"
         )
-    # journals written before session 13 (no ``keep_rho`` in their CONFIG) kept the last
-    # solve's ρ on a warm start and warm-started from unconverged solves too
-    legacy = {"keep_rho": True, "warm_from_unconverged": True}
-    settings = AdmmSettings(**({} if "keep_rho" in config["admm"] else legacy),
+    # a journal whose CONFIG has no ``keep_rho`` was recorded by a coordinator that kept the
+    # last solve's ρ on a warm start and warm-started from unconverged solves too
+    no_keep_rho = {"keep_rho": True, "warm_from_unconverged": True}
+    settings = AdmmSettings(**({} if "keep_rho" in config["admm"] else no_keep_rho),
                             **config["admm"])  # fmt: skip
     core = Coordinator(
         n_venues=int(config["n_venues"]), n_assets=int(config["n_assets"]), settings=settings,
