@@ -8,13 +8,13 @@
    carrying the pipeline's own traffic: every tick reaches the relay's middle hop, and exactly
    the ticks the pipeline traded on (same market seed, so the same device sequences) go on to
    the broker side with the pipeline's leg count, and every ACK comes back to the middle hop as
-   an ExecutionReport-sized message (the pipeline's broker -> coordinator hop; before session 12
-   the floor had no such hop). ``--every-tick-floor`` forwards every tick
-   (the older floor: 4000 orders/s through the broker side against the pipeline's ~100, which
-   loads the broker device and the last hops and moves the floor's tail, not its median).
+   an ExecutionReport-sized message (the pipeline's broker -> coordinator hop).
+   ``--every-tick-floor`` forwards every tick instead (4000 orders/s through the broker side
+   against the pipeline's ~100, which loads the broker device and the last hops and moves the
+   floor's tail, not its median).
 
 Prints both, the p50 / p99 ratios (target: p50 ratio <= 1.3, judged at 500 ticks/s per venue
-since issue 20; the 2,000/s pairs of the by-rate section are context), both stage by stage (the
+as issue 20 sets it; the 2,000/s pairs of the by-rate section are context), both stage by stage (the
 floor's hop stamps against the pipeline's trace points) and each role's CPU per tick against the
 floor relay's per hop (:func:`cpu_ratios`, target <= 1.5x). Pairs alternate which arm runs
 first: an odd pair runs the floor first, over the previous pair's traded ticks (same seed, same
