@@ -14,7 +14,7 @@
    floor's tail, not its median).
 
 Prints both, the p50 / p99 ratios (target: p50 ratio <= 1.3, judged at 500 ticks/s per venue
-since issue 20; the 2,000/s pairs of the by-rate section are context), both stage by stage (the
+as issue 20 sets it; the 2,000/s pairs of the by-rate section are context), both stage by stage (the
 floor's hop stamps against the pipeline's trace points) and each role's CPU per tick against the
 floor relay's per hop (:func:`cpu_ratios`, target <= 1.5x). Pairs alternate which arm runs
 first: an odd pair runs the floor first, over the previous pair's traded ticks (same seed, same

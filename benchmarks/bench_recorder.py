@@ -10,7 +10,7 @@ Two designs, both reported:
   coordinator in; samples within ``guard_ms`` after a switch are left out of both arms (the
   writer drains every 50 ms and syncs every 100 ms: an on period's last records are written
   just after it ends). The host's speed drifts by ~20 % within minutes on this machine
-  (sessions 8-9), far more than the effect under test; here both arms share every minute.
+  (measured 2026-11-25), far more than the effect under test; here both arms share every minute.
   Its interval resamples neighbouring on/off period pairs (within-run drift included).
 - **separate runs** (:func:`run`): whole runs with the journal enabled and disabled, alternated
   (A B B A A B ...), same seed and rate; per-pair ratios and ratios of the pooled samples.
