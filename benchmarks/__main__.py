@@ -44,7 +44,7 @@ def main() -> None:
         "--pipeline-rate",
         type=float,
         default=500.0,
-        help="ticks/s per venue of the headline pipeline / floor pairs (issue 20: 500)",
+        help="ticks/s per venue of the headline pipeline / floor pairs",
     )
     parser.add_argument(
         "--pipeline-pairs",
@@ -57,7 +57,7 @@ def main() -> None:
         "--pipeline-rates",
         default="2000",
         help="context: the pipeline / floor pair again at these ticks/s per venue, one pair per "
-        "rate and arm (comma-separated; empty: skip; before issue 20: 250,500,1000,2000)",
+        "rate and arm (comma-separated, e.g. 250,500,1000,2000; empty: skip)",
     )
     parser.add_argument(
         "--pipeline-rate-arms",
@@ -75,7 +75,7 @@ def main() -> None:
         "--transport-rate",
         type=float,
         default=500.0,
-        help="ticks/s per venue of the transport comparison (issue 20: 500)",
+        help="ticks/s per venue of the transport comparison",
     )
     parser.add_argument(
         "--rounds-seconds", type=float, default=3.0, help="rounds bench: seconds per phase"

@@ -13,8 +13,8 @@
    against the pipeline's ~100, which loads the broker device and the last hops and moves the
    floor's tail, not its median).
 
-Prints both, the p50 / p99 ratios (target: p50 ratio <= 1.3, judged at 500 ticks/s per venue
-as issue 20 sets it; the 2,000/s pairs of the by-rate section are context), both stage by stage (the
+Prints both, the p50 / p99 ratios (target: p50 ratio <= 1.3, judged at 500 ticks/s per venue;
+the 2,000/s pairs of the by-rate section are context), both stage by stage (the
 floor's hop stamps against the pipeline's trace points) and each role's CPU per tick against the
 floor relay's per hop (:func:`cpu_ratios`, target <= 1.5x). Pairs alternate which arm runs
 first: an odd pair runs the floor first, over the previous pair's traded ticks (same seed, same
@@ -237,7 +237,7 @@ def _ratio(a: dict[str, Any], b: dict[str, Any], key: str) -> float | None:
     return round(a[key] / b[key], 3) if a.get(key) and b.get(key) else None
 
 
-#: issue 20: the headline pipeline / floor pairs run at this rate (ticks/s per venue)
+#: the headline pipeline / floor pairs run at this rate (ticks/s per venue)
 HEADLINE_RATE_HZ = 500
 TARGET_RATIO_P50 = 1.3
 #: a pipeline role's CPU per tick against the floor relay's at the same hop
@@ -381,8 +381,8 @@ def cpu_table(cpu: dict[str, Any]) -> list[str]:
 #: the by-rate section's arms: what the pipeline runs with (the floor is the same bare relay)
 RATE_ARMS = {
     "default": "the campaign as configured: CurveZMQ + ZAP, per-message tags, replay journal",
-    "unsecured": "plaintext transport, no tags, no journal: the pipeline as issue 2 specified "
-    "it, before the journal (issue 4) and security (issue 6) joined the hot path",
+    "unsecured": "plaintext transport, no tags, no journal: the pipeline without the journal's "
+    "and security's share of the hot path",
 }
 
 
