@@ -33,11 +33,10 @@ import numpy as np
 from arbsphere.clock import Clock, ClockStep, DeviceClock, RealtimeClock
 from arbsphere.clocksync import ClockSyncSettings, ServoState
 from arbsphere.errors import ResultSetError
-from arbsphere.kpi.resultset import RESULT_SET_FORMAT, file_hashes, new_run_dir
+from arbsphere.kpi.resultset import ResultSetWriter
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import CalibrationLimits, Campaign, ClockConfig
 from arbsphere.rig.orchestrator import device_name
-from arbsphere.runtime import write_json_atomic
 
 
 @dataclass
@@ -547,7 +546,8 @@ def run_calibration(
 ) -> CalibrationResult:
     """Baseline (impairments removed) then injected run, compared; ``calibration.json``."""
     base = results_dir if results_dir is not None else Path(campaign.results_dir)
-    top = new_run_dir(base, campaign.name, clock.now_ns())
+    writer = ResultSetWriter.new(base, campaign.name, clock.now_ns(), kind="calibration")
+    top = writer.run_dir
     baseline = dataclasses.replace(
         campaign, venues=tuple(dataclasses.replace(v, impairment=None) for v in campaign.venues)
     )
@@ -559,6 +559,7 @@ def run_calibration(
                 on_progress((k + frac) / 2, f"{label} run: {phase}")
 
         results.append(execute_campaign(camp, clock, on_progress=step, run_dir=top / label))
+        writer.adopt(label)  # the run's own result set, its manifest included
     base_res, res = results
     incomplete = [
         f"{lbl}: {r.reason}"
@@ -567,8 +568,8 @@ def run_calibration(
     ]
     lines = calibrate(campaign, res.run_dir, base_res.run_dir, campaign.calibration)
     out = CalibrationResult(top, lines, not incomplete, "; ".join(incomplete))
-    write_json_atomic(
-        top / "calibration.json",
+    writer.write_json(
+        "calibration.json",
         {
             "campaign": campaign.name,
             "passed": out.passed,
@@ -581,15 +582,7 @@ def run_calibration(
         },
         sort_keys=False,
     )
-    manifest = {
-        "format": RESULT_SET_FORMAT,
-        "kind": "calibration",
-        "campaign": campaign.name,
-        "run_id": top.name,
-        "status": "complete" if out.complete else "incomplete",
-        "incomplete_reason": out.reason or None,
-        "passed": out.passed,
-        "files": file_hashes(top),
-    }
-    write_json_atomic(top / "manifest.json", manifest)
+    writer.set_status(out.complete, out.reason)
+    writer.add({"passed": out.passed})
+    writer.finish()
     return out

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +32,9 @@ from arbsphere.kpi.federated_baseline import round_gaps
 from arbsphere.kpi.governance import governance_kpi, security_section
 from arbsphere.kpi.health import health_kpi
 from arbsphere.kpi.report import render_report
-from arbsphere.kpi.resultset import (
-    RESULT_SET_FORMAT,
-    file_hashes,
-    git_revision,
-    host_fingerprint,
-    new_run_dir,
-    sha256_file,
-    versions,
-)
+from arbsphere.kpi.resultset import ResultSetWriter, sha256_file
 from arbsphere.rig.config import Campaign
 from arbsphere.rig.orchestrator import Orchestrator, synced_devices
-from arbsphere.runtime import write_json_atomic
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -76,15 +65,16 @@ def execute_campaign(
     player); ``manifest_extra`` is merged into the manifest (e.g. what a replay came from)."""
     if run_dir is None:
         base = results_dir if results_dir is not None else Path(campaign.results_dir)
-        run_dir = new_run_dir(base, campaign.name, clock.now_ns())
+        out = ResultSetWriter.new(base, campaign.name, clock.now_ns())
     else:
-        run_dir.mkdir(parents=True)
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock.now_ns() / 1e9))
+        out = ResultSetWriter(run_dir, campaign.name, clock.now_ns())
+    run_dir = out.run_dir
     orch = orchestrator(campaign, run_dir, clock)
     source = Path(campaign.source)
     if source.is_file():  # the campaign as run, for replays of this result set
-        (run_dir / "campaign.toml").write_bytes(source.read_bytes())
+        out.write_bytes("campaign.toml", source.read_bytes())
     outcome = orch.run(on_progress=on_progress)
+    out.adopt_rest()  # what the roles wrote: proc/, journal/, ledger/, identities.json
     if on_progress is not None:
         on_progress(1.0, "analysing traces, writing the result set")
     proc_dir = run_dir / "proc"
@@ -101,10 +91,15 @@ def execute_campaign(
         clocks=clocks, warmup_ticks=round(campaign.warmup_s * campaign.rate_hz),
     )  # fmt: skip
     for d in devices:
-        save_exchanges(run_dir / f"clock-{d.device}.exchanges.npy", tracks[d.device].exchanges)
-        history = tracks[d.device].history
-        if history is not None:
-            np.save(run_dir / f"clock-{d.device}.history.npy", history, allow_pickle=False)
+        track = tracks[d.device]
+        out.write_with(
+            f"clock-{d.device}.exchanges.npy", partial(save_exchanges, exchanges=track.exchanges)
+        )
+        if track.history is not None:
+            out.write_with(
+                f"clock-{d.device}.history.npy",
+                partial(np.save, arr=track.history, allow_pickle=False),
+            )
     duration = (
         min(campaign.duration_s, max(0.0, (outcome.end_ns - start_at) / 1e9))
         if outcome.start_at_ns
@@ -112,14 +107,11 @@ def execute_campaign(
     )
     kpi = build_kpi(analysis, duration_s=duration, venue_names=venue_names,
                     broker_name=campaign.broker.name, n_assets=campaign.n_assets)  # fmt: skip
-    write_hlog(
-        analysis,
-        run_dir / "latency.hlog",
-        start_at,
-        campaign.interval_s,
-        comment=f"ArbSphere campaign {campaign.name} run {run_dir.name}; values in ns",
+    comment = f"ArbSphere campaign {campaign.name} run {run_dir.name}; values in ns"
+    hlog = out.write_with(
+        "latency.hlog", lambda p: write_hlog(analysis, p, start_at, campaign.interval_s, comment)
     )
-    analysis.ticks.to_parquet(run_dir / "trace.parquet", index=False)
+    out.write_with("trace.parquet", lambda p: analysis.ticks.to_parquet(p, index=False))
     security = None
     if outcome.security is not None:
         security = security_section(
@@ -137,20 +129,15 @@ def execute_campaign(
         kpi, analysis.stats, budget_us=campaign.coordinator.budget_us,
         max_past_ms=campaign.security.max_past_ms,
     )  # fmt: skip
-    write_json_atomic(run_dir / "kpi.json", kpi, sort_keys=False)  # stages in pipeline order
+    out.write_json("kpi.json", kpi, sort_keys=False)  # stages in pipeline order
 
     timestamp_sources: dict[str, str] = {}
     for name, stats in analysis.stats.items():
         src = stats.get("timestamp_source")
         if isinstance(src, str):
             timestamp_sources[name] = src
-    manifest: dict[str, Any] = {
-        "format": RESULT_SET_FORMAT,
-        "campaign": campaign.name,
-        "run_id": run_dir.name,
-        "status": "complete" if outcome.complete else "incomplete",
-        "incomplete_reason": None if outcome.complete else outcome.reason,
-        "created_utc": created,
+    out.set_status(outcome.complete, outcome.reason or "the orchestrator gave no reason")
+    out.add({
         "schedule": {
             "start_at_ns": outcome.start_at_ns,
             "warmup_s": campaign.warmup_s,
@@ -162,9 +149,6 @@ def execute_campaign(
         "config_file": campaign.source,
         "config_sha256": _maybe_hash(Path(campaign.source)),
         "config": campaign.resolved(),
-        "versions": versions(),
-        "git": git_revision(REPO_ROOT),
-        "host": host_fingerprint(),
         "timebase": "CLOCK_REALTIME ns (same clock as kernel SO_TIMESTAMPING software stamps)",
         "timestamp_source": timestamp_sources,
         "clock_model": _clock_models(campaign, tracks),
@@ -181,20 +165,19 @@ def execute_campaign(
                 "significant_figures": analysis.recorders["solve"].spec.sig_figs,
             },
         },
-    }
+    })  # fmt: skip
+    out.add(manifest_extra or {})
     histories = {
         name: t.history for name, t in tracks.items() if t.history is not None and len(t.history)
     }
-    manifest.update(manifest_extra or {})
     per_round = round_gaps(proc_dir, venue_names)
-    render_report(
-        kpi, run_dir / "latency.hlog", manifest, run_dir / "report.html",
-        clock_histories=histories,
-        convergence=None if per_round is None
-        else {c: per_round[c].to_numpy() for c in per_round.columns},
-    )  # fmt: skip
-    manifest["files"] = file_hashes(run_dir)
-    write_json_atomic(run_dir / "manifest.json", manifest)
+    convergence = (
+        None if per_round is None else {c: per_round[c].to_numpy() for c in per_round.columns}
+    )
+    out.write_with("report.html", lambda p: render_report(
+        kpi, hlog, out.manifest(), p, clock_histories=histories, convergence=convergence,
+    ))  # fmt: skip
+    manifest = out.finish()
     return CampaignResult(run_dir, outcome.complete, outcome.reason, kpi, manifest)
 
 

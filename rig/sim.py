@@ -41,19 +41,9 @@ from arbsphere.firmware_interfaces.emulators.fill_policy import FillPolicy
 from arbsphere.firmware_interfaces.emulators.market import MarketConfig, VenueQuoteStream
 from arbsphere.kpi.analysis import pcts
 from arbsphere.kpi.report import render_report
-from arbsphere.kpi.resultset import (
-    RESULT_SET_FORMAT,
-    file_hashes,
-    git_revision,
-    host_fingerprint,
-    new_run_dir,
-    versions,
-)
+from arbsphere.kpi.resultset import ResultSetWriter
 from arbsphere.plan.digest import plan_hash
 from arbsphere.plan.merge import STAT_MAX_ABS_NET, DeltaMerger, emit_and_merge
-from arbsphere.runtime import write_json_atomic
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -355,29 +345,22 @@ def run_sim(name: str, clock: Clock, results_dir: Path, seconds: float | None = 
         if not 0 < seconds <= 3600:
             raise ConfigError(f"--seconds {seconds!r}: must be in (0, 3600]", key="seconds")
         s = Scenario(**{**asdict(s), "seconds": seconds, "admm": s.admm})
-    run_dir = new_run_dir(results_dir, f"sim-{name}", clock.now_ns())
+    out = ResultSetWriter.new(results_dir, f"sim-{name}", clock.now_ns())
     t0 = time.perf_counter()
     rows, info = simulate(s)
     wall = time.perf_counter() - t0
     kpi = sim_kpi(s, rows, info, wall)
-    pd.DataFrame(rows).to_parquet(run_dir / "trace.parquet", index=False)
-    write_json_atomic(run_dir / "kpi.json", kpi, sort_keys=False)
-    manifest: dict[str, Any] = {
-        "format": RESULT_SET_FORMAT,
-        "campaign": f"sim-{name}",
-        "run_id": run_dir.name,
-        "status": "complete",
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock.now_ns() / 1e9)),
+    out.write_with("trace.parquet", lambda p: pd.DataFrame(rows).to_parquet(p, index=False))
+    out.write_json("kpi.json", kpi, sort_keys=False)
+    out.set_status(complete=True)
+    out.add({
         "scenario": {**asdict(s), "admm": asdict(s.admm)},
         "method": "in-process federated exchange ADMM on the synthetic market; fills from "
         "the broker emulator's fill policy, applied at once; no devices, no wall clock in "
         "any decision",
-        "versions": versions(),
-        "git": git_revision(REPO_ROOT),
-        "host": host_fingerprint(),
-    }
-    render_report(kpi, None, manifest, run_dir / "report.html",
-                  convergence=info["convergence"] or None)  # fmt: skip
-    manifest["files"] = file_hashes(run_dir)
-    write_json_atomic(run_dir / "manifest.json", manifest)
-    return run_dir
+    })  # fmt: skip
+    out.write_with("report.html", lambda p: render_report(
+        kpi, None, out.manifest(), p, convergence=info["convergence"] or None
+    ))  # fmt: skip
+    out.finish()
+    return out.run_dir

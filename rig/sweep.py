@@ -10,7 +10,6 @@ names the per-rate runs with their status and the hash of every file.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,19 +17,9 @@ from typing import Any
 
 from arbsphere.clock import Clock
 from arbsphere.kpi.report import render_report
-from arbsphere.kpi.resultset import (
-    RESULT_SET_FORMAT,
-    file_hashes,
-    git_revision,
-    host_fingerprint,
-    new_run_dir,
-    versions,
-)
+from arbsphere.kpi.resultset import ResultSetWriter
 from arbsphere.rig.campaign_run import CampaignResult, execute_campaign
 from arbsphere.rig.config import Campaign
-from arbsphere.runtime import write_json_atomic
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -55,8 +44,8 @@ def execute_sweep(
 ) -> SweepResult:
     rates = campaign.rates_hz or (campaign.rate_hz,)
     base = results_dir if results_dir is not None else Path(campaign.results_dir)
-    run_dir = new_run_dir(base, campaign.name, clock.now_ns())
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock.now_ns() / 1e9))
+    out = ResultSetWriter.new(base, campaign.name, clock.now_ns(), kind="rate-sweep")
+    run_dir = out.run_dir
     runs: list[tuple[float, CampaignResult]] = []
     for k, rate in enumerate(rates):
         one = dataclasses.replace(campaign, rate_hz=rate, rates_hz=())
@@ -69,6 +58,7 @@ def execute_sweep(
         result = execute_campaign(
             one, clock, on_progress=step, run_dir=run_dir / rate_dir_name(rate)
         )
+        out.adopt(rate_dir_name(rate))  # the rate's own result set, its manifest included
         runs.append((rate, result))
     incomplete = [(r, res) for r, res in runs if not res.complete]
     reason = "; ".join(f"rate {r:g}/s: {res.reason}" for r, res in incomplete)
@@ -78,32 +68,22 @@ def execute_sweep(
             for r, res in runs
         ]
     }
-    write_json_atomic(run_dir / "kpi.json", kpi, sort_keys=False)
-    manifest: dict[str, Any] = {
-        "format": RESULT_SET_FORMAT,
-        "kind": "rate-sweep",
-        "campaign": campaign.name,
-        "run_id": run_dir.name,
-        "status": "complete" if not incomplete else "incomplete",
-        "incomplete_reason": reason or None,
-        "created_utc": created,
+    out.write_json("kpi.json", kpi, sort_keys=False)
+    out.set_status(not incomplete, reason)
+    out.add({
         "rates_hz": list(rates),
         "runs": {rate_dir_name(r): res.manifest.get("status") for r, res in runs},
         "config_file": campaign.source,
         "config": campaign.resolved(),
-        "versions": versions(),
-        "git": git_revision(REPO_ROOT),
-        "host": host_fingerprint(),
-    }
+    })  # fmt: skip
     headline = {f"tick_to_trade @ {r:g}/s": res.kpi.get("tick_to_trade", {}) for r, res in runs}
-    render_report(
-        {"stages": headline, "sweep": {
-            f"{r:g}/s": {"complete": res.complete, "run": rate_dir_name(r),
-                         "ticks_in": res.kpi.get("throughput", {}).get("ticks_in")}
-            for r, res in runs}},
-        None, manifest, run_dir / "report.html",
-        rate_points=[(r, res.kpi.get("tick_to_trade", {})) for r, res in runs],
-    )  # fmt: skip
-    manifest["files"] = file_hashes(run_dir)
-    write_json_atomic(run_dir / "manifest.json", manifest)
+    report_kpi: dict[str, Any] = {"stages": headline, "sweep": {
+        f"{r:g}/s": {"complete": res.complete, "run": rate_dir_name(r),
+                     "ticks_in": res.kpi.get("throughput", {}).get("ticks_in")}
+        for r, res in runs}}  # fmt: skip
+    rate_points = [(r, res.kpi.get("tick_to_trade", {})) for r, res in runs]
+    out.write_with("report.html", lambda p: render_report(
+        report_kpi, None, out.manifest(), p, rate_points=rate_points
+    ))  # fmt: skip
+    out.finish()
     return SweepResult(run_dir, not incomplete, reason, runs, kpi)

@@ -12,6 +12,7 @@ import pytest
 
 from arbsphere.clock import RealtimeClock
 from arbsphere.clocksync import HISTORY_DTYPE
+from arbsphere.kpi.verify import verify_result_set
 from arbsphere.rig.calibration import (
     CalibrationLine,
     clock_lines,
@@ -52,6 +53,8 @@ def test_calibration_recovers_injected_errors_within_limits(tmp_path: Path) -> N
     )
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     assert "injected/kpi.json" in manifest["files"] and "baseline/kpi.json" in manifest["files"]
+    assert manifest["kind"] == "calibration" and manifest["passed"] is True
+    assert verify_result_set(result.run_dir).unlisted == ()  # every file listed, hashes match
 
 
 def _history(offset_err_ns: float, drift_ppm: float, n: int = 400) -> np.ndarray:

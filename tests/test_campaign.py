@@ -25,6 +25,7 @@ from arbsphere.errors import ConfigError
 from arbsphere.kpi.analysis import ORDER_STAGES, stage_samples
 from arbsphere.kpi.analysis import STAGES as STAGE_COLUMNS
 from arbsphere.kpi.resultset import sha256_file
+from arbsphere.kpi.verify import verify_result_set
 from arbsphere.rig.campaign_run import CampaignResult, execute_campaign
 from arbsphere.rig.config import load_campaign
 
@@ -226,6 +227,7 @@ def test_manifest_hashes_and_timestamp_sources(short_run: CampaignResult) -> Non
         assert manifest["timestamp_source"]["venue_a"] == "kernel-software"
     for rel, digest in manifest["files"].items():
         assert sha256_file(short_run.run_dir / rel) == digest, rel
+    assert verify_result_set(short_run.run_dir).unlisted == ()  # the roles' files too
     assert manifest["config"]["name"] == "loopback"
     assert manifest["versions"]["numba"]
 
@@ -338,6 +340,7 @@ def test_rate_sweep_result_set(tmp_path: Path) -> None:
     assert manifest["kind"] == "rate-sweep" and manifest["status"] == "complete"
     assert "rate-300hz/kpi.json" in manifest["files"]
     assert "rate-900hz/manifest.json" in manifest["files"]
+    assert verify_result_set(run_dir).unlisted == ()  # every file listed, every hash matches
     assert "Latency against offered rate" in (run_dir / "report.html").read_text()
 
 

@@ -16,6 +16,7 @@ import pytest
 from arbsphere.clock import RealtimeClock
 from arbsphere.errors import ConfigError
 from arbsphere.kpi.resultset import sha256_file
+from arbsphere.kpi.verify import verify_result_set
 from arbsphere.rig.cli import main
 from arbsphere.rig.sim import SCENARIOS, run_sim, simulate
 
@@ -59,6 +60,7 @@ def test_sim_writes_a_verifiable_result_set(tmp_path: Path) -> None:
     assert manifest["campaign"] == "sim-wide" and manifest["scenario"]["n_assets"] == 16
     for rel, digest in manifest["files"].items():
         assert sha256_file(run_dir / rel) == digest, rel
+    assert verify_result_set(run_dir).unlisted == ()
     kpi = json.loads((run_dir / "kpi.json").read_text())
     assert kpi["hedge"]["final_plan_net"] == 0 and kpi["sim"]["venues"] == 8
     trace = pd.read_parquet(run_dir / "trace.parquet")
