@@ -53,6 +53,9 @@ class Venues:
 
     def __init__(self, endpoint: str, n: int, m: int, silent: frozenset[int] = frozenset()):
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        # warm, as a venue adapter is before it reports ready: a cold first x-update (Numba
+        # start-up and cache load, ~0.2 s) would outlast a short round timeout
+        VenueSolver.warm_up()
         self.solvers = [VenueSolver(m) for _ in range(n)]
         self.socks: list[CapturingSocket] = []
         self.rounds: list[VenueRounds] = []
@@ -288,7 +291,7 @@ def test_a_venue_that_stops_answering_rounds_is_held_out_then_probed(
     """Its quotes keep coming but its rounds time out: one aborted solve, then the coordinator
     holds it at its plan lots and solves with the others (no round sent to it, no wait) until
     the retry time has passed in quote time; then it is probed, answers, and is back."""
-    from arbsphere.coordinator.service import Coordinator
+    from arbsphere.coordinator.core import Coordinator
 
     sock, endpoint = router
     venues = Venues(endpoint, 2, 1, silent=frozenset({1}))
