@@ -18,17 +18,16 @@ import numpy as np
 from arbsphere.contracts import PLAN_LEG_DTYPE, default_registry
 from arbsphere.coordinator.admm import AdmmSettings, ExchangeADMM
 from arbsphere.coordinator.baseline import centralized_solve, gaps_batch, keep_inputs, objective
-from arbsphere.coordinator.federated_solve import FederatedRounds, save_federated, solve_federated
+from arbsphere.coordinator.federated_solve import FederatedRounds, FederatedSolve, VenueOutages
 from arbsphere.coordinator.neutralize import neutralize_lots
 from arbsphere.coordinator.signal_aggregate import SignalAggregator
 from arbsphere.coordinator.solve_marks import mark_solved
-from arbsphere.coordinator.traces import FED_SOLVE_DTYPE, SOLVE_TRACE_DTYPE, RealizedNet
+from arbsphere.coordinator.traces import SOLVE_TRACE_DTYPE, RealizedNet
 from arbsphere.errors import PipelineError
 from arbsphere.firmware_interfaces.messages import PRICE_SCALE
 from arbsphere.plan.digest import plan_hash
 from arbsphere.plan.merge import STAT_MAX_ABS_NET, DeltaMerger, emit_and_merge
 from arbsphere.sender_ids import COORDINATOR_SENDER_ID
-from arbsphere.tracebuf import TraceBuffer
 
 #: field positions in a PlanDelta leg row (``ndarray.tolist`` tuples)
 _LEG_VENUE, _LEG_ASSET, _LEG_SIDE, _LEG_LOTS = (
@@ -96,18 +95,10 @@ class Coordinator:
             "snapshots_sent": 0, "frozen_solves": 0, "freezes": 0, "neutralize_refused": 0,
             "aborted_solves": 0, "unresponsive_venues": 0,
         }  # fmt: skip
-        #: venue outage detection (federated): quotes' origin stamps, rig timebase
-        self.stale_after_ns = 250_000_000
-        #: a venue that let a round time out is held out until this much quote time has passed
-        #: (then probed: it takes part in the next solve)
-        self.unresponsive_retry_ns = 5_000_000_000
-        self.unresponsive_at = np.full(n_venues, -1, np.int64)  # quote time it timed out; -1
+        #: the quotes' origin stamps (rig timebase): venue outages are judged on them
         self.last_quote_ts = np.zeros(n_venues, np.int64)
         self.latest_quote_ts = 0
-        #: [venue, frozen from (quote ts), back at (quote ts) or None, last delta id before the
-        #: freeze, last delta id decided while frozen (or None), why: "stale_quotes" (no quote
-        #: for stale_after) or "no_round_answers" (a round timed out waiting for it)]
-        self.freeze_log: list[list[int | str | None]] = []
+        self.outages = VenueOutages(n_venues)
         #: legs sent and not yet finally acknowledged: order_id -> (venue, asset, signed lots)
         self.open_legs: dict[int, tuple[int, int, int]] = {}
         #: final reports that left lots unfilled, to write off: (order_id, venue, asset, lots)
@@ -119,17 +110,19 @@ class Coordinator:
         self._one_leg = np.zeros(1, PLAN_LEG_DTYPE)
         self.max_abs_net_lots = 0
         self.last_nonce: dict[int, int] = {}
-        #: federated mode (set by the service): the venues solve their x-updates in rounds
+        #: federated coordination (see use_rounds): the rounds' driver; None: central
         self.rounds: FederatedRounds | None = None
+        #: how a solve is made: central (here) or federated (in rounds with the venues)
+        self.coordination: CentralSolve | FederatedSolve = CentralSolve(self)
         self.mid = np.zeros(shape)  # public mid prices from the venues' quotes
-        self.fed_solves = TraceBuffer(FED_SOLVE_DTYPE, 16_384)
         #: federated + secure aggregation: the venues' SignalShares summed per release epoch
         #: (off the decision path; not part of the decision state)
         self.signal_agg: SignalAggregator | None = None
-        self._fed_z = np.zeros((4096, n_venues, n_assets))
-        # Per-solve snapshots (c, gamma, phi, limit, z) for the baseline comparison at stop.
-        self._snap = np.zeros((4096, 5, n_venues, n_assets))
-        self.n_snap = 0
+
+    def use_rounds(self, rounds: FederatedRounds) -> None:
+        """Coordinate federated from now on: every solve is made in rounds with the venues."""
+        self.rounds = rounds
+        self.coordination = FederatedSolve(self, rounds)
 
     def warm_up(self) -> None:
         """Run every kernel once so compilation / cache loading happens before timing."""
@@ -232,25 +225,11 @@ class Coordinator:
         agg.expire(self.latest_quote_ts)
 
     def solve(self, budget_ns: int) -> tuple[int, bool]:
-        """ADMM + neutralization into ``self.target``. Returns (iterations, converged)."""
+        """A solve into ``self.target``, its iterations (rounds) capped by the budget via the
+        nominal cost of one. Returns (iterations, converged)."""
         self.last_budget_ns = budget_ns
         max_iter = max(1, min(self.iter_cap, int(budget_ns // self.ns_per_iteration)))
-        if self.rounds is not None:
-            return solve_federated(self, max_iter)
-        admm = self.admm
-        iterations, converged = admm.solve_in_place(
-            self.c, self.gamma, self.phi, self.limit, max_iter
-        )
-        counts = self.counts
-        counts["neutralize_repairs"] += int(neutralize_lots(admm.x, self.limit_lots, self.target))
-        counts["solves"] += 1
-        if not converged:
-            counts["early_stops"] += 1
-        return iterations, converged
-
-    def save_federated(self, out_dir: Path) -> None:
-        """Per-solve records and consensus iterates z (K x N x m) for the rig's baseline."""
-        save_federated(self, out_dir)
+        return self.coordination.solve(max_iter)
 
     def emit_delta(self, ts_ns: int, cause_venue: int, cause_seq: int) -> bytes | None:
         """Legs moving the plan to the target, merged into the plan; the PlanDelta bytes."""
@@ -331,34 +310,6 @@ class Coordinator:
         return self.reg.encode(self.snapshot_schema, h, items, sender_id=COORDINATOR_SENDER_ID,
                                nonce=self.nonce, origin_ts_ns=ts_ns)  # fmt: skip
 
-    def snapshot(self) -> None:
-        """Keep this solve's inputs and ADMM consensus iterate for the baseline comparison
-        (central mode; in federated mode the inputs stay with the venues)."""
-        if self.rounds is not None:
-            return
-        if self.n_snap == self._snap.shape[0]:
-            grown = np.zeros((self._snap.shape[0] * 2, *self._snap.shape[1:]))
-            grown[: self.n_snap] = self._snap
-            self._snap = grown
-        # The consensus iterate z: exactly neutral (Σz = 0), within limits up to the primal
-        # residual. The x iterate is off neutral by ~the residual, which at shadow prices ~100
-        # would dominate the gap with an infeasibility artefact.
-        keep_inputs(self._snap, self.n_snap, self.c, self.gamma, self.phi, self.limit, self.admm.z)
-        self.n_snap += 1
-
-    def baseline_gaps(self, scale: float = 1.0) -> np.ndarray:
-        """Relative objective gap of every solve against the exact centralized optimum."""
-        if self.rounds is not None:
-            return np.zeros(0)  # the rig computes it from the venues' records (rig.analysis)
-        snap = self._snap[: self.n_snap]
-        out = np.zeros(self.n_snap)
-        gaps_batch(
-            np.ascontiguousarray(snap[:, 0]), np.ascontiguousarray(snap[:, 1]),
-            np.ascontiguousarray(snap[:, 2]), np.ascontiguousarray(snap[:, 3]),
-            np.ascontiguousarray(snap[:, 4]), scale, out,
-        )  # fmt: skip
-        return out
-
     def on_report(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         """Apply an ExecutionReport given as decode values; returns its header values
         (order_id, delta_id, venue, asset, status, filled_lots, fill_px, device_rx_ns,
@@ -382,3 +333,61 @@ class Coordinator:
                     self.shortfalls.append((order_id, leg[0], leg[1], unfilled))
                     self.shortfall_ts = values[6]  # the report's origin: the deltas' ts
         return h
+
+
+class CentralSolve:
+    """Central coordination: exchange ADMM on the venues' local problems, in this process,
+    and integer neutralization within their limits. Each solve's inputs and ADMM consensus
+    iterate are kept for the comparison with the exact centralized optimum at the stop."""
+
+    takes_quotes = False
+
+    def __init__(self, core: Coordinator) -> None:
+        self.core = core
+        # per-solve snapshots (c, gamma, phi, limit, z)
+        self._snap = np.zeros((4096, 5, core.n_venues, core.n_assets))
+        self.n_snap = 0
+
+    def solve(self, max_iter: int) -> tuple[int, bool]:
+        core = self.core
+        admm = core.admm
+        iterations, converged = admm.solve_in_place(
+            core.c, core.gamma, core.phi, core.limit, max_iter
+        )
+        counts = core.counts
+        counts["neutralize_repairs"] += int(neutralize_lots(admm.x, core.limit_lots, core.target))
+        counts["solves"] += 1
+        if not converged:
+            counts["early_stops"] += 1
+        return iterations, converged
+
+    def keep_inputs(self) -> None:
+        """Keep this solve's inputs and ADMM consensus iterate for the baseline comparison."""
+        if self.n_snap == self._snap.shape[0]:
+            grown = np.zeros((self._snap.shape[0] * 2, *self._snap.shape[1:]))
+            grown[: self.n_snap] = self._snap
+            self._snap = grown
+        # The consensus iterate z: exactly neutral (Σz = 0), within limits up to the primal
+        # residual. The x iterate is off neutral by ~the residual, which at shadow prices ~100
+        # would dominate the gap with an infeasibility artefact.
+        core = self.core
+        keep_inputs(self._snap, self.n_snap, core.c, core.gamma, core.phi, core.limit, core.admm.z)
+        self.n_snap += 1
+
+    def baseline_gaps(self, scale: float = 1.0) -> np.ndarray:
+        """Relative objective gap of every solve against the exact centralized optimum."""
+        snap = self._snap[: self.n_snap]
+        out = np.zeros(self.n_snap)
+        gaps_batch(
+            np.ascontiguousarray(snap[:, 0]), np.ascontiguousarray(snap[:, 1]),
+            np.ascontiguousarray(snap[:, 2]), np.ascontiguousarray(snap[:, 3]),
+            np.ascontiguousarray(snap[:, 4]), scale, out,
+        )  # fmt: skip
+        return out
+
+    def save(self, out_dir: Path, trace: np.ndarray, solve_rows: np.ndarray) -> None:
+        """Each solve's objective gap into the trace row of its trigger tick (a compensating
+        solve, row -1, has none)."""
+        gaps = self.baseline_gaps()
+        rows = solve_rows[: self.n_snap]
+        trace["objective_gap"][rows[rows >= 0]] = gaps[rows >= 0]

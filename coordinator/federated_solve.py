@@ -21,8 +21,10 @@ from arbsphere.coordinator.neutralize import neutralize_around_fixed
 from arbsphere.coordinator.price_rounds import PriceRoundDriver
 from arbsphere.coordinator.price_search import PriceSearch
 from arbsphere.coordinator.rounds import RoundDriver, RoundLink
+from arbsphere.coordinator.traces import FED_SOLVE_DTYPE
 from arbsphere.errors import ConfigError
 from arbsphere.sender_ids import COORDINATOR_SENDER_ID
+from arbsphere.tracebuf import TraceBuffer
 
 if TYPE_CHECKING:
     from arbsphere.coordinator.core import Coordinator
@@ -31,86 +33,127 @@ if TYPE_CHECKING:
 FederatedRounds = RoundDriver | PriceRoundDriver
 
 
-def solve_federated(core: Coordinator, max_rounds: int) -> tuple[int, bool]:
-    """Rounds with the venues; the best iterate (lowest primal residual) neutralized
-    without the venues' limits. An aborted solve (a venue did not answer) keeps the plan."""
-    rounds = core.rounds
-    assert rounds is not None
-    ex = rounds.ex
-    freeze_stale(core, ex)
-    out = rounds.solve(core.mid, max_rounds)
-    core.counts["solves"] += 1
-    core.counts["frozen_solves"] += int(ex.frozen.any())
-    if out.aborted:
-        core.counts["aborted_solves"] += 1
-        core.target[:] = core.merger.plan
-        for v in out.missing:  # held out from the next solve on (see freeze_stale)
-            core.unresponsive_at[v] = core.latest_quote_ts
-            core.counts["unresponsive_venues"] += 1
-    else:
-        core.unresponsive_at[~ex.frozen] = -1  # every venue in the solve answered
+class VenueOutages:
+    """Which venues are out of the market, decided on the rig timebase of the quotes' origin
+    stamps (so a replay decides alike). A venue whose last quote is older than
+    ``stale_after_ns`` is out: held at its plan lots while the others hedge around it; it rejoins
+    (cold start) when it quotes. So is a venue that let a round time out (its adapter quotes but
+    does not answer): without it every solve would wait ``round_timeout`` and abort; it is probed
+    again (takes part in a solve) once ``unresponsive_retry_ns`` of quote time has passed."""
+
+    def __init__(self, n_venues: int) -> None:
+        self.n_venues = n_venues
+        self.stale_after_ns = 250_000_000
+        self.unresponsive_retry_ns = 5_000_000_000
+        self.unresponsive_at = np.full(n_venues, -1, np.int64)  # quote time it timed out; -1
+        #: [venue, frozen from (quote ts), back at (quote ts) or None, last delta id before the
+        #: freeze, last delta id decided while frozen (or None), why: "stale_quotes" (no quote
+        #: for stale_after) or "no_round_answers" (a round timed out waiting for it)]
+        self.freeze_log: list[list[int | str | None]] = []
+
+    def freeze_stale(self, core: Coordinator, ex: FederatedExchange | PriceSearch) -> None:
+        """Freeze the venues that are out, refresh the frozen lots of those still out (write-offs
+        may have moved them) and thaw the venues that are back, before a solve."""
+        latest = core.latest_quote_ts
+        for v in range(self.n_venues):
+            stale = latest - core.last_quote_ts[v] > self.stale_after_ns
+            mute = (
+                self.unresponsive_at[v] >= 0
+                and latest - self.unresponsive_at[v] < self.unresponsive_retry_ns
+            )
+            if (stale or mute) and not ex.frozen[v]:
+                ex.freeze(v, core.merger.plan[v])
+                core.counts["freezes"] += 1
+                why = "stale_quotes" if stale else "no_round_answers"
+                self.freeze_log.append([v, latest, None, core.delta_id, None, why])
+            elif stale or mute:
+                ex.frozen_lots[v] = core.merger.plan[v]
+            elif ex.frozen[v]:
+                ex.thaw(v)
+                for entry in self.freeze_log:
+                    if entry[0] == v and entry[2] is None:
+                        entry[2] = latest
+                        entry[4] = core.delta_id
+
+    def after_solve(self, core: Coordinator, out: Any, ex: FederatedExchange | PriceSearch) -> None:
+        """An aborted solve holds the venues that did not answer out of the next solves; a
+        completed one clears every venue that took part."""
+        if out.aborted:
+            for v in out.missing:
+                self.unresponsive_at[v] = core.latest_quote_ts
+                core.counts["unresponsive_venues"] += 1
+        else:
+            self.unresponsive_at[~ex.frozen] = -1
+
+
+class FederatedSolve:
+    """Federated coordination: the venues solve their x-updates in rounds with the coordinator
+    (``rounds``); the best iterate (lowest primal residual) is neutralized around the frozen
+    venues without the venues' limits. An aborted solve (a venue did not answer) keeps the
+    plan. Every solve is recorded with its consensus iterate for the rig's baseline (the
+    inputs stay with the venues, so nothing is compared here)."""
+
+    takes_quotes = True
+
+    def __init__(self, core: Coordinator, rounds: FederatedRounds) -> None:
+        self.core = core
+        self.rounds = rounds
+        self.solves = TraceBuffer(FED_SOLVE_DTYPE, 16_384)
+        self._z = np.zeros((4096, core.n_venues, core.n_assets))
+
+    def solve(self, max_rounds: int) -> tuple[int, bool]:
+        core = self.core
+        rounds = self.rounds
+        ex = rounds.ex
+        core.outages.freeze_stale(core, ex)
+        out = rounds.solve(core.mid, max_rounds)
+        core.counts["solves"] += 1
+        core.counts["frozen_solves"] += int(ex.frozen.any())
+        core.outages.after_solve(core, out, ex)
+        if out.aborted:
+            core.counts["aborted_solves"] += 1
+            core.target[:] = core.merger.plan
+        else:
+            self._neutralize(ex)
+            if not out.converged:
+                core.counts["early_stops"] += 1
+        self._record(ex, out, max_rounds)
+        return out.rounds, out.converged
+
+    def _neutralize(self, ex: FederatedExchange | PriceSearch) -> None:
+        core = self.core
         got = int(neutralize_around_fixed(ex.best_x, ex.frozen, ex.frozen_lots, core.target))
         if got < 0:  # the live venues cannot offset the frozen ones yet: keep the plan
             core.counts["neutralize_refused"] += 1
             core.target[:] = core.merger.plan
         else:
             core.counts["neutralize_repairs"] += got
-        if not out.converged:
-            core.counts["early_stops"] += 1
-    k = core.fed_solves.n
-    if k == core._fed_z.shape[0]:
-        core._fed_z = np.concatenate([core._fed_z, np.zeros_like(core._fed_z)])
-    core._fed_z[k] = ex.consensus_z  # masked: the revealed round's x - mean (z unknown)
-    core.fed_solves.append((rounds.solve_id, -1, out.rounds, max_rounds, int(out.converged),
-                            int(out.aborted), ex.primal_res if out.rounds else np.nan,
+
+    def _record(self, ex: FederatedExchange | PriceSearch, out: Any, max_rounds: int) -> None:
+        k = self.solves.n
+        if k == self._z.shape[0]:
+            self._z = np.concatenate([self._z, np.zeros_like(self._z)])
+        self._z[k] = ex.consensus_z  # masked: the revealed round's x - mean (z unknown)
+        self.solves.append((self.rounds.solve_id, -1, out.rounds, max_rounds,
+                            int(out.converged), int(out.aborted),
+                            ex.primal_res if out.rounds else np.nan,
                             ex.dual_res if out.rounds else np.nan, out.started_ns,
                             out.ended_ns))  # fmt: skip
-    return out.rounds, out.converged
 
+    def keep_inputs(self) -> None:
+        """Nothing: the solve's inputs stay with the venues."""
 
-def freeze_stale(core: Coordinator, ex: FederatedExchange | PriceSearch) -> None:
-    """A venue whose last quote is older than ``stale_after_ns`` (on the rig timebase of
-    the quotes' origin stamps, so replays decide alike) is out of the market: held at its
-    plan lots while the others hedge around it; it rejoins (cold start) when it quotes. So
-    is a venue that let a round time out (its adapter quotes but does not answer): without
-    it every solve would wait ``round_timeout`` and abort; it is probed again (takes part
-    in a solve) once ``unresponsive_retry_ns`` of quote time has passed."""
-    for v in range(core.n_venues):
-        stale = core.latest_quote_ts - core.last_quote_ts[v] > core.stale_after_ns
-        mute = (
-            core.unresponsive_at[v] >= 0
-            and core.latest_quote_ts - core.unresponsive_at[v] < core.unresponsive_retry_ns
-        )
-        if (stale or mute) and not ex.frozen[v]:
-            ex.freeze(v, core.merger.plan[v])
-            core.counts["freezes"] += 1
-            core.freeze_log.append(
-                [
-                    v,
-                    core.latest_quote_ts,
-                    None,
-                    core.delta_id,
-                    None,
-                    "stale_quotes" if stale else "no_round_answers",
-                ]
-            )
-        elif stale or mute:
-            ex.frozen_lots[v] = core.merger.plan[v]  # write-offs may have moved it
-        elif ex.frozen[v]:
-            ex.thaw(v)
-            for entry in core.freeze_log:
-                if entry[0] == v and entry[2] is None:
-                    entry[2] = core.latest_quote_ts
-                    entry[4] = core.delta_id
+    def baseline_gaps(self, scale: float = 1.0) -> np.ndarray:
+        return np.zeros(0)  # the rig computes it from the venues' records (kpi)
 
-
-def save_federated(core: Coordinator, out_dir: Path) -> None:
-    """Per-solve records and consensus iterates z (K x N x m) for the rig's baseline."""
-    core.fed_solves.save(out_dir / "coordinator.solves.npy")
-    np.save(out_dir / "coordinator.solves_z.npy", core._fed_z[: core.fed_solves.n])
-    if core.rounds is not None:
-        core.rounds.rounds.save(out_dir / "coordinator.rounds.npy")
-        core.rounds.save_convergence(out_dir)
+    def save(self, out_dir: Path, trace: np.ndarray, solve_rows: np.ndarray) -> None:
+        """Per-solve records (with the trace row of each solve's trigger tick), consensus
+        iterates z (K x N x m), the rounds and their convergence, for the rig's baseline."""
+        self.solves.view()["row"][:] = solve_rows[: self.solves.n]
+        self.solves.save(out_dir / "coordinator.solves.npy")
+        np.save(out_dir / "coordinator.solves_z.npy", self._z[: self.solves.n])
+        self.rounds.rounds.save(out_dir / "coordinator.rounds.npy")
+        self.rounds.save_convergence(out_dir)
 
 
 def federated_driver(

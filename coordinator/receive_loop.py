@@ -7,6 +7,7 @@ process and the replay drive the same loop (the replay with recorded inputs and 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -100,20 +101,45 @@ class ReceiveLoop:
         self.last_error = str(exc)
 
     def drain(self, pull: Any) -> None:
+        """One wake-up: receive what is queued on ``pull`` (up to ``max_batch``), close the
+        batch, decide once, then frame the journal's records and sum the signal shares."""
         core = self.core
-        reg = self.reg
-        clock = self.clock
         if self.interleave_ns:
-            on = (clock.now_ns() // self.interleave_ns) % 2 == 0
+            on = (self.clock.now_ns() // self.interleave_ns) % 2 == 0
             self.recorder = self.journal_recorder if on else None
         # the socket's own getsockopt (int result; not the SecureSocket delegation nor pyzmq's
         # ``get``, which wraps it in Python: 1.6 against 0.9 us a call)
         queued = getattr(pull, "sock", pull).getsockopt
         first_row = self.trace.n
+        shares: list[tuple[Any, ...]] = []  # SignalShares: summed after the decision
+        n, trigger, share_bits = self._receive(pull, queued, shares)
+        if n == 0:
+            return
+        self._close_batch(n)
+        self._decide(first_row, trigger)
+        recorder = self.recorder
+        if recorder is not None and (
+            recorder.pending >= COMMIT_BACKLOG or not queued(_ZMQ_EVENTS) & _POLLIN
+        ):
+            # the decision is out and nothing is waiting: frame the noted records now (with a
+            # message already queued, the next wake-up's end does it, up to COMMIT_BACKLOG)
+            recorder.after_batch()
+        if core.signal_agg is not None:
+            core.on_shares(shares, share_bits)  # per epoch, after the decision (else O(1))
+
+    def _receive(
+        self, pull: Any, queued: Callable[[int], int], shares: list[tuple[Any, ...]]
+    ) -> tuple[int, tuple[Any, ...] | None, int]:
+        """Apply what is queued, in arrival order, up to ``max_batch`` messages (never waiting
+        for more): ticks, execution reports; ReplicaStatus asks and SignalShares are kept for
+        after the decision (``shares``). Returns (messages taken, the trigger tick or None,
+        the signal participants as the first share arrived)."""
+        core = self.core
+        reg = self.reg
+        clock = self.clock
         latest: dict[tuple[int, int], int] = {}  # (venue, asset) -> newest row in this batch
         trigger: tuple[Any, ...] | None = None
         record_input = self.recorder.input if self.recorder is not None else None
-        shares: list[tuple[Any, ...]] = []  # SignalShares: summed after the decision
         share_bits = 0
         n = 0
         while n < self.max_batch:
@@ -153,11 +179,15 @@ class ReceiveLoop:
                 shares.append(values)
             else:
                 core.counts["unknown_messages"] += 1
-        if n == 0:
-            return
+        return n, trigger, share_bits
+
+    def _close_batch(self, n: int) -> None:
+        """Count and journal the wake-up's batch, stamp its outputs with its time and answer
+        its ReplicaStatus asks."""
+        core = self.core
         self.batches += 1
         self.max_seen_batch = max(self.max_seen_batch, n)
-        now = clock.now_ns()  # the wake-up's time (a replay's clock reads the BATCH record's)
+        now = self.clock.now_ns()  # the wake-up's time (a replay's clock reads the BATCH record's)
         if self.recorder is not None:
             self.recorder.batch(n, now)
         elif self.interleave_ns:
@@ -171,6 +201,11 @@ class ReceiveLoop:
             for ts in self._snapshot_asks:
                 self._send_snapshot(ts)
             self._snapshot_asks.clear()
+
+    def _decide(self, first_row: int, trigger: tuple[Any, ...] | None) -> None:
+        """Write off the batch's shortfalls, then solve once: on the trigger tick, or (only
+        shortfalls in the batch) on the current state for the compensating delta."""
+        core = self.core
         # Shortfalls reported in this batch are written off first; the batch's solve (or, with
         # no tick in the batch, a solve of its own) then sends the compensating TRADE delta.
         had_shortfalls = bool(core.shortfalls)
@@ -181,15 +216,6 @@ class ReceiveLoop:
             self._solve(first_row, row, venue, seq, budget, ts, compensating=had_shortfalls)
         elif had_shortfalls and core.ready():
             self._compensating_solve()
-        recorder = self.recorder
-        if recorder is not None and (
-            recorder.pending >= COMMIT_BACKLOG or not queued(_ZMQ_EVENTS) & _POLLIN
-        ):
-            # the decision is out and nothing is waiting: frame the noted records now (with a
-            # message already queued, the next wake-up's end does it, up to COMMIT_BACKLOG)
-            recorder.after_batch()
-        if core.signal_agg is not None:
-            core.on_shares(shares, share_bits)  # per epoch, after the decision (else O(1))
 
     def _ticks(
         self, msgs: list[bytes], schema: Any, values: tuple[Any, ...], rx: int,
@@ -317,7 +343,7 @@ class ReceiveLoop:
         if k == self.solve_rows.shape[0]:
             self.solve_rows = np.concatenate([self.solve_rows, np.zeros_like(self.solve_rows)])
         self.solve_rows[k] = row
-        core.snapshot()
+        core.coordination.keep_inputs()
 
     def _write_offs(self) -> None:
         """A WRITE_OFF delta for every shortfall of the batch, in arrival order."""
@@ -338,3 +364,15 @@ class ReceiveLoop:
         if trade is not None:
             core.counts["compensating_deltas"] += 1
             self._send_delta(trade)
+
+    def save(self, out_dir: Path) -> None:
+        """The solve trace (with each solve's objective gap, central coordination), the solve
+        records (federated), the signal epochs and the execution reports, at the stop."""
+        core = self.core
+        trace = self.trace.view()
+        trace["objective_gap"][:] = np.nan
+        core.coordination.save(out_dir, trace, self.solve_rows)
+        if core.signal_agg is not None:
+            core.signal_agg.save(out_dir / "coordinator.signal_epochs.npy")
+        self.trace.save(out_dir / "coordinator.trace.npy")
+        self.fills.save(out_dir / "coordinator.fills.npy")

@@ -22,7 +22,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import zmq
 
 from arbsphere.clock import Clock, RealtimeClock
@@ -112,13 +111,15 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         protocol = cfg.get("protocol", "admm")
         if protocol not in ("price", "admm"):
             raise ConfigError("must be 'price' or 'admm'", file=source, key="protocol")
-        core.rounds = federated_driver(
+        core.use_rounds(federated_driver(
             protocol, round_link, core, settings, masked, clock,
             int(require(cfg, "round_timeout_ms", int, source)), source,
-        )  # fmt: skip
+        ))  # fmt: skip
         core.ns_per_iteration = float(require(cfg, "ns_per_round", (int, float), source))
-        core.stale_after_ns = int(require(cfg, "stale_after_ms", (int, float), source) * 1e6)
-        core.unresponsive_retry_ns = int(
+        core.outages.stale_after_ns = int(
+            require(cfg, "stale_after_ms", (int, float), source) * 1e6
+        )
+        core.outages.unresponsive_retry_ns = int(
             require(cfg, "unresponsive_retry_ms", (int, float), source) * 1e6
         )
         if masked and cfg.get("signal_release_interval_ms") is not None:
@@ -161,8 +162,8 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         }  # fmt: skip
         if core.rounds is not None and round_link is not None:
             round_link.recorder = recorder
-            config["stale_after_ns"] = core.stale_after_ns
-            config["unresponsive_retry_ns"] = core.unresponsive_retry_ns
+            config["stale_after_ns"] = core.outages.stale_after_ns
+            config["unresponsive_retry_ns"] = core.outages.unresponsive_retry_ns
             config["round_timeout_ms"] = core.rounds.round_timeout_ms
             if core.rounds.masked:  # absent: the clear protocol (older journals too)
                 config["secure_aggregation"] = True
@@ -212,19 +213,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
             if loop.interleave_ns:
                 journal_head["interleave_ns"] = loop.interleave_ns
                 journal_head["batches_unrecorded"] = loop.batches_unrecorded
-        trace = loop.trace
-        trace.view()["objective_gap"][:] = np.nan
-        gaps = core.baseline_gaps()
-        if core.rounds is None:
-            rows = loop.solve_rows[: core.n_snap]
-            trace.view()["objective_gap"][rows[rows >= 0]] = gaps[rows >= 0]
-        else:
-            core.fed_solves.view()["row"][:] = loop.solve_rows[: core.fed_solves.n]
-            core.save_federated(out_dir)
-        if core.signal_agg is not None:
-            core.signal_agg.save(out_dir / "coordinator.signal_epochs.npy")
-        trace.save(out_dir / "coordinator.trace.npy")
-        loop.fills.save(out_dir / "coordinator.fills.npy")
+        loop.save(out_dir)
         realized_net = core.executed.sum(axis=0)
         write_json_atomic(
             out_dir / "coordinator.stats.json",
@@ -242,7 +231,7 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 "journal": journal_head,
                 "realized_net": core.realized.summary(),
                 "final_plan_hash": plan_hash(core.merger.plan),
-                "freezes": core.freeze_log,
+                "freezes": core.outages.freeze_log,
                 "open_legs_at_stop": len(core.open_legs),
                 "coordination": coordination,
                 "rounds": None

@@ -237,13 +237,14 @@ def build_coordinator(config: dict[str, Any], clock: Any = None) -> Any:
         protocol = config.get("protocol", "admm")  # absent: exchange ADMM (older journals)
         if protocol not in ("price", "admm"):
             raise JournalError(f"CONFIG record: protocol {protocol!r} is not replayable")
-        core.rounds = federated_driver(
+        core.use_rounds(federated_driver(
             protocol, RecordedRoundLink(), core, settings, masked,
             clock if clock is not None else _RecordClock(), int(config["round_timeout_ms"]),
-        )  # fmt: skip
-        core.stale_after_ns = int(config["stale_after_ns"])
-        core.unresponsive_retry_ns = int(
-            config.get("unresponsive_retry_ns", core.unresponsive_retry_ns)
+        ))  # fmt: skip
+        outages = core.outages
+        outages.stale_after_ns = int(config["stale_after_ns"])
+        outages.unresponsive_retry_ns = int(
+            config.get("unresponsive_retry_ns", outages.unresponsive_retry_ns)
         )
         interval = config.get("signal_release_interval_ns")
         if interval is not None:  # the SignalShares are summed again (no ledger events)
