@@ -18,6 +18,7 @@ convergence KPI.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,6 @@ from typing import Any
 import zmq
 
 from arbsphere.clock import Clock, RealtimeClock
-from arbsphere.coordinator.admm import AdmmSettings
 from arbsphere.coordinator.core import Coordinator
 from arbsphere.coordinator.federated_solve import DepartedVenues, federated_driver
 from arbsphere.coordinator.journal_records import CONFIG_OUTPUT_RULES
@@ -33,45 +33,247 @@ from arbsphere.coordinator.journal_thread import JournalThread
 from arbsphere.coordinator.plan_events import PlanEvents
 from arbsphere.coordinator.receive_loop import INBOUND_HWM, ReceiveLoop
 from arbsphere.coordinator.recorder import Recorder
+from arbsphere.coordinator.role_config import (
+    CoordinatorRoleConfig,
+    FederatedSettings,
+    JournalSettings,
+)
 from arbsphere.coordinator.rounds import ZmqRoundLink
 from arbsphere.coordinator.signal_aggregate import SignalAggregator
 from arbsphere.errors import ConfigError, PipelineError
 from arbsphere.journal import JournalConfig
 from arbsphere.plan.digest import plan_hash
 from arbsphere.rounds_protocol import venue_identity
-from arbsphere.runtime import (
-    StopFlag,
-    cpu_usage,
-    quiesce_gc,
-    require,
-    run_role,
-    write_json_atomic,
-)
+from arbsphere.runtime import StopFlag, cpu_usage, quiesce_gc, run_typed_role, write_json_atomic
 from arbsphere.security.identity import Role
-from arbsphere.security.role_security import PIPELINE, ROUNDS, open_role_security
+from arbsphere.security.role_security import PIPELINE, ROUNDS, RoleSecurity, SecuritySettings
 from arbsphere.security.secure_socket import SecureSocket
 
+#: how long one poll waits for input when nothing else is due (ms)
+POLL_MS = 100
 
-def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
-    source = str(path)
+
+def run(cfg: CoordinatorRoleConfig, path: Path, stop: StopFlag) -> int:
+    """The coordinator process: set up, report ready, serve until ``stop``, then write the
+    traces and stats (also when serving ends in an error)."""
     clock = RealtimeClock()
-    out_dir = Path(require(cfg, "out_dir", str, source))
-    admm_cfg = require(cfg, "admm", dict, source)
-    settings = AdmmSettings(**admm_cfg)
-    max_batch = require(cfg, "max_batch", int, source)
-    if max_batch < 1:
-        raise PipelineError(f"{source}: max_batch must be >= 1, got {max_batch}")
-    core = Coordinator(
-        n_venues=require(cfg, "n_venues", int, source),
-        n_assets=require(cfg, "n_assets", int, source),
-        settings=settings,
-        budget_iterations_cap=settings.max_iter,
-        min_delta_lots=require(cfg, "min_delta_lots", int, source),
-        ns_per_iteration=float(require(cfg, "ns_per_iteration", (int, float), source)),
-    )
+    core = build_core(cfg)
     core.warm_up()
+    process = CoordinatorProcess(cfg, str(path), clock, core)
+    quiesce_gc()
+    process.write_ready()
+    try:
+        process.serve(stop)
+    finally:
+        process.finish()
+    return 0
 
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+
+def build_core(cfg: CoordinatorRoleConfig) -> Coordinator:
+    """The coordinator core as the role config describes it (the rounds are wired later)."""
+    return Coordinator(
+        n_venues=cfg.n_venues,
+        n_assets=cfg.n_assets,
+        settings=cfg.admm,
+        budget_iterations_cap=cfg.admm.max_iter,
+        min_delta_lots=cfg.min_delta_lots,
+        ns_per_iteration=float(cfg.ns_per_iteration),
+    )
+
+
+class CoordinatorProcess:
+    """The coordinator's sockets, security, rounds, journal and receive loop, wired once from
+    the role config; :meth:`serve` polls, :meth:`finish` writes what the run leaves behind."""
+
+    def __init__(
+        self, cfg: CoordinatorRoleConfig, source: str, clock: Clock, core: Coordinator
+    ) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.core = core
+        self.out_dir = Path(cfg.out_dir)
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self.security = _security(cfg, source, clock, ctx)
+        self.pull, self.push = _pipeline_sockets(ctx, self.security, cfg)
+        self.rounds_sock: zmq.Socket[bytes] | None = None
+        self.round_link: ZmqRoundLink | None = None
+        self.departed: DepartedVenues | None = None
+        if cfg.federated is not None:
+            self._federate(ctx, cfg.federated, source)
+        self.inbound = self.security.inbound(self.pull)
+        outbound = self.security.outbound(self.push)
+        self.governance = self.security.connect_governance()
+        self.loop = ReceiveLoop(core, clock, outbound, cfg.max_batch)
+        self.plan_events = self.security.plan_events(core)
+        if self.plan_events is not None:
+            self.loop.on_delta = self.plan_events
+        self.journal = _open_journal(cfg.journal, source, clock)
+        if self.journal is not None:
+            self._record(self.journal)
+
+    def _federate(self, ctx: zmq.Context[Any], fed: FederatedSettings, source: str) -> None:
+        """Bind the rounds ROUTER and coordinate in rounds with the venues."""
+        core = self.core
+        sock = ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unknown venue is an error, not a drop
+        sock.setsockopt(zmq.LINGER, 0)
+        self.security.server(sock, "rounds", [Role.VENUE])
+        try:
+            sock.bind(fed.rounds_endpoint)
+        except zmq.ZMQError as exc:
+            raise PipelineError(f"coordinator: cannot bind the rounds socket: {exc}") from exc
+        self.rounds_sock = sock
+        self.departed = DepartedVenues(self.security.rounds(sock, self.cfg.venue_ids))
+        self.round_link = ZmqRoundLink(self.departed, self.clock)
+        core.use_rounds(federated_driver(
+            fed.protocol, self.round_link, core, self.cfg.admm, fed.secure_aggregation,
+            self.clock, fed.round_timeout_ms, source,
+        ))  # fmt: skip
+        core.ns_per_iteration = float(fed.ns_per_round)
+        core.outages.stale_after_ns = int(fed.stale_after_ms * 1e6)
+        core.outages.unresponsive_retry_ns = int(fed.unresponsive_retry_ms * 1e6)
+        if fed.secure_aggregation and fed.signal_release_interval_ms is not None:
+            core.signal_agg = SignalAggregator(
+                core.n_venues,
+                round(fed.signal_release_interval_ms * 1e6),
+                names={int(i): str(n) for n, i in self.cfg.venue_ids.items()},
+                event=self.security.event,
+            )
+
+    def _record(self, journal: JournalThread) -> None:
+        """Journal the loop's inputs, batches and outputs (and the rounds' answers), starting
+        with the CONFIG record a replay rebuilds the core from."""
+        interleave_ns = self.cfg.journal.interleave_ns if self.cfg.journal else 0
+        recorder = Recorder(journal)
+        self.loop.set_recorder(recorder, interleave_ns)
+        if self.round_link is not None:
+            self.round_link.recorder = recorder
+        recorder.config(journal_config(self.cfg, self.core), self.clock.now_ns())
+
+    def write_ready(self) -> None:
+        def bound(sock: zmq.Socket[bytes] | None) -> str | None:
+            return None if sock is None else sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+        write_json_atomic(
+            self.out_dir / "coordinator.ready.json",
+            {"pid": os.getpid(), "inbound_endpoint": bound(self.pull),
+             "outbound_endpoint": bound(self.push), "rounds_endpoint": bound(self.rounds_sock)},
+        )  # fmt: skip
+
+    def serve(self, stop: StopFlag) -> None:
+        """Poll until ``stop``: each wake-up with input drains it through the receive loop;
+        governance and the ledger's plan events are serviced in between."""
+        poller = zmq.Poller()
+        poller.register(self.pull, zmq.POLLIN)
+        if self.governance is not None:
+            poller.register(self.governance, zmq.POLLIN)
+        plan_events = self.plan_events
+        clock = self.clock
+        while not stop.is_set:
+            timeout_ms = POLL_MS
+            if plan_events is not None and plan_events.pending:
+                due = plan_events.due_in_ns(clock.now_ns()) or 0
+                timeout_ms = min(timeout_ms, -(-due // 1_000_000))
+            events = dict(poller.poll(timeout_ms))
+            self.security.service(events)
+            if self.pull in events:
+                self.loop.drain(self.inbound)
+            if plan_events is not None:
+                plan_events.maybe_flush(clock.now_ns())
+
+    def finish(self) -> None:
+        """Flush the ledger's plan events, close the journal with its final state, write the
+        traces and stats, close the sockets."""
+        if self.plan_events is not None:
+            self.plan_events.flush()  # before the ledger link closes
+        journal_head = self._close_journal()
+        self.loop.save(self.out_dir)
+        write_json_atomic(self.out_dir / "coordinator.stats.json", self.stats(journal_head))
+        self.security.close()
+        self.pull.close(linger=0)
+        self.push.close()
+        if self.rounds_sock is not None:
+            self.rounds_sock.close(linger=0)
+
+    def _close_journal(self) -> dict[str, Any] | None:
+        loop = self.loop
+        recorder = loop.journal_recorder
+        if self.journal is None or recorder is None:
+            return None
+        recorder.state(self.core, self.clock.now_ns())
+        head = {**self.journal.close().to_dict(), "records": recorder.records}
+        if loop.interleave_ns:
+            head["interleave_ns"] = loop.interleave_ns
+            head["batches_unrecorded"] = loop.batches_unrecorded
+        return head
+
+    def stats(self, journal_head: dict[str, Any] | None) -> dict[str, Any]:
+        """``coordinator.stats.json``: counts, the final plan and positions, the batches, the
+        journal, outages, rounds, security, plan events and signal epochs."""
+        core, loop = self.core, self.loop
+        rounds, plan_events = core.rounds, self.plan_events
+        return {
+            "role": "coordinator",
+            "counts": core.counts,
+            "batches": loop.batch_counters(),
+            "max_abs_net_delta_lots": core.max_abs_net_lots,
+            "final_plan": core.merger.plan.tolist(),
+            "final_executed": core.executed.tolist(),
+            "final_realized_net_lots": core.executed.sum(axis=0).tolist(),
+            "merge": core.merger.counters(),
+            "last_error": loop.last_error,
+            "cpu": cpu_usage(),
+            "journal": journal_head,
+            "realized_net": core.realized.summary(),
+            "final_plan_hash": plan_hash(core.merger.plan),
+            "freezes": core.outages.freeze_log,
+            "open_legs_at_stop": len(core.open_legs),
+            "coordination": self.cfg.coordination,
+            "rounds": None if rounds is None else {
+                **rounds.counts, "last_error": rounds.last_error,
+                "sends_to_departed_venues": self.departed.dropped if self.departed else 0,
+            },
+            "security": self.security.stats(),
+            "plan_events": None if plan_events is None else {
+                "ledgered": plan_events.ledgered, "flushes": plan_events.flushes,
+                "undecodable": plan_events.errors,
+            },
+            "signals_aggregate": None if core.signal_agg is None else core.signal_agg.summary(),
+        }  # fmt: skip
+
+
+def journal_config(cfg: CoordinatorRoleConfig, core: Coordinator) -> dict[str, Any]:
+    """The journal's CONFIG record: what a replay rebuilds the core from
+    (:func:`arbsphere.replay.engine.build_coordinator`). Keys absent from older journals are
+    written only when they differ from what their absence means."""
+    config: dict[str, Any] = {
+        "n_venues": core.n_venues, "n_assets": core.n_assets,
+        "min_delta_lots": core.min_delta_lots, "ns_per_iteration": core.ns_per_iteration,
+        "max_batch": cfg.max_batch, "admm": dataclasses.asdict(cfg.admm),
+        "coordination": cfg.coordination,
+        **CONFIG_OUTPUT_RULES,  # outputs stamped with their wake-up's time; snapshots too
+    }  # fmt: skip
+    rounds = core.rounds
+    if rounds is not None:
+        config["stale_after_ns"] = core.outages.stale_after_ns
+        config["unresponsive_retry_ns"] = core.outages.unresponsive_retry_ns
+        config["round_timeout_ms"] = rounds.round_timeout_ms
+        if rounds.masked:  # absent: the clear protocol (older journals too)
+            config["secure_aggregation"] = True
+        if rounds.protocol != "admm":  # absent: exchange ADMM (older journals too)
+            config["protocol"] = rounds.protocol
+        if core.signal_agg is not None:  # absent: no signal shares (older journals too)
+            config["signal_release_interval_ns"] = core.signal_agg.interval_ns
+    if cfg.journal is not None and cfg.journal.interleave_ns:  # replay refuses such a journal
+        config["interleave_ns"] = cfg.journal.interleave_ns
+    return config
+
+
+def _pipeline_sockets(
+    ctx: zmq.Context[zmq.Socket[bytes]], security: _Plaintext | _Secured,
+    cfg: CoordinatorRoleConfig,
+) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:  # fmt: skip
+    """The inbound PULL (ticks, reports) and the outbound PUSH (PlanDeltas), bound."""
     pull = ctx.socket(zmq.PULL)
     # a short queue per sender: a venue adapter whose messages are not taken keeps only its
     # newest tick per asset (adapters/outbox.py), so what waits here is bounded
@@ -80,230 +282,139 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 1_000_000)
     push.setsockopt(zmq.LINGER, 2000)
-    sec = open_role_security(cfg, source, clock, ctx)
-    if sec is not None:
-        sec.server(pull, "inbound", [Role.VENUE, Role.BROKER])
-        sec.server(push, "plans", [Role.BROKER])
+    security.server(pull, "inbound", [Role.VENUE, Role.BROKER])
+    security.server(push, "plans", [Role.BROKER])
     try:
-        pull.bind(require(cfg, "inbound_endpoint", str, source))
-        push.bind(require(cfg, "outbound_endpoint", str, source))
+        pull.bind(cfg.inbound_endpoint)
+        push.bind(cfg.outbound_endpoint)
     except zmq.ZMQError as exc:
         raise PipelineError(f"coordinator: cannot bind: {exc}") from exc
-    rounds_sock = None
-    round_link: ZmqRoundLink | None = None
-    departed: DepartedVenues | None = None
-    coordination = cfg.get("coordination", "central")
-    if coordination not in ("central", "federated"):
-        raise ConfigError("must be 'central' or 'federated'", file=source, key="coordination")
-    if coordination == "federated":
-        rounds_sock = ctx.socket(zmq.ROUTER)
-        rounds_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unknown venue is an error, not a drop
-        rounds_sock.setsockopt(zmq.LINGER, 0)
-        if sec is not None:
-            sec.server(rounds_sock, "rounds", [Role.VENUE])
-        try:
-            rounds_sock.bind(require(cfg, "rounds_endpoint", str, source))
-        except zmq.ZMQError as exc:
-            raise PipelineError(f"coordinator: cannot bind the rounds socket: {exc}") from exc
-        departed = DepartedVenues(_secured_rounds(sec, rounds_sock, cfg, source))
-        round_link = ZmqRoundLink(departed, clock)
-        masked = secure_aggregation(cfg)
-        protocol = cfg.get("protocol", "admm")
-        if protocol not in ("price", "admm"):
-            raise ConfigError("must be 'price' or 'admm'", file=source, key="protocol")
-        core.use_rounds(federated_driver(
-            protocol, round_link, core, settings, masked, clock,
-            int(require(cfg, "round_timeout_ms", int, source)), source,
-        ))  # fmt: skip
-        core.ns_per_iteration = float(require(cfg, "ns_per_round", (int, float), source))
-        core.outages.stale_after_ns = int(
-            require(cfg, "stale_after_ms", (int, float), source) * 1e6
-        )
-        core.outages.unresponsive_retry_ns = int(
-            require(cfg, "unresponsive_retry_ms", (int, float), source) * 1e6
-        )
-        if masked and cfg.get("signal_release_interval_ms") is not None:
-            venue_ids = require(cfg, "venue_ids", dict, source)
-            core.signal_agg = SignalAggregator(
-                core.n_venues,
-                round(require(cfg, "signal_release_interval_ms", (int, float), source) * 1e6),
-                names={int(i): str(n) for n, i in venue_ids.items()},
-                event=None if sec is None else sec.event,
-            )
-    inbound: Any = pull
-    outbound: Any = push
-    gov = None
-    if sec is not None:
-        broker = sec.names_of(Role.BROKER)[0]
-        inbound = SecureSocket(pull, guard=sec.guard(PIPELINE, [*sec.names_of(Role.VENUE), broker]))
-        outbound = SecureSocket(
-            push, sealer=sec.sealer(PIPELINE, broker),
+    return pull, push
+
+
+def _security(
+    cfg: CoordinatorRoleConfig, source: str, clock: Clock, ctx: zmq.Context[Any]
+) -> _Plaintext | _Secured:
+    """The role's security, decided once: its ``security`` table, or none (a role run on its
+    own, e.g. in a test: plaintext sockets, no tags, no ledger)."""
+    if cfg.security is None:
+        return _Plaintext()
+    settings = SecuritySettings.from_cfg(cfg.security, source)
+    return _Secured(RoleSecurity(settings, clock, ctx, source=source))
+
+
+class _Plaintext:
+    """No security: the sockets as they are, no governance channel, no ledger events."""
+
+    event = None
+
+    def server(self, sock: zmq.Socket[bytes], domain: str, roles: list[Role]) -> None:
+        pass
+
+    def inbound(self, pull: zmq.Socket[bytes]) -> Any:
+        return pull
+
+    def outbound(self, push: zmq.Socket[bytes]) -> Any:
+        return push
+
+    def rounds(self, sock: zmq.Socket[bytes], venue_ids: dict[str, int]) -> Any:
+        return sock
+
+    def plan_events(self, core: Coordinator) -> PlanEvents | None:
+        return None
+
+    def connect_governance(self) -> zmq.Socket[bytes] | None:
+        return None
+
+    def service(self, events: dict[Any, int]) -> None:
+        pass
+
+    def stats(self) -> dict[str, Any] | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class _Secured:
+    """CurveZMQ on every socket, tags per link and channel (the pipeline: venues and broker
+    in, the broker out; the rounds: per venue), PlanDeltas attested when configured, the
+    governance channel to the campaign registry and the ledger's PLAN_DELTA events."""
+
+    def __init__(self, sec: RoleSecurity) -> None:
+        self.sec = sec
+        self.broker = sec.names_of(Role.BROKER)[0]
+        self.event = sec.event
+        self._governance: zmq.Socket[bytes] | None = None
+
+    def server(self, sock: zmq.Socket[bytes], domain: str, roles: list[Role]) -> None:
+        self.sec.server(sock, domain, roles)
+
+    def inbound(self, pull: zmq.Socket[bytes]) -> Any:
+        sec = self.sec
+        return SecureSocket(pull, guard=sec.guard(PIPELINE, [*sec.names_of(Role.VENUE),
+                                                             self.broker]))  # fmt: skip
+
+    def outbound(self, push: zmq.Socket[bytes]) -> Any:
+        sec = self.sec
+        return SecureSocket(
+            push, sealer=sec.sealer(PIPELINE, self.broker),
             attest=sec.sign_plan if sec.settings.attest_plan_deltas else None,
         )  # fmt: skip
-        gov = sec.connect_registry()
-    loop = ReceiveLoop(core, clock, outbound, max_batch)
-    plan_events: PlanEvents | None = None
-    if sec is not None:
-        plan_events = PlanEvents(sec, core.reg, sec.roster.entries[broker].sender_id)
-        loop.on_delta = plan_events
-    journal = _open_journal(cfg, source, clock)
-    if journal is not None:
-        interleave_ns = int(cfg["journal"].get("interleave_ns") or 0)
-        if interleave_ns and core.rounds is not None:
-            raise ConfigError("recorder interleaving needs central coordination", file=source,
-                              key="journal.interleave_ns")  # fmt: skip
-        recorder = Recorder(journal)
-        loop.set_recorder(recorder, interleave_ns)
-        config: dict[str, Any] = {
-            "n_venues": core.n_venues, "n_assets": core.n_assets,
-            "min_delta_lots": core.min_delta_lots, "ns_per_iteration": core.ns_per_iteration,
-            "max_batch": max_batch, "admm": admm_cfg, "coordination": coordination,
-            **CONFIG_OUTPUT_RULES,  # outputs stamped with their wake-up's time; snapshots too
-        }  # fmt: skip
-        if core.rounds is not None and round_link is not None:
-            round_link.recorder = recorder
-            config["stale_after_ns"] = core.outages.stale_after_ns
-            config["unresponsive_retry_ns"] = core.outages.unresponsive_retry_ns
-            config["round_timeout_ms"] = core.rounds.round_timeout_ms
-            if core.rounds.masked:  # absent: the clear protocol (older journals too)
-                config["secure_aggregation"] = True
-            if core.rounds.protocol != "admm":  # absent: exchange ADMM (older journals too)
-                config["protocol"] = core.rounds.protocol
-            if core.signal_agg is not None:  # absent: no signal shares (older journals too)
-                config["signal_release_interval_ns"] = core.signal_agg.interval_ns
-        if interleave_ns:  # replay refuses such a journal
-            config["interleave_ns"] = interleave_ns
-        recorder.config(config, clock.now_ns())
-    journal_head: dict[str, Any] | None = None
-    quiesce_gc()
-    write_json_atomic(
-        out_dir / "coordinator.ready.json",
-        {"pid": os.getpid(),
-         "inbound_endpoint": pull.getsockopt_string(zmq.LAST_ENDPOINT),
-         "outbound_endpoint": push.getsockopt_string(zmq.LAST_ENDPOINT),
-         "rounds_endpoint": None if rounds_sock is None
-         else rounds_sock.getsockopt_string(zmq.LAST_ENDPOINT)},
-    )  # fmt: skip
 
-    poller = zmq.Poller()
-    poller.register(pull, zmq.POLLIN)
-    if gov is not None:
-        poller.register(gov, zmq.POLLIN)
-    try:
-        while not stop.is_set:
-            timeout_ms = 100
-            if plan_events is not None and plan_events.pending:
-                due = plan_events.due_in_ns(clock.now_ns()) or 0
-                timeout_ms = min(timeout_ms, -(-due // 1_000_000))
-            events = dict(poller.poll(timeout_ms))
-            if sec is not None:
-                if gov in events:
-                    sec.handle_governance()
-                sec.maybe_tick()
-            if pull in events:
-                loop.drain(inbound)
-            if plan_events is not None:
-                plan_events.maybe_flush(clock.now_ns())
-    finally:
-        if plan_events is not None:
-            plan_events.flush()  # before the ledger link closes
-        if journal is not None and loop.journal_recorder is not None:
-            loop.journal_recorder.state(core, clock.now_ns())
-            journal_head = {**journal.close().to_dict(), "records": loop.journal_recorder.records}
-            if loop.interleave_ns:
-                journal_head["interleave_ns"] = loop.interleave_ns
-                journal_head["batches_unrecorded"] = loop.batches_unrecorded
-        loop.save(out_dir)
-        realized_net = core.executed.sum(axis=0)
-        write_json_atomic(
-            out_dir / "coordinator.stats.json",
-            {
-                "role": "coordinator",
-                "counts": core.counts,
-                "batches": loop.batch_counters(),
-                "max_abs_net_delta_lots": core.max_abs_net_lots,
-                "final_plan": core.merger.plan.tolist(),
-                "final_executed": core.executed.tolist(),
-                "final_realized_net_lots": realized_net.tolist(),
-                "merge": core.merger.counters(),
-                "last_error": loop.last_error,
-                "cpu": cpu_usage(),
-                "journal": journal_head,
-                "realized_net": core.realized.summary(),
-                "final_plan_hash": plan_hash(core.merger.plan),
-                "freezes": core.outages.freeze_log,
-                "open_legs_at_stop": len(core.open_legs),
-                "coordination": coordination,
-                "rounds": None
-                if core.rounds is None
-                else {
-                    **core.rounds.counts,
-                    "last_error": core.rounds.last_error,
-                    "sends_to_departed_venues": departed.dropped if departed else 0,
-                },
-                "security": None if sec is None else sec.stats(),
-                "plan_events": None
-                if plan_events is None
-                else {
-                    "ledgered": plan_events.ledgered,
-                    "flushes": plan_events.flushes,
-                    "undecodable": plan_events.errors,
-                },
-                "signals_aggregate": None if core.signal_agg is None else core.signal_agg.summary(),
+    def rounds(self, sock: zmq.Socket[bytes], venue_ids: dict[str, int]) -> Any:
+        """The rounds ROUTER with tags per venue."""
+        sec = self.sec
+        return SecureSocket(
+            sock, router=True, guard=sec.guard(ROUNDS, sec.names_of(Role.VENUE)),
+            sealers_by_peer={
+                venue_identity(int(venue_ids[name])): sec.sealer(ROUNDS, name)
+                for name in sec.names_of(Role.VENUE)
             },
-        )
-        if sec is not None:
-            sec.close()
-        pull.close(linger=0)
-        push.close()
-        if rounds_sock is not None:
-            rounds_sock.close(linger=0)
-    return 0
+        )  # fmt: skip
+
+    def plan_events(self, core: Coordinator) -> PlanEvents | None:
+        return PlanEvents(self.sec, core.reg, self.sec.roster.entries[self.broker].sender_id)
+
+    def connect_governance(self) -> zmq.Socket[bytes] | None:
+        """The governance DEALER to the campaign registry, connected (HELLO said)."""
+        self._governance = self.sec.connect_registry()
+        return self._governance
+
+    def service(self, events: dict[Any, int]) -> None:
+        """Between wake-ups: the registry's governance frames, credential renewal, refusal
+        summaries."""
+        if self._governance is not None and self._governance in events:
+            self.sec.handle_governance()
+        self.sec.maybe_tick()
+
+    def stats(self) -> dict[str, Any] | None:
+        return self.sec.stats()
+
+    def close(self) -> None:
+        self.sec.close()
 
 
-def secure_aggregation(cfg: dict[str, Any]) -> bool:
-    """Whether the role's ``security`` table asks for secure aggregation of the rounds (no
-    table — a role run on its own — means the clear protocol)."""
-    table = cfg.get("security")
-    return isinstance(table, dict) and bool(table.get("secure_aggregation", False))
-
-
-def _secured_rounds(sec: Any, rounds_sock: Any, cfg: dict[str, Any], source: str) -> Any:
-    """The rounds ROUTER with tags per venue (the raw socket when the role has no security)."""
-    if sec is None:
-        return rounds_sock
-    venue_ids = require(cfg, "venue_ids", dict, source)
-    return SecureSocket(
-        rounds_sock, router=True, guard=sec.guard(ROUNDS, sec.names_of(Role.VENUE)),
-        sealers_by_peer={
-            venue_identity(int(venue_ids[name])): sec.sealer(ROUNDS, name)
-            for name in sec.names_of(Role.VENUE)
-        },
-    )  # fmt: skip
-
-
-def _open_journal(cfg: dict[str, Any], source: str, clock: Clock) -> JournalThread | None:
-    """The role config's ``journal`` table ({dir, durability, segment_bytes, interval_ns,
-    interval_records}), or None when absent."""
-    table = cfg.get("journal")
-    if table is None:
+def _open_journal(
+    settings: JournalSettings | None, source: str, clock: Clock
+) -> JournalThread | None:
+    """The journal thread of the role config's ``journal`` settings (None: no journal)."""
+    if settings is None:
         return None
-    if not isinstance(table, dict):
-        raise ConfigError("must be an object", file=source, key="journal")
     try:
         config = JournalConfig(
-            segment_size=int(table.get("segment_bytes", 64 << 20)),
-            durability=table.get("durability", "interval"),
-            interval_records=table.get("interval_records"),
-            interval_ns=table.get("interval_ns"),
+            segment_size=settings.segment_bytes,
+            durability=settings.durability,
+            interval_records=settings.interval_records,
+            interval_ns=settings.interval_ns,
         )
     except ConfigError as exc:
         raise ConfigError(str(exc), file=source, key=f"journal.{exc.key}") from exc
-    return JournalThread(Path(require(table, "dir", str, source)), config, clock)
+    return JournalThread(Path(settings.dir), config, clock)
 
 
 def main() -> None:
-    run_role(run)
+    run_typed_role(CoordinatorRoleConfig, run)
 
 
 if __name__ == "__main__":
