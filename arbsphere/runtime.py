@@ -4,10 +4,17 @@ A role (venue adapter, coordinator, broker adapter) is started by the orchestrat
 ``python -m <module> CONFIG.json``. It writes ``<name>.ready`` once its sockets are bound and its
 kernels are warm, runs until SIGTERM/SIGINT, then writes its trace table and ``<name>.stats.json``
 and exits 0. Files are written atomically (temp file + rename) so a reader never sees half a file.
+
+A role's configuration is a frozen dataclass: the orchestrator builds it from the campaign and
+writes it as JSON (:func:`config_to_json`); the role reads it back into the same dataclass with
+:func:`config_from_json` (via :func:`run_typed_role`), the one place its keys and types are
+checked. :func:`load_role_config` and :func:`require` serve the roles still configured by a
+plain JSON object.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import os
@@ -15,10 +22,12 @@ import resource
 import signal
 import sys
 import tempfile
+import types
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from arbsphere.errors import ArbSphereError, ConfigError
 
@@ -96,6 +105,138 @@ def require(cfg: dict[str, Any], key: str, kind: type | tuple[type, ...], source
             f"wrong type {type(value).__name__} (value {value!r})", file=source, key=key
         )
     return value
+
+
+C = TypeVar("C")
+
+
+def config_to_json(config: Any) -> dict[str, Any]:
+    """A role config dataclass as the JSON object :func:`config_from_json` reads back."""
+    return dataclasses.asdict(config)
+
+
+def config_from_json(config_type: type[C], data: Any, source: str, key: str = "") -> C:
+    """``data`` (parsed JSON) as the dataclass ``config_type``, checked against its fields'
+    annotations: nested dataclasses, ``int``, ``float`` (an int is a float), ``str``, ``bool``,
+    ``None``, ``Path`` (from a string), ``Literal`` values, unions (``X | None``), ``list``,
+    ``tuple`` and ``dict`` (string or int keys). A field with a default may be absent; a missing
+    key, an unknown one or a wrong type is a :class:`ConfigError` naming ``source`` and the
+    dotted key. A check of the dataclass itself (``__post_init__``) raising ConfigError gets the
+    same file and key prefix (a ValueError: the dataclass's key)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"must be an object, got {_kind(data)}", file=source, key=key or None)
+    hints = typing.get_type_hints(config_type)
+    fields = {f.name: f for f in dataclasses.fields(config_type)}  # type: ignore[arg-type]
+    prefix = f"{key}." if key else ""
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError("unknown key", file=source, key=prefix + str(unknown[0]))
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name in data:
+            values[name] = _typed(hints[name], data[name], source, prefix + name)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError("missing required key", file=source, key=prefix + name)
+    try:
+        return config_type(**values)
+    except ConfigError as exc:
+        if exc.file is not None:
+            raise
+        inner = f"{prefix}{exc.key}" if exc.key else (key or None)
+        message = str(exc).removeprefix(f"key '{exc.key}': ") if exc.key else str(exc)
+        raise ConfigError(message, file=source, key=inner) from exc
+    except ValueError as exc:  # a dataclass's own check (e.g. AdmmSettings)
+        raise ConfigError(str(exc), file=source, key=key or None) from exc
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _typed(tp: Any, value: Any, source: str, key: str) -> Any:
+    """``value`` checked (and converted, for containers) against the annotation ``tp``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is typing.Union or origin is types.UnionType:
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        for option in options[:-1]:
+            try:
+                return _typed(option, value, source, key)
+            except ConfigError:
+                continue
+        return _typed(options[-1], value, source, key)
+    if origin is typing.Literal:
+        if value in args and not isinstance(value, bool):
+            return value
+        allowed = ", ".join(repr(a) for a in args)
+        raise ConfigError(f"must be one of {allowed} (value {value!r})", file=source, key=key)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return config_from_json(tp, value, source, key)
+    if origin in (list, tuple, dict):
+        return _container(origin, args, value, source, key)
+    if tp is type(None):
+        ok = value is None
+    elif tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif tp is int or tp is str:
+        ok = isinstance(value, tp) and not isinstance(value, bool)
+    elif tp is Path:
+        if isinstance(value, str):
+            return Path(value)
+        ok = False
+    else:
+        raise TypeError(f"config field {key}: unsupported annotation {tp!r}")
+    if not ok:
+        name = getattr(tp, "__name__", str(tp))
+        raise ConfigError(
+            f"wrong type {_kind(value)} (value {value!r}), expected {name}", file=source, key=key
+        )
+    return value
+
+
+def _container(origin: Any, args: tuple[Any, ...], value: Any, source: str, key: str) -> Any:
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"must be an object, got {_kind(value)}", file=source, key=key)
+        key_type, item_type = args or (str, Any)
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            if key_type is int:
+                try:
+                    k = int(k)
+                except ValueError:
+                    raise ConfigError("not an integer key", file=source, key=f"{key}.{k}") from None
+            out[k] = _typed(item_type, v, source, f"{key}.{k}")
+        return out
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"must be an array, got {_kind(value)}", file=source, key=key)
+    if origin is list:
+        item = args[0] if args else Any
+        return [_typed(item, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_typed(args[0], v, source, f"{key}[{i}]") for i, v in enumerate(value))
+    if args and len(args) != len(value):
+        raise ConfigError(f"must have {len(args)} items, has {len(value)}", file=source, key=key)
+    items = args or (Any,) * len(value)
+    pairs = enumerate(zip(items, value, strict=True))
+    return tuple(_typed(t, v, source, f"{key}[{i}]") for i, (t, v) in pairs)
+
+
+def run_typed_role(config_type: type[C], main: Callable[[C, Path, StopFlag], int]) -> None:
+    """Process entry for a role whose configuration is the dataclass ``config_type``: the
+    JSON file read back into it (errors name the file and key), then as :func:`run_role`."""
+
+    def typed_main(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
+        return main(config_from_json(config_type, cfg, str(path)), path, stop)
+
+    typed_main.__module__ = main.__module__
+    run_role(typed_main)
 
 
 def run_role(main: Callable[[dict[str, Any], Path, StopFlag], int]) -> None:

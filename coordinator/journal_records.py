@@ -168,13 +168,13 @@ def state_digest(core: Any) -> bytes:
     h.update(json.dumps(sorted(core.last_nonce.items())).encode())
     rounds = core.rounds
     if rounds is not None and rounds.protocol == "price":  # prices, outage clocks, search
-        put(core.mid, core.last_quote_ts, core.unresponsive_at)
+        put(core.mid, core.last_quote_ts, core.outages.unresponsive_at)
         arrays, scalars = rounds.ex.digest_parts()
         put(*arrays)
         h.update(scalars + struct.pack("<qq", core.latest_quote_ts, rounds.solve_id))
     elif rounds is not None:  # federated: the public prices, outage clocks and exchange state
         ex = rounds.ex
-        put(core.mid, core.last_quote_ts, core.unresponsive_at, ex.x, ex.z, ex.u, ex.frozen,
+        put(core.mid, core.last_quote_ts, core.outages.unresponsive_at, ex.x, ex.z, ex.u, ex.frozen,
             ex.frozen_lots)  # fmt: skip
         h.update(struct.pack("<d?qq", float(ex.rho), bool(ex.cold), core.latest_quote_ts,
                              rounds.solve_id))  # fmt: skip

@@ -1,6 +1,6 @@
 """Marking a receive batch's trace rows once its solve is done, in one Numba call.
 
-The coordinator's solve trace (``SOLVE_TRACE_DTYPE`` in :mod:`.service`) has a row per tick; a
+The coordinator's solve trace (``SOLVE_TRACE_DTYPE`` in :mod:`.traces`) has a row per tick; a
 batch's solve stamps every live (not superseded) row of the batch with its solve and merge
 times and the trigger row with the decision. Done with NumPy field indexing that was ~9 µs per
 solve of Python and tiny-array overhead on the coordinator's per-tick path (in-process cProfile,

@@ -12,7 +12,6 @@ configured port / address and the run lasts ``duration_s``.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -27,10 +26,15 @@ from typing import Any
 
 from arbsphere.clock import Clock
 from arbsphere.clocksync.alignment import SyncedDevice
+from arbsphere.coordinator.role_config import (
+    CoordinatorRoleConfig,
+    FederatedSettings,
+    JournalSettings,
+)
 from arbsphere.errors import DeviceError, PipelineError
 from arbsphere.rig.config import Campaign, VenueConfig
 from arbsphere.rig.host_load import LoadMonitor
-from arbsphere.runtime import write_json_atomic
+from arbsphere.runtime import config_to_json, write_json_atomic
 from arbsphere.security.campaign_registry import CampaignRegistry, make_members
 from arbsphere.security.governance_frames import canonical_json
 from arbsphere.security.ledger import EventKind
@@ -167,21 +171,7 @@ class Orchestrator:
         c = self.campaign
         coord = self._spawn(
             "coordinator", "coordinator", "arbsphere.coordinator.service",
-            {
-                "out_dir": str(self.proc_dir),
-                "inbound_endpoint": EPHEMERAL_ENDPOINT,
-                "outbound_endpoint": EPHEMERAL_ENDPOINT,
-                "n_venues": len(c.venues),
-                "n_assets": c.n_assets,
-                "min_delta_lots": c.coordinator.min_delta_lots,
-                "max_batch": c.coordinator.max_batch,
-                "ns_per_iteration": c.coordinator.ns_per_iteration,
-                "admm": _admm_settings(c),
-                **self._journal_cfg(),
-                **self._coordination_cfg(),
-                **self._security_cfg(COORDINATOR),
-                "venue_ids": {v.name: v.venue_id for v in c.venues},
-            },
+            config_to_json(self.coordinator_config()),
         )  # fmt: skip
         ready = self._wait_file(coord, self.proc_dir / "coordinator.ready.json")
         self.inbound, self.outbound = bound_endpoints(ready, "coordinator")
@@ -190,19 +180,36 @@ class Orchestrator:
         for venue in c.venues:
             self._start_venue_adapter(venue)
 
-    def _coordination_cfg(self) -> dict[str, Any]:
+    def coordinator_config(self, coordination: bool = True) -> CoordinatorRoleConfig:
+        """The coordinator's role config for this run (``coordination`` False: central
+        whatever the campaign says, as a replay of the journal runs it)."""
+        c = self.campaign
+        k = c.coordinator
+        return CoordinatorRoleConfig(
+            out_dir=str(self.proc_dir), inbound_endpoint=EPHEMERAL_ENDPOINT,
+            outbound_endpoint=EPHEMERAL_ENDPOINT, n_venues=len(c.venues), n_assets=c.n_assets,
+            min_delta_lots=k.min_delta_lots, max_batch=k.max_batch,
+            ns_per_iteration=k.ns_per_iteration, admm=k.admm,
+            journal=self._journal_settings(),
+            federated=self._federated_settings() if coordination else None,
+            security=None if self.registry is None else self.registry.role_settings(COORDINATOR),
+            venue_ids={v.name: v.venue_id for v in c.venues},
+        )  # fmt: skip
+
+    def _federated_settings(self) -> FederatedSettings | None:
         k = self.campaign.coordinator
         if k.coordination == "central":
-            return {"coordination": "central"}
-        return {
-            "coordination": "federated", "rounds_endpoint": EPHEMERAL_ENDPOINT,
-            "protocol": k.protocol, "ns_per_round": k.ns_per_round,
-            "round_timeout_ms": k.round_timeout_ms,
-            "stale_after_ms": k.stale_after_ms,
-            "unresponsive_retry_ms": k.unresponsive_retry_ms,
+            return None
+        return FederatedSettings(
+            rounds_endpoint=EPHEMERAL_ENDPOINT, protocol=k.protocol,
+            ns_per_round=k.ns_per_round, round_timeout_ms=k.round_timeout_ms,
+            stale_after_ms=k.stale_after_ms, unresponsive_retry_ms=k.unresponsive_retry_ms,
+            # the rounds in masked shares: what the campaign registry tells every role
+            secure_aggregation=self.registry is not None
+            and self.campaign.security.secure_aggregation,
             # secure aggregation of the venues' signals: one SignalShare per release epoch
-            "signal_release_interval_ms": self.campaign.security.privacy.release_interval_ms,
-        }  # fmt: skip
+            signal_release_interval_ms=self.campaign.security.privacy.release_interval_ms,
+        )  # fmt: skip
 
     def _security_cfg(self, name: str) -> dict[str, Any]:
         if self.registry is None:
@@ -237,20 +244,18 @@ class Orchestrator:
         registry.start()
         return registry
 
-    def _journal_cfg(self) -> dict[str, Any]:
+    def _journal_settings(self) -> JournalSettings | None:
         j = self.campaign.journal
         if not j.enabled:
-            return {}
+            return None
         interval = j.durability == "interval"
-        return {
-            "journal": {
-                "dir": str(self.run_dir / "journal"), "durability": j.durability,
-                "segment_bytes": round(j.segment_mb * (1 << 20)),
-                "interval_ns": round(j.sync_interval_ms * 1e6) if interval else None,
-                "interval_records": j.sync_every_records if interval else None,
-                "interleave_ns": round(j.interleave_ms * 1e6),
-            }
-        }  # fmt: skip
+        return JournalSettings(
+            dir=str(self.run_dir / "journal"), durability=j.durability,
+            segment_bytes=round(j.segment_mb * (1 << 20)),
+            interval_ns=round(j.sync_interval_ms * 1e6) if interval else None,
+            interval_records=j.sync_every_records if interval else None,
+            interleave_ns=round(j.interleave_ms * 1e6),
+        )  # fmt: skip
 
     def _start_broker(self) -> None:
         b = self.campaign.broker
@@ -562,7 +567,3 @@ def synced_devices(c: Campaign) -> list[SyncedDevice]:
 def device_name(adapter: str) -> str:
     """Role name of the device behind adapter ``adapter``."""
     return f"{adapter}-device"
-
-
-def _admm_settings(c: Campaign) -> dict[str, Any]:
-    return dataclasses.asdict(c.coordinator.admm)

@@ -22,12 +22,11 @@ from arbsphere.replay.player import parse_speed
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import Campaign, load_campaign
 from arbsphere.rig.orchestrator import (
-    COORDINATOR,
-    EPHEMERAL_ENDPOINT,
     START_MARGIN_S,
     Orchestrator,
     bound_endpoints,
 )
+from arbsphere.runtime import config_to_json
 
 #: stands in for "max" when scaling the schedule (only the watch deadline depends on it)
 MAX_SPEED_FACTOR = 1000.0
@@ -43,16 +42,9 @@ class ReplayOrchestrator(Orchestrator):
     speed: str
 
     def start(self) -> None:
-        c = self.campaign
         coord = self._spawn(
             "coordinator", "coordinator", "arbsphere.coordinator.service",
-            {"out_dir": str(self.proc_dir), "inbound_endpoint": EPHEMERAL_ENDPOINT,
-             "outbound_endpoint": EPHEMERAL_ENDPOINT, "n_venues": len(c.venues),
-             "n_assets": c.n_assets, "min_delta_lots": c.coordinator.min_delta_lots,
-             "max_batch": c.coordinator.max_batch,
-             "ns_per_iteration": c.coordinator.ns_per_iteration,
-             "admm": dataclasses.asdict(c.coordinator.admm), **self._journal_cfg(),
-             **self._security_cfg(COORDINATOR)},
+            config_to_json(self.coordinator_config(coordination=False)),
         )  # fmt: skip
         ready = self._wait_file(coord, self.proc_dir / "coordinator.ready.json")
         self.inbound, self.outbound = bound_endpoints(ready, "coordinator")

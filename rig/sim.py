@@ -34,7 +34,7 @@ from arbsphere.coordinator.admm import AdmmSettings
 from arbsphere.coordinator.baseline import gaps_batch
 from arbsphere.coordinator.federated import FederatedExchange
 from arbsphere.coordinator.neutralize import neutralize_around_fixed
-from arbsphere.coordinator.service import RealizedNet
+from arbsphere.coordinator.traces import RealizedNet
 from arbsphere.errors import ConfigError
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.firmware_interfaces.emulators.fill_policy import FillPolicy

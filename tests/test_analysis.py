@@ -9,7 +9,7 @@ import numpy as np
 
 from arbsphere.adapters.broker_adapter import ACK_TRACE_DTYPE, ORDER_TRACE_DTYPE
 from arbsphere.adapters.venue_adapter import TICK_TRACE_DTYPE
-from arbsphere.coordinator.service import SOLVE_TRACE_DTYPE
+from arbsphere.coordinator.traces import SOLVE_TRACE_DTYPE
 from arbsphere.kpi.analysis import analyse, build_kpi, write_hlog
 from arbsphere.kpi.hlog import read_interval_log
 

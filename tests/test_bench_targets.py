@@ -86,7 +86,7 @@ def test_run_figures_reads_what_kpi_json_says_about_keeping_up() -> None:
 
 
 def test_round_trips_count_the_reveal_and_only_measured_unaborted_solves(tmp_path: Path) -> None:
-    from arbsphere.coordinator.service import FED_SOLVE_DTYPE
+    from arbsphere.coordinator.traces import FED_SOLVE_DTYPE
 
     rows = np.zeros(5, FED_SOLVE_DTYPE)
     rows["rounds"] = [7, 1, 3, 2, 9]

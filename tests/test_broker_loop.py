@@ -12,7 +12,7 @@ from arbsphere.adapters.links import Received
 from arbsphere.adapters.plan_replica import PlanReplica
 from arbsphere.contracts import default_registry
 from arbsphere.coordinator.admm import AdmmSettings
-from arbsphere.coordinator.service import Coordinator
+from arbsphere.coordinator.core import Coordinator
 from arbsphere.firmware_interfaces import messages as dm
 
 

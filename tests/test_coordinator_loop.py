@@ -10,7 +10,8 @@ import zmq
 
 from arbsphere.adapters.venue_adapter import TickTranslator, VenueCosts
 from arbsphere.coordinator.admm import AdmmSettings
-from arbsphere.coordinator.service import Coordinator, _Loop
+from arbsphere.coordinator.core import Coordinator
+from arbsphere.coordinator.receive_loop import ReceiveLoop
 
 
 class FakePull:
@@ -53,11 +54,11 @@ def _tick(venue: int, seq: int, mid: float) -> tuple[Any, ...]:
     return (0, 0, 0, 0, venue, 0, seq, 1000 * seq, 1000 * seq, bid, ask, 50, 50)
 
 
-def _loop(max_batch: int) -> tuple[_Loop, FakePull, FakePush, list[TickTranslator]]:
+def _loop(max_batch: int) -> tuple[ReceiveLoop, FakePull, FakePush, list[TickTranslator]]:
     core = Coordinator(2, 1, AdmmSettings(), 500, min_delta_lots=1)
     core.warm_up()
     push = FakePush()
-    loop = _Loop(core, StepClock(), push, max_batch)
+    loop = ReceiveLoop(core, StepClock(), push, max_batch)
     translators = [TickTranslator(v, 10 + v, VenueCosts(0.5, 1e-4, 100), 200_000) for v in (0, 1)]
     return loop, FakePull(), push, translators
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from arbsphere.adapters.venue_rounds import VENUE_SOLVE_DTYPE
 from arbsphere.coordinator.baseline import centralized_solve
-from arbsphere.coordinator.service import FED_SOLVE_DTYPE
+from arbsphere.coordinator.traces import FED_SOLVE_DTYPE
 from arbsphere.kpi.federated_baseline import federated_solves
 
 
@@ -92,7 +92,7 @@ def test_round_gaps_fall_to_zero_at_the_optimum(tmp_path: Path) -> None:
 
 def test_a_run_without_a_solve_gives_an_empty_table(tmp_path: Path) -> None:
     """A scale cell that fell so far behind that no solve completed (seen in `make bench`)."""
-    from arbsphere.coordinator.service import FED_SOLVE_DTYPE
+    from arbsphere.coordinator.traces import FED_SOLVE_DTYPE
 
     np.save(tmp_path / "coordinator.solves.npy", np.zeros(0, FED_SOLVE_DTYPE))
     np.save(tmp_path / "coordinator.solves_z.npy", np.zeros((0, 2, 1)))

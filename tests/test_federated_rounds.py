@@ -53,6 +53,9 @@ class Venues:
 
     def __init__(self, endpoint: str, n: int, m: int, silent: frozenset[int] = frozenset()):
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        # warm, as a venue adapter is before it reports ready: a cold first x-update (Numba
+        # start-up and cache load, ~0.2 s) would outlast a short round timeout
+        VenueSolver.warm_up()
         self.solvers = [VenueSolver(m) for _ in range(n)]
         self.socks: list[CapturingSocket] = []
         self.rounds: list[VenueRounds] = []
@@ -288,22 +291,23 @@ def test_a_venue_that_stops_answering_rounds_is_held_out_then_probed(
     """Its quotes keep coming but its rounds time out: one aborted solve, then the coordinator
     holds it at its plan lots and solves with the others (no round sent to it, no wait) until
     the retry time has passed in quote time; then it is probed, answers, and is back."""
-    from arbsphere.coordinator.service import Coordinator
+    from arbsphere.coordinator.core import Coordinator
 
     sock, endpoint = router
     venues = Venues(endpoint, 2, 1, silent=frozenset({1}))
     core = Coordinator(2, 1, AdmmSettings(), 500, min_delta_lots=1)
-    core.rounds = RoundDriver(ZmqRoundLink(sock, RealtimeClock()), REG,
-                              FederatedExchange(2, 1, AdmmSettings()), RealtimeClock(), 1,
-                              round_timeout_ms=200)  # fmt: skip
-    core.stale_after_ns = 10**12  # quotes never go stale here
-    core.unresponsive_retry_ns = 50_000_000
-    _connect(core.rounds, venues)
+    driver = RoundDriver(ZmqRoundLink(sock, RealtimeClock()), REG,
+                         FederatedExchange(2, 1, AdmmSettings()), RealtimeClock(), 1,
+                         round_timeout_ms=200)  # fmt: skip
+    core.use_rounds(driver)
+    core.outages.stale_after_ns = 10**12  # quotes never go stale here
+    core.outages.unresponsive_retry_ns = 50_000_000
+    _connect(driver, venues)
     with venues.lock:
         for i, solver in enumerate(venues.solvers):
             solver.set_asset(0, 100.0 + 0.05 * i, 1e-3, 0.01, 10.0, seq=1)
     venues.thread.start()
-    counts = core.rounds.counts
+    counts = driver.counts
     try:
         ts = 1_000_000_000
         for v in (0, 1):
@@ -319,7 +323,7 @@ def test_a_venue_that_stops_answering_rounds_is_held_out_then_probed(
         assert core.counts["aborted_solves"] == 1  # no more waits
         assert core.counts["frozen_solves"] == 3
         assert counts["messages_out"] - sent == counts["rounds"] * 1 + 3  # + 3 FINALs, venue 0
-        ((venue, frozen_at, back_at, _, _, why),) = core.freeze_log
+        ((venue, frozen_at, back_at, _, _, why),) = core.outages.freeze_log
         assert (venue, frozen_at, back_at, why) == (1, 1_000_000_000 + 10_000_000, None,
                                                     "no_round_answers")  # fmt: skip
         venues.silent = frozenset()  # it answers again
@@ -330,5 +334,5 @@ def test_a_venue_that_stops_answering_rounds_is_held_out_then_probed(
     finally:
         venues.close()
     assert core.counts["aborted_solves"] == 1
-    assert core.freeze_log[0][2] == ts  # back
-    assert core.unresponsive_at[1] == -1 and not core.rounds.ex.frozen[1]
+    assert core.outages.freeze_log[0][2] == ts  # back
+    assert core.outages.unresponsive_at[1] == -1 and not driver.ex.frozen[1]

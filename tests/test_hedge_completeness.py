@@ -9,12 +9,8 @@ from test_coordinator_loop import _loop, _tick
 
 from arbsphere.adapters.plan_replica import PlanReplica
 from arbsphere.contracts import PLAN_LEG_DTYPE, default_registry
-from arbsphere.coordinator.service import (
-    CAUSE_REPORT,
-    KIND_TRADE,
-    KIND_WRITE_OFF,
-    RealizedNet,
-)
+from arbsphere.coordinator.core import CAUSE_REPORT, KIND_TRADE, KIND_WRITE_OFF
+from arbsphere.coordinator.traces import RealizedNet
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.firmware_interfaces.emulators.fill_policy import FillPolicy
 from arbsphere.plan.digest import plan_hash

@@ -13,6 +13,7 @@ from test_coordinator_loop import FakePull, FakePush, StepClock, _tick
 from arbsphere.adapters.venue_adapter import TickTranslator, VenueCosts
 from arbsphere.contracts import default_registry
 from arbsphere.coordinator.admm import AdmmSettings
+from arbsphere.coordinator.core import Coordinator
 from arbsphere.coordinator.journal_records import (
     CONFIG_OUTPUT_RULES,
     REC_DELTA,
@@ -20,8 +21,8 @@ from arbsphere.coordinator.journal_records import (
     decode_frames,
     encode_frames,
 )
+from arbsphere.coordinator.receive_loop import ReceiveLoop
 from arbsphere.coordinator.recorder import Recorder
-from arbsphere.coordinator.service import Coordinator, _Loop
 from arbsphere.errors import JournalError
 from arbsphere.replay.engine import JournalRecord, replay_records
 
@@ -61,7 +62,7 @@ def _record_run(
     core.warm_up()
     push = FakePush()
     sink = ListSink()
-    loop = _Loop(core, StepClock(), push, CONFIG["max_batch"])
+    loop = ReceiveLoop(core, StepClock(), push, CONFIG["max_batch"])
     loop.recorder = Recorder(sink)
     loop.recorder.config(config or CONFIG, 0)
     tr = [TickTranslator(v, 10 + v, VenueCosts(0.5, 1e-4, 100), 200_000) for v in (0, 1)]
@@ -156,7 +157,7 @@ def test_interleaved_recorder_journals_only_even_periods_and_replay_refuses_it()
     core.warm_up()
     clock = StepClock()  # +1 µs per reading: a wake-up stays inside its period
     push = FakePush()
-    loop = _Loop(core, clock, push, 8)
+    loop = ReceiveLoop(core, clock, push, 8)
     sink = ListSink()
     loop.set_recorder(Recorder(sink), interleave_ns=period)
     loop.recorder.config({**CONFIG, "interleave_ns": period}, 0)  # type: ignore[union-attr]

@@ -30,6 +30,7 @@ from arbsphere.adapters.venue_adapter import TickTranslator, VenueCosts
 from arbsphere.clock import RealtimeClock
 from arbsphere.contracts import default_registry
 from arbsphere.coordinator.admm import AdmmSettings
+from arbsphere.coordinator.core import Coordinator
 from arbsphere.coordinator.journal_records import (
     CONFIG_OUTPUT_RULES,
     REC_DELTA,
@@ -38,8 +39,8 @@ from arbsphere.coordinator.journal_records import (
     RECORD_NAMES,
     encode_config,
 )
+from arbsphere.coordinator.receive_loop import ReceiveLoop
 from arbsphere.coordinator.recorder import Recorder
-from arbsphere.coordinator.service import Coordinator, _Loop
 from arbsphere.errors import MessageRefused
 from arbsphere.plan.digest import plan_hash
 from arbsphere.replay.engine import JournalRecord, replay_records
@@ -102,7 +103,7 @@ def _run(fault_every: int = 0, n_wakeups: int = 120, legacy: bool = False) -> di
     core = Coordinator(2, 1, AdmmSettings(), 500, min_delta_lots=1)
     core.warm_up()
     stream = SealedPlanStream(broker_clock)
-    loop = _Loop(core, coord_clock, stream, CONFIG["max_batch"])
+    loop = ReceiveLoop(core, coord_clock, stream, CONFIG["max_batch"])
     sink = ListSink()
     loop.set_recorder(Recorder(sink))
     assert loop.recorder is not None
@@ -240,13 +241,13 @@ def test_a_venue_gone_before_the_coordinator_stops_times_out_its_round_and_repla
     ``round answers: recorded 'no more in this wake-up'``). Now the send is dropped and
     counted, the wait runs out (journaled) and the solve aborts; the replay agrees."""
     from arbsphere.coordinator.federated import FederatedExchange
+    from arbsphere.coordinator.federated_solve import DepartedVenues
     from arbsphere.coordinator.rounds import RoundDriver, ZmqRoundLink
-    from arbsphere.coordinator.service import _DepartedVenues
     from arbsphere.replay.engine import RecordedRoundLink
 
     sock, endpoint = rounds_router
     venues = Venues(endpoint, 2, 1)
-    departed = _DepartedVenues(sock)
+    departed = DepartedVenues(sock)
     link = ZmqRoundLink(departed, RealtimeClock())
     sink = _RoundSink()
     link.recorder = sink

@@ -248,8 +248,9 @@ def test_a_lone_participant_sends_its_words_unmasked_and_completes_alone() -> No
 
 def test_the_coordinator_loop_sums_shares_after_its_decision() -> None:
     from arbsphere.coordinator.admm import AdmmSettings
+    from arbsphere.coordinator.core import Coordinator
     from arbsphere.coordinator.journal_records import state_digest
-    from arbsphere.coordinator.service import Coordinator, _Loop
+    from arbsphere.coordinator.receive_loop import ReceiveLoop
 
     class Pull:
         def __init__(self, msgs: list[list[bytes]]) -> None:
@@ -273,7 +274,7 @@ def test_the_coordinator_loop_sums_shares_after_its_decision() -> None:
 
     core = Coordinator(2, 1, AdmmSettings(), 50, 1)
     digest = state_digest(core)
-    loop = _Loop(core, Clock(), None, 16)
+    loop = ReceiveLoop(core, Clock(), None, 16)
     v = Venues(2)
     msgs = []
     for i in range(2):
@@ -284,7 +285,7 @@ def test_the_coordinator_loop_sums_shares_after_its_decision() -> None:
     assert core.counts["unknown_messages"] == 2
     core2 = Coordinator(2, 1, AdmmSettings(), 50, 1)
     core2.signal_agg = SignalAggregator(2, INTERVAL)
-    loop2 = _Loop(core2, Clock(), None, 16)
+    loop2 = ReceiveLoop(core2, Clock(), None, 16)
     loop2.drain(Pull(list(msgs)))
     assert core2.signal_agg.counts["epochs_complete"] == 1
     assert core2.counts["unknown_messages"] == 0

@@ -203,7 +203,8 @@ class _RecordClock:
 def build_coordinator(config: dict[str, Any], clock: Any = None) -> Any:
     """The coordinator core exactly as the CONFIG record describes it (a federated one with a
     :class:`RecordedRoundLink` as its rounds' link)."""
-    from arbsphere.coordinator.service import Coordinator, federated_driver
+    from arbsphere.coordinator.core import Coordinator
+    from arbsphere.coordinator.federated_solve import federated_driver
 
     coordination = config.get("coordination", "central")
     if coordination not in ("central", "federated"):
@@ -236,13 +237,14 @@ def build_coordinator(config: dict[str, Any], clock: Any = None) -> Any:
         protocol = config.get("protocol", "admm")  # absent: exchange ADMM (older journals)
         if protocol not in ("price", "admm"):
             raise JournalError(f"CONFIG record: protocol {protocol!r} is not replayable")
-        core.rounds = federated_driver(
+        core.use_rounds(federated_driver(
             protocol, RecordedRoundLink(), core, settings, masked,
             clock if clock is not None else _RecordClock(), int(config["round_timeout_ms"]),
-        )  # fmt: skip
-        core.stale_after_ns = int(config["stale_after_ns"])
-        core.unresponsive_retry_ns = int(
-            config.get("unresponsive_retry_ns", core.unresponsive_retry_ns)
+        ))  # fmt: skip
+        outages = core.outages
+        outages.stale_after_ns = int(config["stale_after_ns"])
+        outages.unresponsive_retry_ns = int(
+            config.get("unresponsive_retry_ns", outages.unresponsive_retry_ns)
         )
         interval = config.get("signal_release_interval_ns")
         if interval is not None:  # the SignalShares are summed again (no ledger events)
@@ -285,7 +287,7 @@ def _field_diff(recorded: bytes, replayed: bytes) -> tuple[str, Any, Any]:
 
 def replay_records(records: Iterable[JournalRecord]) -> ReplayResult:
     """Re-execute the coordinator over ``records`` and compare with what was recorded."""
-    from arbsphere.coordinator.service import _Loop
+    from arbsphere.coordinator.receive_loop import ReceiveLoop
 
     result = ReplayResult()
     pull = _QueuePull()
@@ -321,7 +323,9 @@ def replay_records(records: Iterable[JournalRecord]) -> ReplayResult:
             stamp = config.get("stamp", "cause")
             if stamp not in ("cause", "wakeup"):
                 raise JournalError(f"CONFIG record: stamp {stamp!r} is not replayable")
-            loop = _Loop(build_coordinator(config, clock), clock, push, int(config["max_batch"]))
+            loop = ReceiveLoop(
+                build_coordinator(config, clock), clock, push, int(config["max_batch"])
+            )
             # journals from before: outputs stamped with their cause's origin stamp, and the
             # PlanSnapshots (answers to ReplicaStatus inputs) sent but not journaled
             loop.stamp_wakeup = stamp == "wakeup"
