@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 import zmq
 
+from arbsphere.adapters.backends import backend
 from arbsphere.adapters.links import BrokerLink
 from arbsphere.adapters.plan_replica import PlanReplica
 from arbsphere.adapters.sync_master import open_sync_master
 from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import PLAN_LEG_DTYPE, default_registry
-from arbsphere.errors import ConfigError, DecodeError, PipelineError
+from arbsphere.errors import DecodeError, PipelineError
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.plan.digest import plan_hash
 from arbsphere.runtime import (
@@ -73,21 +74,9 @@ ACK_TRACE_DTYPE = np.dtype(
 
 
 def open_broker_link(cfg: dict[str, Any], source: str, clock: Clock) -> BrokerLink:
+    """Build the configured rig-side broker link backend."""
     link = require(cfg, "link", str, source)
-    if link == "udp":
-        from arbsphere.adapters.udp_link import UdpBrokerLink, UdpBrokerLinkConfig
-
-        return UdpBrokerLink(
-            UdpBrokerLinkConfig(
-                device_host=require(cfg, "device_host", str, source),
-                device_port=require(cfg, "device_port", int, source),
-                bind_host="127.0.0.1",
-                bind_port=0,
-                session=b"BROKER    ",
-            ),
-            clock,
-        )
-    raise ConfigError(f"unknown broker link {link!r} (udp)", file=source, key="link")
+    return backend(link, role="broker", file=source).open_broker(cfg, source, clock)
 
 
 class OrderBook:

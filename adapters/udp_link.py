@@ -18,6 +18,7 @@ import select
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from arbsphere.adapters.links import TIMESTAMP_KERNEL, TIMESTAMP_USER, Received
 from arbsphere.clock import Clock
@@ -33,6 +34,7 @@ from arbsphere.firmware_interfaces.udp_datagram import (
     session_id,
     unpack_datagram,
 )
+from arbsphere.runtime import require
 
 MAX_DATAGRAM = 65536
 
@@ -66,6 +68,32 @@ class UdpBrokerLinkConfig:
     kernel_timestamps: bool = True
     max_datagrams_per_call: int = 256
     rcvbuf_bytes: int = 0
+
+
+#: session field of the broker adapter's order datagrams
+BROKER_SESSION = b"BROKER    "
+
+
+def feed_link_config(cfg: dict[str, Any], source: str) -> UdpLinkConfig:
+    """The venue adapter's UDP link from its role config: ``name``, ``bind_host``,
+    ``bind_port`` (0: ephemeral; the bound address goes into the adapter's ready file)."""
+    return UdpLinkConfig(
+        bind_host=require(cfg, "bind_host", str, source),
+        bind_port=require(cfg, "bind_port", int, source),
+        name=require(cfg, "name", str, source),
+    )
+
+
+def broker_link_config(cfg: dict[str, Any], source: str) -> UdpBrokerLinkConfig:
+    """The broker adapter's UDP link from its role config: the device's ``device_host`` and
+    ``device_port``; the rig's socket is an ephemeral loopback port."""
+    return UdpBrokerLinkConfig(
+        device_host=require(cfg, "device_host", str, source),
+        device_port=require(cfg, "device_port", int, source),
+        bind_host="127.0.0.1",
+        bind_port=0,
+        session=BROKER_SESSION,
+    )
 
 
 class _UdpReceiver:

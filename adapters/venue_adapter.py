@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from arbsphere.adapters.backends import backend
 from arbsphere.adapters.links import FeedLink
 from arbsphere.adapters.outbox import Outbox
 from arbsphere.adapters.signal_privacy import WITHHELD_LOTS, SignalPrivacy
@@ -238,30 +239,7 @@ class SequenceChecker:
 def open_feed_link(cfg: dict[str, Any], source: str, clock: Clock) -> FeedLink:
     """Build the configured rig-side link backend (the pipeline never asks "emulator?")."""
     link = require(cfg, "link", str, source)
-    name = require(cfg, "name", str, source)
-    if link == "udp":
-        from arbsphere.adapters.udp_link import UdpFeedLink, UdpLinkConfig
-
-        return UdpFeedLink(
-            UdpLinkConfig(
-                bind_host=require(cfg, "bind_host", str, source),
-                bind_port=require(cfg, "bind_port", int, source),
-                name=name,
-            ),
-            clock,
-        )
-    if link == "serial":
-        from arbsphere.adapters.serial_link import SerialFeedLink, SerialLinkConfig
-
-        return SerialFeedLink(
-            SerialLinkConfig(
-                port=require(cfg, "port", str, source),
-                baudrate=require(cfg, "baudrate", int, source),
-                name=name,
-            ),
-            clock,
-        )
-    raise ConfigError(f"unknown link {link!r} (udp, serial)", file=source, key="link")
+    return backend(link, role="feed", file=source).open_feed(cfg, source, clock)
 
 
 def venue_rounds_for(

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from arbsphere.adapters.backends import WIRING_PTY, backend
 from arbsphere.clock import RealtimeClock
 from arbsphere.kpi.analysis import pcts
 from arbsphere.kpi.hdr import Recorder
@@ -97,12 +98,8 @@ class RelayOrchestrator(Orchestrator):
             "bind_host": v.bind_host, "bind_port": v.bind_port, "port": v.port,
             "baudrate": v.baudrate, "next": self.inbound,
         }  # fmt: skip
-        if v.link == "serial":
-            from arbsphere.adapters.pty import open_pty_pair
-
-            master_fd, slave_path = open_pty_pair()
-            self._pty_fds.append(master_fd)
-            cfg["port"] = slave_path
+        if backend(v.link).wiring == WIRING_PTY:
+            cfg["port"] = self.open_pty(f"{v.name}-device")
         role = self._spawn(v.name, "venue_adapter", "benchmarks.bare_relay", cfg)
         ready = self._wait_file(role, self.proc_dir / f"{v.name}.ready.json")
         self._venue_ready[v.name] = (cfg, ready)

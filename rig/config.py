@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arbsphere.adapters.backends import WIRING_PTY, WIRING_UDP, backend
 from arbsphere.clocksync.settings import ClockSyncSettings
 from arbsphere.contracts import check_compatibility, default_registry
 from arbsphere.coordinator.admm import AdmmSettings
@@ -87,7 +88,7 @@ class ClockSyncConfig:
 class VenueConfig:
     name: str
     venue_id: int
-    link: str  # "udp" | "serial"
+    link: str  # a link registered in arbsphere/adapters/backends.py ("udp", "serial")
     device: str = "emulator"  # "emulator" | "hardware"
     bind_host: str = "127.0.0.1"
     bind_port: int = 0  # udp: 0 = ephemeral
@@ -108,10 +109,12 @@ class VenueConfig:
 @dataclass(frozen=True)
 class BrokerConfig:
     name: str = "broker"
-    link: str = "udp"
+    link: str = "udp"  # a link registered in arbsphere/adapters/backends.py
     device: str = "emulator"
-    device_host: str = "127.0.0.1"
-    device_port: int = 0  # emulator: 0 = the emulator picks and reports its port
+    device_host: str = "127.0.0.1"  # udp
+    device_port: int = 0  # udp, emulator: 0 = the emulator picks and reports its port
+    port: str = "pty"  # serial: device path, or "pty" for an emulator pty the rig allocates
+    baudrate: int = 921_600
     fill_mode: str = "full"
     #: fill_mode "mixed": {reject, partial, late, late_ms, seed} (see emulators/fill_policy.py)
     fills: Mapping[str, Any] = field(default_factory=dict)
@@ -559,7 +562,8 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
             "outage_s",
         }
     )
-    link = r.choice("link", ("udp", "serial"))
+    device = r.choice("device", ("emulator", "hardware"), "emulator")
+    link = _link(r, "feed", device)
     outage: tuple[float, float] | None = None
     if "outage_s" in r.data:
         raw = r.data["outage_s"]
@@ -568,7 +572,6 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
         if not ok or not 0 <= raw[0] < raw[1]:
             r.fail("outage_s", raw, "must be [from, to] seconds with 0 <= from < to")
         outage = (float(raw[0]), float(raw[1]))
-    device = r.choice("device", ("emulator", "hardware"), "emulator")
     return VenueConfig(
         name=name,
         venue_id=r.integer("venue_id", lo=0, hi=MAX_VENUES - 1),
@@ -587,6 +590,21 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
         impairment=_impairment(r, "impairment"),
         outage_s=outage,
     )
+
+
+def _link(r: _Reader, role: str, device: str, default: str | None = None) -> str:
+    """``link``: a registered backend that can serve ``role`` ("feed" or "broker"), with an
+    emulator for it when ``device`` is "emulator"; on a pty-wired link (serial) ``port`` is
+    "pty" for an emulated device and the port's path for a hardware one."""
+    name = r.string("link", default)
+    found = backend(name, role=role, file=r.source, key=r.key("link"))
+    if device == "emulator" and found.emulator(role) is None:
+        r.fail("link", name, f'link {name!r} has no {role} emulator; use device = "hardware"')
+    port = r.data.get("port", "pty")
+    if found.wiring == WIRING_PTY and (port == "pty") != (device == "emulator"):
+        why = 'the rig allocates (port = "pty"); a hardware one needs its port\'s path'
+        r.fail("port", port, f"on link {name!r} an emulated device is wired through a pty {why}")
+    return name
 
 
 def _impairment(r: _Reader, key: str) -> dict[str, Any] | None:
@@ -642,6 +660,8 @@ def _broker(r: _Reader) -> BrokerConfig:
             "device",
             "device_host",
             "device_port",
+            "port",
+            "baudrate",
             "fill_mode",
             "fills",
             "replica_fault_every",
@@ -650,12 +670,20 @@ def _broker(r: _Reader) -> BrokerConfig:
             "impairment",
         }
     )
+    device = r.choice("device", ("emulator", "hardware"), "emulator")
+    link = _link(r, "broker", device, "udp")
+    if "impairment" in r.data and backend(link, role="broker").wiring != WIRING_UDP:
+        r.fail("impairment", dict(r.table("impairment").data), f"the broker's impairment is a "
+               f"UDP relay between adapter and device; link {link!r} has none (use link = "
+               "\"udp\")")  # fmt: skip
     return BrokerConfig(
         name=r.string("name", "broker"),
-        link=r.choice("link", ("udp",), "udp"),
-        device=r.choice("device", ("emulator", "hardware"), "emulator"),
+        link=link,
+        device=device,
         device_host=r.string("device_host", "127.0.0.1"),
         device_port=r.integer("device_port", 0, lo=0, hi=65535),
+        port=r.string("port", "pty"),
+        baudrate=r.integer("baudrate", 921_600, lo=1200),
         fill_mode=r.choice("fill_mode", ("full", "mixed"), "full"),
         fills=_fills(r),
         replica_fault_every=r.integer("replica_fault_every", 0, lo=0),

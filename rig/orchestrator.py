@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arbsphere.adapters.backends import EMULATOR_PACKAGE, WIRING_PTY, backend
+from arbsphere.adapters.pty import open_pty_pair
 from arbsphere.clock import Clock
 from arbsphere.clocksync.alignment import SyncedDevice
 from arbsphere.coordinator.role_config import (
@@ -44,7 +46,6 @@ from arbsphere.sender_ids import (
     VENUE_SENDER_BASE,
 )
 
-EMULATORS = "arbsphere.firmware_interfaces.emulators"
 #: the coordinator's role name (roster, ledger signer)
 COORDINATOR = "coordinator"
 READY_TIMEOUT_S = 60.0
@@ -111,7 +112,9 @@ class Orchestrator:
         self.proc_dir.mkdir(parents=True, exist_ok=True)
         self.clock = clock
         self.roles: list[Role] = []
-        self._pty_fds: list[int] = []
+        #: the pty master fd of every emulated device wired through a pty, by role name
+        #: (the emulator inherits it; the orchestrator holds it open until the end)
+        self._pty_masters: dict[str, int] = {}
         sync = campaign.clock_sync
         #: SYNC interval of every adapter's sync master (0: no clock-sync exchange)
         self.sync_interval_ns = round(1e9 / sync.rate_hz) if sync.rate_hz > 0 else 0
@@ -157,6 +160,16 @@ class Orchestrator:
                 )
             time.sleep(0.02)
         raise PipelineError(f"{role.kind} '{role.name}' not ready after {READY_TIMEOUT_S:.0f} s")
+
+    def open_pty(self, device: str) -> str:
+        """A pty pair for the emulated ``device``: its master kept for the device's spawn
+        (:meth:`pty_master`), the slave path returned for the adapter's ``port``."""
+        master_fd, slave_path = open_pty_pair()
+        self._pty_masters[device] = master_fd
+        return slave_path
+
+    def pty_master(self, device: str) -> int:
+        return self._pty_masters[device]
 
     def stderr_tail(self, role: Role, lines: int = 5) -> str:
         try:
@@ -259,23 +272,36 @@ class Orchestrator:
 
     def _start_broker(self) -> None:
         b = self.campaign.broker
-        host, port = b.device_host, b.device_port
+        link = backend(b.link, role="broker")
+        host, port, serial_port = b.device_host, b.device_port, b.port
         if b.device == "emulator":
-            ready = self.proc_dir / f"{b.name}-device.port.json"
-            dev = self._spawn(
-                f"{b.name}-device", "broker_device", f"{EMULATORS}.broker_udp",
-                {"device_id": BROKER_DEVICE_ID, "bind_host": host, "bind_port": port,
-                 "clock": {"offset_ns": b.clock.offset_ns, "drift_ppm": b.clock.drift_ppm},
-                 "stats_path": str(self.proc_dir / f"{b.name}-device.stats.json"),
-                 "fill_mode": b.fill_mode, "fills": dict(b.fills), "ready_path": str(ready)},
-            )  # fmt: skip
-            port = int(self._wait_file(dev, ready)["port"])
-            if b.impairment:
-                host, port = self._start_impair_relay(f"{b.name}-link", host, port, b.impairment)
+            device = f"{b.name}-device"
+            ready = self.proc_dir / f"{device}.port.json"
+            dev_cfg: dict[str, Any] = {
+                "device_id": BROKER_DEVICE_ID,
+                "clock": {"offset_ns": b.clock.offset_ns, "drift_ppm": b.clock.drift_ppm},
+                "stats_path": str(self.proc_dir / f"{device}.stats.json"),
+                "fill_mode": b.fill_mode, "fills": dict(b.fills), "ready_path": str(ready),
+            }  # fmt: skip
+            module = str(link.emulator("broker"))  # checked at load: there is one
+            if link.wiring == WIRING_PTY:
+                serial_port = self.open_pty(device)
+                fd = self.pty_master(device)
+                dev = self._spawn(device, "broker_device", module, {**dev_cfg, "master_fd": fd},
+                                  pass_fds=(fd,))  # fmt: skip
+                self._wait_file(dev, ready)
+            else:
+                dev = self._spawn(device, "broker_device", module,
+                                  {**dev_cfg, "bind_host": host, "bind_port": port})  # fmt: skip
+                port = int(self._wait_file(dev, ready)["port"])
+                if b.impairment:
+                    host, port = self._start_impair_relay(f"{b.name}-link", host, port,
+                                                          b.impairment)  # fmt: skip
         adapter = self._spawn(
             b.name, "broker_adapter", "arbsphere.adapters.broker_adapter",
             {"name": b.name, "out_dir": str(self.proc_dir), "device_id": 1,
              "link": b.link, "device_host": host, "device_port": port,
+             "port": serial_port, "baudrate": b.baudrate,
              "plan_endpoint": self.outbound, "report_endpoint": self.inbound,
              "sync_interval_ns": self.sync_interval_ns, "sync_device_id": BROKER_DEVICE_ID,
              "n_venues": len(self.campaign.venues), "n_assets": self.campaign.n_assets,
@@ -290,7 +316,7 @@ class Orchestrator:
         rig side sends to. The relay answers the rig at the address the rig sends from."""
         ready = self.proc_dir / f"{name}.port.json"
         relay = self._spawn(
-            name, "link_relay", f"{EMULATORS}.impair_relay",
+            name, "link_relay", f"{EMULATOR_PACKAGE}.impair_relay",
             {"rig_side_host": device_host, "rig_side_port": 0,
              "device_side_host": device_host, "device_side_port": 0,
              "device_host": device_host, "device_port": device_port,
@@ -329,12 +355,8 @@ class Orchestrator:
                     "correlation_sensitivity": privacy.correlation_sensitivity,
                     "seed": privacy.seed if privacy.seed is not None else self.campaign.seed,
                 }  # fmt: skip
-        if v.link == "serial" and v.device == "emulator" and v.port == "pty":
-            from arbsphere.adapters.pty import open_pty_pair
-
-            master_fd, slave_path = open_pty_pair()
-            self._pty_fds.append(master_fd)
-            cfg["port"] = slave_path
+        if v.device == "emulator" and backend(v.link).wiring == WIRING_PTY:
+            cfg["port"] = self.open_pty(f"{v.name}-device")
         role = self._spawn(v.name, "venue_adapter", "arbsphere.adapters.venue_adapter", cfg)
         ready = self._wait_file(role, self.proc_dir / f"{v.name}.ready.json")
         self._venue_ready[v.name] = (cfg, ready)
@@ -412,23 +434,19 @@ class Orchestrator:
                 common["impairment"] = dict(v.impairment)
             if v.outage_s is not None:
                 common["outage_s"] = list(v.outage_s)
-            if v.link == "udp":
+            link = backend(v.link)
+            device, module = f"{v.name}-device", str(link.emulator("feed"))
+            if link.wiring == WIRING_PTY:
+                fd = self.pty_master(device)
+                self._spawn(device, "feed_device", module, {**common, "master_fd": fd},
+                            pass_fds=(fd,))  # fmt: skip
+            else:
                 host, port = ready["address"]
                 self._spawn(
-                    f"{v.name}-device", "feed_device", f"{EMULATORS}.feed_udp",
+                    device, "feed_device", module,
                     {**common, "target_host": host, "target_port": int(port),
                      "ticks_per_datagram": v.ticks_per_datagram},
                 )  # fmt: skip
-            else:
-                fd = self._pty_fds.pop(0)
-                self._spawn(
-                    f"{v.name}-device",
-                    "feed_device",
-                    f"{EMULATORS}.feed_serial",
-                    {**common, "master_fd": fd},
-                    pass_fds=(fd,),
-                )
-                self._pty_fds.append(fd)
         return start_at
 
     # --- run ---------------------------------------------------------------------------------
@@ -465,9 +483,9 @@ class Orchestrator:
             self.stop_all(outcome)
             if self.registry is not None:
                 self.registry.cleanup()
-            for fd in self._pty_fds:
+            for fd in self._pty_masters.values():
                 os.close(fd)
-            self._pty_fds.clear()
+            self._pty_masters.clear()
         return outcome
 
     def _watch(

@@ -38,7 +38,7 @@ def test_default_campaign_loads() -> None:
             'link = "udp"                 #',
             'link = "carrier-pigeon" #',
             "venues.venue_a.link",
-            "must be one of",
+            "unknown link 'carrier-pigeon': must be one of the registered links udp, serial",
         ),
         ("alpha = 1.0 ", "alpha = 2.5 ", "coordinator.admm.alpha", "must be in"),
         (
@@ -90,6 +90,49 @@ def test_bad_values_name_file_and_key(
     msg = str(info.value)
     assert msg.startswith(f"{path}: key '{key}'"), msg
     assert fragment in msg
+
+
+BROKER_UDP = 'link = "udp"\ndevice = "emulator"\ndevice_host'
+
+
+def test_a_serial_broker_loads_and_its_port_follows_the_device(tmp_path: Path) -> None:
+    assert BROKER_UDP in LOOPBACK
+    serial = LOOPBACK.replace(BROKER_UDP, 'link = "serial"\ndevice = "emulator"\ndevice_host')
+    broker = load_campaign(_write(tmp_path, serial)).broker
+    assert (broker.link, broker.port, broker.baudrate) == ("serial", "pty", 921_600)
+    hardware = serial.replace('device = "emulator"\ndevice_host', 'device = "hardware"\n'
+                              'port = "/dev/ttyUSB3"\nbaudrate = 115200\ndevice_host')  # fmt: skip
+    broker = load_campaign(_write(tmp_path, hardware)).broker
+    assert (broker.device, broker.port, broker.baudrate) == ("hardware", "/dev/ttyUSB3", 115200)
+    # a hardware serial device needs its port's path; an emulated one is wired through a pty
+    for text in (hardware.replace('port = "/dev/ttyUSB3"\n', ""),
+                 serial.replace("device_host", 'port = "/dev/ttyUSB3"\ndevice_host')):  # fmt: skip
+        path = _write(tmp_path, text)
+        with pytest.raises(ConfigError) as info:
+            load_campaign(path)
+        assert str(info.value).startswith(f"{path}: key 'broker.port'"), info.value
+        assert "wired through a pty" in str(info.value)
+
+
+def test_broker_link_names_the_registered_links_and_what_a_serial_one_cannot_do(
+    tmp_path: Path,
+) -> None:
+    path = _write(tmp_path, LOOPBACK.replace(BROKER_UDP, 'link = "can"\ndevice = "emulator"'
+                                                         "\ndevice_host"))  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        load_campaign(path)
+    assert str(info.value) == (
+        f"{path}: key 'broker.link': unknown link 'can': must be one of the registered links "
+        "udp, serial (arbsphere/adapters/backends.py)"
+    )
+    impaired = LOOPBACK.replace(BROKER_UDP, 'link = "serial"\ndevice = "emulator"\ndevice_host')
+    impaired = impaired.replace("[broker.fills]", "[broker.impairment]\nto_rig = { loss = 0.1 }"
+                                "\n\n[broker.fills]")  # fmt: skip
+    path = _write(tmp_path, impaired)
+    with pytest.raises(ConfigError) as info:
+        load_campaign(path)
+    assert str(info.value).startswith(f"{path}: key 'broker.impairment'"), info.value
+    assert "UDP relay" in str(info.value)
 
 
 def test_missing_file_and_bad_toml(tmp_path: Path) -> None:

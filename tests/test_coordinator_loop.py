@@ -2,50 +2,15 @@
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import numpy as np
-import zmq
 
 from arbsphere.adapters.venue_adapter import TickTranslator, VenueCosts
 from arbsphere.coordinator.admm import AdmmSettings
 from arbsphere.coordinator.core import Coordinator
 from arbsphere.coordinator.receive_loop import ReceiveLoop
-
-
-class FakePull:
-    """Queued multipart messages; ``recv_multipart(NOBLOCK)`` raises ``zmq.Again`` when empty."""
-
-    def __init__(self) -> None:
-        self.queue: deque[list[bytes]] = deque()
-
-    def recv_multipart(self, flags: int = 0, copy: bool = True) -> list[bytes]:
-        assert flags == zmq.NOBLOCK
-        if not self.queue:
-            raise zmq.Again()
-        return self.queue.popleft()
-
-    def getsockopt(self, option: int) -> int:
-        assert option == zmq.EVENTS
-        return zmq.POLLIN if self.queue else 0
-
-
-class FakePush:
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    def send(self, data: bytes, copy: bool = True) -> None:
-        self.sent.append(data)
-
-
-class StepClock:
-    def __init__(self) -> None:
-        self.t = 1_000_000
-
-    def now_ns(self) -> int:
-        self.t += 1000
-        return self.t
+from arbsphere.testing import FakeSocket, StepClock
 
 
 def _tick(venue: int, seq: int, mid: float) -> tuple[Any, ...]:
@@ -54,16 +19,16 @@ def _tick(venue: int, seq: int, mid: float) -> tuple[Any, ...]:
     return (0, 0, 0, 0, venue, 0, seq, 1000 * seq, 1000 * seq, bid, ask, 50, 50)
 
 
-def _loop(max_batch: int) -> tuple[ReceiveLoop, FakePull, FakePush, list[TickTranslator]]:
+def _loop(max_batch: int) -> tuple[ReceiveLoop, FakeSocket, FakeSocket, list[TickTranslator]]:
     core = Coordinator(2, 1, AdmmSettings(), 500, min_delta_lots=1)
     core.warm_up()
-    push = FakePush()
-    loop = ReceiveLoop(core, StepClock(), push, max_batch)
+    push = FakeSocket()
+    loop = ReceiveLoop(core, StepClock(1_001_000, 1_000), push, max_batch)
     translators = [TickTranslator(v, 10 + v, VenueCosts(0.5, 1e-4, 100), 200_000) for v in (0, 1)]
-    return loop, FakePull(), push, translators
+    return loop, FakeSocket(noblock_only=True), push, translators
 
 
-def _queue(pull: FakePull, tr: list[TickTranslator], ticks: list[tuple[int, int, float]]) -> None:
+def _queue(pull: FakeSocket, tr: list[TickTranslator], ticks: list[tuple[int, int, float]]) -> None:
     for venue, seq, mid in ticks:
         pull.queue.append(list(tr[venue].translate(_tick(venue, seq, mid), seq, 0)))
 

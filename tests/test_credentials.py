@@ -27,32 +27,25 @@ from arbsphere.security.credentials import (
     needs_rotation,
 )
 from arbsphere.security.identity import PublicIdentity, Role, RoleIdentity
+from arbsphere.testing import StepClock
 
 T0 = 1_790_000_000 * 10**9  # a CLOCK_REALTIME-like origin
 SKEW = 2 * 10**9
 MIN = 60 * 10**9
 
 
-class FakeClock:
-    def __init__(self, t: int = T0) -> None:
-        self.t = t
-
-    def now_ns(self) -> int:
-        return self.t
+@pytest.fixture
+def clock() -> StepClock:
+    return StepClock(T0)
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def authority(clock: FakeClock) -> CampaignAuthority:
+def authority(clock: StepClock) -> CampaignAuthority:
     return CampaignAuthority(Ed25519PrivateKey.generate(), clock)
 
 
 @pytest.fixture
-def verifier(authority: CampaignAuthority, clock: FakeClock) -> CredentialVerifier:
+def verifier(authority: CampaignAuthority, clock: StepClock) -> CredentialVerifier:
     return CredentialVerifier(authority.public_key, clock, skew_ns=SKEW)
 
 
@@ -166,7 +159,7 @@ def test_valid_credential_passes(
 
 
 def test_rogue_authority_is_bad_signature(
-    clock: FakeClock, verifier: CredentialVerifier, venue: RoleIdentity
+    clock: StepClock, verifier: CredentialVerifier, venue: RoleIdentity
 ) -> None:
     rogue = CampaignAuthority(Ed25519PrivateKey.generate(), clock)
     cred = rogue.issue(venue.public())
@@ -188,18 +181,18 @@ def test_cached_signature_does_not_cover_altered_credential(
 def test_window_boundaries_with_skew(
     authority: CampaignAuthority,
     verifier: CredentialVerifier,
-    clock: FakeClock,
+    clock: StepClock,
     venue: RoleIdentity,
 ) -> None:
     cred = authority.issue(venue.public(), validity_ns=10 * MIN, not_before_ns=T0 + MIN)
-    clock.t = cred.not_before_ns - SKEW - 1
+    clock.now = cred.not_before_ns - SKEW - 1
     err = _refused("not_yet_valid", verifier.check, cred, ALL_ROLES)
-    assert str(cred.not_before_ns) in str(err) and str(clock.t) in str(err)
-    clock.t = cred.not_before_ns - SKEW
+    assert str(cred.not_before_ns) in str(err) and str(clock.now) in str(err)
+    clock.now = cred.not_before_ns - SKEW
     verifier.check(cred, ALL_ROLES)
-    clock.t = cred.not_after_ns + SKEW - 1
+    clock.now = cred.not_after_ns + SKEW - 1
     verifier.check(cred, ALL_ROLES)
-    clock.t = cred.not_after_ns + SKEW
+    clock.now = cred.not_after_ns + SKEW
     err = _refused("expired", verifier.check, cred, ALL_ROLES)
     assert str(cred.not_after_ns) in str(err)
     assert verifier.counts.as_dict() == {"not_yet_valid": 1, "expired": 1}
@@ -229,20 +222,20 @@ def test_revoked_after_update(
 def test_check_order(
     authority: CampaignAuthority,
     verifier: CredentialVerifier,
-    clock: FakeClock,
+    clock: StepClock,
     venue: RoleIdentity,
 ) -> None:
     assert CHECK_ORDER == ("bad_signature", "revoked", "not_yet_valid", "expired", "wrong_role")
     cred = authority.issue(venue.public(), validity_ns=MIN)
     authority.revoke(cred.serial)
     verifier.update_revocations(authority.revocation_list())
-    clock.t = cred.not_after_ns + SKEW  # also expired, and the role is wrong
+    clock.now = cred.not_after_ns + SKEW  # also expired, and the role is wrong
     forged = replace(cred, signature=bytes(64))
     _refused("bad_signature", verifier.check, forged, {Role.BROKER})
     _refused("revoked", verifier.check, cred, {Role.BROKER})
     fresh = authority.issue(venue.public(), validity_ns=MIN, not_before_ns=T0)
     _refused("expired", verifier.check, fresh, {Role.BROKER})
-    future = authority.issue(venue.public(), validity_ns=MIN, not_before_ns=clock.t + 10 * MIN)
+    future = authority.issue(venue.public(), validity_ns=MIN, not_before_ns=clock.now + 10 * MIN)
     _refused("not_yet_valid", verifier.check, future, {Role.BROKER})
 
 
@@ -267,7 +260,7 @@ def test_refusal_counts_standalone() -> None:
 
 
 def test_verifier_accepts_raw_authority_key(
-    authority: CampaignAuthority, clock: FakeClock, venue: RoleIdentity
+    authority: CampaignAuthority, clock: StepClock, venue: RoleIdentity
 ) -> None:
     v = CredentialVerifier(authority.public_key_raw, clock, skew_ns=0)
     v.check(authority.issue(venue.public()), ALL_ROLES)
@@ -285,18 +278,18 @@ def test_issue_serials_and_role_binding(authority: CampaignAuthority, venue: Rol
     assert "declares role venue" in str(err)
     with pytest.raises(ValueError, match="validity_ns"):
         authority.issue(venue.public(), validity_ns=0)
-    restarted = CampaignAuthority(Ed25519PrivateKey.generate(), FakeClock(), next_serial=77)
+    restarted = CampaignAuthority(Ed25519PrivateKey.generate(), StepClock(T0), next_serial=77)
     assert restarted.issue(venue.public()).serial == 77
 
 
 def test_rotate_keeps_keys_new_serial_and_window(
     authority: CampaignAuthority,
     verifier: CredentialVerifier,
-    clock: FakeClock,
+    clock: StepClock,
     venue: RoleIdentity,
 ) -> None:
     cred = authority.issue(venue.public())
-    clock.t = cred.rotate_at_ns
+    clock.now = cred.rotate_at_ns
     new = authority.rotate(cred)
     assert new.serial == cred.serial + 1
     assert (new.subject_public, new.curve_public, new.tag_public, new.name, new.role) == (
@@ -306,13 +299,13 @@ def test_rotate_keeps_keys_new_serial_and_window(
         cred.name,
         cred.role,
     )
-    assert new.not_before_ns == clock.t and new.validity_ns == cred.validity_ns
+    assert new.not_before_ns == clock.now and new.validity_ns == cred.validity_ns
     authority.public_key.verify(new.signature, new.to_bytes()[:160])
     verifier.check(new, {Role.VENUE})
 
 
 def test_rotate_refusals(
-    authority: CampaignAuthority, clock: FakeClock, venue: RoleIdentity
+    authority: CampaignAuthority, clock: StepClock, venue: RoleIdentity
 ) -> None:
     rogue = CampaignAuthority(Ed25519PrivateKey.generate(), clock).issue(venue.public())
     _refused("bad_signature", authority.rotate, rogue)
@@ -320,7 +313,7 @@ def test_rotate_refusals(
     authority.revoke(revoked.serial)
     _refused("revoked", authority.rotate, revoked)
     old = authority.issue(venue.public(), validity_ns=MIN)
-    clock.t = old.not_after_ns
+    clock.now = old.not_after_ns
     _refused("expired", authority.rotate, old)
 
 
@@ -341,14 +334,14 @@ def test_revoke_unknown_serial(authority: CampaignAuthority) -> None:
 
 
 def test_revocation_list_layout_by_hand(
-    authority: CampaignAuthority, clock: FakeClock, venue: RoleIdentity
+    authority: CampaignAuthority, clock: StepClock, venue: RoleIdentity
 ) -> None:
     for _ in range(4):
         authority.issue(venue.public())
     authority.revoke(3)
     authority.revoke(1)
     authority.revoke(3)  # no change
-    clock.t = T0 + 5
+    clock.now = T0 + 5
     rl = authority.revocation_list()
     wire = rl.to_bytes()
     assert wire[:4] == b"ASRL" and wire[4] == 1 and wire[5:8] == bytes(3)
@@ -382,7 +375,7 @@ def test_revocation_list_tampering_refused(
 
 
 def test_forged_revocation_list_refused(
-    authority: CampaignAuthority, verifier: CredentialVerifier, clock: FakeClock
+    authority: CampaignAuthority, verifier: CredentialVerifier, clock: StepClock
 ) -> None:
     rogue = CampaignAuthority(Ed25519PrivateKey.generate(), clock)
     forged = rogue.revocation_list()
@@ -410,7 +403,7 @@ def test_stale_revocation_list_refused(
     _refused("revoked", verifier.check, creds[0], ALL_ROLES)
 
 
-def test_same_sequence_other_serials_refused(clock: FakeClock, venue: RoleIdentity) -> None:
+def test_same_sequence_other_serials_refused(clock: StepClock, venue: RoleIdentity) -> None:
     key = Ed25519PrivateKey.generate()
     a = CampaignAuthority(key, clock)
     b = CampaignAuthority(key, clock)  # a restarted authority that forgot its state
@@ -424,7 +417,7 @@ def test_same_sequence_other_serials_refused(clock: FakeClock, venue: RoleIdenti
     _refused("stale_revocation_list", verifier.update_revocations, b.revocation_list())
 
 
-def test_revocations_are_monotonic(clock: FakeClock, venue: RoleIdentity) -> None:
+def test_revocations_are_monotonic(clock: StepClock, venue: RoleIdentity) -> None:
     key = Ed25519PrivateKey.generate()
     a = CampaignAuthority(key, clock)
     for _ in range(3):
@@ -433,7 +426,7 @@ def test_revocations_are_monotonic(clock: FakeClock, venue: RoleIdentity) -> Non
     verifier = CredentialVerifier(key.public_key(), clock, skew_ns=0)
     verifier.update_revocations(a.revocation_list())
     # a newer list signed by the key that omits serial 1 cannot un-revoke it
-    unsigned = SignedRevocationList(sequence=5, issued_at_ns=clock.t, serials=(2,))
+    unsigned = SignedRevocationList(sequence=5, issued_at_ns=clock.now, serials=(2,))
     newer = replace(unsigned, signature=key.sign(unsigned.body()))
     assert verifier.update_revocations(newer) is True
     assert verifier.revoked == {1, 2} and verifier.revocation_sequence == 5
@@ -466,7 +459,7 @@ def test_directory_add_refusals(
     authority: CampaignAuthority,
     directory: CredentialDirectory,
     verifier: CredentialVerifier,
-    clock: FakeClock,
+    clock: StepClock,
     venue: RoleIdentity,
 ) -> None:
     rogue = CampaignAuthority(Ed25519PrivateKey.generate(), clock)
@@ -522,14 +515,14 @@ def test_directory_rotation(
     authority: CampaignAuthority,
     directory: CredentialDirectory,
     verifier: CredentialVerifier,
-    clock: FakeClock,
+    clock: StepClock,
     venue: RoleIdentity,
 ) -> None:
     old = authority.issue(venue.public())
     directory.add(old)
     stranger = authority.issue(RoleIdentity.generate("v2", Role.VENUE).public())
     _refused("unknown", directory.replace, stranger)
-    clock.t = old.rotate_at_ns
+    clock.now = old.rotate_at_ns
     assert needs_rotation(old, clock.now_ns())
     new = authority.rotate(old)
     directory.replace(new)
@@ -540,7 +533,7 @@ def test_directory_rotation(
     verifier.update_revocations(authority.revocation_list())
     assert directory.by_curve_key(venue.curve_public) == old
     # past the old one's expiry nothing is valid: the newest is reported (revoked)
-    clock.t = old.not_after_ns + SKEW
+    clock.now = old.not_after_ns + SKEW
     assert directory.by_curve_key(venue.curve_public) == new
     _refused("revoked", directory.authorize, venue.curve_public, ALL_ROLES)
 
@@ -548,20 +541,20 @@ def test_directory_rotation(
 def test_directory_prunes_expired_older_serials(
     authority: CampaignAuthority,
     directory: CredentialDirectory,
-    clock: FakeClock,
+    clock: StepClock,
     venue: RoleIdentity,
 ) -> None:
     old = authority.issue(venue.public())
     directory.add(old)
-    clock.t = old.rotate_at_ns
+    clock.now = old.rotate_at_ns
     new = authority.rotate(old)
     directory.add(new)
     assert directory.prune() == 0
-    clock.t = old.not_after_ns + SKEW
+    clock.now = old.not_after_ns + SKEW
     assert directory.by_curve_key(venue.curve_public) == new
     assert directory.prune() == 1
     assert directory.credentials(venue.did) == [new]
-    clock.t = new.not_after_ns + SKEW
+    clock.now = new.not_after_ns + SKEW
     assert directory.prune() == 0  # the newest stays, so a refusal says "expired"
     _refused("expired", directory.authorize, venue.curve_public, ALL_ROLES)
     assert directory.remove(venue.did) == 1

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pytest
 from cobs import cobs
-from conformance.links import receive_n
 
 from arbsphere.adapters.links import Received
 from arbsphere.adapters.pty import open_pty_pair
@@ -49,23 +48,13 @@ from arbsphere.firmware_interfaces.emulators.schedule import (
 )
 from arbsphere.firmware_interfaces.serial_framing import encode_frame
 from arbsphere.firmware_interfaces.udp_datagram import pack_datagram, session_id
+from arbsphere.testing import StepClock
+from arbsphere.testing.links import receive_n
 
 EMULATORS = "arbsphere.firmware_interfaces.emulators"
 MS = 1_000_000
 
 # --- the schedule on a fake clock -----------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def now_ns(self) -> int:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds > 0, "the schedule must never sleep 0 s (a spin)"
-        self.now += round(seconds * 1e9)
 
 
 class FakeQuotes:
@@ -89,7 +78,7 @@ class FakeQuotes:
 class FakeTx:
     """Records (rig time, decoded messages) per send; can stall the clock inside a send."""
 
-    def __init__(self, clock: FakeClock, stall_at: int = -1, stall_ns: int = 0) -> None:
+    def __init__(self, clock: StepClock, stall_at: int = -1, stall_ns: int = 0) -> None:
         self.clock = clock
         self.sends: list[tuple[int, list[tuple[int, np.ndarray]]]] = []
         self.stall_at = stall_at
@@ -128,8 +117,8 @@ def _run(
     offset_ns: int = 0,
     drift_ppm: float = 0.0,
     quotes: QuoteSource | None = None,
-) -> tuple[FakeTx, dict[str, Any], FakeClock]:
-    clock = FakeClock(START - 50 * MS)
+) -> tuple[FakeTx, dict[str, Any], StepClock]:
+    clock = StepClock(START - 50 * MS)
     tx = FakeTx(clock, *tx_stall)
     dev = DeviceClock(clock, offset_ns=offset_ns, drift_ppm=drift_ppm, epoch_ns=START)
     stop = (lambda: False) if stop_after is None else (lambda: len(tx.sends) >= stop_after)
@@ -302,7 +291,7 @@ def _order(order_id: int, size: int = 3, side: int = 1) -> bytes:
 
 
 def test_broker_device_fills_valid_orders_and_counts_bad_ones() -> None:
-    clock = FakeClock(5_000)
+    clock = StepClock(5_000)
     broker = BrokerDevice(200, session_id("B"), clock)
     dgram = pack_datagram(session_id("RIG"), 1, [_order(1), _order(2, size=0), _order(3, side=0),
                                                   dm.encode(dm.new_record(dm.MSG_HEARTBEAT, 1)),

@@ -36,6 +36,7 @@ from arbsphere.firmware_interfaces.kernel_timestamps import (
     enable_rx_software_timestamps,
     kernel_rx_stamp,
 )
+from arbsphere.testing import StepClock
 
 US = 1_000
 N_RATES = 100_000
@@ -242,16 +243,8 @@ def test_config_reads_asymmetric_link() -> None:
 # --- in-emulator wrapper --------------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0
-
-    def now_ns(self) -> int:
-        return self.now
-
-
 class RecordingTx:
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: StepClock) -> None:
         self.clock = clock
         self.sent: list[tuple[int, list[bytes]]] = []
         self.closed = False
@@ -272,7 +265,7 @@ class RecordingTx:
 
 
 def test_impaired_transmitter_releases_on_poll_and_flush() -> None:
-    clock = FakeClock()
+    clock = StepClock()
     inner = RecordingTx(clock)
     tx = ImpairedTransmitter(inner, ImpairmentSpec(delay_us=100, loss=0.5, seed=4), clock)
     for k in range(20):
@@ -315,7 +308,7 @@ def test_impaired_transmitter_releases_on_poll_and_flush() -> None:
 
 
 def test_impaired_transmitter_holds_from_the_devices_transmit_time() -> None:
-    clock = FakeClock()
+    clock = StepClock()
     inner = RecordingTx(clock)
     tx = ImpairedTransmitter(inner, ImpairmentSpec(delay_us=100), clock)
     clock.now = 9 * US
@@ -328,24 +321,10 @@ def test_impaired_transmitter_holds_from_the_devices_transmit_time() -> None:
     assert tx.counters()["impair_max_late_ns"] == 200 * US - 102 * US
 
 
-class HandoverClock(FakeClock):
-    """Each read is ``cost_ns`` after the previous one: a poll's start, then its lateness stamp
-    right before the hand-over (the Python between a due release and the socket)."""
-
-    def __init__(self, cost_ns: int) -> None:
-        super().__init__()
-        self.cost_ns = cost_ns
-
-    def now_ns(self) -> int:
-        t = self.now
-        self.now += self.cost_ns
-        return t
-
-
 def test_impaired_transmitter_learns_its_handover_cost_so_the_wire_delay_is_the_injected_one() -> (
     None
 ):
-    clock = HandoverClock(12 * US)
+    clock = StepClock(0, 12 * US)
     inner = RecordingTx(clock)
     tx = ImpairedTransmitter(inner, ImpairmentSpec(delay_us=500), clock)
     period = 1_000 * US
@@ -379,7 +358,7 @@ def test_stalls_do_not_make_the_on_time_releases_early() -> None:
     """On a busy host most releases may be met late (the loop busy, a wake-up late). Those must
     not teach the stage to hand the on-time ones over early: a min-RTT filter and a low
     feed_wire percentile pick exactly those, and an early tail biases offset and delay."""
-    clock = HandoverClock(1 * US)
+    clock = StepClock(0, 1 * US)
     inner = RecordingTx(clock)
     tx = ImpairedTransmitter(inner, ImpairmentSpec(delay_us=500), clock)
     period = 1_000 * US

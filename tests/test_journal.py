@@ -31,16 +31,9 @@ from arbsphere.journal import (
 )
 from arbsphere.journal import kernels as jk
 from arbsphere.journal import writer as writer_module
+from arbsphere.testing import StepClock
 
 HDR = 72
-
-
-class FakeClock:
-    def __init__(self, t: int = 0) -> None:
-        self.t = t
-
-    def now_ns(self) -> int:
-        return self.t
 
 
 def payload_of(seq: int) -> bytes:
@@ -355,7 +348,7 @@ def test_durability_every_record(tmp_path: Path, spy: SyncSpy) -> None:
 
 
 def test_durability_interval(tmp_path: Path, spy: SyncSpy) -> None:
-    clock = FakeClock(1_000)
+    clock = StepClock(1_000)
     cfg = JournalConfig(durability="interval", interval_ns=500, interval_records=5)
     w = JournalWriter.open(tmp_path, cfg, clock)
     spy.writer = w
@@ -366,28 +359,28 @@ def test_durability_interval(tmp_path: Path, spy: SyncSpy) -> None:
 
     w.append(1, 0, b"a")  # oldest unsynced at t=1000: deadline 1500
     check(0)
-    clock.t = 1_499
+    clock.now = 1_499
     w.append(1, 0, b"b")
     assert w.poll() == 0
     check(0)
-    clock.t = 1_500
+    clock.now = 1_500
     assert w.poll() == 2  # the time trigger
     check(2)
-    clock.t = 1_600
+    clock.now = 1_600
     for seq in range(3, 8):  # the records trigger: 5 unsynced
         w.append(1, 0, b"c")
         check(7 if seq == 7 else 2)
     w.flush()  # written, not synced: not durable in this mode
-    clock.t = 1_700
+    clock.now = 1_700
     w.append(1, 0, b"d")
     assert w.written_seq == 7
     check(7)
-    clock.t = 2_200
+    clock.now = 2_200
     w.append(1, 0, b"e")  # deadline 1700 + 500 reached
     check(9)
     w.append_many(1, np.arange(12), np.zeros((12, 3), np.uint8))  # >= 5 at once
     check(21)
-    clock.t = 9_000
+    clock.now = 9_000
     w.append_many(1, np.arange(2), np.zeros((2, 3), np.uint8))
     check(21)  # first unsynced records: the deadline starts now
     w.sync()

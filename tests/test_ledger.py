@@ -27,19 +27,10 @@ from arbsphere.security.ledger import (
     read_entries,
     verify_ledger,
 )
+from arbsphere.testing import StepClock
 
 SCHEMA = default_registry().schema("AuditLogEvent")
 FILE_HEADER = 16
-
-
-class FakeClock:
-    def __init__(self, start: int = 1_700_000_000_000_000_000, step: int = 1_000) -> None:
-        self.t = start
-        self.step = step
-
-    def now_ns(self) -> int:
-        self.t += self.step
-        return self.t
 
 
 # Fixed keys (deterministic test data; the ledger itself only ever sees them as key objects).
@@ -71,7 +62,7 @@ def write_ledger(
     checkpoint_every: int = 3,
     final_checkpoint: bool = True,
 ) -> None:
-    with LedgerWriter(directory, FakeClock()) as w:
+    with LedgerWriter(directory, StepClock(1_700_000_000_000_001_000, 1_000)) as w:
         for i, (kind, actor, subject, details) in enumerate(events):
             assert w.append(kind, actor, subject, details) == i
             if (i + 1) % checkpoint_every == 0:
@@ -163,7 +154,7 @@ def test_round_trip_layout_chain_and_root(tmp_path: Path) -> None:
     records = split_records(data)
     assert len(records) == len(EVENTS)
     prev = bytes(32)
-    clock = FakeClock()
+    clock = StepClock(1_700_000_000_000_001_000, 1_000)
     for seq, ((_offset, raw), (kind, actor, subject, details)) in enumerate(
         zip(records, EVENTS, strict=True)
     ):
@@ -439,7 +430,7 @@ def test_checkpoint_refusals(tmp_path: Path) -> None:
 
 
 def test_required_cosigner_missing_and_untrusted_signer(tmp_path: Path) -> None:
-    with LedgerWriter(tmp_path, FakeClock()) as w:
+    with LedgerWriter(tmp_path, StepClock(1_700_000_000_000_001_000, 1_000)) as w:
         w.append(EventKind.RUN_START, 1, 0, {"run": 1})
         w.checkpoint("coordinator", KEYS["coordinator"], {"venue-a": KEYS["venue-a"]})
     verify_ledger(tmp_path, TRUSTED, require_cosigners=["venue-a"])
@@ -463,7 +454,7 @@ def test_entries_after_last_checkpoint_are_refused(tmp_path: Path) -> None:
 def test_concurrent_appends_make_a_valid_ledger(tmp_path: Path) -> None:
     n_threads, per_thread = 8, 150
     seqs: list[list[int]] = [[] for _ in range(n_threads)]
-    with LedgerWriter(tmp_path, FakeClock()) as w:
+    with LedgerWriter(tmp_path, StepClock(1_700_000_000_000_001_000, 1_000)) as w:
         barrier = threading.Barrier(n_threads)
 
         def worker(t: int) -> None:
@@ -495,7 +486,7 @@ def test_concurrent_appends_make_a_valid_ledger(tmp_path: Path) -> None:
 
 
 def test_reopen_continues_without_losing_entries(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = StepClock(1_700_000_000_000_001_000, 1_000)
     with LedgerWriter(tmp_path, clock) as w:
         for i in range(5):
             w.append(EventKind.ROLE_JOINED, i, 0, {"i": i})
@@ -515,7 +506,7 @@ def test_reopen_continues_without_losing_entries(tmp_path: Path) -> None:
 
 
 def test_reopen_refuses_damaged_ledger(tmp_path: Path) -> None:
-    with LedgerWriter(tmp_path, FakeClock()) as w:
+    with LedgerWriter(tmp_path, StepClock(1_700_000_000_000_001_000, 1_000)) as w:
         for i in range(3):
             w.append(EventKind.ROLE_JOINED, i, 0, {"i": i})
         w.checkpoint("coordinator", KEYS["coordinator"])
@@ -523,7 +514,7 @@ def test_reopen_refuses_damaged_ledger(tmp_path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[:-5])  # torn tail: refused, not repaired
     with pytest.raises(LedgerError) as info:
-        LedgerWriter(tmp_path, FakeClock())
+        LedgerWriter(tmp_path, StepClock(1_700_000_000_000_001_000, 1_000))
     assert (info.value.reason, info.value.index) == ("truncated", 2)
     assert path.read_bytes() == data[:-5]
     path.write_bytes(data)
@@ -531,14 +522,14 @@ def test_reopen_refuses_damaged_ledger(tmp_path: Path) -> None:
     cps[0]["root"] = "00" * 32
     write_checkpoint_lines(tmp_path, cps)
     with pytest.raises(LedgerError) as info:
-        LedgerWriter(tmp_path, FakeClock())
+        LedgerWriter(tmp_path, StepClock(1_700_000_000_000_001_000, 1_000))
     assert info.value.reason == "checkpoint_root"
 
 
 def test_one_writer_at_a_time_and_no_use_after_close(tmp_path: Path) -> None:
-    w = LedgerWriter(tmp_path, FakeClock())
+    w = LedgerWriter(tmp_path, StepClock(1_700_000_000_000_001_000, 1_000))
     with pytest.raises(LedgerError) as info:
-        LedgerWriter(tmp_path, FakeClock())
+        LedgerWriter(tmp_path, StepClock(1_700_000_000_000_001_000, 1_000))
     assert info.value.reason == "locked"
     w.append(EventKind.RUN_START, 0, 0, {})
     w.close()
@@ -548,11 +539,13 @@ def test_one_writer_at_a_time_and_no_use_after_close(tmp_path: Path) -> None:
     assert info.value.reason == "closed"
     with pytest.raises(LedgerError):
         w.checkpoint("coordinator", KEYS["coordinator"])
-    LedgerWriter(tmp_path, FakeClock()).close()  # the lock was released
+    LedgerWriter(
+        tmp_path, StepClock(1_700_000_000_000_001_000, 1_000)
+    ).close()  # the lock was released
 
 
 def test_append_refuses_bad_arguments(tmp_path: Path) -> None:
-    with LedgerWriter(tmp_path, FakeClock()) as w:
+    with LedgerWriter(tmp_path, StepClock(1_700_000_000_000_001_000, 1_000)) as w:
         for args in [
             (EventKind.RUN_START, -1, 0, {}),
             (EventKind.RUN_START, 0, 2**32, {}),
@@ -585,7 +578,7 @@ def test_accepted_entries_survive_a_crash(tmp_path: Path) -> None:
         "os._exit(0)\n"
     )
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, timeout=60)
-    with LedgerWriter(tmp_path, FakeClock()) as w:
+    with LedgerWriter(tmp_path, StepClock(1_700_000_000_000_001_000, 1_000)) as w:
         assert w.size == 200
         w.checkpoint("coordinator", KEYS["coordinator"])
     assert verify_ledger(tmp_path, TRUSTED).events == 200
@@ -593,7 +586,9 @@ def test_accepted_entries_survive_a_crash(tmp_path: Path) -> None:
 
 
 def test_cosignature_added_later(tmp_path: Path) -> None:
-    with LedgerWriter(tmp_path, FakeClock(), sync_every_append=True) as w:
+    with LedgerWriter(
+        tmp_path, StepClock(1_700_000_000_000_001_000, 1_000), sync_every_append=True
+    ) as w:
         for i in range(4):
             w.append(EventKind.CREDENTIAL_ROTATED, 1, i, {"i": i})
         cp = w.checkpoint("coordinator", KEYS["coordinator"])
@@ -624,7 +619,7 @@ def test_cosignature_added_later(tmp_path: Path) -> None:
 
 
 def test_equal_size_checkpoints_and_empty_ledger(tmp_path: Path) -> None:
-    with LedgerWriter(tmp_path, FakeClock()) as w:
+    with LedgerWriter(tmp_path, StepClock(1_700_000_000_000_001_000, 1_000)) as w:
         w.checkpoint("coordinator", KEYS["coordinator"])  # empty tree
         w.append(EventKind.RUN_START, 0, 0, {})
         w.checkpoint("coordinator", KEYS["coordinator"])

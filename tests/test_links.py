@@ -1,5 +1,6 @@
-"""Rig-side device links: the conformance suite on UDP and serial-pty pairs, plus what only one
-backend has (kernel receive stamps, sequence gaps, CRC errors, raw ptys, broker sends)."""
+"""Rig-side device links: the shipped conformance checks (arbsphere.testing.links) on every
+registered backend's loopback pair, plus what only one backend has (kernel receive stamps,
+sequence gaps, CRC errors, raw ptys, broker sends)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conformance.links import (
-    ALL_CHECKS,
-    heartbeat,
-    heartbeat_fields,
-    receive_n,
-    serial_pty_pair,
-    udp_pair,
-)
 
+from arbsphere.adapters.backends import BACKENDS
 from arbsphere.adapters.links import TIMESTAMP_KERNEL, TIMESTAMP_USER
 from arbsphere.adapters.pty import open_pty_pair
 from arbsphere.adapters.serial_link import SerialBrokerLink, SerialFeedLink, SerialLinkConfig
@@ -37,34 +31,31 @@ from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.firmware_interfaces.emulators.feed_udp import UdpDeviceTransmitter
 from arbsphere.firmware_interfaces.serial_framing import FrameDecoder, encode_frame
 from arbsphere.firmware_interfaces.udp_datagram import session_id, unpack_datagram
-
-PAIRS = {"udp": udp_pair, "serial-pty": serial_pty_pair}
+from arbsphere.testing import StepClock
+from arbsphere.testing.links import (
+    ALL_CHECKS,
+    LOOPBACK_PAIRS,
+    heartbeat,
+    heartbeat_fields,
+    receive_n,
+    udp_pair,
+)
 
 
 @pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("backend", sorted(PAIRS))
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
 def test_conformance(backend: str, check: Callable[[Any], None]) -> None:
-    check(PAIRS[backend])
+    """Every registered link backend passes every shipped check on its loopback pair."""
+    assert backend in LOOPBACK_PAIRS, (
+        f"link backend {backend!r} is registered (arbsphere/adapters/backends.py) but has no "
+        "loopback pair in arbsphere.testing.links.LOOPBACK_PAIRS to run the checks on"
+    )
+    check(LOOPBACK_PAIRS[backend])
 
 
-class RecordingClock:
-    """The rig clock, remembering the last value it handed out."""
-
-    def __init__(self) -> None:
-        self.base = RealtimeClock()
-        self.last = 0
-
-    def now_ns(self) -> int:
-        self.last = self.base.now_ns()
-        return self.last
-
-
-class FixedClock:
-    def __init__(self, value: int) -> None:
-        self.value = value
-
-    def now_ns(self) -> int:
-        return self.value
+def recording_clock() -> StepClock:
+    """The rig clock; ``last`` is the value it handed out last."""
+    return StepClock(base=RealtimeClock())
 
 
 # --- UDP ------------------------------------------------------------------------------------
@@ -72,13 +63,13 @@ class FixedClock:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="SO_TIMESTAMPING is Linux-only")
 def test_udp_kernel_stamp_precedes_user_space_stamp() -> None:
-    clock = RecordingClock()
+    clock = recording_clock()
     link = UdpFeedLink(UdpLinkConfig(), clock)
     tx = UdpDeviceTransmitter("K", link.address)
     try:
         assert link.timestamp_source == TIMESTAMP_KERNEL
         for i in range(10):
-            before = clock.base.now_ns()
+            before = RealtimeClock().now_ns()
             tx.send([heartbeat(i)])
             (rec,) = receive_n(link, 1)
             # the link reads the clock right after recvmsg: the kernel stamp came earlier
@@ -90,7 +81,7 @@ def test_udp_kernel_stamp_precedes_user_space_stamp() -> None:
 
 
 def test_udp_user_space_stamps_when_kernel_stamps_are_off() -> None:
-    clock = FixedClock(123_456_789)
+    clock = StepClock(123_456_789)
     link = UdpFeedLink(UdpLinkConfig(kernel_timestamps=False), clock)
     tx = UdpDeviceTransmitter("U", link.address)
     try:
@@ -105,7 +96,7 @@ def test_udp_user_space_stamps_when_kernel_stamps_are_off() -> None:
 
 def test_udp_falls_back_when_setsockopt_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kernel_timestamps, "SO_TIMESTAMPING", 0x7FFF)  # no such option
-    clock = FixedClock(42)
+    clock = StepClock(42)
     link = UdpFeedLink(UdpLinkConfig(), clock)
     tx = UdpDeviceTransmitter("F", link.address)
     try:
@@ -296,7 +287,7 @@ def test_serial_corrupted_frame_counts_one_crc_error_and_stream_continues() -> N
 
 def test_serial_receive_waits_for_the_rest_of_a_split_frame() -> None:
     master, path = open_pty_pair()
-    clock = RecordingClock()
+    clock = recording_clock()
     link = SerialFeedLink(SerialLinkConfig(port=path), clock)
     try:
         frame = encode_frame(heartbeat(9))

@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 from arbsphere.adapters.outbox import Outbox
-
-
-class _Socket:
-    """Takes ``room`` messages, then nothing until given more."""
-
-    def __init__(self, room: int) -> None:
-        self.room = room
-        self.sent: list[bytes] = []
-
-    def send(self, msg: bytes) -> None:
-        assert self.room > 0, "sent to a socket that said it was full"
-        self.room -= 1
-        self.sent.append(msg)
-
-    def writable(self) -> bool:
-        return self.room > 0
+from arbsphere.testing import FakeSocket
 
 
 def test_a_free_socket_gets_every_tick_at_once_one_frame_per_flush() -> None:
-    sock = _Socket(room=10)
+    sock = FakeSocket(room=10)
     box = Outbox(sock.send, sock.writable)
     assert box.add_tick(0, b"a1", 0) is None and box.add_tick(1, b"b1", 1) is None
     assert box.flush() == 2 and sock.sent == [b"a1b1"] and not box.pending
 
 
 def test_a_full_socket_keeps_the_newest_tick_per_asset_and_the_order() -> None:
-    sock = _Socket(room=0)
+    sock = FakeSocket(room=0)
     box = Outbox(sock.send, sock.writable)
     box.add_tick(0, b"a1", 10)
     box.add_tick(1, b"b1", 11)
@@ -46,7 +31,7 @@ def test_a_full_socket_keeps_the_newest_tick_per_asset_and_the_order() -> None:
 
 
 def test_nothing_is_sealed_or_sent_while_the_socket_is_full() -> None:
-    sock = _Socket(room=0)
+    sock = FakeSocket(room=0)
     box = Outbox(sock.send, sock.writable)
     box.add_other(b"S")
     for k in range(100):

@@ -42,6 +42,7 @@ from arbsphere.price_protocol import (
 from arbsphere.privacy.secure_agg import MaskingParty, public_raw
 from arbsphere.privacy.secure_rounds import X_FIXED
 from arbsphere.replay.engine import JournalRecord, RecordedRoundLink
+from arbsphere.testing import FakeSocket
 
 REG = default_registry()
 SESSION = b"test-session-0123456789abcdef" + PRICE_MASK_SUFFIX
@@ -135,11 +136,6 @@ def test_share_words_sum_to_the_venues_sums_also_masked() -> None:
 # --- the rounds in process ------------------------------------------------------------------
 
 
-class _Sock:
-    def send(self, data: bytes, copy: bool = True) -> None:
-        pass
-
-
 def _parties(n: int) -> list[MaskingParty]:
     keys = [X25519PrivateKey.generate() for _ in range(n)]
     publics = {i: public_raw(k) for i, k in enumerate(keys)}
@@ -149,7 +145,9 @@ def _parties(n: int) -> list[MaskingParty]:
 def _venues(n: int, m: int, masked: bool) -> list[VenuePrices]:
     parties: list[MaskingParty | None] = list(_parties(n)) if masked else [None] * n
     return [
-        VenuePrices(_Sock(), REG, VenueSolver(m), i, 100 + i, RealtimeClock(), masking=parties[i])
+        VenuePrices(
+            FakeSocket(), REG, VenueSolver(m), i, 100 + i, RealtimeClock(), masking=parties[i]
+        )
         for i in range(n)
     ]
 

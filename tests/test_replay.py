@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_coordinator_loop import FakePull, FakePush, StepClock, _tick
+from test_coordinator_loop import _tick
 
 from arbsphere.adapters.venue_adapter import TickTranslator, VenueCosts
 from arbsphere.contracts import default_registry
@@ -25,6 +25,7 @@ from arbsphere.coordinator.receive_loop import ReceiveLoop
 from arbsphere.coordinator.recorder import Recorder
 from arbsphere.errors import JournalError
 from arbsphere.replay.engine import JournalRecord, replay_records
+from arbsphere.testing import FakeSocket, StepClock
 
 
 class ListSink:
@@ -60,13 +61,13 @@ def _record_run(
     rng = np.random.default_rng(seed)
     core = Coordinator(2, 1, settings or AdmmSettings(), 500, min_delta_lots=1)
     core.warm_up()
-    push = FakePush()
+    push = FakeSocket()
     sink = ListSink()
-    loop = ReceiveLoop(core, StepClock(), push, CONFIG["max_batch"])
+    loop = ReceiveLoop(core, StepClock(1_001_000, 1_000), push, CONFIG["max_batch"])
     loop.recorder = Recorder(sink)
     loop.recorder.config(config or CONFIG, 0)
     tr = [TickTranslator(v, 10 + v, VenueCosts(0.5, 1e-4, 100), 200_000) for v in (0, 1)]
-    pull = FakePull()
+    pull = FakeSocket(noblock_only=True)
     mid = 100.0
     for k in range(n_ticks):
         mid += rng.normal(0, 0.01)
@@ -155,16 +156,16 @@ def test_interleaved_recorder_journals_only_even_periods_and_replay_refuses_it()
     period = 1_000_000
     core = Coordinator(2, 1, AdmmSettings(), 500, min_delta_lots=1)
     core.warm_up()
-    clock = StepClock()  # +1 µs per reading: a wake-up stays inside its period
-    push = FakePush()
+    clock = StepClock(1_001_000, 1_000)  # +1 µs per reading: a wake-up stays inside its period
+    push = FakeSocket()
     loop = ReceiveLoop(core, clock, push, 8)
     sink = ListSink()
     loop.set_recorder(Recorder(sink), interleave_ns=period)
     loop.recorder.config({**CONFIG, "interleave_ns": period}, 0)  # type: ignore[union-attr]
     tr = [TickTranslator(v, 10 + v, VenueCosts(0.5, 1e-4, 100), 200_000) for v in (0, 1)]
-    pull = FakePull()
+    pull = FakeSocket(noblock_only=True)
     for k in range(12):
-        clock.t = k * period + 1000  # wake-up k lies in period k
+        clock.now = k * period + 2000  # wake-up k lies in period k
         mid = 100.0 + (0.3 if k % 4 < 2 else -0.3) * (k % 2)  # venue 1 swings: deltas both halves
         pull.queue.append(list(tr[0].translate(_tick(0, k, 100.0), k, 0)))
         pull.queue.append(list(tr[1].translate(_tick(1, k, mid), k, 0)))

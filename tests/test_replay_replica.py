@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 import zmq
-from test_broker_loop import FakeLink, FakeOut
-from test_coordinator_loop import FakePull, _tick
+from test_coordinator_loop import _tick
 from test_federated_rounds import REG, Venues, _connect, _RoundSink
 from test_replay import CONFIG, ListSink
 
@@ -46,6 +45,7 @@ from arbsphere.plan.digest import plan_hash
 from arbsphere.replay.engine import JournalRecord, replay_records
 from arbsphere.security.tags import Opener, Sealer
 from arbsphere.sender_ids import COORDINATOR_SENDER_ID
+from arbsphere.testing import FakeBrokerLink, FakeSocket, StepClock
 
 SEC = 1_000_000_000
 MAX_PAST_NS = 2 * SEC  # the rig's default [security] max_past_ms
@@ -55,19 +55,11 @@ TRANSIT_NS = 100_000_000  # coordinator's wake-up -> the broker adapter opening 
 KEY = bytes(range(32))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0
-
-    def now_ns(self) -> int:
-        return self.t
-
-
 class SealedPlanStream:
     """The coordinator's PUSH to the broker (sealed) and the broker's guarded PULL (opened with
     the skew window; a refused message is dropped and counted, as SecureSocket does)."""
 
-    def __init__(self, broker_clock: Clock) -> None:
+    def __init__(self, broker_clock: StepClock) -> None:
         self.sealer = Sealer(KEY, sender_id=COORDINATOR_SENDER_ID)
         self.opener = Opener(
             {COORDINATOR_SENDER_ID: KEY}, broker_clock, max_past_ns=MAX_PAST_NS,
@@ -99,7 +91,7 @@ def _run(fault_every: int = 0, n_wakeups: int = 120, legacy: bool = False) -> di
     handles them and whatever it sends back (ReplicaStatus) is the coordinator's next input.
     ``legacy``: as recorded before the fix (outputs stamped with their cause's origin stamp,
     PlanSnapshots not journaled, CONFIG without ``stamp`` / ``journal_snapshots``)."""
-    coord_clock, broker_clock = Clock(), Clock()
+    coord_clock, broker_clock = StepClock(), StepClock()
     core = Coordinator(2, 1, AdmmSettings(), 500, min_delta_lots=1)
     core.warm_up()
     stream = SealedPlanStream(broker_clock)
@@ -110,15 +102,13 @@ def _run(fault_every: int = 0, n_wakeups: int = 120, legacy: bool = False) -> di
     loop.stamp_wakeup = not legacy
     old = {k: v for k, v in CONFIG.items() if k not in CONFIG_OUTPUT_RULES}
     loop.recorder.config(old if legacy else CONFIG, 0)
-    ref: list[_BrokerLoop] = []
-    link = FakeLink(ref)
+    link = FakeBrokerLink(broker_clock)
     replica = PlanReplica(2, 1, fault_every=fault_every)
-    out = FakeOut()
+    out = FakeSocket()
     broker = _BrokerLoop(default_registry(), 200, replica, link, stream, stream, out,
                          broker_clock)  # fmt: skip
-    ref.append(broker)
     tr = [TickTranslator(v, 10 + v, VenueCosts(0.5, 1e-4, 100), 200_000) for v in (0, 1)]
-    pull = FakePull()
+    pull = FakeSocket(noblock_only=True)
     rng = np.random.default_rng(5)
     for k in range(n_wakeups):
         now = 10 * SEC + k * 20_000_000
@@ -126,14 +116,14 @@ def _run(fault_every: int = 0, n_wakeups: int = 120, legacy: bool = False) -> di
         origin = now - int(rng.choice(QUEUED_NS))  # the adapter's stamp, queued since
         for venue, price in ((0, 100.0), (1, mid)):
             pull.queue.append(list(tr[venue].translate(_tick(venue, k, price), origin, 0)))
-        while out.frames:  # the broker's ReplicaStatus: in the coordinator's input stream
-            pull.queue.append([out.frames.pop(0)])
-        coord_clock.t = now
+        while out.sent:  # the broker's ReplicaStatus: in the coordinator's input stream
+            pull.queue.append([out.sent.pop(0)])
+        coord_clock.now = now
         while pull.queue:
             loop.drain(pull)
-        broker_clock.t = now + TRANSIT_NS
+        broker_clock.now = now + TRANSIT_NS
         broker.plans()
-    loop.recorder.state(core, coord_clock.t + 1)
+    loop.recorder.state(core, coord_clock.now + 1)
     records = sink.records
     if legacy:  # the recorder did not journal them
         records = [r for r in records if r.type != REC_SNAPSHOT]

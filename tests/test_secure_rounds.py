@@ -47,17 +47,10 @@ from arbsphere.privacy.secure_rounds import (
 )
 from arbsphere.replay.engine import JournalRecord, RecordedRoundLink
 from arbsphere.rounds_protocol import venue_identity
+from arbsphere.testing import FakeSocket
 
 REG = default_registry()
 SESSION = b"test-session-0123456789abcdef" + MASK_SESSION_SUFFIX
-
-
-class _Sock:
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    def send(self, data: bytes, copy: bool = True) -> None:
-        self.sent.append(bytes(data))
 
 
 class InProcessLink:
@@ -112,7 +105,9 @@ def _parties(n: int) -> list[MaskingParty]:
 def _venues(n: int, m: int, masked: bool) -> list[VenueRounds]:
     parties = _parties(n) if masked else [None] * n
     return [
-        VenueRounds(_Sock(), REG, VenueSolver(m), i, 100 + i, RealtimeClock(), masking=parties[i])
+        VenueRounds(
+            FakeSocket(), REG, VenueSolver(m), i, 100 + i, RealtimeClock(), masking=parties[i]
+        )
         for i in range(n)
     ]
 

@@ -45,6 +45,7 @@ from arbsphere.security.secure_socket import SecureSocket
 from arbsphere.security.settings import SecurityConfig
 from arbsphere.security.tags import Sealer
 from arbsphere.security.zap import curve_client
+from arbsphere.testing import StepClock
 
 ROLES = ("coordinator", "venue_a", "venue_b", "broker")
 VENUES = {"venue_a": 100, "venue_b": 101}
@@ -58,21 +59,6 @@ PLAN = REG.schema("PlanDelta", 2)
 
 
 # --- helpers ---------------------------------------------------------------------------------
-class JumpClock:
-    """The rig timebase plus an offset the test advances; shared by the registry and every
-    role (so senders and receivers agree, as on one host)."""
-
-    def __init__(self) -> None:
-        self.offset_ns = 0
-        self._base = RealtimeClock()
-
-    def now_ns(self) -> int:
-        return self._base.now_ns() + self.offset_ns
-
-    def advance(self, seconds: float) -> None:
-        self.offset_ns += round(seconds * 1e9)
-
-
 def quote(sender_id: int, nonce: int, ts_ns: int) -> bytes:
     """A VenueQuote with two assets (prices derived from the nonce, so every message differs)."""
     hdr = np.zeros(1, QUOTE.header.dtype)
@@ -529,7 +515,7 @@ def test_revoked_credential_refused_on_open_connection(make_campaign: Any) -> No
 def test_rotation_keeps_pipeline_flowing_and_expired_sender_is_refused(
     make_campaign: Any,
 ) -> None:
-    clock = JumpClock()
+    clock = StepClock(base=RealtimeClock())
     validity_s = 4.0
     c = make_campaign(
         SecurityConfig(credential_validity_s=validity_s, checkpoint_interval_s=1.0), clock
@@ -547,7 +533,7 @@ def test_rotation_keeps_pipeline_flowing_and_expired_sender_is_refused(
     accepted_b_at: list[tuple[int, int]] = []
     step_s = 0.25
     while clock.now_ns() < b_expires + 1_000_000_000:
-        clock.advance(step_s)
+        clock.sleep(step_s)
         c.settle(0.01)
         t = clock.now_ns()
         sent_b = senders["venue_b"].send()

@@ -41,6 +41,7 @@ from arbsphere.privacy.secure_signals import (
 )
 from arbsphere.security.ledger import EventKind
 from arbsphere.sender_ids import VENUE_SENDER_BASE
+from arbsphere.testing import FakeSocket, StepClock
 
 REG = default_registry()
 MS = 1_000_000
@@ -252,41 +253,27 @@ def test_the_coordinator_loop_sums_shares_after_its_decision() -> None:
     from arbsphere.coordinator.journal_records import state_digest
     from arbsphere.coordinator.receive_loop import ReceiveLoop
 
-    class Pull:
-        def __init__(self, msgs: list[list[bytes]]) -> None:
-            self.msgs = msgs
-
-        def recv_multipart(self, flags: int = 0, copy: bool = True) -> list[bytes]:
-            import zmq
-
-            if not self.msgs:
-                raise zmq.Again()
-            return self.msgs.pop(0)
-
-        def getsockopt(self, option: int) -> int:
-            import zmq
-
-            return zmq.POLLIN if self.msgs else 0
-
-    class Clock:
-        def now_ns(self) -> int:
-            return 0
+    def pull(msgs: list[list[bytes]]) -> FakeSocket:
+        sock = FakeSocket(noblock_only=True)
+        for frames in msgs:
+            sock.deliver(*frames)
+        return sock
 
     core = Coordinator(2, 1, AdmmSettings(), 50, 1)
     digest = state_digest(core)
-    loop = ReceiveLoop(core, Clock(), None, 16)
+    loop = ReceiveLoop(core, StepClock(), None, 16)
     v = Venues(2)
     msgs = []
     for i in range(2):
         _, share = v.tick(i, 0, T0 + i)
         assert share is not None
         msgs.append([share])
-    loop.drain(Pull(list(msgs)))  # no aggregator: counted as unknown, nothing else
+    loop.drain(pull(msgs))  # no aggregator: counted as unknown, nothing else
     assert core.counts["unknown_messages"] == 2
     core2 = Coordinator(2, 1, AdmmSettings(), 50, 1)
     core2.signal_agg = SignalAggregator(2, INTERVAL)
-    loop2 = ReceiveLoop(core2, Clock(), None, 16)
-    loop2.drain(Pull(list(msgs)))
+    loop2 = ReceiveLoop(core2, StepClock(), None, 16)
+    loop2.drain(pull(msgs))
     assert core2.signal_agg.counts["epochs_complete"] == 1
     assert core2.counts["unknown_messages"] == 0
     # the decision state is the same (the nonces aside): the aggregate is not in it

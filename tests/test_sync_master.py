@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
 from arbsphere.adapters.sync_master import SyncMaster, open_sync_master
 from arbsphere.errors import ConfigError
 from arbsphere.firmware_interfaces import messages as dm
+from arbsphere.testing import FakeFeedLink, StepClock
 
 
-class FakeClock:
-    def __init__(self, t: int) -> None:
-        self.t = t
-
-    def now_ns(self) -> int:
-        return self.t
-
-
-class FakeLink:
-    """Records what the master sends; tx stamp = clock + 7 ns; ``reachable`` False = no peer."""
-
-    name = "fake"
-    timestamp_source = "user-space"
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.sent: list[tuple[int, tuple[object, ...]]] = []
-        self.reachable = True
-
-    def send_many(self, messages: Sequence[bytes]) -> int | None:
-        if not self.reachable:
-            return None
-        for m in messages:
-            self.sent.append(dm.decode_values(m))
-        return self.clock.now_ns() + 7
+def sent(link: FakeFeedLink) -> list[tuple[int, tuple[object, ...]]]:
+    """What the master sent, decoded, in order."""
+    return [dm.decode_values(m) for batch in link.sent for m in batch]
 
 
 def _req(device_id: int, seq: int, t2: int, t3: int) -> tuple[object, ...]:
@@ -45,19 +22,19 @@ def _req(device_id: int, seq: int, t2: int, t3: int) -> tuple[object, ...]:
 
 
 def test_sync_schedule_and_messages() -> None:
-    clock = FakeClock(1_000_000_000)
-    link = FakeLink(clock)
-    m = SyncMaster(link, clock, interval_ns=62_500_000, device_id=42)  # type: ignore[arg-type]
-    assert m.poll(clock.t)  # first one due at once
-    assert not m.poll(clock.t + 62_499_999)
-    assert m.timeout_ms(clock.t, 100) == 63  # rounds up, never spins early
-    types = [(t, v[4], v[5]) for t, v in link.sent]
+    clock = StepClock(1_000_000_000)
+    link = FakeFeedLink(clock, tx_delay_ns=7)
+    m = SyncMaster(link, clock, interval_ns=62_500_000, device_id=42)
+    assert m.poll(clock.now)  # first one due at once
+    assert not m.poll(clock.now + 62_499_999)
+    assert m.timeout_ms(clock.now, 100) == 63  # rounds up, never spins early
+    types = [(t, v[4], v[5]) for t, v in sent(link)]
     assert types == [(dm.MSG_SYNC, 1, 1_000_000_000), (dm.MSG_FOLLOW_UP, 1, 1_000_000_007)]
-    clock.t += 62_500_000
-    assert m.poll(clock.t)
+    clock.now += 62_500_000
+    assert m.poll(clock.now)
     # a stalled loop does not burst: after a 1 s stall one SYNC, then the interval again
-    clock.t += 1_000_000_000
-    assert m.poll(clock.t) and not m.poll(clock.t + 1)
+    clock.now += 1_000_000_000
+    assert m.poll(clock.now) and not m.poll(clock.now + 1)
     assert m.counts["syncs_sent"] == 3 and m.pending == {
         1: 1_000_000_007,
         2: 1_062_500_007,
@@ -66,10 +43,10 @@ def test_sync_schedule_and_messages() -> None:
 
 
 def test_delay_req_recorded_with_t1_and_answered_with_t4() -> None:
-    clock = FakeClock(5_000)
-    link = FakeLink(clock)
-    m = SyncMaster(link, clock, interval_ns=1_000, device_id=42)  # type: ignore[arg-type]
-    m.poll(clock.t)
+    clock = StepClock(5_000)
+    link = FakeFeedLink(clock, tx_delay_ns=7)
+    m = SyncMaster(link, clock, interval_ns=1_000, device_id=42)
+    m.poll(clock.now)
     m.on_delay_req(_req(42, 1, 123_456, 123_999), rx_ns=9_000)
     m.on_delay_req(_req(42, 1, 123_456, 123_999), rx_ns=9_500)  # duplicate: t1 unknown now
     m.on_delay_req(_req(43, 77, 1, 2), rx_ns=9_900)  # never sent
@@ -79,25 +56,29 @@ def test_delay_req_recorded_with_t1_and_answered_with_t4() -> None:
         (42, 1, 0, 123_456, 123_999, 9_500),
         (43, 77, 0, 1, 2, 9_900),
     ]
-    resp = [v for t, v in link.sent if t == dm.MSG_DELAY_RESP]
+    resp = [v for t, v in sent(link) if t == dm.MSG_DELAY_RESP]
     assert [(v[4], v[5]) for v in resp] == [(1, 9_000), (1, 9_500), (77, 9_900)]
     assert m.counts["delay_reqs"] == 3 and m.counts["delay_reqs_unmatched"] == 2
 
 
 def test_unreachable_device_counts_unsent_syncs() -> None:
-    clock = FakeClock(0)
-    link = FakeLink(clock)
+    clock = StepClock(0)
+    link = FakeFeedLink(clock, tx_delay_ns=7)
     link.reachable = False
-    m = SyncMaster(link, clock, interval_ns=10, device_id=42)  # type: ignore[arg-type]
+    m = SyncMaster(link, clock, interval_ns=10, device_id=42)
     assert not m.poll(0)
     assert m.counts["syncs_unsent"] == 1 and m.next_seq == 1 and not m.pending
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "16"])
 def test_open_sync_master_rejects_bad_interval(bad: object) -> None:
-    clock = FakeClock(0)
+    clock = StepClock(0)
     with pytest.raises(ConfigError, match="sync_interval_ns"):
-        open_sync_master({"sync_interval_ns": bad}, "x.json", FakeLink(clock), clock)  # type: ignore[arg-type]
-    assert open_sync_master({}, "x.json", FakeLink(clock), clock) is None  # type: ignore[arg-type]
+        open_sync_master(
+            {"sync_interval_ns": bad}, "x.json", FakeFeedLink(clock, tx_delay_ns=7), clock
+        )
+    assert open_sync_master({}, "x.json", FakeFeedLink(clock, tx_delay_ns=7), clock) is None
     with pytest.raises(ConfigError, match="sync_device_id"):
-        open_sync_master({"sync_interval_ns": 10}, "x.json", FakeLink(clock), clock)  # type: ignore[arg-type]
+        open_sync_master(
+            {"sync_interval_ns": 10}, "x.json", FakeFeedLink(clock, tx_delay_ns=7), clock
+        )

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from arbsphere.clock import Clock, DeviceClock
+from arbsphere.clock import Clock, DeviceClock, RealtimeClock
 from arbsphere.errors import ConfigError
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.firmware_interfaces.emulators.broker_udp import BrokerDevice
@@ -32,6 +32,7 @@ from arbsphere.firmware_interfaces.emulators.sync_responder import (
 )
 from arbsphere.firmware_interfaces.udp_datagram import pack_datagram, session_id, unpack_datagram
 from arbsphere.runtime import StopFlag
+from arbsphere.testing import StepClock
 
 EPOCH = 1_700_000_000_000_000_000
 DEV = 0x0A0B0C0D
@@ -44,16 +45,8 @@ T3 = 1_700_000_002_500_235_003
 DELAY_REQ_HEX = "120120000d0c0b0a0700000000000000400630cbfe9c9717fb8e30cbfe9c9717"
 
 
-class FakeClock:
-    def __init__(self, now: int = 0) -> None:
-        self.now = now
-
-    def now_ns(self) -> int:
-        return self.now
-
-
-def _clock(base: FakeClock | None = None) -> DeviceClock:
-    return DeviceClock(base or FakeClock(), offset_ns=500_000_000, drift_ppm=100.0,
+def _clock(base: StepClock | None = None) -> DeviceClock:
+    return DeviceClock(base or StepClock(), offset_ns=500_000_000, drift_ppm=100.0,
                        epoch_ns=EPOCH)  # fmt: skip
 
 
@@ -175,7 +168,7 @@ def test_old_exchanges_are_forgotten_after_history() -> None:
 
 
 class RecordingTx:
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: StepClock) -> None:
         self.clock = clock
         self.sent: list[tuple[int, list[bytes]]] = []
 
@@ -220,7 +213,7 @@ def _req_fields(raw: bytes) -> tuple[int, int, int]:
 
 
 def test_inbound_answers_at_once_without_impairment() -> None:
-    clock = FakeClock(RX + 80_000)  # processed 80 us after the arrival stamp
+    clock = StepClock(RX + 80_000)  # processed 80 us after the arrival stamp
     dev = _clock(clock)
     tx = RecordingTx(clock)
     inbound = QueueInbound(SyncResponder(DEV, dev), tx, clock)
@@ -237,7 +230,7 @@ class BuildingTx(RecordingTx):
     """A transport whose unit takes ``build_ns`` to build before it can stamp and write it
     (a UDP datagram header, a serial frame)."""
 
-    def __init__(self, clock: FakeClock, build_ns: int) -> None:
+    def __init__(self, clock: StepClock, build_ns: int) -> None:
         super().__init__(clock)
         self.build_ns = build_ns
 
@@ -252,7 +245,7 @@ def test_inbound_stamps_t3_after_the_transport_built_the_unit() -> None:
     """t3 is read as the last thing before the wire, like the rig's t1 (after its datagram or
     frame is built): a build cost stamped on one side only is a one-way delay the two-way
     exchange reads as offset (on this VM ~8 us of UDP round trip, a -4 us bias)."""
-    clock = FakeClock(RX + 80_000)
+    clock = StepClock(RX + 80_000)
     dev = _clock(clock)
     tx = BuildingTx(clock, 9_000)
     inbound = QueueInbound(SyncResponder(DEV, dev), tx, clock)
@@ -265,7 +258,7 @@ def test_inbound_stamps_t3_after_the_transport_built_the_unit() -> None:
 
 
 def test_inbound_impairment_holds_rig_input_and_delays_answers() -> None:
-    clock = FakeClock(RX)
+    clock = StepClock(RX)
     dev = _clock(clock)
     wire = RecordingTx(clock)
     to_rig = ImpairedTransmitter(wire, ImpairmentSpec(delay_us=1000), clock)
@@ -303,18 +296,13 @@ class SocketInbound(QueueInbound):
         return [(self.sock.recv(100), time.clock_gettime_ns(time.CLOCK_REALTIME), False)]
 
 
-class RealClock:
-    def now_ns(self) -> int:
-        return time.clock_gettime_ns(time.CLOCK_REALTIME)
-
-
 def test_serviced_sleep_handles_input_and_releases_then_returns() -> None:
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     StopFlag().install()  # the waker needs Python signal handlers
     waker = Waker()
     a, b = socket.socketpair()
-    clock = RealClock()
-    tx = RecordingTx(FakeClock())
+    clock = RealtimeClock()
+    tx = RecordingTx(StepClock())
     dev = DeviceClock(clock, offset_ns=500_000_000, drift_ppm=100.0, epoch_ns=EPOCH)
     inbound = SocketInbound(a, SyncResponder(DEV, dev), tx, clock)
     sleep = ServicedSleep(waker, clock, inbound)
@@ -345,7 +333,7 @@ def test_serviced_sleep_handles_input_and_releases_then_returns() -> None:
 
 
 def test_broker_routes_sync_to_the_responder_and_sequences_delay_reqs() -> None:
-    clock = FakeClock(RX + 50_000)
+    clock = StepClock(RX + 50_000)
     dev = _clock(clock)
     broker = BrokerDevice(DEV, session_id("B"), dev, SyncResponder(DEV, dev))
     order = dm.new_record(dm.MSG_ORDER, DEV)

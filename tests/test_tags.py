@@ -22,19 +22,12 @@ from arbsphere.security.tags import (
     derive_link_key,
     tag,
 )
+from arbsphere.testing import StepClock
 
 MAGIC = default_registry().magic
 ENV = struct.Struct("<IHHIIQq")  # the registry's envelope, written out independently
 SEC = 1_000_000_000
 NOW = 1_700_000_000 * SEC
-
-
-class FakeClock:
-    def __init__(self, now: int = NOW) -> None:
-        self.now = now
-
-    def now_ns(self) -> int:
-        return self.now
 
 
 def msg(sender: int, nonce: int, ts: int = NOW, payload: bytes = b"\x11" * 24) -> bytes:
@@ -45,10 +38,10 @@ KEY_A = bytes(range(32))  # link A(7) -> receiver
 KEY_B = bytes(range(32, 64))  # link B(8) -> receiver
 
 
-def opener(clock: FakeClock | None = None, window: int = 1024) -> Opener:
+def opener(clock: StepClock | None = None, window: int = 1024) -> Opener:
     return Opener(
         {7: KEY_A, 8: KEY_B},
-        clock or FakeClock(),
+        clock or StepClock(NOW),
         window=window,
         max_past_ns=SEC,
         max_future_ns=SEC // 10,
@@ -230,7 +223,7 @@ def test_wrong_direction_key_refused() -> None:
     b_to_a = derive_link_key(a, b_pub, session=s, sender_id=2, receiver_id=1)
     at_b = Opener(
         {1: derive_link_key(b, a_pub, session=s, sender_id=1, receiver_id=2)},
-        FakeClock(),
+        StepClock(NOW),
         max_past_ns=SEC,
         max_future_ns=SEC,
     )
@@ -308,7 +301,7 @@ def test_every_tampered_byte_refused_as_bad_tag() -> None:
         for mask in masks:
             forged_id = 7 ^ (mask << (8 * (pos - 8)))
             keys[forged_id] = hashlib.sha256(forged_id.to_bytes(4, "little")).digest()
-    op = Opener(keys, FakeClock(), max_past_ns=SEC, max_future_ns=SEC)
+    op = Opener(keys, StepClock(NOW), max_past_ns=SEC, max_future_ns=SEC)
     count = 0
     for pos in range(len(sealed)):
         for mask in masks:
@@ -366,7 +359,7 @@ def test_nonce_below_window_refused_too_old() -> None:
 
 
 def test_skew_past_and_future_refused_with_fake_clock() -> None:
-    clock = FakeClock()
+    clock = StepClock(NOW)
     op = opener(clock)  # max_past 1 s, max_future 0.1 s
     s = Sealer(KEY_A)
     op.open(s.seal(msg(7, 1, ts=NOW - SEC)))  # exactly at the bounds: accepted
@@ -422,16 +415,16 @@ def test_key_management_errors() -> None:
     with pytest.raises(KeyError):
         op.remove_sender(10)
     with pytest.raises(ValueError, match="window"):
-        Opener({}, FakeClock(), window=0, max_past_ns=1, max_future_ns=1)
+        Opener({}, StepClock(NOW), window=0, max_past_ns=1, max_future_ns=1)
     with pytest.raises(ValueError, match="max_past_ns=-1"):
-        Opener({}, FakeClock(), max_past_ns=-1, max_future_ns=1)
+        Opener({}, StepClock(NOW), max_past_ns=-1, max_future_ns=1)
 
 
 def test_replay_window_matches_reference_model() -> None:
     """Random nonce streams against a set-based model of the RFC 4303 window."""
     rng = random.Random(6)
     for window in (1, 2, 7, 64, 65, 1024):
-        op = Opener({7: KEY_A}, FakeClock(), window=window, max_past_ns=SEC, max_future_ns=SEC)
+        op = Opener({7: KEY_A}, StepClock(NOW), window=window, max_past_ns=SEC, max_future_ns=SEC)
         s = Sealer(KEY_A)
         seen: set[int] = set()
         top = -1
@@ -504,7 +497,7 @@ def test_fast_path_agrees_with_the_general_path_on_every_message() -> None:
     state (a refusal on the fast path must leave nothing behind for the general one to
     count twice)."""
     rng = random.Random(5)
-    clock = FakeClock()
+    clock = StepClock(NOW)
     fast, general = opener(clock, window=64), opener(clock, window=64)
     history: list[list[bytes]] = []
     for k in range(3000):

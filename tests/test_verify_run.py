@@ -20,6 +20,7 @@ from arbsphere.rig.cli import main
 from arbsphere.security.credentials import CampaignAuthority
 from arbsphere.security.identity import Role, RoleIdentity
 from arbsphere.security.ledger import CHECKPOINTS_FILE, LEDGER_FILE, EventKind, LedgerWriter
+from arbsphere.testing import StepClock
 
 ROLES = {
     "coordinator": (Role.COORDINATOR, 1),
@@ -28,16 +29,6 @@ ROLES = {
     "broker": (Role.BROKER, 4),
 }
 VENUES = ("venue_a", "venue_b")
-
-
-class FakeClock:
-    def __init__(self, start: int = 1_700_000_000_000_000_000, step: int = 1_000) -> None:
-        self.t = start
-        self.step = step
-
-    def now_ns(self) -> int:
-        self.t += self.step
-        return self.t
 
 
 @dataclass
@@ -65,7 +56,7 @@ class ResultSet:
 
 def build_result_set(tmp_path: Path, *, security: bool = True) -> ResultSet:
     """A result set as a campaign run writes it, without running one."""
-    clock = FakeClock()
+    clock = StepClock(1_700_000_000_000_001_000, 1_000)
     run_dir = tmp_path / "results" / "loopback" / "20260101T000000Z"
     (run_dir / "proc").mkdir(parents=True)
     authority = CampaignAuthority(Ed25519PrivateKey.generate(), clock)
@@ -325,7 +316,9 @@ def test_signer_not_a_coordinator_fails(rs: ResultSet) -> None:
 
 
 def test_forged_credential_fails(rs: ResultSet, capsys: pytest.CaptureFixture[str]) -> None:
-    mallory = CampaignAuthority(Ed25519PrivateKey.generate(), FakeClock())
+    mallory = CampaignAuthority(
+        Ed25519PrivateKey.generate(), StepClock(1_700_000_000_000_001_000, 1_000)
+    )
     forged = mallory.issue(rs.identities["venue_a"].public())
     path = rs.run_dir / "identities.json"
     roster = json.loads(path.read_text())
@@ -350,7 +343,9 @@ def test_swapped_subject_key_in_roster_fails(rs: ResultSet) -> None:
 
 
 def test_pinned_other_authority_fails(rs: ResultSet, capsys: pytest.CaptureFixture[str]) -> None:
-    other = CampaignAuthority(Ed25519PrivateKey.generate(), FakeClock()).did
+    other = CampaignAuthority(
+        Ed25519PrivateKey.generate(), StepClock(1_700_000_000_000_001_000, 1_000)
+    ).did
     with pytest.raises(CredentialError, match=r"issued by .* you trust"):
         verify_result_set(rs.run_dir, authority_did=other)
     out = failure(rs, capsys, "--authority", other)
@@ -368,7 +363,7 @@ def test_manifest_authority_not_the_rosters_fails(rs: ResultSet) -> None:
 def test_entry_after_last_checkpoint_fails(
     rs: ResultSet, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with LedgerWriter(rs.ledger_dir, FakeClock(start=1_800_000_000_000_000_000)) as ledger:
+    with LedgerWriter(rs.ledger_dir, StepClock(1_800_000_000_000_001_000, 1_000)) as ledger:
         ledger.append(EventKind.PLAN_DELTA, 1, 4, {"seq": 99, "legs": [2, -2]})
     rs.rehash()
     with pytest.raises(LedgerError, match="after the last checkpoint") as info:

@@ -33,6 +33,7 @@ from arbsphere.security.zap import (
     curve_client,
     curve_server,
 )
+from arbsphere.testing import StepClock
 
 T0 = 1_790_000_000 * 10**9
 SKEW = 10**9
@@ -46,19 +47,11 @@ FAILED_PROTOCOL = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
 FAILED_NO_DETAIL = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 
 
-class FakeClock:
-    def __init__(self, t: int = T0) -> None:
-        self.t = t
-
-    def now_ns(self) -> int:
-        return self.t
-
-
 class Rig:
     """A coordinator-style CURVE PULL server with ZAP, and helpers to connect clients."""
 
     def __init__(self) -> None:
-        self.clock = FakeClock()
+        self.clock = StepClock(T0)
         self.authority = CampaignAuthority(Ed25519PrivateKey.generate(), self.clock)
         self.verifier = CredentialVerifier(self.authority.public_key, self.clock, skew_ns=SKEW)
         self.directory = CredentialDirectory(self.verifier)
@@ -183,7 +176,7 @@ def test_unknown_key_refused(rig: Rig) -> None:
 
 def test_expired_refused(rig: Rig) -> None:
     venue = _venue(rig, validity_ns=MIN)
-    rig.clock.t = T0 + MIN + SKEW
+    rig.clock.now = T0 + MIN + SKEW
     _assert_refused(rig, venue, "expired")
 
 
@@ -223,7 +216,7 @@ def test_refused_after_accepted_on_expiry(rig: Rig) -> None:
     venue = _venue(rig, validity_ns=MIN)
     first, outcome = rig.client(venue)
     assert outcome == SUCCEEDED
-    rig.clock.t = T0 + MIN + SKEW
+    rig.clock.now = T0 + MIN + SKEW
     _, outcome = rig.client(venue)
     assert outcome == FAILED_AUTH
     assert rig.auth.accepted == 1 and rig.auth.refusals["expired"] == 1
@@ -286,14 +279,14 @@ def test_rotation_at_half_life_keeps_pipeline(rig: Rig) -> None:
     push.send(b"before")
     assert bytes(rig.receive().bytes) == b"before"
 
-    rig.clock.t = old.rotate_at_ns
+    rig.clock.now = old.rotate_at_ns
     assert needs_rotation(old, rig.clock.now_ns())
     new = rig.authority.rotate(old)
     rig.directory.replace(new)
     push.send(b"during")
     assert bytes(rig.receive().bytes) == b"during"
 
-    rig.clock.t = old.not_after_ns + SKEW  # the old credential alone would be expired now
+    rig.clock.now = old.not_after_ns + SKEW  # the old credential alone would be expired now
     push.send(b"after")  # the connection made under the old serial keeps working
     assert bytes(rig.receive().bytes) == b"after"
     fresh, outcome = rig.client(venue)  # a new connection is judged by the rotated serial
@@ -339,7 +332,7 @@ def test_authenticator_argument_checks(rig: Rig) -> None:
 
 def test_context_manager_stops_thread() -> None:
     ctx = zmq.Context()
-    clock = FakeClock()
+    clock = StepClock(T0)
     authority = CampaignAuthority(Ed25519PrivateKey.generate(), clock)
     verifier = CredentialVerifier(authority.public_key, clock, skew_ns=0)
     auth = CredentialAuthenticator(ctx, CredentialDirectory(verifier), verifier, {Role.VENUE})

@@ -2,9 +2,11 @@
 
 * :mod:`.feed_udp` — feed device sending TICK/HEARTBEAT datagrams to the rig over UDP.
 * :mod:`.feed_serial` — the same feed as COBS/CRC-32C frames on a pty master or serial port.
-* :mod:`.broker_udp` — broker device answering every ORDER datagram with a FILL ACK.
+* :mod:`.broker_udp` — broker device answering every ORDER datagram with an ACK (its fill
+  policy: :mod:`.fill_policy`).
+* :mod:`.broker_serial` — the same broker as COBS/CRC-32C frames on a pty master or serial port.
 * :mod:`.sync_responder` — the device side of the clock-sync exchange (SYNC -> DELAY_REQ),
-  served by all three on their link while they wait.
+  served by all four on their link while they wait.
 * :mod:`.schedule` — the open-loop send schedule the feeds follow (no coordinated omission).
 * :mod:`.impairment`, :mod:`.impair_relay` — link impairment, in an emulator or as a UDP relay.
 * :mod:`.device_main` — process plumbing: config validation, signals, stats JSON.

@@ -27,7 +27,7 @@ from __future__ import annotations
 import select
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +125,22 @@ class BrokerDevice:
             self._bad("malformed_datagrams", f"datagram: {exc}")
             return None
         self.gaps.observe(dgram.session, dgram.sequence, dgram.count)
+        return self.answer_messages(
+            dgram.messages, rx_ns, rx_rig_ns=rx_rig_ns, user_stamp=user_stamp
+        )
+
+    def answer_messages(
+        self,
+        messages: Sequence[bytes | memoryview],
+        rx_ns: int,
+        *,
+        rx_rig_ns: int | None = None,
+        user_stamp: bool = False,
+    ) -> np.ndarray | None:
+        """ACK records for the valid ORDERs among ``messages`` (one device message each, the
+        transport's framing removed), all arrived at ``rx_ns``; as :meth:`answer`."""
         acks: list[np.ndarray] = []
-        for i, msg in enumerate(dgram.messages):
+        for i, msg in enumerate(messages):
             try:
                 mtype, rec = dm.decode(msg)
             except DecodeError as exc:
@@ -168,16 +182,19 @@ class BrokerDevice:
 
     def reply(self, acks: np.ndarray) -> bytes:
         """The reply datagram; stamps ``device_tx_ns`` now (call right before sending)."""
+        dgram = pack_datagram(self.session, self.next_sequence, self.ack_messages(acks))
+        self.next_sequence += len(acks)
+        self.counts["datagrams_sent"] += 1
+        return dgram
+
+    def ack_messages(self, acks: np.ndarray) -> list[bytes]:
+        """The ACKs as device messages; stamps ``device_tx_ns`` now (call right before
+        sending) and counts them as sent."""
         acks["device_tx_ns"] = self.clock.now_ns()
         raw = dm.encode_batch(acks)
         size = dm.LAYOUTS[dm.MSG_ACK].size
-        dgram = pack_datagram(
-            self.session, self.next_sequence, [raw[k : k + size] for k in range(0, len(raw), size)]
-        )
-        self.next_sequence += len(acks)
         self.counts["acks_sent"] += len(acks)
-        self.counts["datagrams_sent"] += 1
-        return dgram
+        return [raw[k : k + size] for k in range(0, len(raw), size)]
 
     def take_due(self, now_ns: int) -> np.ndarray | None:
         """Held ACKs due by ``now_ns`` (device clock), in due order."""
@@ -232,11 +249,8 @@ def _order_problem(order: np.void) -> str:
     return ""
 
 
-def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
-    cfg.only(BROKER_KEYS)
-    device_id = cfg.get_int("device_id", min_value=0, max_value=2**32 - 1)
-    host = cfg.get_str("bind_host", "127.0.0.1")
-    port = cfg.get_int("bind_port", 0, min_value=0, max_value=65535)
+def read_fill_policy(cfg: ConfigReader) -> FillPolicy:
+    """``fill_mode`` and ``fills`` of a broker emulator's config."""
     mode = cfg.get_str("fill_mode", "full", choices=FILL_MODES)
     fills = cfg.get_table("fills")
     fills.only(("reject", "partial", "late", "late_ms", "seed"))
@@ -251,6 +265,15 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
         )
     except ValueError as exc:
         raise cfg.error("fills", str(exc)) from exc
+    return policy
+
+
+def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
+    cfg.only(BROKER_KEYS)
+    device_id = cfg.get_int("device_id", min_value=0, max_value=2**32 - 1)
+    host = cfg.get_str("bind_host", "127.0.0.1")
+    port = cfg.get_int("bind_port", 0, min_value=0, max_value=65535)
+    policy = read_fill_policy(cfg)
     session = cfg.get_str("session", "BROKER", max_len=SESSION_SIZE)
     ready = Path(cfg.get_str("ready_path")) if cfg.has("ready_path") or port == 0 else None
     rig = RealtimeClock()

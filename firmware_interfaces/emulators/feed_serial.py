@@ -213,19 +213,11 @@ class SerialRigInbound(RigInbound):
                 "rig_hangups": self.hangups}  # fmt: skip
 
 
-def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
-    plan = read_feed_plan(
-        cfg, batch_key="ticks_per_write",
-        extra_keys=("master_fd", "port", "baudrate", "ready_path"),
-    )  # fmt: skip
-    ready = Path(cfg.get_str("ready_path")) if cfg.has("ready_path") else None
-    session = cfg.get_str("session", "serial", max_len=10)
+def open_device_end(cfg: ConfigReader) -> tuple[int, serial.Serial | None, str]:
+    """The device's end of a serial link: ``master_fd`` (an inherited pty master) or ``port``
+    (a path opened with pyserial at ``baudrate``). Returns (fd, the port to close or None,
+    a description for messages)."""
     which = cfg.exactly_one("master_fd", "port")
-    to_rig, to_device = read_impairment(cfg)
-    rig = RealtimeClock()
-    dev = device_clock(cfg.get_table("clock"), rig, epoch_ns=plan.start_at_ns)
-    quotes = open_quotes(plan, cfg)
-    port: serial.Serial | None = None
     if which == "master_fd":
         fd = cfg.get_int("master_fd", min_value=0)
         if cfg.has("baudrate"):
@@ -234,16 +226,28 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
             os.fstat(fd)
         except OSError as exc:
             raise cfg.error("master_fd", f"fd {fd} is not open in this process: {exc}") from exc
-        where = f"pty master fd {fd}"
-    else:
-        path = cfg.get_str("port")
-        baud = cfg.get_int("baudrate", 921600, min_value=1)
-        try:
-            port = serial.Serial(path, baud, timeout=0, write_timeout=0)
-        except (serial.SerialException, ValueError) as exc:
-            raise LinkError(f"cannot open serial port {path!r} at {baud} baud: {exc}") from exc
-        fd = port.fileno()
-        where = f"serial port {path}"
+        return fd, None, f"pty master fd {fd}"
+    path = cfg.get_str("port")
+    baud = cfg.get_int("baudrate", 921600, min_value=1)
+    try:
+        port = serial.Serial(path, baud, timeout=0, write_timeout=0)
+    except (serial.SerialException, ValueError) as exc:
+        raise LinkError(f"cannot open serial port {path!r} at {baud} baud: {exc}") from exc
+    return port.fileno(), port, f"serial port {path}"
+
+
+def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
+    plan = read_feed_plan(
+        cfg, batch_key="ticks_per_write",
+        extra_keys=("master_fd", "port", "baudrate", "ready_path"),
+    )  # fmt: skip
+    ready = Path(cfg.get_str("ready_path")) if cfg.has("ready_path") else None
+    session = cfg.get_str("session", "serial", max_len=10)
+    to_rig, to_device = read_impairment(cfg)
+    rig = RealtimeClock()
+    dev = device_clock(cfg.get_table("clock"), rig, epoch_ns=plan.start_at_ns)
+    quotes = open_quotes(plan, cfg)
+    fd, port, where = open_device_end(cfg)
     if to_rig is not None or to_device is not None:  # releases on time need a fine timer
         slack, slack_error = set_timer_slack(1)
         ctx.stats.update(timer_slack_ns=slack, timer_slack_error=slack_error)

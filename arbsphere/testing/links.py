@@ -1,11 +1,16 @@
-"""Conformance checks for rig-side feed links (``arbsphere.adapters.links.FeedLink``).
+"""Conformance checks for rig-side feed links (:class:`arbsphere.adapters.links.FeedLink`).
 
 Each ``check_*`` takes ``make_pair``, a factory returning ``(device, link)``: a
 :class:`DeviceSide` that puts device messages on the wire the way a device does, and the
 rig-side :class:`FeedLink` under test. The checks use real device messages (HEARTBEATs whose
 ``device_seq`` numbers them and whose ``device_time_ns`` carries a rig-clock send stamp) and
-close both ends. Factories for the loopback backends (:func:`udp_pair`,
-:func:`serial_pty_pair`) are here too; a lab harness supplies its own for hardware.
+close both ends; a failed check raises ``AssertionError``. :data:`ALL_CHECKS` lists them.
+
+:data:`LOOPBACK_PAIRS` has a factory for every registered link backend
+(:data:`arbsphere.adapters.backends.BACKENDS`) against its loopback device side: the emulators'
+own transmitters on UDP or a pty. A lab runs the same checks against hardware with its own
+factory, e.g. ``for check in ALL_CHECKS: check(my_pair)``: if the loopback passes and the
+hardware fails, the emulator is wrong.
 """
 
 from __future__ import annotations
@@ -93,16 +98,26 @@ class SerialDevice:
 
 
 def udp_pair(clock: Clock | None = None) -> tuple[DeviceSide, FeedLink]:
+    """A UDP feed link and the UDP feed emulator's transmitter sending to it."""
     link = UdpFeedLink(UdpLinkConfig(name="conformance-udp"), clock or RealtimeClock())
     return UdpDevice(link.address), link
 
 
 def serial_pty_pair(clock: Clock | None = None) -> tuple[DeviceSide, FeedLink]:
+    """A serial feed link on a pty slave and the serial feed emulator's transmitter on the
+    master."""
     master, path = open_pty_pair()
     link = SerialFeedLink(
         SerialLinkConfig(port=path, name="conformance-serial"), clock or RealtimeClock()
     )
     return SerialDevice(master), link
+
+
+#: A loopback pair for every registered link backend, by its link name.
+LOOPBACK_PAIRS: dict[str, Callable[[], tuple[DeviceSide, FeedLink]]] = {
+    "udp": udp_pair,
+    "serial": serial_pty_pair,
+}
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -257,6 +272,7 @@ def check_feed_link_blocks_and_wakes(make_pair: MakePair) -> None:
         link.close()
 
 
+#: Every check, in the order a harness runs them.
 ALL_CHECKS: tuple[Callable[[MakePair], None], ...] = (
     check_feed_link_delivers_in_order,
     check_feed_link_counts_corruption,
