@@ -728,12 +728,19 @@ def test_feed_serial_answers_clock_sync_and_to_device_delay_shows_in_t2(tmp_path
         for name, imp in delay.items():
             master, path = open_pty_pair()
             link = SerialFeedLink(SerialLinkConfig(port=path, name=name), clock)
-            extra: dict[str, Any] = {"master_fd": master}
+            extra: dict[str, Any] = {
+                "master_fd": master,
+                "ready_path": str(tmp_path / f"{name}.ready.json"),
+            }
             if imp is not None:
                 extra["impairment"] = imp
             proc = _spawn("feed_serial", _sync_feed_cfg(tmp_path, name, start, **extra),
                           tmp_path / f"{name}.json", pass_fds=(master,))  # fmt: skip
             ends[name] = (master, link, proc)
+        # exchange only with devices that serve their link: a loaded host can take longer than
+        # the wait before the start to launch them, and a SYNC must not wait out its deadline
+        for name, (_, _, proc) in ends.items():
+            _wait_file(tmp_path / f"{name}.ready.json", proc)
 
         def sender(fd: int) -> Callable[[bytes], int]:
             def send(msg: bytes) -> int:
