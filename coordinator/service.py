@@ -37,7 +37,7 @@ from arbsphere.coordinator.recorder import Recorder
 from arbsphere.coordinator.rounds import RoundDriver, RoundLink, ZmqRoundLink
 from arbsphere.coordinator.signal_aggregate import SignalAggregator
 from arbsphere.coordinator.solve_marks import mark_solved
-from arbsphere.errors import ConfigError, DecodeError, PipelineError
+from arbsphere.errors import ConfigError, ContractError, DecodeError, PipelineError
 from arbsphere.firmware_interfaces.messages import PRICE_SCALE
 from arbsphere.journal import JournalConfig
 from arbsphere.plan.digest import plan_hash
@@ -67,11 +67,38 @@ _POLLIN = int(zmq.POLLIN)
 _LEG_VENUE, _LEG_ASSET, _LEG_SIDE, _LEG_LOTS = (
     (PLAN_LEG_DTYPE.names or ()).index(f) for f in ("venue", "asset", "side", "size_lots")
 )
-KIND_TRADE = 1
-KIND_WRITE_OFF = 2
+_REG = default_registry()
+KIND_TRADE, KIND_WRITE_OFF = _REG.codes("PlanDeltaKind", "TRADE", "WRITE_OFF")
 #: cause_venue of a delta caused by an execution report (a shortfall), not by a tick
 CAUSE_REPORT = 0xFFFF
-STATUS_FINAL = (2, 3, 4)  # FILL, PARTIAL, REJECT: immediate-or-cancel, nothing more will fill
+_FILL, _PARTIAL, _REJECT = _REG.codes("ReportStatus", "FILL", "PARTIAL", "REJECT")
+_FILLED = (_FILL, _PARTIAL)
+#: immediate-or-cancel: after these, nothing more of the order will fill
+STATUS_FINAL = (_FILL, _PARTIAL, _REJECT)
+# Positions in the decode_values tuples (bound once: the hot path indexes with plain ints)
+_ENV = _REG.envelope_fields
+_SENDER, _NONCE, _ORIGIN_TS = _ENV.sender_id, _ENV.nonce, _ENV.origin_ts_ns
+_PROBLEM = _REG.fields("LocalArbProblem", 1)
+_QUOTE = _REG.fields("VenueQuote", 1)
+_TICK_HEAD = ("venue_id", "n_assets", "tick_seq", "tick_intended_ns", "budget_ns")
+_PROBLEM_HEAD = _PROBLEM.span(*_TICK_HEAD)
+_PROBLEM_ITEM = _PROBLEM.item_span(
+    "asset_id", "c", "gamma", "phi", "limit_lots", "bid_px", "ask_px"
+)
+_QUOTE_HEAD = _QUOTE.span(*_TICK_HEAD)
+_QUOTE_ITEM = _QUOTE.item_span("asset_id", "bid_px", "ask_px")
+#: the tick loop reads a problem's or a quote's asset count at one position
+_TICK_N_ASSETS = _PROBLEM.n_assets
+if _QUOTE.n_assets != _TICK_N_ASSETS:  # pragma: no cover - declaration guard
+    raise ContractError("LocalArbProblem and VenueQuote must carry n_assets at one position")
+# The PlanDelta packer takes values in declared order: _pack_delta passes them so
+_REG.fields("PlanDelta", 2).expect(
+    ("delta_id", "ts_ns", "sender", "n_legs", "cause_venue", "cause_seq", "kind", "plan_hash")
+)
+_REPORT = _REG.fields("ExecutionReport", 1)
+_REPORT_HEAD = _REPORT.span("order_id", "delta_id", "venue", "asset", "status", "filled_lots")
+#: what a FILL_TRACE_DTYPE row takes after the head (then the coordinator's receive time)
+_REPORT_TIMES = _REPORT.span("device_rx_ns", "device_tx_ns", "rig_tx_ns", "rig_rx_ns")
 
 SOLVE_TRACE_DTYPE = np.dtype(
     [
@@ -293,12 +320,15 @@ class Coordinator:
         """Apply a LocalArbProblem given as :meth:`Registry.decode_values` values.
 
         Returns (venue, first asset, tick_seq, budget_ns)."""
-        venue, n_assets, seq, _intended, budget = values[7:12]
+        venue, n_assets, seq, _intended, budget = values[_PROBLEM_HEAD]
         if venue >= self.n_venues:
             raise PipelineError(f"LocalArbProblem from venue {venue}, campaign has {self.n_venues}")
         first = -1
+        lo, hi = _PROBLEM_ITEM
+        stride = _PROBLEM.stride
         for k in range(n_assets):
-            a, c, gamma, phi, limit, bid, ask = values[12 + 7 * k : 19 + 7 * k]
+            at = stride * k
+            a, c, gamma, phi, limit, bid, ask = values[lo + at : hi + at]
             if a >= self.n_assets:
                 raise PipelineError(f"LocalArbProblem asset {a}, campaign has {self.n_assets}")
             if first < 0:
@@ -318,12 +348,15 @@ class Coordinator:
         """Apply a VenueQuote (federated mode) given as decode values: public prices only.
 
         Returns (venue, first asset, tick_seq, budget_ns)."""
-        venue, n_assets, seq, _intended, budget = values[7:12]
+        venue, n_assets, seq, _intended, budget = values[_QUOTE_HEAD]
         if venue >= self.n_venues:
             raise PipelineError(f"VenueQuote from venue {venue}, campaign has {self.n_venues}")
         first = -1
+        lo, hi = _QUOTE_ITEM
+        stride = _QUOTE.stride
         for k in range(n_assets):
-            a, bid, ask = values[12 + 3 * k : 15 + 3 * k]
+            at = stride * k
+            a, bid, ask = values[lo + at : hi + at]
             if a >= self.n_assets:
                 raise PipelineError(f"VenueQuote asset {a}, campaign has {self.n_assets}")
             if first < 0:
@@ -332,8 +365,9 @@ class Coordinator:
             self.ask_px[venue, a] = ask
             self.mid[venue, a] = (bid + ask) / (2 * PRICE_SCALE)  # as the venue prices c
             self.quoted[venue, a] = True
-        self.last_quote_ts[venue] = values[6]
-        self.latest_quote_ts = max(self.latest_quote_ts, values[6])
+        ts = values[_ORIGIN_TS]
+        self.last_quote_ts[venue] = ts
+        self.latest_quote_ts = max(self.latest_quote_ts, ts)
         self.counts["problems"] += 1
         return venue, first, seq, budget
 
@@ -562,16 +596,13 @@ class Coordinator:
         )  # fmt: skip
         return out
 
-    def on_report(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
-        """Apply an ExecutionReport given as decode values; returns its header values
-        (order_id, delta_id, venue, asset, status, filled_lots, fill_px, device_rx_ns,
-        device_tx_ns, rig_tx_ns, rig_rx_ns)."""
-        h = values[7:]
+    def on_report(self, values: tuple[Any, ...]) -> None:
+        """Apply an ExecutionReport given as decode values."""
         self.counts["reports"] += 1
-        order_id, _delta, venue, asset, status, filled = h[:6]
-        if status == 4:
+        order_id, _delta, venue, asset, status, filled = values[_REPORT_HEAD]
+        if status == _REJECT:
             self.counts["rejects"] += 1
-        elif status in (2, 3):
+        elif status in _FILLED:
             self.counts["fills"] += 1
             self.executed[venue, asset] += filled
         if status in STATUS_FINAL:
@@ -583,8 +614,7 @@ class Coordinator:
                 if unfilled:
                     self.counts["shortfalls"] += 1
                     self.shortfalls.append((order_id, leg[0], leg[1], unfilled))
-                    self.shortfall_ts = values[6]  # the report's origin: the deltas' ts
-        return h
+                    self.shortfall_ts = values[_ORIGIN_TS]  # the report's: the deltas' ts
 
 
 def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
@@ -1022,14 +1052,13 @@ class _Loop:
             if sid == self.problem_id or sid == self.quote_id:  # nonces checked per tick
                 trigger = self._ticks(msgs, schema, values, rx, latest) or trigger
                 continue
-            # envelope values: magic, schema_id, version, sender, payload_len, nonce, origin_ts
-            if not core.check_nonce(values[3], values[5]):
+            if not core.check_nonce(values[_SENDER], values[_NONCE]):
                 core.counts["stale_messages"] += 1
                 continue
             if sid == self.report_id:
                 self._reports(msgs, values, rx)
             elif sid == self.replica_status_id:
-                self._snapshot_asks.append(values[6])  # answered after the loop (see below)
+                self._snapshot_asks.append(values[_ORIGIN_TS])  # answered after the loop
             elif sid == self.share_id and core.signal_agg is not None:
                 if not shares:  # the participants as the share arrived (a solve may change them)
                     share_bits = core.signal_participants()
@@ -1097,20 +1126,20 @@ class _Loop:
                     continue
                 if schema.id != self.problem_id and schema.id != self.quote_id:
                     core.counts["unknown_messages"] += 1
-                    self.last_error = f"{schema.name} in a tick frame from sender {values[3]}"
+                    self.last_error = f"{schema.name} in a tick frame from sender {values[_SENDER]}"
                     continue
-            if not core.check_nonce(values[3], values[5]):
+            if not core.check_nonce(values[_SENDER], values[_NONCE]):
                 core.counts["stale_messages"] += 1
                 continue
             if (schema.id == self.quote_id) != (core.rounds is not None):
                 core.counts["unknown_messages"] += 1  # the other coordination mode's input
-                self.last_error = f"{schema.name} from sender {values[3]}: wrong mode"
+                self.last_error = f"{schema.name} from sender {values[_SENDER]}: wrong mode"
                 continue
             venue, asset, seq, budget = (
                 core.on_quote(values) if schema.id == self.quote_id else core.on_problem(values)
             )
             row = self.trace.n
-            if values[8] == 1:  # single-asset problem: a later one for the cell replaces it
+            if values[_TICK_N_ASSETS] == 1:  # single-asset: a later one for the cell replaces it
                 prev = latest.get((venue, asset))
                 if prev is not None:
                     self.trace.view()[prev]["superseded"] = 1
@@ -1119,7 +1148,7 @@ class _Loop:
             self.trace.append(
                 (venue, asset, seq, rx, 0, 0, 0, 0, 0, 0, 0, np.nan, 0, self.batches, 0, 0, 0)
             )
-            trigger = (row, venue, seq, budget, values[6])
+            trigger = (row, venue, seq, budget, values[_ORIGIN_TS])
         return trigger
 
     def _solve(
@@ -1175,21 +1204,23 @@ class _Loop:
 
     def _reports(self, frames: list[bytes], values: tuple[Any, ...], rx: int) -> None:
         core = self.core
-        h = core.on_report(values)
-        self.fills.append((*h[:6], *h[7:], rx))
+        core.on_report(values)
+        self.fills.append((*values[_REPORT_HEAD], *values[_REPORT_TIMES], rx))
         for frame in frames[1:]:  # further reports of the same frame (or message)
             try:
                 more_schema, more = self.reg.decode_values(frame)
             except DecodeError as exc:
                 self._decode_error(exc)
                 continue
-            if more_schema.id != self.report_id or not core.check_nonce(more[3], more[5]):
+            if more_schema.id != self.report_id or not core.check_nonce(
+                more[_SENDER], more[_NONCE]
+            ):
                 core.counts[
                     "stale_messages" if more_schema.id == self.report_id else "unknown_messages"
                 ] += 1
                 continue
-            h = core.on_report(more)
-            self.fills.append((*h[:6], *h[7:], rx))
+            core.on_report(more)
+            self.fills.append((*more[_REPORT_HEAD], *more[_REPORT_TIMES], rx))
         core.realized.observe(core.executed, rx)
 
     def _register_solve(self, row: int) -> None:
