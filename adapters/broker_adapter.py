@@ -48,6 +48,7 @@ _PLAN_HEAD = _PLAN.span(
     "delta_id", "ts_ns", "sender", "n_legs", "cause_venue", "cause_seq", "kind", "plan_hash"
 )
 _LEG = _PLAN.item_span("venue", "asset", "side", "size_lots", "limit_px")
+_LEG_STRIDE = _PLAN.stride
 #: an ACK as ``messages.decode_values`` returns it (unpacked whole below)
 ACK_FIELDS = (
     "msg_type", "version", "length", "device_id", "status", "order_id", "filled_lots", "fill_px",
@@ -236,10 +237,10 @@ class _BrokerLoop:
         raw_orders = []
         legs = []
         lo, hi = _LEG
-        stride = _PLAN.stride
         for i in range(n_legs):
-            at = stride * i
-            venue, asset, side, lots, limit_px = v[lo + at : hi + at]
+            venue, asset, side, lots, limit_px = v[lo:hi]
+            lo += _LEG_STRIDE
+            hi += _LEG_STRIDE
             order_id = (delta_id << 8) | i
             raw_orders.append(
                 pack(dm.MSG_ORDER, dm.DEVICE_MESSAGE_VERSION, size, self.device_id, venue,

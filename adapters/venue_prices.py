@@ -43,6 +43,7 @@ _PROPOSAL = default_registry().fields("PriceProposal", 1)
 _HEAD = _PROPOSAL.span("solve_id", "round", "n_assets", "phase", "flags", "participants")
 _ASSET = _PROPOSAL.items + _PROPOSAL.item.asset_id
 _PRICE = _PROPOSAL.items + _PROPOSAL.item.price
+_ITEMS, _STRIDE = _PROPOSAL.items, _PROPOSAL.stride
 # The response packers take values in declared order: the pack calls below pass them so
 default_registry().fields("PriceResponse", 1).expect(
     ("solve_id", "round", "venue_id", "kind", "problem_seq", "participants", "n_words"),
@@ -128,16 +129,15 @@ class VenuePrices:
         self.counts["round_messages"] += 1
         solve_id, round_no, n_assets, phase, flags, participants = v[_HEAD]
         m = self.solver.n_assets
-        if n_assets != m or len(v) != _PROPOSAL.n_values(m):
+        if n_assets != m or len(v) != _ITEMS + _STRIDE * m:
             self._bad(f"PriceProposal with {n_assets} assets, venue solves {m}")
             return None
-        stride = _PROPOSAL.stride
         for k in range(m):
-            a = v[_ASSET + stride * k]
+            a = v[_ASSET + _STRIDE * k]
             if a >= m:
                 self._bad(f"PriceProposal asset {a}, venue solves {m}")
                 return None
-            self._lam[a] = v[_PRICE + stride * k]
+            self._lam[a] = v[_PRICE + _STRIDE * k]
         self.latest_participants = participants
         solver = self.solver
         if phase == PRICE_QUERY and flags & FLAG_BEGIN:

@@ -109,7 +109,10 @@ class FieldIndex(FieldOffsets):
     :meth:`Registry.packer` takes) for one schema version: ``F.<field>`` of every envelope and
     header field; the items' values follow from ``items`` on, ``stride`` per item, item ``k``'s
     field at ``F.items + F.stride * k + F.item.<field>``. :meth:`span` and :meth:`item_span`
-    give several consecutive fields at once."""
+    give several consecutive fields at once.
+
+    Reading an attribute goes through the ``__getattr__`` hook's slower lookup: a hot path
+    binds the positions it needs to module-level ints (or slices) once, at import."""
 
     def __init__(
         self, where: str, fields: list[tuple[str, int, int]], header_start: int,

@@ -54,10 +54,12 @@ _SOLUTION = default_registry().fields("LocalSolution", 1)
 _SOLVE, _ROUND, _VENUE = _SOLUTION.solve_id, _SOLUTION.round, _SOLUTION.venue_id
 _N_ASSETS = _SOLUTION.n_assets
 _ASSET, _X = _SOLUTION.items + _SOLUTION.item.asset_id, _SOLUTION.items + _SOLUTION.item.x
+_STRIDE = _SOLUTION.stride
 _SHARE = default_registry().fields("LocalSolution", 2)
 if (_SHARE.solve_id, _SHARE.round, _SHARE.venue_id) != (_SOLVE, _ROUND, _VENUE):
     raise ContractError("LocalSolution v1 and v2 must carry solve_id, round, venue_id alike")
 _KIND, _PARTICIPANTS, _N_WORDS = _SHARE.kind, _SHARE.participants, _SHARE.n_words
+_WORDS = _SHARE.items  # one word per item
 
 # The DualVariables packer takes values in declared order: _send_all passes them so
 _DUAL_HEAD = ("solve_id", "round", "n_assets", "phase", "flags", "iterations", "converged",
@@ -256,12 +258,11 @@ class RoundDriver:
         n = self.ex.n_assets
         x = self._x
         x[:] = np.nan
-        stride = _SOLUTION.stride
         if v[_N_ASSETS] == n:
             for k in range(n):
-                a = v[_ASSET + stride * k]
+                a = v[_ASSET + _STRIDE * k]
                 if a < n:
-                    x[a] = v[_X + stride * k]
+                    x[a] = v[_X + _STRIDE * k]
         if v[_N_ASSETS] != n or np.isnan(x).any():
             self.counts["bad_solutions"] += 1
             self.last_error = f"venue {venue} round {round_no}: not one x per asset 0..{n - 1}"
@@ -283,7 +284,7 @@ class RoundDriver:
             why = f"kind {kind}, expected {self._kind}"
         elif participants != ex.participants:
             why = f"masked among {participants:#x}, the solve's are {ex.participants:#x}"
-        elif n_words != want or len(v) != _SHARE.n_values(want):
+        elif n_words != want or len(v) != _WORDS + want:
             why = f"{n_words} words, expected {want}"
         elif venue not in self._missing():
             why = "answered twice"
@@ -291,7 +292,7 @@ class RoundDriver:
             self.counts["bad_solutions"] += 1
             self.last_error = f"venue {venue} round {round_no}: {why}"
             return
-        words = np.array(v[_SHARE.items :], dtype=np.uint64)
+        words = np.array(v[_WORDS:], dtype=np.uint64)
         self.counts["solutions_in"] += 1
         if self._kind == KIND_SHARE:
             ex.absorb_share(venue, words)

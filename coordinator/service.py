@@ -87,6 +87,7 @@ _PROBLEM_ITEM = _PROBLEM.item_span(
 )
 _QUOTE_HEAD = _QUOTE.span(*_TICK_HEAD)
 _QUOTE_ITEM = _QUOTE.item_span("asset_id", "bid_px", "ask_px")
+_PROBLEM_STRIDE, _QUOTE_STRIDE = _PROBLEM.stride, _QUOTE.stride
 #: the tick loop reads a problem's or a quote's asset count at one position
 _TICK_N_ASSETS = _PROBLEM.n_assets
 if _QUOTE.n_assets != _TICK_N_ASSETS:  # pragma: no cover - declaration guard
@@ -325,10 +326,10 @@ class Coordinator:
             raise PipelineError(f"LocalArbProblem from venue {venue}, campaign has {self.n_venues}")
         first = -1
         lo, hi = _PROBLEM_ITEM
-        stride = _PROBLEM.stride
-        for k in range(n_assets):
-            at = stride * k
-            a, c, gamma, phi, limit, bid, ask = values[lo + at : hi + at]
+        for _ in range(n_assets):
+            a, c, gamma, phi, limit, bid, ask = values[lo:hi]
+            lo += _PROBLEM_STRIDE
+            hi += _PROBLEM_STRIDE
             if a >= self.n_assets:
                 raise PipelineError(f"LocalArbProblem asset {a}, campaign has {self.n_assets}")
             if first < 0:
@@ -353,10 +354,10 @@ class Coordinator:
             raise PipelineError(f"VenueQuote from venue {venue}, campaign has {self.n_venues}")
         first = -1
         lo, hi = _QUOTE_ITEM
-        stride = _QUOTE.stride
-        for k in range(n_assets):
-            at = stride * k
-            a, bid, ask = values[lo + at : hi + at]
+        for _ in range(n_assets):
+            a, bid, ask = values[lo:hi]
+            lo += _QUOTE_STRIDE
+            hi += _QUOTE_STRIDE
             if a >= self.n_assets:
                 raise PipelineError(f"VenueQuote asset {a}, campaign has {self.n_assets}")
             if first < 0:

@@ -49,6 +49,8 @@ from arbsphere.tracebuf import TraceBuffer
 _SHARE = default_registry().fields("SignalShare", 1)
 _SENDER, _ORIGIN_TS = _SHARE.sender_id, _SHARE.origin_ts_ns
 _HEAD = _SHARE.span("epoch", "participants", "venue_id", "n_words")
+_WORDS = _SHARE.items  # one word per item
+_N_VALUES = _SHARE.n_values(SHARE_WORDS)
 
 #: one row per closed epoch (complete: the sums; aborted: NaN sums, counts -1)
 SIGNAL_EPOCH_DTYPE = np.dtype(
@@ -132,7 +134,7 @@ class SignalAggregator:
         if venue >= self.n_venues or sender != VENUE_SENDER_BASE + venue:
             self._refuse("sender", f"SignalShare of venue {venue} from sender {sender}")
             return
-        if n_words != SHARE_WORDS or len(values) != _SHARE.n_values(SHARE_WORDS):
+        if n_words != SHARE_WORDS or len(values) != _N_VALUES:
             self._refuse("length", f"venue {venue} epoch {epoch}: {n_words} words")
             return
         pend = self.pending.get(epoch)
@@ -147,7 +149,7 @@ class SignalAggregator:
         if not bits >> venue & 1:
             self._refuse("not_participant", f"venue {venue} is not in {bits:#x}")
             return
-        words = np.array(values[_SHARE.items :], dtype=np.uint64)
+        words = np.array(values[_WORDS:], dtype=np.uint64)
         if pend is None:
             ids = list(members_of(bits, self.n_venues))
             deadline = ts + self.timeout_ns
