@@ -63,9 +63,12 @@ class FieldOffsets:
     value per element, the attribute naming the first). An undeclared name raises
     :class:`ContractError` naming the record and its fields."""
 
-    def __init__(self, where: str, fields: list[tuple[str, int, int]]) -> None:
-        #: "PlanDelta v2 header" and the like, for messages
+    def __init__(
+        self, where: str, fields: list[tuple[str, int, int]], source: str = REGISTRY_FILE
+    ) -> None:
+        #: "PlanDelta v2 header" and the like, and the declaring file, for messages
         self.where_ = where
+        self.source_ = source
         #: (name, position, number of values) in declared order
         self.fields_ = tuple(fields)
         for name, pos, _width in fields:
@@ -76,14 +79,14 @@ class FieldOffsets:
             raise AttributeError(name)
         known = ", ".join(n for n, _p, _w in self.fields_) or "none"
         raise ContractError(
-            f"{self.where_} has no field {name!r} (its fields: {known})", file=REGISTRY_FILE
+            f"{self.where_} has no field {name!r} (its fields: {known})", file=self.source_
         )
 
     def span(self, *names: str) -> slice:
         """The positions of ``names``, consecutive fields in this order (for unpacking in one
         slice); :class:`ContractError` if the declaration does not have them so."""
         if not names:
-            raise ContractError(f"{self.where_}: span of no fields", file=REGISTRY_FILE)
+            raise ContractError(f"{self.where_}: span of no fields", file=self.source_)
         widths = {n: (p, w) for n, p, w in self.fields_}
         start = at = getattr(self, names[0])
         for name in names:
@@ -93,7 +96,7 @@ class FieldOffsets:
                 raise ContractError(
                     f"{self.where_}: fields {', '.join(names)} are not consecutive in this "
                     f"order ({name} is value {pos}, expected {at}; declared: {order})",
-                    file=REGISTRY_FILE,
+                    file=self.source_,
                 )
             at += width
         return slice(start, at)
@@ -116,9 +119,9 @@ class FieldIndex(FieldOffsets):
 
     def __init__(
         self, where: str, fields: list[tuple[str, int, int]], header_start: int,
-        item: FieldOffsets,
+        item: FieldOffsets, source: str,
     ) -> None:  # fmt: skip
-        super().__init__(where, fields)
+        super().__init__(where, fields, source)
         #: position of the header's first value (= values of the envelope)
         self.header_start = header_start
         #: the item's fields, positions within one item (no fields: the schema has no items)
@@ -153,7 +156,7 @@ class FieldIndex(FieldOffsets):
                 raise ContractError(
                     f"{self.where_} {part}: code passes {', '.join(names)}; the declaration "
                     f"has {', '.join(have)}",
-                    file=REGISTRY_FILE,
+                    file=self.source_,
                 )
 
 
@@ -270,7 +273,7 @@ class Registry:
         )
         self.envelope_dtype = self.envelope.dtype
         #: positions of the envelope's values (the same in every schema's tuple)
-        self.envelope_fields = FieldOffsets("the envelope", _offsets(self.envelope))
+        self.envelope_fields = FieldOffsets("the envelope", _offsets(self.envelope), source)
         self.enums: dict[str, type[IntEnum]] = _parse_enums(data.get("enums", {}), source)
         self._by_key: dict[tuple[int, int], Schema] = {}
         self._by_name: dict[tuple[str, int], Schema] = {}
@@ -903,7 +906,8 @@ def _field_index(
         where,
         env + head,
         len(env),
-        FieldOffsets(f"{where} item", _offsets(item) if item is not None else []),
+        FieldOffsets(f"{where} item", _offsets(item) if item is not None else [], source),
+        source,
     )
 
 

@@ -536,8 +536,9 @@ def test_field_indices_follow_a_changed_field_order() -> None:
             ("order_id", "delta_id", "venue", "asset", "status", "filled_lots", "fill_px",
              "device_rx_ns", "device_tx_ns", "rig_tx_ns", "rig_rx_ns")
         )  # fmt: skip
-    with pytest.raises(ContractError, match="ExecutionReport v1 has no field 'venue_id'"):
+    with pytest.raises(ContractError, match="ExecutionReport v1 has no field 'venue_id'") as info:
         _ = now.venue_id
+    assert info.value.file == "contracts.toml"
     with pytest.raises(ContractError, match="ExecutionReport v1 item has no field 'x'"):
         _ = now.item.x
     assert not hasattr(now, "__deepcopy_hook__")  # protocol probes stay AttributeErrors
