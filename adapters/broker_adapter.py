@@ -21,7 +21,7 @@ from arbsphere.adapters.plan_replica import PlanReplica
 from arbsphere.adapters.sync_master import open_sync_master
 from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import PLAN_LEG_DTYPE, default_registry
-from arbsphere.errors import DecodeError, PipelineError
+from arbsphere.errors import ContractError, DecodeError, PipelineError
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.plan.digest import plan_hash
 from arbsphere.runtime import (
@@ -38,7 +38,42 @@ from arbsphere.security.secure_socket import SecureSocket
 from arbsphere.sender_ids import BROKER_SENDER_ID
 from arbsphere.tracebuf import TraceBuffer
 
-KIND_WRITE_OFF = 2
+_REG = default_registry()
+(KIND_WRITE_OFF,) = _REG.codes("PlanDeltaKind", "WRITE_OFF")
+(_DIVERGED,) = _REG.codes("ReplicaStatusCode", "DIVERGED")
+#: the replica_id of this adapter's ReplicaStatus (one replica per broker adapter)
+REPLICA_ID = 1
+# PlanDelta v2 positions in its decode_values tuple: the header, then the legs
+_PLAN = _REG.fields("PlanDelta", 2)
+_PLAN_HEAD = _PLAN.span(
+    "delta_id", "ts_ns", "sender", "n_legs", "cause_venue", "cause_seq", "kind", "plan_hash"
+)
+_LEG = _PLAN.item_span("venue", "asset", "side", "size_lots", "limit_px")
+_LEG_STRIDE = _PLAN.stride
+#: an ACK as ``messages.decode_values`` returns it (unpacked whole below)
+ACK_FIELDS = (
+    "msg_type", "version", "length", "device_id", "status", "order_id", "filled_lots", "fill_px",
+    "device_rx_ns", "device_tx_ns",
+)  # fmt: skip
+if dm.value_fields(dm.MSG_ACK) != ACK_FIELDS:  # pragma: no cover - layout drift guard
+    raise ImportError(f"ACK layout changed: {dm.value_fields(dm.MSG_ACK)}; update ACK_FIELDS")
+# An ACK's status is relayed as the ExecutionReport's: the two declarations must agree
+_STATUSES = {m.name: int(m) for m in _REG.enum("ReportStatus")}
+if dict(dm.DECLARATIONS.ack_status) != _STATUSES:  # pragma: no cover - declaration guard
+    raise ContractError(
+        f"ReportStatus {_STATUSES} differs from the device ACK status "
+        f"{dict(dm.DECLARATIONS.ack_status)}",
+        file=_REG.source,
+        key="enums.ReportStatus",
+    )
+# The packers take values in declared order: the calls below pass them so
+_REG.fields("ReplicaStatus", 1).expect(
+    ("replica_id", "status", "delta_id", "replica_hash", "expected_hash")
+)
+_REG.fields("ExecutionReport", 1).expect(
+    ("order_id", "delta_id", "venue", "asset", "status", "filled_lots", "fill_px",
+     "device_rx_ns", "device_tx_ns", "rig_tx_ns", "rig_rx_ns")
+)  # fmt: skip
 #: plain ints for the per-message readiness check (zmq's IntFlag ``&`` runs enum code in Python)
 _ZMQ_EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
@@ -112,7 +147,6 @@ class _BrokerLoop:
         self.legs_offset = reg.envelope.size + plan_schema.header.size
         self.report_schema = reg.schema("ExecutionReport")
         self.report_packer = reg.packer(self.report_schema)
-        self.n_env = len(reg.envelope.value_fields)
         self.order_packer = dm.packer(dm.MSG_ORDER)
         self.orders = TraceBuffer(ORDER_TRACE_DTYPE, 16_384)
         self.acks_trace = TraceBuffer(ACK_TRACE_DTYPE, 16_384)
@@ -171,11 +205,8 @@ class _BrokerLoop:
             self.last_error = f"PlanDelta v{schema.version}: this adapter speaks v2"
             return
         counts["deltas"] += 1
-        n_env = self.n_env
-        # header: delta_id, ts_ns, sender, n_legs, cause_venue, cause_seq, kind, plan_hash;
-        # then legs of (ts_ns, delta_id, sender, venue, asset, side, size_lots, limit_px)
         (delta_id, _ts, _sender, n_legs, cause_venue, cause_seq, kind,
-         expected) = v[n_env : n_env + 8]  # fmt: skip
+         expected) = v[_PLAN_HEAD]  # fmt: skip
         legs_arr = np.frombuffer(raw, PLAN_LEG_DTYPE, n_legs, self.legs_offset)
         if self.replica.apply(delta_id, kind, legs_arr, expected):
             self.nonce += 1
@@ -183,7 +214,7 @@ class _BrokerLoop:
             self.reports_out.send(
                 self.status_packer.pack(
                     *reg.envelope_values(st, 0, BROKER_SENDER_ID, self.nonce, rx),
-                    1, 1, delta_id, plan_hash(self.replica.plan), expected,
+                    REPLICA_ID, _DIVERGED, delta_id, plan_hash(self.replica.plan), expected,
                 )
             )  # fmt: skip
         if kind == KIND_WRITE_OFF:
@@ -194,9 +225,11 @@ class _BrokerLoop:
         now = self.clock.now_ns
         raw_orders = []
         legs = []
+        lo, hi = _LEG
         for i in range(n_legs):
-            base = n_env + 8 + 8 * i
-            venue, asset, side, lots, limit_px = v[base + 3 : base + 8]
+            venue, asset, side, lots, limit_px = v[lo:hi]
+            lo += _LEG_STRIDE
+            hi += _LEG_STRIDE
             order_id = (delta_id << 8) | i
             raw_orders.append(
                 pack(dm.MSG_ORDER, dm.DEVICE_MESSAGE_VERSION, size, self.device_id, venue,
@@ -239,8 +272,6 @@ class _BrokerLoop:
                 else:
                     counts["other_messages"] += 1
                 continue
-            # ACK: type, version, length, device_id, status, order_id, filled_lots, fill_px,
-            # device_rx_ns, device_tx_ns
             _t, _v, _l, _d, status, oid, filled, fill_px, dev_rx, dev_tx = ack
             counts["acks"] += 1
             self.acks_trace.append((oid, status, filled, dev_rx, dev_tx, rec.rx_ns))

@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from arbsphere.contracts import PLAN_LEG_DTYPE
+from arbsphere.contracts import PLAN_LEG_DTYPE, default_registry
 from arbsphere.plan.digest import plan_hash
 from arbsphere.plan.merge import DeltaMerger
+from arbsphere.sender_ids import COORDINATOR_SENDER_ID
 
-COORDINATOR_SENDER = 1
+KIND_TRADE, KIND_WRITE_OFF = default_registry().codes("PlanDeltaKind", "TRADE", "WRITE_OFF")
 
 
 class PlanReplica:
@@ -55,11 +56,11 @@ class PlanReplica:
         """Merge one delta's legs and check the hash; True when the replica now diverges (and
         a snapshot should be asked for — once per divergence)."""
         self.counts["deltas"] += 1
-        if kind == 2:
+        if kind == KIND_WRITE_OFF:
             self.counts["write_offs"] += 1
         self.counts["legs_applied"] += int(self.merger.merge(legs))
         self.last_delta_id = delta_id
-        if kind == 1:
+        if kind == KIND_TRADE:
             self._trades += 1
             if self.fault_every and self._trades % self.fault_every == 0:
                 self.merger.plan[0, 0] += 1
@@ -77,7 +78,7 @@ class PlanReplica:
         """Replace the replica with a PlanSnapshot (plan after ``delta_id``)."""
         self.counts["snapshots"] += 1
         self.merger.plan[:] = lots.reshape(self.merger.plan.shape)
-        self.merger.high_water[COORDINATOR_SENDER] = delta_id
+        self.merger.high_water[COORDINATOR_SENDER_ID] = delta_id
         self.last_delta_id = delta_id
         if plan_hash(self.merger.plan) == expected_hash and self.awaiting_snapshot:
             self.counts["repaired"] += 1

@@ -45,12 +45,13 @@ from typing import Any
 
 import numpy as np
 
+from arbsphere.contracts import default_registry
 from arbsphere.errors import BudgetExhausted, ConfigError
 from arbsphere.privacy.budget import PrivacyBudget
 from arbsphere.security.ledger import EventKind
 
-LIQUIDITY = 1
-CORRELATION = 2
+#: PrivacyBudget ``signal_kind`` codes (``SignalKind`` in ``contracts.toml``)
+LIQUIDITY, CORRELATION = default_registry().codes("SignalKind", "LIQUIDITY", "CORRELATION")
 #: signal kind -> its name (the stats' and kpi.json's keys)
 KIND_NAMES = {LIQUIDITY: "liquidity", CORRELATION: "correlation"}
 #: ``liquidity_lots`` of a venue whose liquidity budget is exhausted

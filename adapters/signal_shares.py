@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from arbsphere.adapters.venue_rounds import venue_masking
-from arbsphere.contracts import Registry
+from arbsphere.contracts import Registry, default_registry
 from arbsphere.errors import AggregationError
 from arbsphere.privacy.secure_agg import MaskingParty
 from arbsphere.privacy.secure_signals import (
@@ -34,6 +34,11 @@ from arbsphere.privacy.secure_signals import (
     members_of,
     release_epoch,
     share_words,
+)
+
+# The packer takes values in declared order: :meth:`SignalSharer._pack` passes them so
+default_registry().fields("SignalShare", 1).expect(
+    ("epoch", "participants", "venue_id", "n_words"), ("word",)
 )
 
 

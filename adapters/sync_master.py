@@ -38,8 +38,10 @@ SYNC_TRACE_DTYPE = np.dtype(
         ("t4_ns", "<i8"),
     ]
 )
-#: DELAY_REQ values after the 4 header values (msg_type, version, length, device_id)
-_REQ_SEQ, _REQ_T2, _REQ_T3 = 4, 5, 6
+#: DELAY_REQ positions in its ``messages.decode_values`` tuple
+_REQ_DEVICE, _REQ_SEQ, _REQ_T2, _REQ_T3 = (
+    dm.value_fields(dm.MSG_DELAY_REQ).index(f) for f in ("device_id", "sync_seq", "t2_ns", "t3_ns")
+)
 
 
 class SyncMaster:
@@ -114,7 +116,7 @@ class SyncMaster:
         t1 = self.pending.pop(seq, 0)
         if t1 == 0:
             self.counts["delay_reqs_unmatched"] += 1
-        self.trace.append((values[3], seq, t1, values[_REQ_T2], values[_REQ_T3], rx_ns))
+        self.trace.append((values[_REQ_DEVICE], seq, t1, values[_REQ_T2], values[_REQ_T3], rx_ns))
         self._resp["sync_seq"] = seq
         self._resp["t4_ns"] = rx_ns
         if self._send(self._resp) is not None:

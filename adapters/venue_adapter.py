@@ -74,6 +74,21 @@ TICK_TRACE_DTYPE = np.dtype(
 )
 
 
+# The packers take values in declared order: the ticks' pack calls below pass them so
+default_registry().fields("VenueQuote", 1).expect(
+    ("venue_id", "n_assets", "tick_seq", "tick_intended_ns", "budget_ns"),
+    ("asset_id", "bid_px", "ask_px"),
+)
+default_registry().fields("LocalArbProblem", 1).expect(
+    ("venue_id", "n_assets", "tick_seq", "tick_intended_ns", "budget_ns"),
+    ("asset_id", "c", "gamma", "phi", "limit_lots", "bid_px", "ask_px"),
+)
+default_registry().fields("SharedSignals", 1).expect(
+    ("venue_id", "n_assets", "tick_seq"),
+    ("asset_id", "mid", "price_delta", "spread", "correlation", "liquidity_lots",
+     "latency_proxy_ns"),
+)  # fmt: skip
+
 #: TICK values as ``messages.decode_values`` returns them; checked against the declaration.
 TICK_FIELDS = (
     "msg_type", "version", "length", "device_id", "venue_id", "asset_id", "device_seq",

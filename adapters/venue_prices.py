@@ -22,7 +22,7 @@ from arbsphere.adapters.venue_rounds import VENUE_SOLVE_DTYPE
 from arbsphere.adapters.venue_signals import EwmaCorrelation
 from arbsphere.adapters.venue_solver import VenueSolver
 from arbsphere.clock import Clock
-from arbsphere.contracts import Registry
+from arbsphere.contracts import Registry, default_registry
 from arbsphere.errors import AggregationError, DecodeError, SolverError
 from arbsphere.price_protocol import (
     FLAG_BEGIN,
@@ -38,9 +38,17 @@ from arbsphere.privacy.secure_agg import MaskingParty
 from arbsphere.privacy.secure_rounds import members, reveal_words
 from arbsphere.tracebuf import TraceBuffer
 
-# PriceProposal values: envelope (7), solve_id, round, n_assets, phase, flags, participants,
-# then (asset_id, price) per asset
-_ITEMS = 13
+# PriceProposal positions in its decode_values tuple
+_PROPOSAL = default_registry().fields("PriceProposal", 1)
+_HEAD = _PROPOSAL.span("solve_id", "round", "n_assets", "phase", "flags", "participants")
+_ASSET = _PROPOSAL.items + _PROPOSAL.item.asset_id
+_PRICE = _PROPOSAL.items + _PROPOSAL.item.price
+_ITEMS, _STRIDE = _PROPOSAL.items, _PROPOSAL.stride
+# The response packers take values in declared order: the pack calls below pass them so
+default_registry().fields("PriceResponse", 1).expect(
+    ("solve_id", "round", "venue_id", "kind", "problem_seq", "participants", "n_words"),
+    ("word",),
+)
 
 
 class VenuePrices:
@@ -119,17 +127,17 @@ class VenuePrices:
                       "(the campaign's protocol is price)")  # fmt: skip
             return None
         self.counts["round_messages"] += 1
-        solve_id, round_no, n_assets, phase, flags, participants = v[7:13]
+        solve_id, round_no, n_assets, phase, flags, participants = v[_HEAD]
         m = self.solver.n_assets
-        if n_assets != m or len(v) != _ITEMS + 2 * m:
+        if n_assets != m or len(v) != _ITEMS + _STRIDE * m:
             self._bad(f"PriceProposal with {n_assets} assets, venue solves {m}")
             return None
         for k in range(m):
-            a = v[_ITEMS + 2 * k]
+            a = v[_ASSET + _STRIDE * k]
             if a >= m:
                 self._bad(f"PriceProposal asset {a}, venue solves {m}")
                 return None
-            self._lam[a] = v[_ITEMS + 1 + 2 * k]
+            self._lam[a] = v[_PRICE + _STRIDE * k]
         self.latest_participants = participants
         solver = self.solver
         if phase == PRICE_QUERY and flags & FLAG_BEGIN:

@@ -33,8 +33,8 @@ import zmq
 from arbsphere.adapters.venue_signals import EwmaCorrelation
 from arbsphere.adapters.venue_solver import VenueSolver
 from arbsphere.clock import Clock
-from arbsphere.contracts import Registry
-from arbsphere.errors import AggregationError, DecodeError, SolverError
+from arbsphere.contracts import Registry, default_registry
+from arbsphere.errors import AggregationError, ContractError, DecodeError, SolverError
 from arbsphere.privacy.secure_agg import FixedPoint, MaskingParty
 from arbsphere.privacy.secure_rounds import (
     KIND_REVEAL,
@@ -56,6 +56,29 @@ from arbsphere.rounds_protocol import (
 )
 from arbsphere.sender_ids import VENUE_SENDER_BASE
 from arbsphere.tracebuf import TraceBuffer
+
+# DualVariables positions in its decode_values tuple: v2 (in clear) and v3 (secure
+# aggregation: v2's header fields at the same positions, then participants and reveal_round)
+_DUAL_V2 = default_registry().fields("DualVariables", 2)
+_DUAL_V3 = default_registry().fields("DualVariables", 3)
+_DUAL_HEAD = _DUAL_V2.span("solve_id", "round", "n_assets", "phase", "flags")
+_RHO, _ALPHA = _DUAL_V2.rho, _DUAL_V2.alpha
+if (_DUAL_V3.span("solve_id", "round", "n_assets", "phase", "flags"), _DUAL_V3.rho,
+        _DUAL_V3.alpha) != (_DUAL_HEAD, _RHO, _ALPHA):  # fmt: skip
+    raise ContractError("DualVariables v2 and v3 must share their leading header fields")
+_DUAL_V3_MASKS = _DUAL_V3.span("participants", "reveal_round")
+#: (start, stop, stride) of the first item's asset_id, price, u, xbar
+_DUAL_V2_ITEMS = (*_DUAL_V2.item_span("asset_id", "price", "u", "xbar"), _DUAL_V2.stride)
+_DUAL_V3_ITEMS = (*_DUAL_V3.item_span("asset_id", "price", "u", "xbar"), _DUAL_V3.stride)
+
+# The packers take values in declared order: the answers' pack calls below pass them so
+default_registry().fields("LocalSolution", 1).expect(
+    ("solve_id", "round", "venue_id", "n_assets", "problem_seq"), ("asset_id", "x")
+)
+default_registry().fields("LocalSolution", 2).expect(
+    ("solve_id", "round", "venue_id", "kind", "problem_seq", "participants", "n_words"),
+    ("word",),
+)
 
 VENUE_SOLVE_DTYPE = np.dtype(
     [
@@ -170,29 +193,26 @@ class VenueRounds:
             self._bad(f"rounds socket: {schema.name} v{schema.version} from coordinator")
             return None
         self.counts["round_messages"] += 1
-        # values: envelope (7), solve_id, round, n_assets, phase, flags, iterations, converged,
-        # rho, alpha, primal_res, dual_res, then (asset_id, price, u, xbar) per asset
-        # (v3: then participants, reveal_round)
-        solve_id, round_no, n_assets, phase, flags = v[7:12]
-        rho, alpha = v[14], v[15]
+        solve_id, round_no, n_assets, phase, flags = v[_DUAL_HEAD]
+        rho, alpha = v[_RHO], v[_ALPHA]
         m = self.solver.n_assets
         if n_assets != m:
             self._bad(f"DualVariables with {n_assets} assets, venue solves {m}")
             return None
-        base = 18
         participants = reveal_round = 0
         if self.masking is not None:
-            participants, reveal_round = v[18], v[19]
-            base = 20
+            participants, reveal_round = v[_DUAL_V3_MASKS]
             self.latest_participants = participants  # who is in: the signal shares mask so
+        lo, hi, stride = _DUAL_V3_ITEMS if self.masking is not None else _DUAL_V2_ITEMS
         for k in range(m):
-            a = v[base + 4 * k]
+            at = stride * k
+            a, price, u, xbar = v[lo + at : hi + at]
             if a >= m:
                 self._bad(f"DualVariables asset {a}, venue solves {m}")
                 return None
-            self._price[a] = v[base + 1 + 4 * k]
-            self._u[a] = v[base + 2 + 4 * k]
-            self._xbar[a] = v[base + 3 + 4 * k]
+            self._price[a] = price
+            self._u[a] = u
+            self._xbar[a] = xbar
         solver = self.solver
         try:
             if phase == PHASE_BEGIN:

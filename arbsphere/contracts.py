@@ -5,6 +5,14 @@ module turns it into :class:`Schema` objects with NumPy dtypes, encodes and deco
 (envelope + payload) and checks that the parties of a contract graph speak compatible schema
 versions.
 
+It also names what the declaration numbers. The registry's ``[enums.*]`` become
+:class:`~enum.IntEnum` (or :class:`~enum.IntFlag`) classes (:meth:`Registry.enum`;
+:meth:`Registry.codes` gives their codes as plain ints for hot paths), and each schema version
+has a :class:`FieldIndex`: the position of every field in the flat value tuple
+:meth:`Registry.decode_values` returns. Code binds the positions and codes it uses to module
+constants at import — a name the declaration lacks raises :class:`ContractError` there — so a
+hot path indexes a tuple with a plain int, as fast as a literal, and follows the declaration.
+
 Wire format of one message (all little-endian)::
 
     envelope (32 B): magic u32 "ARBS" | schema_id u16 | schema_version u16 | sender_id u32 |
@@ -20,20 +28,154 @@ from __future__ import annotations
 
 import struct
 import tomllib
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum, IntFlag
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import numpy as np
 
-from arbsphere.errors import ConfigError, ContractVersionError, DecodeError
-from arbsphere.layout import Layout, build_layout
+from arbsphere.errors import ConfigError, ContractError, ContractVersionError, DecodeError
+from arbsphere.layout import SCALAR_TYPES, Layout, build_layout
 
 REGISTRY_FILE = "contracts.toml"
 #: distinct (schema, version, payload length) shapes the decode fast path remembers
 _MAX_DECODED_SHAPES = 4096
+
+
+#: integer wire types -> (smallest, largest) value
+_INT_RANGES: dict[str, tuple[int, int]] = {
+    t: (
+        (-(1 << (8 * size - 1)), (1 << (8 * size - 1)) - 1)
+        if t[0] == "i"
+        else (0, (1 << (8 * size)) - 1)
+    )
+    for t, (_np, _c, size) in SCALAR_TYPES.items()
+    if t[0] in "iu"
+}
+
+
+class FieldOffsets:
+    """Where each field of one record sits among its values, one ``int`` attribute per field
+    (``_pad*`` fields take no value; a ``u8`` array is one ``bytes`` value, another array one
+    value per element, the attribute naming the first). An undeclared name raises
+    :class:`ContractError` naming the record and its fields."""
+
+    def __init__(
+        self, where: str, fields: list[tuple[str, int, int]], source: str = REGISTRY_FILE
+    ) -> None:
+        #: "PlanDelta v2 header" and the like, and the declaring file, for messages
+        self.where_ = where
+        self.source_ = source
+        #: (name, position, number of values) in declared order
+        self.fields_ = tuple(fields)
+        for name, pos, _width in fields:
+            self.__dict__[name] = pos
+
+    def __getattr__(self, name: str) -> int:
+        if name.startswith("__") or name.endswith("_"):  # protocols; our own, before set
+            raise AttributeError(name)
+        known = ", ".join(n for n, _p, _w in self.fields_) or "none"
+        raise ContractError(
+            f"{self.where_} has no field {name!r} (its fields: {known})", file=self.source_
+        )
+
+    def span(self, *names: str) -> slice:
+        """The positions of ``names``, consecutive fields in this order (for unpacking in one
+        slice); :class:`ContractError` if the declaration does not have them so."""
+        if not names:
+            raise ContractError(f"{self.where_}: span of no fields", file=self.source_)
+        widths = {n: (p, w) for n, p, w in self.fields_}
+        start = at = getattr(self, names[0])
+        for name in names:
+            pos, width = widths.get(name) or (getattr(self, name), 0)
+            if pos != at:
+                order = ", ".join(n for n, _p, _w in self.fields_)
+                raise ContractError(
+                    f"{self.where_}: fields {', '.join(names)} are not consecutive in this "
+                    f"order ({name} is value {pos}, expected {at}; declared: {order})",
+                    file=self.source_,
+                )
+            at += width
+        return slice(start, at)
+
+    @property
+    def width(self) -> int:
+        """Values one record takes."""
+        return sum(w for _n, _p, w in self.fields_)
+
+
+class FieldIndex(FieldOffsets):
+    """Positions in the flat tuple :meth:`Registry.decode_values` returns (and
+    :meth:`Registry.packer` takes) for one schema version: ``F.<field>`` of every envelope and
+    header field; the items' values follow from ``items`` on, ``stride`` per item, item ``k``'s
+    field at ``F.items + F.stride * k + F.item.<field>``. :meth:`span` and :meth:`item_span`
+    give several consecutive fields at once.
+
+    Reading an attribute goes through the ``__getattr__`` hook's slower lookup: a hot path
+    binds the positions it needs to module-level ints (or slices) once, at import."""
+
+    def __init__(
+        self, where: str, fields: list[tuple[str, int, int]], header_start: int,
+        item: FieldOffsets, source: str,
+    ) -> None:  # fmt: skip
+        super().__init__(where, fields, source)
+        #: position of the header's first value (= values of the envelope)
+        self.header_start = header_start
+        #: the item's fields, positions within one item (no fields: the schema has no items)
+        self.item = item
+        #: position of the first item's first value (= values of envelope and header)
+        self.items = self.width
+        #: values per item (0: no items)
+        self.stride = item.width
+
+    def item_span(self, *names: str) -> tuple[int, int]:
+        """(start, stop) of the consecutive item fields ``names`` in the first item; item ``k``
+        is ``values[start + F.stride * k : stop + F.stride * k]``."""
+        s = self.item.span(*names)
+        return self.items + s.start, self.items + s.stop
+
+    def n_values(self, n_items: int = 0) -> int:
+        """Values of a message of ``n_items`` items."""
+        return self.items + self.stride * n_items
+
+    def expect(self, header: Sequence[str], item: Sequence[str] | None = None) -> None:
+        """Refuse (:class:`ContractError`) unless the header's fields, and the item's when
+        given, are exactly ``header`` (``item``) in this order: what a :meth:`Registry.packer`
+        call passes positionally after the envelope values."""
+        for part, names, offsets, start in (
+            ("header", header, self, self.header_start),
+            ("item", item, self.item, 0),
+        ):
+            if names is None:
+                continue
+            have = tuple(n for n, p, _w in offsets.fields_ if p >= start)
+            if tuple(names) != have:
+                raise ContractError(
+                    f"{self.where_} {part}: code passes {', '.join(names)}; the declaration "
+                    f"has {', '.join(have)}",
+                    file=self.source_,
+                )
+
+
+#: FieldIndex's own attributes: no declared field may take these names
+_RESERVED = frozenset(n for n in dir(FieldIndex) if not n.startswith("__")) | {
+    "item", "items", "stride", "header_start",
+}  # fmt: skip
+
+
+def _offsets(layout: Layout, start: int = 0) -> list[tuple[str, int, int]]:
+    out = []
+    at = start
+    for f in layout.fields:
+        if f.name.startswith("_pad"):
+            continue
+        width = 1 if f.count == 1 or f.type == "u8" else f.count
+        out.append((f.name, at, width))
+        at += width
+    return out
 
 
 @dataclass(frozen=True)
@@ -47,6 +189,8 @@ class Schema:
     header: Layout
     item: Layout | None
     count_field: str | None
+    #: positions of its fields in :meth:`Registry.decode_values`'s tuple
+    fields: FieldIndex = field(repr=False, compare=False)
 
     @property
     def header_dtype(self) -> np.dtype[Any]:
@@ -128,6 +272,9 @@ class Registry:
             "Envelope", reg.get("envelope"), source=f"{source}: [registry]"
         )
         self.envelope_dtype = self.envelope.dtype
+        #: positions of the envelope's values (the same in every schema's tuple)
+        self.envelope_fields = FieldOffsets("the envelope", _offsets(self.envelope), source)
+        self.enums: dict[str, type[IntEnum]] = _parse_enums(data.get("enums", {}), source)
         self._by_key: dict[tuple[int, int], Schema] = {}
         self._by_name: dict[tuple[str, int], Schema] = {}
         self._latest: dict[str, Schema] = {}
@@ -135,7 +282,9 @@ class Registry:
         if not isinstance(schemas, list) or not schemas:
             raise ConfigError("no [[schemas]] declared", file=source, key="schemas")
         for index, entry in enumerate(schemas):
-            schema = _parse_schema(entry, f"{source}: schemas[{index}]")
+            schema = _parse_schema(
+                entry, f"{source}: schemas[{index}]", self.envelope, self.enums, source, index
+            )
             key = (schema.id, schema.version)
             if key in self._by_key:
                 raise ConfigError(
@@ -185,6 +334,49 @@ class Registry:
 
     def schema_names(self) -> list[str]:
         return sorted(self._latest)
+
+    def fields(self, name: str, version: int | None = None) -> FieldIndex:
+        """The value positions of schema ``name`` (its latest version by default)."""
+        return self.schema(name, version).fields
+
+    def enum(self, name: str) -> type[IntEnum]:
+        """The IntEnum (IntFlag for ``flags = true``) built from ``[enums.<name>]``."""
+        try:
+            return self.enums[name]
+        except KeyError:
+            raise ContractError(
+                f"no enum {name!r} declared (declared: {', '.join(sorted(self.enums))})",
+                file=self.source,
+                key=f"enums.{name}",
+            ) from None
+
+    def codes(self, enum: str, *members: str) -> tuple[int, ...]:
+        """The codes of ``members`` of ``enum`` as plain ints (hot-path comparisons)."""
+        cls = self.enum(enum)
+        out = []
+        for member in members:
+            if member not in cls.__members__:
+                raise ContractError(
+                    f"enum {enum} has no value {member!r} (its values: "
+                    f"{', '.join(cls.__members__)})",
+                    file=self.source,
+                    key=f"enums.{enum}.values.{member}",
+                )
+            out.append(int(cls[member]))
+        return tuple(out)
+
+    def check_enum(self, cls: type[IntEnum], name: str) -> None:
+        """Refuse a Python enum written out by hand (for typed attribute access) whose names
+        or codes differ from ``[enums.<name>]``."""
+        declared = {m.name: int(m) for m in self.enum(name)}
+        written = {m.name: int(m) for m in cls}
+        if declared != written:
+            raise ContractError(
+                f"{cls.__module__}.{cls.__qualname__} {written} differs from the declaration "
+                f"{declared}",
+                file=self.source,
+                key=f"enums.{name}",
+            )
 
     def schemas(self) -> list[Schema]:
         return [self._by_key[k] for k in sorted(self._by_key)]
@@ -604,7 +796,126 @@ def _int(data: Mapping[str, Any], key: str, where: str) -> int:
     return value
 
 
-def _parse_schema(entry: Any, where: str) -> Schema:
+def _parse_enums(data: Any, source: str) -> dict[str, type[IntEnum]]:
+    """``[enums.<Name>]`` tables -> IntEnum / IntFlag classes (checked: names, codes)."""
+    if not isinstance(data, dict):
+        raise ContractError("must be a table of [enums.<Name>] tables", file=source, key="enums")
+    out: dict[str, type[IntEnum]] = {}
+    for name, spec in data.items():
+        key = f"enums.{name}"
+        if not name.isidentifier() or not isinstance(spec, dict):
+            raise ContractError("an enum is a table named by an identifier", file=source, key=key)
+        unknown = sorted(set(spec) - {"doc", "values", "flags"})
+        if unknown:
+            raise ContractError(
+                f"unknown key {unknown[0]!r} (known: doc, values, flags)", file=source, key=key
+            )
+        doc, values, flags = spec.get("doc"), spec.get("values"), spec.get("flags", False)
+        if not isinstance(doc, str) or not doc:
+            raise ContractError("needs a doc string", file=source, key=f"{key}.doc")
+        if not isinstance(flags, bool):
+            raise ContractError(
+                f"must be true or false, got {flags!r}", file=source, key=f"{key}.flags"
+            )
+        if not isinstance(values, dict) or not values:
+            raise ContractError(
+                "needs values = { NAME = code, ... }", file=source, key=f"{key}.values"
+            )
+        seen: dict[int, str] = {}
+        for member, code in values.items():
+            mkey = f"{key}.values.{member}"
+            if not member.isidentifier() or member != member.upper() or member.startswith("_"):
+                raise ContractError(
+                    f"value names are UPPER_CASE identifiers, got {member!r}", file=source, key=mkey
+                )
+            if not isinstance(code, int) or isinstance(code, bool):
+                raise ContractError(f"code must be an integer, got {code!r}", file=source, key=mkey)
+            if code in seen:
+                raise ContractError(
+                    f"code {code} already names {seen[code]}", file=source, key=mkey
+                )
+            if flags and (code <= 0 or code & (code - 1)):
+                raise ContractError(
+                    f"a flag must be a power of two, got {code}", file=source, key=mkey
+                )
+            seen[code] = member
+        base: Any = IntFlag if flags else IntEnum  # the functional API, by a name known now
+        cls: type[IntEnum] = base(name, list(values.items()), module=__name__)
+        cls.__doc__ = doc
+        out[name] = cls
+    return out
+
+
+def _check_enum_fields(
+    layout: Layout, part: str, enums: Mapping[str, type[IntEnum]], schema: str, source: str,
+    index: int,
+) -> None:  # fmt: skip
+    """A field naming an enum: the enum is declared, the field an integer scalar every code
+    fits."""
+    for f in layout.fields:
+        if f.enum is None:
+            continue
+        key = f"schemas[{index}].{part}.{f.name}"
+        cls = enums.get(f.enum)
+        if cls is None:
+            raise ContractError(
+                f"{schema} field {f.name} names enum {f.enum!r}, which is not declared "
+                f"(declared: {', '.join(sorted(enums)) or 'none'})",
+                file=source,
+                key=key,
+            )
+        if f.type not in _INT_RANGES or f.count != 1:
+            raise ContractError(
+                f"{schema} field {f.name} carries enum {f.enum} but is {f.type}"
+                f"{f'[{f.count}]' if f.count != 1 else ''}, not an integer scalar",
+                file=source,
+                key=key,
+            )
+        lo, hi = _INT_RANGES[f.type]
+        codes = [int(m) for m in cls.__members__.values()]
+        if issubclass(cls, IntFlag):
+            codes.append(sum(codes))  # every flag at once
+        for code in codes:
+            if not lo <= code <= hi:
+                raise ContractError(
+                    f"{schema} field {f.name} ({f.type}) cannot carry enum {f.enum} code {code}"
+                    f" ({lo}..{hi})",
+                    file=source,
+                    key=key,
+                )
+
+
+def _field_index(
+    name: str, version: int, envelope: Layout, header: Layout, item: Layout | None, source: str,
+    index: int,
+) -> FieldIndex:  # fmt: skip
+    where = f"{name} v{version}"
+    env = _offsets(envelope)
+    head = _offsets(header, len(env))
+    env_names = {n for n, _p, _w in env}
+    for part, fields in (("header", head), ("item", _offsets(item) if item else [])):
+        for fname, _p, _w in fields:
+            clash = fname in _RESERVED or (part == "header" and fname in env_names)
+            if clash or fname.startswith("_") or fname.endswith("_"):
+                raise ContractError(
+                    f"{where} {part} field {fname!r} would shadow "
+                    + ("an envelope field" if fname in env_names else "a FieldIndex name"),
+                    file=source,
+                    key=f"schemas[{index}].{part}.{fname}",
+                )
+    return FieldIndex(
+        where,
+        env + head,
+        len(env),
+        FieldOffsets(f"{where} item", _offsets(item) if item is not None else [], source),
+        source,
+    )
+
+
+def _parse_schema(
+    entry: Any, where: str, envelope: Layout, enums: Mapping[str, type[IntEnum]], source: str,
+    index: int,
+) -> Schema:  # fmt: skip
     if not isinstance(entry, dict):
         raise ConfigError("must be a table", file=where)
     name = entry.get("name")
@@ -638,6 +949,10 @@ def _parse_schema(entry: Any, where: str) -> Schema:
             )
     elif count_field is not None:
         raise ConfigError("count_field given but no item layout", file=where, key="count_field")
+    label = f"{name} v{version}"
+    _check_enum_fields(header, "header", enums, label, source, index)
+    if item is not None:
+        _check_enum_fields(item, "item", enums, label, source, index)
     return Schema(
         name=name,
         id=sid,
@@ -646,6 +961,7 @@ def _parse_schema(entry: Any, where: str) -> Schema:
         header=header,
         item=item,
         count_field=count_field,
+        fields=_field_index(name, version, envelope, header, item, source, index),
     )
 
 
@@ -657,3 +973,5 @@ def _default(name: str) -> Schema:
 PLAN_LEG_DTYPE: np.dtype[Any] = _default("PlanDelta").item.dtype  # type: ignore[union-attr]
 #: The message envelope.
 ENVELOPE_DTYPE: np.dtype[Any] = default_registry().envelope_dtype
+#: Positions of the envelope's values in every schema's :meth:`Registry.decode_values` tuple.
+ENVELOPE_FIELDS: FieldOffsets = default_registry().envelope_fields

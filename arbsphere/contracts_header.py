@@ -1,13 +1,16 @@
 """Render the C header of the canonical IR (``include/arbsphere_contracts.h``).
 
 Generated from the same registry declaration as the NumPy dtypes, so C/C++ and firmware
-authors read exactly the layouts the Python side encodes. A test keeps the committed header
-equal to :func:`render_contracts_header` and compiles it to compare sizes and offsets.
+authors read exactly the layouts the Python side encodes, and the codes its enum fields carry
+(``ARBSPHERE_<ENUM>_<VALUE>``; a struct field's comment names its enum). A test keeps the
+committed header equal to :func:`render_contracts_header` and compiles it to compare sizes and
+offsets.
 """
 
 from __future__ import annotations
 
 import re
+from enum import IntFlag
 
 from arbsphere.contracts import Registry, default_registry
 from arbsphere.layout import Layout, c_header
@@ -51,4 +54,16 @@ def render_contracts_header(registry: Registry | None = None) -> str:
         " * A message is envelope + header record + count_field x item record.",
         header_structs(reg),
         constants,
+        enum_codes(reg),
     )
+
+
+def enum_codes(registry: Registry) -> list[tuple[str, list[tuple[str, int]]]]:
+    """(comment, [(C name, code)]) of every declared enum, in declaration order."""
+    out = []
+    for name, cls in registry.enums.items():
+        prefix = c_struct_name(name).upper()
+        codes = [(f"{prefix}_{member}", int(value)) for member, value in cls.__members__.items()]
+        kind = "bit flags" if issubclass(cls, IntFlag) else "codes"
+        out.append((f"{name} ({kind}): {cls.__doc__}", codes))
+    return out

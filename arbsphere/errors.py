@@ -6,7 +6,9 @@ boundary with ``raise ... from exc`` so the cause stays visible::
 
     ArbSphereError
     ├── ConfigError            campaign / registry file invalid (names file, key, value)
-    │   └── ContractVersionError   adapters declare incompatible schema versions
+    │   ├── ContractVersionError   adapters declare incompatible schema versions
+    │   └── ContractError          the registry's enums or field references are invalid, or code
+    │                              names a field or code the registry does not declare
     ├── LayoutError            a binary layout declaration is invalid (names file and key)
     ├── DecodeError            bytes on a wire or in a file are malformed (names problem, offset)
     │   ├── FrameError         serial framing: COBS or CRC-32C failure
@@ -54,6 +56,12 @@ class ConfigError(ArbSphereError):
 
 class ContractVersionError(ConfigError):
     """Two parties of a contract graph declare schema versions that cannot talk."""
+
+
+class ContractError(ConfigError):
+    """The schema registry declares an enum or a field's enum wrongly (names file, schema,
+    field and value), or code asks the registry for a field, span or enum code it does not
+    declare — raised where the code binds the name, at import."""
 
 
 class LayoutError(ArbSphereError):

@@ -1,7 +1,9 @@
 """Fixed little-endian binary layouts, declared once as data.
 
 A layout is a list of ``[name, type]`` or ``[name, type, count]`` entries read from a TOML
-file. From that one declaration this module derives:
+file; an entry may end with a table of options, ``{ enum = "Name" }``: the integer codes the
+field carries are the named enum's (the declaring file owns and checks the enums). From that
+one declaration this module derives:
 
 * a packed little-endian NumPy structured dtype (usable as a Numba record type), and
 * a C struct for firmware and C++ authors (:func:`c_header`), with ``_Static_assert`` checks
@@ -16,6 +18,7 @@ field.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +65,7 @@ class Field:
     type: str
     count: int  # 1 for a scalar; >1 for a fixed array
     offset: int
+    enum: str | None = None  # the enum whose codes the field carries (declared by the file)
 
     @property
     def size(self) -> int:
@@ -115,7 +119,8 @@ class Layout:
         for f in self.fields:
             ctype = SCALAR_TYPES[f.type][1]
             suffix = f"[{f.count}]" if f.count > 1 else ""
-            lines.append(f"    {ctype} {f.name}{suffix}; /* offset {f.offset} */")
+            codes = f"; codes: {f.enum}" if f.enum is not None else ""
+            lines.append(f"    {ctype} {f.name}{suffix}; /* offset {f.offset}{codes} */")
         lines.append(f"}} {c_name};")
         lines.append(f'_Static_assert(sizeof({c_name}) == {self.size}, "{c_name} size");')
         for f in self.fields:
@@ -129,8 +134,9 @@ class Layout:
 def build_layout(name: str, spec: Sequence[Any] | None, *, source: str) -> Layout:
     """Build a :class:`Layout` from its TOML declaration.
 
-    ``spec`` is a list of ``[name, type]`` / ``[name, type, count]``; ``source`` names the file
-    (and table) the declaration came from, for error messages.
+    ``spec`` is a list of ``[name, type]`` / ``[name, type, count]``, each optionally followed
+    by an options table (``{ enum = "Name" }``); ``source`` names the file (and table) the
+    declaration came from, for error messages.
     """
     if not isinstance(spec, list | tuple) or not spec:
         raise LayoutError(f"{source}: layout '{name}' must be a non-empty list of fields")
@@ -140,12 +146,22 @@ def build_layout(name: str, spec: Sequence[Any] | None, *, source: str) -> Layou
     max_align = 1
     for index, entry in enumerate(spec):
         where = f"{source}: layout '{name}' field #{index}"
+        options: Any = {}
+        if isinstance(entry, list | tuple) and entry and isinstance(entry[-1], dict):
+            options, entry = entry[-1], entry[:-1]
         if not isinstance(entry, list | tuple) or len(entry) not in (2, 3):
             raise LayoutError(
-                f"{where}: expected [name, type] or [name, type, count], got {entry!r}"
+                f"{where}: expected [name, type] or [name, type, count] (each optionally "
+                f"followed by an options table), got {entry!r}"
             )
         fname, ftype = entry[0], entry[1]
         count = entry[2] if len(entry) == 3 else 1
+        unknown = sorted(set(options) - {"enum"})
+        if unknown:
+            raise LayoutError(f"{where} ({fname}): unknown option {unknown[0]!r}; known: enum")
+        enum = options.get("enum")
+        if enum is not None and (not isinstance(enum, str) or not enum.isidentifier()):
+            raise LayoutError(f"{where} ({fname}): enum must name an enum, got {enum!r}")
         if not isinstance(fname, str) or not fname.isidentifier():
             raise LayoutError(f"{where}: field name {fname!r} is not an identifier")
         if fname in seen:
@@ -156,7 +172,7 @@ def build_layout(name: str, spec: Sequence[Any] | None, *, source: str) -> Layou
             )
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise LayoutError(f"{where} ({fname}): count must be a positive integer, got {count!r}")
-        f = Field(fname, ftype, count, offset)
+        f = Field(fname, ftype, count, offset, enum)
         if offset % f.align != 0:
             raise LayoutError(
                 f"{where} ({fname}): offset {offset} is not a multiple of its alignment "
@@ -189,10 +205,12 @@ def c_header(
     title: str,
     structs: Iterable[tuple[str, Layout]],
     constants: Iterable[tuple[str, int, str]] = (),
+    code_groups: Iterable[tuple[str, Iterable[tuple[str, int]]]] = (),
 ) -> str:
     """Render a self-contained C11 header.
 
-    ``structs`` are ``(c_name, layout)`` pairs; ``constants`` are ``(NAME, value, comment)``.
+    ``structs`` are ``(c_name, layout)`` pairs; ``constants`` are ``(NAME, value, comment)``;
+    ``code_groups`` are ``(comment, [(NAME, value), ...])``: an enum's codes under its doc.
     """
     out = [
         f"/* {title}",
@@ -209,17 +227,25 @@ def c_header(
         "",
     ]
     for cname, value, comment in constants:
-        if value < 0:
-            literal = f"({value})"
-        elif value >= 256:
-            literal = f"0x{value:X}u"
-        else:
-            literal = f"{value}u"
-        out.append(f"#define {cname} {literal} /* {comment} */")
+        out.append(f"#define {cname} {_c_literal(value)} /* {comment} */")
     out.append("")
+    for comment, codes in code_groups:
+        lines = textwrap.wrap(comment, 92)
+        out.append(f"/* {lines[0]}" + ("" if len(lines) > 1 else " */"))
+        out += [f" * {line}" for line in lines[1:]]
+        if len(lines) > 1:
+            out.append(" */")
+        out += [f"#define {cname} {_c_literal(value)}" for cname, value in codes]
+        out.append("")
     for c_name, layout in structs:
         out.append(layout.c_struct(c_name))
         out.append("")
     out.append(f"#endif /* {guard} */")
     out.append("")
     return "\n".join(out)
+
+
+def _c_literal(value: int) -> str:
+    if value < 0:
+        return f"({value})"
+    return f"0x{value:X}u" if value >= 256 else f"{value}u"

@@ -43,18 +43,22 @@ import numpy as np
 from numba import njit
 
 from arbsphere.admm_updates import soft_clip
+from arbsphere.contracts import default_registry
 from arbsphere.errors import AggregationError, ConfigError
 from arbsphere.privacy.secure_rounds import X_FIXED, X_MAX_LOTS
 
-#: PriceProposal ``phase``
-PRICE_QUERY = 1  # answer with the share of the proposed prices (flags: FLAG_BEGIN freezes)
-PRICE_REVEAL = 2  # answer with x at the proposed prices in clear: the trades; closes the solve
-PRICE_ABORT = 3  # the solve is dropped
+#: PriceProposal ``phase`` (``PricePhase`` in ``contracts.toml``): QUERY asks for the share at
+#: the proposed prices (flags: FLAG_BEGIN freezes), REVEAL for x there in clear (the trades;
+#: closes the solve), ABORT drops the solve
+PRICE_QUERY, PRICE_REVEAL, PRICE_ABORT = default_registry().codes(
+    "PricePhase", "QUERY", "REVEAL", "ABORT"
+)
 #: PriceProposal ``flags``: the first query of a solve, the venue freezes its problem
-FLAG_BEGIN = 1
+(FLAG_BEGIN,) = default_registry().codes("PriceFlags", "BEGIN")
 #: PriceResponse ``kind``
-KIND_PRICE_SHARE = 1
-KIND_PRICE_REVEAL = 2
+KIND_PRICE_SHARE, KIND_PRICE_REVEAL = default_registry().codes(
+    "PriceResponseKind", "SHARE", "REVEAL"
+)
 #: appended to the roster's session bytes: the price shares' own HKDF salt
 PRICE_MASK_SUFFIX = b"/mask/prices-v1"
 

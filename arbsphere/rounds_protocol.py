@@ -8,12 +8,15 @@ adapters connect a DEALER with :func:`venue_identity` to the coordinator's ROUTE
 
 from __future__ import annotations
 
-PHASE_BEGIN = 1  # freeze the venue's problem for the solve, answer round 1
-PHASE_ITERATE = 2  # settle z with the last round's x̄, answer the next round
-PHASE_FINAL = 3  # settle z; no answer
-PHASE_ABORT = 4  # the solve is dropped; the next one starts cold
-PHASE_REVEAL = 5  # secure aggregation: settle z, close the solve, answer with x of reveal_round
-FLAG_COLD = 1  # BEGIN: start from z = 0
+from arbsphere.contracts import default_registry
+
+#: DualVariables ``phase`` codes (``RoundPhase`` in ``contracts.toml``, which says what each
+#: asks of the venue), plain ints for the rounds' per-message comparisons
+PHASE_BEGIN, PHASE_ITERATE, PHASE_FINAL, PHASE_ABORT, PHASE_REVEAL = default_registry().codes(
+    "RoundPhase", "BEGIN", "ITERATE", "FINAL", "ABORT", "REVEAL"
+)
+#: DualVariables ``flags``: BEGIN starts from z = 0
+(FLAG_COLD,) = default_registry().codes("RoundFlags", "COLD")
 
 
 def venue_identity(venue_id: int) -> bytes:

@@ -23,7 +23,7 @@ from arbsphere.coordinator.neutralize import neutralize_lots
 from arbsphere.coordinator.signal_aggregate import SignalAggregator
 from arbsphere.coordinator.solve_marks import mark_solved
 from arbsphere.coordinator.traces import SOLVE_TRACE_DTYPE, RealizedNet
-from arbsphere.errors import PipelineError
+from arbsphere.errors import ContractError, PipelineError
 from arbsphere.firmware_interfaces.messages import PRICE_SCALE
 from arbsphere.plan.digest import plan_hash
 from arbsphere.plan.merge import STAT_MAX_ABS_NET, DeltaMerger, emit_and_merge
@@ -33,11 +33,40 @@ from arbsphere.sender_ids import COORDINATOR_SENDER_ID
 _LEG_VENUE, _LEG_ASSET, _LEG_SIDE, _LEG_LOTS = (
     (PLAN_LEG_DTYPE.names or ()).index(f) for f in ("venue", "asset", "side", "size_lots")
 )
-KIND_TRADE = 1
-KIND_WRITE_OFF = 2
+_REG = default_registry()
+KIND_TRADE, KIND_WRITE_OFF = _REG.codes("PlanDeltaKind", "TRADE", "WRITE_OFF")
 #: cause_venue of a delta caused by an execution report (a shortfall), not by a tick
 CAUSE_REPORT = 0xFFFF
-STATUS_FINAL = (2, 3, 4)  # FILL, PARTIAL, REJECT: immediate-or-cancel, nothing more will fill
+_FILL, _PARTIAL, _REJECT = _REG.codes("ReportStatus", "FILL", "PARTIAL", "REJECT")
+_FILLED = (_FILL, _PARTIAL)
+#: immediate-or-cancel: after these, nothing more of the order will fill
+STATUS_FINAL = (_FILL, _PARTIAL, _REJECT)
+# Positions in the decode_values tuples (bound once: the hot path indexes with plain ints)
+_ENV = _REG.envelope_fields
+ORIGIN_TS = _ENV.origin_ts_ns
+_PROBLEM = _REG.fields("LocalArbProblem", 1)
+_QUOTE = _REG.fields("VenueQuote", 1)
+_TICK_HEAD = ("venue_id", "n_assets", "tick_seq", "tick_intended_ns", "budget_ns")
+_PROBLEM_HEAD = _PROBLEM.span(*_TICK_HEAD)
+_PROBLEM_ITEM = _PROBLEM.item_span(
+    "asset_id", "c", "gamma", "phi", "limit_lots", "bid_px", "ask_px"
+)
+_QUOTE_HEAD = _QUOTE.span(*_TICK_HEAD)
+_QUOTE_ITEM = _QUOTE.item_span("asset_id", "bid_px", "ask_px")
+_PROBLEM_STRIDE, _QUOTE_STRIDE = _PROBLEM.stride, _QUOTE.stride
+#: the tick loop reads a problem's or a quote's asset count at one position
+TICK_N_ASSETS = _PROBLEM.n_assets
+if _QUOTE.n_assets != TICK_N_ASSETS:  # pragma: no cover - declaration guard
+    raise ContractError("LocalArbProblem and VenueQuote must carry n_assets at one position")
+# The PlanDelta packer takes values in declared order: _pack_delta passes them so
+_REG.fields("PlanDelta", 2).expect(
+    ("delta_id", "ts_ns", "sender", "n_legs", "cause_venue", "cause_seq", "kind", "plan_hash")
+)
+_REPORT = _REG.fields("ExecutionReport", 1)
+#: an ExecutionReport's head: order_id, delta_id, venue, asset, status, filled_lots
+REPORT_HEAD = _REPORT.span("order_id", "delta_id", "venue", "asset", "status", "filled_lots")
+#: what a FILL_TRACE_DTYPE row takes after the head (then the coordinator's receive time)
+REPORT_TIMES = _REPORT.span("device_rx_ns", "device_tx_ns", "rig_tx_ns", "rig_rx_ns")
 
 
 class Coordinator:
@@ -158,12 +187,15 @@ class Coordinator:
         """Apply a LocalArbProblem given as :meth:`Registry.decode_values` values.
 
         Returns (venue, first asset, tick_seq, budget_ns)."""
-        venue, n_assets, seq, _intended, budget = values[7:12]
+        venue, n_assets, seq, _intended, budget = values[_PROBLEM_HEAD]
         if venue >= self.n_venues:
             raise PipelineError(f"LocalArbProblem from venue {venue}, campaign has {self.n_venues}")
         first = -1
-        for k in range(n_assets):
-            a, c, gamma, phi, limit, bid, ask = values[12 + 7 * k : 19 + 7 * k]
+        lo, hi = _PROBLEM_ITEM
+        for _ in range(n_assets):
+            a, c, gamma, phi, limit, bid, ask = values[lo:hi]
+            lo += _PROBLEM_STRIDE
+            hi += _PROBLEM_STRIDE
             if a >= self.n_assets:
                 raise PipelineError(f"LocalArbProblem asset {a}, campaign has {self.n_assets}")
             if first < 0:
@@ -183,12 +215,15 @@ class Coordinator:
         """Apply a VenueQuote (federated mode) given as decode values: public prices only.
 
         Returns (venue, first asset, tick_seq, budget_ns)."""
-        venue, n_assets, seq, _intended, budget = values[7:12]
+        venue, n_assets, seq, _intended, budget = values[_QUOTE_HEAD]
         if venue >= self.n_venues:
             raise PipelineError(f"VenueQuote from venue {venue}, campaign has {self.n_venues}")
         first = -1
-        for k in range(n_assets):
-            a, bid, ask = values[12 + 3 * k : 15 + 3 * k]
+        lo, hi = _QUOTE_ITEM
+        for _ in range(n_assets):
+            a, bid, ask = values[lo:hi]
+            lo += _QUOTE_STRIDE
+            hi += _QUOTE_STRIDE
             if a >= self.n_assets:
                 raise PipelineError(f"VenueQuote asset {a}, campaign has {self.n_assets}")
             if first < 0:
@@ -197,8 +232,9 @@ class Coordinator:
             self.ask_px[venue, a] = ask
             self.mid[venue, a] = (bid + ask) / (2 * PRICE_SCALE)  # as the venue prices c
             self.quoted[venue, a] = True
-        self.last_quote_ts[venue] = values[6]
-        self.latest_quote_ts = max(self.latest_quote_ts, values[6])
+        ts = values[ORIGIN_TS]
+        self.last_quote_ts[venue] = ts
+        self.latest_quote_ts = max(self.latest_quote_ts, ts)
         self.counts["problems"] += 1
         return venue, first, seq, budget
 
@@ -310,16 +346,13 @@ class Coordinator:
         return self.reg.encode(self.snapshot_schema, h, items, sender_id=COORDINATOR_SENDER_ID,
                                nonce=self.nonce, origin_ts_ns=ts_ns)  # fmt: skip
 
-    def on_report(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
-        """Apply an ExecutionReport given as decode values; returns its header values
-        (order_id, delta_id, venue, asset, status, filled_lots, fill_px, device_rx_ns,
-        device_tx_ns, rig_tx_ns, rig_rx_ns)."""
-        h = values[7:]
+    def on_report(self, values: tuple[Any, ...]) -> None:
+        """Apply an ExecutionReport given as decode values."""
         self.counts["reports"] += 1
-        order_id, _delta, venue, asset, status, filled = h[:6]
-        if status == 4:
+        order_id, _delta, venue, asset, status, filled = values[REPORT_HEAD]
+        if status == _REJECT:
             self.counts["rejects"] += 1
-        elif status in (2, 3):
+        elif status in _FILLED:
             self.counts["fills"] += 1
             self.executed[venue, asset] += filled
         if status in STATUS_FINAL:
@@ -331,8 +364,7 @@ class Coordinator:
                 if unfilled:
                     self.counts["shortfalls"] += 1
                     self.shortfalls.append((order_id, leg[0], leg[1], unfilled))
-                    self.shortfall_ts = values[6]  # the report's origin: the deltas' ts
-        return h
+                    self.shortfall_ts = values[ORIGIN_TS]  # the report's: the deltas' ts
 
 
 class CentralSolve:

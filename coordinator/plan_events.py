@@ -22,9 +22,13 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from arbsphere.contracts import Registry
+from arbsphere.contracts import Registry, default_registry
 from arbsphere.errors import DecodeError
 from arbsphere.security.ledger import EventKind
+
+#: PlanDelta v2 positions in its decode_values tuple
+_D = default_registry().fields("PlanDelta", 2)
+(_KIND_TRADE,) = default_registry().codes("PlanDeltaKind", "TRADE")
 
 #: a spell this long with no PlanDelta ends a burst: its events are ledgered then
 QUIET_NS = 5_000_000
@@ -100,14 +104,14 @@ class PlanEvents:
                 continue
             if schema.id != self.plan_id:
                 continue
-            # envelope (7 values), then delta_id, ts_ns, sender, n_legs, cause_venue, cause_seq,
-            # kind, plan_hash
             self.sec.event(
                 EventKind.PLAN_DELTA,
                 self.subject,
                 {
-                    "delta_id": v[7], "n_legs": v[10], "cause_venue": v[11], "cause_seq": v[12],
-                    "kind": "trade" if v[13] == 1 else "write_off", "plan_hash": f"{v[14]:016x}",
+                    "delta_id": v[_D.delta_id], "n_legs": v[_D.n_legs],
+                    "cause_venue": v[_D.cause_venue], "cause_seq": v[_D.cause_seq],
+                    "kind": "trade" if v[_D.kind] == _KIND_TRADE else "write_off",
+                    "plan_hash": f"{v[_D.plan_hash]:016x}",
                     "sent_ns": sent_ns, "sha256": hashlib.sha256(delta).hexdigest(),
                 },
             )  # fmt: skip

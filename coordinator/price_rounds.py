@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from arbsphere.clock import Clock
-from arbsphere.contracts import Registry
+from arbsphere.contracts import Registry, default_registry
 from arbsphere.coordinator.price_search import PriceSearch
 from arbsphere.coordinator.rounds import (
     CONVERGENCE_SOLVES,
@@ -41,9 +41,15 @@ from arbsphere.privacy.secure_rounds import revealed_x
 from arbsphere.rounds_protocol import venue_identity
 from arbsphere.tracebuf import TraceBuffer
 
-# PriceResponse values: envelope (7), solve_id, round, venue_id, kind, problem_seq,
-# participants, n_words, words
-_SOLVE, _ROUND, _VENUE, _KIND, _PARTICIPANTS, _N_WORDS, _WORDS = 7, 8, 9, 10, 12, 13, 14
+# PriceResponse positions in its decode_values tuple: the header's, then the words
+_RESPONSE = default_registry().fields("PriceResponse", 1)
+_SOLVE, _ROUND, _VENUE = _RESPONSE.solve_id, _RESPONSE.round, _RESPONSE.venue_id
+_KIND, _PARTICIPANTS, _N_WORDS = _RESPONSE.kind, _RESPONSE.participants, _RESPONSE.n_words
+_WORDS = _RESPONSE.items
+# The proposal packer takes values in declared order: _send_all passes them so
+default_registry().fields("PriceProposal", 1).expect(
+    ("solve_id", "round", "n_assets", "phase", "flags", "participants"), ("asset_id", "price")
+)
 
 
 class PriceRoundDriver:

@@ -14,7 +14,15 @@ import numpy as np
 import zmq
 
 from arbsphere.clock import Clock
-from arbsphere.coordinator.core import CAUSE_REPORT, Coordinator
+from arbsphere.contracts import default_registry
+from arbsphere.coordinator.core import (
+    CAUSE_REPORT,
+    ORIGIN_TS,
+    REPORT_HEAD,
+    REPORT_TIMES,
+    TICK_N_ASSETS,
+    Coordinator,
+)
 from arbsphere.coordinator.recorder import Recorder
 from arbsphere.coordinator.solve_marks import mark_solved
 from arbsphere.coordinator.traces import FILL_TRACE_DTYPE, SOLVE_TRACE_DTYPE
@@ -24,6 +32,9 @@ from arbsphere.tracebuf import TraceBuffer
 #: plain ints for the per-message readiness check (zmq's IntFlag ``&`` runs enum code in Python)
 _ZMQ_EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
+# envelope positions in the decode_values tuples (bound once: the hot path indexes plain ints)
+_SENDER = default_registry().envelope_fields.sender_id
+_NONCE = default_registry().envelope_fields.nonce
 
 #: messages queued per sender on the coordinator's inbound socket before ZeroMQ stops reading
 INBOUND_HWM = 16
@@ -166,13 +177,13 @@ class ReceiveLoop:
                 trigger = self._ticks(msgs, schema, values, rx, latest) or trigger
                 continue
             # envelope values: magic, schema_id, version, sender, payload_len, nonce, origin_ts
-            if not core.check_nonce(values[3], values[5]):
+            if not core.check_nonce(values[_SENDER], values[_NONCE]):
                 core.counts["stale_messages"] += 1
                 continue
             if sid == self.report_id:
                 self._reports(msgs, values, rx)
             elif sid == self.replica_status_id:
-                self._snapshot_asks.append(values[6])  # answered after the loop (see below)
+                self._snapshot_asks.append(values[ORIGIN_TS])  # answered after the loop
             elif sid == self.share_id and core.signal_agg is not None:
                 if not shares:  # the participants as the share arrived (a solve may change them)
                     share_bits = core.signal_participants()
@@ -240,20 +251,20 @@ class ReceiveLoop:
                     continue
                 if schema.id != self.problem_id and schema.id != self.quote_id:
                     core.counts["unknown_messages"] += 1
-                    self.last_error = f"{schema.name} in a tick frame from sender {values[3]}"
+                    self.last_error = f"{schema.name} in a tick frame from sender {values[_SENDER]}"
                     continue
-            if not core.check_nonce(values[3], values[5]):
+            if not core.check_nonce(values[_SENDER], values[_NONCE]):
                 core.counts["stale_messages"] += 1
                 continue
             if (schema.id == self.quote_id) != (core.rounds is not None):
                 core.counts["unknown_messages"] += 1  # the other coordination mode's input
-                self.last_error = f"{schema.name} from sender {values[3]}: wrong mode"
+                self.last_error = f"{schema.name} from sender {values[_SENDER]}: wrong mode"
                 continue
             venue, asset, seq, budget = (
                 core.on_quote(values) if schema.id == self.quote_id else core.on_problem(values)
             )
             row = self.trace.n
-            if values[8] == 1:  # single-asset problem: a later one for the cell replaces it
+            if values[TICK_N_ASSETS] == 1:  # single-asset: a later one for the cell replaces it
                 prev = latest.get((venue, asset))
                 if prev is not None:
                     self.trace.view()[prev]["superseded"] = 1
@@ -262,7 +273,7 @@ class ReceiveLoop:
             self.trace.append(
                 (venue, asset, seq, rx, 0, 0, 0, 0, 0, 0, 0, np.nan, 0, self.batches, 0, 0, 0)
             )
-            trigger = (row, venue, seq, budget, values[6])
+            trigger = (row, venue, seq, budget, values[ORIGIN_TS])
         return trigger
 
     def _solve(
@@ -318,21 +329,23 @@ class ReceiveLoop:
 
     def _reports(self, frames: list[bytes], values: tuple[Any, ...], rx: int) -> None:
         core = self.core
-        h = core.on_report(values)
-        self.fills.append((*h[:6], *h[7:], rx))
+        core.on_report(values)
+        self.fills.append((*values[REPORT_HEAD], *values[REPORT_TIMES], rx))
         for frame in frames[1:]:  # further reports of the same frame (or message)
             try:
                 more_schema, more = self.reg.decode_values(frame)
             except DecodeError as exc:
                 self._decode_error(exc)
                 continue
-            if more_schema.id != self.report_id or not core.check_nonce(more[3], more[5]):
+            if more_schema.id != self.report_id or not core.check_nonce(
+                more[_SENDER], more[_NONCE]
+            ):
                 core.counts[
                     "stale_messages" if more_schema.id == self.report_id else "unknown_messages"
                 ] += 1
                 continue
-            h = core.on_report(more)
-            self.fills.append((*h[:6], *h[7:], rx))
+            core.on_report(more)
+            self.fills.append((*more[REPORT_HEAD], *more[REPORT_TIMES], rx))
         core.realized.observe(core.executed, rx)
 
     def _register_solve(self, row: int) -> None:

@@ -34,9 +34,9 @@ import numpy as np
 import zmq
 
 from arbsphere.clock import Clock
-from arbsphere.contracts import Registry
+from arbsphere.contracts import Registry, default_registry
 from arbsphere.coordinator.federated import FederatedExchange
-from arbsphere.errors import DecodeError, PipelineError
+from arbsphere.errors import ContractError, DecodeError, PipelineError
 from arbsphere.privacy.secure_rounds import KIND_REVEAL, KIND_SHARE, revealed_x
 from arbsphere.rounds_protocol import (
     FLAG_COLD,
@@ -48,6 +48,26 @@ from arbsphere.rounds_protocol import (
     venue_identity,
 )
 from arbsphere.tracebuf import TraceBuffer
+
+# LocalSolution values (decode_values positions): v1 x in clear per asset, v2 masked words
+_SOLUTION = default_registry().fields("LocalSolution", 1)
+_SOLVE, _ROUND, _VENUE = _SOLUTION.solve_id, _SOLUTION.round, _SOLUTION.venue_id
+_N_ASSETS = _SOLUTION.n_assets
+_ASSET, _X = _SOLUTION.items + _SOLUTION.item.asset_id, _SOLUTION.items + _SOLUTION.item.x
+_STRIDE = _SOLUTION.stride
+_SHARE = default_registry().fields("LocalSolution", 2)
+if (_SHARE.solve_id, _SHARE.round, _SHARE.venue_id) != (_SOLVE, _ROUND, _VENUE):
+    raise ContractError("LocalSolution v1 and v2 must carry solve_id, round, venue_id alike")
+_KIND, _PARTICIPANTS, _N_WORDS = _SHARE.kind, _SHARE.participants, _SHARE.n_words
+_WORDS = _SHARE.items  # one word per item
+
+# The DualVariables packer takes values in declared order: _send_all passes them so
+_DUAL_HEAD = ("solve_id", "round", "n_assets", "phase", "flags", "iterations", "converged",
+              "rho", "alpha", "primal_res", "dual_res")  # fmt: skip
+default_registry().fields("DualVariables", 2).expect(_DUAL_HEAD, ("asset_id", "price", "u", "xbar"))
+default_registry().fields("DualVariables", 3).expect(
+    (*_DUAL_HEAD, "participants", "reveal_round"), ("asset_id", "price", "u", "xbar")
+)
 
 #: the first solves whose consensus iterate z is kept after every round (for the convergence
 #: plot: the rig computes each round's gap against the centralized baseline)
@@ -223,14 +243,13 @@ class RoundDriver:
             self.counts["bad_solutions"] += 1
             self.last_error = str(exc)
             return
-        # values: envelope (7), solve_id, round, venue_id, n_assets, problem_seq, items
         ours = schema.id == self.solution_id and schema.version == self.solution_schema.version
-        venue = int(v[9]) if ours else -1
+        venue = int(v[_VENUE]) if ours else -1
         if venue < 0 or venue >= self.ex.n_venues or self.identities[venue] != ident:
             self.counts["bad_solutions"] += 1
             self.last_error = f"rounds socket: {schema.name} from {ident!r} (venue {venue})"
             return
-        if v[7] != self.solve_id or v[8] != round_no:
+        if v[_SOLVE] != self.solve_id or v[_ROUND] != round_no:
             self.counts["stale_solutions"] += 1
             return
         if self.masked:
@@ -239,12 +258,12 @@ class RoundDriver:
         n = self.ex.n_assets
         x = self._x
         x[:] = np.nan
-        if v[10] == n:
+        if v[_N_ASSETS] == n:
             for k in range(n):
-                a = v[12 + 2 * k]
+                a = v[_ASSET + _STRIDE * k]
                 if a < n:
-                    x[a] = v[13 + 2 * k]
-        if v[10] != n or np.isnan(x).any():
+                    x[a] = v[_X + _STRIDE * k]
+        if v[_N_ASSETS] != n or np.isnan(x).any():
             self.counts["bad_solutions"] += 1
             self.last_error = f"venue {venue} round {round_no}: not one x per asset 0..{n - 1}"
             return
@@ -256,17 +275,16 @@ class RoundDriver:
         self.ex.absorb(venue, x)
 
     def _absorb_masked(self, venue: int, v: tuple[Any, ...], round_no: int) -> None:
-        """A LocalSolution v2: values: envelope (7), solve_id, round, venue_id, kind,
-        problem_seq, participants, n_words, words."""
+        """A LocalSolution v2 (its masked words, or the revealed x)."""
         ex: Any = self.ex
-        kind, participants, n_words = v[10], v[12], v[13]
+        kind, participants, n_words = v[_KIND], v[_PARTICIPANTS], v[_N_WORDS]
         want = ex.share_len if self._kind == KIND_SHARE else ex.n_assets
         why = ""
         if kind != self._kind:
             why = f"kind {kind}, expected {self._kind}"
         elif participants != ex.participants:
             why = f"masked among {participants:#x}, the solve's are {ex.participants:#x}"
-        elif n_words != want or len(v) != 14 + want:
+        elif n_words != want or len(v) != _WORDS + want:
             why = f"{n_words} words, expected {want}"
         elif venue not in self._missing():
             why = "answered twice"
@@ -274,7 +292,7 @@ class RoundDriver:
             self.counts["bad_solutions"] += 1
             self.last_error = f"venue {venue} round {round_no}: {why}"
             return
-        words = np.array(v[14:], dtype=np.uint64)
+        words = np.array(v[_WORDS:], dtype=np.uint64)
         self.counts["solutions_in"] += 1
         if self._kind == KIND_SHARE:
             ex.absorb_share(venue, words)

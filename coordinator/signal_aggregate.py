@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from arbsphere.contracts import default_registry
 from arbsphere.errors import AggregationError
 from arbsphere.privacy.secure_agg import MaskedSum
 from arbsphere.privacy.secure_signals import (
@@ -43,6 +44,13 @@ from arbsphere.privacy.secure_signals import (
 from arbsphere.security.ledger import EventKind
 from arbsphere.sender_ids import VENUE_SENDER_BASE
 from arbsphere.tracebuf import TraceBuffer
+
+# SignalShare positions in its decode_values tuple: the header's, then the words
+_SHARE = default_registry().fields("SignalShare", 1)
+_SENDER, _ORIGIN_TS = _SHARE.sender_id, _SHARE.origin_ts_ns
+_HEAD = _SHARE.span("epoch", "participants", "venue_id", "n_words")
+_WORDS = _SHARE.items  # one word per item
+_N_VALUES = _SHARE.n_values(SHARE_WORDS)
 
 #: one row per closed epoch (complete: the sums; aborted: NaN sums, counts -1)
 SIGNAL_EPOCH_DTYPE = np.dtype(
@@ -118,16 +126,15 @@ class SignalAggregator:
         self.last_error = why
 
     def on_share(self, values: Sequence[Any], current: int) -> None:
-        """One SignalShare as decode values (envelope (7), epoch, participants, venue_id,
-        n_words, words); ``current`` is the coordinator's participant bitmap now (0: no solve
-        yet, every venue)."""
-        sender, ts = int(values[3]), int(values[6])
-        epoch, bits, venue, n_words = (int(v) for v in values[7:11])
+        """One SignalShare as decode values; ``current`` is the coordinator's participant
+        bitmap now (0: no solve yet, every venue)."""
+        sender, ts = int(values[_SENDER]), int(values[_ORIGIN_TS])
+        epoch, bits, venue, n_words = (int(v) for v in values[_HEAD])
         current = current or self.all_bits
         if venue >= self.n_venues or sender != VENUE_SENDER_BASE + venue:
             self._refuse("sender", f"SignalShare of venue {venue} from sender {sender}")
             return
-        if n_words != SHARE_WORDS or len(values) != 11 + SHARE_WORDS:
+        if n_words != SHARE_WORDS or len(values) != _N_VALUES:
             self._refuse("length", f"venue {venue} epoch {epoch}: {n_words} words")
             return
         pend = self.pending.get(epoch)
@@ -142,7 +149,7 @@ class SignalAggregator:
         if not bits >> venue & 1:
             self._refuse("not_participant", f"venue {venue} is not in {bits:#x}")
             return
-        words = np.array(values[11:], dtype=np.uint64)
+        words = np.array(values[_WORDS:], dtype=np.uint64)
         if pend is None:
             ids = list(members_of(bits, self.n_venues))
             deadline = ts + self.timeout_ns

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+import tomllib
+from enum import IntEnum, IntFlag
 from pathlib import Path
 
 import numba
@@ -13,13 +16,24 @@ import pytest
 
 from arbsphere.contracts import (
     PLAN_LEG_DTYPE,
+    Registry,
+    Schema,
     check_compatibility,
     default_registry,
     load_registry_text,
 )
 from arbsphere.contracts_header import header_structs, render_contracts_header
-from arbsphere.errors import ConfigError, ContractVersionError, DecodeError, LayoutError
+from arbsphere.errors import (
+    ConfigError,
+    ContractError,
+    ContractVersionError,
+    DecodeError,
+    LayoutError,
+)
+from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.layout import build_layout
+from arbsphere.privacy.budget import Mechanism
+from arbsphere.security.governance_frames import FrameKind
 
 ROOT = Path(__file__).resolve().parents[1]
 REG = default_registry()
@@ -361,3 +375,189 @@ def test_split_messages_names_what_is_wrong(frame, problem: str, offset: int) ->
     with pytest.raises(DecodeError) as info:
         REG.split_messages(raw)
     assert (info.value.problem, info.value.offset) == (problem, offset)
+
+
+# --- enums and field positions ------------------------------------------------------------------
+
+_ENVELOPE = (
+    '[["magic", "u32"], ["schema_id", "u16"], ["schema_version", "u16"], ["sender_id", "u32"],'
+    ' ["payload_len", "u32"], ["nonce", "u64"], ["origin_ts_ns", "i64"]]'
+)
+
+
+def _registry(enums: str, header: str, source: str = "bad.toml") -> Registry:
+    """A private registry of one schema ``Thing`` with ``header`` fields and ``enums``."""
+    text = (
+        f"[registry]\nmagic = 1\nenvelope = {_ENVELOPE}\n\n[graphs]\n\n{enums}\n\n"
+        f'[[schemas]]\nname = "Thing"\nid = 1\nversion = 1\nheader = [{header}]\n'
+    )
+    return load_registry_text(text, source=source)
+
+
+_KIND = '[enums.Kind]\ndoc = "what it is"\nvalues = { A = 1, B = 2 }'
+
+
+def test_enums_are_built_from_the_declaration() -> None:
+    data = tomllib.loads((ROOT / "arbsphere" / "contracts.toml").read_text())
+    assert set(REG.enums) == set(data["enums"])
+    for name, spec in data["enums"].items():
+        cls = REG.enum(name)
+        assert {m.name: int(m) for m in cls} == spec["values"], name
+        assert issubclass(cls, IntFlag) == spec.get("flags", False)
+        assert cls.__doc__ == spec["doc"]
+    assert REG.codes("PlanDeltaKind", "TRADE", "WRITE_OFF") == (1, 2)
+    assert REG.codes("ReportStatus", "REJECT") == (4,)
+    assert all(type(c) is int for c in REG.codes("RoundPhase", "BEGIN", "REVEAL"))
+    kind = REG.schema("PlanDelta", 2).header.field("kind")
+    assert kind.enum == "PlanDeltaKind"
+    # the device's ACK status is relayed as the report's: one set of codes
+    assert {m.name: int(m) for m in REG.enum("ReportStatus")} == dict(dm.DECLARATIONS.ack_status)
+    header = render_contracts_header()
+    assert "#define ARBSPHERE_PLAN_DELTA_KIND_WRITE_OFF 2u" in header
+    assert "uint8_t kind; /* offset 32; codes: PlanDeltaKind */" in header
+    with pytest.raises(ContractError, match="enum PlanDeltaKind has no value 'CANCEL'"):
+        REG.codes("PlanDeltaKind", "CANCEL")
+    with pytest.raises(ContractError, match="no enum 'Nope' declared"):
+        REG.enum("Nope")
+
+
+def test_hand_written_enums_must_match_the_declaration() -> None:
+    REG.check_enum(FrameKind, "GovernanceFrameKind")
+    REG.check_enum(Mechanism, "NoiseMechanism")
+
+    class Drifted(IntEnum):
+        LAPLACE = 1
+        GAUSSIAN = 3
+
+    with pytest.raises(ContractError, match="differs from the declaration") as info:
+        REG.check_enum(Drifted, "NoiseMechanism")
+    assert info.value.key == "enums.NoiseMechanism"
+
+
+@pytest.mark.parametrize(
+    ("enums", "header", "key", "message"),
+    [
+        (_KIND, '["k", "u8", { enum = "Other" }], ["_p", "u8", 7]', "schemas[0].header.k",
+         "Thing v1 field k names enum 'Other', which is not declared \\(declared: Kind\\)"),
+        (_KIND, '["k", "f64", { enum = "Kind" }]', "schemas[0].header.k",
+         "Thing v1 field k carries enum Kind but is f64, not an integer scalar"),
+        (_KIND, '["k", "u16", 2, { enum = "Kind" }]', "schemas[0].header.k",
+         "Thing v1 field k carries enum Kind but is u16\\[2\\]"),
+        ('[enums.Kind]\ndoc = "d"\nvalues = { A = 1, BIG = 300 }',
+         '["k", "u8", { enum = "Kind" }], ["_p", "u8", 7]', "schemas[0].header.k",
+         "Thing v1 field k \\(u8\\) cannot carry enum Kind code 300 \\(0..255\\)"),
+        ('[enums.Kind]\ndoc = "d"\nvalues = { A = 1, B = 1 }', '["k", "u8"]',
+         "enums.Kind.values.B", "code 1 already names A"),
+        ('[enums.Kind]\ndoc = "d"\nflags = true\nvalues = { A = 1, B = 3 }', '["k", "u8"]',
+         "enums.Kind.values.B", "a flag must be a power of two, got 3"),
+        ('[enums.Kind]\ndoc = "d"\nvalues = { a = 1 }', '["k", "u8"]', "enums.Kind.values.a",
+         "UPPER_CASE"),
+        ('[enums.Kind]\nvalues = { A = 1 }', '["k", "u8"]', "enums.Kind.doc", "doc string"),
+        ('[enums.Kind]\ndoc = "d"\nvalues = { A = "1" }', '["k", "u8"]', "enums.Kind.values.A",
+         "code must be an integer, got '1'"),
+        (_KIND, '["nonce", "u64"]', "schemas[0].header.nonce", "shadow an envelope field"),
+        (_KIND, '["items", "u64"]', "schemas[0].header.items", "shadow a FieldIndex name"),
+    ],
+)  # fmt: skip
+def test_a_bad_enum_or_field_declaration_names_file_schema_field_and_value(
+    enums: str, header: str, key: str, message: str
+) -> None:
+    with pytest.raises(ContractError, match=message) as info:
+        _registry(enums, header)
+    assert info.value.file == "bad.toml" and info.value.key == key
+    assert str(info.value).startswith(f"bad.toml: key '{key}': ")
+
+
+def test_layout_options_are_checked() -> None:
+    with pytest.raises(LayoutError, match=r"\(k\): unknown option 'enumm'"):
+        build_layout("X", [["k", "u8", {"enumm": "Kind"}]], source="f.toml")
+    with pytest.raises(LayoutError, match=r"\(k\): enum must name an enum, got 3"):
+        build_layout("X", [["k", "u8", {"enum": 3}]], source="f.toml")
+
+
+def _distinct_message(schema: Schema, n_items: int) -> bytes:
+    """A message of ``schema`` whose every value differs from every other (by position)."""
+    hdr = np.zeros(1, schema.header_dtype)
+    items = None if schema.item is None else np.zeros(n_items, schema.item.dtype)
+    k = 10
+    for rec, layout in [(hdr, schema.header)] + (
+        [] if schema.item is None else [(items[i : i + 1], schema.item) for i in range(n_items)]  # type: ignore[index]
+    ):
+        for f in layout.fields:
+            if f.name == schema.count_field:
+                rec[f.name] = n_items
+            elif not f.name.startswith("_pad"):
+                rec[f.name] = k if f.count == 1 else [k] * f.count
+                k += 1
+    return REG.encode(schema, hdr, items, sender_id=3, nonce=4, origin_ts_ns=5)
+
+
+def test_field_indices_read_every_declared_field() -> None:
+    """Every schema: the value at ``F.<field>`` is that field's (and items at their stride),
+    so an index that does not follow the declared order fails here."""
+    env = REG.envelope_fields
+    for schema in REG.schemas():
+        n_items = 0 if schema.item is None else 3
+        raw = _distinct_message(schema, n_items)
+        got, values = REG.decode_values(raw)
+        msg = REG.decode(raw)
+        f = schema.fields
+        assert got is schema and len(values) == f.n_values(n_items)
+        assert (values[env.sender_id], values[env.nonce], values[env.origin_ts_ns]) == (3, 4, 5)
+        assert (f.sender_id, f.nonce) == (env.sender_id, env.nonce)
+        for name in schema.header.value_fields:
+            want = msg.header[0][name]
+            if want.shape:  # a u8 array: one bytes value
+                want = bytes(want)
+            assert values[getattr(f, name)] == want, (schema.name, name)
+        for k in range(n_items):
+            for name in schema.item.value_fields if schema.item is not None else ():
+                at = f.items + f.stride * k + getattr(f.item, name)
+                assert values[at] == msg.items[k][name], (schema.name, k, name)
+        names = schema.header.value_fields
+        assert values[f.span(*names)] == values[f.header_start : f.items]
+
+
+def test_field_indices_follow_a_changed_field_order() -> None:
+    """Swap two fields in a copy of the declaration: the positions move with them, and code
+    that names them in the old order (a span, a packer's expectation) is refused at import."""
+    text = (ROOT / "arbsphere" / "contracts.toml").read_text()
+    old = '    ["order_id", "u64"],\n    ["delta_id", "u64"],\n'
+    assert text.count(old) == 1
+    text = text.replace(old, '    ["delta_id", "u64"],\n    ["order_id", "u64"],\n')
+    reg = load_registry_text(text, source="contracts.toml")
+    was, now = REG.fields("ExecutionReport"), reg.fields("ExecutionReport")
+    assert (now.order_id, now.delta_id) == (was.delta_id, was.order_id)
+    assert now.span("delta_id", "order_id", "venue") == slice(was.order_id, was.venue + 1)
+    with pytest.raises(ContractError, match="not consecutive in this order"):
+        now.span("order_id", "delta_id", "venue")
+    with pytest.raises(ContractError, match="code passes order_id, delta_id, venue"):
+        now.expect(
+            ("order_id", "delta_id", "venue", "asset", "status", "filled_lots", "fill_px",
+             "device_rx_ns", "device_tx_ns", "rig_tx_ns", "rig_rx_ns")
+        )  # fmt: skip
+    with pytest.raises(ContractError, match="ExecutionReport v1 has no field 'venue_id'") as info:
+        _ = now.venue_id
+    assert info.value.file == "contracts.toml"
+    with pytest.raises(ContractError, match="ExecutionReport v1 item has no field 'x'"):
+        _ = now.item.x
+    assert not hasattr(now, "__deepcopy_hook__")  # protocol probes stay AttributeErrors
+
+
+#: the pipeline's decode sites: they read values by the registry's names only
+_PIPELINE = [
+    "coordinator/core.py", "coordinator/receive_loop.py", "coordinator/service.py",
+    "coordinator/federated_solve.py",
+    "coordinator/rounds.py", "coordinator/price_rounds.py",
+    "coordinator/signal_aggregate.py", "coordinator/plan_events.py", "adapters/broker_adapter.py",
+    "adapters/plan_replica.py", "adapters/venue_rounds.py", "adapters/venue_prices.py",
+    "adapters/sync_master.py", "arbsphere/replay/player.py", "arbsphere/replay/engine.py",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", _PIPELINE)
+def test_no_positional_or_literal_codes_on_the_pipeline_path(path: str) -> None:
+    text = (ROOT / path).read_text()
+    positional = re.findall(r"\b(?:values|v|more|h|ack)\[\s*\d+", text)
+    literal = re.findall(r"\b(?:kind|status|phase)\b\)? *(?:==|!=|in) *\(?\d", text)
+    assert not positional and not literal, (positional, literal)

@@ -51,6 +51,88 @@
 #define ARBSPHERE_PRICE_RESPONSE_ID 15u /* schema id of PriceResponse */
 #define ARBSPHERE_PRICE_RESPONSE_V1 1u /* PriceResponse version 1 */
 
+/* PlanDeltaKind (codes): PlanDelta.kind: TRADE legs are orders to execute; WRITE_OFF legs take
+ * what a partial fill or reject left unfilled off the plan (no order).
+ */
+#define ARBSPHERE_PLAN_DELTA_KIND_TRADE 1u
+#define ARBSPHERE_PLAN_DELTA_KIND_WRITE_OFF 2u
+
+/* ReplicaStatusCode (codes): ReplicaStatus.status: DIVERGED, the replica's hash disagreed with
+ * a delta's (send a PlanSnapshot).
+ */
+#define ARBSPHERE_REPLICA_STATUS_CODE_DIVERGED 1u
+
+/* ReportStatus (codes): ExecutionReport.status, as the broker device acknowledged the order
+ * (the device's ACK status codes): ACK (accepted, nothing filled yet), FILL, PARTIAL
+ * (immediate-or-cancel: the rest is cancelled), REJECT. FILL, PARTIAL and REJECT are final.
+ */
+#define ARBSPHERE_REPORT_STATUS_ACK 1u
+#define ARBSPHERE_REPORT_STATUS_FILL 2u
+#define ARBSPHERE_REPORT_STATUS_PARTIAL 3u
+#define ARBSPHERE_REPORT_STATUS_REJECT 4u
+
+/* RoundPhase (codes): DualVariables.phase: BEGIN (freeze the problem, answer round 1), ITERATE
+ * (settle z with the last round's x-bar, answer the next round), FINAL (settle z; no answer),
+ * ABORT (the solve is dropped; the next starts cold), REVEAL (v3: settle z, close the solve,
+ * answer with the x of reveal_round).
+ */
+#define ARBSPHERE_ROUND_PHASE_BEGIN 1u
+#define ARBSPHERE_ROUND_PHASE_ITERATE 2u
+#define ARBSPHERE_ROUND_PHASE_FINAL 3u
+#define ARBSPHERE_ROUND_PHASE_ABORT 4u
+#define ARBSPHERE_ROUND_PHASE_REVEAL 5u
+
+/* RoundFlags (bit flags): DualVariables.flags: COLD, BEGIN starts from z = 0. */
+#define ARBSPHERE_ROUND_FLAGS_COLD 1u
+
+/* SolutionKind (codes): LocalSolution v2 kind: SHARE (masked words of one round) or REVEAL
+ * (the x of the round the coordinator named).
+ */
+#define ARBSPHERE_SOLUTION_KIND_SHARE 1u
+#define ARBSPHERE_SOLUTION_KIND_REVEAL 2u
+
+/* PricePhase (codes): PriceProposal.phase: QUERY (answer with the share at the proposed
+ * prices), REVEAL (answer with x in clear: the trades; closes the solve), ABORT (the solve is
+ * dropped).
+ */
+#define ARBSPHERE_PRICE_PHASE_QUERY 1u
+#define ARBSPHERE_PRICE_PHASE_REVEAL 2u
+#define ARBSPHERE_PRICE_PHASE_ABORT 3u
+
+/* PriceFlags (bit flags): PriceProposal.flags: BEGIN, the solve's first query (the venue
+ * freezes its problem).
+ */
+#define ARBSPHERE_PRICE_FLAGS_BEGIN 1u
+
+/* PriceResponseKind (codes): PriceResponse.kind: SHARE (the words at the proposed prices) or
+ * REVEAL (x and the echoed prices, as float64 bits).
+ */
+#define ARBSPHERE_PRICE_RESPONSE_KIND_SHARE 1u
+#define ARBSPHERE_PRICE_RESPONSE_KIND_REVEAL 2u
+
+/* SignalKind (codes): PrivacyBudget.signal_kind: LIQUIDITY (SharedSignals.liquidity_lots) or
+ * CORRELATION (SharedSignals.correlation).
+ */
+#define ARBSPHERE_SIGNAL_KIND_LIQUIDITY 1u
+#define ARBSPHERE_SIGNAL_KIND_CORRELATION 2u
+
+/* NoiseMechanism (codes): PrivacyBudget.mechanism: the differential-privacy noise. */
+#define ARBSPHERE_NOISE_MECHANISM_LAPLACE 1u
+#define ARBSPHERE_NOISE_MECHANISM_GAUSSIAN 2u
+
+/* GovernanceFrameKind (codes): GovernanceFrame.kind: EVENT (a ledger event), RENEW (a
+ * credential renewal request), CREDENTIAL (a credential pushed or renewed), REVOCATIONS (the
+ * revocation list), SIGN_CHECKPOINT (a ledger checkpoint to sign), CHECKPOINT_SIGNATURE (its
+ * signature), HELLO (a role is up).
+ */
+#define ARBSPHERE_GOVERNANCE_FRAME_KIND_EVENT 1u
+#define ARBSPHERE_GOVERNANCE_FRAME_KIND_RENEW 2u
+#define ARBSPHERE_GOVERNANCE_FRAME_KIND_CREDENTIAL 3u
+#define ARBSPHERE_GOVERNANCE_FRAME_KIND_REVOCATIONS 4u
+#define ARBSPHERE_GOVERNANCE_FRAME_KIND_SIGN_CHECKPOINT 5u
+#define ARBSPHERE_GOVERNANCE_FRAME_KIND_CHECKPOINT_SIGNATURE 6u
+#define ARBSPHERE_GOVERNANCE_FRAME_KIND_HELLO 7u
+
 typedef struct arbsphere_envelope_t {
     uint32_t magic; /* offset 0 */
     uint16_t schema_id; /* offset 4 */
@@ -186,7 +268,7 @@ typedef struct arbsphere_plan_delta_v2_t {
     uint16_t n_legs; /* offset 20 */
     uint16_t cause_venue; /* offset 22 */
     uint64_t cause_seq; /* offset 24 */
-    uint8_t kind; /* offset 32 */
+    uint8_t kind; /* offset 32; codes: PlanDeltaKind */
     uint8_t _pad0[7]; /* offset 33 */
     uint64_t plan_hash; /* offset 40 */
 } arbsphere_plan_delta_v2_t;
@@ -265,8 +347,8 @@ typedef struct arbsphere_dual_variables_v2_t {
     uint64_t solve_id; /* offset 0 */
     uint32_t round; /* offset 8 */
     uint16_t n_assets; /* offset 12 */
-    uint8_t phase; /* offset 14 */
-    uint8_t flags; /* offset 15 */
+    uint8_t phase; /* offset 14; codes: RoundPhase */
+    uint8_t flags; /* offset 15; codes: RoundFlags */
     uint32_t iterations; /* offset 16 */
     uint8_t converged; /* offset 20 */
     uint8_t _pad0[3]; /* offset 21 */
@@ -309,8 +391,8 @@ typedef struct arbsphere_dual_variables_v3_t {
     uint64_t solve_id; /* offset 0 */
     uint32_t round; /* offset 8 */
     uint16_t n_assets; /* offset 12 */
-    uint8_t phase; /* offset 14 */
-    uint8_t flags; /* offset 15 */
+    uint8_t phase; /* offset 14; codes: RoundPhase */
+    uint8_t flags; /* offset 15; codes: RoundFlags */
     uint32_t iterations; /* offset 16 */
     uint8_t converged; /* offset 20 */
     uint8_t _pad0[3]; /* offset 21 */
@@ -357,8 +439,8 @@ _Static_assert(offsetof(arbsphere_dual_variables_v3_item_t, xbar) == 24, "arbsph
 
 typedef struct arbsphere_privacy_budget_v1_t {
     uint16_t venue_id; /* offset 0 */
-    uint16_t signal_kind; /* offset 2 */
-    uint8_t mechanism; /* offset 4 */
+    uint16_t signal_kind; /* offset 2; codes: SignalKind */
+    uint8_t mechanism; /* offset 4; codes: NoiseMechanism */
     uint8_t _pad0[3]; /* offset 5 */
     double epsilon_total; /* offset 8 */
     double epsilon_spent; /* offset 16 */
@@ -402,7 +484,7 @@ typedef struct arbsphere_execution_report_v1_t {
     uint64_t delta_id; /* offset 8 */
     uint16_t venue; /* offset 16 */
     uint16_t asset; /* offset 18 */
-    uint8_t status; /* offset 20 */
+    uint8_t status; /* offset 20; codes: ReportStatus */
     uint8_t _pad0[3]; /* offset 21 */
     int64_t filled_lots; /* offset 24 */
     int64_t fill_px; /* offset 32 */
@@ -455,7 +537,7 @@ typedef struct arbsphere_local_solution_v2_t {
     uint64_t solve_id; /* offset 0 */
     uint32_t round; /* offset 8 */
     uint16_t venue_id; /* offset 12 */
-    uint8_t kind; /* offset 14 */
+    uint8_t kind; /* offset 14; codes: SolutionKind */
     uint8_t _pad0; /* offset 15 */
     uint64_t problem_seq; /* offset 16 */
     uint64_t participants; /* offset 24 */
@@ -531,7 +613,7 @@ _Static_assert(offsetof(arbsphere_plan_snapshot_v1_item_t, lots) == 0, "arbspher
 
 typedef struct arbsphere_replica_status_v1_t {
     uint32_t replica_id; /* offset 0 */
-    uint8_t status; /* offset 4 */
+    uint8_t status; /* offset 4; codes: ReplicaStatusCode */
     uint8_t _pad0[3]; /* offset 5 */
     uint64_t delta_id; /* offset 8 */
     uint64_t replica_hash; /* offset 16 */
@@ -546,7 +628,7 @@ _Static_assert(offsetof(arbsphere_replica_status_v1_t, replica_hash) == 16, "arb
 _Static_assert(offsetof(arbsphere_replica_status_v1_t, expected_hash) == 24, "arbsphere_replica_status_v1_t.expected_hash offset");
 
 typedef struct arbsphere_governance_frame_v1_t {
-    uint16_t kind; /* offset 0 */
+    uint16_t kind; /* offset 0; codes: GovernanceFrameKind */
     uint16_t event_kind; /* offset 2 */
     uint32_t subject; /* offset 4 */
     uint64_t request_id; /* offset 8 */
@@ -591,8 +673,8 @@ typedef struct arbsphere_price_proposal_v1_t {
     uint64_t solve_id; /* offset 0 */
     uint32_t round; /* offset 8 */
     uint16_t n_assets; /* offset 12 */
-    uint8_t phase; /* offset 14 */
-    uint8_t flags; /* offset 15 */
+    uint8_t phase; /* offset 14; codes: PricePhase */
+    uint8_t flags; /* offset 15; codes: PriceFlags */
     uint64_t participants; /* offset 16 */
 } arbsphere_price_proposal_v1_t;
 _Static_assert(sizeof(arbsphere_price_proposal_v1_t) == 24, "arbsphere_price_proposal_v1_t size");
@@ -619,7 +701,7 @@ typedef struct arbsphere_price_response_v1_t {
     uint64_t solve_id; /* offset 0 */
     uint32_t round; /* offset 8 */
     uint16_t venue_id; /* offset 12 */
-    uint8_t kind; /* offset 14 */
+    uint8_t kind; /* offset 14; codes: PriceResponseKind */
     uint8_t _pad0; /* offset 15 */
     uint64_t problem_seq; /* offset 16 */
     uint64_t participants; /* offset 24 */

@@ -45,6 +45,9 @@ class Mechanism(IntEnum):
     GAUSSIAN = 2
 
 
+default_registry().check_enum(Mechanism, "NoiseMechanism")  # written out for typing
+
+
 def laplace_scale(sensitivity: float, epsilon: float) -> float:
     """Laplace scale ``b = Δ/ε`` for pure ε-DP."""
     _positive("sensitivity", sensitivity)

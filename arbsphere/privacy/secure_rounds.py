@@ -40,6 +40,7 @@ from collections.abc import Collection
 
 import numpy as np
 
+from arbsphere.contracts import default_registry
 from arbsphere.errors import AggregationError, ConfigError
 from arbsphere.privacy.secure_agg import FixedPoint
 
@@ -56,9 +57,8 @@ Q_LIMBS = 3
 Q_MAX = float(2**58)
 #: appended to the roster's session bytes: the masks' own HKDF salt
 MASK_SESSION_SUFFIX = b"/mask/rounds-v1"
-#: LocalSolution v2 ``kind``
-KIND_SHARE = 1
-KIND_REVEAL = 2
+#: LocalSolution v2 ``kind`` (``SolutionKind`` in ``contracts.toml``)
+KIND_SHARE, KIND_REVEAL = default_registry().codes("SolutionKind", "SHARE", "REVEAL")
 
 #: the x words' fixed point; constructing it asserts the headroom for MAX_MASKED_VENUES
 X_FIXED = FixedPoint(X_FRAC_BITS, float(X_MAX_LOTS), MAX_MASKED_VENUES)

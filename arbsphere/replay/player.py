@@ -32,6 +32,11 @@ from arbsphere.replay.engine import journal_records
 from arbsphere.runtime import StopFlag, cpu_usage, require, run_role, write_json_atomic
 from arbsphere.tracebuf import TraceBuffer
 
+# LocalArbProblem positions in its decode_values tuple (the first item: a tick's asset)
+_PROBLEM = default_registry().fields("LocalArbProblem", 1)
+_PROBLEM_ASSET = _PROBLEM.items + _PROBLEM.item.asset_id
+_PROBLEM_QUOTE = slice(*_PROBLEM.item_span("bid_px", "ask_px"))
+
 
 def parse_speed(text: str) -> float | None:
     """``"max"`` -> None (no pacing); a number > 0 -> that factor."""
@@ -77,7 +82,6 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     start_at = require(cfg, "start_at_ns", int, source)
     reg = default_registry()
     problem_id = reg.schema("LocalArbProblem").id
-    n_env = len(reg.envelope.value_fields)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 1_000_000)
@@ -109,9 +113,9 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                 schema, values = reg.decode_values(msg)
                 if schema.id != problem_id:
                     continue  # the tick's signals
-                venue, _n, seq = values[n_env : n_env + 3]
-                asset = values[n_env + 5]
-                bid, ask = values[n_env + 10], values[n_env + 11]
+                venue, seq = values[_PROBLEM.venue_id], values[_PROBLEM.tick_seq]
+                asset = values[_PROBLEM_ASSET]
+                bid, ask = values[_PROBLEM_QUOTE]
                 trace = traces.get(venue)
                 if trace is None:
                     unknown_venue += 1

@@ -42,6 +42,9 @@ class FrameKind(IntEnum):
     HELLO = 7
 
 
+default_registry().check_enum(FrameKind, "GovernanceFrameKind")  # written out for typing
+
+
 @dataclass(frozen=True)
 class GovernanceFrame:
     """One decoded governance frame."""
