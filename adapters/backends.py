@@ -4,12 +4,15 @@ exists and what it is made of.
 A campaign names a link per venue (``[venues.<name>] link``) and for the broker (``[broker]
 link``). Three readers look the name up here: the campaign loader (is it registered, can it
 serve this role, is there an emulator for ``device = "emulator"``), the orchestrator (which
-emulator module to launch and how to wire it to the adapter) and the adapters (which link class
-to open, from which role-config keys).
+emulator module to launch, how to wire it to the adapter, and the link's settings for the
+adapter's role config: :meth:`LinkBackend.feed_settings`) and the adapters (which link class to
+open, with which settings: :class:`FeedLinkSpec` / :class:`BrokerLinkSpec` in their role config,
+read back into the settings dataclass the backend names).
 
 Adding a backend: one module beside :mod:`.udp_link` / :mod:`.serial_link` with the link
-classes (the :class:`~.links.FeedLink` / :class:`~.links.BrokerLink` protocols) and a parser of
-the role-config keys they need, one line in :data:`BACKENDS`, and the shipped conformance checks
+classes (the :class:`~.links.FeedLink` / :class:`~.links.BrokerLink` protocols) and their
+settings dataclasses (built from the campaign's :class:`~.links.LinkParams` by a ``from_params``
+classmethod), one line in :data:`BACKENDS`, and the shipped conformance checks
 (:mod:`arbsphere.testing.links`) run against it: ``tests/test_links.py`` fails for a registered
 backend without a loopback pair there. An emulator for it names its module here as a string (a
 role must not import the emulators) and uses one of the :data:`WIRINGS` the orchestrator knows.
@@ -20,12 +23,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
 from arbsphere.adapters import serial_link, udp_link
-from arbsphere.adapters.links import BrokerLink, FeedLink
+from arbsphere.adapters.links import BrokerLink, FeedLink, LinkParams
 from arbsphere.clock import Clock
 from arbsphere.errors import ConfigError
+from arbsphere.runtime import ChosenBy
 
 #: the package the emulator module names below live in (launched as ``python -m``)
 EMULATOR_PACKAGE = "arbsphere.firmware_interfaces.emulators"
@@ -39,15 +43,15 @@ WIRING_UDP = "udp"
 WIRING_PTY = "pty"
 WIRINGS = (WIRING_UDP, WIRING_PTY)
 
-#: (role config, its file) -> the link class's config dataclass; errors name file and key
-LinkConfigParser = Callable[[dict[str, Any], str], Any]
-
 
 @dataclass(frozen=True)
 class LinkBackend:
-    """One link backend: its rig-side link classes, their config parsers and its emulators.
+    """One link backend: its rig-side link classes, their settings dataclasses and its
+    emulators.
 
-    ``broker_link`` None: the link cannot carry a broker. ``feed_emulator`` /
+    ``feed_config`` / ``broker_config``: the settings dataclass of the link class, what the
+    adapter's role config carries (a classmethod ``from_params(LinkParams)`` builds it from the
+    campaign). ``broker_link`` None: the link cannot carry a broker. ``feed_emulator`` /
     ``broker_emulator``: module names under :data:`EMULATOR_PACKAGE` (None: hardware only).
     """
 
@@ -55,27 +59,39 @@ class LinkBackend:
     #: what it is, for error messages and the README
     summary: str
     feed_link: Callable[[Any, Clock], FeedLink]
-    feed_config: LinkConfigParser
+    feed_config: type[Any]
     broker_link: Callable[[Any, Clock], BrokerLink] | None
-    broker_config: LinkConfigParser | None
+    broker_config: type[Any] | None
     feed_emulator: str | None
     broker_emulator: str | None
     wiring: str
 
-    def open_feed(self, cfg: dict[str, Any], source: str, clock: Clock) -> FeedLink:
-        """The venue adapter's link, from its role config (file ``source``)."""
-        return self.feed_link(self.feed_config(cfg, source), clock)
+    def feed_settings(self, params: LinkParams) -> Any:
+        """A venue adapter's link settings from the campaign's link parameters."""
+        return self.feed_config.from_params(params)
 
-    def open_broker(self, cfg: dict[str, Any], source: str, clock: Clock) -> BrokerLink:
-        """The broker adapter's link, from its role config (file ``source``)."""
+    def broker_settings(self, params: LinkParams) -> Any:
+        """The broker adapter's link settings from the campaign's link parameters."""
+        return self._broker_config().from_params(params)
+
+    def _broker_config(self) -> type[Any]:
         if self.broker_link is None or self.broker_config is None:
             raise ConfigError(
                 f"a broker cannot use link {self.name!r}: must be one of the registered "
                 f"links {', '.join(names('broker'))} (arbsphere/adapters/backends.py)",
-                file=source,
-                key="link",
+                key="backend",
             )
-        return self.broker_link(self.broker_config(cfg, source), clock)
+        return self.broker_config
+
+    def open_feed(self, settings: Any, clock: Clock) -> FeedLink:
+        """The venue adapter's link with its ``settings`` (a :attr:`feed_config`)."""
+        return self.feed_link(settings, clock)
+
+    def open_broker(self, settings: Any, clock: Clock) -> BrokerLink:
+        """The broker adapter's link with its ``settings`` (a :attr:`broker_config`)."""
+        self._broker_config()
+        assert self.broker_link is not None
+        return self.broker_link(settings, clock)
 
     def emulator(self, role: str) -> str | None:
         """The full module name of this backend's emulator for ``role`` ("feed" or "broker"),
@@ -89,14 +105,14 @@ BACKENDS: MappingProxyType[str, LinkBackend] = MappingProxyType(
     {
         "udp": LinkBackend(
             "udp", "MoldUDP64-like datagrams, kernel receive stamps",
-            udp_link.UdpFeedLink, udp_link.feed_link_config,
-            udp_link.UdpBrokerLink, udp_link.broker_link_config,
+            udp_link.UdpFeedLink, udp_link.UdpLinkConfig,
+            udp_link.UdpBrokerLink, udp_link.UdpBrokerLinkConfig,
             "feed_udp", "broker_udp", WIRING_UDP,
         ),
         "serial": LinkBackend(
             "serial", "COBS + CRC-32C frames on a serial port or pty, user-space stamps",
-            serial_link.SerialFeedLink, serial_link.link_config,
-            serial_link.SerialBrokerLink, serial_link.link_config,
+            serial_link.SerialFeedLink, serial_link.SerialLinkConfig,
+            serial_link.SerialBrokerLink, serial_link.SerialLinkConfig,
             "feed_serial", "broker_serial", WIRING_PTY,
         ),
     }
@@ -121,3 +137,53 @@ def backend(name: str, *, role: str = "feed", file: str = "", key: str = "link")
             key=key,
         )
     return found
+
+
+def _feed_config_of(name: Any) -> type[Any]:
+    return backend(str(name), role="feed", key="backend").feed_config
+
+
+def _broker_config_of(name: Any) -> type[Any]:
+    return backend(str(name), role="broker", key="backend")._broker_config()
+
+
+@dataclass(frozen=True)
+class FeedLinkSpec:
+    """A venue adapter's link in its role config: the backend's name and the settings
+    dataclass that backend names (read back as that dataclass)."""
+
+    backend: str
+    settings: Annotated[object, ChosenBy("backend", _feed_config_of)]
+
+    def __post_init__(self) -> None:
+        expected = _feed_config_of(self.backend)
+        if not isinstance(self.settings, expected):
+            raise ConfigError(f"must be a {expected.__name__}", key="settings")
+
+    @classmethod
+    def of(cls, backend_name: str, params: LinkParams) -> FeedLinkSpec:
+        """The spec of link ``backend_name`` with the campaign's ``params``."""
+        return cls(backend_name, backend(backend_name, role="feed").feed_settings(params))
+
+    def open(self, clock: Clock) -> FeedLink:
+        return backend(self.backend, role="feed").open_feed(self.settings, clock)
+
+
+@dataclass(frozen=True)
+class BrokerLinkSpec:
+    """The broker adapter's link in its role config, as :class:`FeedLinkSpec`."""
+
+    backend: str
+    settings: Annotated[object, ChosenBy("backend", _broker_config_of)]
+
+    def __post_init__(self) -> None:
+        expected = _broker_config_of(self.backend)
+        if not isinstance(self.settings, expected):
+            raise ConfigError(f"must be a {expected.__name__}", key="settings")
+
+    @classmethod
+    def of(cls, backend_name: str, params: LinkParams) -> BrokerLinkSpec:
+        return cls(backend_name, backend(backend_name, role="broker").broker_settings(params))
+
+    def open(self, clock: Clock) -> BrokerLink:
+        return backend(self.backend, role="broker").open_broker(self.settings, clock)

@@ -15,26 +15,19 @@ from typing import Any
 import numpy as np
 import zmq
 
-from arbsphere.adapters.backends import backend
 from arbsphere.adapters.links import BrokerLink
 from arbsphere.adapters.plan_replica import PlanReplica
+from arbsphere.adapters.role_config import BrokerRoleConfig
 from arbsphere.adapters.sync_master import open_sync_master
 from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.contracts import PLAN_LEG_DTYPE, default_registry
 from arbsphere.errors import ContractError, DecodeError, PipelineError
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.plan.digest import plan_hash
-from arbsphere.runtime import (
-    StopFlag,
-    cpu_usage,
-    quiesce_gc,
-    require,
-    run_role,
-    write_json_atomic,
-)
+from arbsphere.runtime import RoleProcess, StopFlag, cpu_usage, run_role
 from arbsphere.security.identity import Role
-from arbsphere.security.role_security import PIPELINE, open_role_security
-from arbsphere.security.secure_socket import SecureSocket
+from arbsphere.security.role_security import PIPELINE
+from arbsphere.security.role_sockets import Plaintext, role_sockets
 from arbsphere.sender_ids import BROKER_SENDER_ID
 from arbsphere.tracebuf import TraceBuffer
 
@@ -106,12 +99,6 @@ ACK_TRACE_DTYPE = np.dtype(
         ("rx_ns", "<i8"),
     ]
 )
-
-
-def open_broker_link(cfg: dict[str, Any], source: str, clock: Clock) -> BrokerLink:
-    """Build the configured rig-side broker link backend."""
-    link = require(cfg, "link", str, source)
-    return backend(link, role="broker", file=source).open_broker(cfg, source, clock)
 
 
 class OrderBook:
@@ -298,95 +285,107 @@ class _BrokerLoop:
             self.reports_out.send(b"".join(reports))
 
 
-def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
-    source = str(path)
-    clock = RealtimeClock()
-    name = require(cfg, "name", str, source)
-    out_dir = Path(require(cfg, "out_dir", str, source))
-    device_id = require(cfg, "device_id", int, source)
-    reg = default_registry()
-    replica = PlanReplica(
-        require(cfg, "n_venues", int, source), require(cfg, "n_assets", int, source),
-        fault_every=int(cfg.get("replica_fault_every", 0)),
-    )  # fmt: skip
-    link = open_broker_link(cfg, source, clock)
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+def _pipeline_sockets(
+    ctx: zmq.Context[zmq.Socket[bytes]], security: Plaintext, cfg: BrokerRoleConfig
+) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes], Any, Any]:
+    """The PULL of PlanDeltas and the PUSH of reports to the coordinator, connected: both raw
+    sockets, then what the plans are received on (guarded, attestation checked with security
+    on) and what the reports are sent on (sealed)."""
     pull = ctx.socket(zmq.PULL)
     pull.setsockopt(zmq.RCVHWM, 1_000_000)
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 1_000_000)
     push.setsockopt(zmq.LINGER, 2000)
-    sec = open_role_security(cfg, source, clock, ctx)
-    plans: Any = pull
-    reports_out: Any = push
-    if sec is not None:
-        coordinator = sec.names_of(Role.COORDINATOR)[0]
-        sec.client(pull, coordinator)
-        sec.client(push, coordinator)
-        attested_by = coordinator if sec.settings.attest_plan_deltas else None
-        plans = SecureSocket(
-            pull, guard=sec.guard(PIPELINE, [coordinator], attested_by=attested_by)
-        )
-        reports_out = SecureSocket(push, sealer=sec.sealer(PIPELINE, coordinator))
+    security.client(pull, Role.COORDINATOR)
+    security.client(push, Role.COORDINATOR)
+    plans = security.receiver(pull, PIPELINE, [Role.COORDINATOR], attested_by=Role.COORDINATOR)
+    reports_out = security.sender(push, PIPELINE, Role.COORDINATOR)
     try:
-        pull.connect(require(cfg, "plan_endpoint", str, source))
-        push.connect(require(cfg, "report_endpoint", str, source))
+        pull.connect(cfg.plan_endpoint)
+        push.connect(cfg.report_endpoint)
     except zmq.ZMQError as exc:
-        raise PipelineError(f"{name}: cannot connect: {exc}") from exc
-    poller = zmq.Poller()
-    poller.register(pull, zmq.POLLIN)
-    poller.register(link.fileno(), zmq.POLLIN)
-    sync = open_sync_master(cfg, source, link, clock)
+        raise PipelineError(f"{cfg.name}: cannot connect: {exc}") from exc
+    return pull, push, plans, reports_out
 
-    gov = sec.connect_registry() if sec is not None else None
-    if gov is not None:
-        poller.register(gov, zmq.POLLIN)
-    loop = _BrokerLoop(reg, device_id, replica, link, pull, plans, reports_out, clock)
-    replica.warm_up()
-    quiesce_gc()
-    write_json_atomic(out_dir / f"{name}.ready.json", {"timestamp_source": link.timestamp_source})
 
-    try:
+class BrokerProcess(RoleProcess):
+    """The broker adapter: its link, plan replica, sockets (security decided once) and clock
+    sync, wired from the role config; :meth:`serve` polls the plans and the device."""
+
+    def __init__(self, cfg: BrokerRoleConfig, source: str, clock: Clock) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.out_dir = Path(cfg.out_dir)
+        self.clock = clock
+        self.replica = PlanReplica(cfg.n_venues, cfg.n_assets,
+                                   fault_every=cfg.replica_fault_every)  # fmt: skip
+        self.link = cfg.link.open(clock)
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self.security = role_sockets(cfg.security, source, clock, ctx)
+        self.pull, self.push, plans, reports_out = _pipeline_sockets(ctx, self.security, cfg)
+        self.sync = open_sync_master(cfg.sync, self.link, clock)
+        self.governance = self.security.connect_governance()
+        self.loop = _BrokerLoop(default_registry(), cfg.device_id, self.replica, self.link,
+                                self.pull, plans, reports_out, clock)  # fmt: skip
+        self.replica.warm_up()
+
+    def ready_info(self) -> dict[str, Any]:
+        return {"timestamp_source": self.link.timestamp_source}
+
+    def serve(self, stop: StopFlag) -> None:
+        """Poll until ``stop``. The trade's path first: every queued PlanDelta's orders go out
+        before the clock sync, the security timers and the device's acks get the wake-up."""
+        link_fd = self.link.fileno()
+        pull, loop, sync, clock, security = (
+            self.pull, self.loop, self.sync, self.clock, self.security
+        )  # fmt: skip
+        poller = zmq.Poller()
+        poller.register(pull, zmq.POLLIN)
+        poller.register(link_fd, zmq.POLLIN)
+        if self.governance is not None:
+            poller.register(self.governance, zmq.POLLIN)
         while not stop.is_set:
             timeout = 100 if sync is None else sync.timeout_ms(clock.now_ns(), 100)
             events = dict(poller.poll(timeout))
-            # The trade's path first: every queued PlanDelta's orders go out before the clock
-            # sync, the security timers and the device's acks get this wake-up.
             if pull in events:
                 loop.plans()
-            if link.fileno() in events:
+            if link_fd in events:
                 loop.acks(sync)
             if sync is not None:
                 sync.poll(clock.now_ns())
-            if sec is not None:
-                if gov in events:
-                    sec.handle_governance()
-                sec.maybe_tick()
-    finally:
+            security.service(events)
+
+    def save(self) -> None:
+        out_dir, name, loop = self.out_dir, self.name, self.loop
         loop.orders.save(out_dir / f"{name}.orders.npy")
         loop.acks_trace.save(out_dir / f"{name}.acks.npy")
-        counts = {**loop.counts, "open_orders_at_stop": len(loop.book.open)}
-        if sync is not None:
-            sync.save(out_dir / f"{name}.sync.npy")
-        write_json_atomic(
-            out_dir / f"{name}.stats.json",
-            {"role": "broker_adapter", "name": name, "link": link.counters(),
-             "adapter": counts, "last_error": loop.last_error, "cpu": cpu_usage(),
-             "replica": replica.summary(),
-             "timestamp_source": link.timestamp_source,
-             "sync": sync.counts if sync is not None else None,
-             "security": None if sec is None else sec.stats()},
-        )  # fmt: skip
-        if sec is not None:
-            sec.close()
-        link.close()
-        pull.close(linger=0)
-        push.close()
-    return 0
+        if self.sync is not None:
+            self.sync.save(out_dir / f"{name}.sync.npy")
+
+    def stats(self) -> dict[str, Any]:
+        loop, link, sync = self.loop, self.link, self.sync
+        return {
+            "role": "broker_adapter", "name": self.name, "link": link.counters(),
+            "adapter": {**loop.counts, "open_orders_at_stop": len(loop.book.open)},
+            "last_error": loop.last_error, "cpu": cpu_usage(), "replica": self.replica.summary(),
+            "timestamp_source": link.timestamp_source,
+            "sync": sync.counts if sync is not None else None,
+            "security": self.security.stats(),
+        }  # fmt: skip
+
+    def close(self) -> None:
+        self.security.close()
+        self.link.close()
+        self.pull.close(linger=0)
+        self.push.close()
+
+
+def start(cfg: BrokerRoleConfig, source: str) -> BrokerProcess:
+    return BrokerProcess(cfg, source, RealtimeClock())
 
 
 def main() -> None:
-    run_role(run)
+    run_role(BrokerRoleConfig, start)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Rig-side device link interfaces: what a venue or broker adapter needs from a device link.
 
-This module owns the interfaces and the records only; the backends live in
+This module owns the interfaces, the records and :class:`LinkParams` (what a campaign says
+about one adapter's link) only; the backends live in
 :mod:`.udp_link` (UDP datagrams with kernel receive stamps) and :mod:`.serial_link` (COBS +
 CRC-32C frames over a serial port or a pty). Emulated and hardware devices sit behind the same
 backends, so the pipeline never asks "is this an emulator".
@@ -27,6 +28,24 @@ TIMESTAMP_USER = "user-space"
 #: read from the transport, ``malformed`` transport units rejected (each also counted under a
 #: backend-specific problem key).
 COMMON_COUNTERS = ("messages", "units", "bytes", "malformed")
+
+
+@dataclass(frozen=True)
+class LinkParams:
+    """What the campaign says about one adapter's device link, whichever backend it is: each
+    backend's settings dataclass takes the parameters it uses (``from_params``)."""
+
+    #: the adapter's role name (the link's name in error messages)
+    name: str
+    #: UDP, rig side: where the rig listens (port 0: ephemeral)
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 0
+    #: UDP, broker: where the device listens
+    device_host: str = "127.0.0.1"
+    device_port: int = 0
+    #: serial: the device node (or the pty slave the orchestrator allocated) and its speed
+    port: str = ""
+    baudrate: int = 921_600
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,13 @@ import os
 import select
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import serial
 
-from arbsphere.adapters.links import TIMESTAMP_USER, Received
+from arbsphere.adapters.links import TIMESTAMP_USER, LinkParams, Received
 from arbsphere.clock import Clock
 from arbsphere.errors import FrameError, LinkError
 from arbsphere.firmware_interfaces.serial_framing import FrameDecoder, encode_frame
-from arbsphere.runtime import require
 
 READ_CHUNK = 65536
 #: a write that makes no progress for this long fails the link
@@ -38,15 +36,11 @@ class SerialLinkConfig:
     #: reads per receive() call at most once data is flowing (the rest stays in the port)
     max_reads_per_call: int = 64
 
-
-def link_config(cfg: dict[str, Any], source: str) -> SerialLinkConfig:
-    """A venue or broker adapter's serial link from its role config: ``name``, ``port`` (a
-    device node, or the pty slave the orchestrator allocated) and ``baudrate``."""
-    return SerialLinkConfig(
-        port=require(cfg, "port", str, source),
-        baudrate=require(cfg, "baudrate", int, source),
-        name=require(cfg, "name", str, source),
-    )
+    @classmethod
+    def from_params(cls, p: LinkParams) -> SerialLinkConfig:
+        """A venue or broker adapter's serial link: the campaign's ``port`` (a device node, or
+        the pty slave the orchestrator allocated) and ``baudrate``."""
+        return cls(port=p.port, baudrate=p.baudrate, name=p.name)
 
 
 class SerialFeedLink:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -191,56 +192,52 @@ def _correlation_post(noisy: float) -> float:
     return min(1.0, max(-1.0, noisy))
 
 
-class SignalPrivacy:
-    """A venue's budgeted signals: liquidity (kind 1) and correlation (kind 2).
+@dataclass(frozen=True)
+class PrivacySettings:
+    """A venue's privacy budgets in its role config (the orchestrator's resolution of the
+    campaign's ``[security.privacy]``)."""
 
-    ``cfg`` is the venue adapter's ``privacy`` table (the orchestrator's resolution of
-    ``[security.privacy]``): mechanism, epsilon_total, epsilon_per_release, delta_total,
-    release_interval_ms, liquidity_sensitivity_lots, correlation_sensitivity, seed."""
+    mechanism: str
+    epsilon_total: float
+    epsilon_per_release: float
+    delta_total: float
+    release_interval_ms: float
+    correlation_sensitivity: float
+    seed: int
+    #: None: the position limit (the range of the released value; see rig/config.py)
+    liquidity_sensitivity_lots: float | None = None
+
+
+class SignalPrivacy:
+    """A venue's budgeted signals: liquidity (kind 1) and correlation (kind 2), as its
+    :class:`PrivacySettings` say; a budget the settings cannot make is a ConfigError naming
+    ``source`` and the key ``privacy``."""
 
     def __init__(
         self,
         venue_id: int,
-        cfg: Mapping[str, Any],
+        settings: PrivacySettings,
         position_limit_lots: int,
         emit: EventSink | None = None,
         source: str = "<privacy>",
         aligned: bool = False,
     ) -> None:
-        c = dict(cfg)
-
-        def get(key: str, kind: type | tuple[type, ...]) -> Any:
-            if key not in c:
-                raise ConfigError("missing required key", file=source, key=f"privacy.{key}")
-            value = c[key]
-            if not isinstance(value, kind) or isinstance(value, bool):
-                raise ConfigError(f"wrong type {type(value).__name__} (value {value!r})",
-                                  file=source, key=f"privacy.{key}")  # fmt: skip
-            return value
-
-        number = (int, float)
-        mechanism = get("mechanism", str)
-        eps_total = get("epsilon_total", number)
-        eps_per = get("epsilon_per_release", number)
-        delta = get("delta_total", number)
-        interval_ns = round(get("release_interval_ms", number) * 1e6)
-        seed = get("seed", int)
+        s = settings
+        interval_ns = round(s.release_interval_ms * 1e6)
         self.position_limit_lots = position_limit_lots
+        liquidity = s.liquidity_sensitivity_lots
         sensitivities = {
-            # None: the position limit (the range of the released value; see rig/config.py)
-            LIQUIDITY: position_limit_lots
-            if c.get("liquidity_sensitivity_lots") is None
-            else get("liquidity_sensitivity_lots", number),
-            CORRELATION: get("correlation_sensitivity", number),
+            LIQUIDITY: position_limit_lots if liquidity is None else liquidity,
+            CORRELATION: s.correlation_sensitivity,
         }
         posts = {LIQUIDITY: _liquidity_post, CORRELATION: _correlation_post}
         self.signals: dict[int, BudgetedSignal] = {}
         for kind, sensitivity in sensitivities.items():
             try:
                 budget = PrivacyBudget(
-                    venue_id, kind, mechanism, eps_total,
-                    delta if mechanism == "gaussian" else 0.0, eps_per, sensitivity,
-                    noise_rng(seed, venue_id, kind),
+                    venue_id, kind, s.mechanism, s.epsilon_total,
+                    s.delta_total if s.mechanism == "gaussian" else 0.0, s.epsilon_per_release,
+                    sensitivity, noise_rng(s.seed, venue_id, kind),
                 )  # fmt: skip
             except ConfigError as exc:
                 raise ConfigError(str(exc), file=source, key="privacy") from None

@@ -17,19 +17,15 @@ and are refused; the others mask among the survivors.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
-from arbsphere.adapters.venue_rounds import venue_masking
 from arbsphere.contracts import Registry, default_registry
 from arbsphere.errors import AggregationError
 from arbsphere.privacy.secure_agg import MaskingParty
 from arbsphere.privacy.secure_signals import (
-    LIQ_FIXED,
     SHARE_WORDS,
-    SIGNALS_SESSION_SUFFIX,
     all_venues,
     members_of,
     release_epoch,
@@ -40,12 +36,6 @@ from arbsphere.privacy.secure_signals import (
 default_registry().fields("SignalShare", 1).expect(
     ("epoch", "participants", "venue_id", "n_words"), ("word",)
 )
-
-
-def signal_masking(sec: Any, cfg: Mapping[str, Any], venue_id: int) -> MaskingParty | None:
-    """The venue's :class:`MaskingParty` for its signal shares (its own HKDF salt, apart from
-    the rounds'), when its ``security`` table asks for secure aggregation; None otherwise."""
-    return venue_masking(sec, cfg, venue_id, LIQ_FIXED, SIGNALS_SESSION_SUFFIX)
 
 
 class SignalSharer:

@@ -16,6 +16,7 @@ clock only; interleaving with normal traffic is the adapter loop's job (it calls
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,22 +137,27 @@ class SyncMaster:
         self.trace.save(path)
 
 
+@dataclass(frozen=True)
+class SyncSettings:
+    """An adapter's clock-sync exchange in its role config: a SYNC every ``interval_ns`` to
+    the device ``device_id`` (the role config's ``sync`` None: no exchange)."""
+
+    interval_ns: int
+    device_id: int
+
+    def __post_init__(self) -> None:
+        if self.interval_ns <= 0:
+            raise ConfigError(f"must be > 0, got {self.interval_ns}", key="interval_ns")
+        if not 0 <= self.device_id < 2**32:
+            raise ConfigError(
+                f"must be a device id (0 .. 2^32-1), got {self.device_id}", key="device_id"
+            )
+
+
 def open_sync_master(
-    cfg: dict[str, Any], source: str, link: FeedLink, clock: Clock
+    settings: SyncSettings | None, link: FeedLink, clock: Clock
 ) -> SyncMaster | None:
-    """The role config's sync master: ``sync_interval_ns`` > 0 runs one with the device
-    ``sync_device_id``; 0 or absent, none."""
-    interval = cfg.get("sync_interval_ns", 0)
-    if not isinstance(interval, int) or isinstance(interval, bool) or interval < 0:
-        raise ConfigError(
-            f"must be an integer >= 0, got {interval!r}", file=source, key="sync_interval_ns"
-        )
-    if not interval:
+    """The role config's sync master over ``link`` (None: none)."""
+    if settings is None:
         return None
-    device_id = cfg.get("sync_device_id")
-    if not isinstance(device_id, int) or isinstance(device_id, bool) or not 0 <= device_id < 2**32:
-        raise ConfigError(
-            f"must be a device id (0 .. 2^32-1), got {device_id!r}", file=source,
-            key="sync_device_id",
-        )  # fmt: skip
-    return SyncMaster(link, clock, interval_ns=interval, device_id=device_id)
+    return SyncMaster(link, clock, interval_ns=settings.interval_ns, device_id=settings.device_id)

@@ -18,9 +18,8 @@ import select
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from arbsphere.adapters.links import TIMESTAMP_KERNEL, TIMESTAMP_USER, Received
+from arbsphere.adapters.links import TIMESTAMP_KERNEL, TIMESTAMP_USER, LinkParams, Received
 from arbsphere.clock import Clock
 from arbsphere.errors import DatagramError, LinkError
 from arbsphere.firmware_interfaces.kernel_timestamps import (
@@ -34,7 +33,6 @@ from arbsphere.firmware_interfaces.udp_datagram import (
     session_id,
     unpack_datagram,
 )
-from arbsphere.runtime import require
 
 MAX_DATAGRAM = 65536
 
@@ -53,6 +51,12 @@ class UdpLinkConfig:
     #: SO_RCVBUF in bytes (0: leave the system default)
     rcvbuf_bytes: int = 4 * 1024 * 1024
 
+    @classmethod
+    def from_params(cls, p: LinkParams) -> UdpLinkConfig:
+        """A venue adapter's UDP link: the campaign's ``bind_host`` and ``bind_port`` (0:
+        ephemeral; the bound address goes into the adapter's ready file)."""
+        return cls(bind_host=p.bind_host, bind_port=p.bind_port, name=p.name)
+
 
 @dataclass(frozen=True)
 class UdpBrokerLinkConfig:
@@ -62,38 +66,23 @@ class UdpBrokerLinkConfig:
     device_port: int
     bind_host: str = "127.0.0.1"
     bind_port: int = 0
-    #: session field of the rig's outgoing order datagrams (str or bytes, at most 10)
-    session: bytes | str = b"RIG"
+    #: session field of the rig's outgoing order datagrams (ASCII, at most 10 characters)
+    session: str = "RIG"
     name: str = "udp-broker"
     kernel_timestamps: bool = True
     max_datagrams_per_call: int = 256
     rcvbuf_bytes: int = 0
 
+    @classmethod
+    def from_params(cls, p: LinkParams) -> UdpBrokerLinkConfig:
+        """The broker adapter's UDP link: the device's ``device_host`` and ``device_port``;
+        the rig's socket is an ephemeral loopback port."""
+        return cls(device_host=p.device_host, device_port=p.device_port,
+                   bind_host="127.0.0.1", bind_port=0, session=BROKER_SESSION)  # fmt: skip
+
 
 #: session field of the broker adapter's order datagrams
-BROKER_SESSION = b"BROKER    "
-
-
-def feed_link_config(cfg: dict[str, Any], source: str) -> UdpLinkConfig:
-    """The venue adapter's UDP link from its role config: ``name``, ``bind_host``,
-    ``bind_port`` (0: ephemeral; the bound address goes into the adapter's ready file)."""
-    return UdpLinkConfig(
-        bind_host=require(cfg, "bind_host", str, source),
-        bind_port=require(cfg, "bind_port", int, source),
-        name=require(cfg, "name", str, source),
-    )
-
-
-def broker_link_config(cfg: dict[str, Any], source: str) -> UdpBrokerLinkConfig:
-    """The broker adapter's UDP link from its role config: the device's ``device_host`` and
-    ``device_port``; the rig's socket is an ephemeral loopback port."""
-    return UdpBrokerLinkConfig(
-        device_host=require(cfg, "device_host", str, source),
-        device_port=require(cfg, "device_port", int, source),
-        bind_host="127.0.0.1",
-        bind_port=0,
-        session=BROKER_SESSION,
-    )
+BROKER_SESSION = "BROKER"
 
 
 class _UdpReceiver:

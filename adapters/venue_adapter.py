@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 import zmq
 
-from arbsphere.adapters.backends import backend
-from arbsphere.adapters.links import FeedLink
+from arbsphere.adapters.links import Received
 from arbsphere.adapters.outbox import Outbox
+from arbsphere.adapters.role_config import VenueFederation, VenueRoleConfig
 from arbsphere.adapters.signal_privacy import WITHHELD_LOTS, SignalPrivacy
-from arbsphere.adapters.signal_shares import SignalSharer, signal_masking
+from arbsphere.adapters.signal_shares import SignalSharer
 from arbsphere.adapters.sync_master import open_sync_master
 from arbsphere.adapters.venue_prices import VenuePrices
-from arbsphere.adapters.venue_rounds import VenueRounds, round_masking, venue_masking
+from arbsphere.adapters.venue_rounds import VenueRounds
 from arbsphere.adapters.venue_signals import EwmaCorrelation
 from arbsphere.adapters.venue_solver import VenueSolver
 from arbsphere.clock import Clock, RealtimeClock
@@ -36,19 +36,13 @@ from arbsphere.contracts import default_registry
 from arbsphere.errors import ConfigError, DecodeError, LinkError, PipelineError
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.price_protocol import PRICE_MASK_SUFFIX
-from arbsphere.privacy.secure_rounds import X_FIXED
+from arbsphere.privacy.secure_rounds import MASK_SESSION_SUFFIX, X_FIXED
+from arbsphere.privacy.secure_signals import LIQ_FIXED, SIGNALS_SESSION_SUFFIX
 from arbsphere.rounds_protocol import venue_identity
-from arbsphere.runtime import (
-    StopFlag,
-    cpu_usage,
-    quiesce_gc,
-    require,
-    run_role,
-    write_json_atomic,
-)
+from arbsphere.runtime import RoleProcess, StopFlag, cpu_usage, run_role
 from arbsphere.security.identity import Role
-from arbsphere.security.role_security import PIPELINE, ROUNDS, open_role_security
-from arbsphere.security.secure_socket import SecureSocket
+from arbsphere.security.role_security import PIPELINE, ROUNDS
+from arbsphere.security.role_sockets import Plaintext, role_sockets
 from arbsphere.tracebuf import TraceBuffer
 
 #: messages the PUSH to the coordinator queues before it stops taking more (the outbox keeps
@@ -251,74 +245,49 @@ class SequenceChecker:
         return False
 
 
-def open_feed_link(cfg: dict[str, Any], source: str, clock: Clock) -> FeedLink:
-    """Build the configured rig-side link backend (the pipeline never asks "emulator?")."""
-    link = require(cfg, "link", str, source)
-    return backend(link, role="feed", file=source).open_feed(cfg, source, clock)
-
-
 def venue_rounds_for(
-    cfg: dict[str, Any], source: str, sec: Any, sock: Any, translator: TickTranslator,
+    fed: VenueFederation, security: Plaintext, sock: Any, translator: TickTranslator,
     venue_id: int, clock: Clock,
 ) -> VenueRounds | VenuePrices:  # fmt: skip
-    """The venue's side of the federated protocol the campaign speaks (``protocol``: "price"
-    or "admm"; absent: "admm", as roles configured before the price protocol)."""
-    protocol = cfg.get("protocol", "admm")
+    """The venue's side of the federated protocol the campaign speaks."""
     solver = translator.solver
     assert solver is not None
-    if protocol == "price":
-        masking = venue_masking(sec, cfg, venue_id, X_FIXED, PRICE_MASK_SUFFIX)
+    masked = fed.secure_aggregation
+    if fed.protocol == "price":
+        masking = security.masking(venue_id, X_FIXED, PRICE_MASK_SUFFIX) if masked else None
         return VenuePrices(sock, translator.reg, solver, venue_id, translator.sender_id, clock,
                            translator.correlation, masking=masking)  # fmt: skip
-    if protocol != "admm":
-        raise ConfigError("must be 'price' or 'admm'", file=source, key="protocol")
     return VenueRounds(
-        sock,
-        translator.reg,
-        solver,
-        venue_id,
-        translator.sender_id,
-        clock,
+        sock, translator.reg, solver, venue_id, translator.sender_id, clock,
         translator.correlation,
-        masking=round_masking(sec, cfg, venue_id),
-    )
+        masking=security.masking(venue_id, X_FIXED, MASK_SESSION_SUFFIX) if masked else None,
+    )  # fmt: skip
 
 
-def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
-    source = str(path)
-    clock = RealtimeClock()
-    name = require(cfg, "name", str, source)
-    venue_id = require(cfg, "venue_id", int, source)
-    out_dir = Path(require(cfg, "out_dir", str, source))
-    position_limit = require(cfg, "position_limit_lots", int, source)
-    # the assets the venue quotes (a tick quotes one of them: its problem keeps one row each)
-    n_assets = cfg.get("n_assets", 1)
-    if not isinstance(n_assets, int) or isinstance(n_assets, bool) or not n_assets >= 1:
-        raise ConfigError(f"must be an integer >= 1 (value {n_assets!r})", file=source,
-                          key="n_assets")  # fmt: skip
-    federated = bool(cfg.get("rounds_endpoint"))
-    table = cfg.get("security")
-    # federated + secure aggregation: the released signals leave only in masked shares
-    share_signals = federated and isinstance(table, dict) and bool(table.get("secure_aggregation"))
+def _translator(cfg: VenueRoleConfig, source: str) -> TickTranslator:
+    """The venue's tick translator: its costs, and in federated mode its solver, correlation
+    estimate and privacy budgets."""
+    fed = cfg.federated
     privacy = None
-    if federated and cfg.get("privacy") is not None:
-        privacy = SignalPrivacy(venue_id, require(cfg, "privacy", dict, source), position_limit,
-                                source=source, aligned=share_signals)  # fmt: skip
-    translator = TickTranslator(
-        venue_id=venue_id,
-        sender_id=require(cfg, "sender_id", int, source),
-        costs=VenueCosts(
-            fee_bp=require(cfg, "fee_bp", (int, float), source),
-            gamma=require(cfg, "gamma", (int, float), source),
-            position_limit_lots=position_limit,
-        ),
-        budget_ns=require(cfg, "budget_ns", int, source),
-        solver=VenueSolver(n_assets) if federated else None,
-        correlation=EwmaCorrelation(n_assets) if federated else None,
+    if fed is not None and fed.privacy is not None:
+        privacy = SignalPrivacy(cfg.venue_id, fed.privacy, cfg.position_limit_lots,
+                                source=source, aligned=fed.secure_aggregation)  # fmt: skip
+    return TickTranslator(
+        venue_id=cfg.venue_id, sender_id=cfg.sender_id,
+        costs=VenueCosts(fee_bp=cfg.fee_bp, gamma=cfg.gamma,
+                         position_limit_lots=cfg.position_limit_lots),
+        budget_ns=cfg.budget_ns,
+        solver=VenueSolver(cfg.n_assets) if fed is not None else None,
+        correlation=EwmaCorrelation(cfg.n_assets) if fed is not None else None,
         privacy=privacy,
-    )
-    link = open_feed_link(cfg, source, clock)
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    )  # fmt: skip
+
+
+def _coordinator_push(
+    ctx: zmq.Context[zmq.Socket[bytes]], security: Plaintext, cfg: VenueRoleConfig
+) -> tuple[zmq.Socket[bytes], Any]:
+    """The PUSH to the coordinator, connected: the raw socket (readiness) and what the outbox
+    sends on (sealed with security on)."""
     push = ctx.socket(zmq.PUSH)
     # a short queue: when the coordinator falls behind the outbox keeps the newest tick per
     # asset instead (see adapters/outbox.py); bytes in the kernel's buffers are bounded too
@@ -326,63 +295,38 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
     push.setsockopt(zmq.SNDBUF, OUT_SOCKET_BUFFER)
     push.setsockopt(zmq.LINGER, 2000)
     push.setsockopt(zmq.IMMEDIATE, 1)
-    sec = open_role_security(cfg, source, clock, ctx)
-    if privacy is not None and sec is not None:
-        privacy.emit_to(sec.event)  # BUDGET_SPENT / BUDGET_REFUSED into the run's ledger
-    rounds: VenueRounds | VenuePrices | None = None
-    masking = signal_masking(sec, cfg, venue_id) if share_signals else None
-    if masking is not None:
-        assert sec is not None
-        interval_ms = require(cfg, "signal_release_interval_ms", (int, float), source)
-
-        def participants() -> int:
-            return 0 if rounds is None else rounds.latest_participants
-
-        translator.sharer = SignalSharer(
-            masking, translator.reg, venue_id, translator.sender_id,
-            len(sec.names_of(Role.VENUE)), round(interval_ms * 1e6), participants,
-        )  # fmt: skip
-    coordinator = "coordinator"
-    if sec is not None:
-        coordinator = sec.names_of(Role.COORDINATOR)[0]
-        sec.client(push, coordinator)
-    out: Any = push
-    if sec is not None:
-        out = SecureSocket(push, sealer=sec.sealer(PIPELINE, coordinator))
+    security.client(push, Role.COORDINATOR)
+    out = security.sender(push, PIPELINE, Role.COORDINATOR)
     try:
-        push.connect(require(cfg, "coordinator_endpoint", str, source))
+        push.connect(cfg.coordinator_endpoint)
     except zmq.ZMQError as exc:
-        raise PipelineError(f"{name}: cannot connect to coordinator: {exc}") from exc
+        raise PipelineError(f"{cfg.name}: cannot connect to coordinator: {exc}") from exc
+    return push, out
 
-    poller = zmq.Poller()
-    poller.register(link.fileno(), zmq.POLLIN)
-    push_events = getattr(push, "getsockopt")  # noqa: B009 (the raw socket's, not SecureSocket)
-    outbox = Outbox(lambda msg: out.send(msg, copy=True),
-                    lambda: bool(push_events(zmq.EVENTS) & zmq.POLLOUT))  # fmt: skip
-    waiting_out = False
-    if translator.solver is not None:
-        dealer = ctx.socket(zmq.DEALER)
-        dealer.setsockopt(zmq.IDENTITY, venue_identity(venue_id))
-        dealer.setsockopt(zmq.LINGER, 0)
-        rounds_sock: Any = dealer
-        if sec is not None:
-            sec.client(dealer, coordinator)
-            rounds_sock = SecureSocket(
-                dealer, sealer=sec.sealer(ROUNDS, coordinator),
-                guard=sec.guard(ROUNDS, [coordinator]),
-            )  # fmt: skip
-        try:
-            dealer.connect(require(cfg, "rounds_endpoint", str, source))
-        except zmq.ZMQError as exc:
-            raise PipelineError(
-                f"{name}: cannot connect to the coordinator's rounds: {exc}"
-            ) from exc
-        rounds = venue_rounds_for(cfg, source, sec, rounds_sock, translator, venue_id, clock)
-        poller.register(dealer, zmq.POLLIN)
-    sync = open_sync_master(cfg, source, link, clock)
-    trace = TraceBuffer(TICK_TRACE_DTYPE)
-    seqs = SequenceChecker()
-    counts = {
+
+def _rounds_dealer(
+    ctx: zmq.Context[zmq.Socket[bytes]], security: Plaintext, cfg: VenueRoleConfig,
+    fed: VenueFederation,
+) -> tuple[zmq.Socket[bytes], Any]:  # fmt: skip
+    """The DEALER of the coordinator's rounds, connected: the raw socket (for the poller) and
+    what the rounds speak on."""
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.IDENTITY, venue_identity(cfg.venue_id))
+    dealer.setsockopt(zmq.LINGER, 0)
+    security.client(dealer, Role.COORDINATOR)
+    sock = security.exchange(dealer, ROUNDS, Role.COORDINATOR)
+    try:
+        dealer.connect(fed.rounds_endpoint)
+    except zmq.ZMQError as exc:
+        raise PipelineError(
+            f"{cfg.name}: cannot connect to the coordinator's rounds: {exc}"
+        ) from exc
+    return dealer, sock
+
+
+def new_counts() -> dict[str, int]:
+    """The venue adapter's message counters (its stats' ``adapter``)."""
+    return {
         "ticks": 0,
         "heartbeats": 0,
         "decode_errors": 0,
@@ -392,104 +336,86 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
         "frames": 0,  # ZeroMQ messages the forwarded ticks left in
         "stale_dropped": 0,
     }
-    last_error = ""
-    ready: dict[str, Any] = {"timestamp_source": link.timestamp_source}
-    address = getattr(link, "address", None)
-    if address is not None:
-        ready["address"] = list(address)
-    if rounds is not None:
-        VenueSolver.warm_up()
-        if isinstance(rounds, VenuePrices):
-            VenuePrices.warm_up()
-    if sec is not None:
-        sec.connect_registry()
-    quiesce_gc()
-    write_json_atomic(out_dir / f"{name}.ready.json", ready)
 
-    try:
+
+class VenueProcess(RoleProcess):
+    """One venue adapter: its link, translator, sockets (security decided once), rounds,
+    clock sync and trace, wired from the role config; :meth:`serve` is the tick loop."""
+
+    def __init__(self, cfg: VenueRoleConfig, source: str, clock: Clock) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.out_dir = Path(cfg.out_dir)
+        self.clock = clock
+        self.translator = translator = _translator(cfg, source)
+        self.privacy = translator.privacy
+        self.link = cfg.link.open(clock)
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self.security = security = role_sockets(cfg.security, source, clock, ctx)
+        if self.privacy is not None:
+            self.privacy.emit_to(security.event)  # BUDGET_SPENT / BUDGET_REFUSED: the ledger
+        self.push, out = _coordinator_push(ctx, security, cfg)
+        push_events = getattr(self.push, "getsockopt")  # noqa: B009 (the raw socket's)
+        self.outbox = Outbox(lambda msg: out.send(msg, copy=True),
+                             lambda: bool(push_events(zmq.EVENTS) & zmq.POLLOUT))  # fmt: skip
+        self.rounds: VenueRounds | VenuePrices | None = None
+        self.dealer: zmq.Socket[bytes] | None = None
+        fed = cfg.federated
+        if fed is not None:
+            self._share_signals(fed)
+            self.dealer, rounds_sock = _rounds_dealer(ctx, security, cfg, fed)
+            self.rounds = venue_rounds_for(fed, security, rounds_sock, translator, cfg.venue_id,
+                                           clock)  # fmt: skip
+        self.sync = open_sync_master(cfg.sync, self.link, clock)
+        self.trace = TraceBuffer(TICK_TRACE_DTYPE)
+        self.seqs = SequenceChecker()
+        self.counts = new_counts()
+        self.last_error = ""
+        if self.rounds is not None:
+            VenueSolver.warm_up()
+            if isinstance(self.rounds, VenuePrices):
+                VenuePrices.warm_up()
+        security.connect_governance()
+
+    def _share_signals(self, fed: VenueFederation) -> None:
+        """Under secure aggregation the released signals leave only in masked shares."""
+        if not fed.secure_aggregation:
+            return
+        cfg = self.cfg
+        masking = self.security.masking(cfg.venue_id, LIQ_FIXED, SIGNALS_SESSION_SUFFIX)
+        assert masking is not None  # secure aggregation comes with the security table
+
+        def participants() -> int:
+            return 0 if self.rounds is None else self.rounds.latest_participants
+
+        t = self.translator
+        t.sharer = SignalSharer(
+            masking, t.reg, cfg.venue_id, t.sender_id, cfg.n_venues,
+            round(fed.signal_release_interval_ms * 1e6), participants,
+        )  # fmt: skip
+
+    def ready_info(self) -> dict[str, Any]:
+        ready: dict[str, Any] = {"timestamp_source": self.link.timestamp_source}
+        address = getattr(self.link, "address", None)
+        if address is not None:
+            ready["address"] = list(address)
+        return ready
+
+    def serve(self, stop: StopFlag) -> None:
+        """Until ``stop``: receive what the link has (and answer the rounds), forward the
+        ticks, flush the outbox; while it waits for the socket, wake when that takes more."""
+        poller = zmq.Poller()
+        poller.register(self.link.fileno(), zmq.POLLIN)
+        if self.dealer is not None:
+            poller.register(self.dealer, zmq.POLLIN)
+        outbox, push = self.outbox, self.push
+        receive, forward = self._receive, self._forward
+        waiting_out = False
         while not stop.is_set:
-            try:
-                timeout = 100 if sync is None else sync.timeout_ms(clock.now_ns(), 100)
-                if rounds is None:  # (with messages waiting for the socket: look again soon)
-                    batch = link.receive(timeout_ms=1 if outbox.pending else timeout)
-                else:
-                    # Read (and so stamp) what the link has first — a serial link's stamps are
-                    # user-space, taken at the read — then answer a waiting round, then work
-                    # through the ticks.
-                    ready = dict(poller.poll(timeout))
-                    batch = link.receive(timeout_ms=0) if link.fileno() in ready else []
-                    if dealer in ready:
-                        rounds.on_readable()
-                if sync is not None:
-                    sync.poll(clock.now_ns())
-                if sec is not None:
-                    sec.service()
-            except OSError as exc:
-                if stop.is_set:
-                    break
-                raise LinkError(f"{name}: link receive failed: {exc}") from exc
-            # The ticks the link delivered together leave in one frame: one tag, one CurveZMQ
-            # box, one ZeroMQ send (the coordinator cuts it by the envelopes' payload_len).
-            # Keeping up, that is one tick; behind, the per-send cost (the I/O thread's wake-up,
-            # ~20-100 us here) is paid once per batch instead of per tick, so the adapter
-            # catches up instead of queueing; and while the coordinator is behind (the socket
-            # at its high-water mark) the ticks wait in the outbox, the newest per asset.
-            # First the batch's messages in order (sync, heartbeats, sequence); then its ticks:
-            # of several ticks of one asset that the link delivered together only the newest is
-            # forwarded — the coordinator would supersede the others in the same wake-up (one
-            # frame is one batch), so no decision changes; they are flagged ``shed`` in the
-            # trace and counted (``superseded``). Keeping up, a batch holds one tick; behind,
-            # this is where the load is shed before the per-tick work.
-            ticks: list[tuple[Any, tuple[Any, ...]]] = []
-            newest: dict[int, int] = {}  # asset -> index in ticks of its newest
-            for rec in batch:
-                try:
-                    mtype, tick = dm.decode_values(rec.payload)
-                except DecodeError as exc:
-                    counts["decode_errors"] += 1
-                    last_error = str(exc)
-                    continue
-                if mtype == dm.MSG_HEARTBEAT:
-                    counts["heartbeats"] += 1
-                    continue
-                if mtype != dm.MSG_TICK:
-                    if mtype == dm.MSG_DELAY_REQ and sync is not None:
-                        sync.on_delay_req(tick, rec.rx_ns)
-                    else:
-                        counts["other_messages"] += 1
-                    continue
-                counts["ticks"] += 1
-                if not seqs.observe(tick[T_SEQ]):
-                    counts["stale_dropped"] += 1
-                    continue
-                newest[tick[T_ASSET]] = len(ticks)
-                ticks.append((rec, tick))
-            for k, (rec, tick) in enumerate(ticks):
-                seq = tick[T_SEQ]
-                send_dev = tick[T_SEND]
-                if newest[tick[T_ASSET]] != k:
-                    counts["superseded"] += 1
-                    trace.append(
-                        (venue_id, tick[T_ASSET], seq, tick[T_INTENDED], send_dev, rec.rx_ns,
-                         rec.rx_ns, tick[T_BID], tick[T_ASK], 1)
-                    )  # fmt: skip
-                    continue
-                latency = rec.rx_ns - send_dev
-                problem, signals = translator.translate(tick, rec.rx_ns, latency)
-                decoded = clock.now_ns()
-                gone = outbox.add_tick(tick[T_ASSET], problem + signals, trace.n)
-                if gone is not None:  # its older tick never left: superseded here
-                    trace.view()[gone]["shed"] = 1
-                    counts["superseded"] += 1
-                    counts["forwarded"] -= 1
-                share = translator.take_share()
-                if share is not None:  # once per release epoch: its own message, in order
-                    outbox.add_other(share)
-                counts["forwarded"] += 1
-                trace.append(
-                    (venue_id, tick[T_ASSET], seq, tick[T_INTENDED], send_dev, rec.rx_ns, decoded,
-                     tick[T_BID], tick[T_ASK], 0)
-                )  # fmt: skip
+            batch = receive(poller, stop)
+            if batch is None:
+                break
+            forward(batch)
             outbox.flush()
             if outbox.pending != waiting_out:  # wake when the socket takes more
                 waiting_out = outbox.pending
@@ -497,52 +423,162 @@ def run(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
                     poller.register(push, zmq.POLLIN | zmq.POLLOUT)
                 else:
                     poller.unregister(push)
-    finally:
+
+    def _receive(self, poller: zmq.Poller, stop: StopFlag) -> list[Received] | None:
+        """One wake-up's device messages (None: stopped while the link failed); the rounds,
+        the clock sync and the security timers are served on the way."""
+        sync, rounds, link, clock = self.sync, self.rounds, self.link, self.clock
+        try:
+            timeout = 100 if sync is None else sync.timeout_ms(clock.now_ns(), 100)
+            if rounds is None:  # (with messages waiting for the socket: look again soon)
+                batch = link.receive(timeout_ms=1 if self.outbox.pending else timeout)
+            else:
+                # Read (and so stamp) what the link has first — a serial link's stamps are
+                # user-space, taken at the read — then answer a waiting round, then work
+                # through the ticks.
+                ready = dict(poller.poll(timeout))
+                batch = link.receive(timeout_ms=0) if link.fileno() in ready else []
+                if self.dealer in ready:
+                    rounds.on_readable()
+            if sync is not None:
+                sync.poll(clock.now_ns())
+            self.security.service()
+        except OSError as exc:
+            if stop.is_set:
+                return None
+            raise LinkError(f"{self.name}: link receive failed: {exc}") from exc
+        return batch
+
+    def _forward(self, batch: list[Received]) -> None:
+        """The ticks the link delivered together leave in one frame: one tag, one CurveZMQ
+        box, one ZeroMQ send (the coordinator cuts it by the envelopes' payload_len). Keeping
+        up, that is one tick; behind, the per-send cost (the I/O thread's wake-up, ~20-100 us
+        here) is paid once per batch instead of per tick, so the adapter catches up instead of
+        queueing; and while the coordinator is behind (the socket at its high-water mark) the
+        ticks wait in the outbox, the newest per asset."""
+        ticks, newest = self._sort(batch)
+        if not ticks:
+            return
+        counts, trace, outbox, translator = self.counts, self.trace, self.outbox, self.translator
+        venue_id, now = self.cfg.venue_id, self.clock.now_ns
+        for k, (rec, tick) in enumerate(ticks):
+            seq = tick[T_SEQ]
+            send_dev = tick[T_SEND]
+            if newest[tick[T_ASSET]] != k:
+                counts["superseded"] += 1
+                trace.append(
+                    (venue_id, tick[T_ASSET], seq, tick[T_INTENDED], send_dev, rec.rx_ns,
+                     rec.rx_ns, tick[T_BID], tick[T_ASK], 1)
+                )  # fmt: skip
+                continue
+            latency = rec.rx_ns - send_dev
+            problem, signals = translator.translate(tick, rec.rx_ns, latency)
+            decoded = now()
+            gone = outbox.add_tick(tick[T_ASSET], problem + signals, trace.n)
+            if gone is not None:  # its older tick never left: superseded here
+                trace.view()[gone]["shed"] = 1
+                counts["superseded"] += 1
+                counts["forwarded"] -= 1
+            share = translator.take_share()
+            if share is not None:  # once per release epoch: its own message, in order
+                outbox.add_other(share)
+            counts["forwarded"] += 1
+            trace.append(
+                (venue_id, tick[T_ASSET], seq, tick[T_INTENDED], send_dev, rec.rx_ns, decoded,
+                 tick[T_BID], tick[T_ASK], 0)
+            )  # fmt: skip
+
+    def _sort(
+        self, batch: list[Received]
+    ) -> tuple[list[tuple[Received, tuple[Any, ...]]], dict[int, int]]:
+        """The batch's messages in order (clock sync, heartbeats, sequence), then its ticks:
+        of several ticks of one asset that the link delivered together only the newest is
+        forwarded — the coordinator would supersede the others in the same wake-up (one frame
+        is one batch), so no decision changes; the others are flagged ``shed`` in the trace and
+        counted (``superseded``). Keeping up, a batch holds one tick; behind, this is where
+        the load is shed before the per-tick work. Returns the ticks and, per asset, the index
+        of its newest."""
+        ticks: list[tuple[Received, tuple[Any, ...]]] = []
+        newest: dict[int, int] = {}  # asset -> index in ticks of its newest
+        counts, sync, seqs = self.counts, self.sync, self.seqs
+        for rec in batch:
+            try:
+                mtype, tick = dm.decode_values(rec.payload)
+            except DecodeError as exc:
+                counts["decode_errors"] += 1
+                self.last_error = str(exc)
+                continue
+            if mtype == dm.MSG_HEARTBEAT:
+                counts["heartbeats"] += 1
+                continue
+            if mtype != dm.MSG_TICK:
+                if mtype == dm.MSG_DELAY_REQ and sync is not None:
+                    sync.on_delay_req(tick, rec.rx_ns)
+                else:
+                    counts["other_messages"] += 1
+                continue
+            counts["ticks"] += 1
+            if not seqs.observe(tick[T_SEQ]):
+                counts["stale_dropped"] += 1
+                continue
+            newest[tick[T_ASSET]] = len(ticks)
+            ticks.append((rec, tick))
+        return ticks, newest
+
+    def save(self) -> None:
+        """What the outbox still holds goes if the socket takes it; the privacy budgets'
+        refusal summaries (before the ledger link closes); the traces."""
+        outbox, out_dir, name = self.outbox, self.out_dir, self.name
         outbox.flush()
-        counts["frames"] = outbox.frames
-        counts["unsent_at_stop"] = len(outbox.items)  # the socket took no more before the stop
-        if privacy is not None:
-            privacy.finish()  # the refusal summaries, before the ledger link closes
-        trace.save(out_dir / f"{name}.trace.npy")
+        self.counts["frames"] = outbox.frames
+        self.counts["unsent_at_stop"] = len(outbox.items)  # the socket took no more
+        if self.privacy is not None:
+            self.privacy.finish()
+        self.trace.save(out_dir / f"{name}.trace.npy")
+        rounds = self.rounds
         if rounds is not None:
             rounds.solves.save(out_dir / f"{name}.solves.npy")
             if isinstance(rounds, VenueRounds) and rounds.masking is not None:
                 rounds.save_convergence(out_dir, name)
-        if sync is not None:
-            sync.save(out_dir / f"{name}.sync.npy")
-        stats = {
+        if self.sync is not None:
+            self.sync.save(out_dir / f"{name}.sync.npy")
+
+    def stats(self) -> dict[str, Any]:
+        t, rounds, seqs, sync = self.translator, self.rounds, self.seqs, self.sync
+        return {
             "role": "venue_adapter",
-            "name": name,
-            "venue_id": venue_id,
-            "timestamp_source": link.timestamp_source,
-            "link": link.counters(),
-            "adapter": counts,
+            "name": self.name,
+            "venue_id": self.cfg.venue_id,
+            "timestamp_source": self.link.timestamp_source,
+            "link": self.link.counters(),
+            "adapter": self.counts,
             "sequence": {"gaps": seqs.gaps, "missing": seqs.missing, "duplicates": seqs.duplicates},
-            "last_error": last_error,
+            "last_error": self.last_error,
             "cpu": cpu_usage(),
             "sync": sync.counts if sync is not None else None,
-            "signals": None if translator.correlation is None else translator.correlation.summary(),
-            "rounds": None
-            if rounds is None
-            else {**rounds.counts, "last_error": rounds.last_error},
-            "security": None if sec is None else sec.stats(),
-            "privacy": None if privacy is None else privacy.state(),
-            "signal_shares": None
-            if translator.sharer is None
-            else {**translator.sharer.counts, "last_error": translator.sharer.last_error},
-        }
-        write_json_atomic(out_dir / f"{name}.stats.json", stats)
-        if sec is not None:
-            sec.close()
-        link.close()
-        push.close()
-        if rounds is not None:
-            dealer.close(linger=0)
-    return 0
+            "signals": None if t.correlation is None else t.correlation.summary(),
+            "rounds": None if rounds is None else {**rounds.counts,
+                                                   "last_error": rounds.last_error},
+            "security": self.security.stats(),
+            "privacy": None if self.privacy is None else self.privacy.state(),
+            "signal_shares": None if t.sharer is None else {**t.sharer.counts,
+                                                            "last_error": t.sharer.last_error},
+        }  # fmt: skip
+
+    def close(self) -> None:
+        self.security.close()
+        self.link.close()
+        self.push.close()
+        if self.dealer is not None:
+            self.dealer.close(linger=0)
+
+
+def start(cfg: VenueRoleConfig, source: str) -> VenueProcess:
+    return VenueProcess(cfg, source, RealtimeClock())
 
 
 def main() -> None:
-    run_role(run)
+    run_role(VenueRoleConfig, start)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ correlation estimate (:mod:`.venue_signals`), which its SharedSignals carry. Eac
 frozen problem is recorded in the venue's own solve trace (``<name>.solves.npy``): the rig —
 not the coordinator — uses it to compute the centralized baseline of every solve.
 
-Under secure aggregation (a :class:`~arbsphere.privacy.secure_agg.MaskingParty` given, see
-:func:`round_masking`) the venue speaks DualVariables v3 / LocalSolution v2 and nothing else:
-each round's answer is a masked share (x in fixed point, ‖x‖², ‖x − z_old‖²; see
+Under secure aggregation (a :class:`~arbsphere.privacy.secure_agg.MaskingParty` given, by the
+venue adapter's role sockets) the venue speaks DualVariables v3 / LocalSolution v2 and nothing
+else: each round's answer is a masked share (x in fixed point, ‖x‖², ‖x − z_old‖²; see
 :mod:`arbsphere.privacy.secure_rounds`), masked among the solve's participants; it keeps its
 x of every
 round of the solve, and REVEAL (which closes the solve like FINAL) is answered with the x of
@@ -23,7 +23,6 @@ learns it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +34,10 @@ from arbsphere.adapters.venue_solver import VenueSolver
 from arbsphere.clock import Clock
 from arbsphere.contracts import Registry, default_registry
 from arbsphere.errors import AggregationError, ContractError, DecodeError, SolverError
-from arbsphere.privacy.secure_agg import FixedPoint, MaskingParty
+from arbsphere.privacy.secure_agg import MaskingParty
 from arbsphere.privacy.secure_rounds import (
     KIND_REVEAL,
     KIND_SHARE,
-    MASK_SESSION_SUFFIX,
-    X_FIXED,
     members,
     reveal_words,
     share_length,
@@ -54,7 +51,6 @@ from arbsphere.rounds_protocol import (
     PHASE_ITERATE,
     PHASE_REVEAL,
 )
-from arbsphere.sender_ids import VENUE_SENDER_BASE
 from arbsphere.tracebuf import TraceBuffer
 
 # DualVariables positions in its decode_values tuple: v2 (in clear) and v3 (secure
@@ -99,31 +95,6 @@ VENUE_SOLVE_DTYPE = np.dtype(
 
 #: the first solves whose z the venue keeps after every round (secure aggregation)
 CONVERGENCE_SOLVES = 256
-
-
-def round_masking(sec: Any, cfg: Mapping[str, Any], venue_id: int) -> MaskingParty | None:
-    """The venue's :class:`MaskingParty` for the rounds (None: the clear protocol)."""
-    return venue_masking(sec, cfg, venue_id, X_FIXED, MASK_SESSION_SUFFIX)
-
-
-def venue_masking(
-    sec: Any, cfg: Mapping[str, Any], venue_id: int, fixed: FixedPoint, suffix: bytes
-) -> MaskingParty | None:
-    """A venue's :class:`MaskingParty` when its ``security`` table asks for secure aggregation
-    (None otherwise): its own X25519 tag key, every venue's tag public key from the roster
-    (venue id = sender id − VENUE_SENDER_BASE), ``fixed``, and the run's session bytes with
-    ``suffix`` (each masked stream has its own HKDF salt)."""
-    table = cfg.get("security")
-    if sec is None or not isinstance(table, Mapping) or not table.get("secure_aggregation"):
-        return None
-    from arbsphere.security.identity import Role
-
-    peers = {
-        e.sender_id - VENUE_SENDER_BASE: e.credential.tag_public
-        for e in sec.roster.entries.values()
-        if e.role == Role.VENUE
-    }
-    return MaskingParty(venue_id, sec.identity.tag_key, peers, fixed, sec.roster.session + suffix)
 
 
 class VenueRounds:

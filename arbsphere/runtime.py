@@ -1,15 +1,20 @@
-"""Plumbing shared by every role process: stop signals, role config files, atomic JSON output.
+"""The one process runtime of every role: stop signals, the typed role config, the ready file,
+the traces and stats written at the stop, exit codes, atomic JSON output.
 
-A role (venue adapter, coordinator, broker adapter) is started by the orchestrator as
-``python -m <module> CONFIG.json``. It writes ``<name>.ready`` once its sockets are bound and its
-kernels are warm, runs until SIGTERM/SIGINT, then writes its trace table and ``<name>.stats.json``
-and exits 0. Files are written atomically (temp file + rename) so a reader never sees half a file.
+A role (venue adapter, coordinator, broker adapter, journal player) is started by the
+orchestrator as ``python -m <module> CONFIG.json`` and runs through :func:`run_role`: the file is
+read into the role's config dataclass (:func:`read_role_config`, the one config reader), the
+role builds its :class:`RoleProcess` from it (sockets bound, kernels warm), then
+:func:`serve_role` writes ``<name>.ready.json``, serves until SIGTERM/SIGINT and — in
+``finally``, also when serving failed — saves the traces, writes ``<name>.stats.json`` and
+closes. Exit codes: 0 normal stop, 2 configuration error, 3 any other rig error (message on
+stderr). Files are written atomically (temp file + rename) so a reader never sees half a file.
 
 A role's configuration is a frozen dataclass: the orchestrator builds it from the campaign and
 writes it as JSON (:func:`config_to_json`); the role reads it back into the same dataclass with
-:func:`config_from_json` (via :func:`run_typed_role`), the one place its keys and types are
-checked. :func:`load_role_config` and :func:`require` serve the roles still configured by a
-plain JSON object.
+:func:`config_from_json`, the one place its keys and types are checked. A field whose type
+depends on another field's value (a link backend's settings, by the link's name) says so with
+:class:`ChosenBy`.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import sys
 import tempfile
 import types
 import typing
+from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -82,31 +89,6 @@ def cpu_usage() -> dict[str, float]:
     return {"user_s": round(ru.ru_utime, 3), "system_s": round(ru.ru_stime, 3)}
 
 
-def load_role_config(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("role config not found", file=str(p)) from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"not valid JSON: {exc}", file=str(p)) from exc
-    if not isinstance(data, dict):
-        raise ConfigError("role config must be a JSON object", file=str(p))
-    return data
-
-
-def require(cfg: dict[str, Any], key: str, kind: type | tuple[type, ...], source: str) -> Any:
-    """Fetch a required key of a role config with a type check; errors name file and key."""
-    if key not in cfg:
-        raise ConfigError("missing required key", file=source, key=key)
-    value = cfg[key]
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise ConfigError(
-            f"wrong type {type(value).__name__} (value {value!r})", file=source, key=key
-        )
-    return value
-
-
 C = TypeVar("C")
 
 
@@ -115,17 +97,28 @@ def config_to_json(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+@dataclass(frozen=True)
+class ChosenBy:
+    """Metadata of a field annotated ``Annotated[object, ChosenBy("backend", choose)]``: its
+    type is ``choose(value of the field "backend")`` (declared before it), e.g. the settings
+    dataclass a link backend names. A ConfigError of ``choose`` is reported at that field."""
+
+    field: str
+    choose: Callable[[Any], type]
+
+
 def config_from_json(config_type: type[C], data: Any, source: str, key: str = "") -> C:
     """``data`` (parsed JSON) as the dataclass ``config_type``, checked against its fields'
     annotations: nested dataclasses, ``int``, ``float`` (an int is a float), ``str``, ``bool``,
     ``None``, ``Path`` (from a string), ``Literal`` values, unions (``X | None``), ``list``,
-    ``tuple`` and ``dict`` (string or int keys). A field with a default may be absent; a missing
-    key, an unknown one or a wrong type is a :class:`ConfigError` naming ``source`` and the
-    dotted key. A check of the dataclass itself (``__post_init__``) raising ConfigError gets the
-    same file and key prefix (a ValueError: the dataclass's key)."""
+    ``tuple``, ``dict`` (string or int keys) and :class:`ChosenBy` fields. A field with a
+    default may be absent; a missing key, an unknown one or a wrong type is a
+    :class:`ConfigError` naming ``source`` and the dotted key. A check of the dataclass itself
+    (``__post_init__``) raising ConfigError gets the same file and key prefix (a ValueError:
+    the dataclass's key)."""
     if not isinstance(data, dict):
         raise ConfigError(f"must be an object, got {_kind(data)}", file=source, key=key or None)
-    hints = typing.get_type_hints(config_type)
+    hints = typing.get_type_hints(config_type, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(config_type)}  # type: ignore[arg-type]
     prefix = f"{key}." if key else ""
     unknown = sorted(set(data) - set(fields))
@@ -134,7 +127,8 @@ def config_from_json(config_type: type[C], data: Any, source: str, key: str = ""
     values: dict[str, Any] = {}
     for name, f in fields.items():
         if name in data:
-            values[name] = _typed(hints[name], data[name], source, prefix + name)
+            tp = _chosen(hints[name], values, source, prefix)
+            values[name] = _typed(tp, data[name], source, prefix + name)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError("missing required key", file=source, key=prefix + name)
     try:
@@ -142,11 +136,29 @@ def config_from_json(config_type: type[C], data: Any, source: str, key: str = ""
     except ConfigError as exc:
         if exc.file is not None:
             raise
-        inner = f"{prefix}{exc.key}" if exc.key else (key or None)
-        message = str(exc).removeprefix(f"key '{exc.key}': ") if exc.key else str(exc)
-        raise ConfigError(message, file=source, key=inner) from exc
+        raise _at(exc, source, prefix, key) from exc
     except ValueError as exc:  # a dataclass's own check (e.g. AdmmSettings)
         raise ConfigError(str(exc), file=source, key=key or None) from exc
+
+
+def _at(exc: ConfigError, source: str, prefix: str, key: str) -> ConfigError:
+    """``exc`` (raised without a file) as raised in ``source`` under the key ``prefix``."""
+    inner = f"{prefix}{exc.key}" if exc.key else (key or None)
+    message = str(exc).removeprefix(f"key '{exc.key}': ") if exc.key else str(exc)
+    return ConfigError(message, file=source, key=inner)
+
+
+def _chosen(tp: Any, values: dict[str, Any], source: str, prefix: str) -> Any:
+    """The annotation ``tp``, or for a :class:`ChosenBy` field the type its choice names."""
+    if typing.get_origin(tp) is not typing.Annotated:
+        return tp
+    for meta in tp.__metadata__:
+        if isinstance(meta, ChosenBy):
+            try:
+                return meta.choose(values.get(meta.field))
+            except ConfigError as exc:
+                raise _at(exc, source, prefix, "") from exc
+    return tp
 
 
 def _kind(value: Any) -> str:
@@ -159,6 +171,8 @@ def _typed(tp: Any, value: Any, source: str, key: str) -> Any:
     args = typing.get_args(tp)
     if tp is Any:
         return value
+    if origin is typing.Annotated:
+        return _typed(args[0], value, source, key)
     if origin is typing.Union or origin is types.UnionType:
         if value is None and type(None) in args:
             return None
@@ -228,37 +242,80 @@ def _container(origin: Any, args: tuple[Any, ...], value: Any, source: str, key:
     return tuple(_typed(t, v, source, f"{key}[{i}]") for i, (t, v) in pairs)
 
 
-def run_typed_role(config_type: type[C], main: Callable[[C, Path, StopFlag], int]) -> None:
-    """Process entry for a role whose configuration is the dataclass ``config_type``: the
-    JSON file read back into it (errors name the file and key), then as :func:`run_role`."""
+def read_role_config(config_type: type[C], path: Path) -> C:
+    """The role config file ``path`` as the dataclass ``config_type`` (errors name the file
+    and the key)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("role config not found", file=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not valid JSON: {exc}", file=str(path)) from exc
+    return config_from_json(config_type, data, str(path))
 
-    def typed_main(cfg: dict[str, Any], path: Path, stop: StopFlag) -> int:
-        return main(config_from_json(config_type, cfg, str(path)), path, stop)
 
-    typed_main.__module__ = main.__module__
-    run_role(typed_main)
+class RoleProcess(ABC):
+    """A role process once set up (sockets bound or connected, kernels warm): what
+    :func:`serve_role` runs. Writes ``<name>.ready.json`` and ``<name>.stats.json`` in
+    ``out_dir``."""
+
+    name: str
+    out_dir: Path
+
+    def ready_info(self) -> dict[str, Any]:
+        """The ready file's content (bound addresses, what the orchestrator wires next)."""
+        return {}
+
+    @abstractmethod
+    def serve(self, stop: StopFlag) -> None:
+        """Work until ``stop`` (or until the role's work is done)."""
+
+    @abstractmethod
+    def save(self) -> None:
+        """Write the traces (after serving, before the stats)."""
+
+    @abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """``<name>.stats.json``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release sockets, links and threads (after the stats)."""
 
 
-def run_role(main: Callable[[dict[str, Any], Path, StopFlag], int]) -> None:
-    """Process entry for a role: parse argv, load the config, run, map errors to exit codes.
+def serve_role(process: RoleProcess, stop: StopFlag) -> None:
+    """Report ready, serve until ``stop``, then — also when serving failed — save the traces,
+    write the stats and close."""
+    quiesce_gc()
+    write_json_atomic(process.out_dir / f"{process.name}.ready.json", process.ready_info())
+    try:
+        process.serve(stop)
+    finally:
+        try:
+            process.save()
+            write_json_atomic(process.out_dir / f"{process.name}.stats.json", process.stats())
+        finally:
+            process.close()
 
-    Exit codes: 0 normal stop, 2 configuration error, 3 any other rig error (message on stderr).
-    """
+
+def run_role(config_type: type[C], start: Callable[[C, str], RoleProcess]) -> None:
+    """Process entry of a role: ``argv`` is the config file, read into ``config_type``;
+    ``start(config, file)`` sets the role up; then :func:`serve_role`. Exits 0 at a normal
+    stop, 2 on a configuration error, 3 on any other rig error (message on stderr)."""
     if len(sys.argv) != 2:
-        print(f"usage: python -m {main.__module__} CONFIG.json", file=sys.stderr)
+        print(f"usage: python -m {start.__module__} CONFIG.json", file=sys.stderr)
         sys.exit(2)
     path = Path(sys.argv[1])
     stop = StopFlag().install()
     try:
-        cfg = load_role_config(path)
-        code = main(cfg, path, stop)
+        serve_role(start(read_role_config(config_type, path), str(path)), stop)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except ArbSphereError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(3)
-    sys.exit(code)
+    sys.exit(0)
 
 
 def quiesce_gc() -> None:

@@ -18,24 +18,25 @@ The relay's "tick to trade" (intended send time -> broker device receive of the 
 is measured on every forwarded tick.
 Hop stamps (rig receive and send at relay_in, receive and send at relay_mid, receive and
 order send at relay_out) give the floor stage by stage. Run with
-``python -m benchmarks.bare_relay CONFIG.json`` (the config's ``_role``: in, mid, out); driven by
-``benchmarks.bench_pipeline``.
+``python -m benchmarks.bare_relay CONFIG.json`` (a :class:`RelayConfig`, its ``role``: in, mid,
+out); driven by ``benchmarks.bench_pipeline``.
 """
 
 from __future__ import annotations
 
 import struct
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import zmq
 
-from arbsphere.adapters.venue_adapter import open_feed_link
+from arbsphere.adapters.backends import BrokerLinkSpec, FeedLinkSpec
 from arbsphere.clock import RealtimeClock
 from arbsphere.firmware_interfaces import messages as dm
-from arbsphere.runtime import StopFlag, load_role_config, write_json_atomic
+from arbsphere.runtime import StopFlag, read_role_config, write_json_atomic
 from arbsphere.tracebuf import TraceBuffer
 
 # Pipeline message sizes: LocalArbProblem + SharedSignals (1 asset), PlanDelta with 2 legs.
@@ -61,6 +62,27 @@ STAMPS = struct.Struct("<qq")
 #: ``forward`` file rows: the ticks to pass on and their PlanDelta's leg count
 FORWARD_DTYPE = np.dtype([("venue", "<u2"), ("seq", "<u8"), ("legs", "<u2")])
 
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """One relay role's configuration (``role``: which hop; each reads its own fields)."""
+
+    role: Literal["in", "mid", "out"]
+    name: str
+    out_dir: str
+    #: in: the feed device's link, and relay_mid's inbound endpoint
+    feed: FeedLinkSpec | None = None
+    next: str = ""
+    #: mid: its two endpoints (bound) and the forward file (None: every tick)
+    bind: str = ""
+    out: str = ""
+    forward: str | None = None
+    #: out: the broker device's link, relay_mid's outbound and its inbound (the reports)
+    broker: BrokerLinkSpec | None = None
+    prev: str = ""
+    reports_to: str = ""
+
+
 RELAY_TRACE_DTYPE = np.dtype(
     [("venue", "<u2"), ("seq", "<u8"), ("intended_ns", "<i8"), ("send_ns", "<i8"),
      ("rx_ns", "<i8"), ("in_tx_ns", "<i8"), ("mid_rx_ns", "<i8"), ("mid_tx_ns", "<i8"),
@@ -68,17 +90,18 @@ RELAY_TRACE_DTYPE = np.dtype(
 )  # fmt: skip
 
 
-def relay_in(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
+def relay_in(cfg: RelayConfig, stop: StopFlag) -> None:
     clock = RealtimeClock()
-    link = open_feed_link(cfg, source, clock)
+    assert cfg.feed is not None, "relay in: no feed link"
+    link = cfg.feed.open(clock)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 1_000_000)
-    push.connect(cfg["next"])
+    push.connect(cfg.next)
     ready: dict[str, Any] = {}
     if getattr(link, "address", None) is not None:
         ready["address"] = list(link.address)  # type: ignore[attr-defined]
-    write_json_atomic(Path(cfg["out_dir"]) / f"{cfg['name']}.ready.json", ready)
+    write_json_atomic(Path(cfg.out_dir) / f"{cfg.name}.ready.json", ready)
     pad_a = PROBLEM_BYTES  # then SIGNALS_BYTES of zeros: the pipeline's one frame per tick
     try:
         while not stop.is_set:
@@ -104,17 +127,17 @@ def forward_table(path: str | None) -> dict[int, int] | None:
     return dict(zip(keys.tolist(), rows["legs"].tolist(), strict=True))
 
 
-def relay_mid(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
+def relay_mid(cfg: RelayConfig, stop: StopFlag) -> None:
     clock = RealtimeClock()
-    forward = forward_table(cfg.get("forward"))
+    forward = forward_table(cfg.forward)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     pull = ctx.socket(zmq.PULL)
-    pull.bind(cfg["bind"])
+    pull.bind(cfg.bind)
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 1_000_000)
-    push.bind(cfg["out"])
+    push.bind(cfg.out)
     write_json_atomic(
-        Path(cfg["out_dir"]) / f"{cfg['name']}.ready.json",
+        Path(cfg.out_dir) / f"{cfg.name}.ready.json",
         {"inbound_endpoint": pull.getsockopt_string(zmq.LAST_ENDPOINT),
          "outbound_endpoint": push.getsockopt_string(zmq.LAST_ENDPOINT)},
     )  # fmt: skip
@@ -141,22 +164,21 @@ def relay_mid(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
             STAMPS.pack_into(plan, MID_STAMPS_OFFSET, rx, clock.now_ns())
             push.send(plan, copy=True)
     finally:
-        write_json_atomic(Path(cfg["out_dir"]) / f"{cfg['name']}.stats.json", {"reports": reports})
+        write_json_atomic(Path(cfg.out_dir) / f"{cfg.name}.stats.json", {"reports": reports})
         pull.close(linger=0)
         push.close(linger=1000)
 
 
-def relay_out(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
-    from arbsphere.adapters.broker_adapter import open_broker_link
-
+def relay_out(cfg: RelayConfig, stop: StopFlag) -> None:
     clock = RealtimeClock()
-    link = open_broker_link(cfg, source, clock)
+    assert cfg.broker is not None, "relay out: no broker link"
+    link = cfg.broker.open(clock)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     pull = ctx.socket(zmq.PULL)
-    pull.connect(cfg["prev"])
+    pull.connect(cfg.prev)
     reports_out = ctx.socket(zmq.PUSH)
     reports_out.setsockopt(zmq.SNDHWM, 1_000_000)
-    reports_out.connect(cfg["reports_to"])
+    reports_out.connect(cfg.reports_to)
     report = bytearray(REPORT_BYTES)  # REPORT_MARK first; the order id rides at offset 8
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
@@ -167,7 +189,7 @@ def relay_out(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
         order["size_lots"] = 1
     trace = TraceBuffer(RELAY_TRACE_DTYPE)
     pending: dict[int, int] = {}
-    write_json_atomic(Path(cfg["out_dir"]) / f"{cfg['name']}.ready.json", {})
+    write_json_atomic(Path(cfg.out_dir) / f"{cfg.name}.ready.json", {})
     try:
         while not stop.is_set:
             events = dict(poller.poll(100))
@@ -204,7 +226,7 @@ def relay_out(cfg: dict[str, Any], source: str, stop: StopFlag) -> None:
                 if reports:
                     reports_out.send(b"".join(reports), copy=True)
     finally:
-        trace.save(Path(cfg["out_dir"]) / f"{cfg['name']}.trace.npy")
+        trace.save(Path(cfg.out_dir) / f"{cfg.name}.trace.npy")
         link.close()
         pull.close(linger=0)
         reports_out.close(linger=1000)
@@ -214,10 +236,9 @@ ROLES = {"in": relay_in, "mid": relay_mid, "out": relay_out}
 
 
 def main() -> None:
-    path = sys.argv[1]
     stop = StopFlag().install()
-    cfg = load_role_config(path)
-    ROLES[cfg["_role"]](cfg, path, stop)
+    cfg = read_role_config(RelayConfig, Path(sys.argv[1]))
+    ROLES[cfg.role](cfg, stop)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from arbsphere.adapters.backends import WIRING_PTY, backend
+from arbsphere.adapters.backends import WIRING_PTY, BrokerLinkSpec, FeedLinkSpec, backend
+from arbsphere.adapters.links import LinkParams
 from arbsphere.clock import RealtimeClock
 from arbsphere.kpi.analysis import pcts
 from arbsphere.kpi.hdr import Recorder
@@ -39,7 +40,8 @@ from arbsphere.kpi.summary import latency_summary
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import Campaign, VenueConfig, load_campaign
 from arbsphere.rig.orchestrator import EPHEMERAL_ENDPOINT, Orchestrator, bound_endpoints
-from benchmarks.bare_relay import FORWARD_DTYPE
+from arbsphere.runtime import config_to_json
+from benchmarks.bare_relay import FORWARD_DTYPE, RelayConfig
 from benchmarks.bench_recorder import pooled_ratios, trace_samples
 from benchmarks.targets import target
 
@@ -52,15 +54,11 @@ class RelayOrchestrator(Orchestrator):
 
     def start(self) -> None:
         c = self.campaign
-        mid_cfg: dict[str, Any] = {
-            "name": "relay-mid",
-            "out_dir": str(self.proc_dir),
-            "bind": EPHEMERAL_ENDPOINT,
-            "out": EPHEMERAL_ENDPOINT,
-        }
-        if self.forward is not None:
-            mid_cfg["forward"] = str(self.forward)
-        mid = self._spawn("relay-mid", "coordinator", "benchmarks.bare_relay", mid_cfg)
+        mid_cfg = RelayConfig(
+            role="mid", name="relay-mid", out_dir=str(self.proc_dir), bind=EPHEMERAL_ENDPOINT,
+            out=EPHEMERAL_ENDPOINT, forward=None if self.forward is None else str(self.forward),
+        )  # fmt: skip
+        mid = self._relay(mid_cfg, "coordinator")
         ready = self._wait_file(mid, self.proc_dir / "relay-mid.ready.json")
         self.inbound, mid_out = bound_endpoints(ready, "relay-mid")
         self.outbound = mid_out
@@ -74,35 +72,30 @@ class RelayOrchestrator(Orchestrator):
              "fill_mode": "full", "ready_path": str(port_file)},
         )  # fmt: skip
         port = int(self._wait_file(dev, port_file)["port"])
-        out = self._spawn(
-            "relay-out", "broker_adapter", "benchmarks.bare_relay",
-            {"name": "relay-out", "out_dir": str(self.proc_dir), "link": "udp",
-             "device_host": b.device_host, "device_port": port, "prev": mid_out,
-             "reports_to": self.inbound},
+        params = LinkParams(name="relay-out", device_host=b.device_host, device_port=port)
+        out = self._relay(
+            RelayConfig(role="out", name="relay-out", out_dir=str(self.proc_dir),
+                        broker=BrokerLinkSpec.of("udp", params), prev=mid_out,
+                        reports_to=self.inbound),
+            "broker_adapter",
         )  # fmt: skip
         self._wait_file(out, self.proc_dir / "relay-out.ready.json")
         for v in c.venues:
             self._start_relay_in(v)
 
-    def _spawn(
-        self, name: str, kind: str, module: str, cfg: dict[str, Any], pass_fds: tuple[int, ...] = ()
-    ) -> Any:
-        if module == "benchmarks.bare_relay":
-            role_arg = {"relay-mid": "mid", "relay-out": "out"}.get(name, "in")
-            cfg = {**cfg, "_role": role_arg}
-        return super()._spawn(name, kind, module, cfg, pass_fds)
+    def _relay(self, cfg: RelayConfig, kind: str) -> Any:
+        return self._spawn(cfg.name, kind, "benchmarks.bare_relay", config_to_json(cfg))
 
     def _start_relay_in(self, v: VenueConfig) -> None:
-        cfg: dict[str, Any] = {
-            "name": v.name, "out_dir": str(self.proc_dir), "link": v.link,
-            "bind_host": v.bind_host, "bind_port": v.bind_port, "port": v.port,
-            "baudrate": v.baudrate, "next": self.inbound,
-        }  # fmt: skip
+        port = v.port
         if backend(v.link).wiring == WIRING_PTY:
-            cfg["port"] = self.open_pty(f"{v.name}-device")
-        role = self._spawn(v.name, "venue_adapter", "benchmarks.bare_relay", cfg)
-        ready = self._wait_file(role, self.proc_dir / f"{v.name}.ready.json")
-        self._venue_ready[v.name] = (cfg, ready)
+            port = self.open_pty(f"{v.name}-device")
+        params = LinkParams(name=v.name, bind_host=v.bind_host, bind_port=v.bind_port, port=port,
+                            baudrate=v.baudrate)  # fmt: skip
+        cfg = RelayConfig(role="in", name=v.name, out_dir=str(self.proc_dir),
+                          feed=FeedLinkSpec.of(v.link, params), next=self.inbound)  # fmt: skip
+        role = self._relay(cfg, "venue_adapter")
+        self._venue_ready[v.name] = self._wait_file(role, self.proc_dir / f"{v.name}.ready.json")
 
 
 #: stage -> (pipeline trace later point, earlier point), (relay trace later, earlier)

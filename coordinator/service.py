@@ -44,29 +44,20 @@ from arbsphere.errors import ConfigError, PipelineError
 from arbsphere.journal import JournalConfig
 from arbsphere.plan.digest import plan_hash
 from arbsphere.rounds_protocol import venue_identity
-from arbsphere.runtime import StopFlag, cpu_usage, quiesce_gc, run_typed_role, write_json_atomic
+from arbsphere.runtime import RoleProcess, StopFlag, cpu_usage, run_role
 from arbsphere.security.identity import Role
-from arbsphere.security.role_security import PIPELINE, ROUNDS, RoleSecurity, SecuritySettings
-from arbsphere.security.secure_socket import SecureSocket
+from arbsphere.security.role_security import PIPELINE, ROUNDS
+from arbsphere.security.role_sockets import Plaintext, Secured, open_role_security
 
 #: how long one poll waits for input when nothing else is due (ms)
 POLL_MS = 100
 
 
-def run(cfg: CoordinatorRoleConfig, path: Path, stop: StopFlag) -> int:
-    """The coordinator process: set up, report ready, serve until ``stop``, then write the
-    traces and stats (also when serving ends in an error)."""
-    clock = RealtimeClock()
+def start(cfg: CoordinatorRoleConfig, source: str) -> CoordinatorProcess:
+    """The coordinator process set up: core warm, sockets bound, journal open."""
     core = build_core(cfg)
     core.warm_up()
-    process = CoordinatorProcess(cfg, str(path), clock, core)
-    quiesce_gc()
-    process.write_ready()
-    try:
-        process.serve(stop)
-    finally:
-        process.finish()
-    return 0
+    return CoordinatorProcess(cfg, source, RealtimeClock(), core)
 
 
 def build_core(cfg: CoordinatorRoleConfig) -> Coordinator:
@@ -81,14 +72,18 @@ def build_core(cfg: CoordinatorRoleConfig) -> Coordinator:
     )
 
 
-class CoordinatorProcess:
+class CoordinatorProcess(RoleProcess):
     """The coordinator's sockets, security, rounds, journal and receive loop, wired once from
-    the role config; :meth:`serve` polls, :meth:`finish` writes what the run leaves behind."""
+    the role config; :meth:`serve` polls; :meth:`save`, :meth:`stats` and :meth:`close` leave
+    the run's traces, journal and stats behind (see :func:`arbsphere.runtime.serve_role`)."""
+
+    name = "coordinator"
 
     def __init__(
         self, cfg: CoordinatorRoleConfig, source: str, clock: Clock, core: Coordinator
     ) -> None:
         self.cfg = cfg
+        self.journal_head: dict[str, Any] | None = None
         self.clock = clock
         self.core = core
         self.out_dir = Path(cfg.out_dir)
@@ -100,8 +95,8 @@ class CoordinatorProcess:
         self.departed: DepartedVenues | None = None
         if cfg.federated is not None:
             self._federate(ctx, cfg.federated, source)
-        self.inbound = self.security.inbound(self.pull)
-        outbound = self.security.outbound(self.push)
+        self.inbound = self.security.receiver(self.pull, PIPELINE, [Role.VENUE, Role.BROKER])
+        outbound = self.security.sender(self.push, PIPELINE, Role.BROKER, attest=True)
         self.governance = self.security.connect_governance()
         self.loop = ReceiveLoop(core, clock, outbound, cfg.max_batch)
         self.plan_events = self.security.plan_events(core)
@@ -123,7 +118,10 @@ class CoordinatorProcess:
         except zmq.ZMQError as exc:
             raise PipelineError(f"coordinator: cannot bind the rounds socket: {exc}") from exc
         self.rounds_sock = sock
-        self.departed = DepartedVenues(self.security.rounds(sock, self.cfg.venue_ids))
+        venue_ids = self.cfg.venue_ids
+        self.departed = DepartedVenues(self.security.router(
+            sock, ROUNDS, Role.VENUE, lambda name: venue_identity(int(venue_ids[name]))
+        ))  # fmt: skip
         self.round_link = ZmqRoundLink(self.departed, self.clock)
         core.use_rounds(federated_driver(
             fed.protocol, self.round_link, core, self.cfg.admm, fed.secure_aggregation,
@@ -150,15 +148,14 @@ class CoordinatorProcess:
             self.round_link.recorder = recorder
         recorder.config(journal_config(self.cfg, self.core), self.clock.now_ns())
 
-    def write_ready(self) -> None:
+    def ready_info(self) -> dict[str, Any]:
         def bound(sock: zmq.Socket[bytes] | None) -> str | None:
             return None if sock is None else sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
-        write_json_atomic(
-            self.out_dir / "coordinator.ready.json",
-            {"pid": os.getpid(), "inbound_endpoint": bound(self.pull),
-             "outbound_endpoint": bound(self.push), "rounds_endpoint": bound(self.rounds_sock)},
-        )  # fmt: skip
+        return {
+            "pid": os.getpid(), "inbound_endpoint": bound(self.pull),
+            "outbound_endpoint": bound(self.push), "rounds_endpoint": bound(self.rounds_sock),
+        }  # fmt: skip
 
     def serve(self, stop: StopFlag) -> None:
         """Poll until ``stop``: each wake-up with input drains it through the receive loop;
@@ -181,14 +178,15 @@ class CoordinatorProcess:
             if plan_events is not None:
                 plan_events.maybe_flush(clock.now_ns())
 
-    def finish(self) -> None:
+    def save(self) -> None:
         """Flush the ledger's plan events, close the journal with its final state, write the
-        traces and stats, close the sockets."""
+        traces."""
         if self.plan_events is not None:
             self.plan_events.flush()  # before the ledger link closes
-        journal_head = self._close_journal()
+        self.journal_head = self._close_journal()
         self.loop.save(self.out_dir)
-        write_json_atomic(self.out_dir / "coordinator.stats.json", self.stats(journal_head))
+
+    def close(self) -> None:
         self.security.close()
         self.pull.close(linger=0)
         self.push.close()
@@ -207,7 +205,7 @@ class CoordinatorProcess:
             head["batches_unrecorded"] = loop.batches_unrecorded
         return head
 
-    def stats(self, journal_head: dict[str, Any] | None) -> dict[str, Any]:
+    def stats(self) -> dict[str, Any]:
         """``coordinator.stats.json``: counts, the final plan and positions, the batches, the
         journal, outages, rounds, security, plan events and signal epochs."""
         core, loop = self.core, self.loop
@@ -223,7 +221,7 @@ class CoordinatorProcess:
             "merge": core.merger.counters(),
             "last_error": loop.last_error,
             "cpu": cpu_usage(),
-            "journal": journal_head,
+            "journal": self.journal_head,
             "realized_net": core.realized.summary(),
             "final_plan_hash": plan_hash(core.merger.plan),
             "freezes": core.outages.freeze_log,
@@ -299,100 +297,22 @@ def _security(
     own, e.g. in a test: plaintext sockets, no tags, no ledger)."""
     if cfg.security is None:
         return _Plaintext()
-    settings = SecuritySettings.from_cfg(cfg.security, source)
-    return _Secured(RoleSecurity(settings, clock, ctx, source=source))
+    return _Secured(open_role_security(cfg.security, source, clock, ctx))
 
 
-class _Plaintext:
-    """No security: the sockets as they are, no governance channel, no ledger events."""
-
-    event = None
-
-    def server(self, sock: zmq.Socket[bytes], domain: str, roles: list[Role]) -> None:
-        pass
-
-    def inbound(self, pull: zmq.Socket[bytes]) -> Any:
-        return pull
-
-    def outbound(self, push: zmq.Socket[bytes]) -> Any:
-        return push
-
-    def rounds(self, sock: zmq.Socket[bytes], venue_ids: dict[str, int]) -> Any:
-        return sock
+class _Plaintext(Plaintext):
+    """No security, and so no PLAN_DELTA events in a ledger."""
 
     def plan_events(self, core: Coordinator) -> PlanEvents | None:
         return None
 
-    def connect_governance(self) -> zmq.Socket[bytes] | None:
-        return None
 
-    def service(self, events: dict[Any, int]) -> None:
-        pass
-
-    def stats(self) -> dict[str, Any] | None:
-        return None
-
-    def close(self) -> None:
-        pass
-
-
-class _Secured:
-    """CurveZMQ on every socket, tags per link and channel (the pipeline: venues and broker
-    in, the broker out; the rounds: per venue), PlanDeltas attested when configured, the
-    governance channel to the campaign registry and the ledger's PLAN_DELTA events."""
-
-    def __init__(self, sec: RoleSecurity) -> None:
-        self.sec = sec
-        self.broker = sec.names_of(Role.BROKER)[0]
-        self.event = sec.event
-        self._governance: zmq.Socket[bytes] | None = None
-
-    def server(self, sock: zmq.Socket[bytes], domain: str, roles: list[Role]) -> None:
-        self.sec.server(sock, domain, roles)
-
-    def inbound(self, pull: zmq.Socket[bytes]) -> Any:
-        sec = self.sec
-        return SecureSocket(pull, guard=sec.guard(PIPELINE, [*sec.names_of(Role.VENUE),
-                                                             self.broker]))  # fmt: skip
-
-    def outbound(self, push: zmq.Socket[bytes]) -> Any:
-        sec = self.sec
-        return SecureSocket(
-            push, sealer=sec.sealer(PIPELINE, self.broker),
-            attest=sec.sign_plan if sec.settings.attest_plan_deltas else None,
-        )  # fmt: skip
-
-    def rounds(self, sock: zmq.Socket[bytes], venue_ids: dict[str, int]) -> Any:
-        """The rounds ROUTER with tags per venue."""
-        sec = self.sec
-        return SecureSocket(
-            sock, router=True, guard=sec.guard(ROUNDS, sec.names_of(Role.VENUE)),
-            sealers_by_peer={
-                venue_identity(int(venue_ids[name])): sec.sealer(ROUNDS, name)
-                for name in sec.names_of(Role.VENUE)
-            },
-        )  # fmt: skip
+class _Secured(Secured):
+    """Security on, and every PlanDelta ledgered as a PLAN_DELTA event."""
 
     def plan_events(self, core: Coordinator) -> PlanEvents | None:
-        return PlanEvents(self.sec, core.reg, self.sec.roster.entries[self.broker].sender_id)
-
-    def connect_governance(self) -> zmq.Socket[bytes] | None:
-        """The governance DEALER to the campaign registry, connected (HELLO said)."""
-        self._governance = self.sec.connect_registry()
-        return self._governance
-
-    def service(self, events: dict[Any, int]) -> None:
-        """Between wake-ups: the registry's governance frames, credential renewal, refusal
-        summaries."""
-        if self._governance is not None and self._governance in events:
-            self.sec.handle_governance()
-        self.sec.maybe_tick()
-
-    def stats(self) -> dict[str, Any] | None:
-        return self.sec.stats()
-
-    def close(self) -> None:
-        self.sec.close()
+        sec = self.sec
+        return PlanEvents(sec, core.reg, sec.roster.entries[self.name_of(Role.BROKER)].sender_id)
 
 
 def _open_journal(
@@ -414,7 +334,7 @@ def _open_journal(
 
 
 def main() -> None:
-    run_typed_role(CoordinatorRoleConfig, run)
+    run_role(CoordinatorRoleConfig, start)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arbsphere.adapters.backends import EMULATOR_PACKAGE, WIRING_PTY, backend
+from arbsphere.adapters.backends import (
+    EMULATOR_PACKAGE,
+    WIRING_PTY,
+    BrokerLinkSpec,
+    FeedLinkSpec,
+    backend,
+)
+from arbsphere.adapters.links import LinkParams
 from arbsphere.adapters.pty import open_pty_pair
+from arbsphere.adapters.role_config import BrokerRoleConfig, VenueFederation, VenueRoleConfig
+from arbsphere.adapters.signal_privacy import PrivacySettings
+from arbsphere.adapters.sync_master import SyncSettings
 from arbsphere.clock import Clock
 from arbsphere.clocksync.alignment import SyncedDevice
 from arbsphere.coordinator.role_config import (
@@ -205,7 +215,7 @@ class Orchestrator:
             ns_per_iteration=k.ns_per_iteration, admm=k.admm,
             journal=self._journal_settings(),
             federated=self._federated_settings() if coordination else None,
-            security=None if self.registry is None else self.registry.role_settings(COORDINATOR),
+            security=self._security_table(COORDINATOR),
             venue_ids={v.name: v.venue_id for v in c.venues},
         )  # fmt: skip
 
@@ -224,10 +234,14 @@ class Orchestrator:
             signal_release_interval_ms=self.campaign.security.privacy.release_interval_ms,
         )  # fmt: skip
 
-    def _security_cfg(self, name: str) -> dict[str, Any]:
-        if self.registry is None:
-            return {}
-        return {"security": self.registry.role_settings(name)}
+    def _security_table(self, name: str) -> dict[str, Any] | None:
+        """Role ``name``'s security table (None: no registry, plaintext)."""
+        return None if self.registry is None else self.registry.role_settings(name)
+
+    def _sync(self, device_id: int) -> SyncSettings | None:
+        """An adapter's clock-sync exchange with device ``device_id`` (None: no exchange)."""
+        interval = self.sync_interval_ns
+        return SyncSettings(interval, device_id) if interval > 0 else None
 
     def cosigners(self) -> list[str]:
         """Roles that co-sign the ledger's checkpoints (the venues)."""
@@ -297,17 +311,23 @@ class Orchestrator:
                 if b.impairment:
                     host, port = self._start_impair_relay(f"{b.name}-link", host, port,
                                                           b.impairment)  # fmt: skip
-        adapter = self._spawn(
-            b.name, "broker_adapter", "arbsphere.adapters.broker_adapter",
-            {"name": b.name, "out_dir": str(self.proc_dir), "device_id": 1,
-             "link": b.link, "device_host": host, "device_port": port,
-             "port": serial_port, "baudrate": b.baudrate,
-             "plan_endpoint": self.outbound, "report_endpoint": self.inbound,
-             "sync_interval_ns": self.sync_interval_ns, "sync_device_id": BROKER_DEVICE_ID,
-             "n_venues": len(self.campaign.venues), "n_assets": self.campaign.n_assets,
-             "replica_fault_every": b.replica_fault_every, **self._security_cfg(b.name)},
-        )  # fmt: skip
+        params = LinkParams(name=b.name, device_host=host, device_port=port, port=serial_port,
+                            baudrate=b.baudrate)  # fmt: skip
+        adapter = self._spawn(b.name, "broker_adapter", "arbsphere.adapters.broker_adapter",
+                              config_to_json(self.broker_config(params)))  # fmt: skip
         self._wait_file(adapter, self.proc_dir / f"{b.name}.ready.json")
+
+    def broker_config(self, params: LinkParams) -> BrokerRoleConfig:
+        """The broker adapter's role config, its link at ``params`` (where the device is)."""
+        b, c = self.campaign.broker, self.campaign
+        return BrokerRoleConfig(
+            name=b.name, out_dir=str(self.proc_dir), device_id=1,
+            link=BrokerLinkSpec.of(b.link, params),
+            plan_endpoint=self.outbound, report_endpoint=self.inbound,
+            n_venues=len(c.venues), n_assets=c.n_assets,
+            replica_fault_every=b.replica_fault_every, sync=self._sync(BROKER_DEVICE_ID),
+            security=self._security_table(b.name),
+        )  # fmt: skip
 
     def _start_impair_relay(
         self, name: str, device_host: str, device_port: int, impairment: Any
@@ -327,41 +347,61 @@ class Orchestrator:
         return str(info["host"]), int(info["rig_side_port"])
 
     def _start_venue_adapter(self, v: VenueConfig) -> None:
-        cfg: dict[str, Any] = {
-            "name": v.name, "venue_id": v.venue_id, "sender_id": VENUE_SENDER_BASE + v.venue_id,
-            "out_dir": str(self.proc_dir), "link": v.link, "bind_host": v.bind_host,
-            "bind_port": v.bind_port, "port": v.port, "baudrate": v.baudrate,
-            "fee_bp": v.fee_bp, "gamma": v.gamma, "position_limit_lots": v.position_limit_lots,
-            "budget_ns": int(self.campaign.coordinator.budget_us * 1000),
-            "coordinator_endpoint": self.inbound, "sync_interval_ns": self.sync_interval_ns,
-            "sync_device_id": VENUE_DEVICE_ID_BASE + v.venue_id, **self._security_cfg(v.name),
-            "n_venues": len(self.campaign.venues), "n_assets": self.campaign.n_assets,
-        }  # fmt: skip
-        if self.rounds_endpoint:
-            cfg["rounds_endpoint"] = self.rounds_endpoint
-            cfg["protocol"] = self.campaign.coordinator.protocol
-            privacy = self.campaign.security.privacy
-            # the signal shares' release epochs (secure aggregation; with or without budgets)
-            cfg["signal_release_interval_ms"] = privacy.release_interval_ms
-            if privacy.enabled:  # federated only: central mode sends the limit anyway
-                cfg["privacy"] = {
-                    "mechanism": privacy.mechanism, "epsilon_total": privacy.epsilon_total,
-                    "epsilon_per_release": privacy.epsilon_per_release,
-                    "delta_total": privacy.delta_total,
-                    "release_interval_ms": privacy.release_interval_ms,
-                    "liquidity_sensitivity_lots": privacy.liquidity_sensitivity_lots
-                    if privacy.liquidity_sensitivity_lots is not None
-                    else v.position_limit_lots,
-                    "correlation_sensitivity": privacy.correlation_sensitivity,
-                    "seed": privacy.seed if privacy.seed is not None else self.campaign.seed,
-                }  # fmt: skip
+        port = v.port
         if v.device == "emulator" and backend(v.link).wiring == WIRING_PTY:
-            cfg["port"] = self.open_pty(f"{v.name}-device")
-        role = self._spawn(v.name, "venue_adapter", "arbsphere.adapters.venue_adapter", cfg)
-        ready = self._wait_file(role, self.proc_dir / f"{v.name}.ready.json")
-        self._venue_ready[v.name] = (cfg, ready)
+            port = self.open_pty(f"{v.name}-device")
+        cfg = self.venue_config(v, port)
+        role = self._spawn(v.name, "venue_adapter", "arbsphere.adapters.venue_adapter",
+                           config_to_json(cfg))  # fmt: skip
+        self._venue_ready[v.name] = self._wait_file(role, self.proc_dir / f"{v.name}.ready.json")
 
-    _venue_ready: dict[str, tuple[dict[str, Any], dict[str, Any]]]
+    def venue_config(self, v: VenueConfig, port: str) -> VenueRoleConfig:
+        """Venue ``v``'s adapter role config (``port``: its serial port, or the pty slave the
+        orchestrator opened for its emulated device)."""
+        c = self.campaign
+        params = LinkParams(name=v.name, bind_host=v.bind_host, bind_port=v.bind_port,
+                            port=port, baudrate=v.baudrate)  # fmt: skip
+        return VenueRoleConfig(
+            name=v.name, venue_id=v.venue_id, sender_id=VENUE_SENDER_BASE + v.venue_id,
+            out_dir=str(self.proc_dir), link=FeedLinkSpec.of(v.link, params),
+            fee_bp=v.fee_bp, gamma=v.gamma, position_limit_lots=v.position_limit_lots,
+            budget_ns=int(c.coordinator.budget_us * 1000),
+            coordinator_endpoint=self.inbound, n_venues=len(c.venues), n_assets=c.n_assets,
+            sync=self._sync(VENUE_DEVICE_ID_BASE + v.venue_id),
+            federated=self._venue_federation(v), security=self._security_table(v.name),
+        )  # fmt: skip
+
+    def _venue_federation(self, v: VenueConfig) -> VenueFederation | None:
+        """The venue's side of the federated rounds (None: central coordination)."""
+        if not self.rounds_endpoint:
+            return None
+        c = self.campaign
+        privacy = c.security.privacy
+        return VenueFederation(
+            rounds_endpoint=self.rounds_endpoint, protocol=c.coordinator.protocol,
+            # the signal shares' release epochs (secure aggregation; with or without budgets)
+            signal_release_interval_ms=privacy.release_interval_ms,
+            # the rounds in masked shares: as the coordinator is told
+            secure_aggregation=self.registry is not None and c.security.secure_aggregation,
+            # federated only: central mode sends the limit anyway
+            privacy=self._privacy(v) if privacy.enabled else None,
+        )  # fmt: skip
+
+    def _privacy(self, v: VenueConfig) -> PrivacySettings:
+        c = self.campaign
+        p = c.security.privacy
+        return PrivacySettings(
+            mechanism=p.mechanism, epsilon_total=p.epsilon_total,
+            epsilon_per_release=p.epsilon_per_release, delta_total=p.delta_total,
+            release_interval_ms=p.release_interval_ms,
+            liquidity_sensitivity_lots=p.liquidity_sensitivity_lots
+            if p.liquidity_sensitivity_lots is not None else v.position_limit_lots,
+            correlation_sensitivity=p.correlation_sensitivity,
+            seed=p.seed if p.seed is not None else c.seed,
+        )  # fmt: skip
+
+    #: the ready file of every venue adapter started, by name
+    _venue_ready: dict[str, dict[str, Any]]
     #: (role name, ready file) of every emulated feed device started
     _feed_ready: list[tuple[str, Path]]
 
@@ -413,7 +453,7 @@ class Orchestrator:
         for v in c.venues:
             if v.device != "emulator":
                 continue
-            _cfg, ready = self._venue_ready[v.name]
+            ready = self._venue_ready[v.name]
             common = {
                 "device_id": VENUE_DEVICE_ID_BASE + v.venue_id, "venue_id": v.venue_id,
                 # every venue quotes every asset, one per tick: tick k quotes asset

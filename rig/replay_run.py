@@ -18,7 +18,7 @@ from rich.console import Console
 from arbsphere.clock import RealtimeClock
 from arbsphere.errors import JournalError, ResultSetError
 from arbsphere.replay.check import journal_of
-from arbsphere.replay.player import parse_speed
+from arbsphere.replay.player import PlayerRoleConfig, parse_speed
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import Campaign, load_campaign
 from arbsphere.rig.orchestrator import (
@@ -59,14 +59,13 @@ class ReplayOrchestrator(Orchestrator):
         lead = BROKER_LOCK_LEAD_S if self.campaign.clock_sync.rate_hz > 0 else 0.0
         start_at = self.clock.now_ns() + int((START_MARGIN_S + lead) * 1e9)
         c = self.campaign
-        player = self._spawn(
-            "journal-player", "feed_device", "arbsphere.replay.player",
-            {"name": "journal-player", "out_dir": str(self.proc_dir),
-             "journal_dir": str(self.journal_dir), "journal_head": self.journal_head,
-             "speed": self.speed, "start_at_ns": start_at,
-             "coordinator_endpoint": self.inbound,
-             "venues": {str(v.venue_id): v.name for v in c.venues}},
+        cfg = PlayerRoleConfig(
+            name="journal-player", out_dir=str(self.proc_dir), journal_dir=str(self.journal_dir),
+            speed=self.speed, start_at_ns=start_at, coordinator_endpoint=self.inbound,
+            venues={v.venue_id: v.name for v in c.venues}, journal_head=self.journal_head,
         )  # fmt: skip
+        player = self._spawn("journal-player", "feed_device", "arbsphere.replay.player",
+                             config_to_json(cfg))  # fmt: skip
         self._wait_file(player, self.proc_dir / "journal-player.ready.json")
         return start_at
 

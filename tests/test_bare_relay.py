@@ -23,6 +23,7 @@ from benchmarks.bare_relay import (
     REPORT_BYTES,
     SIGNALS_BYTES,
     STAMPS,
+    RelayConfig,
     forward_table,
     relay_mid,
 )
@@ -55,10 +56,11 @@ def test_relay_mid_forwards_only_the_traded_ticks_and_takes_reports(tmp_path: Pa
     rows["seq"] = [11, 12]
     rows["legs"] = [2, 3]
     np.save(tmp_path / "forward.npy", rows)
-    cfg = {"name": "relay-mid", "out_dir": str(tmp_path), "bind": "tcp://127.0.0.1:*",
-           "out": "tcp://127.0.0.1:*", "forward": str(tmp_path / "forward.npy")}  # fmt: skip
+    cfg = RelayConfig(role="mid", name="relay-mid", out_dir=str(tmp_path),
+                      bind="tcp://127.0.0.1:*", out="tcp://127.0.0.1:*",
+                      forward=str(tmp_path / "forward.npy"))  # fmt: skip
     stop = StopFlag()
-    worker = threading.Thread(target=relay_mid, args=(cfg, "test", stop), daemon=True)
+    worker = threading.Thread(target=relay_mid, args=(cfg, stop), daemon=True)
     worker.start()
     ready_path = tmp_path / "relay-mid.ready.json"
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()

@@ -182,7 +182,7 @@ def test_udp_broker_link_sends_orders_and_receives_acks() -> None:
     device.settimeout(2.0)
     clock = RealtimeClock()
     link = UdpBrokerLink(
-        UdpBrokerLinkConfig("127.0.0.1", device.getsockname()[1], session=b"RIGTEST"), clock
+        UdpBrokerLinkConfig("127.0.0.1", device.getsockname()[1], session="RIGTEST"), clock
     )
     try:
         assert link.timestamp_source in (TIMESTAMP_KERNEL, TIMESTAMP_USER)

@@ -16,6 +16,7 @@ from arbsphere.adapters.signal_privacy import (
     CORRELATION,
     LIQUIDITY,
     WITHHELD_LOTS,
+    PrivacySettings,
     SignalPrivacy,
 )
 from arbsphere.adapters.venue_adapter import TickTranslator, VenueCosts
@@ -27,6 +28,7 @@ from arbsphere.kpi.governance import refusals
 from arbsphere.kpi.report import render_report
 from arbsphere.privacy.settings import PrivacyConfig
 from arbsphere.rig.config import load_campaign
+from arbsphere.runtime import config_from_json
 from arbsphere.security.ledger import EventKind
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +51,8 @@ class Events:
         return [d for k, s, d in self.events if k == kind and s == signal_kind]
 
 
-def privacy_cfg(**kw: Any) -> dict[str, Any]:
+def privacy_data(**kw: Any) -> dict[str, Any]:
+    """A venue role config's ``privacy`` table as JSON."""
     cfg: dict[str, Any] = {
         "mechanism": "laplace",
         "epsilon_total": 1.0,
@@ -62,6 +65,10 @@ def privacy_cfg(**kw: Any) -> dict[str, Any]:
     }
     cfg.update(kw)
     return cfg
+
+
+def privacy_cfg(**kw: Any) -> PrivacySettings:
+    return PrivacySettings(**privacy_data(**kw))
 
 
 def translator(events: Events | None = None, venue_id: int = 0, **kw: Any) -> TickTranslator:
@@ -263,13 +270,13 @@ def test_central_mode_has_no_budget() -> None:
 
 
 def test_role_config_errors_name_the_key() -> None:
-    cfg = privacy_cfg()
-    del cfg["epsilon_total"]
-    with pytest.raises(ConfigError, match=r"key 'privacy\.epsilon_total': missing"):
-        SignalPrivacy(0, cfg, LIMIT, source="v.json")
-    with pytest.raises(ConfigError, match=r"key 'privacy\.seed': wrong type"):
-        SignalPrivacy(0, privacy_cfg(seed="7"), LIMIT, source="v.json")
-    with pytest.raises(ConfigError, match=r"key 'privacy'.*exceeds epsilon_total"):
+    data = privacy_data()
+    del data["epsilon_total"]
+    with pytest.raises(ConfigError, match=r"v\.json: key 'privacy\.epsilon_total': missing"):
+        config_from_json(PrivacySettings, data, "v.json", "privacy")
+    with pytest.raises(ConfigError, match=r"v\.json: key 'privacy\.seed': wrong type"):
+        config_from_json(PrivacySettings, privacy_data(seed="7"), "v.json", "privacy")
+    with pytest.raises(ConfigError, match=r"v\.json: key 'privacy'.*exceeds epsilon_total"):
         SignalPrivacy(0, privacy_cfg(epsilon_per_release=2.0), LIMIT, source="v.json")
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from arbsphere.adapters.signal_privacy import WITHHELD_LOTS, SignalPrivacy
+from arbsphere.adapters.signal_privacy import WITHHELD_LOTS, PrivacySettings, SignalPrivacy
 from arbsphere.adapters.signal_shares import SignalSharer
 from arbsphere.adapters.venue_adapter import TickTranslator, VenueCosts
 from arbsphere.adapters.venue_signals import EwmaCorrelation
@@ -74,11 +74,11 @@ class Venues:
         self.bits = [0] * n
         self.translators: list[TickTranslator] = []
         for i in range(n):
-            privacy = SignalPrivacy(i, {
-                "mechanism": "laplace", "epsilon_total": 100.0, "epsilon_per_release": 0.5,
-                "delta_total": 0.0, "release_interval_ms": INTERVAL / MS,
-                "liquidity_sensitivity_lots": 5.0, "correlation_sensitivity": 2.0, "seed": seed,
-            }, LIMIT, aligned=True)  # fmt: skip
+            privacy = SignalPrivacy(i, PrivacySettings(
+                mechanism="laplace", epsilon_total=100.0, epsilon_per_release=0.5,
+                delta_total=0.0, release_interval_ms=INTERVAL / MS,
+                liquidity_sensitivity_lots=5.0, correlation_sensitivity=2.0, seed=seed,
+            ), LIMIT, aligned=True)  # fmt: skip
             sharer = SignalSharer(
                 MaskingParty(i, keys[i], peers, LIQ_FIXED, SESSION), REG, i,
                 VENUE_SENDER_BASE + i, n, INTERVAL, participants=self._participants(i),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from arbsphere.adapters.sync_master import SyncMaster, open_sync_master
+from arbsphere.adapters.sync_master import SyncMaster, SyncSettings, open_sync_master
 from arbsphere.errors import ConfigError
 from arbsphere.firmware_interfaces import messages as dm
+from arbsphere.runtime import config_from_json
 from arbsphere.testing import FakeFeedLink, StepClock
 
 
@@ -70,15 +73,25 @@ def test_unreachable_device_counts_unsent_syncs() -> None:
     assert m.counts["syncs_unsent"] == 1 and m.next_seq == 1 and not m.pending
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, True, "16"])
-def test_open_sync_master_rejects_bad_interval(bad: object) -> None:
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [({"interval_ns": -1, "device_id": 1}, "sync.interval_ns"),
+     ({"interval_ns": 0, "device_id": 1}, "sync.interval_ns"),
+     ({"interval_ns": 1.5, "device_id": 1}, "sync.interval_ns"),
+     ({"interval_ns": True, "device_id": 1}, "sync.interval_ns"),
+     ({"interval_ns": "16", "device_id": 1}, "sync.interval_ns"),
+     ({"interval_ns": 10}, "sync.device_id"),
+     ({"interval_ns": 10, "device_id": 2**32}, "sync.device_id")],
+)  # fmt: skip
+def test_sync_settings_refuse_a_bad_interval_or_device(data: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_json(SyncSettings, data, "x.json", "sync")
+    assert info.value.file == "x.json" and info.value.key == key, str(info.value)
+
+
+def test_open_sync_master_runs_one_only_when_configured() -> None:
     clock = StepClock(0)
-    with pytest.raises(ConfigError, match="sync_interval_ns"):
-        open_sync_master(
-            {"sync_interval_ns": bad}, "x.json", FakeFeedLink(clock, tx_delay_ns=7), clock
-        )
-    assert open_sync_master({}, "x.json", FakeFeedLink(clock, tx_delay_ns=7), clock) is None
-    with pytest.raises(ConfigError, match="sync_device_id"):
-        open_sync_master(
-            {"sync_interval_ns": 10}, "x.json", FakeFeedLink(clock, tx_delay_ns=7), clock
-        )
+    link = FakeFeedLink(clock, tx_delay_ns=7)
+    assert open_sync_master(None, link, clock) is None
+    m = open_sync_master(SyncSettings(interval_ns=10, device_id=42), link, clock)
+    assert m is not None and m.interval_ns == 10

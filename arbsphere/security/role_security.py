@@ -608,14 +608,3 @@ class RoleSecurity:
         if self.gov is not None:
             self.gov.close(linger=500)
             self.gov = None
-
-
-def open_role_security(
-    cfg: Mapping[str, Any], source: str, clock: Clock, ctx: zmq.Context[Any]
-) -> RoleSecurity | None:
-    """The role's :class:`RoleSecurity` from its configuration's ``security`` table, or None
-    when the configuration has none (a role run on its own, e.g. in a unit test)."""
-    table = cfg.get("security")
-    if table is None:
-        return None
-    return RoleSecurity(SecuritySettings.from_cfg(table, source), clock, ctx, source=source)
