@@ -174,33 +174,12 @@ class VenueRounds:
         if self.masking is not None:
             participants, reveal_round = v[_DUAL_V3_MASKS]
             self.latest_participants = participants  # who is in: the signal shares mask so
-        lo, hi, stride = _DUAL_V3_ITEMS if self.masking is not None else _DUAL_V2_ITEMS
-        for k in range(m):
-            at = stride * k
-            a, price, u, xbar = v[lo + at : hi + at]
-            if a >= m:
-                self._bad(f"DualVariables asset {a}, venue solves {m}")
-                return None
-            self._price[a] = price
-            self._u[a] = u
-            self._xbar[a] = xbar
+        if not self._read_items(v, m):
+            return None
         solver = self.solver
         try:
             if phase == PHASE_BEGIN:
-                if not solver.quoted.all():
-                    self.counts["not_quoted"] += 1
-                frozen = solver.begin(solve_id, cold=bool(flags & FLAG_COLD))
-                self._seq = frozen.problem_seq
-                self.counts["solves"] += 1
-                self._rows = []
-                self._iterates = []
-                self._participants = participants
-                self._mid[:] = frozen.c
-                for a in range(m):
-                    self._rows.append(self.solves.n)
-                    self.solves.append((solve_id, a, frozen.problem_seq, frozen.c[a],
-                                        frozen.gamma[a], frozen.phi[a], frozen.limit[a],
-                                        rx_ns, 0, 0, np.nan))  # fmt: skip
+                self._begin(solve_id, flags, participants, rx_ns)
             elif solve_id != solver.solve_id:
                 self._bad(f"DualVariables for solve {solve_id}, venue is in {solver.solve_id}")
                 return None
@@ -231,6 +210,44 @@ class VenueRounds:
             return None
         if z_old is not None:
             return self._share(solve_id, round_no, x, z_old)
+        return self._solution(solve_id, round_no, x)
+
+    def _read_items(self, v: tuple[Any, ...], m: int) -> bool:
+        """The DualVariables' per-asset price, u and x̄ (False: an asset the venue does not
+        solve, counted)."""
+        lo, hi, stride = _DUAL_V3_ITEMS if self.masking is not None else _DUAL_V2_ITEMS
+        for k in range(m):
+            at = stride * k
+            a, price, u, xbar = v[lo + at : hi + at]
+            if a >= m:
+                self._bad(f"DualVariables asset {a}, venue solves {m}")
+                return False
+            self._price[a] = price
+            self._u[a] = u
+            self._xbar[a] = xbar
+        return True
+
+    def _begin(self, solve_id: int, flags: int, participants: int, rx_ns: int) -> None:
+        """A new solve: the solver's problem frozen, one solve trace row per asset."""
+        solver = self.solver
+        if not solver.quoted.all():
+            self.counts["not_quoted"] += 1
+        frozen = solver.begin(solve_id, cold=bool(flags & FLAG_COLD))
+        self._seq = frozen.problem_seq
+        self.counts["solves"] += 1
+        self._rows = []
+        self._iterates = []
+        self._participants = participants
+        self._mid[:] = frozen.c
+        for a in range(solver.n_assets):
+            self._rows.append(self.solves.n)
+            self.solves.append((solve_id, a, frozen.problem_seq, frozen.c[a],
+                                frozen.gamma[a], frozen.phi[a], frozen.limit[a],
+                                rx_ns, 0, 0, np.nan))  # fmt: skip
+
+    def _solution(self, solve_id: int, round_no: int, x: np.ndarray) -> bytes:
+        """The clear LocalSolution of the round's ``x``, sent."""
+        m = self.solver.n_assets
         items: list[float | int] = []
         for a in range(m):
             items += (a, float(x[a]))
