@@ -20,7 +20,7 @@ from arbsphere.adapters.links import LinkParams
 from arbsphere.adapters.role_config import BrokerRoleConfig, VenueFederation, VenueRoleConfig
 from arbsphere.adapters.signal_privacy import PrivacySettings
 from arbsphere.adapters.sync_master import SyncSettings
-from arbsphere.adapters.udp_link import UdpLinkConfig
+from arbsphere.adapters.udp_link import UdpBrokerLinkConfig, UdpLinkConfig
 from arbsphere.coordinator.admm import AdmmSettings
 from arbsphere.coordinator.role_config import (
     CoordinatorRoleConfig,
@@ -288,7 +288,8 @@ def test_the_orchestrator_writes_the_configs_the_adapters_read(
     assert links == {"udp", "serial"}  # both backends' settings go through the file
     broker = orch.broker_config(LinkParams(name=c.broker.name, device_port=4242))
     assert config_from_json(BrokerRoleConfig, _json(broker), "b.json") == broker
-    assert broker.link.settings.device_port == 4242
+    settings = broker.link.settings
+    assert isinstance(settings, UdpBrokerLinkConfig) and settings.device_port == 4242
 
 
 def test_a_role_process_with_a_bad_config_exits_2_naming_file_and_key(tmp_path: Path) -> None:
