@@ -402,19 +402,39 @@ class VenueProcess(RoleProcess):
         return ready
 
     def serve(self, stop: StopFlag) -> None:
-        """Until ``stop``: receive what the link has (and answer the rounds), forward the
-        ticks, flush the outbox; while it waits for the socket, wake when that takes more."""
+        """Until ``stop``: receive what the link has (and answer the rounds, serve the clock
+        sync and the security timers), forward the ticks, flush the outbox; while it waits
+        for the socket, wake when that takes more."""
+        sync, rounds, link, clock, security = (
+            self.sync, self.rounds, self.link, self.clock, self.security
+        )  # fmt: skip
+        outbox, push, dealer, forward = self.outbox, self.push, self.dealer, self._forward
+        link_fd = link.fileno()
         poller = zmq.Poller()
-        poller.register(self.link.fileno(), zmq.POLLIN)
-        if self.dealer is not None:
-            poller.register(self.dealer, zmq.POLLIN)
-        outbox, push = self.outbox, self.push
-        receive, forward = self._receive, self._forward
+        poller.register(link_fd, zmq.POLLIN)
+        if dealer is not None:
+            poller.register(dealer, zmq.POLLIN)
         waiting_out = False
         while not stop.is_set:
-            batch = receive(poller, stop)
-            if batch is None:
-                break
+            try:
+                timeout = 100 if sync is None else sync.timeout_ms(clock.now_ns(), 100)
+                if rounds is None:  # (with messages waiting for the socket: look again soon)
+                    batch = link.receive(timeout_ms=1 if outbox.pending else timeout)
+                else:
+                    # Read (and so stamp) what the link has first — a serial link's stamps
+                    # are user-space, taken at the read — then answer a waiting round, then
+                    # work through the ticks.
+                    ready = dict(poller.poll(timeout))
+                    batch = link.receive(timeout_ms=0) if link_fd in ready else []
+                    if dealer in ready:
+                        rounds.on_readable()
+                if sync is not None:
+                    sync.poll(clock.now_ns())
+                security.service()
+            except OSError as exc:
+                if stop.is_set:
+                    break
+                raise LinkError(f"{self.name}: link receive failed: {exc}") from exc
             forward(batch)
             outbox.flush()
             if outbox.pending != waiting_out:  # wake when the socket takes more
@@ -423,31 +443,6 @@ class VenueProcess(RoleProcess):
                     poller.register(push, zmq.POLLIN | zmq.POLLOUT)
                 else:
                     poller.unregister(push)
-
-    def _receive(self, poller: zmq.Poller, stop: StopFlag) -> list[Received] | None:
-        """One wake-up's device messages (None: stopped while the link failed); the rounds,
-        the clock sync and the security timers are served on the way."""
-        sync, rounds, link, clock = self.sync, self.rounds, self.link, self.clock
-        try:
-            timeout = 100 if sync is None else sync.timeout_ms(clock.now_ns(), 100)
-            if rounds is None:  # (with messages waiting for the socket: look again soon)
-                batch = link.receive(timeout_ms=1 if self.outbox.pending else timeout)
-            else:
-                # Read (and so stamp) what the link has first — a serial link's stamps are
-                # user-space, taken at the read — then answer a waiting round, then work
-                # through the ticks.
-                ready = dict(poller.poll(timeout))
-                batch = link.receive(timeout_ms=0) if link.fileno() in ready else []
-                if self.dealer in ready:
-                    rounds.on_readable()
-            if sync is not None:
-                sync.poll(clock.now_ns())
-            self.security.service()
-        except OSError as exc:
-            if stop.is_set:
-                return None
-            raise LinkError(f"{self.name}: link receive failed: {exc}") from exc
-        return batch
 
     def _forward(self, batch: list[Received]) -> None:
         """The ticks the link delivered together leave in one frame: one tag, one CurveZMQ
