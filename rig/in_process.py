@@ -26,6 +26,7 @@ from arbsphere.coordinator.journal_records import (
     encode_frames,
     encode_round_timeout,
 )
+from arbsphere.errors import PipelineError
 from arbsphere.replay.engine import JournalRecord
 
 #: plain ints: what :meth:`QueuedSocket.getsockopt` answers for ``zmq.EVENTS``
@@ -101,7 +102,7 @@ class QueuedSocket:
 
     def getsockopt(self, option: int) -> int:
         if option != _ZMQ_EVENTS:
-            raise ValueError(f"QueuedSocket answers zmq.EVENTS only, not option {option}")
+            raise PipelineError(f"QueuedSocket answers zmq.EVENTS only, not option {option}")
         return _POLLIN if self.queue else 0
 
 

@@ -18,7 +18,10 @@ last quote is older than ``stale_after_ms`` is frozen at its lots and the others
 it), merges the legs and sends the PlanDelta, which the broker fills at once. After the last
 tick, wake-ups with the reports alone (the loop's compensating solves) until no report is
 outstanding. Deterministic: same scenario and seed, same result set (only the measured wall
-times differ); the clock the loop, the venues and the broker read is the simulation's.
+times differ). The loop, the venues and the broker read the simulation's clock (a wake-up's
+time is its tick's); the rounds driver reads the wall clock, which only stamps its rounds and
+times them (``solve_us``): the in-process link never waits for an answer (one not queued
+when the driver asks for it never comes), so no deadline is ever read.
 
 Scenarios (:data:`SCENARIOS`): ``calm``, ``volatile``, ``outage`` (one of three venues stops
 quoting for a third of the run: once its quotes are stale it is frozen at its lots, the others
