@@ -530,7 +530,7 @@ def _run_heading(manifest: Mapping[str, object]) -> tuple[str, list[str]]:
     run_id = manifest.get("run_id", "unknown run")
     status = str(manifest.get("status", "unknown"))
     css_status = status if status in ("complete", "incomplete") else "unknown"
-    reason = manifest.get("reason")
+    reason = manifest.get("incomplete_reason")
     title = f"{campaign} — run {run_id} — {status}"
     parts = [
         f"<h1>{_e(campaign)} <small>run {_e(run_id)}</small></h1>",
@@ -643,7 +643,7 @@ def _run_section(manifest: Mapping[str, object]) -> list[str]:
     run_rows = [
         (str(k), v)
         for k, v in manifest.items()
-        if k not in ("campaign", "run_id", "status", "reason")
+        if k not in ("campaign", "run_id", "status", "incomplete_reason")
         and (v is None or isinstance(v, str | int | float | bool))
     ]
     if not run_rows:

@@ -82,7 +82,7 @@ def test_incomplete_run_shows_reason_and_escapes_text(tmp_path: Path) -> None:
         "campaign": {"name": "lab <A&B>"},
         "run_id": "r1",
         "status": "incomplete",
-        "reason": "broker device stopped answering <timeout>",
+        "incomplete_reason": "broker device stopped answering <timeout>",
         "host": "rig-01",
     }
     out = tmp_path / "report.html"
