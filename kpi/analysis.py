@@ -283,12 +283,6 @@ def stage_samples(ticks: pd.DataFrame, end: str, start: str, only_orders: bool) 
     return StageSamples(values, interval, unc, locked, synchronised)
 
 
-def stage_values(ticks: pd.DataFrame, end: str, start: str, only_orders: bool) -> np.ndarray:
-    """The stage's latencies (ns) of the samples that go into its percentiles."""
-    s = stage_samples(ticks, end, start, only_orders)
-    return s.values[s.locked]
-
-
 def analyse(
     proc_dir: Path,
     venue_names: list[str],
