@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from arbsphere.journal import JournalConfig, JournalReader, JournalWriter, verify
+from arbsphere.journal import JournalReader, JournalWriter, JournalWriterConfig, verify
 
 PAYLOAD = 72
 RECORD = PAYLOAD + 28
@@ -37,7 +37,9 @@ N_SINGLE = 300_000  # per round, one call per record
 ROUNDS = 3
 TARGET_APPEND = 1_000_000
 TARGET_VERIFY = 2_000_000
-INTERVAL_CFG = JournalConfig(durability="interval", interval_ns=10_000_000, interval_records=65_536)
+INTERVAL_CFG = JournalWriterConfig(
+    durability="interval", interval_ns=10_000_000, interval_records=65_536
+)
 #: the measurements, each timed once per round (``records`` in the first round only)
 TIMES = (
     "many",
@@ -56,7 +58,7 @@ class _Monotonic:
         return time.monotonic_ns()
 
 
-def _append_many(directory: Path, cfg: JournalConfig, rows: np.ndarray) -> float:
+def _append_many(directory: Path, cfg: JournalWriterConfig, rows: np.ndarray) -> float:
     ts = np.arange(BATCH, dtype=np.int64)
     w = JournalWriter.open(directory, cfg, _Monotonic())
     t0 = time.perf_counter_ns()
@@ -67,7 +69,7 @@ def _append_many(directory: Path, cfg: JournalConfig, rows: np.ndarray) -> float
 
 
 def _append_single(directory: Path, payload: bytes) -> float:
-    w = JournalWriter.open(directory, JournalConfig())
+    w = JournalWriter.open(directory, JournalWriterConfig())
     append = w.append
     t0 = time.perf_counter_ns()
     for i in range(N_SINGLE):
@@ -124,7 +126,7 @@ def _round(
     replays one :class:`Record` per record (slow: once is enough) and returns the journal's
     size in bytes."""
     d = root / f"none-{r}"
-    t["many"].append(_append_many(d, JournalConfig(), rows))
+    t["many"].append(_append_many(d, JournalWriterConfig(), rows))
     t["raw_write"].append(_raw_write(root / "raw", N_RECORDS * RECORD, 256 << 10))
     t["verify"].append(_timed(lambda: verify(d))[0])
     t["read_hash"].append(_read_and_hash(d))
@@ -155,7 +157,7 @@ def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-journal-") as tmp:
         root = Path(tmp)
         # warm-up: kernels are loaded at import; this warms the page cache and allocator
-        _append_many(root / "warm", JournalConfig(), rows)
+        _append_many(root / "warm", JournalWriterConfig(), rows)
         sizes = [_round(root, r, rows, payload, t) for r in range(ROUNDS)]
     journal_bytes = sizes[0]
     assert journal_bytes is not None
