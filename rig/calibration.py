@@ -395,66 +395,72 @@ def delay_lines(
     against that; the path delay, an average of both directions, against half of it on top of
     the injection)."""
     limit = max(limits.delay_rel * injected_us, limits.delay_abs_us)
+    lines = [
+        _feed_wire_rise_line(device, injected_us, wire_us, baseline_wire_us, limit, release_late_us)
+    ]
+    if wire_us is None or baseline_wire_us is None:
+        return lines
+    p = _locked_median(history, "path_delay_ns")
+    b = _locked_median(baseline_history, "path_delay_ns")
+    if p is not None and b is not None:
+        lines.append(_path_delay_rise_line(device, injected_us, p, b, limit, release_late_us))
+    return lines
+
+
+def _feed_wire_rise_line(
+    device: str,
+    injected_us: float,
+    wire_us: float | None,
+    baseline_wire_us: float | None,
+    limit: float,
+    release_late_us: float,
+) -> CalibrationLine:
+    """The rise of the device's feed_wire percentile over the baseline, against the delay
+    applied towards the rig (the injection plus the emulator's release lateness)."""
+    name = f"one-way delay to rig (feed_wire p{FEED_WIRE_PERCENTILE:g} rise)"
+    if wire_us is None or baseline_wire_us is None:
+        return CalibrationLine(
+            name, device, injected_us, None, None, limit, "us", False,
+            "no locked feed_wire samples",
+        )  # fmt: skip
     applied = injected_us + release_late_us
     applied_note = (
         f"; applied {applied:.1f} us (release lateness {release_late_us:+.1f} us)"
         if release_late_us
         else ""
     )
-    name = f"one-way delay to rig (feed_wire p{FEED_WIRE_PERCENTILE:g} rise)"
-    if wire_us is None or baseline_wire_us is None:
-        return [
-            CalibrationLine(
-                name,
-                device,
-                injected_us,
-                None,
-                None,
-                limit,
-                "us",
-                False,
-                "no locked feed_wire samples",
-            )
-        ]
     got = wire_us - baseline_wire_us
-    lines = [
-        CalibrationLine(
-            name,
-            device,
-            injected_us,
-            got,
-            abs(got - applied),
-            limit,
-            "us",
-            abs(got - applied) <= limit,
-            f"feed_wire p{FEED_WIRE_PERCENTILE:g} {wire_us:.1f} us vs {baseline_wire_us:.1f} us "
-            "unimpaired" + applied_note,
-        )
-    ]
-    p = _locked_median(history, "path_delay_ns")
-    b = _locked_median(baseline_history, "path_delay_ns")
-    if p is not None and b is not None:
-        got = (p - b) / 1e3
-        path_applied = injected_us + release_late_us / 2
-        lines.append(
-            CalibrationLine(
-                "one-way delay (path delay rise, clock sync)",
-                device,
-                injected_us,
-                got,
-                abs(got - path_applied),
-                limit,
-                "us",
-                abs(got - path_applied) <= limit,
-                f"path delay {p / 1e3:.1f} us vs {b / 1e3:.1f} us unimpaired"
-                + (
-                    f"; applied {path_applied:.1f} us (half the release lateness on top)"
-                    if release_late_us
-                    else ""
-                ),
-            )
-        )
-    return lines
+    return CalibrationLine(
+        name, device, injected_us, got, abs(got - applied), limit, "us",
+        abs(got - applied) <= limit,
+        f"feed_wire p{FEED_WIRE_PERCENTILE:g} {wire_us:.1f} us vs {baseline_wire_us:.1f} us "
+        "unimpaired" + applied_note,
+    )  # fmt: skip
+
+
+def _path_delay_rise_line(
+    device: str,
+    injected_us: float,
+    path_ns: float,
+    baseline_path_ns: float,
+    limit: float,
+    release_late_us: float,
+) -> CalibrationLine:
+    """The rise of the clock sync's path delay estimate (median over locked samples) over the
+    baseline: an average of both directions, so half the release lateness is on top."""
+    got = (path_ns - baseline_path_ns) / 1e3
+    path_applied = injected_us + release_late_us / 2
+    note = (
+        f"; applied {path_applied:.1f} us (half the release lateness on top)"
+        if release_late_us
+        else ""
+    )
+    return CalibrationLine(
+        "one-way delay (path delay rise, clock sync)", device, injected_us, got,
+        abs(got - path_applied), limit, "us", abs(got - path_applied) <= limit,
+        f"path delay {path_ns / 1e3:.1f} us vs {baseline_path_ns / 1e3:.1f} us unimpaired"
+        + note,
+    )  # fmt: skip
 
 
 def feed_wire_by_venue(run_dir: Path, percentile: float = 50.0) -> dict[str, float]:
