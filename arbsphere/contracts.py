@@ -332,9 +332,6 @@ class Registry:
         except KeyError:
             raise KeyError(f"schema {name!r} has no version {version}") from None
 
-    def schema_names(self) -> list[str]:
-        return sorted(self._latest)
-
     def fields(self, name: str, version: int | None = None) -> FieldIndex:
         """The value positions of schema ``name`` (its latest version by default)."""
         return self.schema(name, version).fields

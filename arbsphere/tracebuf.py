@@ -41,7 +41,3 @@ class TraceBuffer:
         tmp = path.with_name(path.name + ".tmp.npy")
         np.save(tmp, self.view(), allow_pickle=False)
         tmp.replace(path)
-
-
-def load_trace(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)

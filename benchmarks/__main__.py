@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,24 @@ from benchmarks.targets import target, target_line
 
 
 def main() -> None:
+    args, rate_arms, scale_cells, factors = _parse_args()
+    wanted = args.only or [
+        "kernels", "recording", "journal", "rounds", "security", "pipeline", "federated",
+        "scale", "overload", "recorder", "transport", "calibration",
+    ]  # fmt: skip
+    results: dict[str, Any] = {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    bench = _Bench(args, rate_arms, scale_cells, factors, results)
+    started = time.monotonic()
+    for name, section in SECTIONS:
+        if name in wanted:
+            section(bench)
+    _finish(bench, started)
+
+
+def _parse_args() -> tuple[
+    argparse.Namespace, tuple[str, ...], list[tuple[int, int]], tuple[float, ...]
+]:
+    """The command line, with the by-rate arms, scale cells and overload factors parsed."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument(
         "--only",
@@ -39,6 +59,28 @@ def main() -> None:
         ],
         action="append",
     )
+    _add_pipeline_options(parser)
+    _add_section_options(parser)
+    args = parser.parse_args()
+    from benchmarks.bench_pipeline import RATE_ARMS
+
+    rate_arms = tuple(a.strip() for a in args.pipeline_rate_arms.split(",") if a.strip())
+    if not rate_arms or any(a not in RATE_ARMS for a in rate_arms):
+        parser.error(
+            f"--pipeline-rate-arms {args.pipeline_rate_arms!r}: choose from {', '.join(RATE_ARMS)}"
+        )
+    from benchmarks.bench_scale import parse_cells
+
+    try:
+        scale_cells = parse_cells(args.scale_cells)
+        factors = tuple(float(f) for f in args.overload_factors.split(",") if f.strip())
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args, rate_arms, scale_cells, factors
+
+
+def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    """The pipeline, recorder and transport sections' options."""
     parser.add_argument("--pipeline-seconds", type=float, default=10.0)
     parser.add_argument(
         "--pipeline-rate",
@@ -77,6 +119,11 @@ def main() -> None:
         default=500.0,
         help="ticks/s per venue of the transport comparison",
     )
+
+
+def _add_section_options(parser: argparse.ArgumentParser) -> None:
+    """The rounds, federated, scale and overload sections' options, and the pipeline floor's
+    (last on the help page)."""
     parser.add_argument(
         "--rounds-seconds", type=float, default=3.0, help="rounds bench: seconds per phase"
     )
@@ -124,159 +171,200 @@ def main() -> None:
         action="store_true",
         help="pipeline floor: forward every tick to the broker (default: the traded ticks)",
     )
-    args = parser.parse_args()
-    from benchmarks.bench_pipeline import RATE_ARMS
 
-    rate_arms = tuple(a.strip() for a in args.pipeline_rate_arms.split(",") if a.strip())
-    if not rate_arms or any(a not in RATE_ARMS for a in rate_arms):
-        parser.error(
-            f"--pipeline-rate-arms {args.pipeline_rate_arms!r}: choose from {', '.join(RATE_ARMS)}"
-        )
-    from benchmarks.bench_scale import parse_cells
 
-    try:
-        scale_cells = parse_cells(args.scale_cells)
-        factors = tuple(float(f) for f in args.overload_factors.split(",") if f.strip())
-    except ValueError as exc:
-        parser.error(str(exc))
-    wanted = args.only or [
-        "kernels", "recording", "journal", "rounds", "security", "pipeline", "federated",
-        "scale", "overload", "recorder", "transport", "calibration",
-    ]  # fmt: skip
-    results: dict[str, Any] = {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    targets: list[dict[str, Any]] = []
-    started = time.monotonic()
+@dataclass
+class _Bench:
+    """One ``make bench``: the options, every section's results, and the targets judged."""
 
-    def judged(found: list[dict[str, Any]]) -> None:
+    args: argparse.Namespace
+    rate_arms: tuple[str, ...]
+    scale_cells: list[tuple[int, int]]
+    factors: tuple[float, ...]
+    results: dict[str, Any]
+    targets: list[dict[str, Any]] = field(default_factory=list)
+
+    def judged(self, found: list[dict[str, Any]]) -> None:
         """Print a section's targets and keep them for the summary."""
-        targets.extend(found)
+        self.targets.extend(found)
         if found:
             print("\n".join(target_line(t) for t in found))
 
-    if "kernels" in wanted:
-        from benchmarks import bench_kernels
 
-        results["kernels"] = bench_kernels.run()
-        print("kernels:", json.dumps(results["kernels"], indent=2))
-    if "recording" in wanted:
-        from benchmarks import bench_recording
+def _kernels(b: _Bench) -> None:
+    from benchmarks import bench_kernels
 
-        results["recording"] = bench_recording.run()
-        print("recording:", json.dumps(results["recording"], indent=2))
-    if "rounds" in wanted:
-        from benchmarks import bench_rounds
+    b.results["kernels"] = bench_kernels.run()
+    print("kernels:", json.dumps(b.results["kernels"], indent=2))
 
-        results["rounds"] = bench_rounds.run(args.rounds_seconds, args.rounds_pairs)
+
+def _recording(b: _Bench) -> None:
+    from benchmarks import bench_recording
+
+    b.results["recording"] = bench_recording.run()
+    print("recording:", json.dumps(b.results["recording"], indent=2))
+
+
+def _rounds(b: _Bench) -> None:
+    from benchmarks import bench_rounds
+
+    args = b.args
+    b.results["rounds"] = bench_rounds.run(args.rounds_seconds, args.rounds_pairs)
+    print(
+        f"rounds (one federated round vs the bare ROUTER/DEALER round trip, same sockets "
+        f"and processes, {args.rounds_pairs} alternating pairs of {args.rounds_seconds:g} s "
+        "per phase):"
+    )
+    print("\n".join(bench_rounds.summary_lines(b.results["rounds"])))
+    b.judged(b.results["rounds"]["targets"])
+
+
+def _pipeline(b: _Bench) -> None:
+    from benchmarks import bench_pipeline
+
+    args, results = b.args, b.results
+    results["pipeline"] = bench_pipeline.run(
+        args.pipeline_seconds, args.pipeline_pairs, args.every_tick_floor, args.pipeline_rate
+    )
+    summary = {k: v for k, v in results["pipeline"].items() if k not in ("runs", "targets")}
+    print("pipeline:", json.dumps(summary, indent=2))
+    pooled = results["pipeline"]["pooled"]
+    if pooled:
         print(
-            f"rounds (one federated round vs the bare ROUTER/DEALER round trip, same sockets "
-            f"and processes, {args.rounds_pairs} alternating pairs of {args.rounds_seconds:g} s "
-            "per phase):"
+            f"pipeline / floor at {args.pipeline_rate:g} ticks/s per venue, every trade of "
+            f"the {args.pipeline_pairs} pairs pooled: p50 {pooled['p50_on_us']} vs "
+            f"{pooled['p50_off_us']} us, ratio {pooled['ratio_p50']} (pair-level 90 % "
+            f"interval {pooled['ratio_p50_ci90_runs']}), p99 ratio {pooled['ratio_p99']}"
         )
-        print("\n".join(bench_rounds.summary_lines(results["rounds"])))
-        judged(results["rounds"]["targets"])
-    if "pipeline" in wanted:
-        from benchmarks import bench_pipeline
-
-        results["pipeline"] = bench_pipeline.run(
-            args.pipeline_seconds, args.pipeline_pairs, args.every_tick_floor, args.pipeline_rate
+    print("\n".join(bench_pipeline.stage_table(results["pipeline"]["runs"])))
+    print("\n".join(bench_pipeline.load_table(results["pipeline"]["runs"])))
+    print("CPU per tick, each role against the floor relay at its hop (mean over pairs):")
+    print("\n".join(bench_pipeline.cpu_table(results["pipeline"]["cpu_per_tick"])))
+    b.judged(results["pipeline"]["targets"])
+    rates = [int(r) for r in args.pipeline_rates.split(",") if r.strip()]
+    if rates:
+        results["pipeline_rates"] = bench_pipeline.run_rates(
+            rates, args.pipeline_seconds, b.rate_arms
         )
-        summary = {k: v for k, v in results["pipeline"].items() if k not in ("runs", "targets")}
-        print("pipeline:", json.dumps(summary, indent=2))
-        pooled = results["pipeline"]["pooled"]
-        if pooled:
-            print(
-                f"pipeline / floor at {args.pipeline_rate:g} ticks/s per venue, every trade of "
-                f"the {args.pipeline_pairs} pairs pooled: p50 {pooled['p50_on_us']} vs "
-                f"{pooled['p50_off_us']} us, ratio {pooled['ratio_p50']} (pair-level 90 % "
-                f"interval {pooled['ratio_p50_ci90_runs']}), p99 ratio {pooled['ratio_p99']}"
-            )
-        print("\n".join(bench_pipeline.stage_table(results["pipeline"]["runs"])))
-        print("\n".join(bench_pipeline.load_table(results["pipeline"]["runs"])))
-        print("CPU per tick, each role against the floor relay at its hop (mean over pairs):")
-        print("\n".join(bench_pipeline.cpu_table(results["pipeline"]["cpu_per_tick"])))
-        judged(results["pipeline"]["targets"])
-        rates = [int(r) for r in args.pipeline_rates.split(",") if r.strip()]
-        if rates:
-            results["pipeline_rates"] = bench_pipeline.run_rates(
-                rates, args.pipeline_seconds, rate_arms
-            )
-            print("pipeline / floor by rate, context (one pair per rate and arm):")
-            print("\n".join(bench_pipeline.rates_table(results["pipeline_rates"])))
-    if "federated" in wanted:
-        from benchmarks import bench_federated
+        print("pipeline / floor by rate, context (one pair per rate and arm):")
+        print("\n".join(bench_pipeline.rates_table(results["pipeline_rates"])))
 
-        results["federated"] = bench_federated.run(args.federated_seconds, args.federated_pairs)
-        fed = results["federated"]
-        print(
-            f"federated ({bench_federated.FEDERATED.name}, protocol {fed['protocol']}) vs central "
-            f"({bench_federated.CENTRAL.name}) at {fed['rate_hz_per_venue']:g} ticks/s per venue, "
-            f"{fed['pairs']} interleaved pairs of {fed['duration_s']:g} s measured:"
+
+def _federated(b: _Bench) -> None:
+    from benchmarks import bench_federated
+
+    b.results["federated"] = bench_federated.run(b.args.federated_seconds, b.args.federated_pairs)
+    fed = b.results["federated"]
+    print(
+        f"federated ({bench_federated.FEDERATED.name}, protocol {fed['protocol']}) vs central "
+        f"({bench_federated.CENTRAL.name}) at {fed['rate_hz_per_venue']:g} ticks/s per venue, "
+        f"{fed['pairs']} interleaved pairs of {fed['duration_s']:g} s measured:"
+    )
+    print("\n".join(bench_federated.summary_lines(fed)))
+    b.judged(fed["targets"])
+
+
+def _scale(b: _Bench) -> None:
+    from benchmarks import bench_scale
+
+    args = b.args
+    b.results["scale"] = bench_scale.run(b.scale_cells, args.scale_seconds, args.scale_total_rate)
+    print(f"scale (venues N x assets M, campaigns built from {bench_scale.BASE}; context):")
+    print("\n".join(bench_scale.scale_table(b.results["scale"])))
+
+
+def _overload(b: _Bench) -> None:
+    from benchmarks import bench_overload
+
+    args = b.args
+    b.results["overload"] = bench_overload.run(
+        args.overload_seconds, b.factors, busy=not args.no_busy_core
+    )
+    print(
+        f"overload and a busy core ({bench_overload.CAMPAIGN.name}, "
+        f"{args.overload_seconds:g} s measured per run):"
+    )
+    print("\n".join(bench_overload.summary_table(b.results["overload"])))
+    b.judged(b.results["overload"]["targets"])
+
+
+def _journal(b: _Bench) -> None:
+    from benchmarks import bench_journal
+
+    b.results["journal"] = bench_journal.run()
+    print("journal:", json.dumps(b.results["journal"], indent=2))
+
+
+def _recorder(b: _Bench) -> None:
+    from benchmarks import bench_recorder
+
+    args, results = b.args, b.results
+    if args.recorder_interleaved_seconds > 0:
+        results["recorder_interleaved"] = bench_recorder.run_interleaved(
+            args.recorder_interleaved_seconds
         )
-        print("\n".join(bench_federated.summary_lines(fed)))
-        judged(fed["targets"])
-    if "scale" in wanted:
-        from benchmarks import bench_scale
+        print("recorder (interleaved):", json.dumps(results["recorder_interleaved"], indent=2))
+        row = results["recorder_interleaved"].get("tick_to_solve") or {}
+        b.judged([target(
+            "recorder", "recorder on / off tick_to_solve p99 (interleaved)",
+            row.get("ratio_p99"), results["recorder_interleaved"]["target_ratio_p99"],
+            interval=row.get("ratio_p99_ci90"), reference="same run, on/off periods",
+        )])  # fmt: skip
+    if args.pipeline_pairs > 0:
+        results["recorder"] = bench_recorder.run(args.pipeline_seconds, args.pipeline_pairs)
+        summary = {k: v for k, v in results["recorder"].items() if k != "runs"}
+        print("recorder (separate runs):", json.dumps(summary, indent=2))
 
-        results["scale"] = bench_scale.run(scale_cells, args.scale_seconds, args.scale_total_rate)
-        print(f"scale (venues N x assets M, campaigns built from {bench_scale.BASE}; context):")
-        print("\n".join(bench_scale.scale_table(results["scale"])))
-    if "overload" in wanted:
-        from benchmarks import bench_overload
 
-        results["overload"] = bench_overload.run(
-            args.overload_seconds, factors, busy=not args.no_busy_core
-        )
-        print(
-            f"overload and a busy core ({bench_overload.CAMPAIGN.name}, "
-            f"{args.overload_seconds:g} s measured per run):"
-        )
-        print("\n".join(bench_overload.summary_table(results["overload"])))
-        judged(results["overload"]["targets"])
-    if "journal" in wanted:
-        from benchmarks import bench_journal
+def _security(b: _Bench) -> None:
+    from benchmarks import bench_security
 
-        results["journal"] = bench_journal.run()
-        print("journal:", json.dumps(results["journal"], indent=2))
-    if "recorder" in wanted:
-        from benchmarks import bench_recorder
+    b.results["security"] = bench_security.run()  # prints its own table
+    print("ledger:", json.dumps(b.results["security"]["ledger"]))
 
-        if args.recorder_interleaved_seconds > 0:
-            results["recorder_interleaved"] = bench_recorder.run_interleaved(
-                args.recorder_interleaved_seconds
-            )
-            print("recorder (interleaved):", json.dumps(results["recorder_interleaved"], indent=2))
-            row = results["recorder_interleaved"].get("tick_to_solve") or {}
-            judged([target(
-                "recorder", "recorder on / off tick_to_solve p99 (interleaved)",
-                row.get("ratio_p99"), results["recorder_interleaved"]["target_ratio_p99"],
-                interval=row.get("ratio_p99_ci90"), reference="same run, on/off periods",
-            )])  # fmt: skip
-        if args.pipeline_pairs > 0:
-            results["recorder"] = bench_recorder.run(args.pipeline_seconds, args.pipeline_pairs)
-            summary = {k: v for k, v in results["recorder"].items() if k != "runs"}
-            print("recorder (separate runs):", json.dumps(summary, indent=2))
-    if "security" in wanted:
-        from benchmarks import bench_security
 
-        results["security"] = bench_security.run()  # prints its own table
-        print("ledger:", json.dumps(results["security"]["ledger"]))
-    if "transport" in wanted:
-        from benchmarks import bench_transport
+def _transport(b: _Bench) -> None:
+    from benchmarks import bench_transport
 
-        results["transport"] = bench_transport.run(
-            args.pipeline_seconds, args.pipeline_pairs, args.transport_rate
-        )
-        print(
-            f"transport (CurveZMQ / plaintext, tags on / off) at {args.transport_rate:g} "
-            "ticks/s per venue:"
-        )
-        print("\n".join(bench_transport.summary_table(results["transport"])))
-        judged(results["transport"]["targets"])
-    if "calibration" in wanted:
-        from benchmarks import bench_calibration
+    args = b.args
+    b.results["transport"] = bench_transport.run(
+        args.pipeline_seconds, args.pipeline_pairs, args.transport_rate
+    )
+    print(
+        f"transport (CurveZMQ / plaintext, tags on / off) at {args.transport_rate:g} "
+        "ticks/s per venue:"
+    )
+    print("\n".join(bench_transport.summary_table(b.results["transport"])))
+    b.judged(b.results["transport"]["targets"])
 
-        results["calibration"] = bench_calibration.run()
-        print("calibration:", json.dumps(results["calibration"], indent=2))
+
+def _calibration(b: _Bench) -> None:
+    from benchmarks import bench_calibration
+
+    b.results["calibration"] = bench_calibration.run()
+    print("calibration:", json.dumps(b.results["calibration"], indent=2))
+
+
+#: the sections in the order they run (``--only`` picks among them)
+SECTIONS: tuple[tuple[str, Callable[[_Bench], None]], ...] = (
+    ("kernels", _kernels),
+    ("recording", _recording),
+    ("rounds", _rounds),
+    ("pipeline", _pipeline),
+    ("federated", _federated),
+    ("scale", _scale),
+    ("overload", _overload),
+    ("journal", _journal),
+    ("recorder", _recorder),
+    ("security", _security),
+    ("transport", _transport),
+    ("calibration", _calibration),
+)
+
+
+def _finish(b: _Bench, started: float) -> None:
+    """The targets' summary, and the results written under ``results/bench/``."""
+    results, targets = b.results, b.targets
     results["targets"] = targets
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     if targets:

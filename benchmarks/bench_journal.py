@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from arbsphere.journal import JournalConfig, JournalReader, JournalWriter, verify
+from arbsphere.journal import JournalReader, JournalWriter, JournalWriterConfig, verify
 
 PAYLOAD = 72
 RECORD = PAYLOAD + 28
@@ -37,6 +37,20 @@ N_SINGLE = 300_000  # per round, one call per record
 ROUNDS = 3
 TARGET_APPEND = 1_000_000
 TARGET_VERIFY = 2_000_000
+INTERVAL_CFG = JournalWriterConfig(
+    durability="interval", interval_ns=10_000_000, interval_records=65_536
+)
+#: the measurements, each timed once per round (``records`` in the first round only)
+TIMES = (
+    "many",
+    "many_interval",
+    "single",
+    "raw_write",
+    "verify",
+    "batches",
+    "records",
+    "read_hash",
+)
 
 
 class _Monotonic:
@@ -44,7 +58,7 @@ class _Monotonic:
         return time.monotonic_ns()
 
 
-def _append_many(directory: Path, cfg: JournalConfig, rows: np.ndarray) -> float:
+def _append_many(directory: Path, cfg: JournalWriterConfig, rows: np.ndarray) -> float:
     ts = np.arange(BATCH, dtype=np.int64)
     w = JournalWriter.open(directory, cfg, _Monotonic())
     t0 = time.perf_counter_ns()
@@ -55,7 +69,7 @@ def _append_many(directory: Path, cfg: JournalConfig, rows: np.ndarray) -> float
 
 
 def _append_single(directory: Path, payload: bytes) -> float:
-    w = JournalWriter.open(directory, JournalConfig())
+    w = JournalWriter.open(directory, JournalWriterConfig())
     append = w.append
     t0 = time.perf_counter_ns()
     for i in range(N_SINGLE):
@@ -91,67 +105,67 @@ def _timed(fn: Any) -> tuple[float, Any]:
     return (time.perf_counter_ns() - t0) / 1e9, out
 
 
+def _count_batches(d: Path) -> int:
+    n = 0
+    for batch in JournalReader(d).batches():
+        n += len(batch)
+    return n
+
+
+def _count_records(d: Path) -> int:
+    n = 0
+    for _rec in JournalReader(d).records():
+        n += 1
+    return n
+
+
+def _round(
+    root: Path, r: int, rows: np.ndarray, payload: bytes, t: dict[str, list[float]]
+) -> int | None:
+    """Round ``r`` of every measurement, its times appended to ``t``; the first round also
+    replays one :class:`Record` per record (slow: once is enough) and returns the journal's
+    size in bytes."""
+    d = root / f"none-{r}"
+    t["many"].append(_append_many(d, JournalWriterConfig(), rows))
+    t["raw_write"].append(_raw_write(root / "raw", N_RECORDS * RECORD, 256 << 10))
+    t["verify"].append(_timed(lambda: verify(d))[0])
+    t["read_hash"].append(_read_and_hash(d))
+    dt, n = _timed(lambda: _count_batches(d))
+    assert n == N_RECORDS
+    t["batches"].append(dt)
+    journal_bytes = None
+    if r == 0:
+        report = verify(d)
+        assert report.ok and report.records == N_RECORDS
+        journal_bytes = report.bytes
+        dt, n = _timed(lambda: _count_records(d))
+        assert n == N_RECORDS
+        t["records"].append(dt)
+    d_int = root / f"interval-{r}"
+    t["many_interval"].append(_append_many(d_int, INTERVAL_CFG, rows))
+    t["single"].append(_append_single(root / f"single-{r}", payload))
+    for p in (d, d_int, root / f"single-{r}"):
+        for f in p.iterdir():
+            f.unlink()
+    return journal_bytes
+
+
 def run() -> dict[str, Any]:
     rows = np.random.default_rng(7).integers(0, 256, (BATCH, PAYLOAD), dtype=np.uint8)
     payload = rows[0].tobytes()
-    none_cfg = JournalConfig()
-    interval_cfg = JournalConfig(
-        durability="interval", interval_ns=10_000_000, interval_records=65_536
-    )
-    t: dict[str, list[float]] = {
-        k: []
-        for k in (
-            "many",
-            "many_interval",
-            "single",
-            "raw_write",
-            "verify",
-            "batches",
-            "records",
-            "read_hash",
-        )
-    }
+    t: dict[str, list[float]] = {k: [] for k in TIMES}
     with tempfile.TemporaryDirectory(prefix="bench-journal-") as tmp:
         root = Path(tmp)
         # warm-up: kernels are loaded at import; this warms the page cache and allocator
-        _append_many(root / "warm", none_cfg, rows)
-        for r in range(ROUNDS):
-            d = root / f"none-{r}"
-            t["many"].append(_append_many(d, none_cfg, rows))
-            t["raw_write"].append(_raw_write(root / "raw", N_RECORDS * RECORD, 256 << 10))
-            t["verify"].append(_timed(lambda d=d: verify(d))[0])
-            t["read_hash"].append(_read_and_hash(d))
+        _append_many(root / "warm", JournalWriterConfig(), rows)
+        sizes = [_round(root, r, rows, payload, t) for r in range(ROUNDS)]
+    journal_bytes = sizes[0]
+    assert journal_bytes is not None
+    return _figures({k: statistics.median(v) for k, v in t.items()}, journal_bytes)
 
-            def batches(d: Path = d) -> int:
-                n = 0
-                for batch in JournalReader(d).batches():
-                    n += len(batch)
-                return n
 
-            dt, n = _timed(batches)
-            assert n == N_RECORDS
-            t["batches"].append(dt)
-            if r == 0:
-                report = verify(d)
-                assert report.ok and report.records == N_RECORDS
-                journal_bytes = report.bytes
-
-                def records(d: Path = d) -> int:
-                    n = 0
-                    for _rec in JournalReader(d).records():
-                        n += 1
-                    return n
-
-                dt, n = _timed(records)
-                assert n == N_RECORDS
-                t["records"].append(dt)
-            d_int = root / f"interval-{r}"
-            t["many_interval"].append(_append_many(d_int, interval_cfg, rows))
-            t["single"].append(_append_single(root / f"single-{r}", payload))
-            for p in (d, d_int, root / f"single-{r}"):
-                for f in p.iterdir():
-                    f.unlink()
-    med = {k: statistics.median(v) for k, v in t.items()}
+def _figures(med: dict[str, float], journal_bytes: int) -> dict[str, Any]:
+    """Throughputs and floor ratios from the median time of each measurement."""
     many = N_RECORDS / med["many"]
     verify_rate = N_RECORDS / med["verify"]
     return {

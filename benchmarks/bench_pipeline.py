@@ -35,7 +35,7 @@ from arbsphere.adapters.backends import WIRING_PTY, BrokerLinkSpec, FeedLinkSpec
 from arbsphere.adapters.links import LinkParams
 from arbsphere.clock import RealtimeClock
 from arbsphere.kpi.analysis import pcts
-from arbsphere.kpi.hdr import Recorder
+from arbsphere.kpi.hdr import HdrRecorder
 from arbsphere.kpi.summary import latency_summary
 from arbsphere.rig.campaign_run import execute_campaign
 from arbsphere.rig.config import Campaign, VenueConfig, load_campaign
@@ -141,7 +141,7 @@ def relay_tick_to_trade(proc_dir: Path, measure_from_ns: int) -> dict[str, Any]:
     pipeline's KPIs), with its stages' p50 / p99 (µs)."""
     trace, samples = relay_samples(proc_dir, measure_from_ns)
     done = trace[trace["device_rx_ns"] > 0]
-    rec = Recorder()
+    rec = HdrRecorder()
     rec.record(samples)
     out = latency_summary(rec, unit="us")
     out["unanswered"] = int(len(trace) - len(done))

@@ -214,6 +214,18 @@ def _compare(rounds: list[np.ndarray], floors: list[np.ndarray]) -> dict[str, An
 
 
 def run(seconds_per_phase: float = 3.0, pairs: int = 3) -> dict[str, Any]:
+    bench = _RoundsBench(seconds_per_phase)
+    try:
+        bench.warm_up()
+        samples = bench.measure(pairs)
+    finally:
+        bench.close()
+    return _results(bench, samples, pairs, seconds_per_phase)
+
+
+def _start_venues(endpoint: str, stream: tuple[np.ndarray, ...]) -> tuple[Any, Any, list[Any]]:
+    """Spawn the venue processes, each with its X25519 key, every venue's public key, one fresh
+    session and its own problems; returns the shared mode, the stop event and the processes."""
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from cryptography.hazmat.primitives.serialization import (
         Encoding,
@@ -221,28 +233,12 @@ def run(seconds_per_phase: float = 3.0, pairs: int = 3) -> dict[str, Any]:
         PrivateFormat,
     )
 
-    from arbsphere.clock import RealtimeClock
-    from arbsphere.contracts import default_registry
-    from arbsphere.coordinator.admm import AdmmSettings
-    from arbsphere.coordinator.federated import FederatedExchange
-    from arbsphere.coordinator.price_rounds import PriceRoundDriver
-    from arbsphere.coordinator.price_search import PriceSearch
-    from arbsphere.coordinator.rounds import RoundDriver, ZmqRoundLink
-    from arbsphere.price_protocol import PRICE_MASK_SUFFIX, share_length
+    from arbsphere.price_protocol import PRICE_MASK_SUFFIX
     from arbsphere.privacy.secure_agg import public_raw
-    from arbsphere.rounds_protocol import venue_identity
 
-    reg = default_registry()
-    clock = RealtimeClock()
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-    sock = ctx.socket(zmq.ROUTER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.bind("tcp://127.0.0.1:*")
-    endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
     keys = [X25519PrivateKey.generate() for _ in range(N_VENUES)]
     publics = {i: public_raw(k) for i, k in enumerate(keys)}
     session = np.random.default_rng().bytes(32) + PRICE_MASK_SUFFIX
-    stream = problem_stream(N_VENUES, N_ASSETS, STREAM_SOLVES)
     mp_ctx = mp.get_context("spawn")
     mode = mp_ctx.Value("i", ADMM)
     stop = mp_ctx.Event()
@@ -254,52 +250,102 @@ def run(seconds_per_phase: float = 3.0, pairs: int = 3) -> dict[str, Any]:
         procs.append(mp_ctx.Process(target=_venue, args=args))
     for p in procs:
         p.start()
-    for _ in procs:
-        sock.recv_multipart()  # "ready"
-    idents = [venue_identity(i) for i in range(N_VENUES)]
-    floor_msgs = {
-        FLOOR_ADMM: bytes(reg.schema("DualVariables", 2).payload_size(1) + reg.envelope.size),
-        FLOOR_PRICE: bytes(reg.schema("PriceProposal").payload_size(N_ASSETS)
-                           + reg.envelope.size),
-    }  # fmt: skip
-    link = ZmqRoundLink(sock, clock)
-    # eps 0: never converges, so every solve runs ROUNDS_PER_SOLVE rounds
-    settings = AdmmSettings(eps_abs=0.0, eps_rel=0.0, max_iter=ROUNDS_PER_SOLVE)
-    admm = RoundDriver(link, reg, FederatedExchange(N_VENUES, 1, settings), clock, 1,
-                       round_timeout_ms=5000)  # fmt: skip
-    price = PriceRoundDriver(link, reg, PriceSearch(N_VENUES, N_ASSETS, masked=True), clock, 1,
-                             round_timeout_ms=5000)  # fmt: skip
-    admm_mids = np.array([[100.0], [100.05]])
-    trips: list[int] = []
-    solve_ns: list[int] = []
+    return mode, stop, procs
 
-    def price_solve(record: bool) -> None:
+
+class _RoundsBench:
+    """The coordinator side (this process): the ROUTER socket, the venue processes, both round
+    drivers, and the phases that switch the venues' mode and time rounds or floor trips."""
+
+    def __init__(self, seconds_per_phase: float) -> None:
+        from arbsphere.clock import RealtimeClock
+        from arbsphere.contracts import default_registry
+        from arbsphere.coordinator.admm import AdmmSettings
+        from arbsphere.coordinator.federated import FederatedExchange
+        from arbsphere.coordinator.price_rounds import PriceRoundDriver
+        from arbsphere.coordinator.price_search import PriceSearch
+        from arbsphere.coordinator.rounds import RoundDriver, ZmqRoundLink
+        from arbsphere.rounds_protocol import venue_identity
+
+        self.seconds_per_phase = seconds_per_phase
+        reg = default_registry()
+        clock = RealtimeClock()
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        sock = self.sock = ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.bind("tcp://127.0.0.1:*")
+        self.stream = problem_stream(N_VENUES, N_ASSETS, STREAM_SOLVES)
+        endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.mode, self.stop, self.procs = _start_venues(endpoint, self.stream)
+        for _ in self.procs:
+            sock.recv_multipart()  # "ready"
+        self.idents = [venue_identity(i) for i in range(N_VENUES)]
+        self.floor_msgs = {
+            FLOOR_ADMM: bytes(reg.schema("DualVariables", 2).payload_size(1) + reg.envelope.size),
+            FLOOR_PRICE: bytes(reg.schema("PriceProposal").payload_size(N_ASSETS)
+                               + reg.envelope.size),
+        }  # fmt: skip
+        link = ZmqRoundLink(sock, clock)
+        # eps 0: never converges, so every solve runs ROUNDS_PER_SOLVE rounds
+        settings = AdmmSettings(eps_abs=0.0, eps_rel=0.0, max_iter=ROUNDS_PER_SOLVE)
+        self.admm = RoundDriver(link, reg, FederatedExchange(N_VENUES, 1, settings), clock, 1,
+                                round_timeout_ms=5000)  # fmt: skip
+        self.price = PriceRoundDriver(link, reg, PriceSearch(N_VENUES, N_ASSETS, masked=True),
+                                      clock, 1, round_timeout_ms=5000)  # fmt: skip
+        self.admm_mids = np.array([[100.0], [100.05]])
+        self.trips: list[int] = []
+        self.solve_ns: list[int] = []
+
+    def price_solve(self, record: bool) -> None:
+        price = self.price
         k = price.solve_id  # the venues load problem k once solve k - 1 closed
-        out = price.solve(stream[0][k % STREAM_SOLVES], PRICE_MAX_ROUNDS)
+        out = price.solve(self.stream[0][k % STREAM_SOLVES], PRICE_MAX_ROUNDS)
         if record and not out.aborted:
-            trips.append(out.rounds + 1)  # + the REVEAL's round trip
-            solve_ns.append(out.ended_ns - out.started_ns)
+            self.trips.append(out.rounds + 1)  # + the REVEAL's round trip
+            self.solve_ns.append(out.ended_ns - out.started_ns)
 
-    def set_mode(m: int) -> None:
+    def set_mode(self, m: int) -> None:
         time.sleep(0.1)  # the last solve's closing message is handled in the old mode
-        mode.value = m
+        self.mode.value = m
         time.sleep(0.1)
 
-    def phase(m: int) -> np.ndarray:
-        set_mode(m)
-        end = time.monotonic() + seconds_per_phase
-        if m in floor_msgs:
+    def warm_up(self) -> None:
+        for _ in range(5):  # kernel cache loads, first connections
+            self.admm.solve(self.admm_mids, ROUNDS_PER_SOLVE)
+        self.set_mode(PRICE)
+        warm_end = time.monotonic() + 1.0
+        while time.monotonic() < warm_end:
+            self.price_solve(record=False)
+
+    def measure(self, pairs: int) -> dict[int, list[np.ndarray]]:
+        """``pairs`` pairs of each protocol's phase and its floor's, alternating which goes
+        first; every phase's samples (ns) by mode."""
+        samples: dict[int, list[np.ndarray]] = {
+            m: [] for m in (FLOOR_ADMM, ADMM, FLOOR_PRICE, PRICE)
+        }
+        for k in range(pairs):
+            for floor_mode, rounds_mode in ((FLOOR_PRICE, PRICE), (FLOOR_ADMM, ADMM)):
+                order = (floor_mode, rounds_mode) if k % 2 == 0 else (rounds_mode, floor_mode)
+                for m in order:
+                    samples[m].append(self.phase(m))
+        return samples
+
+    def phase(self, m: int) -> np.ndarray:
+        """One phase in mode ``m``: floor round trips, or each closed round's time (ns)."""
+        self.set_mode(m)
+        end = time.monotonic() + self.seconds_per_phase
+        if m in self.floor_msgs:
             floor = []
             while time.monotonic() < end:
-                floor.append(_floor_round(sock, idents, floor_msgs[m]))
+                floor.append(_floor_round(self.sock, self.idents, self.floor_msgs[m]))
             return np.asarray(floor, np.int64)
-        driver: Any = admm if m == ADMM else price
+        driver: Any = self.admm if m == ADMM else self.price
         first = driver.rounds.n
         while time.monotonic() < end:
             if m == ADMM:
-                admm.solve(admm_mids, ROUNDS_PER_SOLVE)
+                self.admm.solve(self.admm_mids, ROUNDS_PER_SOLVE)
             else:
-                price_solve(record=True)
+                self.price_solve(record=True)
         r = driver.rounds.view()[first:]
         if not len(r):
             raise RuntimeError(
@@ -308,29 +354,18 @@ def run(seconds_per_phase: float = 3.0, pairs: int = 3) -> dict[str, Any]:
             )
         return (r["closed_ns"] - r["sent_ns"]).astype(np.int64)
 
-    samples: dict[int, list[np.ndarray]] = {m: [] for m in (FLOOR_ADMM, ADMM, FLOOR_PRICE, PRICE)}
-    try:
-        for _ in range(5):  # warm-up: kernel cache loads, first connections
-            admm.solve(admm_mids, ROUNDS_PER_SOLVE)
-        set_mode(PRICE)
-        warm_end = time.monotonic() + 1.0
-        while time.monotonic() < warm_end:
-            price_solve(record=False)
-        for k in range(pairs):
-            for floor_mode, rounds_mode in ((FLOOR_PRICE, PRICE), (FLOOR_ADMM, ADMM)):
-                order = (floor_mode, rounds_mode) if k % 2 == 0 else (rounds_mode, floor_mode)
-                for m in order:
-                    samples[m].append(phase(m))
-    finally:
-        stop.set()
-        for p in procs:
+    def close(self) -> None:
+        self.stop.set()
+        for p in self.procs:
             p.join(5)
-        sock.close(linger=0)
-    price_cmp = _compare(samples[PRICE], samples[FLOOR_PRICE])
-    admm_cmp = _compare(samples[ADMM], samples[FLOOR_ADMM])
+        self.sock.close(linger=0)
+
+
+def _round_trips(trips: list[int]) -> dict[str, Any]:
+    """The price protocol's round trips per solve (the REVEAL's included)."""
     rt = np.asarray(trips, np.int64)
     trips_p50, trips_p99 = (float(x) for x in np.percentile(rt, [50, 99]))
-    round_trips: dict[str, Any] = {
+    return {
         "p50": trips_p50,
         "p99": trips_p99,
         "max": int(rt.max()),
@@ -340,6 +375,17 @@ def run(seconds_per_phase: float = 3.0, pairs: int = 3) -> dict[str, Any]:
         ),
         "ticks_per_solve": TICKS_PER_SOLVE,
     }
+
+
+def _results(
+    bench: _RoundsBench, samples: dict[int, list[np.ndarray]], pairs: int, seconds: float
+) -> dict[str, Any]:
+    from arbsphere.price_protocol import share_length
+
+    price_cmp = _compare(samples[PRICE], samples[FLOOR_PRICE])
+    admm_cmp = _compare(samples[ADMM], samples[FLOOR_ADMM])
+    round_trips = _round_trips(bench.trips)
+    solves = round_trips["solves"]
     floor_ref = (
         f"vs the bare round trip, {price_cmp['round_us']['p50']:.0f} vs "
         f"{price_cmp['floor_round_trip_us']['p50']:.0f} us"
@@ -348,30 +394,30 @@ def run(seconds_per_phase: float = 3.0, pairs: int = 3) -> dict[str, Any]:
         target("rounds", "price round / bare round trip, p50", price_cmp["ratio_p50"],
                TARGET_ROUND_RATIO_P50, interval=price_cmp["ratio_p50_ci90_runs"],
                reference=floor_ref),
-        target("rounds", "price round trips per solve (reveal included), p50", trips_p50,
-               TARGET_ROUND_TRIPS_P50, reference=f"{len(rt)} solves"),
-        target("rounds", "price round trips per solve (reveal included), p99", trips_p99,
-               TARGET_ROUND_TRIPS_P99, reference=f"{len(rt)} solves"),
+        target("rounds", "price round trips per solve (reveal included), p50",
+               round_trips["p50"], TARGET_ROUND_TRIPS_P50, reference=f"{solves} solves"),
+        target("rounds", "price round trips per solve (reveal included), p99",
+               round_trips["p99"], TARGET_ROUND_TRIPS_P99, reference=f"{solves} solves"),
     ]  # fmt: skip
     return {
         "venues": N_VENUES,
         "assets": N_ASSETS,
         "pairs": pairs,
-        "seconds_per_phase": seconds_per_phase,
+        "seconds_per_phase": seconds,
         "price": {
             **price_cmp,
             "masked": True,
             "share_words": share_length(N_ASSETS),
             "max_rounds": PRICE_MAX_ROUNDS,
-            "solve_us": _pcts_us(np.asarray(solve_ns, np.int64)),
+            "solve_us": _pcts_us(np.asarray(bench.solve_ns, np.int64)),
             "round_trips_per_solve": round_trips,
-            "counts": dict(price.counts),
+            "counts": dict(bench.price.counts),
         },
         "admm": {
             **admm_cmp,
             "masked": False,
             "rounds_per_solve": ROUNDS_PER_SOLVE,
-            "aborted_solves": admm.counts["aborted_solves"],
+            "aborted_solves": bench.admm.counts["aborted_solves"],
         },
         "targets": targets,
     }

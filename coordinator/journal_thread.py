@@ -26,7 +26,7 @@ import numpy as np
 from arbsphere.clock import Clock
 from arbsphere.coordinator.journal_records import FRAME_COUNT, FRAME_LENGTH
 from arbsphere.errors import JournalError
-from arbsphere.journal import JournalConfig, JournalHead, JournalWriter
+from arbsphere.journal import JournalHead, JournalWriter, JournalWriterConfig
 
 #: how often the writer thread drains the queue. Fewer, larger drains disturb the receive loop
 #: less (recorder on/off p99 1.13x at 5 ms, ~1.04-1.07x at 50 ms); records still queued are
@@ -41,7 +41,7 @@ WAKE_BACKLOG = 8192
 
 
 class JournalThread:
-    def __init__(self, directory: Path, config: JournalConfig, clock: Clock) -> None:
+    def __init__(self, directory: Path, config: JournalWriterConfig, clock: Clock) -> None:
         # With a second thread, a waiting receive loop gets the GIL back after at most the
         # switch interval (default 5 ms: that would be a latency spike); 50 µs bounds it.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)

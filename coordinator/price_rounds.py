@@ -15,7 +15,6 @@ solve or round are counted and dropped.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -261,12 +260,3 @@ class PriceRoundDriver:
                 np.array(self.round_ids, np.int64).reshape(-1, 2))  # fmt: skip
         np.save(out_dir / "coordinator.rounds_z.npy", np.zeros((0, ex.n_venues, m)))
         np.save(out_dir / "coordinator.rounds_z_ids.npy", np.zeros((0, 2), np.int64))
-
-
-def price_driver(
-    link: Any, registry: Registry, n_venues: int, n_assets: int, masked: bool, clock: Clock,
-    sender_id: int, round_timeout_ms: int,
-) -> PriceRoundDriver:  # fmt: skip
-    """The price protocol's driver with a fresh search state."""
-    return PriceRoundDriver(link, registry, PriceSearch(n_venues, n_assets, masked), clock,
-                            sender_id, round_timeout_ms)  # fmt: skip

@@ -23,7 +23,7 @@ from arbsphere.coordinator.core import (
     TICK_N_ASSETS,
     Coordinator,
 )
-from arbsphere.coordinator.recorder import Recorder
+from arbsphere.coordinator.recorder import JournalRecorder
 from arbsphere.coordinator.solve_marks import mark_solved
 from arbsphere.coordinator.traces import FILL_TRACE_DTYPE, SOLVE_TRACE_DTYPE
 from arbsphere.errors import DecodeError
@@ -80,8 +80,8 @@ class ReceiveLoop:
         #: journals every input, batch boundary and PlanDelta when set (see .recorder); with
         #: ``interleave_ns`` (a benchmark mode) it is ``journal_recorder`` during even periods of
         #: the clock and None during odd ones, switched at the start of a wake-up
-        self.recorder: Recorder | None = None
-        self.journal_recorder: Recorder | None = None
+        self.recorder: JournalRecorder | None = None
+        self.journal_recorder: JournalRecorder | None = None
         self.interleave_ns = 0
         self.batches_unrecorded = 0
         #: stamp each wake-up's PlanDeltas and PlanSnapshots with its time (Coordinator
@@ -94,7 +94,7 @@ class ReceiveLoop:
         #: PLAN_DELTA events, queued: see coordinator/plan_events.py)
         self.on_delta: Callable[[bytes, int], None] | None = None
 
-    def set_recorder(self, recorder: Recorder, interleave_ns: int = 0) -> None:
+    def set_recorder(self, recorder: JournalRecorder, interleave_ns: int = 0) -> None:
         self.journal_recorder = self.recorder = recorder
         self.interleave_ns = interleave_ns
 

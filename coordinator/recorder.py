@@ -2,11 +2,11 @@
 journal writer from the receive loop without holding up a decision.
 
 During a wake-up the recorder only notes what to journal (a tuple on a list: ~0.1 µs); it hands
-the records to the sink (which frames them, ~1 µs each) in :meth:`Recorder.after_batch`, which
-the loop calls once the wake-up's PlanDelta has been sent and no message is waiting (or the
-backlog is large) — off the critical path. Framing them as they arrived cost the coordinator
-path ~3 % at p50 (the recorder bench's interleaved run). The order of the records is the order
-of the calls, whatever the batching.
+the records to the sink (which frames them, ~1 µs each) in :meth:`JournalRecorder.after_batch`,
+which the loop calls once the wake-up's PlanDelta has been sent and no message is waiting (or
+the backlog is large) — off the critical path. Framing them as they arrived costs the
+coordinator path ~3 % at p50 (the recorder bench's interleaved run). The order of the records
+is the order of the calls, whatever the batching.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class JournalSink(Protocol):
     def flush(self) -> None: ...
 
 
-class Recorder:
+class JournalRecorder:
     def __init__(self, sink: JournalSink) -> None:
         self.sink = sink
         self.records = 0

@@ -87,7 +87,8 @@ ROUND_TRACE_DTYPE = np.dtype(
 
 
 class RoundRecorder(Protocol):
-    """The journal's side of the rounds (:class:`~arbsphere.coordinator.recorder.Recorder`)."""
+    """The journal's side of the rounds
+    (:class:`~arbsphere.coordinator.recorder.JournalRecorder`)."""
 
     def round_input(self, frames: list[bytes], rx_ns: int) -> None: ...
 

@@ -32,7 +32,7 @@ from arbsphere.coordinator.journal_records import CONFIG_OUTPUT_RULES
 from arbsphere.coordinator.journal_thread import JournalThread
 from arbsphere.coordinator.plan_events import PlanEvents
 from arbsphere.coordinator.receive_loop import INBOUND_HWM, ReceiveLoop
-from arbsphere.coordinator.recorder import Recorder
+from arbsphere.coordinator.recorder import JournalRecorder
 from arbsphere.coordinator.role_config import (
     CoordinatorRoleConfig,
     FederatedSettings,
@@ -41,7 +41,7 @@ from arbsphere.coordinator.role_config import (
 from arbsphere.coordinator.rounds import ZmqRoundLink
 from arbsphere.coordinator.signal_aggregate import SignalAggregator
 from arbsphere.errors import ConfigError, PipelineError
-from arbsphere.journal import JournalConfig
+from arbsphere.journal import JournalWriterConfig
 from arbsphere.plan.digest import plan_hash
 from arbsphere.rounds_protocol import venue_identity
 from arbsphere.runtime import RoleProcess, StopFlag, cpu_usage, run_role
@@ -142,7 +142,7 @@ class CoordinatorProcess(RoleProcess):
         """Journal the loop's inputs, batches and outputs (and the rounds' answers), starting
         with the CONFIG record a replay rebuilds the core from."""
         interleave_ns = self.cfg.journal.interleave_ns if self.cfg.journal else 0
-        recorder = Recorder(journal)
+        recorder = JournalRecorder(journal)
         self.loop.set_recorder(recorder, interleave_ns)
         if self.round_link is not None:
             self.round_link.recorder = recorder
@@ -322,7 +322,7 @@ def _open_journal(
     if settings is None:
         return None
     try:
-        config = JournalConfig(
+        config = JournalWriterConfig(
             segment_size=settings.segment_bytes,
             durability=settings.durability,
             interval_records=settings.interval_records,

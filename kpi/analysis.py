@@ -34,7 +34,7 @@ import pandas as pd
 
 from arbsphere.clocksync.alignment import ClockTrack
 from arbsphere.kpi.federated_baseline import federated_solves
-from arbsphere.kpi.hdr import HdrSpec, Recorder
+from arbsphere.kpi.hdr import HdrRecorder, HdrSpec
 from arbsphere.kpi.hlog import IntervalLogWriter
 from arbsphere.kpi.summary import latency_summary
 
@@ -87,8 +87,8 @@ class StageClock:
 @dataclass
 class Analysis:
     ticks: pd.DataFrame
-    recorders: dict[str, Recorder]
-    interval_recorders: list[tuple[int, dict[str, Recorder]]]
+    recorders: dict[str, HdrRecorder]
+    interval_recorders: list[tuple[int, dict[str, HdrRecorder]]]
     negative: dict[str, int]
     stats: dict[str, dict[str, Any]]
     kpi: dict[str, Any] = field(default_factory=dict)
@@ -283,12 +283,6 @@ def stage_samples(ticks: pd.DataFrame, end: str, start: str, only_orders: bool) 
     return StageSamples(values, interval, unc, locked, synchronised)
 
 
-def stage_values(ticks: pd.DataFrame, end: str, start: str, only_orders: bool) -> np.ndarray:
-    """The stage's latencies (ns) of the samples that go into its percentiles."""
-    s = stage_samples(ticks, end, start, only_orders)
-    return s.values[s.locked]
-
-
 def analyse(
     proc_dir: Path,
     venue_names: list[str],
@@ -305,7 +299,7 @@ def analyse(
     solves = federated_solves(proc_dir, venue_names)
     ticks = join_traces(proc_dir, venue_names, broker_name, clocks, solves)
     stats = load_stats(proc_dir)
-    recorders: dict[str, Recorder] = {}
+    recorders: dict[str, HdrRecorder] = {}
     negative: dict[str, int] = {}
     stage_clock: dict[str, StageClock] = {}
     interval_ns = int(interval_s * 1e9)
@@ -319,7 +313,7 @@ def analyse(
     else:
         ticks["interval"] = pd.Series(dtype="int64")
     n_intervals = int(ticks["interval"].max()) + 1 if len(ticks) else 0
-    per_interval: list[tuple[int, dict[str, Recorder]]] = [(i, {}) for i in range(n_intervals)]
+    per_interval: list[tuple[int, dict[str, HdrRecorder]]] = [(i, {}) for i in range(n_intervals)]
     all_stages = [*STAGES, HEADLINE]
     for stage, end, start in all_stages:
         samples = stage_samples(ticks, end, start, stage in ORDER_STAGES)
@@ -334,12 +328,12 @@ def analyse(
             excluded_unlocked=int((~keep).sum()),
             unlocked_intervals=sorted({int(i) for i in samples.interval[~keep]}),
         )
-        total = Recorder(spec)
+        total = HdrRecorder(spec)
         total.record(vals)
         order = np.argsort(ivs, kind="stable")
         bounds = np.searchsorted(ivs[order], np.arange(n_intervals + 1))
         for i, recs in per_interval:
-            rec = Recorder(spec)
+            rec = HdrRecorder(spec)
             rec.record(vals[order[bounds[i] : bounds[i + 1]]])
             recs[stage] = rec
         recorders[stage] = total
@@ -605,7 +599,7 @@ def _count_flag(ticks: pd.DataFrame, column: str) -> int:
     return int((ticks[column].fillna(0).astype("int64") > 0).sum())
 
 
-def _summary(rec: Recorder, negative: int) -> dict[str, Any]:
+def _summary(rec: HdrRecorder, negative: int) -> dict[str, Any]:
     out = latency_summary(rec, unit="us")
     out["negative"] = negative
     return out

@@ -4,7 +4,7 @@ This module owns the bucket layout of our latency histograms. :class:`HdrSpec` d
 layout exactly as HdrHistogram (Java ``AbstractHistogram``, C ``hdr_calculate_bucket_config``,
 Python ``hdrh.histogram.HdrHistogram``) does, so a counts array recorded here is index-for-index
 identical to ``HdrHistogram(lowest, highest, sig_figs).counts`` and can be encoded with the
-library's own ``encode()`` (see :meth:`Recorder.to_hdrh`).
+library's own ``encode()`` (see :meth:`HdrRecorder.to_hdrh`).
 
 Recording one value with ``hdrh.record_value`` costs ~850 ns in Python; the kernels here bucket
 and increment a whole batch inside Numba (a few ns per value), and can be called from other
@@ -12,7 +12,7 @@ and increment a whole batch inside Numba (a few ns per value), and can be called
 
 Range: a value is recordable when ``0 <= value <= highest``. Values outside that range are
 never written into the counts; every kernel returns how many it refused and
-:class:`Recorder` keeps the running total in ``out_of_range`` -- nothing is dropped silently.
+:class:`HdrRecorder` keeps the running total in ``out_of_range`` -- nothing is dropped silently.
 (HdrHistogram itself would still accept values up to the top of the last bucket, a little above
 ``highest``; we are stricter so that "out of range" has one meaning.)
 
@@ -39,8 +39,8 @@ __all__ = [
     "STAT_MIN",
     "STAT_OUT_OF_RANGE",
     "STAT_TOTAL",
+    "HdrRecorder",
     "HdrSpec",
-    "Recorder",
     "counts_index",
     "new_stats",
     "record_batch",
@@ -250,7 +250,7 @@ def record_batch_stats(
     return out_of_range
 
 
-class Recorder:
+class HdrRecorder:
     """Latency counts of one stage: a counts array plus total/min/max/out-of-range."""
 
     def __init__(self, spec: HdrSpec | None = None) -> None:

@@ -189,13 +189,24 @@ def health_kpi(
     (sets the queueing bound); ``max_past_ms``: the skew window (named in the text)."""
     bound_us = queueing_bound_us(budget_us)
     loss = kpi.get("loss") or {}
-    hedge = kpi.get("hedge") or {}
-    throughput = kpi.get("throughput") or {}
-    coord = stats.get("coordinator") or {}
-    counts = coord.get("counts") or {}
-    findings: list[dict[str, Any]] = []
-
     refusals = message_refusals(stats)
+    dropped = _int(loss.get("dropped"))
+    findings = [
+        _stale_refusals(refusals, max_past_ms),
+        _count("dropped", dropped, f"{dropped:,} ticks dropped" if dropped else "0 dropped",
+               {"source": "loss.dropped: ticks sent by the devices that the coordinator never "
+                "took in (stale refusals included)"}),
+        _queueing((kpi.get("stages") or {}).get(QUEUEING_STAGE), bound_us),
+        *_error_counts(kpi, stats, refusals),
+        *_batching_and_replica(kpi, stats),
+    ]  # fmt: skip
+    return verdict_of(findings, bound_us)
+
+
+def _stale_refusals(
+    refusals: Mapping[str, Mapping[str, int]], max_past_ms: float | None
+) -> dict[str, Any]:
+    """Messages refused as stale, by reason and by role."""
     stale_roles: dict[str, int] = {}
     stale_reasons: dict[str, int] = {}
     for reason in STALE_REASONS:
@@ -205,19 +216,23 @@ def health_kpi(
     stale = sum(stale_reasons.values())
     window = f"older than the {max_past_ms:,g} ms skew window" if max_past_ms else "skew window"
     reasons_text = ", ".join(stale_reasons) or "skew_past"
-    findings.append(_finding(
+    return _finding(
         "stale_refusals", stale, 0, "messages", stale == 0, "fell_behind",
         f"{stale:,} messages refused as stale ({reasons_text})" if stale else "0 stale",
         {"by_reason": stale_reasons, "by_role": stale_roles, "means": window},
-    ))  # fmt: skip
+    )  # fmt: skip
 
-    dropped = _int(loss.get("dropped"))
-    findings.append(_count("dropped", dropped, f"{dropped:,} ticks dropped" if dropped
-                           else "0 dropped",
-                           {"source": "loss.dropped: ticks sent by the devices that the "
-                            "coordinator never took in (stale refusals included)"}))  # fmt: skip
-    findings.append(_queueing((kpi.get("stages") or {}).get(QUEUEING_STAGE), bound_us))
 
+def _error_counts(
+    kpi: Mapping[str, Any],
+    stats: Mapping[str, Mapping[str, Any]],
+    refusals: Mapping[str, Mapping[str, int]],
+) -> list[dict[str, Any]]:
+    """The counts that must be zero for a clean run: link errors, adapter drops, coordinator
+    discards, other refusals, aborted solves and signal epochs, orders unacked at stop."""
+    loss = kpi.get("loss") or {}
+    counts = (stats.get("coordinator") or {}).get("counts") or {}
+    findings: list[dict[str, Any]] = []
     link = {k: _int(loss.get(k)) for k in ("gaps", "crc_errors", "decode_errors")}
     n = sum(link.values())
     findings.append(_count("link_errors", n, f"{n:,} link errors" + _parts(link), link))
@@ -240,37 +255,46 @@ def health_kpi(
     findings.append(_count("refused", n, f"{n:,} messages refused" + _parts(other),
                            {"by_reason": other,
                             "by_role": {r: refusals[r] for r in other}}))  # fmt: skip
-    n = _int(hedge.get("aborted_solves"))
+    n = _int((kpi.get("hedge") or {}).get("aborted_solves"))
     findings.append(_count("aborted_solves", n, f"{n:,} solves aborted"))
     agg = kpi.get("signals_aggregate")
     n = _int(agg.get("epochs_aborted")) if isinstance(agg, Mapping) else 0
     findings.append(_count("aborted_signal_epochs", n, f"{n:,} signal epochs aborted"))
     n = _int(loss.get("unacked_orders"))
     findings.append(_count("unacked_orders", n, f"{n:,} orders unacked at stop"))
+    return findings
 
-    ticks_in = _int(throughput.get("ticks_in"))
+
+def _batching_and_replica(
+    kpi: Mapping[str, Any], stats: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Informative findings: ticks superseded before a solve, and the plan replica's
+    divergences and repairs."""
+    hedge = kpi.get("hedge") or {}
+    counts = (stats.get("coordinator") or {}).get("counts") or {}
+    ticks_in = _int((kpi.get("throughput") or {}).get("ticks_in"))
     superseded = _int(hedge.get("superseded_ticks"))
     share = round(superseded / ticks_in, 4) if ticks_in else None
-    findings.append(_finding(
+    batching = _finding(
         "superseded_ticks", share, None, "share of ticks_in", True, "info",
         f"{superseded:,} of {ticks_in:,} ticks superseded before a solve (batching)",
         {"superseded_ticks": superseded, "ticks_in": ticks_in,
          "ticks_solved": _int(hedge.get("ticks_solved"))},
-    ))  # fmt: skip
+    )  # fmt: skip
     replicas = hedge.get("replicas") or {}
     replica: Mapping[str, Any] = (
         next(iter(replicas.values()), {}) if isinstance(replicas, Mapping) else {}
     )
     divergences = _int(replica.get("divergences"))
-    findings.append(_finding(
+    plan_replica = _finding(
         "plan_replica", divergences, None, "divergences", True, "info",
         f"plan replica: {divergences:,} divergences, {_int(replica.get('repaired')):,} repaired, "
         f"{_int(counts.get('snapshots_sent')):,} snapshots sent",
         {"divergences": divergences, "repaired": _int(replica.get("repaired")),
          "snapshots_sent": _int(counts.get("snapshots_sent")),
          "consistent_at_stop": replica.get("consistent_at_stop")},
-    ))  # fmt: skip
-    return verdict_of(findings, bound_us)
+    )  # fmt: skip
+    return [batching, plan_replica]
 
 
 def verdict_of(findings: list[dict[str, Any]], bound_us: float) -> dict[str, Any]:

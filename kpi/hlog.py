@@ -40,7 +40,7 @@ from hdrh.histogram import HdrHistogram
 
 from arbsphere.errors import DecodeError
 
-from .hdr import Recorder
+from .hdr import HdrRecorder
 
 __all__ = [
     "LEGEND",
@@ -109,7 +109,7 @@ class IntervalLogWriter:
         tag: str,
         start_offset_s: float,
         length_s: float,
-        recorder_or_hist: Recorder | HdrHistogram,
+        recorder_or_hist: HdrRecorder | HdrHistogram,
     ) -> None:
         """Append one interval of ``tag`` starting ``start_offset_s`` after the start time."""
         if self._file is None:
@@ -118,13 +118,14 @@ class IntervalLogWriter:
             raise ValueError(f"tag must be non-empty without ',' or whitespace, got {tag!r}")
         start = _check_seconds("start_offset_s", start_offset_s)
         length = _check_seconds("length_s", length_s)
-        if isinstance(recorder_or_hist, Recorder):
+        if isinstance(recorder_or_hist, HdrRecorder):
             hist = recorder_or_hist.to_hdrh()
         elif isinstance(recorder_or_hist, HdrHistogram):
             hist = recorder_or_hist
         else:
             raise TypeError(
-                f"expected a Recorder or hdrh HdrHistogram, got {type(recorder_or_hist).__name__}"
+                "expected an HdrRecorder or hdrh HdrHistogram, got "
+                f"{type(recorder_or_hist).__name__}"
             )
         interval_max = hist.get_max_value() / self.max_value_unit_ratio
         blob = hist.encode().decode("ascii")

@@ -509,15 +509,29 @@ def render_report(
     ``rate_points`` ((rate, tick_to_trade summary) per rate of a sweep) the latency-vs-rate
     plot; ``convergence`` (per solve and round: round, objective_gap, residuals) the gap and
     residuals against the round."""
+    title, parts = _run_heading(manifest)
+    health = kpi.get("health")
+    if isinstance(health, Mapping):
+        parts.append(_health_section(health))
+    latency = _latency_rows(kpi)
+    parts += _latency_sections(latency, hlog_path)
+    parts += _plot_sections(rate_points, convergence, clock_histories)
+    latency_keys = {"tick_to_trade", "stages", "health"} | {k for k, _ in latency}
+    parts += _kpi_sections(kpi, manifest, latency_keys)
+    parts += _run_section(manifest)
+    _write_html(out_path, title, parts)
+
+
+def _run_heading(manifest: Mapping[str, object]) -> tuple[str, list[str]]:
+    """The document title and the report's heading: campaign, run, status and its reason."""
     campaign = manifest.get("campaign", "unnamed campaign")
     if isinstance(campaign, Mapping):
         campaign = campaign.get("name", "unnamed campaign")
     run_id = manifest.get("run_id", "unknown run")
     status = str(manifest.get("status", "unknown"))
     css_status = status if status in ("complete", "incomplete") else "unknown"
-    reason = manifest.get("reason")
+    reason = manifest.get("incomplete_reason")
     title = f"{campaign} — run {run_id} — {status}"
-
     parts = [
         f"<h1>{_e(campaign)} <small>run {_e(run_id)}</small></h1>",
         f'<p>status: <span class="status {css_status}">{_e(status)}</span>',
@@ -527,17 +541,18 @@ def render_report(
     elif status == "incomplete":
         parts.append(" — reason: <strong>not recorded in the manifest</strong>")
     parts.append("</p>")
-    health = kpi.get("health")
-    if isinstance(health, Mapping):
-        parts.append(_health_section(health))
+    return title, parts
 
-    latency = _latency_rows(kpi)
-    parts.append("<h2>Latency</h2>")
+
+def _latency_sections(
+    latency: list[tuple[str, Mapping[str, object]]], hlog_path: Path | None
+) -> list[str]:
+    """The latency table and the percentile plot of the interval log's histograms."""
+    parts = ["<h2>Latency</h2>"]
     if latency:
         parts.append(_latency_table(latency))
     else:
         parts.append('<p class="note">no latency summaries in kpi.json</p>')
-
     png = _plot_png(hlog_path) if hlog_path is not None else None
     parts.append("<h2>Latency percentile distribution</h2>")
     if png is not None:
@@ -548,7 +563,16 @@ def render_report(
         )
     else:
         parts.append('<p class="note">no interval log histograms to plot</p>')
+    return parts
 
+
+def _plot_sections(
+    rate_points: Sequence[tuple[float, Mapping[str, object]]] | None,
+    convergence: Mapping[str, np.ndarray] | None,
+    clock_histories: Mapping[str, np.ndarray] | None,
+) -> list[str]:
+    """The optional plots: latency against rate, convergence, clock estimates."""
+    parts: list[str] = []
     if rate_points:
         parts.append("<h2>Latency against offered rate</h2>")
         parts.append(
@@ -576,42 +600,59 @@ def render_report(
                 "no device clock estimate (clock sync disabled or never answered)",
             )
         )
+    return parts
 
-    latency_keys = {"tick_to_trade", "stages", "health"} | {k for k, _ in latency}
+
+def _kpi_sections(
+    kpi: Mapping[str, object], manifest: Mapping[str, object], latency_keys: set[str]
+) -> list[str]:
+    """One section per kpi.json key not shown with the latency: the known ones in
+    ``_SECTION_ORDER``, then the rest alphabetically."""
     others = [k for k in _SECTION_ORDER if k in kpi]
     others += sorted(k for k in kpi if k not in latency_keys and k not in _SECTION_ORDER)
+    parts: list[str] = []
     for key in others:
         value = kpi[key]
-        if key == "governance" and isinstance(value, Mapping):
-            parts.append(_governance_section(value, manifest))
-            continue
-        if key == "privacy" and isinstance(value, Mapping):
-            parts.append(_privacy_section(value, kpi.get("signals_aggregate")))
-            continue
-        if key == "host_load" and isinstance(value, Mapping):
-            parts.append(_host_load_section(value))
-            continue
-        if key == "clock" and isinstance(value, Mapping):
-            parts.append(_clock_section(value))
-            continue
         if key == "signals_aggregate" and isinstance(kpi.get("privacy"), Mapping):
             continue  # shown in the privacy section
-        parts.append(f"<h2>{_e(key.replace('_', ' ').capitalize())}</h2>")
-        if isinstance(value, Mapping):
-            parts.append(_kv_table(_flatten(value)))
-        else:
-            parts.append(_kv_table([(key, value)]))
+        parts += _kpi_section(key, value, kpi, manifest)
+    return parts
 
+
+def _kpi_section(
+    key: str, value: object, kpi: Mapping[str, object], manifest: Mapping[str, object]
+) -> list[str]:
+    """The section of one kpi.json key: its own layout where it has one, else a heading and a
+    key/value table."""
+    if key == "governance" and isinstance(value, Mapping):
+        return [_governance_section(value, manifest)]
+    if key == "privacy" and isinstance(value, Mapping):
+        return [_privacy_section(value, kpi.get("signals_aggregate"))]
+    if key == "host_load" and isinstance(value, Mapping):
+        return [_host_load_section(value)]
+    if key == "clock" and isinstance(value, Mapping):
+        return [_clock_section(value)]
+    heading = f"<h2>{_e(key.replace('_', ' ').capitalize())}</h2>"
+    if isinstance(value, Mapping):
+        return [heading, _kv_table(_flatten(value))]
+    return [heading, _kv_table([(key, value)])]
+
+
+def _run_section(manifest: Mapping[str, object]) -> list[str]:
+    """The manifest's plain fields not already in the heading."""
     run_rows = [
         (str(k), v)
         for k, v in manifest.items()
-        if k not in ("campaign", "run_id", "status", "reason")
+        if k not in ("campaign", "run_id", "status", "incomplete_reason")
         and (v is None or isinstance(v, str | int | float | bool))
     ]
-    if run_rows:
-        parts.append("<h2>Run</h2>")
-        parts.append(_kv_table(run_rows))
+    if not run_rows:
+        return []
+    return ["<h2>Run</h2>", _kv_table(run_rows)]
 
+
+def _write_html(out_path: Path, title: str, parts: list[str]) -> None:
+    """The document around ``parts``, written atomically."""
     doc = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .hdr import HdrSpec, Recorder
+from .hdr import HdrRecorder, HdrSpec
 
 __all__ = [
     "PERCENTILES",
@@ -100,17 +100,17 @@ def _max_value(counts: np.ndarray, spec: HdrSpec) -> int:
 
 
 def latency_summary(
-    recorder_or_counts: Recorder | np.ndarray, spec: HdrSpec | None = None, unit: str = "us"
+    recorder_or_counts: HdrRecorder | np.ndarray, spec: HdrSpec | None = None, unit: str = "us"
 ) -> dict[str, object]:
     """KPI summary of one stage: count, p50..p99.99 and max in ``unit`` (values recorded in ns).
 
-    With a :class:`Recorder` the spec defaults to the recorder's and the record also carries
+    With a :class:`HdrRecorder` the spec defaults to the recorder's and the record also carries
     ``out_of_range`` (values refused at recording time).
     """
     if unit not in UNIT_NS:
         raise ValueError(f"unit must be one of {sorted(UNIT_NS)}, got {unit!r}")
     extra: dict[str, object] = {}
-    if isinstance(recorder_or_counts, Recorder):
+    if isinstance(recorder_or_counts, HdrRecorder):
         if spec is not None and spec != recorder_or_counts.spec:
             raise ValueError(f"spec {spec} differs from the recorder's {recorder_or_counts.spec}")
         spec = recorder_or_counts.spec

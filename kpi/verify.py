@@ -194,6 +194,19 @@ def verify_governance(
         raise ResultSetError(
             f"{roster_rel}: session {roster.get('session')!r}, the manifest says {session!r}"
         )
+    authority = _roster_authority(roster, roster_rel, claimed, authority_did)
+    roles, keys, credentials = _check_roster(roster, roster_rel, authority)
+    result, verify_ms = _verify_run_ledger(run_dir, ledger_cfg, f"{where}.ledger", roles, keys)
+    venues = sorted(n for n, r in roles.items() if r == Role.VENUE)
+    missing = tuple(v for v in venues if v not in result.final_cosigners)
+    return GovernanceCheck(claimed, roles, credentials, result, verify_ms, missing)
+
+
+def _roster_authority(
+    roster: Mapping[str, Any], roster_rel: str, claimed: str, authority_did: str | None
+) -> Ed25519PublicKey:
+    """The roster's authority key: its DID must be the did:key of that key, the manifest's
+    ``claimed`` DID, and the one the caller trusts (``authority_did``, when pinned)."""
     auth = _field(roster, "authority", dict, roster_rel)
     auth_key = _hex_bytes(_field(auth, "public_key", str, roster_rel), 32, f"{roster_rel}: key")
     auth_did = did_key_from_public(auth_key)
@@ -213,15 +226,24 @@ def verify_governance(
             f"result set was issued by {claimed}, you trust {authority_did}",
             reason="untrusted_authority",
         )
-    authority = Ed25519PublicKey.from_public_bytes(auth_key)
-    roles, keys, credentials = _check_roster(roster, roster_rel, authority)
+    return Ed25519PublicKey.from_public_bytes(auth_key)
 
-    ledger_rel = _field(ledger_cfg, "dir", str, f"{where}.ledger")
+
+def _verify_run_ledger(
+    run_dir: Path,
+    ledger_cfg: Mapping[str, Any],
+    where: str,
+    roles: Mapping[str, Role],
+    keys: Mapping[str, Ed25519PublicKey],
+) -> tuple[LedgerVerification, float]:
+    """The run's ledger, signed by the roster's coordinator and cosigned by its venues as the
+    manifest says, against the manifest's anchor; returns the verification and its time (ms)."""
+    ledger_rel = _field(ledger_cfg, "dir", str, where)
     ledger_dir = _inside(run_dir, ledger_rel, "security.ledger.dir")
-    signer = _field(ledger_cfg, "signer", str, f"{where}.ledger")
-    cosigners = _field(ledger_cfg, "cosigners", list, f"{where}.ledger")
-    size = _field(ledger_cfg, "size", int, f"{where}.ledger")
-    root = _hex_bytes(_field(ledger_cfg, "root", str, f"{where}.ledger"), 32, f"{where}.ledger")
+    signer = _field(ledger_cfg, "signer", str, where)
+    cosigners = _field(ledger_cfg, "cosigners", list, where)
+    size = _field(ledger_cfg, "size", int, where)
+    root = _hex_bytes(_field(ledger_cfg, "root", str, where), 32, where)
     if roles.get(signer) != Role.COORDINATOR:
         raise LedgerError(
             f"{MANIFEST}: ledger signer {signer!r} is not a coordinator of the roster "
@@ -244,7 +266,19 @@ def verify_governance(
         expected_root=root,
     )
     verify_ms = (time.perf_counter() - t0) * 1e3
-    cp_path = ledger_dir / CHECKPOINTS_FILE
+    _check_checkpoint_signer(ledger_dir / CHECKPOINTS_FILE, signer)
+    expected_cps = ledger_cfg.get("checkpoints")
+    if expected_cps is not None and expected_cps != result.checkpoints:
+        raise LedgerError(
+            f"{result.checkpoints} checkpoints, the manifest says {expected_cps}",
+            reason="anchor_mismatch",
+            path=str(ledger_dir / CHECKPOINTS_FILE),
+        )
+    return result, verify_ms
+
+
+def _check_checkpoint_signer(cp_path: Path, signer: str) -> None:
+    """Every checkpoint is signed by the manifest's ``signer``."""
     lines = cp_path.read_text("utf-8").split("\n")[:-1]  # verify_ledger parsed it already
     for k, line in enumerate(lines):
         cp = Checkpoint.from_json(line, k, str(cp_path))
@@ -254,16 +288,6 @@ def verify_governance(
                 reason="unknown_signer",
                 path=str(cp_path),
             )
-    expected_cps = ledger_cfg.get("checkpoints")
-    if expected_cps is not None and expected_cps != result.checkpoints:
-        raise LedgerError(
-            f"{result.checkpoints} checkpoints, the manifest says {expected_cps}",
-            reason="anchor_mismatch",
-            path=str(cp_path),
-        )
-    venues = sorted(n for n, r in roles.items() if r == Role.VENUE)
-    missing = tuple(v for v in venues if v not in result.final_cosigners)
-    return GovernanceCheck(claimed, roles, credentials, result, verify_ms, missing)
 
 
 def _check_roster(

@@ -187,68 +187,85 @@ def clock_lines(
     judged over the locked estimates in force during the measured window (``measure_from_ns``,
     default ``start_at_ns``, .. ``end_ns``): the ones the KPIs' device timestamps were
     converted with. Step times are relative to ``start_at_ns`` (the feed schedule's start)."""
-    lines: list[CalibrationLine] = []
     if history is None or not np.isfinite(history["offset_ns"]).any():
-        lines.append(
-            _offset_missing(
-                device,
-                clock,
-                limits,
-                "no clock estimate (the device never synchronised)",
-                passed=False,
-            )
-        )
-        return lines
+        note = "no clock estimate (the device never synchronised)"
+        return [_offset_missing(device, clock, limits, note, passed=False)]
     if epoch_ns is None:
-        lines.append(
-            _offset_missing(
-                device, clock, limits, "the device did not report its clock epoch", passed=None
-            )
-        )
-        return lines
+        note = "the device did not report its clock epoch"
+        return [_offset_missing(device, clock, limits, note, passed=None)]
     dev = injected_clock(clock, epoch_ns, start_at_ns)
     t = history["time_ns"].astype(np.int64)
     truth = _truth_offsets(dev, t)
     err = history["offset_ns"] - truth
     locked = (history["state"] == ServoState.LOCKED) & np.isfinite(err)
-    # rows in force during the schedule: the last one before it started, and every later one
-    in_run = np.zeros(len(t), bool)
     window_start = start_at_ns if measure_from_ns is None else measure_from_ns
-    first = max(0, int(np.searchsorted(t, window_start, side="right")) - 1)
+    judged = locked & _in_force(t, window_start, end_ns)
+    asym = link_asymmetry(history, truth)
+    return [
+        _offset_line(device, clock, limits, history, truth, err, judged, asym),
+        _drift_line(device, clock, limits, history, locked, asym, window_ns),
+        *_step_lines(device, clock, limits, history, start_at_ns),
+    ]
+
+
+def _in_force(t: np.ndarray, start_ns: int, end_ns: int | None) -> np.ndarray:
+    """The history rows in force from ``start_ns`` to ``end_ns`` (None: the end): the last one
+    before the start, and every later one."""
+    in_run = np.zeros(len(t), bool)
+    first = max(0, int(np.searchsorted(t, start_ns, side="right")) - 1)
     last = len(t) if end_ns is None else int(np.searchsorted(t, end_ns, side="right"))
     in_run[first:last] = True
-    judged = locked & in_run
-    asym = link_asymmetry(history, truth)
-    if judged.any():
-        p99 = float(np.percentile(np.abs(err[judged]), 99)) / 1e3
-        last_row = int(np.flatnonzero(judged)[-1])
-        levels = asym.level_ns[judged]
-        levels = levels[np.isfinite(levels)]
-        link_p99 = float(np.percentile(np.abs(levels), 99)) / 1e3 if len(levels) else None
-        link_note = "" if link_p99 is None else f"; link asymmetry p99 {link_p99:.1f} us"
-        lines.append(
-            CalibrationLine(
-                "offset (p99 |error| in the measured window)",
-                device,
-                truth[last_row] / 1e3,
-                float(history["offset_ns"][last_row]) / 1e3,
-                p99,
-                limits.offset_us,
-                "us",
-                p99 <= limits.offset_us,
-                f"{int(judged.sum())} locked exchanges" + link_note,
-                link_p99,
-            )
-        )
-    else:
-        lines.append(
-            _offset_missing(
-                device, clock, limits, "never locked in the measured window", passed=False
-            )
-        )
-    # drift: at the end of the longest stretch without a step
-    step_rows = np.flatnonzero(history["step"])
-    bounds = [0, *step_rows.tolist(), len(history)]
+    return in_run
+
+
+def _offset_line(
+    device: str,
+    clock: ClockConfig,
+    limits: CalibrationLimits,
+    history: np.ndarray,
+    truth: np.ndarray,
+    err: np.ndarray,
+    judged: np.ndarray,
+    asym: LinkAsymmetry,
+) -> CalibrationLine:
+    """The offset error's p99 over the ``judged`` rows against its limit, with the link's
+    asymmetry over the same rows."""
+    if not judged.any():
+        note = "never locked in the measured window"
+        return _offset_missing(device, clock, limits, note, passed=False)
+    p99 = float(np.percentile(np.abs(err[judged]), 99)) / 1e3
+    last_row = int(np.flatnonzero(judged)[-1])
+    levels = asym.level_ns[judged]
+    levels = levels[np.isfinite(levels)]
+    link_p99 = float(np.percentile(np.abs(levels), 99)) / 1e3 if len(levels) else None
+    link_note = "" if link_p99 is None else f"; link asymmetry p99 {link_p99:.1f} us"
+    return CalibrationLine(
+        "offset (p99 |error| in the measured window)",
+        device,
+        truth[last_row] / 1e3,
+        float(history["offset_ns"][last_row]) / 1e3,
+        p99,
+        limits.offset_us,
+        "us",
+        p99 <= limits.offset_us,
+        f"{int(judged.sum())} locked exchanges" + link_note,
+        link_p99,
+    )
+
+
+def _drift_line(
+    device: str,
+    clock: ClockConfig,
+    limits: CalibrationLimits,
+    history: np.ndarray,
+    locked: np.ndarray,
+    asym: LinkAsymmetry,
+    window_ns: int,
+) -> CalibrationLine:
+    """The drift estimate at the end of the longest locked stretch without a step, against the
+    injected drift, with the link asymmetry's trend over the estimator's window."""
+    t = history["time_ns"].astype(np.int64)
+    bounds = [0, *np.flatnonzero(history["step"]).tolist(), len(history)]
     best: tuple[float, int] | None = None
     for a, b in itertools.pairwise(bounds):
         seg = np.flatnonzero(locked[a:b])
@@ -257,52 +274,60 @@ def clock_lines(
             if best is None or span > best[0]:
                 best = (span, a + int(seg[-1]))
     if best is None:
-        lines.append(
-            CalibrationLine(
-                "drift",
-                device,
-                clock.drift_ppm,
-                None,
-                None,
-                limits.drift_ppm,
-                "ppm",
-                False,
-                "never locked",
-            )
+        return CalibrationLine(
+            "drift",
+            device,
+            clock.drift_ppm,
+            None,
+            None,
+            limits.drift_ppm,
+            "ppm",
+            False,
+            "never locked",
         )
-    else:
-        span, row = best
-        got = float(history["drift_ppm"][row])
-        ok = abs(got - clock.drift_ppm) <= limits.drift_ppm and span >= limits.drift_window_s
-        trend = asym.trend_ppm(row, window_ns)
-        note = f"window {span:.1f} s" + (
-            "" if span >= limits.drift_window_s else f" < {limits.drift_window_s:g} s required"
-        )
-        if trend is not None:
-            note += f"; link asymmetry trend {trend:+.2f} ppm"
-        lines.append(
-            CalibrationLine(
-                "drift",
-                device,
-                clock.drift_ppm,
-                got,
-                abs(got - clock.drift_ppm),
-                limits.drift_ppm,
-                "ppm",
-                ok,
-                note,
-                None if trend is None else abs(trend),
-            )
-        )
-    # steps: each injected step against the first detection after it
-    detected = [(int(t[i]), float(history["step_ns"][i])) for i in step_rows]
+    span, row = best
+    got = float(history["drift_ppm"][row])
+    ok = abs(got - clock.drift_ppm) <= limits.drift_ppm and span >= limits.drift_window_s
+    trend = asym.trend_ppm(row, window_ns)
+    note = f"window {span:.1f} s" + (
+        "" if span >= limits.drift_window_s else f" < {limits.drift_window_s:g} s required"
+    )
+    if trend is not None:
+        note += f"; link asymmetry trend {trend:+.2f} ppm"
+    return CalibrationLine(
+        "drift",
+        device,
+        clock.drift_ppm,
+        got,
+        abs(got - clock.drift_ppm),
+        limits.drift_ppm,
+        "ppm",
+        ok,
+        note,
+        None if trend is None else abs(trend),
+    )
+
+
+def _step_lines(
+    device: str,
+    clock: ClockConfig,
+    limits: CalibrationLimits,
+    history: np.ndarray,
+    start_at_ns: int,
+) -> list[CalibrationLine]:
+    """Each injected step against the first detection after it, and the detections beyond the
+    injected steps as false steps."""
+    t = history["time_ns"].astype(np.int64)
+    detected = [(int(t[i]), float(history["step_ns"][i])) for i in np.flatnonzero(history["step"])]
+    lines: list[CalibrationLine] = []
     for at_s, delta in clock.steps:
+        quantity = f"step at {at_s:g} s: detection delay"
         at = start_at_ns + round(at_s * 1e9)
         after = [(ti, size) for ti, size in detected if ti >= at]
         if not after:
             lines.append(
                 CalibrationLine(
-                    f"step at {at_s:g} s: detection delay",
+                    quantity,
                     device,
                     0.0,
                     None,
@@ -318,7 +343,7 @@ def clock_lines(
         delay = (ti - at) / 1e9
         lines.append(
             CalibrationLine(
-                f"step at {at_s:g} s: detection delay",
+                quantity,
                 device,
                 0.0,
                 delay,
@@ -370,66 +395,72 @@ def delay_lines(
     against that; the path delay, an average of both directions, against half of it on top of
     the injection)."""
     limit = max(limits.delay_rel * injected_us, limits.delay_abs_us)
+    lines = [
+        _feed_wire_rise_line(device, injected_us, wire_us, baseline_wire_us, limit, release_late_us)
+    ]
+    if wire_us is None or baseline_wire_us is None:
+        return lines
+    p = _locked_median(history, "path_delay_ns")
+    b = _locked_median(baseline_history, "path_delay_ns")
+    if p is not None and b is not None:
+        lines.append(_path_delay_rise_line(device, injected_us, p, b, limit, release_late_us))
+    return lines
+
+
+def _feed_wire_rise_line(
+    device: str,
+    injected_us: float,
+    wire_us: float | None,
+    baseline_wire_us: float | None,
+    limit: float,
+    release_late_us: float,
+) -> CalibrationLine:
+    """The rise of the device's feed_wire percentile over the baseline, against the delay
+    applied towards the rig (the injection plus the emulator's release lateness)."""
+    name = f"one-way delay to rig (feed_wire p{FEED_WIRE_PERCENTILE:g} rise)"
+    if wire_us is None or baseline_wire_us is None:
+        return CalibrationLine(
+            name, device, injected_us, None, None, limit, "us", False,
+            "no locked feed_wire samples",
+        )  # fmt: skip
     applied = injected_us + release_late_us
     applied_note = (
         f"; applied {applied:.1f} us (release lateness {release_late_us:+.1f} us)"
         if release_late_us
         else ""
     )
-    name = f"one-way delay to rig (feed_wire p{FEED_WIRE_PERCENTILE:g} rise)"
-    if wire_us is None or baseline_wire_us is None:
-        return [
-            CalibrationLine(
-                name,
-                device,
-                injected_us,
-                None,
-                None,
-                limit,
-                "us",
-                False,
-                "no locked feed_wire samples",
-            )
-        ]
     got = wire_us - baseline_wire_us
-    lines = [
-        CalibrationLine(
-            name,
-            device,
-            injected_us,
-            got,
-            abs(got - applied),
-            limit,
-            "us",
-            abs(got - applied) <= limit,
-            f"feed_wire p{FEED_WIRE_PERCENTILE:g} {wire_us:.1f} us vs {baseline_wire_us:.1f} us "
-            "unimpaired" + applied_note,
-        )
-    ]
-    p = _locked_median(history, "path_delay_ns")
-    b = _locked_median(baseline_history, "path_delay_ns")
-    if p is not None and b is not None:
-        got = (p - b) / 1e3
-        path_applied = injected_us + release_late_us / 2
-        lines.append(
-            CalibrationLine(
-                "one-way delay (path delay rise, clock sync)",
-                device,
-                injected_us,
-                got,
-                abs(got - path_applied),
-                limit,
-                "us",
-                abs(got - path_applied) <= limit,
-                f"path delay {p / 1e3:.1f} us vs {b / 1e3:.1f} us unimpaired"
-                + (
-                    f"; applied {path_applied:.1f} us (half the release lateness on top)"
-                    if release_late_us
-                    else ""
-                ),
-            )
-        )
-    return lines
+    return CalibrationLine(
+        name, device, injected_us, got, abs(got - applied), limit, "us",
+        abs(got - applied) <= limit,
+        f"feed_wire p{FEED_WIRE_PERCENTILE:g} {wire_us:.1f} us vs {baseline_wire_us:.1f} us "
+        "unimpaired" + applied_note,
+    )  # fmt: skip
+
+
+def _path_delay_rise_line(
+    device: str,
+    injected_us: float,
+    path_ns: float,
+    baseline_path_ns: float,
+    limit: float,
+    release_late_us: float,
+) -> CalibrationLine:
+    """The rise of the clock sync's path delay estimate (median over locked samples) over the
+    baseline: an average of both directions, so half the release lateness is on top."""
+    got = (path_ns - baseline_path_ns) / 1e3
+    path_applied = injected_us + release_late_us / 2
+    note = (
+        f"; applied {path_applied:.1f} us (half the release lateness on top)"
+        if release_late_us
+        else ""
+    )
+    return CalibrationLine(
+        "one-way delay (path delay rise, clock sync)", device, injected_us, got,
+        abs(got - path_applied), limit, "us", abs(got - path_applied) <= limit,
+        f"path delay {path_ns / 1e3:.1f} us vs {baseline_path_ns / 1e3:.1f} us unimpaired"
+        + note,
+    )  # fmt: skip
 
 
 def feed_wire_by_venue(run_dir: Path, percentile: float = 50.0) -> dict[str, float]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from arbsphere.kpi.health import health_kpi
 from arbsphere.kpi.report import render_report
 from arbsphere.kpi.resultset import ResultSetWriter, sha256_file
 from arbsphere.rig.config import Campaign
-from arbsphere.rig.orchestrator import Orchestrator, synced_devices
+from arbsphere.rig.orchestrator import Orchestrator, RunOutcome, synced_devices
 
 
 @dataclass
@@ -68,8 +68,7 @@ def execute_campaign(
         out = ResultSetWriter.new(base, campaign.name, clock.now_ns())
     else:
         out = ResultSetWriter(run_dir, campaign.name, clock.now_ns())
-    run_dir = out.run_dir
-    orch = orchestrator(campaign, run_dir, clock)
+    orch = orchestrator(campaign, out.run_dir, clock)
     source = Path(campaign.source)
     if source.is_file():  # the campaign as run, for replays of this result set
         out.write_bytes("campaign.toml", source.read_bytes())
@@ -77,108 +76,160 @@ def execute_campaign(
     out.adopt_rest()  # what the roles wrote: proc/, journal/, ledger/, identities.json
     if on_progress is not None:
         on_progress(1.0, "analysing traces, writing the result set")
-    proc_dir = run_dir / "proc"
-    venue_names = [v.name for v in campaign.venues]
     start_at = outcome.measure_from_ns or clock.now_ns()  # the measured window (after warm-up)
-    devices = synced_devices(campaign)
-    tracks = align_devices(proc_dir, devices, campaign.clock_sync.settings)
-    clocks: dict[str, ClockTrack] = {d.adapter: tracks[d.device] for d in devices}
-    for d in devices:
-        if d.adapter in rig_timebase_adapters:
-            clocks[d.adapter] = RigTimebaseTrack(d, "stamps taken on the rig timebase (replay)")
-    analysis = analyse(
-        proc_dir, venue_names, campaign.broker.name, start_at, campaign.interval_s,
-        clocks=clocks, warmup_ticks=round(campaign.warmup_s * campaign.rate_hz),
-    )  # fmt: skip
-    for d in devices:
-        track = tracks[d.device]
-        out.write_with(
-            f"clock-{d.device}.exchanges.npy", partial(save_exchanges, exchanges=track.exchanges)
-        )
-        if track.history is not None:
-            out.write_with(
-                f"clock-{d.device}.history.npy",
-                partial(np.save, arr=track.history, allow_pickle=False),
-            )
-    duration = (
-        min(campaign.duration_s, max(0.0, (outcome.end_ns - start_at) / 1e9))
-        if outcome.start_at_ns
-        else 0.0
-    )
-    kpi = build_kpi(analysis, duration_s=duration, venue_names=venue_names,
-                    broker_name=campaign.broker.name, n_assets=campaign.n_assets)  # fmt: skip
-    comment = f"ArbSphere campaign {campaign.name} run {run_dir.name}; values in ns"
-    hlog = out.write_with(
-        "latency.hlog", lambda p: write_hlog(analysis, p, start_at, campaign.interval_s, comment)
-    )
-    out.write_with("trace.parquet", lambda p: analysis.ticks.to_parquet(p, index=False))
-    security = None
-    if outcome.security is not None:
-        security = security_section(
-            outcome.security, campaign.security, len(campaign.venues),
-            campaign.coordinator.coordination, campaign.coordinator.protocol,
-        )  # fmt: skip
-        kpi["governance"] = governance_kpi(run_dir, security)
-    host_load = (
-        outcome.load.summary(int(kpi["throughput"]["ticks_in"]))
-        if outcome.load is not None
-        else {"note": "the run never reached its measured window"}
-    )
-    kpi["host_load"] = host_load
-    kpi["health"] = health_kpi(
-        kpi, analysis.stats, budget_us=campaign.coordinator.budget_us,
-        max_past_ms=campaign.security.max_past_ms,
-    )  # fmt: skip
-    out.write_json("kpi.json", kpi, sort_keys=False)  # stages in pipeline order
-
-    timestamp_sources: dict[str, str] = {}
-    for name, stats in analysis.stats.items():
-        src = stats.get("timestamp_source")
-        if isinstance(src, str):
-            timestamp_sources[name] = src
+    run = _AnalysedRun(campaign, out, outcome, start_at, rig_timebase_adapters)
+    run.write_clock_tracks()
+    kpi = run.write_kpi()
     out.set_status(outcome.complete, outcome.reason or "the orchestrator gave no reason")
-    out.add({
-        "schedule": {
-            "start_at_ns": outcome.start_at_ns,
-            "warmup_s": campaign.warmup_s,
-            "measure_from_ns": outcome.measure_from_ns,
-            "end_ns": outcome.end_ns,
-            "duration_s": campaign.duration_s,
-            "rate_hz": campaign.rate_hz,
-        },
-        "config_file": campaign.source,
-        "config_sha256": _maybe_hash(Path(campaign.source)),
-        "config": campaign.resolved(),
-        "timebase": "CLOCK_REALTIME ns (same clock as kernel SO_TIMESTAMPING software stamps)",
-        "timestamp_source": timestamp_sources,
-        "clock_model": _clock_models(campaign, tracks),
-        "roles": outcome.roles,
-        "journal": _journal_entry(analysis.stats, campaign),
-        "security": security,
-        "resources": {**_resources(analysis.stats, outcome), "window": host_load},
-        "method": {
-            "latency": "HDR counts recorded in batches (Numba) from joined per-role trace "
-            "tables; tick_to_trade from the tick's intended (open-loop) send time",
-            "hdr": {
-                "lowest_ns": 1,
-                "highest_ns": analysis.recorders["solve"].spec.highest,
-                "significant_figures": analysis.recorders["solve"].spec.sig_figs,
-            },
-        },
-    })  # fmt: skip
+    out.add(run.manifest_sections(kpi))
     out.add(manifest_extra or {})
-    histories = {
-        name: t.history for name, t in tracks.items() if t.history is not None and len(t.history)
-    }
-    per_round = round_gaps(proc_dir, venue_names)
-    convergence = (
-        None if per_round is None else {c: per_round[c].to_numpy() for c in per_round.columns}
-    )
-    out.write_with("report.html", lambda p: render_report(
-        kpi, hlog, out.manifest(), p, clock_histories=histories, convergence=convergence,
-    ))  # fmt: skip
+    run.write_report(kpi)
     manifest = out.finish()
-    return CampaignResult(run_dir, outcome.complete, outcome.reason, kpi, manifest)
+    return CampaignResult(out.run_dir, outcome.complete, outcome.reason, kpi.values, manifest)
+
+
+class _Kpi(NamedTuple):
+    """What ``_AnalysedRun.write_kpi`` wrote."""
+
+    values: dict[str, Any]  # kpi.json
+    hlog: Path  # latency.hlog
+    #: the manifest's security section (None: the run never got as far as a registry)
+    security: dict[str, Any] | None
+
+
+class _AnalysedRun:
+    """A finished run's traces, aligned to the rig timebase and analysed, and the result-set
+    artefacts written from them (clock tracks, latency.hlog, trace.parquet, kpi.json, the
+    manifest's sections, report.html)."""
+
+    def __init__(
+        self, campaign: Campaign, out: ResultSetWriter, outcome: RunOutcome, start_at: int,
+        rig_timebase_adapters: frozenset[str],
+    ) -> None:  # fmt: skip
+        self.campaign = campaign
+        self.out = out
+        self.outcome = outcome
+        self.start_at = start_at
+        self.proc_dir = out.run_dir / "proc"
+        self.venue_names = [v.name for v in campaign.venues]
+        self.devices = synced_devices(campaign)
+        self.tracks = align_devices(self.proc_dir, self.devices, campaign.clock_sync.settings)
+        clocks: dict[str, ClockTrack] = {d.adapter: self.tracks[d.device] for d in self.devices}
+        for d in self.devices:
+            if d.adapter in rig_timebase_adapters:
+                clocks[d.adapter] = RigTimebaseTrack(d, "stamps taken on the rig timebase (replay)")
+        self.analysis = analyse(
+            self.proc_dir, self.venue_names, campaign.broker.name, start_at, campaign.interval_s,
+            clocks=clocks, warmup_ticks=round(campaign.warmup_s * campaign.rate_hz),
+        )  # fmt: skip
+
+    def write_clock_tracks(self) -> None:
+        """Each synchronised device's exchanges and, when fitted, its offset history."""
+        for d in self.devices:
+            track = self.tracks[d.device]
+            self.out.write_with(
+                f"clock-{d.device}.exchanges.npy",
+                partial(save_exchanges, exchanges=track.exchanges),
+            )
+            if track.history is not None:
+                self.out.write_with(
+                    f"clock-{d.device}.history.npy",
+                    partial(np.save, arr=track.history, allow_pickle=False),
+                )
+
+    def write_kpi(self) -> _Kpi:
+        """latency.hlog, trace.parquet and kpi.json (with governance, host load and health)."""
+        campaign, outcome, analysis, out = self.campaign, self.outcome, self.analysis, self.out
+        start_at = self.start_at
+        duration = (
+            min(campaign.duration_s, max(0.0, (outcome.end_ns - start_at) / 1e9))
+            if outcome.start_at_ns
+            else 0.0
+        )
+        kpi = build_kpi(analysis, duration_s=duration, venue_names=self.venue_names,
+                        broker_name=campaign.broker.name, n_assets=campaign.n_assets)  # fmt: skip
+        comment = f"ArbSphere campaign {campaign.name} run {out.run_dir.name}; values in ns"
+        hlog = out.write_with(
+            "latency.hlog",
+            lambda p: write_hlog(analysis, p, start_at, campaign.interval_s, comment),
+        )
+        out.write_with("trace.parquet", lambda p: analysis.ticks.to_parquet(p, index=False))
+        security = None
+        if outcome.security is not None:
+            security = security_section(
+                outcome.security, campaign.security, len(campaign.venues),
+                campaign.coordinator.coordination, campaign.coordinator.protocol,
+            )  # fmt: skip
+            kpi["governance"] = governance_kpi(out.run_dir, security)
+        host_load = (
+            outcome.load.summary(int(kpi["throughput"]["ticks_in"]))
+            if outcome.load is not None
+            else {"note": "the run never reached its measured window"}
+        )
+        kpi["host_load"] = host_load
+        kpi["health"] = health_kpi(
+            kpi, analysis.stats, budget_us=campaign.coordinator.budget_us,
+            max_past_ms=campaign.security.max_past_ms,
+        )  # fmt: skip
+        out.write_json("kpi.json", kpi, sort_keys=False)  # stages in pipeline order
+        return _Kpi(kpi, hlog, security)
+
+    def manifest_sections(self, kpi: _Kpi) -> dict[str, Any]:
+        """The run's own manifest sections: schedule, configuration, timebase, clock models,
+        roles, journal, security, resources and method."""
+        campaign, outcome, analysis = self.campaign, self.outcome, self.analysis
+        timestamp_sources: dict[str, str] = {}
+        for name, stats in analysis.stats.items():
+            src = stats.get("timestamp_source")
+            if isinstance(src, str):
+                timestamp_sources[name] = src
+        return {
+            "schedule": {
+                "start_at_ns": outcome.start_at_ns,
+                "warmup_s": campaign.warmup_s,
+                "measure_from_ns": outcome.measure_from_ns,
+                "end_ns": outcome.end_ns,
+                "duration_s": campaign.duration_s,
+                "rate_hz": campaign.rate_hz,
+            },
+            "config_file": campaign.source,
+            "config_sha256": _maybe_hash(Path(campaign.source)),
+            "config": campaign.resolved(),
+            "timebase": "CLOCK_REALTIME ns (same clock as kernel SO_TIMESTAMPING software stamps)",
+            "timestamp_source": timestamp_sources,
+            "clock_model": _clock_models(campaign, self.tracks),
+            "roles": outcome.roles,
+            "journal": _journal_entry(analysis.stats, campaign),
+            "security": kpi.security,
+            "resources": {**_resources(analysis.stats, outcome), "window": kpi.values["host_load"]},
+            "method": {
+                "latency": "HDR counts recorded in batches (Numba) from joined per-role trace "
+                "tables; tick_to_trade from the tick's intended (open-loop) send time",
+                "hdr": {
+                    "lowest_ns": 1,
+                    "highest_ns": analysis.recorders["solve"].spec.highest,
+                    "significant_figures": analysis.recorders["solve"].spec.sig_figs,
+                },
+            },
+        }
+
+    def write_report(self, kpi: _Kpi) -> None:
+        """report.html, from the KPIs, the hlog, the manifest so far, the clock offset
+        histories and (federated) the per-round convergence gaps."""
+        histories = {
+            name: t.history
+            for name, t in self.tracks.items()
+            if t.history is not None and len(t.history)
+        }
+        per_round = round_gaps(self.proc_dir, self.venue_names)
+        convergence = (
+            None if per_round is None else {c: per_round[c].to_numpy() for c in per_round.columns}
+        )
+        out = self.out
+        out.write_with("report.html", lambda p: render_report(
+            kpi.values, kpi.hlog, out.manifest(), p, clock_histories=histories,
+            convergence=convergence,
+        ))  # fmt: skip
 
 
 def _clock_models(campaign: Campaign, tracks: dict[str, DeviceClockTrack]) -> dict[str, Any]:
@@ -199,7 +250,7 @@ def _clock_models(campaign: Campaign, tracks: dict[str, DeviceClockTrack]) -> di
     return out
 
 
-def _resources(stats: dict[str, dict[str, Any]], outcome: Any) -> dict[str, Any]:
+def _resources(stats: dict[str, dict[str, Any]], outcome: RunOutcome) -> dict[str, Any]:
     """CPU seconds per role and in total, with the run's span: evidence for how loaded the
     cores were (total_cpu_s / run_span_s against the number of cpus)."""
     span_s = max(1e-9, (outcome.end_ns - outcome.start_at_ns) / 1e9) if outcome.start_at_ns else 0

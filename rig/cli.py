@@ -319,7 +319,9 @@ def cmd_sim(args: argparse.Namespace, console: Console) -> int:
         for name, sc in SCENARIOS.items():
             console.print(f"{name:14s} {sc.doc}", highlight=False)
         return 0
-    run_dir = run_sim(args.scenario, RealtimeClock(), Path(args.results_dir), args.seconds)
+    run_dir = run_sim(
+        args.scenario, RealtimeClock(), Path(args.results_dir), args.seconds, args.protocol
+    )
     kpi = json.loads((run_dir / "kpi.json").read_text())
     h, sim = kpi["hedge"], kpi["sim"]
     gap, rounds, real = (
@@ -368,6 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", help="federated coordination in process on a scenario")
     sim.add_argument("scenario", nargs="?", help="scenario name (none: list them)")
     sim.add_argument("--seconds", type=float, help="override the scenario's length")
+    sim.add_argument(
+        "--protocol",
+        choices=("price", "admm"),
+        help="the federated protocol (default: the scenario's, price)",
+    )
     sim.add_argument("--results-dir", default="results", help="where result sets go")
     sim.set_defaults(func=cmd_sim)
     ver = sub.add_parser(

@@ -17,7 +17,7 @@ from typing import Any
 
 from arbsphere.adapters.backends import WIRING_PTY, WIRING_UDP, backend
 from arbsphere.clocksync.settings import ClockSyncSettings
-from arbsphere.contracts import check_compatibility, default_registry
+from arbsphere.contracts import Registry, check_compatibility, default_registry
 from arbsphere.coordinator.admm import AdmmSettings
 from arbsphere.errors import ConfigError
 from arbsphere.privacy.settings import PrivacyConfig
@@ -224,12 +224,74 @@ def load_campaign(path: str | Path) -> Campaign:
 
 
 def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
+    """Validate an already parsed campaign TOML (``source`` names it in errors). The tables
+    are checked in a fixed order, then the campaign as a whole (graph, security), so a file
+    with several errors always reports the same one first."""
     r = _Reader(data, source, "")
     r.only(
         {"campaign", "market", "coordinator", "venues", "broker", "clock_sync", "calibration",
          "journal", "security"}
     )  # fmt: skip
-    c = r.table("campaign")
+    registry = default_registry()
+    head = _campaign_table(r.table("campaign"), registry)
+    venues_t = r.table("venues")
+    venues = _venues(venues_t)
+    broker = _broker(r.table("broker", optional=True))
+    coordinator = _coordinator(r.table("coordinator", optional=True))
+    clock_sync = _clock_sync(r.table("clock_sync", optional=True))
+    market_t = r.table("market", optional=True)
+    market = MarketSettings(dict(market_t.data))
+    _check_market(market, market_t, head.rates_hz or (head.rate_hz,), len(venues))
+    security_t = r.table("security", optional=True)
+    security = _security(security_t)
+    _check_masked_venue_count(venues_t, venues, coordinator, security)
+    _check_graph(r, venues_t, registry, head.contract_graph, venues, broker, coordinator)
+    if coordinator.coordination == "federated":
+        solution_v = registry.graph(head.contract_graph).coordinator["LocalSolution"]
+        _check_secure_aggregation(
+            security_t, security, coordinator, len(venues), solution_v, head.contract_graph
+        )
+        _check_masked_position_limits(venues_t, venues, security)
+    return Campaign(
+        source=source,
+        name=head.name,
+        contract_graph=head.contract_graph,
+        duration_s=head.duration_s,
+        rate_hz=head.rate_hz,
+        seed=head.seed,
+        interval_s=head.interval_s,
+        results_dir=head.results_dir,
+        drain_s=head.drain_s,
+        warmup_s=head.warmup_s,
+        venues=tuple(sorted(venues, key=lambda v: v.venue_id)),
+        broker=broker,
+        coordinator=coordinator,
+        market=market,
+        clock_sync=clock_sync,
+        rates_hz=head.rates_hz,
+        calibration=_calibration(r.table("calibration", optional=True)),
+        journal=_journal(r.table("journal", optional=True), coordinator.coordination),
+        security=security,
+    )
+
+
+@dataclass(frozen=True)
+class _CampaignTable:
+    """The ``[campaign]`` table's values (the run's identity, length, rate and schedule)."""
+
+    name: str
+    contract_graph: str
+    duration_s: float
+    rate_hz: float
+    rates_hz: tuple[float, ...]
+    seed: int
+    interval_s: float
+    results_dir: str
+    drain_s: float
+    warmup_s: float
+
+
+def _campaign_table(c: _Reader, registry: Registry) -> _CampaignTable:
     c.only(
         {
             "name",
@@ -247,29 +309,41 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     if not name.replace("-", "").replace("_", "").isalnum():
         c.fail("name", name, "must be letters, digits, '-' or '_' (it names a directory)")
     graph = c.string("contract_graph", "toyPair")
-    registry = default_registry()
     if graph not in registry.graphs:
         c.fail("contract_graph", graph, f"unknown graph; registry has {sorted(registry.graphs)}")
     duration = c.number("duration_s", 20.0, lo=0.1, hi=86_400)
-    rates: tuple[float, ...] = ()
-    if isinstance(c.data.get("rate_hz"), list):
-        raw = c.data["rate_hz"]
-        if not 2 <= len(raw) <= 32:
-            c.fail("rate_hz", raw, "a rate sweep lists 2 to 32 rates")
-        sweep = _Reader({f"rate_hz[{i}]": v for i, v in enumerate(raw)}, source, c.prefix)
-        rates = tuple(sweep.number(f"rate_hz[{i}]", lo=1.0, hi=200_000) for i in range(len(raw)))
-        if len(set(rates)) != len(rates):
-            c.fail("rate_hz", raw, "rates of a sweep must be distinct")
-        rate = rates[0]
-    else:
-        rate = c.number("rate_hz", 2000.0, lo=1.0, hi=200_000)
-    seed = c.integer("seed", 7, lo=0)
-    interval = c.number("interval_s", 1.0, lo=0.01, hi=3600)
-    results_dir = c.string("results_dir", "results")
-    drain = c.number("drain_s", 0.5, lo=0.0, hi=60)
-    warmup = c.number("warmup_s", 5.0, lo=0.0, hi=600)
+    rate, rates = _rates(c)
+    return _CampaignTable(
+        name=name,
+        contract_graph=graph,
+        duration_s=duration,
+        rate_hz=rate,
+        rates_hz=rates,
+        seed=c.integer("seed", 7, lo=0),
+        interval_s=c.number("interval_s", 1.0, lo=0.01, hi=3600),
+        results_dir=c.string("results_dir", "results"),
+        drain_s=c.number("drain_s", 0.5, lo=0.0, hi=60),
+        warmup_s=c.number("warmup_s", 5.0, lo=0.0, hi=600),
+    )
 
-    venues_t = r.table("venues")
+
+def _rates(c: _Reader) -> tuple[float, tuple[float, ...]]:
+    """``rate_hz``: one rate, or a list of them (a rate sweep). Returns the rate the campaign
+    runs at (a sweep's first) and the sweep's rates (() for one rate)."""
+    raw = c.data.get("rate_hz")
+    if not isinstance(raw, list):
+        return c.number("rate_hz", 2000.0, lo=1.0, hi=200_000), ()
+    if not 2 <= len(raw) <= 32:
+        c.fail("rate_hz", raw, "a rate sweep lists 2 to 32 rates")
+    sweep = _Reader({f"rate_hz[{i}]": v for i, v in enumerate(raw)}, c.source, c.prefix)
+    rates = tuple(sweep.number(f"rate_hz[{i}]", lo=1.0, hi=200_000) for i in range(len(raw)))
+    if len(set(rates)) != len(rates):
+        c.fail("rate_hz", raw, "rates of a sweep must be distinct")
+    return rates[0], rates
+
+
+def _venues(venues_t: _Reader) -> list[VenueConfig]:
+    """``[venues.<name>]``, in name order: at least two, with ids 0..N-1."""
     venues: list[VenueConfig] = []
     seen_ids: set[int] = set()
     for vname in sorted(venues_t.data):
@@ -283,26 +357,34 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     ids = sorted(seen_ids)
     if ids != list(range(len(ids))):
         venues_t.fail("venue_id", ids, "venue ids must be 0..N-1")
-    broker = _broker(r.table("broker", optional=True))
-    coordinator = _coordinator(r.table("coordinator", optional=True))
-    clock_sync = _clock_sync(r.table("clock_sync", optional=True))
-    market = MarketSettings(dict(r.table("market", optional=True).data))
-    _check_market(market, r.table("market", optional=True), rates or (rate,), len(venues))
-    security_t = r.table("security", optional=True)
-    security = _security(security_t)
-    if coordinator.coordination == "federated" and security.secure_aggregation:
-        from arbsphere.privacy.secure_rounds import MAX_MASKED_VENUES
+    return venues
 
-        if len(venues) > MAX_MASKED_VENUES:
-            venues_t.fail(
-                "", sorted(v.name for v in venues),
-                f"{len(venues)} venues, but secure aggregation ([security] secure_aggregation,"
-                f" on by default) sums at most {MAX_MASKED_VENUES} venues' masked shares "
-                "without wrapping its fixed point (arbsphere/privacy/secure_rounds.py "
-                "MAX_MASKED_VENUES); use fewer venues, or set [security] secure_aggregation = "
-                "false with contract_graph = \"toyPairClear\"",
-            )  # fmt: skip
 
+def _check_masked_venue_count(
+    venues_t: _Reader, venues: list[VenueConfig], k: CoordinatorConfig, s: SecurityConfig
+) -> None:
+    """Federated rounds under secure aggregation sum at most MAX_MASKED_VENUES venues."""
+    if k.coordination != "federated" or not s.secure_aggregation:
+        return
+    from arbsphere.privacy.secure_rounds import MAX_MASKED_VENUES
+
+    if len(venues) > MAX_MASKED_VENUES:
+        venues_t.fail(
+            "", sorted(v.name for v in venues),
+            f"{len(venues)} venues, but secure aggregation ([security] secure_aggregation,"
+            f" on by default) sums at most {MAX_MASKED_VENUES} venues' masked shares "
+            "without wrapping its fixed point (arbsphere/privacy/secure_rounds.py "
+            "MAX_MASKED_VENUES); use fewer venues, or set [security] secure_aggregation = "
+            "false with contract_graph = \"toyPairClear\"",
+        )  # fmt: skip
+
+
+def _check_graph(
+    r: _Reader, venues_t: _Reader, registry: Registry, graph: str, venues: list[VenueConfig],
+    broker: BrokerConfig, k: CoordinatorConfig,
+) -> None:  # fmt: skip
+    """The contract graph fits the station: the schema versions each role declares, the
+    coordinator's input for its coordination, and every venue a venue adapter of the graph."""
     declared: dict[str, Mapping[str, int]] = {}
     for venue in venues:
         if venue.schemas:
@@ -310,11 +392,11 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     if broker.schemas:
         declared[broker.name] = broker.schemas
     names = [v.name for v in venues]
-    check_compatibility(registry, graph, declared, source=source, venues=names)
-    needs = "LocalSolution" if coordinator.coordination == "federated" else "LocalArbProblem"
+    check_compatibility(registry, graph, declared, source=r.source, venues=names)
+    needs = "LocalSolution" if k.coordination == "federated" else "LocalArbProblem"
     if needs not in registry.graph(graph).coordinator:
         r.table("coordinator", optional=True).fail(
-            "coordination", coordinator.coordination,
+            "coordination", k.coordination,
             f"graph '{graph}' has no {needs} for the coordinator (use a graph that has, e.g. "
             f"{'toyPair' if needs == 'LocalSolution' else 'toyPairCentral'})",
         )  # fmt: skip
@@ -327,40 +409,23 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
                 venue.name,
                 f"not a venue adapter of graph '{graph}' ({sorted(graph_roles)})",
             )
-    if coordinator.coordination == "federated":
-        solution_v = registry.graph(graph).coordinator["LocalSolution"]
-        _check_secure_aggregation(security_t, security, coordinator, len(venues), solution_v, graph)
-        if security.secure_aggregation:
-            from arbsphere.privacy.secure_rounds import X_MAX_LOTS
 
-            for venue in venues:
-                if venue.position_limit_lots > X_MAX_LOTS:
-                    venues_t.table(venue.name).fail(
-                        "position_limit_lots", venue.position_limit_lots,
-                        f"secure aggregation masks |x| <= {X_MAX_LOTS} lots (its fixed point); "
-                        "lower the limit or set [security] secure_aggregation = false",
-                    )  # fmt: skip
-    return Campaign(
-        source=source,
-        name=name,
-        contract_graph=graph,
-        duration_s=duration,
-        rate_hz=rate,
-        seed=seed,
-        interval_s=interval,
-        results_dir=results_dir,
-        drain_s=drain,
-        warmup_s=warmup,
-        venues=tuple(sorted(venues, key=lambda v: v.venue_id)),
-        broker=broker,
-        coordinator=coordinator,
-        market=market,
-        clock_sync=clock_sync,
-        rates_hz=rates,
-        calibration=_calibration(r.table("calibration", optional=True)),
-        journal=_journal(r.table("journal", optional=True), coordinator.coordination),
-        security=security,
-    )
+
+def _check_masked_position_limits(
+    venues_t: _Reader, venues: list[VenueConfig], s: SecurityConfig
+) -> None:
+    """Secure aggregation's fixed point holds positions up to X_MAX_LOTS."""
+    if not s.secure_aggregation:
+        return
+    from arbsphere.privacy.secure_rounds import X_MAX_LOTS
+
+    for venue in venues:
+        if venue.position_limit_lots > X_MAX_LOTS:
+            venues_t.table(venue.name).fail(
+                "position_limit_lots", venue.position_limit_lots,
+                f"secure aggregation masks |x| <= {X_MAX_LOTS} lots (its fixed point); "
+                "lower the limit or set [security] secure_aggregation = false",
+            )  # fmt: skip
 
 
 def _check_secure_aggregation(

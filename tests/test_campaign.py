@@ -360,13 +360,13 @@ def _rewrite_journal(run_dir: Path, copy: Path, change: Any) -> int:
     index."""
     import shutil
 
-    from arbsphere.journal import JournalConfig, JournalReader, JournalWriter
+    from arbsphere.journal import JournalReader, JournalWriter, JournalWriterConfig
 
     shutil.copytree(run_dir, copy)
     records = list(JournalReader(copy / "journal").records())
     victim, new_payload = change(records)
     shutil.rmtree(copy / "journal")
-    writer = JournalWriter.open(copy / "journal", JournalConfig())
+    writer = JournalWriter.open(copy / "journal", JournalWriterConfig())
     for i, r in enumerate(records):
         writer.append(r.type, r.ts_ns, new_payload if i == victim else bytes(r.payload))
     head = writer.close()

@@ -12,8 +12,8 @@ from arbsphere.kpi.hdr import (
     STAT_MIN,
     STAT_OUT_OF_RANGE,
     STAT_TOTAL,
+    HdrRecorder,
     HdrSpec,
-    Recorder,
     counts_index,
     new_stats,
     record_batch,
@@ -111,7 +111,7 @@ def test_record_batch_identical_to_hdrh_record_value(spec: HdrSpec) -> None:
     for v in values:
         assert ref.record_value(int(v))
 
-    rec = Recorder(spec)
+    rec = HdrRecorder(spec)
     for start in range(0, mixed.size, 4096):  # batches, as the pipeline records them
         rec.record(mixed[start : start + 4096])
 
@@ -156,7 +156,7 @@ def test_record_value_kernel_keeps_stats() -> None:
 
 
 def test_recorder_reset_and_empty_encode() -> None:
-    rec = Recorder()
+    rec = HdrRecorder()
     assert rec.min is None and rec.max is None
     rec.record(np.array([10, 20, -1], dtype=np.int64))
     rec.reset()
@@ -166,7 +166,7 @@ def test_recorder_reset_and_empty_encode() -> None:
 
 
 def test_recorder_accepts_small_int_dtypes_and_rejects_others() -> None:
-    rec = Recorder()
+    rec = HdrRecorder()
     rec.record(np.array([1, 2, 3], dtype=np.int32))
     rec.record(np.array([4], dtype=np.uint16))
     assert rec.total == 4
@@ -201,7 +201,7 @@ def test_latency_summary_fixed_vector() -> None:
     # 1 µs, 2 µs, ..., 1000 µs. Hand-computed HDR buckets (3 sig figs, 1 ns unit):
     # p50 -> 500th value 500_000 ns lies in the bucket of width 256 starting at 499_968 -> 500_223
     # p99 -> 990_000 ns, width 512 from 989_696 -> 990_207; max 1_000_000 -> 999_936 + 511.
-    rec = Recorder()
+    rec = HdrRecorder()
     rec.record(np.arange(1, 1001, dtype=np.int64) * 1000)
     summary = latency_summary(rec)
     assert summary["unit"] == "us"
@@ -214,7 +214,7 @@ def test_latency_summary_fixed_vector() -> None:
 
 
 def test_latency_summary_empty_is_null_not_zero() -> None:
-    summary = latency_summary(Recorder())
+    summary = latency_summary(HdrRecorder())
     assert summary["count"] == 0
     for key in ("p50", "p90", "p99", "p999", "p9999", "max"):
         assert summary[key] is None
@@ -235,7 +235,7 @@ def test_summary_matches_hdrh_and_order_statistics_within_hdr_precision() -> Non
     values = np.concatenate(
         [rng.lognormal(11.0, 1.2, 150_000), rng.pareto(1.5, 50_000) * 20_000 + 500]
     ).astype(np.int64)
-    rec = Recorder()
+    rec = HdrRecorder()
     rec.record(values)
     ref = rec.to_hdrh()
     ordered = np.sort(values)
@@ -262,11 +262,11 @@ def test_percentile_bad_input_named() -> None:
     with pytest.raises(ValueError, match="entries"):
         value_at_percentile(np.zeros(10, dtype=np.int64), spec, 50.0)
     with pytest.raises(ValueError, match="unit"):
-        latency_summary(Recorder(), unit="furlongs")
+        latency_summary(HdrRecorder(), unit="furlongs")
 
 
 def test_percentile_curve_monotone_and_ends_at_max() -> None:
-    rec = Recorder()
+    rec = HdrRecorder()
     rec.record(np.random.default_rng(1).lognormal(10, 1, 10_000).astype(np.int64))
     xs, values = percentile_curve(rec.counts, rec.spec)
     assert xs[0] == 1.0 and xs[-1] == pytest.approx(10_000)

@@ -14,7 +14,7 @@ from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
 from arbsphere.errors import DecodeError
-from arbsphere.kpi.hdr import HdrSpec, Recorder
+from arbsphere.kpi.hdr import HdrRecorder, HdrSpec
 from arbsphere.kpi.hlog import IntervalLogWriter, merge_by_tag, read_interval_log
 from arbsphere.kpi.summary import value_at_percentile
 
@@ -27,18 +27,18 @@ def _counts(hist: HdrHistogram) -> np.ndarray:
     return np.ctypeslib.as_array(hist.counts).astype(np.int64)
 
 
-def _write_campaign(path: Path) -> list[tuple[str, float, float, Recorder]]:
+def _write_campaign(path: Path) -> list[tuple[str, float, float, HdrRecorder]]:
     """Three tags x three 1-s intervals of seeded data, plus one empty interval."""
     rng = np.random.default_rng(2024)
-    written: list[tuple[str, float, float, Recorder]] = []
+    written: list[tuple[str, float, float, HdrRecorder]] = []
     with IntervalLogWriter(path, START, comment="ArbSphere test campaign") as log:
         for second in range(3):
             for k, tag in enumerate(TAGS):
-                rec = Recorder()
+                rec = HdrRecorder()
                 rec.record(rng.lognormal(10.0 + k, 1.0, 2_000 + 100 * second).astype(np.int64))
                 log.write_interval(tag, float(second), 1.0, rec)
                 written.append((tag, float(second), 1.0, rec))
-        empty = Recorder()
+        empty = HdrRecorder()
         log.write_interval("delta_merge", 3.0, 0.5, empty)
         written.append(("delta_merge", 3.0, 0.5, empty))
     return written
@@ -46,7 +46,7 @@ def _write_campaign(path: Path) -> list[tuple[str, float, float, Recorder]]:
 
 def test_header_and_line_fixed_vector(tmp_path: Path) -> None:
     path = tmp_path / "latency.hlog"
-    rec = Recorder()
+    rec = HdrRecorder()
     # 123_456_789 ns sits in the bucket of width 2**16 starting at 1883 * 65536 = 123_404_288,
     # so the HDR max is 123_469_823 ns -> Interval_Max 123.470 (ms, Java default ratio 1e6).
     rec.record(np.array([1_000, 123_456_789], dtype=np.int64))
@@ -162,7 +162,7 @@ def test_reference_javascript_reader(tmp_path: Path) -> None:
 
 def test_writer_rejects_bad_arguments(tmp_path: Path) -> None:
     log = IntervalLogWriter(tmp_path / "x.hlog", START)
-    rec = Recorder()
+    rec = HdrRecorder()
     for bad in ("a,b", "has space", "tab\tx", ""):
         with pytest.raises(ValueError, match="tag") as info:
             log.write_interval(bad, 0.0, 1.0, rec)
@@ -182,7 +182,7 @@ def test_writer_rejects_bad_arguments(tmp_path: Path) -> None:
 
 def _corrupt(tmp_path: Path, line_index: int, replace: str) -> Path:
     path = tmp_path / "latency.hlog"
-    rec = Recorder()
+    rec = HdrRecorder()
     rec.record(np.arange(1, 100, dtype=np.int64))
     with IntervalLogWriter(path, START) as log:
         log.write_interval("a", 0.0, 1.0, rec)
@@ -215,7 +215,7 @@ def test_reader_names_problem_and_line(tmp_path: Path, replace: str, problem: st
 
 
 def test_reader_accepts_untagged_lines_and_deduces_base_time(tmp_path: Path) -> None:
-    rec = Recorder()
+    rec = HdrRecorder()
     rec.record(np.array([5, 6, 7], dtype=np.int64))
     blob = rec.to_hdrh().encode().decode()
     path = tmp_path / "plain.hlog"

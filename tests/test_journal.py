@@ -21,10 +21,10 @@ import pytest
 
 from arbsphere.errors import ConfigError, JournalCorruptError, JournalError
 from arbsphere.journal import (
-    JournalConfig,
     JournalHead,
     JournalReader,
     JournalWriter,
+    JournalWriterConfig,
     recover,
     segment_name,
     verify,
@@ -74,7 +74,7 @@ def _by_hand(d: Path) -> tuple[JournalHead, list[tuple[int, int, int, int, bytes
     return JournalHead(chain, seq, len(records)), records
 
 
-def _write(d: Path, n: int, cfg: JournalConfig, start: int = 1) -> JournalHead:
+def _write(d: Path, n: int, cfg: JournalWriterConfig, start: int = 1) -> JournalHead:
     w = JournalWriter.open(d, cfg)
     for seq in range(start, start + n):
         assert w.append(seq % 5, 1_000 * seq - 7, payload_of(seq), flags=seq % 3) == seq
@@ -130,7 +130,7 @@ def test_fixed_byte_vector(tmp_path: Path) -> None:
     assert crc32c.crc32c(rec1[:-4]) == 0x105DA067
     assert crc32c.crc32c(rec2[:-4]) == 0x31696BB3
 
-    w = JournalWriter.open(tmp_path, JournalConfig())
+    w = JournalWriter.open(tmp_path, JournalWriterConfig())
     assert w.append(0x0102, 1_700_000_000_123_456_789, b"tick", flags=3) == 1
     assert w.append(7, -5, b"\x00\xff") == 2
     head = w.close()
@@ -154,7 +154,7 @@ def test_fixed_byte_vector(tmp_path: Path) -> None:
 
 
 def test_round_trip_across_segment_rolls(tmp_path: Path) -> None:
-    cfg = JournalConfig(segment_size=2048, batch_bytes=512)
+    cfg = JournalWriterConfig(segment_size=2048, batch_bytes=512)
     w = JournalWriter.open(tmp_path, cfg)
     expected: list[tuple[int, int, int, int, bytes]] = []
     seq = 1
@@ -211,7 +211,7 @@ def test_round_trip_across_segment_rolls(tmp_path: Path) -> None:
 
 def test_bulk_reader_payload_matrix(tmp_path: Path) -> None:
     rows = np.arange(300 * 16, dtype=np.uint8).reshape(300, 16)
-    w = JournalWriter.open(tmp_path, JournalConfig(segment_size=4096))
+    w = JournalWriter.open(tmp_path, JournalWriterConfig(segment_size=4096))
     w.append_many(1, np.arange(300), rows)
     w.close()
     got = np.concatenate([b.payload_matrix() for b in JournalReader(tmp_path).batches()])
@@ -219,7 +219,7 @@ def test_bulk_reader_payload_matrix(tmp_path: Path) -> None:
 
 
 def test_reopen_continues_segment_and_chain(tmp_path: Path) -> None:
-    cfg = JournalConfig(segment_size=1024)
+    cfg = JournalWriterConfig(segment_size=1024)
     _write(tmp_path, 40, cfg)
     before = _segments(tmp_path)
     head = _write(tmp_path, 40, cfg, start=41)
@@ -232,7 +232,7 @@ def test_reopen_continues_segment_and_chain(tmp_path: Path) -> None:
 def test_chain_catches_what_crcs_cannot(tmp_path: Path) -> None:
     """Rewrite a record with a valid CRC (and a segment with a valid header): the CRCs pass,
     the chain and the head do not."""
-    head = _write(tmp_path, 60, JournalConfig(segment_size=512))
+    head = _write(tmp_path, 60, JournalWriterConfig(segment_size=512))
     seg = _segments(tmp_path)[0]
     data = bytearray(seg.read_bytes())
     length = struct.unpack_from("<I", data, HDR)[0]
@@ -245,7 +245,7 @@ def test_chain_catches_what_crcs_cannot(tmp_path: Path) -> None:
     assert [(p.kind, p.segment, p.offset) for p in report.problems] == [("chain_mismatch", 1, 32)]
     # The same forgery in the last segment: only the head from the manifest can tell.
     shutil.rmtree(tmp_path)
-    head = _write(tmp_path, 5, JournalConfig())
+    head = _write(tmp_path, 5, JournalWriterConfig())
     seg = _segments(tmp_path)[0]
     data = bytearray(seg.read_bytes())
     data[HDR + 24] ^= 0xFF
@@ -260,7 +260,7 @@ def test_chain_catches_what_crcs_cannot(tmp_path: Path) -> None:
 
 
 def test_missing_segment_and_spliced_records(tmp_path: Path) -> None:
-    _write(tmp_path, 60, JournalConfig(segment_size=512))
+    _write(tmp_path, 60, JournalWriterConfig(segment_size=512))
     segs = _segments(tmp_path)
     segs[1].unlink()
     report = verify(tmp_path)
@@ -312,7 +312,7 @@ def _written_bytes(d: Path) -> int:
 
 
 def test_durability_none(tmp_path: Path, spy: SyncSpy) -> None:
-    w = JournalWriter.open(tmp_path, JournalConfig(batch_bytes=1000))
+    w = JournalWriter.open(tmp_path, JournalWriterConfig(batch_bytes=1000))
     spy.writer = w
     for seq in range(1, 31):  # 68-byte records: 14 fill the buffer, the 15th writes them
         w.append(1, seq, bytes(40))
@@ -326,7 +326,7 @@ def test_durability_none(tmp_path: Path, spy: SyncSpy) -> None:
     assert spy.calls == 0  # the mode never fsyncs
     # With a records trigger the buffer is written every n records.
     d = tmp_path / "n"
-    w = JournalWriter.open(d, JournalConfig(interval_records=4))
+    w = JournalWriter.open(d, JournalWriterConfig(interval_records=4))
     for seq in range(1, 11):
         w.append(1, seq, b"x")
         assert w.durable_seq == 4 * (seq // 4)
@@ -334,7 +334,9 @@ def test_durability_none(tmp_path: Path, spy: SyncSpy) -> None:
 
 
 def test_durability_every_record(tmp_path: Path, spy: SyncSpy) -> None:
-    w = JournalWriter.open(tmp_path, JournalConfig(durability="every_record", segment_size=512))
+    w = JournalWriter.open(
+        tmp_path, JournalWriterConfig(durability="every_record", segment_size=512)
+    )
     spy.writer = w
     for seq in range(1, 40):  # crosses several segment rolls
         w.append(1, seq, payload_of(seq))
@@ -349,7 +351,7 @@ def test_durability_every_record(tmp_path: Path, spy: SyncSpy) -> None:
 
 def test_durability_interval(tmp_path: Path, spy: SyncSpy) -> None:
     clock = StepClock(1_000)
-    cfg = JournalConfig(durability="interval", interval_ns=500, interval_records=5)
+    cfg = JournalWriterConfig(durability="interval", interval_ns=500, interval_records=5)
     w = JournalWriter.open(tmp_path, cfg, clock)
     spy.writer = w
 
@@ -390,29 +392,29 @@ def test_durability_interval(tmp_path: Path, spy: SyncSpy) -> None:
 
 
 def test_reopening_in_an_fsync_mode_syncs_what_is_there(tmp_path: Path, spy: SyncSpy) -> None:
-    _write(tmp_path, 50, JournalConfig(segment_size=512))  # mode none: nothing fsynced
+    _write(tmp_path, 50, JournalWriterConfig(segment_size=512))  # mode none: nothing fsynced
     assert spy.calls == 0
-    w = JournalWriter.open(tmp_path, JournalConfig(durability="every_record"))
+    w = JournalWriter.open(tmp_path, JournalWriterConfig(durability="every_record"))
     assert spy.calls == len(_segments(tmp_path)) and w.durable_seq == 50
     w.close()
 
 
 def test_interval_ns_needs_clock_and_config_is_validated(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="interval_ns"):
-        JournalWriter.open(tmp_path, JournalConfig(durability="interval", interval_ns=10))
+        JournalWriter.open(tmp_path, JournalWriterConfig(durability="interval", interval_ns=10))
     with pytest.raises(ConfigError, match="durability"):
-        JournalConfig(durability="sometimes")
+        JournalWriterConfig(durability="sometimes")
     with pytest.raises(ConfigError, match="interval_records or interval_ns"):
-        JournalConfig(durability="interval")
+        JournalWriterConfig(durability="interval")
     with pytest.raises(ConfigError, match="segment_size"):
-        JournalConfig(segment_size=100)
+        JournalWriterConfig(segment_size=100)
     with pytest.raises(ConfigError, match="interval_ns must be an integer") as exc:
-        JournalConfig(durability="interval", interval_ns=1.5)  # type: ignore[arg-type]
+        JournalWriterConfig(durability="interval", interval_ns=1.5)  # type: ignore[arg-type]
     assert exc.value.key == "interval_ns"
 
 
 def test_writer_lifecycle_and_lock(tmp_path: Path) -> None:
-    w = JournalWriter.open(tmp_path, JournalConfig(segment_size=256))
+    w = JournalWriter.open(tmp_path, JournalWriterConfig(segment_size=256))
     with pytest.raises(JournalError, match="locked"):
         JournalWriter.open(tmp_path)
     with pytest.raises(JournalError, match="locked"):
@@ -431,7 +433,7 @@ def test_writer_lifecycle_and_lock(tmp_path: Path) -> None:
 
 
 def test_a_failed_write_fails_the_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    w = JournalWriter.open(tmp_path, JournalConfig(durability="every_record"))
+    w = JournalWriter.open(tmp_path, JournalWriterConfig(durability="every_record"))
     w.append(1, 0, b"kept")
 
     def no_space(fd: int, data: object) -> int:
@@ -456,7 +458,7 @@ def test_a_failed_write_fails_the_writer(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_every_flipped_byte_is_detected_and_located(tmp_path: Path) -> None:
     d = tmp_path / "j"
-    head = _write(d, 60, JournalConfig(segment_size=700))
+    head = _write(d, 60, JournalWriterConfig(segment_size=700))
     index, seg_of = JournalReader(d).read_index()
     segs = _segments(d)
     assert len(segs) >= 3
@@ -497,7 +499,7 @@ def test_every_flipped_byte_is_detected_and_located(tmp_path: Path) -> None:
 
 
 def test_reader_refuses_to_replay_past_corruption(tmp_path: Path) -> None:
-    _write(tmp_path, 60, JournalConfig(segment_size=512))
+    _write(tmp_path, 60, JournalWriterConfig(segment_size=512))
     seg = _segments(tmp_path)[1]
     data = bytearray(seg.read_bytes())
     data[HDR + 30] ^= 0x10
@@ -516,7 +518,7 @@ def test_reader_refuses_to_replay_past_corruption(tmp_path: Path) -> None:
 
 def test_truncation_at_every_offset_of_the_last_records(tmp_path: Path) -> None:
     pristine_dir = tmp_path / "pristine"
-    full_head = _write(pristine_dir, 60, JournalConfig(segment_size=700))
+    full_head = _write(pristine_dir, 60, JournalWriterConfig(segment_size=700))
     _, full_records = _by_hand(pristine_dir)
     index, seg_of = JournalReader(pristine_dir).read_index()
     last_k = int(seg_of[-1])
@@ -526,7 +528,7 @@ def test_truncation_at_every_offset_of_the_last_records(tmp_path: Path) -> None:
     size = last_path.stat().st_size
     ends = {HDR} | {int(o + n) for o, n in zip(rows["offset"], rows["length"], strict=True)}
     d = tmp_path / "j"
-    cfg = JournalConfig(segment_size=700)
+    cfg = JournalWriterConfig(segment_size=700)
     for cut in range(size):
         shutil.copytree(pristine_dir, d)
         seg = d / last_path.name
@@ -570,7 +572,7 @@ def test_truncation_at_every_offset_of_the_last_records(tmp_path: Path) -> None:
 
 
 def test_recover_zero_filled_and_garbled_tails(tmp_path: Path) -> None:
-    head = _write(tmp_path, 20, JournalConfig())
+    head = _write(tmp_path, 20, JournalWriterConfig())
     seg = _segments(tmp_path)[0]
     size = seg.stat().st_size
     with seg.open("ab") as fh:
@@ -598,12 +600,12 @@ def test_recover_zero_filled_and_garbled_tails(tmp_path: Path) -> None:
 
 
 def test_torn_new_segment_header_is_removed(tmp_path: Path) -> None:
-    head = _write(tmp_path, 30, JournalConfig(segment_size=512))
+    head = _write(tmp_path, 30, JournalWriterConfig(segment_size=512))
     n = len(_segments(tmp_path))
     torn = tmp_path / segment_name(n)
     torn.write_bytes(b"ARBSJRNL\x01\x00")  # a crash while creating the next segment
     report = recover(tmp_path)
     assert report.truncated is not None and report.truncated.kind == "torn_header"
     assert not torn.exists() and report.head == head
-    assert _write(tmp_path, 30, JournalConfig(segment_size=512), start=31).last_seq == 60
+    assert _write(tmp_path, 30, JournalWriterConfig(segment_size=512), start=31).last_seq == 60
     assert _by_hand(tmp_path)[0].last_seq == 60

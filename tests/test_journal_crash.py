@@ -27,18 +27,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arbsphere.journal import JournalConfig, JournalReader, JournalWriter, recover
+from arbsphere.journal import JournalReader, JournalWriter, JournalWriterConfig, recover
 
 MODES = {
-    "none": JournalConfig(segment_size=16 << 10, batch_bytes=2048, interval_records=37),
-    "interval": JournalConfig(
+    "none": JournalWriterConfig(segment_size=16 << 10, batch_bytes=2048, interval_records=37),
+    "interval": JournalWriterConfig(
         durability="interval",
         segment_size=16 << 10,
         batch_bytes=2048,
         interval_records=64,
         interval_ns=2_000_000,
     ),
-    "every_record": JournalConfig(durability="every_record", segment_size=16 << 10),
+    "every_record": JournalWriterConfig(durability="every_record", segment_size=16 << 10),
 }
 CYCLES = 3
 SEED = 20240617

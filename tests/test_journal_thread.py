@@ -9,12 +9,12 @@ from pathlib import Path
 from arbsphere.clock import RealtimeClock
 from arbsphere.coordinator.journal_records import REC_BATCH, REC_DELTA, REC_INPUT, encode_frames
 from arbsphere.coordinator.journal_thread import JournalThread
-from arbsphere.journal import JournalConfig
+from arbsphere.journal import JournalWriterConfig
 from arbsphere.replay.engine import journal_records
 
 
 def test_records_come_out_framed_and_in_order_across_concurrent_drains(tmp_path: Path) -> None:
-    config = JournalConfig(segment_size=1 << 20, durability="interval", interval_records=100)
+    config = JournalWriterConfig(segment_size=1 << 20, durability="interval", interval_records=100)
     journal = JournalThread(tmp_path / "j", config, RealtimeClock())
     expected: list[tuple[int, int, bytes]] = []
     stop = threading.Event()

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from test_secure_rounds import InProcessLink
 
 from arbsphere.adapters.venue_prices import VenuePrices
 from arbsphere.adapters.venue_solver import VenueSolver
@@ -42,6 +41,7 @@ from arbsphere.price_protocol import (
 from arbsphere.privacy.secure_agg import MaskingParty, public_raw
 from arbsphere.privacy.secure_rounds import X_FIXED
 from arbsphere.replay.engine import JournalRecord, RecordedRoundLink
+from arbsphere.rig.in_process import InProcessLink
 from arbsphere.testing import FakeSocket
 
 REG = default_registry()

@@ -22,7 +22,7 @@ from arbsphere.coordinator.journal_records import (
     encode_frames,
 )
 from arbsphere.coordinator.receive_loop import ReceiveLoop
-from arbsphere.coordinator.recorder import Recorder
+from arbsphere.coordinator.recorder import JournalRecorder
 from arbsphere.errors import JournalError
 from arbsphere.replay.engine import JournalRecord, replay_records
 from arbsphere.testing import FakeSocket, StepClock
@@ -64,7 +64,7 @@ def _record_run(
     push = FakeSocket()
     sink = ListSink()
     loop = ReceiveLoop(core, StepClock(1_001_000, 1_000), push, CONFIG["max_batch"])
-    loop.recorder = Recorder(sink)
+    loop.recorder = JournalRecorder(sink)
     loop.recorder.config(config or CONFIG, 0)
     tr = [TickTranslator(v, 10 + v, VenueCosts(0.5, 1e-4, 100), 200_000) for v in (0, 1)]
     pull = FakeSocket(noblock_only=True)
@@ -160,7 +160,7 @@ def test_interleaved_recorder_journals_only_even_periods_and_replay_refuses_it()
     push = FakeSocket()
     loop = ReceiveLoop(core, clock, push, 8)
     sink = ListSink()
-    loop.set_recorder(Recorder(sink), interleave_ns=period)
+    loop.set_recorder(JournalRecorder(sink), interleave_ns=period)
     loop.recorder.config({**CONFIG, "interleave_ns": period}, 0)  # type: ignore[union-attr]
     tr = [TickTranslator(v, 10 + v, VenueCosts(0.5, 1e-4, 100), 200_000) for v in (0, 1)]
     pull = FakeSocket(noblock_only=True)

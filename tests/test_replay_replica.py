@@ -39,7 +39,7 @@ from arbsphere.coordinator.journal_records import (
     encode_config,
 )
 from arbsphere.coordinator.receive_loop import ReceiveLoop
-from arbsphere.coordinator.recorder import Recorder
+from arbsphere.coordinator.recorder import JournalRecorder
 from arbsphere.errors import MessageRefused
 from arbsphere.plan.digest import plan_hash
 from arbsphere.replay.engine import JournalRecord, replay_records
@@ -97,7 +97,7 @@ def _run(fault_every: int = 0, n_wakeups: int = 120, legacy: bool = False) -> di
     stream = SealedPlanStream(broker_clock)
     loop = ReceiveLoop(core, coord_clock, stream, CONFIG["max_batch"])
     sink = ListSink()
-    loop.set_recorder(Recorder(sink))
+    loop.set_recorder(JournalRecorder(sink))
     assert loop.recorder is not None
     loop.stamp_wakeup = not legacy
     old = {k: v for k, v in CONFIG.items() if k not in CONFIG_OUTPUT_RULES}

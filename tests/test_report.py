@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arbsphere.kpi.hdr import Recorder
+from arbsphere.kpi.hdr import HdrRecorder
 from arbsphere.kpi.hlog import IntervalLogWriter
 from arbsphere.kpi.report import render_report
 from arbsphere.kpi.summary import latency_summary
@@ -19,19 +19,19 @@ STAGES = ("feed_wire", "adapter_decode", "coordinator_solve")
 def _fixture(tmp_path: Path) -> tuple[dict[str, object], Path]:
     rng = np.random.default_rng(5)
     hlog = tmp_path / "latency.hlog"
-    recorders = {name: Recorder() for name in ("tick_to_trade", *STAGES)}
+    recorders = {name: HdrRecorder() for name in ("tick_to_trade", *STAGES)}
     with IntervalLogWriter(hlog, 1_700_000_000.0) as log:
         for second in range(2):
             for k, (name, total) in enumerate(recorders.items()):
                 values = rng.lognormal(10.0 + 0.3 * k, 0.8, 3_000).astype(np.int64)
-                rec = Recorder()
+                rec = HdrRecorder()
                 rec.record(values)
                 total.record(values)
                 log.write_interval(name, float(second), 1.0, rec)
     kpi: dict[str, object] = {
         "tick_to_trade": latency_summary(recorders["tick_to_trade"]),
         "stages": {name: latency_summary(recorders[name]) for name in STAGES},
-        "delta_merge": latency_summary(Recorder()),
+        "delta_merge": latency_summary(HdrRecorder()),
         "hedge": {
             "ticks_solved": 6000,
             "max_abs_net_delta": 0,
@@ -77,12 +77,12 @@ def test_report_is_self_contained_and_complete(tmp_path: Path) -> None:
 
 
 def test_incomplete_run_shows_reason_and_escapes_text(tmp_path: Path) -> None:
-    kpi = {"tick_to_trade": latency_summary(Recorder()), "loss": {"dropped": 3}}
+    kpi = {"tick_to_trade": latency_summary(HdrRecorder()), "loss": {"dropped": 3}}
     manifest: dict[str, object] = {
         "campaign": {"name": "lab <A&B>"},
         "run_id": "r1",
         "status": "incomplete",
-        "reason": "broker device stopped answering <timeout>",
+        "incomplete_reason": "broker device stopped answering <timeout>",
         "host": "rig-01",
     }
     out = tmp_path / "report.html"
@@ -110,7 +110,7 @@ def test_latency_legend_sits_beside_the_curves_not_on_them(tmp_path: Path) -> No
     tags = [f"stage_{k:02d}" for k in range(11)] + ["tick_to_trade"]
     with IntervalLogWriter(hlog, 1_700_000_000.0) as log:
         for k, name in enumerate(tags):
-            rec = Recorder()
+            rec = HdrRecorder()
             rec.record(rng.lognormal(8.0 + 0.5 * k, 1.0, 2_000).astype(np.int64))
             log.write_interval(name, 0.0, 1.0, rec)
     fig = percentile_figure(hlog)

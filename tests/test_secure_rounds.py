@@ -11,8 +11,6 @@ the solve; configuration refuses alpha != 1 and more than 16 venues."""
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,12 +23,6 @@ from arbsphere.clock import RealtimeClock
 from arbsphere.contracts import default_registry
 from arbsphere.coordinator.admm import AdmmSettings
 from arbsphere.coordinator.federated import FederatedExchange
-from arbsphere.coordinator.journal_records import (
-    REC_ROUND_INPUT,
-    REC_ROUND_TIMEOUT,
-    encode_frames,
-    encode_round_timeout,
-)
 from arbsphere.coordinator.masked_exchange import MaskedExchange
 from arbsphere.coordinator.rounds import RoundDriver
 from arbsphere.errors import ConfigError
@@ -46,54 +38,12 @@ from arbsphere.privacy.secure_rounds import (
     share_words,
 )
 from arbsphere.replay.engine import JournalRecord, RecordedRoundLink
+from arbsphere.rig.in_process import InProcessLink
 from arbsphere.rounds_protocol import venue_identity
 from arbsphere.testing import FakeSocket
 
 REG = default_registry()
 SESSION = b"test-session-0123456789abcdef" + MASK_SESSION_SUFFIX
-
-
-class InProcessLink:
-    """The rounds' link with the venues called directly: every DualVariables (or
-    PriceProposal) goes (as bytes) to the venue's ``handle``, every answer is queued as
-    (identity, bytes). A venue in ``silent`` reads but never answers: the wait then runs out
-    (``receive`` returns None). Journals like the live link when ``records`` is a list."""
-
-    def __init__(self, venues: Sequence[Any], records: list[JournalRecord] | None = None):
-        self.venues = venues  # VenueRounds or VenuePrices: anything with ``handle``
-        self.silent: set[int] = set()
-        self.queue: deque[list[bytes]] = deque()
-        self.records = records
-        self.tamper: Any = None  # (frames) -> frames, applied to answers before delivery
-        self.sent: list[bytes] = []  # every answer a venue sent, as it sent it
-
-    def send(self, frames: tuple[bytes, bytes]) -> None:
-        ident, msg = frames
-        i = int(ident.decode().split("-")[1])
-        if i in self.silent:
-            return
-        out = self.venues[i].handle(msg, 0)
-        if out is not None:
-            self.sent.append(out)
-            answer = [ident, out]
-            if self.tamper is not None:
-                answer = self.tamper(answer)
-            self.queue.append(answer)
-
-    def receive(self, deadline_ns: int, solve_id: int, round_no: int) -> list[bytes] | None:
-        if not self.queue:
-            if self.records is not None:
-                self._record(REC_ROUND_TIMEOUT, encode_round_timeout(solve_id, round_no))
-            return None
-        frames = self.queue.popleft()
-        if self.records is not None:
-            self._record(REC_ROUND_INPUT, encode_frames(frames))
-        return frames
-
-    def _record(self, rtype: int, payload: bytes) -> None:
-        assert self.records is not None
-        n = len(self.records)
-        self.records.append(JournalRecord(n, n + 1, rtype, 0, payload))
 
 
 def _parties(n: int) -> list[MaskingParty]:

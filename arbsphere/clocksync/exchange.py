@@ -94,10 +94,6 @@ class SyncExchange:
         return self.offset2_ns / 2
 
     @property
-    def path_delay_ns(self) -> float:
-        return self.round_trip_ns / 2
-
-    @property
     def midpoint_ns(self) -> int:
         """Rig time the measured offset belongs to: ``t1 + (t4 - t1) // 2``."""
         return self.t1 + (self.t4 - self.t1) // 2

@@ -9,8 +9,8 @@ hash chain, batched writes with declared durability modes, verification and cras
 
 Typical use::
 
-    journal = JournalWriter.open(path, JournalConfig(durability="interval", interval_ns=5_000_000),
-                                 clock)
+    config = JournalWriterConfig(durability="interval", interval_ns=5_000_000)
+    journal = JournalWriter.open(path, config, clock)
     seq = journal.append(TYPE_TICK, rx_ns, payload)   # journal.durable_seq tells when it is safe
     head = journal.close()                            # goes into the run's manifest
     verify(path, expected_head=head).raise_for_problems()
@@ -23,17 +23,17 @@ from __future__ import annotations
 
 from .format import INDEX_DTYPE, segment_name
 from .reader import JournalReader, Record, RecordBatch, recover, verify
-from .records import Durability, JournalConfig, JournalHead, JournalProblem, VerifyReport
+from .records import Durability, JournalHead, JournalProblem, JournalWriterConfig, VerifyReport
 from .writer import JournalWriter
 
 __all__ = [
     "INDEX_DTYPE",
     "Durability",
-    "JournalConfig",
     "JournalHead",
     "JournalProblem",
     "JournalReader",
     "JournalWriter",
+    "JournalWriterConfig",
     "Record",
     "RecordBatch",
     "VerifyReport",

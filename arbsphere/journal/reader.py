@@ -196,67 +196,96 @@ def _count_records(buf: np.ndarray, start: int, stop: int) -> int:
     return n
 
 
-def _scan_segment(
-    path: Path,
-    index: int,
-    data: bytes,
-    exp_seq: int | None,
-    exp_chain: bytes | None,
-    is_last: bool,
-) -> _SegmentScan:
-    size = len(data)
-    buf = np.frombuffer(data, np.uint8)
-    problems: list[JournalProblem] = []
-    seq0 = exp_seq if exp_seq is not None else 0
-    if size < SEGMENT_HEADER_SIZE or (is_last and not buf.any()):
-        what = "is all zero bytes" if size >= SEGMENT_HEADER_SIZE else "has no whole header"
-        problems.append(
-            JournalProblem(
-                "torn_header" if is_last else "bad_header",
-                index,
-                path,
-                0,
-                seq0,
-                0,
-                size,
-                is_last,
-                f"segment file of {size} bytes {what}",
-            )
+class _RecordsScan(NamedTuple):
+    """The records of one segment after its header: every one that verified (also after a
+    resync), the valid prefix before the first problem, and the next segment's first seq."""
+
+    rows: np.ndarray
+    valid_end: int
+    n_valid: int
+    next_seq: int | None  # None: the segment does not end cleanly
+
+
+class _SegmentScanner:
+    """Scans one segment's bytes: the header against what the previous segment left, then the
+    records in Numba passes, collecting each problem located in this segment."""
+
+    def __init__(self, path: Path, index: int, data: bytes, is_last: bool) -> None:
+        self.path = path
+        self.index = index
+        self.data = data
+        self.is_last = is_last
+        self.size = len(data)
+        self.buf = np.frombuffer(data, np.uint8)
+        self.problems: list[JournalProblem] = []
+
+    def _problem(
+        self, kind: str, offset: int, seq: int, records: int, nbytes: int, tail: bool, detail: str
+    ) -> None:
+        self.problems.append(
+            JournalProblem(kind, self.index, self.path, offset, seq, records, nbytes, tail, detail)
         )
+
+    def scan(self, exp_seq: int | None, exp_chain: bytes | None) -> _SegmentScan:
+        """The segment's state, verified rows and problems; ``exp_seq``/``exp_chain`` are what
+        the previous segment says this one starts with (None: unknown)."""
+        if self.size < SEGMENT_HEADER_SIZE or (self.is_last and not self.buf.any()):
+            return self._headerless(exp_seq, exp_chain)
+        trusted, first_seq, chain_start = self._check_header(exp_seq, exp_chain)
+        header_ok = not self.problems
+        records = self._scan_records(first_seq)
+        hasher = hashlib.sha256(chain_start)
+        hasher.update(memoryview(self.data)[SEGMENT_HEADER_SIZE : records.valid_end])
+        state = SegmentState(
+            self.index,
+            self.path,
+            self.size,
+            records.valid_end,
+            first_seq,
+            records.n_valid,
+            chain_start,
+            hasher,
+            header_ok,
+            records.next_seq,
+            None,
+        )
+        record_ok = records.valid_end == self.size and records.next_seq is not None
+        if record_ok and (trusted or exp_chain is not None):
+            state.chain_end = state.prefix_digest
+        return _SegmentScan(state, self.data, records.rows, self.problems)
+
+    def _headerless(self, exp_seq: int | None, exp_chain: bytes | None) -> _SegmentScan:
+        """A segment without a whole header, or a last one of zero bytes only: no records."""
+        size = self.size
+        seq0 = exp_seq if exp_seq is not None else 0
+        what = "is all zero bytes" if size >= SEGMENT_HEADER_SIZE else "has no whole header"
+        kind = "torn_header" if self.is_last else "bad_header"
+        self._problem(kind, 0, seq0, 0, size, self.is_last, f"segment file of {size} bytes {what}")
         chain = exp_chain if exp_chain is not None else GENESIS_DIGEST
         state = SegmentState(
-            index, path, size, 0, seq0, 0, chain, hashlib.sha256(chain), False, None, None
+            self.index, self.path, size, 0, seq0, 0, chain, hashlib.sha256(chain), False, None, None
         )
-        return _SegmentScan(state, data, np.empty(0, INDEX_DTYPE), problems)
+        return _SegmentScan(state, self.data, np.empty(0, INDEX_DTYPE), self.problems)
 
-    header = unpack_segment_header(data)
-    issues = header.problems()
-    trusted = not issues  # CRC and format fields fine: its first_seq and chain can be used
-    if trusted:
-        if header.segment_index != index:
-            issues.append(f"segment_index {header.segment_index}, file name says {index}")
-        if exp_seq is not None and header.first_seq != exp_seq:
-            issues.append(f"first_seq {header.first_seq}, expected {exp_seq}")
-    if issues:
-        problems.append(
-            JournalProblem(
-                "bad_header",
-                index,
-                path,
-                0,
-                exp_seq if exp_seq is not None else header.first_seq,
-                0,
-                SEGMENT_HEADER_SIZE,
-                False,
-                "; ".join(issues),
-            )
-        )
-    if trusted and exp_chain is not None and header.chain_start != exp_chain:
-        problems.append(
-            JournalProblem(
+    def _check_header(
+        self, exp_seq: int | None, exp_chain: bytes | None
+    ) -> tuple[bool, int, bytes]:
+        """Checks the header on its own and against the previous segment; returns whether it is
+        trusted and the first seq and chain start the records are checked from."""
+        header = unpack_segment_header(self.data)
+        issues = header.problems()
+        trusted = not issues  # CRC and format fields fine: its first_seq and chain can be used
+        if trusted:
+            if header.segment_index != self.index:
+                issues.append(f"segment_index {header.segment_index}, file name says {self.index}")
+            if exp_seq is not None and header.first_seq != exp_seq:
+                issues.append(f"first_seq {header.first_seq}, expected {exp_seq}")
+        if issues:
+            seq = exp_seq if exp_seq is not None else header.first_seq
+            self._problem("bad_header", 0, seq, 0, SEGMENT_HEADER_SIZE, False, "; ".join(issues))
+        if trusted and exp_chain is not None and header.chain_start != exp_chain:
+            self._problem(
                 "chain_mismatch",
-                index,
-                path,
                 32,
                 header.first_seq,
                 0,
@@ -265,98 +294,66 @@ def _scan_segment(
                 f"chain_start {header.chain_start.hex()[:16]}... is not the chain digest after "
                 f"the previous segment ({exp_chain.hex()[:16]}...)",
             )
-        )
-    header_ok = not problems
-    first_seq = header.first_seq if trusted or exp_seq is None else exp_seq
-    chain_start = header.chain_start if trusted or exp_chain is None else exp_chain
+        first_seq = header.first_seq if trusted or exp_seq is None else exp_seq
+        chain_start = header.chain_start if trusted or exp_chain is None else exp_chain
+        return trusted, first_seq, chain_start
 
-    rows = np.empty((size - SEGMENT_HEADER_SIZE) // RECORD_OVERHEAD, INDEX_DTYPE)
-    pos, seq, total = SEGMENT_HEADER_SIZE, first_seq, 0
-    valid_end, n_valid = -1, 0
-    next_seq: int | None = None
-    tables = _k.CRC_TABLES
-    while True:
-        n, status, end = _k.scan_records(buf, pos, size, seq, MAX_RECORD_LEN, rows[total:], tables)
-        total += n
-        seq += n
-        if status == _k.SCAN_OK:
-            next_seq = seq
-            break
+    def _scan_records(self, first_seq: int) -> _RecordsScan:
+        """Every record after the header, one Numba pass per stretch of valid records."""
+        size, buf = self.size, self.buf
+        rows = np.empty((size - SEGMENT_HEADER_SIZE) // RECORD_OVERHEAD, INDEX_DTYPE)
+        pos, seq, total = SEGMENT_HEADER_SIZE, first_seq, 0
+        valid_end, n_valid = -1, 0
+        next_seq: int | None = None
+        tables = _k.CRC_TABLES
+        while True:
+            n, status, end = _k.scan_records(
+                buf, pos, size, seq, MAX_RECORD_LEN, rows[total:], tables
+            )
+            total += n
+            seq += n
+            if status == _k.SCAN_OK:
+                next_seq = seq
+                break
+            if valid_end < 0:
+                valid_end, n_valid = end, total
+            resume = self._after_bad_record(status, end, seq)
+            if resume is None:
+                break
+            pos, seq = resume
         if valid_end < 0:
-            valid_end, n_valid = end, total
+            valid_end, n_valid = size, total
+        return _RecordsScan(rows[:total], valid_end, n_valid, next_seq)
+
+    def _after_bad_record(self, status: int, end: int, seq: int) -> tuple[int, int] | None:
+        """Records the problem at offset ``end`` (where ``seq`` was expected) and returns the
+        offset and seq where valid records resume, or None if none follows."""
         kind, detail = _STATUS_KIND[status], _STATUS_DETAIL[status]
         if status == _k.SCAN_BAD_SEQ:
             # A whole valid record sits here: records are missing or repeated, never a tail.
-            found = int.from_bytes(data[end + 8 : end + 16], "little")
-            problems.append(
-                JournalProblem(
-                    kind,
-                    index,
-                    path,
-                    end,
-                    seq,
-                    max(found - seq, 0),
-                    0,
-                    False,
-                    f"{detail}: found seq {found}",
-                )
+            found = int.from_bytes(self.data[end + 8 : end + 16], "little")
+            self._problem(
+                kind, end, seq, max(found - seq, 0), 0, False, f"{detail}: found seq {found}"
             )
-            pos, seq = end, found
-            continue
-        p, found = _k.resync(buf, end, size, seq, MAX_RECORD_LEN, tables)
+            return end, found
+        p, found = _k.resync(self.buf, end, self.size, seq, MAX_RECORD_LEN, _k.CRC_TABLES)
         if p >= 0:
-            problems.append(
-                JournalProblem(
-                    kind,
-                    index,
-                    path,
-                    end,
-                    seq,
-                    int(found) - seq,
-                    int(p) - end,
-                    False,
-                    f"{detail}; valid records resume at offset {p} with seq {found}",
-                )
-            )
-            pos, seq = int(p), int(found)
-            continue
-        if not buf[end:].any():
-            kind, detail = "zero_fill", "zero bytes up to the end of the file"
-        problems.append(
-            JournalProblem(
+            self._problem(
                 kind,
-                index,
-                path,
                 end,
                 seq,
-                _count_records(buf, end, size),
-                size - end,
-                is_last,
-                f"{detail}; no valid record follows",
+                int(found) - seq,
+                int(p) - end,
+                False,
+                f"{detail}; valid records resume at offset {p} with seq {found}",
             )
-        )
-        break
-    if valid_end < 0:
-        valid_end, n_valid = size, total
-    hasher = hashlib.sha256(chain_start)
-    hasher.update(memoryview(data)[SEGMENT_HEADER_SIZE:valid_end])
-    state = SegmentState(
-        index,
-        path,
-        size,
-        valid_end,
-        first_seq,
-        n_valid,
-        chain_start,
-        hasher,
-        header_ok,
-        next_seq,
-        None,
-    )
-    record_ok = valid_end == size and next_seq is not None
-    if record_ok and (trusted or exp_chain is not None):
-        state.chain_end = state.prefix_digest
-    return _SegmentScan(state, data, rows[:total], problems)
+            return int(p), int(found)
+        if not self.buf[end:].any():
+            kind, detail = "zero_fill", "zero bytes up to the end of the file"
+        affected = _count_records(self.buf, end, self.size)
+        tail_detail = f"{detail}; no valid record follows"
+        self._problem(kind, end, seq, affected, self.size - end, self.is_last, tail_detail)
+        return None
 
 
 class _Walk:
@@ -402,7 +399,8 @@ class _Walk:
                 )
                 exp_seq, exp_chain = None, None
             data = _read(path)
-            scan = _scan_segment(path, index, data, exp_seq, exp_chain, k == len(files) - 1)
+            scanner = _SegmentScanner(path, index, data, is_last=k == len(files) - 1)
+            scan = scanner.scan(exp_seq, exp_chain)
             if missing is not None:
                 st = scan.state
                 if missing.seq and not any(p.kind == "bad_header" for p in scan.problems):

@@ -17,9 +17,9 @@ __all__ = [
     "MAX_SEGMENT_SIZE",
     "MIN_SEGMENT_SIZE",
     "Durability",
-    "JournalConfig",
     "JournalHead",
     "JournalProblem",
+    "JournalWriterConfig",
     "VerifyReport",
 ]
 
@@ -36,7 +36,7 @@ class Durability(StrEnum):
 
 
 @dataclass(frozen=True)
-class JournalConfig:
+class JournalWriterConfig:
     """Writer configuration. ``segment_size`` bounds a segment file in bytes (header included);
     ``batch_bytes`` is the preallocated write buffer; ``interval_records``/``interval_ns`` are
     the push triggers of the ``interval`` mode (required there, at least one) and optional

@@ -72,7 +72,7 @@ from .format import (
     segment_name,
 )
 from .reader import lock_journal, scan_journal, truncate_tail
-from .records import Durability, JournalConfig, JournalHead, VerifyReport
+from .records import Durability, JournalHead, JournalWriterConfig, VerifyReport
 
 __all__ = ["JournalWriter"]
 
@@ -104,7 +104,7 @@ class JournalWriter:
     def open(
         cls,
         directory: str | Path,
-        config: JournalConfig | None = None,
+        config: JournalWriterConfig | None = None,
         clock: Clock | None = None,
         *,
         recover: bool = False,
@@ -118,7 +118,7 @@ class JournalWriter:
         and appending continues in the same last segment, the chain continuing from the last
         valid record. The recovery report is :attr:`recovery`.
         """
-        cfg = config if config is not None else JournalConfig()
+        cfg = config if config is not None else JournalWriterConfig()
         if cfg.interval_ns is not None and clock is None:
             raise ConfigError("interval_ns needs a clock passed to the writer", key="interval_ns")
         path = Path(directory)
@@ -143,7 +143,7 @@ class JournalWriter:
     def _init(
         self,
         path: Path,
-        cfg: JournalConfig,
+        cfg: JournalWriterConfig,
         clock: Clock | None,
         dir_fd: int,
         recover: bool,

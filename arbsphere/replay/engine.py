@@ -27,7 +27,7 @@ import struct
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
@@ -49,6 +49,9 @@ from arbsphere.coordinator.journal_records import (
     state_digest,
 )
 from arbsphere.errors import DecodeError, JournalError
+
+if TYPE_CHECKING:
+    from arbsphere.coordinator.receive_loop import ReceiveLoop
 
 
 @dataclass(frozen=True)
@@ -287,135 +290,201 @@ def _field_diff(recorded: bytes, replayed: bytes) -> tuple[str, Any, Any]:
 
 def replay_records(records: Iterable[JournalRecord]) -> ReplayResult:
     """Re-execute the coordinator over ``records`` and compare with what was recorded."""
-    from arbsphere.coordinator.receive_loop import ReceiveLoop
+    replay = _Replay()
+    try:
+        replay.run(records)
+    except _Diverged as exc:
+        replay.result.divergence = exc.divergence
+        return replay.result
+    return replay.finish()
 
-    result = ReplayResult()
-    pull = _QueuePull()
-    push = _CapturePush()
-    clock = _RecordClock()
-    loop: Any = None
-    pending_inputs = 0
 
-    def diverge(rec: JournalRecord, name: str, recorded: Any, replayed: Any) -> ReplayResult:
-        result.divergence = Divergence(
+class _Diverged(Exception):
+    """The replay differs from the recording at ``divergence`` (ends the replay)."""
+
+    def __init__(self, rec: JournalRecord, name: str, recorded: Any, replayed: Any) -> None:
+        super().__init__(name)
+        self.divergence = Divergence(
             rec.index, rec.seq, RECORD_NAMES.get(rec.type, str(rec.type)), name, recorded,
             replayed,
         )  # fmt: skip
-        return result
 
-    link: RecordedRoundLink | None = None
-    it = iter(records)
-    ahead: deque[JournalRecord] = deque()  # read ahead past a BATCH, not yet replayed
-    while True:
-        if ahead:
-            rec = ahead.popleft()
-        else:
-            nxt = next(it, None)
-            if nxt is None:
-                break
-            rec = nxt
-        result.records += 1
-        clock.t = rec.ts_ns
-        if rec.type == REC_CONFIG:
-            if loop is not None:
-                return diverge(rec, "CONFIG", "once, first", "again")
-            config = decode_config(rec.payload)
-            stamp = config.get("stamp", "cause")
-            if stamp not in ("cause", "wakeup"):
-                raise JournalError(f"CONFIG record: stamp {stamp!r} is not replayable")
-            loop = ReceiveLoop(
-                build_coordinator(config, clock), clock, push, int(config["max_batch"])
-            )
-            # journals from before: outputs stamped with their cause's origin stamp, and the
-            # PlanSnapshots (answers to ReplicaStatus inputs) sent but not journaled
-            loop.stamp_wakeup = stamp == "wakeup"
-            push.drop_snapshots = not config.get("journal_snapshots", False)
-            if loop.core.rounds is not None:
-                link = loop.core.rounds.link
-            continue
-        if loop is None:
-            return diverge(rec, "first record", "CONFIG", RECORD_NAMES.get(rec.type, rec.type))
-        if rec.type == REC_INPUT:
-            pull.queue.append(decode_frames(rec.payload))
-            pending_inputs += 1
-            result.inputs += 1
-        elif rec.type == REC_BATCH:
-            n = decode_batch(rec.payload)
-            if n != pending_inputs:
-                return diverge(rec, "inputs in batch", n, pending_inputs)
-            batch_rec = rec
-            if link is not None:
-                # The wake-up's rounds: the ROUND records after its BATCH, among the outputs it
-                # sent (snapshots and write-offs go out before the solve), up to the next INPUT
-                # or BATCH.
-                while (nxt := next(it, None)) is not None and nxt.type in (
-                    *ROUND_RECORDS,
-                    *OUTPUT_RECORDS,
-                ):
-                    if nxt.type in OUTPUT_RECORDS:
-                        ahead.append(nxt)  # compared after the drain, in order
-                        continue
-                    result.records += 1
-                    result.round_records += 1
-                    link.queue.append(nxt)
-                if nxt is not None:
-                    ahead.append(nxt)
-                link.last = batch_rec
-            saved = loop.max_batch
-            loop.max_batch = max(n, 1)
-            try:
-                loop.drain(pull)
-            except RoundMismatch as exc:
-                return diverge(exc.record or batch_rec, exc.name, exc.recorded, exc.replayed)
-            loop.max_batch = saved
-            if link is not None and link.queue:
-                left = link.queue[0]
-                return diverge(left, "round records", "read by this wake-up's solve",
-                               "left unread")  # fmt: skip
-            pending_inputs = 0
-            result.batches += 1
-        elif rec.type in OUTPUT_RECORDS:
-            kind = "PlanDelta" if rec.type == REC_DELTA else "PlanSnapshot"
-            if rec.type == REC_DELTA:
-                result.deltas_recorded += 1
+
+class _Replay:
+    """One replay: the coordinator's receive loop as the CONFIG record describes it, fed the
+    recorded inputs one wake-up (BATCH) at a time through stand-in sockets, its outputs
+    compared with the recorded ones. Each step raises :class:`_Diverged` at a difference."""
+
+    def __init__(self) -> None:
+        self.result = ReplayResult()
+        self.pull = _QueuePull()
+        self.push = _CapturePush()
+        self.clock = _RecordClock()
+        self.loop: ReceiveLoop | None = None  # once the CONFIG record is read
+        self.link: RecordedRoundLink | None = None  # a federated run's rounds
+
+    def run(self, records: Iterable[JournalRecord]) -> None:
+        """Replay every record in journal order."""
+        result = self.result
+        clock = self.clock
+        pull_queue = self.pull.queue
+        loop = None
+        pending_inputs = 0  # INPUT records queued since the last BATCH
+        it = iter(records)
+        ahead: deque[JournalRecord] = deque()  # read ahead past a BATCH, not yet replayed
+        while True:
+            if ahead:
+                rec = ahead.popleft()
             else:
-                result.snapshots_recorded += 1
-            if not push.sent:
-                return diverge(rec, kind, f"{len(rec.payload)} bytes", "none emitted")
-            replayed = push.sent.popleft()
-            sent_kind = _output_schema(replayed)
-            if sent_kind == "PlanDelta":
-                result.deltas_replayed += 1
-            elif sent_kind == "PlanSnapshot":
-                result.snapshots_replayed += 1
-            if sent_kind != kind:  # e.g. a snapshot the recording did not journal
-                return diverge(rec, "output", kind, sent_kind)
-            if replayed != rec.payload:
-                name, a, b = _field_diff(rec.payload, replayed)
-                return diverge(rec, f"{kind}.{name}", a, b)
-        elif rec.type == REC_STATE:
-            if push.sent:
-                more = ", ".join(_output_schema(d) for d in push.sent)
-                return diverge(rec, "outputs", "no more", f"{len(push.sent)} more sent: {more}")
-            digest = state_digest(loop.core)
-            recorded = rec.payload[:32]
-            if digest != recorded:
-                return diverge(rec, "final state digest", recorded.hex(), digest.hex())
-            result.state_checked = True
-        elif rec.type in ROUND_RECORDS:
-            return diverge(rec, "round record", "right after a BATCH of a federated run",
-                           "elsewhere")  # fmt: skip
-        else:
-            return diverge(rec, "record type", "one of 1..8", rec.type)
-    result.snapshots_unjournaled = push.dropped
-    if push.dropped:
-        result.notes.append(
-            f"{push.dropped} PlanSnapshots (answers to a diverged replica) were sent but not "
-            "journaled by this recording: replayed, not compared"
+                nxt = next(it, None)
+                if nxt is None:
+                    return
+                rec = nxt
+            result.records += 1
+            clock.t = rec.ts_ns
+            rtype = rec.type
+            if rtype == REC_CONFIG:
+                loop = self.configure(rec)
+            elif loop is None:
+                raise _Diverged(rec, "first record", "CONFIG", RECORD_NAMES.get(rtype, rtype))
+            elif rtype == REC_INPUT:
+                pull_queue.append(decode_frames(rec.payload))
+                pending_inputs += 1
+                result.inputs += 1
+            elif rtype == REC_BATCH:
+                self.wake_up(loop, rec, pending_inputs, it, ahead)
+                pending_inputs = 0
+            elif rtype in OUTPUT_RECORDS:
+                self.compare_output(rec)
+            elif rtype == REC_STATE:
+                self.check_state(loop, rec)
+            elif rtype in ROUND_RECORDS:
+                raise _Diverged(rec, "round record", "right after a BATCH of a federated run",
+                                "elsewhere")  # fmt: skip
+            else:
+                raise _Diverged(rec, "record type", "one of 1..8", rtype)
+
+    def configure(self, rec: JournalRecord) -> ReceiveLoop:
+        """CONFIG: build the coordinator and its receive loop (once, first)."""
+        if self.loop is not None:
+            raise _Diverged(rec, "CONFIG", "once, first", "again")
+        config = decode_config(rec.payload)
+        stamp = config.get("stamp", "cause")
+        if stamp not in ("cause", "wakeup"):
+            raise JournalError(f"CONFIG record: stamp {stamp!r} is not replayable")
+        from arbsphere.coordinator.receive_loop import ReceiveLoop
+
+        loop = ReceiveLoop(
+            build_coordinator(config, self.clock), self.clock, self.push, int(config["max_batch"])
         )
-    if not result.state_checked and result.divergence is None:
-        result.notes.append("the journal has no STATE record (the recording did not stop cleanly)")
-    return result
+        # a journal without CONFIG stamp "wakeup" stamped its outputs with their cause's origin
+        # stamp; one without journal_snapshots sent PlanSnapshots (answers to ReplicaStatus
+        # inputs) without journaling them
+        loop.stamp_wakeup = stamp == "wakeup"
+        self.push.drop_snapshots = not config.get("journal_snapshots", False)
+        rounds = loop.core.rounds
+        if rounds is not None and isinstance(rounds.link, RecordedRoundLink):  # always, federated
+            self.link = rounds.link
+        self.loop = loop
+        return loop
+
+    def wake_up(
+        self, loop: ReceiveLoop, rec: JournalRecord, pending_inputs: int,
+        it: Iterator[JournalRecord], ahead: deque[JournalRecord],
+    ) -> None:  # fmt: skip
+        """BATCH: one wake-up over exactly the inputs queued since the last one, its rounds
+        (federated) answered from the ROUND records that follow it."""
+        n = decode_batch(rec.payload)
+        if n != pending_inputs:
+            raise _Diverged(rec, "inputs in batch", n, pending_inputs)
+        link = self.link
+        if link is not None:
+            self.gather_rounds(link, it, ahead)
+            link.last = rec
+        saved = loop.max_batch
+        loop.max_batch = max(n, 1)
+        try:
+            loop.drain(self.pull)
+        except RoundMismatch as exc:
+            raise _Diverged(exc.record or rec, exc.name, exc.recorded, exc.replayed) from None
+        loop.max_batch = saved
+        if link is not None and link.queue:
+            raise _Diverged(link.queue[0], "round records", "read by this wake-up's solve",
+                            "left unread")  # fmt: skip
+        self.result.batches += 1
+
+    def gather_rounds(
+        self, link: RecordedRoundLink, it: Iterator[JournalRecord], ahead: deque[JournalRecord]
+    ) -> None:
+        """The wake-up's rounds: the ROUND records after its BATCH, among the outputs it sent
+        (snapshots and write-offs go out before the solve), up to the next INPUT or BATCH.
+        The outputs and the record that ends the run go to ``ahead``, replayed in order after
+        the wake-up."""
+        result = self.result
+        while (nxt := next(it, None)) is not None and nxt.type in (
+            *ROUND_RECORDS,
+            *OUTPUT_RECORDS,
+        ):
+            if nxt.type in OUTPUT_RECORDS:
+                ahead.append(nxt)
+                continue
+            result.records += 1
+            result.round_records += 1
+            link.queue.append(nxt)
+        if nxt is not None:
+            ahead.append(nxt)
+
+    def compare_output(self, rec: JournalRecord) -> None:
+        """DELTA or SNAPSHOT: the next message the replay sent is the recorded one, byte for
+        byte (the first differing field is named)."""
+        result = self.result
+        push = self.push
+        kind = "PlanDelta" if rec.type == REC_DELTA else "PlanSnapshot"
+        if rec.type == REC_DELTA:
+            result.deltas_recorded += 1
+        else:
+            result.snapshots_recorded += 1
+        if not push.sent:
+            raise _Diverged(rec, kind, f"{len(rec.payload)} bytes", "none emitted")
+        replayed = push.sent.popleft()
+        sent_kind = _output_schema(replayed)
+        if sent_kind == "PlanDelta":
+            result.deltas_replayed += 1
+        elif sent_kind == "PlanSnapshot":
+            result.snapshots_replayed += 1
+        if sent_kind != kind:  # e.g. a snapshot the recording did not journal
+            raise _Diverged(rec, "output", kind, sent_kind)
+        if replayed != rec.payload:
+            name, a, b = _field_diff(rec.payload, replayed)
+            raise _Diverged(rec, f"{kind}.{name}", a, b)
+
+    def check_state(self, loop: ReceiveLoop, rec: JournalRecord) -> None:
+        """STATE: nothing more was sent, and the final state digest is the recorded one."""
+        push = self.push
+        if push.sent:
+            more = ", ".join(_output_schema(d) for d in push.sent)
+            raise _Diverged(rec, "outputs", "no more", f"{len(push.sent)} more sent: {more}")
+        digest = state_digest(loop.core)
+        recorded = rec.payload[:32]
+        if digest != recorded:
+            raise _Diverged(rec, "final state digest", recorded.hex(), digest.hex())
+        self.result.state_checked = True
+
+    def finish(self) -> ReplayResult:
+        """The result of a replay that reached the end of the journal without a difference."""
+        result = self.result
+        dropped = self.push.dropped
+        result.snapshots_unjournaled = dropped
+        if dropped:
+            result.notes.append(
+                f"{dropped} PlanSnapshots (answers to a diverged replica) were sent but not "
+                "journaled by this recording: replayed, not compared"
+            )
+        if not result.state_checked:
+            result.notes.append(
+                "the journal has no STATE record (the recording did not stop cleanly)"
+            )
+        return result
 
 
 def journal_records(directory: Any, expected_head: Any = None) -> Iterator[JournalRecord]:

@@ -881,6 +881,38 @@ def verify_ledger(
     tree = MerkleTree([e.leaf_hash for e in entries])
     checkpoints = _read_checkpoints(directory / CHECKPOINTS_FILE)
     _check_roots(checkpoints, tree, cp_path)
+    _verify_checkpoint_chain(checkpoints, tree, trusted, cp_path)
+    final = _final_checkpoint(checkpoints, len(entries), path, cp_path)
+    _verify_inclusions(entries, tree, final, path)
+    cosigners = tuple(c.signer for c in final.cosignatures)
+    missing = sorted(set(require_cosigners) - set(cosigners))
+    if missing:
+        raise LedgerError(
+            f"last checkpoint ({len(checkpoints) - 1}) lacks cosignatures of {missing}",
+            reason="missing_cosigner",
+            path=cp_path,
+        )
+    _check_anchor(final, expected_size, expected_root, path)
+    kinds = Counter({k.name: 0 for k in EventKind})
+    kinds.update(e.kind.name for e in entries)
+    return LedgerVerification(
+        events=len(entries),
+        checkpoints=len(checkpoints),
+        size=final.size,
+        root_hex=final.root.hex(),
+        kinds={k.name: kinds[k.name] for k in EventKind},
+        final_signer=final.signer,
+        final_cosigners=cosigners,
+    )
+
+
+def _verify_checkpoint_chain(
+    checkpoints: list[Checkpoint],
+    tree: MerkleTree,
+    trusted: Mapping[str, Ed25519PublicKey],
+    cp_path: str,
+) -> None:
+    """Every checkpoint's signatures, and a consistency proof from the one before it."""
     for k, cp in enumerate(checkpoints):
         _verify_checkpoint_signatures(k, cp, trusted, cp_path)
         if k:
@@ -897,6 +929,12 @@ def verify_ledger(
                 raise ProofError(
                     f"checkpoints {k - 1}->{k}: {exc}", reason=exc.reason, path=cp_path
                 ) from exc
+
+
+def _final_checkpoint(
+    checkpoints: list[Checkpoint], n_entries: int, path: str, cp_path: str
+) -> Checkpoint:
+    """The last checkpoint, which must exist and cover every entry."""
     if not checkpoints:
         raise LedgerError(
             "no checkpoint: a run must end with a checkpoint covering every entry",
@@ -904,13 +942,20 @@ def verify_ledger(
             path=cp_path,
         )
     final = checkpoints[-1]
-    if final.size != len(entries):
+    if final.size != n_entries:
         raise LedgerError(
-            f"{len(entries) - final.size} entries after the last checkpoint (size {final.size})",
+            f"{n_entries - final.size} entries after the last checkpoint (size {final.size})",
             reason="uncovered_entries",
             path=path,
             index=final.size,
         )
+    return final
+
+
+def _verify_inclusions(
+    entries: list[LedgerEntry], tree: MerkleTree, final: Checkpoint, path: str
+) -> None:
+    """An inclusion proof of every entry against the last checkpoint."""
     for entry in entries:
         try:
             verify_inclusion(
@@ -922,14 +967,12 @@ def verify_ledger(
             )
         except ProofError as exc:
             raise ProofError(str(exc), reason=exc.reason, path=path, index=entry.seq) from exc
-    cosigners = tuple(c.signer for c in final.cosignatures)
-    missing = sorted(set(require_cosigners) - set(cosigners))
-    if missing:
-        raise LedgerError(
-            f"last checkpoint ({len(checkpoints) - 1}) lacks cosignatures of {missing}",
-            reason="missing_cosigner",
-            path=cp_path,
-        )
+
+
+def _check_anchor(
+    final: Checkpoint, expected_size: int | None, expected_root: bytes | None, path: str
+) -> None:
+    """The last checkpoint against the anchor kept elsewhere (e.g. in the manifest), if any."""
     if expected_size is not None and expected_size != final.size:
         raise LedgerError(
             f"ledger size {final.size}, the anchor says {expected_size}",
@@ -942,14 +985,3 @@ def verify_ledger(
             reason="anchor_mismatch",
             path=path,
         )
-    kinds = Counter({k.name: 0 for k in EventKind})
-    kinds.update(e.kind.name for e in entries)
-    return LedgerVerification(
-        events=len(entries),
-        checkpoints=len(checkpoints),
-        size=final.size,
-        root_hex=final.root.hex(),
-        kinds={k.name: kinds[k.name] for k in EventKind},
-        final_signer=final.signer,
-        final_cosigners=cosigners,
-    )

@@ -72,9 +72,6 @@ class Roster:
             )
         entry.credentials.append(credential)
 
-    def by_sender_id(self) -> dict[int, RosterEntry]:
-        return {e.sender_id: e for e in self.entries.values()}
-
     def to_json(self) -> dict[str, Any]:
         return {
             "format": ROSTER_FORMAT,

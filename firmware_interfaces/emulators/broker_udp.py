@@ -28,12 +28,13 @@ import select
 import socket
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from arbsphere.clock import Clock, RealtimeClock
+from arbsphere.clock import Clock, DeviceClock, RealtimeClock
 from arbsphere.errors import DecodeError, LinkError
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.firmware_interfaces.emulators.device_main import (
@@ -269,24 +270,15 @@ def read_fill_policy(cfg: ConfigReader) -> FillPolicy:
 
 
 def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
-    cfg.only(BROKER_KEYS)
-    device_id = cfg.get_int("device_id", min_value=0, max_value=2**32 - 1)
-    host = cfg.get_str("bind_host", "127.0.0.1")
-    port = cfg.get_int("bind_port", 0, min_value=0, max_value=65535)
-    policy = read_fill_policy(cfg)
-    session = cfg.get_str("session", "BROKER", max_len=SESSION_SIZE)
-    ready = Path(cfg.get_str("ready_path")) if cfg.has("ready_path") or port == 0 else None
+    """The device: its config validated, its socket bound (address to ``ready_path``), then its
+    receive loop until stopped; stats brought up to date however it ends."""
+    settings = _read_settings(cfg)
     rig = RealtimeClock()
     dev = device_clock(cfg.get_table("clock"), rig, epoch_ns=rig.now_ns())
-    broker = BrokerDevice(device_id, session_id(session), dev, SyncResponder(device_id, dev),
-                          policy)  # fmt: skip
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise LinkError(f"broker device: cannot bind UDP {host}:{port}: {exc}") from exc
+    device_id = settings.device_id
+    broker = BrokerDevice(device_id, session_id(settings.session), dev,
+                          SyncResponder(device_id, dev), settings.policy)  # fmt: skip
+    sock = _bind(settings.host, settings.port)
     sock.setblocking(False)
     # The device's receive stamp is the packet's arrival (kernel software stamp, the loopback
     # analogue of a MAC timestamp), converted to the device clock; user space if refused.
@@ -296,12 +288,77 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
     bound = sock.getsockname()
     ctx.stats.update(device_id=device_id, address=[bound[0], bound[1]], first_rx_ns=None,
                      last_rx_ns=None, clock_truth=clock_truth(dev))  # fmt: skip
-    if ready is not None:
-        write_json_atomic(ready, {"port": bound[1], "host": bound[0]})
-    buf = bytearray(MAX_DATAGRAM)
-    view = memoryview(buf)
-    last_addr: Any = None  # where late ACKs go: the rig side that sent the last orders
+    if settings.ready is not None:
+        write_json_atomic(settings.ready, {"port": bound[1], "host": bound[0]})
     try:
+        _BrokerServer(sock, broker, rig, dev, ctx, kernel_stamps).serve()
+    finally:
+        sock.close()
+        ctx.stats.update(broker.stats())
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The broker device's config, validated."""
+
+    device_id: int
+    host: str
+    port: int
+    policy: FillPolicy
+    session: str
+    ready: Path | None  # where the bound address goes (required with an ephemeral port)
+
+
+def _read_settings(cfg: ConfigReader) -> _Settings:
+    """Every key but ``clock`` (read with the device clock), checked in the config's order."""
+    cfg.only(BROKER_KEYS)
+    device_id = cfg.get_int("device_id", min_value=0, max_value=2**32 - 1)
+    host = cfg.get_str("bind_host", "127.0.0.1")
+    port = cfg.get_int("bind_port", 0, min_value=0, max_value=65535)
+    policy = read_fill_policy(cfg)
+    session = cfg.get_str("session", "BROKER", max_len=SESSION_SIZE)
+    ready = Path(cfg.get_str("ready_path")) if cfg.has("ready_path") or port == 0 else None
+    return _Settings(device_id, host, port, policy, session, ready)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A UDP socket bound to ``host:port``; a bind that fails is a :class:`LinkError`."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise LinkError(f"broker device: cannot bind UDP {host}:{port}: {exc}") from exc
+    return sock
+
+
+class _BrokerServer:
+    """The device's receive loop on its socket: orders and clock-sync messages answered to
+    their sender, late ACKs sent when due to the sender of the last orders."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        broker: BrokerDevice,
+        rig: Clock,
+        dev: DeviceClock,
+        ctx: DeviceContext,
+        kernel_stamps: bool,
+    ) -> None:
+        self.sock = sock
+        self.broker = broker
+        self.rig = rig
+        self.dev = dev
+        self.ctx = ctx
+        self.kernel_stamps = kernel_stamps
+        self.buf = bytearray(MAX_DATAGRAM)
+        self.view = memoryview(self.buf)
+        self.last_addr: Any = None  # where late ACKs go: the rig side that sent the last orders
+
+    def serve(self) -> None:
+        """Until stopped: wait for a datagram or the next late ACK, send what is due, answer
+        what arrived."""
+        sock, broker, dev, ctx = self.sock, self.broker, self.dev, self.ctx
         while not ctx.stop.is_set:
             due = broker.next_due_ns()
             wait = 1.0 if due is None else max(0.0, (due - dev.now_ns()) / 1e9)
@@ -309,42 +366,44 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
             if ctx.waker.fileno() in readable:
                 ctx.waker.drain()
             late = broker.take_due(dev.now_ns())
-            if late is not None and last_addr is not None:
+            if late is not None and self.last_addr is not None:
                 try:
-                    sock.sendto(broker.reply(late), last_addr)
+                    sock.sendto(broker.reply(late), self.last_addr)
                 except OSError as exc:
                     raise LinkError(
-                        f"broker device: late reply to {last_addr} failed: {exc}"
+                        f"broker device: late reply to {self.last_addr} failed: {exc}"
                     ) from exc
-            if sock.fileno() not in readable:
-                continue
-            while True:
-                try:
-                    n, ancdata, _flags, addr = sock.recvmsg_into([buf], ANCBUFSIZE)
-                except BlockingIOError:
-                    break
-                stamp = kernel_rx_stamp(ancdata) if kernel_stamps else None
-                if stamp is None:
-                    rx_rig = rig.now_ns()
-                    ctx.stats["rx_stamp_fallbacks"] += int(kernel_stamps)
-                else:
-                    rx_rig = stamp
-                rx_ns = dev.device_time(rx_rig)
-                if ctx.stats["first_rx_ns"] is None:
-                    ctx.stats["first_rx_ns"] = rx_ns
-                ctx.stats["last_rx_ns"] = rx_ns
-                acks = broker.answer(view[:n], rx_ns, rx_rig_ns=rx_rig, user_stamp=stamp is None)
-                last_addr = addr
-                try:
-                    if acks is not None:
-                        sock.sendto(broker.reply(acks), addr)
-                    for req in broker.take_delay_reqs():
-                        sock.sendto(broker.delay_req_datagram(req, rig.now_ns), addr)
-                except OSError as exc:
-                    raise LinkError(f"broker device: reply to {addr} failed: {exc}") from exc
-    finally:
-        sock.close()
-        ctx.stats.update(broker.stats())
+            if sock.fileno() in readable:
+                self._answer_readable()
+
+    def _answer_readable(self) -> None:
+        """Answer every datagram waiting on the socket."""
+        sock, broker, rig, dev = self.sock, self.broker, self.rig, self.dev
+        buf, view, stats, kernel_stamps = self.buf, self.view, self.ctx.stats, self.kernel_stamps
+        while True:
+            try:
+                n, ancdata, _flags, addr = sock.recvmsg_into([buf], ANCBUFSIZE)
+            except BlockingIOError:
+                break
+            stamp = kernel_rx_stamp(ancdata) if kernel_stamps else None
+            if stamp is None:
+                rx_rig = rig.now_ns()
+                stats["rx_stamp_fallbacks"] += int(kernel_stamps)
+            else:
+                rx_rig = stamp
+            rx_ns = dev.device_time(rx_rig)
+            if stats["first_rx_ns"] is None:
+                stats["first_rx_ns"] = rx_ns
+            stats["last_rx_ns"] = rx_ns
+            acks = broker.answer(view[:n], rx_ns, rx_rig_ns=rx_rig, user_stamp=stamp is None)
+            self.last_addr = addr
+            try:
+                if acks is not None:
+                    sock.sendto(broker.reply(acks), addr)
+                for req in broker.take_delay_reqs():
+                    sock.sendto(broker.delay_req_datagram(req, rig.now_ns), addr)
+            except OSError as exc:
+                raise LinkError(f"broker device: reply to {addr} failed: {exc}") from exc
 
 
 if __name__ == "__main__":

@@ -319,110 +319,149 @@ def run_feed(
 ) -> None:
     """Send the plan's ticks (and heartbeats) on schedule through ``tx``; ``stats`` is brought up
     to date after every chunk of ticks and on every exit (stop, error)."""
-    rig = schedule.clock
-    size = dm.LAYOUTS[dm.MSG_TICK].size
-    chunk = max(plan.ticks_per_send, chunk - chunk % plan.ticks_per_send)  # whole sends only
-    ticks = dm.new_records(dm.MSG_TICK, plan.device_id, chunk)
-    ticks["venue_id"] = plan.venue_id
-    ticks["asset_id"] = plan.asset_id
-    hb = dm.new_record(dm.MSG_HEARTBEAT, plan.device_id)
-    stats.update(
-        ticks_sent=0, heartbeats_sent=0, sends=0, late_sends=0, max_late_us=0.0, outage_ticks=0,
-        late_heartbeats=0, first_send_ns=None, last_send_ns=None, stopped_early=False,
-        start_at_ns=plan.start_at_ns, n_ticks_planned=plan.n_ticks,
-        duration_ns_planned=plan.duration_ns, next_device_seq=None, ticks_per_asset={},
-    )  # fmt: skip
-    # ticks sent per asset (a quote source with an ``asset_id`` field quotes several)
-    per_asset: dict[int, int] = {}
-    next_hb = plan.start_at_ns + plan.heartbeat_interval_ns if plan.heartbeat_interval_ns else None
-    hello = next_hb is not None
+    _FeedRun(plan, quotes, tx, schedule, dev_clock, stats, chunk).run()
 
-    def send_heartbeat(due: int, next_seq: int) -> bool:
-        if not schedule.wait_until(due):
-            return False
-        base = rig.now_ns()
-        hb["device_seq"] = next_seq
-        hb["device_time_ns"] = dev_clock.device_time(base)
-        tx.send([dm.encode(hb)])
-        if schedule.lateness(due, base, count=False) > schedule.late_tolerance_ns:
-            stats["late_heartbeats"] += 1
-        stats["heartbeats_sent"] += 1
-        return True
 
-    tick_fields = dm.TICK_DTYPE.fields
-    assert tick_fields is not None
-    send_offset = int(tick_fields["send_ns"][1])
-    stamped = [0]  # rig time of the last send stamp
+class _FeedRun:
+    """One run of :func:`run_feed`: the plan's quotes taken a chunk at a time (outage ticks
+    dropped, records filled and encoded once per chunk), each chunk sent on schedule with the
+    heartbeats due before its sends."""
 
-    def stamp() -> int:
-        """send_ns of a send, read by the transmitter just before the wire."""
-        base = rig.now_ns()
-        stamped[0] = base
-        return dev_clock.device_time(base)
+    def __init__(
+        self,
+        plan: FeedPlan,
+        quotes: QuoteSource,
+        tx: Transmitter,
+        schedule: OpenLoopSchedule,
+        dev_clock: DeviceClock,
+        stats: dict[str, Any],
+        chunk: int,
+    ) -> None:
+        self.plan = plan
+        self.quotes = quotes
+        self.tx = tx
+        self.schedule = schedule
+        self.rig = schedule.clock
+        self.dev_clock = dev_clock
+        self.stats = stats
+        self.size = dm.LAYOUTS[dm.MSG_TICK].size
+        self.chunk = max(plan.ticks_per_send, chunk - chunk % plan.ticks_per_send)  # whole sends
+        self.ticks = dm.new_records(dm.MSG_TICK, plan.device_id, self.chunk)
+        self.ticks["venue_id"] = plan.venue_id
+        self.ticks["asset_id"] = plan.asset_id
+        self.hb = dm.new_record(dm.MSG_HEARTBEAT, plan.device_id)
+        stats.update(
+            ticks_sent=0, heartbeats_sent=0, sends=0, late_sends=0, max_late_us=0.0,
+            outage_ticks=0, late_heartbeats=0, first_send_ns=None, last_send_ns=None,
+            stopped_early=False, start_at_ns=plan.start_at_ns, n_ticks_planned=plan.n_ticks,
+            duration_ns_planned=plan.duration_ns, next_device_seq=None, ticks_per_asset={},
+        )  # fmt: skip
+        # ticks sent per asset (a quote source with an ``asset_id`` field quotes several)
+        self.per_asset: dict[int, int] = {}
+        hb_every = plan.heartbeat_interval_ns
+        self.next_hb: int | None = plan.start_at_ns + hb_every if hb_every else None
+        self.hello = self.next_hb is not None
+        tick_fields = dm.TICK_DTYPE.fields
+        assert tick_fields is not None
+        self.send_offset = int(tick_fields["send_ns"][1])
+        self.first_send: int | None = None
+        self.last_send: int | None = None
+        self.sent = 0
+        self.next_seq: int | None = None
 
-    first_send: int | None = None
-    last_send: int | None = None
+    def run(self) -> None:
+        """The start-up heartbeat, every chunk of the plan, and the final heartbeat."""
+        done = False
+        while not done:
+            recs, due, done = self._next_chunk()
+            # Encoded (and header-checked) once per chunk; each send stamps its send_ns last.
+            raw = bytearray(dm.encode_batch(recs))
+            seqs = recs["device_seq"].tolist()
+            if self.hello and seqs:
+                # announce the device at once: the rig learns where it is (a UDP feed's
+                # address) and can run the clock exchange before the schedule starts
+                self.hello = False
+                if not self._send_heartbeat(self.rig.now_ns(), seqs[0]):
+                    self.stats["stopped_early"] = True
+                    return
+            if not self._send_chunk(recs, raw, seqs, due.tolist()):
+                self.stats["stopped_early"] = True
+                return
+        if self.next_hb is not None and self.next_seq is not None:
+            self._send_heartbeat(self.rig.now_ns(), self.next_seq)
 
-    sent = 0
-    next_seq: int | None = None
-    done = False
-    while not done:
-        planned = sent + stats["outage_ticks"]  # ticks of the plan already consumed
-        want = chunk if plan.n_ticks is None else min(chunk, plan.n_ticks - planned)
-        q = quotes.next_batch(want)
+    def _next_chunk(self) -> tuple[np.ndarray, np.ndarray, bool]:
+        """The next chunk's tick records, their due times on the rig clock, and whether it is
+        the plan's last."""
+        plan, stats = self.plan, self.stats
+        planned = self.sent + stats["outage_ticks"]  # ticks of the plan already consumed
+        want = self.chunk if plan.n_ticks is None else min(self.chunk, plan.n_ticks - planned)
+        q = self.quotes.next_batch(want)
         multi = "asset_id" in (q.dtype.names or ())
         n = len(q)
         if plan.duration_ns is not None:
             n = int(np.searchsorted(q["offset_ns"], plan.duration_ns, side="left"))
-        if n < want or n == 0 or (plan.n_ticks is not None and planned + n >= plan.n_ticks):
-            done = True
-        if plan.outage_ns is not None:  # the halt: those quotes are never sent
-            off = q["offset_ns"][:n]
-            halt = (off >= plan.outage_ns[0]) & (off < plan.outage_ns[1])
-            prior = stats["outage_ticks"]
-            if prior or halt.any():
-                q = q[:n].copy()
-                q["seq"] -= (prior + np.cumsum(halt)).astype(np.uint64)  # no gap on resuming
-                q = q[~halt]
-                stats["outage_ticks"] += int(halt.sum())
-                n = len(q)
-        recs = ticks[:n]
+        done = n < want or n == 0 or (plan.n_ticks is not None and planned + n >= plan.n_ticks)
+        if plan.outage_ns is not None:
+            q, n = self._drop_outage(q, n, plan.outage_ns)
+        recs = self.ticks[:n]
         for name in ("bid_px", "ask_px", "bid_size", "ask_size"):
             recs[name] = q[name][:n]
         recs["device_seq"] = q["seq"][:n]
         if multi:
             recs["asset_id"] = q["asset_id"][:n]
         due = plan.start_at_ns + q["offset_ns"][:n].astype(np.int64)
-        recs["intended_send_ns"] = [dev_clock.device_time(int(d)) for d in due]
-        # Encoded (and header-checked) once per chunk; each send stamps its send_ns last.
-        raw = bytearray(dm.encode_batch(recs))
-        seqs = recs["device_seq"].tolist()
-        dues = due.tolist()
-        chunk_start = sent
-        if hello and seqs:
-            # announce the device at once: the rig learns where it is (a UDP feed's address)
-            # and can run the clock exchange before the schedule starts
-            hello = False
-            if not send_heartbeat(rig.now_ns(), seqs[0]):
-                stats["stopped_early"] = True
-                return
+        device_time = self.dev_clock.device_time
+        recs["intended_send_ns"] = [device_time(int(d)) for d in due]
+        return recs, due, done
+
+    def _drop_outage(
+        self, q: np.ndarray, n: int, outage_ns: tuple[int, int]
+    ) -> tuple[np.ndarray, int]:
+        """The halt: quotes due in the outage are never sent, and the sequence continues
+        without a gap on resuming."""
+        off = q["offset_ns"][:n]
+        halt = (off >= outage_ns[0]) & (off < outage_ns[1])
+        prior = self.stats["outage_ticks"]
+        if prior or halt.any():
+            q = q[:n].copy()
+            q["seq"] -= (prior + np.cumsum(halt)).astype(np.uint64)
+            q = q[~halt]
+            self.stats["outage_ticks"] += int(halt.sum())
+            n = len(q)
+        return q, n
+
+    def _send_chunk(
+        self, recs: np.ndarray, raw: bytearray, seqs: list[int], dues: list[int]
+    ) -> bool:
+        """Send one chunk, ``ticks_per_send`` ticks a send, each when its last tick is due and
+        after the heartbeats due by then; False if a stop came first. ``stats`` is brought up
+        to date however it ends."""
+        plan, schedule, tx, size = self.plan, self.schedule, self.tx, self.size
+        per_send, send_offset = plan.ticks_per_send, self.send_offset
+        rig_now, device_time = self.rig.now_ns, self.dev_clock.device_time
+        stamped = [0]  # rig time of the last send stamp
+
+        def stamp() -> int:
+            """send_ns of a send, read by the transmitter just before the wire."""
+            base = rig_now()
+            stamped[0] = base
+            return device_time(base)
+
+        sent, first_send, last_send, next_seq = (
+            self.sent, self.first_send, self.last_send, self.next_seq
+        )  # fmt: skip
+        n, chunk_start = len(seqs), sent
         try:
-            for i in range(0, n, plan.ticks_per_send):
-                j = min(i + plan.ticks_per_send, n)
+            for i in range(0, n, per_send):
+                j = min(i + per_send, n)
                 last_due = dues[j - 1]
-                while next_hb is not None and next_hb <= last_due:
-                    if plan.outage_ns is not None and (
-                        plan.outage_ns[0] <= next_hb - plan.start_at_ns < plan.outage_ns[1]
-                    ):  # silent
-                        next_hb += plan.heartbeat_interval_ns
-                        continue
-                    if not send_heartbeat(next_hb, seqs[i]):
-                        stats["stopped_early"] = True
-                        return
-                    next_hb += plan.heartbeat_interval_ns
+                next_hb = self.next_hb
+                hb_due = next_hb is not None and next_hb <= last_due
+                if hb_due and not self._heartbeats_until(last_due, seqs[i]):
+                    return False
                 if not schedule.wait_until(last_due):
-                    stats["stopped_early"] = True
-                    return
+                    return False
                 tx.send_stamped(
                     [raw[k * size : (k + 1) * size] for k in range(i, j)], send_offset, stamp
                 )
@@ -434,14 +473,48 @@ def run_feed(
                 sent += j - i
                 next_seq = seqs[j - 1] + 1
         finally:
-            done_assets = np.bincount(recs["asset_id"][: sent - chunk_start].astype(np.int64))
-            for a in np.flatnonzero(done_assets).tolist():
-                per_asset[a] = per_asset.get(a, 0) + int(done_assets[a])
-            stats.update(
-                ticks_sent=sent, next_device_seq=next_seq, sends=schedule.sends,
-                ticks_per_asset={str(a): per_asset[a] for a in sorted(per_asset)},
-                late_sends=schedule.late_sends, max_late_us=round(schedule.max_late_ns / 1000.0, 3),
-                first_send_ns=first_send, last_send_ns=last_send,
-            )  # fmt: skip
-    if next_hb is not None and next_seq is not None:
-        send_heartbeat(rig.now_ns(), next_seq)
+            self.sent, self.first_send, self.last_send = sent, first_send, last_send
+            self.next_seq = next_seq
+            self._account(recs[: sent - chunk_start])
+        return True
+
+    def _account(self, sent_recs: np.ndarray) -> None:
+        """Bring ``stats`` up to date after ``sent_recs`` of a chunk went out."""
+        done_assets = np.bincount(sent_recs["asset_id"].astype(np.int64))
+        per_asset = self.per_asset
+        for a in np.flatnonzero(done_assets).tolist():
+            per_asset[a] = per_asset.get(a, 0) + int(done_assets[a])
+        schedule = self.schedule
+        self.stats.update(
+            ticks_sent=self.sent, next_device_seq=self.next_seq, sends=schedule.sends,
+            ticks_per_asset={str(a): per_asset[a] for a in sorted(per_asset)},
+            late_sends=schedule.late_sends, max_late_us=round(schedule.max_late_ns / 1000.0, 3),
+            first_send_ns=self.first_send, last_send_ns=self.last_send,
+        )  # fmt: skip
+
+    def _heartbeats_until(self, last_due: int, next_seq: int) -> bool:
+        """Send the heartbeats due at or before ``last_due`` (none while the device is silent
+        in its outage); False if a stop came first."""
+        plan = self.plan
+        outage = plan.outage_ns
+        next_hb = self.next_hb
+        while next_hb is not None and next_hb <= last_due:
+            silent = outage is not None and outage[0] <= next_hb - plan.start_at_ns < outage[1]
+            if not silent and not self._send_heartbeat(next_hb, next_seq):
+                return False
+            next_hb += plan.heartbeat_interval_ns
+            self.next_hb = next_hb
+        return True
+
+    def _send_heartbeat(self, due: int, next_seq: int) -> bool:
+        if not self.schedule.wait_until(due):
+            return False
+        base = self.rig.now_ns()
+        hb = self.hb
+        hb["device_seq"] = next_seq
+        hb["device_time_ns"] = self.dev_clock.device_time(base)
+        self.tx.send([dm.encode(hb)])
+        if self.schedule.lateness(due, base, count=False) > self.schedule.late_tolerance_ns:
+            self.stats["late_heartbeats"] += 1
+        self.stats["heartbeats_sent"] += 1
+        return True
