@@ -246,22 +246,24 @@ class SequenceChecker:
 
 
 def venue_rounds_for(
-    fed: VenueFederation, security: Plaintext, sock: Any, translator: TickTranslator,
-    venue_id: int, clock: Clock,
+    protocol: str, sock: Any, translator: TickTranslator, venue_id: int, clock: Clock,
+    masked_by: Plaintext | None = None,
 ) -> VenueRounds | VenuePrices:  # fmt: skip
-    """The venue's side of the federated protocol the campaign speaks."""
+    """The venue's side of the federated ``protocol`` ("price" or "admm") on ``sock``;
+    ``masked_by``: the role's sockets whose masking party masks the answers (secure
+    aggregation), None: in clear."""
     solver = translator.solver
     assert solver is not None
-    masked = fed.secure_aggregation
-    if fed.protocol == "price":
-        masking = security.masking(venue_id, X_FIXED, PRICE_MASK_SUFFIX) if masked else None
-        return VenuePrices(sock, translator.reg, solver, venue_id, translator.sender_id, clock,
-                           translator.correlation, masking=masking)  # fmt: skip
-    return VenueRounds(
-        sock, translator.reg, solver, venue_id, translator.sender_id, clock,
-        translator.correlation,
-        masking=security.masking(venue_id, X_FIXED, MASK_SESSION_SUFFIX) if masked else None,
-    )  # fmt: skip
+    reg, sender, corr = translator.reg, translator.sender_id, translator.correlation
+    if protocol == "price":
+        masking = None if masked_by is None else masked_by.masking(venue_id, X_FIXED,
+                                                                   PRICE_MASK_SUFFIX)  # fmt: skip
+        return VenuePrices(sock, reg, solver, venue_id, sender, clock, corr, masking=masking)
+    if protocol != "admm":
+        raise ConfigError(f"must be 'price' or 'admm' (value {protocol!r})", key="protocol")
+    masking = None if masked_by is None else masked_by.masking(venue_id, X_FIXED,
+                                                               MASK_SESSION_SUFFIX)  # fmt: skip
+    return VenueRounds(sock, reg, solver, venue_id, sender, clock, corr, masking=masking)
 
 
 def _translator(cfg: VenueRoleConfig, source: str) -> TickTranslator:
@@ -364,8 +366,9 @@ class VenueProcess(RoleProcess):
         if fed is not None:
             self._share_signals(fed)
             self.dealer, rounds_sock = _rounds_dealer(ctx, security, cfg, fed)
-            self.rounds = venue_rounds_for(fed, security, rounds_sock, translator, cfg.venue_id,
-                                           clock)  # fmt: skip
+            masked_by = security if fed.secure_aggregation else None
+            self.rounds = venue_rounds_for(fed.protocol, rounds_sock, translator, cfg.venue_id,
+                                           clock, masked_by)  # fmt: skip
         self.sync = open_sync_master(cfg.sync, self.link, clock)
         self.trace = TraceBuffer(TICK_TRACE_DTYPE)
         self.seqs = SequenceChecker()

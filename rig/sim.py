@@ -238,9 +238,7 @@ class SimPipeline:
         # the venues' sockets: the in-process link delivers their answers instead
         sink = SentMessages(keep=False)
         self.venues: list[VenueRounds | VenuePrices] = [
-            venue_rounds_for(
-                {"protocol": s.protocol}, f"scenario {s.name}", None, sink, t, v, self.clock
-            )
+            venue_rounds_for(s.protocol, sink, t, v, self.clock)
             for v, t in enumerate(self.translators)
         ]
         link = InProcessLink(self.venues)
