@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from arbsphere.contracts import Registry, default_registry
+from arbsphere.contracts import SchemaRegistry, default_registry
 from arbsphere.errors import AggregationError
 from arbsphere.privacy.secure_agg import MaskingParty
 from arbsphere.privacy.secure_signals import (
@@ -47,7 +47,7 @@ class SignalSharer:
     def __init__(
         self,
         masking: MaskingParty,
-        registry: Registry,
+        registry: SchemaRegistry,
         venue_id: int,
         sender_id: int,
         n_venues: int,

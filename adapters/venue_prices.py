@@ -22,7 +22,7 @@ from arbsphere.adapters.venue_rounds import VENUE_SOLVE_DTYPE
 from arbsphere.adapters.venue_signals import EwmaCorrelation
 from arbsphere.adapters.venue_solver import VenueSolver
 from arbsphere.clock import Clock
-from arbsphere.contracts import Registry, default_registry
+from arbsphere.contracts import SchemaRegistry, default_registry
 from arbsphere.errors import AggregationError, DecodeError, SolverError
 from arbsphere.price_protocol import (
     FLAG_BEGIN,
@@ -57,7 +57,7 @@ class VenuePrices:
     protocol = "price"
 
     def __init__(
-        self, sock: Any, registry: Registry, solver: VenueSolver, venue_id: int,
+        self, sock: Any, registry: SchemaRegistry, solver: VenueSolver, venue_id: int,
         sender_id: int, clock: Clock, correlation: EwmaCorrelation | None = None,
         masking: MaskingParty | None = None,
     ) -> None:  # fmt: skip

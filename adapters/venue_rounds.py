@@ -32,7 +32,7 @@ import zmq
 from arbsphere.adapters.venue_signals import EwmaCorrelation
 from arbsphere.adapters.venue_solver import VenueSolver
 from arbsphere.clock import Clock
-from arbsphere.contracts import Registry, default_registry
+from arbsphere.contracts import SchemaRegistry, default_registry
 from arbsphere.errors import AggregationError, ContractError, DecodeError, SolverError
 from arbsphere.privacy.secure_agg import MaskingParty
 from arbsphere.privacy.secure_rounds import (
@@ -101,7 +101,7 @@ class VenueRounds:
     """Answers the coordinator's rounds with the venue's x-update."""
 
     def __init__(
-        self, sock: Any, registry: Registry, solver: VenueSolver, venue_id: int,
+        self, sock: Any, registry: SchemaRegistry, solver: VenueSolver, venue_id: int,
         sender_id: int, clock: Clock, correlation: EwmaCorrelation | None = None,
         masking: MaskingParty | None = None,
     ) -> None:  # fmt: skip

@@ -6,10 +6,10 @@ module turns it into :class:`Schema` objects with NumPy dtypes, encodes and deco
 versions.
 
 It also names what the declaration numbers. The registry's ``[enums.*]`` become
-:class:`~enum.IntEnum` (or :class:`~enum.IntFlag`) classes (:meth:`Registry.enum`;
-:meth:`Registry.codes` gives their codes as plain ints for hot paths), and each schema version
+:class:`~enum.IntEnum` (or :class:`~enum.IntFlag`) classes (:meth:`SchemaRegistry.enum`;
+:meth:`SchemaRegistry.codes` gives their codes as plain ints for hot paths), and each schema version
 has a :class:`FieldIndex`: the position of every field in the flat value tuple
-:meth:`Registry.decode_values` returns. Code binds the positions and codes it uses to module
+:meth:`SchemaRegistry.decode_values` returns. Code binds the positions and codes it uses to module
 constants at import — a name the declaration lacks raises :class:`ContractError` there — so a
 hot path indexes a tuple with a plain int, as fast as a literal, and follows the declaration.
 
@@ -108,8 +108,8 @@ class FieldOffsets:
 
 
 class FieldIndex(FieldOffsets):
-    """Positions in the flat tuple :meth:`Registry.decode_values` returns (and
-    :meth:`Registry.packer` takes) for one schema version: ``F.<field>`` of every envelope and
+    """Positions in the flat tuple :meth:`SchemaRegistry.decode_values` returns (and
+    :meth:`SchemaRegistry.packer` takes) for one schema version: ``F.<field>`` of every envelope and
     header field; the items' values follow from ``items`` on, ``stride`` per item, item ``k``'s
     field at ``F.items + F.stride * k + F.item.<field>``. :meth:`span` and :meth:`item_span`
     give several consecutive fields at once.
@@ -143,7 +143,7 @@ class FieldIndex(FieldOffsets):
 
     def expect(self, header: Sequence[str], item: Sequence[str] | None = None) -> None:
         """Refuse (:class:`ContractError`) unless the header's fields, and the item's when
-        given, are exactly ``header`` (``item``) in this order: what a :meth:`Registry.packer`
+        given, are exactly ``header`` (``item``) in this order: what a :meth:`SchemaRegistry.packer`
         call passes positionally after the envelope values."""
         for part, names, offsets, start in (
             ("header", header, self, self.header_start),
@@ -189,7 +189,7 @@ class Schema:
     header: Layout
     item: Layout | None
     count_field: str | None
-    #: positions of its fields in :meth:`Registry.decode_values`'s tuple
+    #: positions of its fields in :meth:`SchemaRegistry.decode_values`'s tuple
     fields: FieldIndex = field(repr=False, compare=False)
 
     @property
@@ -261,7 +261,7 @@ class ContractGraph:
         return out
 
 
-class Registry:
+class SchemaRegistry:
     """The schema registry loaded from its TOML declaration."""
 
     def __init__(self, data: Mapping[str, Any], source: str) -> None:
@@ -707,7 +707,7 @@ class Registry:
 
 
 def check_compatibility(
-    registry: Registry,
+    registry: SchemaRegistry,
     graph_name: str,
     declared: Mapping[str, Mapping[str, int]],
     *,
@@ -764,18 +764,18 @@ def check_compatibility(
 
 
 @cache
-def default_registry() -> Registry:
+def default_registry() -> SchemaRegistry:
     """The registry shipped with the package (parsed once per process)."""
     text = resources.files("arbsphere").joinpath(REGISTRY_FILE).read_text(encoding="utf-8")
     return load_registry_text(text, source=REGISTRY_FILE)
 
 
-def load_registry_text(text: str, *, source: str) -> Registry:
+def load_registry_text(text: str, *, source: str) -> SchemaRegistry:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", file=source) from exc
-    return Registry(data, source)
+    return SchemaRegistry(data, source)
 
 
 # --- parsing helpers ---------------------------------------------------------------------------
@@ -970,5 +970,5 @@ def _default(name: str) -> Schema:
 PLAN_LEG_DTYPE: np.dtype[Any] = _default("PlanDelta").item.dtype  # type: ignore[union-attr]
 #: The message envelope.
 ENVELOPE_DTYPE: np.dtype[Any] = default_registry().envelope_dtype
-#: Positions of the envelope's values in every schema's :meth:`Registry.decode_values` tuple.
+#: Positions of the envelope's values in every schema's :meth:`SchemaRegistry.decode_values` tuple.
 ENVELOPE_FIELDS: FieldOffsets = default_registry().envelope_fields

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from enum import IntFlag
 
-from arbsphere.contracts import Registry, default_registry
+from arbsphere.contracts import SchemaRegistry, default_registry
 from arbsphere.layout import Layout, c_header
 
 
@@ -22,7 +22,7 @@ def c_struct_name(name: str) -> str:
     return f"arbsphere_{snake}"
 
 
-def header_structs(registry: Registry) -> list[tuple[str, Layout]]:
+def header_structs(registry: SchemaRegistry) -> list[tuple[str, Layout]]:
     """(C name, layout) for the envelope and every schema version's header and item."""
     structs: list[tuple[str, Layout]] = [("arbsphere_envelope_t", registry.envelope)]
     for schema in registry.schemas():
@@ -33,7 +33,7 @@ def header_structs(registry: Registry) -> list[tuple[str, Layout]]:
     return structs
 
 
-def render_contracts_header(registry: Registry | None = None) -> str:
+def render_contracts_header(registry: SchemaRegistry | None = None) -> str:
     reg = registry or default_registry()
     constants: list[tuple[str, int, str]] = [
         ("ARBSPHERE_MAGIC", reg.magic, '"ARBS" as a little-endian u32'),
@@ -58,7 +58,7 @@ def render_contracts_header(registry: Registry | None = None) -> str:
     )
 
 
-def enum_codes(registry: Registry) -> list[tuple[str, list[tuple[str, int]]]]:
+def enum_codes(registry: SchemaRegistry) -> list[tuple[str, list[tuple[str, int]]]]:
     """(comment, [(C name, code)]) of every declared enum, in declaration order."""
     out = []
     for name, cls in registry.enums.items():

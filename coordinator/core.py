@@ -184,7 +184,7 @@ class Coordinator:
         return True
 
     def on_problem(self, values: tuple[Any, ...]) -> tuple[int, int, int, int]:
-        """Apply a LocalArbProblem given as :meth:`Registry.decode_values` values.
+        """Apply a LocalArbProblem given as :meth:`SchemaRegistry.decode_values` values.
 
         Returns (venue, first asset, tick_seq, budget_ns)."""
         venue, n_assets, seq, _intended, budget = values[_PROBLEM_HEAD]

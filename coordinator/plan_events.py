@@ -22,7 +22,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from arbsphere.contracts import Registry, default_registry
+from arbsphere.contracts import SchemaRegistry, default_registry
 from arbsphere.errors import DecodeError
 from arbsphere.security.ledger import EventKind
 
@@ -51,7 +51,7 @@ class PlanEvents:
     def __init__(
         self,
         sec: EventSink,
-        reg: Registry,
+        reg: SchemaRegistry,
         broker_sender_id: int,
         *,
         quiet_ns: int = QUIET_NS,

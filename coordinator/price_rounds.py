@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from arbsphere.clock import Clock
-from arbsphere.contracts import Registry, default_registry
+from arbsphere.contracts import SchemaRegistry, default_registry
 from arbsphere.coordinator.price_search import PriceSearch
 from arbsphere.coordinator.rounds import (
     CONVERGENCE_SOLVES,
@@ -59,7 +59,7 @@ class PriceRoundDriver:
     def __init__(
         self,
         link: RoundLink,
-        registry: Registry,
+        registry: SchemaRegistry,
         search: PriceSearch,
         clock: Clock,
         sender_id: int,

@@ -34,7 +34,7 @@ import numpy as np
 import zmq
 
 from arbsphere.clock import Clock
-from arbsphere.contracts import Registry, default_registry
+from arbsphere.contracts import SchemaRegistry, default_registry
 from arbsphere.coordinator.federated import FederatedExchange
 from arbsphere.errors import ContractError, DecodeError, PipelineError
 from arbsphere.privacy.secure_rounds import KIND_REVEAL, KIND_SHARE, revealed_x
@@ -155,7 +155,7 @@ class RoundDriver:
     def __init__(
         self,
         link: RoundLink,
-        registry: Registry,
+        registry: SchemaRegistry,
         exchange: FederatedExchange,
         clock: Clock,
         sender_id: int,

@@ -36,7 +36,7 @@ from arbsphere.security.ledger import (
     verify_ledger,
 )
 
-__all__ = ["IDENTITIES_FORMAT", "GovernanceCheck", "VerifyReport", "verify_result_set"]
+__all__ = ["IDENTITIES_FORMAT", "GovernanceCheck", "ResultSetReport", "verify_result_set"]
 
 IDENTITIES_FORMAT = "arbsphere-identities-v1"
 MANIFEST = "manifest.json"
@@ -57,7 +57,7 @@ class GovernanceCheck:
 
 
 @dataclass(frozen=True)
-class VerifyReport:
+class ResultSetReport:
     """The outcome of a successful :func:`verify_result_set`."""
 
     run_dir: Path
@@ -121,7 +121,7 @@ class VerifyReport:
         return out
 
 
-def verify_result_set(run_dir: Path, *, authority_did: str | None = None) -> VerifyReport:
+def verify_result_set(run_dir: Path, *, authority_did: str | None = None) -> ResultSetReport:
     """Verify the result set in ``run_dir`` (see the module docstring); raise on the first
     failure. ``authority_did`` pins the campaign authority the caller trusts."""
     run_dir = Path(run_dir)
@@ -156,12 +156,12 @@ def verify_result_set(run_dir: Path, *, authority_did: str | None = None) -> Ver
                 f" you trust {authority_did}",
                 reason="untrusted_authority",
             )
-        return VerifyReport(run_dir, len(files), unlisted, None, 0.0, None, False)
+        return ResultSetReport(run_dir, len(files), unlisted, None, 0.0, None, False)
     if not isinstance(security, dict):
         raise ResultSetError(f"{MANIFEST}: key 'security': expected an object")
     check = verify_governance(run_dir, security, authority_did=authority_did)
     tags = security.get("tags")
-    return VerifyReport(
+    return ResultSetReport(
         run_dir=run_dir,
         files_checked=len(files),
         unlisted=unlisted,

@@ -17,7 +17,7 @@ from typing import Any
 
 from arbsphere.adapters.backends import WIRING_PTY, WIRING_UDP, backend
 from arbsphere.clocksync.settings import ClockSyncSettings
-from arbsphere.contracts import Registry, check_compatibility, default_registry
+from arbsphere.contracts import SchemaRegistry, check_compatibility, default_registry
 from arbsphere.coordinator.admm import AdmmSettings
 from arbsphere.errors import ConfigError
 from arbsphere.privacy.settings import PrivacyConfig
@@ -291,7 +291,7 @@ class _CampaignTable:
     warmup_s: float
 
 
-def _campaign_table(c: _Reader, registry: Registry) -> _CampaignTable:
+def _campaign_table(c: _Reader, registry: SchemaRegistry) -> _CampaignTable:
     c.only(
         {
             "name",
@@ -380,7 +380,7 @@ def _check_masked_venue_count(
 
 
 def _check_graph(
-    r: _Reader, venues_t: _Reader, registry: Registry, graph: str, venues: list[VenueConfig],
+    r: _Reader, venues_t: _Reader, registry: SchemaRegistry, graph: str, venues: list[VenueConfig],
     broker: BrokerConfig, k: CoordinatorConfig,
 ) -> None:  # fmt: skip
     """The contract graph fits the station: the schema versions each role declares, the

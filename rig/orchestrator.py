@@ -71,7 +71,7 @@ BROKER_DEVICE_ID = 200
 
 
 @dataclass
-class Role:
+class LaunchedRole:
     name: str
     kind: (
         str  # "coordinator" | "venue_adapter" | "broker_adapter" | "feed_device" | "broker_device"
@@ -121,7 +121,7 @@ class Orchestrator:
         self.proc_dir = run_dir / "proc"
         self.proc_dir.mkdir(parents=True, exist_ok=True)
         self.clock = clock
-        self.roles: list[Role] = []
+        self.roles: list[LaunchedRole] = []
         #: the pty master fd of every emulated device wired through a pty, by role name
         #: (the emulator inherits it; the orchestrator holds it open until the end)
         self._pty_masters: dict[str, int] = {}
@@ -139,7 +139,7 @@ class Orchestrator:
     # --- process plumbing --------------------------------------------------------------------
     def _spawn(
         self, name: str, kind: str, module: str, cfg: dict[str, Any], pass_fds: tuple[int, ...] = ()
-    ) -> Role:
+    ) -> LaunchedRole:
         cfg_path = self.proc_dir / f"{name}.config.json"
         write_json_atomic(cfg_path, cfg)
         err_path = self.proc_dir / f"{name}.stderr.log"
@@ -152,11 +152,11 @@ class Orchestrator:
                 pass_fds=pass_fds,
                 start_new_session=True,  # a Ctrl-C at the terminal goes to us, not to roles
             )
-        role = Role(name, kind, proc, cfg_path, err_path)
+        role = LaunchedRole(name, kind, proc, cfg_path, err_path)
         self.roles.append(role)
         return role
 
-    def _wait_file(self, role: Role, path: Path) -> dict[str, Any]:
+    def _wait_file(self, role: LaunchedRole, path: Path) -> dict[str, Any]:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if path.exists():
@@ -181,7 +181,7 @@ class Orchestrator:
     def pty_master(self, device: str) -> int:
         return self._pty_masters[device]
 
-    def stderr_tail(self, role: Role, lines: int = 5) -> str:
+    def stderr_tail(self, role: LaunchedRole, lines: int = 5) -> str:
         try:
             text = role.stderr_path.read_text(errors="replace").strip().splitlines()
         except OSError:

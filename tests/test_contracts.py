@@ -16,8 +16,8 @@ import pytest
 
 from arbsphere.contracts import (
     PLAN_LEG_DTYPE,
-    Registry,
     Schema,
+    SchemaRegistry,
     check_compatibility,
     default_registry,
     load_registry_text,
@@ -385,7 +385,7 @@ _ENVELOPE = (
 )
 
 
-def _registry(enums: str, header: str, source: str = "bad.toml") -> Registry:
+def _registry(enums: str, header: str, source: str = "bad.toml") -> SchemaRegistry:
     """A private registry of one schema ``Thing`` with ``header`` fields and ``enums``."""
     text = (
         f"[registry]\nmagic = 1\nenvelope = {_ENVELOPE}\n\n[graphs]\n\n{enums}\n\n"

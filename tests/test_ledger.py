@@ -22,7 +22,7 @@ from arbsphere.security.ledger import (
     LEDGER_FILE,
     EventKind,
     LedgerWriter,
-    canonical_json,
+    canonical_details,
     checkpoint_message,
     read_entries,
     verify_ledger,
@@ -136,10 +136,12 @@ def test_event_kind_numbering_is_fixed() -> None:
 
 
 def test_canonical_json() -> None:
-    assert canonical_json({"b": 1, "a": [1.5, None, "é"]}) == '{"a":[1.5,null,"é"],"b":1}'.encode()
+    assert (
+        canonical_details({"b": 1, "a": [1.5, None, "é"]}) == '{"a":[1.5,null,"é"],"b":1}'.encode()
+    )
     for bad in ({"x": float("nan")}, {"x": (1, 2)}, {1: "int key"}, {"x": {1, 2}}, [1], {"x": b""}):
         with pytest.raises(LedgerError) as info:
-            canonical_json(bad)  # type: ignore[arg-type]
+            canonical_details(bad)  # type: ignore[arg-type]
         assert info.value.reason == "bad_details"
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from arbsphere.contracts import Registry, default_registry
+from arbsphere.contracts import SchemaRegistry, default_registry
 from arbsphere.errors import BudgetExhausted, ConfigError
 
 #: the accounting every budget uses (``state()["composition"]``)
@@ -275,7 +275,7 @@ class PrivacyBudget:
             "composition": COMPOSITION,
         }
 
-    def to_record(self, registry: Registry | None = None) -> np.ndarray:
+    def to_record(self, registry: SchemaRegistry | None = None) -> np.ndarray:
         """One record (shape (1,)) of the registry's ``PrivacyBudget`` header layout. Its
         ``delta`` field carries the δ *spent*: the released stream is
         (epsilon_spent, delta)-DP under basic composition."""

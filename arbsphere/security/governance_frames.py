@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from arbsphere.contracts import Registry, default_registry
+from arbsphere.contracts import SchemaRegistry, default_registry
 from arbsphere.errors import DecodeError
 
 
@@ -76,7 +76,7 @@ def canonical_json(value: Any) -> bytes:
 class FrameCodec:
     """Encodes and decodes ``GovernanceFrame`` messages of one sender (its nonce counter)."""
 
-    def __init__(self, sender_id: int, registry: Registry | None = None) -> None:
+    def __init__(self, sender_id: int, registry: SchemaRegistry | None = None) -> None:
         self.reg = registry if registry is not None else default_registry()
         self.schema = self.reg.schema("GovernanceFrame")
         self.sender_id = sender_id

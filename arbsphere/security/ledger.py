@@ -151,7 +151,7 @@ class LedgerEntry:
         return leaf_hash(self.raw)
 
 
-def canonical_json(details: Mapping[str, Any]) -> bytes:
+def canonical_details(details: Mapping[str, Any]) -> bytes:
     """The canonical payload bytes of ``details``: sorted keys, no whitespace, UTF-8.
 
     ``details`` must be JSON-native (dicts with str keys, lists, str, int, finite float, bool,
@@ -216,7 +216,7 @@ def _decode_entry(raw: bytes, index: int, offset: int, prev: bytes, path: str) -
     if not isinstance(details, dict):
         raise fail(f"payload is a JSON {type(details).__name__}, not an object", "payload")
     try:
-        canonical = canonical_json(details)
+        canonical = canonical_details(details)
     except LedgerError as exc:
         raise fail(f"payload is not canonical JSON: {exc}", "non_canonical") from exc
     if canonical != payload:
@@ -517,7 +517,7 @@ class LedgerWriter:
         for name, value in (("actor", actor), ("subject", subject)):
             if not _is_int(value) or not 0 <= value <= _U32_MAX:
                 raise LedgerError(f"{name} {value!r} is not a u32", reason="bad_field")
-        payload = canonical_json(details)
+        payload = canonical_details(details)
         if HEADER_SIZE + len(payload) > MAX_ENTRY_BYTES:
             raise LedgerError(
                 f"details of {len(payload)} bytes exceed the entry limit {MAX_ENTRY_BYTES}",

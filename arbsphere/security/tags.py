@@ -55,13 +55,14 @@ from __future__ import annotations
 import hmac
 import struct
 from collections.abc import Mapping, Sequence
-from typing import NoReturn, Protocol
+from typing import NoReturn
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from arbsphere.clock import Clock
 from arbsphere.contracts import default_registry
 from arbsphere.errors import CredentialError, MessageRefused
 from arbsphere.layout import STRUCT_CODES, Layout
@@ -89,12 +90,6 @@ _U32_MAX = 0xFFFF_FFFF
 _X25519_PUBLIC_BYTES = 32
 
 Buffer = bytes | bytearray | memoryview
-
-
-class Clock(Protocol):
-    """The receiver's clock on the rig timebase (the sender stamps ``origin_ts_ns`` on it)."""
-
-    def now_ns(self) -> int: ...
 
 
 # --- link keys ---------------------------------------------------------------------------------
