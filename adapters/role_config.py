@@ -8,12 +8,12 @@ device link's settings are the dataclass its backend names (:mod:`.backends`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from arbsphere.adapters.backends import BrokerLinkSpec, FeedLinkSpec
 from arbsphere.adapters.signal_privacy import PrivacySettings
 from arbsphere.adapters.sync_master import SyncSettings
 from arbsphere.errors import ConfigError
+from arbsphere.security.role_security import SecuritySettings
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class VenueRoleConfig:
     federated: VenueFederation | None = None
     #: the role's security table (written by the campaign registry, checked by
     #: :class:`~arbsphere.security.role_security.SecuritySettings`); None: plaintext, no tags
-    security: dict[str, Any] | None = None
+    security: SecuritySettings | None = None
 
     def __post_init__(self) -> None:
         if self.n_assets < 1:
@@ -93,4 +93,4 @@ class BrokerRoleConfig:
     #: the clock-sync exchange with the broker device (None: none)
     sync: SyncSettings | None = None
     #: as :attr:`VenueRoleConfig.security`
-    security: dict[str, Any] | None = None
+    security: SecuritySettings | None = None

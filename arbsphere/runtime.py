@@ -93,8 +93,13 @@ C = TypeVar("C")
 
 
 def config_to_json(config: Any) -> dict[str, Any]:
-    """A role config dataclass as the JSON object :func:`config_from_json` reads back."""
-    return dataclasses.asdict(config)
+    """A role config dataclass as the JSON object :func:`config_from_json` reads back (paths
+    as strings)."""
+    return dataclasses.asdict(config, dict_factory=_json_native)
+
+
+def _json_native(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in items}
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ writes it as JSON; the role process reads it back into the same dataclass
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from arbsphere.coordinator.admm import AdmmSettings
 from arbsphere.errors import ConfigError
+from arbsphere.security.role_security import SecuritySettings
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class CoordinatorRoleConfig:
     federated: FederatedSettings | None = None
     #: the role's security table (written by the campaign registry, checked by
     #: :class:`~arbsphere.security.role_security.SecuritySettings`); None: plaintext, no tags
-    security: dict[str, Any] | None = None
+    security: SecuritySettings | None = None
     #: venue name -> venue id (the rounds' peers and the signal epochs' names)
     venue_ids: dict[str, int] = field(default_factory=dict)
 

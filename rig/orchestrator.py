@@ -50,6 +50,7 @@ from arbsphere.runtime import config_to_json, write_json_atomic
 from arbsphere.security.campaign_registry import CampaignRegistry, make_members
 from arbsphere.security.governance_frames import canonical_json
 from arbsphere.security.ledger import EventKind
+from arbsphere.security.role_security import SecuritySettings
 from arbsphere.sender_ids import (
     BROKER_SENDER_ID,
     COORDINATOR_SENDER_ID,
@@ -234,7 +235,7 @@ class Orchestrator:
             signal_release_interval_ms=self.campaign.security.privacy.release_interval_ms,
         )  # fmt: skip
 
-    def _security_table(self, name: str) -> dict[str, Any] | None:
+    def _security_table(self, name: str) -> SecuritySettings | None:
         """Role ``name``'s security table (None: no registry, plaintext)."""
         return None if self.registry is None else self.registry.role_settings(name)
 

@@ -32,9 +32,19 @@ from arbsphere.replay.player import PlayerRoleConfig
 from arbsphere.rig.config import load_campaign
 from arbsphere.rig.orchestrator import Orchestrator
 from arbsphere.runtime import RoleProcess, StopFlag, config_from_json, config_to_json, serve_role
+from arbsphere.security.role_security import SecuritySettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = "proc/coordinator.config.json"
+
+
+def _security(name: str) -> SecuritySettings:
+    return SecuritySettings(
+        name=name, keys_dir=Path("/tmp/run/keys"), roster={"a": 1}, registry_name="registry",
+        registry_endpoint="tcp://127.0.0.1:5557", transport="curve", tags=True,
+        attest_plan_deltas=False, replay_window=1024, max_past_ns=2_000_000_000,
+        max_future_ns=500_000_000, credential_skew_ns=1_000_000,
+    )  # fmt: skip
 
 
 def _federated() -> CoordinatorRoleConfig:
@@ -48,7 +58,7 @@ def _federated() -> CoordinatorRoleConfig:
             round_timeout_ms=1000, stale_after_ms=250, unresponsive_retry_ms=5000.0,
             secure_aggregation=True, signal_release_interval_ms=None,
         ),
-        security={"name": "coordinator", "roster": {"a": 1}},
+        security=_security("coordinator"),
         venue_ids={"venue_a": 0, "venue_b": 1},
     )  # fmt: skip
 
@@ -162,7 +172,7 @@ def _venue(link: str = "udp", secure: bool = True) -> VenueRoleConfig:
             rounds_endpoint="tcp://127.0.0.1:5556", protocol="admm",
             signal_release_interval_ms=250.0, secure_aggregation=secure, privacy=privacy,
         ),
-        security={"name": "venue_a"} if secure else None,
+        security=_security("venue_a") if secure else None,
     )  # fmt: skip
 
 
@@ -226,6 +236,10 @@ def test_a_link_of_the_wrong_backend_is_refused_when_built() -> None:
         (lambda d: d.update(security=None), "federated.secure_aggregation",
          "needs the security table"),
         (lambda d: d.update(fee_bp=True), "fee_bp", "wrong type bool"),
+        (lambda d: d["security"].update(transport="tls"), "security.transport",
+         "must be 'curve' or 'plaintext'"),
+        (lambda d: d["security"].pop("keys_dir"), "security.keys_dir", "missing required key"),
+        (lambda d: d["security"].update(tags="yes"), "security.tags", "wrong type str"),
     ],
 )  # fmt: skip
 def test_a_wrong_venue_key_is_named_with_its_file(

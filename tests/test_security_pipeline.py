@@ -40,7 +40,7 @@ from arbsphere.security.campaign_registry import (
 from arbsphere.security.identity import Role, RoleIdentity
 from arbsphere.security.ledger import EventKind, LedgerEntry, read_entries, verify_ledger
 from arbsphere.security.merkle import MerkleTree, leaf_hash
-from arbsphere.security.role_security import PIPELINE, RoleSecurity, SecuritySettings
+from arbsphere.security.role_security import PIPELINE, RoleSecurity
 from arbsphere.security.secure_socket import SecureSocket
 from arbsphere.security.settings import SecurityConfig
 from arbsphere.security.tags import Sealer
@@ -186,7 +186,7 @@ class Campaign:
         for name in ROLES:
             ctx: zmq.Context[Any] = zmq.Context()
             self.ctxs[name] = ctx
-            settings_table = SecuritySettings.from_cfg(self.registry.role_settings(name), name)
+            settings_table = self.registry.role_settings(name)
             self.roles[name] = RoleSecurity(settings_table, self.clock, ctx, source=name)
         for sec in self.roles.values():
             sec.connect_registry()

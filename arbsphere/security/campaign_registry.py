@@ -17,6 +17,7 @@ Runs in the rig's process (a thread) for the length of one campaign run:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -159,25 +160,23 @@ class CampaignRegistry:
     def write_roster(self) -> None:
         write_json_atomic(self.run_dir / IDENTITIES_FILE, self.roster.to_json())
 
-    def role_settings(self, name: str) -> dict[str, Any]:
+    def role_settings(self, name: str) -> SecuritySettings:
         """The ``security`` table of role ``name``'s configuration."""
         s = self.settings
-        return {
-            "name": name,
-            "keys_dir": str(self.keys_dir),
-            "roster": self.roster.to_json(),
-            "registry_name": REGISTRY_NAME,
-            "registry_endpoint": self.endpoint,
-            "transport": s.transport,
-            "tags": s.tags,
-            "attest_plan_deltas": s.attest_plan_deltas,
-            "replay_window": s.replay_window,
-            "max_past_ns": round(s.max_past_ms * 1e6),
-            "max_future_ns": round(s.max_future_ms * 1e6),
-            "credential_skew_ns": CREDENTIAL_SKEW_NS,
-            # the federated rounds' secure aggregation (coordinator and venues read it)
-            "secure_aggregation": s.secure_aggregation,
-        }
+        return SecuritySettings(
+            name=name,
+            keys_dir=self.keys_dir,
+            roster=self.roster.to_json(),
+            registry_name=REGISTRY_NAME,
+            registry_endpoint=self.endpoint,
+            transport=s.transport,
+            tags=s.tags,
+            attest_plan_deltas=s.attest_plan_deltas,
+            replay_window=s.replay_window,
+            max_past_ns=round(s.max_past_ms * 1e6),
+            max_future_ns=round(s.max_future_ms * 1e6),
+            credential_skew_ns=CREDENTIAL_SKEW_NS,
+        )
 
     def public_keys(self) -> dict[str, Ed25519PublicKey]:
         return {
@@ -189,9 +188,8 @@ class CampaignRegistry:
     def start(self) -> None:
         """Bind the registry socket and start the thread (``endpoint`` is then known)."""
         ctx: zmq.Context[Any] = zmq.Context()
-        settings = SecuritySettings.from_cfg(
-            {**self.role_settings(REGISTRY_NAME), "registry_endpoint": "inproc://unused"},
-            "registry",
+        settings = dataclasses.replace(
+            self.role_settings(REGISTRY_NAME), registry_endpoint="inproc://unused"
         )
         sec = RoleSecurity(settings, self.clock, ctx, source="registry")
         sec.sink = self._own_event  # the registry's own refusals (ZAP, governance tags)

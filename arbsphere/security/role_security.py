@@ -79,11 +79,13 @@ _SENDER_OFFSET = 8  # envelope: magic u32, schema_id u16, schema_version u16, se
 
 @dataclass(frozen=True)
 class SecuritySettings:
-    """The ``security`` table of a role's configuration (see the orchestrator)."""
+    """The ``security`` table of a role's configuration: built by the campaign registry
+    (:meth:`~arbsphere.security.campaign_registry.CampaignRegistry.role_settings`), carried in
+    the role config the orchestrator writes and read back as this dataclass by the role."""
 
     name: str
     keys_dir: Path
-    roster: Mapping[str, Any]
+    roster: dict[str, Any]
     registry_name: str
     registry_endpoint: str
     transport: str
@@ -94,35 +96,11 @@ class SecuritySettings:
     max_future_ns: int
     credential_skew_ns: int
 
-    @classmethod
-    def from_cfg(cls, data: Any, source: str) -> SecuritySettings:
-        """Validate the table; errors name the file and key."""
-        if not isinstance(data, Mapping):
-            raise ConfigError("must be a table", file=source, key="security")
-        try:
-            s = cls(
-                name=str(data["name"]),
-                keys_dir=Path(data["keys_dir"]),
-                roster=data["roster"],
-                registry_name=str(data["registry_name"]),
-                registry_endpoint=str(data["registry_endpoint"]),
-                transport=str(data["transport"]),
-                tags=bool(data["tags"]),
-                attest_plan_deltas=bool(data["attest_plan_deltas"]),
-                replay_window=int(data["replay_window"]),
-                max_past_ns=int(data["max_past_ns"]),
-                max_future_ns=int(data["max_future_ns"]),
-                credential_skew_ns=int(data["credential_skew_ns"]),
-            )
-        except KeyError as exc:
-            raise ConfigError("missing key", file=source, key=f"security.{exc.args[0]}") from exc
-        if s.transport not in ("curve", "plaintext"):
+    def __post_init__(self) -> None:
+        if self.transport not in ("curve", "plaintext"):
             raise ConfigError(
-                f"must be 'curve' or 'plaintext' (value {s.transport!r})",
-                file=source,
-                key="security.transport",
+                f"must be 'curve' or 'plaintext' (value {self.transport!r})", key="transport"
             )
-        return s
 
 
 def refusal_kind(reason: str, *, handshake: bool = False) -> EventKind:

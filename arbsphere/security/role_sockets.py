@@ -181,17 +181,17 @@ class Secured(Plaintext):
 
 
 def role_sockets(
-    table: Mapping[str, Any] | None, source: str, clock: Clock, ctx: zmq.Context[Any]
+    settings: SecuritySettings | None, source: str, clock: Clock, ctx: zmq.Context[Any]
 ) -> Plaintext | Secured:
-    """The role's security, decided once: its config's ``security`` table (checked here,
-    errors name ``source``), or :class:`Plaintext` when it has none."""
-    if table is None:
+    """The role's security, decided once: its config's ``security`` settings, or
+    :class:`Plaintext` when it has none (errors name ``source``)."""
+    if settings is None:
         return Plaintext()
-    return Secured(open_role_security(table, source, clock, ctx))
+    return Secured(open_role_security(settings, source, clock, ctx))
 
 
 def open_role_security(
-    table: Mapping[str, Any], source: str, clock: Clock, ctx: zmq.Context[Any]
+    settings: SecuritySettings, source: str, clock: Clock, ctx: zmq.Context[Any]
 ) -> RoleSecurity:
-    """The :class:`RoleSecurity` of a role config's ``security`` table."""
-    return RoleSecurity(SecuritySettings.from_cfg(table, source), clock, ctx, source=source)
+    """The :class:`RoleSecurity` of a role config's ``security`` settings."""
+    return RoleSecurity(settings, clock, ctx, source=source)
