@@ -11,9 +11,10 @@ protocols' math both sides share (:mod:`arbsphere.admm_updates`, :mod:`arbsphere
 :mod:`arbsphere.journal`, :mod:`arbsphere.clocksync`, :mod:`arbsphere.security`,
 :mod:`arbsphere.privacy` and :mod:`arbsphere.replay`.
 
-The layers, enforced by ``lint-imports`` (``pyproject.toml``), from the top: rig; kpi; replay;
-the roles (coordinator | adapters); the protocols; the subsystems (journal | clocksync |
-security; then privacy); plan | firmware_interfaces; the contracts; the error tree.
+The layers, enforced by ``lint-imports`` (``pyproject.toml``), from the top: rig | testing
+(the testing kit, :mod:`arbsphere.testing`); kpi; replay; the roles (coordinator | adapters);
+the protocols; the subsystems (journal | clocksync | security; then privacy);
+plan | firmware_interfaces; the contracts; the error tree.
 """
 
 __version__ = "0.1.0"
