@@ -580,6 +580,18 @@ def _stop(proc: subprocess.Popen[bytes], rigs: Sequence[RigEnd]) -> None:
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
 
 
+#: the feeds tick on this long after the last exchange: the control window the lateness while
+#: exchanging is judged against (what a loaded host does to the schedule shows in both)
+CONTROL_S = 0.3
+
+
+def _pump_for(rigs: Sequence[RigEnd], seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        for rig in rigs:
+            rig.pump(max(1, min(20, int(left * 1000))))
+
+
 def _check_ticks(ticks: list[Received], stats: dict[str, Any], rig: RigEnd) -> None:
     """Every tick the device sent arrived, none skipped, intended times never moved, and while
     the exchanges ran (the device was stopped after them) the ticks went out on time."""
@@ -609,9 +621,16 @@ def _check_ticks(ticks: list[Received], stats: dict[str, Any], rig: RigEnd) -> N
     print(f"ticks: {n}; {len(w)} while exchanging: late > 200 us {over}, median {med:.0f} us, "
           f"p99 {p99:.0f} us, max {w.max():.0f} us; right after a SYNC: median "
           f"{np.median(after):.0f} us, max {after.max():.0f} us ({len(after)})")  # fmt: skip
-    # a loaded 2-vCPU box stalls now and then; a schedule the sync disturbs is late throughout
-    assert over <= len(w) // 4 and med < 200.0
-    assert len(after) >= 5 and np.median(after) < 500.0
+    # the control window: ticks due from 50 ms after the last exchange on, no SYNC in between
+    ctrl = late_us[intended >= last + 50 * MS]
+    assert len(ctrl) >= 100, "the feed did not tick on after the exchanges"
+    c_over, c_med = float((ctrl > 200.0).mean()), float(np.median(ctrl))
+    print(f"control: {len(ctrl)} ticks, late > 200 us {c_over:.0%}, median {c_med:.0f} us")
+    # A schedule the sync disturbs is late throughout the exchanges, not in the control window.
+    # On a quiet host (control on time) this is: at most a quarter late, median < 200 us; a
+    # loaded host makes both windows late, and only the exchanges' excess is judged.
+    assert over / len(w) <= c_over + 0.25 and med < max(200.0, c_med + 150.0)
+    assert len(after) >= 5 and np.median(after) < max(500.0, c_med + 450.0)
 
 
 def test_feed_udp_answers_clock_sync_while_ticking(tmp_path: Path) -> None:
@@ -650,7 +669,7 @@ def test_feed_udp_answers_clock_sync_while_ticking(tmp_path: Path) -> None:
         # one more exchange as a barrier: the feed handles its input in order, so once this
         # SYNC is answered every bad input before it was handled (however slow the host)
         rig.exchange()
-        rig.pump(50)
+        _pump_for([rig], CONTROL_S)
         _stop(feed, [rig])
     finally:
         sender.close()
@@ -764,8 +783,7 @@ def test_feed_serial_answers_clock_sync_and_to_device_delay_shows_in_t2(tmp_path
         bad_crc = cobs.encode(_rig_msg(dm.MSG_SYNC, 21, 999, 0) + b"\xde\xad\xbe\xef") + b"\x00"
         bad_cobs = b"\x09ab\x00"  # the code byte runs past the frame end
         os.write(ends["plain"][1].fileno(), bad_crc + bad_cobs)
-        for rig in rigs.values():
-            rig.pump(50)
+        _pump_for(list(rigs.values()), CONTROL_S)
         for _, _, proc in ends.values():
             _stop(proc, list(rigs.values()))
     finally:
