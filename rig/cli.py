@@ -9,6 +9,8 @@
                               compare every PlanDelta byte for byte (exit 1 names the record).
 ``arbsphere replay RUN_DIR --speed 1|N|max``  drive the live pipeline from the journal.
 ``arbsphere verify RUN_DIR [--authority DID]``  check file hashes, credentials and the ledger.
+``arbsphere probe [--json]``  this host's network interfaces (address, timestamping capabilities
+                              read from the kernel) and serial ports (USB identity, latency timer).
 ``arbsphere headers``         regenerate the committed C headers from the layout declarations.
 
 Exit codes: 0 complete run; 1 the run ended early (its result set is written and marked
@@ -295,6 +297,17 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace, console: Console) -> int:
+    from arbsphere.rig.probe import print_probe, probe_host
+
+    found = probe_host()
+    if args.json:
+        print(json.dumps(found, indent=2))
+    else:
+        print_probe(found, console)
+    return 0
+
+
 def cmd_headers(args: argparse.Namespace, console: Console) -> int:
     from arbsphere.contracts_header import render_contracts_header
     from arbsphere.firmware_interfaces.device_header import render_device_header
@@ -385,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--authority", metavar="DID", help="the campaign authority you trust (did:key:z...)"
     )
     ver.set_defaults(func=cmd_verify)
+    probe = sub.add_parser(
+        "probe", help="list this host's network interfaces (timestamping) and serial ports"
+    )
+    probe.add_argument("--json", action="store_true", help="JSON on stdout instead of tables")
+    probe.set_defaults(func=cmd_probe)
     headers = sub.add_parser("headers", help="regenerate the C headers")
     headers.set_defaults(func=cmd_headers)
     return parser
