@@ -35,6 +35,7 @@ from arbsphere.kpi.report import render_report
 from arbsphere.kpi.resultset import ResultSetWriter, sha256_file
 from arbsphere.rig.config import Campaign
 from arbsphere.rig.orchestrator import Orchestrator, RunOutcome, synced_devices
+from arbsphere.rig.probe import device_findings
 
 
 @dataclass
@@ -197,6 +198,7 @@ class _AnalysedRun:
             "config": campaign.resolved(),
             "timebase": "CLOCK_REALTIME ns (same clock as kernel SO_TIMESTAMPING software stamps)",
             "timestamp_source": timestamp_sources,
+            "devices": device_findings(campaign.venues, campaign.broker),
             "clock_model": _clock_models(campaign, self.tracks),
             "roles": outcome.roles,
             "journal": _journal_entry(analysis.stats, campaign),

@@ -83,3 +83,59 @@ def print_probe(found: dict[str, Any], console: Console) -> None:
             p["serial_number"] or "-", "-" if timer is None else f"{timer} ms",
         )  # fmt: skip
     console.print(ports)
+
+
+def interface_with_address(ipv4: str) -> str | None:
+    """The interface holding ``ipv4`` (None: no interface has it)."""
+    for _, name in socket.if_nameindex():
+        if ipv4_address(name) == ipv4:
+            return name
+    return None
+
+
+def route_source(host: str) -> str | None:
+    """The local IPv4 address the kernel would send to ``host`` from (a UDP ``connect``, which
+    sends nothing), or None when there is no route."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect((host, 9))
+        except OSError:
+            return None
+        return str(sock.getsockname()[0])
+
+
+def udp_endpoint(local_ipv4: str | None) -> dict[str, Any]:
+    """What the probe finds for a UDP link whose rig side uses ``local_ipv4``."""
+    if local_ipv4 in (None, "0.0.0.0"):
+        return {"link": "udp", "local_address": local_ipv4, "interface": None}
+    name = interface_with_address(local_ipv4)
+    found: dict[str, Any] = {"link": "udp", "local_address": local_ipv4, "interface": name}
+    if name is not None:
+        found.update(interface_record(name))
+    return found
+
+
+def serial_endpoint(port: str) -> dict[str, Any]:
+    """What the probe finds for a serial link on ``port`` ("pty": an emulator's pty)."""
+    if port == "pty":
+        return {"link": "serial", "port": "pty", "note": "a pty the rig allocates for an emulator"}
+    listed = {p.device: p for p in serial_ports()}
+    entry = listed.get(port)
+    return {"link": "serial", "port": port, "listed": entry is not None,
+            **({} if entry is None else entry.to_json())}  # fmt: skip
+
+
+def device_findings(venues: Any, broker: Any) -> dict[str, dict[str, Any]]:
+    """Per device of a campaign (``venues``: its VenueConfigs, ``broker``: its BrokerConfig),
+    the rig side of its link as the probe finds it: the interface and its timestamping for UDP,
+    the port for serial. Recorded in the manifest (``devices``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for v in venues:
+        out[v.name] = (
+            udp_endpoint(v.bind_host) if v.link == "udp" else serial_endpoint(v.port)
+        ) | {"device": v.device}
+    b = broker
+    out[b.name] = (
+        udp_endpoint(route_source(b.device_host)) if b.link == "udp" else serial_endpoint(b.port)
+    ) | {"device": b.device}
+    return out

@@ -40,3 +40,23 @@ def test_the_probe_command_prints_json_a_machine_reads() -> None:
     names = [r["interface"] for r in found["interfaces"]]
     assert "lo" in names
     assert isinstance(found["serial_ports"], list)
+
+
+def test_a_loopback_campaign_s_devices_are_found_on_lo_and_a_pty() -> None:
+    from arbsphere.rig.config import load_campaign
+    from arbsphere.rig.probe import device_findings, route_source, serial_endpoint
+
+    campaign = load_campaign(Path("campaigns/loopback.toml"))
+    found = device_findings(campaign.venues, campaign.broker)
+    assert set(found) == {v.name for v in campaign.venues} | {campaign.broker.name}
+    links = {v.name: v.link for v in campaign.venues}
+    for name, link in links.items():
+        if link == "udp":
+            assert found[name]["interface"] == "lo"
+            assert found[name]["timestamping"]["software_rx"]
+        else:
+            assert found[name]["port"] == "pty"
+    assert found[campaign.broker.name]["interface"] == "lo"
+    assert route_source("127.0.0.1") == "127.0.0.1"
+    missing = serial_endpoint("/dev/ttyNOSUCH9")
+    assert missing["listed"] is False and missing["port"] == "/dev/ttyNOSUCH9"
