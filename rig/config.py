@@ -629,6 +629,11 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
     )
     device = r.choice("device", ("emulator", "hardware"), "emulator")
     link = _link(r, "feed", device)
+    if device == "hardware":
+        _refuse_emulator_keys(r, ("outage_s", "clock", "impairment"))
+        if link == "udp" and r.data.get("bind_port", 0) == 0:
+            r.fail("bind_port", r.data.get("bind_port", 0), "a hardware feed sends to a fixed "
+                   "port: set the rig's bind_port (0 picks an ephemeral one)")  # fmt: skip
     outage: tuple[float, float] | None = None
     if "outage_s" in r.data:
         raw = r.data["outage_s"]
@@ -655,6 +660,13 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
         impairment=_impairment(r, "impairment"),
         outage_s=outage,
     )
+
+
+def _refuse_emulator_keys(r: _Reader, keys: tuple[str, ...]) -> None:
+    """A hardware device's table may not carry keys only an emulator acts on."""
+    for key in keys:
+        if key in r.data:
+            r.fail(key, r.data[key], 'only an emulated device has this; the device is "hardware"')
 
 
 def _link(r: _Reader, role: str, device: str, default: str | None = None) -> str:
@@ -737,6 +749,11 @@ def _broker(r: _Reader) -> BrokerConfig:
     )
     device = r.choice("device", ("emulator", "hardware"), "emulator")
     link = _link(r, "broker", device, "udp")
+    if device == "hardware":
+        _refuse_emulator_keys(r, ("clock", "fill_mode", "fills"))
+        if link == "udp" and r.data.get("device_port", 0) == 0:
+            r.fail("device_port", r.data.get("device_port", 0), "a hardware broker listens on "
+                   "a fixed port: set device_port (0 means the emulator picks one)")  # fmt: skip
     if "impairment" in r.data and backend(link, role="broker").wiring != WIRING_UDP:
         r.fail("impairment", dict(r.table("impairment").data), f"the broker's impairment is a "
                f"UDP relay between adapter and device; link {link!r} has none (use link = "

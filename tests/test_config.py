@@ -95,6 +95,50 @@ def test_bad_values_name_file_and_key(
 BROKER_UDP = 'link = "udp"\ndevice = "emulator"\ndevice_host'
 
 
+def _without_fills(text: str) -> str:
+    """The campaign without the broker emulator's fill policy (fill_mode and [broker.fills])."""
+    lines = text.splitlines(keepends=True)
+    out, skipping = [], False
+    for line in lines:
+        if line.startswith("[broker.fills]"):
+            skipping = True
+            continue
+        if skipping and line.startswith("["):
+            skipping = False
+        if skipping or line.startswith("fill_mode ="):
+            continue
+        out.append(line)
+    return "".join(out)
+
+
+def test_a_hardware_device_refuses_emulator_only_keys_and_port_0(tmp_path: Path) -> None:
+    hw_udp = _without_fills(LOOPBACK.replace(BROKER_UDP, 'link = "udp"\ndevice = "hardware"\n'
+                                             'device_host'))  # fmt: skip
+    path = _write(tmp_path, hw_udp)
+    with pytest.raises(ConfigError) as info:
+        load_campaign(path)
+    assert str(info.value).startswith(f"{path}: key 'broker.device_port'"), info.value
+    assert "a hardware broker listens on a fixed port" in str(info.value)
+    fixed = hw_udp.replace("device_port = 0", "device_port = 4100")
+    assert load_campaign(_write(tmp_path, fixed)).broker.device_port == 4100
+    venue = 'device = "emulator"\nbind_host = "127.0.0.1"\nbind_port = 0'
+    assert venue in fixed
+    hw_venue = fixed.replace(
+        venue, 'device = "hardware"\nbind_host = "127.0.0.1"\nbind_port = 0', 1
+    )
+    path = _write(tmp_path, hw_venue)
+    with pytest.raises(ConfigError) as info:
+        load_campaign(path)
+    assert str(info.value).startswith(f"{path}: key 'venues.venue_a.bind_port'"), info.value
+    on_port = hw_venue.replace("bind_port = 0", "bind_port = 4200\noutage_s = [1, 2]", 1)
+    path = _write(tmp_path, on_port)
+    with pytest.raises(ConfigError) as info:
+        load_campaign(path)
+    assert str(info.value).startswith(f"{path}: key 'venues.venue_a.outage_s'"), info.value
+    ok = load_campaign(_write(tmp_path, on_port.replace("\noutage_s = [1, 2]", "", 1)))
+    assert (ok.venues[0].device, ok.venues[0].bind_port) == ("hardware", 4200)
+
+
 def test_a_serial_broker_loads_and_its_port_follows_the_device(tmp_path: Path) -> None:
     assert BROKER_UDP in LOOPBACK
     serial = LOOPBACK.replace(BROKER_UDP, 'link = "serial"\ndevice = "emulator"\ndevice_host')
@@ -102,6 +146,13 @@ def test_a_serial_broker_loads_and_its_port_follows_the_device(tmp_path: Path) -
     assert (broker.link, broker.port, broker.baudrate) == ("serial", "pty", 921_600)
     hardware = serial.replace('device = "emulator"\ndevice_host', 'device = "hardware"\n'
                               'port = "/dev/ttyUSB3"\nbaudrate = 115200\ndevice_host')  # fmt: skip
+    # the fill policy is the emulator's: a hardware broker's table may not carry it
+    path = _write(tmp_path, hardware)
+    with pytest.raises(ConfigError) as info:
+        load_campaign(path)
+    assert str(info.value).startswith(f"{path}: key 'broker.fill_mode'"), info.value
+    assert 'only an emulated device has this; the device is "hardware"' in str(info.value)
+    hardware = _without_fills(hardware)
     broker = load_campaign(_write(tmp_path, hardware)).broker
     assert (broker.device, broker.port, broker.baudrate) == ("hardware", "/dev/ttyUSB3", 115200)
     # a hardware serial device needs its port's path; an emulated one is wired through a pty
