@@ -25,14 +25,11 @@ SIGTERM/SIGINT.
 
 from __future__ import annotations
 
-import errno
-import os
 import select
 import sys
 from pathlib import Path
 
 from arbsphere.clock import RealtimeClock
-from arbsphere.errors import LinkError
 from arbsphere.firmware_interfaces.emulators.broker_udp import BrokerDevice, read_fill_policy
 from arbsphere.firmware_interfaces.emulators.device_main import (
     ConfigReader,
@@ -47,6 +44,7 @@ from arbsphere.firmware_interfaces.emulators.feed_serial import (
     READ_CHUNK,
     SerialDeviceTransmitter,
     open_device_end,
+    read_device_end,
 )
 from arbsphere.firmware_interfaces.emulators.sync_responder import (
     T3_OFFSET,
@@ -108,14 +106,9 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
             if fd not in readable:
                 continue
             for _ in range(MAX_READS):
-                try:
-                    data = os.read(fd, READ_CHUNK)
-                except BlockingIOError:
+                data = read_device_end(fd, f"broker device: read from {where}")
+                if data is None:
                     break
-                except OSError as exc:
-                    if exc.errno != errno.EIO:
-                        raise LinkError(f"broker device: read from {where} failed: {exc}") from exc
-                    data = b""
                 if not data:  # EIO or EOF: nobody at the rig end right now
                     hangups += retry_ns is None
                     retry_ns = rig.now_ns() + round(HANGUP_RETRY_S * 1e9)

@@ -138,6 +138,20 @@ class SerialDeviceTransmitter:
         """Leaves the fd open: its owner (the caller or the serial port) closes it."""
 
 
+def read_device_end(fd: int, what: str) -> bytes | None:
+    """One non-blocking read of a device end (pty master or serial port): the bytes, ``b""``
+    when nobody is at the rig end right now (EOF, or a pty's EIO once its slave is closed), or
+    None when nothing is waiting. Any other error is a LinkError naming ``what``."""
+    try:
+        return os.read(fd, READ_CHUNK)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        if exc.errno != errno.EIO:
+            raise LinkError(f"{what} failed: {exc}") from exc
+        return b""
+
+
 class SerialRigInbound(RigInbound):
     """Rig frames read from the link fd; each valid frame is one message."""
 
@@ -177,14 +191,9 @@ class SerialRigInbound(RigInbound):
     def read_units(self) -> list[Unit]:
         out: list[Unit] = []
         for _ in range(MAX_READS):
-            try:
-                data = os.read(self.fd, READ_CHUNK)
-            except BlockingIOError:
+            data = read_device_end(self.fd, f"{self.name}: read")
+            if data is None:
                 break
-            except OSError as exc:
-                if exc.errno != errno.EIO:
-                    raise LinkError(f"{self.name}: read failed: {exc}") from exc
-                data = b""
             if not data:  # EIO or EOF: nobody at the rig end right now
                 self.hangups += self._retry_ns is None
                 self._retry_ns = self.clock.now_ns() + round(HANGUP_RETRY_S * 1e9)
