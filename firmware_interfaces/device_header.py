@@ -67,6 +67,8 @@ def device_constants() -> list[tuple[str, int, str]]:
         out.append((f"ARBSPHERE_MSG_{name}", code, "reserved"))
     for name, code in decl.ack_status.items():
         out.append((f"ARBSPHERE_ACK_STATUS_{name}", code, "arbsphere_ack_t.status"))
+    for name, code in decl.arm_status.items():
+        out.append((f"ARBSPHERE_ARM_STATUS_{name}", code, "arbsphere_armed_t.status"))
     out += [
         ("ARBSPHERE_SERIAL_MAX_PAYLOAD", serial_framing.MAX_PAYLOAD, "message bytes per frame"),
         ("ARBSPHERE_DATAGRAM_HEADER_SIZE", udp_datagram.HEADER_SIZE, "UDP datagram header"),

@@ -6,6 +6,7 @@ record, the common 8-byte header followed by the body of its type::
 
     header (8 B): msg_type u8 | version u8 | length u16 (whole message) | device_id u32
     TICK 1 (72 B), ORDER 2 (56 B), ACK 3 (56 B), HEARTBEAT 4 (24 B),
+    start handshake: ARM 5 (48 B), ARMED 6 (40 B), START 7 (24 B),
     clock-sync exchange: SYNC 16 (24 B), FOLLOW_UP 17 (24 B), DELAY_REQ 18 (32 B),
     DELAY_RESP 19 (24 B)
 
@@ -56,6 +57,7 @@ class Declarations:
     messages: tuple[MessageType, ...]
     reserved: Mapping[str, int]
     ack_status: Mapping[str, int]
+    arm_status: Mapping[str, int]
     datagram_c_name: str
     datagram_header: Layout
 
@@ -111,6 +113,7 @@ def load_declarations(text: str, *, source: str) -> Declarations:
         messages=tuple(messages),
         reserved=reserved,
         ack_status={k: int(v) for k, v in _table(data, "ack_status", source).items()},
+        arm_status={k: int(v) for k, v in _table(data, "arm_status", source).items()},
         datagram_c_name=_str(dgram, "c_name", f"{source}: [datagram]"),
         datagram_header=build_layout(
             "datagram_header",
@@ -164,18 +167,26 @@ MSG_TICK: int = _BY_NAME["TICK"].code
 MSG_ORDER: int = _BY_NAME["ORDER"].code
 MSG_ACK: int = _BY_NAME["ACK"].code
 MSG_HEARTBEAT: int = _BY_NAME["HEARTBEAT"].code
+MSG_ARM: int = _BY_NAME["ARM"].code
+MSG_ARMED: int = _BY_NAME["ARMED"].code
+MSG_START: int = _BY_NAME["START"].code
 MSG_SYNC: int = _BY_NAME["SYNC"].code
 MSG_FOLLOW_UP: int = _BY_NAME["FOLLOW_UP"].code
 MSG_DELAY_REQ: int = _BY_NAME["DELAY_REQ"].code
 MSG_DELAY_RESP: int = _BY_NAME["DELAY_RESP"].code
 #: The clock-sync exchange's message types (never market or order traffic).
 SYNC_TYPES: frozenset[int] = frozenset((MSG_SYNC, MSG_FOLLOW_UP, MSG_DELAY_REQ, MSG_DELAY_RESP))
+#: The start handshake's message types.
+START_TYPES: frozenset[int] = frozenset((MSG_ARM, MSG_ARMED, MSG_START))
 RESERVED_TYPES: frozenset[int] = frozenset(DECLARATIONS.reserved.values())
 
 ACK_STATUS_ACK: int = DECLARATIONS.ack_status["ACK"]
 ACK_STATUS_FILL: int = DECLARATIONS.ack_status["FILL"]
 ACK_STATUS_PARTIAL: int = DECLARATIONS.ack_status["PARTIAL"]
 ACK_STATUS_REJECT: int = DECLARATIONS.ack_status["REJECT"]
+
+ARM_STATUS_OK: int = DECLARATIONS.arm_status["OK"]
+ARM_STATUS_REFUSED: int = DECLARATIONS.arm_status["REFUSED"]
 
 #: msg_type -> layout of the whole message (header fields included)
 LAYOUTS: dict[int, Layout] = {m.code: m.layout for m in DECLARATIONS.messages}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import struct
 import numba
 import numpy as np
 import pytest
@@ -265,7 +266,8 @@ def test_declaration_errors_name_file_and_key() -> None:
         dm.load_declarations("[device", source="x.toml")
     decl = dm.load_declarations(text, source="x.toml")
     assert [m.name for m in decl.messages] == [
-        "TICK", "ORDER", "ACK", "HEARTBEAT", "SYNC", "FOLLOW_UP", "DELAY_REQ", "DELAY_RESP",
+        "TICK", "ORDER", "ACK", "HEARTBEAT", "ARM", "ARMED", "START", "SYNC", "FOLLOW_UP",
+        "DELAY_REQ", "DELAY_RESP",
     ]  # fmt: skip
 
 
@@ -330,3 +332,21 @@ def test_decode_values_matches_decode_and_errors() -> None:
             with pytest.raises(DecodeError) as info:
                 dm.decode_values(bytes(buf))
             assert (info.value.problem, info.value.offset) == (exc.problem, exc.offset)
+
+
+def test_start_handshake_layouts_match_an_independent_packing() -> None:
+    """ARM / ARMED / START byte for byte as a firmware author would pack them from the
+    declaration's comments (little-endian, header then body)."""
+    arm = dm.new_record(dm.MSG_ARM, 11)
+    arm["arm_seq"], arm["start_ns"], arm["tick_interval_ns"] = 3, -5, 500_000
+    arm["n_ticks"], arm["venue_id"], arm["n_assets"] = 40_000, 1, 4
+    assert dm.encode(arm) == struct.pack("<BBHIqqqQHHI", 5, 1, 48, 11, 3, -5, 500_000,
+                                         40_000, 1, 4, 0)  # fmt: skip
+    armed = dm.new_record(dm.MSG_ARMED, 11)
+    armed["arm_seq"], armed["status"] = 3, dm.ARM_STATUS_REFUSED
+    armed["start_device_ns"], armed["device_time_ns"] = 7, 9
+    assert dm.encode(armed) == struct.pack("<BBHIQB7xqq", 6, 1, 40, 11, 3, 2, 7, 9)
+    start = dm.new_record(dm.MSG_START, 11)
+    start["arm_seq"], start["start_ns"] = 3, 123
+    assert dm.encode(start) == struct.pack("<BBHIQq", 7, 1, 24, 11, 3, 123)
+    assert dm.START_TYPES == {5, 6, 7} and dm.ARM_STATUS_OK == 1

@@ -40,6 +40,9 @@
 #define ARBSPHERE_MSG_ORDER 2u /* Order from the rig to a broker device. (56 bytes) */
 #define ARBSPHERE_MSG_ACK 3u /* Acknowledgement or fill of an order from a broker device. (56 bytes) */
 #define ARBSPHERE_MSG_HEARTBEAT 4u /* Liveness and device time from any device. (24 bytes) */
+#define ARBSPHERE_MSG_ARM 5u /* Rig -> feed device: the open-loop schedule to run. (48 bytes) */
+#define ARBSPHERE_MSG_ARMED 6u /* Feed device -> rig: answer to ARM arm_seq. (40 bytes) */
+#define ARBSPHERE_MSG_START 7u /* Rig -> feed device: the schedule of ARM arm_seq is due now. (24 bytes) */
 #define ARBSPHERE_MSG_SYNC 16u /* Rig -> device: start of a time-transfer exchange. (24 bytes) */
 #define ARBSPHERE_MSG_FOLLOW_UP 17u /* Rig -> device: the precise transmit time t1 of the SYNC with the same sync_seq. (24 bytes) */
 #define ARBSPHERE_MSG_DELAY_REQ 18u /* Device -> rig: answers SYNC sync_seq with its receive time t2 and its own send time t3. (32 bytes) */
@@ -49,6 +52,8 @@
 #define ARBSPHERE_ACK_STATUS_FILL 2u /* arbsphere_ack_t.status */
 #define ARBSPHERE_ACK_STATUS_PARTIAL 3u /* arbsphere_ack_t.status */
 #define ARBSPHERE_ACK_STATUS_REJECT 4u /* arbsphere_ack_t.status */
+#define ARBSPHERE_ARM_STATUS_OK 1u /* arbsphere_armed_t.status */
+#define ARBSPHERE_ARM_STATUS_REFUSED 2u /* arbsphere_armed_t.status */
 #define ARBSPHERE_SERIAL_MAX_PAYLOAD 0x400u /* message bytes per frame */
 #define ARBSPHERE_DATAGRAM_HEADER_SIZE 24u /* UDP datagram header */
 #define ARBSPHERE_DATAGRAM_SESSION_SIZE 10u /* space-padded ASCII */
@@ -168,6 +173,70 @@ _Static_assert(offsetof(arbsphere_heartbeat_t, length) == 2, "arbsphere_heartbea
 _Static_assert(offsetof(arbsphere_heartbeat_t, device_id) == 4, "arbsphere_heartbeat_t.device_id offset");
 _Static_assert(offsetof(arbsphere_heartbeat_t, device_seq) == 8, "arbsphere_heartbeat_t.device_seq offset");
 _Static_assert(offsetof(arbsphere_heartbeat_t, device_time_ns) == 16, "arbsphere_heartbeat_t.device_time_ns offset");
+
+typedef struct arbsphere_arm_t {
+    uint8_t msg_type; /* offset 0 */
+    uint8_t version; /* offset 1 */
+    uint16_t length; /* offset 2 */
+    uint32_t device_id; /* offset 4 */
+    uint64_t arm_seq; /* offset 8 */
+    int64_t start_ns; /* offset 16 */
+    int64_t tick_interval_ns; /* offset 24 */
+    uint64_t n_ticks; /* offset 32 */
+    uint16_t venue_id; /* offset 40 */
+    uint16_t n_assets; /* offset 42 */
+    uint32_t _pad; /* offset 44 */
+} arbsphere_arm_t;
+_Static_assert(sizeof(arbsphere_arm_t) == 48, "arbsphere_arm_t size");
+_Static_assert(offsetof(arbsphere_arm_t, msg_type) == 0, "arbsphere_arm_t.msg_type offset");
+_Static_assert(offsetof(arbsphere_arm_t, version) == 1, "arbsphere_arm_t.version offset");
+_Static_assert(offsetof(arbsphere_arm_t, length) == 2, "arbsphere_arm_t.length offset");
+_Static_assert(offsetof(arbsphere_arm_t, device_id) == 4, "arbsphere_arm_t.device_id offset");
+_Static_assert(offsetof(arbsphere_arm_t, arm_seq) == 8, "arbsphere_arm_t.arm_seq offset");
+_Static_assert(offsetof(arbsphere_arm_t, start_ns) == 16, "arbsphere_arm_t.start_ns offset");
+_Static_assert(offsetof(arbsphere_arm_t, tick_interval_ns) == 24, "arbsphere_arm_t.tick_interval_ns offset");
+_Static_assert(offsetof(arbsphere_arm_t, n_ticks) == 32, "arbsphere_arm_t.n_ticks offset");
+_Static_assert(offsetof(arbsphere_arm_t, venue_id) == 40, "arbsphere_arm_t.venue_id offset");
+_Static_assert(offsetof(arbsphere_arm_t, n_assets) == 42, "arbsphere_arm_t.n_assets offset");
+_Static_assert(offsetof(arbsphere_arm_t, _pad) == 44, "arbsphere_arm_t._pad offset");
+
+typedef struct arbsphere_armed_t {
+    uint8_t msg_type; /* offset 0 */
+    uint8_t version; /* offset 1 */
+    uint16_t length; /* offset 2 */
+    uint32_t device_id; /* offset 4 */
+    uint64_t arm_seq; /* offset 8 */
+    uint8_t status; /* offset 16 */
+    uint8_t _pad[7]; /* offset 17 */
+    int64_t start_device_ns; /* offset 24 */
+    int64_t device_time_ns; /* offset 32 */
+} arbsphere_armed_t;
+_Static_assert(sizeof(arbsphere_armed_t) == 40, "arbsphere_armed_t size");
+_Static_assert(offsetof(arbsphere_armed_t, msg_type) == 0, "arbsphere_armed_t.msg_type offset");
+_Static_assert(offsetof(arbsphere_armed_t, version) == 1, "arbsphere_armed_t.version offset");
+_Static_assert(offsetof(arbsphere_armed_t, length) == 2, "arbsphere_armed_t.length offset");
+_Static_assert(offsetof(arbsphere_armed_t, device_id) == 4, "arbsphere_armed_t.device_id offset");
+_Static_assert(offsetof(arbsphere_armed_t, arm_seq) == 8, "arbsphere_armed_t.arm_seq offset");
+_Static_assert(offsetof(arbsphere_armed_t, status) == 16, "arbsphere_armed_t.status offset");
+_Static_assert(offsetof(arbsphere_armed_t, _pad) == 17, "arbsphere_armed_t._pad offset");
+_Static_assert(offsetof(arbsphere_armed_t, start_device_ns) == 24, "arbsphere_armed_t.start_device_ns offset");
+_Static_assert(offsetof(arbsphere_armed_t, device_time_ns) == 32, "arbsphere_armed_t.device_time_ns offset");
+
+typedef struct arbsphere_start_t {
+    uint8_t msg_type; /* offset 0 */
+    uint8_t version; /* offset 1 */
+    uint16_t length; /* offset 2 */
+    uint32_t device_id; /* offset 4 */
+    uint64_t arm_seq; /* offset 8 */
+    int64_t start_ns; /* offset 16 */
+} arbsphere_start_t;
+_Static_assert(sizeof(arbsphere_start_t) == 24, "arbsphere_start_t size");
+_Static_assert(offsetof(arbsphere_start_t, msg_type) == 0, "arbsphere_start_t.msg_type offset");
+_Static_assert(offsetof(arbsphere_start_t, version) == 1, "arbsphere_start_t.version offset");
+_Static_assert(offsetof(arbsphere_start_t, length) == 2, "arbsphere_start_t.length offset");
+_Static_assert(offsetof(arbsphere_start_t, device_id) == 4, "arbsphere_start_t.device_id offset");
+_Static_assert(offsetof(arbsphere_start_t, arm_seq) == 8, "arbsphere_start_t.arm_seq offset");
+_Static_assert(offsetof(arbsphere_start_t, start_ns) == 16, "arbsphere_start_t.start_ns offset");
 
 typedef struct arbsphere_sync_t {
     uint8_t msg_type; /* offset 0 */
