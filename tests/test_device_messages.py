@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
-import struct
 import numba
 import numpy as np
 import pytest
@@ -349,4 +349,4 @@ def test_start_handshake_layouts_match_an_independent_packing() -> None:
     start = dm.new_record(dm.MSG_START, 11)
     start["arm_seq"], start["start_ns"] = 3, 123
     assert dm.encode(start) == struct.pack("<BBHIQq", 7, 1, 24, 11, 3, 123)
-    assert dm.START_TYPES == {5, 6, 7} and dm.ARM_STATUS_OK == 1
+    assert {5, 6, 7} == dm.START_TYPES and dm.ARM_STATUS_OK == 1
