@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from arbsphere.adapters.links import BrokerLink
+from arbsphere.adapters.links import BrokerLink, link_settings
 from arbsphere.adapters.plan_replica import PlanReplica
 from arbsphere.adapters.role_config import BrokerRoleConfig
 from arbsphere.adapters.sync_master import open_sync_master
@@ -369,6 +369,7 @@ class BrokerProcess(RoleProcess):
             "adapter": {**loop.counts, "open_orders_at_stop": len(loop.book.open)},
             "last_error": loop.last_error, "cpu": cpu_usage(), "replica": self.replica.summary(),
             "timestamp_source": link.timestamp_source,
+            "link_settings": link_settings(link),
             "sync": sync.counts if sync is not None else None,
             "security": self.security.stats(),
         }  # fmt: skip

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 #: Kernel ``SO_TIMESTAMPING`` software receive stamps (taken when the packet enters the stack).
 TIMESTAMP_KERNEL = "kernel-software"
@@ -46,6 +46,18 @@ class LinkParams:
     #: serial: the device node (or the pty slave the orchestrator allocated) and its speed
     port: str = ""
     baudrate: int = 921_600
+    #: serial: framing, flow control and the low-latency flag (see :mod:`.serial_settings`)
+    flow_control: str = "none"
+    parity: str = "none"
+    stopbits: int = 1
+    low_latency: bool = True
+
+
+def link_settings(link: object) -> dict[str, Any] | None:
+    """What a link set on its transport and what was refused (a serial link's
+    ``settings_applied()``), or None for a link that reports none."""
+    report = getattr(link, "settings_applied", None)
+    return None if report is None else dict(report())
 
 
 @dataclass(frozen=True)

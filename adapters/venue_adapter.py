@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from arbsphere.adapters.links import Received
+from arbsphere.adapters.links import Received, link_settings
 from arbsphere.adapters.outbox import Outbox
 from arbsphere.adapters.role_config import VenueFederation, VenueRoleConfig
 from arbsphere.adapters.signal_privacy import WITHHELD_LOTS, SignalPrivacy
@@ -549,6 +549,7 @@ class VenueProcess(RoleProcess):
             "venue_id": self.cfg.venue_id,
             "timestamp_source": self.link.timestamp_source,
             "link": self.link.counters(),
+            "link_settings": link_settings(self.link),
             "adapter": self.counts,
             "sequence": {"gaps": seqs.gaps, "missing": seqs.missing, "duplicates": seqs.duplicates},
             "last_error": self.last_error,

@@ -180,6 +180,7 @@ class _AnalysedRun:
         roles, journal, security, resources and method."""
         campaign, outcome, analysis = self.campaign, self.outcome, self.analysis
         timestamp_sources: dict[str, str] = {}
+        link_settings = {name: stats.get("link_settings") for name, stats in analysis.stats.items()}
         for name, stats in analysis.stats.items():
             src = stats.get("timestamp_source")
             if isinstance(src, str):
@@ -198,7 +199,7 @@ class _AnalysedRun:
             "config": campaign.resolved(),
             "timebase": "CLOCK_REALTIME ns (same clock as kernel SO_TIMESTAMPING software stamps)",
             "timestamp_source": timestamp_sources,
-            "devices": device_findings(campaign.venues, campaign.broker),
+            "devices": device_findings(campaign.venues, campaign.broker, link_settings),
             "clock_model": _clock_models(campaign, self.tracks),
             "roles": outcome.roles,
             "journal": _journal_entry(analysis.stats, campaign),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from arbsphere.adapters.backends import WIRING_PTY, WIRING_UDP, backend
+from arbsphere.adapters.serial_settings import FLOW_CONTROLS, PARITIES, SERIAL_KEYS
 from arbsphere.clocksync.settings import ClockSyncSettings
 from arbsphere.contracts import SchemaRegistry, check_compatibility, default_registry
 from arbsphere.coordinator.admm import AdmmSettings
@@ -94,6 +95,10 @@ class VenueConfig:
     bind_port: int = 0  # udp: 0 = ephemeral
     port: str = "pty"  # serial: device path, or "pty" for an emulator pty the rig allocates
     baudrate: int = 921_600
+    flow_control: str = "none"  # serial: "none" | "rtscts" | "xonxoff" | "dsrdtr"
+    parity: str = "none"  # serial: "none" | "even" | "odd"
+    stopbits: int = 1  # serial: 1 | 2
+    low_latency: bool = True  # serial: ask for ASYNC_LOW_LATENCY (refusal reported, not fatal)
     fee_bp: float = 0.5
     gamma: float = 1e-4  # impact per lot^2, in price units
     position_limit_lots: int = 100
@@ -115,6 +120,10 @@ class BrokerConfig:
     device_port: int = 0  # udp, emulator: 0 = the emulator picks and reports its port
     port: str = "pty"  # serial: device path, or "pty" for an emulator pty the rig allocates
     baudrate: int = 921_600
+    flow_control: str = "none"  # serial, as on a venue
+    parity: str = "none"
+    stopbits: int = 1
+    low_latency: bool = True
     fill_mode: str = "full"
     #: fill_mode "mixed": {reject, partial, late, late_ms, seed} (see emulators/fill_policy.py)
     fills: Mapping[str, Any] = field(default_factory=dict)
@@ -617,6 +626,7 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
             "bind_port",
             "port",
             "baudrate",
+            *SERIAL_KEYS,
             "fee_bp",
             "gamma",
             "position_limit_lots",
@@ -651,6 +661,7 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
         bind_port=r.integer("bind_port", 0, lo=0, hi=65535),
         port=r.string("port", "pty"),
         baudrate=r.integer("baudrate", 921_600, lo=1200),
+        **_serial(r, link),
         fee_bp=r.number("fee_bp", 0.5, lo=0.0, hi=1000.0),
         gamma=r.number("gamma", 1e-4, lo=1e-12, hi=1e6),
         position_limit_lots=r.integer("position_limit_lots", 100, lo=0, hi=10**9),
@@ -682,6 +693,27 @@ def _link(r: _Reader, role: str, device: str, default: str | None = None) -> str
         why = 'the rig allocates (port = "pty"); a hardware one needs its port\'s path'
         r.fail("port", port, f"on link {name!r} an emulated device is wired through a pty {why}")
     return name
+
+
+def _serial(r: _Reader, link: str) -> dict[str, Any]:
+    """A serial link's port settings (``flow_control``, ``parity``, ``stopbits``,
+    ``low_latency``); refused on a link without a serial port (UDP)."""
+    takes = {f.name for f in dataclasses.fields(backend(link).feed_config)}
+    for key in SERIAL_KEYS:
+        if key in r.data and key not in takes:
+            r.fail(key, r.data[key], f"a serial port setting; link {link!r} has no serial port")
+    return {
+        "flow_control": r.choice("flow_control", FLOW_CONTROLS, "none"),
+        "parity": r.choice("parity", PARITIES, "none"),
+        "stopbits": r.integer("stopbits", 1, lo=1, hi=2),
+        "low_latency": r.boolean("low_latency", True),
+    }
+
+
+def serial_options(device: VenueConfig | BrokerConfig) -> dict[str, Any]:
+    """A device's serial port settings, as :class:`~arbsphere.adapters.links.LinkParams`
+    keyword arguments (the same names in the campaign, the config and the link settings)."""
+    return {key: getattr(device, key) for key in SERIAL_KEYS}
 
 
 def _impairment(r: _Reader, key: str) -> dict[str, Any] | None:
@@ -739,6 +771,7 @@ def _broker(r: _Reader) -> BrokerConfig:
             "device_port",
             "port",
             "baudrate",
+            *SERIAL_KEYS,
             "fill_mode",
             "fills",
             "replica_fault_every",
@@ -766,6 +799,7 @@ def _broker(r: _Reader) -> BrokerConfig:
         device_port=r.integer("device_port", 0, lo=0, hi=65535),
         port=r.string("port", "pty"),
         baudrate=r.integer("baudrate", 921_600, lo=1200),
+        **_serial(r, link),
         fill_mode=r.choice("fill_mode", ("full", "mixed"), "full"),
         fills=_fills(r),
         replica_fault_every=r.integer("replica_fault_every", 0, lo=0),

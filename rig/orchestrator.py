@@ -44,7 +44,7 @@ from arbsphere.coordinator.role_config import (
     JournalSettings,
 )
 from arbsphere.errors import DeviceError, PipelineError
-from arbsphere.rig.config import Campaign, VenueConfig
+from arbsphere.rig.config import Campaign, VenueConfig, serial_options
 from arbsphere.rig.host_load import LoadMonitor
 from arbsphere.runtime import config_to_json, write_json_atomic
 from arbsphere.security.campaign_registry import CampaignRegistry, make_members
@@ -313,7 +313,7 @@ class Orchestrator:
                     host, port = self._start_impair_relay(f"{b.name}-link", host, port,
                                                           b.impairment)  # fmt: skip
         params = LinkParams(name=b.name, device_host=host, device_port=port, port=serial_port,
-                            baudrate=b.baudrate)  # fmt: skip
+                            baudrate=b.baudrate, **serial_options(b))  # fmt: skip
         adapter = self._spawn(b.name, "broker_adapter", "arbsphere.adapters.broker_adapter",
                               config_to_json(self.broker_config(params)))  # fmt: skip
         self._wait_file(adapter, self.proc_dir / f"{b.name}.ready.json")
@@ -361,7 +361,7 @@ class Orchestrator:
         orchestrator opened for its emulated device)."""
         c = self.campaign
         params = LinkParams(name=v.name, bind_host=v.bind_host, bind_port=v.bind_port,
-                            port=port, baudrate=v.baudrate)  # fmt: skip
+                            port=port, baudrate=v.baudrate, **serial_options(v))  # fmt: skip
         return VenueRoleConfig(
             name=v.name, venue_id=v.venue_id, sender_id=VENUE_SENDER_BASE + v.venue_id,
             out_dir=str(self.proc_dir), link=FeedLinkSpec.of(v.link, params),

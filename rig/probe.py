@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import socket
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 from rich import box
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from arbsphere.adapters.nic_timestamping import hwtstamp_config, ts_info
-from arbsphere.adapters.serial_ports import serial_ports
+from arbsphere.adapters.serial_ports import latency_timer_ms, serial_ports
 from arbsphere.errors import LinkError
 
 SIOCGIFADDR = 0x8915
@@ -121,14 +122,20 @@ def serial_endpoint(port: str) -> dict[str, Any]:
         return {"link": "serial", "port": "pty", "note": "a pty the rig allocates for an emulator"}
     listed = {p.device: p for p in serial_ports()}
     entry = listed.get(port)
-    return {"link": "serial", "port": port, "listed": entry is not None,
-            **({} if entry is None else entry.to_json())}  # fmt: skip
+    if entry is not None:
+        return {"link": "serial", "port": port, "listed": True, **entry.to_json()}
+    return {"link": "serial", "port": port, "listed": False,
+            "latency_timer_ms": latency_timer_ms(port)}  # fmt: skip
 
 
-def device_findings(venues: Any, broker: Any) -> dict[str, dict[str, Any]]:
+def device_findings(
+    venues: Any, broker: Any, link_settings: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
     """Per device of a campaign (``venues``: its VenueConfigs, ``broker``: its BrokerConfig),
     the rig side of its link as the probe finds it: the interface and its timestamping for UDP,
-    the port for serial. Recorded in the manifest (``devices``)."""
+    the port for serial; with ``link_settings`` (adapter name -> what its link set and had
+    refused, from the adapters' stats) those too, under ``settings``. Recorded in the manifest
+    (``devices``)."""
     out: dict[str, dict[str, Any]] = {}
     for v in venues:
         out[v.name] = (
@@ -138,4 +145,7 @@ def device_findings(venues: Any, broker: Any) -> dict[str, dict[str, Any]]:
     out[b.name] = (
         udp_endpoint(route_source(b.device_host)) if b.link == "udp" else serial_endpoint(b.port)
     ) | {"device": b.device}
+    for name, applied in (link_settings or {}).items():
+        if name in out and applied is not None:
+            out[name]["settings"] = applied
     return out
