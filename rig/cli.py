@@ -11,6 +11,9 @@
 ``arbsphere verify RUN_DIR [--authority DID]``  check file hashes, credentials and the ledger.
 ``arbsphere probe [--json]``  this host's network interfaces (address, timestamping capabilities
                               read from the kernel) and serial ports (USB identity, latency timer).
+``arbsphere probe CAMPAIGN [--json] [--strict]``  check every hardware device of the campaign
+                              (port opens with its settings, interface has the address, timestamp
+                              mode possible); exit 1 naming what is missing.
 ``arbsphere headers``         regenerate the committed C headers from the layout declarations.
 
 Exit codes: 0 complete run; 1 the run ended early (its result set is written and marked
@@ -300,12 +303,39 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
 def cmd_probe(args: argparse.Namespace, console: Console) -> int:
     from arbsphere.rig.probe import print_probe, probe_host
 
+    if args.campaign is not None:
+        return _probe_campaign(args, console)
     found = probe_host()
     if args.json:
         print(json.dumps(found, indent=2))
     else:
         print_probe(found, console)
     return 0
+
+
+def _probe_campaign(args: argparse.Namespace, console: Console) -> int:
+    """Check every hardware device of the campaign; exit 1 naming what is missing."""
+    from arbsphere.rig.probe_campaign import missing, missing_lines, print_checks, probe_campaign
+
+    campaign = load_campaign(args.campaign)
+    checks = probe_campaign(campaign)
+    failed = missing(checks, strict=args.strict)
+    if args.json:
+        print(json.dumps({"campaign": campaign.source, "ok": not failed,
+                          "checks": [c.to_json() for c in checks],
+                          "missing": missing_lines(failed)}, indent=2))  # fmt: skip
+    else:
+        print_checks(checks, console, f"devices of {campaign.source}")
+    if not failed:
+        if not args.json:
+            console.print("[green]nothing missing[/]")
+        return 0
+    err = Console(stderr=True)
+    err.print(f"[red]probe FAILED[/]: {len(failed)} check(s) of {escape(campaign.source)}:",
+              highlight=False)  # fmt: skip
+    for line in missing_lines(failed):
+        err.print(f"  {escape(line)}", highlight=False)
+    return 1
 
 
 def cmd_headers(args: argparse.Namespace, console: Console) -> int:
@@ -399,9 +429,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ver.set_defaults(func=cmd_verify)
     probe = sub.add_parser(
-        "probe", help="list this host's network interfaces (timestamping) and serial ports"
-    )
+        "probe", help="list this host's network interfaces (timestamping) and serial ports; "
+        "with a campaign, check its hardware devices"
+    )  # fmt: skip
+    probe.add_argument("campaign", nargs="?",
+                       help="check every hardware device of this campaign file")  # fmt: skip
     probe.add_argument("--json", action="store_true", help="JSON on stdout instead of tables")
+    probe.add_argument("--strict", action="store_true",
+                       help="with a campaign: warnings (low latency refused) fail too")  # fmt: skip
     probe.set_defaults(func=cmd_probe)
     headers = sub.add_parser("headers", help="regenerate the C headers")
     headers.set_defaults(func=cmd_headers)
