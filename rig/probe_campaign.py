@@ -117,9 +117,8 @@ def udp_checks(device: Any, *, is_broker: bool) -> list[Check]:
         out.append(Check(name, "route to device", f"{device_host} via {source}" if source
                          else f"no route to {device_host}", PASS if source else FAIL))  # fmt: skip
     bind_host = getattr(device, "bind_host", None)
-    if is_broker and bind_host not in (None, "0.0.0.0") and source not in (None, bind_host):
-        out.append(Check(name, "source address", f"the kernel sends to {device_host} from "
-                         f"{source}; the rig binds {bind_host}", WARN))  # fmt: skip
+    if is_broker and device_host is not None:
+        out.extend(source_check(name, device_host, source, bind_host))
     local = bind_host or (source if is_broker else None)
     if local is None:
         return out
@@ -140,6 +139,19 @@ def udp_checks(device: Any, *, is_broker: bool) -> list[Check]:
     mode = str(getattr(device, "timestamping", "software"))
     out.append(timestamping_check(name, interface, mode))
     return out
+
+
+def source_check(
+    name: str, device_host: str, source: str | None, bind_host: str | None
+) -> list[Check]:
+    """A broker whose rig side binds ``bind_host`` while the kernel routes to ``device_host``
+    from ``source``: a warning, a failure when the bound address is loopback and the device is
+    not (such a socket cannot send off the host: ``sendto`` gives EINVAL)."""
+    if bind_host in (None, "0.0.0.0") or source is None or source == bind_host:
+        return []
+    off_host = str(bind_host).startswith("127.") and not source.startswith("127.")
+    found = f"the kernel sends to {device_host} from {source}; the rig binds {bind_host}"
+    return [Check(name, "source address", found, FAIL if off_host else WARN)]
 
 
 def _port_free(name: str, host: str, port: int) -> Check:

@@ -19,7 +19,15 @@ from arbsphere.adapters.nic_timestamping import SOF_TIMESTAMPING, TimestampingIn
 from arbsphere.adapters.pty import open_pty_pair
 from arbsphere.rig.cli import main
 from arbsphere.rig.config import load_campaign
-from arbsphere.rig.probe_campaign import FAIL, PASS, SKIP, WARN, judge_timestamping, probe_campaign
+from arbsphere.rig.probe_campaign import (
+    FAIL,
+    PASS,
+    SKIP,
+    WARN,
+    judge_timestamping,
+    probe_campaign,
+    source_check,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = (ROOT / "campaigns" / "loopback.toml").read_text()
@@ -173,3 +181,13 @@ def test_timestamp_modes_are_judged_against_the_interface_s_capabilities() -> No
     assert judge_timestamping(soft, "auto") == (True, "software (RX_SOFTWARE) (auto: no hardware)")
     assert judge_timestamping(_caps(), "software") == (
         False, "software asked; eth1 has no RX_SOFTWARE either")  # fmt: skip
+
+
+def test_a_broker_bound_to_loopback_cannot_reach_a_device_off_the_host() -> None:
+    (bad,) = source_check("broker", "10.0.0.2", "10.0.0.1", "127.0.0.1")
+    assert bad.verdict == FAIL and "the rig binds 127.0.0.1" in bad.found
+    (other,) = source_check("broker", "10.0.0.2", "10.0.0.1", "10.0.1.1")
+    assert other.verdict == WARN  # another local address: it sends, from another interface
+    assert source_check("broker", "10.0.0.2", "10.0.0.1", "10.0.0.1") == []
+    assert source_check("broker", "10.0.0.2", "10.0.0.1", None) == []
+    assert source_check("broker", "10.0.0.2", "10.0.0.1", "0.0.0.0") == []
