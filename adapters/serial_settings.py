@@ -2,9 +2,8 @@
 
 A campaign sets, per serial link, the character framing (``parity``, ``stopbits``), the flow
 control (``flow_control``) and the low-latency flag (``low_latency``: ``ASYNC_LOW_LATENCY``
-through ``TIOCSSERIAL``, pyserial's ``set_low_latency_mode``; the tty layer then pushes each
-received chunk to the reader at once instead of from a deferred work item, and usb-serial
-drivers such as ftdi_sio drop their latency timer to 1 ms).
+through ``TIOCSSERIAL``, pyserial's ``set_low_latency_mode``: asks the driver to hand received
+bytes up with the least delay; ftdi_sio, for one, runs its latency timer at 1 ms while it is on).
 
 :func:`open_port` opens the port with pyserial with those settings, tries the low-latency flag
 and reads the port's termios and serial flags back: a driver may keep a flag clear without an

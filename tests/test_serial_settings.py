@@ -6,6 +6,7 @@ forces no parity and has no low-latency flag)."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import termios
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from arbsphere.adapters.backends import BrokerLinkSpec
 from arbsphere.adapters.links import LinkParams, link_settings
 from arbsphere.adapters.pty import open_pty_pair
 from arbsphere.adapters.serial_link import SerialBrokerLink, SerialFeedLink, SerialLinkConfig
@@ -26,6 +28,7 @@ from arbsphere.clock import RealtimeClock
 from arbsphere.errors import ConfigError, LinkError
 from arbsphere.rig.config import load_campaign, serial_options
 from arbsphere.rig.probe import device_findings
+from arbsphere.runtime import config_from_json, config_to_json
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = (ROOT / "campaigns" / "loopback.toml").read_text()
@@ -220,3 +223,18 @@ def test_what_the_link_set_lands_in_the_manifest_s_devices_section(pty_slave: st
     assert "low_latency" in found["venue_b"]["settings"]["refused"]
     assert "settings" not in found["venue_a"] and "coordinator" not in found
     assert link_settings(object()) is None  # a link that sets nothing reports nothing
+
+
+def test_the_serial_settings_survive_the_role_config_json_and_are_checked_there() -> None:
+    params = LinkParams(
+        name="broker", port="/dev/ttyUSB3", baudrate=115200, flow_control="rtscts",
+        parity="odd", stopbits=2, low_latency=False,
+    )  # fmt: skip
+    spec = BrokerLinkSpec.of("serial", params)
+    data = json.loads(json.dumps(config_to_json(spec)))
+    back = config_from_json(BrokerLinkSpec, data, "broker.config.json", "link")
+    assert back == spec and back.settings.settings() == SerialSettings("rtscts", "odd", 2, False)
+    data["settings"]["parity"] = "mark"
+    with pytest.raises(ConfigError) as info:
+        config_from_json(BrokerLinkSpec, data, "broker.config.json", "link")
+    assert "parity" in str(info.value) and "'mark'" in str(info.value)
