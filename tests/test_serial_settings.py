@@ -233,7 +233,8 @@ def test_the_serial_settings_survive_the_role_config_json_and_are_checked_there(
     spec = BrokerLinkSpec.of("serial", params)
     data = json.loads(json.dumps(config_to_json(spec)))
     back = config_from_json(BrokerLinkSpec, data, "broker.config.json", "link")
-    assert back == spec and back.settings.settings() == SerialSettings("rtscts", "odd", 2, False)
+    assert back == spec and isinstance(back.settings, SerialLinkConfig)
+    assert back.settings.settings() == SerialSettings("rtscts", "odd", 2, False)
     data["settings"]["parity"] = "mark"
     with pytest.raises(ConfigError) as info:
         config_from_json(BrokerLinkSpec, data, "broker.config.json", "link")
