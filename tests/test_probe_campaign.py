@@ -191,3 +191,23 @@ def test_a_broker_bound_to_loopback_cannot_reach_a_device_off_the_host() -> None
     assert source_check("broker", "10.0.0.2", "10.0.0.1", "10.0.0.1") == []
     assert source_check("broker", "10.0.0.2", "10.0.0.1", None) == []
     assert source_check("broker", "10.0.0.2", "10.0.0.1", "0.0.0.0") == []
+
+
+def test_where_a_driver_takes_low_latency_the_probe_passes_and_puts_the_flag_back(
+    tmp_path: Path, pty_slave: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A driver with the serial ioctls (recorded answers: the flag was off, is on after the
+    set): the check passes and the probe clears the flag it set."""
+    from arbsphere.adapters import serial_settings
+    from arbsphere.rig import probe_campaign as pc
+
+    flags = iter([False, True])  # TIOCGSERIAL before and after the set
+    monkeypatch.setattr(serial_settings, "low_latency_flag", lambda fd: next(flags))
+    asked: list[bool] = []
+    monkeypatch.setattr(serial_settings, "set_low_latency", lambda port, on: asked.append(on))
+    restored: list[bool] = []
+    monkeypatch.setattr(pc, "set_low_latency", lambda port, on: restored.append(on))
+    venue = load_campaign(_campaign(tmp_path, serial_port=pty_slave)).venues[1]
+    rows = {c.check: (c.found, c.verdict) for c in pc.serial_checks(venue)}
+    assert rows["low latency"] == ("ASYNC_LOW_LATENCY set", PASS)
+    assert asked == [True] and restored == [False]
