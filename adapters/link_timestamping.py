@@ -113,8 +113,9 @@ class LinkTimestamping:
         """Plan, configure and enable the stamps of ``sock`` (bound on ``interface``; None: no
         single interface). LinkError for "hardware" where it cannot be had."""
         if not settings.kernel:
+            why = "kernel stamps switched off for this link"
             plan = TimestampPlan(settings.timestamping, settings.hw_config, interface,
-                                 "user-space", "kernel stamps switched off for this link")  # fmt: skip
+                                 "user-space", why)  # fmt: skip
             return cls(sock, name, plan, rx_flags=0, kernel_asked=False, tx_ok=False)
         found = _plan(name, interface, clock, settings, ioctl, phc_opener)
         hw = found.plan.rx == RX_HARDWARE and found.phc is not None

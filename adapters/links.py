@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 #: Kernel ``SO_TIMESTAMPING`` software stamps (receive: when the packet enters the stack;
 #: transmit: when it is handed to the device).
@@ -128,3 +128,20 @@ class TxStampedLink(Protocol):
         for it; None when it has not come (or is implausible: before ``sent_ns``, the
         user-space stamp taken before the send; counted)."""
         ...
+
+    def timestamping_report(self) -> dict[str, Any]:
+        """The link's stamps: ``rx`` and ``tx`` sources, ``rx_uncertainty_ns`` and
+        ``tx_uncertainty_ns`` (of a conversion to the rig timebase: 0 on the rig's own clock),
+        and what decided them."""
+        ...
+
+
+def timestamps_of(link: FeedLink, sync_t1: str | None = None) -> dict[str, Any]:
+    """What a role's stats (and so the manifest's ``timestamps``) record of ``link``'s stamps;
+    ``sync_t1``: where the clock-sync master's SYNC send times come from (None: no sync)."""
+    if isinstance(link, TxStampedLink):
+        found = link.timestamping_report()
+    else:
+        found = {"rx": link.timestamp_source, "tx": TIMESTAMP_USER, "rx_uncertainty_ns": 0,
+                 "tx_uncertainty_ns": 0}  # fmt: skip
+    return {**found, "sync_t1": sync_t1}

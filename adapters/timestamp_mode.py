@@ -46,7 +46,9 @@ def hardware_gap(caps: TimestampingInfo) -> str | None:
                 f"{-1 if caps.phc_index is None else caps.phc_index}")  # fmt: skip
     missing = [f for f in ("RX_HARDWARE", "RAW_HARDWARE") if f not in flags]
     if missing:
-        return f"{caps.interface}: no hardware receive stamps ({reported}; needs {', '.join(missing)})"
+        return (
+            f"{caps.interface}: no hardware receive stamps ({reported}; needs {', '.join(missing)})"
+        )
     if caps.phc_index is None:
         return f"{caps.interface}: no PTP hardware clock to convert its stamps ({reported})"
     if not any(f in caps.rx_filter_names for f in ANY_PACKET_FILTERS):
@@ -119,7 +121,9 @@ def plan_timestamping(
         if mode == "hardware":
             raise LinkError(f"{name}: timestamping = 'hardware': {why}")
         return TimestampPlan(mode, hw_config, interface, RX_SOFTWARE, f"software: {why}")
-    tx_on = set_config[0] == "ON" if set_config else (current is not None and current.tx_type == "ON")
+    tx_on = (
+        set_config[0] == "ON" if set_config else (current is not None and current.tx_type == "ON")
+    )
     return TimestampPlan(
         mode, hw_config, interface, RX_HARDWARE,
         why + (f"; the rig sets tx {set_config[0]}, rx {set_config[1]}" if set_config else ""),

@@ -23,7 +23,6 @@ import select
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-
 from typing import Any
 
 from arbsphere.adapters.link_timestamping import LinkTimestamping, StampSettings
