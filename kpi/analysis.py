@@ -17,9 +17,9 @@ Device timestamps are converted to rig time by each device's clock model
 (:mod:`.clock_alignment`), which also gives each conversion an uncertainty and says whether the
 device was locked then. A stage latency's uncertainty is the sum of its two end points'
 (rig-side stamps: 0, except a link's hardware stamps, converted from the NIC's clock with the
-uncertainty its role reports: :data:`RIG_STAMP_UNC`); a sample with an end point on a device that was not locked is kept out of
-the percentiles and counted; a device with no clock model at all (sync disabled or never
-answered) leaves its stages marked ``synchronised: false``.
+uncertainty its role reports: :data:`RIG_STAMP_UNC`); a sample with an end point on a device
+that was not locked is kept out of the percentiles and counted; a device with no clock model at
+all (sync disabled or never answered) leaves its stages marked ``synchronised: false``.
 """
 
 from __future__ import annotations
