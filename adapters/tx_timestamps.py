@@ -114,12 +114,13 @@ class TxStamps:
         self.next_id = (tx_id + 1) & 0xFFFF_FFFF
         return tx_id
 
-    def drain(self) -> int:
-        """Read what the error queue holds (up to :data:`DRAIN_BATCH` messages); the number of
-        stamps read."""
+    def drain(self, until_id: int = -1) -> int:
+        """Read what the error queue holds (up to :data:`DRAIN_BATCH` messages; stopping early
+        once the stamp of send ``until_id`` is read); the number of stamps read."""
         got = 0
         recvmsg = self._sock.recvmsg
         counts = self.counts
+        ready = self._ready
         for _ in range(DRAIN_BATCH):
             try:
                 _data, anc, _flags, _addr = recvmsg(0, ERRQUEUE_ANCBUFSIZE, socket.MSG_ERRQUEUE)
@@ -131,15 +132,17 @@ class TxStamps:
                 continue
             tx_id, sw, hw = found
             if hw and self.to_rig is not None:
-                self._ready[tx_id] = self.to_rig(hw)
+                ready[tx_id] = self.to_rig(hw)
                 counts["tx_stamps_hardware"] += 1
             else:
                 if self.hardware:
                     counts["tx_hw_missing"] += 1
-                self._ready[tx_id] = sw
+                ready[tx_id] = sw
             got += 1
+            if tx_id == until_id:
+                break
         counts["tx_stamps"] += got
-        if len(self._ready) > self.keep:
+        if len(ready) > self.keep:
             self._forget_old()
         return got
 
@@ -154,7 +157,7 @@ class TxStamps:
         """The stamp of send ``tx_id`` (rig ns), reading the queue once if it is not in yet;
         None when it has not come back."""
         found = self._ready.pop(tx_id, None)
-        if found is None and self.drain():
+        if found is None and self.drain(tx_id):
             found = self._ready.pop(tx_id, None)
         return found
 
