@@ -26,6 +26,7 @@ from typing import Any
 
 from arbsphere.adapters.links import TIMESTAMP_HARDWARE, TIMESTAMP_KERNEL, TIMESTAMP_USER
 from arbsphere.adapters.nic_timestamping import (
+    HwTimestampConfig,
     IoctlFn,
     hwtstamp_config,
     set_hwtstamp,
@@ -195,27 +196,49 @@ def _plan(
             caps = ts_info(interface, ioctl)
             if hardware_gap(caps) is None:
                 current = hwtstamp_config(interface, ioctl)
-        except LinkError:
+        except LinkError as exc:
             if mode == "hardware":
-                raise
+                raise LinkError(f"{name}: timestamping = 'hardware': {exc}") from exc
+            plan = plan_timestamping(name, interface, None, None, "software", settings.hw_config)
+            return _Open(_software(plan, mode, str(exc)))
     plan = plan_timestamping(name, interface, caps, current, mode, settings.hw_config)
     if plan.rx != RX_HARDWARE:
         return _Open(plan)
-    found = _Open(plan)
-    if plan.set_config is not None:
-        assert interface is not None
-        now = set_hwtstamp(interface, *plan.set_config, ioctl=ioctl)
-        found.hw_config = {"set": list(plan.set_config), "driver_set": now.to_json(),
-                           "replaced": None if current is None else current.to_json()}  # fmt: skip
-        if now.rx_filter not in ANY_PACKET_FILTERS:
-            raise LinkError(f"{name}: {interface}: SIOCSHWTSTAMP asked rx {plan.set_config[1]}, "
-                            f"the driver set rx {now.rx_filter}")  # fmt: skip
     try:
-        found.phc = PhcConversion(phc_opener(f"/dev/ptp{plan.phc_index}"), clock,
-                                  interval_ns=settings.phc_interval_ns)  # fmt: skip
+        return _hardware(name, plan, current, clock, settings, ioctl, phc_opener)
     except LinkError as exc:
         if mode == "hardware":
             raise LinkError(f"{name}: timestamping = 'hardware': {exc}") from exc
-        found.plan = TimestampPlan(plan.requested, plan.hw_config, interface, "software",
-                                   f"software: {exc}")  # fmt: skip
+        return _Open(_software(plan, mode, str(exc)))
+
+
+def _software(plan: TimestampPlan, mode: str, why: str) -> TimestampPlan:
+    """``plan`` turned to software stamps ("auto" where hardware could not be had)."""
+    return TimestampPlan(mode, plan.hw_config, plan.interface, "software", f"software: {why}")
+
+
+def _hardware(
+    name: str, plan: TimestampPlan, current: HwTimestampConfig | None, clock: Clock,
+    settings: StampSettings, ioctl: IoctlFn, phc_opener: PhcOpener,
+) -> _Open:  # fmt: skip
+    """Hardware stamps as planned: the PHC opened and measured first (no side effect), then the
+    interface configured when the plan says so (``SIOCSHWTSTAMP``, recorded with what it
+    replaced)."""
+    phc = PhcConversion(phc_opener(f"/dev/ptp{plan.phc_index}"), clock,
+                        interval_ns=settings.phc_interval_ns)  # fmt: skip
+    found = _Open(plan, phc)
+    interface = plan.interface
+    if plan.set_config is not None:
+        assert interface is not None
+        try:
+            now = set_hwtstamp(interface, *plan.set_config, ioctl=ioctl)
+        except LinkError:
+            phc.close()
+            raise
+        found.hw_config = {"set": list(plan.set_config), "driver_set": now.to_json(),
+                           "replaced": None if current is None else current.to_json()}  # fmt: skip
+        if now.rx_filter not in ANY_PACKET_FILTERS:
+            phc.close()
+            raise LinkError(f"{interface}: SIOCSHWTSTAMP asked rx {plan.set_config[1]}, "
+                            f"the driver set rx {now.rx_filter}")  # fmt: skip
     return found

@@ -319,3 +319,56 @@ def test_on_loopback_hardware_fails_as_documented_and_auto_falls_back() -> None:
         assert software.timestamping_report()["reason"].startswith("software stamps asked")
     finally:
         software.close()
+
+
+class RefusingNic(FakeNic):
+    """As :class:`FakeNic`, refusing ``refused`` with ``errno_``."""
+
+    def __init__(self, refused: int, errno_: int) -> None:
+        super().__init__(I210, hwtstamp(0, 0))
+        self.refused = refused
+        self.errno_ = errno_
+
+    def __call__(self, fd: int, request: int, arg: Any) -> Any:
+        if request == self.refused:
+            self.requests.append(request)
+            raise OSError(self.errno_, errno.errorcode[self.errno_])
+        return super().__call__(fd, request, arg)
+
+
+def test_what_the_nic_or_its_clock_refuses_fails_hardware_and_turns_auto_to_software() -> None:
+    no_ethtool = RefusingNic(SIOCETHTOOL, errno.EOPNOTSUPP)
+    with pytest.raises(LinkError, match="venue_a: timestamping = 'hardware': enp3s0: "
+                       "ETHTOOL_GET_TS_INFO failed"):  # fmt: skip
+        _open(no_ethtool, "hardware", "keep")
+    sock, ts = _open(no_ethtool, "auto", "keep")
+    sock.close()
+    assert ts.report()["reason"].startswith("software: enp3s0: ETHTOOL_GET_TS_INFO failed")
+    not_root = RefusingNic(SIOCSHWTSTAMP, errno.EPERM)
+    with pytest.raises(LinkError, match=r"enp3s0: SIOCSHWTSTAMP \(tx ON, rx ALL\) failed"):
+        _open(not_root, "hardware", "set")
+    sock, ts = _open(not_root, "auto", "set")
+    sock.close()
+    assert ts.rx_source == "kernel-software" and "SIOCSHWTSTAMP" in ts.report()["reason"]
+    # the PTP clock cannot be read: nothing was set on the NIC (the clock is opened first)
+    dead_clock = FakeNic(I210, hwtstamp(0, 0))
+
+    def refuse(fd: int, request: int, buf: bytearray) -> int:
+        raise OSError(errno.ENOTTY, "Inappropriate ioctl for device")
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        with pytest.raises(LinkError, match="/dev/ptp0: no way to read the PHC"):
+            LinkTimestamping.open(
+                sock, "venue_a", "enp3s0", StepClock(1), StampSettings("hardware", "set"),
+                ioctl=dead_clock,
+                phc_opener=lambda path: PhcReader(path, fd=-1, ioctl=refuse,
+                                                  gettime=lambda clk: _refuse_gettime()),
+            )  # fmt: skip
+    finally:
+        sock.close()
+    assert dead_clock.set_to == []
+
+
+def _refuse_gettime() -> int:
+    raise OSError(errno.EINVAL, "Invalid argument")
