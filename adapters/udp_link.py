@@ -319,11 +319,13 @@ class UdpFeedLink(_UdpReceiver):
     """Rig side of a UDP feed device: one :class:`Received` per device message.
 
     ``address`` is the bound ``(host, port)`` to give the device. All messages of one datagram
-    share its receive stamp. ``timestamp_source`` starts as ``"kernel-software"`` when the
-    kernel accepted ``SO_TIMESTAMPING``. If a datagram arrives without a stamp the link stamps
-    it, and every later one, in user space (never a mix), ``timestamp_source`` turns
-    ``"user-space"`` and ``rx_stamp_fallbacks`` counts the datagrams stamped in user space
-    although kernel stamps were requested.
+    share its receive stamp. ``timestamp_source`` starts as ``"hardware"`` (the campaign's
+    ``timestamping`` and the interface allow it) or ``"kernel-software"`` when the kernel
+    accepted ``SO_TIMESTAMPING``. If a datagram arrives without the stamp promised the link
+    takes the next best for it and every later one (never a mix): a missing hardware stamp
+    turns it ``"kernel-software"`` (``rx_hw_missing`` counts those datagrams), a missing kernel
+    stamp ``"user-space"`` (``rx_stamp_fallbacks`` counts the datagrams stamped in user space
+    although kernel stamps were requested).
     """
 
     def __init__(self, config: UdpLinkConfig, clock: Clock) -> None:
