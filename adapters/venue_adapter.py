@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from arbsphere.adapters.links import Received, link_settings
+from arbsphere.adapters.links import Received, link_settings, timestamps_of
 from arbsphere.adapters.outbox import Outbox
 from arbsphere.adapters.role_config import VenueFederation, VenueRoleConfig
 from arbsphere.adapters.signal_privacy import WITHHELD_LOTS, SignalPrivacy
@@ -548,6 +548,7 @@ class VenueProcess(RoleProcess):
             "name": self.name,
             "venue_id": self.cfg.venue_id,
             "timestamp_source": self.link.timestamp_source,
+            "timestamps": timestamps_of(self.link, None if sync is None else sync.tx_source),
             "link": self.link.counters(),
             "link_settings": link_settings(self.link),
             "adapter": self.counts,

@@ -17,6 +17,12 @@ from typing import Any
 
 from arbsphere.adapters.backends import WIRING_PTY, WIRING_UDP, backend
 from arbsphere.adapters.serial_settings import FLOW_CONTROLS, PARITIES, SERIAL_KEYS
+from arbsphere.adapters.timestamp_mode import (
+    DEFAULT_HW_CONFIG,
+    DEFAULT_TIMESTAMPING,
+    HW_CONFIG_MODES,
+    TIMESTAMPING_MODES,
+)
 from arbsphere.clocksync.settings import ClockSyncSettings
 from arbsphere.contracts import SchemaRegistry, check_compatibility, default_registry
 from arbsphere.coordinator.admm import AdmmSettings
@@ -109,6 +115,9 @@ class VenueConfig:
     impairment: Mapping[str, Any] | None = None
     #: emulator only: (from, to) seconds after the schedule's start the venue stops quoting
     outage_s: tuple[float, float] | None = None
+    #: udp: "software", "hardware" or "auto" stamps; "keep" or "set" the NIC's stamp setting
+    timestamping: str = DEFAULT_TIMESTAMPING
+    hw_config: str = DEFAULT_HW_CONFIG
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,9 @@ class BrokerConfig:
     schemas: Mapping[str, int] = field(default_factory=dict)
     #: emulated link impairment (a loopback UDP impairment relay between adapter and device)
     impairment: Mapping[str, Any] | None = None
+    #: as :attr:`VenueConfig.timestamping` / :attr:`VenueConfig.hw_config`
+    timestamping: str = DEFAULT_TIMESTAMPING
+    hw_config: str = DEFAULT_HW_CONFIG
 
 
 @dataclass(frozen=True)
@@ -635,6 +647,8 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
             "schemas",
             "impairment",
             "outage_s",
+            "timestamping",
+            "hw_config",
         }
     )
     device = r.choice("device", ("emulator", "hardware"), "emulator")
@@ -670,7 +684,23 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
         schemas=_schemas(r.table("schemas", optional=True)),
         impairment=_impairment(r, "impairment"),
         outage_s=outage,
+        **_stamping(r, link),
     )
+
+
+def _stamping(r: _Reader, link: str) -> dict[str, Any]:
+    """``timestamping`` and ``hw_config`` (arbsphere/adapters/timestamp_mode.py): kernel and
+    hardware stamps are the UDP link's; another link takes only the defaults' stamps."""
+    mode = r.choice("timestamping", TIMESTAMPING_MODES, DEFAULT_TIMESTAMPING)
+    hw_config = r.choice("hw_config", HW_CONFIG_MODES, DEFAULT_HW_CONFIG)
+    if link != "udp":
+        if mode == "hardware":
+            r.fail("timestamping", mode, f"hardware stamps are a UDP link's; link {link!r} "
+                   "stamps in user space")  # fmt: skip
+        if hw_config == "set":
+            r.fail("hw_config", hw_config, f"only a UDP link sets a NIC's hardware stamping; "
+                   f"link is {link!r}")  # fmt: skip
+    return {"timestamping": mode, "hw_config": hw_config}
 
 
 def _refuse_emulator_keys(r: _Reader, keys: tuple[str, ...]) -> None:
@@ -778,6 +808,8 @@ def _broker(r: _Reader) -> BrokerConfig:
             "clock",
             "schemas",
             "impairment",
+            "timestamping",
+            "hw_config",
         }
     )
     device = r.choice("device", ("emulator", "hardware"), "emulator")
@@ -806,6 +838,7 @@ def _broker(r: _Reader) -> BrokerConfig:
         clock=_broker_clock(r.table("clock", optional=True)),
         schemas=_schemas(r.table("schemas", optional=True)),
         impairment=_impairment(r, "impairment"),
+        **_stamping(r, link),
     )
 
 

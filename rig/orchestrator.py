@@ -313,7 +313,8 @@ class Orchestrator:
                     host, port = self._start_impair_relay(f"{b.name}-link", host, port,
                                                           b.impairment)  # fmt: skip
         params = LinkParams(name=b.name, device_host=host, device_port=port, port=serial_port,
-                            baudrate=b.baudrate, **serial_options(b))  # fmt: skip
+                            baudrate=b.baudrate, timestamping=b.timestamping,
+                            hw_config=b.hw_config, **serial_options(b))  # fmt: skip
         adapter = self._spawn(b.name, "broker_adapter", "arbsphere.adapters.broker_adapter",
                               config_to_json(self.broker_config(params)))  # fmt: skip
         self._wait_file(adapter, self.proc_dir / f"{b.name}.ready.json")
@@ -361,7 +362,8 @@ class Orchestrator:
         orchestrator opened for its emulated device)."""
         c = self.campaign
         params = LinkParams(name=v.name, bind_host=v.bind_host, bind_port=v.bind_port,
-                            port=port, baudrate=v.baudrate, **serial_options(v))  # fmt: skip
+                            port=port, baudrate=v.baudrate, timestamping=v.timestamping,
+                            hw_config=v.hw_config, **serial_options(v))  # fmt: skip
         return VenueRoleConfig(
             name=v.name, venue_id=v.venue_id, sender_id=VENUE_SENDER_BASE + v.venue_id,
             out_dir=str(self.proc_dir), link=FeedLinkSpec.of(v.link, params),

@@ -4,9 +4,7 @@ ports (pyserial's listing, with the USB latency timer). A terminal table, or ``-
 
 from __future__ import annotations
 
-import fcntl
 import socket
-import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,23 +12,14 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from arbsphere.adapters.nic_timestamping import hwtstamp_config, ts_info
+from arbsphere.adapters.nic_timestamping import (
+    hwtstamp_config,
+    interface_with_address,
+    ipv4_address,
+    ts_info,
+)
 from arbsphere.adapters.serial_ports import latency_timer_ms, serial_ports
 from arbsphere.errors import LinkError
-
-SIOCGIFADDR = 0x8915
-_IFREQ_NAME = struct.Struct("256s")
-
-
-def ipv4_address(interface: str) -> str | None:
-    """The interface's IPv4 address (``SIOCGIFADDR``), or None when it has none."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            reply = fcntl.ioctl(sock.fileno(), SIOCGIFADDR,
-                                _IFREQ_NAME.pack(interface.encode()[:15]))  # fmt: skip
-        except OSError:
-            return None
-    return socket.inet_ntoa(reply[20:24])  # ifr_addr: sockaddr_in's sin_addr
 
 
 def interface_record(interface: str) -> dict[str, Any]:
@@ -84,14 +73,6 @@ def print_probe(found: dict[str, Any], console: Console) -> None:
             p["serial_number"] or "-", "-" if timer is None else f"{timer} ms",
         )  # fmt: skip
     console.print(ports)
-
-
-def interface_with_address(ipv4: str) -> str | None:
-    """The interface holding ``ipv4`` (None: no interface has it)."""
-    for _, name in socket.if_nameindex():
-        if ipv4_address(name) == ipv4:
-            return name
-    return None
 
 
 def route_source(host: str) -> str | None:

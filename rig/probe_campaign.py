@@ -31,6 +31,7 @@ from rich.table import Table
 
 from arbsphere.adapters.nic_timestamping import TimestampingInfo, ts_info
 from arbsphere.adapters.serial_settings import SerialSettings, open_port, set_low_latency
+from arbsphere.adapters.timestamp_mode import hardware_gap
 from arbsphere.errors import LinkError
 from arbsphere.rig.config import BrokerConfig, Campaign, VenueConfig, serial_options
 from arbsphere.rig.probe import interface_with_address, route_source
@@ -136,7 +137,7 @@ def udp_checks(device: Any, *, is_broker: bool) -> list[Check]:
     bind_port = getattr(device, "bind_port", 0)
     if bind_port:
         out.append(_port_free(name, local, bind_port))
-    mode = str(getattr(device, "timestamping", "software"))
+    mode = str(device.timestamping)
     out.append(timestamping_check(name, interface, mode))
     return out
 
@@ -166,7 +167,8 @@ def _port_free(name: str, host: str, port: int) -> Check:
 def judge_timestamping(ts: TimestampingInfo, mode: str) -> tuple[bool, str]:
     """Can ``ts``'s interface stamp the way ``mode`` asks; what it would use, or what it
     lacks."""
-    hardware = ts.hardware_rx and ts.phc_index is not None
+    # the link's own rule (a receive filter that stamps every packet, not PTP-only ones)
+    hardware = hardware_gap(ts) is None
     if mode == "hardware" or (mode == "auto" and hardware):
         if hardware:
             return True, f"hardware (RX_HARDWARE + RAW_HARDWARE, /dev/ptp{ts.phc_index})"
@@ -174,7 +176,7 @@ def judge_timestamping(ts: TimestampingInfo, mode: str) -> tuple[bool, str]:
         if ts.phc_index is None:
             lacks.append("a PTP hardware clock")
         if not lacks:
-            lacks.append("a hardware receive filter")
+            lacks.append("a receive filter that stamps every packet (ALL or SOME)")
         return False, f"hardware asked; {ts.interface} lacks {', '.join(lacks)}"
     if ts.software_rx:
         return True, "software (RX_SOFTWARE)" + (" (auto: no hardware)" if mode == "auto" else "")

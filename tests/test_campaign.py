@@ -235,6 +235,22 @@ def test_manifest_hashes_and_timestamp_sources(short_run: CampaignResult) -> Non
     assert "settings" not in manifest["devices"]["venue_a"]  # a UDP link sets no port settings
 
 
+def test_manifest_names_each_links_rx_and_tx_stamps(short_run: CampaignResult) -> None:
+    """Loopback has software stamps only: "auto" falls back and says why; every SYNC and ORDER
+    sent on UDP carries the kernel's transmit stamp; serial stamps in user space."""
+    stamps = json.loads((short_run.run_dir / "manifest.json").read_text())["timestamps"]
+    a, b, broker = stamps["venue_a"], stamps["venue_b"], stamps["broker"]
+    assert (a["rx"], a["tx"], a["sync_t1"]) == ("kernel-software",) * 3
+    assert a["requested"] == "auto" and a["reason"].startswith("software: lo: ")
+    assert (b["rx"], b["tx"], b["sync_t1"]) == ("user-space",) * 3
+    assert (broker["rx"], broker["tx"], broker["sync_t1"]) == ("kernel-software",) * 3
+    assert all(s["rx_uncertainty_ns"] == s["tx_uncertainty_ns"] == 0 for s in stamps.values())
+    broker_stats = json.loads((short_run.run_dir / "proc" / "broker.stats.json").read_text())
+    adapter = broker_stats["adapter"]
+    assert adapter["order_tx_kernel"] > 0 and adapter["order_tx_missing"] == 0
+    assert broker_stats["sync"]["sync_tx_kernel"] > 0
+
+
 def test_hlog_readable_by_reference_reader(short_run: CampaignResult) -> None:
     kpi = short_run.kpi
     reader = HistogramLogReader(

@@ -126,7 +126,9 @@ def test_a_hardware_udp_feed_on_loopback_passes(
     rows = _rows(path)
     assert rows[("venue_a", "interface has the address")] == ("lo has 127.0.0.1", PASS)
     assert rows[("venue_a", "port free")] == (f"UDP 127.0.0.1:{port}", PASS)
-    assert rows[("venue_a", "timestamping software")] == ("software (RX_SOFTWARE)", PASS)
+    # the campaign's default timestamping = "auto": loopback has no hardware stamps
+    assert rows[("venue_a", "timestamping auto")] == (
+        "software (RX_SOFTWARE) (auto: no hardware)", PASS)  # fmt: skip
     assert main(["probe", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
@@ -158,7 +160,7 @@ def test_a_hardware_udp_broker_is_checked_on_the_route_to_its_device(tmp_path: P
     rows = _rows(path)
     assert rows[("broker", "route to device")] == ("127.0.0.1 via 127.0.0.1", PASS)
     assert rows[("broker", "interface has the address")] == ("lo has 127.0.0.1", PASS)
-    assert rows[("broker", "timestamping software")][1] == PASS
+    assert rows[("broker", "timestamping auto")][1] == PASS
 
 
 def _caps(*flags: str, phc: int | None = None, rx_filters: int = 0) -> TimestampingInfo:
@@ -175,6 +177,10 @@ def test_timestamp_modes_are_judged_against_the_interface_s_capabilities() -> No
     no_phc = _caps("RX_SOFTWARE", "RX_HARDWARE", "RAW_HARDWARE", rx_filters=0b11)
     assert judge_timestamping(no_phc, "hardware") == (
         False, "hardware asked; eth1 lacks a PTP hardware clock")  # fmt: skip
+    ptp_only = _caps("RX_SOFTWARE", "RX_HARDWARE", "RAW_HARDWARE", phc=0, rx_filters=1 << 12)
+    assert judge_timestamping(ptp_only, "hardware") == (False, "hardware asked; eth1 lacks a "
+                                                        "receive filter that stamps every packet "
+                                                        "(ALL or SOME)")  # fmt: skip
     soft = _caps("RX_SOFTWARE", "SOFTWARE")
     lacks = "hardware asked; eth1 lacks RX_HARDWARE, RAW_HARDWARE, a PTP hardware clock"
     assert judge_timestamping(soft, "hardware") == (False, lacks)
