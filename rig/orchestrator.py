@@ -32,6 +32,7 @@ from arbsphere.adapters.backends import (
     backend,
 )
 from arbsphere.adapters.links import LinkParams
+from arbsphere.adapters.local_address import route_source
 from arbsphere.adapters.pty import open_pty_pair
 from arbsphere.adapters.role_config import BrokerRoleConfig, VenueFederation, VenueRoleConfig
 from arbsphere.adapters.signal_privacy import PrivacySettings
@@ -43,7 +44,7 @@ from arbsphere.coordinator.role_config import (
     FederatedSettings,
     JournalSettings,
 )
-from arbsphere.errors import DeviceError, PipelineError
+from arbsphere.errors import DeviceError, LinkError, PipelineError
 from arbsphere.rig.config import Campaign, VenueConfig
 from arbsphere.rig.host_load import LoadMonitor
 from arbsphere.runtime import config_to_json, write_json_atomic
@@ -66,9 +67,6 @@ START_MARGIN_S = 1.5
 #: 2-vCPU host here (two: 0.5 s), and a loaded one fell 5 s behind a 1.5 s margin
 FEED_START_S = 0.75
 STOP_GRACE_S = 10.0
-#: device ids of the emulated devices (message header ``device_id``)
-VENUE_DEVICE_ID_BASE = 10
-BROKER_DEVICE_ID = 200
 
 
 @dataclass
@@ -136,6 +134,8 @@ class Orchestrator:
         self.rounds_endpoint: str | None = None
         #: the campaign registry (credential authority, ledger), from run()'s start
         self.registry: CampaignRegistry | None = None
+        #: the address the broker adapter's UDP socket binds (resolved in _start_broker)
+        self.broker_bind_host = ""
 
     # --- process plumbing --------------------------------------------------------------------
     def _spawn(
@@ -293,7 +293,7 @@ class Orchestrator:
             device = f"{b.name}-device"
             ready = self.proc_dir / f"{device}.port.json"
             dev_cfg: dict[str, Any] = {
-                "device_id": BROKER_DEVICE_ID,
+                "device_id": b.device_id,
                 "clock": {"offset_ns": b.clock.offset_ns, "drift_ppm": b.clock.drift_ppm},
                 "stats_path": str(self.proc_dir / f"{device}.stats.json"),
                 "fill_mode": b.fill_mode, "fills": dict(b.fills), "ready_path": str(ready),
@@ -312,7 +312,15 @@ class Orchestrator:
                 if b.impairment:
                     host, port = self._start_impair_relay(f"{b.name}-link", host, port,
                                                           b.impairment)  # fmt: skip
-        params = LinkParams(name=b.name, device_host=host, device_port=port, port=serial_port,
+        # the rig's broker socket: where the campaign says, else the local address the
+        # kernel routes to the device from (loopback for a loopback device)
+        try:
+            bind = b.bind_host or (route_source(host) if link.wiring != WIRING_PTY else "")
+        except LinkError as exc:
+            raise PipelineError(f"broker '{b.name}': {exc}; set [broker] bind_host") from exc
+        self.broker_bind_host = bind
+        params = LinkParams(name=b.name, bind_host=bind or LinkParams.bind_host,
+                            device_host=host, device_port=port, port=serial_port,
                             baudrate=b.baudrate)  # fmt: skip
         adapter = self._spawn(b.name, "broker_adapter", "arbsphere.adapters.broker_adapter",
                               config_to_json(self.broker_config(params)))  # fmt: skip
@@ -326,7 +334,7 @@ class Orchestrator:
             link=BrokerLinkSpec.of(b.link, params),
             plan_endpoint=self.outbound, report_endpoint=self.inbound,
             n_venues=len(c.venues), n_assets=c.n_assets,
-            replica_fault_every=b.replica_fault_every, sync=self._sync(BROKER_DEVICE_ID),
+            replica_fault_every=b.replica_fault_every, sync=self._sync(b.device_id),
             security=self._security_table(b.name),
         )  # fmt: skip
 
@@ -368,7 +376,7 @@ class Orchestrator:
             fee_bp=v.fee_bp, gamma=v.gamma, position_limit_lots=v.position_limit_lots,
             budget_ns=int(c.coordinator.budget_us * 1000),
             coordinator_endpoint=self.inbound, n_venues=len(c.venues), n_assets=c.n_assets,
-            sync=self._sync(VENUE_DEVICE_ID_BASE + v.venue_id),
+            sync=self._sync(v.device_id),
             federated=self._venue_federation(v), security=self._security_table(v.name),
         )  # fmt: skip
 
@@ -456,7 +464,7 @@ class Orchestrator:
                 continue
             ready = self._venue_ready[v.name]
             common = {
-                "device_id": VENUE_DEVICE_ID_BASE + v.venue_id, "venue_id": v.venue_id,
+                "device_id": v.device_id, "venue_id": v.venue_id,
                 # every venue quotes every asset, one per tick: tick k quotes asset
                 # k mod n_assets (rate_hz stays ticks/s per venue, see market.RoundRobinQuotes)
                 "asset_order": "round_robin", "session": f"VENUE{v.venue_id:02d}",
@@ -615,11 +623,8 @@ class Orchestrator:
 
 def synced_devices(c: Campaign) -> list[SyncedDevice]:
     """Every device whose clock the rig aligns, with the adapter that exchanges with it."""
-    out = [
-        SyncedDevice(device_name(v.name), v.name, VENUE_DEVICE_ID_BASE + v.venue_id)
-        for v in c.venues
-    ]
-    out.append(SyncedDevice(device_name(c.broker.name), c.broker.name, BROKER_DEVICE_ID))
+    out = [SyncedDevice(device_name(v.name), v.name, v.device_id) for v in c.venues]
+    out.append(SyncedDevice(device_name(c.broker.name), c.broker.name, c.broker.device_id))
     return out
 
 

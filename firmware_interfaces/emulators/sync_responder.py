@@ -40,6 +40,10 @@ from arbsphere.firmware_interfaces.emulators.impairment import (
     LinkImpairment,
 )
 from arbsphere.firmware_interfaces.emulators.schedule import Transmitter
+from arbsphere.firmware_interfaces.emulators.start_handshake import (
+    DEVICE_TIME_OFFSET,
+    StartHandshake,
+)
 
 #: Why a rig -> device input was not used. Transport reasons first, then message, then exchange.
 REJECT_REASONS = (
@@ -57,6 +61,8 @@ REJECT_REASONS = (
     "unmatched_delay_resp",
     "duplicate_delay_resp",
 )
+#: rig -> device messages of the start handshake (first byte: the message type)
+_START_IN = frozenset((dm.MSG_ARM, dm.MSG_START))
 #: Answered exchanges remembered for matching FOLLOW_UP / DELAY_RESP.
 HISTORY = 64
 
@@ -255,6 +261,9 @@ class RigInbound(ABC):
         )
         self.to_rig = to_rig
         self.to_device_max_late_ns = 0
+        #: a feed's start handshake (ARM / START go there); None: they are rejected as
+        #: unexpected like any message the device does not take
+        self.start: StartHandshake | None = None
 
     @abstractmethod
     def fileno(self) -> int | None:
@@ -285,13 +294,25 @@ class RigInbound(ABC):
             self.on_readable()
 
     def process(self, unit: bytes, rx_rig_ns: int, user_stamp: bool) -> None:
-        """Hand the unit's messages to the responder and send each answer at once."""
+        """Hand the unit's messages to the responder (ARM and START to the feed's start
+        handshake, when it has one) and send each answer at once."""
+        start = self.start
         for msg in self.messages(unit):
+            if start is not None and len(msg) and msg[0] in _START_IN:
+                armed = start.on_message(msg, rx_rig_ns)
+                if armed is not None:  # device_time_ns stamped last, as t3
+                    self.answer.send_stamped([armed.template], DEVICE_TIME_OFFSET,
+                                             self._device_now)  # fmt: skip
+                continue
             req = self.responder.on_message(msg, rx_rig_ns, user_stamp=user_stamp)
             if req is not None:
                 # t3 is read as the last thing before the wire (after the unit is built, as
                 # the rig's t1), so the build cost is not counted as link delay one way only
                 self.answer.send_stamped([req.template()], T3_OFFSET, self._stamper(req))
+
+    def _device_now(self) -> int:
+        """The device clock now (an ARMED's ``device_time_ns``, read just before the wire)."""
+        return self.responder.dev_clock.device_time(self.clock.now_ns())
 
     def _stamper(self, req: PendingDelayReq) -> Callable[[], int]:
         """``req``'s t3 stamp, read when the transmitter calls it (just before the wire)."""
@@ -340,7 +361,10 @@ class RigInbound(ABC):
         return out
 
     def counters(self) -> dict[str, Any]:
-        return self.responder.counters()
+        out = self.responder.counters()
+        if self.start is not None:
+            out.update(self.start.counters())
+        return out
 
 
 def read_impairment(cfg: ConfigReader) -> tuple[ImpairmentSpec | None, ImpairmentSpec | None]:
