@@ -7,7 +7,10 @@ schedule; watches for roles that die; drains; stops everything with SIGTERM (SIG
 grace period) and returns what happened. It never reads traces: that is the analysis's job.
 
 Devices configured as ``device = "hardware"`` are not started: their adapters open the
-configured port / address and the run lasts ``duration_s``.
+configured port / address, a hardware feed is armed with the schedule by its adapter (the start
+handshake: the orchestrator writes the schedule to ``<proc>/<venue>.arm.json`` and waits for
+the device's answer in ``<venue>.armed.json``, see adapters/feed_arming.py) and the run lasts
+``duration_s``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from arbsphere.adapters.backends import (
     FeedLinkSpec,
     backend,
 )
+from arbsphere.adapters.feed_arming import ArmingSettings, schedule_record
 from arbsphere.adapters.links import LinkParams
 from arbsphere.adapters.local_address import route_source
 from arbsphere.adapters.pty import open_pty_pair
@@ -376,9 +380,17 @@ class Orchestrator:
             fee_bp=v.fee_bp, gamma=v.gamma, position_limit_lots=v.position_limit_lots,
             budget_ns=int(c.coordinator.budget_us * 1000),
             coordinator_endpoint=self.inbound, n_venues=len(c.venues), n_assets=c.n_assets,
-            sync=self._sync(v.device_id),
+            sync=self._sync(v.device_id), arming=self._arming(v),
             federated=self._venue_federation(v), security=self._security_table(v.name),
         )  # fmt: skip
+
+    def _arming(self, v: VenueConfig) -> ArmingSettings | None:
+        """A hardware feed's start handshake: its adapter arms it with the schedule this
+        orchestrator writes in :meth:`arm_hardware_feeds` (an emulator gets it in its config)."""
+        if v.device != "hardware":
+            return None
+        return ArmingSettings(v.device_id, str(self.proc_dir / f"{v.name}.arm.json"),
+                              str(self.proc_dir / f"{v.name}.armed.json"))  # fmt: skip
 
     def _venue_federation(self, v: VenueConfig) -> VenueFederation | None:
         """The venue's side of the federated rounds (None: central coordination)."""
@@ -445,6 +457,51 @@ class Orchestrator:
             if pending:
                 time.sleep(0.02)
 
+    def arm_hardware_feeds(self, start_at: int) -> None:
+        """Tell the adapter of every hardware feed the schedule (its schedule file, written
+        atomically; the adapter arms its device with it: adapters/feed_arming.py)."""
+        c = self.campaign
+        arm_seq = self.clock.now_ns()  # per device strictly increasing, across runs too
+        for v in c.venues:
+            if v.device != "hardware":
+                continue
+            record = schedule_record(arm_seq, start_at, round(1e9 / c.rate_hz), c.n_ticks,
+                                     v.venue_id, c.n_assets)  # fmt: skip
+            write_json_atomic(self.proc_dir / f"{v.name}.arm.json", record)
+
+    def _await_armed(self, start_at: int, measure_from: int) -> None:
+        """Wait for every hardware feed's answer to ARM (its adapter writes it): a device
+        that refuses, or has not answered by the end of the warm-up, ends the run incomplete,
+        naming it."""
+        pending = {v.name: v for v in self.campaign.venues if v.device == "hardware"}
+        while pending:
+            for name, v in list(pending.items()):
+                path = self.proc_dir / f"{name}.armed.json"
+                if not path.exists():
+                    continue
+                answer = json.loads(path.read_text())
+                if answer.get("status") != "ok":
+                    raise PipelineError(
+                        f"feed device '{device_name(name)}' (device id {v.device_id}) refused "
+                        f"the schedule (ARM: venue_id {v.venue_id}, n_assets "
+                        f"{self.campaign.n_assets}, {self.campaign.rate_hz:g} ticks/s, "
+                        f"{self.campaign.n_ticks} ticks); see the device's own log"
+                    )
+                del pending[name]
+            now = self.clock.now_ns()
+            if pending and now > measure_from:
+                names = ", ".join(f"'{device_name(n)}' (device id {v.device_id})"
+                                  for n, v in sorted(pending.items()))  # fmt: skip
+                raise PipelineError(
+                    f"feed device(s) {names} did not answer ARM within "
+                    f"{(now - start_at) / 1e9 + START_MARGIN_S:.1f} s (its adapter repeats it "
+                    "every 100 ms once the device's first datagram or frame arrived): is the "
+                    "device on, at the configured address or port, and speaking the start "
+                    "handshake?"
+                )
+            if pending:
+                time.sleep(0.02)
+
     def start_feeds(self) -> int:
         """Start the feed devices; returns the rig time at which tick 0 is due."""
         c = self.campaign
@@ -496,6 +553,7 @@ class Orchestrator:
                     {**common, "target_host": host, "target_port": int(port),
                      "ticks_per_datagram": v.ticks_per_datagram},
                 )  # fmt: skip
+        self.arm_hardware_feeds(start_at)
         return start_at
 
     # --- run ---------------------------------------------------------------------------------
@@ -512,6 +570,7 @@ class Orchestrator:
             outcome.start_at_ns = start_at
             outcome.measure_from_ns = start_at + round(self.campaign.warmup_s * 1e9)
             self._await_feeds(start_at, outcome.measure_from_ns)
+            self._await_armed(start_at, outcome.measure_from_ns)
             self._watch(start_at, outcome, on_progress)
             if outcome.complete:
                 if on_progress is not None:
