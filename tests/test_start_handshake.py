@@ -244,7 +244,7 @@ def test_adapter_arms_repeats_until_armed_then_starts_at_start_ns(tmp_path: Path
     assert answer is not None
     a.on_armed(dm.decode_values(answer.stamp(77))[1], clock.now)
     a.on_armed(dm.decode_values(answer.stamp(78))[1], clock.now)  # a repeated ARM's answer
-    a.on_armed(dm.decode_values(answer.stamp(78))[1][:4] + (41, 1, 0, 0), clock.now)
+    a.on_armed((*dm.decode_values(answer.stamp(78))[1][:4], 41, 1, 0, 0), clock.now)
     assert a.state == "armed" and a.counts["armed_ok"] == 1
     assert a.counts["armed_repeated"] == 1 and a.counts["unexpected_armed"] == 1
     assert json.loads((tmp_path / "v.armed.json").read_text()) == {

@@ -40,8 +40,9 @@ from arbsphere.firmware_interfaces.emulators.start_handshake import (
 )
 from arbsphere.firmware_interfaces.emulators.sync_responder import RigInbound
 
-#: the start estimate is frozen this long before it is due (the schedule's own wait takes over)
-HANDOFF_NS = 20_000_000
+#: the start estimate is frozen this long before it is due (the schedule's own wait takes over,
+#: after the armed plan's quote stream is built)
+HANDOFF_NS = 50_000_000
 #: heartbeat interval of an idle device configured without heartbeats (it must be found)
 IDLE_HEARTBEAT_NS = 100_000_000
 
@@ -83,6 +84,8 @@ def serve_feed(
     sleep = ServicedSleep(ctx.waker, rig, inbound)
     stop = lambda: ctx.stop.is_set  # noqa: E731
     if plan.await_arm:
+        # the quote kernels compile (or load from cache) now, not when tick 0 is due
+        open_quotes(plan, cfg).next_batch(1)
         ctx.stats.update(idle_heartbeats=0)
         armed = await_schedule(plan, start, tx, sleep, rig, dev, stop, ctx.stats)
         if armed is None:
