@@ -266,7 +266,7 @@ def test_adapter_records_a_refusal_and_stops(tmp_path: Path) -> None:
     a.poll(clock.now)
     answer = device(known=0.0, min_interval_ns=2 * INTERVAL).on_message(link.sent[0][0], 0)
     assert answer is not None
-    assert a.on_armed(dm.decode_values(answer.stamp(0))[1], clock.now) is None
+    a.on_armed(dm.decode_values(answer.stamp(0))[1], clock.now)
     assert a.state == "refused" and a.counts["armed_refused"] == 1
     assert json.loads((tmp_path / "v.armed.json").read_text())["status"] == "refused"
     clock.now = START + 1
