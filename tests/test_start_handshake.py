@@ -282,3 +282,19 @@ def test_schedule_file_errors_name_file_and_key(tmp_path: Path) -> None:
     path.write_text("{}")
     with pytest.raises(ConfigError, match="arm_seq"):
         read_schedule(path)
+
+
+def test_after_its_schedule_an_armed_device_takes_the_next_arm_only() -> None:
+    hs = device(known=0.0)
+    hs.on_message(arm(5), 0)
+    hs.begin(START)
+    hs.finish()
+    assert hs.accepted is None and hs.start_rig_ns() is None  # idle again
+    assert hs.on_message(arm(5), 0) is not None  # the old ARM's answer, repeated ...
+    assert hs.accepted is None  # ... starts nothing
+    assert hs.on_message(arm(4), 0) is None
+    nxt = hs.on_message(arm(6, start=START + 10**9), 0)
+    assert nxt is not None and nxt.status == dm.ARM_STATUS_OK
+    assert hs.start_rig_ns() == START + 10**9
+    c = hs.counters()["start_handshake"]
+    assert c["schedules_run"] == 1 and c["armed_ok"] == 2 and c["started_on"] == "offset"

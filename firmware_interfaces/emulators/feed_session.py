@@ -8,8 +8,9 @@ Without one (an external device, ``arbsphere device ...``) the device idles — 
 ``heartbeat_interval_ms`` (so a UDP rig learns its address; ``device_seq`` 0, the first tick's),
 the clock-sync exchange and ARM/START served while it waits — until the armed schedule is due:
 then tick ``k`` is due ``k * tick_interval_ns`` after the start (the market at rate
-``1e9 / tick_interval_ns``), ``n_ticks`` of them. It runs one schedule and ends, as a device
-launched with one does.
+``1e9 / tick_interval_ns``), ``n_ticks`` of them; then it idles again until the next ARM (a
+higher ``arm_seq``: the next campaign run), until it is stopped. The stats hold the latest
+schedule's counters and ``start_handshake.schedules_run``.
 """
 
 from __future__ import annotations
@@ -83,15 +84,28 @@ def serve_feed(
     start = feed_handshake(plan, dev, inbound)
     sleep = ServicedSleep(ctx.waker, rig, inbound)
     stop = lambda: ctx.stop.is_set  # noqa: E731
-    if plan.await_arm:
-        # the quote kernels compile (or load from cache) now, not when tick 0 is due
-        open_quotes(plan, cfg).next_batch(1)
-        ctx.stats.update(idle_heartbeats=0)
+    if not plan.await_arm:
+        return _run(plan, cfg, tx, rig, dev, ctx, sleep)
+    # the quote kernels compile (or load from cache) now, not when tick 0 is due
+    open_quotes(plan, cfg).next_batch(1)
+    ctx.stats.update(idle_heartbeats=0)
+    schedule = None
+    while True:
         armed = await_schedule(plan, start, tx, sleep, rig, dev, stop, ctx.stats)
         if armed is None:
-            return None
-        plan = armed
-    schedule = OpenLoopSchedule(plan.start_at_ns, rig, sleep, stop,
+            return schedule
+        schedule = _run(armed, cfg, tx, rig, dev, ctx, sleep)
+        if stop():
+            return schedule
+        start.finish()  # idle again: the next ARM brings the next schedule
+
+
+def _run(
+    plan: FeedPlan, cfg: ConfigReader, tx: Transmitter, rig: Clock, dev: DeviceClock,
+    ctx: DeviceContext, sleep: ServicedSleep,
+) -> OpenLoopSchedule:  # fmt: skip
+    """One schedule: the plan's quotes sent on time (see :func:`~.schedule.run_feed`)."""
+    schedule = OpenLoopSchedule(plan.start_at_ns, rig, sleep, lambda: ctx.stop.is_set,
                                 late_tolerance_ns=plan.late_tolerance_ns)  # fmt: skip
     run_feed(plan, open_quotes(plan, cfg), tx, schedule, dev, ctx.stats)
     return schedule

@@ -150,8 +150,11 @@ class StartHandshake:
         self.start_arrival_ns: int | None = None
         #: rig time the schedule started (None: not yet)
         self.started_ns: int | None = preset.start_ns if preset is not None else None
+        #: the latest schedule's start and what started it (stats; kept once it finished)
+        self.last_started_ns = self.started_ns
+        self.started_on: str | None = "config" if preset is not None else None
         self.counts = {"arms": 0, "arms_repeated": 0, "armed_ok": 0, "armed_refused": 0,
-                       "starts": 0}  # fmt: skip
+                       "starts": 0, "schedules_run": 0}  # fmt: skip
         self.refused = dict.fromkeys(REFUSE_REASONS, 0)
         self.ignored = dict.fromkeys(IGNORE_REASONS, 0)
         self.last_error = ""
@@ -266,23 +269,28 @@ class StartHandshake:
         """The device starts the accepted schedule at rig time ``rig_ns``; returns it."""
         if self.accepted is None:
             raise RuntimeError("begin() without an accepted schedule")
-        self.started_ns = rig_ns
+        on_start = self.start_arrival_ns is not None and rig_ns == self.start_arrival_ns
+        self.started_on = "start_message" if on_start else "offset"
+        self.started_ns = self.last_started_ns = rig_ns
         return self.accepted
 
+    def finish(self) -> None:
+        """The started schedule ran to its end: idle again, ready for the next ARM (a higher
+        ``arm_seq``; older ones stay ignored). A preset device has no next schedule."""
+        if self.preset:
+            raise RuntimeError("a preset schedule is the device's only one")
+        self.counts["schedules_run"] += 1
+        self.accepted = None
+        self.started_ns = None
+        self.start_arrival_ns = None
+
     def counters(self) -> dict[str, Any]:
-        s = self.accepted
+        """Counts, refusals and ignored input by reason, and the latest schedule's start
+        (``started_on``: "offset", "start_message" or "config")."""
         return {"start_handshake": {**self.counts, "refused": dict(self.refused),
                                     "ignored": dict(self.ignored), "last_error": self.last_error,
-                                    "arm_seq": None if s is None else s.arm_seq,
-                                    "started_ns": self.started_ns,
-                                    "started_on": self._started_on()}}  # fmt: skip
-
-    def _started_on(self) -> str | None:
-        if self.started_ns is None:
-            return None
-        if self.preset:
-            return "config"
-        return "start_message" if self.started_ns == self.start_arrival_ns else "offset"
+                                    "arm_seq": self.last_seq, "started_ns": self.last_started_ns,
+                                    "started_on": self.started_on}}  # fmt: skip
 
 
 def _fields(s: Schedule) -> tuple[int, ...]:
