@@ -493,11 +493,11 @@ class Orchestrator:
                 names = ", ".join(f"'{device_name(n)}' (device id {v.device_id})"
                                   for n, v in sorted(pending.items()))  # fmt: skip
                 raise PipelineError(
-                    f"feed device(s) {names} did not answer ARM within "
-                    f"{(now - start_at) / 1e9 + START_MARGIN_S:.1f} s (its adapter repeats it "
-                    "every 100 ms once the device's first datagram or frame arrived): is the "
-                    "device on, at the configured address or port, and speaking the start "
-                    "handshake?"
+                    f"feed device(s) {names} did not answer ARM by the end of the warm-up "
+                    f"({(now - start_at) / 1e9:.1f} s after the schedule's start; the adapter "
+                    "repeats ARM every 100 ms once the device's first datagram or frame "
+                    "arrived): is the device on, at the configured address or port, and "
+                    "speaking the start handshake?"
                 )
             if pending:
                 time.sleep(0.02)

@@ -7,7 +7,8 @@ device side of the clock-sync exchange on the same socket.
      asset k mod market.n_assets), session (<= 10 chars), target_host, target_port,
      bind_host ("0.0.0.0"), bind_port (0 = ephemeral), ready_path (optional: receives
      {"host": H, "port": N} of the bound socket before the first send),
-     market: {MarketConfig fields}, start_at_ns, n_ticks | duration_s,
+     market: {MarketConfig fields}, start_at_ns and n_ticks | duration_s (none of them: the
+     device waits for the rig's ARM, :mod:`.feed_session`),
      ticks_per_datagram (1), heartbeat_interval_ms (100), late_tolerance_us (200),
      clock: {offset_ns, drift_ppm, steps},
      impairment: {to_rig: {ImpairmentSpec fields}, to_device: {...}} (optional), stats_path}
