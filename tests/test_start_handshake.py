@@ -298,3 +298,35 @@ def test_after_its_schedule_an_armed_device_takes_the_next_arm_only() -> None:
     assert hs.start_rig_ns() == START + 10**9
     c = hs.counters()["start_handshake"]
     assert c["schedules_run"] == 1 and c["armed_ok"] == 2 and c["started_on"] == "offset"
+
+
+def _sync_msg(mtype: int, seq: int, value: int = 0) -> bytes:
+    rec = dm.new_record(mtype, DEVICE)
+    rec["sync_seq"] = seq
+    field = {dm.MSG_SYNC: "origin_ns", dm.MSG_FOLLOW_UP: "t1_ns", dm.MSG_DELAY_RESP: "t4_ns"}
+    rec[field[mtype]] = value
+    return dm.encode(rec)
+
+
+def test_a_new_run_restarts_the_devices_sync_session_after_a_quiet_spell() -> None:
+    """An external device outlives a run; the next run's sync master numbers from 1 again. A
+    SYNC 1 right after others is out of order (not answered); after a second without SYNC it
+    starts a new session whose offsets owe nothing to the old run's."""
+    from arbsphere.firmware_interfaces.emulators.sync_responder import SESSION_GAP_NS
+
+    r = SyncResponder(DEVICE, DeviceClock(StepClock(), offset_ns=1_000))
+    offset = responder_offset(r)
+    t = 10_000_000_000
+    for seq in (1, 2, 3):
+        req = r.on_message(_sync_msg(dm.MSG_SYNC, seq), t + 50)
+        assert req is not None
+        req.stamp(t + 60)
+        r.on_message(_sync_msg(dm.MSG_FOLLOW_UP, seq, t), 0)
+        r.on_message(_sync_msg(dm.MSG_DELAY_RESP, seq, t + 110), 0)
+        t += 31_250_000
+    assert offset() == 1_000 and r.counts["sync_exchanges"] == 3
+    assert r.on_message(_sync_msg(dm.MSG_SYNC, 1), t) is None  # within the session
+    assert r.rejects["out_of_order_sync"] == 1
+    t += SESSION_GAP_NS
+    assert r.on_message(_sync_msg(dm.MSG_SYNC, 1), t) is not None  # the next run
+    assert r.counts["sync_restarts"] == 1 and offset() is None  # the old run's are forgotten

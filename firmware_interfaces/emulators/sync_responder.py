@@ -63,6 +63,8 @@ REJECT_REASONS = (
 )
 #: rig -> device messages of the start handshake (first byte: the message type)
 _START_IN = frozenset((dm.MSG_ARM, dm.MSG_START))
+#: A SYNC with sync_seq 1 after this long without a SYNC starts a new rig session.
+SESSION_GAP_NS = 1_000_000_000
 #: Answered exchanges remembered for matching FOLLOW_UP / DELAY_RESP.
 HISTORY = 64
 
@@ -110,7 +112,9 @@ class SyncResponder:
     ``on_message`` takes one whole message (bytes of exactly one record) and its arrival time
     on the rig clock; ``user_stamp`` marks a user-space stamp taken where a kernel stamp was
     wanted (counted for SYNCs as ``sync_rx_stamp_fallbacks``). A SYNC is answered when its
-    ``sync_seq`` is above the last answered one; any valid sequence starts the device.
+    ``sync_seq`` is above the last answered one; any valid sequence starts the device, and
+    ``sync_seq`` 1 after :data:`SESSION_GAP_NS` without a SYNC starts a new rig session (a new
+    run; ``sync_restarts``): the earlier exchanges are forgotten.
     """
 
     def __init__(self, device_id: int, dev_clock: DeviceClock, *, history: int = HISTORY):
@@ -122,9 +126,10 @@ class SyncResponder:
         self.dev_clock = dev_clock
         self.history = history
         self.last_answered: int | None = None
+        self.last_sync_rx_ns: int | None = None  # arrival of the latest SYNC (rig clock)
         self.counts = {"syncs_received": 0, "delay_reqs_sent": 0, "follow_ups": 0,
                        "delay_resps": 0, "sync_exchanges": 0,
-                       "sync_rx_stamp_fallbacks": 0}  # fmt: skip
+                       "sync_rx_stamp_fallbacks": 0, "sync_restarts": 0}  # fmt: skip
         self.rejects = dict.fromkeys(REJECT_REASONS, 0)
         self.last_error = ""
         #: sync_seq -> [t1, t2, t3, t4] (None until known), oldest first
@@ -174,6 +179,16 @@ class SyncResponder:
     def _sync(self, seq: int, rx_rig_ns: int, user_stamp: bool) -> PendingDelayReq | None:
         self.counts["syncs_received"] += 1
         last = self.last_answered
+        prev, self.last_sync_rx_ns = self.last_sync_rx_ns, rx_rig_ns
+        quiet = prev is not None and rx_rig_ns - prev >= SESSION_GAP_NS
+        if seq == 1 and last is not None and quiet:
+            # the rig numbers each run's exchanges from 1: after a quiet spell that is a new
+            # master session (an external device outlives a run), whose offsets owe nothing to
+            # the earlier ones; a SYNC 1 within a session is a duplicate or out of order
+            self.counts["sync_restarts"] += 1
+            self._exchanges.clear()
+            self.last_exchange = self.best_exchange = None
+            last = None
         if last is not None and seq <= last:
             reason = "duplicate_sync" if seq == last else "out_of_order_sync"
             self.reject(reason, f"sync_seq {seq}, last answered {last}")
