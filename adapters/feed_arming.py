@@ -12,7 +12,8 @@ told it where the device is: counted ``arms_unsent``), writes that answer to
 ``<proc>/<name>.armed.json`` — ``{status: "ok" | "refused", arm_seq, start_device_ns,
 device_time_ns, rx_ns, arms_sent}``, what the orchestrator waits for — and, armed OK, sends START
 at ``start_ns``. After START (or a refusal) :meth:`poll` says it is done and the loop stops
-calling it: the hot loop pays one comparison per wake-up before, nothing after.
+calling it: until then the loop pays two short calls per wake-up (its timeout and the poll,
+each a comparison unless something is due), nothing after.
 
 Counted: ``arms_sent``, ``arms_unsent``, ``armed_ok``, ``armed_refused``, ``armed_repeated``
 (the ARMED of the accepted ``arm_seq`` again: the device answered a repeated ARM),
