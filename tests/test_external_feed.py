@@ -20,6 +20,7 @@ from arbsphere.adapters.sync_master import SyncMaster
 from arbsphere.adapters.udp_link import UdpFeedLink, UdpLinkConfig
 from arbsphere.clock import RealtimeClock
 from arbsphere.firmware_interfaces import messages as dm
+from arbsphere.firmware_interfaces.emulators.sync_responder import SESSION_GAP_NS
 
 pytestmark = pytest.mark.slow
 
@@ -94,6 +95,11 @@ def test_an_external_feed_is_armed_runs_idles_and_runs_the_next_schedule(tmp_pat
         assert abs(rig.arming.answer["start_device_ns"] - first - 3_000_000) < 1_000_000
         assert [t[6] for t in rig.ticks] == list(range(25))  # device_seq
         rig.ticks.clear()
+        # the next run: a new sync master numbering from 1 after a quiet spell, as a new
+        # adapter process would; the device starts a new sync session and answers it
+        rig.sync = SyncMaster(rig.link, clock, interval_ns=20_000_000, device_id=DEVICE)
+        time.sleep(SESSION_GAP_NS / 1e9 + 0.1)
+        rig.serve_until(lambda: rig.sync.counts["delay_reqs"] >= 3, "the new sync session")
         rig.arm(2, seq=101, start_in_s=0.3)
         rig.serve_until(lambda: len(rig.ticks) == 25, "the second schedule's ticks")
         assert rig.arming.counts["armed_ok"] == 1
@@ -107,3 +113,4 @@ def test_an_external_feed_is_armed_runs_idles_and_runs_the_next_schedule(tmp_pat
     assert hs["schedules_run"] == 2 or (hs["schedules_run"] == 1 and hs["arm_seq"] == 101)
     assert hs["armed_ok"] == 2 and hs["started_on"] == "offset" and hs["refused"]["busy"] == 0
     assert stats["ticks_sent"] == 25 and stats["idle_heartbeats"] >= 2
+    assert stats["sync_restarts"] == 1 and stats["sync_rejects"]["out_of_order_sync"] == 0
