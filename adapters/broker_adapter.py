@@ -400,7 +400,11 @@ class BrokerProcess(RoleProcess):
         self.replica.warm_up()
 
     def ready_info(self) -> dict[str, Any]:
-        return {"timestamp_source": self.link.timestamp_source}
+        ready: dict[str, Any] = {"timestamp_source": self.link.timestamp_source}
+        address = getattr(self.link, "address", None)  # a UDP link's bound (host, port)
+        if address is not None:
+            ready["address"] = list(address)
+        return ready
 
     def serve(self, stop: StopFlag) -> None:
         """Poll until ``stop``. The trade's path first: every queued PlanDelta's orders go out

@@ -90,9 +90,10 @@ class UdpBrokerLinkConfig:
     @classmethod
     def from_params(cls, p: LinkParams) -> UdpBrokerLinkConfig:
         """The broker adapter's UDP link: the device's ``device_host`` and ``device_port``;
-        the rig's socket is an ephemeral loopback port."""
+        the rig's socket is an ephemeral port on ``bind_host`` (an address the device can
+        answer: the orchestrator resolves the campaign's ``[broker] bind_host``)."""
         return cls(device_host=p.device_host, device_port=p.device_port,
-                   bind_host="127.0.0.1", bind_port=0, session=BROKER_SESSION,
+                   bind_host=p.bind_host, bind_port=0, session=BROKER_SESSION,
                    timestamping=p.timestamping, hw_config=p.hw_config)  # fmt: skip
 
     def stamps(self) -> StampSettings:

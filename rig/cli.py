@@ -15,6 +15,9 @@
                               (port opens with its settings, interface has the address, timestamp
                               mode possible); exit 1 naming what is missing.
 ``arbsphere headers``         regenerate the committed C headers from the layout declarations.
+``arbsphere device KIND --config FILE``  an emulated device (feed-udp, feed-serial, broker-udp,
+                              broker-serial) on its own, as an external device for a campaign's
+                              ``device = "hardware"``: a feed waits for the rig's ARM.
 
 Exit codes: 0 complete run; 1 the run ended early (its result set is written and marked
 incomplete, with the reason); 2 configuration error (the message names file and key).
@@ -354,6 +357,12 @@ def cmd_headers(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_device(args: argparse.Namespace, console: Console) -> int:
+    from arbsphere.rig.external_device import run_external_device
+
+    return run_external_device(args.kind, args.config)
+
+
 def cmd_sim(args: argparse.Namespace, console: Console) -> int:
     from arbsphere.clock import RealtimeClock
     from arbsphere.rig.sim import SCENARIOS, run_sim
@@ -440,6 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
     probe.set_defaults(func=cmd_probe)
     headers = sub.add_parser("headers", help="regenerate the C headers")
     headers.set_defaults(func=cmd_headers)
+    dev = sub.add_parser(
+        "device", help="run an emulated device on its own (an external device for the rig)"
+    )
+    dev.add_argument("kind", choices=("feed-udp", "feed-serial", "broker-udp", "broker-serial"))
+    dev.add_argument("--config", required=True, help="the device's JSON config")
+    dev.set_defaults(func=cmd_device)
     return parser
 
 

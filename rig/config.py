@@ -31,10 +31,16 @@ from arbsphere.privacy.settings import PrivacyConfig
 from arbsphere.security.settings import SecurityConfig
 
 DEFAULT_CAMPAIGN = Path("campaigns/loopback.toml")
-#: venue ids 0..MAX_VENUES-1: a feed device's id (10 + venue id) stays below the broker
-#: device's 200 and a u64 participants bitmap holds every venue. Secure aggregation allows
-#: fewer (``arbsphere.privacy.secure_rounds.MAX_MASKED_VENUES``), checked at load.
+#: venue ids 0..MAX_VENUES-1: a feed device's default id (10 + venue id) stays below the
+#: broker device's 200 and a u64 participants bitmap holds every venue. Secure aggregation
+#: allows fewer (``arbsphere.privacy.secure_rounds.MAX_MASKED_VENUES``), checked at load.
 MAX_VENUES = 64
+#: default device ids (message header ``device_id``): a feed device's is this + its venue id
+#: (``[venues.<name>] device_id`` overrides it), the broker device's ``BROKER_DEVICE_ID``
+#: (``[broker] device_id``); the ids of one campaign must differ (checked at load)
+VENUE_DEVICE_ID_BASE = 10
+BROKER_DEVICE_ID = 200
+MAX_DEVICE_ID = 2**32 - 1
 #: ``[market] n_assets``: the assets every venue quotes (one per tick, in round-robin)
 MAX_ASSETS = 256
 
@@ -118,6 +124,13 @@ class VenueConfig:
     #: udp: "software", "hardware" or "auto" stamps; "keep" or "set" the NIC's stamp setting
     timestamping: str = DEFAULT_TIMESTAMPING
     hw_config: str = DEFAULT_HW_CONFIG
+    #: the feed device's id in message headers (< 0: the default, VENUE_DEVICE_ID_BASE +
+    #: venue_id)
+    device_id: int = -1
+
+    def __post_init__(self) -> None:
+        if self.device_id < 0:
+            object.__setattr__(self, "device_id", VENUE_DEVICE_ID_BASE + self.venue_id)
 
 
 @dataclass(frozen=True)
@@ -145,6 +158,11 @@ class BrokerConfig:
     #: as :attr:`VenueConfig.timestamping` / :attr:`VenueConfig.hw_config`
     timestamping: str = DEFAULT_TIMESTAMPING
     hw_config: str = DEFAULT_HW_CONFIG
+    #: the broker device's id in message headers
+    device_id: int = BROKER_DEVICE_ID
+    #: udp: the address the rig's broker socket binds ("": the local address the kernel routes
+    #: to ``device_host`` from, resolved when the run starts)
+    bind_host: str = ""
 
 
 @dataclass(frozen=True)
@@ -258,6 +276,7 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     venues_t = r.table("venues")
     venues = _venues(venues_t)
     broker = _broker(r.table("broker", optional=True))
+    _check_device_ids(r, venues, broker)
     coordinator = _coordinator(r.table("coordinator", optional=True))
     clock_sync = _clock_sync(r.table("clock_sync", optional=True))
     market_t = r.table("market", optional=True)
@@ -379,6 +398,23 @@ def _venues(venues_t: _Reader) -> list[VenueConfig]:
     if ids != list(range(len(ids))):
         venues_t.fail("venue_id", ids, "venue ids must be 0..N-1")
     return venues
+
+
+def _check_device_ids(r: _Reader, venues: list[VenueConfig], broker: BrokerConfig) -> None:
+    """Every device of the campaign has its own id: the rig addresses its clock-sync and start
+    messages by it and aligns each device's clock by it."""
+    keys = [(v.device_id, f"venues.{v.name}.device_id") for v in venues]
+    keys.append((broker.device_id, "broker.device_id"))
+    seen: dict[int, str] = {}
+    for device_id, key in keys:
+        if device_id in seen:
+            raise ConfigError(
+                f"device id {device_id} is also {seen[device_id]}'s (defaults: feed "
+                f"{VENUE_DEVICE_ID_BASE} + venue_id, broker {BROKER_DEVICE_ID}); give each "
+                "device its own",
+                file=r.source, key=key,
+            )  # fmt: skip
+        seen[device_id] = key
 
 
 def _check_masked_venue_count(
@@ -649,6 +685,7 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
             "outage_s",
             "timestamping",
             "hw_config",
+            "device_id",
         }
     )
     device = r.choice("device", ("emulator", "hardware"), "emulator")
@@ -666,9 +703,11 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
         if not ok or not 0 <= raw[0] < raw[1]:
             r.fail("outage_s", raw, "must be [from, to] seconds with 0 <= from < to")
         outage = (float(raw[0]), float(raw[1]))
+    venue_id = r.integer("venue_id", lo=0, hi=MAX_VENUES - 1)
     return VenueConfig(
         name=name,
-        venue_id=r.integer("venue_id", lo=0, hi=MAX_VENUES - 1),
+        venue_id=venue_id,
+        device_id=r.integer("device_id", VENUE_DEVICE_ID_BASE + venue_id, lo=0, hi=MAX_DEVICE_ID),
         link=link,
         device=device,
         bind_host=r.string("bind_host", "127.0.0.1"),
@@ -810,10 +849,15 @@ def _broker(r: _Reader) -> BrokerConfig:
             "impairment",
             "timestamping",
             "hw_config",
+            "device_id",
+            "bind_host",
         }
     )
     device = r.choice("device", ("emulator", "hardware"), "emulator")
     link = _link(r, "broker", device, "udp")
+    if "bind_host" in r.data and backend(link, role="broker").wiring != WIRING_UDP:
+        r.fail("bind_host", r.data["bind_host"], f"the rig's socket address of a UDP broker "
+               f"link; link {link!r} has none")  # fmt: skip
     if device == "hardware":
         _refuse_emulator_keys(r, ("clock", "fill_mode", "fills"))
         if link == "udp" and r.data.get("device_port", 0) == 0:
@@ -839,6 +883,8 @@ def _broker(r: _Reader) -> BrokerConfig:
         schemas=_schemas(r.table("schemas", optional=True)),
         impairment=_impairment(r, "impairment"),
         **_stamping(r, link),
+        device_id=r.integer("device_id", BROKER_DEVICE_ID, lo=0, hi=MAX_DEVICE_ID),
+        bind_host=r.string("bind_host", "") if "bind_host" in r.data else "",
     )
 
 

@@ -12,6 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from arbsphere.adapters import local_address
 from arbsphere.adapters.nic_timestamping import (
     hwtstamp_config,
     interface_with_address,
@@ -76,14 +77,12 @@ def print_probe(found: dict[str, Any], console: Console) -> None:
 
 
 def route_source(host: str) -> str | None:
-    """The local IPv4 address the kernel would send to ``host`` from (a UDP ``connect``, which
-    sends nothing), or None when there is no route."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect((host, 9))
-        except OSError:
-            return None
-        return str(sock.getsockname()[0])
+    """The local IPv4 address the kernel would send to ``host`` from, or None when it cannot
+    be resolved or has no route (:func:`~arbsphere.adapters.local_address.route_source`)."""
+    try:
+        return local_address.route_source(host)
+    except LinkError:
+        return None
 
 
 def udp_endpoint(local_ipv4: str | None) -> dict[str, Any]:
@@ -124,7 +123,9 @@ def device_findings(
         ) | {"device": v.device}
     b = broker
     out[b.name] = (
-        udp_endpoint(route_source(b.device_host)) if b.link == "udp" else serial_endpoint(b.port)
+        udp_endpoint(b.bind_host or route_source(b.device_host))
+        if b.link == "udp"
+        else serial_endpoint(b.port)
     ) | {"device": b.device}
     for name, applied in (link_settings or {}).items():
         if name in out and applied is not None:

@@ -117,7 +117,7 @@ def udp_checks(device: Any, *, is_broker: bool) -> list[Check]:
         source = route_source(device_host)
         out.append(Check(name, "route to device", f"{device_host} via {source}" if source
                          else f"no route to {device_host}", PASS if source else FAIL))  # fmt: skip
-    bind_host = getattr(device, "bind_host", None)
+    bind_host = device.bind_host or None  # a broker's "": the route's source address
     if is_broker and device_host is not None:
         out.extend(source_check(name, device_host, source, bind_host))
     local = bind_host or (source if is_broker else None)
@@ -148,7 +148,7 @@ def source_check(
     """A broker whose rig side binds ``bind_host`` while the kernel routes to ``device_host``
     from ``source``: a warning, a failure when the bound address is loopback and the device is
     not (such a socket cannot send off the host: ``sendto`` gives EINVAL)."""
-    if bind_host in (None, "0.0.0.0") or source is None or source == bind_host:
+    if not bind_host or bind_host == "0.0.0.0" or source is None or source == bind_host:
         return []
     off_host = str(bind_host).startswith("127.") and not source.startswith("127.")
     found = f"the kernel sends to {device_host} from {source}; the rig binds {bind_host}"
