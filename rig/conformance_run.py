@@ -1,0 +1,328 @@
+"""``arbsphere conformance [CAMPAIGN]``: every device of a campaign through its conformance suite.
+
+For each venue's feed device and the broker device, in turn: an emulated device
+(``device = "emulator"``) is started here as the orchestrator starts it (same emulator module
+from the backend registry, same wiring: the UDP feed sends to the suite's link, the UDP broker
+binds and reports its port, a serial device gets the master of a pty whose slave the suite's
+link opens) and stopped after its suite; a hardware device is expected to be on its
+configured port or address. The suite itself (:mod:`arbsphere.conformance`) only sees the
+rig-side link. Emulated link impairment (``impairment``) is left out: the suite judges the
+device, not a link made bad on purpose.
+
+An emulated feed gets its schedule (start, rate, length) in its config, so its start handshake
+is not exercised (the suite reports it skipped) while :data:`EMULATED_FEED_HANDSHAKE` is
+False; a hardware feed is armed with the handshake. ``misbehave`` (tests) passes a misbehaving-
+device table to the emulators (``firmware_interfaces/emulators/misbehave.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arbsphere.adapters.backends import WIRING_PTY, BrokerLinkSpec, FeedLinkSpec, backend
+from arbsphere.adapters.links import FeedLink, LinkParams
+from arbsphere.adapters.pty import open_pty_pair
+from arbsphere.clock import Clock
+from arbsphere.conformance import (
+    BrokerSuiteSettings,
+    BrokerTarget,
+    FeedSuiteSettings,
+    FeedTarget,
+    SuiteResult,
+    run_broker_suite,
+    run_feed_suite,
+)
+from arbsphere.errors import DeviceError
+from arbsphere.rig.config import Campaign, VenueConfig
+from arbsphere.rig.orchestrator import BROKER_DEVICE_ID, VENUE_DEVICE_ID_BASE, device_name
+from arbsphere.rig.probe import route_source, serial_endpoint, udp_endpoint
+from arbsphere.runtime import write_json_atomic
+
+#: whether the feed emulators idle until armed (the start handshake) instead of starting on
+#: the schedule in their config
+EMULATED_FEED_HANDSHAKE = False
+#: an emulated feed's schedule starts this long after it is spawned (imports, Numba caches)
+EMULATOR_START_S = 1.5
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class ConformanceSettings:
+    feed: FeedSuiteSettings = field(default_factory=FeedSuiteSettings)
+    broker: BrokerSuiteSettings = field(default_factory=BrokerSuiteSettings)
+    #: per device role name: a misbehave table for its emulator (tests)
+    misbehave: Mapping[str, Mapping[str, Any]] | None = None
+    #: only these devices (role names); None: every device of the campaign
+    only: tuple[str, ...] | None = None
+
+
+class Emulator:
+    """One emulated device process: spawned with its JSON config, awaited, stopped."""
+
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        cfg: dict[str, Any],
+        work: Path,
+        pass_fds: tuple[int, ...] = (),
+    ) -> None:
+        self.name = name
+        cfg_path = work / f"{name}.config.json"
+        write_json_atomic(cfg_path, cfg)
+        self.stderr_path = work / f"{name}.stderr.log"
+        with self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", module, str(cfg_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=subprocess.STDOUT,
+                pass_fds=pass_fds,
+                start_new_session=True,
+            )
+
+    def wait_file(self, path: Path) -> dict[str, Any]:
+        import json
+
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if path.exists():
+                data: dict[str, Any] = json.loads(path.read_text())
+                return data
+            if self.proc.poll() is not None:
+                raise DeviceError(
+                    f"emulated device {self.name} exited with code "
+                    f"{self.proc.returncode} before it was ready: {self.tail()}"
+                )
+            time.sleep(0.02)
+        raise DeviceError(f"emulated device {self.name} not ready after {READY_TIMEOUT_S:g} s")
+
+    def tail(self) -> str:
+        try:
+            lines = self.stderr_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no output"
+        return " | ".join(lines[-3:]) or "no output"
+
+    def stop(self) -> int | None:
+        """SIGTERM, SIGKILL after :data:`STOP_TIMEOUT_S`; the exit code (None: it had to be
+        killed)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+
+def run_conformance(
+    campaign: Campaign,
+    clock: Clock,
+    settings: ConformanceSettings | None = None,
+    *,
+    on_device: Callable[[str], None] | None = None,
+) -> list[SuiteResult]:
+    """The suite of every device of ``campaign`` (venues' feeds in order, then the broker)."""
+    s = settings or ConformanceSettings()
+    out: list[SuiteResult] = []
+    with tempfile.TemporaryDirectory(prefix="arbsphere-conformance-") as tmp:
+        work = Path(tmp)
+        for v in campaign.venues:
+            if s.only is None or device_name(v.name) in s.only:
+                if on_device is not None:
+                    on_device(device_name(v.name))
+                out.append(_feed(campaign, v, clock, s, work))
+        b = device_name(campaign.broker.name)
+        if s.only is None or b in s.only:
+            if on_device is not None:
+                on_device(b)
+            out.append(_broker(campaign, clock, s, work))
+    return out
+
+
+def _misbehave(s: ConformanceSettings, device: str) -> dict[str, Any]:
+    table = (s.misbehave or {}).get(device)
+    return {} if not table else {"misbehave": dict(table)}
+
+
+def feed_emulator_config(
+    campaign: Campaign, v: VenueConfig, start_ns: int, duration_s: float, work: Path
+) -> dict[str, Any]:
+    """An emulated feed's config for a conformance session (as the orchestrator writes it,
+    without impairment or outage)."""
+    c = campaign
+    name = device_name(v.name)
+    market = {
+        **dict(c.market.values),
+        "seed": c.seed,
+        "n_venues": len(c.venues),
+        "n_assets": c.n_assets,
+        "rate_hz": c.rate_hz,
+    }
+    return {
+        "device_id": VENUE_DEVICE_ID_BASE + v.venue_id,
+        "venue_id": v.venue_id,
+        "asset_order": "round_robin",
+        "session": f"VENUE{v.venue_id:02d}",
+        "market": market,
+        "start_at_ns": start_ns,
+        "duration_s": duration_s,
+        "heartbeat_interval_ms": 100,
+        "clock": {"offset_ns": v.clock.offset_ns, "drift_ppm": v.clock.drift_ppm},
+        "stats_path": str(work / f"{name}.stats.json"),
+        "ready_path": str(work / f"{name}.ready.json"),
+    }
+
+
+def _feed(
+    campaign: Campaign, v: VenueConfig, clock: Clock, s: ConformanceSettings, work: Path
+) -> SuiteResult:
+    name = device_name(v.name)
+    link = backend(v.link)
+    emulated = v.device == "emulator"
+    with _pty_if(emulated and link.wiring == WIRING_PTY) as (master, slave):
+        port = slave if slave is not None else v.port
+        spec = FeedLinkSpec.of(
+            v.link,
+            LinkParams(
+                name=v.name,
+                bind_host=v.bind_host,
+                bind_port=v.bind_port,
+                port=port,
+                baudrate=v.baudrate,
+            ),
+        )
+        findings = udp_endpoint(v.bind_host) if v.link == "udp" else serial_endpoint(port)
+        start_ns = None
+        if emulated and not EMULATED_FEED_HANDSHAKE:
+            start_ns = clock.now_ns() + round(EMULATOR_START_S * 1e9)
+        target = FeedTarget(
+            name,
+            spec,
+            VENUE_DEVICE_ID_BASE + v.venue_id,
+            v.venue_id,
+            campaign.rate_hz,
+            campaign.n_assets,
+            start_ns=start_ns,
+            findings=findings,
+        )
+        if not emulated:
+            return run_feed_suite(target, clock, s.feed)
+        cfg = {
+            **feed_emulator_config(
+                campaign, v, start_ns or clock.now_ns(), s.feed.schedule_s(), work
+            ),
+            **_misbehave(s, name),
+        }
+        emulators: list[Emulator] = []
+
+        def start(opened: FeedLink) -> None:
+            module = str(link.emulator("feed"))
+            if master is not None:
+                emulators.append(
+                    Emulator(name, module, {**cfg, "master_fd": master}, work, pass_fds=(master,))
+                )
+            else:
+                host, port_ = getattr(opened, "address", ("127.0.0.1", 0))
+                emulators.append(
+                    Emulator(
+                        name, module, {**cfg, "target_host": host, "target_port": int(port_)}, work
+                    )
+                )
+
+        try:
+            result = run_feed_suite(target, clock, s.feed, on_open=start)
+        finally:
+            codes = [e.stop() for e in emulators]
+        return _with_exit(result, codes, emulators)
+
+
+def _broker(campaign: Campaign, clock: Clock, s: ConformanceSettings, work: Path) -> SuiteResult:
+    b = campaign.broker
+    name = device_name(b.name)
+    link = backend(b.link, role="broker")
+    emulated = b.device == "emulator"
+    emulators: list[Emulator] = []
+    with _pty_if(emulated and link.wiring == WIRING_PTY) as (master, slave):
+        host, port, serial_port = b.device_host, b.device_port, slave or b.port
+        try:
+            if emulated:
+                ready = work / f"{name}.port.json"
+                cfg: dict[str, Any] = {
+                    "device_id": BROKER_DEVICE_ID,
+                    "fill_mode": b.fill_mode,
+                    "fills": dict(b.fills),
+                    "ready_path": str(ready),
+                    "clock": {"offset_ns": b.clock.offset_ns, "drift_ppm": b.clock.drift_ppm},
+                    "stats_path": str(work / f"{name}.stats.json"),
+                    **_misbehave(s, name),
+                }
+                module = str(link.emulator("broker"))
+                if master is not None:
+                    emu = Emulator(name, module, {**cfg, "master_fd": master}, work, (master,))
+                    emulators.append(emu)
+                    emu.wait_file(ready)
+                else:
+                    emu = Emulator(
+                        name, module, {**cfg, "bind_host": host, "bind_port": port}, work
+                    )
+                    emulators.append(emu)
+                    port = int(emu.wait_file(ready)["port"])
+            spec = BrokerLinkSpec.of(
+                b.link,
+                LinkParams(
+                    name=b.name,
+                    device_host=host,
+                    device_port=port,
+                    port=serial_port,
+                    baudrate=b.baudrate,
+                ),
+            )
+            findings = (
+                udp_endpoint(route_source(host))
+                if b.link == "udp"
+                else serial_endpoint(serial_port)
+            )
+            target = BrokerTarget(name, spec, BROKER_DEVICE_ID, findings)
+            result = run_broker_suite(target, clock, s.broker)
+        finally:
+            codes = [e.stop() for e in emulators]
+    return _with_exit(result, codes, emulators)
+
+
+@contextmanager
+def _pty_if(wanted: bool) -> Iterator[tuple[int | None, str | None]]:
+    """A pty pair (master fd, slave path) for an emulated serial device, closed afterwards."""
+    if not wanted:
+        yield None, None
+        return
+    master, slave = open_pty_pair()
+    try:
+        yield master, slave
+    finally:
+        os.close(master)
+
+
+def _with_exit(
+    result: SuiteResult, codes: list[int | None], emulators: list[Emulator]
+) -> SuiteResult:
+    """The result with the emulator's exit (a crash shows in ``info``)."""
+    if not emulators:
+        return result
+    info = {**result.info, "emulator_exit_code": codes[0]}
+    if codes[0] not in (0, -signal.SIGTERM):
+        info["emulator_output"] = emulators[0].tail()
+    return SuiteResult(result.device, result.interface, result.backend, result.checks, info)
