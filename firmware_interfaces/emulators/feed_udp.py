@@ -48,6 +48,7 @@ from arbsphere.firmware_interfaces.emulators.device_main import (
 )
 from arbsphere.firmware_interfaces.emulators.impair_relay import set_timer_slack
 from arbsphere.firmware_interfaces.emulators.impairment import ImpairedTransmitter, ImpairmentSpec
+from arbsphere.firmware_interfaces.emulators.misbehave import FEED_SWITCHES, read_misbehave
 from arbsphere.firmware_interfaces.emulators.schedule import (
     I64_FIELD,
     OpenLoopSchedule,
@@ -252,7 +253,7 @@ class UdpRigInbound(RigInbound):
                 "rig_sequence": self.gaps.counters()}  # fmt: skip
 
 
-FEED_UDP_KEYS = ("target_host", "target_port", "bind_host", "bind_port", "ready_path")
+FEED_UDP_KEYS = ("target_host", "target_port", "bind_host", "bind_port", "ready_path", "misbehave")
 
 
 def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
@@ -267,14 +268,17 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
     to_rig, to_device = read_impairment(cfg)
     rig = RealtimeClock()
     dev = device_clock(cfg.get_table("clock"), rig, epoch_ns=plan.start_at_ns)
-    quotes = open_quotes(plan, cfg)
+    misbehave = read_misbehave(cfg, FEED_SWITCHES)
+    quotes = misbehave.quotes(open_quotes(plan, cfg))
     if to_rig is not None or to_device is not None:  # releases on time need a fine timer
         slack, slack_error = set_timer_slack(1)
         ctx.stats.update(timer_slack_ns=slack, timer_slack_error=slack_error)
     tx = UdpDeviceTransmitter(session, target, bind=bind)
+    misbehave.transmitter(tx, "udp")
     if to_rig is not None:
         tx.impair(to_rig, rig)
-    inbound = UdpRigInbound(tx, SyncResponder(plan.device_id, dev), rig, to_device=to_device)
+    responder = misbehave.responder(SyncResponder(plan.device_id, dev))
+    inbound = UdpRigInbound(tx, responder, rig, to_device=to_device)
     schedule = OpenLoopSchedule(
         plan.start_at_ns,
         rig,
@@ -284,7 +288,8 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
     )
     host, port = tx.sock.getsockname()[:2]
     ctx.stats.update(device_id=plan.device_id, venue_id=plan.venue_id, session=session,
-                     address=[host, port], clock_truth=clock_truth(dev))  # fmt: skip
+                     address=[host, port], clock_truth=clock_truth(dev),
+                     misbehave=misbehave.on())  # fmt: skip
     try:
         if ready is not None:
             write_json_atomic(ready, {"host": host, "port": port})
