@@ -79,7 +79,7 @@ def write_json(results: Sequence[SuiteResult], path: Path) -> None:
     write_json_atomic(path, to_json(results))
 
 
-def junit_xml(results: Sequence[SuiteResult]) -> ET.ElementTree:
+def junit_xml(results: Sequence[SuiteResult]) -> ET.ElementTree[ET.Element]:
     root = ET.Element("testsuites", name="arbsphere conformance")
     totals = {"tests": 0, "failures": 0, "skipped": 0}
     for r in results:
