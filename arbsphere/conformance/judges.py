@@ -27,8 +27,10 @@ HEARTBEAT_LIMITS = Limits.at_most(2.0, 5.0)
 SYNC_ANSWER_LIMITS = Limits.at_least(0.99, 0.9)
 #: device turnaround t3 - t2, p99 in µs (a device answers a SYNC at once)
 TURNAROUND_LIMITS = Limits.within(0.0, 2_000.0, 0.0, 20_000.0)
-#: open-loop lateness send_ns - intended_send_ns on the device clock, p99 in µs
-LATENESS_LIMITS = Limits.within(0.0, 2_000.0, 0.0, 50_000.0)
+#: open-loop lateness send_ns - intended_send_ns on the device clock, median in µs (the tail
+#: on a shared host is the host's; the p99 is reported, not required)
+LATENESS_LIMITS = Limits.within(0.0, 500.0, 0.0, 5_000.0)
+LATENESS_P99_LIMITS = Limits.within(0.0, 2_000.0, 0.0, 50_000.0)
 #: ticks arrived per second over the run / the armed rate
 RATE_RATIO_LIMITS = Limits.within(0.95, 1.05, 0.8, 1.2)
 #: first tick after the start (rig clock), ms
@@ -285,33 +287,26 @@ def rate_adherence(
     rx_ns: Sequence[int] | np.ndarray,
     rate_hz: float,
 ) -> list[Check]:
-    """Open-loop adherence: lateness ``send_ns - intended_send_ns`` (device clock) p99, sends
-    before their intended time, and the arrival rate over the run against the armed rate."""
+    """Open-loop adherence: lateness ``send_ns - intended_send_ns`` (device clock) median (and
+    p99, not required), sends before their intended time, and the arrival rate over the run
+    against the armed rate."""
     intended = np.asarray(intended_ns, dtype=np.int64)
     sent = np.asarray(send_ns, dtype=np.int64)
     rx = np.asarray(rx_ns, dtype=np.int64)
     late_us = (sent - intended) / 1000.0
-    p99 = round(float(np.percentile(late_us, 99)), 1) if late_us.size else None
-    early = int((late_us < 0).sum())
+    has = late_us.size > 0
+    p50 = round(float(np.median(late_us)), 1) if has else None
+    p99 = round(float(np.percentile(late_us, 99)), 1) if has else None
+    worst = f"{float(late_us.max()):.1f}" if has else "-"
+    what = f"send_ns - intended_send_ns over {late_us.size} ticks"
     out = [
-        measured(
-            "rate_lateness",
-            "feed",
-            p99,
-            "us",
-            LATENESS_LIMITS,
-            detail=f"send_ns - intended_send_ns over {late_us.size} ticks, max "
-            f"{float(late_us.max()) if late_us.size else 0:.1f} us",
-        ),
-        measured(
-            "rate_early_sends",
-            "feed",
-            early if late_us.size else None,
-            "ticks",
-            ZERO,
-            detail="ticks sent before their intended time (device clock)",
-        ),
-    ]
+        measured("rate_lateness", "feed", p50, "us", LATENESS_LIMITS,
+                 detail=f"{what}, median; p99 {p99} us, max {worst} us"),
+        measured("rate_lateness_p99", "feed", p99, "us", LATENESS_P99_LIMITS, required=False,
+                 detail=f"{what}, p99 (a shared host's scheduling shows here)"),
+        measured("rate_early_sends", "feed", int((late_us < 0).sum()) if has else None, "ticks",
+                 ZERO, detail="ticks sent before their intended time (device clock)"),
+    ]  # fmt: skip
     ratio = None
     detail = f"{rx.size} ticks: too few to judge a rate"
     if rx.size >= 10 and rate_hz > 0:
