@@ -117,6 +117,17 @@ def tick_sequence(device_seqs: Sequence[int] | np.ndarray) -> tuple[Check, Check
     )
 
 
+def tick_sequence_counts(gaps: int, missing: int, duplicates: int) -> tuple[Check, Check]:
+    """:func:`tick_sequence` from a receiver's counters (a campaign's venue adapter counts
+    ``device_seq`` gaps, missing and duplicate ticks as it goes)."""
+    return (
+        measured("tick_sequence", "feed", missing, "missing", ZERO,
+                 detail=f"{gaps} gaps, {missing} sequence numbers missing"),
+        measured("tick_duplicates", "feed", duplicates, "ticks", ZERO,
+                 detail=f"{duplicates} ticks repeat or go back in device_seq"),
+    )  # fmt: skip
+
+
 def datagram_sequence(interface: str, backend: str, counters: Mapping[str, int]) -> Check:
     """The transport's own sequence (UDP datagram header): gaps and duplicates counted by the
     link's gap detector. Serial frames carry no transport sequence: skipped there."""
@@ -195,6 +206,17 @@ def heartbeat_interval(device_times_ns: Sequence[int] | np.ndarray, nominal_ns: 
         f"(nominal {nominal_ns / 1e6:g} ms); non-increasing stamps: "
         f"{int((gaps <= 0).sum())}",
     )
+
+
+def sync_record_until_last_answer(
+    syncs_sent: int, answers: Sequence[tuple[int, int, int, int, int]]
+) -> SyncRecord:
+    """The exchanges of a campaign's sync master: SYNCs 1..``syncs_sent`` were sent, but only
+    those up to the last one answered are judged — a feed device ends with its schedule while
+    the rig keeps sending SYNCs (a device that stops answering for good mid-run shows in the
+    clock KPIs' locked fraction)."""
+    last = max((a[0] for a in answers), default=0)
+    return SyncRecord(range(1, min(syncs_sent, last) + 1), answers)
 
 
 @dataclass(frozen=True)
@@ -383,10 +405,13 @@ FINAL_STATUSES = frozenset((dm.ACK_STATUS_FILL, dm.ACK_STATUS_PARTIAL, dm.ACK_ST
 KNOWN_STATUSES = FINAL_STATUSES | {dm.ACK_STATUS_ACK}
 
 
-def ack_checks(orders: Iterable[SentOrder], acks: np.ndarray, rx_ns: np.ndarray) -> list[Check]:
+def ack_checks(
+    orders: Iterable[SentOrder], acks: np.ndarray, rx_ns: np.ndarray, *, prices: bool = True
+) -> list[Check]:
     """Every ORDER answered exactly once with a final status; fills within size and limit;
     device stamps monotonic. ``acks``: the ACK records in arrival order, ``rx_ns`` their rig
-    receive stamps."""
+    receive stamps; ``prices`` False: the record holds no limit and fill prices (a campaign's
+    broker trace), so ``fill_price`` is skipped."""
     by_id = {o.order_id: o for o in orders}
     finals: dict[int, int] = {}
     unknown_ids = bad_status = size_bad = price_bad = 0
@@ -449,7 +474,9 @@ def ack_checks(orders: Iterable[SentOrder], acks: np.ndarray, rx_ns: np.ndarray)
             "acks",
             ZERO,
             detail="fills above a buy's limit or below a sell's",
-        ),
+        )
+        if prices
+        else skipped("fill_price", "broker", "acks", ZERO, "no limit or fill prices recorded"),
         _stamps_monotonic(acks),
     ]
     p99 = round(float(np.percentile(answer_ms, 99)), 3) if answer_ms else None
