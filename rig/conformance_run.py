@@ -68,6 +68,8 @@ class ConformanceSettings:
     misbehave: Mapping[str, Mapping[str, Any]] | None = None
     #: only these devices (role names); None: every device of the campaign
     only: tuple[str, ...] | None = None
+    #: the venue adapters' contract suite: how long each adapter's traffic is judged (0: off)
+    adapter_s: float = 1.5
 
 
 class Emulator:
@@ -153,7 +155,26 @@ def run_conformance(
             if on_device is not None:
                 on_device(b)
             out.append(_broker(campaign, clock, s, work))
+        for v in campaign.venues:
+            if s.adapter_s > 0 and v.device == "emulator" and (s.only is None or v.name in s.only):
+                if on_device is not None:
+                    on_device(f"{v.name} (adapter)")
+                out.append(_adapter(campaign, v, clock, s, work))
     return out
+
+
+def _adapter(
+    campaign: Campaign, v: VenueConfig, clock: Clock, s: ConformanceSettings, work: Path
+) -> SuiteResult:
+    """Venue ``v``'s adapter against the contract graph, its emulated feed behind it."""
+    from arbsphere.rig.conformance_adapters import run_venue_adapter_suite
+
+    start_ns = clock.now_ns() + round(EMULATOR_START_S * 1e9)
+    feed = feed_emulator_config(campaign, v, start_ns, s.adapter_s + 2.0, work)
+    feed["stats_path"] = str(work / f"{v.name}-adapter-device.stats.json")
+    feed["ready_path"] = str(work / f"{v.name}-adapter-device.ready.json")
+    return run_venue_adapter_suite(campaign, v, clock, work, listen_s=s.adapter_s,
+                                   feed_config=feed, start_ns=start_ns)  # fmt: skip
 
 
 def _misbehave(s: ConformanceSettings, device: str) -> dict[str, Any]:

@@ -18,9 +18,11 @@ from arbsphere.adapters.backends import BACKENDS, FeedLinkSpec
 from arbsphere.adapters.links import FeedLink, LinkParams
 from arbsphere.clock import RealtimeClock
 from arbsphere.conformance import FeedSuiteSettings, FeedTarget, SuiteResult, judges, run_feed_suite
+from arbsphere.conformance.contract_suite import contract_checks
 from arbsphere.conformance.garbage import RAW_WRITERS, garbage_units
 from arbsphere.conformance.model import FAIL, MARGINAL, PASS, SKIPPED, Check, Limits, measured
 from arbsphere.conformance.writers import JSON_SCHEMA, junit_xml, to_json
+from arbsphere.contracts import default_registry
 from arbsphere.errors import DatagramError, DecodeError
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.firmware_interfaces.udp_datagram import pack_datagram, session_id, unpack_datagram
@@ -297,9 +299,13 @@ def test_cli_on_the_loopback_campaign_passes_and_writes_junit_and_json(tmp_path:
               if c["verdict"] == FAIL and c["required"]]  # fmt: skip
     assert code == 0, failed
     assert data["schema"] == JSON_SCHEMA and data["passed"] is True
-    assert [s["device"] for s in data["suites"]] == ["venue_a-device", "venue_b-device",
-                                                     "broker-device"]  # fmt: skip
-    assert [s["backend"] for s in data["suites"]] == ["udp", "serial", "udp"]
+    assert [(s["device"], s["interface"], s["backend"]) for s in data["suites"]] == [
+        ("venue_a-device", "feed", "udp"),
+        ("venue_b-device", "feed", "serial"),
+        ("broker-device", "broker", "udp"),
+        ("venue_a", "adapter", "udp"),
+        ("venue_b", "adapter", "serial"),
+    ]
     n_checks = sum(len(s["checks"]) for s in data["suites"])
     root = ET.parse(junit).getroot()
     assert int(root.get("tests", -1)) == n_checks == len(list(root.iter("testcase")))
@@ -309,4 +315,43 @@ def test_cli_on_the_loopback_campaign_passes_and_writes_junit_and_json(tmp_path:
         for c in suite["checks"]:
             assert set(c) >= {"name", "interface", "value", "unit", "limits", "verdict",
                               "required", "detail"}  # fmt: skip
-        assert suite["info"]["emulator_exit_code"] == 0  # stopped by the command, not crashed
+        if suite["interface"] != "adapter":  # stopped by the command, not crashed
+            assert suite["info"]["emulator_exit_code"] == 0
+
+
+# --- the adapters' contract traffic ---------------------------------------------------------
+
+
+def _msg(name: str, version: int, *, sender: int = 100, nonce: int, ts: int) -> bytes:
+    reg = default_registry()
+    schema = reg.schema(name, version)
+    return reg.encode(schema, np.zeros(1, schema.header_dtype), sender_id=sender, nonce=nonce,
+                      origin_ts_ns=ts)  # fmt: skip
+
+
+def test_contract_checks_judge_versions_envelopes_and_garbage() -> None:
+    reg = default_registry()
+    ts = 5_000_000_000
+    good = [[_msg("VenueQuote", 1, nonce=k, ts=ts)] for k in range(1, 6)]
+    window = (ts - 10**9, ts + 10**9)
+
+    def judge(msgs: list[list[bytes]]) -> dict[str, Check]:
+        got = contract_checks(msgs, reg, "toyPair", "venue_a", ["venue_a", "venue_b"], 100,
+                              window, tags_reason="plaintext session")  # fmt: skip
+        return {c.name: c for c in got}
+
+    ok = judge(good)
+    assert all(c.ok for c in ok.values()) and ok["message_tags"].verdict == SKIPPED
+    bad = judge([
+        *good,
+        [_msg("LocalArbProblem", 1, nonce=9, ts=ts)],  # toyPair venues do not speak it
+        [_msg("VenueQuote", 1, sender=101, nonce=10, ts=ts)],  # another venue's sender id
+        [_msg("VenueQuote", 1, nonce=3, ts=ts)],  # a nonce again
+        [_msg("VenueQuote", 1, nonce=11, ts=ts + 60 * 10**9)],  # a minute after the session
+        [b"\x00" * 40],  # no envelope
+    ])  # fmt: skip
+    assert {n: bad[n].value for n in ("contract_versions", "envelope_sender", "envelope_nonce",
+                                      "envelope_origin_ts", "contract_decode")} == dict.fromkeys(
+        ("contract_versions", "envelope_sender", "envelope_nonce", "envelope_origin_ts",
+         "contract_decode"), 1)  # fmt: skip
+    assert judge([])["contract_frames"].verdict == FAIL

@@ -14,7 +14,7 @@ not a fast host from a slow one.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -413,86 +413,69 @@ def ack_checks(
     receive stamps; ``prices`` False: the record holds no limit and fill prices (a campaign's
     broker trace), so ``fill_price`` is skipped."""
     by_id = {o.order_id: o for o in orders}
-    finals: dict[int, int] = {}
-    unknown_ids = bad_status = size_bad = price_bad = 0
-    answer_ms: list[float] = []
-    for i, ack in enumerate(acks):
-        oid, status = int(ack["order_id"]), int(ack["status"])
-        order = by_id.get(oid)
-        if status not in KNOWN_STATUSES:
-            bad_status += 1
-        if order is None:
-            unknown_ids += 1
-            continue
-        if status in FINAL_STATUSES:
-            finals[oid] = finals.get(oid, 0) + 1
-            answer_ms.append((int(rx_ns[i]) - order.tx_ns) / 1e6)
-        size_bad += _fill_size_wrong(status, int(ack["filled_lots"]), order.size_lots)
-        filled = int(ack["filled_lots"]) > 0
-        px = int(ack["fill_px"])
-        price_bad += filled and (px > order.limit_px if order.side > 0 else px < order.limit_px)
+    t = _tally_acks(by_id, acks, rx_ns)
+    finals = t.finals
     unanswered = sum(1 for oid in by_id if oid not in finals)
     twice = sum(n - 1 for n in finals.values() if n > 1)
-    out = [
-        measured(
-            "orders_answered",
-            "broker",
-            unanswered,
-            "orders",
-            ZERO,
-            detail=f"{len(by_id) - unanswered} of {len(by_id)} orders got a final ACK",
-        ),
-        measured(
-            "answered_once",
-            "broker",
-            twice + unknown_ids,
-            "acks",
-            ZERO,
-            detail=f"{twice} extra final ACKs, {unknown_ids} ACKs for unknown order ids",
-        ),
-        measured(
-            "final_status",
-            "broker",
-            bad_status,
-            "acks",
-            ZERO,
-            detail=f"{bad_status} ACKs with a status outside {sorted(KNOWN_STATUSES)}",
-        ),
-        measured(
-            "fill_size",
-            "broker",
-            size_bad,
-            "acks",
-            ZERO,
-            detail="filled_lots > size_lots, < 0, a FILL not filling all, a PARTIAL "
-            "filling all or a REJECT filling any",
-        ),
+    price = (
         measured(
             "fill_price",
             "broker",
-            price_bad,
+            t.price_bad,
             "acks",
             ZERO,
             detail="fills above a buy's limit or below a sell's",
         )
         if prices
-        else skipped("fill_price", "broker", "acks", ZERO, "no limit or fill prices recorded"),
-        _stamps_monotonic(acks),
-    ]
-    p99 = round(float(np.percentile(answer_ms, 99)), 3) if answer_ms else None
-    out.append(
-        measured(
-            "answer_time",
-            "broker",
-            p99,
-            "ms",
-            ANSWER_TIME_LIMITS,
-            required=False,
-            detail="rig send of an ORDER to rig receive of its final ACK, p99 "
-            "(includes acks the device holds late on purpose)",
-        )
+        else skipped("fill_price", "broker", "acks", ZERO, "no limit or fill prices recorded")
     )
-    return out
+    p99 = round(float(np.percentile(t.answer_ms, 99)), 3) if t.answer_ms else None
+    return [
+        measured("orders_answered", "broker", unanswered, "orders", ZERO,
+                 detail=f"{len(by_id) - unanswered} of {len(by_id)} orders got a final ACK"),
+        measured("answered_once", "broker", twice + t.unknown_ids, "acks", ZERO,
+                 detail=f"{twice} extra final ACKs, {t.unknown_ids} ACKs for unknown order ids"),
+        measured("final_status", "broker", t.bad_status, "acks", ZERO,
+                 detail=f"{t.bad_status} ACKs with a status outside {sorted(KNOWN_STATUSES)}"),
+        measured("fill_size", "broker", t.size_bad, "acks", ZERO,
+                 detail="filled_lots > size_lots, < 0, a FILL not filling all, a PARTIAL "
+                 "filling all or a REJECT filling any"),
+        price,
+        _stamps_monotonic(acks),
+        measured("answer_time", "broker", p99, "ms", ANSWER_TIME_LIMITS, required=False,
+                 detail="rig send of an ORDER to rig receive of its final ACK, p99 "
+                 "(includes acks the device holds late on purpose)"),
+    ]  # fmt: skip
+
+
+@dataclass
+class _AckTally:
+    finals: dict[int, int]
+    unknown_ids: int = 0
+    bad_status: int = 0
+    size_bad: int = 0
+    price_bad: int = 0
+    answer_ms: list[float] = field(default_factory=list)
+
+
+def _tally_acks(by_id: Mapping[int, SentOrder], acks: np.ndarray, rx_ns: np.ndarray) -> _AckTally:
+    """Final ACKs per order id and what is wrong with each ACK."""
+    t = _AckTally(finals={})
+    for i, ack in enumerate(acks):
+        oid, status = int(ack["order_id"]), int(ack["status"])
+        order = by_id.get(oid)
+        t.bad_status += status not in KNOWN_STATUSES
+        if order is None:
+            t.unknown_ids += 1
+            continue
+        if status in FINAL_STATUSES:
+            t.finals[oid] = t.finals.get(oid, 0) + 1
+            t.answer_ms.append((int(rx_ns[i]) - order.tx_ns) / 1e6)
+        t.size_bad += _fill_size_wrong(status, int(ack["filled_lots"]), order.size_lots)
+        px = int(ack["fill_px"])
+        over = px > order.limit_px if order.side > 0 else px < order.limit_px
+        t.price_bad += int(ack["filled_lots"]) > 0 and over
+    return t
 
 
 def _fill_size_wrong(status: int, filled: int, size: int) -> bool:

@@ -21,7 +21,15 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from arbsphere.conformance.model import FAIL, MARGINAL, PASS, SKIPPED, Check, SuiteResult
+from arbsphere.conformance.model import (
+    ADAPTER,
+    FAIL,
+    MARGINAL,
+    PASS,
+    SKIPPED,
+    Check,
+    SuiteResult,
+)
 from arbsphere.conformance.model import verdict_counts as _counts
 from arbsphere.runtime import write_json_atomic
 
@@ -39,8 +47,9 @@ def _value(c: Check) -> str:
 def print_results(results: Sequence[SuiteResult], console: Console) -> None:
     """One table per device: check, value, unit, limits, verdict (and why, when not passed)."""
     for r in results:
+        what = "adapter" if r.interface == ADAPTER else f"{r.interface} device"
         table = Table(
-            title=f"{r.device} ({r.interface} device, {r.backend} link)",
+            title=f"{r.device} ({what}, {r.backend} link)",
             title_justify="left",
             box=box.SIMPLE_HEAD,
         )
