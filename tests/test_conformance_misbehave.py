@@ -105,3 +105,27 @@ def test_broker_switch_fails_its_check(
     link: str, switches: dict[str, Any], failing: tuple[str, ...], passing: tuple[str, ...]
 ) -> None:
     assert_caught(run_one("broker-device", switches, broker_link=link), failing, passing)
+
+
+def test_misbehave_table_is_validated_naming_file_and_key() -> None:
+    from arbsphere.errors import ConfigError
+    from arbsphere.firmware_interfaces.emulators.device_main import ConfigReader
+    from arbsphere.firmware_interfaces.emulators.misbehave import (
+        BROKER_SWITCHES,
+        FEED_SWITCHES,
+        read_misbehave,
+    )
+
+    def read(table: dict[str, Any], allowed: tuple[str, ...] = FEED_SWITCHES) -> Any:
+        return read_misbehave(ConfigReader({"misbehave": table}, "dev.json"), allowed)
+
+    assert read({}).on() == {}
+    assert read({"bad_crc": 3, "no_sync_answers": True}).on() == {
+        "bad_crc": 3, "no_sync_answers": True,
+    }  # fmt: skip
+    with pytest.raises(ConfigError, match=r"dev\.json: key 'misbehave\.overfill': unknown key"):
+        read({"overfill": 2})  # a broker's switch on a feed
+    with pytest.raises(ConfigError, match=r"misbehave\.no_sync_answers': must be true or false"):
+        read({"no_sync_answers": 1})
+    with pytest.raises(ConfigError, match=r"misbehave\.duplicate_acks': must be >= 1"):
+        read({"duplicate_acks": 0}, BROKER_SWITCHES)

@@ -5,6 +5,8 @@ them: one suite per interface, run unchanged against every link backend.
   band, verdict, required, detail) and :class:`~.model.SuiteResult`;
 * :mod:`.judges` — the limits and the pure functions that turn recorded traffic into checks,
   shared by the active suites and a campaign's result set (``kpi.json`` ``conformance``);
+* :mod:`.contract_suite` — :func:`~.contract_suite.contract_checks`: an adapter's emitted
+  messages against the contract graph (the rig runs the adapter, ``arbsphere conformance``);
 * :mod:`.feed_suite` / :mod:`.broker_suite` — :func:`run_feed_suite` /
   :func:`run_broker_suite`: open the rig side of the device's link through the backend
   registry (``FeedLinkSpec`` / ``BrokerLinkSpec``: UDP or serial, hardware or emulator alike:
