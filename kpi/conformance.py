@@ -27,6 +27,8 @@ from arbsphere.conformance.model import BROKER, FEED, Check, for_device, passed,
 from arbsphere.firmware_interfaces import messages as dm
 
 ACTIVE_ONLY = "not run in a campaign; run `arbsphere conformance`"
+#: what a venue adapter's trace must hold for the rate checks (a journal player's may not)
+TRACE_FIELDS = frozenset(("seq", "intended_dev_ns", "send_dev_ns", "rx_ns"))
 FEED_NOT_RUN = {
     "handshake_armed": ACTIVE_ONLY, "malformed_survives": ACTIVE_ONLY,
     "malformed_no_answer": ACTIVE_ONLY,
@@ -73,7 +75,7 @@ def feed_checks(
         *_sync(stats, _load(proc_dir / f"{venue}.sync.npy"), FEED),
     ]  # fmt: skip
     trace = _load(proc_dir / f"{venue}.trace.npy")
-    if trace is not None and len(trace):
+    if trace is not None and len(trace) and set(trace.dtype.names or ()) >= TRACE_FIELDS:
         measured = trace[trace["seq"].astype(np.int64) >= warmup_ticks]
         measured = measured[np.argsort(measured["rx_ns"], kind="stable")]
         checks += judges.rate_adherence(measured["intended_dev_ns"], measured["send_dev_ns"],

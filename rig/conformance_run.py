@@ -17,6 +17,7 @@ device table to the emulators (``firmware_interfaces/emulators/misbehave.py``).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -98,8 +99,6 @@ class Emulator:
             )
 
     def wait_file(self, path: Path) -> dict[str, Any]:
-        import json
-
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if path.exists():

@@ -99,7 +99,7 @@ def _serial_garbage(messages: list[bytes], marker: Callable[[int], bytes]) -> li
         b"\x07\x41\x42\x00",  # a COBS block longer than the frame
         b"\x00\x00",  # empty frames
         b"\x55" * 600 + b"\x00",  # oversize frame
-        b"\x01" * 40 + b"\x00",  # zeros only: shorter than a CRC once decoded
+        b"\x01" * 40 + b"\x00",  # a frame of zero bytes: its CRC does not match
     ]
 
 
@@ -114,7 +114,7 @@ def _udp_garbage(messages: list[bytes], marker: Callable[[int], bytes]) -> list[
         bytes(count_mismatch),
         good + b"\xee" * 8,  # trailing bytes
         good[:24] + marker(22)[:-8],  # message shorter than its length field
-        os.urandom(3000),  # oversize noise
+        bytes(range(256)) * 12,  # oversize noise (3072 bytes)
     ]
 
 
