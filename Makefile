@@ -9,7 +9,7 @@ CAMPAIGN ?=
 # `arbsphere` namespace built under build/typeview (see tools/typeview.sh).
 TYPEVIEW := build/typeview
 
-.PHONY: run test lint bench format headers clean venv
+.PHONY: run test lint bench format headers clean venv system-deps
 
 venv: $(STAMP)
 
@@ -23,8 +23,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/arbsphere run $(CAMPAIGN)
 
-test: lint
+test: lint system-deps
 	$(PY) -m pytest -q
+
+# iproute2 for the external-device tests (apt-get as root when missing; see the script)
+system-deps:
+	@sh tools/system_deps.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -2,7 +2,8 @@
 
 Owns the device link interfaces and their backends (:mod:`.links`; UDP :mod:`.udp_link`, serial
 :mod:`.serial_link`, ptys :mod:`.pty`) with the registry of backends by link name
-(:mod:`.backends`), the clock-sync master (:mod:`.sync_master`), the venue
+(:mod:`.backends`), the clock-sync master (:mod:`.sync_master`), the start handshake's rig
+side (:mod:`.feed_arming`), the rig socket's default address (:mod:`.local_address`), the venue
 feed adapter (:mod:`.venue_adapter` with its outbox, its private problem :mod:`.venue_solver`
 and its half of the federated protocols :mod:`.venue_prices`, :mod:`.venue_rounds`), the shared
 signals it derives and releases (:mod:`.venue_signals`, :mod:`.signal_privacy`,

@@ -5,6 +5,13 @@ One process. A ``zmq.Poller`` blocks on both the coordinator's PUSH stream and t
 link's socket (no busy polling). Every order and every acknowledgement leaves a trace row, so
 the orchestrator can attribute the coordinator->broker hop, the adapter's own encode time, the
 order's wire time (to the device's receive stamp) and the ack's way back.
+
+An order's send time (``tx_ns``, the start of the order's wire time) is the kernel's transmit
+stamp of its datagram where the link has them (UDP: :class:`~.links.TxStampedLink`), else the
+user-space stamp taken just before the send. The stamp is taken right after the send when it is
+already back (loopback, software stamps), else when it comes (a NIC's hardware stamp), read in
+the adapter loop (:meth:`_BrokerLoop.late_tx_stamps`): the order's trace rows, and its
+ExecutionReport if the ack has not come first (``order_tx_late``), then carry it.
 """
 
 from __future__ import annotations
@@ -15,7 +22,13 @@ from typing import Any
 import numpy as np
 import zmq
 
-from arbsphere.adapters.links import BrokerLink
+from arbsphere.adapters.links import (
+    TIMESTAMP_USER,
+    BrokerLink,
+    TxStampedLink,
+    link_settings,
+    timestamps_of,
+)
 from arbsphere.adapters.plan_replica import PlanReplica
 from arbsphere.adapters.role_config import BrokerRoleConfig
 from arbsphere.adapters.sync_master import open_sync_master
@@ -72,6 +85,9 @@ _ZMQ_EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 #: PlanDeltas handled per wake-up at most (then the device's acks get their turn)
 MAX_PLANS_PER_WAKEUP = 64
+#: order datagrams whose kernel transmit stamp is awaited, at most (then the oldest keeps its
+#: user-space stamp: ``order_tx_missing``)
+MAX_PENDING_TX = 4096
 
 ORDER_TRACE_DTYPE = np.dtype(
     [
@@ -85,7 +101,8 @@ ORDER_TRACE_DTYPE = np.dtype(
         ("cause_venue", "<u2"),
         ("cause_seq", "<u8"),
         ("rx_ns", "<i8"),  # PlanDelta received from the coordinator
-        ("tx_ns", "<i8"),  # ORDER handed to the link
+        ("tx_ns", "<i8"),  # ORDER sent: the kernel's transmit stamp, else user-space
+        ("tx_kernel", "u1"),  # 1: tx_ns is the kernel's transmit stamp
     ]
 )
 
@@ -148,9 +165,17 @@ class _BrokerLoop:
             "unknown_acks": 0,
             "reports_sent": 0,
             "other_messages": 0,
+            "order_tx_kernel": 0,
+            "order_tx_late": 0,
+            "order_tx_missing": 0,
         }
         self.last_error = ""
         self.nonce = 0
+        stamped = isinstance(link, TxStampedLink) and link.tx_timestamp_source != TIMESTAMP_USER
+        self.stamped: TxStampedLink | None = link if stamped else None  # type: ignore[assignment]
+        #: order datagrams awaiting their kernel stamp: id -> (user tx_ns, first trace row,
+        #: legs, delta_id)
+        self.pending_tx: dict[int, tuple[int, int, int, int]] = {}
 
     def _plan_queued(self) -> bool:
         return bool(int(self.pull.getsockopt(_ZMQ_EVENTS)) & _POLLIN)
@@ -223,13 +248,58 @@ class _BrokerLoop:
                      asset, side, order_id, delta_id, lots, limit_px, now())
             )  # fmt: skip
             legs.append((order_id, venue, asset, side, lots))
-        tx = self.link.send_many(raw_orders) if raw_orders else 0
+        tx, kernel = self._send(raw_orders, delta_id) if raw_orders else (0, 0)
         for i, (order_id, venue, asset, side, lots) in enumerate(legs):
             self.book.open[order_id] = (delta_id, venue, asset, side, tx)
             counts["orders"] += 1
             self.orders.append(
-                (delta_id, order_id, i, venue, asset, side, lots, cause_venue, cause_seq, rx, tx)
-            )
+                (delta_id, order_id, i, venue, asset, side, lots, cause_venue, cause_seq, rx, tx,
+                 kernel)
+            )  # fmt: skip
+
+    def _send(self, raw_orders: list[bytes], delta_id: int) -> tuple[int, int]:
+        """Send one delta's orders in one datagram: (its send time, 1 if that is the kernel's
+        transmit stamp). A stamp not back yet is awaited (:meth:`late_tx_stamps`)."""
+        link = self.stamped
+        if link is None:
+            return self.link.send_many(raw_orders), 0
+        sent = link.send_many_stamped(raw_orders)
+        assert sent is not None  # the broker's address is configured, never learned
+        user_ns, tx_id = sent
+        if tx_id < 0:
+            return user_ns, 0
+        kernel_ns = link.tx_stamp(tx_id, user_ns)
+        if kernel_ns is not None:
+            self.counts["order_tx_kernel"] += 1
+            return kernel_ns, 1
+        pending = self.pending_tx
+        if len(pending) >= MAX_PENDING_TX:
+            del pending[next(iter(pending))]
+            self.counts["order_tx_missing"] += 1
+        pending[tx_id] = (user_ns, self.orders.n, len(raw_orders), delta_id)
+        return user_ns, 0
+
+    def late_tx_stamps(self) -> None:
+        """Kernel transmit stamps that came after their send: each patches its orders' trace
+        rows and, where the ack has not come yet, the send time their report will carry."""
+        link = self.stamped
+        if link is None or not self.pending_tx:
+            return
+        rows = self.orders.view()
+        for tx_id, (user_ns, row, n_legs, delta_id) in list(self.pending_tx.items()):
+            kernel_ns = link.tx_stamp(tx_id, user_ns)
+            if kernel_ns is None:
+                continue
+            del self.pending_tx[tx_id]
+            self.counts["order_tx_kernel"] += 1
+            rows["tx_ns"][row : row + n_legs] = kernel_ns
+            rows["tx_kernel"][row : row + n_legs] = 1
+            for i in range(n_legs):
+                info = self.book.open.get((delta_id << 8) | i)
+                if info is None:
+                    self.counts["order_tx_late"] += 1  # its report left with the user stamp
+                else:
+                    self.book.open[(delta_id << 8) | i] = (*info[:4], kernel_ns)
 
     def acks(self, sync: Any) -> None:
         """The device's datagrams read now: ACKs to ExecutionReports (one frame for them all,
@@ -330,7 +400,11 @@ class BrokerProcess(RoleProcess):
         self.replica.warm_up()
 
     def ready_info(self) -> dict[str, Any]:
-        return {"timestamp_source": self.link.timestamp_source}
+        ready: dict[str, Any] = {"timestamp_source": self.link.timestamp_source}
+        address = getattr(self.link, "address", None)  # a UDP link's bound (host, port)
+        if address is not None:
+            ready["address"] = list(address)
+        return ready
 
     def serve(self, stop: StopFlag) -> None:
         """Poll until ``stop``. The trade's path first: every queued PlanDelta's orders go out
@@ -351,6 +425,7 @@ class BrokerProcess(RoleProcess):
                 loop.plans()
             if link_fd in events:
                 loop.acks(sync)
+                loop.late_tx_stamps()
             if sync is not None:
                 sync.poll(clock.now_ns())
             security.service(events)
@@ -366,9 +441,12 @@ class BrokerProcess(RoleProcess):
         loop, link, sync = self.loop, self.link, self.sync
         return {
             "role": "broker_adapter", "name": self.name, "link": link.counters(),
-            "adapter": {**loop.counts, "open_orders_at_stop": len(loop.book.open)},
+            "adapter": {**loop.counts, "open_orders_at_stop": len(loop.book.open),
+                        "order_tx_awaited_at_stop": len(loop.pending_tx)},
             "last_error": loop.last_error, "cpu": cpu_usage(), "replica": self.replica.summary(),
             "timestamp_source": link.timestamp_source,
+            "link_settings": link_settings(link),
+            "timestamps": timestamps_of(link, None if sync is None else sync.tx_source),
             "sync": sync.counts if sync is not None else None,
             "security": self.security.stats(),
         }  # fmt: skip

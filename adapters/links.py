@@ -16,12 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
-#: Kernel ``SO_TIMESTAMPING`` software receive stamps (taken when the packet enters the stack).
+#: Kernel ``SO_TIMESTAMPING`` software stamps (receive: when the packet enters the stack;
+#: transmit: when it is handed to the device).
 TIMESTAMP_KERNEL = "kernel-software"
-#: ``clock.now_ns()`` right after the read system call returned.
+#: ``clock.now_ns()`` right after the read system call returned (receive) or right before the
+#: send call (transmit).
 TIMESTAMP_USER = "user-space"
+#: The NIC's hardware stamps (its PTP hardware clock), converted to the rig timebase.
+TIMESTAMP_HARDWARE = "hardware"
 
 #: Keys every link's ``counters()`` has:
 #: ``messages`` delivered, ``units`` transport units accepted (datagrams or frames), ``bytes``
@@ -46,6 +50,23 @@ class LinkParams:
     #: serial: the device node (or the pty slave the orchestrator allocated) and its speed
     port: str = ""
     baudrate: int = 921_600
+    #: serial: framing, flow control and the low-latency flag (see :mod:`.serial_settings`)
+    flow_control: str = "none"
+    parity: str = "none"
+    stopbits: int = 1
+    low_latency: bool = True
+
+    #: UDP: "software", "hardware" or "auto" stamps; "keep" or "set" the interface's
+    #: hardware-stamp configuration (:mod:`.timestamp_mode`)
+    timestamping: str = "auto"
+    hw_config: str = "keep"
+
+
+def link_settings(link: object) -> dict[str, Any] | None:
+    """What a link set on its transport and what was refused (a serial link's
+    ``settings_applied()``), or None for a link that reports none."""
+    report = getattr(link, "settings_applied", None)
+    return None if report is None else dict(report())
 
 
 @dataclass(frozen=True)
@@ -60,7 +81,8 @@ class FeedLink(Protocol):
     """Rig side of a feed device link (device -> rig)."""
 
     name: str
-    #: :data:`TIMESTAMP_KERNEL` or :data:`TIMESTAMP_USER`
+    #: the receive stamps: :data:`TIMESTAMP_HARDWARE`, :data:`TIMESTAMP_KERNEL` or
+    #: :data:`TIMESTAMP_USER`
     timestamp_source: str
 
     def fileno(self) -> int:
@@ -98,3 +120,41 @@ class BrokerLink(FeedLink, Protocol):
         """Send several device messages in one transport unit where the link allows it (one
         datagram on UDP); returns the tx_ns they share."""
         ...
+
+
+@runtime_checkable
+class TxStampedLink(Protocol):
+    """A link that can have the kernel stamp chosen sends (UDP): the clock-sync master and the
+    broker adapter use it, where a link offers it, for the send times they record."""
+
+    #: :data:`TIMESTAMP_HARDWARE`, :data:`TIMESTAMP_KERNEL` or :data:`TIMESTAMP_USER` (the
+    #: kernel gives no transmit stamps: :meth:`send_many_stamped` returns id -1)
+    tx_timestamp_source: str
+
+    def send_many_stamped(self, messages: Sequence[bytes]) -> tuple[int, int] | None:
+        """:meth:`FeedLink.send_many`, asking the kernel to stamp the send: (user-space tx_ns,
+        the send's stamp id, -1 without kernel transmit stamps), None when unsent."""
+        ...
+
+    def tx_stamp(self, tx_id: int, sent_ns: int, wait_ms: int = 0) -> int | None:
+        """The kernel's transmit stamp of send ``tx_id`` (rig ns), waiting up to ``wait_ms``
+        for it; None when it has not come (or is implausible: before ``sent_ns``, the
+        user-space stamp taken before the send; counted)."""
+        ...
+
+    def timestamping_report(self) -> dict[str, Any]:
+        """The link's stamps: ``rx`` and ``tx`` sources, ``rx_uncertainty_ns`` and
+        ``tx_uncertainty_ns`` (of a conversion to the rig timebase: 0 on the rig's own clock),
+        and what decided them."""
+        ...
+
+
+def timestamps_of(link: FeedLink, sync_t1: str | None = None) -> dict[str, Any]:
+    """What a role's stats (and so the manifest's ``timestamps``) record of ``link``'s stamps;
+    ``sync_t1``: where the clock-sync master's SYNC send times come from (None: no sync)."""
+    if isinstance(link, TxStampedLink):
+        found = link.timestamping_report()
+    else:
+        found = {"rx": link.timestamp_source, "tx": TIMESTAMP_USER, "rx_uncertainty_ns": 0,
+                 "tx_uncertainty_ns": 0}  # fmt: skip
+    return {**found, "sync_t1": sync_t1}

@@ -4,8 +4,14 @@
   flags the interface supports, its PTP hardware clock (``/dev/ptp<N>``, or none), the hardware
   transmit stamp types and receive filters it offers.
 * :func:`hwtstamp_config` — ``SIOCGHWTSTAMP``: the hardware-stamp configuration currently set on
-  the interface (by whichever process set it). Only read here, never set; an interface whose
-  driver has no hardware stamping answers ``EOPNOTSUPP`` and gives None.
+  the interface (by whichever process set it); an interface whose driver has no hardware
+  stamping answers ``EOPNOTSUPP`` and gives None.
+* :func:`set_hwtstamp` — ``SIOCSHWTSTAMP``: sets it, and returns what the driver actually set.
+  Called only when a campaign says ``hw_config = "set"`` (:mod:`.timestamp_mode`).
+* :func:`interface_with_address` — the interface holding a local IPv4 address (``SIOCGIFADDR``).
+
+Every call takes the ioctl function (``fcntl.ioctl`` by default), so a test can answer with a
+recorded reply and see exactly which requests were issued.
 
 Both decode the kernel's reply bytes with :func:`parse_ts_info` / :func:`parse_hwtstamp_config`,
 so a reply recorded on a lab's NIC decodes here as it does there. Layouts and constants are
@@ -19,12 +25,16 @@ import errno
 import fcntl
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from arbsphere.errors import LinkError
 
 SIOCETHTOOL = 0x8946
 SIOCGHWTSTAMP = 0x89B1
+SIOCSHWTSTAMP = 0x89B0
+SIOCGIFADDR = 0x8915
 ETHTOOL_GET_TS_INFO = 0x41
 IFNAMSIZ = 16
 
@@ -35,6 +45,8 @@ _TS_INFO = struct.Struct("=IIiI12xI12x")
 _HWTSTAMP_CONFIG = struct.Struct("=iii")
 #: struct ifreq: the name, then ``ifr_data`` (a pointer to the request's buffer), padded to 40
 _IFREQ = struct.Struct("16sP16x")
+#: ``fcntl.ioctl``'s signature: (fd, request, argument) -> the argument as the kernel left it
+IoctlFn = Callable[[int, int, Any], Any]
 
 #: SOF_TIMESTAMPING_* bit -> name, in bit order
 SOF_TIMESTAMPING = (
@@ -149,36 +161,73 @@ def parse_hwtstamp_config(interface: str, reply: bytes) -> HwTimestampConfig:
                              _value_name(rx_filter, HWTSTAMP_FILTER))  # fmt: skip
 
 
-def _ifreq_ioctl(interface: str, request: int, buf: ctypes.Array[ctypes.c_char]) -> None:
+def _ifreq_ioctl(
+    interface: str, request: int, buf: ctypes.Array[ctypes.c_char], ioctl: IoctlFn
+) -> None:
     """``ioctl(request)`` with an ifreq naming ``interface`` whose ``ifr_data`` is ``buf``."""
     name = interface.encode()
     if not name or len(name) >= IFNAMSIZ:
         raise LinkError(f"interface name {interface!r}: 1 to {IFNAMSIZ - 1} bytes")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        fcntl.ioctl(sock.fileno(), request, _IFREQ.pack(name, ctypes.addressof(buf)))
+        ioctl(sock.fileno(), request, _IFREQ.pack(name, ctypes.addressof(buf)))
 
 
-def ts_info(interface: str) -> TimestampingInfo:
+def ts_info(interface: str, ioctl: IoctlFn = fcntl.ioctl) -> TimestampingInfo:
     """The interface's timestamping capabilities; LinkError naming it when the kernel refuses
     (no such interface: ``ENODEV``)."""
     buf = ctypes.create_string_buffer(
         struct.pack("=I", ETHTOOL_GET_TS_INFO) + bytes(_TS_INFO.size - 4), _TS_INFO.size
     )
     try:
-        _ifreq_ioctl(interface, SIOCETHTOOL, buf)
+        _ifreq_ioctl(interface, SIOCETHTOOL, buf, ioctl)
     except OSError as exc:
         raise LinkError(f"{interface}: ETHTOOL_GET_TS_INFO failed: {exc}") from exc
     return parse_ts_info(interface, buf.raw)
 
 
-def hwtstamp_config(interface: str) -> HwTimestampConfig | None:
+def hwtstamp_config(interface: str, ioctl: IoctlFn = fcntl.ioctl) -> HwTimestampConfig | None:
     """The interface's current hardware-stamp configuration, or None when its driver has no
     hardware stamping (``EOPNOTSUPP``/``EINVAL``); LinkError for any other refusal."""
     buf = ctypes.create_string_buffer(_HWTSTAMP_CONFIG.size)
     try:
-        _ifreq_ioctl(interface, SIOCGHWTSTAMP, buf)
+        _ifreq_ioctl(interface, SIOCGHWTSTAMP, buf, ioctl)
     except OSError as exc:
         if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
             return None
         raise LinkError(f"{interface}: SIOCGHWTSTAMP failed: {exc}") from exc
     return parse_hwtstamp_config(interface, buf.raw)
+
+
+def set_hwtstamp(
+    interface: str, tx_type: str, rx_filter: str, ioctl: IoctlFn = fcntl.ioctl
+) -> HwTimestampConfig:
+    """Set the interface's hardware stamping (``SIOCSHWTSTAMP``, needs CAP_NET_ADMIN) to
+    ``tx_type`` / ``rx_filter`` (names of :data:`HWTSTAMP_TX` / :data:`HWTSTAMP_FILTER`);
+    returns the configuration the driver reports it set (it may be more permissive)."""
+    request = _HWTSTAMP_CONFIG.pack(0, HWTSTAMP_TX.index(tx_type), HWTSTAMP_FILTER.index(rx_filter))
+    buf = ctypes.create_string_buffer(request, _HWTSTAMP_CONFIG.size)
+    try:
+        _ifreq_ioctl(interface, SIOCSHWTSTAMP, buf, ioctl)
+    except OSError as exc:
+        raise LinkError(
+            f"{interface}: SIOCSHWTSTAMP (tx {tx_type}, rx {rx_filter}) failed: {exc}"
+        ) from exc
+    return parse_hwtstamp_config(interface, buf.raw)
+
+
+def ipv4_address(interface: str, ioctl: IoctlFn = fcntl.ioctl) -> str | None:
+    """The interface's IPv4 address (``SIOCGIFADDR``), or None when it has none."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            reply = ioctl(sock.fileno(), SIOCGIFADDR, struct.pack("256s", interface.encode()[:15]))
+        except OSError:
+            return None
+    return socket.inet_ntoa(bytes(reply)[20:24])  # ifr_addr: sockaddr_in's sin_addr
+
+
+def interface_with_address(ipv4: str) -> str | None:
+    """The interface holding local address ``ipv4`` (None: none has it, e.g. ``0.0.0.0``)."""
+    for _, name in socket.if_nameindex():
+        if ipv4_address(name) == ipv4:
+            return name
+    return None

@@ -17,8 +17,12 @@ def open_pty_pair() -> tuple[int, str]:
     """Open a pty pair in raw mode; return ``(master_fd, slave_path)``.
 
     The caller owns ``master_fd`` (pass it to the device process with ``Popen(pass_fds=...)``
-    and close it when done). The slave fd is closed here; its raw settings persist while the
-    master stays open, and the rig reopens the slave by path.
+    and close it when done). The slave fd is closed here and the rig reopens the slave by path
+    (pyserial sets it raw again). Until then nothing may be written to the master: the pty
+    driver resets a slave's termios on its last close, and bytes arriving in that cooked mode
+    wait for a newline even after the rig opened it. The orchestrator opens the slave (the
+    adapter) before it starts the device; whoever starts the device first holds the slave open
+    in raw mode until the rig has it.
     """
     try:
         master, slave = os.openpty()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from arbsphere.adapters.backends import BrokerLinkSpec, FeedLinkSpec
+from arbsphere.adapters.feed_arming import ArmingSettings
 from arbsphere.adapters.signal_privacy import PrivacySettings
 from arbsphere.adapters.sync_master import SyncSettings
 from arbsphere.errors import ConfigError
@@ -59,6 +60,9 @@ class VenueRoleConfig:
     n_assets: int = 1
     #: the clock-sync exchange with the feed device (None: none)
     sync: SyncSettings | None = None
+    #: the start handshake with the feed device (None: the device has its schedule already,
+    #: an emulator the orchestrator launched)
+    arming: ArmingSettings | None = None
     #: None: central coordination (the venue sends its local problems)
     federated: VenueFederation | None = None
     #: the role's security table (written by the campaign registry, checked by

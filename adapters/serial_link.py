@@ -5,6 +5,10 @@ an emulated device). Bytes go through a :class:`~arbsphere.firmware_interfaces.s
 FrameDecoder`; each valid frame is one device message. Receive stamps are user-space:
 ``clock.now_ns()`` right after the read that completed the frame. ``receive()`` blocks in
 ``select()`` on the port's fd, never spins.
+
+The port is opened with the campaign's parity, stop bits, flow control and low-latency flag
+(:mod:`.serial_settings`); what the port took and what it refused is
+:meth:`SerialFeedLink.settings_applied`, which the adapter writes to its stats for the manifest.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ import os
 import select
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import serial
+from typing import Any
 
 from arbsphere.adapters.links import TIMESTAMP_USER, LinkParams, Received
+from arbsphere.adapters.serial_settings import SerialSettings, open_port
 from arbsphere.clock import Clock
 from arbsphere.errors import FrameError, LinkError
 from arbsphere.firmware_interfaces.serial_framing import FrameDecoder, encode_frame
@@ -28,19 +32,34 @@ WRITE_STALL_S = 1.0
 
 @dataclass(frozen=True)
 class SerialLinkConfig:
-    """Rig side of a serial link: the port path (device node or pty slave) and its speed."""
+    """Rig side of a serial link: the port path (device node or pty slave), its speed and the
+    framing, flow control and low-latency flag asked of it (see :class:`SerialSettings`)."""
 
     port: str = "/dev/ttyUSB0"
     baudrate: int = 921600
     name: str = "serial-feed"
     #: reads per receive() call at most once data is flowing (the rest stays in the port)
     max_reads_per_call: int = 64
+    #: "none" | "rtscts" | "xonxoff" | "dsrdtr"
+    flow_control: str = "none"
+    #: "none" | "even" | "odd"
+    parity: str = "none"
+    stopbits: int = 1
+    #: ask for ASYNC_LOW_LATENCY (a port that refuses it is reported, not failed)
+    low_latency: bool = True
+
+    def __post_init__(self) -> None:
+        self.settings()  # validates
+
+    def settings(self) -> SerialSettings:
+        return SerialSettings(self.flow_control, self.parity, self.stopbits, self.low_latency)
 
     @classmethod
     def from_params(cls, p: LinkParams) -> SerialLinkConfig:
         """A venue or broker adapter's serial link: the campaign's ``port`` (a device node, or
-        the pty slave the orchestrator allocated) and ``baudrate``."""
-        return cls(port=p.port, baudrate=p.baudrate, name=p.name)
+        the pty slave the orchestrator allocated), ``baudrate`` and serial settings."""
+        return cls(port=p.port, baudrate=p.baudrate, name=p.name, flow_control=p.flow_control,
+                   parity=p.parity, stopbits=p.stopbits, low_latency=p.low_latency)  # fmt: skip
 
 
 class SerialFeedLink:
@@ -57,13 +76,9 @@ class SerialFeedLink:
         self.config = config
         self.name = config.name
         self.clock = clock
-        try:
-            self._port = serial.Serial(config.port, config.baudrate, timeout=0)
-        except (serial.SerialException, ValueError) as exc:
-            raise LinkError(
-                f"{config.name}: cannot open serial port {config.port!r} at "
-                f"{config.baudrate} baud: {exc}"
-            ) from exc
+        self._port, self._settings = open_port(
+            config.port, config.baudrate, config.settings(), config.name
+        )
         self._fd: int = self._port.fileno()
         os.set_blocking(self._fd, False)
         self.decoder = FrameDecoder()
@@ -81,6 +96,11 @@ class SerialFeedLink:
 
     def fileno(self) -> int:
         return self._fd
+
+    def settings_applied(self) -> dict[str, Any]:
+        """What was asked of the port, what it holds (read back at open) and why any setting
+        is not held (a pty refuses low latency and parity), as JSON for the manifest."""
+        return self._settings.to_json()
 
     def receive(self, timeout_ms: int) -> list[Received]:
         if self._closed:

@@ -5,6 +5,7 @@ adapter holds a partial packet before sending it up — 16 ms by default on FTDI
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +38,10 @@ class SerialPortInfo:
 
 
 def latency_timer_ms(device: str, sysfs: Path = USB_SERIAL_SYSFS) -> int | None:
-    """The usb-serial latency timer of ``/dev/<tty>`` (None: not a usb-serial port, or its
-    driver has no timer, or the value is unreadable)."""
-    path = sysfs / Path(device).name / "latency_timer"
+    """The usb-serial latency timer of ``/dev/<tty>`` or a link to it such as
+    ``/dev/serial/by-id/...`` (None: not a usb-serial port, or its driver has no timer, or the
+    value is unreadable)."""
+    path = sysfs / Path(os.path.realpath(device)).name / "latency_timer"
     try:
         return int(path.read_text().strip())
     except (OSError, ValueError):

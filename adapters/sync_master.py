@@ -1,7 +1,11 @@
 """Rig side of the clock-sync exchange: the rig is the time master of every device link.
 
-At a configured interval the master writes SYNC to the device (``t1`` = rig clock just before
-the write, as returned by the link) and FOLLOW_UP carrying that precise ``t1``; the device
+At a configured interval the master writes SYNC to the device and FOLLOW_UP carrying that
+SYNC's precise ``t1``: on a link with kernel transmit stamps (UDP, :class:`~.links.TxStampedLink`)
+the kernel's stamp of the SYNC send, read from the error queue right after it (waiting at most
+``tx_wait_ms``: on loopback it is there at once, a NIC's hardware stamp takes microseconds);
+when it does not come, or on a link without them, the rig clock just before the write as the
+link returns it (``sync_tx_fallbacks`` counts the SYNCs that asked and fell back); the device
 answers DELAY_REQ with ``t2`` (its receive time of SYNC) and ``t3`` (its send time), both on
 its own clock; the master stamps ``t4`` (the link's receive stamp of DELAY_REQ: the kernel's
 on UDP), answers DELAY_RESP and records the exchange.
@@ -22,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from arbsphere.adapters.links import FeedLink
+from arbsphere.adapters.links import TIMESTAMP_USER, FeedLink, TxStampedLink
 from arbsphere.clock import Clock
 from arbsphere.errors import ConfigError, LinkError
 from arbsphere.firmware_interfaces import messages as dm
@@ -56,6 +60,7 @@ class SyncMaster:
         interval_ns: int,
         device_id: int,
         max_pending: int = 1024,
+        tx_wait_ms: int = 2,
     ) -> None:
         if interval_ns <= 0:
             raise ValueError(f"sync interval must be > 0 ns, got {interval_ns}")
@@ -74,8 +79,14 @@ class SyncMaster:
         self.counts = {
             "syncs_sent": 0, "syncs_unsent": 0, "delay_reqs": 0, "delay_reqs_unmatched": 0,
             "delay_resps_sent": 0, "pending_expired": 0, "send_errors": 0,
+            "sync_tx_kernel": 0, "sync_tx_fallbacks": 0,
         }  # fmt: skip
         self.last_error = ""
+        self.tx_wait_ms = tx_wait_ms
+        stamped = isinstance(link, TxStampedLink) and link.tx_timestamp_source != TIMESTAMP_USER
+        self._stamped: TxStampedLink | None = link if stamped else None  # type: ignore[assignment]
+        #: where SYNC's t1 comes from: the link's transmit stamps, else user-space
+        self.tx_source = link.tx_timestamp_source if stamped else TIMESTAMP_USER  # type: ignore[attr-defined]
 
     def timeout_ms(self, now_ns: int, cap_ms: int) -> int:
         """How long a receive may block before the next SYNC is due (at most ``cap_ms``)."""
@@ -93,7 +104,7 @@ class SyncMaster:
         seq = self.next_seq
         self._sync["sync_seq"] = seq
         self._sync["origin_ns"] = now_ns
-        t1 = self._send(self._sync)
+        t1 = self._send(self._sync) if self._stamped is None else self._send_sync(self._stamped)
         if t1 is None:
             self.counts["syncs_unsent"] += 1
             return False
@@ -132,6 +143,25 @@ class SyncMaster:
             self.counts["send_errors"] += 1
             self.last_error = str(exc)
             return None
+
+    def _send_sync(self, link: TxStampedLink) -> int | None:
+        """Send SYNC asking for its kernel transmit stamp; its t1: that stamp, else (counted)
+        the user-space stamp the link took before the send."""
+        try:
+            sent = link.send_many_stamped((dm.encode(self._sync),))
+        except LinkError as exc:
+            self.counts["send_errors"] += 1
+            self.last_error = str(exc)
+            return None
+        if sent is None:
+            return None
+        user_ns, tx_id = sent
+        kernel_ns = link.tx_stamp(tx_id, user_ns, self.tx_wait_ms)
+        if kernel_ns is None:
+            self.counts["sync_tx_fallbacks"] += 1
+            return user_ns
+        self.counts["sync_tx_kernel"] += 1
+        return kernel_ns
 
     def save(self, path: Path) -> None:
         self.trace.save(path)

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import zmq
 
-from arbsphere.adapters.links import Received
+from arbsphere.adapters.feed_arming import FeedArming
+from arbsphere.adapters.links import Received, link_settings, timestamps_of
 from arbsphere.adapters.outbox import Outbox
 from arbsphere.adapters.role_config import VenueFederation, VenueRoleConfig
 from arbsphere.adapters.signal_privacy import WITHHELD_LOTS, SignalPrivacy
@@ -370,6 +371,8 @@ class VenueProcess(RoleProcess):
             self.rounds = venue_rounds_for(fed.protocol, rounds_sock, translator, cfg.venue_id,
                                            clock, masked_by)  # fmt: skip
         self.sync = open_sync_master(cfg.sync, self.link, clock)
+        #: the start handshake with a feed device the orchestrator does not launch
+        self.arming = None if cfg.arming is None else FeedArming(cfg.arming, self.link)
         self.trace = TraceBuffer(TICK_TRACE_DTYPE)
         self.seqs = SequenceChecker()
         self.counts = new_counts()
@@ -412,6 +415,7 @@ class VenueProcess(RoleProcess):
             self.sync, self.rounds, self.link, self.clock, self.security
         )  # fmt: skip
         outbox, push, dealer, forward = self.outbox, self.push, self.dealer, self._forward
+        arming = self.arming  # None once it has nothing left to do
         link_fd = link.fileno()
         poller = zmq.Poller()
         poller.register(link_fd, zmq.POLLIN)
@@ -421,6 +425,8 @@ class VenueProcess(RoleProcess):
         while not stop.is_set:
             try:
                 timeout = 100 if sync is None else sync.timeout_ms(clock.now_ns(), 100)
+                if arming is not None:
+                    timeout = arming.timeout_ms(clock.now_ns(), timeout)
                 if rounds is None:  # (with messages waiting for the socket: look again soon)
                     batch = link.receive(timeout_ms=1 if outbox.pending else timeout)
                 else:
@@ -433,6 +439,8 @@ class VenueProcess(RoleProcess):
                         rounds.on_readable()
                 if sync is not None:
                     sync.poll(clock.now_ns())
+                if arming is not None and arming.poll(clock.now_ns()):
+                    arming = None
                 security.service()
             except OSError as exc:
                 if stop.is_set:
@@ -512,6 +520,8 @@ class VenueProcess(RoleProcess):
             if mtype != dm.MSG_TICK:
                 if mtype == dm.MSG_DELAY_REQ and sync is not None:
                     sync.on_delay_req(tick, rec.rx_ns)
+                elif mtype == dm.MSG_ARMED and self.arming is not None:
+                    self.arming.on_armed(tick, rec.rx_ns)
                 else:
                     counts["other_messages"] += 1
                 continue
@@ -548,12 +558,15 @@ class VenueProcess(RoleProcess):
             "name": self.name,
             "venue_id": self.cfg.venue_id,
             "timestamp_source": self.link.timestamp_source,
+            "timestamps": timestamps_of(self.link, None if sync is None else sync.tx_source),
             "link": self.link.counters(),
+            "link_settings": link_settings(self.link),
             "adapter": self.counts,
             "sequence": {"gaps": seqs.gaps, "missing": seqs.missing, "duplicates": seqs.duplicates},
             "last_error": self.last_error,
             "cpu": cpu_usage(),
             "sync": sync.counts if sync is not None else None,
+            "arming": None if self.arming is None else self.arming.stats(),
             "signals": None if t.correlation is None else t.correlation.summary(),
             "rounds": None if rounds is None else {**rounds.counts,
                                                    "last_error": rounds.last_error},

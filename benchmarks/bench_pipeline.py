@@ -66,7 +66,7 @@ class RelayOrchestrator(Orchestrator):
         port_file = self.proc_dir / "broker-device.port.json"
         dev = self._spawn(
             "broker-device", "broker_device", "arbsphere.firmware_interfaces.emulators.broker_udp",
-            {"device_id": 200, "bind_host": b.device_host, "bind_port": 0,
+            {"device_id": b.device_id, "bind_host": b.device_host, "bind_port": 0,
              "clock": {"offset_ns": 0, "drift_ppm": 0.0},
              "stats_path": str(self.proc_dir / "broker-device.stats.json"),
              "fill_mode": "full", "ready_path": str(port_file)},

@@ -16,9 +16,10 @@ at the broker device; ``rig_tick_to_order`` from rig rx to order tx (the rig's o
 Device timestamps are converted to rig time by each device's clock model
 (:mod:`.clock_alignment`), which also gives each conversion an uncertainty and says whether the
 device was locked then. A stage latency's uncertainty is the sum of its two end points'
-(rig-side stamps: 0); a sample with an end point on a device that was not locked is kept out of
-the percentiles and counted; a device with no clock model at all (sync disabled or never
-answered) leaves its stages marked ``synchronised: false``.
+(rig-side stamps: 0, except a link's hardware stamps, converted from the NIC's clock with the
+uncertainty its role reports: :data:`RIG_STAMP_UNC`); a sample with an end point on a device
+that was not locked is kept out of the percentiles and counted; a device with no clock model at
+all (sync disabled or never answered) leaves its stages marked ``synchronised: false``.
 """
 
 from __future__ import annotations
@@ -72,6 +73,40 @@ DEVICE_COLUMNS = {
     "order_device_rx_ns": "order_device_rx",
     "ack_device_tx_ns": "ack_device_tx",
 }
+
+
+#: Rig-side stamp columns taken by a device link -> the column of their conversion uncertainty
+#: (ns): a link's hardware stamps are converted from the NIC's clock (its role's stats
+#: ``timestamps``: ``rx_uncertainty_ns`` / ``tx_uncertainty_ns``); the column is there only when
+#: some link's is not 0 (stamps on the rig's own clock).
+RIG_STAMP_UNC = {
+    "rx_ns": "rx_unc_ns",
+    "order_tx_ns": "order_tx_unc_ns",
+    "ack_rx_ns": "ack_rx_unc_ns",
+}
+
+
+def link_stamp_uncertainty(
+    ticks: pd.DataFrame, stats: Mapping[str, Mapping[str, Any]], broker_name: str
+) -> None:
+    """Add the :data:`RIG_STAMP_UNC` columns from the roles' stats: each venue link's receive
+    stamps (by ``venue``), the broker link's transmit and receive stamps."""
+
+    def unc(name: str, key: str) -> float:
+        found = stats.get(name, {}).get("timestamps")
+        return float(found.get(key) or 0) if isinstance(found, Mapping) else 0.0
+
+    by_venue = {
+        int(s["venue_id"]): unc(name, "rx_uncertainty_ns")
+        for name, s in stats.items()
+        if isinstance(s, Mapping) and s.get("role") == "venue_adapter" and "venue_id" in s
+    }
+    if "venue" in ticks and any(by_venue.values()):
+        ticks["rx_unc_ns"] = ticks["venue"].map(by_venue).astype("float64").fillna(0.0)
+    for col, key in (("order_tx_ns", "tx_uncertainty_ns"), ("ack_rx_ns", "rx_uncertainty_ns")):
+        value = unc(broker_name, key)
+        if value and col in ticks:
+            ticks[RIG_STAMP_UNC[col]] = value
 
 
 @dataclass
@@ -271,6 +306,9 @@ def stage_samples(ticks: pd.DataFrame, end: str, start: str, only_orders: bool) 
     for col in (end, start):
         u = _companion(ticks, col, "unc_ns", rows)
         if u is None:
+            rig_unc = RIG_STAMP_UNC.get(col)
+            if rig_unc is not None and rig_unc in ticks:  # a link's converted hardware stamp
+                unc = unc + ticks.loc[rows, rig_unc].to_numpy(np.float64)
             continue  # a rig-side stamp: exact on the rig timebase
         sync = _companion(ticks, col, "sync", rows)
         lk = _companion(ticks, col, "locked", rows)
@@ -299,6 +337,7 @@ def analyse(
     solves = federated_solves(proc_dir, venue_names)
     ticks = join_traces(proc_dir, venue_names, broker_name, clocks, solves)
     stats = load_stats(proc_dir)
+    link_stamp_uncertainty(ticks, stats, broker_name)
     recorders: dict[str, HdrRecorder] = {}
     negative: dict[str, int] = {}
     stage_clock: dict[str, StageClock] = {}

@@ -186,10 +186,14 @@ class _AnalysedRun:
         roles, journal, security, resources and method."""
         campaign, outcome, analysis = self.campaign, self.outcome, self.analysis
         timestamp_sources: dict[str, str] = {}
+        link_settings = {name: stats.get("link_settings") for name, stats in analysis.stats.items()}
+        timestamps: dict[str, Any] = {}
         for name, stats in analysis.stats.items():
             src = stats.get("timestamp_source")
             if isinstance(src, str):
                 timestamp_sources[name] = src
+            if isinstance(stats.get("timestamps"), dict):
+                timestamps[name] = stats["timestamps"]
         return {
             "schedule": {
                 "start_at_ns": outcome.start_at_ns,
@@ -204,7 +208,9 @@ class _AnalysedRun:
             "config": campaign.resolved(),
             "timebase": "CLOCK_REALTIME ns (same clock as kernel SO_TIMESTAMPING software stamps)",
             "timestamp_source": timestamp_sources,
-            "devices": device_findings(campaign.venues, campaign.broker),
+            # per adapter link: rx and tx stamp sources, why, PHC conversion and uncertainty
+            "timestamps": timestamps,
+            "devices": device_findings(campaign.venues, campaign.broker, link_settings),
             "clock_model": _clock_models(campaign, self.tracks),
             "roles": outcome.roles,
             "journal": _journal_entry(analysis.stats, campaign),

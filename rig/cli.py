@@ -14,7 +14,13 @@
 ``arbsphere conformance [CAMPAIGN] [--junit FILE] [--json FILE]``  every device of the campaign
                               (default ``campaigns/loopback.toml``) through its conformance
                               suite; exit 0 only if every required check passes, 1 otherwise.
+``arbsphere probe CAMPAIGN [--json] [--strict]``  check every hardware device of the campaign
+                              (port opens with its settings, interface has the address, timestamp
+                              mode possible); exit 1 naming what is missing.
 ``arbsphere headers``         regenerate the committed C headers from the layout declarations.
+``arbsphere device KIND --config FILE``  an emulated device (feed-udp, feed-serial, broker-udp,
+                              broker-serial) on its own, as an external device for a campaign's
+                              ``device = "hardware"``: a feed waits for the rig's ARM.
 
 Exit codes: 0 complete run; 1 the run ended early (its result set is written and marked
 incomplete, with the reason); 2 configuration error (the message names file and key).
@@ -303,6 +309,8 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
 def cmd_probe(args: argparse.Namespace, console: Console) -> int:
     from arbsphere.rig.probe import print_probe, probe_host
 
+    if args.campaign is not None:
+        return _probe_campaign(args, console)
     found = probe_host()
     if args.json:
         print(json.dumps(found, indent=2))
@@ -343,6 +351,31 @@ def cmd_conformance(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _probe_campaign(args: argparse.Namespace, console: Console) -> int:
+    """Check every hardware device of the campaign; exit 1 naming what is missing."""
+    from arbsphere.rig.probe_campaign import missing, missing_lines, print_checks, probe_campaign
+
+    campaign = load_campaign(args.campaign)
+    checks = probe_campaign(campaign)
+    failed = missing(checks, strict=args.strict)
+    if args.json:
+        print(json.dumps({"campaign": campaign.source, "ok": not failed,
+                          "checks": [c.to_json() for c in checks],
+                          "missing": missing_lines(failed)}, indent=2))  # fmt: skip
+    else:
+        print_checks(checks, console, f"devices of {campaign.source}")
+    if not failed:
+        if not args.json:
+            console.print("[green]nothing missing[/]")
+        return 0
+    err = Console(stderr=True)
+    err.print(f"[red]probe FAILED[/]: {len(failed)} check(s) of {escape(campaign.source)}:",
+              highlight=False)  # fmt: skip
+    for line in missing_lines(failed):
+        err.print(f"  {escape(line)}", highlight=False)
+    return 1
+
+
 def cmd_headers(args: argparse.Namespace, console: Console) -> int:
     from arbsphere.contracts_header import render_contracts_header
     from arbsphere.firmware_interfaces.device_header import render_device_header
@@ -357,6 +390,12 @@ def cmd_headers(args: argparse.Namespace, console: Console) -> int:
         path.write_text(text)
         console.print(f"wrote {path}")
     return 0
+
+
+def cmd_device(args: argparse.Namespace, console: Console) -> int:
+    from arbsphere.rig.external_device import run_external_device
+
+    return run_external_device(args.kind, args.config)
 
 
 def cmd_sim(args: argparse.Namespace, console: Console) -> int:
@@ -434,9 +473,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ver.set_defaults(func=cmd_verify)
     probe = sub.add_parser(
-        "probe", help="list this host's network interfaces (timestamping) and serial ports"
-    )
+        "probe", help="list this host's network interfaces (timestamping) and serial ports; "
+        "with a campaign, check its hardware devices"
+    )  # fmt: skip
+    probe.add_argument("campaign", nargs="?",
+                       help="check every hardware device of this campaign file")  # fmt: skip
     probe.add_argument("--json", action="store_true", help="JSON on stdout instead of tables")
+    probe.add_argument("--strict", action="store_true",
+                       help="with a campaign: warnings (low latency refused) fail too")  # fmt: skip
     probe.set_defaults(func=cmd_probe)
     conf = sub.add_parser(
         "conformance", help="run every device of a campaign through its conformance suite"
@@ -447,6 +491,12 @@ def build_parser() -> argparse.ArgumentParser:
     conf.set_defaults(func=cmd_conformance)
     headers = sub.add_parser("headers", help="regenerate the C headers")
     headers.set_defaults(func=cmd_headers)
+    dev = sub.add_parser(
+        "device", help="run an emulated device on its own (an external device for the rig)"
+    )
+    dev.add_argument("kind", choices=("feed-udp", "feed-serial", "broker-udp", "broker-serial"))
+    dev.add_argument("--config", required=True, help="the device's JSON config")
+    dev.set_defaults(func=cmd_device)
     return parser
 
 

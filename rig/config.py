@@ -16,6 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from arbsphere.adapters.backends import WIRING_PTY, WIRING_UDP, backend
+from arbsphere.adapters.serial_settings import FLOW_CONTROLS, PARITIES, SERIAL_KEYS
+from arbsphere.adapters.timestamp_mode import (
+    DEFAULT_HW_CONFIG,
+    DEFAULT_TIMESTAMPING,
+    HW_CONFIG_MODES,
+    TIMESTAMPING_MODES,
+)
 from arbsphere.clocksync.settings import ClockSyncSettings
 from arbsphere.contracts import SchemaRegistry, check_compatibility, default_registry
 from arbsphere.coordinator.admm import AdmmSettings
@@ -24,10 +31,16 @@ from arbsphere.privacy.settings import PrivacyConfig
 from arbsphere.security.settings import SecurityConfig
 
 DEFAULT_CAMPAIGN = Path("campaigns/loopback.toml")
-#: venue ids 0..MAX_VENUES-1: a feed device's id (10 + venue id) stays below the broker
-#: device's 200 and a u64 participants bitmap holds every venue. Secure aggregation allows
-#: fewer (``arbsphere.privacy.secure_rounds.MAX_MASKED_VENUES``), checked at load.
+#: venue ids 0..MAX_VENUES-1: a feed device's default id (10 + venue id) stays below the
+#: broker device's 200 and a u64 participants bitmap holds every venue. Secure aggregation
+#: allows fewer (``arbsphere.privacy.secure_rounds.MAX_MASKED_VENUES``), checked at load.
 MAX_VENUES = 64
+#: default device ids (message header ``device_id``): a feed device's is this + its venue id
+#: (``[venues.<name>] device_id`` overrides it), the broker device's ``BROKER_DEVICE_ID``
+#: (``[broker] device_id``); the ids of one campaign must differ (checked at load)
+VENUE_DEVICE_ID_BASE = 10
+BROKER_DEVICE_ID = 200
+MAX_DEVICE_ID = 2**32 - 1
 #: ``[market] n_assets``: the assets every venue quotes (one per tick, in round-robin)
 MAX_ASSETS = 256
 
@@ -94,6 +107,10 @@ class VenueConfig:
     bind_port: int = 0  # udp: 0 = ephemeral
     port: str = "pty"  # serial: device path, or "pty" for an emulator pty the rig allocates
     baudrate: int = 921_600
+    flow_control: str = "none"  # serial: "none" | "rtscts" | "xonxoff" | "dsrdtr"
+    parity: str = "none"  # serial: "none" | "even" | "odd"
+    stopbits: int = 1  # serial: 1 | 2
+    low_latency: bool = True  # serial: ask for ASYNC_LOW_LATENCY (refusal reported, not fatal)
     fee_bp: float = 0.5
     gamma: float = 1e-4  # impact per lot^2, in price units
     position_limit_lots: int = 100
@@ -104,6 +121,16 @@ class VenueConfig:
     impairment: Mapping[str, Any] | None = None
     #: emulator only: (from, to) seconds after the schedule's start the venue stops quoting
     outage_s: tuple[float, float] | None = None
+    #: udp: "software", "hardware" or "auto" stamps; "keep" or "set" the NIC's stamp setting
+    timestamping: str = DEFAULT_TIMESTAMPING
+    hw_config: str = DEFAULT_HW_CONFIG
+    #: the feed device's id in message headers (< 0: the default, VENUE_DEVICE_ID_BASE +
+    #: venue_id)
+    device_id: int = -1
+
+    def __post_init__(self) -> None:
+        if self.device_id < 0:
+            object.__setattr__(self, "device_id", VENUE_DEVICE_ID_BASE + self.venue_id)
 
 
 @dataclass(frozen=True)
@@ -115,6 +142,10 @@ class BrokerConfig:
     device_port: int = 0  # udp, emulator: 0 = the emulator picks and reports its port
     port: str = "pty"  # serial: device path, or "pty" for an emulator pty the rig allocates
     baudrate: int = 921_600
+    flow_control: str = "none"  # serial, as on a venue
+    parity: str = "none"
+    stopbits: int = 1
+    low_latency: bool = True
     fill_mode: str = "full"
     #: fill_mode "mixed": {reject, partial, late, late_ms, seed} (see emulators/fill_policy.py)
     fills: Mapping[str, Any] = field(default_factory=dict)
@@ -124,6 +155,14 @@ class BrokerConfig:
     schemas: Mapping[str, int] = field(default_factory=dict)
     #: emulated link impairment (a loopback UDP impairment relay between adapter and device)
     impairment: Mapping[str, Any] | None = None
+    #: as :attr:`VenueConfig.timestamping` / :attr:`VenueConfig.hw_config`
+    timestamping: str = DEFAULT_TIMESTAMPING
+    hw_config: str = DEFAULT_HW_CONFIG
+    #: the broker device's id in message headers
+    device_id: int = BROKER_DEVICE_ID
+    #: udp: the address the rig's broker socket binds ("": the local address the kernel routes
+    #: to ``device_host`` from, resolved when the run starts)
+    bind_host: str = ""
 
 
 @dataclass(frozen=True)
@@ -237,6 +276,7 @@ def parse_campaign(data: Mapping[str, Any], source: str) -> Campaign:
     venues_t = r.table("venues")
     venues = _venues(venues_t)
     broker = _broker(r.table("broker", optional=True))
+    _check_device_ids(r, venues, broker)
     coordinator = _coordinator(r.table("coordinator", optional=True))
     clock_sync = _clock_sync(r.table("clock_sync", optional=True))
     market_t = r.table("market", optional=True)
@@ -358,6 +398,23 @@ def _venues(venues_t: _Reader) -> list[VenueConfig]:
     if ids != list(range(len(ids))):
         venues_t.fail("venue_id", ids, "venue ids must be 0..N-1")
     return venues
+
+
+def _check_device_ids(r: _Reader, venues: list[VenueConfig], broker: BrokerConfig) -> None:
+    """Every device of the campaign has its own id: the rig addresses its clock-sync and start
+    messages by it and aligns each device's clock by it."""
+    keys = [(v.device_id, f"venues.{v.name}.device_id") for v in venues]
+    keys.append((broker.device_id, "broker.device_id"))
+    seen: dict[int, str] = {}
+    for device_id, key in keys:
+        if device_id in seen:
+            raise ConfigError(
+                f"device id {device_id} is also {seen[device_id]}'s (defaults: feed "
+                f"{VENUE_DEVICE_ID_BASE} + venue_id, broker {BROKER_DEVICE_ID}); give each "
+                "device its own",
+                file=r.source, key=key,
+            )  # fmt: skip
+        seen[device_id] = key
 
 
 def _check_masked_venue_count(
@@ -617,6 +674,7 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
             "bind_port",
             "port",
             "baudrate",
+            *SERIAL_KEYS,
             "fee_bp",
             "gamma",
             "position_limit_lots",
@@ -625,6 +683,9 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
             "schemas",
             "impairment",
             "outage_s",
+            "timestamping",
+            "hw_config",
+            "device_id",
         }
     )
     device = r.choice("device", ("emulator", "hardware"), "emulator")
@@ -642,15 +703,18 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
         if not ok or not 0 <= raw[0] < raw[1]:
             r.fail("outage_s", raw, "must be [from, to] seconds with 0 <= from < to")
         outage = (float(raw[0]), float(raw[1]))
+    venue_id = r.integer("venue_id", lo=0, hi=MAX_VENUES - 1)
     return VenueConfig(
         name=name,
-        venue_id=r.integer("venue_id", lo=0, hi=MAX_VENUES - 1),
+        venue_id=venue_id,
+        device_id=r.integer("device_id", VENUE_DEVICE_ID_BASE + venue_id, lo=0, hi=MAX_DEVICE_ID),
         link=link,
         device=device,
         bind_host=r.string("bind_host", "127.0.0.1"),
         bind_port=r.integer("bind_port", 0, lo=0, hi=65535),
         port=r.string("port", "pty"),
         baudrate=r.integer("baudrate", 921_600, lo=1200),
+        **_serial(r, link),
         fee_bp=r.number("fee_bp", 0.5, lo=0.0, hi=1000.0),
         gamma=r.number("gamma", 1e-4, lo=1e-12, hi=1e6),
         position_limit_lots=r.integer("position_limit_lots", 100, lo=0, hi=10**9),
@@ -659,7 +723,23 @@ def _venue(name: str, r: _Reader) -> VenueConfig:
         schemas=_schemas(r.table("schemas", optional=True)),
         impairment=_impairment(r, "impairment"),
         outage_s=outage,
+        **_stamping(r, link),
     )
+
+
+def _stamping(r: _Reader, link: str) -> dict[str, Any]:
+    """``timestamping`` and ``hw_config`` (arbsphere/adapters/timestamp_mode.py): kernel and
+    hardware stamps are the UDP link's; another link takes only the defaults' stamps."""
+    mode = r.choice("timestamping", TIMESTAMPING_MODES, DEFAULT_TIMESTAMPING)
+    hw_config = r.choice("hw_config", HW_CONFIG_MODES, DEFAULT_HW_CONFIG)
+    if link != "udp":
+        if mode == "hardware":
+            r.fail("timestamping", mode, f"hardware stamps are a UDP link's; link {link!r} "
+                   "stamps in user space")  # fmt: skip
+        if hw_config == "set":
+            r.fail("hw_config", hw_config, f"only a UDP link sets a NIC's hardware stamping; "
+                   f"link is {link!r}")  # fmt: skip
+    return {"timestamping": mode, "hw_config": hw_config}
 
 
 def _refuse_emulator_keys(r: _Reader, keys: tuple[str, ...]) -> None:
@@ -682,6 +762,27 @@ def _link(r: _Reader, role: str, device: str, default: str | None = None) -> str
         why = 'the rig allocates (port = "pty"); a hardware one needs its port\'s path'
         r.fail("port", port, f"on link {name!r} an emulated device is wired through a pty {why}")
     return name
+
+
+def _serial(r: _Reader, link: str) -> dict[str, Any]:
+    """A serial link's port settings (``flow_control``, ``parity``, ``stopbits``,
+    ``low_latency``); refused on a link without a serial port (UDP)."""
+    takes = {f.name for f in dataclasses.fields(backend(link).feed_config)}
+    for key in SERIAL_KEYS:
+        if key in r.data and key not in takes:
+            r.fail(key, r.data[key], f"a serial port setting; link {link!r} has no serial port")
+    return {
+        "flow_control": r.choice("flow_control", FLOW_CONTROLS, "none"),
+        "parity": r.choice("parity", PARITIES, "none"),
+        "stopbits": r.integer("stopbits", 1, lo=1, hi=2),
+        "low_latency": r.boolean("low_latency", True),
+    }
+
+
+def serial_options(device: VenueConfig | BrokerConfig) -> dict[str, Any]:
+    """A device's serial port settings, as :class:`~arbsphere.adapters.links.LinkParams`
+    keyword arguments (the same names in the campaign, the config and the link settings)."""
+    return {key: getattr(device, key) for key in SERIAL_KEYS}
 
 
 def _impairment(r: _Reader, key: str) -> dict[str, Any] | None:
@@ -739,16 +840,24 @@ def _broker(r: _Reader) -> BrokerConfig:
             "device_port",
             "port",
             "baudrate",
+            *SERIAL_KEYS,
             "fill_mode",
             "fills",
             "replica_fault_every",
             "clock",
             "schemas",
             "impairment",
+            "timestamping",
+            "hw_config",
+            "device_id",
+            "bind_host",
         }
     )
     device = r.choice("device", ("emulator", "hardware"), "emulator")
     link = _link(r, "broker", device, "udp")
+    if "bind_host" in r.data and backend(link, role="broker").wiring != WIRING_UDP:
+        r.fail("bind_host", r.data["bind_host"], f"the rig's socket address of a UDP broker "
+               f"link; link {link!r} has none")  # fmt: skip
     if device == "hardware":
         _refuse_emulator_keys(r, ("clock", "fill_mode", "fills"))
         if link == "udp" and r.data.get("device_port", 0) == 0:
@@ -766,12 +875,16 @@ def _broker(r: _Reader) -> BrokerConfig:
         device_port=r.integer("device_port", 0, lo=0, hi=65535),
         port=r.string("port", "pty"),
         baudrate=r.integer("baudrate", 921_600, lo=1200),
+        **_serial(r, link),
         fill_mode=r.choice("fill_mode", ("full", "mixed"), "full"),
         fills=_fills(r),
         replica_fault_every=r.integer("replica_fault_every", 0, lo=0),
         clock=_broker_clock(r.table("clock", optional=True)),
         schemas=_schemas(r.table("schemas", optional=True)),
         impairment=_impairment(r, "impairment"),
+        **_stamping(r, link),
+        device_id=r.integer("device_id", BROKER_DEVICE_ID, lo=0, hi=MAX_DEVICE_ID),
+        bind_host=r.string("bind_host", "") if "bind_host" in r.data else "",
     )
 
 

@@ -9,10 +9,11 @@ configured port or address. The suite itself (:mod:`arbsphere.conformance`) only
 rig-side link. Emulated link impairment (``impairment``) is left out: the suite judges the
 device, not a link made bad on purpose.
 
-An emulated feed gets its schedule (start, rate, length) in its config, so its start handshake
-is not exercised (the suite reports it skipped) while :data:`EMULATED_FEED_HANDSHAKE` is
-False; a hardware feed is armed with the handshake. ``misbehave`` (tests) passes a misbehaving-
-device table to the emulators (``firmware_interfaces/emulators/misbehave.py``).
+An emulated feed is started without a schedule: it idles until the suite arms it with the
+start handshake, as a hardware feed is (with :data:`EMULATED_FEED_HANDSHAKE` False it gets its
+schedule in its config instead, and the suite reports the handshake skipped). ``misbehave``
+(tests) passes a misbehaving-device table to the emulators
+(``firmware_interfaces/emulators/misbehave.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 from arbsphere.adapters.backends import WIRING_PTY, BrokerLinkSpec, FeedLinkSpec, backend
 from arbsphere.adapters.links import FeedLink, LinkParams
+from arbsphere.adapters.local_address import route_source
 from arbsphere.adapters.pty import open_pty_pair
 from arbsphere.clock import Clock
 from arbsphere.conformance import (
@@ -45,14 +47,14 @@ from arbsphere.conformance import (
 )
 from arbsphere.conformance.model import PASS
 from arbsphere.errors import DeviceError
-from arbsphere.rig.config import Campaign, VenueConfig
-from arbsphere.rig.orchestrator import BROKER_DEVICE_ID, VENUE_DEVICE_ID_BASE, device_name
-from arbsphere.rig.probe import route_source, serial_endpoint, udp_endpoint
+from arbsphere.rig.config import Campaign, VenueConfig, serial_options
+from arbsphere.rig.orchestrator import device_name
+from arbsphere.rig.probe import serial_endpoint, udp_endpoint
 from arbsphere.runtime import write_json_atomic
 
 #: whether the feed emulators idle until armed (the start handshake) instead of starting on
 #: the schedule in their config
-EMULATED_FEED_HANDSHAKE = False
+EMULATED_FEED_HANDSHAKE = True
 #: an emulated feed's schedule starts this long after it is spawned (imports, Numba caches)
 EMULATOR_START_S = 2.0
 #: ... and, when it was not up by then, once more this long after it is spawned
@@ -182,10 +184,11 @@ def _misbehave(s: ConformanceSettings, device: str) -> dict[str, Any]:
 
 
 def feed_emulator_config(
-    campaign: Campaign, v: VenueConfig, start_ns: int, duration_s: float, work: Path
+    campaign: Campaign, v: VenueConfig, start_ns: int | None, duration_s: float, work: Path
 ) -> dict[str, Any]:
     """An emulated feed's config for a conformance session (as the orchestrator writes it,
-    without impairment or outage)."""
+    without impairment or outage): its schedule from ``start_ns`` for ``duration_s``, or, with
+    ``start_ns`` None, none: it idles until the suite arms it."""
     c = campaign
     name = device_name(v.name)
     market = {
@@ -195,14 +198,13 @@ def feed_emulator_config(
         "n_assets": c.n_assets,
         "rate_hz": c.rate_hz,
     }
-    return {
-        "device_id": VENUE_DEVICE_ID_BASE + v.venue_id,
+    schedule = {} if start_ns is None else {"start_at_ns": start_ns, "duration_s": duration_s}
+    return schedule | {
+        "device_id": v.device_id,
         "venue_id": v.venue_id,
         "asset_order": "round_robin",
         "session": f"VENUE{v.venue_id:02d}",
         "market": market,
-        "start_at_ns": start_ns,
-        "duration_s": duration_s,
         "heartbeat_interval_ms": 100,
         "clock": {"offset_ns": v.clock.offset_ns, "drift_ppm": v.clock.drift_ppm},
         "stats_path": str(work / f"{name}.stats.json"),
@@ -230,7 +232,8 @@ def _feed(
 
 def _feed_spec(v: VenueConfig, port: str) -> FeedLinkSpec:
     params = LinkParams(name=v.name, bind_host=v.bind_host, bind_port=v.bind_port, port=port,
-                        baudrate=v.baudrate)  # fmt: skip
+                        baudrate=v.baudrate, timestamping=v.timestamping, hw_config=v.hw_config,
+                        **serial_options(v))  # fmt: skip
     return FeedLinkSpec.of(v.link, params)
 
 
@@ -239,7 +242,7 @@ def _feed_target(
 ) -> FeedTarget:
     port = str(getattr(spec.settings, "port", v.port))
     findings = udp_endpoint(v.bind_host) if v.link == "udp" else serial_endpoint(port)
-    return FeedTarget(device_name(v.name), spec, VENUE_DEVICE_ID_BASE + v.venue_id, v.venue_id,
+    return FeedTarget(device_name(v.name), spec, v.device_id, v.venue_id,
                       campaign.rate_hz, campaign.n_assets, start_ns=start_ns,
                       findings=findings)  # fmt: skip
 
@@ -262,7 +265,7 @@ def _emulated_feed(
         spec = _feed_spec(v, slave or v.port)
         start_ns = None if EMULATED_FEED_HANDSHAKE else clock.now_ns() + round(lead_s * 1e9)
         target = _feed_target(campaign, v, spec, start_ns)
-        cfg = feed_emulator_config(campaign, v, start_ns or clock.now_ns(), s.feed.schedule_s(),
+        cfg = feed_emulator_config(campaign, v, start_ns, s.feed.schedule_s(),
                                    work) | _misbehave(s, name)  # fmt: skip
         ready = Path(cfg["ready_path"])
         ready.unlink(missing_ok=True)
@@ -303,7 +306,7 @@ def _broker(campaign: Campaign, clock: Clock, s: ConformanceSettings, work: Path
             if emulated:
                 ready = work / f"{name}.port.json"
                 cfg: dict[str, Any] = {
-                    "device_id": BROKER_DEVICE_ID,
+                    "device_id": b.device_id,
                     "fill_mode": b.fill_mode,
                     "fills": dict(b.fills),
                     "ready_path": str(ready),
@@ -322,22 +325,15 @@ def _broker(campaign: Campaign, clock: Clock, s: ConformanceSettings, work: Path
                     )
                     emulators.append(emu)
                     port = int(emu.wait_file(ready)["port"])
-            spec = BrokerLinkSpec.of(
-                b.link,
-                LinkParams(
-                    name=b.name,
-                    device_host=host,
-                    device_port=port,
-                    port=serial_port,
-                    baudrate=b.baudrate,
-                ),
-            )
-            findings = (
-                udp_endpoint(route_source(host))
-                if b.link == "udp"
-                else serial_endpoint(serial_port)
-            )
-            target = BrokerTarget(name, spec, BROKER_DEVICE_ID, findings)
+            # the rig's socket where the campaign says, else where the kernel routes from
+            bind = b.bind_host or (route_source(host) if link.wiring != WIRING_PTY else "")
+            params = LinkParams(name=b.name, bind_host=bind or LinkParams.bind_host,
+                                device_host=host, device_port=port, port=serial_port,
+                                baudrate=b.baudrate, timestamping=b.timestamping,
+                                hw_config=b.hw_config, **serial_options(b))  # fmt: skip
+            spec = BrokerLinkSpec.of(b.link, params)
+            findings = udp_endpoint(bind) if b.link == "udp" else serial_endpoint(serial_port)
+            target = BrokerTarget(name, spec, b.device_id, findings)
             result = run_broker_suite(target, clock, s.broker)
         finally:
             codes = [e.stop() for e in emulators]

@@ -7,7 +7,10 @@ schedule; watches for roles that die; drains; stops everything with SIGTERM (SIG
 grace period) and returns what happened. It never reads traces: that is the analysis's job.
 
 Devices configured as ``device = "hardware"`` are not started: their adapters open the
-configured port / address and the run lasts ``duration_s``.
+configured port / address, a hardware feed is armed with the schedule by its adapter (the start
+handshake: the orchestrator writes the schedule to ``<proc>/<venue>.arm.json`` and waits for
+the device's answer in ``<venue>.armed.json``, see adapters/feed_arming.py) and the run lasts
+``duration_s``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from arbsphere.adapters.backends import (
     FeedLinkSpec,
     backend,
 )
+from arbsphere.adapters.feed_arming import ArmingSettings, schedule_record
 from arbsphere.adapters.links import LinkParams
+from arbsphere.adapters.local_address import route_source
 from arbsphere.adapters.pty import open_pty_pair
 from arbsphere.adapters.role_config import BrokerRoleConfig, VenueFederation, VenueRoleConfig
 from arbsphere.adapters.signal_privacy import PrivacySettings
@@ -43,8 +48,8 @@ from arbsphere.coordinator.role_config import (
     FederatedSettings,
     JournalSettings,
 )
-from arbsphere.errors import DeviceError, PipelineError
-from arbsphere.rig.config import Campaign, VenueConfig
+from arbsphere.errors import DeviceError, LinkError, PipelineError
+from arbsphere.rig.config import Campaign, VenueConfig, serial_options
 from arbsphere.rig.host_load import LoadMonitor
 from arbsphere.runtime import config_to_json, write_json_atomic
 from arbsphere.security.campaign_registry import CampaignRegistry, make_members
@@ -66,9 +71,6 @@ START_MARGIN_S = 1.5
 #: 2-vCPU host here (two: 0.5 s), and a loaded one fell 5 s behind a 1.5 s margin
 FEED_START_S = 0.75
 STOP_GRACE_S = 10.0
-#: device ids of the emulated devices (message header ``device_id``)
-VENUE_DEVICE_ID_BASE = 10
-BROKER_DEVICE_ID = 200
 
 
 @dataclass
@@ -136,6 +138,8 @@ class Orchestrator:
         self.rounds_endpoint: str | None = None
         #: the campaign registry (credential authority, ledger), from run()'s start
         self.registry: CampaignRegistry | None = None
+        #: the address the broker adapter's UDP socket binds (resolved in _start_broker)
+        self.broker_bind_host = ""
 
     # --- process plumbing --------------------------------------------------------------------
     def _spawn(
@@ -293,7 +297,7 @@ class Orchestrator:
             device = f"{b.name}-device"
             ready = self.proc_dir / f"{device}.port.json"
             dev_cfg: dict[str, Any] = {
-                "device_id": BROKER_DEVICE_ID,
+                "device_id": b.device_id,
                 "clock": {"offset_ns": b.clock.offset_ns, "drift_ppm": b.clock.drift_ppm},
                 "stats_path": str(self.proc_dir / f"{device}.stats.json"),
                 "fill_mode": b.fill_mode, "fills": dict(b.fills), "ready_path": str(ready),
@@ -312,8 +316,17 @@ class Orchestrator:
                 if b.impairment:
                     host, port = self._start_impair_relay(f"{b.name}-link", host, port,
                                                           b.impairment)  # fmt: skip
-        params = LinkParams(name=b.name, device_host=host, device_port=port, port=serial_port,
-                            baudrate=b.baudrate)  # fmt: skip
+        # the rig's broker socket: where the campaign says, else the local address the
+        # kernel routes to the device from (loopback for a loopback device)
+        try:
+            bind = b.bind_host or (route_source(host) if link.wiring != WIRING_PTY else "")
+        except LinkError as exc:
+            raise PipelineError(f"broker '{b.name}': {exc}; set [broker] bind_host") from exc
+        self.broker_bind_host = bind
+        params = LinkParams(name=b.name, bind_host=bind or LinkParams.bind_host,
+                            device_host=host, device_port=port, port=serial_port,
+                            baudrate=b.baudrate, timestamping=b.timestamping,
+                            hw_config=b.hw_config, **serial_options(b))  # fmt: skip
         adapter = self._spawn(b.name, "broker_adapter", "arbsphere.adapters.broker_adapter",
                               config_to_json(self.broker_config(params)))  # fmt: skip
         self._wait_file(adapter, self.proc_dir / f"{b.name}.ready.json")
@@ -326,7 +339,7 @@ class Orchestrator:
             link=BrokerLinkSpec.of(b.link, params),
             plan_endpoint=self.outbound, report_endpoint=self.inbound,
             n_venues=len(c.venues), n_assets=c.n_assets,
-            replica_fault_every=b.replica_fault_every, sync=self._sync(BROKER_DEVICE_ID),
+            replica_fault_every=b.replica_fault_every, sync=self._sync(b.device_id),
             security=self._security_table(b.name),
         )  # fmt: skip
 
@@ -361,16 +374,25 @@ class Orchestrator:
         orchestrator opened for its emulated device)."""
         c = self.campaign
         params = LinkParams(name=v.name, bind_host=v.bind_host, bind_port=v.bind_port,
-                            port=port, baudrate=v.baudrate)  # fmt: skip
+                            port=port, baudrate=v.baudrate, timestamping=v.timestamping,
+                            hw_config=v.hw_config, **serial_options(v))  # fmt: skip
         return VenueRoleConfig(
             name=v.name, venue_id=v.venue_id, sender_id=VENUE_SENDER_BASE + v.venue_id,
             out_dir=str(self.proc_dir), link=FeedLinkSpec.of(v.link, params),
             fee_bp=v.fee_bp, gamma=v.gamma, position_limit_lots=v.position_limit_lots,
             budget_ns=int(c.coordinator.budget_us * 1000),
             coordinator_endpoint=self.inbound, n_venues=len(c.venues), n_assets=c.n_assets,
-            sync=self._sync(VENUE_DEVICE_ID_BASE + v.venue_id),
+            sync=self._sync(v.device_id), arming=self._arming(v),
             federated=self._venue_federation(v), security=self._security_table(v.name),
         )  # fmt: skip
+
+    def _arming(self, v: VenueConfig) -> ArmingSettings | None:
+        """A hardware feed's start handshake: its adapter arms it with the schedule this
+        orchestrator writes in :meth:`arm_hardware_feeds` (an emulator gets it in its config)."""
+        if v.device != "hardware":
+            return None
+        return ArmingSettings(v.device_id, str(self.proc_dir / f"{v.name}.arm.json"),
+                              str(self.proc_dir / f"{v.name}.armed.json"))  # fmt: skip
 
     def _venue_federation(self, v: VenueConfig) -> VenueFederation | None:
         """The venue's side of the federated rounds (None: central coordination)."""
@@ -437,6 +459,51 @@ class Orchestrator:
             if pending:
                 time.sleep(0.02)
 
+    def arm_hardware_feeds(self, start_at: int) -> None:
+        """Tell the adapter of every hardware feed the schedule (its schedule file, written
+        atomically; the adapter arms its device with it: adapters/feed_arming.py)."""
+        c = self.campaign
+        arm_seq = self.clock.now_ns()  # per device strictly increasing, across runs too
+        for v in c.venues:
+            if v.device != "hardware":
+                continue
+            record = schedule_record(arm_seq, start_at, round(1e9 / c.rate_hz), c.n_ticks,
+                                     v.venue_id, c.n_assets)  # fmt: skip
+            write_json_atomic(self.proc_dir / f"{v.name}.arm.json", record)
+
+    def _await_armed(self, start_at: int, measure_from: int) -> None:
+        """Wait for every hardware feed's answer to ARM (its adapter writes it): a device
+        that refuses, or has not answered by the end of the warm-up, ends the run incomplete,
+        naming it."""
+        pending = {v.name: v for v in self.campaign.venues if v.device == "hardware"}
+        while pending:
+            for name, v in list(pending.items()):
+                path = self.proc_dir / f"{name}.armed.json"
+                if not path.exists():
+                    continue
+                answer = json.loads(path.read_text())
+                if answer.get("status") != "ok":
+                    raise PipelineError(
+                        f"feed device '{device_name(name)}' (device id {v.device_id}) refused "
+                        f"the schedule (ARM: venue_id {v.venue_id}, n_assets "
+                        f"{self.campaign.n_assets}, {self.campaign.rate_hz:g} ticks/s, "
+                        f"{self.campaign.n_ticks} ticks); see the device's own log"
+                    )
+                del pending[name]
+            now = self.clock.now_ns()
+            if pending and now > measure_from:
+                names = ", ".join(f"'{device_name(n)}' (device id {v.device_id})"
+                                  for n, v in sorted(pending.items()))  # fmt: skip
+                raise PipelineError(
+                    f"feed device(s) {names} did not answer ARM by the end of the warm-up "
+                    f"({(now - start_at) / 1e9:.1f} s after the schedule's start; the adapter "
+                    "repeats ARM every 100 ms once the device's first datagram or frame "
+                    "arrived): is the device on, at the configured address or port, and "
+                    "speaking the start handshake?"
+                )
+            if pending:
+                time.sleep(0.02)
+
     def start_feeds(self) -> int:
         """Start the feed devices; returns the rig time at which tick 0 is due."""
         c = self.campaign
@@ -456,7 +523,7 @@ class Orchestrator:
                 continue
             ready = self._venue_ready[v.name]
             common = {
-                "device_id": VENUE_DEVICE_ID_BASE + v.venue_id, "venue_id": v.venue_id,
+                "device_id": v.device_id, "venue_id": v.venue_id,
                 # every venue quotes every asset, one per tick: tick k quotes asset
                 # k mod n_assets (rate_hz stays ticks/s per venue, see market.RoundRobinQuotes)
                 "asset_order": "round_robin", "session": f"VENUE{v.venue_id:02d}",
@@ -488,6 +555,7 @@ class Orchestrator:
                     {**common, "target_host": host, "target_port": int(port),
                      "ticks_per_datagram": v.ticks_per_datagram},
                 )  # fmt: skip
+        self.arm_hardware_feeds(start_at)
         return start_at
 
     # --- run ---------------------------------------------------------------------------------
@@ -504,6 +572,7 @@ class Orchestrator:
             outcome.start_at_ns = start_at
             outcome.measure_from_ns = start_at + round(self.campaign.warmup_s * 1e9)
             self._await_feeds(start_at, outcome.measure_from_ns)
+            self._await_armed(start_at, outcome.measure_from_ns)
             self._watch(start_at, outcome, on_progress)
             if outcome.complete:
                 if on_progress is not None:
@@ -615,11 +684,8 @@ class Orchestrator:
 
 def synced_devices(c: Campaign) -> list[SyncedDevice]:
     """Every device whose clock the rig aligns, with the adapter that exchanges with it."""
-    out = [
-        SyncedDevice(device_name(v.name), v.name, VENUE_DEVICE_ID_BASE + v.venue_id)
-        for v in c.venues
-    ]
-    out.append(SyncedDevice(device_name(c.broker.name), c.broker.name, BROKER_DEVICE_ID))
+    out = [SyncedDevice(device_name(v.name), v.name, v.device_id) for v in c.venues]
+    out.append(SyncedDevice(device_name(c.broker.name), c.broker.name, c.broker.device_id))
     return out
 
 

@@ -4,32 +4,23 @@ ports (pyserial's listing, with the USB latency timer). A terminal table, or ``-
 
 from __future__ import annotations
 
-import fcntl
 import socket
-import struct
+from collections.abc import Mapping
 from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from arbsphere.adapters.nic_timestamping import hwtstamp_config, ts_info
-from arbsphere.adapters.serial_ports import serial_ports
+from arbsphere.adapters import local_address
+from arbsphere.adapters.nic_timestamping import (
+    hwtstamp_config,
+    interface_with_address,
+    ipv4_address,
+    ts_info,
+)
+from arbsphere.adapters.serial_ports import latency_timer_ms, serial_ports
 from arbsphere.errors import LinkError
-
-SIOCGIFADDR = 0x8915
-_IFREQ_NAME = struct.Struct("256s")
-
-
-def ipv4_address(interface: str) -> str | None:
-    """The interface's IPv4 address (``SIOCGIFADDR``), or None when it has none."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            reply = fcntl.ioctl(sock.fileno(), SIOCGIFADDR,
-                                _IFREQ_NAME.pack(interface.encode()[:15]))  # fmt: skip
-        except OSError:
-            return None
-    return socket.inet_ntoa(reply[20:24])  # ifr_addr: sockaddr_in's sin_addr
 
 
 def interface_record(interface: str) -> dict[str, Any]:
@@ -85,23 +76,13 @@ def print_probe(found: dict[str, Any], console: Console) -> None:
     console.print(ports)
 
 
-def interface_with_address(ipv4: str) -> str | None:
-    """The interface holding ``ipv4`` (None: no interface has it)."""
-    for _, name in socket.if_nameindex():
-        if ipv4_address(name) == ipv4:
-            return name
-    return None
-
-
 def route_source(host: str) -> str | None:
-    """The local IPv4 address the kernel would send to ``host`` from (a UDP ``connect``, which
-    sends nothing), or None when there is no route."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect((host, 9))
-        except OSError:
-            return None
-        return str(sock.getsockname()[0])
+    """The local IPv4 address the kernel would send to ``host`` from, or None when it cannot
+    be resolved or has no route (:func:`~arbsphere.adapters.local_address.route_source`)."""
+    try:
+        return local_address.route_source(host)
+    except LinkError:
+        return None
 
 
 def udp_endpoint(local_ipv4: str | None) -> dict[str, Any]:
@@ -121,14 +102,20 @@ def serial_endpoint(port: str) -> dict[str, Any]:
         return {"link": "serial", "port": "pty", "note": "a pty the rig allocates for an emulator"}
     listed = {p.device: p for p in serial_ports()}
     entry = listed.get(port)
-    return {"link": "serial", "port": port, "listed": entry is not None,
-            **({} if entry is None else entry.to_json())}  # fmt: skip
+    if entry is not None:
+        return {"link": "serial", "port": port, "listed": True, **entry.to_json()}
+    return {"link": "serial", "port": port, "listed": False,
+            "latency_timer_ms": latency_timer_ms(port)}  # fmt: skip
 
 
-def device_findings(venues: Any, broker: Any) -> dict[str, dict[str, Any]]:
+def device_findings(
+    venues: Any, broker: Any, link_settings: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
     """Per device of a campaign (``venues``: its VenueConfigs, ``broker``: its BrokerConfig),
     the rig side of its link as the probe finds it: the interface and its timestamping for UDP,
-    the port for serial. Recorded in the manifest (``devices``)."""
+    the port for serial; with ``link_settings`` (adapter name -> what its link set and had
+    refused, from the adapters' stats) those too, under ``settings``. Recorded in the manifest
+    (``devices``)."""
     out: dict[str, dict[str, Any]] = {}
     for v in venues:
         out[v.name] = (
@@ -136,6 +123,11 @@ def device_findings(venues: Any, broker: Any) -> dict[str, dict[str, Any]]:
         ) | {"device": v.device}
     b = broker
     out[b.name] = (
-        udp_endpoint(route_source(b.device_host)) if b.link == "udp" else serial_endpoint(b.port)
+        udp_endpoint(b.bind_host or route_source(b.device_host))
+        if b.link == "udp"
+        else serial_endpoint(b.port)
     ) | {"device": b.device}
+    for name, applied in (link_settings or {}).items():
+        if name in out and applied is not None:
+            out[name]["settings"] = applied
     return out

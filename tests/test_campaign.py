@@ -244,6 +244,25 @@ def test_manifest_hashes_and_timestamp_sources(short_run: CampaignResult) -> Non
     assert verify_result_set(short_run.run_dir).unlisted == ()  # the roles' files too
     assert manifest["config"]["name"] == "loopback"
     assert manifest["versions"]["numba"]
+    serial = manifest["devices"]["venue_b"]["settings"]  # what the serial link set on its pty
+    assert serial["requested"]["low_latency"] and "low_latency" in serial["refused"]
+    assert "settings" not in manifest["devices"]["venue_a"]  # a UDP link sets no port settings
+
+
+def test_manifest_names_each_links_rx_and_tx_stamps(short_run: CampaignResult) -> None:
+    """Loopback has software stamps only: "auto" falls back and says why; every SYNC and ORDER
+    sent on UDP carries the kernel's transmit stamp; serial stamps in user space."""
+    stamps = json.loads((short_run.run_dir / "manifest.json").read_text())["timestamps"]
+    a, b, broker = stamps["venue_a"], stamps["venue_b"], stamps["broker"]
+    assert (a["rx"], a["tx"], a["sync_t1"]) == ("kernel-software",) * 3
+    assert a["requested"] == "auto" and a["reason"].startswith("software: lo: ")
+    assert (b["rx"], b["tx"], b["sync_t1"]) == ("user-space",) * 3
+    assert (broker["rx"], broker["tx"], broker["sync_t1"]) == ("kernel-software",) * 3
+    assert all(s["rx_uncertainty_ns"] == s["tx_uncertainty_ns"] == 0 for s in stamps.values())
+    broker_stats = json.loads((short_run.run_dir / "proc" / "broker.stats.json").read_text())
+    adapter = broker_stats["adapter"]
+    assert adapter["order_tx_kernel"] > 0 and adapter["order_tx_missing"] == 0
+    assert broker_stats["sync"]["sync_tx_kernel"] > 0
 
 
 def test_hlog_readable_by_reference_reader(short_run: CampaignResult) -> None:
@@ -678,7 +697,7 @@ def test_a_serial_broker_link_carries_orders_acks_and_clock_sync(tmp_path: Path)
     base = load_campaign(LOOPBACK)
     campaign = dataclasses.replace(
         base, duration_s=2.0, rate_hz=500.0, warmup_s=2.0,
-        broker=dataclasses.replace(base.broker, link="serial"),
+        broker=dataclasses.replace(base.broker, link="serial", flow_control="rtscts", stopbits=2),
     )  # fmt: skip
     result = execute_campaign(campaign, RealtimeClock(), results_dir=tmp_path)
     assert result.complete, result.reason
@@ -697,6 +716,13 @@ def test_a_serial_broker_link_carries_orders_acks_and_clock_sync(tmp_path: Path)
     assert manifest["timestamp_source"]["broker"] == "user-space"
     assert manifest["config"]["broker"]["link"] == "serial"
     assert result.kpi["clock"]["devices"]["broker-device"]["exchanges"] > 0
+    # the campaign's serial settings reached the port; the pty refused low latency, said why
+    settings = manifest["devices"]["broker"]["settings"]
+    assert settings["port"].startswith("/dev/pts/") and settings["is_pty"]
+    assert settings["requested"]["flow_control"] == settings["in_effect"]["flow_control"]
+    assert settings["in_effect"]["flow_control"] == "rtscts"
+    assert settings["in_effect"]["stopbits"] == 2
+    assert "ENOTTY" in settings["refused"]["low_latency"]
 
 
 def test_a_venue_outage_freezes_it_and_the_hedge_stays_neutral(tmp_path: Path) -> None:

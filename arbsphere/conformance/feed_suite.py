@@ -4,7 +4,8 @@
 (:class:`~arbsphere.adapters.backends.FeedLinkSpec`, UDP or serial alike) and drives the device
 as the rig does, in four phases, with the clock-sync exchange running throughout:
 
-1. *idle*: HEARTBEATs and clock sync before the schedule starts;
+1. *idle*: HEARTBEATs and clock sync before the schedule starts (a device to be armed is
+   first waited for, up to ``presence_s``, then heard ``idle_s`` more);
 2. *start*: with ``target.start_ns`` None the device is armed with the start handshake (ARM,
    repeated every :data:`ARM_REPEAT_NS` until an ARMED with the same ``arm_seq``; START at the
    armed start), else it starts by itself at ``start_ns`` (a schedule given in its config);
@@ -72,6 +73,8 @@ class FeedTarget:
 
 @dataclass(frozen=True)
 class FeedSuiteSettings:
+    #: how long a device to be armed may take to be heard at all (its start-up)
+    presence_s: float = 10.0
     idle_s: float = 0.6
     settle_s: float = 0.5
     traffic_s: float = 2.0
@@ -103,7 +106,9 @@ def run_feed_suite(
         session = LinkSession(link, clock, target.device_id, FEED_SENDS)
         t0 = clock.now_ns()
         if target.start_ns is None:
-            session.pump(t0 + round(s.idle_s * 1e9))
+            heard = lambda: session.first_rx_ns is not None  # noqa: E731
+            session.pump(t0 + round(s.presence_s * 1e9), stop=heard)
+            session.pump(clock.now_ns() + round(s.idle_s * 1e9))
             armed, start_ns = _arm(session, target, s, clock)
             hb_from = t0
         else:

@@ -21,7 +21,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from arbsphere.adapters.links import COMMON_COUNTERS, TIMESTAMP_KERNEL, TIMESTAMP_USER, FeedLink
+from arbsphere.adapters.links import (
+    COMMON_COUNTERS,
+    TIMESTAMP_HARDWARE,
+    TIMESTAMP_KERNEL,
+    TIMESTAMP_USER,
+    FeedLink,
+)
 from arbsphere.adapters.pty import open_pty_pair
 from arbsphere.adapters.serial_link import SerialFeedLink, SerialLinkConfig
 from arbsphere.adapters.udp_link import UdpFeedLink, UdpLinkConfig
@@ -177,7 +183,7 @@ def check_feed_link_delivers_in_order(make_pair: MakePair) -> None:
         assert len(sizes) <= c["units"] <= len(sent)  # datagrams, or one frame per message
         assert c["malformed"] == 0
         assert c["bytes"] > sum(len(m) for m in sent)  # framing overhead included
-        assert link.timestamp_source in (TIMESTAMP_KERNEL, TIMESTAMP_USER)
+        assert link.timestamp_source in (TIMESTAMP_HARDWARE, TIMESTAMP_KERNEL, TIMESTAMP_USER)
     finally:
         device.close()
         link.close()

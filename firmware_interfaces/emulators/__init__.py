@@ -8,6 +8,9 @@
 * :mod:`.sync_responder` — the device side of the clock-sync exchange (SYNC -> DELAY_REQ),
   served by all four on their link while they wait.
 * :mod:`.schedule` — the open-loop send schedule the feeds follow (no coordinated omission).
+* :mod:`.start_handshake`, :mod:`.feed_session` — the device side of ARM / ARMED / START, and a
+  feed's session: idle until armed when its config has no schedule (an external device, started
+  with ``arbsphere device``), then run the armed schedule.
 * :mod:`.impairment`, :mod:`.impair_relay` — link impairment, in an emulator or as a UDP relay.
 * :mod:`.device_main` — process plumbing: config validation, signals, stats JSON.
 * :mod:`.market` — the synthetic market the feeds quote.

@@ -240,11 +240,14 @@ class DeviceContext:
 DeviceMain = Callable[[ConfigReader, DeviceContext], None]
 
 
-def run_device(main: DeviceMain, name: str, argv: Sequence[str] | None = None) -> int:
+def run_device(
+    main: DeviceMain, name: str, argv: Sequence[str] | None = None, *, stats_default: str = ""
+) -> int:
     """Run device ``name``: config, signals, ``main``, stats file; return the exit code.
 
     ``main`` must validate its whole config before it starts sending (a :class:`ConfigError`
-    means exit 2) and keep its counters in ``ctx.stats``; they are written whatever happens.
+    means exit 2) and keep its counters in ``ctx.stats``; they are written whatever happens,
+    to the config's ``stats_path`` (``stats_default`` where it has none; "": required).
     """
     args = list(sys.argv if argv is None else argv)
     if len(args) != 2:
@@ -255,7 +258,7 @@ def run_device(main: DeviceMain, name: str, argv: Sequence[str] | None = None) -
     ctx = DeviceContext(stop=stop, waker=waker, config_path=args[1])
     try:
         cfg = load_config(args[1])
-        stats_path = Path(cfg.get_str("stats_path"))
+        stats_path = Path(cfg.get_str("stats_path", stats_default or _MISSING))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

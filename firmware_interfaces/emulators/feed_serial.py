@@ -44,16 +44,14 @@ from arbsphere.firmware_interfaces.emulators.device_main import (
     device_clock,
     run_device,
 )
+from arbsphere.firmware_interfaces.emulators.feed_session import serve_feed
 from arbsphere.firmware_interfaces.emulators.impair_relay import set_timer_slack
 from arbsphere.firmware_interfaces.emulators.impairment import ImpairedTransmitter, ImpairmentSpec
 from arbsphere.firmware_interfaces.emulators.misbehave import FEED_SWITCHES, read_misbehave
 from arbsphere.firmware_interfaces.emulators.schedule import (
-    OpenLoopSchedule,
-    ServicedSleep,
     Transmitter,
     open_quotes,
     read_feed_plan,
-    run_feed,
     stamp_messages,
 )
 from arbsphere.firmware_interfaces.emulators.sync_responder import (
@@ -255,37 +253,32 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
     session = cfg.get_str("session", "serial", max_len=10)
     to_rig, to_device = read_impairment(cfg)
     rig = RealtimeClock()
-    dev = device_clock(cfg.get_table("clock"), rig, epoch_ns=plan.start_at_ns)
-    misbehave = read_misbehave(cfg, FEED_SWITCHES)
-    quotes = misbehave.quotes(open_quotes(plan, cfg))
+    epoch = rig.now_ns() if plan.await_arm else plan.start_at_ns  # drift counts from here
+    dev = device_clock(cfg.get_table("clock"), rig, epoch_ns=epoch)
+    open_quotes(plan, cfg)  # venue, asset and market checked before anything is sent
     fd, port, where = open_device_end(cfg)
     if to_rig is not None or to_device is not None:  # releases on time need a fine timer
         slack, slack_error = set_timer_slack(1)
         ctx.stats.update(timer_slack_ns=slack, timer_slack_error=slack_error)
     stop = lambda: ctx.stop.is_set  # noqa: E731
+    misbehave = read_misbehave(cfg, FEED_SWITCHES)
     wire = SerialDeviceTransmitter(fd, name=where, stop=stop)
     misbehave.transmitter(wire, "serial")
     impaired = None if to_rig is None else ImpairedTransmitter(wire, to_rig, rig)
     tx: Transmitter = wire if impaired is None else impaired
+    misbehave.ticks(tx)
     responder = misbehave.responder(SyncResponder(plan.device_id, dev))
     inbound = SerialRigInbound(fd, responder, tx, rig, name=where,
                                to_device=to_device, to_rig=impaired)  # fmt: skip
-    schedule = OpenLoopSchedule(
-        plan.start_at_ns,
-        rig,
-        ServicedSleep(ctx.waker, rig, inbound),
-        stop,
-        late_tolerance_ns=plan.late_tolerance_ns,
-    )
     ctx.stats.update(device_id=plan.device_id, venue_id=plan.venue_id, session=session,
                      link=where, clock_truth=clock_truth(dev),
                      misbehave=misbehave.on())  # fmt: skip
     try:
         if ready is not None:
             write_json_atomic(ready, {})
-        run_feed(plan, quotes, tx, schedule, dev, ctx.stats)
+        schedule = serve_feed(plan, cfg, tx, inbound, rig, dev, ctx)
         inbound.drain()
-        if impaired is not None:
+        if impaired is not None and schedule is not None:
             impaired.flush(schedule.wait_until)  # the rest stays pending on a stop
     finally:
         tx.close()

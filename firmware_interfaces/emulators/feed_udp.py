@@ -7,7 +7,8 @@ device side of the clock-sync exchange on the same socket.
      asset k mod market.n_assets), session (<= 10 chars), target_host, target_port,
      bind_host ("0.0.0.0"), bind_port (0 = ephemeral), ready_path (optional: receives
      {"host": H, "port": N} of the bound socket before the first send),
-     market: {MarketConfig fields}, start_at_ns, n_ticks | duration_s,
+     market: {MarketConfig fields}, start_at_ns and n_ticks | duration_s (none of them: the
+     device waits for the rig's ARM, :mod:`.feed_session`),
      ticks_per_datagram (1), heartbeat_interval_ms (100), late_tolerance_us (200),
      clock: {offset_ns, drift_ppm, steps},
      impairment: {to_rig: {ImpairmentSpec fields}, to_device: {...}} (optional), stats_path}
@@ -46,16 +47,14 @@ from arbsphere.firmware_interfaces.emulators.device_main import (
     device_clock,
     run_device,
 )
+from arbsphere.firmware_interfaces.emulators.feed_session import serve_feed
 from arbsphere.firmware_interfaces.emulators.impair_relay import set_timer_slack
 from arbsphere.firmware_interfaces.emulators.impairment import ImpairedTransmitter, ImpairmentSpec
 from arbsphere.firmware_interfaces.emulators.misbehave import FEED_SWITCHES, read_misbehave
 from arbsphere.firmware_interfaces.emulators.schedule import (
     I64_FIELD,
-    OpenLoopSchedule,
-    ServicedSleep,
     open_quotes,
     read_feed_plan,
-    run_feed,
     stamp_messages,
 )
 from arbsphere.firmware_interfaces.emulators.sync_responder import (
@@ -267,25 +266,20 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
     ready = Path(cfg.get_str("ready_path")) if cfg.has("ready_path") else None
     to_rig, to_device = read_impairment(cfg)
     rig = RealtimeClock()
-    dev = device_clock(cfg.get_table("clock"), rig, epoch_ns=plan.start_at_ns)
-    misbehave = read_misbehave(cfg, FEED_SWITCHES)
-    quotes = misbehave.quotes(open_quotes(plan, cfg))
+    epoch = rig.now_ns() if plan.await_arm else plan.start_at_ns  # drift counts from here
+    dev = device_clock(cfg.get_table("clock"), rig, epoch_ns=epoch)
+    open_quotes(plan, cfg)  # venue, asset and market checked before anything is sent
     if to_rig is not None or to_device is not None:  # releases on time need a fine timer
         slack, slack_error = set_timer_slack(1)
         ctx.stats.update(timer_slack_ns=slack, timer_slack_error=slack_error)
+    misbehave = read_misbehave(cfg, FEED_SWITCHES)
     tx = UdpDeviceTransmitter(session, target, bind=bind)
     misbehave.transmitter(tx, "udp")
+    misbehave.ticks(tx)
     if to_rig is not None:
         tx.impair(to_rig, rig)
     responder = misbehave.responder(SyncResponder(plan.device_id, dev))
     inbound = UdpRigInbound(tx, responder, rig, to_device=to_device)
-    schedule = OpenLoopSchedule(
-        plan.start_at_ns,
-        rig,
-        ServicedSleep(ctx.waker, rig, inbound),
-        lambda: ctx.stop.is_set,
-        late_tolerance_ns=plan.late_tolerance_ns,
-    )
     host, port = tx.sock.getsockname()[:2]
     ctx.stats.update(device_id=plan.device_id, venue_id=plan.venue_id, session=session,
                      address=[host, port], clock_truth=clock_truth(dev),
@@ -293,9 +287,9 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
     try:
         if ready is not None:
             write_json_atomic(ready, {"host": host, "port": port})
-        run_feed(plan, quotes, tx, schedule, dev, ctx.stats)
+        schedule = serve_feed(plan, cfg, tx, inbound, rig, dev, ctx)
         inbound.drain()
-        if tx.impaired is not None:
+        if tx.impaired is not None and schedule is not None:
             tx.impaired.flush(schedule.wait_until)  # the rest stays pending on a stop
     finally:
         tx.close()

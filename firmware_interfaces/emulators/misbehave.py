@@ -19,12 +19,13 @@ switch                 what the device does                            caught by
                        order's size (broker)
 =====================  ==============================================  ========================
 
-The hooks are wrappers applied where an emulator builds its parts (quote source, sync
-responder, transmitter, broker logic); a device without a ``misbehave`` table is unchanged.
+The hooks are wrappers applied where an emulator builds its parts (transmitter, sync
+responder, broker logic); a device without a ``misbehave`` table is unchanged.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -34,7 +35,6 @@ import numpy as np
 from arbsphere.errors import DeviceError
 from arbsphere.firmware_interfaces import messages as dm
 from arbsphere.firmware_interfaces.emulators.device_main import ConfigReader
-from arbsphere.firmware_interfaces.emulators.schedule import QuoteSource
 from arbsphere.firmware_interfaces.emulators.sync_responder import PendingDelayReq, SyncResponder
 
 #: the switches a feed device takes, and those a broker device takes
@@ -61,8 +61,11 @@ class Misbehave:
         """The switches that are on (the device's stats report them)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
 
-    def quotes(self, source: QuoteSource) -> QuoteSource:
-        return source if not self.sequence_jumps else _JumpingQuotes(source, self.sequence_jumps)
+    def ticks(self, tx: Any) -> None:
+        """Every ``sequence_jumps``-th TICK ``tx.send_stamped`` sends skips a ``device_seq``
+        (the ones after it keep the skip: one gap each time)."""
+        if self.sequence_jumps:
+            tx.send_stamped = _jumping_ticks(tx.send_stamped, self.sequence_jumps)
 
     def responder(self, responder: SyncResponder) -> SyncResponder:
         if not (self.no_sync_answers or self.answers_any_device or self.crash_on_malformed):
@@ -103,20 +106,28 @@ def read_misbehave(cfg: ConfigReader, allowed: Sequence[str]) -> Misbehave:
     return Misbehave(**values)
 
 
-class _JumpingQuotes:
-    """Quotes whose ``seq`` skips one number every ``every`` quotes."""
+_TICK_SEQ = dm.LAYOUTS[dm.MSG_TICK].field("device_seq").offset
+_U64 = struct.Struct("<Q")
 
-    def __init__(self, source: QuoteSource, every: int) -> None:
-        self.source = source
-        self.every = every
-        self.done = 0
 
-    def next_batch(self, n: int) -> np.ndarray:
-        q = self.source.next_batch(n).copy()
-        k = self.done + np.arange(len(q))
-        q["seq"] = q["seq"] + ((k + 1) // self.every).astype(q["seq"].dtype)
-        self.done += len(q)
-        return q
+def _jumping_ticks(send_stamped: Callable[..., Any], every: int) -> Callable[..., Any]:
+    """``send_stamped`` with the TICKs' ``device_seq`` raised by one more every ``every``
+    ticks (other messages, e.g. a DELAY_REQ, pass unchanged)."""
+    ticks = [0]
+
+    def wrapped(messages: Sequence[bytes | bytearray], *args: Any, **kw: Any) -> Any:
+        out = []
+        for m in messages:
+            if m[0] == dm.MSG_TICK:
+                ticks[0] += 1
+                b = bytearray(m)
+                seq = _U64.unpack_from(b, _TICK_SEQ)[0]
+                _U64.pack_into(b, _TICK_SEQ, seq + ticks[0] // every)
+                m = b
+            out.append(m)
+        return send_stamped(out, *args, **kw)
+
+    return wrapped
 
 
 class _MisbehavingResponder(SyncResponder):

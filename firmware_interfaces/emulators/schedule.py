@@ -223,9 +223,15 @@ class FeedPlan:
     #: "fixed": every tick quotes ``asset_id``; "round_robin": tick k quotes asset
     #: k mod market.n_assets (one device sequence across assets; the rate stays per venue)
     asset_order: str = "fixed"
+    #: no schedule in the config: the device idles until the rig arms it (start handshake,
+    #: :mod:`.start_handshake`), which brings start, rate and n_ticks (start_at_ns 0 till then)
+    await_arm: bool = False
 
     def __post_init__(self) -> None:
-        if (self.n_ticks is None) == (self.duration_ns is None):
+        if self.await_arm:
+            if self.n_ticks is not None or self.duration_ns is not None:
+                raise ValueError("a device awaiting ARM takes n_ticks from it, not a length")
+        elif (self.n_ticks is None) == (self.duration_ns is None):
             raise ValueError("exactly one of n_ticks and duration_ns must be set")
         if self.asset_order not in ASSET_ORDERS:
             raise ValueError(f"asset_order {self.asset_order!r}: one of {ASSET_ORDERS}")
@@ -246,7 +252,15 @@ def read_feed_plan(cfg: ConfigReader, *, batch_key: str, extra_keys: Sequence[st
     from arbsphere.firmware_interfaces.emulators.market import MarketConfig
 
     cfg.only((*FEED_KEYS, batch_key, *extra_keys))
-    which = cfg.exactly_one("n_ticks", "duration_s")
+    await_arm = not cfg.has("start_at_ns")
+    which = None
+    if await_arm:  # an external device: the rig's ARM says when, how fast and how long
+        for key in ("n_ticks", "duration_s"):
+            if cfg.has(key):
+                why = "only with start_at_ns: without one the ARM brings the schedule"
+                raise cfg.error(key, why)
+    else:
+        which = cfg.exactly_one("n_ticks", "duration_s")
     n_ticks = cfg.get_int("n_ticks", min_value=1) if which == "n_ticks" else None
     duration_ns = (
         int(cfg.get_float("duration_s", min_value=1e-6) * 1e9) if which == "duration_s" else None
@@ -268,7 +282,7 @@ def read_feed_plan(cfg: ConfigReader, *, batch_key: str, extra_keys: Sequence[st
         device_id=cfg.get_int("device_id", min_value=0, max_value=2**32 - 1),
         venue_id=cfg.get_int("venue_id", min_value=0, max_value=2**16 - 1),
         asset_id=cfg.get_int("asset_id", 0, min_value=0, max_value=2**16 - 1),
-        start_at_ns=cfg.get_int("start_at_ns", min_value=0),
+        start_at_ns=0 if await_arm else cfg.get_int("start_at_ns", min_value=0),
         n_ticks=n_ticks,
         duration_ns=duration_ns,
         ticks_per_send=cfg.get_int(batch_key, 1, min_value=1, max_value=16),
@@ -277,6 +291,7 @@ def read_feed_plan(cfg: ConfigReader, *, batch_key: str, extra_keys: Sequence[st
         market=market_cfg,
         outage_ns=_outage(cfg),
         asset_order=asset_order,
+        await_arm=await_arm,
     )
 
 

@@ -40,6 +40,10 @@ from arbsphere.firmware_interfaces.emulators.impairment import (
     LinkImpairment,
 )
 from arbsphere.firmware_interfaces.emulators.schedule import Transmitter
+from arbsphere.firmware_interfaces.emulators.start_handshake import (
+    DEVICE_TIME_OFFSET,
+    StartHandshake,
+)
 
 #: Why a rig -> device input was not used. Transport reasons first, then message, then exchange.
 REJECT_REASONS = (
@@ -57,6 +61,10 @@ REJECT_REASONS = (
     "unmatched_delay_resp",
     "duplicate_delay_resp",
 )
+#: rig -> device messages of the start handshake (first byte: the message type)
+_START_IN = frozenset((dm.MSG_ARM, dm.MSG_START))
+#: A SYNC with sync_seq 1 after this long without a SYNC starts a new rig session.
+SESSION_GAP_NS = 1_000_000_000
 #: Answered exchanges remembered for matching FOLLOW_UP / DELAY_RESP.
 HISTORY = 64
 
@@ -104,7 +112,9 @@ class SyncResponder:
     ``on_message`` takes one whole message (bytes of exactly one record) and its arrival time
     on the rig clock; ``user_stamp`` marks a user-space stamp taken where a kernel stamp was
     wanted (counted for SYNCs as ``sync_rx_stamp_fallbacks``). A SYNC is answered when its
-    ``sync_seq`` is above the last answered one; any valid sequence starts the device.
+    ``sync_seq`` is above the last answered one; any valid sequence starts the device, and
+    ``sync_seq`` 1 after :data:`SESSION_GAP_NS` without a SYNC starts a new rig session (a new
+    run; ``sync_restarts``): the earlier exchanges are forgotten.
     """
 
     def __init__(self, device_id: int, dev_clock: DeviceClock, *, history: int = HISTORY):
@@ -116,9 +126,10 @@ class SyncResponder:
         self.dev_clock = dev_clock
         self.history = history
         self.last_answered: int | None = None
+        self.last_sync_rx_ns: int | None = None  # arrival of the latest SYNC (rig clock)
         self.counts = {"syncs_received": 0, "delay_reqs_sent": 0, "follow_ups": 0,
                        "delay_resps": 0, "sync_exchanges": 0,
-                       "sync_rx_stamp_fallbacks": 0}  # fmt: skip
+                       "sync_rx_stamp_fallbacks": 0, "sync_restarts": 0}  # fmt: skip
         self.rejects = dict.fromkeys(REJECT_REASONS, 0)
         self.last_error = ""
         #: sync_seq -> [t1, t2, t3, t4] (None until known), oldest first
@@ -168,6 +179,16 @@ class SyncResponder:
     def _sync(self, seq: int, rx_rig_ns: int, user_stamp: bool) -> PendingDelayReq | None:
         self.counts["syncs_received"] += 1
         last = self.last_answered
+        prev, self.last_sync_rx_ns = self.last_sync_rx_ns, rx_rig_ns
+        quiet = prev is not None and rx_rig_ns - prev >= SESSION_GAP_NS
+        if seq == 1 and last is not None and quiet:
+            # the rig numbers each run's exchanges from 1: after a quiet spell that is a new
+            # master session (an external device outlives a run), whose offsets owe nothing to
+            # the earlier ones; a SYNC 1 within a session is a duplicate or out of order
+            self.counts["sync_restarts"] += 1
+            self._exchanges.clear()
+            self.last_exchange = self.best_exchange = None
+            last = None
         if last is not None and seq <= last:
             reason = "duplicate_sync" if seq == last else "out_of_order_sync"
             self.reject(reason, f"sync_seq {seq}, last answered {last}")
@@ -255,6 +276,9 @@ class RigInbound(ABC):
         )
         self.to_rig = to_rig
         self.to_device_max_late_ns = 0
+        #: a feed's start handshake (ARM / START go there); None: they are rejected as
+        #: unexpected like any message the device does not take
+        self.start: StartHandshake | None = None
 
     @abstractmethod
     def fileno(self) -> int | None:
@@ -285,13 +309,25 @@ class RigInbound(ABC):
             self.on_readable()
 
     def process(self, unit: bytes, rx_rig_ns: int, user_stamp: bool) -> None:
-        """Hand the unit's messages to the responder and send each answer at once."""
+        """Hand the unit's messages to the responder (ARM and START to the feed's start
+        handshake, when it has one) and send each answer at once."""
+        start = self.start
         for msg in self.messages(unit):
+            if start is not None and len(msg) and msg[0] in _START_IN:
+                armed = start.on_message(msg, rx_rig_ns)
+                if armed is not None:  # device_time_ns stamped last, as t3
+                    self.answer.send_stamped([armed.template], DEVICE_TIME_OFFSET,
+                                             self._device_now)  # fmt: skip
+                continue
             req = self.responder.on_message(msg, rx_rig_ns, user_stamp=user_stamp)
             if req is not None:
                 # t3 is read as the last thing before the wire (after the unit is built, as
                 # the rig's t1), so the build cost is not counted as link delay one way only
                 self.answer.send_stamped([req.template()], T3_OFFSET, self._stamper(req))
+
+    def _device_now(self) -> int:
+        """The device clock now (an ARMED's ``device_time_ns``, read just before the wire)."""
+        return self.responder.dev_clock.device_time(self.clock.now_ns())
 
     def _stamper(self, req: PendingDelayReq) -> Callable[[], int]:
         """``req``'s t3 stamp, read when the transmitter calls it (just before the wire)."""
@@ -340,7 +376,10 @@ class RigInbound(ABC):
         return out
 
     def counters(self) -> dict[str, Any]:
-        return self.responder.counters()
+        out = self.responder.counters()
+        if self.start is not None:
+            out.update(self.start.counters())
+        return out
 
 
 def read_impairment(cfg: ConfigReader) -> tuple[ImpairmentSpec | None, ImpairmentSpec | None]:
