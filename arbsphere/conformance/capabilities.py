@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from arbsphere.adapters.links import TIMESTAMP_HARDWARE
 from arbsphere.adapters.serial_ports import latency_timer_ms
 from arbsphere.conformance.model import Check, Limits, measured, skipped
 
@@ -61,7 +62,7 @@ def hw_rx_timestamps(
             f"{' '.join(ts.get('so_timestamping', [])) or 'none'})",
             required=False,
         )
-    used = 1.0 if "hardware" in timestamp_source else 0.0
+    used = 1.0 if timestamp_source == TIMESTAMP_HARDWARE else 0.0
     return measured(
         name,
         interface,
