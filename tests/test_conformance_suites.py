@@ -355,3 +355,18 @@ def test_contract_checks_judge_versions_envelopes_and_garbage() -> None:
         ("contract_versions", "envelope_sender", "envelope_nonce", "envelope_origin_ts",
          "contract_decode"), 1)  # fmt: skip
     assert judge([])["contract_frames"].verdict == FAIL
+
+
+def test_capability_checks_run_only_where_the_probe_found_the_capability(tmp_path: Path) -> None:
+    from arbsphere.conformance import capabilities
+
+    nic = {"interface": "eth1", "local_address": "10.0.0.1",
+           "timestamping": {"hardware_rx": True, "so_timestamping": ["RX_HARDWARE"]}}  # fmt: skip
+    assert capabilities.hw_rx_timestamps("feed", "udp", nic, "hardware").verdict == PASS
+    assert capabilities.hw_rx_timestamps("feed", "udp", nic, "kernel-software").verdict == FAIL
+    lo = {"interface": "lo", "timestamping": {"hardware_rx": False, "so_timestamping": []}}
+    skip = capabilities.hw_rx_timestamps("feed", "udp", lo, "kernel-software")
+    assert skip.verdict == SKIPPED and "lo offers no hardware receive stamps" in skip.detail
+    assert capabilities.hw_rx_timestamps("feed", "udp", {}, "user-space").verdict == SKIPPED
+    pty = capabilities.serial_low_latency("feed", "serial", "/dev/pts/99")
+    assert pty.verdict == SKIPPED and "not a USB serial port" in pty.detail
