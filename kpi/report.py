@@ -16,6 +16,8 @@ Inputs:
   section rendered generically as a key/value table (nested dicts flattened to dotted keys);
   ``governance`` gets its own section (transport, ledger, events, refusals, with
   ``manifest["security"]["aggregation"]["note"]``), see :func:`_governance_section`;
+  ``conformance`` (the devices judged on the run's traffic) as one check table per device,
+  see :func:`arbsphere.kpi.conformance.conformance_html`;
   ``health`` (the run's verdict: did the pipeline keep up, ``arbsphere.kpi.health``) goes near
   the top, under the status, as a verdict, its one-line summary and the findings table, see
   :func:`_health_section`.
@@ -35,6 +37,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
+from .conformance import conformance_html
 from .extra_plots import clock_png, convergence_png, figure_png, legend_outside, rate_png
 from .hdr import HdrSpec
 from .hlog import merge_by_tag, read_interval_log
@@ -52,7 +55,7 @@ _LATENCY_COLUMNS = (
     ("max", "max"),
     ("uncertainty_us", "± (clock)"),
 )
-_SECTION_ORDER = ("hedge", "throughput", "loss")
+_SECTION_ORDER = ("hedge", "throughput", "loss", "conformance")
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:70em;
 color:#1b1f24;padding:0 1em}
@@ -632,6 +635,8 @@ def _kpi_section(
         return [_host_load_section(value)]
     if key == "clock" and isinstance(value, Mapping):
         return [_clock_section(value)]
+    if key == "conformance" and isinstance(value, Mapping):
+        return [conformance_html(value)]
     heading = f"<h2>{_e(key.replace('_', ' ').capitalize())}</h2>"
     if isinstance(value, Mapping):
         return [heading, _kv_table(_flatten(value))]

@@ -28,6 +28,7 @@ from arbsphere.clocksync.alignment import (
     align_devices,
 )
 from arbsphere.kpi.analysis import analyse, build_kpi, write_hlog
+from arbsphere.kpi.conformance import conformance_kpi
 from arbsphere.kpi.federated_baseline import round_gaps
 from arbsphere.kpi.governance import governance_kpi, security_section
 from arbsphere.kpi.health import health_kpi
@@ -168,6 +169,11 @@ class _AnalysedRun:
             else {"note": "the run never reached its measured window"}
         )
         kpi["host_load"] = host_load
+        kpi["conformance"] = conformance_kpi(
+            self.proc_dir, analysis.stats, [(v.name, v.link) for v in campaign.venues],
+            (campaign.broker.name, campaign.broker.link), rate_hz=campaign.rate_hz,
+            warmup_ticks=round(campaign.warmup_s * campaign.rate_hz),
+        )  # fmt: skip
         kpi["health"] = health_kpi(
             kpi, analysis.stats, budget_us=campaign.coordinator.budget_us,
             max_past_ms=campaign.security.max_past_ms,

@@ -11,6 +11,9 @@
 ``arbsphere verify RUN_DIR [--authority DID]``  check file hashes, credentials and the ledger.
 ``arbsphere probe [--json]``  this host's network interfaces (address, timestamping capabilities
                               read from the kernel) and serial ports (USB identity, latency timer).
+``arbsphere conformance [CAMPAIGN] [--junit FILE] [--json FILE]``  every device of the campaign
+                              (default ``campaigns/loopback.toml``) through its conformance
+                              suite; exit 0 only if every required check passes, 1 otherwise.
 ``arbsphere probe CAMPAIGN [--json] [--strict]``  check every hardware device of the campaign
                               (port opens with its settings, interface has the address, timestamp
                               mode possible); exit 1 naming what is missing.
@@ -316,6 +319,38 @@ def cmd_probe(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_conformance(args: argparse.Namespace, console: Console) -> int:
+    """Exit 0 every required check passed, 1 one failed, 2 configuration error."""
+    from arbsphere.conformance.model import verdict_counts
+    from arbsphere.conformance.writers import print_results, write_json, write_junit
+    from arbsphere.rig.conformance_run import run_conformance
+
+    path = Path(args.campaign) if args.campaign else DEFAULT_CAMPAIGN
+    campaign = load_campaign(path)
+    console.print(
+        f"conformance of campaign [bold]{campaign.name}[/] ({path}): "
+        f"{len(campaign.venues)} feed devices and the broker device"
+    )
+    results = run_conformance(
+        campaign, RealtimeClock(), on_device=lambda d: console.print(f"[dim]running {d}[/]")
+    )
+    print_results(results, console)
+    if args.junit:
+        write_junit(results, Path(args.junit))
+        console.print(f"JUnit XML: {args.junit}")
+    if args.json:
+        write_json(results, Path(args.json))
+        console.print(f"JSON: {args.json}")
+    counts = verdict_counts(c for r in results for c in r.checks)
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    failed = [f"{r.device}: {c.name}" for r in results for c in r.checks if not c.ok]
+    if failed:
+        console.print(f"[red]conformance FAILED[/] ({summary}): {', '.join(failed)}")
+        return 1
+    console.print(f"[green]conformance passed[/] ({summary})")
+    return 0
+
+
 def _probe_campaign(args: argparse.Namespace, console: Console) -> int:
     """Check every hardware device of the campaign; exit 1 naming what is missing."""
     from arbsphere.rig.probe_campaign import missing, missing_lines, print_checks, probe_campaign
@@ -447,6 +482,13 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--strict", action="store_true",
                        help="with a campaign: warnings (low latency refused) fail too")  # fmt: skip
     probe.set_defaults(func=cmd_probe)
+    conf = sub.add_parser(
+        "conformance", help="run every device of a campaign through its conformance suite"
+    )
+    conf.add_argument("campaign", nargs="?", help=f"campaign file (default {DEFAULT_CAMPAIGN})")
+    conf.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase a check)")
+    conf.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    conf.set_defaults(func=cmd_conformance)
     headers = sub.add_parser("headers", help="regenerate the C headers")
     headers.set_defaults(func=cmd_headers)
     dev = sub.add_parser(

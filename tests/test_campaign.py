@@ -116,6 +116,20 @@ def test_short_loopback_campaign_produces_result_set(short_run: CampaignResult) 
         assert load["roles"][role]["cpu_pct"] > 0 and load["roles"][role]["cpu_us_per_tick"] > 0
     assert 2.5 <= load["span_s"] <= 3 + 1.5 and 0 < load["rig_busy_pct"] <= 100
     assert "Host load in the measured window" in (run_dir / "report.html").read_text()
+    # the devices judged on the run's own traffic (exact counts only: the timing checks'
+    # verdicts depend on the host); the active-only checks listed as not run
+    conf = kpi["conformance"]["devices"]
+    assert set(conf) == {"venue_a-device", "venue_b-device", "broker-device"}
+    exact = {
+        "venue_a-device": ("framing", "tick_sequence", "datagram_sequence", "sync_answers"),
+        "venue_b-device": ("framing", "tick_sequence", "sync_answers"),
+        "broker-device": ("framing", "orders_answered", "answered_once", "fill_size"),
+    }
+    for device, names in exact.items():
+        got = {c["name"]: c["verdict"] for c in conf[device]["checks"]}
+        assert all(got[n] == "pass" for n in names), (device, got)
+    assert "malformed_survives" in conf["broker-device"]["not_run"]
+    assert "Device conformance" in (run_dir / "report.html").read_text()
     # 2 venues x 1000/s x (3 s warm-up + 3 s measured), all received by the venue adapters;
     # the warm-up's ticks are counted apart and kept out of the KPIs.
     assert kpi["throughput"]["ticks_sent"] == 12_000

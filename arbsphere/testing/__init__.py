@@ -2,7 +2,7 @@
 
 Owns:
 
-* :mod:`.links` — the conformance checks every rig-side feed link must pass (``check_*``,
+* :mod:`.links` — the checks every rig-side feed link must pass (``check_*``,
   :data:`~.links.ALL_CHECKS`), written once against a pair factory, with a loopback factory for
   every registered link backend (:data:`~.links.LOOPBACK_PAIRS`). A lab checks its hardware
   with its own factory::
@@ -17,6 +17,8 @@ Owns:
 
   A new link backend (``arbsphere/adapters/backends.py``) gets a loopback pair here, and the
   test suite runs every check against it.
+  They judge the rig's side of a link; the suites that judge a *device* (feed, broker) and
+  an adapter's contract traffic are :mod:`arbsphere.conformance`.
 * :mod:`.clock` — :class:`~.clock.StepClock`, the one fake clock: standing still, stepping on
   each read, or a real clock shifted by hand.
 * :mod:`.sockets` — :class:`~.sockets.FakeSocket` (a ZeroMQ socket without a peer) and

@@ -46,6 +46,7 @@ from arbsphere.firmware_interfaces.emulators.feed_serial import (
     open_device_end,
     read_device_end,
 )
+from arbsphere.firmware_interfaces.emulators.misbehave import BROKER_SWITCHES, read_misbehave
 from arbsphere.firmware_interfaces.emulators.sync_responder import (
     T3_OFFSET,
     PendingDelayReq,
@@ -56,7 +57,7 @@ from arbsphere.runtime import write_json_atomic
 
 BROKER_KEYS = (
     "device_id", "master_fd", "port", "baudrate", "ready_path", "fill_mode", "fills", "clock",
-    "stats_path",
+    "stats_path", "misbehave",
 )  # fmt: skip
 
 
@@ -75,9 +76,14 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
     rig = RealtimeClock()
     dev = device_clock(cfg.get_table("clock"), rig, epoch_ns=rig.now_ns())
     fd, port, where = open_device_end(cfg)
-    broker = BrokerDevice(device_id, b"", dev, SyncResponder(device_id, dev), policy)
+    misbehave = read_misbehave(cfg, BROKER_SWITCHES)
+    broker = BrokerDevice(device_id, b"", dev, misbehave.responder(SyncResponder(device_id, dev)),
+                          policy)  # fmt: skip
+    misbehave.broker(broker, "serial")
     stop = lambda: ctx.stop.is_set  # noqa: E731
     wire = SerialDeviceTransmitter(fd, name=where, stop=stop)
+    misbehave.transmitter(wire, "serial")
+    ctx.stats["misbehave"] = misbehave.on()
     decoder = FrameDecoder()
     hangups = 0
     retry_ns: int | None = None  # set while the rig end is closed: look again then

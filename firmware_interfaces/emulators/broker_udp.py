@@ -45,6 +45,7 @@ from arbsphere.firmware_interfaces.emulators.device_main import (
     run_device,
 )
 from arbsphere.firmware_interfaces.emulators.fill_policy import FILL_MODES, FillPolicy
+from arbsphere.firmware_interfaces.emulators.misbehave import BROKER_SWITCHES, read_misbehave
 from arbsphere.firmware_interfaces.emulators.schedule import I64_FIELD
 from arbsphere.firmware_interfaces.emulators.sync_responder import (
     T3_OFFSET,
@@ -69,7 +70,7 @@ from arbsphere.runtime import write_json_atomic
 MAX_DATAGRAM = 65536
 BROKER_KEYS = (
     "device_id", "bind_host", "bind_port", "ready_path", "fill_mode", "fills", "session",
-    "clock", "stats_path",
+    "clock", "stats_path", "misbehave",
 )  # fmt: skip
 
 
@@ -276,8 +277,12 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
     rig = RealtimeClock()
     dev = device_clock(cfg.get_table("clock"), rig, epoch_ns=rig.now_ns())
     device_id = settings.device_id
+    misbehave = read_misbehave(cfg, BROKER_SWITCHES)
     broker = BrokerDevice(device_id, session_id(settings.session), dev,
-                          SyncResponder(device_id, dev), settings.policy)  # fmt: skip
+                          misbehave.responder(SyncResponder(device_id, dev)),
+                          settings.policy)  # fmt: skip
+    misbehave.broker(broker, "udp")
+    ctx.stats["misbehave"] = misbehave.on()
     sock = _bind(settings.host, settings.port)
     sock.setblocking(False)
     # The device's receive stamp is the packet's arrival (kernel software stamp, the loopback

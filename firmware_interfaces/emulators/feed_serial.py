@@ -47,6 +47,7 @@ from arbsphere.firmware_interfaces.emulators.device_main import (
 from arbsphere.firmware_interfaces.emulators.feed_session import serve_feed
 from arbsphere.firmware_interfaces.emulators.impair_relay import set_timer_slack
 from arbsphere.firmware_interfaces.emulators.impairment import ImpairedTransmitter, ImpairmentSpec
+from arbsphere.firmware_interfaces.emulators.misbehave import FEED_SWITCHES, read_misbehave
 from arbsphere.firmware_interfaces.emulators.schedule import (
     Transmitter,
     open_quotes,
@@ -246,7 +247,7 @@ def open_device_end(cfg: ConfigReader) -> tuple[int, serial.Serial | None, str]:
 def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
     plan = read_feed_plan(
         cfg, batch_key="ticks_per_write",
-        extra_keys=("master_fd", "port", "baudrate", "ready_path"),
+        extra_keys=("master_fd", "port", "baudrate", "ready_path", "misbehave"),
     )  # fmt: skip
     ready = Path(cfg.get_str("ready_path")) if cfg.has("ready_path") else None
     session = cfg.get_str("session", "serial", max_len=10)
@@ -260,13 +261,18 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
         slack, slack_error = set_timer_slack(1)
         ctx.stats.update(timer_slack_ns=slack, timer_slack_error=slack_error)
     stop = lambda: ctx.stop.is_set  # noqa: E731
+    misbehave = read_misbehave(cfg, FEED_SWITCHES)
     wire = SerialDeviceTransmitter(fd, name=where, stop=stop)
+    misbehave.transmitter(wire, "serial")
     impaired = None if to_rig is None else ImpairedTransmitter(wire, to_rig, rig)
     tx: Transmitter = wire if impaired is None else impaired
-    inbound = SerialRigInbound(fd, SyncResponder(plan.device_id, dev), tx, rig, name=where,
+    misbehave.ticks(tx)
+    responder = misbehave.responder(SyncResponder(plan.device_id, dev))
+    inbound = SerialRigInbound(fd, responder, tx, rig, name=where,
                                to_device=to_device, to_rig=impaired)  # fmt: skip
     ctx.stats.update(device_id=plan.device_id, venue_id=plan.venue_id, session=session,
-                     link=where, clock_truth=clock_truth(dev))  # fmt: skip
+                     link=where, clock_truth=clock_truth(dev),
+                     misbehave=misbehave.on())  # fmt: skip
     try:
         if ready is not None:
             write_json_atomic(ready, {})

@@ -50,6 +50,7 @@ from arbsphere.firmware_interfaces.emulators.device_main import (
 from arbsphere.firmware_interfaces.emulators.feed_session import serve_feed
 from arbsphere.firmware_interfaces.emulators.impair_relay import set_timer_slack
 from arbsphere.firmware_interfaces.emulators.impairment import ImpairedTransmitter, ImpairmentSpec
+from arbsphere.firmware_interfaces.emulators.misbehave import FEED_SWITCHES, read_misbehave
 from arbsphere.firmware_interfaces.emulators.schedule import (
     I64_FIELD,
     open_quotes,
@@ -251,7 +252,7 @@ class UdpRigInbound(RigInbound):
                 "rig_sequence": self.gaps.counters()}  # fmt: skip
 
 
-FEED_UDP_KEYS = ("target_host", "target_port", "bind_host", "bind_port", "ready_path")
+FEED_UDP_KEYS = ("target_host", "target_port", "bind_host", "bind_port", "ready_path", "misbehave")
 
 
 def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
@@ -271,13 +272,18 @@ def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
     if to_rig is not None or to_device is not None:  # releases on time need a fine timer
         slack, slack_error = set_timer_slack(1)
         ctx.stats.update(timer_slack_ns=slack, timer_slack_error=slack_error)
+    misbehave = read_misbehave(cfg, FEED_SWITCHES)
     tx = UdpDeviceTransmitter(session, target, bind=bind)
+    misbehave.transmitter(tx, "udp")
+    misbehave.ticks(tx)
     if to_rig is not None:
         tx.impair(to_rig, rig)
-    inbound = UdpRigInbound(tx, SyncResponder(plan.device_id, dev), rig, to_device=to_device)
+    responder = misbehave.responder(SyncResponder(plan.device_id, dev))
+    inbound = UdpRigInbound(tx, responder, rig, to_device=to_device)
     host, port = tx.sock.getsockname()[:2]
     ctx.stats.update(device_id=plan.device_id, venue_id=plan.venue_id, session=session,
-                     address=[host, port], clock_truth=clock_truth(dev))  # fmt: skip
+                     address=[host, port], clock_truth=clock_truth(dev),
+                     misbehave=misbehave.on())  # fmt: skip
     try:
         if ready is not None:
             write_json_atomic(ready, {"host": host, "port": port})
