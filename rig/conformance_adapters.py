@@ -13,7 +13,6 @@ armed; its feed suite covers the device side).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import zmq
@@ -69,8 +68,7 @@ def run_venue_adapter_suite(
                 router.recv_multipart()  # a venue's hello on the rounds channel: not judged
     finally:
         orch.stop_all(outcome)
-        for fd in orch._pty_masters.values():
-            os.close(fd)
+        orch.close_ptys()
         pull.close(linger=0)
         router.close(linger=0)
     checks = contract_checks(
@@ -87,15 +85,15 @@ def _start(orch: Orchestrator, v: VenueConfig, feed_config: dict[str, object]) -
     link = backend(v.link)
     device = device_name(v.name)
     port = orch.open_pty(device) if link.wiring == WIRING_PTY else v.port
-    role = orch._spawn(v.name, "venue_adapter", "arbsphere.adapters.venue_adapter",
+    role = orch.spawn(v.name, "venue_adapter", "arbsphere.adapters.venue_adapter",
                        config_to_json(orch.venue_config(v, port)))  # fmt: skip
-    ready = orch._wait_file(role, orch.proc_dir / f"{v.name}.ready.json")
+    ready = orch.wait_file(role, orch.proc_dir / f"{v.name}.ready.json")
     module = str(link.emulator("feed"))
     if link.wiring == WIRING_PTY:
         fd = orch.pty_master(device)
-        orch._spawn(device, "feed_device", module, {**feed_config, "master_fd": fd},
+        orch.spawn(device, "feed_device", module, {**feed_config, "master_fd": fd},
                     pass_fds=(fd,))  # fmt: skip
     else:
         host, p = ready["address"]
-        orch._spawn(device, "feed_device", module,
+        orch.spawn(device, "feed_device", module,
                     {**feed_config, "target_host": host, "target_port": int(p)})  # fmt: skip
