@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -500,8 +501,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: the width of tables written to a log or a pipe (``COLUMNS`` overrides it)
+_LOG_WIDTH = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else 120
+
+
 def main(argv: list[str] | None = None) -> int:
-    console = Console()
+    # a log or a pipe has no width; rich would assume 80 columns and fold the tables
+    console = Console() if sys.stdout.isatty() else Console(width=_LOG_WIDTH)
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args, console)

@@ -54,13 +54,8 @@ def print_results(results: Sequence[SuiteResult], console: Console) -> None:
             title_justify="left",
             box=box.SIMPLE_HEAD,
         )
-        for col in ("check", "value", "unit", "limits", "verdict", "note"):
-            table.add_column(
-                col,
-                justify="right" if col == "value" else "left",
-                overflow="fold",
-                no_wrap=col in ("check", "verdict"),
-            )
+        for col in ("check", "value", "unit", "pass", "marginal", "verdict", "note"):
+            table.add_column(col, justify="right" if col == "value" else "left", no_wrap=True)
         notes: list[str] = []
         for c in r.checks:
             word = c.verdict if c.required else f"{c.verdict} (info)"
@@ -69,7 +64,9 @@ def print_results(results: Sequence[SuiteResult], console: Console) -> None:
             if c.verdict != PASS and c.detail:
                 notes.append(c.detail)
                 note = f"[{len(notes)}]"
-            table.add_row(c.name, _value(c), c.unit, c.limits.text(), f"[{style}]{word}[/]", note)
+            limits = c.limits
+            table.add_row(c.name, _value(c), c.unit, limits.pass_text(), limits.marginal_text(),
+                          f"[{style}]{word}[/]", note)  # fmt: skip
         console.print(table)
         for i, text in enumerate(notes, 1):
             console.print(f"  [{i}] {text}", markup=False, highlight=False)
