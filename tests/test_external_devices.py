@@ -257,6 +257,13 @@ bind_host = "{env.rig_ip}"
     assert kpi["clock"]["devices"]["broker-device"]["exchanges"] > 0
     broker_ready = json.loads((proc / "broker.ready.json").read_text())
     assert broker_ready["address"][0] == env.rig_ip
+    # the result set says which hardware and which timestamp source produced it
+    found = result.manifest["devices"]
+    assert found["venue_a"]["interface"] == env.rig_if and found["venue_a"]["device_id"] == 31
+    assert found["venue_a"]["start_handshake"]["status"] == "ok"
+    assert found["venue_b"]["port"] == slave and found["broker"]["device_id"] == 201
+    assert result.manifest["timestamps"]["venue_a"]["rx"] == "kernel-software"
+    assert "<h2>Devices</h2>" in (result.run_dir / "report.html").read_text()
     devices.stop()
     for name in ("feed-a", "feed-b"):
         stats = devices.stats(name)
