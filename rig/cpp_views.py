@@ -78,6 +78,8 @@ def view_classes(name: str, layout: Layout, doc: str, statics: list[str]) -> str
         offsets.append("    struct Count {")
         offsets += [f"        static constexpr std::size_t {f.name} = {f.count};" for f in counts]
         offsets.append("    };")
+    infos = [f'        {{"{f.name}", {f.offset}, WireType::{f.type}, {f.count}}},' for f in fields]
+    offsets += ["    static constexpr FieldInfo kFields[] = {", *infos, "    };"]
     writer = f"{name}Writer"
     out = [
         *comment(doc),

@@ -126,6 +126,15 @@ public:
         static constexpr std::size_t nonce = 16;
         static constexpr std::size_t origin_ts_ns = 24;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"magic", 0, WireType::u32, 1},
+        {"schema_id", 4, WireType::u16, 1},
+        {"schema_version", 6, WireType::u16, 1},
+        {"sender_id", 8, WireType::u32, 1},
+        {"payload_len", 12, WireType::u32, 1},
+        {"nonce", 16, WireType::u64, 1},
+        {"origin_ts_ns", 24, WireType::i64, 1},
+    };
     Envelope() noexcept = default;
     explicit Envelope(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -206,6 +215,13 @@ public:
         static constexpr std::size_t tick_intended_ns = 16;
         static constexpr std::size_t budget_ns = 24;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"venue_id", 0, WireType::u16, 1},
+        {"n_assets", 2, WireType::u16, 1},
+        {"tick_seq", 8, WireType::u64, 1},
+        {"tick_intended_ns", 16, WireType::i64, 1},
+        {"budget_ns", 24, WireType::i64, 1},
+    };
     LocalArbProblemV1Header() noexcept = default;
     explicit LocalArbProblemV1Header(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -267,6 +283,15 @@ public:
         static constexpr std::size_t limit_lots = 32;
         static constexpr std::size_t bid_px = 40;
         static constexpr std::size_t ask_px = 48;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"asset_id", 0, WireType::u16, 1},
+        {"c", 8, WireType::f64, 1},
+        {"gamma", 16, WireType::f64, 1},
+        {"phi", 24, WireType::f64, 1},
+        {"limit_lots", 32, WireType::i64, 1},
+        {"bid_px", 40, WireType::i64, 1},
+        {"ask_px", 48, WireType::i64, 1},
     };
     LocalArbProblemV1Item() noexcept = default;
     explicit LocalArbProblemV1Item(const std::uint8_t* p) noexcept : p_(p) {}
@@ -355,6 +380,11 @@ public:
         static constexpr std::size_t n_assets = 2;
         static constexpr std::size_t tick_seq = 8;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"venue_id", 0, WireType::u16, 1},
+        {"n_assets", 2, WireType::u16, 1},
+        {"tick_seq", 8, WireType::u64, 1},
+    };
     SharedSignalsV1Header() noexcept = default;
     explicit SharedSignalsV1Header(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -406,6 +436,15 @@ public:
         static constexpr std::size_t correlation = 32;
         static constexpr std::size_t liquidity_lots = 40;
         static constexpr std::size_t latency_proxy_ns = 48;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"asset_id", 0, WireType::u16, 1},
+        {"mid", 8, WireType::f64, 1},
+        {"price_delta", 16, WireType::f64, 1},
+        {"spread", 24, WireType::f64, 1},
+        {"correlation", 32, WireType::f64, 1},
+        {"liquidity_lots", 40, WireType::i64, 1},
+        {"latency_proxy_ns", 48, WireType::i64, 1},
     };
     SharedSignalsV1Item() noexcept = default;
     explicit SharedSignalsV1Item(const std::uint8_t* p) noexcept : p_(p) {}
@@ -497,6 +536,14 @@ public:
         static constexpr std::size_t cause_venue = 22;
         static constexpr std::size_t cause_seq = 24;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"delta_id", 0, WireType::u64, 1},
+        {"ts_ns", 8, WireType::i64, 1},
+        {"sender", 16, WireType::u32, 1},
+        {"n_legs", 20, WireType::u16, 1},
+        {"cause_venue", 22, WireType::u16, 1},
+        {"cause_seq", 24, WireType::u64, 1},
+    };
     PlanDeltaV1Header() noexcept = default;
     explicit PlanDeltaV1Header(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -564,6 +611,16 @@ public:
         static constexpr std::size_t side = 24;
         static constexpr std::size_t size_lots = 32;
         static constexpr std::size_t limit_px = 40;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"ts_ns", 0, WireType::i64, 1},
+        {"delta_id", 8, WireType::u64, 1},
+        {"sender", 16, WireType::u32, 1},
+        {"venue", 20, WireType::u16, 1},
+        {"asset", 22, WireType::u16, 1},
+        {"side", 24, WireType::i8, 1},
+        {"size_lots", 32, WireType::i64, 1},
+        {"limit_px", 40, WireType::i64, 1},
     };
     PlanDeltaV1Item() noexcept = default;
     explicit PlanDeltaV1Item(const std::uint8_t* p) noexcept : p_(p) {}
@@ -662,6 +719,16 @@ public:
         static constexpr std::size_t kind = 32;
         static constexpr std::size_t plan_hash = 40;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"delta_id", 0, WireType::u64, 1},
+        {"ts_ns", 8, WireType::i64, 1},
+        {"sender", 16, WireType::u32, 1},
+        {"n_legs", 20, WireType::u16, 1},
+        {"cause_venue", 22, WireType::u16, 1},
+        {"cause_seq", 24, WireType::u64, 1},
+        {"kind", 32, WireType::u8, 1},
+        {"plan_hash", 40, WireType::u64, 1},
+    };
     PlanDeltaV2Header() noexcept = default;
     explicit PlanDeltaV2Header(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -739,6 +806,16 @@ public:
         static constexpr std::size_t side = 24;
         static constexpr std::size_t size_lots = 32;
         static constexpr std::size_t limit_px = 40;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"ts_ns", 0, WireType::i64, 1},
+        {"delta_id", 8, WireType::u64, 1},
+        {"sender", 16, WireType::u32, 1},
+        {"venue", 20, WireType::u16, 1},
+        {"asset", 22, WireType::u16, 1},
+        {"side", 24, WireType::i8, 1},
+        {"size_lots", 32, WireType::i64, 1},
+        {"limit_px", 40, WireType::i64, 1},
     };
     PlanDeltaV2Item() noexcept = default;
     explicit PlanDeltaV2Item(const std::uint8_t* p) noexcept : p_(p) {}
@@ -837,6 +914,15 @@ public:
         static constexpr std::size_t primal_res = 24;
         static constexpr std::size_t dual_res = 32;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"round", 0, WireType::u32, 1},
+        {"n_assets", 4, WireType::u16, 1},
+        {"iterations", 8, WireType::u32, 1},
+        {"converged", 12, WireType::u8, 1},
+        {"rho", 16, WireType::f64, 1},
+        {"primal_res", 24, WireType::f64, 1},
+        {"dual_res", 32, WireType::f64, 1},
+    };
     DualVariablesV1Header() noexcept = default;
     explicit DualVariablesV1Header(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -905,6 +991,12 @@ public:
         static constexpr std::size_t price = 8;
         static constexpr std::size_t u = 16;
         static constexpr std::size_t xbar = 24;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"asset_id", 0, WireType::u16, 1},
+        {"price", 8, WireType::f64, 1},
+        {"u", 16, WireType::f64, 1},
+        {"xbar", 24, WireType::f64, 1},
     };
     DualVariablesV1Item() noexcept = default;
     explicit DualVariablesV1Item(const std::uint8_t* p) noexcept : p_(p) {}
@@ -985,6 +1077,19 @@ public:
         static constexpr std::size_t alpha = 32;
         static constexpr std::size_t primal_res = 40;
         static constexpr std::size_t dual_res = 48;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"solve_id", 0, WireType::u64, 1},
+        {"round", 8, WireType::u32, 1},
+        {"n_assets", 12, WireType::u16, 1},
+        {"phase", 14, WireType::u8, 1},
+        {"flags", 15, WireType::u8, 1},
+        {"iterations", 16, WireType::u32, 1},
+        {"converged", 20, WireType::u8, 1},
+        {"rho", 24, WireType::f64, 1},
+        {"alpha", 32, WireType::f64, 1},
+        {"primal_res", 40, WireType::f64, 1},
+        {"dual_res", 48, WireType::f64, 1},
     };
     DualVariablesV2Header() noexcept = default;
     explicit DualVariablesV2Header(const std::uint8_t* p) noexcept : p_(p) {}
@@ -1075,6 +1180,12 @@ public:
         static constexpr std::size_t u = 16;
         static constexpr std::size_t xbar = 24;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"asset_id", 0, WireType::u16, 1},
+        {"price", 8, WireType::f64, 1},
+        {"u", 16, WireType::f64, 1},
+        {"xbar", 24, WireType::f64, 1},
+    };
     DualVariablesV2Item() noexcept = default;
     explicit DualVariablesV2Item(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -1156,6 +1267,21 @@ public:
         static constexpr std::size_t dual_res = 48;
         static constexpr std::size_t participants = 56;
         static constexpr std::size_t reveal_round = 64;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"solve_id", 0, WireType::u64, 1},
+        {"round", 8, WireType::u32, 1},
+        {"n_assets", 12, WireType::u16, 1},
+        {"phase", 14, WireType::u8, 1},
+        {"flags", 15, WireType::u8, 1},
+        {"iterations", 16, WireType::u32, 1},
+        {"converged", 20, WireType::u8, 1},
+        {"rho", 24, WireType::f64, 1},
+        {"alpha", 32, WireType::f64, 1},
+        {"primal_res", 40, WireType::f64, 1},
+        {"dual_res", 48, WireType::f64, 1},
+        {"participants", 56, WireType::u64, 1},
+        {"reveal_round", 64, WireType::u32, 1},
     };
     DualVariablesV3Header() noexcept = default;
     explicit DualVariablesV3Header(const std::uint8_t* p) noexcept : p_(p) {}
@@ -1256,6 +1382,12 @@ public:
         static constexpr std::size_t u = 16;
         static constexpr std::size_t xbar = 24;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"asset_id", 0, WireType::u16, 1},
+        {"price", 8, WireType::f64, 1},
+        {"u", 16, WireType::f64, 1},
+        {"xbar", 24, WireType::f64, 1},
+    };
     DualVariablesV3Item() noexcept = default;
     explicit DualVariablesV3Item(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -1332,6 +1464,15 @@ public:
         static constexpr std::size_t epsilon_spent = 16;
         static constexpr std::size_t delta = 24;
         static constexpr std::size_t releases = 32;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"venue_id", 0, WireType::u16, 1},
+        {"signal_kind", 2, WireType::u16, 1},
+        {"mechanism", 4, WireType::u8, 1},
+        {"epsilon_total", 8, WireType::f64, 1},
+        {"epsilon_spent", 16, WireType::f64, 1},
+        {"delta", 24, WireType::f64, 1},
+        {"releases", 32, WireType::u64, 1},
     };
     PrivacyBudgetV1Header() noexcept = default;
     explicit PrivacyBudgetV1Header(const std::uint8_t* p) noexcept : p_(p) {}
@@ -1426,6 +1567,15 @@ public:
     struct Count {
         static constexpr std::size_t prev_hash = 32;
         static constexpr std::size_t payload_hash = 32;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"event_kind", 0, WireType::u16, 1},
+        {"actor", 4, WireType::u32, 1},
+        {"subject", 8, WireType::u32, 1},
+        {"seq", 16, WireType::u64, 1},
+        {"ts_ns", 24, WireType::i64, 1},
+        {"prev_hash", 32, WireType::u8, 32},
+        {"payload_hash", 64, WireType::u8, 32},
     };
     AuditLogEventV1Header() noexcept = default;
     explicit AuditLogEventV1Header(const std::uint8_t* p) noexcept : p_(p) {}
@@ -1524,6 +1674,19 @@ public:
         static constexpr std::size_t device_tx_ns = 48;
         static constexpr std::size_t rig_tx_ns = 56;
         static constexpr std::size_t rig_rx_ns = 64;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"order_id", 0, WireType::u64, 1},
+        {"delta_id", 8, WireType::u64, 1},
+        {"venue", 16, WireType::u16, 1},
+        {"asset", 18, WireType::u16, 1},
+        {"status", 20, WireType::u8, 1},
+        {"filled_lots", 24, WireType::i64, 1},
+        {"fill_px", 32, WireType::i64, 1},
+        {"device_rx_ns", 40, WireType::i64, 1},
+        {"device_tx_ns", 48, WireType::i64, 1},
+        {"rig_tx_ns", 56, WireType::i64, 1},
+        {"rig_rx_ns", 64, WireType::i64, 1},
     };
     ExecutionReportV1Header() noexcept = default;
     explicit ExecutionReportV1Header(const std::uint8_t* p) noexcept : p_(p) {}
@@ -1634,6 +1797,13 @@ public:
         static constexpr std::size_t n_assets = 14;
         static constexpr std::size_t problem_seq = 16;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"solve_id", 0, WireType::u64, 1},
+        {"round", 8, WireType::u32, 1},
+        {"venue_id", 12, WireType::u16, 1},
+        {"n_assets", 14, WireType::u16, 1},
+        {"problem_seq", 16, WireType::u64, 1},
+    };
     LocalSolutionV1Header() noexcept = default;
     explicit LocalSolutionV1Header(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -1690,6 +1860,10 @@ public:
     struct Offset {
         static constexpr std::size_t asset_id = 0;
         static constexpr std::size_t x = 8;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"asset_id", 0, WireType::u16, 1},
+        {"x", 8, WireType::f64, 1},
     };
     LocalSolutionV1Item() noexcept = default;
     explicit LocalSolutionV1Item(const std::uint8_t* p) noexcept : p_(p) {}
@@ -1757,6 +1931,15 @@ public:
         static constexpr std::size_t participants = 24;
         static constexpr std::size_t n_words = 32;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"solve_id", 0, WireType::u64, 1},
+        {"round", 8, WireType::u32, 1},
+        {"venue_id", 12, WireType::u16, 1},
+        {"kind", 14, WireType::u8, 1},
+        {"problem_seq", 16, WireType::u64, 1},
+        {"participants", 24, WireType::u64, 1},
+        {"n_words", 32, WireType::u32, 1},
+    };
     LocalSolutionV2Header() noexcept = default;
     explicit LocalSolutionV2Header(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -1823,6 +2006,9 @@ public:
     struct Offset {
         static constexpr std::size_t word = 0;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"word", 0, WireType::u64, 1},
+    };
     LocalSolutionV2Item() noexcept = default;
     explicit LocalSolutionV2Item(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -1883,6 +2069,13 @@ public:
         static constexpr std::size_t tick_intended_ns = 16;
         static constexpr std::size_t budget_ns = 24;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"venue_id", 0, WireType::u16, 1},
+        {"n_assets", 2, WireType::u16, 1},
+        {"tick_seq", 8, WireType::u64, 1},
+        {"tick_intended_ns", 16, WireType::i64, 1},
+        {"budget_ns", 24, WireType::i64, 1},
+    };
     VenueQuoteV1Header() noexcept = default;
     explicit VenueQuoteV1Header(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -1940,6 +2133,11 @@ public:
         static constexpr std::size_t asset_id = 0;
         static constexpr std::size_t bid_px = 8;
         static constexpr std::size_t ask_px = 16;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"asset_id", 0, WireType::u16, 1},
+        {"bid_px", 8, WireType::i64, 1},
+        {"ask_px", 16, WireType::i64, 1},
     };
     VenueQuoteV1Item() noexcept = default;
     explicit VenueQuoteV1Item(const std::uint8_t* p) noexcept : p_(p) {}
@@ -2010,6 +2208,13 @@ public:
         static constexpr std::size_t n_assets = 18;
         static constexpr std::size_t n_cells = 20;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"delta_id", 0, WireType::u64, 1},
+        {"plan_hash", 8, WireType::u64, 1},
+        {"n_venues", 16, WireType::u16, 1},
+        {"n_assets", 18, WireType::u16, 1},
+        {"n_cells", 20, WireType::u32, 1},
+    };
     PlanSnapshotV1Header() noexcept = default;
     explicit PlanSnapshotV1Header(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -2065,6 +2270,9 @@ public:
     static constexpr std::size_t kSize = 8;
     struct Offset {
         static constexpr std::size_t lots = 0;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"lots", 0, WireType::i64, 1},
     };
     PlanSnapshotV1Item() noexcept = default;
     explicit PlanSnapshotV1Item(const std::uint8_t* p) noexcept : p_(p) {}
@@ -2124,6 +2332,13 @@ public:
         static constexpr std::size_t delta_id = 8;
         static constexpr std::size_t replica_hash = 16;
         static constexpr std::size_t expected_hash = 24;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"replica_id", 0, WireType::u32, 1},
+        {"status", 4, WireType::u8, 1},
+        {"delta_id", 8, WireType::u64, 1},
+        {"replica_hash", 16, WireType::u64, 1},
+        {"expected_hash", 24, WireType::u64, 1},
     };
     ReplicaStatusV1Header() noexcept = default;
     explicit ReplicaStatusV1Header(const std::uint8_t* p) noexcept : p_(p) {}
@@ -2204,6 +2419,13 @@ public:
         static constexpr std::size_t request_id = 8;
         static constexpr std::size_t body_len = 16;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"kind", 0, WireType::u16, 1},
+        {"event_kind", 2, WireType::u16, 1},
+        {"subject", 4, WireType::u32, 1},
+        {"request_id", 8, WireType::u64, 1},
+        {"body_len", 16, WireType::u32, 1},
+    };
     GovernanceFrameV1Header() noexcept = default;
     explicit GovernanceFrameV1Header(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -2259,6 +2481,9 @@ public:
     static constexpr std::size_t kSize = 1;
     struct Offset {
         static constexpr std::size_t byte = 0;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"byte", 0, WireType::u8, 1},
     };
     GovernanceFrameV1Item() noexcept = default;
     explicit GovernanceFrameV1Item(const std::uint8_t* p) noexcept : p_(p) {}
@@ -2320,6 +2545,12 @@ public:
         static constexpr std::size_t venue_id = 16;
         static constexpr std::size_t n_words = 20;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"epoch", 0, WireType::u64, 1},
+        {"participants", 8, WireType::u64, 1},
+        {"venue_id", 16, WireType::u16, 1},
+        {"n_words", 20, WireType::u32, 1},
+    };
     SignalShareV1Header() noexcept = default;
     explicit SignalShareV1Header(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -2370,6 +2601,9 @@ public:
     static constexpr std::size_t kSize = 8;
     struct Offset {
         static constexpr std::size_t word = 0;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"word", 0, WireType::u64, 1},
     };
     SignalShareV1Item() noexcept = default;
     explicit SignalShareV1Item(const std::uint8_t* p) noexcept : p_(p) {}
@@ -2433,6 +2667,14 @@ public:
         static constexpr std::size_t flags = 15;
         static constexpr std::size_t participants = 16;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"solve_id", 0, WireType::u64, 1},
+        {"round", 8, WireType::u32, 1},
+        {"n_assets", 12, WireType::u16, 1},
+        {"phase", 14, WireType::u8, 1},
+        {"flags", 15, WireType::u8, 1},
+        {"participants", 16, WireType::u64, 1},
+    };
     PriceProposalV1Header() noexcept = default;
     explicit PriceProposalV1Header(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -2494,6 +2736,10 @@ public:
     struct Offset {
         static constexpr std::size_t asset_id = 0;
         static constexpr std::size_t price = 8;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"asset_id", 0, WireType::u16, 1},
+        {"price", 8, WireType::f64, 1},
     };
     PriceProposalV1Item() noexcept = default;
     explicit PriceProposalV1Item(const std::uint8_t* p) noexcept : p_(p) {}
@@ -2563,6 +2809,15 @@ public:
         static constexpr std::size_t participants = 24;
         static constexpr std::size_t n_words = 32;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"solve_id", 0, WireType::u64, 1},
+        {"round", 8, WireType::u32, 1},
+        {"venue_id", 12, WireType::u16, 1},
+        {"kind", 14, WireType::u8, 1},
+        {"problem_seq", 16, WireType::u64, 1},
+        {"participants", 24, WireType::u64, 1},
+        {"n_words", 32, WireType::u32, 1},
+    };
     PriceResponseV1Header() noexcept = default;
     explicit PriceResponseV1Header(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -2628,6 +2883,9 @@ public:
     static constexpr std::size_t kSize = 8;
     struct Offset {
         static constexpr std::size_t word = 0;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"word", 0, WireType::u64, 1},
     };
     PriceResponseV1Item() noexcept = default;
     explicit PriceResponseV1Item(const std::uint8_t* p) noexcept : p_(p) {}

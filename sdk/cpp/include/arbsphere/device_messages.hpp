@@ -98,6 +98,12 @@ public:
         static constexpr std::size_t length = 2;
         static constexpr std::size_t device_id = 4;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"msg_type", 0, WireType::u8, 1},
+        {"version", 1, WireType::u8, 1},
+        {"length", 2, WireType::u16, 1},
+        {"device_id", 4, WireType::u32, 1},
+    };
     Header() noexcept = default;
     explicit Header(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -159,6 +165,21 @@ public:
         static constexpr std::size_t ask_px = 48;
         static constexpr std::size_t bid_size = 56;
         static constexpr std::size_t ask_size = 64;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"msg_type", 0, WireType::u8, 1},
+        {"version", 1, WireType::u8, 1},
+        {"length", 2, WireType::u16, 1},
+        {"device_id", 4, WireType::u32, 1},
+        {"venue_id", 8, WireType::u16, 1},
+        {"asset_id", 10, WireType::u16, 1},
+        {"device_seq", 16, WireType::u64, 1},
+        {"intended_send_ns", 24, WireType::i64, 1},
+        {"send_ns", 32, WireType::i64, 1},
+        {"bid_px", 40, WireType::i64, 1},
+        {"ask_px", 48, WireType::i64, 1},
+        {"bid_size", 56, WireType::i64, 1},
+        {"ask_size", 64, WireType::i64, 1},
     };
     Tick() noexcept = default;
     explicit Tick(const std::uint8_t* p) noexcept : p_(p) {}
@@ -267,6 +288,20 @@ public:
         static constexpr std::size_t limit_px = 40;
         static constexpr std::size_t rig_send_ns = 48;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"msg_type", 0, WireType::u8, 1},
+        {"version", 1, WireType::u8, 1},
+        {"length", 2, WireType::u16, 1},
+        {"device_id", 4, WireType::u32, 1},
+        {"venue_id", 8, WireType::u16, 1},
+        {"asset_id", 10, WireType::u16, 1},
+        {"side", 12, WireType::i8, 1},
+        {"order_id", 16, WireType::u64, 1},
+        {"delta_id", 24, WireType::u64, 1},
+        {"size_lots", 32, WireType::i64, 1},
+        {"limit_px", 40, WireType::i64, 1},
+        {"rig_send_ns", 48, WireType::i64, 1},
+    };
     Order() noexcept = default;
     explicit Order(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -367,6 +402,18 @@ public:
         static constexpr std::size_t device_rx_ns = 40;
         static constexpr std::size_t device_tx_ns = 48;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"msg_type", 0, WireType::u8, 1},
+        {"version", 1, WireType::u8, 1},
+        {"length", 2, WireType::u16, 1},
+        {"device_id", 4, WireType::u32, 1},
+        {"status", 8, WireType::u8, 1},
+        {"order_id", 16, WireType::u64, 1},
+        {"filled_lots", 24, WireType::i64, 1},
+        {"fill_px", 32, WireType::i64, 1},
+        {"device_rx_ns", 40, WireType::i64, 1},
+        {"device_tx_ns", 48, WireType::i64, 1},
+    };
     Ack() noexcept = default;
     explicit Ack(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -453,6 +500,14 @@ public:
         static constexpr std::size_t device_seq = 8;
         static constexpr std::size_t device_time_ns = 16;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"msg_type", 0, WireType::u8, 1},
+        {"version", 1, WireType::u8, 1},
+        {"length", 2, WireType::u16, 1},
+        {"device_id", 4, WireType::u32, 1},
+        {"device_seq", 8, WireType::u64, 1},
+        {"device_time_ns", 16, WireType::i64, 1},
+    };
     Heartbeat() noexcept = default;
     explicit Heartbeat(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -522,6 +577,18 @@ public:
         static constexpr std::size_t n_ticks = 32;
         static constexpr std::size_t venue_id = 40;
         static constexpr std::size_t n_assets = 42;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"msg_type", 0, WireType::u8, 1},
+        {"version", 1, WireType::u8, 1},
+        {"length", 2, WireType::u16, 1},
+        {"device_id", 4, WireType::u32, 1},
+        {"arm_seq", 8, WireType::u64, 1},
+        {"start_ns", 16, WireType::i64, 1},
+        {"tick_interval_ns", 24, WireType::i64, 1},
+        {"n_ticks", 32, WireType::u64, 1},
+        {"venue_id", 40, WireType::u16, 1},
+        {"n_assets", 42, WireType::u16, 1},
     };
     Arm() noexcept = default;
     explicit Arm(const std::uint8_t* p) noexcept : p_(p) {}
@@ -611,6 +678,16 @@ public:
         static constexpr std::size_t start_device_ns = 24;
         static constexpr std::size_t device_time_ns = 32;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"msg_type", 0, WireType::u8, 1},
+        {"version", 1, WireType::u8, 1},
+        {"length", 2, WireType::u16, 1},
+        {"device_id", 4, WireType::u32, 1},
+        {"arm_seq", 8, WireType::u64, 1},
+        {"status", 16, WireType::u8, 1},
+        {"start_device_ns", 24, WireType::i64, 1},
+        {"device_time_ns", 32, WireType::i64, 1},
+    };
     Armed() noexcept = default;
     explicit Armed(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -687,6 +764,14 @@ public:
         static constexpr std::size_t arm_seq = 8;
         static constexpr std::size_t start_ns = 16;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"msg_type", 0, WireType::u8, 1},
+        {"version", 1, WireType::u8, 1},
+        {"length", 2, WireType::u16, 1},
+        {"device_id", 4, WireType::u32, 1},
+        {"arm_seq", 8, WireType::u64, 1},
+        {"start_ns", 16, WireType::i64, 1},
+    };
     Start() noexcept = default;
     explicit Start(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -753,6 +838,14 @@ public:
         static constexpr std::size_t sync_seq = 8;
         static constexpr std::size_t origin_ns = 16;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"msg_type", 0, WireType::u8, 1},
+        {"version", 1, WireType::u8, 1},
+        {"length", 2, WireType::u16, 1},
+        {"device_id", 4, WireType::u32, 1},
+        {"sync_seq", 8, WireType::u64, 1},
+        {"origin_ns", 16, WireType::i64, 1},
+    };
     Sync() noexcept = default;
     explicit Sync(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -818,6 +911,14 @@ public:
         static constexpr std::size_t device_id = 4;
         static constexpr std::size_t sync_seq = 8;
         static constexpr std::size_t t1_ns = 16;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"msg_type", 0, WireType::u8, 1},
+        {"version", 1, WireType::u8, 1},
+        {"length", 2, WireType::u16, 1},
+        {"device_id", 4, WireType::u32, 1},
+        {"sync_seq", 8, WireType::u64, 1},
+        {"t1_ns", 16, WireType::i64, 1},
     };
     FollowUp() noexcept = default;
     explicit FollowUp(const std::uint8_t* p) noexcept : p_(p) {}
@@ -886,6 +987,15 @@ public:
         static constexpr std::size_t sync_seq = 8;
         static constexpr std::size_t t2_ns = 16;
         static constexpr std::size_t t3_ns = 24;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"msg_type", 0, WireType::u8, 1},
+        {"version", 1, WireType::u8, 1},
+        {"length", 2, WireType::u16, 1},
+        {"device_id", 4, WireType::u32, 1},
+        {"sync_seq", 8, WireType::u64, 1},
+        {"t2_ns", 16, WireType::i64, 1},
+        {"t3_ns", 24, WireType::i64, 1},
     };
     DelayReq() noexcept = default;
     explicit DelayReq(const std::uint8_t* p) noexcept : p_(p) {}
@@ -959,6 +1069,14 @@ public:
         static constexpr std::size_t sync_seq = 8;
         static constexpr std::size_t t4_ns = 16;
     };
+    static constexpr FieldInfo kFields[] = {
+        {"msg_type", 0, WireType::u8, 1},
+        {"version", 1, WireType::u8, 1},
+        {"length", 2, WireType::u16, 1},
+        {"device_id", 4, WireType::u32, 1},
+        {"sync_seq", 8, WireType::u64, 1},
+        {"t4_ns", 16, WireType::i64, 1},
+    };
     DelayResp() noexcept = default;
     explicit DelayResp(const std::uint8_t* p) noexcept : p_(p) {}
     const std::uint8_t* data() const noexcept { return p_; }
@@ -1023,6 +1141,11 @@ public:
     };
     struct Count {
         static constexpr std::size_t session = 10;
+    };
+    static constexpr FieldInfo kFields[] = {
+        {"session", 0, WireType::u8, 10},
+        {"count", 10, WireType::u16, 1},
+        {"sequence", 16, WireType::u64, 1},
     };
     DatagramHeader() noexcept = default;
     explicit DatagramHeader(const std::uint8_t* p) noexcept : p_(p) {}

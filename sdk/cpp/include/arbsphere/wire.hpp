@@ -74,6 +74,17 @@ struct Status {
     const char* name() const noexcept { return problem_name(problem); }
 };
 
+// The wire type of a declared field, and where it sits (views list theirs in kFields, so
+// generic code can read or set a field by name).
+enum class WireType : std::uint8_t { u8, i8, u16, i16, u32, i32, u64, i64, f32, f64 };
+
+struct FieldInfo {
+    const char* name;
+    std::size_t offset;
+    WireType type;
+    std::size_t count;  // 1 for a scalar
+};
+
 constexpr Status fail(Problem p, std::size_t offset) noexcept { return Status{p, offset}; }
 
 namespace detail {
