@@ -55,7 +55,7 @@ void test_sync_responder() {
     r.on_message(bytes(follow_up(1, 500)), 1200);
     r.on_message(bytes(delay_resp(1, 700)), 1300);
     // offset = ((t2 - t1) - (t4 - t3)) / 2 = ((1000 - 500) - (700 - 1100)) / 2 = 450
-    CHECK(r.offset_ns().has_value() && *r.offset_ns() == 450.0, "offset of exchange 1");
+    CHECK(r.offset_ns().has_value() && *r.offset_ns() == 450, "offset of exchange 1");
     CHECK_EQ(r.best_exchange()->rtt_ns(), 100, "rtt = (700 - 500) - (1100 - 1000)");
     CHECK(!r.on_message(bytes(sync(1)), 1400), "SYNC 1 again");
     CHECK_EQ(r.rejects(SyncReject::duplicate_sync), 1u, "duplicate_sync");
@@ -77,7 +77,7 @@ void test_sync_responder() {
     r.write_delay_req(MutBytes{out.data(), out.size()}, 2010);
     r.on_message(bytes(follow_up(2, 1560)), 2020);
     r.on_message(bytes(delay_resp(2, 1580)), 2030);
-    CHECK(*r.offset_ns() == 435.0, "the shortest round trip's offset");
+    CHECK(*r.offset_ns() == 435, "the shortest round trip's offset");
     CHECK_EQ(r.sync_exchanges, 2u, "complete exchanges");
     // a new rig session: sync_seq 1 after more than a second without SYNC
     CHECK(r.on_message(bytes(sync(1)), 2000 + 1'500'000'000), "SYNC 1 of a new session");
@@ -105,17 +105,17 @@ device::Armed armed_of(const StartHandshake& h, std::array<std::uint8_t, 64>& ou
 void test_start_handshake() {
     std::array<std::uint8_t, 64> out{};
     StartHandshake h(kDevice, Capabilities{0, 2});
-    CHECK(h.on_message(bytes(arm(5, 0)), 900, 450.0), "ARM 5 is answered");
+    CHECK(h.on_message(bytes(arm(5, 0)), 900, 450), "ARM 5 is answered");
     device::Armed a = armed_of(h, out, 777);
     CHECK_EQ(a.arm_seq(), 5u, "arm_seq");
     CHECK_EQ(a.status(), static_cast<std::uint8_t>(device::ArmStatus::OK), "OK");
     CHECK_EQ(a.start_device_ns(), 10'450, "start_ns + offset on the device clock");
     CHECK_EQ(a.device_time_ns(), 777, "device_time_ns");
-    CHECK_EQ(*h.start_due_device_ns(450.0), 10'450, "tick 0 due");
-    CHECK(h.on_message(bytes(arm(5, 0)), 950, 450.0), "a repeated ARM is answered again");
+    CHECK_EQ(*h.start_due_device_ns(450), 10'450, "tick 0 due");
+    CHECK(h.on_message(bytes(arm(5, 0)), 950, 450), "a repeated ARM is answered again");
     CHECK_EQ(h.arms_repeated, 1u, "arms_repeated");
-    CHECK(!h.on_message(bytes(arm(4, 0)), 960, 450.0), "a stale ARM");
-    CHECK(h.on_message(bytes(arm(6, 1)), 970, 450.0), "ARM for another venue is answered");
+    CHECK(!h.on_message(bytes(arm(4, 0)), 960, 450), "a stale ARM");
+    CHECK(h.on_message(bytes(arm(6, 1)), 970, 450), "ARM for another venue is answered");
     CHECK_EQ(armed_of(h, out, 980).status(), static_cast<std::uint8_t>(device::ArmStatus::REFUSED),
              "REFUSED");
     CHECK_EQ(h.accepted()->arm_seq, 5u, "a refusal keeps the accepted schedule");
@@ -133,8 +133,8 @@ void test_start_handshake() {
     CHECK_EQ(g.starts, 1u, "START while running is ignored");
     g.finish();
     CHECK(!g.accepted().has_value() && !g.running(), "idle again after the schedule");
-    CHECK(g.on_message(bytes(arm(2, 0)), 7000, 10.0), "the next ARM");
-    CHECK_EQ(*g.start_due_device_ns(10.0), 10'010, "due by offset");
+    CHECK(g.on_message(bytes(arm(2, 0)), 7000, 10), "the next ARM");
+    CHECK_EQ(*g.start_due_device_ns(10), 10'010, "due by offset");
 }
 
 void test_plan(const std::string& path) {

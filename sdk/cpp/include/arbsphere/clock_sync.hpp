@@ -29,9 +29,8 @@ enum class SyncReject : std::uint8_t {
 struct SyncExchange {
     std::uint64_t sync_seq = 0;
     std::int64_t t1_ns = 0, t2_ns = 0, t3_ns = 0, t4_ns = 0;
-    double offset_ns() const noexcept {
-        return (static_cast<double>(t2_ns - t1_ns) - static_cast<double>(t4_ns - t3_ns)) / 2.0;
-    }
+    // Integer arithmetic: exact whatever the clocks' epochs (a double would round large ones).
+    std::int64_t offset_ns() const noexcept { return ((t2_ns - t1_ns) - (t4_ns - t3_ns)) / 2; }
     std::int64_t rtt_ns() const noexcept { return (t4_ns - t1_ns) - (t3_ns - t2_ns); }
 };
 
@@ -92,7 +91,7 @@ public:
     }
 
     // Device minus rig (ns) of the shortest-round-trip complete exchange of this session.
-    std::optional<double> offset_ns() const noexcept {
+    std::optional<std::int64_t> offset_ns() const noexcept {
         if (!best_) return std::nullopt;
         return best_->offset_ns();
     }

@@ -10,7 +10,6 @@
 // the device clock, the offset from SyncResponder::offset_ns().
 #pragma once
 
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -46,7 +45,7 @@ public:
     // Handle one ARM or START (exactly one record) that arrived at device time rx_device_ns;
     // `offset_ns` is the learned offset (device minus rig), if any. True when an ARMED must
     // be sent: write_armed() right away.
-    bool on_message(Bytes msg, std::int64_t rx_device_ns, std::optional<double> offset_ns) {
+    bool on_message(Bytes msg, std::int64_t rx_device_ns, std::optional<std::int64_t> offset_ns) {
         if (!device::check_message(msg, 0).ok() || msg.size != device::Header(msg.data).length()) {
             ++ignored;
             return false;
@@ -84,11 +83,11 @@ public:
 
     // When (device clock) tick 0 is due: START's arrival if it came first, else start_ns +
     // offset; nullopt while neither is known or nothing is accepted.
-    std::optional<std::int64_t> start_due_device_ns(std::optional<double> offset_ns) const {
+    std::optional<std::int64_t> start_due_device_ns(std::optional<std::int64_t> offset_ns) const {
         if (!accepted_ || running_) return std::nullopt;
         if (start_arrival_) return start_arrival_;
         if (!offset_ns) return std::nullopt;
-        return accepted_->start_ns + static_cast<std::int64_t>(std::llround(*offset_ns));
+        return accepted_->start_ns + *offset_ns;
     }
 
     // The accepted schedule starts now / ran to its end (idle again, ready for a newer ARM).
@@ -112,7 +111,7 @@ private:
                s.tick_interval_ns > caps_.max_interval_ns || s.n_ticks < 1 || running_;
     }
 
-    bool on_arm(const Schedule& s, std::optional<double> offset_ns) {
+    bool on_arm(const Schedule& s, std::optional<std::int64_t> offset_ns) {
         ++arms;
         if (answered_ && s.arm_seq < last_seq_) {
             ++ignored;
