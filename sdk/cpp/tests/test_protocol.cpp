@@ -43,8 +43,9 @@ auto delay_resp(std::uint64_t seq, std::int64_t t4) {
 void test_sync_responder() {
     SyncResponder r(kDevice);
     std::array<std::uint8_t, 64> out{};
-    CHECK(r.on_message(bytes(sync(1)), 1000), "SYNC 1 is answered");
-    CHECK(r.write_delay_req(MutBytes{out.data(), out.size()}, 1100).ok(), "DELAY_REQ written");
+    const auto due = r.on_message(bytes(sync(1)), 1000);
+    CHECK(due.has_value(), "SYNC 1 is answered");
+    CHECK(r.write_delay_req(MutBytes{out.data(), out.size()}, *due, 1100).ok(), "DELAY_REQ written");
     device::DelayReq req;
     CHECK(device::decode(Bytes{out.data(), out.size()}, 0, &req).ok(), "DELAY_REQ decodes");
     CHECK_EQ(req.sync_seq(), 1u, "sync_seq");
@@ -73,14 +74,15 @@ void test_sync_responder() {
     CHECK(!r.on_message(bytes(cut), 1700), "a short SYNC");
     CHECK_EQ(r.rejects(SyncReject::malformed_message), 1u, "malformed_message");
     // exchange 2: rtt = (1580 - 1560) - (2010 - 2000) = 10 < 100, offset ((2000 - 1560) - (1580 - 2010)) / 2 = 435
-    CHECK(r.on_message(bytes(sync(2)), 2000), "SYNC 2");
-    r.write_delay_req(MutBytes{out.data(), out.size()}, 2010);
+    const auto due2 = r.on_message(bytes(sync(2)), 2000);
+    CHECK(due2.has_value(), "SYNC 2");
+    r.write_delay_req(MutBytes{out.data(), out.size()}, *due2, 2010);
     r.on_message(bytes(follow_up(2, 1560)), 2020);
     r.on_message(bytes(delay_resp(2, 1580)), 2030);
     CHECK(*r.offset_ns() == 435, "the shortest round trip's offset");
     CHECK_EQ(r.sync_exchanges, 2u, "complete exchanges");
     // a new rig session: sync_seq 1 after more than a second without SYNC
-    CHECK(r.on_message(bytes(sync(1)), 2000 + 1'500'000'000), "SYNC 1 of a new session");
+    CHECK(r.on_message(bytes(sync(1)), 2000 + 1'500'000'000).has_value(), "SYNC 1 of a new session");
     CHECK_EQ(r.sync_restarts, 1u, "sync_restarts");
     CHECK(!r.offset_ns().has_value(), "the old session's offset is forgotten");
 }

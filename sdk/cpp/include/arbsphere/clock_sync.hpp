@@ -26,6 +26,12 @@ enum class SyncReject : std::uint8_t {
     duplicate_delay_resp, count_  // number of reasons
 };
 
+// A DELAY_REQ owed: the SYNC's sequence and its arrival t2 (device clock).
+struct DelayReqDue {
+    std::uint64_t sync_seq = 0;
+    std::int64_t t2_ns = 0;
+};
+
 struct SyncExchange {
     std::uint64_t sync_seq = 0;
     std::int64_t t1_ns = 0, t2_ns = 0, t3_ns = 0, t4_ns = 0;
@@ -42,8 +48,8 @@ public:
     explicit SyncResponder(std::uint32_t device_id) noexcept : device_id_(device_id) {}
 
     // Handle one rig -> device message (exactly one record) that arrived at device time
-    // rx_device_ns. True when it was a SYNC to answer: write_delay_req() right away.
-    bool on_message(Bytes msg, std::int64_t rx_device_ns) noexcept {
+    // rx_device_ns. For a SYNC to answer: the answer owed; write_delay_req() it right away.
+    std::optional<DelayReqDue> on_message(Bytes msg, std::int64_t rx_device_ns) noexcept {
         const Status st = device::check_message(msg, 0);
         if (!st.ok()) {
             const bool unknown = st.problem == Problem::unknown_type ||
@@ -70,18 +76,18 @@ public:
             ++delay_resps;
             fill(r.sync_seq(), r.t4_ns(), false);
         }
-        return false;
+        return std::nullopt;
     }
 
-    // Write the DELAY_REQ answering the SYNC on_message() accepted last, with t3 = now on the
-    // device clock (read it as the last thing before the write).
-    Status write_delay_req(MutBytes out, std::int64_t t3_device_ns) noexcept {
+    // Write the DELAY_REQ owed for a SYNC, with t3 = now on the device clock (read it as the
+    // last thing before the write).
+    Status write_delay_req(MutBytes out, const DelayReqDue& due, std::int64_t t3_device_ns) noexcept {
         device::DelayReqWriter w;
         const Status st = device::encode(out, 0, device_id_, &w);
         if (!st.ok()) return st;
-        Entry& e = slots_[pending_ % kHistory];
-        w.set_sync_seq(pending_).set_t2_ns(e.ex.t2_ns).set_t3_ns(t3_device_ns);
-        if (e.used && e.ex.sync_seq == pending_) {
+        w.set_sync_seq(due.sync_seq).set_t2_ns(due.t2_ns).set_t3_ns(t3_device_ns);
+        Entry& e = slots_[due.sync_seq % kHistory];
+        if (e.used && e.ex.sync_seq == due.sync_seq && !(e.have & kT3)) {
             e.ex.t3_ns = t3_device_ns;
             e.have |= kT3;
             complete(e);
@@ -112,12 +118,12 @@ private:
         SyncExchange ex;
     };
 
-    bool reject(SyncReject r) noexcept {
+    std::nullopt_t reject(SyncReject r) noexcept {
         ++rejects_[static_cast<std::size_t>(r)];
-        return false;
+        return std::nullopt;
     }
 
-    bool on_sync(std::uint64_t seq, std::int64_t rx) noexcept {
+    std::optional<DelayReqDue> on_sync(std::uint64_t seq, std::int64_t rx) noexcept {
         ++syncs_received;
         const bool quiet = have_rx_ && rx - last_rx_ >= kSessionGapNs;
         last_rx_ = rx;
@@ -134,12 +140,12 @@ private:
                                                 : SyncReject::out_of_order_sync);
         }
         answered_ = true;
-        last_answered_ = pending_ = seq;
+        last_answered_ = seq;
         Entry& e = slots_[seq % kHistory];
         e = Entry{true, kT2, SyncExchange{}};
         e.ex.sync_seq = seq;
         e.ex.t2_ns = rx;
-        return true;
+        return DelayReqDue{seq, rx};
     }
 
     void fill(std::uint64_t seq, std::int64_t value, bool is_t1) noexcept {
@@ -169,7 +175,7 @@ private:
     std::array<Entry, kHistory> slots_{};
     std::array<std::uint64_t, static_cast<std::size_t>(SyncReject::count_)> rejects_{};
     std::optional<SyncExchange> best_, last_;
-    std::uint64_t last_answered_ = 0, pending_ = 0;
+    std::uint64_t last_answered_ = 0;
     bool answered_ = false, have_rx_ = false;
     std::int64_t last_rx_ = 0;
 };
