@@ -131,3 +131,16 @@ def test_cpp_decode_reports_python_problem_and_offset(tmp_path: Path) -> None:
         with pytest.raises(DecodeError) as exc:
             dm.decode(data)
         assert out[name] == f"{exc.value.problem} {exc.value.offset}"
+
+
+@pytest.mark.parametrize("header", sorted(p.name for p in SDK_INCLUDE.glob("*.hpp")))
+def test_every_sdk_header_compiles_alone(header: str, tmp_path: Path) -> None:
+    """Each SDK header is self-contained: included first and alone, strict C++17, no warning."""
+    src = tmp_path / "alone.cpp"
+    src.write_text(f'#include "arbsphere/{header}"\nint main() {{ return 0; }}\n')
+    build = subprocess.run(
+        [_cxx(), *CXX_FLAGS, "-Wshadow", "-fsyntax-only", "-I", str(SDK_INCLUDE.parent), str(src)],
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0, f"{header}:\n{build.stderr}"

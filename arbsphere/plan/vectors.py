@@ -5,7 +5,8 @@ replica scenario: PlanDelta v2 messages (wire bytes, as the coordinator sends th
 order to a 2 x 3 plan, each with the plan, hash and merge counters :class:`.merge.DeltaMerger`
 gives after it. The scenario covers a plain delta, a re-delivered one (duplicate), a repeated
 cell within a delta, a delta with one invalid leg (rejected whole), legs out of timestamp
-order, and a delta whose carried hash is wrong (a replica must report divergence). A test
+order, and a delta whose carried hash is wrong (a replica must report divergence), then the
+PlanSnapshot that repairs it (the plan before that delta, as if it had been lost). A test
 keeps the committed file equal to :func:`render_plan_vectors`.
 
 Regenerate: ``python -m arbsphere.plan.vectors``.
@@ -96,8 +97,24 @@ def _replica_steps() -> list[dict[str, Any]]:
     return steps
 
 
+def _snapshot(plan: list[int], delta_id: int) -> dict[str, Any]:
+    """A PlanSnapshot v1 of ``plan`` (the plan after ``delta_id``) as the coordinator sends it;
+    a replica restored from it skips that delta re-delivered (a duplicate)."""
+    reg = default_registry()
+    schema = reg.schema("PlanSnapshot", 1)
+    cells = np.array(plan, np.int64)
+    hdr = np.zeros(1, schema.header.dtype)
+    hdr["delta_id"], hdr["plan_hash"] = delta_id, plan_hash(cells)
+    hdr["n_venues"], hdr["n_assets"], hdr["n_cells"] = N_VENUES, N_ASSETS, cells.size
+    items = np.zeros(cells.size, schema.item.dtype)  # type: ignore[union-attr]
+    items["lots"] = cells
+    raw = reg.encode(schema, hdr, items, sender_id=SENDER, nonce=100, origin_ts_ns=7000)
+    return {"message_hex": raw.hex(), "plan": plan, "plan_hash": f"{plan_hash(cells):016X}"}
+
+
 def render_plan_vectors() -> str:
     """The text of ``plan_vectors.json``."""
+    steps = _replica_steps()
     doc = {
         "description": (
             "Plan hash (BLAKE2b, 8-byte digest, over int64 LE cells in C order, read as u64 LE) "
@@ -116,7 +133,8 @@ def render_plan_vectors() -> str:
             "n_venues": N_VENUES,
             "n_assets": N_ASSETS,
             "n_senders": N_SENDERS,
-            "steps": _replica_steps(),
+            "steps": steps,
+            "snapshot": _snapshot(steps[-2]["plan"], _DELTAS[-2][1][0][1]),
         },
     }
     return json.dumps(doc, indent=2) + "\n"

@@ -164,6 +164,27 @@ void test_plan(const std::string& path) {
         CHECK_EQ(replica.merger().duplicates, step["counters"]["duplicates"].u64(), name);
         CHECK_EQ(replica.merger().rejected, step["counters"]["rejected"].u64(), name);
     }
+    // the snapshot: the plan after the next-to-last delta; that delta again is a duplicate
+    const auto& snap = rep["snapshot"];
+    const auto raw = check::from_hex(snap["message_hex"].text);
+    bool matches = false;
+    CHECK(replica.restore(Bytes{raw.data(), raw.size()}, &matches).ok(), "snapshot decodes");
+    CHECK(matches, "the restored plan has the snapshot's hash");
+    CHECK_EQ(replica.hash(), snap["plan_hash"].hex(), "snapshot hash");
+    for (std::size_t i = 0; i < snap["plan"].items.size(); ++i) {
+        CHECK_EQ(replica.merger().plan()[i], snap["plan"].items[i].i64(), "restored cell");
+    }
+    const auto& again = rep["steps"].items[rep["steps"].items.size() - 2];
+    const auto redo = check::from_hex(again["message_hex"].text);
+    const std::uint64_t dups = replica.merger().duplicates;
+    bool diverged_again = true;
+    replica.apply(Bytes{redo.data(), redo.size()}, &diverged_again);
+    CHECK(!diverged_again, "the re-delivered delta's hash matches the restored plan");
+    CHECK_EQ(replica.merger().duplicates - dups, 2u, "its two legs are duplicates");
+    auto short_snap = raw;
+    short_snap.resize(raw.size() - 8);
+    CHECK(replica.restore(Bytes{short_snap.data(), short_snap.size()}, &matches).problem == Problem::bad_length,
+          "a snapshot shorter than its payload_len");
     auto bad = check::from_hex(rep["steps"].items[0]["message_hex"].text);
     bad[0] ^= 1;
     bool diverged = false;

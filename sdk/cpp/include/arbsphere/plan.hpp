@@ -8,7 +8,7 @@
 // side other than +-1 or a size <= 0 rejects all its legs. A delta id at or below the sender's
 // high-water mark at the start of the batch is a duplicate (skipped), as is a leg repeating a
 // cell within one delta. PlanReplica applies one PlanDelta v2 message per batch and compares
-// its hash with the one the delta carries.
+// its hash with the one the delta carries; restore() takes a PlanSnapshot after a divergence.
 #pragma once
 
 #include <algorithm>
@@ -162,6 +162,29 @@ public:
         return st;
     }
 
+    // Replace the plan with a PlanSnapshot v1 (the coordinator's plan after its delta_id, sent
+    // to a diverged replica); the sender's high-water mark becomes that delta_id. bad_length
+    // at n_cells if the snapshot's shape is not this replica's. *matches: the replica's hash
+    // now equals the snapshot's.
+    Status restore(Bytes snapshot, bool* matches) {
+        using PS = contracts::PlanSnapshotV1;
+        contracts::Message<PS> m;
+        const Status st = contracts::decode<PS>(snapshot, &m);
+        if (!st.ok()) return st;
+        auto& plan = merger_.plan();
+        if (m.count != plan.size() || std::size_t{m.header.n_venues()} * m.header.n_assets() != plan.size()) {
+            return fail(Problem::bad_length, contracts::Envelope::kSize + PS::Header::Offset::n_cells);
+        }
+        for (std::size_t i = 0; i < m.count; ++i) plan[i] = m.item(i).lots();
+        const std::uint32_t sender = m.envelope.sender_id();
+        if (sender < merger_.high_water().size()) merger_.high_water()[sender] = m.header.delta_id();
+        last_delta_id = m.header.delta_id();
+        ++snapshots;
+        *matches = merger_.hash() == m.header.plan_hash();
+        return st;
+    }
+
+    std::uint64_t snapshots = 0;
     const PlanMerger& merger() const noexcept { return merger_; }
     std::uint64_t hash() const { return merger_.hash(); }
 
