@@ -1,6 +1,6 @@
 """The C++ SDK's minimal contract example (``sdk/cpp/examples``) against the rig, as external
-hardware: a feed on UDP, a feed on a serial pty and a broker on UDP, started by this test on
-loopback, pass ``arbsphere conformance`` on a campaign whose devices are ``device =
+hardware: a feed on UDP, a feed on a serial pty and a broker on UDP (or on a pty), started by
+this test on loopback, pass ``arbsphere conformance`` on a campaign whose devices are ``device =
 "hardware"``, and a short hardware campaign against them produces a complete result set.
 
 Builds the CMake project first (``build/sdk-cpp``; quick when ``test_cpp_sdk`` built it) and
@@ -8,6 +8,7 @@ skips, saying why, without cmake or a C++ compiler. Waits have deadlines; nothin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -106,35 +107,50 @@ class CppDevices:
         }
 
 
-@pytest.fixture
-def devices(binaries: Path, tmp_path: Path) -> Iterator[tuple[CppDevices, str]]:
-    """Feed A on UDP, feed B on a pty (the campaign gets the slave path), the broker on UDP."""
-    d = CppDevices(binaries, tmp_path)
+@contextlib.contextmanager
+def _raw_pty() -> Iterator[tuple[int, str]]:
+    """A pty pair (master fd for the device, slave path for the rig), the slave held open in
+    raw mode until the rig has opened it (a slave nobody holds resets to cooked mode)."""
     master, slave = open_pty_pair()
-    held = os.open(slave, os.O_RDWR | os.O_NOCTTY)  # raw until the rig has opened it
+    held = os.open(slave, os.O_RDWR | os.O_NOCTTY)
     tty.setraw(held)
     try:
-        d.start("broker", "arbsphere_broker_device",
-                ["--device-id", str(BROKER), "--bind-host", "127.0.0.1", "--bind-port", "0",
-                 "--clock-offset-ns", "-120000"])  # fmt: skip
-        d.start("feed-a", "arbsphere_feed_device",
-                ["--device-id", str(FEED_A), "--venue-id", "0", "--session", "CPPA",
-                 "--udp-target", f"127.0.0.1:{d.feed_port}", "--bind-host", "127.0.0.1",
-                 "--clock-offset-ns", "2500000"])  # fmt: skip
-        d.start("feed-b", "arbsphere_feed_device",
-                ["--device-id", str(FEED_B), "--venue-id", "1", "--serial-fd", str(master),
-                 "--clock-offset-ns", "-900000"], pass_fds=(master,))  # fmt: skip
-        yield d, slave
+        yield master, slave
     finally:
-        for proc in d.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         os.close(held)
         os.close(master)
 
 
-def _campaign(tmp: Path, name: str, d: CppDevices, slave: str) -> Path:
+@contextlib.contextmanager
+def _devices(
+    bin_dir: Path, tmp: Path, serial_broker: bool
+) -> Iterator[tuple[CppDevices, str, str]]:
+    """Feed A on UDP, feed B on a pty, the broker on UDP (or a pty): (devices, feed B's slave
+    path, the broker's slave path or "")."""
+    d = CppDevices(bin_dir, tmp)
+    with _raw_pty() as (feed_master, feed_slave), _raw_pty() as (broker_master, broker_slave):
+        try:
+            link = (["--serial-fd", str(broker_master)] if serial_broker
+                    else ["--bind-host", "127.0.0.1", "--bind-port", "0"])  # fmt: skip
+            d.start("broker", "arbsphere_broker_device",
+                    ["--device-id", str(BROKER), *link, "--clock-offset-ns", "-120000"],
+                    pass_fds=(broker_master,) if serial_broker else ())  # fmt: skip
+            d.start("feed-a", "arbsphere_feed_device",
+                    ["--device-id", str(FEED_A), "--venue-id", "0", "--session", "CPPA",
+                     "--udp-target", f"127.0.0.1:{d.feed_port}", "--bind-host", "127.0.0.1",
+                     "--clock-offset-ns", "2500000"])  # fmt: skip
+            d.start("feed-b", "arbsphere_feed_device",
+                    ["--device-id", str(FEED_B), "--venue-id", "1", "--serial-fd", str(feed_master),
+                     "--clock-offset-ns", "-900000"], pass_fds=(feed_master,))  # fmt: skip
+            yield d, feed_slave, broker_slave if serial_broker else ""
+        finally:
+            for proc in d.procs.values():
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+
+
+def _campaign(tmp: Path, name: str, d: CppDevices, slave: str, broker_slave: str) -> Path:
     """loopback.toml, shortened (1 s warm-up, 2 s measured at 200 ticks/s), its devices the
     C++ example devices as hardware."""
     text = LOOPBACK.read_text()
@@ -157,26 +173,27 @@ link = "serial"
 device = "hardware"
 device_id = {FEED_B}
 port = "{slave}"
-
-[broker]
-link = "udp"
-device = "hardware"
-device_id = {BROKER}
-device_host = "127.0.0.1"
-device_port = {d.broker_port}
 """
+    if broker_slave:
+        devices += f'\n[broker]\nlink = "serial"\ndevice = "hardware"\ndevice_id = {BROKER}\n'
+        devices += f'port = "{broker_slave}"\n'
+    else:
+        devices += f'\n[broker]\nlink = "udp"\ndevice = "hardware"\ndevice_id = {BROKER}\n'
+        devices += f'device_host = "127.0.0.1"\ndevice_port = {d.broker_port}\n'
     path = tmp / f"{name}.toml"
     path.write_text(head + devices)
     return path
 
 
+@pytest.mark.parametrize("serial_broker", [False, True], ids=["udp-broker", "serial-broker"])
 def test_cpp_example_devices_pass_conformance(
-    devices: tuple[CppDevices, str], tmp_path: Path
+    binaries: Path, tmp_path: Path, serial_broker: bool
 ) -> None:
-    d, slave = devices
-    out = tmp_path / "conformance.json"
-    code = cli.main(["conformance", str(_campaign(tmp_path, "cpp-conf", d, slave)),
-                     "--json", str(out)])  # fmt: skip
+    with _devices(binaries, tmp_path, serial_broker) as (d, slave, broker_slave):
+        campaign = _campaign(tmp_path, "cpp-conf", d, slave, broker_slave)
+        out = tmp_path / "conformance.json"
+        code = cli.main(["conformance", str(campaign), "--json", str(out)])
+        stats = d.stop()
     report = json.loads(out.read_text())
     failed = [(s["device"], c["name"], c["detail"]) for s in report["suites"]
               for c in s["checks"] if c["verdict"] == "fail"]  # fmt: skip
@@ -184,19 +201,17 @@ def test_cpp_example_devices_pass_conformance(
     assert {s["device"] for s in report["suites"]} == {
         "venue_a-device", "venue_b-device", "broker-device"
     }  # fmt: skip
-    stats = d.stop()
     for feed in ("feed-a", "feed-b"):
         assert stats[feed]["armed_ok"] == 1 and stats[feed]["schedules_run"] == 1, stats[feed]
         assert stats[feed]["sync_exchanges"] > 0
     assert stats["broker"]["acks_sent"] > 0
 
 
-def test_hardware_campaign_against_the_cpp_example_devices(
-    devices: tuple[CppDevices, str], tmp_path: Path
-) -> None:
-    d, slave = devices
-    campaign = load_campaign(_campaign(tmp_path, "cpp-run", d, slave))
-    result = execute_campaign(campaign, RealtimeClock(), results_dir=tmp_path)
+def test_hardware_campaign_against_the_cpp_example_devices(binaries: Path, tmp_path: Path) -> None:
+    with _devices(binaries, tmp_path, serial_broker=False) as (d, slave, broker_slave):
+        campaign = load_campaign(_campaign(tmp_path, "cpp-run", d, slave, broker_slave))
+        result = execute_campaign(campaign, RealtimeClock(), results_dir=tmp_path)
+        stats = d.stop()
     assert result.complete, result.reason
     run = result.run_dir
     manifest = json.loads((run / "manifest.json").read_text())
@@ -212,7 +227,6 @@ def test_hardware_campaign_against_the_cpp_example_devices(
     for venue, device_id in (("venue_a", FEED_A), ("venue_b", FEED_B)):
         clock = kpi["clock"]["devices"][f"{venue}-device"]
         assert clock["device_id"] == device_id and clock["exchanges"] > 0
-    stats = d.stop()
     assert stats["broker"]["acks_sent"] == tp["orders_out"]
     for feed in ("feed-a", "feed-b"):
         assert stats[feed]["ticks_sent"] == 600 and stats[feed]["schedules_run"] == 1

@@ -1,12 +1,14 @@
-// The minimal contract example, broker side: a broker device on UDP built on the C++ SDK.
+// The minimal contract example, broker side: a broker device on UDP or a serial port, built on
+// the C++ SDK.
 //
-//   arbsphere_broker_device --device-id 200 --bind-host 127.0.0.1 --bind-port 0
+//   arbsphere_broker_device --device-id 200
+//       (--bind-host 127.0.0.1 --bind-port 0 | --serial-fd FD | --serial-port PATH)
 //       [--clock-offset-ns N] [--ready-path FILE] [--stats-path FILE]
 //
 // Every valid ORDER (side +-1, size > 0) is filled in full at its limit price: one ACK with
 // status FILL, the order's id, device_rx_ns = when the datagram arrived and device_tx_ns = just
 // before the reply, both on the device's own clock. The ACKs of one datagram go back in one
-// datagram to its sender; invalid orders are counted and not answered. Clock sync is answered
+// datagram to its sender (on serial: one frame each); invalid orders are counted and not answered. Clock sync is answered
 // on the same socket, each DELAY_REQ in its own datagram after the ACKs. Runs until SIGTERM.
 #include <cstdio>
 #include <vector>
@@ -23,18 +25,15 @@ int main(int argc, char** argv) {
     example::install_stop_handlers();
     const example::DeviceClock clock{o.num("--clock-offset-ns", "0")};
     const auto id = static_cast<std::uint32_t>(o.num("--device-id", "200"));
-    example::UdpLink link(o.get("--bind-host", "127.0.0.1"), static_cast<int>(o.num("--bind-port", "0")), "BROKER");
-    if (o.values.count("--ready-path")) {
-        FILE* f = std::fopen(o.get("--ready-path").c_str(), "w");
-        if (f != nullptr) std::fprintf(f, "{\"port\": %d}\n", link.port()), std::fclose(f);
-    }
+    const auto link = example::open_link(o, "BROKER");
+    example::write_ready(o, *link);
     SyncResponder sync(id);
     unsigned long long orders = 0, acks = 0, invalid = 0;
     while (!example::g_stop) {
-        example::wait_readable(link.fd(), clock, clock.now() + 100'000'000);
+        example::wait_readable(link->fd(), clock, clock.now() + 100'000'000);
         std::vector<Message> replies;
         std::vector<DelayReqDue> delay_reqs;
-        link.receive(clock, [&](Bytes m, std::int64_t rx) {
+        link->receive(clock, [&](Bytes m, std::int64_t rx) {
             device::Order order;
             if (!device::decode(m, 0, &order).ok()) {
                 if (const auto due = sync.on_message(m, rx)) delay_reqs.push_back(*due);
@@ -58,13 +57,13 @@ int main(int argc, char** argv) {
         if (!replies.empty()) {
             const std::int64_t tx = clock.now();
             for (Message& a : replies) device::AckWriter(a.data()).set_device_tx_ns(tx);
-            link.send(replies);
+            link->send(replies);
             acks += replies.size();
         }
         for (const DelayReqDue& due : delay_reqs) {
             Message req(device::DelayReq::kSize);
             sync.write_delay_req(MutBytes{req.data(), req.size()}, due, clock.now());
-            link.send({req});
+            link->send({req});
         }
     }
     if (o.values.count("--stats-path")) {

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,7 @@ class Link {
 public:
     virtual ~Link() = default;
     virtual int fd() const = 0;
+    virtual int port() const { return 0; }  // a UDP link's bound port
     virtual void receive(const DeviceClock& clock, const OnMessage& on_message) = 0;
     virtual void send(const std::vector<Message>& messages) = 0;
 };
@@ -107,7 +109,7 @@ public:
     }
     ~UdpLink() override { close(fd_); }
     int fd() const override { return fd_; }
-    int port() const {
+    int port() const override {
         sockaddr_in a{};
         socklen_t n = sizeof a;
         getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &n);
@@ -202,6 +204,39 @@ inline void wait_readable(int fd, const DeviceClock& clock, std::int64_t until_d
     }
     pollfd p{fd, POLLIN, 0};
     ppoll(&p, 1, &ts, nullptr);
+}
+
+// The link the options name: --serial-fd FD (inherited) or --serial-port PATH; else UDP bound
+// to --bind-host/--bind-port, sending to --udp-target HOST:PORT when given (a feed), else
+// answering whoever sent last (a broker).
+inline std::unique_ptr<Link> open_link(const Options& o, const char* session) {
+    if (o.values.count("--serial-fd")) {
+        return std::make_unique<SerialLink>(static_cast<int>(o.num("--serial-fd")));
+    }
+    if (o.values.count("--serial-port")) {
+        const int fd = open(o.get("--serial-port").c_str(), O_RDWR | O_NOCTTY);
+        if (fd < 0) die("open " + o.get("--serial-port"));
+        return std::make_unique<SerialLink>(fd);
+    }
+    auto udp = std::make_unique<UdpLink>(o.get("--bind-host", "0.0.0.0"),
+                                         static_cast<int>(o.num("--bind-port", "0")),
+                                         o.get("--session", session));
+    if (o.values.count("--udp-target")) {
+        const std::string target = o.get("--udp-target");
+        const auto colon = target.rfind(':');
+        udp->set_peer(address(target.substr(0, colon), std::stoi(target.substr(colon + 1))));
+        udp->reply_to_fixed_ = true;
+    }
+    return udp;
+}
+
+// --ready-path FILE: {"port": N} (0 on a serial link) once the link is open.
+inline void write_ready(const Options& o, const Link& link) {
+    if (!o.values.count("--ready-path")) return;
+    FILE* f = std::fopen(o.get("--ready-path").c_str(), "w");
+    if (f == nullptr) die("open " + o.get("--ready-path"));
+    std::fprintf(f, "{\"port\": %d}\n", link.port());
+    std::fclose(f);
 }
 
 }  // namespace example

@@ -138,38 +138,18 @@ private:
     std::uint64_t ticks_sent_ = 0, heartbeats_ = 0;
 };
 
-std::unique_ptr<example::Link> open_link(const example::Options& o, std::string* ready) {
-    if (o.values.count("--serial-fd")) return std::make_unique<example::SerialLink>(static_cast<int>(o.num("--serial-fd")));
-    if (o.values.count("--serial-port")) {
-        const int fd = open(o.get("--serial-port").c_str(), O_RDWR | O_NOCTTY);
-        if (fd < 0) example::die("open " + o.get("--serial-port"));
-        return std::make_unique<example::SerialLink>(fd);
-    }
-    const std::string target = o.get("--udp-target");
-    const auto colon = target.rfind(':');
-    auto udp = std::make_unique<example::UdpLink>(o.get("--bind-host", "0.0.0.0"), 0, o.get("--session", "FEED"));
-    udp->set_peer(example::address(target.substr(0, colon), std::stoi(target.substr(colon + 1))));
-    udp->reply_to_fixed_ = true;
-    *ready = "{\"port\": " + std::to_string(udp->port()) + "}";
-    return udp;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
     const example::Options o(argc, argv);
     example::install_stop_handlers();
-    std::string ready = "{}";
-    auto link = open_link(o, &ready);
+    auto link = example::open_link(o, "FEED");
+    example::write_ready(o, *link);
     Capabilities caps;
     caps.venue_id = static_cast<std::uint16_t>(o.num("--venue-id"));
     caps.n_assets = static_cast<std::uint16_t>(o.num("--n-assets", "1"));
     Feed feed(std::move(link), example::DeviceClock{o.num("--clock-offset-ns", "0")},
               static_cast<std::uint32_t>(o.num("--device-id")), caps);
-    if (o.values.count("--ready-path")) {
-        FILE* f = std::fopen(o.get("--ready-path").c_str(), "w");
-        if (f != nullptr) std::fprintf(f, "%s\n", ready.c_str()), std::fclose(f);
-    }
     feed.run();
     feed.write_stats(o.get("--stats-path", ""));
     return 0;
