@@ -2,7 +2,8 @@
 // protocol end to end on UDP or on a serial port, built on the C++ SDK.
 //
 //   arbsphere_feed_device --device-id 10 --venue-id 0 --n-assets 1
-//       (--udp-target HOST:PORT [--bind-host H] [--session NAME] | --serial-fd FD | --serial-port PATH)
+//       (--udp-target HOST:PORT [--bind-host H] [--bind-port P] [--session NAME]
+//        | --serial-fd FD | --serial-port PATH)
 //       [--clock-offset-ns N] [--ready-path FILE] [--stats-path FILE]
 //
 // Idle, it sends a HEARTBEAT every 100 ms and answers the clock sync (SyncResponder) from its
@@ -26,8 +27,8 @@ namespace {
 
 constexpr std::int64_t kHeartbeatNs = 100'000'000;
 
-// A synthetic quote: around 100.00 with a +8 bp episode on venue 0 every 256 ticks (long
-// enough to pass a ~3 bp fee dead-band, so a campaign's coordinator trades), 1 bp half spread.
+// A synthetic quote: around 100.00, 1 bp half spread, with a +8 bp episode on venue 0 for 8
+// ticks in every 256 (beyond a ~3 bp fee dead-band, so a campaign's coordinator trades).
 void quote(device::TickWriter& t, std::uint16_t venue, std::uint64_t k) {
     const double dev_bp = (venue == 0 && (k / 8) % 32 == 0) ? 8.0 : 0.0;
     const double mid = 100.0 * (1.0 + dev_bp * 1e-4);
