@@ -5,9 +5,10 @@
 (:class:`~.plan_script.SentDelta`) and judges, per the contract (README "Hedge completeness and
 plan replicas"): every leg of every TRADE delta is reported by one final ExecutionReport with
 order id ``delta_id << 8 | leg`` (``orders_reported``: legs without one; ``reports_once``:
-second reports and reports of orders never sent); each report names its leg's delta, venue and
-asset, a final status (FILL, PARTIAL, REJECT) and signed lots that fit it — FILL the whole size,
-PARTIAL less, REJECT none, with the leg's side (``report_fields``); the plan replica: no
+second final reports and reports of orders never sent; an ACK-status report before the final
+one is allowed); each report names its leg's delta, venue and asset, a known status and signed
+lots that fit it — FILL the whole size, PARTIAL less, REJECT and ACK none, with the leg's side
+(``report_fields``); the plan replica: no
 ReplicaStatus for a delta whose hash agreed (``replica_consistent``) and, for the delta sent
 with a wrong hash on purpose, one DIVERGED status naming it whose ``replica_hash`` is the plan
 hash computed independently from the deltas sent and whose ``expected_hash`` is the wrong one
@@ -51,12 +52,12 @@ def broker_checks(
     for m in decoded:
         if m.schema.name == "ExecutionReport":
             r = m.header[0]
-            oid = int(r["order_id"])
-            reported[oid] += 1
+            oid, status = int(r["order_id"]), statuses.get(int(r["status"]), "")
+            reported[oid] += status != "ACK"  # an acknowledgement before the final report
             leg = legs.get(oid)
             bad_fields += leg is not None and not _fits(
-                leg, int(r["delta_id"]), int(r["venue"]), int(r["asset"]),
-                statuses.get(int(r["status"]), ""), int(r["filled_lots"]),
+                leg, int(r["delta_id"]), int(r["venue"]), int(r["asset"]), status,
+                int(r["filled_lots"]),
             )  # fmt: skip
     missing = sum(1 for oid in legs if reported[oid] == 0)
     extra = sum(k - 1 for oid, k in reported.items() if oid in legs and k > 1)
@@ -77,7 +78,7 @@ def _fits(leg: _Leg, delta_id: int, venue: int, asset: int, status: str, lots: i
     want_delta, want_venue, want_asset, side, size = leg
     if (delta_id, venue, asset) != (want_delta, want_venue, want_asset):
         return False
-    filled = {"FILL": size, "REJECT": 0}.get(status)
+    filled = {"FILL": size, "REJECT": 0, "ACK": 0}.get(status)
     if status == "PARTIAL":
         return lots * side > 0 and abs(lots) < size
     return filled is not None and lots == side * filled
