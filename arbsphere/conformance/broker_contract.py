@@ -80,7 +80,7 @@ def _fits(leg: _Leg, delta_id: int, venue: int, asset: int, status: str, lots: i
         return False
     filled = {"FILL": size, "REJECT": 0, "ACK": 0}.get(status)
     if status == "PARTIAL":
-        return lots * side > 0 and abs(lots) < size
+        return lots * side >= 0 and abs(lots) < size
     return filled is not None and lots == side * filled
 
 
