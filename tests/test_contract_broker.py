@@ -40,7 +40,7 @@ Recorded = tuple[list[list[bytes]], list[SentDelta]]
 
 def _answer(link: FakeBrokerLink) -> list[Received]:
     """The device's final ACK of every order the link sent: alternately FILL, PARTIAL, REJECT."""
-    acks = []
+    acks: list[Received] = []
     for batch in link.sent:
         for order in batch:
             _mtype, values = dm.decode_values(order)
@@ -162,7 +162,7 @@ def test_a_broker_that_never_reports_the_divergence_is_caught() -> None:
 
 
 def test_without_tags_the_check_is_skipped_with_its_reason() -> None:
-    messages, sent = _record()
+    messages, _sent = _record()
     plain = [[m[0][:-TAG_BYTES]] for m in messages]
     checks = contract_checks(plain, REG, "toyPair", "broker", ["a", "b", "c"], BROKER_SENDER_ID,
                              (T0, T0 + 10**9), tags_reason="tags = false")  # fmt: skip
