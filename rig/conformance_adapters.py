@@ -26,7 +26,7 @@ from arbsphere.conformance.model import ADAPTER, SuiteResult, for_device
 from arbsphere.contracts import default_registry
 from arbsphere.rig.config import Campaign, VenueConfig
 from arbsphere.rig.conformance_security import tags_reason
-from arbsphere.rig.conformance_session import adapter_session
+from arbsphere.rig.conformance_session import adapter_session, session_check
 from arbsphere.rig.orchestrator import Orchestrator, device_name
 from arbsphere.runtime import config_to_json
 from arbsphere.security.identity import Role
@@ -49,6 +49,7 @@ def run_venue_adapter_suite(
     t0 = clock.now_ns()
     with adapter_session(campaign, work / f"{v.name}-adapter", clock) as session:
         orch, fake = session.orch, session.security
+        tags, reason = fake.opener(v.name), tags_reason(orch.registry)
         pull, router = session.socket(zmq.PULL), session.socket(zmq.ROUTER)
         fake.server(pull, "inbound", [Role.VENUE, Role.BROKER])
         fake.server(router, "rounds", [Role.VENUE])
@@ -59,8 +60,6 @@ def run_venue_adapter_suite(
             None if campaign.coordinator.coordination == "central"
             else str(router.getsockopt_string(zmq.LAST_ENDPOINT))
         )  # fmt: skip
-        tags = fake.opener(v.name)
-        reason = tags_reason(orch.registry)
         _start(orch, v, feed_config)
         until = max(start_ns, clock.now_ns()) + round(listen_s * 1e9)
         while clock.now_ns() < until:
@@ -68,11 +67,11 @@ def run_venue_adapter_suite(
                 messages.append(pull.recv_multipart())
             while router.poll(0):
                 router.recv_multipart()  # a venue's hello on the rounds channel: not judged
-    checks = contract_checks(
+    checks = [session_check(session), *contract_checks(
         messages, default_registry(), campaign.contract_graph, v.name,
         [x.name for x in campaign.venues], VENUE_SENDER_BASE + v.venue_id, (t0, clock.now_ns()),
         tags=tags, tags_reason=reason,
-    )  # fmt: skip
+    )]  # fmt: skip
     info = {"messages": len(messages), "roles": session.outcome.roles}
     return SuiteResult(v.name, ADAPTER, v.link, for_device(checks, v.name), info)
 

@@ -32,7 +32,7 @@ from arbsphere.conformance.plan_script import PlanScript
 from arbsphere.contracts import default_registry
 from arbsphere.rig.config import Campaign
 from arbsphere.rig.conformance_security import tags_reason
-from arbsphere.rig.conformance_session import Session, adapter_session
+from arbsphere.rig.conformance_session import Session, adapter_session, session_check
 from arbsphere.security.identity import Role
 from arbsphere.sender_ids import BROKER_SENDER_ID
 
@@ -61,6 +61,7 @@ def run_broker_adapter_suite(
         _drive(session, script, messages, clock, listen_s)
     reg = default_registry()
     checks = [
+        session_check(session),
         *contract_checks(messages, reg, campaign.contract_graph, "broker",
                          [v.name for v in campaign.venues], BROKER_SENDER_ID,
                          (t0, clock.now_ns()), tags=tags, tags_reason=reason),

@@ -203,3 +203,23 @@ def test_broker_adapter_suite_catches_a_replica_fault_and_skips_tags_when_off(
     assert checks["replica_consistent"].verdict == FAIL
     assert checks["message_tags"].verdict == SKIPPED
     assert "tags = false" in checks["message_tags"].detail
+
+
+def test_a_session_that_cannot_start_its_adapter_is_a_failed_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from arbsphere.errors import PipelineError
+    from arbsphere.rig import conformance_broker
+    from arbsphere.rig.orchestrator import Orchestrator
+
+    def refuse(self: Orchestrator) -> None:
+        raise PipelineError("broker_adapter 'broker' exited with code 1 before it was ready")
+
+    monkeypatch.setattr(Orchestrator, "_start_broker", refuse)
+    campaign = load_campaign(ROOT / "campaigns/loopback.toml")
+    result = conformance_broker.run_broker_adapter_suite(campaign, RealtimeClock(), tmp_path,
+                                                         listen_s=0.1)  # fmt: skip
+    checks = {c.name: c for c in result.checks}
+    assert checks["adapter_session"].verdict == FAIL
+    assert "exited with code 1" in checks["adapter_session"].detail
+    assert checks["contract_frames"].verdict == FAIL and not result.passed
