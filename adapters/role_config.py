@@ -84,7 +84,7 @@ class BrokerRoleConfig:
 
     name: str
     out_dir: str
-    #: the device id of the rig's ORDER messages
+    #: the broker device's id: the header of every ORDER addressed to it
     device_id: int
     link: BrokerLinkSpec
     #: the coordinator's PlanDelta PUSH and report PULL

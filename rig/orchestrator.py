@@ -345,7 +345,7 @@ class Orchestrator:
         """The broker adapter's role config, its link at ``params`` (where the device is)."""
         b, c = self.campaign.broker, self.campaign
         return BrokerRoleConfig(
-            name=b.name, out_dir=str(self.proc_dir), device_id=1,
+            name=b.name, out_dir=str(self.proc_dir), device_id=b.device_id,
             link=BrokerLinkSpec.of(b.link, params),
             plan_endpoint=self.outbound, report_endpoint=self.inbound,
             n_venues=len(c.venues), n_assets=c.n_assets,
