@@ -331,7 +331,8 @@ def cmd_conformance(args: argparse.Namespace, console: Console) -> int:
     campaign = load_campaign(path)
     console.print(
         f"conformance of campaign [bold]{campaign.name}[/] ({path}): "
-        f"{len(campaign.venues)} feed devices and the broker device"
+        f"{len(campaign.venues)} feed devices and the broker device, then the adapters' "
+        "contract traffic (the venue adapters of emulated feeds, the broker adapter)"
     )
     results = run_conformance(
         campaign, RealtimeClock(), on_device=lambda d: console.print(f"[dim]running {d}[/]")
