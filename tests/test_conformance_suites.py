@@ -246,7 +246,9 @@ def test_handshake_fails_a_refusing_or_silent_device(mode: str) -> None:
     v = {c.name: c for c in run_handshake(mode).checks}
     assert v["handshake_armed"].verdict == FAIL, v["handshake_armed"].detail
     assert v["first_tick"].verdict == FAIL  # it never started
-    assert v["sync_answers"].verdict == PASS  # the rest of the device is fine
+    # the rest of the device is fine (marginal: the in-test device is a thread of this loaded
+    # process and may answer a SYNC late)
+    assert v["sync_answers"].verdict in (PASS, MARGINAL), v["sync_answers"].detail
 
 
 # --- writers and the command ----------------------------------------------------------------
