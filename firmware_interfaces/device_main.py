@@ -1,6 +1,7 @@
-"""Process plumbing shared by the emulated devices: config, signals, stats file, exit codes.
+"""Process plumbing of a device process: config, signals, stats file, exit codes.
 
-A device process is ``python -m <emulator module> CONFIG.json``. :func:`run_device` loads the
+The emulators and SDK devices (:mod:`arbsphere.sdk`) run through it. A device process is
+``python -m <device module> CONFIG.json``. :func:`run_device` loads the
 JSON config into a :class:`ConfigReader` (typed getters whose errors name the file and the
 dotted key), installs SIGTERM/SIGINT handlers that set a stop flag and wake any blocking wait
 (:class:`Waker`, a ``signal.set_wakeup_fd`` pipe), runs the device, and always writes the stats
@@ -251,7 +252,7 @@ def run_device(
     """
     args = list(sys.argv if argv is None else argv)
     if len(args) != 2:
-        print(f"usage: python -m {__package__}.{name} CONFIG.json", file=sys.stderr)
+        print(f"usage: {name} CONFIG.json", file=sys.stderr)
         return EXIT_CONFIG
     stop = StopFlag().install()
     waker = Waker()
