@@ -10,8 +10,9 @@
   START.
 * :mod:`.schedule` — the open-loop send schedule the feeds follow (no coordinated omission).
 * :mod:`.feed_session` — a feed's session (the device side of ARM / ARMED / START is
-  :mod:`~arbsphere.firmware_interfaces.start_handshake`): idle until armed when its config has no schedule (an external device, started
-  with ``arbsphere device``), then run the armed schedule.
+  :mod:`~arbsphere.firmware_interfaces.start_handshake`): idle until armed when its config has
+  no schedule (an external device, started with ``arbsphere device``), then run the armed
+  schedule.
 * :mod:`.impairment`, :mod:`.impair_relay` — link impairment, in an emulator or as a UDP relay.
 * :mod:`.market` — the synthetic market the feeds quote.
 
