@@ -125,7 +125,7 @@ class DeviceLoop:
     def send_stamped(self, records: Sequence[np.ndarray | np.void], field: str) -> None:
         """Like :meth:`send`, with the i64 ``field`` (e.g. a TICK's ``send_ns``) set to the
         device clock as the last thing before the write."""
-        layout = dm.LAYOUTS[int(records[0]["msg_type"])]
+        layout = dm.LAYOUTS[int(np.asarray(records[0]).reshape(-1)[0]["msg_type"])]
         offset = next(f.offset for f in layout.fields if f.name == field)
         self.link.send_stamped([dm.encode(r) for r in records], offset, self.device_now_ns)
 
