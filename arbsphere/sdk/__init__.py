@@ -19,7 +19,8 @@ prices are integers in :data:`PRICE_SCALE` units.
 
 **Transports**: serial frames (:func:`encode_frame`, :func:`decode_frame`,
 :class:`FrameDecoder` for a byte stream: COBS + CRC-32C, 0x00 delimiter) and UDP datagrams
-(:func:`pack_datagram`, :func:`unpack_datagram`, :class:`GapDetector` for sequence gaps).
+(:func:`pack_datagram` with a :func:`session_id`, :func:`unpack_datagram`,
+:class:`GapDetector` for sequence gaps).
 :class:`UdpDeviceLink` and :class:`SerialDeviceLink` are ready device-side links on them
 (the :class:`DeviceLink` interface).
 
@@ -70,6 +71,7 @@ from arbsphere.firmware_interfaces.udp_datagram import (
     Datagram,
     GapDetector,
     pack_datagram,
+    session_id,
     unpack_datagram,
 )
 from arbsphere.sdk.device_loop import DeviceLoop
@@ -159,5 +161,6 @@ __all__ = [
     "new_record",
     "pack_datagram",
     "run_device",
+    "session_id",
     "unpack_datagram",
 ]

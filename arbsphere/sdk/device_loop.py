@@ -74,12 +74,14 @@ class DeviceLoop:
         self.device_id = device_id
         self.ctx = ctx
         self.host = RealtimeClock()
-        #: the device's own clock (what goes into its messages)
+        """The host clock (``CLOCK_REALTIME``): waits and arrival stamps."""
         self.clock = clock if clock is not None else DeviceClock(base=self.host)
-        #: the device side of the clock-sync exchange
+        """The device's own clock: what goes into its messages."""
         self.sync = SyncResponder(device_id, self.clock)
-        #: the device side of the start handshake (feeds), else None
+        """The device side of the clock-sync exchange."""
         self.start: StartHandshake | None = None
+        """The device side of the start handshake (a feed, given ``capabilities``), else
+        None."""
         if capabilities is not None:
             offset = responder_offset(self.sync)
             self.start = StartHandshake(device_id, self.clock, capabilities, offset)

@@ -65,12 +65,12 @@ def _host_now_ns() -> int:
 class Received:
     """One device message from the rig and when it arrived (host ``CLOCK_REALTIME`` ns)."""
 
-    #: the message's bytes (header and body)
     data: bytes
-    #: arrival on the host clock: a kernel receive stamp where there is one
+    """The message's bytes (header and body)."""
     rx_ns: int
-    #: True when ``rx_ns`` is a user-space stamp taken where a kernel stamp was wanted
+    """Arrival on the host clock: a kernel receive stamp where there is one."""
     user_stamp: bool
+    """True when ``rx_ns`` is a user-space stamp taken where a kernel stamp was wanted."""
 
 
 class DeviceLink(Protocol):
@@ -104,7 +104,7 @@ class DeviceLink(Protocol):
         ...
 
 
-class UdpDeviceLink:
+class UdpDeviceLink(DeviceLink):
     """A device's UDP socket (see the module docstring).
 
     ``target`` is where device messages go (a feed: the rig's ``bind_host:bind_port``); None
@@ -208,7 +208,7 @@ class UdpDeviceLink:
         self._sock.close()
 
 
-class SerialDeviceLink:
+class SerialDeviceLink(DeviceLink):
     """A device's serial link (see the module docstring): ``port`` is a device path opened
     with pyserial at ``baudrate`` (raw, 8N1), or an open file descriptor (a pty master) the
     link takes over and closes."""
