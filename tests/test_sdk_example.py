@@ -1,8 +1,8 @@
-"""The SDK's example device (``examples/python_feed_device.py``) passes ``arbsphere
-conformance`` as a hardware device: two instances are started as external devices on loopback
-(one with its clock 2 ms off the host's), a campaign with ``device = "hardware"`` venues points
-at them, and the CLI's verdict and JSON are checked. The broker stays emulated. Waits have
-generous deadlines; nothing is timed."""
+"""The SDK's example devices (``examples/python_feed_device.py``,
+``examples/python_broker_device.py``) pass ``arbsphere conformance`` as hardware devices: two
+feeds (one with its clock 2 ms off the host's) and a broker are started as external devices on
+loopback, a campaign whose devices are all ``device = "hardware"`` points at them, and the
+CLI's verdict and JSON are checked. Waits have generous deadlines; nothing is timed."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "python_feed_device.py"
+FEED = ROOT / "examples" / "python_feed_device.py"
+BROKER = ROOT / "examples" / "python_broker_device.py"
 #: the devices' clock offsets: the sync exchange must find them
 OFFSETS = (2_000_000, 0)
 
@@ -48,9 +49,10 @@ bind_port = {port_b}
 
 [broker]
 link = "udp"
-device = "emulator"
+device = "hardware"
+device_id = 200
 device_host = "127.0.0.1"
-device_port = 0
+device_port = {port_broker}
 """
 
 
@@ -60,27 +62,42 @@ def _free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
-class ExampleFeeds:
-    """Two example feeds as external devices, and the campaign file that points at them."""
+class ExampleDevices:
+    """The example feeds and broker as external devices, and the campaign that points at
+    them."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        ports = [_free_udp_port(), _free_udp_port()]
+        ports = [_free_udp_port() for _ in range(3)]
         self.configs: list[Path] = []
         self.procs: list[subprocess.Popen[bytes]] = []
-        for venue, (port, offset) in enumerate(zip(ports, OFFSETS, strict=True)):
-            cfg = tmp / f"feed{venue}.json"
-            cfg.write_text(json.dumps({
+        for venue, (port, offset) in enumerate(zip(ports[:2], OFFSETS, strict=True)):
+            self._start(FEED, f"feed{venue}", {
                 "device_id": 10 + venue, "venue_id": venue, "n_assets": 1,
                 "session": f"PYFEED{venue}", "target_host": "127.0.0.1", "target_port": port,
                 "clock_offset_ns": offset,
-            }))  # fmt: skip
-            self.configs.append(cfg)
-            argv = [sys.executable, str(EXAMPLE), str(cfg)]
-            with (tmp / f"feed{venue}.log").open("wb") as log:
-                self.procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
+            })  # fmt: skip
+        self._start(
+            BROKER,
+            "broker",
+            {
+                "device_id": 200,
+                "bind_host": "127.0.0.1",
+                "bind_port": ports[2],
+                "clock_offset_ns": -1_000_000,
+            },
+        )
         self.campaign = tmp / "campaign.toml"
-        self.campaign.write_text(CAMPAIGN.format(port_a=ports[0], port_b=ports[1]))
+        self.campaign.write_text(CAMPAIGN.format(port_a=ports[0], port_b=ports[1],
+                                                 port_broker=ports[2]))  # fmt: skip
+
+    def _start(self, example: Path, name: str, config: dict[str, Any]) -> None:
+        cfg = self.tmp / f"{name}.json"
+        cfg.write_text(json.dumps(config))
+        self.configs.append(cfg)
+        with (self.tmp / f"{name}.log").open("wb") as log:
+            self.procs.append(subprocess.Popen([sys.executable, str(example), str(cfg)],
+                                               stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
 
     def stop(self) -> list[dict[str, Any]]:
         """SIGTERM each; every one must exit 0. Their stats."""
@@ -88,38 +105,40 @@ class ExampleFeeds:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         codes = [p.wait(timeout=30) for p in self.procs]
-        logs = [(self.tmp / f"feed{v}.log").read_text() for v in range(len(self.procs))]
+        logs = [c.with_suffix(".log").read_text() for c in self.configs]
         assert codes == [0] * len(self.procs), logs
         return [json.loads(c.with_suffix(".stats.json").read_text()) for c in self.configs]
 
 
 @pytest.fixture
-def example_feeds(tmp_path: Path) -> Iterator[ExampleFeeds]:
-    feeds = ExampleFeeds(tmp_path)
+def examples(tmp_path: Path) -> Iterator[ExampleDevices]:
+    devices = ExampleDevices(tmp_path)
     try:
-        yield feeds
+        yield devices
     finally:
-        for p in feeds.procs:
+        for p in devices.procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
 
 
-def test_the_python_example_feed_passes_conformance_as_hardware(
-    example_feeds: ExampleFeeds, tmp_path: Path
+def test_the_python_example_devices_pass_conformance_as_hardware(
+    examples: ExampleDevices, tmp_path: Path
 ) -> None:
     out = tmp_path / "conformance.json"
     run = subprocess.run(
-        [sys.executable, "-m", "arbsphere.rig.cli", "conformance", str(example_feeds.campaign),
+        [sys.executable, "-m", "arbsphere.rig.cli", "conformance", str(examples.campaign),
          "--json", str(out)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    stats = example_feeds.stop()
+    *stats, broker = examples.stop()
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     report = json.loads(out.read_text())
     suites = {s["device"]: s for s in report["suites"]}
     assert report["passed"] and set(suites) == {"venue_a-device", "venue_b-device",
                                                 "broker-device"}  # fmt: skip
+    assert suites["broker-device"]["passed"]
+    assert broker["exit_code"] == 0 and broker["fills"] > 0 and broker["rejects"] > 0
     for device in ("venue_a-device", "venue_b-device"):
         checks: dict[str, Any] = {c["name"]: c for c in suites[device]["checks"]}
         assert suites[device]["passed"], checks

@@ -56,6 +56,7 @@ class DeviceLoop:
     ``capabilities`` makes it a feed that takes the start handshake: ARM / START go to a
     :class:`~arbsphere.firmware_interfaces.start_handshake.StartHandshake` (:attr:`start`)
     whose schedule :meth:`poll` runs; without it they count as unexpected.
+    ``heartbeat_interval_ns`` None sends no HEARTBEATs (a broker that only answers).
     """
 
     def __init__(
@@ -66,9 +67,9 @@ class DeviceLoop:
         *,
         clock: DeviceClock | None = None,
         capabilities: Capabilities | None = None,
-        heartbeat_interval_ns: int = HEARTBEAT_INTERVAL_NS,
+        heartbeat_interval_ns: int | None = HEARTBEAT_INTERVAL_NS,
     ) -> None:
-        if heartbeat_interval_ns <= 0:
+        if heartbeat_interval_ns is not None and heartbeat_interval_ns <= 0:
             raise ValueError(f"heartbeat_interval_ns must be > 0, got {heartbeat_interval_ns}")
         self.link = link
         self.device_id = device_id
@@ -141,16 +142,18 @@ class DeviceLoop:
     def run(self) -> None:
         """Serve the link until SIGTERM / SIGINT; the counters go into ``ctx.stats``."""
         stop, waker = self.ctx.stop, self.ctx.waker
-        next_hb = self.host.now_ns()
+        every = self.heartbeat_interval_ns
+        next_hb = self.host.now_ns() if every is not None else None
         try:
             while not stop.is_set:
                 now = self.host.now_ns()
-                if now >= next_hb:
+                if every is not None and next_hb is not None and now >= next_hb:
                     self.send_heartbeat()
-                    next_hb = max(next_hb + self.heartbeat_interval_ns, now)
+                    next_hb = max(next_hb + every, now)
                 due = self.poll(now)
-                wake = next_hb if due is None else min(due, next_hb)
-                wait = min(max(0, wake - self.host.now_ns()) * 1e-9, MAX_WAIT_S)
+                wake = min((t for t in (due, next_hb) if t is not None), default=None)
+                wait = MAX_WAIT_S if wake is None else max(0, wake - self.host.now_ns()) * 1e-9
+                wait = min(wait, MAX_WAIT_S)
                 ready = select.select([self.link.fileno(), waker.fileno()], [], [], wait)[0]
                 if waker.fileno() in ready:
                     waker.drain()
