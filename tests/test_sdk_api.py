@@ -9,7 +9,9 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pdoc.doc
+import pytest
 
 import arbsphere.sdk as sdk
 
@@ -90,3 +92,27 @@ def test_the_emulators_are_built_on_the_sdk_objects() -> None:
     assert feed_udp.pack_datagram is broker_udp.pack_datagram is sdk.pack_datagram
     assert feed_serial.encode_frame is sdk.encode_frame
     assert feed_serial.FrameDecoder is broker_serial.FrameDecoder is sdk.FrameDecoder
+
+
+def test_an_adapter_author_round_trips_a_contract_message_through_the_sdk() -> None:
+    registry = sdk.default_registry()
+    schema = registry.schema("PlanDelta")
+    assert schema.item is not None
+    header = np.zeros(1, schema.header.dtype)
+    legs = np.zeros(2, schema.item.dtype)
+    header["delta_id"], header["n_legs"] = 7, 2
+    legs["size_lots"] = [3, -3]
+    raw = registry.encode(schema, header, legs, sender_id=5, nonce=11, origin_ts_ns=123)
+    msg = registry.decode(raw)
+    assert isinstance(msg, sdk.Message) and msg.schema.name == "PlanDelta"
+    assert (msg.sender_id, msg.nonce, msg.origin_ts_ns) == (5, 11, 123)
+    assert int(msg.header["delta_id"][0]) == 7 and msg.items["size_lots"].tolist() == [3, -3]
+    with pytest.raises(sdk.DecodeError):
+        registry.decode(raw[:-1])
+
+
+def test_the_readme_shows_the_example_code_as_it_is() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Writing a device") :]
+    (snippet,) = re.findall(r"```python\n(.*?)```", section[: section.index("\n## ")], re.S)
+    assert snippet in (ROOT / "examples" / "python_broker_device.py").read_text()
