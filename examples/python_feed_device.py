@@ -1,5 +1,5 @@
-"""A minimal feed device on the ArbSphere Python SDK: quotes as TICKs over UDP, on the schedule
-the rig arms it with.
+"""A minimal feed device on the ArbSphere Python SDK: quotes as TICKs over UDP or a serial
+port, on the schedule the rig arms it with.
 
 Run it as an external device (the rig does not start it; the campaign says ``device =
 "hardware"``)::
@@ -12,10 +12,13 @@ with ``feed.json``::
      "target_host": "127.0.0.1", "target_port": 47311}
 
 ``target_host`` / ``target_port``: where the rig listens (the venue's ``bind_host`` /
-``bind_port`` in the campaign). Optional: ``bind_host`` / ``bind_port`` (this device's socket,
-default any address, an ephemeral port), ``clock_offset_ns`` (start the device clock this far
-from the host's, to watch the clock sync find it), ``stats_path`` (default ``<config
-stem>.stats.json``). It runs until SIGTERM / Ctrl-C and writes its counters to ``stats_path``.
+``bind_port`` in the campaign; ``bind_host`` / ``bind_port``: this device's socket, default
+any address, an ephemeral port). On a serial link instead: ``serial_port`` (a device path) or
+``serial_fd`` (an inherited descriptor, e.g. a pty master whose slave the campaign names as
+its ``port``), with ``baudrate`` (921600). Optional: ``n_assets`` (1), ``session`` (UDP),
+``clock_offset_ns`` (start the device clock this far from the host's, to watch the clock sync
+find it), ``stats_path`` (default ``<config stem>.stats.json``). It runs until SIGTERM /
+Ctrl-C and writes its counters to ``stats_path``.
 
 What it does, all of it through :mod:`arbsphere.sdk`:
 
@@ -42,17 +45,20 @@ from arbsphere.sdk import (
     ConfigReader,
     DeviceClock,
     DeviceContext,
+    DeviceLink,
     DeviceLoop,
     MsgType,
     RealtimeClock,
     Schedule,
+    SerialDeviceLink,
     UdpDeviceLink,
     new_record,
     run_device,
 )
 
 CONFIG_KEYS = ("device_id", "venue_id", "n_assets", "session", "target_host", "target_port",
-               "bind_host", "bind_port", "clock_offset_ns", "stats_path")  # fmt: skip
+               "bind_host", "bind_port", "serial_port", "serial_fd", "baudrate",
+               "clock_offset_ns", "stats_path")  # fmt: skip
 #: at most this many overdue ticks go out in one datagram
 MAX_BATCH = 32
 
@@ -61,7 +67,7 @@ class FeedDevice(DeviceLoop):
     """The feed: the SDK's loop does heartbeats, clock sync and the handshake; this class runs
     the armed schedule in :meth:`poll`."""
 
-    def __init__(self, link: UdpDeviceLink, cfg: ConfigReader, ctx: DeviceContext) -> None:
+    def __init__(self, link: DeviceLink, cfg: ConfigReader, ctx: DeviceContext) -> None:
         venue_id = cfg.get_int("venue_id", min_value=0, max_value=0xFFFF)
         n_assets = cfg.get_int("n_assets", 1, min_value=1, max_value=0xFFFF)
         device_id = cfg.get_int("device_id", min_value=0, max_value=2**32 - 1)
@@ -120,17 +126,23 @@ class FeedDevice(DeviceLoop):
         return {**super().counters(), "ticks_sent": self.ticks_sent}
 
 
-def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
-    cfg.only(CONFIG_KEYS)
+def open_link(cfg: ConfigReader) -> DeviceLink:
+    """The UDP socket or the serial port the config names."""
+    kind = cfg.exactly_one("target_host", "serial_port", "serial_fd")
+    if kind != "target_host":
+        port = cfg.get_str(kind) if kind == "serial_port" else cfg.get_int(kind, min_value=0)
+        return SerialDeviceLink(port, cfg.get_int("baudrate", 921_600, min_value=1))
     target = (cfg.get_str("target_host"), cfg.get_int("target_port", min_value=1, max_value=65535))
     bind = (cfg.get_str("bind_host", "0.0.0.0"),
             cfg.get_int("bind_port", 0, min_value=0, max_value=65535))  # fmt: skip
-    session = cfg.get_str("session", "PYFEED", max_len=10)
-    link = UdpDeviceLink(session, target=target, bind=bind)
+    return UdpDeviceLink(cfg.get_str("session", "PYFEED", max_len=10), target=target, bind=bind)
+
+
+def main(cfg: ConfigReader, ctx: DeviceContext) -> None:
+    cfg.only(CONFIG_KEYS)
+    link = open_link(cfg)
     try:
-        device = FeedDevice(link, cfg, ctx)  # the whole config is checked before any send
-        ctx.stats["address"] = list(link.address)
-        device.run()
+        FeedDevice(link, cfg, ctx).run()  # the whole config is checked before any send
     finally:
         link.close()
 

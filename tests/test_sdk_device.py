@@ -54,7 +54,9 @@ def _wait_readable(fd: int) -> None:
 
 
 def _receive(link: DeviceLink, errors: list[tuple[str, str]]) -> list[Received]:
-    _wait_readable(link.fileno())
+    fd = link.fileno()
+    assert fd is not None
+    _wait_readable(fd)
     return link.receive(lambda reason, detail: errors.append((reason, detail)))
 
 
@@ -119,6 +121,32 @@ def test_serial_device_link_frames_both_ways_and_reports_crc_errors(
         _wait_readable(rig)
         frames = decoder.feed(os.read(rig, 4096))
     assert frames == [hb]
+
+
+def test_serial_device_link_waits_out_a_hung_up_pty() -> None:
+    master, slave = os.openpty()
+    link = SerialDeviceLink(master)
+    try:
+        os.close(slave)  # nobody at the rig end: the master reads EIO
+        assert link.receive() == [] and link.fileno() is None
+        assert link.counters()["hangups"] == 1
+    finally:
+        link.close()
+
+
+def test_serial_device_link_drops_what_a_full_port_cannot_take(
+    pty_link: tuple[SerialDeviceLink, int],
+) -> None:
+    link, _rig = pty_link  # the rig end is held open and never read: the pty's buffer fills
+    hb = _msg(MsgType.HEARTBEAT)
+    for _ in range(100_000):
+        link.send([hb] * 64)
+        if link.counters()["bytes_dropped"]:
+            break
+    counts = link.counters()
+    assert counts["bytes_dropped"] > 0 and counts["writes_cut"] >= 1
+    link.send([hb])  # still usable: a full port never fails the device
+    assert link.counters()["writes_cut"] == counts["writes_cut"] + 1
 
 
 class FakeLink(DeviceLink):

@@ -1,21 +1,26 @@
 """The SDK's example devices (``examples/python_feed_device.py``,
 ``examples/python_broker_device.py``) pass ``arbsphere conformance`` as hardware devices: two
-feeds (one with its clock 2 ms off the host's) and a broker are started as external devices on
-loopback, a campaign whose devices are all ``device = "hardware"`` points at them, and the
-CLI's verdict and JSON are checked. Waits have generous deadlines; nothing is timed."""
+feeds (one on a serial pty with its clock 2 ms off the host's, one on UDP) and a broker are
+started as external devices on loopback, a campaign whose devices are all ``device =
+"hardware"`` points at them, and the CLI's verdict and JSON are checked. Waits have generous
+deadlines; nothing is timed."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
+import tty
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from arbsphere.adapters.pty import open_pty_pair
 
 pytestmark = pytest.mark.slow
 
@@ -33,11 +38,11 @@ rate_hz = 1000
 
 [venues.venue_a]
 venue_id = 0
-link = "udp"
+link = "serial"
 device = "hardware"
 device_id = 10
-bind_host = "127.0.0.1"
-bind_port = {port_a}
+port = "{slave}"
+baudrate = 921600
 
 [venues.venue_b]
 venue_id = 1
@@ -63,41 +68,68 @@ def _free_udp_port() -> int:
 
 
 class ExampleDevices:
-    """The example feeds and broker as external devices, and the campaign that points at
-    them."""
+    """The example feeds (venue_a on a serial pty, venue_b on UDP) and broker as external
+    devices, and the campaign that points at them."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        ports = [_free_udp_port() for _ in range(3)]
         self.configs: list[Path] = []
         self.procs: list[subprocess.Popen[bytes]] = []
-        for venue, (port, offset) in enumerate(zip(ports[:2], OFFSETS, strict=True)):
-            self._start(FEED, f"feed{venue}", {
-                "device_id": 10 + venue, "venue_id": venue, "n_assets": 1,
-                "session": f"PYFEED{venue}", "target_host": "127.0.0.1", "target_port": port,
-                "clock_offset_ns": offset,
-            })  # fmt: skip
+        udp_feed, udp_broker = _free_udp_port(), _free_udp_port()
+        master, slave = open_pty_pair()
+        # the cable's far end stays open in raw mode while the devices run: a pty slave nobody
+        # holds resets to cooked mode, and the feed's master would read EIO until the rig opens it
+        self.held = os.open(slave, os.O_RDWR | os.O_NOCTTY)
+        tty.setraw(self.held)
+        try:
+            self._start(
+                FEED,
+                "feed0",
+                {
+                    "device_id": 10,
+                    "venue_id": 0,
+                    "serial_fd": master,
+                    "clock_offset_ns": OFFSETS[0],
+                },
+                pass_fds=(master,),
+            )
+        finally:
+            os.close(master)  # the device holds it now
+        self._start(
+            FEED,
+            "feed1",
+            {
+                "device_id": 11,
+                "venue_id": 1,
+                "target_host": "127.0.0.1",
+                "target_port": udp_feed,
+                "clock_offset_ns": OFFSETS[1],
+            },
+        )
         self._start(
             BROKER,
             "broker",
             {
                 "device_id": 200,
                 "bind_host": "127.0.0.1",
-                "bind_port": ports[2],
+                "bind_port": udp_broker,
                 "clock_offset_ns": -1_000_000,
             },
         )
         self.campaign = tmp / "campaign.toml"
-        self.campaign.write_text(CAMPAIGN.format(port_a=ports[0], port_b=ports[1],
-                                                 port_broker=ports[2]))  # fmt: skip
+        self.campaign.write_text(CAMPAIGN.format(slave=slave, port_b=udp_feed,
+                                                 port_broker=udp_broker))  # fmt: skip
 
-    def _start(self, example: Path, name: str, config: dict[str, Any]) -> None:
+    def _start(
+        self, example: Path, name: str, config: dict[str, Any], pass_fds: tuple[int, ...] = ()
+    ) -> None:
         cfg = self.tmp / f"{name}.json"
         cfg.write_text(json.dumps(config))
         self.configs.append(cfg)
         with (self.tmp / f"{name}.log").open("wb") as log:
             self.procs.append(subprocess.Popen([sys.executable, str(example), str(cfg)],
-                                               stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
+                                               stdout=log, stderr=subprocess.STDOUT,
+                                               pass_fds=pass_fds))  # fmt: skip
 
     def stop(self) -> list[dict[str, Any]]:
         """SIGTERM each; every one must exit 0. Their stats."""
@@ -120,6 +152,7 @@ def examples(tmp_path: Path) -> Iterator[ExampleDevices]:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        os.close(devices.held)
 
 
 def test_the_python_example_devices_pass_conformance_as_hardware(

@@ -40,7 +40,7 @@ from arbsphere.firmware_interfaces.start_handshake import (
     responder_offset,
 )
 from arbsphere.firmware_interfaces.sync_responder import T3_OFFSET, SyncResponder
-from arbsphere.sdk.links import DeviceLink, Received
+from arbsphere.sdk.links import HANGUP_RETRY_S, DeviceLink, Received
 
 #: the protocol's heartbeat interval (the conformance suite judges against it)
 HEARTBEAT_INTERVAL_NS = 100_000_000
@@ -153,11 +153,13 @@ class DeviceLoop:
                 due = self.poll(now)
                 wake = min((t for t in (due, next_hb) if t is not None), default=None)
                 wait = MAX_WAIT_S if wake is None else max(0, wake - self.host.now_ns()) * 1e-9
-                wait = min(wait, MAX_WAIT_S)
-                ready = select.select([self.link.fileno(), waker.fileno()], [], [], wait)[0]
+                fd = self.link.fileno()  # None: nothing to wait on now (a hung-up pty)
+                wait = min(wait, MAX_WAIT_S if fd is not None else HANGUP_RETRY_S)
+                fds = [waker.fileno()] if fd is None else [fd, waker.fileno()]
+                ready = select.select(fds, [], [], wait)[0]
                 if waker.fileno() in ready:
                     waker.drain()
-                if self.link.fileno() in ready:
+                if fd is not None and fd in ready:
                     for msg in self.link.receive(self.sync.reject):
                         self.dispatch(msg)
         finally:

@@ -10,7 +10,8 @@ Two transports, one interface (:class:`DeviceLink`):
   tracked (:class:`~arbsphere.firmware_interfaces.udp_datagram.GapDetector`).
 * :class:`SerialDeviceLink` — every message is one COBS + CRC-32C frame with a 0x00 delimiter,
   on a serial port (pyserial) or an already open file descriptor (a pty master); received bytes
-  are deframed as they come, stamped when read.
+  are deframed as they come, stamped when read. Writes never block: bytes the port's buffer has
+  no room for are dropped and counted (``bytes_dropped``), as on a line without flow control.
 
 Received messages come as :class:`Received` (one device message, arrival on the host clock).
 A unit the transport cannot take apart (bad datagram, bad frame) is not delivered; it is
@@ -21,8 +22,8 @@ counted in :meth:`DeviceLink.counters` and reported to ``on_error`` (the
 
 from __future__ import annotations
 
+import errno
 import os
-import select
 import socket
 import struct
 import time
@@ -50,8 +51,8 @@ from arbsphere.firmware_interfaces.udp_datagram import (
 #: rig datagrams are small; a longer one is truncated and counted malformed
 MAX_RIG_DATAGRAM = 2048
 _I64 = struct.Struct("<q")
-#: a serial write that cannot proceed this long fails the link
-WRITE_TIMEOUT_S = 1.0
+#: while a pty's rig end is closed (the master reads EIO), look again this often
+HANGUP_RETRY_S = 0.02
 
 #: ``on_error(reason, detail)``: a unit the transport could not take apart
 ErrorSink = Callable[[str, str], None]
@@ -76,8 +77,9 @@ class Received:
 class DeviceLink(Protocol):
     """What a :class:`~arbsphere.sdk.device_loop.DeviceLoop` needs from a transport."""
 
-    def fileno(self) -> int:
-        """The descriptor to wait on for rig messages."""
+    def fileno(self) -> int | None:
+        """The descriptor to wait on for rig messages; None while there is nothing to wait
+        on (a pty whose rig end is closed: look again after :data:`HANGUP_RETRY_S`)."""
         ...
 
     def receive(self, on_error: ErrorSink | None = None) -> list[Received]:
@@ -211,7 +213,9 @@ class UdpDeviceLink(DeviceLink):
 class SerialDeviceLink(DeviceLink):
     """A device's serial link (see the module docstring): ``port`` is a device path opened
     with pyserial at ``baudrate`` (raw, 8N1), or an open file descriptor (a pty master) the
-    link takes over and closes."""
+    link takes over and closes. While nobody holds a pty's other end (before the rig opens it,
+    after it closed it) reads fail with EIO: the link then offers no descriptor for
+    :data:`HANGUP_RETRY_S` (counted in ``hangups``)."""
 
     def __init__(self, port: str | int, baudrate: int = 921_600) -> None:
         self._serial: Any = None
@@ -225,9 +229,15 @@ class SerialDeviceLink(DeviceLink):
             self._fd = self._serial.fileno()
         os.set_blocking(self._fd, False)
         self._decoder = FrameDecoder()
-        self.counts = {"frames_sent": 0, "bytes_sent": 0, "bytes_received": 0}
+        self._retry_ns: int | None = None  # hung up: no descriptor to wait on until then
+        self.counts = {"frames_sent": 0, "bytes_sent": 0, "bytes_received": 0, "hangups": 0,
+                       "writes_cut": 0, "bytes_dropped": 0}  # fmt: skip
 
-    def fileno(self) -> int:
+    def fileno(self) -> int | None:
+        if self._retry_ns is not None:
+            if _host_now_ns() < self._retry_ns:
+                return None
+            self._retry_ns = None
         return self._fd
 
     def receive(self, on_error: ErrorSink | None = None) -> list[Received]:
@@ -236,8 +246,14 @@ class SerialDeviceLink(DeviceLink):
         except (BlockingIOError, InterruptedError):
             return []
         except OSError as exc:
-            raise LinkError(f"device link: serial read failed: {exc}") from exc
+            if exc.errno != errno.EIO:
+                raise LinkError(f"device link: serial read failed: {exc}") from exc
+            chunk = b""
         rx = _host_now_ns()
+        if not chunk:  # EIO or EOF: nobody at the rig end right now
+            self.counts["hangups"] += self._retry_ns is None
+            self._retry_ns = rx + round(HANGUP_RETRY_S * 1e9)
+            return []
         self.counts["bytes_received"] += len(chunk)
         errors = self._errors()
         payloads = self._decoder.feed(chunk)
@@ -262,17 +278,19 @@ class SerialDeviceLink(DeviceLink):
         self.send(stamped)
 
     def _write(self, data: bytes, n_frames: int) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[os.write(self._fd, view) :]
-            except BlockingIOError:  # the port's buffer is full: wait until it drains
-                if not select.select([], [self._fd], [], WRITE_TIMEOUT_S)[1]:
-                    raise LinkError("device link: serial port not writable") from None
-            except OSError as exc:
-                raise LinkError(f"device link: serial write failed: {exc}") from exc
+        """One non-blocking write; what the port's buffer has no room for is dropped and
+        counted, as a line without flow control loses it (a pty nobody reads fills up)."""
+        try:
+            n = os.write(self._fd, data)
+        except BlockingIOError:
+            n = 0
+        except OSError as exc:
+            raise LinkError(f"device link: serial write failed: {exc}") from exc
         self.counts["frames_sent"] += n_frames
-        self.counts["bytes_sent"] += len(data)
+        self.counts["bytes_sent"] += n
+        if n < len(data):
+            self.counts["writes_cut"] += 1
+            self.counts["bytes_dropped"] += len(data) - n
 
     def counters(self) -> dict[str, Any]:
         return {**self.counts, "framing": self._decoder.counters()}
