@@ -44,12 +44,15 @@ class ConfigReader:
         self.prefix = prefix
 
     def key(self, name: str) -> str:
+        """The dotted key of ``name`` in this table (``clock.drift_ppm``)."""
         return f"{self.prefix}{name}"
 
     def error(self, name: str, message: str) -> ConfigError:
+        """A :class:`ConfigError` about key ``name`` (raise it), naming the file and key."""
         return ConfigError(message, file=self.file, key=self.key(name))
 
     def has(self, name: str) -> bool:
+        """Whether key ``name`` is present."""
         return name in self.data
 
     def _get(self, name: str, default: Any) -> Any:
@@ -67,6 +70,8 @@ class ConfigReader:
         min_value: int | None = None,
         max_value: int | None = None,
     ) -> int:
+        """Integer key ``name`` (``default`` when absent; required without one), within
+        ``min_value`` / ``max_value`` when given."""
         value = self._get(name, default)
         if not isinstance(value, int) or isinstance(value, bool):
             raise self.error(name, f"must be an integer, got {value!r}")
@@ -84,6 +89,7 @@ class ConfigReader:
         min_value: float | None = None,
         max_value: float | None = None,
     ) -> float:
+        """Number key ``name`` (an int or float, not NaN), within the bounds when given."""
         value = self._get(name, default)
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise self.error(name, f"must be a number, got {value!r}")
@@ -103,6 +109,8 @@ class ConfigReader:
         max_len: int | None = None,
         choices: Sequence[str] | None = None,
     ) -> str:
+        """Non-empty string key ``name``, at most ``max_len`` characters, one of ``choices``
+        when given."""
         value = self._get(name, default)
         if not isinstance(value, str) or not value:
             raise self.error(name, f"must be a non-empty string, got {value!r}")
@@ -113,12 +121,15 @@ class ConfigReader:
         return value
 
     def get_table(self, name: str, *, required: bool = False) -> ConfigReader:
+        """The object at key ``name`` as a reader whose errors name ``name.key`` (empty when
+        absent and not ``required``)."""
         value = self._get(name, _MISSING if required else {})
         if not isinstance(value, dict):
             raise self.error(name, f"must be an object, got {type(value).__name__}")
         return ConfigReader(value, self.file, prefix=f"{self.key(name)}.")
 
     def get_list(self, name: str, default: Any = _MISSING) -> list[Any]:
+        """The list at key ``name``."""
         value = self._get(name, default)
         if not isinstance(value, list):
             raise self.error(name, f"must be a list, got {type(value).__name__}")

@@ -98,6 +98,7 @@ class ArmedAnswer:
     start_device_ns: int
 
     def stamp(self, device_time_ns: int) -> bytes:
+        """The ARMED's wire bytes with ``device_time_ns`` filled in."""
         raw = bytearray(self.template)
         raw[DEVICE_TIME_OFFSET : DEVICE_TIME_OFFSET + 8] = device_time_ns.to_bytes(
             8, "little", signed=True
