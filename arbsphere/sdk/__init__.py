@@ -6,8 +6,9 @@ own and may change without notice; import from ``arbsphere.sdk`` only.
 
 The rig's own loopback device emulators are built on these same pieces (the framing, datagrams,
 clock-sync responder, start handshake and process plumbing are the objects exported here), so
-every campaign exercises them. ``examples/python_feed_device.py`` is a complete feed device on
-about 150 lines of this API that passes ``arbsphere conformance``; start there.
+every campaign exercises them. ``examples/python_feed_device.py`` (a feed, UDP or serial) and
+``examples/python_broker_device.py`` are complete devices on this API alone that pass
+``arbsphere conformance``; start there (README, "Writing a device").
 
 **Device messages** (``device_messages.toml``, C header ``arbsphere_device.h``): fixed
 little-endian records, an 8-byte header (``msg_type``, ``version``, ``length``, ``device_id``)
@@ -78,8 +79,8 @@ from arbsphere.sdk.device_loop import DeviceLoop
 from arbsphere.sdk.links import DeviceLink, Received, SerialDeviceLink, UdpDeviceLink
 
 PRICE_SCALE: int = _dm.PRICE_SCALE
-"""Fixed-point units per price unit: a TICK's, ORDER's or ACK's price ``p`` is ``round(p *
-PRICE_SCALE)``."""
+"""Fixed-point units per price unit: a TICK's, ORDER's or ACK's price ``p`` travels as
+``round(p * PRICE_SCALE)``."""
 
 DEVICE_MESSAGE_VERSION: int = _dm.DEVICE_MESSAGE_VERSION
 """The device message version every header carries (a message of another is refused)."""
