@@ -2,8 +2,9 @@
 ``examples/python_broker_device.py``) pass ``arbsphere conformance`` as hardware devices: two
 feeds (one on a serial pty with its clock 2 ms off the host's, one on UDP) and a broker are
 started as external devices on loopback, a campaign whose devices are all ``device =
-"hardware"`` points at them, and the CLI's verdict and JSON are checked. Waits have generous
-deadlines; nothing is timed."""
+"hardware"`` points at them, and the CLI's verdict and JSON are checked; a short campaign run
+against them must give a complete result set. Waits have generous deadlines; nothing is
+timed."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from typing import Any
 import pytest
 
 from arbsphere.adapters.pty import open_pty_pair
+from arbsphere.clock import RealtimeClock
+from arbsphere.rig.campaign_run import execute_campaign
+from arbsphere.rig.config import load_campaign
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +36,9 @@ OFFSETS = (2_000_000, 0)
 
 CAMPAIGN = """\
 [campaign]
-name = "python-example"
+name = "{name}"
 contract_graph = "toyPair"
-rate_hz = 1000
+{schedule}
 
 [venues.venue_a]
 venue_id = 0
@@ -116,9 +120,13 @@ class ExampleDevices:
                 "clock_offset_ns": -1_000_000,
             },
         )
-        self.campaign = tmp / "campaign.toml"
-        self.campaign.write_text(CAMPAIGN.format(slave=slave, port_b=udp_feed,
-                                                 port_broker=udp_broker))  # fmt: skip
+        self.ports = {"slave": slave, "port_b": udp_feed, "port_broker": udp_broker}
+
+    def campaign(self, name: str, schedule: str) -> Path:
+        """A campaign file pointing at the devices (``schedule``: its rate and lengths)."""
+        path = self.tmp / f"{name}.toml"
+        path.write_text(CAMPAIGN.format(name=name, schedule=schedule, **self.ports))
+        return path
 
     def _start(
         self, example: Path, name: str, config: dict[str, Any], pass_fds: tuple[int, ...] = ()
@@ -160,8 +168,8 @@ def test_the_python_example_devices_pass_conformance_as_hardware(
 ) -> None:
     out = tmp_path / "conformance.json"
     run = subprocess.run(
-        [sys.executable, "-m", "arbsphere.rig.cli", "conformance", str(examples.campaign),
-         "--json", str(out)],
+        [sys.executable, "-m", "arbsphere.rig.cli", "conformance",
+         str(examples.campaign("python-example", "rate_hz = 1000")), "--json", str(out)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     *stats, broker = examples.stop()
@@ -184,3 +192,26 @@ def test_the_python_example_devices_pass_conformance_as_hardware(
         assert handshake["armed_ok"] == 1 and handshake["refused"]["busy"] == 0
         # the device learned its clock offset (device minus host) from the sync exchange
         assert abs(s["sync_offset"]["min_rtt"]["offset_ns"] - offset) < 500_000, s["sync_offset"]
+
+
+def test_a_campaign_runs_against_the_python_example_devices(
+    examples: ExampleDevices, tmp_path: Path
+) -> None:
+    """1 s warm-up and 2 s measured at 200 ticks/s: a complete result set, every tick in."""
+    schedule = "rate_hz = 200\nduration_s = 2.0\nwarmup_s = 1.0"
+    campaign = load_campaign(examples.campaign("python-example-run", schedule))
+    result = execute_campaign(campaign, RealtimeClock(), results_dir=tmp_path)
+    *feeds, broker = examples.stop()
+    assert result.complete, result.reason
+    run = result.run_dir
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    for name in ("latency.hlog", "trace.parquet", "report.html"):
+        assert (run / name).is_file(), name
+    kpi = json.loads((run / "kpi.json").read_text())
+    tp = kpi["throughput"]
+    assert tp["ticks_in"] == 800 and tp["warmup_ticks"] == 400
+    assert tp["orders_out"] == tp["acks_in"] > 0 and kpi["loss"]["unacked_orders"] == 0
+    assert kpi["hedge"]["ticks_solved"] > 0
+    assert broker["fills"] + broker["rejects"] == tp["orders_out"]
+    assert [f["ticks_sent"] for f in feeds] == [600, 600]
