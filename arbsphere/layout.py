@@ -6,8 +6,9 @@ field carries are the named enum's (the declaring file owns and checks the enums
 one declaration this module derives:
 
 * a packed little-endian NumPy structured dtype (usable as a Numba record type), and
-* a C struct for firmware and C++ authors (:func:`c_header`), with ``_Static_assert`` checks
-  of its size and of every field offset.
+* a C struct for firmware and C++ authors (:func:`c_header`), with static assertions of its
+  size and of every field offset; the header compiles as C11 and as C++17 (``extern "C"``,
+  ``_Static_assert`` in C and ``static_assert`` in C++ through ``ARBSPHERE_STATIC_ASSERT``).
 
 Every field must sit at its natural alignment and every layout's size must be a multiple of
 its largest alignment, so the packed dtype and the naturally aligned C struct agree byte for
@@ -122,10 +123,10 @@ class Layout:
             codes = f"; codes: {f.enum}" if f.enum is not None else ""
             lines.append(f"    {ctype} {f.name}{suffix}; /* offset {f.offset}{codes} */")
         lines.append(f"}} {c_name};")
-        lines.append(f'_Static_assert(sizeof({c_name}) == {self.size}, "{c_name} size");')
+        lines.append(f'ARBSPHERE_STATIC_ASSERT(sizeof({c_name}) == {self.size}, "{c_name} size");')
         for f in self.fields:
             lines.append(
-                f"_Static_assert(offsetof({c_name}, {f.name}) == {f.offset}, "
+                f"ARBSPHERE_STATIC_ASSERT(offsetof({c_name}, {f.name}) == {f.offset}, "
                 f'"{c_name}.{f.name} offset");'
             )
         return "\n".join(lines)
@@ -207,7 +208,7 @@ def c_header(
     constants: Iterable[tuple[str, int, str]] = (),
     code_groups: Iterable[tuple[str, Iterable[tuple[str, int]]]] = (),
 ) -> str:
-    """Render a self-contained C11 header.
+    """Render a self-contained header that compiles as C11 and as C++17.
 
     ``structs`` are ``(c_name, layout)`` pairs; ``constants`` are ``(NAME, value, comment)``;
     ``code_groups`` are ``(comment, [(NAME, value), ...])``: an enum's codes under its doc.
@@ -225,6 +226,8 @@ def c_header(
         "#include <stddef.h>",
         "#include <stdint.h>",
         "",
+        *_CPP_COMPAT,
+        "",
     ]
     for cname, value, comment in constants:
         out.append(f"#define {cname} {_c_literal(value)} /* {comment} */")
@@ -240,9 +243,27 @@ def c_header(
     for c_name, layout in structs:
         out.append(layout.c_struct(c_name))
         out.append("")
+    out += ["#ifdef __cplusplus", '} /* extern "C" */', "#endif", ""]
     out.append(f"#endif /* {guard} */")
     out.append("")
     return "\n".join(out)
+
+
+# C11 spells the compile-time check _Static_assert, C++ static_assert; both headers define the
+# same macro, so either may be included first. C++ also gets C linkage for the declarations.
+_CPP_COMPAT = (
+    "#ifndef ARBSPHERE_STATIC_ASSERT",
+    "#ifdef __cplusplus",
+    "#define ARBSPHERE_STATIC_ASSERT(cond, msg) static_assert(cond, msg)",
+    "#else",
+    "#define ARBSPHERE_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)",
+    "#endif",
+    "#endif",
+    "",
+    "#ifdef __cplusplus",
+    'extern "C" {',
+    "#endif",
+)
 
 
 def _c_literal(value: int) -> str:

@@ -59,19 +59,19 @@ class RelayOrchestrator(Orchestrator):
             out=EPHEMERAL_ENDPOINT, forward=None if self.forward is None else str(self.forward),
         )  # fmt: skip
         mid = self._relay(mid_cfg, "coordinator")
-        ready = self._wait_file(mid, self.proc_dir / "relay-mid.ready.json")
+        ready = self.wait_file(mid, self.proc_dir / "relay-mid.ready.json")
         self.inbound, mid_out = bound_endpoints(ready, "relay-mid")
         self.outbound = mid_out
         b = c.broker
         port_file = self.proc_dir / "broker-device.port.json"
-        dev = self._spawn(
+        dev = self.spawn(
             "broker-device", "broker_device", "arbsphere.firmware_interfaces.emulators.broker_udp",
             {"device_id": b.device_id, "bind_host": b.device_host, "bind_port": 0,
              "clock": {"offset_ns": 0, "drift_ppm": 0.0},
              "stats_path": str(self.proc_dir / "broker-device.stats.json"),
              "fill_mode": "full", "ready_path": str(port_file)},
         )  # fmt: skip
-        port = int(self._wait_file(dev, port_file)["port"])
+        port = int(self.wait_file(dev, port_file)["port"])
         params = LinkParams(name="relay-out", device_host=b.device_host, device_port=port)
         out = self._relay(
             RelayConfig(role="out", name="relay-out", out_dir=str(self.proc_dir),
@@ -79,12 +79,12 @@ class RelayOrchestrator(Orchestrator):
                         reports_to=self.inbound),
             "broker_adapter",
         )  # fmt: skip
-        self._wait_file(out, self.proc_dir / "relay-out.ready.json")
+        self.wait_file(out, self.proc_dir / "relay-out.ready.json")
         for v in c.venues:
             self._start_relay_in(v)
 
     def _relay(self, cfg: RelayConfig, kind: str) -> Any:
-        return self._spawn(cfg.name, kind, "benchmarks.bare_relay", config_to_json(cfg))
+        return self.spawn(cfg.name, kind, "benchmarks.bare_relay", config_to_json(cfg))
 
     def _start_relay_in(self, v: VenueConfig) -> None:
         port = v.port
@@ -95,7 +95,7 @@ class RelayOrchestrator(Orchestrator):
         cfg = RelayConfig(role="in", name=v.name, out_dir=str(self.proc_dir),
                           feed=FeedLinkSpec.of(v.link, params), next=self.inbound)  # fmt: skip
         role = self._relay(cfg, "venue_adapter")
-        self._venue_ready[v.name] = self._wait_file(role, self.proc_dir / f"{v.name}.ready.json")
+        self._venue_ready[v.name] = self.wait_file(role, self.proc_dir / f"{v.name}.ready.json")
 
 
 #: stage -> (pipeline trace later point, earlier point), (relay trace later, earlier)

@@ -38,6 +38,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from .conformance import conformance_html
+from .devices_html import devices_html
 from .extra_plots import clock_png, convergence_png, figure_png, legend_outside, rate_png
 from .hdr import HdrSpec
 from .hlog import merge_by_tag, read_interval_log
@@ -521,6 +522,9 @@ def render_report(
     parts += _plot_sections(rate_points, convergence, clock_histories)
     latency_keys = {"tick_to_trade", "stages", "health"} | {k for k, _ in latency}
     parts += _kpi_sections(kpi, manifest, latency_keys)
+    devices = devices_html(manifest)
+    if devices:
+        parts.append(devices)
     parts += _run_section(manifest)
     _write_html(out_path, title, parts)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -210,7 +210,9 @@ class _AnalysedRun:
             "timestamp_source": timestamp_sources,
             # per adapter link: rx and tx stamp sources, why, PHC conversion and uncertainty
             "timestamps": timestamps,
-            "devices": device_findings(campaign.venues, campaign.broker, link_settings),
+            "devices": _with_arming(
+                device_findings(campaign.venues, campaign.broker, link_settings), analysis.stats
+            ),
             "clock_model": _clock_models(campaign, self.tracks),
             "roles": outcome.roles,
             "journal": _journal_entry(analysis.stats, campaign),
@@ -244,6 +246,24 @@ class _AnalysedRun:
             kpi.values, kpi.hlog, out.manifest(), p, clock_histories=histories,
             convergence=convergence,
         ))  # fmt: skip
+
+
+def _with_arming(
+    devices: dict[str, dict[str, Any]], stats: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """``devices`` with, per hardware feed the rig armed, how it answered the start handshake
+    (the venue adapter's ``arming`` stats: state, ARMs sent, the ARMED status and the device's
+    own reading of the start)."""
+    for name, role in stats.items():
+        arming = role.get("arming") if isinstance(role, Mapping) else None
+        if name in devices and isinstance(arming, Mapping):
+            answer = arming.get("answer") or {}
+            devices[name]["start_handshake"] = {
+                "state": arming.get("state"), "arms_sent": arming.get("arms_sent"),
+                "status": answer.get("status"), "start_device_ns": answer.get("start_device_ns"),
+                "starts_sent": arming.get("starts_sent"),
+            }  # fmt: skip
+    return devices
 
 
 def _clock_models(campaign: Campaign, tracks: dict[str, DeviceClockTrack]) -> dict[str, Any]:

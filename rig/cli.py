@@ -17,7 +17,8 @@
 ``arbsphere probe CAMPAIGN [--json] [--strict]``  check every hardware device of the campaign
                               (port opens with its settings, interface has the address, timestamp
                               mode possible); exit 1 naming what is missing.
-``arbsphere headers``         regenerate the committed C headers from the layout declarations.
+``arbsphere headers [--lang c|cpp|all]``  regenerate the committed C headers and the generated
+                              C++ SDK headers from the layout declarations.
 ``arbsphere device KIND --config FILE``  an emulated device (feed-udp, feed-serial, broker-udp,
                               broker-serial) on its own, as an external device for a campaign's
                               ``device = "hardware"``: a feed waits for the rig's ARM.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -379,12 +381,19 @@ def _probe_campaign(args: argparse.Namespace, console: Console) -> int:
 def cmd_headers(args: argparse.Namespace, console: Console) -> int:
     from arbsphere.contracts_header import render_contracts_header
     from arbsphere.firmware_interfaces.device_header import render_device_header
+    from arbsphere.rig.cpp_headers import cpp_sdk_files
 
     root = Path(__file__).resolve().parents[1]
-    targets = {
-        root / "arbsphere" / "include" / "arbsphere_contracts.h": render_contracts_header(),
-        root / "firmware_interfaces" / "include" / "arbsphere_device.h": render_device_header(),
-    }
+    targets: dict[Path, str] = {}
+    if args.lang in ("c", "all"):
+        targets[root / "arbsphere" / "include" / "arbsphere_contracts.h"] = (
+            render_contracts_header()
+        )
+        targets[root / "firmware_interfaces" / "include" / "arbsphere_device.h"] = (
+            render_device_header()
+        )
+    if args.lang in ("cpp", "all"):
+        targets.update(cpp_sdk_files())
     for path, text in targets.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -489,7 +498,13 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase a check)")
     conf.add_argument("--json", metavar="FILE", help="write the results as JSON")
     conf.set_defaults(func=cmd_conformance)
-    headers = sub.add_parser("headers", help="regenerate the C headers")
+    headers = sub.add_parser("headers", help="regenerate the C headers and the C++ SDK headers")
+    headers.add_argument(
+        "--lang",
+        choices=("c", "cpp", "all"),
+        default="all",
+        help="c: the C headers; cpp: the generated C++ SDK (sdk/cpp/include); all (default)",
+    )
     headers.set_defaults(func=cmd_headers)
     dev = sub.add_parser(
         "device", help="run an emulated device on its own (an external device for the rig)"
@@ -500,8 +515,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: the width of tables written to a log or a pipe (``COLUMNS`` overrides it)
+_LOG_WIDTH = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else 120
+
+
 def main(argv: list[str] | None = None) -> int:
-    console = Console()
+    # a log or a pipe has no width; rich would assume 80 columns and fold the tables
+    console = Console() if sys.stdout.isatty() else Console(width=_LOG_WIDTH)
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args, console)

@@ -71,7 +71,8 @@ class ConformanceSettings:
     misbehave: Mapping[str, Mapping[str, Any]] | None = None
     #: only these devices (role names); None: every device of the campaign
     only: tuple[str, ...] | None = None
-    #: the venue adapters' contract suite: how long each adapter's traffic is judged (0: off)
+    #: the adapters' contract suite: how long each venue adapter's traffic is judged, and how
+    #: long the broker adapter's answers are waited for after its last PlanDelta (0: off)
     adapter_s: float = 1.5
 
 
@@ -141,7 +142,8 @@ def run_conformance(
     *,
     on_device: Callable[[str], None] | None = None,
 ) -> list[SuiteResult]:
-    """The suite of every device of ``campaign`` (venues' feeds in order, then the broker)."""
+    """The suite of every device of ``campaign`` (venues' feeds in order, then the broker),
+    then the adapters' contract suites (each emulated-feed venue's adapter, the broker's)."""
     s = settings or ConformanceSettings()
     out: list[SuiteResult] = []
     with tempfile.TemporaryDirectory(prefix="arbsphere-conformance-") as tmp:
@@ -161,6 +163,12 @@ def run_conformance(
                 if on_device is not None:
                     on_device(f"{v.name} (adapter)")
                 out.append(_adapter(campaign, v, clock, s, work))
+        if s.adapter_s > 0 and (s.only is None or campaign.broker.name in s.only):
+            if on_device is not None:
+                on_device(f"{campaign.broker.name} (adapter)")
+            from arbsphere.rig.conformance_broker import run_broker_adapter_suite
+
+            out.append(run_broker_adapter_suite(campaign, clock, work, listen_s=s.adapter_s))
     return out
 
 

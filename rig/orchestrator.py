@@ -142,9 +142,11 @@ class Orchestrator:
         self.broker_bind_host = ""
 
     # --- process plumbing --------------------------------------------------------------------
-    def _spawn(
+    def spawn(
         self, name: str, kind: str, module: str, cfg: dict[str, Any], pass_fds: tuple[int, ...] = ()
     ) -> LaunchedRole:
+        """Start role ``name`` as ``python -m module CONFIG`` (its config written beside its
+        stderr log in the run's proc directory); it stays in :attr:`roles` for the stop."""
         cfg_path = self.proc_dir / f"{name}.config.json"
         write_json_atomic(cfg_path, cfg)
         err_path = self.proc_dir / f"{name}.stderr.log"
@@ -161,7 +163,9 @@ class Orchestrator:
         self.roles.append(role)
         return role
 
-    def _wait_file(self, role: LaunchedRole, path: Path) -> dict[str, Any]:
+    def wait_file(self, role: LaunchedRole, path: Path) -> dict[str, Any]:
+        """The JSON file ``role`` writes when it is up (a ready file); PipelineError naming
+        the role when it exits first or is not up within the ready timeout."""
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if path.exists():
@@ -186,6 +190,12 @@ class Orchestrator:
     def pty_master(self, device: str) -> int:
         return self._pty_masters[device]
 
+    def close_ptys(self) -> None:
+        """Close every pty master this orchestrator opened (after the devices stopped)."""
+        for fd in self._pty_masters.values():
+            os.close(fd)
+        self._pty_masters.clear()
+
     def stderr_tail(self, role: LaunchedRole, lines: int = 5) -> str:
         try:
             text = role.stderr_path.read_text(errors="replace").strip().splitlines()
@@ -197,11 +207,11 @@ class Orchestrator:
     # --- start-up ----------------------------------------------------------------------------
     def start(self) -> None:
         c = self.campaign
-        coord = self._spawn(
+        coord = self.spawn(
             "coordinator", "coordinator", "arbsphere.coordinator.service",
             config_to_json(self.coordinator_config()),
         )  # fmt: skip
-        ready = self._wait_file(coord, self.proc_dir / "coordinator.ready.json")
+        ready = self.wait_file(coord, self.proc_dir / "coordinator.ready.json")
         self.inbound, self.outbound = bound_endpoints(ready, "coordinator")
         self.rounds_endpoint = ready.get("rounds_endpoint")
         self._start_broker()
@@ -306,13 +316,13 @@ class Orchestrator:
             if link.wiring == WIRING_PTY:
                 serial_port = self.open_pty(device)
                 fd = self.pty_master(device)
-                dev = self._spawn(device, "broker_device", module, {**dev_cfg, "master_fd": fd},
+                dev = self.spawn(device, "broker_device", module, {**dev_cfg, "master_fd": fd},
                                   pass_fds=(fd,))  # fmt: skip
-                self._wait_file(dev, ready)
+                self.wait_file(dev, ready)
             else:
-                dev = self._spawn(device, "broker_device", module,
+                dev = self.spawn(device, "broker_device", module,
                                   {**dev_cfg, "bind_host": host, "bind_port": port})  # fmt: skip
-                port = int(self._wait_file(dev, ready)["port"])
+                port = int(self.wait_file(dev, ready)["port"])
                 if b.impairment:
                     host, port = self._start_impair_relay(f"{b.name}-link", host, port,
                                                           b.impairment)  # fmt: skip
@@ -327,9 +337,9 @@ class Orchestrator:
                             device_host=host, device_port=port, port=serial_port,
                             baudrate=b.baudrate, timestamping=b.timestamping,
                             hw_config=b.hw_config, **serial_options(b))  # fmt: skip
-        adapter = self._spawn(b.name, "broker_adapter", "arbsphere.adapters.broker_adapter",
+        adapter = self.spawn(b.name, "broker_adapter", "arbsphere.adapters.broker_adapter",
                               config_to_json(self.broker_config(params)))  # fmt: skip
-        self._wait_file(adapter, self.proc_dir / f"{b.name}.ready.json")
+        self.wait_file(adapter, self.proc_dir / f"{b.name}.ready.json")
 
     def broker_config(self, params: LinkParams) -> BrokerRoleConfig:
         """The broker adapter's role config, its link at ``params`` (where the device is)."""
@@ -349,7 +359,7 @@ class Orchestrator:
         """A loopback UDP impairment relay in front of a device; returns the (host, port) the
         rig side sends to. The relay answers the rig at the address the rig sends from."""
         ready = self.proc_dir / f"{name}.port.json"
-        relay = self._spawn(
+        relay = self.spawn(
             name, "link_relay", f"{EMULATOR_PACKAGE}.impair_relay",
             {"rig_side_host": device_host, "rig_side_port": 0,
              "device_side_host": device_host, "device_side_port": 0,
@@ -357,7 +367,7 @@ class Orchestrator:
              **{k: dict(v) for k, v in dict(impairment).items()},
              "ready_path": str(ready), "stats_path": str(self.proc_dir / f"{name}.stats.json")},
         )  # fmt: skip
-        info = self._wait_file(relay, ready)
+        info = self.wait_file(relay, ready)
         return str(info["host"]), int(info["rig_side_port"])
 
     def _start_venue_adapter(self, v: VenueConfig) -> None:
@@ -365,9 +375,9 @@ class Orchestrator:
         if v.device == "emulator" and backend(v.link).wiring == WIRING_PTY:
             port = self.open_pty(f"{v.name}-device")
         cfg = self.venue_config(v, port)
-        role = self._spawn(v.name, "venue_adapter", "arbsphere.adapters.venue_adapter",
+        role = self.spawn(v.name, "venue_adapter", "arbsphere.adapters.venue_adapter",
                            config_to_json(cfg))  # fmt: skip
-        self._venue_ready[v.name] = self._wait_file(role, self.proc_dir / f"{v.name}.ready.json")
+        self._venue_ready[v.name] = self.wait_file(role, self.proc_dir / f"{v.name}.ready.json")
 
     def venue_config(self, v: VenueConfig, port: str) -> VenueRoleConfig:
         """Venue ``v``'s adapter role config (``port``: its serial port, or the pty slave the
@@ -546,11 +556,11 @@ class Orchestrator:
             device, module = f"{v.name}-device", str(link.emulator("feed"))
             if link.wiring == WIRING_PTY:
                 fd = self.pty_master(device)
-                self._spawn(device, "feed_device", module, {**common, "master_fd": fd},
+                self.spawn(device, "feed_device", module, {**common, "master_fd": fd},
                             pass_fds=(fd,))  # fmt: skip
             else:
                 host, port = ready["address"]
-                self._spawn(
+                self.spawn(
                     device, "feed_device", module,
                     {**common, "target_host": host, "target_port": int(port),
                      "ticks_per_datagram": v.ticks_per_datagram},
@@ -593,9 +603,7 @@ class Orchestrator:
             self.stop_all(outcome)
             if self.registry is not None:
                 self.registry.cleanup()
-            for fd in self._pty_masters.values():
-                os.close(fd)
-            self._pty_masters.clear()
+            self.close_ptys()
         return outcome
 
     def _watch(

@@ -120,13 +120,13 @@ def device_findings(
     for v in venues:
         out[v.name] = (
             udp_endpoint(v.bind_host) if v.link == "udp" else serial_endpoint(v.port)
-        ) | {"device": v.device}
+        ) | {"device": v.device, "device_id": v.device_id}
     b = broker
     out[b.name] = (
         udp_endpoint(b.bind_host or route_source(b.device_host))
         if b.link == "udp"
         else serial_endpoint(b.port)
-    ) | {"device": b.device}
+    ) | {"device": b.device, "device_id": b.device_id}
     for name, applied in (link_settings or {}).items():
         if name in out and applied is not None:
             out[name]["settings"] = applied

@@ -42,11 +42,11 @@ class ReplayOrchestrator(Orchestrator):
     speed: str
 
     def start(self) -> None:
-        coord = self._spawn(
+        coord = self.spawn(
             "coordinator", "coordinator", "arbsphere.coordinator.service",
             config_to_json(self.coordinator_config(coordination=False)),
         )  # fmt: skip
-        ready = self._wait_file(coord, self.proc_dir / "coordinator.ready.json")
+        ready = self.wait_file(coord, self.proc_dir / "coordinator.ready.json")
         self.inbound, self.outbound = bound_endpoints(ready, "coordinator")
         self._start_broker()
 
@@ -64,9 +64,9 @@ class ReplayOrchestrator(Orchestrator):
             speed=self.speed, start_at_ns=start_at, coordinator_endpoint=self.inbound,
             venues={v.venue_id: v.name for v in c.venues}, journal_head=self.journal_head,
         )  # fmt: skip
-        player = self._spawn("journal-player", "feed_device", "arbsphere.replay.player",
+        player = self.spawn("journal-player", "feed_device", "arbsphere.replay.player",
                              config_to_json(cfg))  # fmt: skip
-        self._wait_file(player, self.proc_dir / "journal-player.ready.json")
+        self.wait_file(player, self.proc_dir / "journal-player.ready.json")
         return start_at
 
 

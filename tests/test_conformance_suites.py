@@ -305,7 +305,11 @@ def test_cli_on_the_loopback_campaign_passes_and_writes_junit_and_json(tmp_path:
         ("broker-device", "broker", "udp"),
         ("venue_a", "adapter", "udp"),
         ("venue_b", "adapter", "serial"),
+        ("broker", "adapter", "udp"),
     ]
+    tags = {s["device"]: c["verdict"] for s in data["suites"] for c in s["checks"]
+            if c["name"] == "message_tags"}  # fmt: skip
+    assert tags == dict.fromkeys(("venue_a", "venue_b", "broker"), PASS)  # judged, tags on
     n_checks = sum(len(s["checks"]) for s in data["suites"])
     root = ET.parse(junit).getroot()
     assert int(root.get("tests", -1)) == n_checks == len(list(root.iter("testcase")))

@@ -107,12 +107,12 @@ class _Recorder(Orchestrator):
 
     spawned: dict[str, dict[str, Any]]
 
-    def _spawn(self, name: str, kind: str, module: str, cfg: dict[str, Any],
+    def spawn(self, name: str, kind: str, module: str, cfg: dict[str, Any],
                pass_fds: tuple[int, ...] = ()) -> Any:  # fmt: skip
         self.spawned[name] = {"kind": kind, "module": module, "cfg": cfg}
         return None
 
-    def _wait_file(self, role: Any, path: Path) -> dict[str, Any]:
+    def wait_file(self, role: Any, path: Path) -> dict[str, Any]:
         return {"port": 4999, "address": ["127.0.0.1", 4998]}
 
 

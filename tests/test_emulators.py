@@ -318,13 +318,13 @@ def test_broker_device_fills_valid_orders_and_counts_bad_ones() -> None:
 # --- real processes -------------------------------------------------------------------------
 
 
-def _spawn(module: str, cfg: dict[str, Any], path: Path, **kw: Any) -> subprocess.Popen[bytes]:
+def spawn(module: str, cfg: dict[str, Any], path: Path, **kw: Any) -> subprocess.Popen[bytes]:
     path.write_text(json.dumps(cfg))
     return subprocess.Popen([sys.executable, "-m", f"{EMULATORS}.{module}", str(path)],
                             stderr=subprocess.PIPE, **kw)  # fmt: skip
 
 
-def _wait_file(path: Path, proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> Any:
+def wait_file(path: Path, proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> Any:
     import time
 
     end = time.monotonic() + timeout_s
@@ -340,20 +340,20 @@ def test_feed_udp_and_broker_udp_processes(tmp_path: Path) -> None:
     feed_link = UdpFeedLink(UdpLinkConfig(name="venue0"), clock)
     start = clock.now_ns() + 800 * MS
     offset = 5 * MS
-    feed = _spawn("feed_udp", {
+    feed = spawn("feed_udp", {
         "device_id": 11, "venue_id": 0, "asset_id": 0, "session": "VENUE00",
         "target_host": "127.0.0.1", "target_port": feed_link.address[1],
         "market": {"rate_hz": 1000.0, "seed": 3}, "start_at_ns": start, "n_ticks": 300,
         "heartbeat_interval_ms": 100, "clock": {"offset_ns": offset, "drift_ppm": 0.0},
         "stats_path": str(tmp_path / "feed.stats.json"),
     }, tmp_path / "feed.json")  # fmt: skip
-    broker = _spawn("broker_udp", {
+    broker = spawn("broker_udp", {
         "device_id": 200, "bind_host": "127.0.0.1", "bind_port": 0, "fill_mode": "full",
         "ready_path": str(tmp_path / "broker.port.json"), "clock": {},
         "stats_path": str(tmp_path / "broker.stats.json"),
     }, tmp_path / "broker.json")  # fmt: skip
     try:
-        port = _wait_file(tmp_path / "broker.port.json", broker)["port"]
+        port = wait_file(tmp_path / "broker.port.json", broker)["port"]
         blink = UdpBrokerLink(UdpBrokerLinkConfig("127.0.0.1", port, session="RIG"), clock)
         orders = {}
         for oid in range(1, 6):
@@ -414,7 +414,7 @@ def test_feed_serial_process_over_pty_stops_on_sigterm(tmp_path: Path) -> None:
     master, path = open_pty_pair()
     link = SerialFeedLink(SerialLinkConfig(port=path, name="venue1"), clock)
     start = clock.now_ns() + 600 * MS
-    feed = _spawn("feed_serial", {
+    feed = spawn("feed_serial", {
         "device_id": 12, "venue_id": 1, "asset_id": 0, "session": "VENUE01",
         "master_fd": master, "market": {"rate_hz": 1000.0}, "start_at_ns": start,
         "n_ticks": 100_000, "heartbeat_interval_ms": 50, "clock": {"offset_ns": 0},
@@ -447,8 +447,8 @@ def test_feed_serial_process_over_pty_stops_on_sigterm(tmp_path: Path) -> None:
 
 def test_bad_configs_exit_2_naming_the_key(tmp_path: Path) -> None:
     cfg = _feed_cfg(target_port=None, stats_path=str(tmp_path / "f.stats.json"))
-    feed = _spawn("feed_udp", cfg, tmp_path / "feed.json")
-    broker = _spawn("broker_udp", {"device_id": 1, "fill_mode": "partial", "clock": {},
+    feed = spawn("feed_udp", cfg, tmp_path / "feed.json")
+    broker = spawn("broker_udp", {"device_id": 1, "fill_mode": "partial", "clock": {},
                                    "stats_path": str(tmp_path / "b.stats.json"),
                                    "ready_path": str(tmp_path / "b.port")},
                     tmp_path / "broker.json")  # fmt: skip
@@ -638,14 +638,14 @@ def test_feed_udp_answers_clock_sync_while_ticking(tmp_path: Path) -> None:
     feed_link = UdpFeedLink(UdpLinkConfig(name="venue0"), clock)
     start = clock.now_ns() + 700 * MS
     ready = tmp_path / "feed.addr.json"
-    feed = _spawn("feed_udp", _sync_feed_cfg(
+    feed = spawn("feed_udp", _sync_feed_cfg(
         tmp_path, "feed", start, target_host="127.0.0.1", target_port=feed_link.address[1],
         bind_host="127.0.0.1", ready_path=str(ready),
     ), tmp_path / "feed.json")  # fmt: skip
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rig_seq = [1]
     try:
-        addr = _wait_file(ready, feed)
+        addr = wait_file(ready, feed)
         dest = (addr["host"], addr["port"])
 
         def send(msg: bytes) -> int:
@@ -701,14 +701,14 @@ def test_feed_udp_answers_clock_sync_while_ticking(tmp_path: Path) -> None:
 
 def test_broker_udp_answers_clock_sync_between_orders(tmp_path: Path) -> None:
     clock = RealtimeClock()
-    broker = _spawn("broker_udp", {
+    broker = spawn("broker_udp", {
         "device_id": 201, "bind_host": "127.0.0.1", "bind_port": 0,
         "ready_path": str(tmp_path / "broker.port.json"),
         "clock": {"offset_ns": SYNC_OFFSET_NS, "drift_ppm": SYNC_DRIFT_PPM},
         "stats_path": str(tmp_path / "broker.stats.json"),
     }, tmp_path / "broker.json")  # fmt: skip
     try:
-        port = _wait_file(tmp_path / "broker.port.json", broker)["port"]
+        port = wait_file(tmp_path / "broker.port.json", broker)["port"]
         blink = UdpBrokerLink(UdpBrokerLinkConfig("127.0.0.1", port, session="RIG"), clock)
         rig = RigEnd(201, blink.send, blink.receive)
         for k in range(N_EXCHANGES):
@@ -753,13 +753,13 @@ def test_feed_serial_answers_clock_sync_and_to_device_delay_shows_in_t2(tmp_path
             }
             if imp is not None:
                 extra["impairment"] = imp
-            proc = _spawn("feed_serial", _sync_feed_cfg(tmp_path, name, start, **extra),
+            proc = spawn("feed_serial", _sync_feed_cfg(tmp_path, name, start, **extra),
                           tmp_path / f"{name}.json", pass_fds=(master,))  # fmt: skip
             ends[name] = (master, link, proc)
         # exchange only with devices that serve their link: a loaded host can take longer than
         # the wait before the start to launch them, and a SYNC must not wait out its deadline
         for name, (_, _, proc) in ends.items():
-            _wait_file(tmp_path / f"{name}.ready.json", proc)
+            wait_file(tmp_path / f"{name}.ready.json", proc)
 
         def sender(fd: int) -> Callable[[bytes], int]:
             def send(msg: bytes) -> int:

@@ -257,6 +257,13 @@ bind_host = "{env.rig_ip}"
     assert kpi["clock"]["devices"]["broker-device"]["exchanges"] > 0
     broker_ready = json.loads((proc / "broker.ready.json").read_text())
     assert broker_ready["address"][0] == env.rig_ip
+    # the result set says which hardware and which timestamp source produced it
+    found = result.manifest["devices"]
+    assert found["venue_a"]["interface"] == env.rig_if and found["venue_a"]["device_id"] == 31
+    assert found["venue_a"]["start_handshake"]["status"] == "ok"
+    assert found["venue_b"]["port"] == slave and found["broker"]["device_id"] == 201
+    assert result.manifest["timestamps"]["venue_a"]["rx"] == "kernel-software"
+    assert "<h2>Devices</h2>" in (result.run_dir / "report.html").read_text()
     devices.stop()
     for name in ("feed-a", "feed-b"):
         stats = devices.stats(name)
@@ -298,3 +305,51 @@ device_port = 47001
     assert kpi["clock"]["devices"]["broker-device"]["exchanges"] > 0
     devices.stop()
     assert devices.stats("broker-ext")["acks_sent"] == kpi["throughput"]["orders_out"]
+
+
+def test_conformance_first_then_the_campaign_on_the_same_external_devices(
+    tmp_path: Path, veth_ns: VethNamespace, devices: ExternalDevices
+) -> None:
+    """A lab's order: `arbsphere conformance CAMPAIGN` judges the devices (arming each feed
+    with the suite's short schedule), then the campaign runs on the same devices, which re-arm
+    for it; both through the documented commands, devices reachable only at their veth
+    address."""
+    env = veth_ns
+    ports = [_free_udp_port(env.rig_ip) for _ in range(2)]
+    devices.start("broker-ext", "broker-udp",
+                  {"device_id": 200, "bind_host": env.device_ip, "bind_port": 47_002},
+                  ns=env.ns)  # fmt: skip
+    venues = ""
+    for vid, port in enumerate(ports):
+        devices.start(f"feed-{vid}", "feed-udp",
+                      {**FEED, "venue_id": vid, "device_id": 10 + vid, "session": f"EXT{vid}",
+                       "target_host": env.rig_ip, "target_port": port,
+                       "bind_host": env.device_ip}, ns=env.ns)  # fmt: skip
+        venues += (f'[venues.venue_{"ab"[vid]}]\nvenue_id = {vid}\nlink = "udp"\n'
+                   f'device = "hardware"\nbind_host = "{env.rig_ip}"\n'
+                   f"bind_port = {port}\n\n")  # fmt: skip
+    broker = (f'[broker]\nlink = "udp"\ndevice = "hardware"\ndevice_host = "{env.device_ip}"\n'
+              "device_port = 47002\n")  # fmt: skip
+    path = _campaign(tmp_path, "lab-order", venues, broker)
+    report, junit = tmp_path / "conformance.json", tmp_path / "conformance.xml"
+    done = subprocess.run(
+        [sys.executable, "-m", "arbsphere.rig.cli", "conformance", str(path),
+         "--json", str(report), "--junit", str(junit)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    suites = {s["device"]: s for s in json.loads(report.read_text())["suites"]}
+    assert set(suites) >= {"venue_a-device", "venue_b-device", "broker-device"}, set(suites)
+    for name in ("venue_a-device", "venue_b-device"):
+        verdicts = {c["name"]: c["verdict"] for c in suites[name]["checks"]}
+        # the suite armed the external feed through the handshake and it ran the schedule
+        assert verdicts["handshake_armed"] == "pass" and verdicts["rate_arrival"] == "pass"
+    broker_checks = {c["name"]: c["verdict"] for c in suites["broker-device"]["checks"]}
+    assert broker_checks["orders_answered"] == broker_checks["answered_once"] == "pass"
+    result = execute_campaign(load_campaign(path), RealtimeClock(), results_dir=tmp_path)
+    kpi = _assert_complete(result)
+    assert kpi["throughput"]["ticks_in"] == 800  # 2 venues x 200/s x 2 s measured
+    devices.stop()
+    for vid in range(2):
+        # armed twice: by the conformance suite, then by the campaign
+        assert devices.stats(f"feed-{vid}")["start_handshake"]["armed_ok"] == 2

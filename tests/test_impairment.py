@@ -437,12 +437,12 @@ def _payload(tag: bytes, seq: int, send_ns: int) -> bytes:
     return HEAD.pack(tag, seq, send_ns) + body
 
 
-def _spawn(cfg: dict[str, Any], path: Path) -> subprocess.Popen[bytes]:
+def spawn(cfg: dict[str, Any], path: Path) -> subprocess.Popen[bytes]:
     path.write_text(json.dumps(cfg))
     return subprocess.Popen([sys.executable, "-m", RELAY, str(path)], stderr=subprocess.PIPE)
 
 
-def _wait_file(path: Path, proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> Any:
+def wait_file(path: Path, proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> Any:
     end = time.monotonic() + timeout_s
     while not path.exists():
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
@@ -481,7 +481,7 @@ def _median(values: list[int]) -> float:
 
 def test_relay_process_delay_loss_content_and_sigterm(tmp_path: Path) -> None:
     rig, dev = _udp(), _udp()
-    proc = _spawn({
+    proc = spawn({
         "rig_host": "127.0.0.1", "rig_port": rig.getsockname()[1],
         "device_host": "127.0.0.1", "device_port": dev.getsockname()[1],
         "to_rig": {"delay_us": 500}, "to_device": {"loss": 0.2, "seed": 9},
@@ -491,7 +491,7 @@ def test_relay_process_delay_loss_content_and_sigterm(tmp_path: Path) -> None:
     got: dict[bytes, dict[int, tuple[int, bytes]]] = {}
     sent: dict[bytes, dict[int, bytes]] = {b"R": {}, b"D": {}, b"X": {}}
     try:
-        ready = _wait_file(tmp_path / "relay.ready.json", proc)
+        ready = wait_file(tmp_path / "relay.ready.json", proc)
         to_relay_dev = ("127.0.0.1", ready["device_side_port"])
         to_relay_rig = ("127.0.0.1", ready["rig_side_port"])
         plan = [  # (offset in the 1 ms period, path tag, sender, destination)
@@ -555,7 +555,7 @@ def test_relay_process_delay_loss_content_and_sigterm(tmp_path: Path) -> None:
 
 
 def test_relay_bad_config_exits_2_naming_file_key_value(tmp_path: Path) -> None:
-    proc = _spawn({"to_rig": {"loss": 1.5}, "ready_path": str(tmp_path / "r.json"),
+    proc = spawn({"to_rig": {"loss": 1.5}, "ready_path": str(tmp_path / "r.json"),
                    "stats_path": str(tmp_path / "s.json")}, tmp_path / "relay.json")  # fmt: skip
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 2

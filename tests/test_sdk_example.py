@@ -176,9 +176,9 @@ def test_the_python_example_devices_pass_conformance_as_hardware(
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     report = json.loads(out.read_text())
     suites = {s["device"]: s for s in report["suites"]}
-    assert report["passed"] and set(suites) == {"venue_a-device", "venue_b-device",
-                                                "broker-device"}  # fmt: skip
-    assert suites["broker-device"]["passed"]
+    # every suite passed: the three device suites and any the campaign's adapters get
+    assert report["passed"] and all(s["passed"] for s in suites.values())
+    assert {"venue_a-device", "venue_b-device", "broker-device"} <= set(suites)
     assert broker["exit_code"] == 0 and broker["fills"] > 0 and broker["rejects"] > 0
     for device in ("venue_a-device", "venue_b-device"):
         checks: dict[str, Any] = {c["name"]: c for c in suites[device]["checks"]}

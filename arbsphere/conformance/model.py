@@ -93,6 +93,18 @@ class Limits:
         m_hi = self.hi if self.marginal_hi is None else self.marginal_hi
         return f"{main} (marginal {_band(m_lo, m_hi)})"
 
+    def pass_text(self) -> str:
+        """The pass band alone (``<= 0``, ``[0.95, 1.05]``)."""
+        return _band(self.lo, self.hi)
+
+    def marginal_text(self) -> str:
+        """The marginal band alone, or "" when there is none."""
+        if self.marginal_lo is None and self.marginal_hi is None:
+            return ""
+        m_lo = self.lo if self.marginal_lo is None else self.marginal_lo
+        m_hi = self.hi if self.marginal_hi is None else self.marginal_hi
+        return _band(m_lo, m_hi)
+
     def to_json(self) -> dict[str, float | None]:
         return {
             "pass_lo": self.lo,

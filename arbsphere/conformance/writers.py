@@ -45,7 +45,8 @@ def _value(c: Check) -> str:
 
 
 def print_results(results: Sequence[SuiteResult], console: Console) -> None:
-    """One table per device: check, value, unit, limits, verdict (and why, when not passed)."""
+    """One table per device: check, value, unit, limits, verdict; why a check did not pass is
+    a numbered note under the table (full width: reasons are sentences)."""
     for r in results:
         what = "adapter" if r.interface == ADAPTER else f"{r.interface} device"
         table = Table(
@@ -53,25 +54,24 @@ def print_results(results: Sequence[SuiteResult], console: Console) -> None:
             title_justify="left",
             box=box.SIMPLE_HEAD,
         )
-        for col in ("check", "value", "unit", "limits", "verdict", "detail"):
-            table.add_column(
-                col,
-                justify="right" if col == "value" else "left",
-                overflow="fold",
-                no_wrap=col in ("check", "verdict"),
-            )
+        for col in ("check", "value", "unit", "pass", "marginal", "verdict", "note"):
+            table.add_column(col, justify="right" if col == "value" else "left", no_wrap=True)
+        notes: list[str] = []
         for c in r.checks:
             word = c.verdict if c.required else f"{c.verdict} (info)"
             style = _STYLE[c.verdict]
-            table.add_row(
-                c.name,
-                _value(c),
-                c.unit,
-                c.limits.text(),
-                f"[{style}]{word}[/]",
-                "" if c.verdict == PASS else c.detail,
-            )
+            note = ""
+            if c.verdict != PASS and c.detail:
+                notes.append(c.detail)
+                note = f"[{len(notes)}]"
+            limits = c.limits
+            table.add_row(c.name, _value(c), c.unit, limits.pass_text(), limits.marginal_text(),
+                          f"[{style}]{word}[/]", note)  # fmt: skip
         console.print(table)
+        for i, text in enumerate(notes, 1):
+            console.print(f"  [{i}] {text}", markup=False, highlight=False)
+        if notes:
+            console.print()
 
 
 def to_json(results: Sequence[SuiteResult]) -> dict[str, Any]:

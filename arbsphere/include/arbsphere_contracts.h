@@ -11,6 +11,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifndef ARBSPHERE_STATIC_ASSERT
+#ifdef __cplusplus
+#define ARBSPHERE_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define ARBSPHERE_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define ARBSPHERE_MAGIC 0x53425241u /* "ARBS" as a little-endian u32 */
 #define ARBSPHERE_LOCAL_ARB_PROBLEM_ID 1u /* schema id of LocalArbProblem */
 #define ARBSPHERE_LOCAL_ARB_PROBLEM_V1 1u /* LocalArbProblem version 1 */
@@ -142,14 +154,14 @@ typedef struct arbsphere_envelope_t {
     uint64_t nonce; /* offset 16 */
     int64_t origin_ts_ns; /* offset 24 */
 } arbsphere_envelope_t;
-_Static_assert(sizeof(arbsphere_envelope_t) == 32, "arbsphere_envelope_t size");
-_Static_assert(offsetof(arbsphere_envelope_t, magic) == 0, "arbsphere_envelope_t.magic offset");
-_Static_assert(offsetof(arbsphere_envelope_t, schema_id) == 4, "arbsphere_envelope_t.schema_id offset");
-_Static_assert(offsetof(arbsphere_envelope_t, schema_version) == 6, "arbsphere_envelope_t.schema_version offset");
-_Static_assert(offsetof(arbsphere_envelope_t, sender_id) == 8, "arbsphere_envelope_t.sender_id offset");
-_Static_assert(offsetof(arbsphere_envelope_t, payload_len) == 12, "arbsphere_envelope_t.payload_len offset");
-_Static_assert(offsetof(arbsphere_envelope_t, nonce) == 16, "arbsphere_envelope_t.nonce offset");
-_Static_assert(offsetof(arbsphere_envelope_t, origin_ts_ns) == 24, "arbsphere_envelope_t.origin_ts_ns offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_envelope_t) == 32, "arbsphere_envelope_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_envelope_t, magic) == 0, "arbsphere_envelope_t.magic offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_envelope_t, schema_id) == 4, "arbsphere_envelope_t.schema_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_envelope_t, schema_version) == 6, "arbsphere_envelope_t.schema_version offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_envelope_t, sender_id) == 8, "arbsphere_envelope_t.sender_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_envelope_t, payload_len) == 12, "arbsphere_envelope_t.payload_len offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_envelope_t, nonce) == 16, "arbsphere_envelope_t.nonce offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_envelope_t, origin_ts_ns) == 24, "arbsphere_envelope_t.origin_ts_ns offset");
 
 typedef struct arbsphere_local_arb_problem_v1_t {
     uint16_t venue_id; /* offset 0 */
@@ -159,13 +171,13 @@ typedef struct arbsphere_local_arb_problem_v1_t {
     int64_t tick_intended_ns; /* offset 16 */
     int64_t budget_ns; /* offset 24 */
 } arbsphere_local_arb_problem_v1_t;
-_Static_assert(sizeof(arbsphere_local_arb_problem_v1_t) == 32, "arbsphere_local_arb_problem_v1_t size");
-_Static_assert(offsetof(arbsphere_local_arb_problem_v1_t, venue_id) == 0, "arbsphere_local_arb_problem_v1_t.venue_id offset");
-_Static_assert(offsetof(arbsphere_local_arb_problem_v1_t, n_assets) == 2, "arbsphere_local_arb_problem_v1_t.n_assets offset");
-_Static_assert(offsetof(arbsphere_local_arb_problem_v1_t, _pad0) == 4, "arbsphere_local_arb_problem_v1_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_local_arb_problem_v1_t, tick_seq) == 8, "arbsphere_local_arb_problem_v1_t.tick_seq offset");
-_Static_assert(offsetof(arbsphere_local_arb_problem_v1_t, tick_intended_ns) == 16, "arbsphere_local_arb_problem_v1_t.tick_intended_ns offset");
-_Static_assert(offsetof(arbsphere_local_arb_problem_v1_t, budget_ns) == 24, "arbsphere_local_arb_problem_v1_t.budget_ns offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_local_arb_problem_v1_t) == 32, "arbsphere_local_arb_problem_v1_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_arb_problem_v1_t, venue_id) == 0, "arbsphere_local_arb_problem_v1_t.venue_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_arb_problem_v1_t, n_assets) == 2, "arbsphere_local_arb_problem_v1_t.n_assets offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_arb_problem_v1_t, _pad0) == 4, "arbsphere_local_arb_problem_v1_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_arb_problem_v1_t, tick_seq) == 8, "arbsphere_local_arb_problem_v1_t.tick_seq offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_arb_problem_v1_t, tick_intended_ns) == 16, "arbsphere_local_arb_problem_v1_t.tick_intended_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_arb_problem_v1_t, budget_ns) == 24, "arbsphere_local_arb_problem_v1_t.budget_ns offset");
 
 typedef struct arbsphere_local_arb_problem_v1_item_t {
     uint16_t asset_id; /* offset 0 */
@@ -178,16 +190,16 @@ typedef struct arbsphere_local_arb_problem_v1_item_t {
     int64_t bid_px; /* offset 40 */
     int64_t ask_px; /* offset 48 */
 } arbsphere_local_arb_problem_v1_item_t;
-_Static_assert(sizeof(arbsphere_local_arb_problem_v1_item_t) == 56, "arbsphere_local_arb_problem_v1_item_t size");
-_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, asset_id) == 0, "arbsphere_local_arb_problem_v1_item_t.asset_id offset");
-_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, _pad0) == 2, "arbsphere_local_arb_problem_v1_item_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, _pad1) == 4, "arbsphere_local_arb_problem_v1_item_t._pad1 offset");
-_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, c) == 8, "arbsphere_local_arb_problem_v1_item_t.c offset");
-_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, gamma) == 16, "arbsphere_local_arb_problem_v1_item_t.gamma offset");
-_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, phi) == 24, "arbsphere_local_arb_problem_v1_item_t.phi offset");
-_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, limit_lots) == 32, "arbsphere_local_arb_problem_v1_item_t.limit_lots offset");
-_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, bid_px) == 40, "arbsphere_local_arb_problem_v1_item_t.bid_px offset");
-_Static_assert(offsetof(arbsphere_local_arb_problem_v1_item_t, ask_px) == 48, "arbsphere_local_arb_problem_v1_item_t.ask_px offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_local_arb_problem_v1_item_t) == 56, "arbsphere_local_arb_problem_v1_item_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_arb_problem_v1_item_t, asset_id) == 0, "arbsphere_local_arb_problem_v1_item_t.asset_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_arb_problem_v1_item_t, _pad0) == 2, "arbsphere_local_arb_problem_v1_item_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_arb_problem_v1_item_t, _pad1) == 4, "arbsphere_local_arb_problem_v1_item_t._pad1 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_arb_problem_v1_item_t, c) == 8, "arbsphere_local_arb_problem_v1_item_t.c offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_arb_problem_v1_item_t, gamma) == 16, "arbsphere_local_arb_problem_v1_item_t.gamma offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_arb_problem_v1_item_t, phi) == 24, "arbsphere_local_arb_problem_v1_item_t.phi offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_arb_problem_v1_item_t, limit_lots) == 32, "arbsphere_local_arb_problem_v1_item_t.limit_lots offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_arb_problem_v1_item_t, bid_px) == 40, "arbsphere_local_arb_problem_v1_item_t.bid_px offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_arb_problem_v1_item_t, ask_px) == 48, "arbsphere_local_arb_problem_v1_item_t.ask_px offset");
 
 typedef struct arbsphere_shared_signals_v1_t {
     uint16_t venue_id; /* offset 0 */
@@ -195,11 +207,11 @@ typedef struct arbsphere_shared_signals_v1_t {
     uint32_t _pad0; /* offset 4 */
     uint64_t tick_seq; /* offset 8 */
 } arbsphere_shared_signals_v1_t;
-_Static_assert(sizeof(arbsphere_shared_signals_v1_t) == 16, "arbsphere_shared_signals_v1_t size");
-_Static_assert(offsetof(arbsphere_shared_signals_v1_t, venue_id) == 0, "arbsphere_shared_signals_v1_t.venue_id offset");
-_Static_assert(offsetof(arbsphere_shared_signals_v1_t, n_assets) == 2, "arbsphere_shared_signals_v1_t.n_assets offset");
-_Static_assert(offsetof(arbsphere_shared_signals_v1_t, _pad0) == 4, "arbsphere_shared_signals_v1_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_shared_signals_v1_t, tick_seq) == 8, "arbsphere_shared_signals_v1_t.tick_seq offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_shared_signals_v1_t) == 16, "arbsphere_shared_signals_v1_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_shared_signals_v1_t, venue_id) == 0, "arbsphere_shared_signals_v1_t.venue_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_shared_signals_v1_t, n_assets) == 2, "arbsphere_shared_signals_v1_t.n_assets offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_shared_signals_v1_t, _pad0) == 4, "arbsphere_shared_signals_v1_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_shared_signals_v1_t, tick_seq) == 8, "arbsphere_shared_signals_v1_t.tick_seq offset");
 
 typedef struct arbsphere_shared_signals_v1_item_t {
     uint16_t asset_id; /* offset 0 */
@@ -212,16 +224,16 @@ typedef struct arbsphere_shared_signals_v1_item_t {
     int64_t liquidity_lots; /* offset 40 */
     int64_t latency_proxy_ns; /* offset 48 */
 } arbsphere_shared_signals_v1_item_t;
-_Static_assert(sizeof(arbsphere_shared_signals_v1_item_t) == 56, "arbsphere_shared_signals_v1_item_t size");
-_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, asset_id) == 0, "arbsphere_shared_signals_v1_item_t.asset_id offset");
-_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, _pad0) == 2, "arbsphere_shared_signals_v1_item_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, _pad1) == 4, "arbsphere_shared_signals_v1_item_t._pad1 offset");
-_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, mid) == 8, "arbsphere_shared_signals_v1_item_t.mid offset");
-_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, price_delta) == 16, "arbsphere_shared_signals_v1_item_t.price_delta offset");
-_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, spread) == 24, "arbsphere_shared_signals_v1_item_t.spread offset");
-_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, correlation) == 32, "arbsphere_shared_signals_v1_item_t.correlation offset");
-_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, liquidity_lots) == 40, "arbsphere_shared_signals_v1_item_t.liquidity_lots offset");
-_Static_assert(offsetof(arbsphere_shared_signals_v1_item_t, latency_proxy_ns) == 48, "arbsphere_shared_signals_v1_item_t.latency_proxy_ns offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_shared_signals_v1_item_t) == 56, "arbsphere_shared_signals_v1_item_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_shared_signals_v1_item_t, asset_id) == 0, "arbsphere_shared_signals_v1_item_t.asset_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_shared_signals_v1_item_t, _pad0) == 2, "arbsphere_shared_signals_v1_item_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_shared_signals_v1_item_t, _pad1) == 4, "arbsphere_shared_signals_v1_item_t._pad1 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_shared_signals_v1_item_t, mid) == 8, "arbsphere_shared_signals_v1_item_t.mid offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_shared_signals_v1_item_t, price_delta) == 16, "arbsphere_shared_signals_v1_item_t.price_delta offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_shared_signals_v1_item_t, spread) == 24, "arbsphere_shared_signals_v1_item_t.spread offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_shared_signals_v1_item_t, correlation) == 32, "arbsphere_shared_signals_v1_item_t.correlation offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_shared_signals_v1_item_t, liquidity_lots) == 40, "arbsphere_shared_signals_v1_item_t.liquidity_lots offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_shared_signals_v1_item_t, latency_proxy_ns) == 48, "arbsphere_shared_signals_v1_item_t.latency_proxy_ns offset");
 
 typedef struct arbsphere_plan_delta_v1_t {
     uint64_t delta_id; /* offset 0 */
@@ -231,13 +243,13 @@ typedef struct arbsphere_plan_delta_v1_t {
     uint16_t cause_venue; /* offset 22 */
     uint64_t cause_seq; /* offset 24 */
 } arbsphere_plan_delta_v1_t;
-_Static_assert(sizeof(arbsphere_plan_delta_v1_t) == 32, "arbsphere_plan_delta_v1_t size");
-_Static_assert(offsetof(arbsphere_plan_delta_v1_t, delta_id) == 0, "arbsphere_plan_delta_v1_t.delta_id offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v1_t, ts_ns) == 8, "arbsphere_plan_delta_v1_t.ts_ns offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v1_t, sender) == 16, "arbsphere_plan_delta_v1_t.sender offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v1_t, n_legs) == 20, "arbsphere_plan_delta_v1_t.n_legs offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v1_t, cause_venue) == 22, "arbsphere_plan_delta_v1_t.cause_venue offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v1_t, cause_seq) == 24, "arbsphere_plan_delta_v1_t.cause_seq offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_plan_delta_v1_t) == 32, "arbsphere_plan_delta_v1_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v1_t, delta_id) == 0, "arbsphere_plan_delta_v1_t.delta_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v1_t, ts_ns) == 8, "arbsphere_plan_delta_v1_t.ts_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v1_t, sender) == 16, "arbsphere_plan_delta_v1_t.sender offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v1_t, n_legs) == 20, "arbsphere_plan_delta_v1_t.n_legs offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v1_t, cause_venue) == 22, "arbsphere_plan_delta_v1_t.cause_venue offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v1_t, cause_seq) == 24, "arbsphere_plan_delta_v1_t.cause_seq offset");
 
 typedef struct arbsphere_plan_delta_v1_item_t {
     int64_t ts_ns; /* offset 0 */
@@ -250,16 +262,16 @@ typedef struct arbsphere_plan_delta_v1_item_t {
     int64_t size_lots; /* offset 32 */
     int64_t limit_px; /* offset 40 */
 } arbsphere_plan_delta_v1_item_t;
-_Static_assert(sizeof(arbsphere_plan_delta_v1_item_t) == 48, "arbsphere_plan_delta_v1_item_t size");
-_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, ts_ns) == 0, "arbsphere_plan_delta_v1_item_t.ts_ns offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, delta_id) == 8, "arbsphere_plan_delta_v1_item_t.delta_id offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, sender) == 16, "arbsphere_plan_delta_v1_item_t.sender offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, venue) == 20, "arbsphere_plan_delta_v1_item_t.venue offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, asset) == 22, "arbsphere_plan_delta_v1_item_t.asset offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, side) == 24, "arbsphere_plan_delta_v1_item_t.side offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, _pad0) == 25, "arbsphere_plan_delta_v1_item_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, size_lots) == 32, "arbsphere_plan_delta_v1_item_t.size_lots offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v1_item_t, limit_px) == 40, "arbsphere_plan_delta_v1_item_t.limit_px offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_plan_delta_v1_item_t) == 48, "arbsphere_plan_delta_v1_item_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v1_item_t, ts_ns) == 0, "arbsphere_plan_delta_v1_item_t.ts_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v1_item_t, delta_id) == 8, "arbsphere_plan_delta_v1_item_t.delta_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v1_item_t, sender) == 16, "arbsphere_plan_delta_v1_item_t.sender offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v1_item_t, venue) == 20, "arbsphere_plan_delta_v1_item_t.venue offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v1_item_t, asset) == 22, "arbsphere_plan_delta_v1_item_t.asset offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v1_item_t, side) == 24, "arbsphere_plan_delta_v1_item_t.side offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v1_item_t, _pad0) == 25, "arbsphere_plan_delta_v1_item_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v1_item_t, size_lots) == 32, "arbsphere_plan_delta_v1_item_t.size_lots offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v1_item_t, limit_px) == 40, "arbsphere_plan_delta_v1_item_t.limit_px offset");
 
 typedef struct arbsphere_plan_delta_v2_t {
     uint64_t delta_id; /* offset 0 */
@@ -272,16 +284,16 @@ typedef struct arbsphere_plan_delta_v2_t {
     uint8_t _pad0[7]; /* offset 33 */
     uint64_t plan_hash; /* offset 40 */
 } arbsphere_plan_delta_v2_t;
-_Static_assert(sizeof(arbsphere_plan_delta_v2_t) == 48, "arbsphere_plan_delta_v2_t size");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_t, delta_id) == 0, "arbsphere_plan_delta_v2_t.delta_id offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_t, ts_ns) == 8, "arbsphere_plan_delta_v2_t.ts_ns offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_t, sender) == 16, "arbsphere_plan_delta_v2_t.sender offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_t, n_legs) == 20, "arbsphere_plan_delta_v2_t.n_legs offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_t, cause_venue) == 22, "arbsphere_plan_delta_v2_t.cause_venue offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_t, cause_seq) == 24, "arbsphere_plan_delta_v2_t.cause_seq offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_t, kind) == 32, "arbsphere_plan_delta_v2_t.kind offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_t, _pad0) == 33, "arbsphere_plan_delta_v2_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_t, plan_hash) == 40, "arbsphere_plan_delta_v2_t.plan_hash offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_plan_delta_v2_t) == 48, "arbsphere_plan_delta_v2_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_t, delta_id) == 0, "arbsphere_plan_delta_v2_t.delta_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_t, ts_ns) == 8, "arbsphere_plan_delta_v2_t.ts_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_t, sender) == 16, "arbsphere_plan_delta_v2_t.sender offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_t, n_legs) == 20, "arbsphere_plan_delta_v2_t.n_legs offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_t, cause_venue) == 22, "arbsphere_plan_delta_v2_t.cause_venue offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_t, cause_seq) == 24, "arbsphere_plan_delta_v2_t.cause_seq offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_t, kind) == 32, "arbsphere_plan_delta_v2_t.kind offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_t, _pad0) == 33, "arbsphere_plan_delta_v2_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_t, plan_hash) == 40, "arbsphere_plan_delta_v2_t.plan_hash offset");
 
 typedef struct arbsphere_plan_delta_v2_item_t {
     int64_t ts_ns; /* offset 0 */
@@ -294,16 +306,16 @@ typedef struct arbsphere_plan_delta_v2_item_t {
     int64_t size_lots; /* offset 32 */
     int64_t limit_px; /* offset 40 */
 } arbsphere_plan_delta_v2_item_t;
-_Static_assert(sizeof(arbsphere_plan_delta_v2_item_t) == 48, "arbsphere_plan_delta_v2_item_t size");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, ts_ns) == 0, "arbsphere_plan_delta_v2_item_t.ts_ns offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, delta_id) == 8, "arbsphere_plan_delta_v2_item_t.delta_id offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, sender) == 16, "arbsphere_plan_delta_v2_item_t.sender offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, venue) == 20, "arbsphere_plan_delta_v2_item_t.venue offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, asset) == 22, "arbsphere_plan_delta_v2_item_t.asset offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, side) == 24, "arbsphere_plan_delta_v2_item_t.side offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, _pad0) == 25, "arbsphere_plan_delta_v2_item_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, size_lots) == 32, "arbsphere_plan_delta_v2_item_t.size_lots offset");
-_Static_assert(offsetof(arbsphere_plan_delta_v2_item_t, limit_px) == 40, "arbsphere_plan_delta_v2_item_t.limit_px offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_plan_delta_v2_item_t) == 48, "arbsphere_plan_delta_v2_item_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_item_t, ts_ns) == 0, "arbsphere_plan_delta_v2_item_t.ts_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_item_t, delta_id) == 8, "arbsphere_plan_delta_v2_item_t.delta_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_item_t, sender) == 16, "arbsphere_plan_delta_v2_item_t.sender offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_item_t, venue) == 20, "arbsphere_plan_delta_v2_item_t.venue offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_item_t, asset) == 22, "arbsphere_plan_delta_v2_item_t.asset offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_item_t, side) == 24, "arbsphere_plan_delta_v2_item_t.side offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_item_t, _pad0) == 25, "arbsphere_plan_delta_v2_item_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_item_t, size_lots) == 32, "arbsphere_plan_delta_v2_item_t.size_lots offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_delta_v2_item_t, limit_px) == 40, "arbsphere_plan_delta_v2_item_t.limit_px offset");
 
 typedef struct arbsphere_dual_variables_v1_t {
     uint32_t round; /* offset 0 */
@@ -316,16 +328,16 @@ typedef struct arbsphere_dual_variables_v1_t {
     double primal_res; /* offset 24 */
     double dual_res; /* offset 32 */
 } arbsphere_dual_variables_v1_t;
-_Static_assert(sizeof(arbsphere_dual_variables_v1_t) == 40, "arbsphere_dual_variables_v1_t size");
-_Static_assert(offsetof(arbsphere_dual_variables_v1_t, round) == 0, "arbsphere_dual_variables_v1_t.round offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v1_t, n_assets) == 4, "arbsphere_dual_variables_v1_t.n_assets offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v1_t, _pad0) == 6, "arbsphere_dual_variables_v1_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v1_t, iterations) == 8, "arbsphere_dual_variables_v1_t.iterations offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v1_t, converged) == 12, "arbsphere_dual_variables_v1_t.converged offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v1_t, _pad1) == 13, "arbsphere_dual_variables_v1_t._pad1 offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v1_t, rho) == 16, "arbsphere_dual_variables_v1_t.rho offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v1_t, primal_res) == 24, "arbsphere_dual_variables_v1_t.primal_res offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v1_t, dual_res) == 32, "arbsphere_dual_variables_v1_t.dual_res offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_dual_variables_v1_t) == 40, "arbsphere_dual_variables_v1_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v1_t, round) == 0, "arbsphere_dual_variables_v1_t.round offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v1_t, n_assets) == 4, "arbsphere_dual_variables_v1_t.n_assets offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v1_t, _pad0) == 6, "arbsphere_dual_variables_v1_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v1_t, iterations) == 8, "arbsphere_dual_variables_v1_t.iterations offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v1_t, converged) == 12, "arbsphere_dual_variables_v1_t.converged offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v1_t, _pad1) == 13, "arbsphere_dual_variables_v1_t._pad1 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v1_t, rho) == 16, "arbsphere_dual_variables_v1_t.rho offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v1_t, primal_res) == 24, "arbsphere_dual_variables_v1_t.primal_res offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v1_t, dual_res) == 32, "arbsphere_dual_variables_v1_t.dual_res offset");
 
 typedef struct arbsphere_dual_variables_v1_item_t {
     uint16_t asset_id; /* offset 0 */
@@ -335,13 +347,13 @@ typedef struct arbsphere_dual_variables_v1_item_t {
     double u; /* offset 16 */
     double xbar; /* offset 24 */
 } arbsphere_dual_variables_v1_item_t;
-_Static_assert(sizeof(arbsphere_dual_variables_v1_item_t) == 32, "arbsphere_dual_variables_v1_item_t size");
-_Static_assert(offsetof(arbsphere_dual_variables_v1_item_t, asset_id) == 0, "arbsphere_dual_variables_v1_item_t.asset_id offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v1_item_t, _pad0) == 2, "arbsphere_dual_variables_v1_item_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v1_item_t, _pad1) == 4, "arbsphere_dual_variables_v1_item_t._pad1 offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v1_item_t, price) == 8, "arbsphere_dual_variables_v1_item_t.price offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v1_item_t, u) == 16, "arbsphere_dual_variables_v1_item_t.u offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v1_item_t, xbar) == 24, "arbsphere_dual_variables_v1_item_t.xbar offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_dual_variables_v1_item_t) == 32, "arbsphere_dual_variables_v1_item_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v1_item_t, asset_id) == 0, "arbsphere_dual_variables_v1_item_t.asset_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v1_item_t, _pad0) == 2, "arbsphere_dual_variables_v1_item_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v1_item_t, _pad1) == 4, "arbsphere_dual_variables_v1_item_t._pad1 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v1_item_t, price) == 8, "arbsphere_dual_variables_v1_item_t.price offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v1_item_t, u) == 16, "arbsphere_dual_variables_v1_item_t.u offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v1_item_t, xbar) == 24, "arbsphere_dual_variables_v1_item_t.xbar offset");
 
 typedef struct arbsphere_dual_variables_v2_t {
     uint64_t solve_id; /* offset 0 */
@@ -357,19 +369,19 @@ typedef struct arbsphere_dual_variables_v2_t {
     double primal_res; /* offset 40 */
     double dual_res; /* offset 48 */
 } arbsphere_dual_variables_v2_t;
-_Static_assert(sizeof(arbsphere_dual_variables_v2_t) == 56, "arbsphere_dual_variables_v2_t size");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_t, solve_id) == 0, "arbsphere_dual_variables_v2_t.solve_id offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_t, round) == 8, "arbsphere_dual_variables_v2_t.round offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_t, n_assets) == 12, "arbsphere_dual_variables_v2_t.n_assets offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_t, phase) == 14, "arbsphere_dual_variables_v2_t.phase offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_t, flags) == 15, "arbsphere_dual_variables_v2_t.flags offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_t, iterations) == 16, "arbsphere_dual_variables_v2_t.iterations offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_t, converged) == 20, "arbsphere_dual_variables_v2_t.converged offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_t, _pad0) == 21, "arbsphere_dual_variables_v2_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_t, rho) == 24, "arbsphere_dual_variables_v2_t.rho offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_t, alpha) == 32, "arbsphere_dual_variables_v2_t.alpha offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_t, primal_res) == 40, "arbsphere_dual_variables_v2_t.primal_res offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_t, dual_res) == 48, "arbsphere_dual_variables_v2_t.dual_res offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_dual_variables_v2_t) == 56, "arbsphere_dual_variables_v2_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_t, solve_id) == 0, "arbsphere_dual_variables_v2_t.solve_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_t, round) == 8, "arbsphere_dual_variables_v2_t.round offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_t, n_assets) == 12, "arbsphere_dual_variables_v2_t.n_assets offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_t, phase) == 14, "arbsphere_dual_variables_v2_t.phase offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_t, flags) == 15, "arbsphere_dual_variables_v2_t.flags offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_t, iterations) == 16, "arbsphere_dual_variables_v2_t.iterations offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_t, converged) == 20, "arbsphere_dual_variables_v2_t.converged offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_t, _pad0) == 21, "arbsphere_dual_variables_v2_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_t, rho) == 24, "arbsphere_dual_variables_v2_t.rho offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_t, alpha) == 32, "arbsphere_dual_variables_v2_t.alpha offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_t, primal_res) == 40, "arbsphere_dual_variables_v2_t.primal_res offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_t, dual_res) == 48, "arbsphere_dual_variables_v2_t.dual_res offset");
 
 typedef struct arbsphere_dual_variables_v2_item_t {
     uint16_t asset_id; /* offset 0 */
@@ -379,13 +391,13 @@ typedef struct arbsphere_dual_variables_v2_item_t {
     double u; /* offset 16 */
     double xbar; /* offset 24 */
 } arbsphere_dual_variables_v2_item_t;
-_Static_assert(sizeof(arbsphere_dual_variables_v2_item_t) == 32, "arbsphere_dual_variables_v2_item_t size");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_item_t, asset_id) == 0, "arbsphere_dual_variables_v2_item_t.asset_id offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_item_t, _pad0) == 2, "arbsphere_dual_variables_v2_item_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_item_t, _pad1) == 4, "arbsphere_dual_variables_v2_item_t._pad1 offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_item_t, price) == 8, "arbsphere_dual_variables_v2_item_t.price offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_item_t, u) == 16, "arbsphere_dual_variables_v2_item_t.u offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v2_item_t, xbar) == 24, "arbsphere_dual_variables_v2_item_t.xbar offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_dual_variables_v2_item_t) == 32, "arbsphere_dual_variables_v2_item_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_item_t, asset_id) == 0, "arbsphere_dual_variables_v2_item_t.asset_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_item_t, _pad0) == 2, "arbsphere_dual_variables_v2_item_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_item_t, _pad1) == 4, "arbsphere_dual_variables_v2_item_t._pad1 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_item_t, price) == 8, "arbsphere_dual_variables_v2_item_t.price offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_item_t, u) == 16, "arbsphere_dual_variables_v2_item_t.u offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v2_item_t, xbar) == 24, "arbsphere_dual_variables_v2_item_t.xbar offset");
 
 typedef struct arbsphere_dual_variables_v3_t {
     uint64_t solve_id; /* offset 0 */
@@ -404,22 +416,22 @@ typedef struct arbsphere_dual_variables_v3_t {
     uint32_t reveal_round; /* offset 64 */
     uint32_t _pad1; /* offset 68 */
 } arbsphere_dual_variables_v3_t;
-_Static_assert(sizeof(arbsphere_dual_variables_v3_t) == 72, "arbsphere_dual_variables_v3_t size");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_t, solve_id) == 0, "arbsphere_dual_variables_v3_t.solve_id offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_t, round) == 8, "arbsphere_dual_variables_v3_t.round offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_t, n_assets) == 12, "arbsphere_dual_variables_v3_t.n_assets offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_t, phase) == 14, "arbsphere_dual_variables_v3_t.phase offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_t, flags) == 15, "arbsphere_dual_variables_v3_t.flags offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_t, iterations) == 16, "arbsphere_dual_variables_v3_t.iterations offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_t, converged) == 20, "arbsphere_dual_variables_v3_t.converged offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_t, _pad0) == 21, "arbsphere_dual_variables_v3_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_t, rho) == 24, "arbsphere_dual_variables_v3_t.rho offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_t, alpha) == 32, "arbsphere_dual_variables_v3_t.alpha offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_t, primal_res) == 40, "arbsphere_dual_variables_v3_t.primal_res offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_t, dual_res) == 48, "arbsphere_dual_variables_v3_t.dual_res offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_t, participants) == 56, "arbsphere_dual_variables_v3_t.participants offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_t, reveal_round) == 64, "arbsphere_dual_variables_v3_t.reveal_round offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_t, _pad1) == 68, "arbsphere_dual_variables_v3_t._pad1 offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_dual_variables_v3_t) == 72, "arbsphere_dual_variables_v3_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_t, solve_id) == 0, "arbsphere_dual_variables_v3_t.solve_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_t, round) == 8, "arbsphere_dual_variables_v3_t.round offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_t, n_assets) == 12, "arbsphere_dual_variables_v3_t.n_assets offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_t, phase) == 14, "arbsphere_dual_variables_v3_t.phase offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_t, flags) == 15, "arbsphere_dual_variables_v3_t.flags offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_t, iterations) == 16, "arbsphere_dual_variables_v3_t.iterations offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_t, converged) == 20, "arbsphere_dual_variables_v3_t.converged offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_t, _pad0) == 21, "arbsphere_dual_variables_v3_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_t, rho) == 24, "arbsphere_dual_variables_v3_t.rho offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_t, alpha) == 32, "arbsphere_dual_variables_v3_t.alpha offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_t, primal_res) == 40, "arbsphere_dual_variables_v3_t.primal_res offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_t, dual_res) == 48, "arbsphere_dual_variables_v3_t.dual_res offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_t, participants) == 56, "arbsphere_dual_variables_v3_t.participants offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_t, reveal_round) == 64, "arbsphere_dual_variables_v3_t.reveal_round offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_t, _pad1) == 68, "arbsphere_dual_variables_v3_t._pad1 offset");
 
 typedef struct arbsphere_dual_variables_v3_item_t {
     uint16_t asset_id; /* offset 0 */
@@ -429,13 +441,13 @@ typedef struct arbsphere_dual_variables_v3_item_t {
     double u; /* offset 16 */
     double xbar; /* offset 24 */
 } arbsphere_dual_variables_v3_item_t;
-_Static_assert(sizeof(arbsphere_dual_variables_v3_item_t) == 32, "arbsphere_dual_variables_v3_item_t size");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_item_t, asset_id) == 0, "arbsphere_dual_variables_v3_item_t.asset_id offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_item_t, _pad0) == 2, "arbsphere_dual_variables_v3_item_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_item_t, _pad1) == 4, "arbsphere_dual_variables_v3_item_t._pad1 offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_item_t, price) == 8, "arbsphere_dual_variables_v3_item_t.price offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_item_t, u) == 16, "arbsphere_dual_variables_v3_item_t.u offset");
-_Static_assert(offsetof(arbsphere_dual_variables_v3_item_t, xbar) == 24, "arbsphere_dual_variables_v3_item_t.xbar offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_dual_variables_v3_item_t) == 32, "arbsphere_dual_variables_v3_item_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_item_t, asset_id) == 0, "arbsphere_dual_variables_v3_item_t.asset_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_item_t, _pad0) == 2, "arbsphere_dual_variables_v3_item_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_item_t, _pad1) == 4, "arbsphere_dual_variables_v3_item_t._pad1 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_item_t, price) == 8, "arbsphere_dual_variables_v3_item_t.price offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_item_t, u) == 16, "arbsphere_dual_variables_v3_item_t.u offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dual_variables_v3_item_t, xbar) == 24, "arbsphere_dual_variables_v3_item_t.xbar offset");
 
 typedef struct arbsphere_privacy_budget_v1_t {
     uint16_t venue_id; /* offset 0 */
@@ -447,15 +459,15 @@ typedef struct arbsphere_privacy_budget_v1_t {
     double delta; /* offset 24 */
     uint64_t releases; /* offset 32 */
 } arbsphere_privacy_budget_v1_t;
-_Static_assert(sizeof(arbsphere_privacy_budget_v1_t) == 40, "arbsphere_privacy_budget_v1_t size");
-_Static_assert(offsetof(arbsphere_privacy_budget_v1_t, venue_id) == 0, "arbsphere_privacy_budget_v1_t.venue_id offset");
-_Static_assert(offsetof(arbsphere_privacy_budget_v1_t, signal_kind) == 2, "arbsphere_privacy_budget_v1_t.signal_kind offset");
-_Static_assert(offsetof(arbsphere_privacy_budget_v1_t, mechanism) == 4, "arbsphere_privacy_budget_v1_t.mechanism offset");
-_Static_assert(offsetof(arbsphere_privacy_budget_v1_t, _pad0) == 5, "arbsphere_privacy_budget_v1_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_privacy_budget_v1_t, epsilon_total) == 8, "arbsphere_privacy_budget_v1_t.epsilon_total offset");
-_Static_assert(offsetof(arbsphere_privacy_budget_v1_t, epsilon_spent) == 16, "arbsphere_privacy_budget_v1_t.epsilon_spent offset");
-_Static_assert(offsetof(arbsphere_privacy_budget_v1_t, delta) == 24, "arbsphere_privacy_budget_v1_t.delta offset");
-_Static_assert(offsetof(arbsphere_privacy_budget_v1_t, releases) == 32, "arbsphere_privacy_budget_v1_t.releases offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_privacy_budget_v1_t) == 40, "arbsphere_privacy_budget_v1_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_privacy_budget_v1_t, venue_id) == 0, "arbsphere_privacy_budget_v1_t.venue_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_privacy_budget_v1_t, signal_kind) == 2, "arbsphere_privacy_budget_v1_t.signal_kind offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_privacy_budget_v1_t, mechanism) == 4, "arbsphere_privacy_budget_v1_t.mechanism offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_privacy_budget_v1_t, _pad0) == 5, "arbsphere_privacy_budget_v1_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_privacy_budget_v1_t, epsilon_total) == 8, "arbsphere_privacy_budget_v1_t.epsilon_total offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_privacy_budget_v1_t, epsilon_spent) == 16, "arbsphere_privacy_budget_v1_t.epsilon_spent offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_privacy_budget_v1_t, delta) == 24, "arbsphere_privacy_budget_v1_t.delta offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_privacy_budget_v1_t, releases) == 32, "arbsphere_privacy_budget_v1_t.releases offset");
 
 typedef struct arbsphere_audit_log_event_v1_t {
     uint16_t event_kind; /* offset 0 */
@@ -468,16 +480,16 @@ typedef struct arbsphere_audit_log_event_v1_t {
     uint8_t prev_hash[32]; /* offset 32 */
     uint8_t payload_hash[32]; /* offset 64 */
 } arbsphere_audit_log_event_v1_t;
-_Static_assert(sizeof(arbsphere_audit_log_event_v1_t) == 96, "arbsphere_audit_log_event_v1_t size");
-_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, event_kind) == 0, "arbsphere_audit_log_event_v1_t.event_kind offset");
-_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, _pad0) == 2, "arbsphere_audit_log_event_v1_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, actor) == 4, "arbsphere_audit_log_event_v1_t.actor offset");
-_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, subject) == 8, "arbsphere_audit_log_event_v1_t.subject offset");
-_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, _pad1) == 12, "arbsphere_audit_log_event_v1_t._pad1 offset");
-_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, seq) == 16, "arbsphere_audit_log_event_v1_t.seq offset");
-_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, ts_ns) == 24, "arbsphere_audit_log_event_v1_t.ts_ns offset");
-_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, prev_hash) == 32, "arbsphere_audit_log_event_v1_t.prev_hash offset");
-_Static_assert(offsetof(arbsphere_audit_log_event_v1_t, payload_hash) == 64, "arbsphere_audit_log_event_v1_t.payload_hash offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_audit_log_event_v1_t) == 96, "arbsphere_audit_log_event_v1_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_audit_log_event_v1_t, event_kind) == 0, "arbsphere_audit_log_event_v1_t.event_kind offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_audit_log_event_v1_t, _pad0) == 2, "arbsphere_audit_log_event_v1_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_audit_log_event_v1_t, actor) == 4, "arbsphere_audit_log_event_v1_t.actor offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_audit_log_event_v1_t, subject) == 8, "arbsphere_audit_log_event_v1_t.subject offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_audit_log_event_v1_t, _pad1) == 12, "arbsphere_audit_log_event_v1_t._pad1 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_audit_log_event_v1_t, seq) == 16, "arbsphere_audit_log_event_v1_t.seq offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_audit_log_event_v1_t, ts_ns) == 24, "arbsphere_audit_log_event_v1_t.ts_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_audit_log_event_v1_t, prev_hash) == 32, "arbsphere_audit_log_event_v1_t.prev_hash offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_audit_log_event_v1_t, payload_hash) == 64, "arbsphere_audit_log_event_v1_t.payload_hash offset");
 
 typedef struct arbsphere_execution_report_v1_t {
     uint64_t order_id; /* offset 0 */
@@ -493,19 +505,19 @@ typedef struct arbsphere_execution_report_v1_t {
     int64_t rig_tx_ns; /* offset 56 */
     int64_t rig_rx_ns; /* offset 64 */
 } arbsphere_execution_report_v1_t;
-_Static_assert(sizeof(arbsphere_execution_report_v1_t) == 72, "arbsphere_execution_report_v1_t size");
-_Static_assert(offsetof(arbsphere_execution_report_v1_t, order_id) == 0, "arbsphere_execution_report_v1_t.order_id offset");
-_Static_assert(offsetof(arbsphere_execution_report_v1_t, delta_id) == 8, "arbsphere_execution_report_v1_t.delta_id offset");
-_Static_assert(offsetof(arbsphere_execution_report_v1_t, venue) == 16, "arbsphere_execution_report_v1_t.venue offset");
-_Static_assert(offsetof(arbsphere_execution_report_v1_t, asset) == 18, "arbsphere_execution_report_v1_t.asset offset");
-_Static_assert(offsetof(arbsphere_execution_report_v1_t, status) == 20, "arbsphere_execution_report_v1_t.status offset");
-_Static_assert(offsetof(arbsphere_execution_report_v1_t, _pad0) == 21, "arbsphere_execution_report_v1_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_execution_report_v1_t, filled_lots) == 24, "arbsphere_execution_report_v1_t.filled_lots offset");
-_Static_assert(offsetof(arbsphere_execution_report_v1_t, fill_px) == 32, "arbsphere_execution_report_v1_t.fill_px offset");
-_Static_assert(offsetof(arbsphere_execution_report_v1_t, device_rx_ns) == 40, "arbsphere_execution_report_v1_t.device_rx_ns offset");
-_Static_assert(offsetof(arbsphere_execution_report_v1_t, device_tx_ns) == 48, "arbsphere_execution_report_v1_t.device_tx_ns offset");
-_Static_assert(offsetof(arbsphere_execution_report_v1_t, rig_tx_ns) == 56, "arbsphere_execution_report_v1_t.rig_tx_ns offset");
-_Static_assert(offsetof(arbsphere_execution_report_v1_t, rig_rx_ns) == 64, "arbsphere_execution_report_v1_t.rig_rx_ns offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_execution_report_v1_t) == 72, "arbsphere_execution_report_v1_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_execution_report_v1_t, order_id) == 0, "arbsphere_execution_report_v1_t.order_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_execution_report_v1_t, delta_id) == 8, "arbsphere_execution_report_v1_t.delta_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_execution_report_v1_t, venue) == 16, "arbsphere_execution_report_v1_t.venue offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_execution_report_v1_t, asset) == 18, "arbsphere_execution_report_v1_t.asset offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_execution_report_v1_t, status) == 20, "arbsphere_execution_report_v1_t.status offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_execution_report_v1_t, _pad0) == 21, "arbsphere_execution_report_v1_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_execution_report_v1_t, filled_lots) == 24, "arbsphere_execution_report_v1_t.filled_lots offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_execution_report_v1_t, fill_px) == 32, "arbsphere_execution_report_v1_t.fill_px offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_execution_report_v1_t, device_rx_ns) == 40, "arbsphere_execution_report_v1_t.device_rx_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_execution_report_v1_t, device_tx_ns) == 48, "arbsphere_execution_report_v1_t.device_tx_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_execution_report_v1_t, rig_tx_ns) == 56, "arbsphere_execution_report_v1_t.rig_tx_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_execution_report_v1_t, rig_rx_ns) == 64, "arbsphere_execution_report_v1_t.rig_rx_ns offset");
 
 typedef struct arbsphere_local_solution_v1_t {
     uint64_t solve_id; /* offset 0 */
@@ -514,12 +526,12 @@ typedef struct arbsphere_local_solution_v1_t {
     uint16_t n_assets; /* offset 14 */
     uint64_t problem_seq; /* offset 16 */
 } arbsphere_local_solution_v1_t;
-_Static_assert(sizeof(arbsphere_local_solution_v1_t) == 24, "arbsphere_local_solution_v1_t size");
-_Static_assert(offsetof(arbsphere_local_solution_v1_t, solve_id) == 0, "arbsphere_local_solution_v1_t.solve_id offset");
-_Static_assert(offsetof(arbsphere_local_solution_v1_t, round) == 8, "arbsphere_local_solution_v1_t.round offset");
-_Static_assert(offsetof(arbsphere_local_solution_v1_t, venue_id) == 12, "arbsphere_local_solution_v1_t.venue_id offset");
-_Static_assert(offsetof(arbsphere_local_solution_v1_t, n_assets) == 14, "arbsphere_local_solution_v1_t.n_assets offset");
-_Static_assert(offsetof(arbsphere_local_solution_v1_t, problem_seq) == 16, "arbsphere_local_solution_v1_t.problem_seq offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_local_solution_v1_t) == 24, "arbsphere_local_solution_v1_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v1_t, solve_id) == 0, "arbsphere_local_solution_v1_t.solve_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v1_t, round) == 8, "arbsphere_local_solution_v1_t.round offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v1_t, venue_id) == 12, "arbsphere_local_solution_v1_t.venue_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v1_t, n_assets) == 14, "arbsphere_local_solution_v1_t.n_assets offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v1_t, problem_seq) == 16, "arbsphere_local_solution_v1_t.problem_seq offset");
 
 typedef struct arbsphere_local_solution_v1_item_t {
     uint16_t asset_id; /* offset 0 */
@@ -527,11 +539,11 @@ typedef struct arbsphere_local_solution_v1_item_t {
     uint32_t _pad1; /* offset 4 */
     double x; /* offset 8 */
 } arbsphere_local_solution_v1_item_t;
-_Static_assert(sizeof(arbsphere_local_solution_v1_item_t) == 16, "arbsphere_local_solution_v1_item_t size");
-_Static_assert(offsetof(arbsphere_local_solution_v1_item_t, asset_id) == 0, "arbsphere_local_solution_v1_item_t.asset_id offset");
-_Static_assert(offsetof(arbsphere_local_solution_v1_item_t, _pad0) == 2, "arbsphere_local_solution_v1_item_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_local_solution_v1_item_t, _pad1) == 4, "arbsphere_local_solution_v1_item_t._pad1 offset");
-_Static_assert(offsetof(arbsphere_local_solution_v1_item_t, x) == 8, "arbsphere_local_solution_v1_item_t.x offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_local_solution_v1_item_t) == 16, "arbsphere_local_solution_v1_item_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v1_item_t, asset_id) == 0, "arbsphere_local_solution_v1_item_t.asset_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v1_item_t, _pad0) == 2, "arbsphere_local_solution_v1_item_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v1_item_t, _pad1) == 4, "arbsphere_local_solution_v1_item_t._pad1 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v1_item_t, x) == 8, "arbsphere_local_solution_v1_item_t.x offset");
 
 typedef struct arbsphere_local_solution_v2_t {
     uint64_t solve_id; /* offset 0 */
@@ -544,22 +556,22 @@ typedef struct arbsphere_local_solution_v2_t {
     uint32_t n_words; /* offset 32 */
     uint32_t _pad1; /* offset 36 */
 } arbsphere_local_solution_v2_t;
-_Static_assert(sizeof(arbsphere_local_solution_v2_t) == 40, "arbsphere_local_solution_v2_t size");
-_Static_assert(offsetof(arbsphere_local_solution_v2_t, solve_id) == 0, "arbsphere_local_solution_v2_t.solve_id offset");
-_Static_assert(offsetof(arbsphere_local_solution_v2_t, round) == 8, "arbsphere_local_solution_v2_t.round offset");
-_Static_assert(offsetof(arbsphere_local_solution_v2_t, venue_id) == 12, "arbsphere_local_solution_v2_t.venue_id offset");
-_Static_assert(offsetof(arbsphere_local_solution_v2_t, kind) == 14, "arbsphere_local_solution_v2_t.kind offset");
-_Static_assert(offsetof(arbsphere_local_solution_v2_t, _pad0) == 15, "arbsphere_local_solution_v2_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_local_solution_v2_t, problem_seq) == 16, "arbsphere_local_solution_v2_t.problem_seq offset");
-_Static_assert(offsetof(arbsphere_local_solution_v2_t, participants) == 24, "arbsphere_local_solution_v2_t.participants offset");
-_Static_assert(offsetof(arbsphere_local_solution_v2_t, n_words) == 32, "arbsphere_local_solution_v2_t.n_words offset");
-_Static_assert(offsetof(arbsphere_local_solution_v2_t, _pad1) == 36, "arbsphere_local_solution_v2_t._pad1 offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_local_solution_v2_t) == 40, "arbsphere_local_solution_v2_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v2_t, solve_id) == 0, "arbsphere_local_solution_v2_t.solve_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v2_t, round) == 8, "arbsphere_local_solution_v2_t.round offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v2_t, venue_id) == 12, "arbsphere_local_solution_v2_t.venue_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v2_t, kind) == 14, "arbsphere_local_solution_v2_t.kind offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v2_t, _pad0) == 15, "arbsphere_local_solution_v2_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v2_t, problem_seq) == 16, "arbsphere_local_solution_v2_t.problem_seq offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v2_t, participants) == 24, "arbsphere_local_solution_v2_t.participants offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v2_t, n_words) == 32, "arbsphere_local_solution_v2_t.n_words offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v2_t, _pad1) == 36, "arbsphere_local_solution_v2_t._pad1 offset");
 
 typedef struct arbsphere_local_solution_v2_item_t {
     uint64_t word; /* offset 0 */
 } arbsphere_local_solution_v2_item_t;
-_Static_assert(sizeof(arbsphere_local_solution_v2_item_t) == 8, "arbsphere_local_solution_v2_item_t size");
-_Static_assert(offsetof(arbsphere_local_solution_v2_item_t, word) == 0, "arbsphere_local_solution_v2_item_t.word offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_local_solution_v2_item_t) == 8, "arbsphere_local_solution_v2_item_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_local_solution_v2_item_t, word) == 0, "arbsphere_local_solution_v2_item_t.word offset");
 
 typedef struct arbsphere_venue_quote_v1_t {
     uint16_t venue_id; /* offset 0 */
@@ -569,13 +581,13 @@ typedef struct arbsphere_venue_quote_v1_t {
     int64_t tick_intended_ns; /* offset 16 */
     int64_t budget_ns; /* offset 24 */
 } arbsphere_venue_quote_v1_t;
-_Static_assert(sizeof(arbsphere_venue_quote_v1_t) == 32, "arbsphere_venue_quote_v1_t size");
-_Static_assert(offsetof(arbsphere_venue_quote_v1_t, venue_id) == 0, "arbsphere_venue_quote_v1_t.venue_id offset");
-_Static_assert(offsetof(arbsphere_venue_quote_v1_t, n_assets) == 2, "arbsphere_venue_quote_v1_t.n_assets offset");
-_Static_assert(offsetof(arbsphere_venue_quote_v1_t, _pad0) == 4, "arbsphere_venue_quote_v1_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_venue_quote_v1_t, tick_seq) == 8, "arbsphere_venue_quote_v1_t.tick_seq offset");
-_Static_assert(offsetof(arbsphere_venue_quote_v1_t, tick_intended_ns) == 16, "arbsphere_venue_quote_v1_t.tick_intended_ns offset");
-_Static_assert(offsetof(arbsphere_venue_quote_v1_t, budget_ns) == 24, "arbsphere_venue_quote_v1_t.budget_ns offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_venue_quote_v1_t) == 32, "arbsphere_venue_quote_v1_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_venue_quote_v1_t, venue_id) == 0, "arbsphere_venue_quote_v1_t.venue_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_venue_quote_v1_t, n_assets) == 2, "arbsphere_venue_quote_v1_t.n_assets offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_venue_quote_v1_t, _pad0) == 4, "arbsphere_venue_quote_v1_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_venue_quote_v1_t, tick_seq) == 8, "arbsphere_venue_quote_v1_t.tick_seq offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_venue_quote_v1_t, tick_intended_ns) == 16, "arbsphere_venue_quote_v1_t.tick_intended_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_venue_quote_v1_t, budget_ns) == 24, "arbsphere_venue_quote_v1_t.budget_ns offset");
 
 typedef struct arbsphere_venue_quote_v1_item_t {
     uint16_t asset_id; /* offset 0 */
@@ -584,12 +596,12 @@ typedef struct arbsphere_venue_quote_v1_item_t {
     int64_t bid_px; /* offset 8 */
     int64_t ask_px; /* offset 16 */
 } arbsphere_venue_quote_v1_item_t;
-_Static_assert(sizeof(arbsphere_venue_quote_v1_item_t) == 24, "arbsphere_venue_quote_v1_item_t size");
-_Static_assert(offsetof(arbsphere_venue_quote_v1_item_t, asset_id) == 0, "arbsphere_venue_quote_v1_item_t.asset_id offset");
-_Static_assert(offsetof(arbsphere_venue_quote_v1_item_t, _pad0) == 2, "arbsphere_venue_quote_v1_item_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_venue_quote_v1_item_t, _pad1) == 4, "arbsphere_venue_quote_v1_item_t._pad1 offset");
-_Static_assert(offsetof(arbsphere_venue_quote_v1_item_t, bid_px) == 8, "arbsphere_venue_quote_v1_item_t.bid_px offset");
-_Static_assert(offsetof(arbsphere_venue_quote_v1_item_t, ask_px) == 16, "arbsphere_venue_quote_v1_item_t.ask_px offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_venue_quote_v1_item_t) == 24, "arbsphere_venue_quote_v1_item_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_venue_quote_v1_item_t, asset_id) == 0, "arbsphere_venue_quote_v1_item_t.asset_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_venue_quote_v1_item_t, _pad0) == 2, "arbsphere_venue_quote_v1_item_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_venue_quote_v1_item_t, _pad1) == 4, "arbsphere_venue_quote_v1_item_t._pad1 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_venue_quote_v1_item_t, bid_px) == 8, "arbsphere_venue_quote_v1_item_t.bid_px offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_venue_quote_v1_item_t, ask_px) == 16, "arbsphere_venue_quote_v1_item_t.ask_px offset");
 
 typedef struct arbsphere_plan_snapshot_v1_t {
     uint64_t delta_id; /* offset 0 */
@@ -598,18 +610,18 @@ typedef struct arbsphere_plan_snapshot_v1_t {
     uint16_t n_assets; /* offset 18 */
     uint32_t n_cells; /* offset 20 */
 } arbsphere_plan_snapshot_v1_t;
-_Static_assert(sizeof(arbsphere_plan_snapshot_v1_t) == 24, "arbsphere_plan_snapshot_v1_t size");
-_Static_assert(offsetof(arbsphere_plan_snapshot_v1_t, delta_id) == 0, "arbsphere_plan_snapshot_v1_t.delta_id offset");
-_Static_assert(offsetof(arbsphere_plan_snapshot_v1_t, plan_hash) == 8, "arbsphere_plan_snapshot_v1_t.plan_hash offset");
-_Static_assert(offsetof(arbsphere_plan_snapshot_v1_t, n_venues) == 16, "arbsphere_plan_snapshot_v1_t.n_venues offset");
-_Static_assert(offsetof(arbsphere_plan_snapshot_v1_t, n_assets) == 18, "arbsphere_plan_snapshot_v1_t.n_assets offset");
-_Static_assert(offsetof(arbsphere_plan_snapshot_v1_t, n_cells) == 20, "arbsphere_plan_snapshot_v1_t.n_cells offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_plan_snapshot_v1_t) == 24, "arbsphere_plan_snapshot_v1_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_snapshot_v1_t, delta_id) == 0, "arbsphere_plan_snapshot_v1_t.delta_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_snapshot_v1_t, plan_hash) == 8, "arbsphere_plan_snapshot_v1_t.plan_hash offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_snapshot_v1_t, n_venues) == 16, "arbsphere_plan_snapshot_v1_t.n_venues offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_snapshot_v1_t, n_assets) == 18, "arbsphere_plan_snapshot_v1_t.n_assets offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_snapshot_v1_t, n_cells) == 20, "arbsphere_plan_snapshot_v1_t.n_cells offset");
 
 typedef struct arbsphere_plan_snapshot_v1_item_t {
     int64_t lots; /* offset 0 */
 } arbsphere_plan_snapshot_v1_item_t;
-_Static_assert(sizeof(arbsphere_plan_snapshot_v1_item_t) == 8, "arbsphere_plan_snapshot_v1_item_t size");
-_Static_assert(offsetof(arbsphere_plan_snapshot_v1_item_t, lots) == 0, "arbsphere_plan_snapshot_v1_item_t.lots offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_plan_snapshot_v1_item_t) == 8, "arbsphere_plan_snapshot_v1_item_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_plan_snapshot_v1_item_t, lots) == 0, "arbsphere_plan_snapshot_v1_item_t.lots offset");
 
 typedef struct arbsphere_replica_status_v1_t {
     uint32_t replica_id; /* offset 0 */
@@ -619,13 +631,13 @@ typedef struct arbsphere_replica_status_v1_t {
     uint64_t replica_hash; /* offset 16 */
     uint64_t expected_hash; /* offset 24 */
 } arbsphere_replica_status_v1_t;
-_Static_assert(sizeof(arbsphere_replica_status_v1_t) == 32, "arbsphere_replica_status_v1_t size");
-_Static_assert(offsetof(arbsphere_replica_status_v1_t, replica_id) == 0, "arbsphere_replica_status_v1_t.replica_id offset");
-_Static_assert(offsetof(arbsphere_replica_status_v1_t, status) == 4, "arbsphere_replica_status_v1_t.status offset");
-_Static_assert(offsetof(arbsphere_replica_status_v1_t, _pad0) == 5, "arbsphere_replica_status_v1_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_replica_status_v1_t, delta_id) == 8, "arbsphere_replica_status_v1_t.delta_id offset");
-_Static_assert(offsetof(arbsphere_replica_status_v1_t, replica_hash) == 16, "arbsphere_replica_status_v1_t.replica_hash offset");
-_Static_assert(offsetof(arbsphere_replica_status_v1_t, expected_hash) == 24, "arbsphere_replica_status_v1_t.expected_hash offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_replica_status_v1_t) == 32, "arbsphere_replica_status_v1_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_replica_status_v1_t, replica_id) == 0, "arbsphere_replica_status_v1_t.replica_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_replica_status_v1_t, status) == 4, "arbsphere_replica_status_v1_t.status offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_replica_status_v1_t, _pad0) == 5, "arbsphere_replica_status_v1_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_replica_status_v1_t, delta_id) == 8, "arbsphere_replica_status_v1_t.delta_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_replica_status_v1_t, replica_hash) == 16, "arbsphere_replica_status_v1_t.replica_hash offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_replica_status_v1_t, expected_hash) == 24, "arbsphere_replica_status_v1_t.expected_hash offset");
 
 typedef struct arbsphere_governance_frame_v1_t {
     uint16_t kind; /* offset 0; codes: GovernanceFrameKind */
@@ -635,19 +647,19 @@ typedef struct arbsphere_governance_frame_v1_t {
     uint32_t body_len; /* offset 16 */
     uint32_t _pad0; /* offset 20 */
 } arbsphere_governance_frame_v1_t;
-_Static_assert(sizeof(arbsphere_governance_frame_v1_t) == 24, "arbsphere_governance_frame_v1_t size");
-_Static_assert(offsetof(arbsphere_governance_frame_v1_t, kind) == 0, "arbsphere_governance_frame_v1_t.kind offset");
-_Static_assert(offsetof(arbsphere_governance_frame_v1_t, event_kind) == 2, "arbsphere_governance_frame_v1_t.event_kind offset");
-_Static_assert(offsetof(arbsphere_governance_frame_v1_t, subject) == 4, "arbsphere_governance_frame_v1_t.subject offset");
-_Static_assert(offsetof(arbsphere_governance_frame_v1_t, request_id) == 8, "arbsphere_governance_frame_v1_t.request_id offset");
-_Static_assert(offsetof(arbsphere_governance_frame_v1_t, body_len) == 16, "arbsphere_governance_frame_v1_t.body_len offset");
-_Static_assert(offsetof(arbsphere_governance_frame_v1_t, _pad0) == 20, "arbsphere_governance_frame_v1_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_governance_frame_v1_t) == 24, "arbsphere_governance_frame_v1_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_governance_frame_v1_t, kind) == 0, "arbsphere_governance_frame_v1_t.kind offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_governance_frame_v1_t, event_kind) == 2, "arbsphere_governance_frame_v1_t.event_kind offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_governance_frame_v1_t, subject) == 4, "arbsphere_governance_frame_v1_t.subject offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_governance_frame_v1_t, request_id) == 8, "arbsphere_governance_frame_v1_t.request_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_governance_frame_v1_t, body_len) == 16, "arbsphere_governance_frame_v1_t.body_len offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_governance_frame_v1_t, _pad0) == 20, "arbsphere_governance_frame_v1_t._pad0 offset");
 
 typedef struct arbsphere_governance_frame_v1_item_t {
     uint8_t byte; /* offset 0 */
 } arbsphere_governance_frame_v1_item_t;
-_Static_assert(sizeof(arbsphere_governance_frame_v1_item_t) == 1, "arbsphere_governance_frame_v1_item_t size");
-_Static_assert(offsetof(arbsphere_governance_frame_v1_item_t, byte) == 0, "arbsphere_governance_frame_v1_item_t.byte offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_governance_frame_v1_item_t) == 1, "arbsphere_governance_frame_v1_item_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_governance_frame_v1_item_t, byte) == 0, "arbsphere_governance_frame_v1_item_t.byte offset");
 
 typedef struct arbsphere_signal_share_v1_t {
     uint64_t epoch; /* offset 0 */
@@ -656,18 +668,18 @@ typedef struct arbsphere_signal_share_v1_t {
     uint16_t _pad0; /* offset 18 */
     uint32_t n_words; /* offset 20 */
 } arbsphere_signal_share_v1_t;
-_Static_assert(sizeof(arbsphere_signal_share_v1_t) == 24, "arbsphere_signal_share_v1_t size");
-_Static_assert(offsetof(arbsphere_signal_share_v1_t, epoch) == 0, "arbsphere_signal_share_v1_t.epoch offset");
-_Static_assert(offsetof(arbsphere_signal_share_v1_t, participants) == 8, "arbsphere_signal_share_v1_t.participants offset");
-_Static_assert(offsetof(arbsphere_signal_share_v1_t, venue_id) == 16, "arbsphere_signal_share_v1_t.venue_id offset");
-_Static_assert(offsetof(arbsphere_signal_share_v1_t, _pad0) == 18, "arbsphere_signal_share_v1_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_signal_share_v1_t, n_words) == 20, "arbsphere_signal_share_v1_t.n_words offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_signal_share_v1_t) == 24, "arbsphere_signal_share_v1_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_signal_share_v1_t, epoch) == 0, "arbsphere_signal_share_v1_t.epoch offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_signal_share_v1_t, participants) == 8, "arbsphere_signal_share_v1_t.participants offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_signal_share_v1_t, venue_id) == 16, "arbsphere_signal_share_v1_t.venue_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_signal_share_v1_t, _pad0) == 18, "arbsphere_signal_share_v1_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_signal_share_v1_t, n_words) == 20, "arbsphere_signal_share_v1_t.n_words offset");
 
 typedef struct arbsphere_signal_share_v1_item_t {
     uint64_t word; /* offset 0 */
 } arbsphere_signal_share_v1_item_t;
-_Static_assert(sizeof(arbsphere_signal_share_v1_item_t) == 8, "arbsphere_signal_share_v1_item_t size");
-_Static_assert(offsetof(arbsphere_signal_share_v1_item_t, word) == 0, "arbsphere_signal_share_v1_item_t.word offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_signal_share_v1_item_t) == 8, "arbsphere_signal_share_v1_item_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_signal_share_v1_item_t, word) == 0, "arbsphere_signal_share_v1_item_t.word offset");
 
 typedef struct arbsphere_price_proposal_v1_t {
     uint64_t solve_id; /* offset 0 */
@@ -677,13 +689,13 @@ typedef struct arbsphere_price_proposal_v1_t {
     uint8_t flags; /* offset 15; codes: PriceFlags */
     uint64_t participants; /* offset 16 */
 } arbsphere_price_proposal_v1_t;
-_Static_assert(sizeof(arbsphere_price_proposal_v1_t) == 24, "arbsphere_price_proposal_v1_t size");
-_Static_assert(offsetof(arbsphere_price_proposal_v1_t, solve_id) == 0, "arbsphere_price_proposal_v1_t.solve_id offset");
-_Static_assert(offsetof(arbsphere_price_proposal_v1_t, round) == 8, "arbsphere_price_proposal_v1_t.round offset");
-_Static_assert(offsetof(arbsphere_price_proposal_v1_t, n_assets) == 12, "arbsphere_price_proposal_v1_t.n_assets offset");
-_Static_assert(offsetof(arbsphere_price_proposal_v1_t, phase) == 14, "arbsphere_price_proposal_v1_t.phase offset");
-_Static_assert(offsetof(arbsphere_price_proposal_v1_t, flags) == 15, "arbsphere_price_proposal_v1_t.flags offset");
-_Static_assert(offsetof(arbsphere_price_proposal_v1_t, participants) == 16, "arbsphere_price_proposal_v1_t.participants offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_price_proposal_v1_t) == 24, "arbsphere_price_proposal_v1_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_proposal_v1_t, solve_id) == 0, "arbsphere_price_proposal_v1_t.solve_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_proposal_v1_t, round) == 8, "arbsphere_price_proposal_v1_t.round offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_proposal_v1_t, n_assets) == 12, "arbsphere_price_proposal_v1_t.n_assets offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_proposal_v1_t, phase) == 14, "arbsphere_price_proposal_v1_t.phase offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_proposal_v1_t, flags) == 15, "arbsphere_price_proposal_v1_t.flags offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_proposal_v1_t, participants) == 16, "arbsphere_price_proposal_v1_t.participants offset");
 
 typedef struct arbsphere_price_proposal_v1_item_t {
     uint16_t asset_id; /* offset 0 */
@@ -691,11 +703,11 @@ typedef struct arbsphere_price_proposal_v1_item_t {
     uint32_t _pad1; /* offset 4 */
     double price; /* offset 8 */
 } arbsphere_price_proposal_v1_item_t;
-_Static_assert(sizeof(arbsphere_price_proposal_v1_item_t) == 16, "arbsphere_price_proposal_v1_item_t size");
-_Static_assert(offsetof(arbsphere_price_proposal_v1_item_t, asset_id) == 0, "arbsphere_price_proposal_v1_item_t.asset_id offset");
-_Static_assert(offsetof(arbsphere_price_proposal_v1_item_t, _pad0) == 2, "arbsphere_price_proposal_v1_item_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_price_proposal_v1_item_t, _pad1) == 4, "arbsphere_price_proposal_v1_item_t._pad1 offset");
-_Static_assert(offsetof(arbsphere_price_proposal_v1_item_t, price) == 8, "arbsphere_price_proposal_v1_item_t.price offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_price_proposal_v1_item_t) == 16, "arbsphere_price_proposal_v1_item_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_proposal_v1_item_t, asset_id) == 0, "arbsphere_price_proposal_v1_item_t.asset_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_proposal_v1_item_t, _pad0) == 2, "arbsphere_price_proposal_v1_item_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_proposal_v1_item_t, _pad1) == 4, "arbsphere_price_proposal_v1_item_t._pad1 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_proposal_v1_item_t, price) == 8, "arbsphere_price_proposal_v1_item_t.price offset");
 
 typedef struct arbsphere_price_response_v1_t {
     uint64_t solve_id; /* offset 0 */
@@ -708,21 +720,25 @@ typedef struct arbsphere_price_response_v1_t {
     uint32_t n_words; /* offset 32 */
     uint32_t _pad1; /* offset 36 */
 } arbsphere_price_response_v1_t;
-_Static_assert(sizeof(arbsphere_price_response_v1_t) == 40, "arbsphere_price_response_v1_t size");
-_Static_assert(offsetof(arbsphere_price_response_v1_t, solve_id) == 0, "arbsphere_price_response_v1_t.solve_id offset");
-_Static_assert(offsetof(arbsphere_price_response_v1_t, round) == 8, "arbsphere_price_response_v1_t.round offset");
-_Static_assert(offsetof(arbsphere_price_response_v1_t, venue_id) == 12, "arbsphere_price_response_v1_t.venue_id offset");
-_Static_assert(offsetof(arbsphere_price_response_v1_t, kind) == 14, "arbsphere_price_response_v1_t.kind offset");
-_Static_assert(offsetof(arbsphere_price_response_v1_t, _pad0) == 15, "arbsphere_price_response_v1_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_price_response_v1_t, problem_seq) == 16, "arbsphere_price_response_v1_t.problem_seq offset");
-_Static_assert(offsetof(arbsphere_price_response_v1_t, participants) == 24, "arbsphere_price_response_v1_t.participants offset");
-_Static_assert(offsetof(arbsphere_price_response_v1_t, n_words) == 32, "arbsphere_price_response_v1_t.n_words offset");
-_Static_assert(offsetof(arbsphere_price_response_v1_t, _pad1) == 36, "arbsphere_price_response_v1_t._pad1 offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_price_response_v1_t) == 40, "arbsphere_price_response_v1_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_response_v1_t, solve_id) == 0, "arbsphere_price_response_v1_t.solve_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_response_v1_t, round) == 8, "arbsphere_price_response_v1_t.round offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_response_v1_t, venue_id) == 12, "arbsphere_price_response_v1_t.venue_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_response_v1_t, kind) == 14, "arbsphere_price_response_v1_t.kind offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_response_v1_t, _pad0) == 15, "arbsphere_price_response_v1_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_response_v1_t, problem_seq) == 16, "arbsphere_price_response_v1_t.problem_seq offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_response_v1_t, participants) == 24, "arbsphere_price_response_v1_t.participants offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_response_v1_t, n_words) == 32, "arbsphere_price_response_v1_t.n_words offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_response_v1_t, _pad1) == 36, "arbsphere_price_response_v1_t._pad1 offset");
 
 typedef struct arbsphere_price_response_v1_item_t {
     uint64_t word; /* offset 0 */
 } arbsphere_price_response_v1_item_t;
-_Static_assert(sizeof(arbsphere_price_response_v1_item_t) == 8, "arbsphere_price_response_v1_item_t size");
-_Static_assert(offsetof(arbsphere_price_response_v1_item_t, word) == 0, "arbsphere_price_response_v1_item_t.word offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_price_response_v1_item_t) == 8, "arbsphere_price_response_v1_item_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_price_response_v1_item_t, word) == 0, "arbsphere_price_response_v1_item_t.word offset");
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
 
 #endif /* ARBSPHERE_CONTRACTS_H */

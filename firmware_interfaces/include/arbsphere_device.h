@@ -33,6 +33,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifndef ARBSPHERE_STATIC_ASSERT
+#ifdef __cplusplus
+#define ARBSPHERE_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define ARBSPHERE_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define ARBSPHERE_DEVICE_MESSAGE_VERSION 1u /* header `version` of every message */
 #define ARBSPHERE_PRICE_SCALE 0x5F5E100u /* fixed-point units per price unit */
 #define ARBSPHERE_DEV_HEADER_SIZE 8u /* bytes of the common message header */
@@ -64,11 +76,11 @@ typedef struct arbsphere_dev_header_t {
     uint16_t length; /* offset 2 */
     uint32_t device_id; /* offset 4 */
 } arbsphere_dev_header_t;
-_Static_assert(sizeof(arbsphere_dev_header_t) == 8, "arbsphere_dev_header_t size");
-_Static_assert(offsetof(arbsphere_dev_header_t, msg_type) == 0, "arbsphere_dev_header_t.msg_type offset");
-_Static_assert(offsetof(arbsphere_dev_header_t, version) == 1, "arbsphere_dev_header_t.version offset");
-_Static_assert(offsetof(arbsphere_dev_header_t, length) == 2, "arbsphere_dev_header_t.length offset");
-_Static_assert(offsetof(arbsphere_dev_header_t, device_id) == 4, "arbsphere_dev_header_t.device_id offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_dev_header_t) == 8, "arbsphere_dev_header_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dev_header_t, msg_type) == 0, "arbsphere_dev_header_t.msg_type offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dev_header_t, version) == 1, "arbsphere_dev_header_t.version offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dev_header_t, length) == 2, "arbsphere_dev_header_t.length offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_dev_header_t, device_id) == 4, "arbsphere_dev_header_t.device_id offset");
 
 typedef struct arbsphere_tick_t {
     uint8_t msg_type; /* offset 0 */
@@ -86,21 +98,21 @@ typedef struct arbsphere_tick_t {
     int64_t bid_size; /* offset 56 */
     int64_t ask_size; /* offset 64 */
 } arbsphere_tick_t;
-_Static_assert(sizeof(arbsphere_tick_t) == 72, "arbsphere_tick_t size");
-_Static_assert(offsetof(arbsphere_tick_t, msg_type) == 0, "arbsphere_tick_t.msg_type offset");
-_Static_assert(offsetof(arbsphere_tick_t, version) == 1, "arbsphere_tick_t.version offset");
-_Static_assert(offsetof(arbsphere_tick_t, length) == 2, "arbsphere_tick_t.length offset");
-_Static_assert(offsetof(arbsphere_tick_t, device_id) == 4, "arbsphere_tick_t.device_id offset");
-_Static_assert(offsetof(arbsphere_tick_t, venue_id) == 8, "arbsphere_tick_t.venue_id offset");
-_Static_assert(offsetof(arbsphere_tick_t, asset_id) == 10, "arbsphere_tick_t.asset_id offset");
-_Static_assert(offsetof(arbsphere_tick_t, _pad0) == 12, "arbsphere_tick_t._pad0 offset");
-_Static_assert(offsetof(arbsphere_tick_t, device_seq) == 16, "arbsphere_tick_t.device_seq offset");
-_Static_assert(offsetof(arbsphere_tick_t, intended_send_ns) == 24, "arbsphere_tick_t.intended_send_ns offset");
-_Static_assert(offsetof(arbsphere_tick_t, send_ns) == 32, "arbsphere_tick_t.send_ns offset");
-_Static_assert(offsetof(arbsphere_tick_t, bid_px) == 40, "arbsphere_tick_t.bid_px offset");
-_Static_assert(offsetof(arbsphere_tick_t, ask_px) == 48, "arbsphere_tick_t.ask_px offset");
-_Static_assert(offsetof(arbsphere_tick_t, bid_size) == 56, "arbsphere_tick_t.bid_size offset");
-_Static_assert(offsetof(arbsphere_tick_t, ask_size) == 64, "arbsphere_tick_t.ask_size offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_tick_t) == 72, "arbsphere_tick_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_tick_t, msg_type) == 0, "arbsphere_tick_t.msg_type offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_tick_t, version) == 1, "arbsphere_tick_t.version offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_tick_t, length) == 2, "arbsphere_tick_t.length offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_tick_t, device_id) == 4, "arbsphere_tick_t.device_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_tick_t, venue_id) == 8, "arbsphere_tick_t.venue_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_tick_t, asset_id) == 10, "arbsphere_tick_t.asset_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_tick_t, _pad0) == 12, "arbsphere_tick_t._pad0 offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_tick_t, device_seq) == 16, "arbsphere_tick_t.device_seq offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_tick_t, intended_send_ns) == 24, "arbsphere_tick_t.intended_send_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_tick_t, send_ns) == 32, "arbsphere_tick_t.send_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_tick_t, bid_px) == 40, "arbsphere_tick_t.bid_px offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_tick_t, ask_px) == 48, "arbsphere_tick_t.ask_px offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_tick_t, bid_size) == 56, "arbsphere_tick_t.bid_size offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_tick_t, ask_size) == 64, "arbsphere_tick_t.ask_size offset");
 
 typedef struct arbsphere_order_t {
     uint8_t msg_type; /* offset 0 */
@@ -117,20 +129,20 @@ typedef struct arbsphere_order_t {
     int64_t limit_px; /* offset 40 */
     int64_t rig_send_ns; /* offset 48 */
 } arbsphere_order_t;
-_Static_assert(sizeof(arbsphere_order_t) == 56, "arbsphere_order_t size");
-_Static_assert(offsetof(arbsphere_order_t, msg_type) == 0, "arbsphere_order_t.msg_type offset");
-_Static_assert(offsetof(arbsphere_order_t, version) == 1, "arbsphere_order_t.version offset");
-_Static_assert(offsetof(arbsphere_order_t, length) == 2, "arbsphere_order_t.length offset");
-_Static_assert(offsetof(arbsphere_order_t, device_id) == 4, "arbsphere_order_t.device_id offset");
-_Static_assert(offsetof(arbsphere_order_t, venue_id) == 8, "arbsphere_order_t.venue_id offset");
-_Static_assert(offsetof(arbsphere_order_t, asset_id) == 10, "arbsphere_order_t.asset_id offset");
-_Static_assert(offsetof(arbsphere_order_t, side) == 12, "arbsphere_order_t.side offset");
-_Static_assert(offsetof(arbsphere_order_t, _pad) == 13, "arbsphere_order_t._pad offset");
-_Static_assert(offsetof(arbsphere_order_t, order_id) == 16, "arbsphere_order_t.order_id offset");
-_Static_assert(offsetof(arbsphere_order_t, delta_id) == 24, "arbsphere_order_t.delta_id offset");
-_Static_assert(offsetof(arbsphere_order_t, size_lots) == 32, "arbsphere_order_t.size_lots offset");
-_Static_assert(offsetof(arbsphere_order_t, limit_px) == 40, "arbsphere_order_t.limit_px offset");
-_Static_assert(offsetof(arbsphere_order_t, rig_send_ns) == 48, "arbsphere_order_t.rig_send_ns offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_order_t) == 56, "arbsphere_order_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_order_t, msg_type) == 0, "arbsphere_order_t.msg_type offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_order_t, version) == 1, "arbsphere_order_t.version offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_order_t, length) == 2, "arbsphere_order_t.length offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_order_t, device_id) == 4, "arbsphere_order_t.device_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_order_t, venue_id) == 8, "arbsphere_order_t.venue_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_order_t, asset_id) == 10, "arbsphere_order_t.asset_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_order_t, side) == 12, "arbsphere_order_t.side offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_order_t, _pad) == 13, "arbsphere_order_t._pad offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_order_t, order_id) == 16, "arbsphere_order_t.order_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_order_t, delta_id) == 24, "arbsphere_order_t.delta_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_order_t, size_lots) == 32, "arbsphere_order_t.size_lots offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_order_t, limit_px) == 40, "arbsphere_order_t.limit_px offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_order_t, rig_send_ns) == 48, "arbsphere_order_t.rig_send_ns offset");
 
 typedef struct arbsphere_ack_t {
     uint8_t msg_type; /* offset 0 */
@@ -145,18 +157,18 @@ typedef struct arbsphere_ack_t {
     int64_t device_rx_ns; /* offset 40 */
     int64_t device_tx_ns; /* offset 48 */
 } arbsphere_ack_t;
-_Static_assert(sizeof(arbsphere_ack_t) == 56, "arbsphere_ack_t size");
-_Static_assert(offsetof(arbsphere_ack_t, msg_type) == 0, "arbsphere_ack_t.msg_type offset");
-_Static_assert(offsetof(arbsphere_ack_t, version) == 1, "arbsphere_ack_t.version offset");
-_Static_assert(offsetof(arbsphere_ack_t, length) == 2, "arbsphere_ack_t.length offset");
-_Static_assert(offsetof(arbsphere_ack_t, device_id) == 4, "arbsphere_ack_t.device_id offset");
-_Static_assert(offsetof(arbsphere_ack_t, status) == 8, "arbsphere_ack_t.status offset");
-_Static_assert(offsetof(arbsphere_ack_t, _pad) == 9, "arbsphere_ack_t._pad offset");
-_Static_assert(offsetof(arbsphere_ack_t, order_id) == 16, "arbsphere_ack_t.order_id offset");
-_Static_assert(offsetof(arbsphere_ack_t, filled_lots) == 24, "arbsphere_ack_t.filled_lots offset");
-_Static_assert(offsetof(arbsphere_ack_t, fill_px) == 32, "arbsphere_ack_t.fill_px offset");
-_Static_assert(offsetof(arbsphere_ack_t, device_rx_ns) == 40, "arbsphere_ack_t.device_rx_ns offset");
-_Static_assert(offsetof(arbsphere_ack_t, device_tx_ns) == 48, "arbsphere_ack_t.device_tx_ns offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_ack_t) == 56, "arbsphere_ack_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_ack_t, msg_type) == 0, "arbsphere_ack_t.msg_type offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_ack_t, version) == 1, "arbsphere_ack_t.version offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_ack_t, length) == 2, "arbsphere_ack_t.length offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_ack_t, device_id) == 4, "arbsphere_ack_t.device_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_ack_t, status) == 8, "arbsphere_ack_t.status offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_ack_t, _pad) == 9, "arbsphere_ack_t._pad offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_ack_t, order_id) == 16, "arbsphere_ack_t.order_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_ack_t, filled_lots) == 24, "arbsphere_ack_t.filled_lots offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_ack_t, fill_px) == 32, "arbsphere_ack_t.fill_px offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_ack_t, device_rx_ns) == 40, "arbsphere_ack_t.device_rx_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_ack_t, device_tx_ns) == 48, "arbsphere_ack_t.device_tx_ns offset");
 
 typedef struct arbsphere_heartbeat_t {
     uint8_t msg_type; /* offset 0 */
@@ -166,13 +178,13 @@ typedef struct arbsphere_heartbeat_t {
     uint64_t device_seq; /* offset 8 */
     int64_t device_time_ns; /* offset 16 */
 } arbsphere_heartbeat_t;
-_Static_assert(sizeof(arbsphere_heartbeat_t) == 24, "arbsphere_heartbeat_t size");
-_Static_assert(offsetof(arbsphere_heartbeat_t, msg_type) == 0, "arbsphere_heartbeat_t.msg_type offset");
-_Static_assert(offsetof(arbsphere_heartbeat_t, version) == 1, "arbsphere_heartbeat_t.version offset");
-_Static_assert(offsetof(arbsphere_heartbeat_t, length) == 2, "arbsphere_heartbeat_t.length offset");
-_Static_assert(offsetof(arbsphere_heartbeat_t, device_id) == 4, "arbsphere_heartbeat_t.device_id offset");
-_Static_assert(offsetof(arbsphere_heartbeat_t, device_seq) == 8, "arbsphere_heartbeat_t.device_seq offset");
-_Static_assert(offsetof(arbsphere_heartbeat_t, device_time_ns) == 16, "arbsphere_heartbeat_t.device_time_ns offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_heartbeat_t) == 24, "arbsphere_heartbeat_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_heartbeat_t, msg_type) == 0, "arbsphere_heartbeat_t.msg_type offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_heartbeat_t, version) == 1, "arbsphere_heartbeat_t.version offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_heartbeat_t, length) == 2, "arbsphere_heartbeat_t.length offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_heartbeat_t, device_id) == 4, "arbsphere_heartbeat_t.device_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_heartbeat_t, device_seq) == 8, "arbsphere_heartbeat_t.device_seq offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_heartbeat_t, device_time_ns) == 16, "arbsphere_heartbeat_t.device_time_ns offset");
 
 typedef struct arbsphere_arm_t {
     uint8_t msg_type; /* offset 0 */
@@ -187,18 +199,18 @@ typedef struct arbsphere_arm_t {
     uint16_t n_assets; /* offset 42 */
     uint32_t _pad; /* offset 44 */
 } arbsphere_arm_t;
-_Static_assert(sizeof(arbsphere_arm_t) == 48, "arbsphere_arm_t size");
-_Static_assert(offsetof(arbsphere_arm_t, msg_type) == 0, "arbsphere_arm_t.msg_type offset");
-_Static_assert(offsetof(arbsphere_arm_t, version) == 1, "arbsphere_arm_t.version offset");
-_Static_assert(offsetof(arbsphere_arm_t, length) == 2, "arbsphere_arm_t.length offset");
-_Static_assert(offsetof(arbsphere_arm_t, device_id) == 4, "arbsphere_arm_t.device_id offset");
-_Static_assert(offsetof(arbsphere_arm_t, arm_seq) == 8, "arbsphere_arm_t.arm_seq offset");
-_Static_assert(offsetof(arbsphere_arm_t, start_ns) == 16, "arbsphere_arm_t.start_ns offset");
-_Static_assert(offsetof(arbsphere_arm_t, tick_interval_ns) == 24, "arbsphere_arm_t.tick_interval_ns offset");
-_Static_assert(offsetof(arbsphere_arm_t, n_ticks) == 32, "arbsphere_arm_t.n_ticks offset");
-_Static_assert(offsetof(arbsphere_arm_t, venue_id) == 40, "arbsphere_arm_t.venue_id offset");
-_Static_assert(offsetof(arbsphere_arm_t, n_assets) == 42, "arbsphere_arm_t.n_assets offset");
-_Static_assert(offsetof(arbsphere_arm_t, _pad) == 44, "arbsphere_arm_t._pad offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_arm_t) == 48, "arbsphere_arm_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_arm_t, msg_type) == 0, "arbsphere_arm_t.msg_type offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_arm_t, version) == 1, "arbsphere_arm_t.version offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_arm_t, length) == 2, "arbsphere_arm_t.length offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_arm_t, device_id) == 4, "arbsphere_arm_t.device_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_arm_t, arm_seq) == 8, "arbsphere_arm_t.arm_seq offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_arm_t, start_ns) == 16, "arbsphere_arm_t.start_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_arm_t, tick_interval_ns) == 24, "arbsphere_arm_t.tick_interval_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_arm_t, n_ticks) == 32, "arbsphere_arm_t.n_ticks offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_arm_t, venue_id) == 40, "arbsphere_arm_t.venue_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_arm_t, n_assets) == 42, "arbsphere_arm_t.n_assets offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_arm_t, _pad) == 44, "arbsphere_arm_t._pad offset");
 
 typedef struct arbsphere_armed_t {
     uint8_t msg_type; /* offset 0 */
@@ -211,16 +223,16 @@ typedef struct arbsphere_armed_t {
     int64_t start_device_ns; /* offset 24 */
     int64_t device_time_ns; /* offset 32 */
 } arbsphere_armed_t;
-_Static_assert(sizeof(arbsphere_armed_t) == 40, "arbsphere_armed_t size");
-_Static_assert(offsetof(arbsphere_armed_t, msg_type) == 0, "arbsphere_armed_t.msg_type offset");
-_Static_assert(offsetof(arbsphere_armed_t, version) == 1, "arbsphere_armed_t.version offset");
-_Static_assert(offsetof(arbsphere_armed_t, length) == 2, "arbsphere_armed_t.length offset");
-_Static_assert(offsetof(arbsphere_armed_t, device_id) == 4, "arbsphere_armed_t.device_id offset");
-_Static_assert(offsetof(arbsphere_armed_t, arm_seq) == 8, "arbsphere_armed_t.arm_seq offset");
-_Static_assert(offsetof(arbsphere_armed_t, status) == 16, "arbsphere_armed_t.status offset");
-_Static_assert(offsetof(arbsphere_armed_t, _pad) == 17, "arbsphere_armed_t._pad offset");
-_Static_assert(offsetof(arbsphere_armed_t, start_device_ns) == 24, "arbsphere_armed_t.start_device_ns offset");
-_Static_assert(offsetof(arbsphere_armed_t, device_time_ns) == 32, "arbsphere_armed_t.device_time_ns offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_armed_t) == 40, "arbsphere_armed_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_armed_t, msg_type) == 0, "arbsphere_armed_t.msg_type offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_armed_t, version) == 1, "arbsphere_armed_t.version offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_armed_t, length) == 2, "arbsphere_armed_t.length offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_armed_t, device_id) == 4, "arbsphere_armed_t.device_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_armed_t, arm_seq) == 8, "arbsphere_armed_t.arm_seq offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_armed_t, status) == 16, "arbsphere_armed_t.status offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_armed_t, _pad) == 17, "arbsphere_armed_t._pad offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_armed_t, start_device_ns) == 24, "arbsphere_armed_t.start_device_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_armed_t, device_time_ns) == 32, "arbsphere_armed_t.device_time_ns offset");
 
 typedef struct arbsphere_start_t {
     uint8_t msg_type; /* offset 0 */
@@ -230,13 +242,13 @@ typedef struct arbsphere_start_t {
     uint64_t arm_seq; /* offset 8 */
     int64_t start_ns; /* offset 16 */
 } arbsphere_start_t;
-_Static_assert(sizeof(arbsphere_start_t) == 24, "arbsphere_start_t size");
-_Static_assert(offsetof(arbsphere_start_t, msg_type) == 0, "arbsphere_start_t.msg_type offset");
-_Static_assert(offsetof(arbsphere_start_t, version) == 1, "arbsphere_start_t.version offset");
-_Static_assert(offsetof(arbsphere_start_t, length) == 2, "arbsphere_start_t.length offset");
-_Static_assert(offsetof(arbsphere_start_t, device_id) == 4, "arbsphere_start_t.device_id offset");
-_Static_assert(offsetof(arbsphere_start_t, arm_seq) == 8, "arbsphere_start_t.arm_seq offset");
-_Static_assert(offsetof(arbsphere_start_t, start_ns) == 16, "arbsphere_start_t.start_ns offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_start_t) == 24, "arbsphere_start_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_start_t, msg_type) == 0, "arbsphere_start_t.msg_type offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_start_t, version) == 1, "arbsphere_start_t.version offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_start_t, length) == 2, "arbsphere_start_t.length offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_start_t, device_id) == 4, "arbsphere_start_t.device_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_start_t, arm_seq) == 8, "arbsphere_start_t.arm_seq offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_start_t, start_ns) == 16, "arbsphere_start_t.start_ns offset");
 
 typedef struct arbsphere_sync_t {
     uint8_t msg_type; /* offset 0 */
@@ -246,13 +258,13 @@ typedef struct arbsphere_sync_t {
     uint64_t sync_seq; /* offset 8 */
     int64_t origin_ns; /* offset 16 */
 } arbsphere_sync_t;
-_Static_assert(sizeof(arbsphere_sync_t) == 24, "arbsphere_sync_t size");
-_Static_assert(offsetof(arbsphere_sync_t, msg_type) == 0, "arbsphere_sync_t.msg_type offset");
-_Static_assert(offsetof(arbsphere_sync_t, version) == 1, "arbsphere_sync_t.version offset");
-_Static_assert(offsetof(arbsphere_sync_t, length) == 2, "arbsphere_sync_t.length offset");
-_Static_assert(offsetof(arbsphere_sync_t, device_id) == 4, "arbsphere_sync_t.device_id offset");
-_Static_assert(offsetof(arbsphere_sync_t, sync_seq) == 8, "arbsphere_sync_t.sync_seq offset");
-_Static_assert(offsetof(arbsphere_sync_t, origin_ns) == 16, "arbsphere_sync_t.origin_ns offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_sync_t) == 24, "arbsphere_sync_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_sync_t, msg_type) == 0, "arbsphere_sync_t.msg_type offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_sync_t, version) == 1, "arbsphere_sync_t.version offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_sync_t, length) == 2, "arbsphere_sync_t.length offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_sync_t, device_id) == 4, "arbsphere_sync_t.device_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_sync_t, sync_seq) == 8, "arbsphere_sync_t.sync_seq offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_sync_t, origin_ns) == 16, "arbsphere_sync_t.origin_ns offset");
 
 typedef struct arbsphere_follow_up_t {
     uint8_t msg_type; /* offset 0 */
@@ -262,13 +274,13 @@ typedef struct arbsphere_follow_up_t {
     uint64_t sync_seq; /* offset 8 */
     int64_t t1_ns; /* offset 16 */
 } arbsphere_follow_up_t;
-_Static_assert(sizeof(arbsphere_follow_up_t) == 24, "arbsphere_follow_up_t size");
-_Static_assert(offsetof(arbsphere_follow_up_t, msg_type) == 0, "arbsphere_follow_up_t.msg_type offset");
-_Static_assert(offsetof(arbsphere_follow_up_t, version) == 1, "arbsphere_follow_up_t.version offset");
-_Static_assert(offsetof(arbsphere_follow_up_t, length) == 2, "arbsphere_follow_up_t.length offset");
-_Static_assert(offsetof(arbsphere_follow_up_t, device_id) == 4, "arbsphere_follow_up_t.device_id offset");
-_Static_assert(offsetof(arbsphere_follow_up_t, sync_seq) == 8, "arbsphere_follow_up_t.sync_seq offset");
-_Static_assert(offsetof(arbsphere_follow_up_t, t1_ns) == 16, "arbsphere_follow_up_t.t1_ns offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_follow_up_t) == 24, "arbsphere_follow_up_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_follow_up_t, msg_type) == 0, "arbsphere_follow_up_t.msg_type offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_follow_up_t, version) == 1, "arbsphere_follow_up_t.version offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_follow_up_t, length) == 2, "arbsphere_follow_up_t.length offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_follow_up_t, device_id) == 4, "arbsphere_follow_up_t.device_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_follow_up_t, sync_seq) == 8, "arbsphere_follow_up_t.sync_seq offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_follow_up_t, t1_ns) == 16, "arbsphere_follow_up_t.t1_ns offset");
 
 typedef struct arbsphere_delay_req_t {
     uint8_t msg_type; /* offset 0 */
@@ -279,14 +291,14 @@ typedef struct arbsphere_delay_req_t {
     int64_t t2_ns; /* offset 16 */
     int64_t t3_ns; /* offset 24 */
 } arbsphere_delay_req_t;
-_Static_assert(sizeof(arbsphere_delay_req_t) == 32, "arbsphere_delay_req_t size");
-_Static_assert(offsetof(arbsphere_delay_req_t, msg_type) == 0, "arbsphere_delay_req_t.msg_type offset");
-_Static_assert(offsetof(arbsphere_delay_req_t, version) == 1, "arbsphere_delay_req_t.version offset");
-_Static_assert(offsetof(arbsphere_delay_req_t, length) == 2, "arbsphere_delay_req_t.length offset");
-_Static_assert(offsetof(arbsphere_delay_req_t, device_id) == 4, "arbsphere_delay_req_t.device_id offset");
-_Static_assert(offsetof(arbsphere_delay_req_t, sync_seq) == 8, "arbsphere_delay_req_t.sync_seq offset");
-_Static_assert(offsetof(arbsphere_delay_req_t, t2_ns) == 16, "arbsphere_delay_req_t.t2_ns offset");
-_Static_assert(offsetof(arbsphere_delay_req_t, t3_ns) == 24, "arbsphere_delay_req_t.t3_ns offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_delay_req_t) == 32, "arbsphere_delay_req_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_delay_req_t, msg_type) == 0, "arbsphere_delay_req_t.msg_type offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_delay_req_t, version) == 1, "arbsphere_delay_req_t.version offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_delay_req_t, length) == 2, "arbsphere_delay_req_t.length offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_delay_req_t, device_id) == 4, "arbsphere_delay_req_t.device_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_delay_req_t, sync_seq) == 8, "arbsphere_delay_req_t.sync_seq offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_delay_req_t, t2_ns) == 16, "arbsphere_delay_req_t.t2_ns offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_delay_req_t, t3_ns) == 24, "arbsphere_delay_req_t.t3_ns offset");
 
 typedef struct arbsphere_delay_resp_t {
     uint8_t msg_type; /* offset 0 */
@@ -296,13 +308,13 @@ typedef struct arbsphere_delay_resp_t {
     uint64_t sync_seq; /* offset 8 */
     int64_t t4_ns; /* offset 16 */
 } arbsphere_delay_resp_t;
-_Static_assert(sizeof(arbsphere_delay_resp_t) == 24, "arbsphere_delay_resp_t size");
-_Static_assert(offsetof(arbsphere_delay_resp_t, msg_type) == 0, "arbsphere_delay_resp_t.msg_type offset");
-_Static_assert(offsetof(arbsphere_delay_resp_t, version) == 1, "arbsphere_delay_resp_t.version offset");
-_Static_assert(offsetof(arbsphere_delay_resp_t, length) == 2, "arbsphere_delay_resp_t.length offset");
-_Static_assert(offsetof(arbsphere_delay_resp_t, device_id) == 4, "arbsphere_delay_resp_t.device_id offset");
-_Static_assert(offsetof(arbsphere_delay_resp_t, sync_seq) == 8, "arbsphere_delay_resp_t.sync_seq offset");
-_Static_assert(offsetof(arbsphere_delay_resp_t, t4_ns) == 16, "arbsphere_delay_resp_t.t4_ns offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_delay_resp_t) == 24, "arbsphere_delay_resp_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_delay_resp_t, msg_type) == 0, "arbsphere_delay_resp_t.msg_type offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_delay_resp_t, version) == 1, "arbsphere_delay_resp_t.version offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_delay_resp_t, length) == 2, "arbsphere_delay_resp_t.length offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_delay_resp_t, device_id) == 4, "arbsphere_delay_resp_t.device_id offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_delay_resp_t, sync_seq) == 8, "arbsphere_delay_resp_t.sync_seq offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_delay_resp_t, t4_ns) == 16, "arbsphere_delay_resp_t.t4_ns offset");
 
 typedef struct arbsphere_datagram_header_t {
     uint8_t session[10]; /* offset 0 */
@@ -310,10 +322,14 @@ typedef struct arbsphere_datagram_header_t {
     uint32_t _pad; /* offset 12 */
     uint64_t sequence; /* offset 16 */
 } arbsphere_datagram_header_t;
-_Static_assert(sizeof(arbsphere_datagram_header_t) == 24, "arbsphere_datagram_header_t size");
-_Static_assert(offsetof(arbsphere_datagram_header_t, session) == 0, "arbsphere_datagram_header_t.session offset");
-_Static_assert(offsetof(arbsphere_datagram_header_t, count) == 10, "arbsphere_datagram_header_t.count offset");
-_Static_assert(offsetof(arbsphere_datagram_header_t, _pad) == 12, "arbsphere_datagram_header_t._pad offset");
-_Static_assert(offsetof(arbsphere_datagram_header_t, sequence) == 16, "arbsphere_datagram_header_t.sequence offset");
+ARBSPHERE_STATIC_ASSERT(sizeof(arbsphere_datagram_header_t) == 24, "arbsphere_datagram_header_t size");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_datagram_header_t, session) == 0, "arbsphere_datagram_header_t.session offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_datagram_header_t, count) == 10, "arbsphere_datagram_header_t.count offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_datagram_header_t, _pad) == 12, "arbsphere_datagram_header_t._pad offset");
+ARBSPHERE_STATIC_ASSERT(offsetof(arbsphere_datagram_header_t, sequence) == 16, "arbsphere_datagram_header_t.sequence offset");
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
 
 #endif /* ARBSPHERE_DEVICE_H */
