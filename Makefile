@@ -9,7 +9,7 @@ CAMPAIGN ?=
 # `arbsphere` namespace built under build/typeview (see tools/typeview.sh).
 TYPEVIEW := build/typeview
 
-.PHONY: run test lint bench format headers clean venv system-deps
+.PHONY: run test lint bench format headers docs clean venv system-deps
 
 venv: $(STAMP)
 
@@ -37,6 +37,7 @@ lint: $(STAMP)
 	cd $(TYPEVIEW) && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml -p arbsphere -p benchmarks
 	cd $(TYPEVIEW) && PYTHONPATH=. ../../$(VENV)/bin/lint-imports ../../pyproject.toml
 	cd tests && MYPYPATH=$(CURDIR)/$(TYPEVIEW) ../$(VENV)/bin/mypy --config-file ../pyproject.toml *.py
+	cd examples && MYPYPATH=$(CURDIR)/$(TYPEVIEW) ../$(VENV)/bin/mypy --config-file ../pyproject.toml *.py
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
@@ -47,6 +48,10 @@ bench: $(STAMP)
 
 headers: $(STAMP)
 	$(VENV)/bin/arbsphere headers
+
+# the SDK's API reference (pdoc, offline) into build/docs; tests/test_sdk_api.py builds it too
+docs: $(STAMP)
+	$(PY) tools/build_docs.py build/docs
 
 clean:
 	rm -rf build .mypy_cache .pytest_cache .ruff_cache

@@ -30,6 +30,7 @@ class RealtimeClock:
     """The rig timebase: ``CLOCK_REALTIME`` in ns (the clock kernel RX stamps use)."""
 
     def now_ns(self) -> int:
+        """``CLOCK_REALTIME`` now, in ns."""
         return time.clock_gettime_ns(time.CLOCK_REALTIME)
 
 
@@ -68,4 +69,5 @@ class DeviceClock:
         return t
 
     def now_ns(self) -> int:
+        """Device time now (at the base clock's now)."""
         return self.device_time(self.base.now_ns())

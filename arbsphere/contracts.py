@@ -201,6 +201,7 @@ class Schema:
         return None if self.item is None else self.item.dtype
 
     def payload_size(self, count: int) -> int:
+        """Payload bytes (envelope excluded) of a message with ``count`` items."""
         return self.header.size + (count * self.item.size if self.item is not None else 0)
 
 
@@ -323,6 +324,8 @@ class SchemaRegistry:
 
     # --- look-ups ---------------------------------------------------------------------------
     def schema(self, name: str, version: int | None = None) -> Schema:
+        """The schema ``name`` at ``version`` (None: its latest); KeyError naming the known
+        ones if there is none."""
         if version is None:
             if name not in self._latest:
                 raise KeyError(f"unknown schema {name!r}; known: {sorted(self._latest)}")
@@ -376,12 +379,15 @@ class SchemaRegistry:
             )
 
     def schemas(self) -> list[Schema]:
+        """Every declared schema version, by (id, version)."""
         return [self._by_key[k] for k in sorted(self._by_key)]
 
     def versions(self, name: str) -> list[int]:
+        """The declared versions of schema ``name``, ascending."""
         return sorted(v for (n, v) in self._by_name if n == name)
 
     def graph(self, name: str) -> ContractGraph:
+        """The contract graph ``name`` (who speaks which schemas); KeyError if undeclared."""
         if name not in self.graphs:
             raise KeyError(f"unknown contract graph {name!r}; known: {sorted(self.graphs)}")
         return self.graphs[name]

@@ -8,6 +8,9 @@ Modules:
 * :mod:`.serial_framing` — COBS + CRC-32C frames with a zero delimiter; stream deframer.
 * :mod:`.udp_datagram` — MoldUDP64-like datagrams and sequence gap detection.
 * :mod:`.device_header` — renders ``include/arbsphere_device.h`` from the same declarations.
+* :mod:`.sync_responder` — the device side of the clock-sync exchange (SYNC -> DELAY_REQ).
+* :mod:`.start_handshake` — the device side of ARM / ARMED / START.
+* :mod:`.device_main` — a device process's plumbing: config reader, signals, stats JSON.
 * :mod:`.emulators` — loopback feed/broker devices and the synthetic market they quote.
 
 ``vectors/*.json`` hold frozen byte-exact vectors every implementation (Python, firmware)

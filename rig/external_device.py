@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from arbsphere.firmware_interfaces.emulators.device_main import run_device
+from arbsphere.firmware_interfaces.device_main import run_device
 
 EMULATORS = "arbsphere.firmware_interfaces.emulators"
 #: command-line kind -> emulator module (under :data:`EMULATORS`)

@@ -109,7 +109,7 @@ def test_broker_switch_fails_its_check(
 
 def test_misbehave_table_is_validated_naming_file_and_key() -> None:
     from arbsphere.errors import ConfigError
-    from arbsphere.firmware_interfaces.emulators.device_main import ConfigReader
+    from arbsphere.firmware_interfaces.device_main import ConfigReader
     from arbsphere.firmware_interfaces.emulators.misbehave import (
         BROKER_SWITCHES,
         FEED_SWITCHES,

@@ -30,8 +30,8 @@ from arbsphere.adapters.udp_link import (
 from arbsphere.clock import DeviceClock, RealtimeClock
 from arbsphere.errors import ConfigError
 from arbsphere.firmware_interfaces import messages as dm
+from arbsphere.firmware_interfaces.device_main import ConfigReader
 from arbsphere.firmware_interfaces.emulators.broker_udp import BrokerDevice
-from arbsphere.firmware_interfaces.emulators.device_main import ConfigReader
 from arbsphere.firmware_interfaces.emulators.market import (
     QUOTE_DTYPE,
     MarketConfig,

@@ -20,7 +20,7 @@ from arbsphere.adapters.sync_master import SyncMaster
 from arbsphere.adapters.udp_link import UdpFeedLink, UdpLinkConfig
 from arbsphere.clock import RealtimeClock
 from arbsphere.firmware_interfaces import messages as dm
-from arbsphere.firmware_interfaces.emulators.sync_responder import SESSION_GAP_NS
+from arbsphere.firmware_interfaces.sync_responder import SESSION_GAP_NS
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from arbsphere.adapters.feed_arming import (
 from arbsphere.clock import DeviceClock
 from arbsphere.errors import ConfigError
 from arbsphere.firmware_interfaces import messages as dm
-from arbsphere.firmware_interfaces.emulators.start_handshake import (
+from arbsphere.firmware_interfaces.start_handshake import (
     DEVICE_TIME_OFFSET,
     Capabilities,
     Schedule,
@@ -27,7 +27,7 @@ from arbsphere.firmware_interfaces.emulators.start_handshake import (
     responder_offset,
     rig_time_of,
 )
-from arbsphere.firmware_interfaces.emulators.sync_responder import SyncResponder
+from arbsphere.firmware_interfaces.sync_responder import SyncResponder
 from arbsphere.testing import FakeFeedLink, StepClock
 
 DEVICE = 11
@@ -312,7 +312,7 @@ def test_a_new_run_restarts_the_devices_sync_session_after_a_quiet_spell() -> No
     """An external device outlives a run; the next run's sync master numbers from 1 again. A
     SYNC 1 right after others is out of order (not answered); after a second without SYNC it
     starts a new session whose offsets owe nothing to the old run's."""
-    from arbsphere.firmware_interfaces.emulators.sync_responder import SESSION_GAP_NS
+    from arbsphere.firmware_interfaces.sync_responder import SESSION_GAP_NS
 
     r = SyncResponder(DEVICE, DeviceClock(StepClock(), offset_ns=1_000))
     offset = responder_offset(r)

@@ -15,8 +15,8 @@ import pytest
 from arbsphere.clock import Clock, DeviceClock, RealtimeClock
 from arbsphere.errors import ConfigError
 from arbsphere.firmware_interfaces import messages as dm
+from arbsphere.firmware_interfaces.device_main import ConfigReader, Waker
 from arbsphere.firmware_interfaces.emulators.broker_udp import BrokerDevice
-from arbsphere.firmware_interfaces.emulators.device_main import ConfigReader, Waker
 from arbsphere.firmware_interfaces.emulators.impairment import ImpairedTransmitter, ImpairmentSpec
 from arbsphere.firmware_interfaces.emulators.schedule import (
     ServicedSleep,
@@ -24,12 +24,11 @@ from arbsphere.firmware_interfaces.emulators.schedule import (
     stamp_messages,
 )
 from arbsphere.firmware_interfaces.emulators.sync_responder import (
-    REJECT_REASONS,
     RigInbound,
-    SyncResponder,
     Unit,
     read_impairment,
 )
+from arbsphere.firmware_interfaces.sync_responder import REJECT_REASONS, SyncResponder
 from arbsphere.firmware_interfaces.udp_datagram import pack_datagram, session_id, unpack_datagram
 from arbsphere.runtime import StopFlag
 from arbsphere.testing import StepClock

@@ -5,14 +5,15 @@
 * :mod:`.broker_udp` — broker device answering every ORDER datagram with an ACK (its fill
   policy: :mod:`.fill_policy`).
 * :mod:`.broker_serial` — the same broker as COBS/CRC-32C frames on a pty master or serial port.
-* :mod:`.sync_responder` — the device side of the clock-sync exchange (SYNC -> DELAY_REQ),
-  served by all four on their link while they wait.
+* :mod:`.sync_responder` — a feed link's rig -> device direction served while the feed waits:
+  the clock-sync exchange (:mod:`~arbsphere.firmware_interfaces.sync_responder`) and ARM /
+  START.
 * :mod:`.schedule` — the open-loop send schedule the feeds follow (no coordinated omission).
-* :mod:`.start_handshake`, :mod:`.feed_session` — the device side of ARM / ARMED / START, and a
-  feed's session: idle until armed when its config has no schedule (an external device, started
-  with ``arbsphere device``), then run the armed schedule.
+* :mod:`.feed_session` — a feed's session (the device side of ARM / ARMED / START is
+  :mod:`~arbsphere.firmware_interfaces.start_handshake`): idle until armed when its config has
+  no schedule (an external device, started with ``arbsphere device``), then run the armed
+  schedule.
 * :mod:`.impairment`, :mod:`.impair_relay` — link impairment, in an emulator or as a UDP relay.
-* :mod:`.device_main` — process plumbing: config validation, signals, stats JSON.
 * :mod:`.market` — the synthetic market the feeds quote.
 
 Run one as ``python -m arbsphere.firmware_interfaces.emulators.feed_udp CONFIG.json``; exit code

@@ -30,14 +30,14 @@ import sys
 from pathlib import Path
 
 from arbsphere.clock import RealtimeClock
-from arbsphere.firmware_interfaces.emulators.broker_udp import BrokerDevice, read_fill_policy
-from arbsphere.firmware_interfaces.emulators.device_main import (
+from arbsphere.firmware_interfaces.device_main import (
     ConfigReader,
     DeviceContext,
     clock_truth,
     device_clock,
     run_device,
 )
+from arbsphere.firmware_interfaces.emulators.broker_udp import BrokerDevice, read_fill_policy
 from arbsphere.firmware_interfaces.emulators.feed_serial import (
     HANGUP_RETRY_S,
     MAX_READS,
@@ -47,12 +47,12 @@ from arbsphere.firmware_interfaces.emulators.feed_serial import (
     read_device_end,
 )
 from arbsphere.firmware_interfaces.emulators.misbehave import BROKER_SWITCHES, read_misbehave
-from arbsphere.firmware_interfaces.emulators.sync_responder import (
+from arbsphere.firmware_interfaces.serial_framing import FrameDecoder
+from arbsphere.firmware_interfaces.sync_responder import (
     T3_OFFSET,
     PendingDelayReq,
     SyncResponder,
 )
-from arbsphere.firmware_interfaces.serial_framing import FrameDecoder
 from arbsphere.runtime import write_json_atomic
 
 BROKER_KEYS = (

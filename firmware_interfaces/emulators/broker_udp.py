@@ -37,7 +37,7 @@ import numpy as np
 from arbsphere.clock import Clock, DeviceClock, RealtimeClock
 from arbsphere.errors import DecodeError, LinkError
 from arbsphere.firmware_interfaces import messages as dm
-from arbsphere.firmware_interfaces.emulators.device_main import (
+from arbsphere.firmware_interfaces.device_main import (
     ConfigReader,
     DeviceContext,
     clock_truth,
@@ -47,15 +47,15 @@ from arbsphere.firmware_interfaces.emulators.device_main import (
 from arbsphere.firmware_interfaces.emulators.fill_policy import FILL_MODES, FillPolicy
 from arbsphere.firmware_interfaces.emulators.misbehave import BROKER_SWITCHES, read_misbehave
 from arbsphere.firmware_interfaces.emulators.schedule import I64_FIELD
-from arbsphere.firmware_interfaces.emulators.sync_responder import (
-    T3_OFFSET,
-    PendingDelayReq,
-    SyncResponder,
-)
 from arbsphere.firmware_interfaces.kernel_timestamps import (
     ANCBUFSIZE,
     enable_rx_software_timestamps,
     kernel_rx_stamp,
+)
+from arbsphere.firmware_interfaces.sync_responder import (
+    T3_OFFSET,
+    PendingDelayReq,
+    SyncResponder,
 )
 from arbsphere.firmware_interfaces.udp_datagram import (
     HEADER_SIZE,

@@ -37,7 +37,7 @@ import serial
 
 from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.errors import LinkError
-from arbsphere.firmware_interfaces.emulators.device_main import (
+from arbsphere.firmware_interfaces.device_main import (
     ConfigReader,
     DeviceContext,
     clock_truth,
@@ -56,11 +56,11 @@ from arbsphere.firmware_interfaces.emulators.schedule import (
 )
 from arbsphere.firmware_interfaces.emulators.sync_responder import (
     RigInbound,
-    SyncResponder,
     Unit,
     read_impairment,
 )
 from arbsphere.firmware_interfaces.serial_framing import FrameDecoder, encode_frame
+from arbsphere.firmware_interfaces.sync_responder import SyncResponder
 from arbsphere.runtime import write_json_atomic
 
 #: a write that makes no progress for this long fails the device (the rig stopped reading)

@@ -21,7 +21,7 @@ from typing import Any
 
 from arbsphere.clock import Clock, DeviceClock
 from arbsphere.firmware_interfaces import messages as dm
-from arbsphere.firmware_interfaces.emulators.device_main import ConfigReader, DeviceContext
+from arbsphere.firmware_interfaces.device_main import ConfigReader, DeviceContext
 from arbsphere.firmware_interfaces.emulators.schedule import (
     MAX_SLEEP_S,
     FeedPlan,
@@ -31,7 +31,8 @@ from arbsphere.firmware_interfaces.emulators.schedule import (
     open_quotes,
     run_feed,
 )
-from arbsphere.firmware_interfaces.emulators.start_handshake import (
+from arbsphere.firmware_interfaces.emulators.sync_responder import RigInbound
+from arbsphere.firmware_interfaces.start_handshake import (
     MAX_INTERVAL_NS,
     MIN_INTERVAL_NS,
     Capabilities,
@@ -39,7 +40,6 @@ from arbsphere.firmware_interfaces.emulators.start_handshake import (
     StartHandshake,
     responder_offset,
 )
-from arbsphere.firmware_interfaces.emulators.sync_responder import RigInbound
 
 #: the start estimate is frozen this long before it is due (the schedule's own wait takes over,
 #: after the armed plan's quote stream is built)

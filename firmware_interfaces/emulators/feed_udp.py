@@ -40,7 +40,7 @@ from typing import Any
 
 from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.errors import DatagramError, LinkError
-from arbsphere.firmware_interfaces.emulators.device_main import (
+from arbsphere.firmware_interfaces.device_main import (
     ConfigReader,
     DeviceContext,
     clock_truth,
@@ -59,7 +59,6 @@ from arbsphere.firmware_interfaces.emulators.schedule import (
 )
 from arbsphere.firmware_interfaces.emulators.sync_responder import (
     RigInbound,
-    SyncResponder,
     Unit,
     read_impairment,
 )
@@ -68,6 +67,7 @@ from arbsphere.firmware_interfaces.kernel_timestamps import (
     enable_rx_software_timestamps,
     kernel_rx_stamp,
 )
+from arbsphere.firmware_interfaces.sync_responder import SyncResponder
 from arbsphere.firmware_interfaces.udp_datagram import (
     HEADER_SIZE,
     SESSION_SIZE,

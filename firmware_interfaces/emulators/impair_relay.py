@@ -39,7 +39,7 @@ from typing import Any
 
 from arbsphere.clock import Clock, RealtimeClock
 from arbsphere.errors import LinkError
-from arbsphere.firmware_interfaces.emulators.device_main import (
+from arbsphere.firmware_interfaces.device_main import (
     ConfigReader,
     DeviceContext,
     Waker,

@@ -45,7 +45,7 @@ import numpy as np
 
 from arbsphere.clock import Clock
 from arbsphere.errors import ConfigError
-from arbsphere.firmware_interfaces.emulators.device_main import ConfigReader
+from arbsphere.firmware_interfaces.device_main import ConfigReader
 from arbsphere.firmware_interfaces.emulators.schedule import Transmitter, stamp_messages
 
 JITTER_DISTS = ("uniform", "normal")

@@ -34,8 +34,8 @@ import numpy as np
 
 from arbsphere.errors import DeviceError
 from arbsphere.firmware_interfaces import messages as dm
-from arbsphere.firmware_interfaces.emulators.device_main import ConfigReader
-from arbsphere.firmware_interfaces.emulators.sync_responder import PendingDelayReq, SyncResponder
+from arbsphere.firmware_interfaces.device_main import ConfigReader
+from arbsphere.firmware_interfaces.sync_responder import PendingDelayReq, SyncResponder
 
 #: the switches a feed device takes, and those a broker device takes
 FEED_SWITCHES = ("bad_crc", "sequence_jumps", "no_sync_answers", "answers_any_device",

@@ -37,7 +37,7 @@ import numpy as np
 from arbsphere.clock import Clock, DeviceClock, RealtimeClock
 from arbsphere.errors import ConfigError
 from arbsphere.firmware_interfaces import messages as dm
-from arbsphere.firmware_interfaces.emulators.device_main import ConfigReader, Waker, device_clock
+from arbsphere.firmware_interfaces.device_main import ConfigReader, Waker, device_clock
 
 #: Longest single sleep; bounds the reaction time to a stop request without a wakeup fd.
 MAX_SLEEP_S = 0.05

@@ -1,6 +1,7 @@
-"""Process plumbing shared by the emulated devices: config, signals, stats file, exit codes.
+"""Process plumbing of a device process: config, signals, stats file, exit codes.
 
-A device process is ``python -m <emulator module> CONFIG.json``. :func:`run_device` loads the
+The emulators and SDK devices (:mod:`arbsphere.sdk`) run through it. A device process is
+``python -m <device module> CONFIG.json``. :func:`run_device` loads the
 JSON config into a :class:`ConfigReader` (typed getters whose errors name the file and the
 dotted key), installs SIGTERM/SIGINT handlers that set a stop flag and wake any blocking wait
 (:class:`Waker`, a ``signal.set_wakeup_fd`` pipe), runs the device, and always writes the stats
@@ -43,12 +44,15 @@ class ConfigReader:
         self.prefix = prefix
 
     def key(self, name: str) -> str:
+        """The dotted key of ``name`` in this table (``clock.drift_ppm``)."""
         return f"{self.prefix}{name}"
 
     def error(self, name: str, message: str) -> ConfigError:
+        """A :class:`ConfigError` about key ``name`` (raise it), naming the file and key."""
         return ConfigError(message, file=self.file, key=self.key(name))
 
     def has(self, name: str) -> bool:
+        """Whether key ``name`` is present."""
         return name in self.data
 
     def _get(self, name: str, default: Any) -> Any:
@@ -66,6 +70,8 @@ class ConfigReader:
         min_value: int | None = None,
         max_value: int | None = None,
     ) -> int:
+        """Integer key ``name`` (``default`` when absent; required without one), within
+        ``min_value`` / ``max_value`` when given."""
         value = self._get(name, default)
         if not isinstance(value, int) or isinstance(value, bool):
             raise self.error(name, f"must be an integer, got {value!r}")
@@ -83,6 +89,7 @@ class ConfigReader:
         min_value: float | None = None,
         max_value: float | None = None,
     ) -> float:
+        """Number key ``name`` (an int or float, not NaN), within the bounds when given."""
         value = self._get(name, default)
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise self.error(name, f"must be a number, got {value!r}")
@@ -102,6 +109,8 @@ class ConfigReader:
         max_len: int | None = None,
         choices: Sequence[str] | None = None,
     ) -> str:
+        """Non-empty string key ``name``, at most ``max_len`` characters, one of ``choices``
+        when given."""
         value = self._get(name, default)
         if not isinstance(value, str) or not value:
             raise self.error(name, f"must be a non-empty string, got {value!r}")
@@ -112,12 +121,15 @@ class ConfigReader:
         return value
 
     def get_table(self, name: str, *, required: bool = False) -> ConfigReader:
+        """The object at key ``name`` as a reader whose errors name ``name.key`` (empty when
+        absent and not ``required``)."""
         value = self._get(name, _MISSING if required else {})
         if not isinstance(value, dict):
             raise self.error(name, f"must be an object, got {type(value).__name__}")
         return ConfigReader(value, self.file, prefix=f"{self.key(name)}.")
 
     def get_list(self, name: str, default: Any = _MISSING) -> list[Any]:
+        """The list at key ``name``."""
         value = self._get(name, default)
         if not isinstance(value, list):
             raise self.error(name, f"must be a list, got {type(value).__name__}")
@@ -251,7 +263,7 @@ def run_device(
     """
     args = list(sys.argv if argv is None else argv)
     if len(args) != 2:
-        print(f"usage: python -m {__package__}.{name} CONFIG.json", file=sys.stderr)
+        print(f"usage: {name} CONFIG.json", file=sys.stderr)
         return EXIT_CONFIG
     stop = StopFlag().install()
     waker = Waker()

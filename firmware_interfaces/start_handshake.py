@@ -1,5 +1,5 @@
-"""Device side of the start handshake (ARM / ARMED / START): when an emulated feed device runs
-its open-loop schedule, and which one.
+"""Device side of the start handshake (ARM / ARMED / START): when a feed device runs its
+open-loop schedule, and which one (the emulated feeds and :mod:`arbsphere.sdk` devices).
 
 The protocol (``device_messages.toml``, above ARM): the rig arms the device with a schedule
 (``start_ns`` on the rig timebase, ``tick_interval_ns``, ``n_ticks``, ``venue_id``,
@@ -98,6 +98,7 @@ class ArmedAnswer:
     start_device_ns: int
 
     def stamp(self, device_time_ns: int) -> bytes:
+        """The ARMED's wire bytes with ``device_time_ns`` filled in."""
         raw = bytearray(self.template)
         raw[DEVICE_TIME_OFFSET : DEVICE_TIME_OFFSET + 8] = device_time_ns.to_bytes(
             8, "little", signed=True
