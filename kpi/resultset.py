@@ -32,10 +32,13 @@ import zmq
 
 import arbsphere
 from arbsphere.errors import ResultSetError
+from arbsphere.kpi.manifest_sig import MANIFEST_SIG, ManifestSigner, sign_manifest
 from arbsphere.runtime import write_json_atomic
 
 RESULT_SET_FORMAT = "arbsphere-resultset/1"
 MANIFEST = "manifest.json"
+#: written after the manifest, over it: neither is listed in the manifest's ``files``
+UNLISTED = frozenset({MANIFEST, MANIFEST_SIG})
 #: the checkout whose git revision a manifest records
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,12 +117,13 @@ def host_fingerprint() -> dict[str, Any]:
 
 
 def file_hashes(run_dir: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``run_dir`` but its own ``manifest.json`` (the manifests of
-    nested result sets, e.g. a sweep's per-rate runs, are files like any other)."""
+    """SHA-256 of every file under ``run_dir`` but its own ``manifest.json`` and ``manifest.sig``
+    (the manifests of nested result sets, e.g. a sweep's per-rate runs, are files like any
+    other)."""
     hashes = {}
     for p in sorted(run_dir.rglob("*")):
         rel = p.relative_to(run_dir).as_posix()
-        if p.is_file() and rel != MANIFEST:
+        if p.is_file() and rel not in UNLISTED:
             hashes[rel] = sha256_file(p)
     return hashes
 
@@ -258,7 +262,7 @@ class ResultSetWriter:
         rest = [
             p
             for p in sorted(self.run_dir.rglob("*"))
-            if p.is_file() and (rel := self._rel(p)) != MANIFEST and rel not in self._files
+            if p.is_file() and (rel := self._rel(p)) not in UNLISTED and rel not in self._files
         ]
         return [self._rel(self._record(p)) for p in rest]
 
@@ -314,14 +318,17 @@ class ResultSetWriter:
         )
         return {**head, **self._sections, **self._provenance}
 
-    def finish(self) -> dict[str, Any]:
+    def finish(self, signer: ManifestSigner | None = None) -> dict[str, Any]:
         """Write ``manifest.json`` (every recorded file with its SHA-256) atomically, last, and
-        return it; the writer takes nothing more afterwards."""
+        return it; the writer takes nothing more afterwards. With ``signer`` (the run's
+        campaign authority) the manifest's bytes are signed into ``manifest.sig``."""
         self._check_open()
         manifest = self.manifest()
         manifest["files"] = dict(sorted(self._files.items()))
         write_json_atomic(self.run_dir / MANIFEST, manifest)
         self._finished = True
+        if signer is not None:
+            sign_manifest(self.run_dir, signer)
         return manifest
 
     # -- internals ---------------------------------------------------------------------------

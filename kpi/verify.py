@@ -8,8 +8,16 @@ with the roster's subject keys, the manifest's cosigners and its size/root ancho
 checkpoint signed by the manifest's signer, a coordinator). File problems raise
 :class:`ResultSetError`; security problems the :class:`SecurityError` subclass that found them.
 
-The manifest itself is not signed: without ``--authority`` the authority is the one the result
-set names, so a pinned DID is what ties a result set to an authority you trust.
+Before the file hashes, ``manifest.sig`` (:mod:`arbsphere.kpi.manifest_sig`): the run's
+authority's Ed25519 signature over ``manifest.json``'s bytes, checked with the public key in its
+``did:key`` — which must be the manifest's ``security.authority_did`` and the pinned one, if any.
+A result set without ``manifest.sig`` is reported as unsigned (written before manifests were
+signed), not failed. Without ``--authority`` the authority is the one the result set names, so
+a pinned DID is what ties a result set to an authority you trust.
+
+``report.html`` is the one listed file that may differ from its hash: ``arbsphere report``
+regenerates it from the verified data, so a differing report is reported as regenerated (not
+verified: read it as a view of the data, the data is what is signed), never failed.
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from arbsphere.errors import CredentialError, LedgerError, ResultSetError
-from arbsphere.kpi.resultset import sha256_file
+from arbsphere.kpi.manifest_sig import MANIFEST_SIG, ManifestSignature, check_manifest_signature
+from arbsphere.kpi.resultset import UNLISTED, sha256_file
 from arbsphere.security.credentials import Credential
 from arbsphere.security.identity import Role, did_key_from_public, public_from_did_key
 from arbsphere.security.ledger import (
@@ -40,6 +49,8 @@ __all__ = ["IDENTITIES_FORMAT", "GovernanceCheck", "ResultSetReport", "verify_re
 
 IDENTITIES_FORMAT = "arbsphere-identities-v1"
 MANIFEST = "manifest.json"
+#: the one listed file ``arbsphere report`` may rewrite (see the module docstring)
+REPORT = "report.html"
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _T = TypeVar("_T")
 
@@ -72,11 +83,28 @@ class ResultSetReport:
     transport: str | None = None
     tags: bool | None = None
     missing_venues: tuple[str, ...] = ()
+    signature: ManifestSignature | None = None
+    report_regenerated: bool = False
 
     def lines(self) -> list[str]:
         """Human-readable summary, one line per check."""
         out = [f"result set {self.run_dir}"]
+        if self.signature is not None:
+            out.append(
+                f"manifest: signed by {self.signature.authority_did} ({MANIFEST_SIG} verifies "
+                f"over {MANIFEST}, SHA-256 {self.signature.manifest_sha256[:16]}…)"
+            )
+        else:
+            out.append(
+                f"warning: manifest not signed (no {MANIFEST_SIG}): its file hashes are not "
+                "bound to an authority"
+            )
         out.append(f"files: {self.files_checked} listed in the manifest, every SHA-256 matches")
+        if self.report_regenerated:
+            out.append(
+                f"note: {REPORT} differs from the manifest's hash: regenerated (arbsphere "
+                "report) or edited; it is not verified, the data it is drawn from is"
+            )
         if self.unlisted:
             out.append(
                 f"unlisted (present, not in the manifest, not verified): {', '.join(self.unlisted)}"
@@ -126,29 +154,19 @@ def verify_result_set(run_dir: Path, *, authority_did: str | None = None) -> Res
     failure. ``authority_did`` pins the campaign authority the caller trusts."""
     run_dir = Path(run_dir)
     manifest = _read_manifest(run_dir)
+    security = manifest.get("security")
+    claimed = security.get("authority_did") if isinstance(security, dict) else None
+    signature = check_manifest_signature(
+        run_dir, authority_did if authority_did is not None else claimed
+    )
     files = _field(manifest, "files", dict, MANIFEST)
-    for rel in sorted(files):
-        expected = files[rel]
-        if not isinstance(expected, str) or _SHA256_RE.fullmatch(expected) is None:
-            raise ResultSetError(f"{MANIFEST}: files[{rel!r}]: {expected!r} is not a SHA-256 hex")
-        path = _inside(run_dir, rel, f"files[{rel!r}]")
-        if not path.is_file():
-            raise ResultSetError(f"{rel}: listed in the manifest but missing")
-        try:
-            actual = sha256_file(path)
-        except OSError as exc:
-            raise ResultSetError(f"{rel}: cannot read: {exc}") from exc
-        if actual != expected:
-            raise ResultSetError(
-                f"{rel}: SHA-256 is {actual[:16]}…, the manifest says {expected[:16]}…"
-            )
+    report_regenerated = _check_files(run_dir, files)
     unlisted = tuple(
         rel
         for p in sorted(run_dir.rglob("*"))
-        if p.is_file() and (rel := p.relative_to(run_dir).as_posix()) != MANIFEST
+        if p.is_file() and (rel := p.relative_to(run_dir).as_posix()) not in UNLISTED
         if rel not in files
     )
-    security = manifest.get("security")
     if security is None:
         if authority_did is not None:
             raise CredentialError(
@@ -156,7 +174,10 @@ def verify_result_set(run_dir: Path, *, authority_did: str | None = None) -> Res
                 f" you trust {authority_did}",
                 reason="untrusted_authority",
             )
-        return ResultSetReport(run_dir, len(files), unlisted, None, 0.0, None, False)
+        return ResultSetReport(
+            run_dir, len(files), unlisted, None, 0.0, None, False,
+            signature=signature, report_regenerated=report_regenerated,
+        )  # fmt: skip
     if not isinstance(security, dict):
         raise ResultSetError(f"{MANIFEST}: key 'security': expected an object")
     check = verify_governance(run_dir, security, authority_did=authority_did)
@@ -174,7 +195,35 @@ def verify_result_set(run_dir: Path, *, authority_did: str | None = None) -> Res
         transport=str(security.get("transport", "not recorded")),
         tags=tags if isinstance(tags, bool) else None,
         missing_venues=check.missing_venues,
+        signature=signature,
+        report_regenerated=report_regenerated,
     )
+
+
+def _check_files(run_dir: Path, files: Mapping[str, Any]) -> bool:
+    """Every listed file exists with its SHA-256; returns whether ``report.html`` differs (the
+    one file allowed to: see the module docstring)."""
+    report_regenerated = False
+    for rel in sorted(files):
+        expected = files[rel]
+        if not isinstance(expected, str) or _SHA256_RE.fullmatch(expected) is None:
+            raise ResultSetError(f"{MANIFEST}: files[{rel!r}]: {expected!r} is not a SHA-256 hex")
+        path = _inside(run_dir, rel, f"files[{rel!r}]")
+        if not path.is_file():
+            raise ResultSetError(f"{rel}: listed in the manifest but missing")
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:
+            raise ResultSetError(f"{rel}: cannot read: {exc}") from exc
+        if actual == expected:
+            continue
+        if rel == REPORT:
+            report_regenerated = True
+            continue
+        raise ResultSetError(
+            f"{rel}: SHA-256 is {actual[:16]}…, the manifest says {expected[:16]}…"
+        )
+    return report_regenerated
 
 
 def verify_governance(

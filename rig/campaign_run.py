@@ -86,7 +86,9 @@ def execute_campaign(
     out.add(run.manifest_sections(kpi))
     out.add(manifest_extra or {})
     run.write_report(kpi)
-    manifest = out.finish()
+    # the authority's private key lives in memory for the registry's lifetime (cleanup() only
+    # removes the roles' key files), so the run's authority signs its manifest here
+    manifest = out.finish(signer=orch.registry.authority if orch.registry is not None else None)
     return CampaignResult(out.run_dir, outcome.complete, outcome.reason, kpi.values, manifest)
 
 

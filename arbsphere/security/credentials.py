@@ -337,6 +337,15 @@ class CampaignAuthority:
         """The authority's did:key."""
         return did_key_from_public(self.public_key_raw)
 
+    def sign_document(self, document: bytes) -> bytes:
+        """Sign a JSON document the run publishes (the result set's ``manifest.json``).
+
+        Refused for bytes that start like a credential or a revocation list, so a signed
+        document can never pass for either (JSON starts with ``{``)."""
+        if not document.lstrip().startswith(b"{"):
+            raise CredentialError("the authority signs JSON documents only", reason="malformed")
+        return self._key.sign(document)
+
     def issue(
         self,
         identity: PublicIdentity,
