@@ -9,9 +9,10 @@ writes ``manifest.json`` last, atomically, with the fields every manifest has (`
 A result set without ``manifest.json`` was not finished; ``arbsphere verify`` checks one that was.
 
 A campaign run's files: ``manifest.json`` (resolved config, versions, host, timestamp
-sources, clock models, status and file hashes), ``kpi.json``, ``latency.hlog``,
-``trace.parquet``, ``report.html`` and ``proc/`` (each role's config, stats, stderr and raw
-trace tables, kept for diagnosis).
+sources, clock models, status and file hashes), ``manifest.sig`` (the run's authority's
+signature over the manifest, see :mod:`arbsphere.kpi.manifest_sig`), ``kpi.json``, ``kpi.prom``,
+``latency.hlog``, ``trace.parquet``, ``report.html`` and ``proc/`` (each role's config, stats,
+stderr and raw trace tables, kept for diagnosis).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """One campaign run from configuration to a complete (or incomplete) result set.
 
 ``execute_campaign`` = orchestrate the role processes, analyse their traces, and write
-``latency.hlog``, ``trace.parquet``, ``kpi.json``, ``report.html`` and finally
-``manifest.json``. A run that ends early (a role died, a device stopped) still writes a valid
-result set from whatever the surviving roles recorded, marked ``"status": "incomplete"`` with
-the reason.
+``latency.hlog``, ``trace.parquet``, ``kpi.json``, ``kpi.prom``, ``report.html`` and finally
+``manifest.json``, signed by the run's authority into ``manifest.sig``. A run that ends early
+(a role died, a device stopped) still writes a valid result set from whatever the surviving
+roles recorded, marked ``"status": "incomplete"`` with the reason.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from arbsphere.kpi.conformance import conformance_kpi
 from arbsphere.kpi.federated_baseline import round_gaps
 from arbsphere.kpi.governance import governance_kpi, security_section
 from arbsphere.kpi.health import health_kpi
+from arbsphere.kpi.prom import PROM_FILE, openmetrics_text
 from arbsphere.kpi.report import render_report
 from arbsphere.kpi.resultset import ResultSetWriter, sha256_file
 from arbsphere.rig.config import Campaign
@@ -85,6 +86,7 @@ def execute_campaign(
     out.set_status(outcome.complete, outcome.reason or "the orchestrator gave no reason")
     out.add(run.manifest_sections(kpi))
     out.add(manifest_extra or {})
+    out.write_bytes(PROM_FILE, openmetrics_text(kpi.values, out.manifest()))
     run.write_report(kpi)
     # the authority's private key lives in memory for the registry's lifetime (cleanup() only
     # removes the roles' key files), so the run's authority signs its manifest here
