@@ -8,7 +8,9 @@
 ``arbsphere replay RUN_DIR --verify``  re-execute the coordinator from the run's journal and
                               compare every PlanDelta byte for byte (exit 1 names the record).
 ``arbsphere replay RUN_DIR --speed 1|N|max``  drive the live pipeline from the journal.
-``arbsphere verify RUN_DIR [--authority DID]``  check file hashes, credentials and the ledger.
+``arbsphere verify RUN_DIR [--authority DID]``  check the manifest's signature, file hashes,
+                              credentials and the ledger.
+``arbsphere report RUN_DIR [--out FILE]``  regenerate a run's report.html from its result set.
 ``arbsphere probe [--json]``  this host's network interfaces (address, timestamping capabilities
                               read from the kernel) and serial ports (USB identity, latency timer).
 ``arbsphere conformance [CAMPAIGN] [--junit FILE] [--json FILE]``  every device of the campaign
@@ -308,6 +310,29 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    """Exit 0 written, 1 not written (an input differs from the manifest, not a single run), 2 no
+    result set there."""
+    from arbsphere.errors import ResultSetError
+    from arbsphere.kpi.regenerate import regenerate_report
+    from arbsphere.kpi.resultset import MANIFEST
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / MANIFEST).is_file():
+        what = "no such directory" if not run_dir.is_dir() else f"no {MANIFEST}"
+        console.print(f"[red]usage error[/]: {escape(str(run_dir))}: {what}", highlight=False)
+        return 2
+    try:
+        done = regenerate_report(run_dir, Path(args.out) if args.out else None)
+    except ResultSetError as exc:
+        console.print(f"[red]report not written[/]: {escape(str(exc))}", highlight=False)
+        return 1
+    for note in done.notes:
+        console.print(f"note: {escape(note)}", style="yellow", highlight=False)
+    console.print(f"report: {escape(str(done.path))}", highlight=False)
+    return 0
+
+
 def cmd_probe(args: argparse.Namespace, console: Console) -> int:
     from arbsphere.rig.probe import print_probe, probe_host
 
@@ -482,6 +507,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--authority", metavar="DID", help="the campaign authority you trust (did:key:z...)"
     )
     ver.set_defaults(func=cmd_verify)
+    report = sub.add_parser("report", help="regenerate a run's report.html from its result set")
+    report.add_argument("run_dir", help="a result set (results/<campaign>/<run-id>)")
+    report.add_argument(
+        "--out", metavar="FILE", help="write here instead of the result set's report.html"
+    )
+    report.set_defaults(func=cmd_report)
     probe = sub.add_parser(
         "probe", help="list this host's network interfaces (timestamping) and serial ports; "
         "with a campaign, check its hardware devices"

@@ -6,6 +6,8 @@ import dataclasses
 import io
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,17 +19,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from arbsphere.clock import RealtimeClock
-from arbsphere.errors import ConfigError
+from arbsphere.errors import ConfigError, SecurityError
 from arbsphere.kpi.analysis import ORDER_STAGES, stage_samples
 from arbsphere.kpi.analysis import STAGES as STAGE_COLUMNS
 from arbsphere.kpi.resultset import sha256_file
 from arbsphere.kpi.verify import verify_result_set
 from arbsphere.rig.campaign_run import CampaignResult, execute_campaign
+from arbsphere.rig.cli import main
 from arbsphere.rig.config import load_campaign
+from arbsphere.security.identity import did_key_from_public, ed25519_public_raw
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = ROOT / "campaigns" / "loopback.toml"
@@ -846,3 +852,57 @@ def test_eight_venues_sixteen_assets_federated_campaign(tmp_path: Path) -> None:
     # the governance ledger verified, and the result set verifies as a whole
     assert kpi["governance"]["verified"]
     assert main(["verify", str(run_dir)]) == 0
+
+
+def _sections(html: str) -> list[str]:
+    return re.findall(r"<h2[^>]*>(.*?)</h2>", html)
+
+
+def test_published_result_set_signed_prom_and_report_regenerated(
+    short_run: CampaignResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """manifest.sig verifies with public material only (and refuses a tampered manifest and
+    another authority); kpi.prom parses to kpi.json's values; report.html regenerates from the
+    set with the same sections, and verify then says so rather than failing."""
+    run_dir = tmp_path / "published"
+    shutil.copytree(short_run.run_dir, run_dir)  # the module's run stays untouched
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    authority = manifest["security"]["authority_did"]
+    report = verify_result_set(run_dir, authority_did=authority)
+    assert report.signature is not None and report.signature.authority_did == authority
+    assert not report.report_regenerated and report.unlisted == ()
+    other = did_key_from_public(ed25519_public_raw(Ed25519PrivateKey.generate()))
+    with pytest.raises(SecurityError, match=r"manifest\.sig: signed by .* expected"):
+        verify_result_set(run_dir, authority_did=other)
+
+    # kpi.prom: listed in the manifest, every headline value equal to kpi.json's
+    assert "kpi.prom" in manifest["files"]
+    kpi = json.loads((run_dir / "kpi.json").read_text())
+    families = text_string_to_metric_families((run_dir / "kpi.prom").read_text())
+    got = {(s.name, s.labels["stage"], s.labels.get("quantile")): s.value
+           for f in families for s in f.samples if "stage" in s.labels}  # fmt: skip
+    for stage, values in [("tick_to_trade", kpi["tick_to_trade"]), *kpi["stages"].items()]:
+        assert got["arbsphere_latency_samples", stage, None] == values["count"]
+        for key, q in (("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99"), ("p999", "0.999")):
+            if values[key] is not None:
+                assert got["arbsphere_latency_seconds", stage, q] == pytest.approx(
+                    values[key] / 1e6, rel=1e-12
+                )
+
+    # report.html: deleted, regenerated into the run dir, same sections
+    before = _sections((run_dir / "report.html").read_text())
+    (run_dir / "report.html").unlink()
+    assert main(["report", str(run_dir)]) == 0
+    after = _sections((run_dir / "report.html").read_text())
+    assert after == before and "Latency" in " ".join(after)
+    regenerated = verify_result_set(run_dir, authority_did=authority)
+    if sha256_file(run_dir / "report.html") != manifest["files"]["report.html"]:
+        assert regenerated.report_regenerated
+    signed = (short_run.run_dir / "manifest.json").read_bytes()
+    assert (run_dir / "manifest.json").read_bytes() == signed  # regenerating signs nothing
+
+    # a file hash swapped in the manifest: refused by the signature
+    manifest["files"]["kpi.prom"] = "0" * 64
+    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    with pytest.raises(SecurityError, match=r"manifest\.sig: does not verify"):
+        verify_result_set(run_dir)
