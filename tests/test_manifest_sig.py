@@ -6,11 +6,13 @@ campaign run) from ``test_verify_run``; the signed result set of a real run is c
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
+import base58
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from test_verify_run import ResultSet, build_result_set, failure
 
 from arbsphere.errors import CredentialError, ResultSetError
@@ -123,3 +125,17 @@ def test_writer_signs_the_exact_bytes_it_wrote(tmp_path: Path) -> None:
 def test_the_authority_signs_json_documents_only() -> None:
     with pytest.raises(CredentialError, match="JSON documents only"):
         _authority().sign_document(b"ASCR\x01 a credential body")
+
+
+def test_signature_checks_with_a_plain_ed25519_library(signed: ResultSet) -> None:
+    """What a reader without the rig does: did:key -> raw key (multibase base58btc, multicodec
+    0xed01), then Ed25519 over manifest.json's bytes."""
+    sig = json.loads((signed.run_dir / MANIFEST_SIG).read_text())
+    did = sig["authority_did"]
+    assert did.startswith("did:key:z")
+    raw = base58.b58decode(did.removeprefix("did:key:z"))
+    assert raw[:2] == b"\xed\x01"
+    key = Ed25519PublicKey.from_public_bytes(raw[2:])
+    manifest = (signed.run_dir / "manifest.json").read_bytes()
+    key.verify(bytes.fromhex(sig["signature"]), manifest)  # raises if it does not verify
+    assert hashlib.sha256(manifest).hexdigest() == sig["sha256"]
