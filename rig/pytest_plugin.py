@@ -137,7 +137,8 @@ def _sources(config: pytest.Config, node: Any) -> list[RunSource]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     node = metafunc.definition
-    gates = [Gate(*m.args, **m.kwargs) for m in node.iter_markers("arb_gate")]
+    # iter_markers gives stacked decorators bottom-up: reversed, the gates keep source order
+    gates = [Gate(*m.args, **m.kwargs) for m in reversed(list(node.iter_markers("arb_gate")))]
     uses = gates or node.get_closest_marker("arb_requires") or "arb_run" in metafunc.fixturenames
     if not uses:
         return
