@@ -167,10 +167,10 @@ def arb_run(request: pytest.FixtureRequest) -> ResultSetView:
     if source not in runs:
         try:
             runs[source] = _obtain(source, request)
-        except BaseException as exc:  # a skip or an error: the same for every test using it
+        except (Exception, pytest.skip.Exception) as exc:  # the same for every test using it
             runs[source] = exc
     got = runs[source]
-    if isinstance(got, BaseException):
+    if isinstance(got, BaseException):  # Skipped is a BaseException
         raise got
     view: ResultSetView = got
     recorded = request.config.stash.setdefault(_RECORDED, set())
