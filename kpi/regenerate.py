@@ -26,11 +26,10 @@ import numpy as np
 from arbsphere.errors import ResultSetError
 from arbsphere.kpi.federated_baseline import round_gaps
 from arbsphere.kpi.report import render_report
-from arbsphere.kpi.resultset import MANIFEST, sha256_file
+from arbsphere.kpi.resultset import MANIFEST, REPORT, sha256_file
 
 __all__ = ["REPORT", "RegeneratedReport", "regenerate_report"]
 
-REPORT = "report.html"
 _HISTORY = re.compile(r"clock-(?P<device>.+)\.history\.npy")
 
 

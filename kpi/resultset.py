@@ -38,6 +38,8 @@ from arbsphere.runtime import write_json_atomic
 
 RESULT_SET_FORMAT = "arbsphere-resultset/1"
 MANIFEST = "manifest.json"
+#: the result set's HTML view: the one file verify lets differ from its hash (regenerated)
+REPORT = "report.html"
 #: written after the manifest, over it: neither is listed in the manifest's ``files``
 UNLISTED = frozenset({MANIFEST, MANIFEST_SIG})
 #: the checkout whose git revision a manifest records

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from arbsphere.errors import CredentialError, LedgerError, ResultSetError
 from arbsphere.kpi.manifest_sig import MANIFEST_SIG, ManifestSignature, check_manifest_signature
-from arbsphere.kpi.resultset import UNLISTED, sha256_file
+from arbsphere.kpi.resultset import REPORT, UNLISTED, sha256_file
 from arbsphere.security.credentials import Credential
 from arbsphere.security.identity import Role, did_key_from_public, public_from_did_key
 from arbsphere.security.ledger import (
@@ -50,7 +50,6 @@ __all__ = ["IDENTITIES_FORMAT", "GovernanceCheck", "ResultSetReport", "verify_re
 IDENTITIES_FORMAT = "arbsphere-identities-v1"
 MANIFEST = "manifest.json"
 #: the one listed file ``arbsphere report`` may rewrite (see the module docstring)
-REPORT = "report.html"
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _T = TypeVar("_T")
 
